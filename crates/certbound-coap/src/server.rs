@@ -1,0 +1,189 @@
+//! The tokio UDP shell around [`ServerCore`]: one receive loop, one task per
+//! request, responses sent as the handler tasks finish.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, error};
+
+use crate::server_core::{ExchangeId, ServerCore, Transmit};
+use crate::{CoapError, Handler, Response, ResponseType};
+
+/// Largest UDP datagram we accept (bigger ones are truncated by the OS and then
+/// fail to parse or fail the size checks).
+const RECV_BUFFER: usize = 65_535;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes; larger Block1 transfers get
+    /// 4.13 Request Entity Too Large with Size1. Default 64 KiB.
+    pub max_body: usize,
+    /// Preferred block size for Block1/Block2 (rounded down to a power of two
+    /// in 16..=1024); a peer asking for smaller blocks gets them. Default 1024.
+    pub block_size: usize,
+    /// How long a received message id is remembered for deduplication
+    /// (RFC 7252 EXCHANGE_LIFETIME, default 247 s).
+    pub exchange_lifetime: Duration,
+    /// How many message ids are remembered at most; the oldest are evicted
+    /// first. Default 4096.
+    pub dedup_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body: 64 * 1024,
+            block_size: 1024,
+            exchange_lifetime: Duration::from_secs(247),
+            dedup_capacity: 4096,
+        }
+    }
+}
+
+/// Counters of a running server, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Datagrams received.
+    pub received: u64,
+    /// Datagrams dropped or reset because they did not parse or made no sense.
+    pub malformed: u64,
+    /// Duplicate requests answered from the cache or dropped while in progress.
+    pub duplicates: u64,
+    /// Empty CON messages (pings) answered with RST.
+    pub pings: u64,
+    /// Requests answered with an error without reaching the handler.
+    pub rejected: u64,
+    /// Requests handed to the handler.
+    pub dispatched: u64,
+}
+
+/// A CoAP server on one UDP socket.
+///
+/// Dropping it stops the receive loop as well; [`Server::shutdown`] also
+/// waits for the loop to end.
+pub struct Server {
+    local_addr: SocketAddr,
+    core: Arc<Mutex<ServerCore>>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+fn lock(core: &Mutex<ServerCore>) -> MutexGuard<'_, ServerCore> {
+    core.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Server {
+    /// Binds a UDP socket at `addr` (port 0 picks a free port) and starts serving.
+    pub async fn bind<H: Handler>(
+        addr: SocketAddr,
+        handler: Arc<H>,
+        config: ServerConfig,
+    ) -> Result<Server, CoapError> {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| CoapError::io("binding the CoAP server socket", e))?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| CoapError::io("reading the CoAP server address", e))?;
+        let core = Arc::new(Mutex::new(ServerCore::new(&config, rand::random())));
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(socket, handler, Arc::clone(&core), stopped));
+        debug!(%local_addr, "CoAP server listening");
+        Ok(Server {
+            local_addr,
+            core,
+            stop,
+            task,
+        })
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Counters since the server started.
+    pub fn stats(&self) -> ServerStats {
+        lock(&self.core).stats()
+    }
+
+    /// Stops the receive loop, aborts handlers still running and waits for the loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            error!("CoAP server loop ended abnormally: {e}");
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, transmit: Option<Transmit>) {
+    if let Some(t) = transmit {
+        if let Err(e) = socket.send_to(&t.bytes, t.peer).await {
+            debug!(peer = %t.peer, "sending a CoAP response failed: {e}");
+        }
+    }
+}
+
+async fn run<H: Handler>(
+    socket: UdpSocket,
+    handler: Arc<H>,
+    core: Arc<Mutex<ServerCore>>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut tasks: JoinSet<Response> = JoinSet::new();
+    let mut exchanges: HashMap<tokio::task::Id, ExchangeId> = HashMap::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stopped => break,
+            Some(joined) = tasks.join_next_with_id() => {
+                let (task, response) = match joined {
+                    Ok((task, response)) => (task, response),
+                    Err(e) => {
+                        error!("CoAP handler failed: {e}");
+                        let response = Response::new(ResponseType::InternalServerError);
+                        (e.id(), response)
+                    }
+                };
+                let Some(exchange) = exchanges.remove(&task) else { continue };
+                let transmit = lock(&core).complete(exchange, response, Instant::now());
+                send(&socket, transmit).await;
+            }
+            received = socket.recv_from(&mut buf) => {
+                let (len, peer) = match received {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // ICMP errors surface here on some platforms; they are not fatal.
+                        debug!("CoAP server receive error: {e}");
+                        continue;
+                    }
+                };
+                let outcome = lock(&core).handle_datagram(peer, &buf[..len], Instant::now());
+                send(&socket, outcome.transmit).await;
+                if let Some((exchange, request)) = outcome.dispatch {
+                    let handler = Arc::clone(&handler);
+                    let handle = tasks.spawn(async move { handler.handle(request).await });
+                    exchanges.insert(handle.id(), exchange);
+                }
+            }
+        }
+    }
+    tasks.shutdown().await;
+    debug!("CoAP server stopped");
+}

@@ -1,0 +1,455 @@
+//! The server endpoint as a sans-IO state machine: datagrams and the current
+//! time go in, datagrams to send and requests to dispatch come out.
+//!
+//! It answers CON requests with piggybacked ACKs and NON requests with NON
+//! responses, replays cached responses for duplicates, answers pings with
+//! RST, reassembles Block1 bodies and serves large bodies with Block2.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use coap_lite::{MessageClass, MessageType, Packet};
+use tracing::debug;
+
+use crate::block::{self, Block1Outcome, Block1Reassembly, Block2Cache, BlockOption};
+use crate::dedup::{DedupCache, Lookup};
+use crate::message::{self, ParsedRequest, opt};
+use crate::{Method, Request, Response, ResponseType, ServerConfig, ServerStats};
+
+/// How long partial Block1 bodies and Block2 response bodies are kept at most.
+const TRANSFER_LIFETIME: Duration = Duration::from_secs(60);
+/// How many block-wise transfers may be in progress at once (each direction).
+const TRANSFER_CAPACITY: usize = 256;
+
+/// Identifies a request handed to the handler until its response comes back.
+pub(crate) type ExchangeId = u64;
+
+/// One datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Transmit {
+    pub peer: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// What the endpoint wants done after a datagram arrived.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// A datagram to send right away.
+    pub transmit: Option<Transmit>,
+    /// A complete request to run through the handler, then pass to
+    /// [`ServerCore::complete`] with the same id.
+    pub dispatch: Option<(ExchangeId, Request)>,
+}
+
+/// A block-wise transfer is identified by peer, method and request URI.
+type TransferKey = (SocketAddr, u8, String, Vec<String>);
+
+struct Pending {
+    peer: SocketAddr,
+    mid: u16,
+    con: bool,
+    token: Vec<u8>,
+    transfer: TransferKey,
+    block1_echo: Option<BlockOption>,
+    block2_num: u32,
+    block2_szx: u8,
+}
+
+/// Where a response goes and how it is labelled.
+struct Reply<'a> {
+    peer: SocketAddr,
+    mid: u16,
+    con: bool,
+    token: &'a [u8],
+}
+
+/// The sans-IO server endpoint.
+pub(crate) struct ServerCore {
+    max_body: usize,
+    preferred_szx: u8,
+    dedup: DedupCache<(SocketAddr, u16)>,
+    block1: Block1Reassembly<TransferKey>,
+    block2: Block2Cache<TransferKey>,
+    pending: HashMap<ExchangeId, Pending>,
+    next_exchange: ExchangeId,
+    next_mid: u16,
+    etag_seed: u64,
+    stats: ServerStats,
+}
+
+impl ServerCore {
+    /// A server endpoint; `seed` randomises message ids and entity tags.
+    pub fn new(config: &ServerConfig, seed: u64) -> Self {
+        let lifetime = config.exchange_lifetime.min(TRANSFER_LIFETIME);
+        ServerCore {
+            max_body: config.max_body,
+            preferred_szx: block::szx_for_size(config.block_size),
+            dedup: DedupCache::new(config.exchange_lifetime, config.dedup_capacity),
+            block1: Block1Reassembly::new(config.max_body, lifetime, TRANSFER_CAPACITY),
+            block2: Block2Cache::new(lifetime, TRANSFER_CAPACITY),
+            pending: HashMap::new(),
+            next_exchange: 0,
+            // Truncation is intended: any 16 bits of the seed will do.
+            next_mid: seed as u16,
+            etag_seed: seed,
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Processes one received datagram.
+    pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) -> Outcome {
+        self.stats.received += 1;
+        let packet = match Packet::from_bytes(datagram) {
+            Ok(p) if message::is_well_formed(datagram, &p) => p,
+            Ok(_) | Err(_) => {
+                self.stats.malformed += 1;
+                debug!(%peer, len = datagram.len(), "dropping malformed CoAP datagram");
+                // RFC 7252 §4.2: reject a malformed CON with RST (only when it is version 1).
+                return match message::peek_header(datagram) {
+                    Some((true, mid)) => self.reset(peer, mid),
+                    _ => Outcome::default(),
+                };
+            }
+        };
+        let kind = packet.header.get_type();
+        let mid = packet.header.message_id;
+        match packet.header.code {
+            MessageClass::Empty => {
+                if kind == MessageType::Confirmable {
+                    self.stats.pings += 1;
+                    return self.reset(peer, mid);
+                }
+                Outcome::default()
+            }
+            MessageClass::Request(_) | MessageClass::Reserved(0..=0x1f)
+                if matches!(kind, MessageType::Confirmable | MessageType::NonConfirmable) =>
+            {
+                self.handle_request(peer, packet, now)
+            }
+            _ => {
+                // A response, reserved class, or request in an ACK/RST: we never asked.
+                self.stats.malformed += 1;
+                debug!(%peer, "dropping unexpected CoAP message {:?} {}", kind, packet.header.code);
+                if kind == MessageType::Confirmable {
+                    return self.reset(peer, mid);
+                }
+                Outcome::default()
+            }
+        }
+    }
+
+    fn handle_request(&mut self, peer: SocketAddr, packet: Packet, now: Instant) -> Outcome {
+        let con = packet.header.get_type() == MessageType::Confirmable;
+        let mid = packet.header.message_id;
+        match self.dedup.check((peer, mid), now) {
+            Lookup::New => {}
+            Lookup::InProgress => {
+                self.stats.duplicates += 1;
+                return Outcome::default();
+            }
+            Lookup::Replay(bytes) => {
+                self.stats.duplicates += 1;
+                return transmit(peer, bytes);
+            }
+        }
+        let token = packet.get_token().to_vec();
+        let reply = Reply {
+            peer,
+            mid,
+            con,
+            token: &token,
+        };
+        let parsed = match message::parse_request(&packet) {
+            Ok(p) => p,
+            Err(rejection) => {
+                self.stats.rejected += 1;
+                debug!(%peer, code = ?rejection.code, "rejecting CoAP request: {}", rejection.diagnostic);
+                if !con && rejection.code == ResponseType::BadOption {
+                    // RFC 7252 §5.4.1: a NON with an unknown critical option is rejected silently.
+                    self.dedup.complete(&(peer, mid), Vec::new());
+                    return Outcome::default();
+                }
+                return self.error(&reply, rejection.code, &rejection.diagnostic, None);
+            }
+        };
+        let method_code = u8::from(MessageClass::Request(parsed.method));
+        let transfer: TransferKey = (peer, method_code, parsed.path.clone(), parsed.query.clone());
+        let mut body = packet.payload;
+        let mut block1_echo = None;
+        if let Some(b1) = parsed.block1 {
+            match self.block1.on_block(
+                transfer.clone(),
+                b1,
+                &body,
+                parsed.size1,
+                self.preferred_szx,
+                now,
+            ) {
+                Block1Outcome::Continue(ack) => {
+                    let mut p = self.response_packet(&reply, ResponseType::Continue);
+                    message::set(&mut p, opt::BLOCK1, ack.encode());
+                    return self.send(&reply, p);
+                }
+                Block1Outcome::Complete(full, echo) => {
+                    body = full;
+                    block1_echo = Some(echo);
+                }
+                Block1Outcome::Incomplete => {
+                    self.stats.rejected += 1;
+                    return self.error(
+                        &reply,
+                        ResponseType::RequestEntityIncomplete,
+                        "a Block1 block is missing or the transfer expired; resend the body from block 0",
+                        None,
+                    );
+                }
+                Block1Outcome::TooLarge => return self.too_large(&reply),
+                Block1Outcome::BadRequest(diagnostic) => {
+                    self.stats.rejected += 1;
+                    return self.error(&reply, ResponseType::BadRequest, diagnostic, None);
+                }
+            }
+        } else if body.len() > self.max_body {
+            return self.too_large(&reply);
+        }
+        let (block2_num, block2_szx) = match parsed.block2 {
+            Some(b2) => (b2.num, b2.szx.min(self.preferred_szx)),
+            None => (0, self.preferred_szx),
+        };
+        if block2_num > 0 {
+            if let Some(cached) = self.block2.get(&transfer, now) {
+                let (response, etag) = (cached.response.clone(), cached.etag.clone());
+                return self.send_block2(
+                    &reply,
+                    &transfer,
+                    block1_echo,
+                    &response,
+                    &etag,
+                    block2_num,
+                    block2_szx,
+                );
+            }
+            if !matches!(parsed.method, Method::Get | Method::Fetch) {
+                self.stats.rejected += 1;
+                return self.error(
+                    &reply,
+                    ResponseType::BadRequest,
+                    "the block-wise response state expired; repeat the request from Block2 block 0",
+                    None,
+                );
+            }
+        }
+        let pending = Pending {
+            peer,
+            mid,
+            con,
+            token: token.clone(),
+            transfer,
+            block1_echo,
+            block2_num,
+            block2_szx,
+        };
+        self.dispatch(pending, parsed, body)
+    }
+
+    fn dispatch(&mut self, pending: Pending, parsed: ParsedRequest, payload: Vec<u8>) -> Outcome {
+        let id = self.next_exchange;
+        self.next_exchange += 1;
+        self.stats.dispatched += 1;
+        let request = Request {
+            method: parsed.method,
+            path: parsed.path,
+            query: parsed.query,
+            content_format: parsed.content_format,
+            accept: parsed.accept,
+            payload,
+            peer: pending.peer,
+        };
+        self.pending.insert(id, pending);
+        Outcome {
+            transmit: None,
+            dispatch: Some((id, request)),
+        }
+    }
+
+    /// Turns the handler's response to exchange `id` into a datagram.
+    pub fn complete(
+        &mut self,
+        id: ExchangeId,
+        response: Response,
+        now: Instant,
+    ) -> Option<Transmit> {
+        let p = self.pending.remove(&id)?;
+        let reply = Reply {
+            peer: p.peer,
+            mid: p.mid,
+            con: p.con,
+            token: &p.token,
+        };
+        let block_size = block::size_of_szx(p.block2_szx);
+        if response.payload.len() <= block_size && p.block2_num == 0 {
+            let mut packet = self.response_packet(&reply, response.code);
+            apply_head(&mut packet, &response);
+            if let Some(echo) = p.block1_echo {
+                message::set(&mut packet, opt::BLOCK1, echo.encode());
+            }
+            packet.payload = response.payload;
+            return self.send(&reply, packet).transmit;
+        }
+        self.etag_seed = self.etag_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let etag = self.etag_seed.to_be_bytes().to_vec();
+        self.block2
+            .insert(p.transfer.clone(), response.clone(), etag.clone(), now);
+        self.send_block2(
+            &reply,
+            &p.transfer,
+            p.block1_echo,
+            &response,
+            &etag,
+            p.block2_num,
+            p.block2_szx,
+        )
+        .transmit
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_block2(
+        &mut self,
+        reply: &Reply<'_>,
+        transfer: &TransferKey,
+        block1_echo: Option<BlockOption>,
+        response: &Response,
+        etag: &[u8],
+        num: u32,
+        szx: u8,
+    ) -> Outcome {
+        let Some((chunk, more)) = block::slice(&response.payload, num, szx) else {
+            self.stats.rejected += 1;
+            return self.error(
+                reply,
+                ResponseType::BadOption,
+                "the Block2 block number is beyond the end of the resource; restart from block 0",
+                None,
+            );
+        };
+        let mut packet = self.response_packet(reply, response.code);
+        apply_head(&mut packet, response);
+        message::set(
+            &mut packet,
+            opt::BLOCK2,
+            BlockOption { num, more, szx }.encode(),
+        );
+        message::set(&mut packet, opt::ETAG, etag.to_vec());
+        if num == 0 {
+            message::set(
+                &mut packet,
+                opt::SIZE2,
+                message::uint_value(response.payload.len() as u64),
+            );
+        }
+        if let Some(echo) = block1_echo {
+            message::set(&mut packet, opt::BLOCK1, echo.encode());
+        }
+        packet.payload = chunk.to_vec();
+        if !more {
+            self.block2.remove(transfer);
+        }
+        self.send(reply, packet)
+    }
+
+    fn response_packet(&mut self, reply: &Reply<'_>, code: ResponseType) -> Packet {
+        let mut p = Packet::new();
+        if reply.con {
+            p.header.set_type(MessageType::Acknowledgement);
+            p.header.message_id = reply.mid;
+        } else {
+            p.header.set_type(MessageType::NonConfirmable);
+            self.next_mid = self.next_mid.wrapping_add(1);
+            p.header.message_id = self.next_mid;
+        }
+        p.header.code = MessageClass::Response(code);
+        p.set_token(reply.token.to_vec());
+        p
+    }
+
+    fn send(&mut self, reply: &Reply<'_>, packet: Packet) -> Outcome {
+        match message::encode(&packet) {
+            Ok(bytes) => {
+                self.dedup.complete(&(reply.peer, reply.mid), bytes.clone());
+                transmit(reply.peer, bytes)
+            }
+            Err(e) => {
+                debug!(peer = %reply.peer, "cannot encode CoAP response: {e}");
+                // Let a retransmission try again rather than replaying nothing.
+                self.dedup.forget(&(reply.peer, reply.mid));
+                Outcome::default()
+            }
+        }
+    }
+
+    fn error(
+        &mut self,
+        reply: &Reply<'_>,
+        code: ResponseType,
+        diagnostic: &str,
+        size1: Option<usize>,
+    ) -> Outcome {
+        let mut p = self.response_packet(reply, code);
+        if let Some(limit) = size1 {
+            message::set(&mut p, opt::SIZE1, message::uint_value(limit as u64));
+        }
+        p.payload = diagnostic.as_bytes().to_vec();
+        self.send(reply, p)
+    }
+
+    fn too_large(&mut self, reply: &Reply<'_>) -> Outcome {
+        self.stats.rejected += 1;
+        let diagnostic = format!(
+            "request body exceeds the server limit of {} bytes (see Size1); send a smaller body",
+            self.max_body
+        );
+        self.error(
+            reply,
+            ResponseType::RequestEntityTooLarge,
+            &diagnostic,
+            Some(self.max_body),
+        )
+    }
+
+    fn reset(&mut self, peer: SocketAddr, mid: u16) -> Outcome {
+        match message::encode(&message::empty(MessageType::Reset, mid)) {
+            Ok(bytes) => transmit(peer, bytes),
+            Err(_) => Outcome::default(),
+        }
+    }
+}
+
+fn transmit(peer: SocketAddr, bytes: Vec<u8>) -> Outcome {
+    Outcome {
+        transmit: Some(Transmit { peer, bytes }),
+        dispatch: None,
+    }
+}
+
+fn apply_head(packet: &mut Packet, response: &Response) {
+    if let Some(cf) = response.content_format {
+        message::set(
+            packet,
+            opt::CONTENT_FORMAT,
+            message::uint_value(u64::from(cf)),
+        );
+    }
+    if let Some(age) = response.max_age {
+        message::set(packet, opt::MAX_AGE, message::uint_value(u64::from(age)));
+    }
+}
+
+#[cfg(test)]
+#[path = "server_core_tests.rs"]
+mod tests;

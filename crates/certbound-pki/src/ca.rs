@@ -1,0 +1,394 @@
+//! The CA hierarchy: a root CA and one issuing CA, created once by
+//! [`init_ca`] and loaded for issuance with [`IssuingCa::load`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData as _, SerialNumber,
+};
+
+use crate::cert::{add_days, parse_der, random_serial, to_datetime, unix_u64};
+use crate::files::{Secrecy, create_dir, ensure_absent, read_text, write_new_file};
+use crate::pem::encode_pem;
+use crate::{PkiError, PkiPaths, parse_pem_certs};
+
+/// Seconds subtracted from `now` for every notBefore, to tolerate clock skew
+/// between the CA and the devices.
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
+/// Names and lifetimes of the CA hierarchy made by [`init_ca`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaOptions {
+    /// Subject CN of the root CA.
+    pub root_common_name: String,
+    /// Subject CN of the issuing CA.
+    pub issuing_common_name: String,
+    /// Root CA lifetime in days (default 3650).
+    pub root_lifetime_days: u32,
+    /// Issuing CA lifetime in days (default 1825); never extends past the root.
+    pub issuing_lifetime_days: u32,
+}
+
+impl Default for CaOptions {
+    fn default() -> Self {
+        CaOptions {
+            root_common_name: "certbound Root CA".into(),
+            issuing_common_name: "certbound Issuing CA".into(),
+            root_lifetime_days: 3650,
+            issuing_lifetime_days: 1825,
+        }
+    }
+}
+
+/// Creates the CA hierarchy in `paths.dir` (mode 0700 when created):
+///
+/// * `root-ca.pem`, `root-ca.key.pem` (0600): self-signed root, P-256,
+///   CA with pathlen 1, keyCertSign + cRLSign;
+/// * `issuing-ca.pem`, `issuing-ca.key.pem` (0600): issuing CA signed by the
+///   root, CA with pathlen 0, keyCertSign + cRLSign;
+/// * `ca-chain.pem`: the issuing CA certificate followed by the root.
+///
+/// Both certificates start at `now - 60 s`; the issuing CA never outlives the root.
+///
+/// # Errors
+/// [`PkiError::AlreadyExists`] if any of the five files exists (nothing is
+/// written then), [`PkiError::InvalidArgument`] for empty names or zero
+/// lifetimes, [`PkiError::Io`] when writing fails (files written by this call
+/// are removed again).
+pub fn init_ca(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<(), PkiError> {
+    for (name, what) in [
+        (&opts.root_common_name, "root_common_name"),
+        (&opts.issuing_common_name, "issuing_common_name"),
+    ] {
+        if name.trim().is_empty() {
+            return Err(PkiError::InvalidArgument(format!(
+                "{what} must not be empty"
+            )));
+        }
+    }
+    if opts.root_lifetime_days == 0 || opts.issuing_lifetime_days == 0 {
+        return Err(PkiError::InvalidArgument(
+            "CA lifetimes must be at least one day".into(),
+        ));
+    }
+    let files = paths.all();
+    let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    ensure_absent(&file_refs)?;
+
+    let not_before = now.saturating_sub(CLOCK_SKEW_SECS);
+    let root_not_after = add_days(now, opts.root_lifetime_days)?;
+    let issuing_not_after = add_days(now, opts.issuing_lifetime_days)?.min(root_not_after);
+
+    let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut root_params = ca_params(&opts.root_common_name, 1, not_before, root_not_after)?;
+    // Self-signed: the authority key identifier equals the subject key identifier.
+    root_params.use_authority_key_identifier_extension = true;
+    let root_cert = root_params.self_signed(&root_key)?;
+    let root_key_pem = root_key.serialize_pem();
+    let root = Issuer::new(root_params, root_key);
+
+    let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut issuing_params =
+        ca_params(&opts.issuing_common_name, 0, not_before, issuing_not_after)?;
+    issuing_params.use_authority_key_identifier_extension = true;
+    let issuing_cert = issuing_params.signed_by(&issuing_key, &root)?;
+
+    let root_pem = root_cert.pem();
+    let issuing_pem = issuing_cert.pem();
+    let issuing_key_pem = issuing_key.serialize_pem();
+    let chain_pem = format!("{issuing_pem}{root_pem}");
+    let contents: [(&[u8], Secrecy); 5] = [
+        (root_pem.as_bytes(), Secrecy::Public),
+        (root_key_pem.as_bytes(), Secrecy::Secret),
+        (issuing_pem.as_bytes(), Secrecy::Public),
+        (issuing_key_pem.as_bytes(), Secrecy::Secret),
+        (chain_pem.as_bytes(), Secrecy::Public),
+    ];
+
+    create_dir(&paths.dir, true)?;
+    for (i, (path, (data, secrecy))) in files.iter().zip(contents).enumerate() {
+        if let Err(e) = write_new_file(path, data, secrecy) {
+            for written in &files[..i] {
+                let _ = std::fs::remove_file(written);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Parameters shared by both CA certificates.
+fn ca_params(
+    common_name: &str,
+    path_len: u8,
+    not_before: u64,
+    not_after: u64,
+) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.not_before = to_datetime(not_before)?;
+    params.not_after = to_datetime(not_after)?;
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(params)
+}
+
+/// The issuing CA (certificate and private key) loaded in memory.
+///
+/// Loading parses the key once; issuing afterwards costs one ECDSA signature
+/// per certificate (plus a key generation for [`IssuingCa::issue_device`]).
+/// It is `Send + Sync`: share it behind an `Arc`.
+pub struct IssuingCa {
+    pub(crate) issuer: Issuer<'static, KeyPair>,
+    pub(crate) cert_der: Vec<u8>,
+    pub(crate) not_after: u64,
+}
+
+impl fmt::Debug for IssuingCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuingCa")
+            .field("cert_der_len", &self.cert_der.len())
+            .field("not_after", &self.not_after)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl IssuingCa {
+    /// Loads `issuing-ca.pem` and `issuing-ca.key.pem` from `paths`.
+    ///
+    /// # Errors
+    /// [`PkiError::Io`] when a file cannot be read, plus the errors of
+    /// [`IssuingCa::from_pem`].
+    pub fn load(paths: &PkiPaths) -> Result<Self, PkiError> {
+        let cert_pem = read_text(&paths.issuing_cert())?;
+        let key_pem = read_text(&paths.issuing_key())?;
+        Self::from_pem(&cert_pem, &key_pem)
+    }
+
+    /// Builds the issuing CA from its certificate (first `CERTIFICATE` block of
+    /// `cert_pem`) and its PKCS#8 P-256 private key (`key_pem`).
+    ///
+    /// # Errors
+    /// [`PkiError::Malformed`] for unreadable PEM/DER or a key that does not
+    /// match the certificate, [`PkiError::UnsupportedKey`] for a non-P-256
+    /// key, [`PkiError::InvalidChain`] when the certificate is not a CA that
+    /// may sign certificates.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let cert_der = parse_pem_certs(cert_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PkiError::Malformed("issuing CA certificate missing".into()))?;
+        let x509 = parse_der(&cert_der, "issuing CA certificate")?;
+        if !x509.subject().iter().all(|rdn| rdn.iter().count() == 1) {
+            return Err(PkiError::Malformed(
+                "the issuing CA subject has an empty or multi-valued RDN; \
+                 use a CA certificate made by `certbound init`"
+                    .into(),
+            ));
+        }
+        let bc = x509
+            .basic_constraints()
+            .map_err(|e| PkiError::Malformed(format!("issuing CA basicConstraints: {e}")))?;
+        if !bc.is_some_and(|bc| bc.value.ca) {
+            return Err(PkiError::InvalidChain(
+                "the issuing CA certificate is not a CA (basicConstraints CA:TRUE missing)".into(),
+            ));
+        }
+        let ku = x509
+            .key_usage()
+            .map_err(|e| PkiError::Malformed(format!("issuing CA keyUsage: {e}")))?;
+        if ku.is_some_and(|ku| !ku.value.key_cert_sign()) {
+            return Err(PkiError::InvalidChain(
+                "the issuing CA certificate lacks the keyCertSign key usage".into(),
+            ));
+        }
+        let key = KeyPair::from_pem(key_pem).map_err(|e| {
+            PkiError::Malformed(format!(
+                "issuing CA key is not a readable PKCS#8 PEM private key: {e}"
+            ))
+        })?;
+        if key.algorithm() != &PKCS_ECDSA_P256_SHA256 {
+            return Err(PkiError::UnsupportedKey(
+                "the issuing CA key is not an ECDSA P-256 key".into(),
+            ));
+        }
+        if key.subject_public_key_info() != x509.public_key().raw {
+            return Err(PkiError::Malformed(
+                "the issuing CA key does not belong to the issuing CA certificate; \
+                 check that issuing-ca.pem and issuing-ca.key.pem come from the same init"
+                    .into(),
+            ));
+        }
+        let not_after = unix_u64(x509.validity().not_after.timestamp());
+        let issuer = Issuer::from_ca_cert_pem(&encode_pem("CERTIFICATE", &cert_der), key)?;
+        Ok(IssuingCa {
+            issuer,
+            cert_der,
+            not_after,
+        })
+    }
+
+    /// The issuing CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The issuing CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        encode_pem("CERTIFICATE", &self.cert_der)
+    }
+
+    /// notAfter of the issuing CA certificate, unix seconds. Device
+    /// certificates are never issued past it.
+    pub fn not_after(&self) -> u64 {
+        self.not_after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TrustStore;
+
+    const NOW: u64 = 1_750_000_000;
+
+    #[test]
+    fn init_writes_five_files_and_refuses_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PkiPaths::new(dir.path());
+        init_ca(&paths, &CaOptions::default(), NOW).unwrap();
+        for f in paths.all() {
+            assert!(f.is_file(), "{}", f.display());
+        }
+        let chain = parse_pem_certs(&std::fs::read_to_string(paths.chain()).unwrap()).unwrap();
+        assert_eq!(chain.len(), 2);
+        let issuing = crate::cert_summary(&chain[0]).unwrap();
+        let root = crate::cert_summary(&chain[1]).unwrap();
+        assert_eq!(issuing.subject, "CN=certbound Issuing CA");
+        assert_eq!(issuing.issuer, "CN=certbound Root CA");
+        assert_eq!(root.subject, root.issuer);
+        assert!(issuing.is_ca && root.is_ca);
+        assert_eq!(root.not_before, NOW - 60);
+        assert_eq!(root.not_after, NOW + 3650 * 86_400);
+        assert_eq!(issuing.not_after, NOW + 1825 * 86_400);
+
+        let before: Vec<Vec<u8>> = paths
+            .all()
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        let err = init_ca(&paths, &CaOptions::default(), NOW).unwrap_err();
+        assert!(matches!(err, PkiError::AlreadyExists(p) if p == paths.root_cert()));
+        let after: Vec<Vec<u8>> = paths
+            .all()
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert_eq!(before, after, "refused init must not modify anything");
+    }
+
+    #[test]
+    fn init_refuses_when_only_one_file_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PkiPaths::new(dir.path());
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        std::fs::write(paths.chain(), b"keep me").unwrap();
+        let err = init_ca(&paths, &CaOptions::default(), NOW).unwrap_err();
+        assert!(matches!(err, PkiError::AlreadyExists(p) if p == paths.chain()));
+        assert!(!paths.root_key().exists());
+        assert_eq!(std::fs::read(paths.chain()).unwrap(), b"keep me");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_are_0600_and_dir_0700() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PkiPaths::new(dir.path());
+        init_ca(&paths, &CaOptions::default(), NOW).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&paths.root_key()), 0o600);
+        assert_eq!(mode(&paths.issuing_key()), 0o600);
+        assert_eq!(mode(&paths.dir), 0o700);
+    }
+
+    #[test]
+    fn issuing_ca_never_outlives_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PkiPaths::new(dir.path());
+        let opts = CaOptions {
+            root_lifetime_days: 10,
+            issuing_lifetime_days: 20,
+            ..CaOptions::default()
+        };
+        init_ca(&paths, &opts, NOW).unwrap();
+        let ca = IssuingCa::load(&paths).unwrap();
+        assert_eq!(ca.not_after(), NOW + 10 * 86_400);
+    }
+
+    #[test]
+    fn bad_options_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PkiPaths::new(dir.path());
+        let opts = CaOptions {
+            root_lifetime_days: 0,
+            ..CaOptions::default()
+        };
+        assert!(matches!(
+            init_ca(&paths, &opts, NOW),
+            Err(PkiError::InvalidArgument(_))
+        ));
+        let opts = CaOptions {
+            issuing_common_name: " ".into(),
+            ..CaOptions::default()
+        };
+        assert!(matches!(
+            init_ca(&paths, &opts, NOW),
+            Err(PkiError::InvalidArgument(_))
+        ));
+        assert!(!paths.dir.exists());
+    }
+
+    #[test]
+    fn load_rejects_mismatched_key_and_non_ca() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let (pa, pb) = (PkiPaths::new(a.path()), PkiPaths::new(b.path()));
+        init_ca(&pa, &CaOptions::default(), NOW).unwrap();
+        init_ca(&pb, &CaOptions::default(), NOW).unwrap();
+        let cert = std::fs::read_to_string(pa.issuing_cert()).unwrap();
+        let foreign_key = std::fs::read_to_string(pb.issuing_key()).unwrap();
+        assert!(matches!(
+            IssuingCa::from_pem(&cert, &foreign_key),
+            Err(PkiError::Malformed(_))
+        ));
+        let ca = IssuingCa::load(&pa).unwrap();
+        let bundle = ca.issue_device("d1", 1, NOW).unwrap();
+        assert!(matches!(
+            IssuingCa::from_pem(&bundle.cert.pem, &bundle.key_pkcs8_pem),
+            Err(PkiError::InvalidChain(_))
+        ));
+        // The loaded CA chains to the root of its own store.
+        let store = TrustStore::load(&pa).unwrap();
+        assert!(
+            store
+                .verify_device_cert(&bundle.cert.der, &[], NOW, 0)
+                .is_ok()
+        );
+        let debug = format!("{ca:?}");
+        assert!(debug.contains("redacted") && !debug.contains("PRIVATE"));
+    }
+
+    #[test]
+    fn issuing_ca_is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<IssuingCa>();
+        check::<TrustStore>();
+    }
+}

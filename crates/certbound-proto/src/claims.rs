@@ -1,0 +1,253 @@
+//! CWT claims (RFC 8392 §3, RFC 9200 §5.9.2, RFC 8747) with exact labels,
+//! their encoding/decoding, and validation with time passed in.
+
+use ciborium::Value;
+
+use crate::cbor::{self, Limits, int, map_get, uint};
+use crate::error::{ClaimError, ProtoError};
+use crate::key::EcPublicKey;
+
+/// Registered CWT claim keys.
+pub mod label {
+    /// iss
+    pub const ISS: i64 = 1;
+    /// sub
+    pub const SUB: i64 = 2;
+    /// aud
+    pub const AUD: i64 = 3;
+    /// exp
+    pub const EXP: i64 = 4;
+    /// nbf
+    pub const NBF: i64 = 5;
+    /// iat
+    pub const IAT: i64 = 6;
+    /// cti
+    pub const CTI: i64 = 7;
+    /// cnf (RFC 8747)
+    pub const CNF: i64 = 8;
+    /// scope (RFC 9200)
+    pub const SCOPE: i64 = 9;
+    /// cnf method COSE_Key (RFC 8747 §3.2)
+    pub const CNF_COSE_KEY: i64 = 1;
+}
+
+/// The claims of a certbound access token (or of any CWT).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    /// Issuer (1).
+    pub iss: Option<String>,
+    /// Subject (2): the device id.
+    pub sub: Option<String>,
+    /// Audience (3): one or more API identifiers.
+    pub aud: Vec<String>,
+    /// Expiry (4), Unix seconds.
+    pub exp: Option<u64>,
+    /// Not before (5), Unix seconds.
+    pub nbf: Option<u64>,
+    /// Issued at (6), Unix seconds.
+    pub iat: Option<u64>,
+    /// Token id (7).
+    pub cti: Option<Vec<u8>>,
+    /// Space-separated scopes (9).
+    pub scope: Option<String>,
+    /// Confirmation key (8, `{1: COSE_Key}`): the public key of the device certificate.
+    pub cnf: Option<EcPublicKey>,
+    /// Any other claims, kept for display.
+    pub other: Vec<(Value, Value)>,
+}
+
+impl Claims {
+    /// Encodes the claims as a CBOR map, keys in ascending order.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        cbor::encode(&self.to_value())
+    }
+
+    fn to_value(&self) -> Value {
+        let mut m = Vec::new();
+        if let Some(v) = &self.iss {
+            m.push((int(label::ISS), Value::Text(v.clone())));
+        }
+        if let Some(v) = &self.sub {
+            m.push((int(label::SUB), Value::Text(v.clone())));
+        }
+        match self.aud.as_slice() {
+            [] => {}
+            [one] => m.push((int(label::AUD), Value::Text(one.clone()))),
+            many => m.push((
+                int(label::AUD),
+                Value::Array(many.iter().cloned().map(Value::Text).collect()),
+            )),
+        }
+        for (l, v) in [
+            (label::EXP, self.exp),
+            (label::NBF, self.nbf),
+            (label::IAT, self.iat),
+        ] {
+            if let Some(v) = v {
+                m.push((int(l), uint(v)));
+            }
+        }
+        if let Some(v) = &self.cti {
+            m.push((int(label::CTI), Value::Bytes(v.clone())));
+        }
+        if let Some(k) = &self.cnf {
+            m.push((
+                int(label::CNF),
+                Value::Map(vec![(int(label::CNF_COSE_KEY), k.to_cose_key())]),
+            ));
+        }
+        if let Some(v) = &self.scope {
+            m.push((int(label::SCOPE), Value::Text(v.clone())));
+        }
+        m.extend(self.other.iter().cloned());
+        Value::Map(m)
+    }
+
+    /// Decodes claims from strictly-encoded CBOR (duplicate keys, trailing bytes,
+    /// indefinite lengths refused).
+    pub fn from_cbor(bytes: &[u8], limits: Limits) -> Result<Self, ProtoError> {
+        let value = cbor::decode_strict(bytes, limits)?;
+        let entries = cbor::map(&value, "claims")?;
+        let mut c = Claims::default();
+        for (k, v) in entries {
+            let Some(key) = cbor::as_i64(k) else {
+                c.other.push((k.clone(), v.clone()));
+                continue;
+            };
+            match key {
+                label::ISS => c.iss = Some(cbor::text(v, "iss")?),
+                label::SUB => c.sub = Some(cbor::text(v, "sub")?),
+                label::AUD => c.aud = decode_aud(v)?,
+                label::EXP => c.exp = Some(cbor::numeric_date(v, "exp")?),
+                label::NBF => c.nbf = Some(cbor::numeric_date(v, "nbf")?),
+                label::IAT => c.iat = Some(cbor::numeric_date(v, "iat")?),
+                label::CTI => c.cti = Some(cbor::bytes(v, "cti")?),
+                label::SCOPE => c.scope = Some(decode_scope(v)?),
+                label::CNF => c.cnf = Some(decode_cnf(v)?),
+                _ => c.other.push((k.clone(), v.clone())),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Checks expiry, not-before, issued-at, issuer, audience and scopes.
+    ///
+    /// `exp` is required. A token is expired once `now >= exp + leeway`.
+    pub fn validate(&self, expect: &Expectations<'_>) -> Result<(), ClaimError> {
+        let now = expect.now;
+        let exp = self.exp.ok_or(ClaimError::Missing("exp"))?;
+        if now >= exp.saturating_add(expect.leeway) {
+            return Err(ClaimError::Expired { exp, now });
+        }
+        for start in [self.nbf, self.iat].into_iter().flatten() {
+            if start > now.saturating_add(expect.leeway) {
+                return Err(ClaimError::NotYetValid { nbf: start, now });
+            }
+        }
+        if let Some(expected) = expect.issuer {
+            let found = self.iss.as_deref().ok_or(ClaimError::Missing("iss"))?;
+            if found != expected {
+                return Err(ClaimError::IssuerMismatch {
+                    expected: expected.into(),
+                    found: found.into(),
+                });
+            }
+        }
+        if !self.aud.iter().any(|a| a == expect.audience) {
+            return Err(ClaimError::AudienceMismatch {
+                expected: expect.audience.into(),
+                found: self.aud.clone(),
+            });
+        }
+        let granted = self.scope.as_deref().unwrap_or("");
+        for needed in expect.required_scopes {
+            if !scopes(granted).any(|s| s == *needed) {
+                return Err(ClaimError::ScopeMissing {
+                    missing: (*needed).into(),
+                    granted: granted.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a verifier expects of a token's claims.
+#[derive(Debug, Clone)]
+pub struct Expectations<'a> {
+    /// Required issuer, when known.
+    pub issuer: Option<&'a str>,
+    /// The verifier's own identifier, which `aud` must name.
+    pub audience: &'a str,
+    /// Scopes that must all be granted.
+    pub required_scopes: &'a [&'a str],
+    /// Current time, Unix seconds.
+    pub now: u64,
+    /// Allowed clock skew, seconds.
+    pub leeway: u64,
+}
+
+/// Splits a space-separated scope string into its scopes.
+pub fn scopes(scope: &str) -> impl Iterator<Item = &str> {
+    scope.split(' ').filter(|s| !s.is_empty())
+}
+
+/// Least privilege: the scopes of `asked` that `granted` contains, in the
+/// order asked, without duplicates. Asking for nothing grants all of `granted`.
+pub fn intersect_scopes(asked: Option<&str>, granted: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    match asked {
+        None => granted.clone_into(&mut out),
+        Some(asked) if scopes(asked).next().is_none() => granted.clone_into(&mut out),
+        Some(asked) => {
+            for s in scopes(asked) {
+                if granted.iter().any(|g| g == s) && !out.iter().any(|o| o == s) {
+                    out.push(s.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn decode_aud(v: &Value) -> Result<Vec<String>, ProtoError> {
+    match v {
+        Value::Text(t) => Ok(vec![t.clone()]),
+        Value::Array(items) if !items.is_empty() => {
+            items.iter().map(|i| cbor::text(i, "aud")).collect()
+        }
+        _ => Err(ProtoError::structure(
+            "aud",
+            "must be a text string or a non-empty array of text strings",
+        )),
+    }
+}
+
+fn decode_scope(v: &Value) -> Result<String, ProtoError> {
+    match v {
+        Value::Text(t) => Ok(t.clone()),
+        Value::Bytes(b) => String::from_utf8(b.clone())
+            .map_err(|_| ProtoError::structure("scope", "binary (AIF) scopes are not supported")),
+        _ => Err(ProtoError::structure("scope", "must be a text string")),
+    }
+}
+
+fn decode_cnf(v: &Value) -> Result<EcPublicKey, ProtoError> {
+    let entries = cbor::map(v, "cnf")?;
+    if entries.len() != 1 {
+        return Err(ProtoError::structure(
+            "cnf",
+            "must hold exactly one confirmation method",
+        ));
+    }
+    match map_get(entries, label::CNF_COSE_KEY) {
+        Some(key) => EcPublicKey::from_cose_key(key),
+        None => Err(ProtoError::structure(
+            "cnf",
+            "only the COSE_Key method (1) is supported",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! P-256 public keys and their COSE_Key (RFC 9052 §7) and JWK forms.
+
+use ciborium::Value;
+use sha2::{Digest, Sha256};
+
+use crate::cbor::{self, int, map_get};
+use crate::error::ProtoError;
+
+/// COSE_Key labels and values used here (RFC 9052 §7, RFC 9053 §7).
+pub mod labels {
+    /// kty
+    pub const KTY: i64 = 1;
+    /// kid
+    pub const KID: i64 = 2;
+    /// alg
+    pub const ALG: i64 = 3;
+    /// EC2 crv
+    pub const CRV: i64 = -1;
+    /// EC2 x
+    pub const X: i64 = -2;
+    /// EC2 y
+    pub const Y: i64 = -3;
+    /// EC2 d (private; never accepted in a public key)
+    pub const D: i64 = -4;
+    /// kty EC2
+    pub const KTY_EC2: i64 = 2;
+    /// crv P-256
+    pub const CRV_P256: i64 = 1;
+}
+
+/// ES256 (RFC 9053).
+pub const ALG_ES256: i64 = -7;
+/// ESP256 (RFC 9864), the fully specified ES256.
+pub const ALG_ESP256: i64 = -9;
+
+/// An uncompressed P-256 public key (affine coordinates).
+///
+/// Only the curve point's encoding is checked here; the crypto backend checks
+/// that it is on the curve when a verifier is built from it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EcPublicKey {
+    /// x coordinate, big-endian.
+    pub x: [u8; 32],
+    /// y coordinate, big-endian.
+    pub y: [u8; 32],
+}
+
+impl std::fmt::Debug for EcPublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EcPublicKey(kid {})", self.kid())
+    }
+}
+
+impl EcPublicKey {
+    /// From the 65-byte SEC1 uncompressed form `04 || x || y`.
+    pub fn from_sec1(sec1: &[u8]) -> Result<Self, ProtoError> {
+        match sec1 {
+            [0x04, rest @ ..] if rest.len() == 64 => {
+                let mut x = [0u8; 32];
+                let mut y = [0u8; 32];
+                x.copy_from_slice(&rest[..32]);
+                y.copy_from_slice(&rest[32..]);
+                Ok(Self { x, y })
+            }
+            _ => Err(ProtoError::InvalidKey(
+                "expected a 65-byte uncompressed P-256 point (04 || x || y)".into(),
+            )),
+        }
+    }
+
+    /// The 65-byte SEC1 uncompressed form.
+    pub fn to_sec1(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(65);
+        out.push(0x04);
+        out.extend_from_slice(&self.x);
+        out.extend_from_slice(&self.y);
+        out
+    }
+
+    /// The COSE_Key `{1: 2, -1: 1, -2: x, -3: y}` as a CBOR value.
+    pub fn to_cose_key(&self) -> Value {
+        Value::Map(vec![
+            (int(labels::KTY), int(labels::KTY_EC2)),
+            (int(labels::CRV), int(labels::CRV_P256)),
+            (int(labels::X), Value::Bytes(self.x.to_vec())),
+            (int(labels::Y), Value::Bytes(self.y.to_vec())),
+        ])
+    }
+
+    /// The COSE_Key with `kid` and `alg: ES256`, as published in a key set.
+    pub fn to_cose_key_with_kid(&self, kid: &str) -> Value {
+        let Value::Map(mut entries) = self.to_cose_key() else {
+            return Value::Null;
+        };
+        entries.insert(1, (int(labels::KID), Value::Bytes(kid.as_bytes().to_vec())));
+        entries.insert(2, (int(labels::ALG), int(ALG_ES256)));
+        Value::Map(entries)
+    }
+
+    /// Reads an EC2 P-256 public COSE_Key. A private part (`d`), another key
+    /// type or curve, or an `alg` other than ES256/ESP256 is refused.
+    pub fn from_cose_key(value: &Value) -> Result<Self, ProtoError> {
+        let entries = cbor::map(value, "COSE_Key")?;
+        let get = |label| map_get(entries, label);
+        let bad = |reason: &str| ProtoError::InvalidKey(format!("COSE_Key: {reason}"));
+        if get(labels::KTY).and_then(cbor::as_i64) != Some(labels::KTY_EC2) {
+            return Err(bad("kty must be EC2 (2)"));
+        }
+        if get(labels::CRV).and_then(cbor::as_i64) != Some(labels::CRV_P256) {
+            return Err(bad("crv must be P-256 (1)"));
+        }
+        if get(labels::D).is_some() {
+            return Err(bad(
+                "contains a private key (d); only public keys are accepted",
+            ));
+        }
+        if let Some(alg) = get(labels::ALG) {
+            match cbor::as_i64(alg) {
+                Some(ALG_ES256 | ALG_ESP256) => {}
+                Some(other) => return Err(ProtoError::UnsupportedAlgorithm(other)),
+                None => return Err(bad("alg must be an integer")),
+            }
+        }
+        let coord = |label, name| -> Result<[u8; 32], ProtoError> {
+            match get(label) {
+                Some(Value::Bytes(b)) if b.len() == 32 => {
+                    let mut out = [0u8; 32];
+                    out.copy_from_slice(b);
+                    Ok(out)
+                }
+                Some(Value::Bool(_)) => {
+                    Err(bad("compressed points (y as sign bit) are not supported"))
+                }
+                _ => Err(ProtoError::InvalidKey(format!(
+                    "COSE_Key: {name} must be a 32-byte string"
+                ))),
+            }
+        };
+        Ok(Self {
+            x: coord(labels::X, "x")?,
+            y: coord(labels::Y, "y")?,
+        })
+    }
+
+    /// RFC 9679 COSE Key Thumbprint (SHA-256 over the deterministic encoding of
+    /// the required members kty, crv, x, y).
+    pub fn thumbprint(&self) -> [u8; 32] {
+        Sha256::digest(cbor::encode(&self.to_cose_key())).into()
+    }
+
+    /// The key id certbound uses for this key: the base64url (no padding) form
+    /// of the first 8 bytes of its thumbprint — 11 ASCII characters, identical
+    /// in JWKS (`kid` string) and COSE (`kid` bytes).
+    pub fn kid(&self) -> String {
+        let thumb = self.thumbprint();
+        base64url(&thumb[..8])
+    }
+}
+
+/// base64url without padding (RFC 4648 §5), the JOSE encoding.
+pub fn base64url(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let idx = (n >> (18 - 6 * i)) & 0x3f;
+            out.push(char::from(ALPHABET[idx as usize]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_matches_rfc4648_vectors() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foob"), "Zm9vYg");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn cose_key_round_trip_and_rejections() {
+        let key = EcPublicKey {
+            x: [1; 32],
+            y: [2; 32],
+        };
+        let v = key.to_cose_key_with_kid(&key.kid());
+        assert_eq!(EcPublicKey::from_cose_key(&v), Ok(key.clone()));
+        assert_eq!(EcPublicKey::from_sec1(&key.to_sec1()), Ok(key.clone()));
+        assert_eq!(key.kid().len(), 11);
+
+        let Value::Map(mut m) = key.to_cose_key() else {
+            panic!()
+        };
+        m.push((int(labels::D), Value::Bytes(vec![0; 32])));
+        assert!(EcPublicKey::from_cose_key(&Value::Map(m)).is_err());
+
+        let Value::Map(mut m) = key.to_cose_key() else {
+            panic!()
+        };
+        m.push((int(labels::ALG), int(-36))); // ES512 with a P-256 key
+        assert_eq!(
+            EcPublicKey::from_cose_key(&Value::Map(m)),
+            Err(ProtoError::UnsupportedAlgorithm(-36))
+        );
+        assert!(EcPublicKey::from_sec1(&[4; 64]).is_err());
+    }
+
+    #[test]
+    fn thumbprint_rfc9679_shape() {
+        // The thumbprint input is the deterministic map {1:2, -1:1, -2:x, -3:y}.
+        let key = EcPublicKey {
+            x: [0; 32],
+            y: [0; 32],
+        };
+        let enc = cbor::encode(&key.to_cose_key());
+        assert_eq!(&enc[..7], &hex::decode("a4010220012158").unwrap()[..]);
+    }
+}

@@ -1,0 +1,79 @@
+//! # certbound-proto
+//!
+//! The sans-IO protocol core of certbound: the exact wire contracts of
+//! DESIGN.md as pure functions. No sockets, no clock (time is passed in as
+//! Unix seconds), no runtime.
+//!
+//! ```text
+//!  device (agent)                       broker                       backend (verify)
+//!  request::sign_request ──CoAP/MQTT──▶ request::UnverifiedRequest
+//!                                        token::mint  ──────────────▶ token::UnverifiedToken
+//!  telemetry::seal ─────────────────────────────────────────────────▶ telemetry::UnverifiedTelemetry
+//! ```
+//!
+//! * [`cbor`]: strictness checks run before any decoding or crypto (size,
+//!   depth, shortest-form, no indefinite lengths, no duplicate keys, no
+//!   trailing bytes).
+//! * [`cose`]: COSE_Sign1 with ES256 only, alg pinned by the key, `crit` and
+//!   `typ` enforced, protected bytes verified as received.
+//! * [`crypto`]: the [`Signer`]/[`Verifier`] traits with a portable `p256`
+//!   backend (feature `p256`) and a fast aws-lc-rs backend (feature `aws-lc`).
+//! * [`claims`], [`token`], [`request`], [`ace`], [`telemetry`]: the messages.
+//!
+//! ## Example: mint and verify a certificate-bound token
+//!
+//! ```
+//! use certbound_proto::{claims::{Claims, Expectations}, token, cbor::Limits};
+//! use certbound_proto::crypto::{P256Signer, P256Verifier, Signer};
+//!
+//! let broker = P256Signer::from_scalar(&[7u8; 32]).unwrap();
+//! let device = P256Signer::from_scalar(&[9u8; 32]).unwrap();
+//! let claims = Claims {
+//!     iss: Some("https://auth.example.com".into()),
+//!     sub: Some("sensor-1".into()),
+//!     aud: vec!["https://telemetry.example.com".into()],
+//!     exp: Some(1_700_003_600),
+//!     iat: Some(1_700_000_000),
+//!     cti: Some(vec![1; 16]),
+//!     scope: Some("telemetry:write".into()),
+//!     cnf: Some(device.public_key().clone()),
+//!     ..Claims::default()
+//! };
+//! let kid = broker.public_key().kid();
+//! let cwt = token::mint(&claims, &kid, &broker).unwrap();
+//! assert!(cwt.len() < 300);
+//!
+//! let parsed = token::UnverifiedToken::parse(&cwt, Limits::default()).unwrap();
+//! let verifier = P256Verifier::new(broker.public_key()).unwrap();
+//! let verified = parsed.verify(&verifier, Limits::default()).unwrap();
+//! verified.validate(&Expectations {
+//!     issuer: Some("https://auth.example.com"),
+//!     audience: "https://telemetry.example.com",
+//!     required_scopes: &["telemetry:write"],
+//!     now: 1_700_000_100,
+//!     leeway: 60,
+//! }).unwrap();
+//! assert_eq!(verified.cnf.as_ref(), Some(device.public_key()));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod ace;
+pub mod cbor;
+pub mod claims;
+pub mod cose;
+pub mod crypto;
+pub mod error;
+pub mod key;
+pub mod replay;
+pub mod request;
+pub mod telemetry;
+pub mod token;
+
+pub use crypto::{Signer, Verifier};
+pub use error::{ClaimError, ProtoError};
+pub use key::EcPublicKey;
