@@ -265,23 +265,21 @@ impl Registration<'_> {
     }
 
     fn remove(&self, routes: &mut Routes) {
-        if let Some(t) = &self.token {
-            if routes
+        if let Some(t) = &self.token
+            && routes
                 .by_token
                 .get(t)
                 .is_some_and(|r| r.same_channel(&self.route))
-            {
-                routes.by_token.remove(t);
-            }
+        {
+            routes.by_token.remove(t);
         }
-        if let Some(m) = self.mid {
-            if routes
+        if let Some(m) = self.mid
+            && routes
                 .by_mid
                 .get(&m)
                 .is_some_and(|r| r.same_channel(&self.route))
-            {
-                routes.by_mid.remove(&m);
-            }
+        {
+            routes.by_mid.remove(&m);
         }
     }
 }
@@ -323,7 +321,9 @@ async fn receive(shared: Arc<Shared>) {
             let routes = shared.routes();
             match packet.header.code {
                 MessageClass::Empty => routes.by_mid.get(&packet.header.message_id).cloned(),
-                MessageClass::Response(_) => routes.by_token.get(packet.get_token()).cloned(),
+                code if message::is_response(code) => {
+                    routes.by_token.get(packet.get_token()).cloned()
+                }
                 _ => None,
             }
         };
@@ -338,9 +338,9 @@ async fn receive(shared: Arc<Shared>) {
 }
 
 async fn reset(shared: &Shared, mid: u16) {
-    if let Ok(bytes) = message::encode(&message::empty(MessageType::Reset, mid)) {
-        if let Err(e) = shared.socket.send(&bytes).await {
-            debug!("CoAP client could not send RST: {e}");
-        }
+    if let Ok(bytes) = message::encode(&message::empty(MessageType::Reset, mid))
+        && let Err(e) = shared.socket.send(&bytes).await
+    {
+        debug!("CoAP client could not send RST: {e}");
     }
 }

@@ -198,7 +198,7 @@ impl ClientExchange {
                 }
                 _ => Step::default(),
             },
-            MessageClass::Response(_) if packet.get_token() == f.token.as_slice() => {
+            code if message::is_response(code) && packet.get_token() == f.token.as_slice() => {
                 if kind == MessageType::Acknowledgement && mid != f.mid {
                     return Step::default(); // a stale ACK for an earlier message
                 }

@@ -396,6 +396,24 @@ fn block2_etag_change_and_size_limit() {
 }
 
 #[test]
+fn response_code_unknown_to_coap_lite_still_completes() {
+    let t0 = Instant::now();
+    let mut ids = ids();
+    let mut ex = ClientExchange::new(Method::Get, "x", None, vec![], params(6, 1000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let req = parse(&ex.start(&mut ids, t0).unwrap_or_else(|e| panic!("{e}")));
+    let mut resp = response_to(
+        &req,
+        MessageType::Acknowledgement,
+        ResponseType::Content,
+        b"",
+    );
+    resp.header.code = MessageClass::Reserved(0x8A); // 4.10, not named by coap-lite
+    let done = ex.on_packet(&resp, &mut ids, t0).done;
+    assert!(matches!(done, Some(Ok(ref r)) if r.code == ResponseType::UnKnown));
+}
+
+#[test]
 fn invalid_requests_are_refused() {
     assert!(matches!(
         ClientExchange::new(Method::UnKnown, "x", None, vec![], params(6, 10)),

@@ -147,6 +147,16 @@ fn options_end(datagram: &[u8]) -> usize {
     idx
 }
 
+/// Whether a message code is a response code (class 2, 4 or 5, including
+/// codes coap-lite has no name for).
+pub(crate) fn is_response(class: MessageClass) -> bool {
+    match class {
+        MessageClass::Response(_) => true,
+        MessageClass::Reserved(code) => matches!(code >> 5, 2..=5),
+        _ => false,
+    }
+}
+
 /// Converts a response message code into coap-lite's enum.
 pub(crate) fn response_type(class: MessageClass) -> ResponseType {
     match class {

@@ -132,10 +132,10 @@ impl Server {
 }
 
 async fn send(socket: &UdpSocket, transmit: Option<Transmit>) {
-    if let Some(t) = transmit {
-        if let Err(e) = socket.send_to(&t.bytes, t.peer).await {
-            debug!(peer = %t.peer, "sending a CoAP response failed: {e}");
-        }
+    if let Some(t) = transmit
+        && let Err(e) = socket.send_to(&t.bytes, t.peer).await
+    {
+        debug!(peer = %t.peer, "sending a CoAP response failed: {e}");
     }
 }
 

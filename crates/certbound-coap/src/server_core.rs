@@ -373,6 +373,11 @@ impl ServerCore {
             self.next_mid = self.next_mid.wrapping_add(1);
             p.header.message_id = self.next_mid;
         }
+        // coap-lite would encode `UnKnown` as the invalid code 7.31.
+        let code = match code {
+            ResponseType::UnKnown => ResponseType::InternalServerError,
+            known => known,
+        };
         p.header.code = MessageClass::Response(code);
         p.set_token(reply.token.to_vec());
         p

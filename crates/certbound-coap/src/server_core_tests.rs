@@ -286,7 +286,7 @@ fn block2_served_from_cache_with_requested_size() {
     assert_eq!(message::first(&first, opt::SIZE2), Some(&[150u8][..]));
     let etag = message::first(&first, opt::ETAG).map(<[u8]>::to_vec);
     assert!(etag.is_some());
-    let mut got = first.payload.clone();
+    let mut got = first.payload;
     for num in 1..3u32 {
         let mut next = request(
             MessageType::Confirmable,

@@ -13,11 +13,14 @@ use tokio::task::JoinHandle;
 
 /// The 5 KB body served by `GET big`.
 pub fn big_body() -> Vec<u8> {
-    (0..5000u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i % 36) as usize]).collect()
+    (0..5000u32)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i % 36) as usize])
+        .collect()
 }
 
 /// Link-format served at `/.well-known/core`.
-pub const CORE_LINKS: &str = "</token>;rt=\"ace.token\";ct=19,</.well-known/est/crts>;rt=\"ace.est.crts\"";
+pub const CORE_LINKS: &str =
+    "</token>;rt=\"ace.token\";ct=19,</.well-known/est/crts>;rt=\"ace.est.crts\"";
 
 /// Test resources: `POST echo`, `GET big`, `GET .well-known/core`, `GET barrier`, `GET panic`.
 pub struct TestHandler {
@@ -27,7 +30,10 @@ pub struct TestHandler {
 
 impl TestHandler {
     pub fn new(barrier_size: usize) -> Arc<Self> {
-        Arc::new(TestHandler { calls: AtomicUsize::new(0), barrier: Barrier::new(barrier_size) })
+        Arc::new(TestHandler {
+            calls: AtomicUsize::new(0),
+            barrier: Barrier::new(barrier_size),
+        })
     }
 
     pub fn calls(&self) -> usize {
@@ -43,12 +49,15 @@ impl Handler for TestHandler {
                 let cf = request.content_format.unwrap_or(content_format::CBOR);
                 Response::new(ResponseType::Changed).with_payload(cf, request.payload)
             }
-            (Method::Get, "big") => Response::new(ResponseType::Content).with_payload(0, big_body()),
+            (Method::Get, "big") => {
+                Response::new(ResponseType::Content).with_payload(0, big_body())
+            }
             (Method::Get, ".well-known/core") => Response::new(ResponseType::Content)
                 .with_payload(content_format::LINK_FORMAT, CORE_LINKS.as_bytes().to_vec()),
             (Method::Get, "barrier") => {
                 self.barrier.wait().await;
-                Response::new(ResponseType::Content).with_payload(0, request.query.join("&").into_bytes())
+                Response::new(ResponseType::Content)
+                    .with_payload(0, request.query.join("&").into_bytes())
             }
             (Method::Get, "panic") => panic!("handler panics on purpose"),
             _ => Response::new(ResponseType::NotFound),
@@ -71,8 +80,12 @@ pub async fn lossy_relay(
     mut drop_to_server: usize,
     mut drop_to_client: usize,
 ) -> (SocketAddr, Arc<RelayCounters>, JoinHandle<()>) {
-    let front = UdpSocket::bind("127.0.0.1:0").await.expect("bind relay front");
-    let back = UdpSocket::bind("127.0.0.1:0").await.expect("bind relay back");
+    let front = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay front");
+    let back = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay back");
     back.connect(server).await.expect("connect relay back");
     let addr = front.local_addr().expect("relay address");
     let counters = Arc::new(RelayCounters::default());
