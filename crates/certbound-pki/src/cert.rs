@@ -117,6 +117,17 @@ pub(crate) fn to_datetime(secs: u64) -> Result<OffsetDateTime, PkiError> {
 }
 
 /// `now + days` in unix seconds, checked.
+/// The certificate's P-256 public key as a 65-byte uncompressed SEC1 point
+/// (checked to be on the curve). Descriptive only: nothing else is validated.
+///
+/// # Errors
+/// [`PkiError::Malformed`] for a bad certificate, [`PkiError::UnsupportedKey`]
+/// for any key that is not P-256.
+pub fn public_key_sec1(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let x509 = parse_der(der, "certificate")?;
+    p256_point(x509.public_key(), "the certificate")
+}
+
 pub(crate) fn add_days(now: u64, days: u32) -> Result<u64, PkiError> {
     now.checked_add(u64::from(days) * 86_400).ok_or_else(|| {
         PkiError::InvalidArgument(format!("lifetime of {days} days overflows the time range"))

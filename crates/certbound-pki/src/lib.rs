@@ -52,7 +52,7 @@ mod pem;
 mod validate;
 
 pub use ca::{CLOCK_SKEW_SECS, CaOptions, IssuingCa, init_ca};
-pub use cert::{CertSummary, cert_summary, thumbprint_sha256};
+pub use cert::{CertSummary, cert_summary, public_key_sec1, thumbprint_sha256};
 pub use device_id::{DEVICE_URI_PREFIX, MAX_DEVICE_ID_LEN, validate_device_id};
 pub use error::PkiError;
 pub use files::PkiPaths;

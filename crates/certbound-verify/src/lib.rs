@@ -1,1 +1,88 @@
-//! stub
+//! # certbound-verify
+//!
+//! Offline verification of certbound access tokens for backend APIs: no
+//! network, no clock (time is passed in as Unix seconds), no async runtime.
+//!
+//! * [`KeySet`]: the broker's signing keys by `kid`, from its JWKS
+//!   (`/.well-known/jwks.json`) or COSE_KeySet (`/.well-known/cose-keys`).
+//! * [`TokenVerifier::verify`]: strict parsing, ES256 signature, `exp`/`nbf`/`iat`
+//!   with leeway, issuer, audience (string or array), scopes, and `cnf`
+//!   required (certificate-bound tokens only, unless bearer tokens are allowed).
+//! * [`VerifiedToken::check_certificate_binding`] (mTLS) and
+//!   [`VerifiedToken::check_telemetry_pop`] (signed telemetry): the token is
+//!   accepted only from the holder of its `cnf` key.
+//! * [`inspect`]: decode without trusting and report every check, for humans.
+//! * [`VerifyError::reason_code`]: stable short codes for reject metrics.
+//!
+//! ## Example
+//!
+//! ```
+//! use certbound_proto::crypto::{P256Signer, Signer};
+//! use certbound_proto::token;
+//! use certbound_verify::{Claims, KeySet, TokenVerifier, VerifierConfig, VerifyError};
+//!
+//! // The broker's key (in production: load its JWKS with KeySet::from_jwks).
+//! let broker = P256Signer::from_scalar(&[7u8; 32]).unwrap();
+//! let device = P256Signer::from_scalar(&[9u8; 32]).unwrap();
+//! let kid = broker.public_key().kid();
+//! let mut keys = KeySet::new();
+//! keys.insert(kid.clone(), broker.public_key().clone())?;
+//!
+//! // A token as the broker mints it.
+//! let claims = Claims {
+//!     iss: Some("https://auth.example.com".into()),
+//!     sub: Some("sensor-1".into()),
+//!     aud: vec!["https://telemetry.example.com".into()],
+//!     exp: Some(1_700_003_600),
+//!     iat: Some(1_700_000_000),
+//!     cti: Some(vec![1; 16]),
+//!     scope: Some("telemetry:write".into()),
+//!     cnf: Some(device.public_key().clone()),
+//!     ..Claims::default()
+//! };
+//! let cwt = token::mint(&claims, &kid, &broker).unwrap();
+//!
+//! let mut config = VerifierConfig::new("https://telemetry.example.com");
+//! config.issuer = Some("https://auth.example.com".into());
+//! let verifier = TokenVerifier::new(keys, config);
+//!
+//! let now = 1_700_000_100;
+//! let verified = verifier.verify(&cwt, &["telemetry:write"], now)?;
+//! assert_eq!(verified.device_id(), Some("sensor-1"));
+//! assert_eq!(verified.confirmation_key(), Some(device.public_key()));
+//!
+//! // An hour later the token has expired.
+//! let err = verifier.verify(&cwt, &["telemetry:write"], now + 3600).unwrap_err();
+//! assert_eq!(err.reason_code(), "expired");
+//!
+//! // A human-readable report of every check.
+//! let report = certbound_verify::inspect(&cwt, Some(verifier.keys()), None, None, now, 60);
+//! assert!(report.valid);
+//! println!("{report}");
+//! # Ok::<(), VerifyError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod binding;
+mod error;
+mod inspect;
+mod keyset;
+mod text;
+mod verifier;
+
+pub use certbound_proto::cbor::Limits;
+pub use certbound_proto::telemetry::{TelemetryPayload, UnverifiedTelemetry};
+pub use certbound_proto::{EcPublicKey, claims::Claims};
+pub use error::VerifyError;
+pub use inspect::{CheckResult, Inspection, inspect};
+pub use keyset::KeySet;
+pub use text::decode_token_text;
+pub use verifier::{DEFAULT_LEEWAY, TokenVerifier, VerifiedToken, VerifierConfig};
+
+#[cfg(test)]
+mod tests;

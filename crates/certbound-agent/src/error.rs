@@ -1,0 +1,34 @@
+//! The agent's one error type.
+
+use std::path::PathBuf;
+
+use certbound_proto::ace::AceError;
+
+/// What can go wrong on the device side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// A credential file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The device key or certificate is unusable.
+    #[error("device credentials: {0}")]
+    Credentials(String),
+    /// The broker refused the request.
+    #[error("the broker refused the token request: {0}")]
+    Refused(#[from] AceError),
+    /// The broker answered with something other than an ACE response.
+    #[error("unexpected answer from the broker: {0}")]
+    UnexpectedResponse(String),
+    /// Transport failure.
+    #[error(transparent)]
+    Coap(#[from] certbound_coap::CoapError),
+    /// Protocol encoding failure.
+    #[error(transparent)]
+    Proto(#[from] certbound_proto::ProtoError),
+}

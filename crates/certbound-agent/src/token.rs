@@ -1,0 +1,128 @@
+//! Obtaining access tokens: build the signed request (pure), send it over
+//! CoAP, decode the ACE answer.
+
+use certbound_coap::{Client, ResponseType, content_format};
+use certbound_proto::ace::AceResponse;
+use certbound_proto::cbor::Limits;
+use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, sign_request};
+use rand::RngCore;
+
+use crate::error::AgentError;
+use crate::identity::DeviceIdentity;
+
+/// Lifetime of a signed request (the broker accepts at most 300 s).
+pub const REQUEST_LIFETIME_SECS: u64 = 120;
+
+/// What to ask for.
+#[derive(Debug, Clone)]
+pub struct TokenRequestParams {
+    /// The broker's issuer id (goes in `aud`).
+    pub broker_id: String,
+    /// The API the token is for (ACE `audience`).
+    pub audience: String,
+    /// Requested scopes (space separated); `None` asks for the grant's defaults.
+    pub scope: Option<String>,
+    /// Send the certificate chain (`x5chain`) instead of its thumbprint (`x5t`).
+    pub send_chain: bool,
+}
+
+impl TokenRequestParams {
+    /// Parameters with no scope and the compact `x5t` form.
+    pub fn new(broker_id: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            broker_id: broker_id.into(),
+            audience: audience.into(),
+            scope: None,
+            send_chain: false,
+        }
+    }
+
+    /// Sets the requested scope.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+}
+
+/// A token obtained from the broker.
+#[derive(Debug, Clone)]
+pub struct ObtainedToken {
+    /// The CWT bytes.
+    pub access_token: Vec<u8>,
+    /// Lifetime in seconds, from the response.
+    pub expires_in: u64,
+    /// Granted scope when it differs from the request.
+    pub scope: Option<String>,
+}
+
+/// Builds a signed token request (pure: time and nonce are passed in).
+pub fn build_token_request(
+    identity: &DeviceIdentity,
+    params: &TokenRequestParams,
+    now: u64,
+    nonce: [u8; 16],
+) -> Result<Vec<u8>, AgentError> {
+    let request = TokenRequest {
+        iss: identity.device_id().to_string(),
+        aud: params.broker_id.clone(),
+        exp: now + REQUEST_LIFETIME_SECS,
+        iat: now,
+        cti: nonce.to_vec(),
+        grant_type: Some(GRANT_CLIENT_CREDENTIALS),
+        audience: Some(params.audience.clone()),
+        scope: params.scope.clone(),
+    };
+    let cert = if params.send_chain {
+        CertRef::X5Chain(identity.chain().to_vec())
+    } else {
+        CertRef::X5t(identity.thumbprint())
+    };
+    Ok(sign_request(&request, &cert, identity.signer())?)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Requests a token over CoAP (`POST /token`, content-format 18).
+pub async fn request_token_coap(
+    client: &Client,
+    identity: &DeviceIdentity,
+    params: &TokenRequestParams,
+) -> Result<ObtainedToken, AgentError> {
+    let mut nonce = [0u8; 16];
+    rand::rng().fill_bytes(&mut nonce);
+    let body = build_token_request(identity, params, unix_now(), nonce)?;
+    let response = client
+        .post("token", content_format::COSE_SIGN1, body)
+        .await?;
+    decode_token_response(response.code, response.content_format, &response.payload)
+}
+
+/// Interprets a token endpoint answer.
+pub fn decode_token_response(
+    code: ResponseType,
+    content_format: Option<u16>,
+    payload: &[u8],
+) -> Result<ObtainedToken, AgentError> {
+    if content_format == Some(content_format::ACE_CBOR) {
+        match AceResponse::from_cbor(payload, Limits::default())? {
+            AceResponse::Token(t) if code == ResponseType::Created => {
+                return Ok(ObtainedToken {
+                    access_token: t.access_token,
+                    expires_in: t.expires_in,
+                    scope: t.scope,
+                });
+            }
+            AceResponse::Error(e) => return Err(AgentError::Refused(e)),
+            AceResponse::Token(_) => {}
+        }
+    }
+    Err(AgentError::UnexpectedResponse(format!(
+        "{code:?} with content-format {content_format:?}: {}",
+        String::from_utf8_lossy(payload)
+    )))
+}

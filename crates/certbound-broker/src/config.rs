@@ -1,0 +1,318 @@
+//! `DIR/certbound.toml`: the broker configuration, with documented defaults
+//! and one clear error per bad field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::BrokerError;
+
+/// Name of the configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "certbound.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[broker]`
+    pub broker: BrokerSection,
+    /// `[coap]`
+    #[serde(default)]
+    pub coap: CoapSection,
+    /// `[pki]`
+    #[serde(default)]
+    pub pki: PkiSection,
+    /// `[limits]`
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[broker]`: identity and clock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    /// The issuer id (`iss` of every token; devices name it in `aud`).
+    pub issuer_id: String,
+    /// Allowed clock skew between broker and devices, seconds. Default 60.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+/// `[coap]`: the CoAP token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoapSection {
+    /// Serve CoAP. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// UDP address. Default 127.0.0.1:5683.
+    #[serde(default = "default_coap_listen")]
+    pub listen: String,
+}
+
+impl Default for CoapSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_coap_listen(),
+        }
+    }
+}
+
+/// `[pki]`: certificate profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiSection {
+    /// Lifetime of device certificates, days. Default 90.
+    #[serde(default = "default_device_days")]
+    pub device_cert_days: u32,
+}
+
+impl Default for PkiSection {
+    fn default() -> Self {
+        Self {
+            device_cert_days: default_device_days(),
+        }
+    }
+}
+
+/// `[limits]`: input bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest accepted request, bytes. Default 8192.
+    #[serde(default = "default_max_request")]
+    pub max_request_bytes: usize,
+    /// Most request nonces remembered for replay detection. Default 1 000 000.
+    #[serde(default = "default_replay_capacity")]
+    pub replay_cache_entries: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: default_max_request(),
+            replay_cache_entries: default_replay_capacity(),
+        }
+    }
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+fn default_true() -> bool {
+    true
+}
+fn default_coap_listen() -> String {
+    "127.0.0.1:5683".into()
+}
+fn default_device_days() -> u32 {
+    90
+}
+fn default_max_request() -> usize {
+    8192
+}
+fn default_replay_capacity() -> usize {
+    1_000_000
+}
+
+/// The file `certbound init` writes: every key present and commented.
+pub fn template(issuer_id: &str) -> String {
+    format!(
+        r#"# certbound broker configuration. Every key is shown with its default.
+# Changes take effect when `certbound serve` restarts.
+
+[broker]
+# Issuer id: the `iss` of every token this broker signs. Devices put it in the
+# `aud` of their signed requests, so changing it requires updating devices.
+issuer_id = "{issuer_id}"
+# Allowed clock skew between broker and devices/backends, in seconds.
+leeway_secs = 60
+
+[coap]
+# Serve the CoAP token endpoint (POST /token, GET /.well-known/core).
+enabled = true
+# UDP address to listen on. Use 0.0.0.0:5683 to accept devices from the network.
+listen = "127.0.0.1:5683"
+
+[pki]
+# Lifetime of device certificates issued by `certbound device provision`, in days.
+device_cert_days = 90
+
+[limits]
+# Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
+max_request_bytes = 8192
+# How many request nonces (cti) are remembered to refuse replays. Requests live at
+# most 5 minutes, so this bounds the request rate at capacity / 300 s.
+replay_cache_entries = 1000000
+"#
+    )
+}
+
+impl Config {
+    /// Reads and validates `DIR/certbound.toml`.
+    pub fn load(data_dir: &Path) -> Result<Self, BrokerError> {
+        let file = data_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BrokerError::NotInitialised(data_dir.to_path_buf()));
+            }
+            Err(e) => return Err(BrokerError::io(&file)(e)),
+        };
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates configuration text (`file` is used in messages).
+    pub fn parse(text: &str, file: &Path) -> Result<Self, BrokerError> {
+        let config: Config = toml::from_str(text).map_err(|e| BrokerError::ConfigSyntax {
+            file: file.to_path_buf(),
+            reason: e.to_string().trim().to_string(),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), BrokerError> {
+        let bad = |field: &str, reason: String| BrokerError::Config {
+            file: file.to_path_buf(),
+            field: field.into(),
+            reason,
+        };
+        if self.broker.issuer_id.trim().is_empty() {
+            return Err(bad(
+                "broker.issuer_id",
+                "must not be empty (e.g. \"https://auth.example.com\")".into(),
+            ));
+        }
+        if self.broker.leeway_secs > 600 {
+            return Err(bad(
+                "broker.leeway_secs",
+                format!(
+                    "is {} s; more than 600 s of clock skew defeats short token lifetimes",
+                    self.broker.leeway_secs
+                ),
+            ));
+        }
+        if self.coap.listen.parse::<SocketAddr>().is_err() {
+            return Err(bad(
+                "coap.listen",
+                format!(
+                    "{:?} is not an IP:port address (e.g. \"127.0.0.1:5683\")",
+                    self.coap.listen
+                ),
+            ));
+        }
+        if !(1..=3650).contains(&self.pki.device_cert_days) {
+            return Err(bad(
+                "pki.device_cert_days",
+                "must be between 1 and 3650".into(),
+            ));
+        }
+        if !(512..=1_048_576).contains(&self.limits.max_request_bytes) {
+            return Err(bad(
+                "limits.max_request_bytes",
+                "must be between 512 and 1048576".into(),
+            ));
+        }
+        if self.limits.replay_cache_entries < 1000 {
+            return Err(bad(
+                "limits.replay_cache_entries",
+                "must be at least 1000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The CoAP listen address (validated at load).
+    pub fn coap_listen(&self) -> SocketAddr {
+        self.coap
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5683)))
+    }
+}
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    /// The directory.
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    /// Wraps a path.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    /// `certbound.toml`
+    pub fn config(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE)
+    }
+    /// `certbound.db`
+    pub fn database(&self) -> PathBuf {
+        self.root.join("certbound.db")
+    }
+    /// `keys/`: token signing keys.
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    /// The PKI paths (`pki/`).
+    pub fn pki(&self) -> certbound_pki::PkiPaths {
+        certbound_pki::PkiPaths::new(&self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_with_defaults() {
+        let c = Config::parse(&template("https://auth.example.com"), Path::new("t.toml")).unwrap();
+        assert_eq!(c.broker.leeway_secs, 60);
+        assert_eq!(c.coap_listen(), "127.0.0.1:5683".parse().unwrap());
+        assert_eq!(c.pki.device_cert_days, 90);
+        // A minimal file gets the documented defaults.
+        let c = Config::parse("[broker]\nissuer_id = \"x\"\n", Path::new("t.toml")).unwrap();
+        assert!(c.coap.enabled);
+        assert_eq!(c.limits.max_request_bytes, 8192);
+    }
+
+    #[test]
+    fn one_clear_error_per_bad_field() {
+        let cases = [
+            ("[broker]\nissuer_id = \"\"\n", "broker.issuer_id"),
+            (
+                "[broker]\nissuer_id = \"x\"\nleeway_secs = 9999\n",
+                "broker.leeway_secs",
+            ),
+            (
+                "[broker]\nissuer_id = \"x\"\n[coap]\nlisten = \"nope\"\n",
+                "coap.listen",
+            ),
+            (
+                "[broker]\nissuer_id = \"x\"\n[pki]\ndevice_cert_days = 0\n",
+                "pki.device_cert_days",
+            ),
+            (
+                "[broker]\nissuer_id = \"x\"\n[limits]\nmax_request_bytes = 1\n",
+                "limits.max_request_bytes",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = Config::parse(text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+        let err = Config::parse(
+            "[broker]\nissuer_id = \"x\"\ntypo = 1\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("typo"), "{err}");
+    }
+}

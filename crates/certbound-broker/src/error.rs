@@ -1,0 +1,89 @@
+//! The broker's one error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong in the broker library (configuration, store, keys, PKI).
+///
+/// Protocol refusals sent to devices are not errors of this type: they are
+/// [`certbound_proto::ace::AceError`] answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// A configuration field is invalid.
+    #[error("{file}: `{field}` {reason}")]
+    Config {
+        /// The config file.
+        file: PathBuf,
+        /// The offending key, e.g. `coap.listen`.
+        field: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The configuration file could not be parsed.
+    #[error("{file}: {reason}")]
+    ConfigSyntax {
+        /// The config file.
+        file: PathBuf,
+        /// Parser message.
+        reason: String,
+    },
+    /// The data directory is missing or not initialised.
+    #[error(
+        "{0} is not a certbound data directory (no certbound.toml): run `certbound init --dir {0}` first, or pass --dir / set CERTBOUND_DIR"
+    )]
+    NotInitialised(PathBuf),
+    /// `init` on a directory that already holds a certbound setup.
+    #[error("{0} already holds a certbound setup; choose another --dir or remove it first")]
+    AlreadyInitialised(PathBuf),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] sqlx::Error),
+    /// A database migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Certificate authority / certificate problem.
+    #[error(transparent)]
+    Pki(#[from] certbound_pki::PkiError),
+    /// Protocol-level failure (e.g. key parsing).
+    #[error(transparent)]
+    Proto(#[from] certbound_proto::ProtoError),
+    /// CoAP endpoint failure.
+    #[error(transparent)]
+    Coap(#[from] certbound_coap::CoapError),
+    /// A named object does not exist.
+    #[error("{kind} {name:?} does not exist{hint}")]
+    NotFound {
+        /// "device", "API", "group".
+        kind: &'static str,
+        /// The name looked up.
+        name: String,
+        /// What to do, starting with "; ".
+        hint: String,
+    },
+    /// A named object already exists.
+    #[error("{kind} {name:?} already exists")]
+    Conflict {
+        /// "device", "API", "group".
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Invalid input to an operator command.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BrokerError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| BrokerError::Io { path, source }
+    }
+}

@@ -1,0 +1,316 @@
+//! Operator operations on a data directory: `init`, APIs, groups, device
+//! provisioning, listing and revocation. The CLI is a thin shell over these.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use certbound_pki::{CaOptions, IssuingCa, init_ca, validate_device_id};
+use certbound_proto::EcPublicKey;
+use serde::Serialize;
+
+use crate::clock::unix_now;
+use crate::config::{Config, DataDir, template};
+use crate::error::BrokerError;
+use crate::keys;
+use crate::store::{Api, AuditEvent, CertRecord, Device, DeviceStatus, Grant, Store};
+
+/// Creates a new data directory: CA hierarchy, token signing key, config and database.
+pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
+    let data = DataDir::new(dir);
+    if data.config().exists() || data.database().exists() || data.pki().dir.exists() {
+        return Err(BrokerError::AlreadyInitialised(dir.to_path_buf()));
+    }
+    // Validate the issuer id through the same rules as the config file.
+    Config::parse(&template(issuer_id), &data.config())?;
+    fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
+    let now = unix_now();
+    init_ca(&data.pki(), &CaOptions::default(), now)?;
+    let kid = keys::create_signing_key(&data.keys())?;
+    let store = Store::open(&data.database()).await?;
+    store
+        .append_audit(&[AuditEvent {
+            ts_ms: now.saturating_mul(1000),
+            actor: "cli".into(),
+            action: "broker.initialised".into(),
+            subject: issuer_id.into(),
+            outcome: "ok".into(),
+            detail: format!("signing key {kid}"),
+        }])
+        .await?;
+    store.close().await;
+    // The config file is written last: its presence marks a complete init.
+    fs::write(data.config(), template(issuer_id)).map_err(BrokerError::io(data.config()))?;
+    Ok(())
+}
+
+/// The result of provisioning one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvisionedDevice {
+    /// Device id.
+    pub id: String,
+    /// Certificate serial (lowercase hex).
+    pub serial: String,
+    /// SHA-256 thumbprint (lowercase hex).
+    pub thumbprint: String,
+    /// Certificate expiry, Unix seconds.
+    pub not_after: u64,
+    /// Private key file (mode 0600).
+    pub key_file: PathBuf,
+    /// Certificate chain file (leaf, issuing CA).
+    pub cert_file: PathBuf,
+}
+
+/// An opened data directory.
+#[derive(Debug)]
+pub struct Registry {
+    /// Paths.
+    pub data: DataDir,
+    /// Configuration.
+    pub config: Config,
+    /// Database.
+    pub store: Store,
+}
+
+fn check_token(kind: &str, value: &str) -> Result<(), BrokerError> {
+    if value.is_empty()
+        || value.len() > 256
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    {
+        return Err(BrokerError::Invalid(format!(
+            "{kind} {value:?} is invalid: use 1-256 printable ASCII characters without spaces, quotes or backslashes"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses a space-separated scope list, validating each scope.
+pub fn parse_scopes(text: &str) -> Result<Vec<String>, BrokerError> {
+    let mut out: Vec<String> = Vec::new();
+    for s in text.split_whitespace() {
+        check_token("scope", s)?;
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    Ok(out)
+}
+
+impl Registry {
+    /// Opens an initialised data directory.
+    pub async fn open(dir: &Path) -> Result<Self, BrokerError> {
+        let data = DataDir::new(dir);
+        let config = Config::load(dir)?;
+        let store = Store::open(&data.database()).await?;
+        Ok(Self {
+            data,
+            config,
+            store,
+        })
+    }
+
+    /// Closes the database cleanly.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+
+    async fn audit(&self, action: &str, subject: &str, detail: String) -> Result<(), BrokerError> {
+        self.store
+            .append_audit(&[AuditEvent {
+                ts_ms: unix_now().saturating_mul(1000),
+                actor: "cli".into(),
+                action: action.into(),
+                subject: subject.into(),
+                outcome: "ok".into(),
+                detail,
+            }])
+            .await
+    }
+
+    /// Registers an API.
+    pub async fn create_api(
+        &self,
+        id: &str,
+        scopes: &str,
+        ttl_secs: u64,
+    ) -> Result<Api, BrokerError> {
+        check_token("API identifier", id)?;
+        if !(30..=86_400).contains(&ttl_secs) {
+            return Err(BrokerError::Invalid(format!(
+                "token lifetime {ttl_secs} s is out of range: use 30 to 86400 seconds (1 hour or less is recommended)"
+            )));
+        }
+        let scopes = parse_scopes(scopes)?;
+        if scopes.is_empty() {
+            return Err(BrokerError::Invalid(
+                "an API needs at least one scope (--scopes \"read write\")".into(),
+            ));
+        }
+        let api = Api {
+            id: id.into(),
+            format: "cwt".into(),
+            ttl_secs,
+            scopes,
+        };
+        self.store.create_api(&api, unix_now()).await?;
+        self.audit(
+            "api.created",
+            id,
+            format!("scopes={} ttl={ttl_secs}", api.scopes.join(" ")),
+        )
+        .await?;
+        Ok(api)
+    }
+
+    /// Creates a group; each grant is `(api id, scopes)` and must name a
+    /// registered API and only scopes that API defines.
+    pub async fn create_group(
+        &self,
+        name: &str,
+        grants: &[(String, String)],
+    ) -> Result<Vec<Grant>, BrokerError> {
+        check_token("group name", name)?;
+        let mut out = Vec::new();
+        for (api_id, scopes) in grants {
+            let api = self
+                .store
+                .get_api(api_id)
+                .await?
+                .ok_or_else(|| BrokerError::NotFound {
+                    kind: "API",
+                    name: api_id.clone(),
+                    hint: "; create it first with `certbound api create`".into(),
+                })?;
+            let scopes = parse_scopes(scopes)?;
+            if scopes.is_empty() {
+                return Err(BrokerError::Invalid(format!(
+                    "the grant for {api_id} names no scopes"
+                )));
+            }
+            for s in &scopes {
+                if !api.scopes.contains(s) {
+                    return Err(BrokerError::Invalid(format!(
+                        "scope {s:?} is not defined by API {api_id} (it defines: {})",
+                        api.scopes.join(" ")
+                    )));
+                }
+            }
+            out.push(Grant {
+                api_id: api_id.clone(),
+                scopes,
+            });
+        }
+        self.store.create_group(name, &out, unix_now()).await?;
+        let detail = out
+            .iter()
+            .map(|g| format!("{}={}", g.api_id, g.scopes.join(" ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.audit("group.created", name, detail).await?;
+        Ok(out)
+    }
+
+    /// Issues a key and certificate for a new device, writes
+    /// `<out>/<id>.key.pem` (0600) and `<out>/<id>.cert.pem`, and registers it.
+    /// Either everything happens or nothing does.
+    pub async fn provision_device(
+        &self,
+        id: &str,
+        groups: &[String],
+        out_dir: &Path,
+        lifetime_days: Option<u32>,
+    ) -> Result<ProvisionedDevice, BrokerError> {
+        validate_device_id(id)?;
+        for g in groups {
+            if !self.store.group_exists(g).await? {
+                return Err(BrokerError::NotFound {
+                    kind: "group",
+                    name: g.clone(),
+                    hint: "; create it first with `certbound group create`".into(),
+                });
+            }
+        }
+        if self.store.get_device(id).await?.is_some() {
+            return Err(BrokerError::Conflict {
+                kind: "device",
+                name: id.into(),
+            });
+        }
+        let ca = IssuingCa::load(&self.data.pki())?;
+        let days = lifetime_days.unwrap_or(self.config.pki.device_cert_days);
+        let now = unix_now();
+        let bundle = ca.issue_device(id, days, now)?;
+        let (key_file, cert_file) = bundle.write_to(out_dir, id)?;
+        let record = CertRecord {
+            serial: bundle.cert.serial_hex.clone(),
+            device_id: id.into(),
+            thumbprint: hex::encode(bundle.cert.thumbprint),
+            not_before: bundle.cert.not_before,
+            not_after: bundle.cert.not_after,
+            status: "active".into(),
+            der: bundle.cert.der.clone(),
+        };
+        if let Err(e) = self.store.create_device(id, groups, &record, now).await {
+            // Do not leave credentials for a device that is not registered.
+            let _ = fs::remove_file(&key_file);
+            let _ = fs::remove_file(&cert_file);
+            return Err(e);
+        }
+        self.audit(
+            "device.provisioned",
+            id,
+            format!(
+                "serial={} groups={} not_after={}",
+                record.serial,
+                groups.join(","),
+                record.not_after
+            ),
+        )
+        .await?;
+        Ok(ProvisionedDevice {
+            id: id.into(),
+            serial: record.serial,
+            thumbprint: record.thumbprint,
+            not_after: record.not_after,
+            key_file,
+            cert_file,
+        })
+    }
+
+    /// A device and its certificates.
+    pub async fn show_device(&self, id: &str) -> Result<(Device, Vec<CertRecord>), BrokerError> {
+        let device = self
+            .store
+            .get_device(id)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound {
+                kind: "device",
+                name: id.into(),
+                hint: "; see `certbound device list`".into(),
+            })?;
+        let certs = self.store.device_certificates(id).await?;
+        Ok((device, certs))
+    }
+
+    /// Changes a device's status (revoking also revokes its certificates).
+    pub async fn set_device_status(
+        &self,
+        id: &str,
+        status: DeviceStatus,
+        reason: &str,
+    ) -> Result<(), BrokerError> {
+        self.store.set_device_status(id, status, unix_now()).await?;
+        let action = match status {
+            DeviceStatus::Active => "device.resumed",
+            DeviceStatus::Suspended => "device.suspended",
+            DeviceStatus::Revoked => "device.revoked",
+        };
+        self.audit(action, id, format!("reason={reason}")).await
+    }
+
+    /// The public token-signing keys, by kid.
+    pub fn public_keys(&self) -> Result<Vec<(String, EcPublicKey)>, BrokerError> {
+        keys::public_keys(&self.data.keys())
+    }
+}

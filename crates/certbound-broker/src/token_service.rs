@@ -1,0 +1,364 @@
+//! The device token endpoint's decision logic, shared by every transport:
+//! signed device request in, ACE token response or ACE error out.
+//!
+//! Order of checks (cheap and unauthenticated first, crypto once, then
+//! policy): strict parse -> certificate lookup and path validation ->
+//! certificate status -> request signature with the certificate key ->
+//! `iss` matches the certificate -> assertion freshness and audience ->
+//! grant type -> replay (cti) -> device status -> audience registered ->
+//! grant -> scope intersection -> mint.
+
+use std::sync::Mutex;
+
+use certbound_pki::TrustStore;
+use certbound_proto::ace::{AceError, AceErrorCode, TokenResponse};
+use certbound_proto::cbor::Limits;
+use certbound_proto::claims::{Claims, intersect_scopes};
+use certbound_proto::crypto::AwsLcVerifier;
+use certbound_proto::replay::ReplayCache;
+use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, UnverifiedRequest};
+use certbound_proto::{EcPublicKey, ProtoError, token};
+use rand::RngCore;
+
+use crate::audit::AuditLog;
+use crate::keys::SigningKey;
+use crate::store::{AuditEvent, DeviceStatus, Store};
+
+/// Settings of the token service.
+#[derive(Debug, Clone)]
+pub struct TokenServiceConfig {
+    /// Issuer id (`iss`; the `aud` devices must name).
+    pub issuer_id: String,
+    /// Clock skew allowance, seconds.
+    pub leeway: u64,
+    /// Input bounds.
+    pub limits: Limits,
+    /// Replay cache capacity.
+    pub replay_capacity: usize,
+}
+
+/// Issues certificate-bound access tokens to devices.
+#[derive(Debug)]
+pub struct TokenService {
+    config: TokenServiceConfig,
+    store: Store,
+    trust: TrustStore,
+    key: SigningKey,
+    replay: Mutex<ReplayCache>,
+    audit: AuditLog,
+}
+
+/// What the service decided.
+pub type Outcome = Result<TokenResponse, Refused>;
+
+/// Why no token was issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The request was refused: answer with this ACE error.
+    Ace(AceError),
+    /// The broker could not decide (store failure): answer "service
+    /// unavailable" so the device retries.
+    Unavailable,
+}
+
+struct Refusal {
+    error: Refused,
+    device: Option<String>,
+}
+
+fn refuse(code: AceErrorCode, description: impl Into<String>) -> Refusal {
+    Refusal {
+        error: Refused::Ace(AceError::new(code, description)),
+        device: None,
+    }
+}
+
+fn from_proto(e: &ProtoError, context: &str) -> Refusal {
+    refuse(e.ace_code(), format!("{context}: {e}"))
+}
+
+impl TokenService {
+    /// Builds the service.
+    pub fn new(
+        config: TokenServiceConfig,
+        store: Store,
+        trust: TrustStore,
+        key: SigningKey,
+        audit: AuditLog,
+    ) -> Self {
+        let replay = Mutex::new(ReplayCache::new(config.replay_capacity));
+        Self {
+            config,
+            store,
+            trust,
+            key,
+            replay,
+            audit,
+        }
+    }
+
+    /// The key id tokens are signed with.
+    pub fn kid(&self) -> &str {
+        &self.key.kid
+    }
+
+    /// Handles one signed device request received over `transport` at `now`.
+    pub async fn handle(&self, request: &[u8], transport: &str, now: u64) -> Outcome {
+        let result = self.decide(request, now).await;
+        let (device, outcome, detail) = match &result {
+            Ok((device, response)) => (
+                device.clone(),
+                "ok".to_string(),
+                format!(
+                    "transport={transport} expires_in={} scope={}",
+                    response.expires_in,
+                    response.scope.as_deref().unwrap_or("(as asked)")
+                ),
+            ),
+            Err(r) => (
+                r.device
+                    .clone()
+                    .unwrap_or_else(|| "(unauthenticated)".into()),
+                match &r.error {
+                    Refused::Ace(e) => e.code.name().to_string(),
+                    Refused::Unavailable => "unavailable".to_string(),
+                },
+                match &r.error {
+                    Refused::Ace(e) => format!(
+                        "transport={transport} {}",
+                        e.description.as_deref().unwrap_or("")
+                    ),
+                    Refused::Unavailable => format!("transport={transport} store failure"),
+                },
+            ),
+        };
+        let action = if result.is_ok() {
+            "token.issued"
+        } else {
+            "token.refused"
+        };
+        tracing::debug!(%device, %outcome, %detail, "{action}");
+        self.audit
+            .record(AuditEvent {
+                ts_ms: now.saturating_mul(1000),
+                actor: format!("device:{device}"),
+                action: action.into(),
+                subject: device,
+                outcome,
+                detail,
+            })
+            .await;
+        result.map(|(_, r)| r).map_err(|r| r.error)
+    }
+
+    async fn decide(&self, bytes: &[u8], now: u64) -> Result<(String, TokenResponse), Refusal> {
+        let limits = self.config.limits;
+        let leeway = self.config.leeway;
+        let request = UnverifiedRequest::parse(bytes, limits)
+            .map_err(|e| from_proto(&e, "malformed request"))?;
+
+        // The certificate: by thumbprint from the registry, or sent in full.
+        let (leaf, extra) = match &request.cert {
+            CertRef::X5t(hash) => {
+                let found = self
+                    .store
+                    .cert_by_thumbprint(&hex::encode(hash))
+                    .await
+                    .map_err(|e| internal(&e))?;
+                let rec = found.ok_or_else(|| {
+                    refuse(
+                        AceErrorCode::InvalidClient,
+                        "unknown certificate thumbprint (x5t); send the certificate in x5chain",
+                    )
+                })?;
+                (rec.der, Vec::new())
+            }
+            CertRef::X5Chain(chain) => match chain.split_first() {
+                Some((leaf, rest)) => (leaf.clone(), rest.to_vec()),
+                None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
+            },
+        };
+        let cert = self
+            .trust
+            .verify_device_cert(&leaf, &extra, now, leeway)
+            .map_err(|e| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("certificate rejected: {e}"),
+                )
+            })?;
+        let device_id = cert.device_id.clone();
+        let with_device = |mut r: Refusal| {
+            r.device = Some(device_id.clone());
+            r
+        };
+        let record = self
+            .store
+            .cert_by_thumbprint(&hex::encode(cert.thumbprint))
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| {
+                with_device(refuse(
+                    AceErrorCode::InvalidClient,
+                    "certificate is not registered with this broker",
+                ))
+            })?;
+        if record.status != "active" {
+            return Err(with_device(refuse(
+                AceErrorCode::InvalidClient,
+                format!("certificate {} is revoked", record.serial),
+            )));
+        }
+
+        // Proof of possession of the certificate key.
+        let cert_key = EcPublicKey::from_sec1(&cert.public_key_sec1)
+            .map_err(|e| with_device(from_proto(&e, "certificate key")))?;
+        let verifier = AwsLcVerifier::new(&cert_key)
+            .map_err(|e| with_device(from_proto(&e, "certificate key")))?;
+        let req = request
+            .verify(&verifier, limits)
+            .map_err(|e| with_device(from_proto(&e, "request signature")))?;
+        if req.iss != device_id {
+            return Err(with_device(refuse(
+                AceErrorCode::InvalidClient,
+                format!(
+                    "iss {:?} does not match the certificate's device {device_id:?}",
+                    req.iss
+                ),
+            )));
+        }
+        req.validate(&self.config.issuer_id, now, leeway)
+            .map_err(|e| {
+                with_device(refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("request assertion: {e}"),
+                ))
+            })?;
+        let grant_type = req.grant_type.unwrap_or(GRANT_CLIENT_CREDENTIALS);
+        if grant_type != GRANT_CLIENT_CREDENTIALS {
+            return Err(with_device(refuse(
+                AceErrorCode::UnsupportedGrantType,
+                format!(
+                    "grant_type {grant_type} is not supported; devices use client_credentials (2)"
+                ),
+            )));
+        }
+        {
+            let mut replay = self.replay.lock().map_err(|_| Refusal {
+                error: Refused::Unavailable,
+                device: None,
+            })?;
+            replay
+                .check_and_insert(&req.iss, &req.cti, req.exp.saturating_add(leeway), now)
+                .map_err(|e| {
+                    with_device(refuse(AceErrorCode::InvalidClient, format!("request {e}")))
+                })?;
+        }
+
+        // Policy.
+        let device = self
+            .store
+            .get_device(&device_id)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| {
+                with_device(refuse(
+                    AceErrorCode::InvalidClient,
+                    "device is not registered",
+                ))
+            })?;
+        match device.status {
+            DeviceStatus::Active => {}
+            other => {
+                return Err(with_device(refuse(
+                    AceErrorCode::UnauthorizedClient,
+                    format!("device {device_id} is {}", other.as_str()),
+                )));
+            }
+        }
+        let audience = req.audience.as_deref().ok_or_else(|| {
+            with_device(refuse(
+                AceErrorCode::InvalidRequest,
+                "audience (5) is required: name the API the token is for",
+            ))
+        })?;
+        let api = self
+            .store
+            .get_api(audience)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| {
+                with_device(refuse(
+                    AceErrorCode::InvalidRequest,
+                    format!("unknown audience {audience:?}: no such API is registered"),
+                ))
+            })?;
+        let granted: Vec<String> = self
+            .store
+            .device_grant(&device_id, &api.id)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| {
+                with_device(refuse(
+                    AceErrorCode::UnauthorizedClient,
+                    format!("device {device_id} has no grant for {audience}"),
+                ))
+            })?
+            .into_iter()
+            .map(|s| s.replace("{device}", &device_id))
+            .collect();
+        let scopes = intersect_scopes(req.scope.as_deref(), &granted);
+        if scopes.is_empty() {
+            return Err(with_device(refuse(
+                AceErrorCode::InvalidScope,
+                format!(
+                    "none of the requested scopes ({}) is granted for {audience}",
+                    req.scope.as_deref().unwrap_or("")
+                ),
+            )));
+        }
+        let scope = scopes.join(" ");
+
+        let mut cti = vec![0u8; 16];
+        rand::rng().fill_bytes(&mut cti);
+        let claims = Claims {
+            iss: Some(self.config.issuer_id.clone()),
+            sub: Some(device_id.clone()),
+            aud: vec![api.id.clone()],
+            exp: Some(now.saturating_add(api.ttl_secs)),
+            iat: Some(now),
+            cti: Some(cti),
+            scope: Some(scope.clone()),
+            cnf: Some(cert_key),
+            ..Claims::default()
+        };
+        let access_token = token::mint(&claims, &self.key.kid, &self.key.signer).map_err(|e| {
+            with_device(refuse(
+                AceErrorCode::InvalidRequest,
+                format!("signing failed: {e}"),
+            ))
+        })?;
+        let asked = req.scope.as_deref().map(|s| {
+            s.split(' ')
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        Ok((
+            device_id,
+            TokenResponse {
+                access_token,
+                expires_in: api.ttl_secs,
+                scope: (asked.as_deref() != Some(scope.as_str())).then_some(scope),
+            },
+        ))
+    }
+}
+
+fn internal(e: &crate::error::BrokerError) -> Refusal {
+    tracing::error!(error = %e, "store failure while handling a token request");
+    Refusal {
+        error: Refused::Unavailable,
+        device: None,
+    }
+}

@@ -1,0 +1,3 @@
+//! Transports: each moves bytes between the network and the token service.
+
+pub mod coap;

@@ -1,0 +1,332 @@
+//! Command-line definitions (clap derive).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// certbound: certificate-bound access tokens for IoT fleets and backend services.
+///
+/// Operators create a CA, register APIs and groups, and provision devices; the
+/// broker (`certbound serve`) hands devices compact CWT tokens bound to their
+/// certificate key; backends verify them offline.
+///
+/// Quick start:
+///   certbound init --dir ./cb --issuer-id https://auth.example.com
+///   certbound api create --dir ./cb --id https://telemetry.example.com --scopes "telemetry:write"
+///   certbound group create --dir ./cb --name sensors --grant "https://telemetry.example.com=telemetry:write"
+///   certbound device provision --dir ./cb --id sensor-1 --group sensors --out ./devices
+///   certbound serve --dir ./cb
+///
+/// Or see everything at once: `certbound demo`.
+#[derive(Debug, Parser)]
+#[command(name = "certbound", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The data directory option shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct DirArg {
+    /// Data directory (CA, keys, config, database).
+    #[arg(long, env = "CERTBOUND_DIR", default_value = "./certbound-data")]
+    pub dir: PathBuf,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory: root and issuing CA, token signing key, config, database.
+    Init {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The broker's issuer id: `iss` of every token (a URI, e.g. https://auth.example.com).
+        #[arg(long)]
+        issuer_id: String,
+    },
+    /// Run the broker (CoAP token endpoint) until Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        dir: DirArg,
+        /// UDP address for CoAP, overriding `coap.listen` in certbound.toml.
+        #[arg(long)]
+        coap_listen: Option<SocketAddr>,
+    },
+    /// Manage APIs (the resource servers tokens are for).
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// Manage groups (sets of grants given to devices).
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage devices: provision, list, show, suspend, resume, revoke.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Request (as a device) or inspect tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Export the token verification keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Show the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run everything in one process on embedded defaults in a temporary directory:
+    /// init, serve, provision devices, get tokens over CoAP, verify them.
+    Demo {
+        /// Number of simulated devices.
+        #[arg(long, default_value_t = 5)]
+        devices: u32,
+        /// Keep the data directory here instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// `certbound api ...`
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Register an API.
+    Create {
+        #[command(flatten)]
+        dir: DirArg,
+        /// API identifier, used as the token audience (e.g. https://telemetry.example.com).
+        #[arg(long)]
+        id: String,
+        /// The API's permissions, space separated (e.g. "telemetry:write firmware:read").
+        #[arg(long)]
+        scopes: String,
+        /// Token lifetime in seconds (30..86400; 3600 or less recommended).
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List APIs.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `certbound group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group with grants.
+    Create {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Group name.
+        #[arg(long)]
+        name: String,
+        /// A grant "API=scope1 scope2"; repeat for several APIs. Scopes may use {device}.
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List groups and their grants.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `certbound device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Create a key and certificate for a new device and register it.
+    /// Writes <OUT>/<ID>.key.pem (mode 0600) and <OUT>/<ID>.cert.pem (leaf, issuing CA).
+    Provision {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Device id (1-128 of A-Z a-z 0-9 . _ : -); becomes the certificate CN.
+        #[arg(long)]
+        id: String,
+        /// Group to put the device in; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Where to write the key and certificate.
+        #[arg(long, default_value = "./devices")]
+        out: PathBuf,
+        /// Certificate lifetime in days (default: pki.device_cert_days, 90).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List devices.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one device and its certificates.
+    Show {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Device id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device for good: new token requests are refused at once.
+    Revoke {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Device id.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Suspend a device (refused until resumed).
+    Suspend {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Device id.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Resume a suspended device.
+    Resume {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Device id.
+        id: String,
+    },
+}
+
+/// `certbound token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Request a token as a device over CoAP (for debugging). Prints the token in hex.
+    Request {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The device's private key (PKCS#8 PEM).
+        #[arg(long)]
+        device_key: PathBuf,
+        /// The device's certificate chain (PEM, leaf first).
+        #[arg(long)]
+        device_cert: PathBuf,
+        /// The API the token is for.
+        #[arg(long)]
+        aud: String,
+        /// Scopes to ask for (space separated); default: everything granted.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Broker CoAP address (default: coap.listen of the data directory's config).
+        #[arg(long)]
+        broker: Option<SocketAddr>,
+        /// Broker issuer id (default: from the data directory's config).
+        #[arg(long)]
+        issuer_id: Option<String>,
+        /// Send the whole certificate chain (x5chain) instead of its thumbprint (x5t).
+        #[arg(long)]
+        chain: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode a token, show its claims, and check it.
+    Inspect {
+        /// The token: hex, base64url, or a path to a file holding it (raw or text).
+        token: String,
+        /// Verification keys as a JWKS file (e.g. from `certbound keys export --format jwks`).
+        #[arg(long, conflicts_with = "key")]
+        jwks: Option<PathBuf>,
+        /// Verification keys as a COSE key set file, or one public key in PEM.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Expected audience (checked when given).
+        #[arg(long)]
+        aud: Option<String>,
+        /// Expected issuer (checked when given).
+        #[arg(long)]
+        iss: Option<String>,
+        /// Check as of this Unix time instead of now.
+        #[arg(long)]
+        now: Option<u64>,
+        /// Allowed clock skew in seconds.
+        #[arg(long, default_value_t = 60)]
+        leeway: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `certbound keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the public token-verification keys.
+    Export {
+        #[command(flatten)]
+        dir: DirArg,
+        /// jwks (JSON Web Key Set) or cose (CBOR COSE_KeySet, written as raw bytes).
+        #[arg(long, value_enum, default_value_t = KeyFormat::Jwks)]
+        format: KeyFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Key set formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyFormat {
+    /// JSON Web Key Set (RFC 7517).
+    Jwks,
+    /// COSE_KeySet (RFC 9052 §7), CBOR.
+    Cose,
+}
+
+/// `certbound audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show the latest audit events.
+    Tail {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Only events about this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// How many events.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: u32,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}

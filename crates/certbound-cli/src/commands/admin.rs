@@ -1,0 +1,312 @@
+//! Operator commands on a data directory.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use certbound_broker::registry::{self, Registry};
+use certbound_broker::store::DeviceStatus;
+use certbound_verify::KeySet;
+
+use crate::cli::{ApiCommand, AuditCommand, DeviceCommand, GroupCommand, KeyFormat, KeysCommand};
+use crate::output::{iso, print_json};
+
+pub async fn init(dir: &Path, issuer_id: &str) -> anyhow::Result<ExitCode> {
+    registry::init(dir, issuer_id).await?;
+    println!("Initialised {} for issuer {issuer_id}", dir.display());
+    println!(
+        "  CA chain:      {}",
+        dir.join("pki/ca-chain.pem").display()
+    );
+    println!("  configuration: {}", dir.join("certbound.toml").display());
+    println!(
+        "Next: certbound api create --dir {} --id <API URI> --scopes \"...\"",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn api(cmd: ApiCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ApiCommand::Create {
+            dir,
+            id,
+            scopes,
+            ttl,
+            json,
+        } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let api = reg.create_api(&id, &scopes, ttl).await?;
+            reg.close().await;
+            if json {
+                print_json(&api)?;
+            } else {
+                println!(
+                    "API {} created: scopes [{}], token lifetime {} s",
+                    api.id,
+                    api.scopes.join(" "),
+                    api.ttl_secs
+                );
+            }
+        }
+        ApiCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let apis = reg.store.list_apis().await?;
+            reg.close().await;
+            if json {
+                print_json(&apis)?;
+            } else if apis.is_empty() {
+                println!("No APIs yet: certbound api create --id <URI> --scopes \"...\"");
+            } else {
+                for a in apis {
+                    println!(
+                        "{}  ttl={}s  scopes=[{}]",
+                        a.id,
+                        a.ttl_secs,
+                        a.scopes.join(" ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses "API=scope1 scope2".
+fn parse_grant(text: &str) -> anyhow::Result<(String, String)> {
+    let (api, scopes) = text.split_once('=').with_context(|| {
+        format!("grant {text:?} must look like \"https://api.example.com=scope1 scope2\"")
+    })?;
+    Ok((api.trim().to_string(), scopes.trim().to_string()))
+}
+
+pub async fn group(cmd: GroupCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        GroupCommand::Create {
+            dir,
+            name,
+            grants,
+            json,
+        } => {
+            let grants = grants
+                .iter()
+                .map(|g| parse_grant(g))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let reg = Registry::open(&dir.dir).await?;
+            let created = reg.create_group(&name, &grants).await?;
+            reg.close().await;
+            if json {
+                print_json(&serde_json::json!({ "name": name, "grants": created }))?;
+            } else {
+                println!("Group {name} created:");
+                for g in created {
+                    println!("  {} -> {}", g.api_id, g.scopes.join(" "));
+                }
+            }
+        }
+        GroupCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let groups = reg.store.list_groups().await?;
+            reg.close().await;
+            if json {
+                let v: Vec<_> = groups
+                    .iter()
+                    .map(|(n, g)| serde_json::json!({"name": n, "grants": g}))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                for (name, grants) in groups {
+                    println!("{name}");
+                    for g in grants {
+                        println!("  {} -> {}", g.api_id, g.scopes.join(" "));
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn device(cmd: DeviceCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DeviceCommand::Provision {
+            dir,
+            id,
+            groups,
+            out,
+            days,
+            json,
+        } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let result = reg.provision_device(&id, &groups, &out, days).await;
+            reg.close().await;
+            let d = result?;
+            if json {
+                print_json(&d)?;
+            } else {
+                println!("Device {} provisioned", d.id);
+                println!(
+                    "  key:         {} (keep it secret, mode 0600)",
+                    d.key_file.display()
+                );
+                println!("  certificate: {}", d.cert_file.display());
+                println!("  serial:      {}", d.serial);
+                println!("  expires:     {}", iso(d.not_after));
+            }
+        }
+        DeviceCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let devices = reg.store.list_devices().await?;
+            reg.close().await;
+            if json {
+                print_json(&devices)?;
+            } else if devices.is_empty() {
+                println!("No devices yet: certbound device provision --id <ID> --group <GROUP>");
+            } else {
+                println!("{:<32} {:<10} groups", "device", "status");
+                for d in devices {
+                    println!(
+                        "{:<32} {:<10} {}",
+                        d.id,
+                        d.status.as_str(),
+                        d.groups.join(",")
+                    );
+                }
+            }
+        }
+        DeviceCommand::Show { dir, id, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let result = reg.show_device(&id).await;
+            reg.close().await;
+            let (device, certs) = result?;
+            if json {
+                print_json(&serde_json::json!({ "device": device, "certificates": certs }))?;
+            } else {
+                println!("device   {}", device.id);
+                println!("status   {}", device.status.as_str());
+                println!("groups   {}", device.groups.join(", "));
+                println!("created  {}", iso(device.created_at));
+                for c in certs {
+                    println!(
+                        "cert     serial {}  {}  valid {} .. {}\n         sha256 {}",
+                        c.serial,
+                        c.status,
+                        iso(c.not_before),
+                        iso(c.not_after),
+                        c.thumbprint
+                    );
+                }
+            }
+        }
+        DeviceCommand::Revoke { dir, id, reason } => {
+            set_status(&dir.dir, &id, DeviceStatus::Revoked, &reason).await?;
+            println!("Device {id} revoked: new token requests are refused.");
+        }
+        DeviceCommand::Suspend { dir, id, reason } => {
+            set_status(&dir.dir, &id, DeviceStatus::Suspended, &reason).await?;
+            println!(
+                "Device {id} suspended: token requests are refused until `certbound device resume {id}`."
+            );
+        }
+        DeviceCommand::Resume { dir, id } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let (device, _) = reg.show_device(&id).await?;
+            if device.status == DeviceStatus::Revoked {
+                reg.close().await;
+                anyhow::bail!(
+                    "device {id} is revoked, which is final; provision a new identity instead"
+                );
+            }
+            let r = reg
+                .set_device_status(&id, DeviceStatus::Active, "resumed")
+                .await;
+            reg.close().await;
+            r?;
+            println!("Device {id} resumed.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_status(
+    dir: &Path,
+    id: &str,
+    status: DeviceStatus,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let reg = Registry::open(dir).await?;
+    let r = reg.set_device_status(id, status, reason).await;
+    reg.close().await;
+    Ok(r?)
+}
+
+/// The broker's public keys as a key set.
+pub fn key_set(dir: &Path) -> anyhow::Result<KeySet> {
+    let mut set = KeySet::new();
+    let keys =
+        certbound_broker::keys::public_keys(&certbound_broker::config::DataDir::new(dir).keys())
+            .with_context(|| {
+                format!(
+                    "reading the signing keys of {} (is it initialised?)",
+                    dir.display()
+                )
+            })?;
+    for (kid, key) in keys {
+        set.insert(kid, key)?;
+    }
+    Ok(set)
+}
+
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Export { dir, format, out } => {
+            let set = key_set(&dir.dir)?;
+            let bytes = match format {
+                KeyFormat::Jwks => {
+                    let mut s = set.to_jwks();
+                    s.push('\n');
+                    s.into_bytes()
+                }
+                KeyFormat::Cose => set.to_cose_key_set(),
+            };
+            match out {
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().write_all(&bytes)?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Tail {
+            dir,
+            device,
+            lines,
+            json,
+        } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let events = reg.store.recent_audit(device.as_deref(), lines).await;
+            reg.close().await;
+            for e in events? {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "{}  {:<18} {:<22} {:<20} {}  {}",
+                        iso(e.ts_ms / 1000),
+                        e.actor,
+                        e.action,
+                        e.subject,
+                        e.outcome,
+                        e.detail
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

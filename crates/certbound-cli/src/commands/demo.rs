@@ -1,0 +1,197 @@
+//! `certbound demo`: the whole flow in one process on embedded defaults.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use certbound_agent::{AgentError, DeviceIdentity, TokenRequestParams, request_token_coap};
+use certbound_broker::registry::{self, Registry};
+use certbound_broker::server::{ServeOptions, start};
+use certbound_broker::store::DeviceStatus;
+use certbound_verify::{TokenVerifier, VerifierConfig, inspect};
+
+use super::admin::key_set;
+use crate::output::now;
+
+const ISSUER: &str = "https://auth.certbound.demo";
+const API: &str = "https://telemetry.certbound.demo";
+
+struct Row {
+    device: String,
+    size: usize,
+    expires_in: u64,
+    scope: String,
+    verified: Result<(), String>,
+    millis: f64,
+}
+
+pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (1..=1000).contains(&devices),
+        "--devices must be between 1 and 1000"
+    );
+    let temp;
+    let dir = match keep {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let started = Instant::now();
+    println!("certbound demo — data directory {}", dir.display());
+
+    step(1, "create the CA hierarchy and token signing key");
+    registry::init(&dir, ISSUER).await?;
+    let reg = Registry::open(&dir).await?;
+    step(2, "register the telemetry API and a group of sensors");
+    reg.create_api(API, "telemetry:write firmware:read", 3600)
+        .await?;
+    reg.create_group("sensors", &[(API.into(), "telemetry:write".into())])
+        .await?;
+
+    step(
+        3,
+        &format!("provision {devices} devices (P-256 key + certificate each)"),
+    );
+    let out = dir.join("devices");
+    let mut ids = Vec::new();
+    for i in 1..=devices {
+        let id = format!("sensor-{i}");
+        reg.provision_device(&id, &["sensors".into()], &out, None)
+            .await?;
+        ids.push(id);
+    }
+
+    step(
+        4,
+        "start the broker: CoAP token endpoint on a free UDP port",
+    );
+    let broker = start(
+        &dir,
+        ServeOptions {
+            coap_listen: Some("127.0.0.1:0".parse()?),
+        },
+    )
+    .await?;
+    let coap = broker
+        .coap_addr()
+        .context("CoAP is disabled in the demo configuration")?;
+    println!("     listening on coap://{coap}");
+
+    step(
+        5,
+        "each device asks for a token over CoAP, signing the request with its key",
+    );
+    let verifier = TokenVerifier::new(key_set(&dir)?, {
+        let mut c = VerifierConfig::new(API);
+        c.issuer = Some(ISSUER.into());
+        c
+    });
+    let client = certbound_coap::Client::connect(coap, Default::default()).await?;
+    let params = TokenRequestParams::new(ISSUER, API).with_scope("telemetry:write firmware:read");
+    let mut rows = Vec::new();
+    let mut sample = None;
+    for id in &ids {
+        let identity = DeviceIdentity::load(
+            &out.join(format!("{id}.key.pem")),
+            &out.join(format!("{id}.cert.pem")),
+        )?;
+        let t0 = Instant::now();
+        let token = request_token_coap(&client, &identity, &params).await?;
+        let millis = t0.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!(device = %id, millis, "token obtained");
+        let leaf = identity.chain().first().cloned().unwrap_or_default();
+        let verified = verifier
+            .verify(&token.access_token, &["telemetry:write"], now())
+            .and_then(|v| v.check_certificate_binding(&leaf).map(|_| v))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        rows.push(Row {
+            device: id.clone(),
+            size: token.access_token.len(),
+            expires_in: token.expires_in,
+            scope: token
+                .scope
+                .clone()
+                .unwrap_or_else(|| "telemetry:write firmware:read".into()),
+            verified,
+            millis,
+        });
+        sample.get_or_insert(token.access_token);
+    }
+
+    step(
+        6,
+        "revoke the last device; its next request must be refused",
+    );
+    let victim = ids.last().cloned().unwrap_or_default();
+    reg.set_device_status(&victim, DeviceStatus::Revoked, "demo")
+        .await?;
+    let identity = DeviceIdentity::load(
+        &out.join(format!("{victim}.key.pem")),
+        &out.join(format!("{victim}.cert.pem")),
+    )?;
+    let refused = match request_token_coap(&client, &identity, &params).await {
+        Err(AgentError::Refused(e)) => format!("refused as expected: {e}"),
+        Ok(_) => "UNEXPECTED: a revoked device got a token".into(),
+        Err(e) => format!("UNEXPECTED error: {e}"),
+    };
+    println!("     {victim}: {refused}");
+
+    broker.shutdown().await;
+    reg.close().await;
+
+    println!();
+    println!(
+        "{:<12} {:>6} {:>8} {:>9}  {:<28} verified offline (signature, aud, scope, cert binding)",
+        "device", "bytes", "ttl", "latency", "granted scope"
+    );
+    let mut failures = 0;
+    for r in &rows {
+        let check = match &r.verified {
+            Ok(()) => "✓".to_string(),
+            Err(e) => {
+                failures += 1;
+                format!("✗ {e}")
+            }
+        };
+        println!(
+            "{:<12} {:>6} {:>7}s {:>7.1}ms  {:<28} {check}",
+            r.device, r.size, r.expires_in, r.millis, r.scope
+        );
+    }
+    if let Some(token) = sample {
+        println!("\nOne token, decoded (`certbound token inspect`):\n");
+        println!(
+            "{}",
+            inspect(
+                &token,
+                Some(verifier.keys()),
+                Some(API),
+                Some(ISSUER),
+                now(),
+                60
+            )
+        );
+    }
+    let ok = failures == 0 && refused.starts_with("refused as expected");
+    println!(
+        "\n{} devices, {} tokens verified, {} refused as expected; {:.1} s in all. {}",
+        rows.len(),
+        rows.len() - failures,
+        usize::from(refused.starts_with("refused")),
+        started.elapsed().as_secs_f64(),
+        if ok { "Demo OK." } else { "Demo FAILED." }
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn step(n: u32, text: &str) {
+    println!("[{n}] {text}");
+}

@@ -1,0 +1,25 @@
+//! Command implementations.
+
+mod admin;
+mod demo;
+mod serve;
+mod token;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir, issuer_id } => admin::init(&dir.dir, &issuer_id).await,
+        Command::Serve { dir, coap_listen } => serve::serve(&dir.dir, coap_listen).await,
+        Command::Api(cmd) => admin::api(cmd).await,
+        Command::Group(cmd) => admin::group(cmd).await,
+        Command::Device(cmd) => admin::device(cmd).await,
+        Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Audit(cmd) => admin::audit(cmd).await,
+        Command::Token(cmd) => token::run(cmd).await,
+        Command::Demo { devices, keep } => demo::run(devices, keep).await,
+    }
+}

@@ -1,0 +1,160 @@
+//! The one error type of this crate, [`VerifyError`], and its stable reason codes.
+
+use certbound_proto::{ClaimError, ProtoError};
+
+/// Why a token, a key set, a certificate or a telemetry message was refused.
+///
+/// Every message says what was wrong and what to do about it.
+/// [`VerifyError::reason_code`] gives a short, stable code for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token (or envelope) is not a well-formed certbound object: bad CBOR,
+    /// wrong COSE structure or headers, wrong `typ`, unsupported algorithm, ...
+    #[error(
+        "token is malformed: {0}; it is not a certbound access token or was damaged in transit — reject it"
+    )]
+    Malformed(ProtoError),
+    /// The token names a `kid` that is not in the key set.
+    #[error(
+        "token is signed by kid {kid:?}, which is not in the verification key set; if the broker rotated its keys, reload the key set (/.well-known/jwks.json or /.well-known/cose-keys)"
+    )]
+    UnknownKey {
+        /// The `kid` hint of the token (non-UTF-8 kids are shown as `h'<hex>'`).
+        kid: String,
+    },
+    /// The token signature does not verify with the key its `kid` names.
+    #[error(
+        "token signature does not verify with the key for its kid; the token was altered or not issued by this broker — reject it"
+    )]
+    BadSignature,
+    /// The signature is good but a claim check failed (expiry, audience, scope, ...).
+    #[error("token claims rejected: {0}; {advice}", advice = claim_advice(.0))]
+    Claims(ClaimError),
+    /// The token has no `cnf` and bearer tokens are not allowed.
+    #[error(
+        "token has no confirmation key (cnf), so it is a bearer token; certbound requires certificate-bound tokens — request the token with the device certificate, or set allow_bearer for this audience"
+    )]
+    MissingConfirmation,
+    /// The presented certificate's public key is not the token's `cnf` key.
+    #[error(
+        "the presented certificate's public key differs from the token's confirmation key (cnf); the token was issued for another certificate — present the certificate the token was issued to, or request a new token after re-enrolment"
+    )]
+    BindingMismatch,
+    /// The telemetry body is signed for another token (its `token_cti` differs).
+    #[error(
+        "the telemetry body names another token's cti than the token attached to it; the device must sign each message with the cti of the token it sends along"
+    )]
+    TelemetryTokenMismatch,
+    /// The telemetry body is not signed by the token's `cnf` key (no proof of possession).
+    #[error(
+        "the telemetry body signature does not verify with the token's confirmation key (cnf); the message was not signed by the device the token was issued to — reject it"
+    )]
+    BadProofOfPossession,
+    /// The certificate presented for binding cannot be parsed or has no P-256 key.
+    #[error(
+        "presented certificate cannot be used for token binding: {0}; present the DER X.509 certificate holding the device's P-256 key"
+    )]
+    BadCertificate(String),
+    /// A key set (JWKS, COSE_KeySet or an inserted key) is refused.
+    #[error(
+        "invalid key set: {0}; publish only EC P-256 (ES256) public keys, each with a unique kid"
+    )]
+    InvalidKeySet(String),
+    /// Token text (hex/base64) pasted on a command line could not be decoded.
+    #[error(
+        "token text could not be decoded: {0}; give the token as hex, base64url or standard base64"
+    )]
+    InvalidTokenText(String),
+}
+
+impl From<ProtoError> for VerifyError {
+    /// Signature failures become [`VerifyError::BadSignature`], claim failures
+    /// [`VerifyError::Claims`], everything else [`VerifyError::Malformed`].
+    fn from(e: ProtoError) -> Self {
+        match e {
+            ProtoError::BadSignature => VerifyError::BadSignature,
+            ProtoError::Claim(c) => VerifyError::Claims(c),
+            other => VerifyError::Malformed(other),
+        }
+    }
+}
+
+impl From<ClaimError> for VerifyError {
+    fn from(e: ClaimError) -> Self {
+        VerifyError::Claims(e)
+    }
+}
+
+impl VerifyError {
+    /// A short, stable code naming the reason, for counting rejects.
+    ///
+    /// | code | meaning |
+    /// |---|---|
+    /// | `malformed` | not a well-formed token, envelope or token text |
+    /// | `wrong_type` | a signed object of another kind (`typ` is not `at+cwt`) |
+    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 |
+    /// | `too_large` | over the configured size bound |
+    /// | `unknown_key` | `kid` not in the key set |
+    /// | `bad_signature` | token signature does not verify |
+    /// | `expired` / `not_yet_valid` | outside the validity window |
+    /// | `issuer` / `audience` / `scope` | wrong issuer, audience or missing scope |
+    /// | `missing_claim` | a required claim (`exp`) is absent |
+    /// | `claims` | another claim failure |
+    /// | `no_cnf` | bearer token where a bound token is required |
+    /// | `binding` | certificate key differs from `cnf` |
+    /// | `telemetry_cti` | telemetry body signed for another token |
+    /// | `pop` | telemetry body not signed by the `cnf` key |
+    /// | `bad_certificate` | unusable certificate for binding |
+    /// | `invalid_key_set` | refused key set |
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(ProtoError::WrongType { .. }) => "wrong_type",
+            VerifyError::Malformed(ProtoError::UnsupportedAlgorithm(_)) => "unsupported_alg",
+            VerifyError::Malformed(ProtoError::TooLarge { .. }) => "too_large",
+            VerifyError::Malformed(ProtoError::BadSignature) | VerifyError::BadSignature => {
+                "bad_signature"
+            }
+            VerifyError::Malformed(_) | VerifyError::InvalidTokenText(_) => "malformed",
+            VerifyError::UnknownKey { .. } => "unknown_key",
+            VerifyError::Claims(c) => claim_code(c),
+            VerifyError::MissingConfirmation => "no_cnf",
+            VerifyError::BindingMismatch => "binding",
+            VerifyError::TelemetryTokenMismatch => "telemetry_cti",
+            VerifyError::BadProofOfPossession => "pop",
+            VerifyError::BadCertificate(_) => "bad_certificate",
+            VerifyError::InvalidKeySet(_) => "invalid_key_set",
+        }
+    }
+}
+
+fn claim_code(c: &ClaimError) -> &'static str {
+    match c {
+        ClaimError::Expired { .. } => "expired",
+        ClaimError::NotYetValid { .. } => "not_yet_valid",
+        ClaimError::IssuerMismatch { .. } | ClaimError::Missing("iss") => "issuer",
+        ClaimError::AudienceMismatch { .. } => "audience",
+        ClaimError::ScopeMissing { .. } => "scope",
+        ClaimError::Missing(_) => "missing_claim",
+        _ => "claims",
+    }
+}
+
+fn claim_advice(c: &ClaimError) -> &'static str {
+    match c {
+        ClaimError::Expired { .. } => "the client must request a new token",
+        ClaimError::NotYetValid { .. } => {
+            "check the clocks of the broker and this service, or raise the leeway"
+        }
+        ClaimError::AudienceMismatch { .. } => {
+            "the client must request a token for this API's audience"
+        }
+        ClaimError::ScopeMissing { .. } => {
+            "grant the scope to the client's group in the broker policy, then request a new token"
+        }
+        ClaimError::IssuerMismatch { .. } | ClaimError::Missing("iss") => {
+            "accept only tokens of the configured broker, or fix the configured issuer"
+        }
+        _ => "the client must request a new token",
+    }
+}
