@@ -129,8 +129,7 @@ fn read_token(arg: &str) -> anyhow::Result<Vec<u8>> {
 fn load_jwks(path: &PathBuf) -> anyhow::Result<KeySet> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(KeySet::from_jwks(&text)
-        .with_context(|| format!("{} is not a usable JWKS", path.display()))?)
+    KeySet::from_jwks(&text).with_context(|| format!("{} is not a usable JWKS", path.display()))
 }
 
 /// A COSE key set, a JWKS, or one PEM public key.
@@ -153,10 +152,10 @@ fn load_key_file(path: &PathBuf) -> anyhow::Result<KeySet> {
             return Ok(set);
         }
     }
-    Ok(KeySet::from_cose_key_set(&raw).with_context(|| {
+    KeySet::from_cose_key_set(&raw).with_context(|| {
         format!(
             "{} is not a COSE key set, JWKS or PEM public key",
             path.display()
         )
-    })?)
+    })
 }
