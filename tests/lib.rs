@@ -158,7 +158,11 @@ impl Answer {
 
 impl std::fmt::Display for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} (content-format {:?}): ", self.code, self.content_format)?;
+        write!(
+            f,
+            "{:?} (content-format {:?}): ",
+            self.code, self.content_format
+        )?;
         match &self.ace {
             Some(AceResponse::Token(t)) => write!(
                 f,
@@ -235,7 +239,13 @@ impl Fixture {
 
     /// Provisions a device in [`GROUP`] and loads its identity.
     pub async fn device(&self, id: &str) -> anyhow::Result<TestDevice> {
-        provision(&self.registry, id, &[GROUP.to_string()], &self.devices_dir()).await
+        provision(
+            &self.registry,
+            id,
+            &[GROUP.to_string()],
+            &self.devices_dir(),
+        )
+        .await
     }
 
     /// Agent parameters for [`API`] asking for `scope` (`None`: the grant's

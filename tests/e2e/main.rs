@@ -1,1 +1,13 @@
-//! End-to-end tests.
+//! End-to-end tests: a real broker on a fresh data directory, devices talking
+//! CoAP over real UDP on 127.0.0.1, and the offline verifier.
+//!
+//! * [`token_flow`]: a provisioned device obtains a certificate-bound token
+//!   that `certbound-verify` accepts; least privilege; discovery.
+//! * [`rejections`]: every refusal carries the right ACE error and CoAP code,
+//!   and the broker keeps serving afterwards.
+//! * [`live_changes`]: provisioning and revocation by a separate registry
+//!   connection take effect on the running broker at once.
+
+mod live_changes;
+mod rejections;
+mod token_flow;

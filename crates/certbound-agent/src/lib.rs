@@ -8,7 +8,7 @@
 //! # async fn run() -> Result<(), certbound_agent::AgentError> {
 //! use certbound_agent::{DeviceIdentity, TokenRequestParams, request_token_coap};
 //! let identity = DeviceIdentity::load("devices/sensor-1.key.pem".as_ref(), "devices/sensor-1.cert.pem".as_ref())?;
-//! let client = certbound_coap::Client::connect("127.0.0.1:5683".parse().unwrap(), Default::default()).await?;
+//! let client = certbound_coap::Client::connect(std::net::SocketAddr::from(([127, 0, 0, 1], 5683)), Default::default()).await?;
 //! let params = TokenRequestParams::new("https://auth.example.com", "https://telemetry.example.com")
 //!     .with_scope("telemetry:write");
 //! let token = request_token_coap(&client, &identity, &params).await?;

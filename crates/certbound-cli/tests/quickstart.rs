@@ -16,7 +16,10 @@ const ISSUER: &str = "https://auth.example.com";
 const API: &str = "https://telemetry.example.com";
 
 fn certbound(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run certbound")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run certbound")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -34,7 +37,9 @@ fn skip_or_fail(what: &str) {
     if std::env::var("CERTBOUND_REQUIRE_ALL").as_deref() == Ok("1") {
         panic!("{what} is required (CERTBOUND_REQUIRE_ALL=1) but missing");
     }
-    eprintln!("\n*** SKIPPED: {what} is missing; run .ci/run or install it to run this check ***\n");
+    eprintln!(
+        "\n*** SKIPPED: {what} is missing; run .ci/run or install it to run this check ***\n"
+    );
 }
 
 /// The Python interpreter with the interop packages, if any.
@@ -63,7 +68,13 @@ struct Serve {
 impl Serve {
     fn start(dir: &Path) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--dir", dir.to_str().unwrap(), "--coap-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--coap-listen",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -75,7 +86,9 @@ impl Serve {
                 let _ = tx.send(line);
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("serve announces its address");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve announces its address");
         let addr = line
             .strip_prefix("certbound serving: coap=udp://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
@@ -104,10 +117,45 @@ impl QuickStart {
         let devices = tmp.path().join("devices");
         let d = dir.to_str().unwrap();
         ok(&["init", "--dir", d, "--issuer-id", ISSUER]);
-        ok(&["api", "create", "--dir", d, "--id", API, "--scopes", "telemetry:write firmware:read", "--ttl", "3600"]);
-        ok(&["group", "create", "--dir", d, "--name", "sensors", "--grant", &format!("{API}=telemetry:write")]);
-        ok(&["device", "provision", "--dir", d, "--id", "sensor-1", "--group", "sensors", "--out", devices.to_str().unwrap()]);
-        QuickStart { _tmp: tmp, dir, devices }
+        ok(&[
+            "api",
+            "create",
+            "--dir",
+            d,
+            "--id",
+            API,
+            "--scopes",
+            "telemetry:write firmware:read",
+            "--ttl",
+            "3600",
+        ]);
+        ok(&[
+            "group",
+            "create",
+            "--dir",
+            d,
+            "--name",
+            "sensors",
+            "--grant",
+            &format!("{API}=telemetry:write"),
+        ]);
+        ok(&[
+            "device",
+            "provision",
+            "--dir",
+            d,
+            "--id",
+            "sensor-1",
+            "--group",
+            "sensors",
+            "--out",
+            devices.to_str().unwrap(),
+        ]);
+        QuickStart {
+            _tmp: tmp,
+            dir,
+            devices,
+        }
     }
 
     fn d(&self) -> &str {
@@ -120,10 +168,20 @@ impl QuickStart {
 
     fn request(&self, serve: &Serve, device: &str, scope: &str) -> Output {
         certbound(&[
-            "token", "request", "--dir", self.d(), "--broker", &serve.addr,
-            "--device-key", &self.file(&format!("{device}.key.pem")),
-            "--device-cert", &self.file(&format!("{device}.cert.pem")),
-            "--aud", API, "--scope", scope,
+            "token",
+            "request",
+            "--dir",
+            self.d(),
+            "--broker",
+            &serve.addr,
+            "--device-key",
+            &self.file(&format!("{device}.key.pem")),
+            "--device-cert",
+            &self.file(&format!("{device}.cert.pem")),
+            "--aud",
+            API,
+            "--scope",
+            scope,
         ])
     }
 }
@@ -133,7 +191,11 @@ fn quick_start_token_over_udp_verifies_offline_and_with_python_cwt() {
     let qs = QuickStart::new();
     let serve = Serve::start(&qs.dir);
     let out = qs.request(&serve, "sensor-1", "telemetry:write");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let size = token.len() / 2;
     println!("quick-start token: {size} bytes");
@@ -141,36 +203,104 @@ fn quick_start_token_over_udp_verifies_offline_and_with_python_cwt() {
 
     // `token inspect` with the exported JWKS (the README pipeline, via a file).
     let jwks = qs.dir.join("jwks.json");
-    ok(&["keys", "export", "--dir", qs.d(), "--format", "jwks", "--out", jwks.to_str().unwrap()]);
-    let report = ok(&["token", "inspect", "--jwks", jwks.to_str().unwrap(), "--aud", API, "--iss", ISSUER, &token]);
-    assert!(report.contains("VALID") && !report.contains("INVALID"), "{report}");
+    ok(&[
+        "keys",
+        "export",
+        "--dir",
+        qs.d(),
+        "--format",
+        "jwks",
+        "--out",
+        jwks.to_str().unwrap(),
+    ]);
+    let report = ok(&[
+        "token",
+        "inspect",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--aud",
+        API,
+        "--iss",
+        ISSUER,
+        &token,
+    ]);
+    assert!(
+        report.contains("VALID") && !report.contains("INVALID"),
+        "{report}"
+    );
     assert!(report.contains("sub    sensor-1"), "{report}");
     assert!(report.contains("scope  telemetry:write"), "{report}");
 
     // The same token two hours later: INVALID, exit code 2, and says why.
-    let later = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 7200).to_string();
-    let out = certbound(&["token", "inspect", "--jwks", jwks.to_str().unwrap(), "--now", &later, &token]);
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 7200)
+        .to_string();
+    let out = certbound(&[
+        "token",
+        "inspect",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--now",
+        &later,
+        &token,
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("expired"), "{text}");
     // Another audience: INVALID.
-    let out = certbound(&["token", "inspect", "--jwks", jwks.to_str().unwrap(), "--aud", "https://other.example.com", &token]);
+    let out = certbound(&[
+        "token",
+        "inspect",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--aud",
+        "https://other.example.com",
+        &token,
+    ]);
     assert_eq!(out.status.code(), Some(2));
     // The COSE key set works as well.
     let cose = qs.dir.join("keys.cose");
-    ok(&["keys", "export", "--dir", qs.d(), "--format", "cose", "--out", cose.to_str().unwrap()]);
-    let json = ok(&["token", "inspect", "--key", cose.to_str().unwrap(), "--json", &token]);
+    ok(&[
+        "keys",
+        "export",
+        "--dir",
+        qs.d(),
+        "--format",
+        "cose",
+        "--out",
+        cose.to_str().unwrap(),
+    ]);
+    let json = ok(&[
+        "token",
+        "inspect",
+        "--key",
+        cose.to_str().unwrap(),
+        "--json",
+        &token,
+    ]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["valid"], true, "{json}");
 
     // Interop: python-cwt verifies the token against the JWKS, and its cnf is the certificate key.
     match python() {
-        None => skip_or_fail("Python with the `cwt` and `cryptography` packages (tests/interop/requirements.txt)"),
+        None => skip_or_fail(
+            "Python with the `cwt` and `cryptography` packages (tests/interop/requirements.txt)",
+        ),
         Some(py) => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/verify_cwt.py");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/verify_cwt.py");
             let out = Command::new(py)
                 .arg(script)
-                .args([jwks.to_str().unwrap(), &token, &qs.file("sensor-1.cert.pem"), "sensor-1", API])
+                .args([
+                    jwks.to_str().unwrap(),
+                    &token,
+                    &qs.file("sensor-1.cert.pem"),
+                    "sensor-1",
+                    API,
+                ])
                 .output()
                 .unwrap();
             assert!(
@@ -194,31 +324,77 @@ fn device_certificates_verify_with_openssl() {
     let qs = QuickStart::new();
     let chain = qs.dir.join("pki/ca-chain.pem");
     let out = Command::new("openssl")
-        .args(["verify", "-purpose", "sslclient", "-CAfile", chain.to_str().unwrap(), &qs.file("sensor-1.cert.pem")])
+        .args([
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            chain.to_str().unwrap(),
+            &qs.file("sensor-1.cert.pem"),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains(": OK"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.contains(": OK"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A certificate of another installation is refused by openssl too.
     let other = QuickStart::new();
     let out = Command::new("openssl")
-        .args(["verify", "-CAfile", chain.to_str().unwrap(), &other.file("sensor-1.cert.pem")])
+        .args([
+            "verify",
+            "-CAfile",
+            chain.to_str().unwrap(),
+            &other.file("sensor-1.cert.pem"),
+        ])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "openssl accepted a foreign certificate");
+    assert!(
+        !out.status.success(),
+        "openssl accepted a foreign certificate"
+    );
 }
 
 #[test]
 fn revocation_through_the_cli_takes_effect_while_serving() {
     let qs = QuickStart::new();
     let serve = Serve::start(&qs.dir);
-    assert!(qs.request(&serve, "sensor-1", "telemetry:write").status.success());
+    assert!(
+        qs.request(&serve, "sensor-1", "telemetry:write")
+            .status
+            .success()
+    );
 
     // A device provisioned while serving gets a token at once.
-    ok(&["device", "provision", "--dir", qs.d(), "--id", "sensor-2", "--group", "sensors", "--out", qs.devices.to_str().unwrap()]);
-    assert!(qs.request(&serve, "sensor-2", "telemetry:write").status.success());
+    ok(&[
+        "device",
+        "provision",
+        "--dir",
+        qs.d(),
+        "--id",
+        "sensor-2",
+        "--group",
+        "sensors",
+        "--out",
+        qs.devices.to_str().unwrap(),
+    ]);
+    assert!(
+        qs.request(&serve, "sensor-2", "telemetry:write")
+            .status
+            .success()
+    );
 
-    ok(&["device", "revoke", "--dir", qs.d(), "sensor-1", "--reason", "stolen"]);
+    ok(&[
+        "device",
+        "revoke",
+        "--dir",
+        qs.d(),
+        "sensor-1",
+        "--reason",
+        "stolen",
+    ]);
     let revoked_at = Instant::now();
     let out = qs.request(&serve, "sensor-1", "telemetry:write");
     assert!(!out.status.success(), "a revoked device got a token");
@@ -232,7 +408,12 @@ fn revocation_through_the_cli_takes_effect_while_serving() {
 
     // The audit log recorded all of it.
     let audit = ok(&["audit", "tail", "--dir", qs.d(), "-n", "50"]);
-    for needle in ["device.provisioned", "token.issued", "device.revoked", "token.refused"] {
+    for needle in [
+        "device.provisioned",
+        "token.issued",
+        "device.revoked",
+        "token.refused",
+    ] {
         assert!(audit.contains(needle), "audit log lacks {needle}:\n{audit}");
     }
     let show = ok(&["device", "show", "--dir", qs.d(), "sensor-1", "--json"]);
@@ -252,22 +433,108 @@ fn bad_input_gives_clear_errors_not_panics() {
 
     let qs = QuickStart::new();
     for (args, needle) in [
-        (vec!["device", "provision", "--dir", qs.d(), "--id", "bad id", "--group", "sensors"], "device id"),
-        (vec!["device", "provision", "--dir", qs.d(), "--id", "x", "--group", "nope"], "group \"nope\" does not exist"),
-        (vec!["group", "create", "--dir", qs.d(), "--name", "g", "--grant", "https://nope=read"], "API \"https://nope\" does not exist"),
-        (vec!["group", "create", "--dir", qs.d(), "--name", "g", "--grant", &format!("{API}=admin")], "not defined by API"),
-        (vec!["group", "create", "--dir", qs.d(), "--name", "g", "--grant", "no-equals"], "must look like"),
-        (vec!["api", "create", "--dir", qs.d(), "--id", API, "--scopes", "x"], "already exists"),
-        (vec!["init", "--dir", qs.d(), "--issuer-id", ISSUER], "already holds"),
-        (vec!["token", "inspect", "zz-not-a-token"], "neither a file nor a token"),
+        (
+            vec![
+                "device",
+                "provision",
+                "--dir",
+                qs.d(),
+                "--id",
+                "bad id",
+                "--group",
+                "sensors",
+            ],
+            "device id",
+        ),
+        (
+            vec![
+                "device",
+                "provision",
+                "--dir",
+                qs.d(),
+                "--id",
+                "x",
+                "--group",
+                "nope",
+            ],
+            "group \"nope\" does not exist",
+        ),
+        (
+            vec![
+                "group",
+                "create",
+                "--dir",
+                qs.d(),
+                "--name",
+                "g",
+                "--grant",
+                "https://nope=read",
+            ],
+            "API \"https://nope\" does not exist",
+        ),
+        (
+            vec![
+                "group",
+                "create",
+                "--dir",
+                qs.d(),
+                "--name",
+                "g",
+                "--grant",
+                &format!("{API}=admin"),
+            ],
+            "not defined by API",
+        ),
+        (
+            vec![
+                "group",
+                "create",
+                "--dir",
+                qs.d(),
+                "--name",
+                "g",
+                "--grant",
+                "no-equals",
+            ],
+            "must look like",
+        ),
+        (
+            vec![
+                "api",
+                "create",
+                "--dir",
+                qs.d(),
+                "--id",
+                API,
+                "--scopes",
+                "x",
+            ],
+            "already exists",
+        ),
+        (
+            vec!["init", "--dir", qs.d(), "--issuer-id", ISSUER],
+            "already holds",
+        ),
+        (
+            vec!["token", "inspect", "zz-not-a-token"],
+            "neither a file nor a token",
+        ),
     ] {
         let out = certbound(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
-    for cmd in [vec!["--help"], vec!["device", "provision", "--help"], vec!["token", "inspect", "--help"], vec!["demo", "--help"]] {
+    for cmd in [
+        vec!["--help"],
+        vec!["device", "provision", "--help"],
+        vec!["token", "inspect", "--help"],
+        vec!["demo", "--help"],
+    ] {
         let out = certbound(&cmd);
         assert!(out.status.success(), "{cmd:?}");
     }
@@ -277,7 +544,11 @@ fn bad_input_gives_clear_errors_not_panics() {
 fn demo_runs_and_reports_success() {
     let out = certbound(&["demo", "--devices", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("Demo OK."), "{text}");
     assert!(text.contains("VALID"), "{text}");
     assert!(text.contains("refused as expected"), "{text}");

@@ -23,11 +23,12 @@
 //! ## Example: mint and verify a certificate-bound token
 //!
 //! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use certbound_proto::{claims::{Claims, Expectations}, token, cbor::Limits};
 //! use certbound_proto::crypto::{P256Signer, P256Verifier, Signer};
 //!
-//! let broker = P256Signer::from_scalar(&[7u8; 32]).unwrap();
-//! let device = P256Signer::from_scalar(&[9u8; 32]).unwrap();
+//! let broker = P256Signer::from_scalar(&[7u8; 32])?;
+//! let device = P256Signer::from_scalar(&[9u8; 32])?;
 //! let claims = Claims {
 //!     iss: Some("https://auth.example.com".into()),
 //!     sub: Some("sensor-1".into()),
@@ -40,20 +41,22 @@
 //!     ..Claims::default()
 //! };
 //! let kid = broker.public_key().kid();
-//! let cwt = token::mint(&claims, &kid, &broker).unwrap();
+//! let cwt = token::mint(&claims, &kid, &broker)?;
 //! assert!(cwt.len() < 300);
 //!
-//! let parsed = token::UnverifiedToken::parse(&cwt, Limits::default()).unwrap();
-//! let verifier = P256Verifier::new(broker.public_key()).unwrap();
-//! let verified = parsed.verify(&verifier, Limits::default()).unwrap();
+//! let parsed = token::UnverifiedToken::parse(&cwt, Limits::default())?;
+//! let verifier = P256Verifier::new(broker.public_key())?;
+//! let verified = parsed.verify(&verifier, Limits::default())?;
 //! verified.validate(&Expectations {
 //!     issuer: Some("https://auth.example.com"),
 //!     audience: "https://telemetry.example.com",
 //!     required_scopes: &["telemetry:write"],
 //!     now: 1_700_000_100,
 //!     leeway: 60,
-//! }).unwrap();
+//! })?;
 //! assert_eq!(verified.cnf.as_ref(), Some(device.public_key()));
+//! # Ok(())
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

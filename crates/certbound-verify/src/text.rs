@@ -23,9 +23,12 @@ const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIEN
 /// these encodings.
 ///
 /// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use certbound_verify::decode_token_text;
-/// assert_eq!(decode_token_text("D2 84 43").unwrap(), [0xd2, 0x84, 0x43]);
-/// assert_eq!(decode_token_text("0oRD").unwrap(), [0xd2, 0x84, 0x43]);
+/// assert_eq!(decode_token_text("D2 84 43")?, [0xd2, 0x84, 0x43]);
+/// assert_eq!(decode_token_text("0oRD")?, [0xd2, 0x84, 0x43]);
+/// # Ok(())
+/// # }
 /// ```
 pub fn decode_token_text(input: &str) -> Result<Vec<u8>, VerifyError> {
     let compact: String = input.chars().filter(|c| !c.is_whitespace()).collect();
