@@ -16,6 +16,17 @@ use crate::device_id::device_uri;
 use crate::files::{Secrecy, create_dir, ensure_absent, write_new_file};
 use crate::{IssuingCa, PkiError, thumbprint_sha256, validate_device_id};
 
+/// SAN URI prefix of service identities (`urn:certbound:service:<name>`).
+pub const SERVICE_URI_PREFIX: &str = "urn:certbound:service:";
+
+/// Which certificate profile to issue.
+#[derive(Debug, Clone, Copy)]
+enum Profile<'a> {
+    Device(&'a str),
+    Service(&'a str),
+    Server(&'a [String]),
+}
+
 /// A certificate fresh from the issuing CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCert {
@@ -121,7 +132,7 @@ impl IssuingCa {
         }
         p256_point(&spki, "the public key")?;
         let key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)?;
-        self.issue_for_key(device_id, &key, lifetime_days, now)
+        self.issue_for_key(Profile::Device(device_id), &key, lifetime_days, now)
     }
 
     /// Generates a fresh P-256 key pair and issues a device certificate for it
@@ -137,7 +148,43 @@ impl IssuingCa {
     ) -> Result<DeviceBundle, PkiError> {
         validate_device_id(device_id)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let cert = self.issue_for_key(device_id, &key, lifetime_days, now)?;
+        let cert = self.issue_for_key(Profile::Device(device_id), &key, lifetime_days, now)?;
+        let chain_pem = format!("{}{}", cert.pem, self.cert_pem());
+        Ok(DeviceBundle {
+            cert,
+            key_pkcs8_pem: key.serialize_pem(),
+            chain_pem,
+        })
+    }
+
+    /// Generates a key and a *service* client certificate: CN = `name`, SAN URI
+    /// `urn:certbound:service:<name>`, EKU clientAuth. Services (the broker
+    /// connecting to an external MQTT server, backends) use these; they are
+    /// never accepted as device certificates (no device SAN).
+    ///
+    /// # Errors
+    /// As for [`IssuingCa::issue_device_cert`]; `name` follows the device id rules.
+    pub fn issue_service(&self, name: &str, lifetime_days: u32, now: u64) -> Result<DeviceBundle, PkiError> {
+        validate_device_id(name)?;
+        self.issue_generated(Profile::Service(name), lifetime_days, now)
+    }
+
+    /// Generates a key and a TLS *server* certificate for `names` (DNS names or
+    /// IP addresses; the first is the CN), EKU serverAuth.
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidArgument`] for no names or an invalid DNS name; as
+    /// for [`IssuingCa::issue_device_cert`] otherwise.
+    pub fn issue_server(&self, names: &[String], lifetime_days: u32, now: u64) -> Result<DeviceBundle, PkiError> {
+        if names.is_empty() {
+            return Err(PkiError::InvalidArgument("a server certificate needs at least one host name".into()));
+        }
+        self.issue_generated(Profile::Server(names), lifetime_days, now)
+    }
+
+    fn issue_generated(&self, profile: Profile<'_>, lifetime_days: u32, now: u64) -> Result<DeviceBundle, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = self.issue_for_key(profile, &key, lifetime_days, now)?;
         let chain_pem = format!("{}{}", cert.pem, self.cert_pem());
         Ok(DeviceBundle {
             cert,
@@ -148,14 +195,14 @@ impl IssuingCa {
 
     fn issue_for_key(
         &self,
-        device_id: &str,
+        profile: Profile<'_>,
         key: &impl PublicKeyData,
         lifetime_days: u32,
         now: u64,
     ) -> Result<IssuedCert, PkiError> {
         if lifetime_days == 0 {
             return Err(PkiError::InvalidArgument(
-                "device certificate lifetime must be at least one day".into(),
+                "certificate lifetime must be at least one day".into(),
             ));
         }
         if now >= self.not_after {
@@ -170,17 +217,41 @@ impl IssuingCa {
 
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, device_id);
+        let (common_name, sans, eku) = match profile {
+            Profile::Device(id) => (
+                id.to_string(),
+                vec![SanType::URI(Ia5String::try_from(device_uri(id))?)],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+            Profile::Service(name) => (
+                name.to_string(),
+                vec![SanType::URI(Ia5String::try_from(format!("{SERVICE_URI_PREFIX}{name}"))?)],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+            Profile::Server(names) => {
+                let mut sans = Vec::new();
+                for n in names {
+                    let bad = || PkiError::InvalidArgument(format!("{n:?} is not a valid DNS name or IP address"));
+                    sans.push(match n.parse::<std::net::IpAddr>() {
+                        Ok(ip) => SanType::IpAddress(ip),
+                        Err(_) if is_dns_name(n) => SanType::DnsName(Ia5String::try_from(n.as_str()).map_err(|_| bad())?),
+                        Err(_) => return Err(bad()),
+                    });
+                }
+                let cn = names.first().cloned().unwrap_or_default();
+                (cn, sans, ExtendedKeyUsagePurpose::ServerAuth)
+            }
+        };
+        dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
-        let uri = Ia5String::try_from(device_uri(device_id))?;
-        params.subject_alt_names = vec![SanType::URI(uri)];
+        params.subject_alt_names = sans;
         params.not_before = to_datetime(not_before)?;
         params.not_after = to_datetime(not_after)?;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         // ExplicitNoCa writes basicConstraints CA:FALSE and the subject key identifier.
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
 
         let cert = params.signed_by(key, &self.issuer)?;
@@ -194,6 +265,21 @@ impl IssuingCa {
             der,
         })
     }
+}
+
+/// A host name of 1-253 characters in labels of letters, digits and hyphens
+/// (a leading `*.` wildcard allowed), no label longer than 63 or starting/ending with `-`.
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 #[cfg(test)]

@@ -56,6 +56,6 @@ pub use cert::{CertSummary, cert_summary, public_key_sec1, thumbprint_sha256};
 pub use device_id::{DEVICE_URI_PREFIX, MAX_DEVICE_ID_LEN, validate_device_id};
 pub use error::PkiError;
 pub use files::PkiPaths;
-pub use issue::{DeviceBundle, IssuedCert};
+pub use issue::{DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
 pub use validate::{TrustStore, VerifiedDeviceCert};

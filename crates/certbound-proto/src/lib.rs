@@ -76,6 +76,7 @@ pub mod replay;
 pub mod request;
 pub mod telemetry;
 pub mod token;
+pub mod topics;
 
 pub use crypto::{Signer, Verifier};
 pub use error::{ClaimError, ProtoError};

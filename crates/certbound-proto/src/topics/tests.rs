@@ -1,0 +1,38 @@
+use super::*;
+
+#[test]
+fn build_and_parse() {
+    assert_eq!(topic("sensor-1", TopicKind::TokenRequest), "cb/v1/sensor-1/token/req");
+    assert_eq!(parse("cb/v1/sensor-1/token/req"), Some(("sensor-1", TopicKind::TokenRequest)));
+    assert_eq!(parse("cb/v1/sensor-1/telemetry"), Some(("sensor-1", TopicKind::Telemetry)));
+    for bad in [
+        "cb/v1//token/req",
+        "cb/v1/+/token/req",
+        "cb/v1/#",
+        "cb/v1/sensor-1/token/req/extra",
+        "cb/v2/sensor-1/token/req",
+        "cb/v1/sensor-1",
+        "",
+    ] {
+        assert_eq!(parse(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn filters() {
+    assert_eq!(broker_filter(TopicKind::TokenRequest, true), "$share/certbound/cb/v1/+/token/req");
+    assert_eq!(broker_filter(TopicKind::Telemetry, false), "cb/v1/+/telemetry");
+    assert_eq!(TopicKind::TokenRequest.response(), Some(TopicKind::TokenResponse));
+    assert_eq!(TopicKind::Telemetry.response(), None);
+}
+
+#[test]
+fn acl_is_exact_on_levels() {
+    assert!(device_may_use("sensor-1", "cb/v1/sensor-1/telemetry"));
+    assert!(device_may_use("sensor-1", "cb/v1/sensor-1/#"));
+    assert!(!device_may_use("sensor-1", "cb/v1/sensor-10/telemetry"));
+    assert!(!device_may_use("sensor-1", "cb/v1/sensor-2/telemetry"));
+    assert!(!device_may_use("sensor-1", "cb/v1/+/telemetry"));
+    assert!(!device_may_use("sensor-1", "cb/v1/#"));
+    assert!(!device_may_use("+", "cb/v1/+/telemetry"));
+}
