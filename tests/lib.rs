@@ -209,6 +209,7 @@ impl Fixture {
             dir.path(),
             ServeOptions {
                 coap_listen: Some("127.0.0.1:0".parse()?),
+                mqtt_listen: Some("127.0.0.1:0".parse()?),
             },
         )
         .await?;
@@ -388,3 +389,5 @@ pub fn verifier_for(data_dir: &Path, audience: &str) -> anyhow::Result<TokenVeri
     config.issuer = Some(ISSUER.into());
     Ok(TokenVerifier::new(key_set(data_dir)?, config))
 }
+
+pub mod mosquitto;

@@ -9,5 +9,6 @@
 //!   connection take effect on the running broker at once.
 
 mod live_changes;
+mod mqtt;
 mod rejections;
 mod token_flow;

@@ -25,6 +25,9 @@ pub enum AgentError {
     /// The broker answered with something other than an ACE response.
     #[error("unexpected answer from the broker: {0}")]
     UnexpectedResponse(String),
+    /// MQTT failure.
+    #[error("MQTT: {0}")]
+    Mqtt(String),
     /// Transport failure.
     #[error(transparent)]
     Coap(#[from] certbound_coap::CoapError),

@@ -20,8 +20,12 @@
 
 mod error;
 mod identity;
+pub mod mqtt;
 mod token;
 
 pub use error::AgentError;
 pub use identity::DeviceIdentity;
-pub use token::{ObtainedToken, TokenRequestParams, build_token_request, request_token_coap};
+pub use token::{
+    ObtainedToken, TokenRequestParams, build_token_request, decode_token_response,
+    request_token_coap,
+};

@@ -80,7 +80,7 @@ pub fn build_token_request(
     Ok(sign_request(&request, &cert, identity.signer())?)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

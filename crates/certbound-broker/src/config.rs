@@ -20,6 +20,9 @@ pub struct Config {
     /// `[coap]`
     #[serde(default)]
     pub coap: CoapSection,
+    /// `[mqtt]`
+    #[serde(default)]
+    pub mqtt: MqttSection,
     /// `[pki]`
     #[serde(default)]
     pub pki: PkiSection,
@@ -58,6 +61,59 @@ impl Default for CoapSection {
             listen: default_coap_listen(),
         }
     }
+}
+
+/// How the broker takes part in MQTT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MqttMode {
+    /// Run certbound's own MQTT server (mTLS, per-device topic ACL) and answer on it.
+    Embedded,
+    /// Connect as a client to an existing MQTT server (Mosquitto, EMQX, ...).
+    External,
+    /// No MQTT.
+    Off,
+}
+
+/// `[mqtt]`: the MQTT transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// embedded | external | off. Default embedded.
+    #[serde(default = "default_mqtt_mode")]
+    pub mode: MqttMode,
+    /// Embedded server address. Default 127.0.0.1:8883.
+    #[serde(default = "default_mqtt_listen")]
+    pub listen: String,
+    /// External server, `mqtts://host:port`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// External server's CA bundle (PEM); default: certbound's own CA chain.
+    #[serde(default)]
+    pub server_ca: Option<String>,
+    /// Join the shared subscription group `certbound` so several brokers split
+    /// the requests. Default true.
+    #[serde(default = "default_true")]
+    pub shared_subscription: bool,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        Self {
+            mode: default_mqtt_mode(),
+            listen: default_mqtt_listen(),
+            url: None,
+            server_ca: None,
+            shared_subscription: true,
+        }
+    }
+}
+
+fn default_mqtt_mode() -> MqttMode {
+    MqttMode::Embedded
+}
+fn default_mqtt_listen() -> String {
+    "127.0.0.1:8883".into()
 }
 
 /// `[pki]`: certificate profile.
@@ -136,6 +192,23 @@ enabled = true
 # UDP address to listen on. Use 0.0.0.0:5683 to accept devices from the network.
 listen = "127.0.0.1:5683"
 
+[mqtt]
+# "embedded": run certbound's own MQTT server on `listen`: it requires a client
+#   certificate from the certbound CA and lets each device use only its own
+#   cb/v1/{{device}}/# topics.
+# "external": connect as a client (certificate pki/broker.cert.pem) to the MQTT
+#   server at `url` (Mosquitto, EMQX, ...), which must enforce the same ACL.
+# "off": no MQTT.
+mode = "embedded"
+# Embedded server address (TCP, TLS).
+listen = "127.0.0.1:8883"
+# External server, e.g. "mqtts://mqtt.example.com:8883" (mode = "external" only).
+# url = "mqtts://127.0.0.1:8883"
+# CA bundle (PEM) that signed the external server's certificate; default: pki/ca-chain.pem.
+# server_ca = "/etc/ssl/mqtt-ca.pem"
+# Subscribe through $share/certbound/... so several brokers split the requests.
+shared_subscription = true
+
 [pki]
 # Lifetime of device certificates issued by `certbound device provision`, in days.
 device_cert_days = 90
@@ -204,6 +277,28 @@ impl Config {
                 ),
             ));
         }
+        if self.mqtt.listen.parse::<SocketAddr>().is_err() {
+            return Err(bad(
+                "mqtt.listen",
+                format!(
+                    "{:?} is not an IP:port address (e.g. \"127.0.0.1:8883\")",
+                    self.mqtt.listen
+                ),
+            ));
+        }
+        if self.mqtt.mode == MqttMode::External {
+            match self.mqtt.url.as_deref().map(parse_mqtt_url) {
+                Some(Ok(_)) => {}
+                Some(Err(reason)) => return Err(bad("mqtt.url", reason)),
+                None => {
+                    return Err(bad(
+                        "mqtt.url",
+                        "is required when mode = \"external\" (e.g. \"mqtts://127.0.0.1:8883\")"
+                            .into(),
+                    ));
+                }
+            }
+        }
         if !(1..=3650).contains(&self.pki.device_cert_days) {
             return Err(bad(
                 "pki.device_cert_days",
@@ -225,6 +320,14 @@ impl Config {
         Ok(())
     }
 
+    /// The embedded MQTT listen address (validated at load).
+    pub fn mqtt_listen(&self) -> SocketAddr {
+        self.mqtt
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8883)))
+    }
+
     /// The CoAP listen address (validated at load).
     pub fn coap_listen(&self) -> SocketAddr {
         self.coap
@@ -232,6 +335,26 @@ impl Config {
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5683)))
     }
+}
+
+/// Splits `mqtts://host:port` into `(host, port)` (port defaults to 8883).
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("mqtts://").ok_or_else(|| {
+        format!("{url:?} must start with mqtts:// (certbound only talks MQTT over TLS)")
+    })?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{url:?} has an invalid port"))?,
+        ),
+        None => (rest, 8883),
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 /// Paths inside a data directory.
@@ -257,6 +380,22 @@ impl DataDir {
     /// `keys/`: token signing keys.
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")
+    }
+    /// The embedded MQTT/HTTPS server certificate chain (`pki/server.cert.pem`).
+    pub fn server_cert(&self) -> PathBuf {
+        self.root.join("pki/server.cert.pem")
+    }
+    /// Its key (`pki/server.key.pem`, 0600).
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("pki/server.key.pem")
+    }
+    /// The broker's own client identity for MQTT (`pki/broker.cert.pem`).
+    pub fn broker_cert(&self) -> PathBuf {
+        self.root.join("pki/broker.cert.pem")
+    }
+    /// Its key (`pki/broker.key.pem`, 0600).
+    pub fn broker_key(&self) -> PathBuf {
+        self.root.join("pki/broker.key.pem")
     }
     /// The PKI paths (`pki/`).
     pub fn pki(&self) -> certbound_pki::PkiPaths {

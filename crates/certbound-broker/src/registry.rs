@@ -25,6 +25,27 @@ pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let now = unix_now();
     init_ca(&data.pki(), &CaOptions::default(), now)?;
+    let ca = IssuingCa::load(&data.pki())?;
+    // The TLS server identity of the embedded MQTT (and later HTTPS) server,
+    // and the broker's own client identity towards an MQTT server.
+    let server = ca.issue_server(
+        &["localhost".into(), "127.0.0.1".into()],
+        SERVER_CERT_DAYS,
+        now,
+    )?;
+    write_key_and_chain(
+        &data.server_key(),
+        &data.server_cert(),
+        &server.key_pkcs8_pem,
+        &server.chain_pem,
+    )?;
+    let client = ca.issue_service(BROKER_SERVICE_NAME, SERVER_CERT_DAYS, now)?;
+    write_key_and_chain(
+        &data.broker_key(),
+        &data.broker_cert(),
+        &client.key_pkcs8_pem,
+        &client.chain_pem,
+    )?;
     let kid = keys::create_signing_key(&data.keys())?;
     let store = Store::open(&data.database()).await?;
     store
@@ -41,6 +62,21 @@ pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
     // The config file is written last: its presence marks a complete init.
     fs::write(data.config(), template(issuer_id)).map_err(BrokerError::io(data.config()))?;
     Ok(())
+}
+
+/// Service name (certificate CN and `urn:certbound:service:` SAN) of the broker's MQTT client identity.
+pub const BROKER_SERVICE_NAME: &str = "certbound-broker";
+/// Lifetime of the server and broker certificates made at init, days.
+pub const SERVER_CERT_DAYS: u32 = 397;
+
+fn write_key_and_chain(
+    key_path: &Path,
+    cert_path: &Path,
+    key_pem: &str,
+    chain_pem: &str,
+) -> Result<(), BrokerError> {
+    keys::write_private(key_path, key_pem.as_bytes())?;
+    fs::write(cert_path, chain_pem).map_err(BrokerError::io(cert_path))
 }
 
 /// The result of provisioning one device.

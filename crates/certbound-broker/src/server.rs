@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use certbound_coap::{Server as CoapServer, ServerConfig};
 use certbound_pki::TrustStore;
@@ -10,24 +11,31 @@ use certbound_proto::cbor::Limits;
 use tokio::task::JoinHandle;
 
 use crate::audit::AuditLog;
-use crate::config::{Config, DataDir};
+use crate::config::{Config, DataDir, MqttMode, parse_mqtt_url};
 use crate::error::BrokerError;
 use crate::keys;
 use crate::store::Store;
 use crate::token_service::{TokenService, TokenServiceConfig};
 use crate::transport::coap::CoapTransport;
+use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
+use certbound_mqtt::client_tls::client_tls_config;
+use certbound_mqtt::{CertboundAcl, MqttServer, MqttServerConfig};
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Overrides `coap.listen`.
     pub coap_listen: Option<SocketAddr>,
+    /// Overrides `mqtt.listen` (embedded mode).
+    pub mqtt_listen: Option<SocketAddr>,
 }
 
 /// A running broker.
 #[derive(Debug)]
 pub struct RunningBroker {
     coap: Option<CoapServer>,
+    mqtt_server: Option<MqttServer>,
+    mqtt: Option<MqttTransport>,
     audit_task: JoinHandle<()>,
     service: Arc<TokenService>,
     store: Store,
@@ -67,24 +75,106 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     } else {
         None
     };
+    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &service).await?;
     tracing::info!(
         issuer = %config.broker.issuer_id,
         kid = %service.kid(),
         coap = ?coap.as_ref().map(|s| s.local_addr()),
+        mqtt = ?mqtt_server.as_ref().map(|s| s.local_addr()),
         "certbound broker started"
     );
     Ok(RunningBroker {
         coap,
+        mqtt_server,
+        mqtt,
         audit_task,
         service,
         store,
     })
 }
 
+fn read(path: &Path) -> Result<String, BrokerError> {
+    std::fs::read_to_string(path).map_err(BrokerError::io(path))
+}
+
+async fn start_mqtt(
+    data: &DataDir,
+    config: &Config,
+    options: &ServeOptions,
+    service: &Arc<TokenService>,
+) -> Result<(Option<MqttServer>, Option<MqttTransport>), BrokerError> {
+    let (server, host, port, server_ca) = match config.mqtt.mode {
+        MqttMode::Off => return Ok((None, None)),
+        MqttMode::Embedded => {
+            let listen = options.mqtt_listen.unwrap_or_else(|| config.mqtt_listen());
+            let server_config = MqttServerConfig::new(
+                listen,
+                read(&data.server_cert())?,
+                read(&data.server_key())?,
+                read(&data.pki().chain())?,
+            );
+            let server = MqttServer::bind(server_config, Arc::new(CertboundAcl::new()))
+                .await
+                .map_err(|e| BrokerError::Invalid(format!("embedded MQTT server: {e}")))?;
+            let addr = server.local_addr();
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            (Some(server), host, addr.port(), read(&data.pki().chain())?)
+        }
+        MqttMode::External => {
+            let url = config.mqtt.url.as_deref().unwrap_or_default();
+            let (host, port) = parse_mqtt_url(url).map_err(BrokerError::Invalid)?;
+            let ca = match &config.mqtt.server_ca {
+                Some(path) => read(&data.root.join(path))?,
+                None => read(&data.pki().chain())?,
+            };
+            (None, host, port, ca)
+        }
+    };
+    let tls = client_tls_config(
+        &server_ca,
+        &read(&data.broker_cert())?,
+        &read(&data.broker_key())?,
+    )
+    .map_err(|e| BrokerError::Invalid(format!("broker MQTT identity: {e}")))?;
+    let settings = MqttClientSettings {
+        host,
+        port,
+        tls,
+        client_id: format!(
+            "certbound-broker-{}-{}",
+            std::process::id(),
+            next_instance()
+        ),
+        shared: config.mqtt.shared_subscription,
+    };
+    let transport = mqtt::start(service.clone(), settings, Duration::from_secs(15)).await?;
+    Ok((server, Some(transport)))
+}
+
+/// Distinguishes several brokers in one process (tests, the demo) on the same MQTT server.
+fn next_instance() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl RunningBroker {
     /// The bound CoAP address, when CoAP is enabled.
     pub fn coap_addr(&self) -> Option<SocketAddr> {
         self.coap.as_ref().map(|s| s.local_addr())
+    }
+
+    /// The embedded MQTT server's address, when it runs.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_server.as_ref().map(|s| s.local_addr())
+    }
+
+    /// The embedded MQTT server, when it runs.
+    pub fn mqtt_server(&self) -> Option<&MqttServer> {
+        self.mqtt_server.as_ref()
     }
 
     /// The token service (for in-process use, e.g. the demo).
@@ -94,6 +184,12 @@ impl RunningBroker {
 
     /// Stops the transports, flushes the audit log and closes the store.
     pub async fn shutdown(self) {
+        if let Some(mqtt) = self.mqtt {
+            mqtt.shutdown().await;
+        }
+        if let Some(server) = self.mqtt_server {
+            server.shutdown().await;
+        }
         if let Some(coap) = self.coap {
             coap.shutdown().await;
         }

@@ -103,8 +103,18 @@ impl TokenService {
     }
 
     /// Handles one signed device request received over `transport` at `now`.
-    pub async fn handle(&self, request: &[u8], transport: &str, now: u64) -> Outcome {
-        let result = self.decide(request, now).await;
+    ///
+    /// `channel_device` is the device the transport already knows the request
+    /// came from (the MQTT topic `cb/v1/{device}/...`); the request must then be
+    /// signed by that device's certificate.
+    pub async fn handle(
+        &self,
+        request: &[u8],
+        transport: &str,
+        channel_device: Option<&str>,
+        now: u64,
+    ) -> Outcome {
+        let result = self.decide(request, channel_device, now).await;
         let (device, outcome, detail) = match &result {
             Ok((device, response)) => (
                 device.clone(),
@@ -151,7 +161,12 @@ impl TokenService {
         result.map(|(_, r)| r).map_err(|r| r.error)
     }
 
-    async fn decide(&self, bytes: &[u8], now: u64) -> Result<(String, TokenResponse), Refusal> {
+    async fn decide(
+        &self,
+        bytes: &[u8],
+        channel_device: Option<&str>,
+        now: u64,
+    ) -> Result<(String, TokenResponse), Refusal> {
         let limits = self.config.limits;
         let leeway = self.config.leeway;
         let request = UnverifiedRequest::parse(bytes, limits)
@@ -225,6 +240,14 @@ impl TokenService {
                     "iss {:?} does not match the certificate's device {device_id:?}",
                     req.iss
                 ),
+            )));
+        }
+        if let Some(channel) = channel_device
+            && channel != device_id
+        {
+            return Err(with_device(refuse(
+                AceErrorCode::InvalidClient,
+                format!("request from device {device_id:?} arrived on the channel of {channel:?}"),
             )));
         }
         req.validate(&self.config.issuer_id, now, leeway)

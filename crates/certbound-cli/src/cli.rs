@@ -61,13 +61,17 @@ pub enum Command {
         #[arg(long)]
         issuer_id: String,
     },
-    /// Run the broker (CoAP token endpoint) until Ctrl-C.
+    /// Run the broker until Ctrl-C: CoAP token endpoint, and the embedded MQTT server
+    /// (or a connection to an external one, per certbound.toml).
     Serve {
         #[command(flatten)]
         dir: DirArg,
         /// UDP address for CoAP, overriding `coap.listen` in certbound.toml.
         #[arg(long)]
         coap_listen: Option<SocketAddr>,
+        /// TCP address of the embedded MQTT server, overriding `mqtt.listen`.
+        #[arg(long)]
+        mqtt_listen: Option<SocketAddr>,
     },
     /// Manage APIs (the resource servers tokens are for).
     #[command(subcommand)]

@@ -91,6 +91,7 @@ impl Serve {
             .expect("serve announces its address");
         let addr = line
             .strip_prefix("certbound serving: coap=udp://")
+            .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
         Serve { child, addr }

@@ -164,7 +164,12 @@ impl IssuingCa {
     ///
     /// # Errors
     /// As for [`IssuingCa::issue_device_cert`]; `name` follows the device id rules.
-    pub fn issue_service(&self, name: &str, lifetime_days: u32, now: u64) -> Result<DeviceBundle, PkiError> {
+    pub fn issue_service(
+        &self,
+        name: &str,
+        lifetime_days: u32,
+        now: u64,
+    ) -> Result<DeviceBundle, PkiError> {
         validate_device_id(name)?;
         self.issue_generated(Profile::Service(name), lifetime_days, now)
     }
@@ -175,14 +180,26 @@ impl IssuingCa {
     /// # Errors
     /// [`PkiError::InvalidArgument`] for no names or an invalid DNS name; as
     /// for [`IssuingCa::issue_device_cert`] otherwise.
-    pub fn issue_server(&self, names: &[String], lifetime_days: u32, now: u64) -> Result<DeviceBundle, PkiError> {
+    pub fn issue_server(
+        &self,
+        names: &[String],
+        lifetime_days: u32,
+        now: u64,
+    ) -> Result<DeviceBundle, PkiError> {
         if names.is_empty() {
-            return Err(PkiError::InvalidArgument("a server certificate needs at least one host name".into()));
+            return Err(PkiError::InvalidArgument(
+                "a server certificate needs at least one host name".into(),
+            ));
         }
         self.issue_generated(Profile::Server(names), lifetime_days, now)
     }
 
-    fn issue_generated(&self, profile: Profile<'_>, lifetime_days: u32, now: u64) -> Result<DeviceBundle, PkiError> {
+    fn issue_generated(
+        &self,
+        profile: Profile<'_>,
+        lifetime_days: u32,
+        now: u64,
+    ) -> Result<DeviceBundle, PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = self.issue_for_key(profile, &key, lifetime_days, now)?;
         let chain_pem = format!("{}{}", cert.pem, self.cert_pem());
@@ -225,16 +242,24 @@ impl IssuingCa {
             ),
             Profile::Service(name) => (
                 name.to_string(),
-                vec![SanType::URI(Ia5String::try_from(format!("{SERVICE_URI_PREFIX}{name}"))?)],
+                vec![SanType::URI(Ia5String::try_from(format!(
+                    "{SERVICE_URI_PREFIX}{name}"
+                ))?)],
                 ExtendedKeyUsagePurpose::ClientAuth,
             ),
             Profile::Server(names) => {
                 let mut sans = Vec::new();
                 for n in names {
-                    let bad = || PkiError::InvalidArgument(format!("{n:?} is not a valid DNS name or IP address"));
+                    let bad = || {
+                        PkiError::InvalidArgument(format!(
+                            "{n:?} is not a valid DNS name or IP address"
+                        ))
+                    };
                     sans.push(match n.parse::<std::net::IpAddr>() {
                         Ok(ip) => SanType::IpAddress(ip),
-                        Err(_) if is_dns_name(n) => SanType::DnsName(Ia5String::try_from(n.as_str()).map_err(|_| bad())?),
+                        Err(_) if is_dns_name(n) => {
+                            SanType::DnsName(Ia5String::try_from(n.as_str()).map_err(|_| bad())?)
+                        }
                         Err(_) => return Err(bad()),
                     });
                 }

@@ -47,7 +47,7 @@ impl Handler for CoapTransport {
                 }
                 match self
                     .service
-                    .handle(&request.payload, "coap", unix_now())
+                    .handle(&request.payload, "coap", None, unix_now())
                     .await
                 {
                     Ok(token) => Response::new(ResponseType::Created)

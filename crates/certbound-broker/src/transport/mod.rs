@@ -1,3 +1,4 @@
 //! Transports: each moves bytes between the network and the token service.
 
 pub mod coap;
+pub mod mqtt;

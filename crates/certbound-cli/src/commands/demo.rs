@@ -72,6 +72,7 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
         &dir,
         ServeOptions {
             coap_listen: Some("127.0.0.1:0".parse()?),
+            mqtt_listen: Some("127.0.0.1:0".parse()?),
         },
     )
     .await?;

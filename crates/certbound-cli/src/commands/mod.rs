@@ -13,7 +13,11 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init { dir, issuer_id } => admin::init(&dir.dir, &issuer_id).await,
-        Command::Serve { dir, coap_listen } => serve::serve(&dir.dir, coap_listen).await,
+        Command::Serve {
+            dir,
+            coap_listen,
+            mqtt_listen,
+        } => serve::serve(&dir.dir, coap_listen, mqtt_listen).await,
         Command::Api(cmd) => admin::api(cmd).await,
         Command::Group(cmd) => admin::group(cmd).await,
         Command::Device(cmd) => admin::device(cmd).await,

@@ -6,12 +6,29 @@ use std::process::ExitCode;
 
 use certbound_broker::server::{ServeOptions, start};
 
-pub async fn serve(dir: &Path, coap_listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let broker = start(dir, ServeOptions { coap_listen }).await?;
-    if let Some(addr) = broker.coap_addr() {
-        // Machine-readable first line: scripts and tests wait for it.
-        println!("certbound serving: coap=udp://{addr}");
-    }
+pub async fn serve(
+    dir: &Path,
+    coap_listen: Option<SocketAddr>,
+    mqtt_listen: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let broker = start(
+        dir,
+        ServeOptions {
+            coap_listen,
+            mqtt_listen,
+        },
+    )
+    .await?;
+    // Machine-readable first line: scripts and tests wait for it.
+    let coap = broker
+        .coap_addr()
+        .map(|a| format!("udp://{a}"))
+        .unwrap_or_else(|| "off".into());
+    let mqtt = broker
+        .mqtt_addr()
+        .map(|a| format!("mqtts://{a}"))
+        .unwrap_or_else(|| "external-or-off".into());
+    println!("certbound serving: coap={coap} mqtt={mqtt}");
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r?; }
         _ = terminate() => {}

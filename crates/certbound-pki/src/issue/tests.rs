@@ -184,8 +184,14 @@ fn service_and_server_profiles() {
     let (_, x509) = x509_parser::parse_x509_certificate(&service.cert.der).unwrap();
     let eku = x509.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.client_auth && !eku.server_auth);
-    let san = format!("{:?}", x509.subject_alternative_name().unwrap().unwrap().value);
-    assert!(san.contains("urn:certbound:service:certbound-broker"), "{san}");
+    let san = format!(
+        "{:?}",
+        x509.subject_alternative_name().unwrap().unwrap().value
+    );
+    assert!(
+        san.contains("urn:certbound:service:certbound-broker"),
+        "{san}"
+    );
     // A service certificate is never accepted as a device certificate.
     assert!(matches!(
         trust.verify_device_cert(&service.cert.der, &[], NOW, 0),
@@ -198,11 +204,24 @@ fn service_and_server_profiles() {
     let (_, x509) = x509_parser::parse_x509_certificate(&server.cert.der).unwrap();
     let eku = x509.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && !eku.client_auth);
-    let san = format!("{:?}", x509.subject_alternative_name().unwrap().unwrap().value);
-    assert!(san.contains("localhost") && san.contains("IPAddress([127, 0, 0, 1])"), "{san}");
-    assert!(trust.verify_device_cert(&server.cert.der, &[], NOW, 0).is_err());
+    let san = format!(
+        "{:?}",
+        x509.subject_alternative_name().unwrap().unwrap().value
+    );
+    assert!(
+        san.contains("localhost") && san.contains("IPAddress([127, 0, 0, 1])"),
+        "{san}"
+    );
+    assert!(
+        trust
+            .verify_device_cert(&server.cert.der, &[], NOW, 0)
+            .is_err()
+    );
 
-    assert!(matches!(ca.issue_server(&[], 30, NOW), Err(PkiError::InvalidArgument(_))));
+    assert!(matches!(
+        ca.issue_server(&[], 30, NOW),
+        Err(PkiError::InvalidArgument(_))
+    ));
     assert!(ca.issue_server(&["bad name!".into()], 30, NOW).is_err());
     assert!(ca.issue_service("bad name", 30, NOW).is_err());
 }

@@ -2,9 +2,18 @@ use super::*;
 
 #[test]
 fn build_and_parse() {
-    assert_eq!(topic("sensor-1", TopicKind::TokenRequest), "cb/v1/sensor-1/token/req");
-    assert_eq!(parse("cb/v1/sensor-1/token/req"), Some(("sensor-1", TopicKind::TokenRequest)));
-    assert_eq!(parse("cb/v1/sensor-1/telemetry"), Some(("sensor-1", TopicKind::Telemetry)));
+    assert_eq!(
+        topic("sensor-1", TopicKind::TokenRequest),
+        "cb/v1/sensor-1/token/req"
+    );
+    assert_eq!(
+        parse("cb/v1/sensor-1/token/req"),
+        Some(("sensor-1", TopicKind::TokenRequest))
+    );
+    assert_eq!(
+        parse("cb/v1/sensor-1/telemetry"),
+        Some(("sensor-1", TopicKind::Telemetry))
+    );
     for bad in [
         "cb/v1//token/req",
         "cb/v1/+/token/req",
@@ -20,9 +29,18 @@ fn build_and_parse() {
 
 #[test]
 fn filters() {
-    assert_eq!(broker_filter(TopicKind::TokenRequest, true), "$share/certbound/cb/v1/+/token/req");
-    assert_eq!(broker_filter(TopicKind::Telemetry, false), "cb/v1/+/telemetry");
-    assert_eq!(TopicKind::TokenRequest.response(), Some(TopicKind::TokenResponse));
+    assert_eq!(
+        broker_filter(TopicKind::TokenRequest, true),
+        "$share/certbound/cb/v1/+/token/req"
+    );
+    assert_eq!(
+        broker_filter(TopicKind::Telemetry, false),
+        "cb/v1/+/telemetry"
+    );
+    assert_eq!(
+        TopicKind::TokenRequest.response(),
+        Some(TopicKind::TokenResponse)
+    );
     assert_eq!(TopicKind::Telemetry.response(), None);
 }
 

@@ -1,0 +1,93 @@
+//! Server configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::MqttError;
+
+/// Largest remaining length MQTT can encode (§2.2.3).
+const MQTT_MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// Configuration of [`MqttServer`](crate::MqttServer).
+#[derive(Clone)]
+pub struct MqttServerConfig {
+    /// Address to listen on (port 0 picks a free port; see
+    /// [`MqttServer::local_addr`](crate::MqttServer::local_addr)).
+    pub listen: SocketAddr,
+    /// The server certificate followed by its issuing CA, PEM.
+    pub server_cert_chain_pem: String,
+    /// The server's private key, PKCS#8 PEM.
+    pub server_key_pem: String,
+    /// The CA certificates client certificates must chain to, PEM
+    /// (`pki/ca-chain.pem`). Every certificate in it is a trust anchor.
+    pub client_ca_pem: String,
+    /// Largest packet accepted from a client (remaining length), bytes;
+    /// larger packets close the connection. Default 64 KiB.
+    pub max_packet_size: usize,
+    /// Time from TCP accept until the TLS handshake, authentication and the
+    /// MQTT CONNECT must be done. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Most connections open at once (further ones are closed right after
+    /// accept). Default 100 000.
+    pub max_clients: usize,
+    /// Messages waiting for one client; a client whose queue overflows is
+    /// disconnected so that publishers are never slowed down. Default 1024.
+    pub outgoing_queue: usize,
+}
+
+impl std::fmt::Debug for MqttServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttServerConfig")
+            .field("listen", &self.listen)
+            .field("server_key_pem", &"[redacted]")
+            .field("max_packet_size", &self.max_packet_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_clients", &self.max_clients)
+            .field("outgoing_queue", &self.outgoing_queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MqttServerConfig {
+    /// A configuration with the default limits.
+    pub fn new(
+        listen: SocketAddr,
+        server_cert_chain_pem: impl Into<String>,
+        server_key_pem: impl Into<String>,
+        client_ca_pem: impl Into<String>,
+    ) -> Self {
+        MqttServerConfig {
+            listen,
+            server_cert_chain_pem: server_cert_chain_pem.into(),
+            server_key_pem: server_key_pem.into(),
+            client_ca_pem: client_ca_pem.into(),
+            max_packet_size: 64 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            max_clients: 100_000,
+            outgoing_queue: 1024,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), MqttError> {
+        if !(1..=MQTT_MAX_REMAINING_LENGTH).contains(&self.max_packet_size) {
+            return Err(MqttError::Config(format!(
+                "max_packet_size must be 1..={MQTT_MAX_REMAINING_LENGTH} bytes, got {}",
+                self.max_packet_size
+            )));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(MqttError::Config(
+                "connect_timeout must be more than zero".into(),
+            ));
+        }
+        if self.max_clients == 0 {
+            return Err(MqttError::Config("max_clients must be at least 1".into()));
+        }
+        if self.outgoing_queue == 0 {
+            return Err(MqttError::Config(
+                "outgoing_queue must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! An embedded MQTT 3.1.1 server for certbound: mutual TLS, identities from
+//! client certificates, and a per-identity topic ACL.
+//!
+//! rumqttd cannot restrict each device to its own topics, so certbound runs
+//! this small server instead (DESIGN.md, "Transports").
+//!
+//! * Every client must present a certificate that chains to the configured
+//!   CA roots (rustls `WebPkiClientVerifier`, aws-lc-rs); the [`Authorizer`]
+//!   turns the verified leaf into an [`Identity`] or refuses it (CONNACK 0x05).
+//! * Every PUBLISH and every SUBSCRIBE filter is checked by the authorizer.
+//!   A refused PUBLISH closes the connection (MQTT 3.1.1 has no negative
+//!   PUBACK); a refused filter gets 0x80 in the SUBACK. [`CertboundAcl`] is the
+//!   certbound policy: devices stay inside `cb/v1/<id>/`, services may use
+//!   `cb/` and `$share/<group>/cb/...`.
+//! * Topic filters with `+` and `#` (§4.7; `$` topics are not matched by a
+//!   leading wildcard) and shared subscriptions `$share/{group}/{filter}`
+//!   (each message to one member of the group, round-robin).
+//! * A second CONNECT with the same client id *and the same identity* takes
+//!   over: the older connection is closed (§3.1.4). Client ids are scoped per
+//!   identity so that no client can push out another identity's connection.
+//! * Each client has a bounded outgoing queue; a client that cannot keep up is
+//!   disconnected, publishers are never slowed down.
+//! * `TCP_NODELAY` is set on every accepted socket.
+//!
+//! Not supported (by design, for a token broker's traffic):
+//! * QoS 2: a QoS 2 PUBLISH closes the connection; QoS 2 subscriptions are
+//!   granted QoS 1.
+//! * Persistent sessions: `clean_session = false` is accepted and treated as a
+//!   clean session (`session_present` is always 0); nothing is kept after a
+//!   connection ends, and there is no redelivery of unacknowledged messages.
+//! * Retained messages: the retain flag is ignored.
+//! * MQTT 3.1 and 5 (CONNACK 0x01); username/password (ignored).
+//! * Will messages are published when a connection ends without DISCONNECT,
+//!   but not when the server itself closes it (takeover, [`MqttServer::disconnect`],
+//!   queue overflow, shutdown).
+//!
+//! The protocol logic is sans-IO (`router` and `session` modules, time
+//! passed in); only the `server` module touches sockets and the clock.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = MqttServerConfig::new(
+//!     "127.0.0.1:8883".parse()?,
+//!     std::fs::read_to_string("server.chain.pem")?,
+//!     std::fs::read_to_string("server.key.pem")?,
+//!     std::fs::read_to_string("data/pki/ca-chain.pem")?,
+//! );
+//! let revoked = Arc::new(|who: &Identity| *who == Identity::Device("stolen-1".into()));
+//! let acl = CertboundAcl::new().with_revocation_check(revoked);
+//! let server = MqttServer::bind(config, Arc::new(acl)).await?;
+//! println!("listening on {}", server.local_addr());
+//!
+//! // Later, when a device is revoked:
+//! server.disconnect(&Identity::Device("sensor-7".into()));
+//! println!("{:?}", server.stats());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod acl;
+mod config;
+mod error;
+mod hub;
+mod identity;
+mod router;
+mod server;
+mod session;
+mod stats;
+mod tls;
+mod topic;
+
+pub mod client_tls;
+
+pub use acl::{CertboundAcl, RevocationCheck};
+pub use config::MqttServerConfig;
+pub use error::MqttError;
+pub use identity::{Authorizer, Identity};
+pub use server::MqttServer;
+pub use stats::MqttStats;

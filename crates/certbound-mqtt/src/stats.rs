@@ -1,0 +1,66 @@
+//! Server counters.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// A snapshot of the server's counters ([`MqttServer::stats`](crate::MqttServer::stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MqttStats {
+    /// Clients connected now (CONNACK 0x00 sent, connection still open).
+    pub connected_clients: usize,
+    /// Authorised PUBLISH packets accepted and routed (including will messages).
+    pub messages_routed: u64,
+    /// Copies of those messages queued to subscribers.
+    pub messages_delivered: u64,
+    /// PUBLISH packets (and will topics) the ACL refused; each closed its connection.
+    pub publish_refusals: u64,
+    /// SUBSCRIBE filters the ACL refused (answered with 0x80).
+    pub subscribe_refusals: u64,
+    /// Clients whose verified certificate the authorizer refused (CONNACK 0x05).
+    pub auth_failures: u64,
+    /// TLS handshakes that failed or timed out (no, untrusted or expired
+    /// client certificate, not TLS at all, ...).
+    pub tls_failures: u64,
+    /// Clients dropped because their outgoing queue overflowed.
+    pub slow_client_drops: u64,
+    /// Connections refused because `max_clients` were open.
+    pub refused_over_capacity: u64,
+}
+
+/// The live counters behind [`MqttStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Open connections, including those still in the handshake.
+    pub live: AtomicUsize,
+    pub connected: AtomicUsize,
+    pub routed: AtomicU64,
+    pub delivered: AtomicU64,
+    pub publish_refusals: AtomicU64,
+    pub subscribe_refusals: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub tls_failures: AtomicU64,
+    pub slow_client_drops: AtomicU64,
+    pub refused_over_capacity: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> MqttStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MqttStats {
+            connected_clients: self.connected.load(Ordering::Relaxed),
+            messages_routed: get(&self.routed),
+            messages_delivered: get(&self.delivered),
+            publish_refusals: get(&self.publish_refusals),
+            subscribe_refusals: get(&self.subscribe_refusals),
+            auth_failures: get(&self.auth_failures),
+            tls_failures: get(&self.tls_failures),
+            slow_client_drops: get(&self.slow_client_drops),
+            refused_over_capacity: get(&self.refused_over_capacity),
+        }
+    }
+}

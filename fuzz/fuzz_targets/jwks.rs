@@ -1,0 +1,17 @@
+#![no_main]
+use certbound_verify::KeySet;
+
+// An accepted JWKS survives both serialisations unchanged.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Ok(ks) = KeySet::from_jwks(&String::from_utf8_lossy(data)) else {
+        return;
+    };
+    let json = KeySet::from_jwks(&ks.to_jwks()).expect("own JWKS re-reads");
+    let cose = KeySet::from_cose_key_set(&ks.to_cose_key_set()).expect("own COSE_KeySet");
+    assert!(
+        ks.kids()
+            .iter()
+            .all(|k| json.get(k) == ks.get(k) && cose.get(k) == ks.get(k))
+    );
+    assert_eq!((json.len(), cose.len()), (ks.len(), ks.len()));
+});

@@ -1,0 +1,190 @@
+//! Operator changes made through a separate registry connection (as the CLI
+//! makes them, while `certbound serve` runs) take effect on the running
+//! broker immediately.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use certbound_agent::{DeviceIdentity, build_token_request};
+use certbound_broker::registry::Registry;
+use certbound_broker::store::DeviceStatus;
+use certbound_coap::{Client, ResponseType, content_format};
+use certbound_e2e::{
+    Fixture, GRANTED_SCOPE, GROUP, loopback_client_config, nonce, provision, unix_now,
+};
+use certbound_proto::ace::{AceErrorCode, AceResponse};
+use certbound_proto::cbor::Limits;
+
+/// The issue's bound on how fast a revocation must take effect.
+const REVOCATION_BOUND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_provisioned_by_another_connection_is_served_at_once() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let cli = Registry::open(fx.path()).await?;
+    let device = provision(&cli, "sensor-new", &[GROUP.into()], &fx.devices_dir()).await?;
+    let t0 = Instant::now();
+    let token = fx.obtain(&device, &fx.params(Some(GRANTED_SCOPE))).await?;
+    println!(
+        "new device served {:.1} ms after provisioning returned",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+    let verified = fx
+        .verifier
+        .verify(&token.access_token, &[GRANTED_SCOPE], unix_now())?;
+    verified.check_certificate_binding(device.leaf_der())?;
+    assert_eq!(verified.device_id(), Some("sensor-new"));
+    cli.close().await;
+    fx.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_by_another_connection_takes_effect_at_once() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let device = fx.device("sensor-1").await?;
+    let other = fx.device("sensor-2").await?;
+    fx.assert_serves(&device).await?;
+
+    let cli = Registry::open(fx.path()).await?;
+    cli.set_device_status("sensor-1", DeviceStatus::Revoked, "lost")
+        .await?;
+    let revoked_at = Instant::now();
+    let answer = fx
+        .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
+        .await?;
+    let latency = revoked_at.elapsed();
+    println!(
+        "first request after the revocation: {answer}; refused {:.1} ms after the revoke returned",
+        latency.as_secs_f64() * 1000.0
+    );
+    let description =
+        answer.expect_refused(AceErrorCode::InvalidClient, ResponseType::Unauthorized)?;
+    ensure!(description.contains("revoked"), "{description}");
+    ensure!(
+        latency < REVOCATION_BOUND,
+        "revocation took {latency:?}, more than {REVOCATION_BOUND:?}"
+    );
+    // Other devices are unaffected.
+    fx.assert_serves(&other).await?;
+    cli.close().await;
+    fx.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspension_by_another_connection_takes_effect_at_once() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let device = fx.device("sensor-1").await?;
+    let cli = Registry::open(fx.path()).await?;
+    cli.set_device_status("sensor-1", DeviceStatus::Suspended, "audit")
+        .await?;
+    let answer = fx
+        .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
+        .await?;
+    answer.expect_refused(AceErrorCode::UnauthorizedClient, ResponseType::Forbidden)?;
+    cli.set_device_status("sensor-1", DeviceStatus::Active, "cleared")
+        .await?;
+    fx.assert_serves(&device).await?;
+    cli.close().await;
+    fx.shutdown().await;
+    Ok(())
+}
+
+/// One request of the background load: when it was sent and whether it got a token.
+struct Sample {
+    sent: Instant,
+    answered: Instant,
+    issued: bool,
+}
+
+/// A device requests tokens back to back while the operator revokes it: no
+/// request sent after the revoke returned may get a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let device = fx.device("sensor-1").await?;
+    let (key_file, cert_file) = (device.key_file.clone(), device.cert_file.clone());
+    let params = fx.params(Some(GRANTED_SCOPE));
+    let addr = fx.coap_addr;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+
+    let load = tokio::spawn(async move {
+        let identity = DeviceIdentity::load(&key_file, &cert_file)?;
+        let client = Client::connect(addr, loopback_client_config()).await?;
+        let mut samples: Vec<Sample> = Vec::new();
+        let mut ready = Some(ready_tx);
+        // Stop after the first refusal seen once asked to stop, or on a cap.
+        // Runs until 3 requests were sent after the stop signal (which
+        // follows the revocation), or a cap is reached.
+        let mut sent_after_stop = 0;
+        while samples.len() < 2000 && sent_after_stop < 3 {
+            if *stop_rx.borrow_and_update() {
+                sent_after_stop += 1;
+            }
+            let body = build_token_request(&identity, &params, unix_now(), nonce())?;
+            let sent = Instant::now();
+            let response = client
+                .post("token", content_format::COSE_SIGN1, body)
+                .await?;
+            let answered = Instant::now();
+            let issued = response.code == ResponseType::Created
+                && matches!(
+                    AceResponse::from_cbor(&response.payload, Limits::default())?,
+                    AceResponse::Token(_)
+                );
+            samples.push(Sample {
+                sent,
+                answered,
+                issued,
+            });
+            if samples.iter().filter(|s| s.issued).count() >= 3
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
+            }
+        }
+        anyhow::Ok(samples)
+    });
+
+    // Revoke once the load has had a few tokens.
+    let cli = Registry::open(fx.path()).await?;
+    tokio::time::timeout(Duration::from_secs(5), ready_rx).await??;
+    cli.set_device_status("sensor-1", DeviceStatus::Revoked, "stolen")
+        .await?;
+    let revoked_at = Instant::now();
+    stop_tx.send(true)?;
+    let samples = load.await??;
+
+    let before = samples.iter().filter(|s| s.sent < revoked_at).count();
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.sent >= revoked_at).collect();
+    ensure!(after.len() >= 3, "the load stopped before the revocation");
+    ensure!(
+        samples.iter().any(|s| s.issued),
+        "the load never got a token"
+    );
+    ensure!(
+        after.iter().all(|s| !s.issued),
+        "a request sent after the revocation got a token"
+    );
+    // Signed: a refusal may even be answered before the revoke call returns
+    // (the status commit precedes the audit write).
+    let first_refusal_ms = samples.iter().find(|s| !s.issued).map(|s| {
+        if s.answered >= revoked_at {
+            (s.answered - revoked_at).as_secs_f64() * 1000.0
+        } else {
+            -(revoked_at - s.answered).as_secs_f64() * 1000.0
+        }
+    });
+    println!(
+        "under load: {before} requests sent before the revocation, {} after (all refused); \
+         first refusal answered {:+.1} ms relative to the revoke returning",
+        after.len(),
+        first_refusal_ms.unwrap_or(f64::NAN),
+    );
+    ensure!(first_refusal_ms.is_some_and(|ms| ms < REVOCATION_BOUND.as_secs_f64() * 1000.0));
+    cli.close().await;
+    fx.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! Tokens over MQTT with mutual TLS: through the embedded server and through a
+//! real Mosquitto that the test starts with a TLS config; two brokers sharing
+//! one Mosquitto; a client we did not write (mosquitto_pub/sub).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use certbound_agent::mqtt::{MqttConnectSettings, MqttDevice};
+use certbound_agent::{
+    DeviceIdentity, TokenRequestParams, build_token_request, decode_token_response,
+};
+use certbound_broker::config::DataDir;
+use certbound_broker::registry::{self, Registry};
+use certbound_broker::server::{RunningBroker, ServeOptions, start};
+use certbound_e2e::mosquitto::{Mosquitto, skip_or_fail};
+use certbound_verify::{KeySet, TokenVerifier, VerifierConfig};
+
+const ISSUER: &str = "https://auth.example.com";
+const API: &str = "https://telemetry.example.com";
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    devices: PathBuf,
+}
+
+async fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cb");
+    let devices = tmp.path().join("devices");
+    registry::init(&dir, ISSUER).await.unwrap();
+    let reg = Registry::open(&dir).await.unwrap();
+    reg.create_api(API, "telemetry:write firmware:read", 3600)
+        .await
+        .unwrap();
+    reg.create_group("sensors", &[(API.into(), "telemetry:write".into())])
+        .await
+        .unwrap();
+    for id in ["sensor-1", "sensor-2"] {
+        reg.provision_device(id, &["sensors".into()], &devices, None)
+            .await
+            .unwrap();
+    }
+    reg.close().await;
+    Setup {
+        _tmp: tmp,
+        dir,
+        devices,
+    }
+}
+
+impl Setup {
+    fn use_external(&self, addr: std::net::SocketAddr) {
+        let path = self.dir.join("certbound.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace(
+            "mode = \"embedded\"",
+            &format!("mode = \"external\"\nurl = \"mqtts://{addr}\""),
+        );
+        std::fs::write(path, text).unwrap();
+    }
+
+    async fn broker(&self) -> RunningBroker {
+        start(
+            &self.dir,
+            ServeOptions {
+                coap_listen: Some("127.0.0.1:0".parse().unwrap()),
+                mqtt_listen: Some("127.0.0.1:0".parse().unwrap()),
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn identity(&self, id: &str) -> DeviceIdentity {
+        DeviceIdentity::load(&self.key(id), &self.cert(id)).unwrap()
+    }
+
+    fn key(&self, id: &str) -> PathBuf {
+        self.devices.join(format!("{id}.key.pem"))
+    }
+
+    fn cert(&self, id: &str) -> PathBuf {
+        self.devices.join(format!("{id}.cert.pem"))
+    }
+
+    fn settings(&self, id: &str, addr: std::net::SocketAddr) -> MqttConnectSettings {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        MqttConnectSettings {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            ca_pem: read(&DataDir::new(&self.dir).pki().chain()),
+            cert_pem: read(&self.cert(id)),
+            key_pem: read(&self.key(id)),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn verifier(&self) -> TokenVerifier {
+        let mut keys = KeySet::new();
+        for (kid, key) in
+            certbound_broker::keys::public_keys(&DataDir::new(&self.dir).keys()).unwrap()
+        {
+            keys.insert(kid, key).unwrap();
+        }
+        let mut config = VerifierConfig::new(API);
+        config.issuer = Some(ISSUER.into());
+        TokenVerifier::new(keys, config)
+    }
+
+    async fn audit_count(&self, action: &str) -> usize {
+        let reg = Registry::open(&self.dir).await.unwrap();
+        let events = reg.store.recent_audit(None, 100_000).await.unwrap();
+        reg.close().await;
+        events.iter().filter(|e| e.action == action).count()
+    }
+}
+
+fn params() -> TokenRequestParams {
+    TokenRequestParams::new(ISSUER, API).with_scope("telemetry:write")
+}
+
+async fn get_token_and_verify(s: &Setup, addr: std::net::SocketAddr, id: &str) {
+    let identity = s.identity(id);
+    let device = MqttDevice::connect(&identity, &s.settings(id, addr))
+        .await
+        .unwrap();
+    let token = device.request_token(&identity, &params()).await.unwrap();
+    let verified = s
+        .verifier()
+        .verify(&token.access_token, &["telemetry:write"], now())
+        .unwrap();
+    assert_eq!(verified.device_id(), Some(id));
+    verified
+        .check_certificate_binding(&identity.chain()[0])
+        .unwrap();
+    device.disconnect().await;
+}
+
+fn now() -> u64 {
+    certbound_broker::clock::unix_now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_over_the_embedded_mqtt_server() {
+    let s = setup().await;
+    let broker = s.broker().await;
+    let addr = broker.mqtt_addr().unwrap();
+    get_token_and_verify(&s, addr, "sensor-1").await;
+    get_token_and_verify(&s, addr, "sensor-2").await;
+
+    // sensor-2 publishes its own signed request on sensor-1's topic: the
+    // server's ACL refuses it, so the broker never even sees it.
+    let identity = s.identity("sensor-2");
+    let attacker = MqttDevice::connect(&identity, &s.settings("sensor-2", addr))
+        .await
+        .unwrap();
+    let req = build_token_request(&identity, &params(), now(), [9; 16]).unwrap();
+    let _ = attacker.publish_raw("cb/v1/sensor-1/token/req", req).await;
+    attacker.disconnect().await;
+    // sensor-1 still gets exactly its own answer.
+    get_token_and_verify(&s, addr, "sensor-1").await;
+    broker.shutdown().await;
+    assert_eq!(s.audit_count("token.issued").await, 3);
+    assert_eq!(
+        s.audit_count("token.refused").await,
+        0,
+        "the cross-topic request reached the broker"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_through_a_real_mosquitto_with_mutual_tls() {
+    let s = setup().await;
+    let Some(mosquitto) = Mosquitto::start(&s.dir) else {
+        return skip_or_fail("mosquitto (Debian package mosquitto)");
+    };
+    s.use_external(mosquitto.addr);
+    let broker = s.broker().await;
+    assert_eq!(
+        broker.mqtt_addr(),
+        None,
+        "external mode runs no embedded server"
+    );
+    get_token_and_verify(&s, mosquitto.addr, "sensor-1").await;
+
+    // Mosquitto's ACL (pattern readwrite cb/v1/%u/#) drops sensor-2's publish
+    // on sensor-1's topic.
+    let identity = s.identity("sensor-2");
+    let attacker = MqttDevice::connect(&identity, &s.settings("sensor-2", mosquitto.addr))
+        .await
+        .unwrap();
+    let req = build_token_request(&identity, &params(), now(), [7; 16]).unwrap();
+    let _ = attacker.publish_raw("cb/v1/sensor-1/token/req", req).await;
+    get_token_and_verify(&s, mosquitto.addr, "sensor-2").await;
+    attacker.disconnect().await;
+    broker.shutdown().await;
+    assert_eq!(s.audit_count("token.issued").await, 2);
+    assert_eq!(
+        s.audit_count("token.refused").await,
+        0,
+        "Mosquitto let a cross-topic request through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_on_one_mosquitto_answer_each_request_once() {
+    let s = setup().await;
+    let Some(mosquitto) = Mosquitto::start(&s.dir) else {
+        return skip_or_fail("mosquitto (Debian package mosquitto)");
+    };
+    s.use_external(mosquitto.addr);
+    let first = s.broker().await;
+    let second = s.broker().await;
+    let identity = s.identity("sensor-1");
+    let device = MqttDevice::connect(&identity, &s.settings("sensor-1", mosquitto.addr))
+        .await
+        .unwrap();
+    const N: usize = 20;
+    for _ in 0..N {
+        let token = device.request_token(&identity, &params()).await.unwrap();
+        s.verifier()
+            .verify(&token.access_token, &["telemetry:write"], now())
+            .unwrap();
+    }
+    device.disconnect().await;
+    first.shutdown().await;
+    second.shutdown().await;
+    // Every request was handled by exactly one of the two brokers.
+    assert_eq!(s.audit_count("token.issued").await, N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_pub_and_sub_get_a_token_from_the_embedded_server() {
+    let has = |b: &str| {
+        Command::new(b)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !has("mosquitto_pub") || !has("mosquitto_sub") {
+        return skip_or_fail("mosquitto_pub/mosquitto_sub (Debian package mosquitto-clients)");
+    }
+    let s = setup().await;
+    let broker = s.broker().await;
+    let addr = broker.mqtt_addr().unwrap();
+    let identity = s.identity("sensor-1");
+    let request = s.dir.join("request.cbor");
+    std::fs::write(
+        &request,
+        build_token_request(&identity, &params(), now(), [5; 16]).unwrap(),
+    )
+    .unwrap();
+    let chain = DataDir::new(&s.dir).pki().chain();
+    let tls_args = |cmd: &mut Command| {
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &addr.port().to_string(),
+            "-q",
+            "1",
+            "-V",
+            "mqttv311",
+        ])
+        .arg("--cafile")
+        .arg(&chain)
+        .arg("--cert")
+        .arg(s.cert("sensor-1"))
+        .arg("--key")
+        .arg(s.key("sensor-1"));
+    };
+    // mosquitto_sub block-buffers stdout into a pipe: stdbuf makes it line-buffered
+    // so its SUBACK line arrives when it happens.
+    let mut sub = Command::new("stdbuf");
+    sub.args(["-oL", "mosquitto_sub"]);
+    tls_args(&mut sub);
+    sub.args([
+        "-i",
+        "sensor-1-sub",
+        "-t",
+        "cb/v1/sensor-1/token/res",
+        "-C",
+        "1",
+        "-d",
+        "-F",
+        "HEX:%x",
+        "-W",
+        "20",
+    ]);
+    let mut sub = sub
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = sub.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Wait until the subscription is acknowledged, then publish.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("mosquitto_sub subscribes");
+        if line.contains("SUBACK") {
+            break;
+        }
+    }
+    let mut publish = Command::new("mosquitto_pub");
+    tls_args(&mut publish);
+    let status = publish
+        .args(["-i", "sensor-1-pub", "-t", "cb/v1/sensor-1/token/req", "-f"])
+        .arg(&request)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mosquitto_pub failed");
+    let hex_payload = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("mosquitto_sub prints the answer");
+        if let Some(h) = line.strip_prefix("HEX:") {
+            break h.trim().to_string();
+        }
+    };
+    let _ = sub.wait();
+    let payload = hex::decode(hex_payload).unwrap();
+    let token =
+        decode_token_response(certbound_coap::ResponseType::Created, Some(19), &payload).unwrap();
+    let verified = s
+        .verifier()
+        .verify(&token.access_token, &["telemetry:write"], now())
+        .unwrap();
+    assert_eq!(verified.device_id(), Some("sensor-1"));
+    broker.shutdown().await;
+}
