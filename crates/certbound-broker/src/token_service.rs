@@ -77,6 +77,15 @@ fn from_proto(e: &ProtoError, context: &str) -> Refusal {
     refuse(e.ace_code(), format!("{context}: {e}"))
 }
 
+/// A parse failure: "malformed" only when the input really is malformed.
+fn unparsable(e: &ProtoError) -> Refusal {
+    let context = match e.ace_code() {
+        AceErrorCode::InvalidRequest => "malformed request",
+        _ => "request refused",
+    };
+    from_proto(e, context)
+}
+
 impl TokenService {
     /// Builds the service.
     pub fn new(
@@ -169,8 +178,7 @@ impl TokenService {
     ) -> Result<(String, TokenResponse), Refusal> {
         let limits = self.config.limits;
         let leeway = self.config.leeway;
-        let request = UnverifiedRequest::parse(bytes, limits)
-            .map_err(|e| from_proto(&e, "malformed request"))?;
+        let request = UnverifiedRequest::parse(bytes, limits).map_err(|e| unparsable(&e))?;
 
         // The certificate: by thumbprint from the registry, or sent in full.
         let (leaf, extra) = match &request.cert {

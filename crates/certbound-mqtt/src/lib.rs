@@ -21,6 +21,8 @@
 //! * Each client has a bounded outgoing queue; a client that cannot keep up is
 //!   disconnected, publishers are never slowed down.
 //! * `TCP_NODELAY` is set on every accepted socket.
+//! * [`client_tls::client_tls_config`] builds the matching rustls client
+//!   configuration (for rumqttc's `TlsConfiguration::Rustls`).
 //!
 //! Not supported (by design, for a token broker's traffic):
 //! * QoS 2: a QoS 2 PUBLISH closes the connection; QoS 2 subscriptions are

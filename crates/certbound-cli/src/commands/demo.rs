@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
+use certbound_agent::mqtt::{MqttConnectSettings, MqttDevice};
 use certbound_agent::{AgentError, DeviceIdentity, TokenRequestParams, request_token_coap};
+use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{ServeOptions, start};
 use certbound_broker::store::DeviceStatus;
@@ -19,6 +21,7 @@ const API: &str = "https://telemetry.certbound.demo";
 
 struct Row {
     device: String,
+    transport: &'static str,
     size: usize,
     expires_in: u64,
     scope: String,
@@ -66,7 +69,7 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
 
     step(
         4,
-        "start the broker: CoAP token endpoint on a free UDP port",
+        "start the broker: CoAP on a free UDP port, embedded MQTT server (mTLS) on a free TCP port",
     );
     let broker = start(
         &dir,
@@ -79,12 +82,16 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
     let coap = broker
         .coap_addr()
         .context("CoAP is disabled in the demo configuration")?;
-    println!("     listening on coap://{coap}");
+    let mqtt = broker
+        .mqtt_addr()
+        .context("MQTT is disabled in the demo configuration")?;
+    println!("     listening on coap://{coap} and mqtts://{mqtt}");
 
     step(
         5,
-        "each device asks for a token over CoAP, signing the request with its key",
+        "each device asks for a token (odd ones over CoAP, even ones over MQTT with mTLS), signing the request with its key",
     );
+    let ca_pem = std::fs::read_to_string(DataDir::new(&dir).pki().chain())?;
     let verifier = TokenVerifier::new(key_set(&dir)?, {
         let mut c = VerifierConfig::new(API);
         c.issuer = Some(ISSUER.into());
@@ -94,13 +101,28 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
     let params = TokenRequestParams::new(ISSUER, API).with_scope("telemetry:write firmware:read");
     let mut rows = Vec::new();
     let mut sample = None;
-    for id in &ids {
-        let identity = DeviceIdentity::load(
-            &out.join(format!("{id}.key.pem")),
-            &out.join(format!("{id}.cert.pem")),
-        )?;
+    for (i, id) in ids.iter().enumerate() {
+        let key_file = out.join(format!("{id}.key.pem"));
+        let cert_file = out.join(format!("{id}.cert.pem"));
+        let identity = DeviceIdentity::load(&key_file, &cert_file)?;
+        let over_mqtt = i % 2 == 1;
         let t0 = Instant::now();
-        let token = request_token_coap(&client, &identity, &params).await?;
+        let token = if over_mqtt {
+            let settings = MqttConnectSettings {
+                host: mqtt.ip().to_string(),
+                port: mqtt.port(),
+                ca_pem: ca_pem.clone(),
+                cert_pem: std::fs::read_to_string(&cert_file)?,
+                key_pem: std::fs::read_to_string(&key_file)?,
+                timeout: std::time::Duration::from_secs(10),
+            };
+            let device = MqttDevice::connect(&identity, &settings).await?;
+            let token = device.request_token(&identity, &params).await;
+            device.disconnect().await;
+            token?
+        } else {
+            request_token_coap(&client, &identity, &params).await?
+        };
         let millis = t0.elapsed().as_secs_f64() * 1000.0;
         tracing::debug!(device = %id, millis, "token obtained");
         let leaf = identity.chain().first().cloned().unwrap_or_default();
@@ -111,6 +133,7 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
             .map_err(|e| e.to_string());
         rows.push(Row {
             device: id.clone(),
+            transport: if over_mqtt { "mqtt" } else { "coap" },
             size: token.access_token.len(),
             expires_in: token.expires_in,
             scope: token
@@ -146,8 +169,8 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
 
     println!();
     println!(
-        "{:<12} {:>6} {:>8} {:>9}  {:<28} verified offline (signature, aud, scope, cert binding)",
-        "device", "bytes", "ttl", "latency", "granted scope"
+        "{:<12} {:<5} {:>6} {:>8} {:>9}  {:<28} verified offline (signature, aud, scope, cert binding)",
+        "device", "via", "bytes", "ttl", "latency", "granted scope"
     );
     let mut failures = 0;
     for r in &rows {
@@ -159,8 +182,8 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
             }
         };
         println!(
-            "{:<12} {:>6} {:>7}s {:>7.1}ms  {:<28} {check}",
-            r.device, r.size, r.expires_in, r.millis, r.scope
+            "{:<12} {:<5} {:>6} {:>7}s {:>7.1}ms  {:<28} {check}",
+            r.device, r.transport, r.size, r.expires_in, r.millis, r.scope
         );
     }
     if let Some(token) = sample {
