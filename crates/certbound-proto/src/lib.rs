@@ -74,6 +74,7 @@ pub mod error;
 pub mod key;
 pub mod replay;
 pub mod request;
+pub mod schedule;
 pub mod telemetry;
 pub mod token;
 pub mod topics;
