@@ -447,6 +447,9 @@ fn service_in_process(
             }
         },
     );
+    // The service holds the audit log's sender: release our reference, or
+    // shutdown waits for the audit writer forever.
+    drop(service);
     rt.block_on(broker.shutdown());
     let crypto = bench
         .rows

@@ -11,4 +11,5 @@
 mod live_changes;
 mod mqtt;
 mod rejections;
+mod telemetry;
 mod token_flow;

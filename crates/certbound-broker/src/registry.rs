@@ -314,6 +314,39 @@ impl Registry {
         })
     }
 
+    /// Issues a key and a *service* client certificate (SAN
+    /// `urn:certbound:service:<name>`) for a backend such as a telemetry
+    /// ingester, and writes `<out>/<name>.key.pem` (0600) and `<out>/<name>.cert.pem`.
+    /// Services may subscribe to every device's telemetry on the embedded MQTT
+    /// server; they can never act as a device.
+    pub async fn provision_service(
+        &self,
+        name: &str,
+        out_dir: &Path,
+        lifetime_days: u32,
+    ) -> Result<ProvisionedDevice, BrokerError> {
+        let ca = IssuingCa::load(&self.data.pki())?;
+        let bundle = ca.issue_service(name, lifetime_days, unix_now())?;
+        let (key_file, cert_file) = bundle.write_to(out_dir, name)?;
+        self.audit(
+            "service.provisioned",
+            name,
+            format!(
+                "serial={} not_after={}",
+                bundle.cert.serial_hex, bundle.cert.not_after
+            ),
+        )
+        .await?;
+        Ok(ProvisionedDevice {
+            id: name.into(),
+            serial: bundle.cert.serial_hex.clone(),
+            thumbprint: hex::encode(bundle.cert.thumbprint),
+            not_after: bundle.cert.not_after,
+            key_file,
+            cert_file,
+        })
+    }
+
     /// A device and its certificates.
     pub async fn show_device(&self, id: &str) -> Result<(Device, Vec<CertRecord>), BrokerError> {
         let device = self

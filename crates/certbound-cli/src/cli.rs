@@ -82,6 +82,13 @@ pub enum Command {
     /// Manage devices: provision, list, show, suspend, resume, revoke.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Provision identities for backend services (e.g. a telemetry ingester).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Run a telemetry backend: subscribe to every device's telemetry over MQTT,
+    /// verify each message offline (token, audience, scope, proof of possession,
+    /// sequence numbers) and print the accepted ones as JSON lines.
+    Ingest(IngestArgs),
     /// Request (as a device) or inspect tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -289,6 +296,60 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `certbound service ...`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a key and a service certificate (SAN urn:certbound:service:<NAME>).
+    /// Writes <OUT>/<NAME>.key.pem (0600) and <OUT>/<NAME>.cert.pem.
+    Provision {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Service name (same rules as device ids).
+        #[arg(long)]
+        name: String,
+        /// Where to write the key and certificate.
+        #[arg(long, default_value = "./services")]
+        out: PathBuf,
+        /// Certificate lifetime in days.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `certbound ingest`
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// MQTT server (host:port); default: the embedded server's `mqtt.listen`, or `mqtt.url`.
+    #[arg(long)]
+    pub mqtt: Option<String>,
+    /// The service's certificate chain (from `certbound service provision`).
+    #[arg(long)]
+    pub service_cert: PathBuf,
+    /// The service's private key.
+    #[arg(long)]
+    pub service_key: PathBuf,
+    /// The API identifier this backend is (tokens must name it in aud).
+    #[arg(long)]
+    pub audience: String,
+    /// Scope every message's token must carry.
+    #[arg(long, default_value = "telemetry:write")]
+    pub scope: String,
+    /// Verification keys as a JWKS file; default: the data directory's signing keys.
+    #[arg(long)]
+    pub jwks: Option<PathBuf>,
+    /// Join this shared-subscription group so several ingesters split the load.
+    #[arg(long)]
+    pub share_group: Option<String>,
+    /// Stop after this many accepted messages.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
 }
 
 /// `certbound keys ...`

@@ -51,6 +51,27 @@ pub enum VerifyError {
         "the telemetry body signature does not verify with the token's confirmation key (cnf); the message was not signed by the device the token was issued to — reject it"
     )]
     BadProofOfPossession,
+    /// The telemetry sequence number was already accepted for this device, or
+    /// is older than the anti-replay window.
+    #[error(
+        "telemetry message seq {seq} of device {device:?} is a replay: it was already accepted, or it is older than the anti-replay window — drop it; a device must never reuse a sequence number, even after a restart or a token renewal"
+    )]
+    Replay {
+        /// The device (token `sub`).
+        device: String,
+        /// The refused sequence number.
+        seq: u64,
+    },
+    /// The message arrived on another device's topic than the token's `sub`.
+    #[error(
+        "the message arrived on the topic of device {topic:?} but its token was issued to {token:?}; a device may only publish on its own topic — reject it"
+    )]
+    TopicMismatch {
+        /// The device named by the topic.
+        topic: String,
+        /// The token's `sub`.
+        token: String,
+    },
     /// The certificate presented for binding cannot be parsed or has no P-256 key.
     #[error(
         "presented certificate cannot be used for token binding: {0}; present the DER X.509 certificate holding the device's P-256 key"
@@ -105,6 +126,8 @@ impl VerifyError {
     /// | `binding` | certificate key differs from `cnf` |
     /// | `telemetry_cti` | telemetry body signed for another token |
     /// | `pop` | telemetry body not signed by the `cnf` key |
+    /// | `replay` | telemetry sequence number seen before or too old |
+    /// | `topic` | telemetry on another device's topic than the token's `sub` |
     /// | `bad_certificate` | unusable certificate for binding |
     /// | `invalid_key_set` | refused key set |
     pub fn reason_code(&self) -> &'static str {
@@ -122,6 +145,8 @@ impl VerifyError {
             VerifyError::BindingMismatch => "binding",
             VerifyError::TelemetryTokenMismatch => "telemetry_cti",
             VerifyError::BadProofOfPossession => "pop",
+            VerifyError::Replay { .. } => "replay",
+            VerifyError::TopicMismatch { .. } => "topic",
             VerifyError::BadCertificate(_) => "bad_certificate",
             VerifyError::InvalidKeySet(_) => "invalid_key_set",
         }

@@ -11,6 +11,8 @@
 //! * [`VerifiedToken::check_certificate_binding`] (mTLS) and
 //!   [`VerifiedToken::check_telemetry_pop`] (signed telemetry): the token is
 //!   accepted only from the holder of its `cnf` key.
+//! * [`TelemetryVerifier`]: the whole telemetry check (token, proof of
+//!   possession, topic, anti-replay window per device) with a token cache.
 //! * [`inspect`]: decode without trusting and report every check, for humans.
 //! * [`VerifyError::reason_code`]: stable short codes for reject metrics.
 //!
@@ -63,6 +65,56 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Verifying telemetry
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use certbound_proto::crypto::{P256Signer, Signer};
+//! use certbound_proto::telemetry::{self, TelemetryPayload};
+//! use certbound_proto::token;
+//! use certbound_verify::{
+//!     Claims, KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig,
+//! };
+//!
+//! let broker = P256Signer::from_scalar(&[7u8; 32])?;
+//! let device = P256Signer::from_scalar(&[9u8; 32])?;
+//! let kid = broker.public_key().kid();
+//! let mut keys = KeySet::new();
+//! keys.insert(kid.clone(), broker.public_key().clone())?;
+//! let tokens = TokenVerifier::new(keys, VerifierConfig::new("https://telemetry.example.com"));
+//! let verifier = TelemetryVerifier::new(tokens, TelemetryConfig::default());
+//!
+//! // The device attaches its token and signs each message with its own key.
+//! let claims = Claims {
+//!     sub: Some("sensor-1".into()),
+//!     aud: vec!["https://telemetry.example.com".into()],
+//!     exp: Some(1_700_003_600),
+//!     cti: Some(vec![1; 16]),
+//!     scope: Some("telemetry:write".into()),
+//!     cnf: Some(device.public_key().clone()),
+//!     ..Claims::default()
+//! };
+//! let cwt = token::mint(&claims, &kid, &broker)?;
+//! let payload = TelemetryPayload {
+//!     seq: 1,
+//!     timestamp_ms: 1_700_000_100_000,
+//!     data: b"{\"t\":21.5}".to_vec(),
+//!     token_cti: vec![1; 16],
+//! };
+//! let message = telemetry::seal(&cwt, &payload, &device)?;
+//!
+//! let now = 1_700_000_100;
+//! let accepted = verifier.verify(&message, Some("sensor-1"), now)?;
+//! assert_eq!((accepted.device_id.as_str(), accepted.seq), ("sensor-1", 1));
+//!
+//! // The same message again is a replay.
+//! let err = verifier.verify(&message, Some("sensor-1"), now).err();
+//! assert_eq!(err.map(|e| e.reason_code()), Some("replay"));
+//! assert_eq!(verifier.stats().token_cache_hits, 1);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -74,6 +126,7 @@ mod binding;
 mod error;
 mod inspect;
 mod keyset;
+mod telemetry;
 mod text;
 mod verifier;
 
@@ -83,6 +136,7 @@ pub use certbound_proto::{EcPublicKey, claims::Claims};
 pub use error::VerifyError;
 pub use inspect::{CheckResult, Inspection, inspect};
 pub use keyset::KeySet;
+pub use telemetry::{AcceptedTelemetry, TelemetryConfig, TelemetryStats, TelemetryVerifier};
 pub use text::decode_token_text;
 pub use verifier::{DEFAULT_LEEWAY, TokenVerifier, VerifiedToken, VerifierConfig};
 

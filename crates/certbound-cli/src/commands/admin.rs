@@ -9,7 +9,9 @@ use certbound_broker::registry::{self, Registry};
 use certbound_broker::store::DeviceStatus;
 use certbound_verify::KeySet;
 
-use crate::cli::{ApiCommand, AuditCommand, DeviceCommand, GroupCommand, KeyFormat, KeysCommand};
+use crate::cli::{
+    ApiCommand, AuditCommand, DeviceCommand, GroupCommand, KeyFormat, KeysCommand, ServiceCommand,
+};
 use crate::output::{iso, print_json};
 
 pub async fn init(dir: &Path, issuer_id: &str) -> anyhow::Result<ExitCode> {
@@ -305,6 +307,35 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                         e.detail
                     );
                 }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ServiceCommand::Provision {
+            dir,
+            name,
+            out,
+            days,
+            json,
+        } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let result = reg.provision_service(&name, &out, days).await;
+            reg.close().await;
+            let s = result?;
+            if json {
+                print_json(&s)?;
+            } else {
+                println!("Service {} provisioned", s.id);
+                println!(
+                    "  key:         {} (keep it secret, mode 0600)",
+                    s.key_file.display()
+                );
+                println!("  certificate: {}", s.cert_file.display());
+                println!("  expires:     {}", iso(s.not_after));
             }
         }
     }

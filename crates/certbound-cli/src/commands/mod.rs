@@ -2,6 +2,7 @@
 
 mod admin;
 mod demo;
+mod ingest;
 mod serve;
 mod token;
 
@@ -24,6 +25,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Audit(cmd) => admin::audit(cmd).await,
         Command::Token(cmd) => token::run(cmd).await,
+        Command::Service(cmd) => admin::service(cmd).await,
+        Command::Ingest(args) => ingest::run(args).await,
         Command::Demo { devices, keep } => demo::run(devices, keep).await,
     }
 }

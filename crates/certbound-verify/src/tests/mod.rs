@@ -8,6 +8,7 @@ use crate::{Claims, KeySet, TokenVerifier, VerifierConfig};
 mod binding;
 mod inspect;
 mod keyset;
+mod telemetry;
 mod text;
 mod verify;
 

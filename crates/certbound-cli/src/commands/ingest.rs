@@ -1,0 +1,152 @@
+//! `certbound ingest`: an example telemetry backend. It subscribes to
+//! `cb/v1/+/telemetry` with a service identity, verifies every message offline
+//! with `certbound-verify`, prints accepted messages as JSON lines on stdout,
+//! and counts rejects by reason (summary on stderr).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use certbound_broker::config::{Config, DataDir, MqttMode, parse_mqtt_url};
+use certbound_proto::topics::{self, TopicKind};
+use certbound_verify::{TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
+use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS, Transport};
+
+use super::admin::key_set;
+use crate::cli::IngestArgs;
+use crate::output::now;
+
+pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let data = DataDir::new(&args.dir.dir);
+    let config = Config::load(&args.dir.dir)?;
+    let (host, port) = match (&args.mqtt, config.mqtt.mode) {
+        (Some(addr), _) => {
+            parse_mqtt_url(&format!("mqtts://{addr}")).map_err(anyhow::Error::msg)?
+        }
+        (None, MqttMode::External) => {
+            parse_mqtt_url(config.mqtt.url.as_deref().unwrap_or_default())
+                .map_err(anyhow::Error::msg)?
+        }
+        (None, _) => {
+            let addr = config.mqtt_listen();
+            (addr.ip().to_string(), addr.port())
+        }
+    };
+    let keys = match &args.jwks {
+        Some(path) => certbound_verify::KeySet::from_jwks(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )?,
+        None => key_set(&args.dir.dir)?,
+    };
+    let mut verifier_config = VerifierConfig::new(args.audience.clone());
+    verifier_config.issuer = Some(config.broker.issuer_id.clone());
+    let verifier = TelemetryVerifier::new(
+        TokenVerifier::new(keys, verifier_config),
+        TelemetryConfig {
+            required_scopes: vec![args.scope.clone()],
+            ..TelemetryConfig::default()
+        },
+    );
+
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let ca = match (&config.mqtt.mode, &config.mqtt.server_ca) {
+        (MqttMode::External, Some(path)) => read(&data.root.join(path))?,
+        _ => read(&data.pki().chain())?,
+    };
+    let tls = certbound_mqtt::client_tls::client_tls_config(
+        &ca,
+        &read(&args.service_cert)?,
+        &read(&args.service_key)?,
+    )?;
+    let client_id = format!("certbound-ingest-{}", std::process::id());
+    let mut options = MqttOptions::new(client_id, host.clone(), port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(64 * 1024, 64 * 1024);
+    options.set_transport(Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(tls),
+    ));
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    let base = format!("{}+/{}", topics::PREFIX, TopicKind::Telemetry.suffix());
+    let filter = match &args.share_group {
+        Some(group) => format!("$share/{group}/{base}"),
+        None => base,
+    };
+
+    let mut accepted = 0u64;
+    let mut backoff = Duration::from_millis(100);
+    eprintln!("ingest: connecting to mqtts://{host}:{port}, subscribing to {filter}");
+    loop {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    anyhow::bail!(
+                        "the MQTT server refused the subscription to {filter}: is the certificate a service identity?"
+                    );
+                }
+                // Machine-readable readiness line for scripts and tests.
+                eprintln!("ingest: subscribed");
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                backoff = Duration::from_millis(100);
+                let device = topics::parse(&p.topic).map(|(d, _)| d);
+                match verifier.verify(&p.payload, device, now()) {
+                    Ok(msg) => {
+                        accepted += 1;
+                        let data = match std::str::from_utf8(&msg.data) {
+                            Ok(text) => serde_json::json!({ "text": text }),
+                            Err(_) => serde_json::json!({ "hex": hex::encode(&msg.data) }),
+                        };
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "device": msg.device_id, "seq": msg.seq, "timestamp_ms": msg.timestamp_ms,
+                                "data": data, "token_cti": hex::encode(&msg.token_cti),
+                            })
+                        );
+                        if args.max_messages.is_some_and(|max| accepted >= max) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::info!(topic = %p.topic, reason = e.reason_code(), error = %e, "telemetry rejected");
+                        eprintln!(
+                            "ingest: rejected message on {}: {} ({e})",
+                            p.topic,
+                            e.reason_code()
+                        );
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("ingest: MQTT connection error: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    let stats = verifier.stats();
+    eprintln!("ingest: accepted {} message(s)", stats.accepted);
+    for (reason, count) in &stats.rejected {
+        eprintln!("ingest: rejected {count} ({reason})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
