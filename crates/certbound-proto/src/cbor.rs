@@ -8,9 +8,14 @@
 //! values, duplicate map keys (compared by their encoded bytes, which is exact
 //! because encodings are shortest-form), and trailing bytes after the item.
 
+use std::collections::BTreeSet;
+
 use ciborium::Value;
 
 use crate::error::ProtoError;
+
+/// Hard ceiling on nesting, whatever [`Limits::max_depth`] says (stack safety).
+pub const MAX_DEPTH_CAP: usize = 64;
 
 /// Bounds applied to every decoded object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +48,8 @@ pub fn check_strict(input: &[u8], limits: Limits) -> Result<(), ProtoError> {
     let mut scanner = Scanner {
         input,
         pos: 0,
-        max_depth: limits.max_depth,
+        // The scanner recurses: cap the depth whatever the caller asks.
+        max_depth: limits.max_depth.min(MAX_DEPTH_CAP),
     };
     scanner.item(0)?;
     if scanner.pos != input.len() {
@@ -148,21 +154,38 @@ impl Scanner<'_> {
             }
             5 => {
                 self.enter(depth, start)?;
-                let mut keys: Vec<&[u8]> = Vec::new();
+                let mut keys: BTreeSet<&[u8]> = BTreeSet::new();
                 for _ in 0..arg {
                     let key_start = self.pos;
+                    // Keys are integers or text strings only: then equal keys
+                    // always have equal (shortest-form) encodings, so comparing
+                    // bytes finds every duplicate (no 1 vs 2(h'01'), 1.0 vs 1.0f32).
+                    match self.input.get(key_start).map(|b| b >> 5) {
+                        Some(0 | 1 | 3) => {}
+                        Some(_) => {
+                            return Err(malformed(
+                                key_start,
+                                "map keys must be integers or text strings",
+                            ));
+                        }
+                        None => return Err(malformed(key_start, "unexpected end of input")),
+                    }
                     self.item(depth + 1)?;
                     let key = &self.input[key_start..self.pos];
-                    if keys.contains(&key) {
+                    if !keys.insert(key) {
                         return Err(malformed(key_start, "duplicate map key"));
                     }
-                    keys.push(key);
                     self.item(depth + 1)?;
                 }
                 Ok(())
             }
             _ => {
-                // major 6: a tag followed by one item
+                // major 6: a tag followed by one item. Bignums (tags 2 and 3)
+                // are refused: no certbound structure uses them, and they make
+                // integers with two encodings.
+                if arg == 2 || arg == 3 {
+                    return Err(malformed(start, "bignum tags (2, 3) are not accepted"));
+                }
                 self.enter(depth, start)?;
                 self.item(depth + 1)
             }
