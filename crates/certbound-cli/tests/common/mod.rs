@@ -159,11 +159,7 @@ impl QuickStart {
             "--out",
             devices.to_str().unwrap(),
         ]);
-        QuickStart {
-            tmp,
-            dir,
-            devices,
-        }
+        QuickStart { tmp, dir, devices }
     }
 
     pub fn d(&self) -> &str {
