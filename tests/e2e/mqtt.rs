@@ -341,3 +341,45 @@ async fn mosquitto_pub_and_sub_get_a_token_from_the_embedded_server() {
     assert_eq!(verified.device_id(), Some("sensor-1"));
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_device_drops_its_mqtt_session_and_refuses_reconnects() {
+    let s = setup().await;
+    let broker = s.broker().await;
+    let addr = broker.mqtt_addr().unwrap();
+    let server = broker.mqtt_server().unwrap();
+    let identity = s.identity("sensor-1");
+    let device = MqttDevice::connect(&identity, &s.settings("sensor-1", addr))
+        .await
+        .unwrap();
+    let connected = server.stats().connected_clients;
+
+    // Revoke through a separate registry connection, as the CLI does.
+    let reg = Registry::open(&s.dir).await.unwrap();
+    reg.set_device_status(
+        "sensor-1",
+        certbound_broker::store::DeviceStatus::Revoked,
+        "test",
+    )
+    .await
+    .unwrap();
+    reg.close().await;
+    let revoked_at = std::time::Instant::now();
+    while server.stats().connected_clients >= connected {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "the revoked device's session stayed up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "revoked device disconnected after {:?}",
+        revoked_at.elapsed()
+    );
+    device.disconnect().await;
+    let again = MqttDevice::connect(&identity, &s.settings("sensor-1", addr)).await;
+    assert!(again.is_err(), "a revoked device reconnected");
+    // Other devices are unaffected.
+    get_token_and_verify(&s, addr, "sensor-2").await;
+    broker.shutdown().await;
+}

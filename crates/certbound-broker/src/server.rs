@@ -1,8 +1,9 @@
 //! `certbound serve`: starts the transports over one token service.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use certbound_coap::{Server as CoapServer, ServerConfig};
@@ -19,7 +20,7 @@ use crate::token_service::{TokenService, TokenServiceConfig};
 use crate::transport::coap::CoapTransport;
 use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
 use certbound_mqtt::client_tls::client_tls_config;
-use certbound_mqtt::{CertboundAcl, MqttServer, MqttServerConfig};
+use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig, MqttServerHandle};
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +37,7 @@ pub struct RunningBroker {
     coap: Option<CoapServer>,
     mqtt_server: Option<MqttServer>,
     mqtt: Option<MqttTransport>,
+    watcher: Option<JoinHandle<()>>,
     audit_task: JoinHandle<()>,
     service: Arc<TokenService>,
     store: Store,
@@ -75,7 +77,17 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     } else {
         None
     };
-    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &service).await?;
+    let inactive: InactiveDevices = Arc::new(RwLock::new(
+        store.inactive_devices().await?.into_iter().collect(),
+    ));
+    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &service, &inactive).await?;
+    let watcher = mqtt_server.as_ref().map(|server| {
+        tokio::spawn(watch_inactive(
+            store.clone(),
+            inactive.clone(),
+            server.handle(),
+        ))
+    });
     tracing::info!(
         issuer = %config.broker.issuer_id,
         kid = %service.kid(),
@@ -87,6 +99,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         coap,
         mqtt_server,
         mqtt,
+        watcher,
         audit_task,
         service,
         store,
@@ -102,6 +115,7 @@ async fn start_mqtt(
     config: &Config,
     options: &ServeOptions,
     service: &Arc<TokenService>,
+    inactive: &InactiveDevices,
 ) -> Result<(Option<MqttServer>, Option<MqttTransport>), BrokerError> {
     let (server, host, port, server_ca) = match config.mqtt.mode {
         MqttMode::Off => return Ok((None, None)),
@@ -113,7 +127,17 @@ async fn start_mqtt(
                 read(&data.server_key())?,
                 read(&data.pki().chain())?,
             );
-            let server = MqttServer::bind(server_config, Arc::new(CertboundAcl::new()))
+            let blocked = inactive.clone();
+            let acl =
+                CertboundAcl::new().with_revocation_check(Arc::new(
+                    move |who: &Identity| match who {
+                        Identity::Device(id) => {
+                            blocked.read().map(|set| set.contains(id)).unwrap_or(true)
+                        }
+                        Identity::Service(_) => false,
+                    },
+                ));
+            let server = MqttServer::bind(server_config, Arc::new(acl))
                 .await
                 .map_err(|e| BrokerError::Invalid(format!("embedded MQTT server: {e}")))?;
             let addr = server.local_addr();
@@ -155,6 +179,37 @@ async fn start_mqtt(
     Ok((server, Some(transport)))
 }
 
+/// Devices that may not connect to the embedded MQTT server (suspended or revoked).
+type InactiveDevices = Arc<RwLock<HashSet<String>>>;
+
+/// How often the registry is polled for suspensions and revocations made by
+/// the CLI (another process): their MQTT sessions are dropped within this time.
+const STATUS_POLL: Duration = Duration::from_millis(500);
+
+/// Keeps `inactive` in step with the registry and drops the live MQTT
+/// sessions of devices that became inactive.
+async fn watch_inactive(store: Store, inactive: InactiveDevices, server: MqttServerHandle) {
+    let mut ticker = tokio::time::interval(STATUS_POLL);
+    loop {
+        ticker.tick().await;
+        let Ok(now_inactive) = store.inactive_devices().await else {
+            continue;
+        };
+        let now_inactive: HashSet<String> = now_inactive.into_iter().collect();
+        let newly: Vec<String> = match inactive.read() {
+            Ok(old) => now_inactive.difference(&old).cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(mut set) = inactive.write() {
+            *set = now_inactive;
+        }
+        for id in newly {
+            let closed = server.disconnect(&Identity::Device(id.clone()));
+            tracing::info!(device = %id, sessions = closed, "device inactive: MQTT sessions closed");
+        }
+    }
+}
+
 /// Distinguishes several brokers in one process (tests, the demo) on the same MQTT server.
 fn next_instance() -> u64 {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -184,6 +239,9 @@ impl RunningBroker {
 
     /// Stops the transports, flushes the audit log and closes the store.
     pub async fn shutdown(self) {
+        if let Some(watcher) = self.watcher {
+            watcher.abort();
+        }
         if let Some(mqtt) = self.mqtt {
             mqtt.shutdown().await;
         }

@@ -420,6 +420,15 @@ impl Store {
             .collect()
     }
 
+    /// Ids of every device that is not active (suspended or revoked).
+    pub async fn inactive_devices(&self) -> Result<Vec<String>, BrokerError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM devices WHERE status != 'active'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Changes a device's status; revoking also revokes its certificates.
     pub async fn set_device_status(
         &self,

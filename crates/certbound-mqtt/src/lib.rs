@@ -83,5 +83,5 @@ pub use acl::{CertboundAcl, RevocationCheck};
 pub use config::MqttServerConfig;
 pub use error::MqttError;
 pub use identity::{Authorizer, Identity};
-pub use server::MqttServer;
+pub use server::{MqttServer, MqttServerHandle};
 pub use stats::MqttStats;

@@ -81,6 +81,25 @@ pub struct MqttServer {
     task: JoinHandle<()>,
 }
 
+/// A cloneable handle to a running [`MqttServer`]; it does not keep the
+/// server running.
+#[derive(Debug, Clone)]
+pub struct MqttServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl MqttServerHandle {
+    /// See [`MqttServer::disconnect`].
+    pub fn disconnect(&self, who: &Identity) -> usize {
+        self.shared.hub().disconnect_identity(who)
+    }
+
+    /// See [`MqttServer::stats`].
+    pub fn stats(&self) -> MqttStats {
+        self.shared.counters.snapshot()
+    }
+}
+
 impl MqttServer {
     /// Binds `config.listen` and starts serving; `authorizer` maps client
     /// certificates to identities and decides what they may publish and
@@ -153,6 +172,13 @@ impl MqttServer {
     /// connecting again: make the authorizer refuse it first.
     pub fn disconnect(&self, who: &Identity) -> usize {
         self.shared.hub().disconnect_identity(who)
+    }
+
+    /// A cheap, cloneable handle for other tasks (disconnects, stats).
+    pub fn handle(&self) -> MqttServerHandle {
+        MqttServerHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Stops accepting, closes every connection and waits (up to a few
