@@ -383,3 +383,116 @@ async fn revoking_a_device_drops_its_mqtt_session_and_refuses_reconnects() {
     get_token_and_verify(&s, addr, "sensor-2").await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data() {
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+    use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, PublishProperties};
+    use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
+
+    let s = setup().await;
+    let Some(mosquitto) = Mosquitto::start(&s.dir) else {
+        return skip_or_fail("mosquitto (Debian package mosquitto)");
+    };
+    s.use_external(mosquitto.addr);
+    let path = s.dir.join("certbound.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("protocol = \"3.1.1\"", "protocol = \"5\"");
+    std::fs::write(&path, text).unwrap();
+    let broker = s.broker().await;
+
+    // A 3.1.1 device still gets its answer on the fixed topic.
+    get_token_and_verify(&s, mosquitto.addr, "sensor-2").await;
+
+    // An MQTT 5 device (rumqttc v5) with a response topic and correlation data.
+    let settings = s.settings("sensor-1", mosquitto.addr);
+    let tls = certbound_mqtt::client_tls::client_tls_config(
+        &settings.ca_pem,
+        &settings.cert_pem,
+        &settings.key_pem,
+    )
+    .unwrap();
+    let mut options = Options5::new("sensor-1", settings.host.clone(), settings.port);
+    options.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(tls),
+    ));
+    let (client, mut eventloop) = Client5::new(options, 16);
+    let reply_topic = "cb/v1/sensor-1/token/res/job-7";
+    let identity = s.identity("sensor-1");
+    let mut answers = Vec::new();
+    let mut nonce = 1u8;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while answers.len() < 2 {
+        let event = tokio::time::timeout_at(deadline, eventloop.poll())
+            .await
+            .expect("answers arrive")
+            .unwrap();
+        match event {
+            Event5::Incoming(Packet5::ConnAck(_)) => {
+                client
+                    .subscribe("cb/v1/sensor-1/token/res/#", QoS5::AtLeastOnce)
+                    .await
+                    .unwrap();
+                client
+                    .subscribe("cb/v1/sensor-1/token/res", QoS5::AtLeastOnce)
+                    .await
+                    .unwrap();
+            }
+            Event5::Incoming(Packet5::SubAck(ack)) if ack.pkid == 2 => {
+                // Both subscriptions are in place: send a request with a good
+                // response topic, and one naming another device's topic.
+                for (topic, corr) in [
+                    (reply_topic, "corr-1"),
+                    ("cb/v1/sensor-2/token/res", "corr-2"),
+                ] {
+                    let body =
+                        build_token_request(&identity, &params(), now(), [nonce; 16]).unwrap();
+                    nonce += 1;
+                    let props = PublishProperties {
+                        response_topic: Some(topic.into()),
+                        correlation_data: Some(corr.as_bytes().to_vec().into()),
+                        ..PublishProperties::default()
+                    };
+                    client
+                        .publish_with_properties(
+                            "cb/v1/sensor-1/token/req",
+                            QoS5::AtLeastOnce,
+                            false,
+                            body,
+                            props,
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+            Event5::Incoming(Packet5::Publish(p)) => {
+                let corr = p
+                    .properties
+                    .and_then(|pr| pr.correlation_data)
+                    .map(|c| String::from_utf8_lossy(&c).to_string());
+                answers.push((
+                    String::from_utf8_lossy(&p.topic).to_string(),
+                    corr,
+                    p.payload.to_vec(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    answers.sort();
+    // The hostile response topic was ignored: that answer went to the fixed topic.
+    assert_eq!(answers[0].0, "cb/v1/sensor-1/token/res");
+    assert_eq!(answers[0].1.as_deref(), Some("corr-2"));
+    assert_eq!(answers[1].0, reply_topic);
+    assert_eq!(answers[1].1.as_deref(), Some("corr-1"));
+    for (_, _, payload) in &answers {
+        let token = decode_token_response(certbound_coap::ResponseType::Created, Some(19), payload)
+            .unwrap();
+        s.verifier()
+            .verify(&token.access_token, &["telemetry:write"], now())
+            .unwrap();
+    }
+    let _ = client.try_disconnect();
+    broker.shutdown().await;
+}

@@ -95,6 +95,11 @@ pub struct MqttSection {
     /// the requests. Default true.
     #[serde(default = "default_true")]
     pub shared_subscription: bool,
+    /// MQTT version the broker speaks to the server: "3.1.1" or "5". With 5,
+    /// requests from v5 devices are answered on their response topic with
+    /// their correlation data. The embedded server speaks 3.1.1.
+    #[serde(default = "default_mqtt_protocol")]
+    pub protocol: String,
 }
 
 impl Default for MqttSection {
@@ -105,12 +110,16 @@ impl Default for MqttSection {
             url: None,
             server_ca: None,
             shared_subscription: true,
+            protocol: default_mqtt_protocol(),
         }
     }
 }
 
 fn default_mqtt_mode() -> MqttMode {
     MqttMode::Embedded
+}
+fn default_mqtt_protocol() -> String {
+    "3.1.1".into()
 }
 fn default_mqtt_listen() -> String {
     "127.0.0.1:8883".into()
@@ -208,6 +217,9 @@ listen = "127.0.0.1:8883"
 # server_ca = "/etc/ssl/mqtt-ca.pem"
 # Subscribe through $share/certbound/... so several brokers split the requests.
 shared_subscription = true
+# MQTT version towards the server: "3.1.1", or "5" (external servers only) to answer
+# v5 devices on their response topic with their correlation data.
+protocol = "3.1.1"
 
 [pki]
 # Lifetime of device certificates issued by `certbound device provision`, in days.
@@ -297,6 +309,22 @@ impl Config {
                             .into(),
                     ));
                 }
+            }
+        }
+        match (self.mqtt.protocol.as_str(), self.mqtt.mode) {
+            ("3.1.1", _) => {}
+            ("5", MqttMode::External | MqttMode::Off) => {}
+            ("5", MqttMode::Embedded) => {
+                return Err(bad(
+                    "mqtt.protocol",
+                    "is \"5\" but the embedded server speaks MQTT 3.1.1; use \"3.1.1\" or mode = \"external\"".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(bad(
+                    "mqtt.protocol",
+                    format!("{other:?} is not supported: use \"3.1.1\" or \"5\""),
+                ));
             }
         }
         if !(1..=3650).contains(&self.pki.device_cert_days) {

@@ -165,6 +165,7 @@ async fn start_mqtt(
     )
     .map_err(|e| BrokerError::Invalid(format!("broker MQTT identity: {e}")))?;
     let settings = MqttClientSettings {
+        v5: config.mqtt.protocol == "5",
         host,
         port,
         tls,

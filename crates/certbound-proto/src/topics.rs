@@ -97,5 +97,22 @@ pub fn device_may_use(device: &str, topic: &str) -> bool {
         && !device.contains(['+', '#', '/'])
 }
 
+/// Where to answer a request of `device`: the MQTT v5 response topic the
+/// client asked for when it lies inside the device's own namespace (and has
+/// no wildcard), else the fixed `cb/v1/{device}/<kind response>` topic. A
+/// response topic elsewhere is ignored, so a device can never make the broker
+/// publish into another device's namespace.
+pub fn reply_topic(
+    device: &str,
+    request_kind: TopicKind,
+    requested: Option<&str>,
+) -> Option<String> {
+    let fixed = request_kind.response().map(|k| topic(device, k))?;
+    Some(match requested {
+        Some(t) if !t.contains(['+', '#']) && device_may_use(device, t) => t.to_string(),
+        _ => fixed,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -2,3 +2,4 @@
 
 pub mod coap;
 pub mod mqtt;
+mod mqtt_v5;

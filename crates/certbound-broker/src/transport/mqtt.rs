@@ -22,6 +22,8 @@ use crate::token_service::{Refused, TokenService};
 /// Where and how to connect.
 #[derive(Clone)]
 pub struct MqttClientSettings {
+    /// Speak MQTT 5 (response topic and correlation data) instead of 3.1.1.
+    pub v5: bool,
     /// Server host name (also the TLS server name).
     pub host: String,
     /// Server port.
@@ -41,15 +43,21 @@ impl std::fmt::Debug for MqttClientSettings {
             .field("port", &self.port)
             .field("client_id", &self.client_id)
             .field("shared", &self.shared)
+            .field("v5", &self.v5)
             .finish()
     }
 }
 
 /// The running MQTT transport.
-#[derive(Debug)]
 pub struct MqttTransport {
-    client: AsyncClient,
+    disconnect: Box<dyn FnOnce() + Send>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MqttTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttTransport").finish_non_exhaustive()
+    }
 }
 
 /// Connects and starts answering token requests. Returns once the first
@@ -60,6 +68,9 @@ pub async fn start(
     settings: MqttClientSettings,
     connect_timeout: Duration,
 ) -> Result<MqttTransport, BrokerError> {
+    if settings.v5 {
+        return super::mqtt_v5::start(service, settings, connect_timeout).await;
+    }
     let mut options = MqttOptions::new(
         settings.client_id.clone(),
         settings.host.clone(),
@@ -107,15 +118,40 @@ pub async fn start(
     ready?;
     tracing::info!(host = %settings.host, port = settings.port, %filter, "MQTT transport connected");
     let task = tokio::spawn(run(service, client.clone(), eventloop, filter));
-    Ok(MqttTransport { client, task })
+    Ok(MqttTransport::new(
+        Box::new(move || {
+            let _ = client.try_disconnect();
+        }),
+        task,
+    ))
 }
 
 impl MqttTransport {
+    pub(super) fn new(disconnect: Box<dyn FnOnce() + Send>, task: JoinHandle<()>) -> Self {
+        Self { disconnect, task }
+    }
+
     /// Disconnects and stops.
     pub async fn shutdown(self) {
-        let _ = self.client.try_disconnect();
+        (self.disconnect)();
         self.task.abort();
         let _ = self.task.await;
+    }
+}
+
+/// The ACE answer to one request published by `device` (token or error).
+pub(super) async fn respond(service: &TokenService, device: &str, payload: &[u8]) -> Vec<u8> {
+    match service
+        .handle(payload, "mqtt", Some(device), unix_now())
+        .await
+    {
+        Ok(token) => token.to_cbor(),
+        Err(Refused::Ace(error)) => error.to_cbor(),
+        Err(Refused::Unavailable) => AceError::new(
+            AceErrorCode::InvalidRequest,
+            "temporarily unavailable: retry later",
+        )
+        .to_cbor(),
     }
 }
 

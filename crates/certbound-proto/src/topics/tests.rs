@@ -54,3 +54,27 @@ fn acl_is_exact_on_levels() {
     assert!(!device_may_use("sensor-1", "cb/v1/#"));
     assert!(!device_may_use("+", "cb/v1/+/telemetry"));
 }
+
+#[test]
+fn reply_topics_stay_in_the_device_namespace() {
+    let fixed = Some("cb/v1/d1/token/res".to_string());
+    assert_eq!(reply_topic("d1", TopicKind::TokenRequest, None), fixed);
+    assert_eq!(
+        reply_topic("d1", TopicKind::TokenRequest, Some("cb/v1/d1/token/res/42")),
+        Some("cb/v1/d1/token/res/42".to_string())
+    );
+    for hostile in [
+        "cb/v1/d2/token/res",
+        "cb/v1/+/token/res",
+        "cb/v1/d1/#",
+        "other/topic",
+        "cb/v1/d10/x",
+    ] {
+        assert_eq!(
+            reply_topic("d1", TopicKind::TokenRequest, Some(hostile)),
+            fixed,
+            "{hostile}"
+        );
+    }
+    assert_eq!(reply_topic("d1", TopicKind::Telemetry, None), None);
+}
