@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use certbound_broker::config::DataDir;
 use certbound_broker::server::{ServeOptions, start};
+use certbound_broker::store::Store;
 use certbound_coap::{Client, ResponseType, content_format};
 use certbound_proto::cbor::{self, Limits};
 use certbound_proto::crypto::{AwsLcVerifier, Signer};
@@ -29,7 +31,7 @@ use certbound_proto::request::UnverifiedRequest;
 use certbound_proto::{EcPublicKey, token};
 
 use crate::harness::{Config, Run, Stats, group, measure, measure_fn, percentile};
-use crate::setup::{Fixture, RequestFactory, unix_now};
+use crate::setup::{API, Fixture, RequestFactory, unix_now};
 
 /// Concurrent CoAP clients in the concurrent round-trip row.
 const CONCURRENT: usize = 16;
@@ -376,6 +378,7 @@ struct ServiceSummary {
     service: Stats,
     crypto: Option<f64>,
     issued_size: usize,
+    cpu_ns_per_request: Option<f64>,
 }
 
 impl ServiceSummary {
@@ -386,6 +389,12 @@ impl ServiceSummary {
             group(self.service.ops_per_sec()),
             self.issued_size
         );
+        if let Some(cpu) = self.cpu_ns_per_request {
+            println!(
+                "Process CPU per request (all threads: runtime, SQLite workers, audit writer): {} ns.",
+                group(cpu)
+            );
+        }
         if let Some(c) = self.crypto {
             let over = self.service.median_ns - c;
             println!(
@@ -407,7 +416,8 @@ fn service_in_process(
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Option<ServiceSummary>> {
     let name = "TokenService::handle in process (SQLite + audit)";
-    if !bench.wants(name) {
+    let store_name = "store lookups of one request (6 sqlx SQLite queries)";
+    if !bench.wants(name) && !bench.wants(store_name) {
         return Ok(None);
     }
     let broker = rt.block_on(start(
@@ -427,12 +437,49 @@ fn service_in_process(
         .block_on(service.handle(&first, "bench", None, unix_now()))
         .map_err(|e| anyhow::anyhow!("the service refused the request: {e:?}"))?;
 
+    // The registry reads one request makes, on their own (a second pool on
+    // the same database; the broker's pool is idle meanwhile).
+    let store = rt.block_on(Store::open(&DataDir::new(&fx.dir).database()))?;
+    let thumb = hex_lower(&device.thumbprint());
+    let id = device.device_id().to_string();
+    bench.run(
+        store_name,
+        "cert by x5t twice, device (+ groups), API, grant: what handle awaits",
+        |n| {
+            let t = Instant::now();
+            rt.block_on(async {
+                for _ in 0..n {
+                    let lookups = async {
+                        store.cert_by_thumbprint(&thumb).await?;
+                        store.cert_by_thumbprint(&thumb).await?;
+                        store.get_device(&id).await?;
+                        store.get_api(API).await?;
+                        store.device_grant(&id, API).await
+                    };
+                    match lookups.await {
+                        Ok(Some(g)) => drop(black_box(g)),
+                        Ok(None) => panic!("no grant found for {id}"),
+                        Err(e) => panic!("store lookup failed: {e}"),
+                    }
+                }
+            });
+            Run {
+                elapsed: t.elapsed(),
+                ops: n,
+            }
+        },
+    );
+    rt.block_on(store.close());
+
+    // (CPU ns of every thread, requests) over the timed parts.
+    let mut cpu = (0u64, 0u64);
     let stats = bench.run(
         name,
         "current-thread runtime; fresh signed request per op (built outside the timing)",
         |n| {
             let now = unix_now();
             let batch = factory.batch(device, now, n);
+            let cpu0 = process_cpu_ns();
             let t = Instant::now();
             rt.block_on(async {
                 for req in &batch {
@@ -441,10 +488,12 @@ fn service_in_process(
                     }
                 }
             });
-            Run {
-                elapsed: t.elapsed(),
-                ops: n,
+            let elapsed = t.elapsed();
+            if let Some((a, b)) = cpu0.zip(process_cpu_ns()) {
+                cpu.0 += b.saturating_sub(a);
+                cpu.1 += n;
             }
+            Run { elapsed, ops: n }
         },
     );
     // The service holds the audit log's sender: release our reference, or
@@ -460,6 +509,7 @@ fn service_in_process(
         service,
         crypto,
         issued_size: issued.access_token.len(),
+        cpu_ns_per_request: (cpu.1 > 0).then(|| cpu.0 as f64 / cpu.1 as f64),
     }))
 }
 
@@ -650,6 +700,10 @@ fn coap(bench: &Bench, fx: &Fixture) -> anyhow::Result<()> {
          by the requests."
     );
     Ok(())
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn micros(d: Duration) -> f64 {

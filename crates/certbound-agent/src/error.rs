@@ -34,4 +34,18 @@ pub enum AgentError {
     /// Protocol encoding failure.
     #[error(transparent)]
     Proto(#[from] certbound_proto::ProtoError),
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The telemetry spool failed or refused a message.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
+    /// A telemetry message exceeds `telemetry.max_message_bytes`.
+    #[error("the message has {len} bytes, more than telemetry.max_message_bytes = {max}; refused")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }

@@ -1,8 +1,9 @@
 //! # certbound-agent
 //!
 //! The device side of certbound: load the device identity (key + certificate
-//! chain), build signed token requests, and obtain certificate-bound access
-//! tokens from the broker over CoAP.
+//! chain), build signed token requests, obtain certificate-bound access
+//! tokens from the broker over CoAP or MQTT, and — as the `certbound-agent`
+//! daemon — publish telemetry with the token attached.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), certbound_agent::AgentError> {
@@ -15,16 +16,48 @@
 //! println!("{} bytes, valid {} s", token.access_token.len(), token.expires_in);
 //! # Ok(()) }
 //! ```
+//!
+//! The daemon as a library (the binary adds signals and logging):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), certbound_agent::AgentError> {
+//! use std::sync::Arc;
+//! use certbound_agent::{AgentConfig, SystemClock, start};
+//! let config = AgentConfig::load("agent.toml".as_ref())?;
+//! let agent = start(&config, Arc::new(SystemClock)).await?;
+//! let seq = agent.intake().submit(b"temp=21.5".to_vec()).await?; // spooled durably
+//! agent.shutdown().await?; // flushes the spool for up to spool.flush_on_exit_secs
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`config`] (the TOML file), [`spool`] (persisted queue),
+//! [`seq`] (sequence numbers), [`tokens`] (token manager), [`mqtt`]
+//! (connection, PUBACK tracking), [`source`] (stdin / UDP / Unix input),
+//! [`clock`] (injectable time). The decision logic (token renewal, spool
+//! order, sequence allocation, PUBACK correlation, line splitting) is pure
+//! and unit-tested; tokio is used only by the connection and the run loop.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod agent;
+pub mod clock;
+pub mod config;
 mod error;
 mod identity;
+mod intake;
 pub mod mqtt;
+pub mod seq;
+pub mod source;
+pub mod spool;
 mod token;
+pub mod tokens;
 
+pub use agent::{AgentStatus, RunningAgent, start};
+pub use clock::{Clock, OffsetClock, SystemClock};
+pub use config::AgentConfig;
 pub use error::AgentError;
 pub use identity::DeviceIdentity;
+pub use intake::Intake;
 pub use token::{
     ObtainedToken, TokenRequestParams, build_token_request, decode_token_response,
     request_token_coap,

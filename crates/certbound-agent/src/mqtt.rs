@@ -1,19 +1,35 @@
-//! Obtaining tokens (and later publishing telemetry) over MQTT with mTLS:
-//! the device publishes its signed request on `cb/v1/{device}/token/req` and
-//! waits for the answer on `cb/v1/{device}/token/res`.
+//! Obtaining tokens and publishing telemetry over MQTT with mTLS: the device
+//! publishes its signed request on `cb/v1/{device}/token/req` and waits for
+//! the answer on `cb/v1/{device}/token/res`; telemetry goes to
+//! `cb/v1/{device}/telemetry` with QoS 1.
 //!
-//! MQTT 3.1.1 carries no correlation data, so requests from one connection
-//! are made one at a time.
+//! MQTT 3.1.1 carries no correlation data, so token requests from one
+//! connection are made one at a time.
+//!
+//! After [`MqttDevice::connect`] the connection is kept up in the background:
+//! a lost connection is re-established with exponential backoff and jitter
+//! ([`ConnectOptions::reconnect`]) and the response topic is subscribed
+//! again. [`MqttDevice::link`] tells when it is usable.
+//! [`MqttDevice::publish_confirmed`] resolves only when the server's PUBACK
+//! arrives and fails when the connection is lost first (the session is
+//! clean: nothing is retransmitted, the caller sends again).
 
+mod acks;
+
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use certbound_coap::{ResponseType, content_format};
+use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
 use rand::RngCore;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, Transport};
-use tokio::sync::{Mutex, mpsc};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet, QoS, Transport,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use self::acks::AckTracker;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 use crate::token::{
@@ -47,12 +63,94 @@ impl std::fmt::Debug for MqttConnectSettings {
     }
 }
 
+/// Connection behaviour beyond where and who ([`MqttDevice::connect_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Waits between reconnection attempts after the connection is lost.
+    pub reconnect: Backoff,
+    /// MQTT keep-alive interval.
+    pub keep_alive: Duration,
+}
+
+impl Default for ConnectOptions {
+    /// [`Backoff::default`] (500 ms doubling to 60 s) and a 30 s keep-alive.
+    fn default() -> Self {
+        Self {
+            reconnect: Backoff::default(),
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The state of the background connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// Connected and subscribed to the response topic.
+    pub connected: bool,
+    /// How many times a connection became usable (1 after the first connect).
+    pub sessions: u64,
+    /// Closed for good ([`MqttDevice::disconnect`]).
+    pub closed: bool,
+}
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// A publish waiting for its PUBACK ([`MqttDevice::publish_tracked`]).
+#[derive(Debug)]
+pub struct PendingAck {
+    rx: oneshot::Receiver<Result<(), String>>,
+}
+
+impl PendingAck {
+    /// Waits for the PUBACK; fails when the connection was lost first.
+    pub async fn wait(self) -> Result<(), AgentError> {
+        match self.rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AgentError::Mqtt(e)),
+            Err(_) => Err(AgentError::Mqtt("the MQTT connection closed".into())),
+        }
+    }
+
+    /// The outcome if it is already known (`None`: still waiting).
+    pub fn try_result(&mut self) -> Option<Result<(), AgentError>> {
+        match self.rx.try_recv() {
+            Ok(Ok(())) => Some(Ok(())),
+            Ok(Err(e)) => Some(Err(AgentError::Mqtt(e))),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => {
+                Some(Err(AgentError::Mqtt("the MQTT connection closed".into())))
+            }
+        }
+    }
+
+    /// The receiver, for use in `select!`.
+    pub fn receiver(&mut self) -> &mut oneshot::Receiver<Result<(), String>> {
+        &mut self.rx
+    }
+}
+
+/// Shared between the device handle and the connection task.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Held while handing a publish to the client and while the connection
+    /// task drops a lost session, so both always agree on the order.
+    tracker: Mutex<AckTracker<Waiter>>,
+}
+
+impl Shared {
+    fn tracker(&self) -> MutexGuard<'_, AckTracker<Waiter>> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A device connected to an MQTT server.
 pub struct MqttDevice {
     device_id: String,
     client: AsyncClient,
-    responses: Mutex<mpsc::Receiver<Vec<u8>>>,
+    responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     timeout: Duration,
+    shared: Arc<Shared>,
+    link: watch::Receiver<LinkState>,
     task: JoinHandle<()>,
 }
 
@@ -60,7 +158,14 @@ impl std::fmt::Debug for MqttDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttDevice")
             .field("device_id", &self.device_id)
+            .field("link", &*self.link.borrow())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MqttDevice {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -71,6 +176,15 @@ impl MqttDevice {
         identity: &DeviceIdentity,
         settings: &MqttConnectSettings,
     ) -> Result<Self, AgentError> {
+        Self::connect_with(identity, settings, ConnectOptions::default()).await
+    }
+
+    /// [`MqttDevice::connect`] with explicit reconnection and keep-alive.
+    pub async fn connect_with(
+        identity: &DeviceIdentity,
+        settings: &MqttConnectSettings,
+        options: ConnectOptions,
+    ) -> Result<Self, AgentError> {
         let tls = certbound_mqtt::client_tls::client_tls_config(
             &settings.ca_pem,
             &settings.cert_pem,
@@ -78,16 +192,17 @@ impl MqttDevice {
         )
         .map_err(|e| AgentError::Credentials(e.to_string()))?;
         let device_id = identity.device_id().to_string();
-        let mut options = MqttOptions::new(device_id.clone(), settings.host.clone(), settings.port);
-        options.set_keep_alive(Duration::from_secs(30));
-        options.set_clean_session(true);
-        options.set_max_packet_size(64 * 1024, 64 * 1024);
-        options.set_transport(Transport::tls_with_config(
+        let mut mqtt = MqttOptions::new(device_id.clone(), settings.host.clone(), settings.port);
+        mqtt.set_keep_alive(options.keep_alive);
+        mqtt.set_clean_session(true);
+        mqtt.set_max_packet_size(64 * 1024, 64 * 1024);
+        mqtt.set_transport(Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(tls),
         ));
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
+        network.set_connection_timeout(settings.timeout.as_secs().max(1));
         eventloop.set_network_options(network);
 
         let response_topic = topics::topic(&device_id, TopicKind::TokenResponse);
@@ -101,16 +216,13 @@ impl MqttDevice {
                             .map_err(|e| AgentError::Mqtt(e.to_string()))?;
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        if ack
-                            .return_codes
-                            .iter()
-                            .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                        {
-                            return Err(AgentError::Mqtt(format!(
+                        return if refused(&ack) {
+                            Err(AgentError::Mqtt(format!(
                                 "the MQTT server refused the subscription to {response_topic}"
-                            )));
-                        }
-                        return Ok(());
+                            )))
+                        } else {
+                            Ok(())
+                        };
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -131,14 +243,45 @@ impl MqttDevice {
         })??;
 
         let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(pump(eventloop, client.clone(), response_topic, tx));
+        let (link_tx, link) = watch::channel(LinkState {
+            connected: true,
+            sessions: 1,
+            closed: false,
+        });
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(pump(Pump {
+            eventloop,
+            client: client.clone(),
+            shared: shared.clone(),
+            response_topic,
+            responses: tx,
+            link: link_tx,
+            backoff: options.reconnect,
+        }));
         Ok(Self {
             device_id,
             client,
-            responses: Mutex::new(rx),
+            responses: tokio::sync::Mutex::new(rx),
             timeout: settings.timeout,
+            shared,
+            link,
             task,
         })
+    }
+
+    /// The device id this connection is for.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// Watches the connection state.
+    pub fn link(&self) -> watch::Receiver<LinkState> {
+        self.link.clone()
+    }
+
+    /// True while connected and subscribed.
+    pub fn is_connected(&self) -> bool {
+        self.link.borrow().connected
     }
 
     /// Requests a token and waits for the answer.
@@ -153,15 +296,12 @@ impl MqttDevice {
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
         let body = build_token_request(identity, params, unix_now(), nonce)?;
-        self.client
-            .publish(
-                topics::topic(&self.device_id, TopicKind::TokenRequest),
-                QoS::AtLeastOnce,
-                false,
-                body,
-            )
-            .await
-            .map_err(|e| AgentError::Mqtt(e.to_string()))?;
+        self.hand_over(
+            topics::topic(&self.device_id, TopicKind::TokenRequest),
+            body,
+            None,
+        )
+        .await?;
         let payload = tokio::time::timeout(self.timeout, responses.recv())
             .await
             .map_err(|_| AgentError::Mqtt(format!("no token response within {:?}", self.timeout)))?
@@ -174,57 +314,189 @@ impl MqttDevice {
         )
     }
 
-    /// Publishes raw bytes on one of this device's topics (QoS 1).
+    /// Publishes raw bytes on one of this device's topics (QoS 1) without
+    /// waiting for the PUBACK.
     pub async fn publish(&self, kind: TopicKind, payload: Vec<u8>) -> Result<(), AgentError> {
-        self.client
-            .publish(
-                topics::topic(&self.device_id, kind),
-                QoS::AtLeastOnce,
-                false,
-                payload,
-            )
+        self.hand_over(topics::topic(&self.device_id, kind), payload, None)
             .await
-            .map_err(|e| AgentError::Mqtt(e.to_string()))
+    }
+
+    /// Publishes on one of this device's topics (QoS 1) and returns once the
+    /// server acknowledged it (PUBACK). Fails when the connection is lost
+    /// before that; the message may or may not have reached the server.
+    pub async fn publish_confirmed(
+        &self,
+        kind: TopicKind,
+        payload: Vec<u8>,
+    ) -> Result<(), AgentError> {
+        self.publish_tracked(kind, payload).await?.wait().await
+    }
+
+    /// Hands a QoS 1 publish to the connection and returns its
+    /// [`PendingAck`], so that several publishes can be in flight.
+    pub async fn publish_tracked(
+        &self,
+        kind: TopicKind,
+        payload: Vec<u8>,
+    ) -> Result<PendingAck, AgentError> {
+        let (tx, rx) = oneshot::channel();
+        self.hand_over(topics::topic(&self.device_id, kind), payload, Some(tx))
+            .await?;
+        Ok(PendingAck { rx })
     }
 
     /// Publishes raw bytes on any topic (tests use this to show the server's ACL).
     pub async fn publish_raw(&self, topic: &str, payload: Vec<u8>) -> Result<(), AgentError> {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|e| AgentError::Mqtt(e.to_string()))
+        self.hand_over(topic.to_string(), payload, None).await
     }
 
-    /// Disconnects.
+    /// Hands a publish to rumqttc, recording it (and its waiter) in the
+    /// tracker under the same lock, so their orders match.
+    async fn hand_over(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        mut waiter: Option<Waiter>,
+    ) -> Result<(), AgentError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            {
+                let mut tracker = self.shared.tracker();
+                tracker.handed_over(waiter.take());
+                match self.client.try_publish(
+                    topic.clone(),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload.clone(),
+                ) {
+                    Ok(()) => return Ok(()),
+                    Err(_) => waiter = tracker.take_back(),
+                }
+            }
+            if self.task.is_finished() || self.link.borrow().closed {
+                return Err(AgentError::Mqtt("the MQTT connection is closed".into()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AgentError::Mqtt(format!(
+                    "the MQTT client queue stayed full for {:?}",
+                    self.timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Disconnects (sends DISCONNECT when connected, waiting at most a second).
     pub async fn disconnect(self) {
-        let _ = self.client.try_disconnect();
-        self.task.abort();
+        if self.client.try_disconnect().is_ok() {
+            let mut link = self.link.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(1), link.wait_for(|l| l.closed)).await;
+        }
     }
 }
 
-async fn pump(
-    mut eventloop: EventLoop,
+fn refused(ack: &rumqttc::SubAck) -> bool {
+    ack.return_codes
+        .iter()
+        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+}
+
+struct Pump {
+    eventloop: EventLoop,
     client: AsyncClient,
+    shared: Arc<Shared>,
     response_topic: String,
-    tx: mpsc::Sender<Vec<u8>>,
-) {
+    responses: mpsc::Sender<Vec<u8>>,
+    link: watch::Sender<LinkState>,
+    backoff: Backoff,
+}
+
+/// Drives the connection: answers, PUBACKs, reconnection with backoff.
+async fn pump(mut p: Pump) {
+    let mut failures: u32 = 0;
+    let mut need_subscribe = false;
     loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == response_topic => {
-                if tx.send(p.payload.to_vec()).await.is_err() {
-                    return;
-                }
+        match p.eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(msg))) if msg.topic == p.response_topic => {
+                // Nobody waiting and the queue full: only stale answers are lost.
+                let _ = p.responses.try_send(msg.payload.to_vec());
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                let _ = client
-                    .subscribe(response_topic.clone(), QoS::AtLeastOnce)
-                    .await;
+                failures = 0;
+                need_subscribe = true;
+                tracing::info!("MQTT connection re-established");
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if refused(&ack) {
+                    tracing::error!(topic = %p.response_topic, "the MQTT server refused the subscription");
+                } else {
+                    p.link.send_modify(|l| {
+                        l.connected = true;
+                        l.sessions += 1;
+                    });
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                let done = p.shared.tracker().assigned(pkid);
+                if let Some(waiter) = done {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                let done = p.shared.tracker().acked(ack.pkid);
+                if let Some(waiter) = done {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                drop_session(&mut p.eventloop, &p.shared, "disconnected");
+                p.link.send_modify(|l| {
+                    l.connected = false;
+                    l.closed = true;
+                });
+                return;
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::debug!(error = %e, "MQTT connection error; reconnecting");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                drop_session(
+                    &mut p.eventloop,
+                    &p.shared,
+                    &format!("connection lost: {e}"),
+                );
+                p.link.send_modify(|l| l.connected = false);
+                let delay = p.backoff.delay_ms(failures, rand::random::<f64>());
+                if failures == 0 {
+                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                } else {
+                    tracing::debug!(error = %e, attempt = failures, delay_ms = delay, "MQTT reconnect failed");
+                }
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
             }
         }
+        if need_subscribe
+            && p.client
+                .try_subscribe(p.response_topic.clone(), QoS::AtLeastOnce)
+                .is_ok()
+        {
+            need_subscribe = false;
+        }
+    }
+}
+
+/// Forgets every publish of the lost session (rumqttc would silently drop
+/// them on a clean reconnect anyway) and fails their waiters, under the
+/// tracker lock so that no publish is handed over in between.
+fn drop_session(eventloop: &mut EventLoop, shared: &Shared, reason: &str) {
+    let failed = {
+        let mut tracker = shared.tracker();
+        eventloop.clean();
+        eventloop.pending.clear();
+        eventloop.state.events.clear();
+        eventloop.state.collision = None;
+        tracker.fail_all()
+    };
+    for waiter in failed {
+        let _ = waiter.send(Err(reason.to_string()));
     }
 }

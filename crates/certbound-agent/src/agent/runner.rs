@@ -1,0 +1,444 @@
+//! The run loop: connect (with backoff), keep the tokens fresh, send the
+//! spool in order with up to `window` publishes awaiting PUBACK, delete what
+//! the server acknowledged, start again from the oldest unacknowledged
+//! message after any failure.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use certbound_proto::schedule::Backoff;
+use certbound_proto::telemetry::{TelemetryPayload, seal};
+use certbound_proto::topics::TopicKind;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::AgentStatus;
+use crate::clock::Clock;
+use crate::error::AgentError;
+use crate::identity::DeviceIdentity;
+use crate::intake::{SharedSpool, lock, with_spool};
+use crate::mqtt::{ConnectOptions, LinkState, MqttConnectSettings, MqttDevice, PendingAck};
+use crate::spool::SpoolError;
+use crate::token::TokenRequestParams;
+use crate::tokens::{ForSend, HeldToken, TokenManager, token_cti};
+
+/// A token shorter-lived than this is treated as a failed request (it would
+/// need renewing before every send).
+const MIN_TOKEN_LIFETIME: u64 = 5;
+/// Longest sleep between two looks at the clock (an injected or stepped
+/// clock may move faster than the timers).
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+/// Everything the run loop owns.
+pub(super) struct Runner {
+    pub identity: DeviceIdentity,
+    pub settings: MqttConnectSettings,
+    pub connect: ConnectOptions,
+    pub backoff: Backoff,
+    pub broker_id: String,
+    pub tokens: TokenManager,
+    pub telemetry_audience: String,
+    pub spool: SharedSpool,
+    pub wake: Arc<Notify>,
+    pub clock: Arc<dyn Clock>,
+    pub window: usize,
+    pub grace: Duration,
+    pub status: watch::Sender<AgentStatus>,
+    pub refused: Arc<AtomicU64>,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A publish awaiting its PUBACK.
+struct Flight {
+    seq: u64,
+    ack: PendingAck,
+    sent: Instant,
+}
+
+/// Connection state of the loop.
+#[derive(Default)]
+struct Link {
+    device: Option<MqttDevice>,
+    watch: Option<watch::Receiver<LinkState>>,
+    failures: u32,
+    next_attempt: Option<Instant>,
+}
+
+impl Runner {
+    pub(super) async fn run(mut self) -> Result<(), AgentError> {
+        let mut link = Link::default();
+        let mut inflight: VecDeque<Flight> = VecDeque::new();
+        // Highest seq handed to the connection since the last failure.
+        let mut cursor: Option<u64> = None;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            // A dropped handle (sender gone) also means stop.
+            if deadline.is_none() && (*self.stop.borrow() || self.stop.has_changed().is_err()) {
+                deadline = Some(Instant::now() + self.grace);
+                self.status.send_modify(|s| s.stopping = true);
+                tracing::info!(grace = ?self.grace, "stopping: sending what is spooled");
+            }
+            let spooled = lock(&self.spool).len();
+            if let Some(d) = deadline
+                && ((spooled == 0 && inflight.is_empty()) || Instant::now() >= d)
+            {
+                break;
+            }
+            self.ensure_connected(&mut link, deadline).await;
+            let connected = link.device.as_ref().is_some_and(MqttDevice::is_connected);
+            self.publish_status(connected);
+            if let Some(device) = link.device.as_ref().filter(|d| d.is_connected()) {
+                self.renew_due(device).await;
+                self.fill(device, &mut inflight, &mut cursor).await;
+            }
+
+            let wake_at = self.next_wake(&link, deadline);
+            let ack_timeout = self.settings.timeout * 2;
+            tokio::select! {
+                first = front_ack(&mut inflight, ack_timeout) => {
+                    self.settle(first, &mut inflight, &mut cursor).await;
+                }
+                () = self.wake.notified() => {}
+                () = link_changed(&mut link.watch) => {}
+                _ = self.stop.changed(), if deadline.is_none() => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+        let left = lock(&self.spool).len();
+        if left > 0 {
+            tracing::warn!(
+                spooled = left,
+                "stopped with unsent telemetry; it is kept and sent at the next start"
+            );
+        } else {
+            tracing::info!("stopped; everything was sent");
+        }
+        if let Some(device) = link.device.take() {
+            device.disconnect().await;
+        }
+        self.publish_status(false);
+        Ok(())
+    }
+
+    /// Makes a first connection (the device handle reconnects by itself
+    /// afterwards), retrying with backoff.
+    async fn ensure_connected(&mut self, link: &mut Link, deadline: Option<Instant>) {
+        if link
+            .device
+            .as_ref()
+            .is_some_and(|d| d.link().borrow().closed)
+        {
+            link.device = None;
+            link.watch = None;
+        }
+        if link.device.is_some() || link.next_attempt.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let mut limit = self.settings.timeout;
+        if let Some(d) = deadline {
+            limit = limit.min(d.saturating_duration_since(Instant::now()));
+        }
+        let attempt = MqttDevice::connect_with(&self.identity, &self.settings, self.connect);
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(device)) => {
+                tracing::info!(
+                    server = %format!("{}:{}", self.settings.host, self.settings.port),
+                    "connected to the MQTT server"
+                );
+                link.watch = Some(device.link());
+                link.device = Some(device);
+                link.failures = 0;
+                link.next_attempt = None;
+            }
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no connection within {limit:?}"),
+                };
+                let delay = self.backoff.delay_ms(link.failures, rand::random());
+                tracing::warn!(%error, retry_in_ms = delay, "cannot connect to the MQTT server");
+                link.failures = link.failures.saturating_add(1);
+                link.next_attempt = Some(Instant::now() + Duration::from_millis(delay));
+            }
+        }
+    }
+
+    /// Requests the tokens that are due (missing, past their renewal point,
+    /// or expiring within the margin) and not backing off.
+    async fn renew_due(&mut self, device: &MqttDevice) {
+        for i in self.tokens.due(self.clock.now_ms()) {
+            self.request(device, i).await;
+        }
+    }
+
+    async fn request(&mut self, device: &MqttDevice, i: usize) {
+        let Some(spec) = self.tokens.spec(i).cloned() else {
+            return;
+        };
+        let params = TokenRequestParams {
+            broker_id: self.broker_id.clone(),
+            audience: spec.audience.clone(),
+            scope: spec.scope.clone(),
+            send_chain: false,
+        };
+        self.status.send_modify(|s| s.token_requests += 1);
+        let outcome = device
+            .request_token(&self.identity, &params)
+            .await
+            .and_then(|t| {
+                if t.expires_in < MIN_TOKEN_LIFETIME {
+                    return Err(AgentError::UnexpectedResponse(format!(
+                        "a token valid for only {} s",
+                        t.expires_in
+                    )));
+                }
+                let cti = token_cti(&t.access_token)?;
+                Ok((t, cti))
+            });
+        let now = self.clock.now_ms();
+        match outcome {
+            Ok((token, cti)) => {
+                tracing::info!(
+                    audience = %spec.audience,
+                    expires_in = token.expires_in,
+                    cti = %hex(&cti),
+                    "token obtained"
+                );
+                self.tokens.on_success(
+                    i,
+                    token.access_token,
+                    cti,
+                    token.expires_in,
+                    now,
+                    rand::random(),
+                );
+            }
+            Err(e) => {
+                let delay = self.tokens.on_failure(i, now, rand::random());
+                self.status.send_modify(|s| s.token_failures += 1);
+                tracing::warn!(
+                    audience = %spec.audience,
+                    error = %e,
+                    retry_in_ms = delay,
+                    "token request failed"
+                );
+            }
+        }
+    }
+
+    /// Seals and publishes spooled messages in order while the window has room.
+    async fn fill(
+        &mut self,
+        device: &MqttDevice,
+        inflight: &mut VecDeque<Flight>,
+        cursor: &mut Option<u64>,
+    ) {
+        let mut renewed = false;
+        while inflight.len() < self.window {
+            let Some(seq) = lock(&self.spool).next_after(*cursor) else {
+                return;
+            };
+            let token = match self
+                .tokens
+                .for_send(&self.telemetry_audience, self.clock.now_ms())
+            {
+                ForSend::Ready(t) => t.clone(),
+                ForSend::Renew if !renewed => {
+                    renewed = true;
+                    if let Some(i) = self.tokens.index_of(&self.telemetry_audience) {
+                        self.request(device, i).await;
+                    }
+                    continue;
+                }
+                ForSend::Renew | ForSend::Wait { .. } | ForSend::Unknown => return,
+            };
+            let message = match with_spool(&self.spool, move |s| s.load(seq)).await {
+                Ok(Ok(m)) => m,
+                Ok(Err(e @ SpoolError::Corrupt { .. })) => {
+                    tracing::error!(seq, error = %e, "skipping an unreadable spool file (kept as *.corrupt)");
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(seq, error = %e, "cannot read the spool; retrying later");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "spool task failed");
+                    return;
+                }
+            };
+            let envelope = match self.seal(&token, message.seq, message.timestamp_ms, message.data)
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "cannot seal telemetry");
+                    return;
+                }
+            };
+            match device.publish_tracked(TopicKind::Telemetry, envelope).await {
+                Ok(ack) => {
+                    tracing::debug!(seq, "telemetry published");
+                    inflight.push_back(Flight {
+                        seq,
+                        ack,
+                        sent: Instant::now(),
+                    });
+                    *cursor = Some(seq);
+                }
+                Err(e) => {
+                    tracing::debug!(seq, error = %e, "publish not handed over; retrying later");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Builds the envelope with the token current now.
+    fn seal(
+        &self,
+        token: &HeldToken,
+        seq: u64,
+        timestamp_ms: u64,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, AgentError> {
+        let payload = TelemetryPayload {
+            seq,
+            timestamp_ms,
+            data,
+            token_cti: token.cti.clone(),
+        };
+        Ok(seal(&token.token, &payload, self.identity.signer())?)
+    }
+
+    /// Handles the outcome of the oldest publish and of every later one
+    /// already known: acknowledged ones leave the spool; after a failure
+    /// everything unacknowledged is sent again, oldest first.
+    async fn settle(
+        &mut self,
+        first: Result<(), AgentError>,
+        inflight: &mut VecDeque<Flight>,
+        cursor: &mut Option<u64>,
+    ) {
+        let mut acked = Vec::new();
+        let mut failure = None;
+        let mut outcome = Some(first);
+        while let Some(result) = outcome.take() {
+            let Some(flight) = inflight.pop_front() else {
+                break;
+            };
+            match result {
+                Ok(()) => acked.push(flight.seq),
+                Err(e) => {
+                    failure = Some((flight.seq, e));
+                    break;
+                }
+            }
+            outcome = inflight.front_mut().and_then(|f| f.ack.try_result());
+        }
+        if let Some((seq, error)) = failure {
+            // Those acknowledged before the failure was seen still count.
+            for mut flight in inflight.drain(..) {
+                if let Some(Ok(())) = flight.ack.try_result() {
+                    acked.push(flight.seq);
+                }
+            }
+            *cursor = None;
+            tracing::info!(seq, %error, "telemetry not acknowledged; will send again");
+        }
+        if acked.is_empty() {
+            return;
+        }
+        let last = acked.iter().max().copied();
+        let count = acked.len() as u64;
+        let removed = with_spool(&self.spool, move |s| {
+            acked.iter().try_for_each(|seq| s.remove(*seq))
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot remove acknowledged telemetry (it will be sent again)")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot remove acknowledged telemetry (it will be sent again)")
+            }
+        }
+        self.status.send_modify(|s| {
+            s.acked += count;
+            s.last_acked_seq = s.last_acked_seq.max(last);
+        });
+    }
+
+    fn publish_status(&self, connected: bool) {
+        let spooled = lock(&self.spool).len();
+        let cti = self
+            .tokens
+            .held(&self.telemetry_audience)
+            .map(|t| t.cti.clone());
+        let refused = self.refused.load(Ordering::Relaxed);
+        self.status.send_if_modified(|s| {
+            let changed = s.connected != connected
+                || s.spooled != spooled
+                || s.telemetry_cti != cti
+                || s.refused != refused;
+            s.connected = connected;
+            s.spooled = spooled;
+            s.telemetry_cti = cti;
+            s.refused = refused;
+            changed
+        });
+    }
+
+    /// When to look again without any event: the next connection attempt,
+    /// token renewal (while connected), or the shutdown deadline, and at
+    /// least every [`MAX_IDLE`].
+    fn next_wake(&self, link: &Link, deadline: Option<Instant>) -> Instant {
+        let now = Instant::now();
+        let mut at = now + MAX_IDLE;
+        if link.device.is_none()
+            && let Some(t) = link.next_attempt
+        {
+            at = at.min(t);
+        }
+        // Token requests need the connection; its coming back wakes the loop.
+        let connected = link.device.as_ref().is_some_and(MqttDevice::is_connected);
+        if connected && let Some(due) = self.tokens.next_due_ms() {
+            let wait = due.saturating_sub(self.clock.now_ms());
+            at = at.min(now + Duration::from_millis(wait));
+        }
+        if let Some(d) = deadline {
+            at = at.min(d);
+        }
+        // Never spin: a due token is handled in the loop body, not here.
+        at.max(now + Duration::from_millis(10))
+    }
+}
+
+/// The outcome of the oldest publish in flight (pending forever when none).
+async fn front_ack(inflight: &mut VecDeque<Flight>, timeout: Duration) -> Result<(), AgentError> {
+    let Some(flight) = inflight.front_mut() else {
+        return std::future::pending().await;
+    };
+    match tokio::time::timeout_at(flight.sent + timeout, flight.ack.receiver()).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(AgentError::Mqtt(e)),
+        Ok(Err(_)) => Err(AgentError::Mqtt("the MQTT connection closed".into())),
+        Err(_) => Err(AgentError::Mqtt(format!("no PUBACK within {timeout:?}"))),
+    }
+}
+
+/// Resolves when the connection state changes (pending forever without one).
+async fn link_changed(watch: &mut Option<watch::Receiver<LinkState>>) {
+    let Some(w) = watch else {
+        return std::future::pending().await;
+    };
+    if w.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,8 @@
+//! The agent daemon against a real broker with its embedded MQTT server
+//! (mutual TLS), verified by a backend subscriber with a service identity.
+
+mod common;
+mod gate;
+mod offline;
+mod restarts;
+mod telemetry;
