@@ -36,11 +36,15 @@ pub fn mosquitto_conf(data_dir: &Path, port: u16, acl_file: &Path) -> String {
 }
 
 /// The ACL: the broker identity may use every device topic (and the shared
-/// subscription), each device only its own namespace.
+/// subscription), the `ingest` service may read all telemetry, each device
+/// only its own namespace.
 pub const MOSQUITTO_ACL: &str = "\
 user certbound-broker
 topic readwrite cb/v1/#
 topic readwrite $share/certbound/cb/v1/#
+
+user ingest
+topic read cb/v1/+/telemetry
 
 pattern readwrite cb/v1/%u/#
 ";

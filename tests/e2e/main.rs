@@ -8,6 +8,7 @@
 //! * [`live_changes`]: provisioning and revocation by a separate registry
 //!   connection take effect on the running broker at once.
 
+mod agent_mosquitto;
 mod live_changes;
 mod mqtt;
 mod rejections;
