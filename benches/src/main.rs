@@ -416,7 +416,7 @@ fn service_in_process(
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Option<ServiceSummary>> {
     let name = "TokenService::handle in process (SQLite + audit)";
-    let store_name = "store lookups of one request (6 sqlx SQLite queries)";
+    let store_name = "registry lookup of one request (Store::token_view, one sqlx query)";
     if !bench.wants(name) && !bench.wants(store_name) {
         return Ok(None);
     }
@@ -444,21 +444,14 @@ fn service_in_process(
     let id = device.device_id().to_string();
     bench.run(
         store_name,
-        "cert by x5t twice, device (+ groups), API, grant: what handle awaits",
+        "certificate, device status, API and grant in one query: what handle awaits",
         |n| {
             let t = Instant::now();
             rt.block_on(async {
                 for _ in 0..n {
-                    let lookups = async {
-                        store.cert_by_thumbprint(&thumb).await?;
-                        store.cert_by_thumbprint(&thumb).await?;
-                        store.get_device(&id).await?;
-                        store.get_api(API).await?;
-                        store.device_grant(&id, API).await
-                    };
-                    match lookups.await {
-                        Ok(Some(g)) => drop(black_box(g)),
-                        Ok(None) => panic!("no grant found for {id}"),
+                    match store.token_view(&thumb, API).await {
+                        Ok(Some(view)) if view.granted.is_some() => drop(black_box(view)),
+                        Ok(_) => panic!("no registered certificate or grant found for {id}"),
                         Err(e) => panic!("store lookup failed: {e}"),
                     }
                 }

@@ -11,12 +11,15 @@
 use std::sync::Mutex;
 
 use certbound_pki::TrustStore;
+use certbound_pki::thumbprint_sha256;
 use certbound_proto::ace::{AceError, AceErrorCode, TokenResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::claims::{Claims, intersect_scopes};
 use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::replay::ReplayCache;
-use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, UnverifiedRequest};
+use certbound_proto::request::{
+    CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, UnverifiedRequest,
+};
 use certbound_proto::{EcPublicKey, ProtoError, token};
 use rand::RngCore;
 
@@ -179,27 +182,40 @@ impl TokenService {
         let limits = self.config.limits;
         let leeway = self.config.leeway;
         let request = UnverifiedRequest::parse(bytes, limits).map_err(|e| unparsable(&e))?;
+        // The audience is read from the not-yet-verified payload only to fetch
+        // the registry facts in one query; every decision below uses the
+        // verified request, whose bytes are the same.
+        let audience_hint = TokenRequest::from_cbor(request.unverified_payload(), limits)
+            .ok()
+            .and_then(|r| r.audience)
+            .unwrap_or_default();
 
-        // The certificate: by thumbprint from the registry, or sent in full.
-        let (leaf, extra) = match &request.cert {
-            CertRef::X5t(hash) => {
-                let found = self
-                    .store
-                    .cert_by_thumbprint(&hex::encode(hash))
-                    .await
-                    .map_err(|e| internal(&e))?;
-                let rec = found.ok_or_else(|| {
-                    refuse(
-                        AceErrorCode::InvalidClient,
-                        "unknown certificate thumbprint (x5t); send the certificate in x5chain",
-                    )
-                })?;
-                (rec.der, Vec::new())
-            }
+        // The certificate: registered (by thumbprint) or sent in full.
+        let (thumbprint, leaf, extra) = match &request.cert {
+            CertRef::X5t(hash) => (hex::encode(hash), None, Vec::new()),
             CertRef::X5Chain(chain) => match chain.split_first() {
-                Some((leaf, rest)) => (leaf.clone(), rest.to_vec()),
+                Some((leaf, rest)) => (
+                    hex::encode(thumbprint_sha256(leaf)),
+                    Some(leaf.clone()),
+                    rest.to_vec(),
+                ),
                 None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
             },
+        };
+        let view = self
+            .store
+            .token_view(&thumbprint, &audience_hint)
+            .await
+            .map_err(|e| internal(&e))?;
+        let leaf = match (leaf, &view) {
+            (Some(leaf), _) => leaf,
+            (None, Some(v)) => v.der.clone(),
+            (None, None) => {
+                return Err(refuse(
+                    AceErrorCode::InvalidClient,
+                    "unknown certificate thumbprint (x5t); send the certificate in x5chain",
+                ));
+            }
         };
         let cert = self
             .trust
@@ -215,21 +231,16 @@ impl TokenService {
             r.device = Some(device_id.clone());
             r
         };
-        let record = self
-            .store
-            .cert_by_thumbprint(&hex::encode(cert.thumbprint))
-            .await
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| {
-                with_device(refuse(
-                    AceErrorCode::InvalidClient,
-                    "certificate is not registered with this broker",
-                ))
-            })?;
-        if record.status != "active" {
+        let view = view.ok_or_else(|| {
+            with_device(refuse(
+                AceErrorCode::InvalidClient,
+                "certificate is not registered with this broker",
+            ))
+        })?;
+        if !view.cert_active {
             return Err(with_device(refuse(
                 AceErrorCode::InvalidClient,
-                format!("certificate {} is revoked", record.serial),
+                format!("certificate {} is revoked", view.serial),
             )));
         }
 
@@ -241,7 +252,7 @@ impl TokenService {
         let req = request
             .verify(&verifier, limits)
             .map_err(|e| with_device(from_proto(&e, "request signature")))?;
-        if req.iss != device_id {
+        if req.iss != device_id || view.device_id != device_id {
             return Err(with_device(refuse(
                 AceErrorCode::InvalidClient,
                 format!(
@@ -287,25 +298,11 @@ impl TokenService {
         }
 
         // Policy.
-        let device = self
-            .store
-            .get_device(&device_id)
-            .await
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| {
-                with_device(refuse(
-                    AceErrorCode::InvalidClient,
-                    "device is not registered",
-                ))
-            })?;
-        match device.status {
-            DeviceStatus::Active => {}
-            other => {
-                return Err(with_device(refuse(
-                    AceErrorCode::UnauthorizedClient,
-                    format!("device {device_id} is {}", other.as_str()),
-                )));
-            }
+        if view.device_status != DeviceStatus::Active {
+            return Err(with_device(refuse(
+                AceErrorCode::UnauthorizedClient,
+                format!("device {device_id} is {}", view.device_status.as_str()),
+            )));
         }
         let audience = req.audience.as_deref().ok_or_else(|| {
             with_device(refuse(
@@ -313,22 +310,14 @@ impl TokenService {
                 "audience (5) is required: name the API the token is for",
             ))
         })?;
-        let api = self
-            .store
-            .get_api(audience)
-            .await
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| {
-                with_device(refuse(
-                    AceErrorCode::InvalidRequest,
-                    format!("unknown audience {audience:?}: no such API is registered"),
-                ))
-            })?;
-        let granted: Vec<String> = self
-            .store
-            .device_grant(&device_id, &api.id)
-            .await
-            .map_err(|e| internal(&e))?
+        let ttl = view.api_ttl.ok_or_else(|| {
+            with_device(refuse(
+                AceErrorCode::InvalidRequest,
+                format!("unknown audience {audience:?}: no such API is registered"),
+            ))
+        })?;
+        let granted: Vec<String> = view
+            .granted
             .ok_or_else(|| {
                 with_device(refuse(
                     AceErrorCode::UnauthorizedClient,
@@ -355,8 +344,8 @@ impl TokenService {
         let claims = Claims {
             iss: Some(self.config.issuer_id.clone()),
             sub: Some(device_id.clone()),
-            aud: vec![api.id.clone()],
-            exp: Some(now.saturating_add(api.ttl_secs)),
+            aud: vec![audience.to_string()],
+            exp: Some(now.saturating_add(ttl)),
             iat: Some(now),
             cti: Some(cti),
             scope: Some(scope.clone()),
@@ -379,7 +368,7 @@ impl TokenService {
             device_id,
             TokenResponse {
                 access_token,
-                expires_in: api.ttl_secs,
+                expires_in: ttl,
                 scope: (asked.as_deref() != Some(scope.as_str())).then_some(scope),
             },
         ))

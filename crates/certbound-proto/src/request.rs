@@ -234,6 +234,11 @@ impl UnverifiedRequest {
         Ok(Self { cert, sign1 })
     }
 
+    /// The payload bytes, NOT authenticated (a lookup hint at most).
+    pub fn unverified_payload(&self) -> &[u8] {
+        self.sign1.unverified_payload()
+    }
+
     /// Verifies the signature with the certificate's key and decodes the payload.
     pub fn verify(
         &self,
