@@ -5,12 +5,12 @@ use certbound_proto::token;
 
 use crate::{Claims, KeySet, TokenVerifier, VerifierConfig};
 
-mod binding;
-mod inspect;
-mod keyset;
-mod telemetry;
-mod text;
-mod verify;
+mod binding_tests;
+mod inspect_tests;
+mod keyset_tests;
+mod telemetry_tests;
+mod text_tests;
+mod verify_tests;
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "https://telemetry.example.com";
