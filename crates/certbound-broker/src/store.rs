@@ -146,6 +146,11 @@ pub struct AuditEvent {
 }
 
 /// Handle to the database (cheap to clone).
+///
+/// Write transactions start with `BEGIN IMMEDIATE`: a deferred transaction
+/// that reads and then writes fails at once with SQLITE_BUSY (no busy
+/// timeout applies) when another connection — the running broker's audit
+/// writer, a CLI command — committed in between.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -251,7 +256,7 @@ impl Store {
         grants: &[Grant],
         now: u64,
     ) -> Result<(), BrokerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -350,7 +355,7 @@ impl Store {
         cert: &CertRecord,
         now: u64,
     ) -> Result<(), BrokerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -456,7 +461,7 @@ impl Store {
         status: DeviceStatus,
         now: u64,
     ) -> Result<(), BrokerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE devices SET status = ?, updated_at = ? WHERE id = ?")
             .bind(status.as_str())
             .bind(to_i64(now))

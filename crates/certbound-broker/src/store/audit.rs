@@ -8,7 +8,7 @@ use crate::error::BrokerError;
 impl Store {
     /// Appends events in one transaction.
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), BrokerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for e in events {
             sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
                 .bind(to_i64(e.ts_ms))
