@@ -318,33 +318,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The scopes a device is granted for an API (union over its groups), with
-    /// `{device}` placeholders still in place. `None`: no grant at all.
-    pub async fn device_grant(
-        &self,
-        device_id: &str,
-        api_id: &str,
-    ) -> Result<Option<Vec<String>>, BrokerError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT g.scopes FROM grants g JOIN device_groups dg ON dg.group_name = g.group_name \
-             WHERE dg.device_id = ? AND g.api_id = ?",
-        )
-        .bind(device_id)
-        .bind(api_id)
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut scopes: Vec<String> = Vec::new();
-        for s in rows.iter().flat_map(|r| split_scopes(r)) {
-            if !scopes.contains(&s) {
-                scopes.push(s);
-            }
-        }
-        Ok(Some(scopes))
-    }
-
     // === devices and certificates ===
 
     /// Registers a device with its first certificate, atomically.
@@ -496,20 +469,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(cert_from_row).collect())
-    }
-
-    /// Finds a certificate by its SHA-256 thumbprint (lowercase hex).
-    pub async fn cert_by_thumbprint(
-        &self,
-        thumbprint_hex: &str,
-    ) -> Result<Option<CertRecord>, BrokerError> {
-        let row = sqlx::query(
-            "SELECT serial, device_id, thumbprint, not_before, not_after, status, der FROM certificates WHERE thumbprint = ?",
-        )
-        .bind(thumbprint_hex)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(cert_from_row))
     }
 
     /// Everything the token endpoint needs about one certificate and one
