@@ -7,6 +7,7 @@ use certbound_proto::cbor::Limits;
 use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, sign_request};
 use rand::RngCore;
 
+use crate::clock::Clock as _;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 
@@ -80,11 +81,9 @@ pub fn build_token_request(
     Ok(sign_request(&request, &cert, identity.signer())?)
 }
 
+/// Wall-clock seconds, through the agent's one clock abstraction.
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::SystemClock.now_secs()
 }
 
 /// Requests a token over CoAP (`POST /token`, content-format 18).
