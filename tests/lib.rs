@@ -210,6 +210,7 @@ impl Fixture {
             ServeOptions {
                 coap_listen: Some("127.0.0.1:0".parse()?),
                 mqtt_listen: Some("127.0.0.1:0".parse()?),
+                https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             },
         )
         .await?;

@@ -425,6 +425,7 @@ fn service_in_process(
         ServeOptions {
             coap_listen: Some("127.0.0.1:0".parse()?),
             mqtt_listen: Some("127.0.0.1:0".parse()?),
+            https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
     ))?;
     let service = Arc::clone(broker.service());
@@ -548,6 +549,7 @@ fn coap(bench: &Bench, fx: &Fixture) -> anyhow::Result<()> {
         ServeOptions {
             coap_listen: Some("127.0.0.1:0".parse()?),
             mqtt_listen: Some("127.0.0.1:0".parse()?),
+            https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
     ))?;
     let addr = broker

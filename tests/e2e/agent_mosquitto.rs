@@ -48,6 +48,7 @@ async fn agent_telemetry_through_mosquitto_is_verified_by_the_backend() {
         ServeOptions {
             coap_listen: Some("127.0.0.1:0".parse().unwrap()),
             mqtt_listen: None,
+            https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
     )
     .await

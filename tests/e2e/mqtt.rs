@@ -69,6 +69,7 @@ impl Setup {
             ServeOptions {
                 coap_listen: Some("127.0.0.1:0".parse().unwrap()),
                 mqtt_listen: Some("127.0.0.1:0".parse().unwrap()),
+                https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             },
         )
         .await

@@ -61,6 +61,7 @@ async fn world() -> World {
         ServeOptions {
             coap_listen: Some("127.0.0.1:0".parse().unwrap()),
             mqtt_listen: Some("127.0.0.1:0".parse().unwrap()),
+            https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
     )
     .await

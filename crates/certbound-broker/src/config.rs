@@ -29,6 +29,124 @@ pub struct Config {
     /// `[limits]`
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[https]`
+    #[serde(default)]
+    pub https: HttpsSection,
+    /// `[status]`
+    #[serde(default)]
+    pub status: StatusSection,
+    /// `[rate_limits]`
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
+}
+
+/// `[https]`: OAuth, ACE-over-HTTPS, discovery, status lists, admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    /// Serve HTTPS. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// TCP address. Default 127.0.0.1:8443.
+    #[serde(default = "default_https_listen")]
+    pub listen: String,
+    /// The URL clients and verifiers reach this server at (status-list URIs
+    /// and discovery use it). Default: `https://` + the bound address.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Accept TLS 1.3 only. Default true; false also allows TLS 1.2.
+    #[serde(default = "default_true")]
+    pub tls13_only: bool,
+}
+
+impl Default for HttpsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_https_listen(),
+            public_url: None,
+            tls13_only: true,
+        }
+    }
+}
+
+fn default_https_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+
+/// `[status]`: token status lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSection {
+    /// Give every token a status-list entry (needs HTTPS). Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long verifiers may cache a list, seconds: a revocation reaches
+    /// offline verifiers within this time. Default 60.
+    #[serde(default = "default_status_ttl")]
+    pub ttl_secs: u64,
+    /// Entries per list. Default 65536 (16 KiB uncompressed at 2 bits).
+    #[serde(default = "default_list_size")]
+    pub list_size: u64,
+}
+
+impl Default for StatusSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl_secs: default_status_ttl(),
+            list_size: default_list_size(),
+        }
+    }
+}
+
+fn default_status_ttl() -> u64 {
+    60
+}
+fn default_list_size() -> u64 {
+    65_536
+}
+
+/// `[rate_limits]`: token requests per identity (token bucket); 0 = off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSection {
+    /// Sustained token requests per second per device. Default 1.
+    #[serde(default = "default_device_rate")]
+    pub device_per_sec: f64,
+    /// Burst per device. Default 10.
+    #[serde(default = "default_device_burst")]
+    pub device_burst: u32,
+    /// Sustained token requests per second per client. Default 10.
+    #[serde(default = "default_client_rate")]
+    pub client_per_sec: f64,
+    /// Burst per client. Default 50.
+    #[serde(default = "default_client_burst")]
+    pub client_burst: u32,
+}
+
+impl Default for RateLimitsSection {
+    fn default() -> Self {
+        Self {
+            device_per_sec: default_device_rate(),
+            device_burst: default_device_burst(),
+            client_per_sec: default_client_rate(),
+            client_burst: default_client_burst(),
+        }
+    }
+}
+
+fn default_device_rate() -> f64 {
+    1.0
+}
+fn default_device_burst() -> u32 {
+    10
+}
+fn default_client_rate() -> f64 {
+    10.0
+}
+fn default_client_burst() -> u32 {
+    50
 }
 
 /// `[broker]`: identity and clock.
@@ -225,6 +343,35 @@ protocol = "3.1.1"
 # Lifetime of device certificates issued by `certbound device provision`, in days.
 device_cert_days = 90
 
+[https]
+# Serve HTTPS: OAuth 2.0 client credentials (/oauth/token), introspection,
+# revocation, ACE over HTTPS (/ace/token), discovery (/.well-known/...), status
+# lists and the admin API (/admin/v1). Server certificate: pki/server.cert.pem.
+enabled = true
+listen = "127.0.0.1:8443"
+# The URL clients and verifiers use to reach this server; status-list URIs in
+# tokens are built from it. Default: "https://" + the bound address.
+# public_url = "https://auth.example.com"
+# Accept TLS 1.3 only; false also allows TLS 1.2.
+tls13_only = true
+
+[status]
+# Give every token a status-list entry (draft-ietf-oauth-status-list), so offline
+# verifiers can refuse revoked tokens. Adds ~70 bytes to each token.
+enabled = true
+# How long verifiers may cache a list: revocations reach them within this time.
+ttl_secs = 60
+# Entries per list (2 bits each).
+list_size = 65536
+
+[rate_limits]
+# Token requests per second (sustained) and burst, per device and per client.
+# 0 switches a limit off. Refusals: HTTP 429, CoAP 4.29, MQTT error response.
+device_per_sec = 1.0
+device_burst = 10
+client_per_sec = 10.0
+client_burst = 50
+
 [limits]
 # Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
 max_request_bytes = 8192
@@ -327,6 +474,46 @@ impl Config {
                 ));
             }
         }
+        if self.https.listen.parse::<SocketAddr>().is_err() {
+            return Err(bad(
+                "https.listen",
+                format!(
+                    "{:?} is not an IP:port address (e.g. \"127.0.0.1:8443\")",
+                    self.https.listen
+                ),
+            ));
+        }
+        if let Some(url) = &self.https.public_url
+            && !url.starts_with("https://")
+        {
+            return Err(bad(
+                "https.public_url",
+                format!("{url:?} must start with https://"),
+            ));
+        }
+        if !(1..=86_400).contains(&self.status.ttl_secs) {
+            return Err(bad("status.ttl_secs", "must be between 1 and 86400".into()));
+        }
+        if !(1024..=16_777_216).contains(&self.status.list_size) {
+            return Err(bad(
+                "status.list_size",
+                "must be between 1024 and 16777216".into(),
+            ));
+        }
+        for (field, rate) in [
+            (
+                "rate_limits.device_per_sec",
+                self.rate_limits.device_per_sec,
+            ),
+            (
+                "rate_limits.client_per_sec",
+                self.rate_limits.client_per_sec,
+            ),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(bad(field, "must be 0 (off) or a positive number".into()));
+            }
+        }
         if !(1..=3650).contains(&self.pki.device_cert_days) {
             return Err(bad(
                 "pki.device_cert_days",
@@ -349,6 +536,15 @@ impl Config {
     }
 
     /// The embedded MQTT listen address (validated at load).
+    /// The HTTPS address (validated at load).
+    pub fn https_listen(&self) -> SocketAddr {
+        self.https
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443)))
+    }
+
+    /// The embedded MQTT address (validated at load).
     pub fn mqtt_listen(&self) -> SocketAddr {
         self.mqtt
             .listen

@@ -1,5 +1,9 @@
 //! Token signing keys: P-256, stored as PKCS#8 PEM under `DIR/keys/`
-//! (mode 0600), the current one named by `DIR/keys/current`.
+//! (mode 0600). The key ring (table `signing_keys`) schedules them: a key is
+//! published from `created_at`, signs from `active_from` (the newest key whose
+//! time has come signs) and is unpublished at `retire_after`, once no token
+//! it signed can still be valid. `certbound keys rotate` adds a key; see
+//! [`rotate`].
 
 use std::fs;
 use std::io::Write;
@@ -10,6 +14,7 @@ use certbound_proto::EcPublicKey;
 use certbound_proto::crypto::{AwsLcSigner, Signer};
 
 use crate::error::BrokerError;
+use crate::store::{KeySchedule, Store};
 
 /// A loaded signing key.
 #[derive(Debug)]
@@ -74,6 +79,195 @@ pub fn public_keys(dir: &Path) -> Result<Vec<(String, EcPublicKey)>, BrokerError
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The loaded key ring: every scheduled key with its private key.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<(KeySchedule, std::sync::Arc<SigningKey>)>,
+}
+
+impl KeyRing {
+    /// Loads the ring from the store and the key files in `dir`. A data
+    /// directory made before key rotation existed has no ring yet: its
+    /// `current` key is entered as active since the epoch.
+    pub async fn load(store: &Store, dir: &Path) -> Result<Self, BrokerError> {
+        let mut schedules = store.key_schedules().await?;
+        if schedules.is_empty() {
+            let current = load_current(dir)?;
+            let entry = KeySchedule {
+                kid: current.kid.clone(),
+                created_at: 0,
+                active_from: 0,
+                retire_after: None,
+            };
+            store.add_signing_key(&entry, None).await?;
+            schedules.push(entry);
+        }
+        let mut keys = Vec::with_capacity(schedules.len());
+        for schedule in schedules {
+            let key = load(dir, &schedule.kid)?;
+            keys.push((schedule, std::sync::Arc::new(key)));
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key that signs at `now`: the newest whose `active_from` has come
+    /// and that is not retired.
+    pub fn signing_key(&self, now: u64) -> Option<&std::sync::Arc<SigningKey>> {
+        self.keys
+            .iter()
+            .filter(|(s, _)| s.active_from <= now && s.retire_after.is_none_or(|r| now < r))
+            .max_by_key(|(s, _)| (s.active_from, s.created_at))
+            .map(|(_, k)| k)
+    }
+
+    /// The keys verifiers must know at `now` (published, not retired), by kid.
+    pub fn published(&self, now: u64) -> Vec<(String, EcPublicKey)> {
+        let mut out: Vec<(String, EcPublicKey)> = self
+            .keys
+            .iter()
+            .filter(|(s, _)| s.created_at <= now && s.retire_after.is_none_or(|r| now < r))
+            .map(|(s, k)| (s.kid.clone(), k.signer.public_key().clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The public key of `kid`, when it is published at `now`.
+    pub fn public_key(&self, kid: &str, now: u64) -> Option<EcPublicKey> {
+        self.published(now)
+            .into_iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key)
+    }
+
+    /// The schedules, oldest first.
+    pub fn schedules(&self) -> Vec<KeySchedule> {
+        self.keys.iter().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+/// The ring shared by every endpoint; the server reloads it (a few times a
+/// second) so `keys rotate` in another process takes effect without restart.
+#[derive(Debug, Clone, Default)]
+pub struct SharedKeys {
+    inner: std::sync::Arc<std::sync::RwLock<std::sync::Arc<KeyRing>>>,
+}
+
+impl SharedKeys {
+    /// Wraps a loaded ring.
+    pub fn new(ring: KeyRing) -> Self {
+        Self {
+            inner: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(ring))),
+        }
+    }
+
+    /// The current ring.
+    pub fn ring(&self) -> std::sync::Arc<KeyRing> {
+        match self.inner.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the ring.
+    pub fn replace(&self, ring: KeyRing) {
+        let ring = std::sync::Arc::new(ring);
+        match self.inner.write() {
+            Ok(mut w) => *w = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+    }
+}
+
+/// Default time between publishing a new key and signing with it, seconds:
+/// above the key sets' cache lifetime (60 s) so verifiers learn the key first.
+pub const DEFAULT_ROTATION_GRACE: u64 = 300;
+
+/// What `keys rotate` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rotation {
+    /// The new key.
+    pub new_kid: String,
+    /// When it starts signing (published at once).
+    pub active_from: u64,
+    /// When the keys it replaces are unpublished, as far as known now (later
+    /// if they sign longer-lived tokens during the grace period).
+    pub retire_old_after: u64,
+}
+
+/// Adds a new signing key: published now, signing after `grace` seconds (so
+/// verifiers that cache key sets learn it before they see tokens signed with
+/// it). The keys it replaces are retired — unpublished, and their files
+/// deleted — once no token they signed can still be valid: at the earliest
+/// `active_from + leeway + status_ttl`, and never before the last recorded
+/// token they signed expires (+ leeway); the server keeps extending that
+/// bound with [`Store::extend_retirements`] while old keys still sign during
+/// the grace period.
+pub async fn rotate(
+    store: &Store,
+    dir: &Path,
+    now: u64,
+    grace: u64,
+    leeway: u64,
+    status_ttl: u64,
+) -> Result<Rotation, BrokerError> {
+    // Make sure a legacy directory has its ring before adding to it.
+    KeyRing::load(store, dir).await?;
+    fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
+    let (signer, der) = AwsLcSigner::generate()?;
+    let kid = signer.public_key().kid();
+    write_private(&key_path(dir, &kid), pkcs8_pem(&der).as_bytes())?;
+    let active_from = now.saturating_add(grace);
+    let floor = active_from
+        .saturating_add(leeway)
+        .saturating_add(status_ttl);
+    store
+        .add_signing_key(
+            &KeySchedule {
+                kid: kid.clone(),
+                created_at: now,
+                active_from,
+                retire_after: None,
+            },
+            Some(floor),
+        )
+        .await?;
+    store.extend_retirements(leeway).await?;
+    let retire_old_after = store
+        .key_schedules()
+        .await?
+        .iter()
+        .filter(|s| s.kid != kid)
+        .filter_map(|s| s.retire_after)
+        .max()
+        .unwrap_or(floor);
+    let current = dir.join("current");
+    fs::write(&current, format!("{kid}\n")).map_err(BrokerError::io(&current))?;
+    Ok(Rotation {
+        new_kid: kid,
+        active_from,
+        retire_old_after,
+    })
+}
+
+/// Drops retired keys from the ring and deletes their private key files.
+pub async fn prune_retired(
+    store: &Store,
+    dir: &Path,
+    now: u64,
+) -> Result<Vec<String>, BrokerError> {
+    let gone = store.drop_retired_keys(now).await?;
+    for kid in &gone {
+        let path = key_path(dir, kid);
+        if let Err(e) = fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(BrokerError::io(&path)(e));
+        }
+    }
+    Ok(gone)
 }
 
 fn key_path(dir: &Path, kid: &str) -> PathBuf {

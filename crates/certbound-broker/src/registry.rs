@@ -48,6 +48,7 @@ pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
     )?;
     let kid = keys::create_signing_key(&data.keys())?;
     let store = Store::open(&data.database()).await?;
+    keys::KeyRing::load(&store, &data.keys()).await?;
     store
         .append_audit(&[AuditEvent {
             ts_ms: now.saturating_mul(1000),
@@ -61,6 +62,11 @@ pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
     store.close().await;
     // The config file is written last: its presence marks a complete init.
     fs::write(data.config(), template(issuer_id)).map_err(BrokerError::io(data.config()))?;
+    // The admin API and its bootstrap client (credentials in DIR/admin-client.json).
+    let registry = Registry::open(dir).await?;
+    let admin = registry.ensure_admin().await;
+    registry.close().await;
+    admin?;
     Ok(())
 }
 
@@ -105,6 +111,8 @@ pub struct Registry {
     pub config: Config,
     /// Database.
     pub store: Store,
+    /// Who acts, for the audit log: "cli", or "admin:<client_id>" through the admin API.
+    pub actor: String,
 }
 
 fn check_token(kind: &str, value: &str) -> Result<(), BrokerError> {
@@ -143,7 +151,18 @@ impl Registry {
             data,
             config,
             store,
+            actor: "cli".into(),
         })
+    }
+
+    /// A registry over an already open store (the admin API), acting as `actor`.
+    pub fn with_store(dir: &Path, config: Config, store: Store, actor: String) -> Self {
+        Self {
+            data: DataDir::new(dir),
+            config,
+            store,
+            actor,
+        }
     }
 
     /// Closes the database cleanly.
@@ -155,7 +174,7 @@ impl Registry {
         self.store
             .append_audit(&[AuditEvent {
                 ts_ms: unix_now().saturating_mul(1000),
-                actor: "cli".into(),
+                actor: self.actor.clone(),
                 action: action.into(),
                 subject: subject.into(),
                 outcome: "ok".into(),
@@ -164,17 +183,35 @@ impl Registry {
             .await
     }
 
-    /// Registers an API.
+    /// Registers an API whose tokens are CWTs.
     pub async fn create_api(
         &self,
         id: &str,
         scopes: &str,
         ttl_secs: u64,
     ) -> Result<Api, BrokerError> {
-        check_token("API identifier", id)?;
-        if !(30..=86_400).contains(&ttl_secs) {
+        self.create_api_with_format(id, scopes, ttl_secs, "cwt")
+            .await
+    }
+
+    /// Registers an API; `format` is the token format its clients get:
+    /// `cwt` (compact CBOR) or `jwt` (RFC 9068). Devices always get CWTs.
+    pub async fn create_api_with_format(
+        &self,
+        id: &str,
+        scopes: &str,
+        ttl_secs: u64,
+        format: &str,
+    ) -> Result<Api, BrokerError> {
+        if format != "cwt" && format != "jwt" {
             return Err(BrokerError::Invalid(format!(
-                "token lifetime {ttl_secs} s is out of range: use 30 to 86400 seconds (1 hour or less is recommended)"
+                "token format {format:?} is not supported: use \"cwt\" or \"jwt\""
+            )));
+        }
+        check_token("API identifier", id)?;
+        if !(5..=86_400).contains(&ttl_secs) {
+            return Err(BrokerError::Invalid(format!(
+                "token lifetime {ttl_secs} s is out of range: use 5 to 86400 seconds (1 hour or less is recommended)"
             )));
         }
         let scopes = parse_scopes(scopes)?;
@@ -185,7 +222,7 @@ impl Registry {
         }
         let api = Api {
             id: id.into(),
-            format: "cwt".into(),
+            format: format.into(),
             ttl_secs,
             scopes,
         };
@@ -193,7 +230,10 @@ impl Registry {
         self.audit(
             "api.created",
             id,
-            format!("scopes={} ttl={ttl_secs}", api.scopes.join(" ")),
+            format!(
+                "scopes={} ttl={ttl_secs} format={format}",
+                api.scopes.join(" ")
+            ),
         )
         .await?;
         Ok(api)
@@ -378,8 +418,12 @@ impl Registry {
         self.audit(action, id, format!("reason={reason}")).await
     }
 
-    /// The public token-signing keys, by kid.
-    pub fn public_keys(&self) -> Result<Vec<(String, EcPublicKey)>, BrokerError> {
-        keys::public_keys(&self.data.keys())
+    /// The published token-signing keys (see [`keys::KeyRing::published`]), by kid.
+    pub async fn public_keys(&self) -> Result<Vec<(String, EcPublicKey)>, BrokerError> {
+        let ring = keys::KeyRing::load(&self.store, &self.data.keys()).await?;
+        Ok(ring.published(unix_now()))
     }
 }
+
+mod clients;
+pub use clients::{ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CreatedClient, parse_grant};

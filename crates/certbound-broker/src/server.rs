@@ -14,13 +14,18 @@ use tokio::task::JoinHandle;
 use crate::audit::AuditLog;
 use crate::config::{Config, DataDir, MqttMode, parse_mqtt_url};
 use crate::error::BrokerError;
-use crate::keys;
+use crate::keys::{KeyRing, SharedKeys};
+use crate::limits::{RateLimitConfig, RateLimits};
+use crate::oauth::{OAuthConfig, OAuthService};
+use crate::status::{StatusConfig, StatusLists};
 use crate::store::Store;
 use crate::token_service::{TokenService, TokenServiceConfig};
 use crate::transport::coap::CoapTransport;
+use crate::transport::https::{self, HttpsState};
 use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
 use certbound_mqtt::client_tls::client_tls_config;
 use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig, MqttServerHandle};
+use certbound_verify::http::{ClientAuth, serve_tls, server_tls_config};
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +34,8 @@ pub struct ServeOptions {
     pub coap_listen: Option<SocketAddr>,
     /// Overrides `mqtt.listen` (embedded mode).
     pub mqtt_listen: Option<SocketAddr>,
+    /// Overrides `https.listen`.
+    pub https_listen: Option<SocketAddr>,
 }
 
 /// A running broker.
@@ -38,9 +45,19 @@ pub struct RunningBroker {
     mqtt_server: Option<MqttServer>,
     mqtt: Option<MqttTransport>,
     watcher: Option<JoinHandle<()>>,
+    key_watcher: JoinHandle<()>,
+    https: Option<RunningHttps>,
     audit_task: JoinHandle<()>,
     service: Arc<TokenService>,
     store: Store,
+}
+
+#[derive(Debug)]
+struct RunningHttps {
+    addr: SocketAddr,
+    base_url: String,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 /// Starts the broker on an initialised data directory.
@@ -49,8 +66,54 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     let config = Config::load(dir)?;
     let store = Store::open(&data.database()).await?;
     let trust = TrustStore::load(&data.pki())?;
-    let key = keys::load_current(&data.keys())?;
+    // Data directories made before the admin API existed get it now.
+    crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())
+        .ensure_admin()
+        .await?;
+    let keys = SharedKeys::new(KeyRing::load(&store, &data.keys()).await?);
     let (audit, audit_task) = AuditLog::spawn(store.clone());
+    let limits = Arc::new(RateLimits::new(RateLimitConfig {
+        device_per_sec: config.rate_limits.device_per_sec,
+        device_burst: config.rate_limits.device_burst,
+        client_per_sec: config.rate_limits.client_per_sec,
+        client_burst: config.rate_limits.client_burst,
+    }));
+    // HTTPS is bound first: status-list URIs in tokens name its address.
+    let https_listener = if config.https.enabled {
+        let addr = options
+            .https_listen
+            .unwrap_or_else(|| config.https_listen());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| BrokerError::Invalid(format!("HTTPS listener on {addr}: {e}")))?;
+        Some(listener)
+    } else {
+        None
+    };
+    let https_addr = match &https_listener {
+        Some(l) => Some(l.local_addr().map_err(BrokerError::io(dir))?),
+        None => None,
+    };
+    let base_url = https_addr.map(|addr| {
+        config
+            .https
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", display_addr(addr)))
+    });
+    let status = match (&base_url, config.status.enabled) {
+        (Some(base), true) => Some(Arc::new(StatusLists::new(
+            StatusConfig {
+                base_url: base.clone(),
+                list_size: config.status.list_size,
+                ttl: config.status.ttl_secs,
+                issuer_id: config.broker.issuer_id.clone(),
+            },
+            store.clone(),
+            keys.clone(),
+        ))),
+        _ => None,
+    };
     let service = Arc::new(TokenService::new(
         TokenServiceConfig {
             issuer_id: config.broker.issuer_id.clone(),
@@ -63,8 +126,45 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         },
         store.clone(),
         trust,
-        key,
-        audit,
+        keys.clone(),
+        audit.clone(),
+        status.clone(),
+        limits.clone(),
+    ));
+    let https = match (https_listener, base_url) {
+        (Some(listener), Some(base_url)) => {
+            let oauth = OAuthService::new(
+                OAuthConfig {
+                    issuer_id: config.broker.issuer_id.clone(),
+                    leeway: config.broker.leeway_secs,
+                    max_token_bytes: config.limits.max_request_bytes,
+                },
+                store.clone(),
+                keys.clone(),
+                status.clone(),
+                audit.clone(),
+                limits.clone(),
+            );
+            let state = HttpsState {
+                oauth,
+                devices: service.clone(),
+                status: status.clone(),
+                keys: keys.clone(),
+                store: store.clone(),
+                dir: dir.to_path_buf(),
+                config: Arc::new(config.clone()),
+                base_url: base_url.clone(),
+            };
+            Some(start_https(&data, &config, listener, base_url, state)?)
+        }
+        _ => None,
+    };
+    drop(audit);
+    let key_watcher = tokio::spawn(watch_keys(
+        store.clone(),
+        data.keys(),
+        keys.clone(),
+        config.broker.leeway_secs,
     ));
     let coap = if config.coap.enabled {
         let addr = options.coap_listen.unwrap_or_else(|| config.coap_listen());
@@ -93,6 +193,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         kid = %service.kid(),
         coap = ?coap.as_ref().map(|s| s.local_addr()),
         mqtt = ?mqtt_server.as_ref().map(|s| s.local_addr()),
+        https = ?https.as_ref().map(|h| h.addr),
         "certbound broker started"
     );
     Ok(RunningBroker {
@@ -100,10 +201,88 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         mqtt_server,
         mqtt,
         watcher,
+        key_watcher,
+        https,
         audit_task,
         service,
         store,
     })
+}
+
+/// `ip:port`, with IPv6 in brackets and the unspecified address as loopback.
+fn display_addr(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    if addr.is_ipv6() && !addr.ip().is_unspecified() {
+        format!("[{ip}]:{}", addr.port())
+    } else {
+        format!("{ip}:{}", addr.port())
+    }
+}
+
+fn start_https(
+    data: &DataDir,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    base_url: String,
+    state: HttpsState,
+) -> Result<RunningHttps, BrokerError> {
+    let addr = listener.local_addr().map_err(BrokerError::io(&data.root))?;
+    let tls = server_tls_config(
+        &read(&data.server_cert())?,
+        &read(&data.server_key())?,
+        Some(&read(&data.pki().chain())?),
+        ClientAuth::Optional,
+        config.https.tls13_only,
+    )
+    .map_err(|e| BrokerError::Invalid(format!("HTTPS TLS setup: {e}")))?;
+    let app = https::router(state);
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stopped = async {
+            let _ = stop.await;
+        };
+        if let Err(e) = serve_tls(listener, tls, app, stopped).await {
+            tracing::error!(error = %e, "HTTPS server stopped");
+        }
+    });
+    Ok(RunningHttps {
+        addr,
+        base_url,
+        shutdown,
+        task,
+    })
+}
+
+/// How often the key ring is reloaded (so `certbound keys rotate` in
+/// another process takes effect) and retired keys are pruned.
+const KEY_POLL: Duration = Duration::from_millis(500);
+
+async fn watch_keys(store: Store, dir: std::path::PathBuf, keys: SharedKeys, leeway: u64) {
+    let mut ticker = tokio::time::interval(KEY_POLL);
+    loop {
+        ticker.tick().await;
+        let now = crate::clock::unix_now();
+        if let Err(e) = store.extend_retirements(leeway).await {
+            tracing::warn!(error = %e, "could not update key retirement times");
+            continue;
+        }
+        match crate::keys::prune_retired(&store, &dir, now).await {
+            Ok(gone) => {
+                for kid in gone {
+                    tracing::info!(%kid, "signing key retired");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not prune retired keys"),
+        }
+        match KeyRing::load(&store, &dir).await {
+            Ok(ring) => keys.replace(ring),
+            Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<String, BrokerError> {
@@ -233,6 +412,17 @@ impl RunningBroker {
         self.mqtt_server.as_ref()
     }
 
+    /// The HTTPS address, when HTTPS runs.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().map(|h| h.addr)
+    }
+
+    /// The URL the HTTPS endpoints are reached at (`https.public_url`, or
+    /// `https://` + the bound address).
+    pub fn https_url(&self) -> Option<&str> {
+        self.https.as_ref().map(|h| h.base_url.as_str())
+    }
+
     /// The token service (for in-process use, e.g. the demo).
     pub fn service(&self) -> &Arc<TokenService> {
         &self.service
@@ -242,6 +432,11 @@ impl RunningBroker {
     pub async fn shutdown(self) {
         if let Some(watcher) = self.watcher {
             watcher.abort();
+        }
+        self.key_watcher.abort();
+        if let Some(https) = self.https {
+            let _ = https.shutdown.send(());
+            let _ = https.task.await;
         }
         if let Some(mqtt) = self.mqtt {
             mqtt.shutdown().await;

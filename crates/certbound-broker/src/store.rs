@@ -524,3 +524,7 @@ fn cert_from_row(r: sqlx::sqlite::SqliteRow) -> CertRecord {
 }
 
 mod audit;
+mod clients;
+mod issued;
+pub use clients::{Client, NewClient};
+pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};

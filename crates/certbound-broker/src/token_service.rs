@@ -8,7 +8,7 @@
 //! grant type -> replay (cti) -> device status -> audience registered ->
 //! grant -> scope intersection -> mint.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use certbound_pki::TrustStore;
 use certbound_pki::thumbprint_sha256;
@@ -24,8 +24,10 @@ use certbound_proto::{EcPublicKey, ProtoError, token};
 use rand::RngCore;
 
 use crate::audit::AuditLog;
-use crate::keys::SigningKey;
-use crate::store::{AuditEvent, DeviceStatus, Store};
+use crate::keys::SharedKeys;
+use crate::limits::RateLimits;
+use crate::status::StatusLists;
+use crate::store::{AuditEvent, DeviceStatus, IssuedToken, Store, TokenHolder};
 
 /// Settings of the token service.
 #[derive(Debug, Clone)]
@@ -46,7 +48,9 @@ pub struct TokenService {
     config: TokenServiceConfig,
     store: Store,
     trust: TrustStore,
-    key: SigningKey,
+    keys: SharedKeys,
+    status: Option<Arc<StatusLists>>,
+    limits: Arc<RateLimits>,
     replay: Mutex<ReplayCache>,
     audit: AuditLog,
 }
@@ -62,6 +66,11 @@ pub enum Refused {
     /// The broker could not decide (store failure): answer "service
     /// unavailable" so the device retries.
     Unavailable,
+    /// The device exceeded its request rate: retry after this many seconds.
+    RateLimited {
+        /// Seconds until a request will be accepted.
+        retry_after: u64,
+    },
 }
 
 struct Refusal {
@@ -90,28 +99,37 @@ fn unparsable(e: &ProtoError) -> Refusal {
 }
 
 impl TokenService {
-    /// Builds the service.
+    /// Builds the service. `status`: give every token a status-list entry
+    /// (needs the HTTPS endpoint that serves the lists).
     pub fn new(
         config: TokenServiceConfig,
         store: Store,
         trust: TrustStore,
-        key: SigningKey,
+        keys: SharedKeys,
         audit: AuditLog,
+        status: Option<Arc<StatusLists>>,
+        limits: Arc<RateLimits>,
     ) -> Self {
         let replay = Mutex::new(ReplayCache::new(config.replay_capacity));
         Self {
             config,
             store,
             trust,
-            key,
+            keys,
+            status,
+            limits,
             replay,
             audit,
         }
     }
 
-    /// The key id tokens are signed with.
-    pub fn kid(&self) -> &str {
-        &self.key.kid
+    /// The key id tokens are signed with now.
+    pub fn kid(&self) -> String {
+        self.keys
+            .ring()
+            .signing_key(crate::clock::unix_now())
+            .map(|k| k.kid.clone())
+            .unwrap_or_default()
     }
 
     /// Handles one signed device request received over `transport` at `now`.
@@ -144,6 +162,7 @@ impl TokenService {
                 match &r.error {
                     Refused::Ace(e) => e.code.name().to_string(),
                     Refused::Unavailable => "unavailable".to_string(),
+                    Refused::RateLimited { .. } => "rate_limited".to_string(),
                 },
                 match &r.error {
                     Refused::Ace(e) => format!(
@@ -151,6 +170,9 @@ impl TokenService {
                         e.description.as_deref().unwrap_or("")
                     ),
                     Refused::Unavailable => format!("transport={transport} store failure"),
+                    Refused::RateLimited { retry_after } => {
+                        format!("transport={transport} retry_after={retry_after}")
+                    }
                 },
             ),
         };
@@ -297,6 +319,13 @@ impl TokenService {
                 })?;
         }
 
+        if let Err(retry_after) = self.limits.check_device(&device_id, now) {
+            return Err(Refusal {
+                error: Refused::RateLimited { retry_after },
+                device: Some(device_id.clone()),
+            });
+        }
+
         // Policy.
         if view.device_status != DeviceStatus::Active {
             return Err(with_device(refuse(
@@ -339,6 +368,18 @@ impl TokenService {
         }
         let scope = scopes.join(" ");
 
+        let ring = self.keys.ring();
+        let key = ring.signing_key(now).ok_or_else(|| {
+            tracing::error!("no signing key is active; check `certbound keys list`");
+            Refusal {
+                error: Refused::Unavailable,
+                device: Some(device_id.clone()),
+            }
+        })?;
+        let status = match &self.status {
+            Some(lists) => Some(lists.allocate(now).await.map_err(|e| internal(&e))?),
+            None => None,
+        };
         let mut cti = vec![0u8; 16];
         rand::rng().fill_bytes(&mut cti);
         let claims = Claims {
@@ -347,17 +388,35 @@ impl TokenService {
             aud: vec![audience.to_string()],
             exp: Some(now.saturating_add(ttl)),
             iat: Some(now),
-            cti: Some(cti),
+            cti: Some(cti.clone()),
             scope: Some(scope.clone()),
             cnf: Some(cert_key),
+            status: status.clone(),
             ..Claims::default()
         };
-        let access_token = token::mint(&claims, &self.key.kid, &self.key.signer).map_err(|e| {
+        let access_token = token::mint(&claims, &key.kid, &key.signer).map_err(|e| {
             with_device(refuse(
                 AceErrorCode::InvalidRequest,
                 format!("signing failed: {e}"),
             ))
         })?;
+        self.audit
+            .record_issued(IssuedToken {
+                jti: hex::encode(&cti),
+                holder: TokenHolder::Device,
+                subject: device_id.clone(),
+                api_id: audience.to_string(),
+                scope: scope.clone(),
+                format: "cwt".into(),
+                kid: key.kid.clone(),
+                cnf: Some(thumbprint.clone()),
+                status_entry: status
+                    .as_ref()
+                    .and_then(|s| crate::oauth::status_entry_of(s)),
+                iat: now,
+                exp: now.saturating_add(ttl),
+            })
+            .await;
         let asked = req.scope.as_deref().map(|s| {
             s.split(' ')
                 .filter(|x| !x.is_empty())

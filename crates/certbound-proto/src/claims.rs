@@ -6,6 +6,7 @@ use ciborium::Value;
 use crate::cbor::{self, Limits, int, map_get, uint};
 use crate::error::{ClaimError, ProtoError};
 use crate::key::EcPublicKey;
+use crate::status_list::{CLAIM_STATUS, StatusRef};
 
 /// Registered CWT claim keys.
 pub mod label {
@@ -29,6 +30,8 @@ pub mod label {
     pub const SCOPE: i64 = 9;
     /// cnf method COSE_Key (RFC 8747 §3.2)
     pub const CNF_COSE_KEY: i64 = 1;
+    /// status (draft-ietf-oauth-status-list)
+    pub const STATUS: i64 = crate::status_list::CLAIM_STATUS;
 }
 
 /// The claims of a certbound access token (or of any CWT).
@@ -52,6 +55,9 @@ pub struct Claims {
     pub scope: Option<String>,
     /// Confirmation key (8, `{1: COSE_Key}`): the public key of the device certificate.
     pub cnf: Option<EcPublicKey>,
+    /// Token status reference (65535, `{"status_list": {"idx", "uri"}}`), set
+    /// on revocable tokens.
+    pub status: Option<StatusRef>,
     /// Any other claims, kept for display.
     pub other: Vec<(Value, Value)>,
 }
@@ -99,7 +105,22 @@ impl Claims {
         if let Some(v) = &self.scope {
             m.push((int(label::SCOPE), Value::Text(v.clone())));
         }
-        m.extend(self.other.iter().cloned());
+        match &self.status {
+            None => m.extend(self.other.iter().cloned()),
+            Some(status) => {
+                // `status` (65535) goes after the unsigned labels of `other`
+                // below it and before every other key (larger or negative
+                // integers, text), which is where RFC 8949 §4.2.1 sorts it.
+                let (before, after): (Vec<_>, Vec<_>) =
+                    self.other.iter().cloned().partition(|(k, _)| {
+                        matches!(k, Value::Integer(i)
+                            if (0..i128::from(CLAIM_STATUS)).contains(&i128::from(*i)))
+                    });
+                m.extend(before);
+                m.push((int(label::STATUS), status.to_claim_value()));
+                m.extend(after);
+            }
+        }
         Value::Map(m)
     }
 
@@ -124,6 +145,7 @@ impl Claims {
                 label::CTI => c.cti = Some(cbor::bytes(v, "cti")?),
                 label::SCOPE => c.scope = Some(decode_scope(v)?),
                 label::CNF => c.cnf = Some(decode_cnf(v)?),
+                label::STATUS => c.status = Some(StatusRef::from_claim_value(v)?),
                 _ => c.other.push((k.clone(), v.clone())),
             }
         }

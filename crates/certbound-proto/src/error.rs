@@ -62,6 +62,27 @@ pub enum ProtoError {
     /// A claim failed validation.
     #[error(transparent)]
     Claim(#[from] ClaimError),
+    /// A Token Status List is malformed or used out of its bounds.
+    #[error("invalid status list: {0}")]
+    InvalidStatusList(String),
+    /// A compressed status list inflates to more than the configured bound.
+    #[error(
+        "status list inflates to more than {limit} bytes: refused as a possible zip bomb \
+         (raise the bound only if the issuer really publishes lists this large)"
+    )]
+    StatusListTooLarge {
+        /// The configured bound on the inflated list, bytes.
+        limit: usize,
+    },
+    /// A compact JWS / JWT is malformed.
+    #[error("invalid JWT: {0}")]
+    InvalidJwt(String),
+    /// The JWS `alg` is not ES256.
+    #[error(
+        "unsupported JWS algorithm {0:?}: only ES256 is accepted \
+         (\"none\", HMAC and RSA algorithms are always refused)"
+    )]
+    UnsupportedJwsAlgorithm(String),
 }
 
 /// Why a set of claims (of a token or of a device request) was refused.
@@ -94,6 +115,15 @@ pub enum ClaimError {
         lifetime: u64,
         /// Allowed maximum.
         max: u64,
+    },
+    /// The subject is not the expected one (e.g. a status list token whose
+    /// `sub` is not the `uri` the referenced token points to).
+    #[error("subject is {found:?}, expected {expected:?}")]
+    SubjectMismatch {
+        /// Expected subject.
+        expected: String,
+        /// Subject in the claims.
+        found: String,
     },
     /// The audience does not name the expected party.
     #[error("audience is {found:?}, expected {expected:?}")]

@@ -8,6 +8,8 @@
 //!  device (agent)                       broker                       backend (verify)
 //!  request::sign_request ──CoAP/MQTT──▶ request::UnverifiedRequest
 //!                                        token::mint  ──────────────▶ token::UnverifiedToken
+//!                                        jwt::sign_jwt ─────────────▶ jwt::UnverifiedJwt
+//!                                        status_list::mint_status_list ▶ status_list::UnverifiedStatusList
 //!  telemetry::seal ─────────────────────────────────────────────────▶ telemetry::UnverifiedTelemetry
 //! ```
 //!
@@ -19,6 +21,13 @@
 //! * [`crypto`]: the [`Signer`]/[`Verifier`] traits with a portable `p256`
 //!   backend (feature `p256`) and a fast aws-lc-rs backend (feature `aws-lc`).
 //! * [`claims`], [`token`], [`request`], [`ace`], [`telemetry`]: the messages.
+//! * [`status_list`]: Token Status List (draft-ietf-oauth-status-list, CWT
+//!   form): the `status` claim, the packed and zlib-compressed list, and the
+//!   signed Status List Token (`typ` `application/statuslist+cwt`).
+//! * [`jwt`]: RFC 9068 JWT access tokens (compact JWS, ES256, `at+jwt`) for
+//!   backend services, parsed strictly before any crypto.
+//! * [`rate_limit`]: token buckets with time passed in, per key with bounded
+//!   memory.
 //!
 //! ## Example: mint and verify a certificate-bound token
 //!
@@ -71,10 +80,13 @@ pub mod claims;
 pub mod cose;
 pub mod crypto;
 pub mod error;
+pub mod jwt;
 pub mod key;
+pub mod rate_limit;
 pub mod replay;
 pub mod request;
 pub mod schedule;
+pub mod status_list;
 pub mod telemetry;
 pub mod token;
 pub mod topics;

@@ -29,6 +29,7 @@ use certbound_proto::crypto::{P256Signer, P256Verifier, Signer};
 use certbound_proto::request::{
     self, CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, UnverifiedRequest,
 };
+use certbound_proto::status_list::StatusRef;
 use certbound_proto::telemetry::{self, TelemetryPayload, UnverifiedTelemetry};
 use certbound_proto::token::{self, UnverifiedToken};
 use ciborium::Value;
@@ -101,8 +102,8 @@ fn claims() -> Claims {
     }
 }
 
-/// Claims exercising the rarer shapes: `aud` array, `nbf`, unknown claims of
-/// several CBOR types, no `cnf` (a bearer token).
+/// Claims exercising the rarer shapes: `aud` array, `nbf`, a token status
+/// reference, unknown claims of several CBOR types, no `cnf` (a bearer token).
 fn odd_claims() -> Claims {
     Claims {
         iss: Some(ISS.into()),
@@ -111,9 +112,13 @@ fn odd_claims() -> Claims {
         nbf: Some(1_699_999_000),
         iat: Some(1_700_000_000),
         cti: Some(vec![0xab; 8]),
+        status: Some(StatusRef {
+            idx: 4242,
+            uri: "https://auth.example.com/status-lists/1".into(),
+        }),
         other: vec![
             (
-                Value::from(65535),
+                Value::from(65000),
                 Value::Map(vec![(Value::from(1), Value::from(-42))]),
             ),
             (

@@ -87,6 +87,105 @@ pub enum VerifyError {
         "token text could not be decoded: {0}; give the token as hex, base64url or standard base64"
     )]
     InvalidTokenText(String),
+    /// (feature `http`) A TLS configuration could not be built from the given
+    /// certificates, key or CA.
+    #[error(
+        "TLS configuration is invalid: {0}; give the certificate chain (leaf first) and its private key (PKCS#8 or SEC1 EC) as PEM, and the CA certificates as PEM"
+    )]
+    TlsConfig(String),
+    /// (feature `http`) The server cannot listen on its address.
+    #[error(
+        "cannot listen for HTTPS on {addr}: {reason}; choose a free address and port (port 0 picks one), or stop the process that holds it"
+    )]
+    Listen {
+        /// The address that was asked for.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// (feature `http`) A URL that the HTTPS client refuses to fetch.
+    #[error("URL {url:?} cannot be fetched: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused, with what to give instead.
+        reason: String,
+    },
+    /// (feature `http`) The TLS handshake with the server failed (or the
+    /// server refused this client's certificate right after it).
+    #[error(
+        "TLS handshake with {url} failed: {reason}; check that the server's certificate chains to the configured CA and names the URL's host, and, when the server requires mutual TLS, that this client presents a certificate issued by a CA the server trusts"
+    )]
+    TlsHandshake {
+        /// The URL of the request.
+        url: String,
+        /// The TLS error.
+        reason: String,
+    },
+    /// (feature `http`) Connecting or the HTTP exchange failed.
+    #[error(
+        "HTTPS request to {url} failed: {reason}; check that the server is running and reachable at that address, then retry"
+    )]
+    HttpRequest {
+        /// The URL of the request.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// (feature `http`) The request did not complete within the client's timeout.
+    #[error(
+        "HTTPS request to {url} did not complete within {timeout_ms} ms; the server is slow, overloaded or not answering — retry later, or raise the fetcher's timeout"
+    )]
+    HttpTimeout {
+        /// The URL of the request.
+        url: String,
+        /// The configured timeout, milliseconds.
+        timeout_ms: u64,
+    },
+    /// (feature `http`) The server answered with a status other than 2xx.
+    #[error(
+        "{url} answered HTTP status {status}{detail}; {advice}",
+        detail = status_detail(.body),
+        advice = status_advice(*.status)
+    )]
+    HttpStatus {
+        /// The URL of the request.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the response body (printable text, at most 256 characters).
+        body: String,
+    },
+    /// (feature `http`) The response body exceeds the client's size limit.
+    #[error(
+        "the response from {url} is larger than the limit of {limit} bytes, so it was refused; check that the URL names the intended document, or raise the fetcher's max_body if it is legitimately this large"
+    )]
+    BodyTooLarge {
+        /// The URL of the request.
+        url: String,
+        /// The limit, bytes.
+        limit: usize,
+    },
+}
+
+fn status_detail(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(" ({body})")
+    }
+}
+
+fn status_advice(status: u16) -> &'static str {
+    match status {
+        300..=399 => "redirects are not followed: use the final https:// URL",
+        401 | 403 => {
+            "check the client credentials or certificate and the permissions granted to it"
+        }
+        404 => "check the URL's path",
+        400..=499 => "check the URL and the request parameters",
+        _ => "the server failed; retry later and check the server's logs",
+    }
 }
 
 impl From<ProtoError> for VerifyError {
@@ -130,6 +229,14 @@ impl VerifyError {
     /// | `topic` | telemetry on another device's topic than the token's `sub` |
     /// | `bad_certificate` | unusable certificate for binding |
     /// | `invalid_key_set` | refused key set |
+    /// | `tls_config` | unusable TLS certificates, key or CA (feature `http`) |
+    /// | `listen` | the HTTPS server cannot bind its address |
+    /// | `invalid_url` | a URL the HTTPS client refuses (e.g. plain `http://`) |
+    /// | `tls_handshake` | the TLS handshake with a server failed |
+    /// | `http_request` | connecting or the HTTP exchange failed |
+    /// | `http_timeout` | an HTTPS request took longer than its timeout |
+    /// | `http_status` | a server answered a non-2xx status |
+    /// | `body_too_large` | a response body over the client's limit |
     pub fn reason_code(&self) -> &'static str {
         match self {
             VerifyError::Malformed(ProtoError::WrongType { .. }) => "wrong_type",
@@ -149,6 +256,23 @@ impl VerifyError {
             VerifyError::TopicMismatch { .. } => "topic",
             VerifyError::BadCertificate(_) => "bad_certificate",
             VerifyError::InvalidKeySet(_) => "invalid_key_set",
+            VerifyError::TlsConfig(_) => "tls_config",
+            VerifyError::Listen { .. } => "listen",
+            VerifyError::InvalidUrl { .. } => "invalid_url",
+            VerifyError::TlsHandshake { .. } => "tls_handshake",
+            VerifyError::HttpRequest { .. } => "http_request",
+            VerifyError::HttpTimeout { .. } => "http_timeout",
+            VerifyError::HttpStatus { .. } => "http_status",
+            VerifyError::BodyTooLarge { .. } => "body_too_large",
+        }
+    }
+
+    /// The HTTP status of a [`VerifyError::HttpStatus`] (a server's non-2xx
+    /// answer), `None` for every other error.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            VerifyError::HttpStatus { status, .. } => Some(*status),
+            _ => None,
         }
     }
 }

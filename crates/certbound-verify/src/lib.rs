@@ -16,6 +16,16 @@
 //! * [`inspect`]: decode without trusting and report every check, for humans.
 //! * [`VerifyError::reason_code`]: stable short codes for reject metrics.
 //!
+//! ## Cargo features
+//!
+//! * `http` (off by default): the `http` module, the HTTPS plumbing shared by
+//!   the auth broker and backend APIs — rustls (aws-lc-rs) server and client
+//!   configurations with optional mutual TLS, an axum server over TLS that
+//!   hands handlers the client certificate chain (`PeerCertificates`) for
+//!   certificate-bound tokens, and a bounded HTTPS client (`HttpsFetcher`)
+//!   for key sets and OAuth form posts. It needs tokio; without it this crate
+//!   pulls in no async runtime.
+//!
 //! ## Example
 //!
 //! ```
@@ -124,6 +134,8 @@
 
 mod binding;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod inspect;
 mod keyset;
 mod telemetry;

@@ -99,6 +99,7 @@ impl World {
             ServeOptions {
                 coap_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
                 mqtt_listen: Some(SocketAddr::from(([127, 0, 0, 1], self.mqtt_port))),
+                https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             },
         )
         .await

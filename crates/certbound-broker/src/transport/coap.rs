@@ -60,6 +60,11 @@ impl Handler for CoapTransport {
                     Err(Refused::Unavailable) => {
                         Response::new(ResponseType::ServiceUnavailable).with_max_age(5)
                     }
+                    // RFC 8516: 4.29 Too Many Requests, Max-Age = seconds to wait.
+                    Err(Refused::RateLimited { retry_after }) => {
+                        Response::new(ResponseType::TooManyRequests)
+                            .with_max_age(u32::try_from(retry_after).unwrap_or(u32::MAX))
+                    }
                 }
             }
             (_, "token") => Response::new(ResponseType::MethodNotAllowed),

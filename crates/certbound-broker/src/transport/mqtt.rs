@@ -152,6 +152,11 @@ pub(super) async fn respond(service: &TokenService, device: &str, payload: &[u8]
             "temporarily unavailable: retry later",
         )
         .to_cbor(),
+        Err(Refused::RateLimited { retry_after }) => AceError::new(
+            AceErrorCode::InvalidRequest,
+            format!("rate limited: too many token requests; retry after {retry_after} s"),
+        )
+        .to_cbor(),
     }
 }
 
@@ -197,18 +202,7 @@ async fn answer(service: &TokenService, client: &AsyncClient, topic: &str, paylo
         tracing::debug!(%topic, "ignoring a message on an unexpected topic");
         return;
     };
-    let body = match service
-        .handle(payload, "mqtt", Some(device), unix_now())
-        .await
-    {
-        Ok(token) => token.to_cbor(),
-        Err(Refused::Ace(error)) => error.to_cbor(),
-        Err(Refused::Unavailable) => AceError::new(
-            AceErrorCode::InvalidRequest,
-            "temporarily unavailable: retry later",
-        )
-        .to_cbor(),
-    };
+    let body = respond(service, device, payload).await;
     let response_topic = topics::topic(device, TopicKind::TokenResponse);
     if let Err(e) = client
         .publish(response_topic, QoS::AtLeastOnce, false, body)

@@ -12,6 +12,9 @@ use certbound_verify::KeySet;
 use crate::cli::{
     ApiCommand, AuditCommand, DeviceCommand, GroupCommand, KeyFormat, KeysCommand, ServiceCommand,
 };
+
+/// The bootstrap admin credentials file, mentioned after init.
+const ADMIN_FILE: &str = certbound_broker::registry::ADMIN_CLIENT_FILE;
 use crate::output::{iso, print_json};
 
 pub async fn init(dir: &Path, issuer_id: &str) -> anyhow::Result<ExitCode> {
@@ -22,6 +25,10 @@ pub async fn init(dir: &Path, issuer_id: &str) -> anyhow::Result<ExitCode> {
         dir.join("pki/ca-chain.pem").display()
     );
     println!("  configuration: {}", dir.join("certbound.toml").display());
+    println!(
+        "  admin client:  {} (client_id and secret for the admin API; mode 0600)",
+        dir.join(ADMIN_FILE).display()
+    );
     println!(
         "Next: certbound api create --dir {} --id <API URI> --scopes \"...\"",
         dir.display()
@@ -36,19 +43,24 @@ pub async fn api(cmd: ApiCommand) -> anyhow::Result<ExitCode> {
             id,
             scopes,
             ttl,
+            format,
             json,
         } => {
             let reg = Registry::open(&dir.dir).await?;
-            let api = reg.create_api(&id, &scopes, ttl).await?;
+            let api = reg
+                .create_api_with_format(&id, &scopes, ttl, format.as_str())
+                .await;
             reg.close().await;
+            let api = api?;
             if json {
                 print_json(&api)?;
             } else {
                 println!(
-                    "API {} created: scopes [{}], token lifetime {} s",
+                    "API {} created: scopes [{}], token lifetime {} s, client tokens {}",
                     api.id,
                     api.scopes.join(" "),
-                    api.ttl_secs
+                    api.ttl_secs,
+                    api.format
                 );
             }
         }
@@ -243,17 +255,18 @@ async fn set_status(
     Ok(r?)
 }
 
-/// The broker's public keys as a key set.
-pub fn key_set(dir: &Path) -> anyhow::Result<KeySet> {
+/// The broker's published keys as a key set.
+pub async fn key_set(dir: &Path) -> anyhow::Result<KeySet> {
     let mut set = KeySet::new();
-    let keys =
-        certbound_broker::keys::public_keys(&certbound_broker::config::DataDir::new(dir).keys())
-            .with_context(|| {
-                format!(
-                    "reading the signing keys of {} (is it initialised?)",
-                    dir.display()
-                )
-            })?;
+    let reg = Registry::open(dir).await?;
+    let keys = reg.public_keys().await;
+    reg.close().await;
+    let keys = keys.with_context(|| {
+        format!(
+            "reading the signing keys of {} (is it initialised?)",
+            dir.display()
+        )
+    })?;
     for (kid, key) in keys {
         set.insert(kid, key)?;
     }
@@ -262,8 +275,43 @@ pub fn key_set(dir: &Path) -> anyhow::Result<KeySet> {
 
 pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        KeysCommand::Rotate { dir, grace, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let rotation = reg.rotate_keys(grace).await;
+            reg.close().await;
+            let r = rotation?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!("New signing key {} published now", r.new_kid);
+                println!("  signs from:        {}", iso(r.active_from));
+                println!(
+                    "  old keys retire:   {} (or later, once the last token they signed expires)",
+                    iso(r.retire_old_after)
+                );
+            }
+        }
+        KeysCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let ring = certbound_broker::keys::KeyRing::load(&reg.store, &reg.data.keys()).await;
+            reg.close().await;
+            let schedules = ring?.schedules();
+            if json {
+                print_json(&schedules)?;
+            } else {
+                for k in schedules {
+                    println!(
+                        "{}  published {}  signs from {}  retires {}",
+                        k.kid,
+                        iso(k.created_at),
+                        iso(k.active_from),
+                        k.retire_after.map(iso).unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
         KeysCommand::Export { dir, format, out } => {
-            let set = key_set(&dir.dir)?;
+            let set = key_set(&dir.dir).await?;
             let bytes = match format {
                 KeyFormat::Jwks => {
                     let mut s = set.to_jwks();

@@ -76,6 +76,7 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
         ServeOptions {
             coap_listen: Some("127.0.0.1:0".parse()?),
             mqtt_listen: Some("127.0.0.1:0".parse()?),
+            https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         },
     )
     .await?;
@@ -92,7 +93,7 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
         "each device asks for a token (odd ones over CoAP, even ones over MQTT with mTLS), signing the request with its key",
     );
     let ca_pem = std::fs::read_to_string(DataDir::new(&dir).pki().chain())?;
-    let verifier = TokenVerifier::new(key_set(&dir)?, {
+    let verifier = TokenVerifier::new(key_set(&dir).await?, {
         let mut c = VerifierConfig::new(API);
         c.issuer = Some(ISSUER.into());
         c

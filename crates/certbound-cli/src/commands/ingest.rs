@@ -37,7 +37,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             &std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?,
         )?,
-        None => key_set(&args.dir.dir)?,
+        None => key_set(&args.dir.dir).await?,
     };
     let mut verifier_config = VerifierConfig::new(args.audience.clone());
     verifier_config.issuer = Some(config.broker.issuer_id.clone());

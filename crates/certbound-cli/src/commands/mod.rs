@@ -1,6 +1,7 @@
 //! Command implementations.
 
 mod admin;
+mod clients;
 mod demo;
 mod ingest;
 mod serve;
@@ -18,7 +19,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             coap_listen,
             mqtt_listen,
-        } => serve::serve(&dir.dir, coap_listen, mqtt_listen).await,
+            https_listen,
+        } => serve::serve(&dir.dir, coap_listen, mqtt_listen, https_listen).await,
+        Command::Client(cmd) => clients::run(cmd).await,
         Command::Api(cmd) => admin::api(cmd).await,
         Command::Group(cmd) => admin::group(cmd).await,
         Command::Device(cmd) => admin::device(cmd).await,

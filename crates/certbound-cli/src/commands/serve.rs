@@ -10,12 +10,14 @@ pub async fn serve(
     dir: &Path,
     coap_listen: Option<SocketAddr>,
     mqtt_listen: Option<SocketAddr>,
+    https_listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let broker = start(
         dir,
         ServeOptions {
             coap_listen,
             mqtt_listen,
+            https_listen,
         },
     )
     .await?;
@@ -28,7 +30,8 @@ pub async fn serve(
         .mqtt_addr()
         .map(|a| format!("mqtts://{a}"))
         .unwrap_or_else(|| "external-or-off".into());
-    println!("certbound serving: coap={coap} mqtt={mqtt}");
+    let https = broker.https_url().unwrap_or("off").to_string();
+    println!("certbound serving: coap={coap} mqtt={mqtt} https={https}");
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r?; }
         _ = terminate() => {}

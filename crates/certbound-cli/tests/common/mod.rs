@@ -63,6 +63,8 @@ pub struct Serve {
     pub addr: String,
     /// Embedded MQTT address.
     pub mqtt: String,
+    /// HTTPS base URL (`https://127.0.0.1:port`).
+    pub https: String,
 }
 
 impl Serve {
@@ -75,6 +77,8 @@ impl Serve {
                 "--coap-listen",
                 "127.0.0.1:0",
                 "--mqtt-listen",
+                "127.0.0.1:0",
+                "--https-listen",
                 "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
@@ -101,7 +105,17 @@ impl Serve {
             .find_map(|w| w.strip_prefix("mqtt=mqtts://"))
             .unwrap_or_default()
             .to_string();
-        Serve { child, addr, mqtt }
+        let https = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("https="))
+            .unwrap_or_default()
+            .to_string();
+        Serve {
+            child,
+            addr,
+            mqtt,
+            https,
+        }
     }
 }
 

@@ -146,3 +146,93 @@ fn scope_intersection_is_least_privilege() {
     assert_eq!(intersect_scopes(None, &granted), granted);
     assert_eq!(intersect_scopes(Some("  "), &granted), granted);
 }
+
+// === status (65535, draft-ietf-oauth-status-list) ===
+
+#[test]
+fn status_claim_in_access_token_claims() {
+    let status = StatusRef {
+        idx: 70_000,
+        uri: "https://auth.example.com/status/7".into(),
+    };
+    let claims = Claims {
+        iss: Some("a".into()),
+        exp: Some(10),
+        status: Some(status.clone()),
+        other: vec![
+            (Value::Text("note".into()), Value::Bool(true)),
+            (int(65_000), uint(1)),
+            (int(-3), uint(2)),
+        ],
+        ..Claims::default()
+    };
+    let bytes = claims.to_cbor();
+    let value = cbor::decode_strict(&bytes, Limits::default()).unwrap();
+    let keys: Vec<Value> = cbor::map(&value, "c")
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    // 65535 sorts after 65000 and before negative and text keys.
+    assert_eq!(
+        keys,
+        [
+            int(1),
+            int(4),
+            int(65_000),
+            int(65_535),
+            Value::Text("note".into()),
+            int(-3)
+        ]
+    );
+    let back = Claims::from_cbor(&bytes, Limits::default()).unwrap();
+    assert_eq!(back.status, Some(status));
+    assert_eq!(back.other.len(), 3);
+    assert_eq!(
+        hex::encode(
+            Claims {
+                status: Some(StatusRef {
+                    idx: 0,
+                    uri: "u".into()
+                }),
+                ..Claims::default()
+            }
+            .to_cbor()
+        ),
+        "a119ffffa16b7374617475735f6c697374a26369647800637572696175"
+    );
+}
+
+#[test]
+fn malformed_status_claims_are_refused() {
+    let t = |k: &str| Value::Text(k.into());
+    let wrap = |inner: Value| Value::Map(vec![(t("status_list"), inner)]);
+    let sl = |idx: Value, uri: Value| wrap(Value::Map(vec![(t("idx"), idx), (t("uri"), uri)]));
+    let bad: Vec<(&str, Value)> = vec![
+        ("not a map", uint(0)),
+        ("no status_list", Value::Map(vec![(t("other"), uint(0))])),
+        ("status_list not a map", wrap(uint(0))),
+        ("idx missing", wrap(Value::Map(vec![(t("uri"), t("u"))]))),
+        ("uri missing", wrap(Value::Map(vec![(t("idx"), uint(0))]))),
+        ("idx negative", sl(int(-1), t("u"))),
+        ("idx text", sl(t("0"), t("u"))),
+        ("uri not text", sl(uint(0), Value::Bytes(b"u".to_vec()))),
+    ];
+    for (why, v) in bad {
+        let bytes = cbor::encode(&Value::Map(vec![(int(CLAIM_STATUS), v)]));
+        assert!(
+            Claims::from_cbor(&bytes, Limits::default()).is_err(),
+            "{why}"
+        );
+    }
+    // Other mechanisms beside status_list are tolerated.
+    let mut ok = StatusRef {
+        idx: 1,
+        uri: "u".into(),
+    }
+    .to_claim_value();
+    if let Value::Map(m) = &mut ok {
+        m.push((t("other_mechanism"), uint(0)));
+    }
+    assert!(StatusRef::from_claim_value(&ok).is_ok());
+}

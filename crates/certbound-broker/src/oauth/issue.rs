@@ -1,0 +1,268 @@
+//! `POST /oauth/token`, grant type `client_credentials`.
+
+use base64::Engine as _;
+use certbound_proto::claims::{Claims, intersect_scopes};
+use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt};
+use certbound_proto::{EcPublicKey, token};
+use rand::RngCore;
+use serde::Serialize;
+
+use super::{AuthMethod, OAuthError, OAuthService, Presented, store_failure};
+use crate::store::{AuditEvent, IssuedToken, TokenHolder};
+
+/// The form fields of a token request.
+#[derive(Debug, Clone, Default)]
+pub struct TokenForm {
+    /// `grant_type`.
+    pub grant_type: Option<String>,
+    /// `audience` (Auth0 style).
+    pub audience: Option<String>,
+    /// `resource` (RFC 8707).
+    pub resource: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The token: a JWT, or a base64url CWT.
+    pub access_token: String,
+    /// Always `Bearer` (RFC 8705 bound tokens still use the Bearer scheme).
+    pub token_type: &'static str,
+    /// Lifetime, seconds.
+    pub expires_in: u64,
+    /// Granted scope.
+    pub scope: String,
+}
+
+impl OAuthService {
+    /// Handles a client-credentials request end to end (authentication,
+    /// policy, minting, audit).
+    pub async fn client_credentials(
+        &self,
+        presented: &Presented,
+        form: &TokenForm,
+        now: u64,
+    ) -> Result<TokenGrant, OAuthError> {
+        let result = self.decide(presented, form, now).await;
+        let (subject, outcome, detail) = match &result {
+            Ok((client, grant, method, aud)) => (
+                client.clone(),
+                "ok".to_string(),
+                format!(
+                    "transport=https auth={} aud={aud} scope={} expires_in={}",
+                    method.name(),
+                    grant.scope,
+                    grant.expires_in
+                ),
+            ),
+            Err((client, e)) => (
+                client.clone().unwrap_or_else(|| "(unauthenticated)".into()),
+                e.error.to_string(),
+                format!("transport=https {}", e.description),
+            ),
+        };
+        let action = if result.is_ok() {
+            "token.issued"
+        } else {
+            "token.refused"
+        };
+        self.audit
+            .record(AuditEvent {
+                ts_ms: now.saturating_mul(1000),
+                actor: format!("client:{subject}"),
+                action: action.into(),
+                subject,
+                outcome,
+                detail,
+            })
+            .await;
+        result.map(|(_, g, _, _)| g).map_err(|(_, e)| e)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn decide(
+        &self,
+        presented: &Presented,
+        form: &TokenForm,
+        now: u64,
+    ) -> Result<(String, TokenGrant, AuthMethod, String), (Option<String>, OAuthError)> {
+        let anon = |e: OAuthError| (None, e);
+        match form.grant_type.as_deref() {
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(anon(OAuthError::new(
+                    400,
+                    "unsupported_grant_type",
+                    format!("grant_type {other:?} is not supported: use client_credentials"),
+                )));
+            }
+            None => {
+                return Err(anon(OAuthError::invalid_request(
+                    "grant_type is missing: send grant_type=client_credentials",
+                )));
+            }
+        }
+        let (client, method) = self.authenticate(presented).await.map_err(anon)?;
+        let who = Some(client.id.clone());
+        let fail = |e: OAuthError| (who.clone(), e);
+        self.limits.check_client(&client.id, now).map_err(|retry| {
+            fail(OAuthError::rate_limited(
+                &format!("client {}", client.id),
+                retry,
+            ))
+        })?;
+        let audience = match (form.audience.as_deref(), form.resource.as_deref()) {
+            (Some(a), Some(r)) if a != r => {
+                return Err(fail(OAuthError::invalid_request(format!(
+                    "audience {a:?} and resource {r:?} differ: send one of them"
+                ))));
+            }
+            (Some(a), _) | (None, Some(a)) if !a.is_empty() => a.to_string(),
+            _ => {
+                return Err(fail(OAuthError::invalid_request(
+                    "audience is missing: send audience=<API identifier> (or resource=, RFC 8707)",
+                )));
+            }
+        };
+        let api = self
+            .store
+            .get_api(&audience)
+            .await
+            .map_err(|e| fail(store_failure(&e)))?
+            .ok_or_else(|| {
+                fail(OAuthError::new(
+                    400,
+                    "invalid_target",
+                    format!("unknown audience {audience:?}: no such API is registered"),
+                ))
+            })?;
+        let granted = client.granted_for(&audience).ok_or_else(|| {
+            fail(OAuthError::new(
+                400,
+                "unauthorized_client",
+                format!("client {} has no grant for {audience}", client.id),
+            ))
+        })?;
+        let scopes = intersect_scopes(form.scope.as_deref(), granted);
+        if scopes.is_empty() {
+            return Err(fail(OAuthError::new(
+                400,
+                "invalid_scope",
+                format!(
+                    "none of the requested scopes ({}) is granted to client {} for {audience}",
+                    form.scope.as_deref().unwrap_or(""),
+                    client.id
+                ),
+            )));
+        }
+        let scope = scopes.join(" ");
+        let ring = self.keys.ring();
+        let key = ring.signing_key(now).ok_or_else(|| {
+            tracing::error!("no signing key is active; check `certbound keys list`");
+            fail(OAuthError::unavailable())
+        })?;
+        let status = match &self.status {
+            Some(lists) => Some(
+                lists
+                    .allocate(now)
+                    .await
+                    .map_err(|e| fail(store_failure(&e)))?,
+            ),
+            None => None,
+        };
+        let mut jti_bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti_bytes);
+        let exp = now.saturating_add(api.ttl_secs);
+        let bound_cert = match method {
+            AuthMethod::TlsClientAuth => presented.peer_cert.as_deref(),
+            _ => None,
+        };
+        let x5t = bound_cert.map(|der| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(certbound_pki::thumbprint_sha256(der))
+        });
+        let (access_token, jti) = if api.format == "jwt" {
+            let jti = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti_bytes);
+            let claims = JwtClaims {
+                iss: self.config.issuer_id.clone(),
+                sub: client.id.clone(),
+                aud: JwtAudience(vec![audience.clone()]),
+                exp,
+                iat: now,
+                nbf: None,
+                jti: jti.clone(),
+                client_id: client.id.clone(),
+                scope: Some(scope.clone()),
+                cnf: x5t.clone().map(|x5t_s256| JwtConfirmation { x5t_s256 }),
+                status: status.clone().map(|s| JwtStatus { status_list: s }),
+            };
+            let text = sign_jwt(&claims, &key.kid, &key.signer)
+                .map_err(|e| fail(OAuthError::invalid_request(format!("signing failed: {e}"))))?;
+            (text, jti)
+        } else {
+            // CWT: bound to the certificate's public key (cnf COSE_Key), the
+            // form every certbound verifier checks against a TLS peer.
+            let cnf = match bound_cert {
+                Some(der) => Some(
+                    certbound_pki::public_key_sec1(der)
+                        .ok()
+                        .and_then(|sec1| EcPublicKey::from_sec1(&sec1).ok())
+                        .ok_or_else(|| {
+                            fail(OAuthError::invalid_client(
+                                "the client certificate's key is not P-256; CWTs bind P-256 keys only",
+                            ))
+                        })?,
+                ),
+                None => None,
+            };
+            let claims = Claims {
+                iss: Some(self.config.issuer_id.clone()),
+                sub: Some(client.id.clone()),
+                aud: vec![audience.clone()],
+                exp: Some(exp),
+                iat: Some(now),
+                cti: Some(jti_bytes.to_vec()),
+                scope: Some(scope.clone()),
+                cnf,
+                status: status.clone(),
+                ..Claims::default()
+            };
+            let bytes = token::mint(&claims, &key.kid, &key.signer)
+                .map_err(|e| fail(OAuthError::invalid_request(format!("signing failed: {e}"))))?;
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+                hex::encode(jti_bytes),
+            )
+        };
+        self.audit
+            .record_issued(IssuedToken {
+                jti,
+                holder: TokenHolder::Client,
+                subject: client.id.clone(),
+                api_id: audience.clone(),
+                scope: scope.clone(),
+                format: api.format.clone(),
+                kid: key.kid.clone(),
+                cnf: bound_cert.map(|der| hex::encode(certbound_pki::thumbprint_sha256(der))),
+                status_entry: status
+                    .as_ref()
+                    .and_then(|s| super::own_token::list_id_of(&s.uri).map(|l| (l, s.idx))),
+                iat: now,
+                exp,
+            })
+            .await;
+        Ok((
+            client.id.clone(),
+            TokenGrant {
+                access_token,
+                token_type: "Bearer",
+                expires_in: api.ttl_secs,
+                scope,
+            },
+            method,
+            audience,
+        ))
+    }
+}

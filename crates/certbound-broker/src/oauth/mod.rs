@@ -1,0 +1,143 @@
+//! OAuth 2.0 for backend services: the client-credentials token endpoint
+//! (RFC 6749 §4.4, RFC 9068 JWTs, RFC 8705 certificate-bound tokens),
+//! introspection (RFC 7662) and revocation (RFC 7009).
+//!
+//! Transport-free: the HTTPS shell (`transport::https`) turns requests into
+//! [`Presented`] credentials and form fields, and [`OAuthError`]s into
+//! RFC 6749 §5.2 JSON answers.
+
+mod client_auth;
+mod introspect;
+mod issue;
+mod own_token;
+
+use std::sync::Arc;
+
+pub(crate) use client_auth::normalise_dn;
+pub use client_auth::{AuthMethod, Presented, hash_secret, new_client_id, new_client_secret};
+pub use issue::{TokenForm, TokenGrant};
+pub use own_token::KnownToken;
+
+use crate::audit::AuditLog;
+use crate::keys::SharedKeys;
+use crate::limits::RateLimits;
+use crate::status::StatusLists;
+use crate::store::Store;
+
+/// An RFC 6749 §5.2 error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// HTTP status.
+    pub status: u16,
+    /// The `error` code.
+    pub error: &'static str,
+    /// `error_description`: what was wrong and what to do.
+    pub description: String,
+    /// `Retry-After` seconds (429, 503).
+    pub retry_after: Option<u64>,
+    /// Answer with `WWW-Authenticate: Basic` (the client used Basic auth).
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            retry_after: None,
+            basic_challenge: false,
+        }
+    }
+    /// 400 invalid_request.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", description)
+    }
+    /// 401 invalid_client.
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(401, "invalid_client", description)
+    }
+    /// 503 temporarily_unavailable (store failure; retry).
+    pub fn unavailable() -> Self {
+        let mut e = Self::new(
+            503,
+            "temporarily_unavailable",
+            "the authorization server could not reach its store; retry shortly",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+    /// 429 with Retry-After.
+    pub fn rate_limited(who: &str, retry_after: u64) -> Self {
+        let mut e = Self::new(
+            429,
+            "too_many_requests",
+            format!("{who} exceeded its token request rate; retry after {retry_after} s"),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+}
+
+/// Settings of the OAuth service.
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// `iss` of every token.
+    pub issuer_id: String,
+    /// Clock skew allowance, seconds.
+    pub leeway: u64,
+    /// Largest token accepted by introspection/revocation, bytes.
+    pub max_token_bytes: usize,
+}
+
+/// The OAuth endpoints' decision logic.
+#[derive(Debug, Clone)]
+pub struct OAuthService {
+    config: OAuthConfig,
+    store: Store,
+    keys: SharedKeys,
+    status: Option<Arc<StatusLists>>,
+    audit: AuditLog,
+    limits: Arc<RateLimits>,
+}
+
+impl OAuthService {
+    /// Builds the service.
+    pub fn new(
+        config: OAuthConfig,
+        store: Store,
+        keys: SharedKeys,
+        status: Option<Arc<StatusLists>>,
+        audit: AuditLog,
+        limits: Arc<RateLimits>,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            keys,
+            status,
+            audit,
+            limits,
+        }
+    }
+
+    /// The issuer id.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer_id
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn store_failure(e: &crate::error::BrokerError) -> OAuthError {
+    tracing::error!(error = %e, "store failure in an OAuth endpoint");
+    OAuthError::unavailable()
+}
+
+/// `(list id, idx)` of a status reference made by this broker.
+pub fn status_entry_of(s: &certbound_proto::status_list::StatusRef) -> Option<(u64, u64)> {
+    own_token::list_id_of(&s.uri).map(|l| (l, s.idx))
+}

@@ -1,0 +1,154 @@
+//! Token status lists (draft-ietf-oauth-status-list): every issued token gets
+//! an entry (`status` claim: list URI + index); `GET /status-lists/{id}`
+//! serves the signed, compressed list so verifiers refuse revoked and
+//! suspended tokens offline, refreshing at most every `ttl` seconds.
+//!
+//! Entries are reserved from the store in blocks (one write per block, not
+//! per token) and a list's status is computed from the registry when it is
+//! built: revoked tokens, and tokens of revoked devices/clients, are INVALID
+//! (1); tokens of suspended devices are SUSPENDED (2) until resumed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use certbound_proto::status_list::{
+    STATUS_INVALID, STATUS_SUSPENDED, StatusList, StatusListToken, StatusRef, mint_status_list,
+};
+
+use crate::error::BrokerError;
+use crate::keys::SharedKeys;
+use crate::store::Store;
+
+/// Bits per entry (VALID, INVALID, SUSPENDED need 2).
+pub const STATUS_BITS: u8 = 2;
+/// Entries reserved from the store at a time.
+const BLOCK: u64 = 128;
+/// A built list is reused for this long (bounds the signing work under load;
+/// revocations show in the list at most this much later).
+const REBUILD_AFTER: Duration = Duration::from_secs(1);
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct StatusConfig {
+    /// Base URL of the HTTPS endpoint, e.g. `https://auth.example.com:8443`.
+    pub base_url: String,
+    /// Entries per list.
+    pub list_size: u64,
+    /// How long verifiers may cache a list (the `ttl` claim), seconds.
+    pub ttl: u64,
+    /// `iss`-like identity is not part of list tokens; the issuer id is kept
+    /// for logs.
+    pub issuer_id: String,
+}
+
+#[derive(Debug, Default)]
+struct Block {
+    list: u64,
+    next: u64,
+    end: u64,
+}
+
+/// The status lists of one broker.
+#[derive(Debug)]
+pub struct StatusLists {
+    config: StatusConfig,
+    store: Store,
+    keys: SharedKeys,
+    block: tokio::sync::Mutex<Block>,
+    built: Mutex<HashMap<u64, (Instant, Arc<Vec<u8>>)>>,
+}
+
+impl StatusLists {
+    /// Builds the service.
+    pub fn new(config: StatusConfig, store: Store, keys: SharedKeys) -> Self {
+        Self {
+            config,
+            store,
+            keys,
+            block: tokio::sync::Mutex::new(Block::default()),
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The URI of list `id`.
+    pub fn uri(&self, id: u64) -> String {
+        format!(
+            "{}/status-lists/{id}",
+            self.config.base_url.trim_end_matches('/')
+        )
+    }
+
+    /// The cache lifetime verifiers are told.
+    pub fn ttl(&self) -> u64 {
+        self.config.ttl
+    }
+
+    /// Hands out the next entry for a new token.
+    pub async fn allocate(&self, now: u64) -> Result<StatusRef, BrokerError> {
+        let mut block = self.block.lock().await;
+        if block.next >= block.end {
+            let (list, first, count) = self
+                .store
+                .reserve_status_entries(BLOCK, self.config.list_size, now)
+                .await?;
+            *block = Block {
+                list,
+                next: first,
+                end: first + count,
+            };
+        }
+        let idx = block.next;
+        block.next += 1;
+        Ok(StatusRef {
+            idx,
+            uri: self.uri(block.list),
+        })
+    }
+
+    /// Forgets built lists so the next request rebuilds them (after a
+    /// revocation made by this process).
+    pub fn invalidate(&self) {
+        if let Ok(mut built) = self.built.lock() {
+            built.clear();
+        }
+    }
+
+    /// The signed list `id` (a `statuslist+cwt`), or `None` when no such list exists.
+    pub async fn signed(&self, id: u64, now: u64) -> Result<Option<Arc<Vec<u8>>>, BrokerError> {
+        if let Ok(built) = self.built.lock()
+            && let Some((at, bytes)) = built.get(&id)
+            && at.elapsed() < REBUILD_AFTER
+        {
+            return Ok(Some(bytes.clone()));
+        }
+        let Some(size) = self.store.status_list_size(id).await? else {
+            return Ok(None);
+        };
+        let mut list = StatusList::new(STATUS_BITS, size)?;
+        for (idx, status) in self.store.status_entries(id, now).await? {
+            let value = if status == STATUS_SUSPENDED {
+                STATUS_SUSPENDED
+            } else {
+                STATUS_INVALID
+            };
+            list.set(idx, value)?;
+        }
+        let ring = self.keys.ring();
+        let key = ring.signing_key(now).ok_or_else(|| {
+            BrokerError::Invalid("no signing key is active; check `certbound keys list`".into())
+        })?;
+        let token = StatusListToken {
+            sub: self.uri(id),
+            iat: now,
+            exp: Some(now.saturating_add(self.config.ttl.saturating_mul(2).max(300))),
+            ttl: Some(self.config.ttl),
+            list,
+        };
+        let bytes = Arc::new(mint_status_list(&token, &key.kid, &key.signer)?);
+        if let Ok(mut built) = self.built.lock() {
+            built.insert(id, (Instant::now(), bytes.clone()));
+        }
+        Ok(Some(bytes))
+    }
+}

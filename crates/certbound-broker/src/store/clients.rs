@@ -1,0 +1,245 @@
+//! Backend-service clients (OAuth 2.0 client credentials) in the [`Store`].
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Grant, Store, split_scopes, to_i64, to_u64};
+use crate::error::BrokerError;
+
+/// A registered client (backend service).
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    /// `client_id`.
+    pub id: String,
+    /// Operator-chosen name.
+    pub name: String,
+    /// Hex SHA-256 of the secret, when the client has one (never the secret).
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+    /// Whether the client authenticates with a secret.
+    pub has_secret: bool,
+    /// Subject DN for `tls_client_auth`, when registered.
+    pub tls_subject: Option<String>,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// What the client may ask for.
+    pub grants: Vec<Grant>,
+    /// Creation time, Unix seconds.
+    pub created_at: u64,
+}
+
+impl Client {
+    /// Whether the client may get tokens.
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+
+    /// The scopes granted for `api`, if any grant names it.
+    pub fn granted_for(&self, api: &str) -> Option<&[String]> {
+        self.grants
+            .iter()
+            .find(|g| g.api_id == api)
+            .map(|g| g.scopes.as_slice())
+    }
+}
+
+/// What a new client is made of.
+#[derive(Debug, Clone)]
+pub struct NewClient<'a> {
+    /// `client_id`.
+    pub id: &'a str,
+    /// Name (unique).
+    pub name: &'a str,
+    /// Hex SHA-256 of the secret.
+    pub secret_hash: Option<&'a str>,
+    /// Subject DN for `tls_client_auth`.
+    pub tls_subject: Option<&'a str>,
+    /// Grants `(api, scopes)`.
+    pub grants: &'a [(String, String)],
+}
+
+impl Store {
+    /// Registers a client and its grants atomically.
+    pub async fn create_client(&self, client: &NewClient<'_>, now: u64) -> Result<(), BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let taken = sqlx::query("SELECT 1 FROM clients WHERE name = ? OR id = ?")
+            .bind(client.name)
+            .bind(client.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(BrokerError::Conflict {
+                kind: "client",
+                name: client.name.into(),
+            });
+        }
+        if let Some(subject) = client.tls_subject {
+            let other: Option<String> =
+                sqlx::query_scalar("SELECT name FROM clients WHERE tls_subject = ?")
+                    .bind(subject)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(other) = other {
+                return Err(BrokerError::Invalid(format!(
+                    "client {other:?} is already registered with TLS subject {subject:?}; a subject identifies one client"
+                )));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, tls_subject, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?)",
+        )
+        .bind(client.id)
+        .bind(client.name)
+        .bind(client.secret_hash)
+        .bind(client.tls_subject)
+        .bind(to_i64(now))
+        .bind(to_i64(now))
+        .execute(&mut *tx)
+        .await?;
+        for (api, scopes) in client.grants {
+            let known = sqlx::query("SELECT 1 FROM apis WHERE id = ?")
+                .bind(api)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if known.is_none() {
+                return Err(BrokerError::NotFound {
+                    kind: "API",
+                    name: api.clone(),
+                    hint: "; create it first with `certbound api create`".into(),
+                });
+            }
+            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES (?, ?, ?)")
+                .bind(client.id)
+                .bind(api)
+                .bind(scopes)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Looks a client up by `client_id`.
+    pub async fn get_client(&self, id: &str) -> Result<Option<Client>, BrokerError> {
+        self.client_where("id = ?", id).await
+    }
+
+    /// Looks a client up by name.
+    pub async fn get_client_by_name(&self, name: &str) -> Result<Option<Client>, BrokerError> {
+        self.client_where("name = ?", name).await
+    }
+
+    /// Looks a client up by its registered TLS subject DN.
+    pub async fn get_client_by_subject(&self, dn: &str) -> Result<Option<Client>, BrokerError> {
+        self.client_where("tls_subject = ?", dn).await
+    }
+
+    async fn client_where(&self, clause: &str, value: &str) -> Result<Option<Client>, BrokerError> {
+        let sql = format!(
+            "SELECT id, name, secret_hash, tls_subject, status, created_at FROM clients WHERE {clause}"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: String = row.get("id");
+        let grants = self.client_grants(&id).await?;
+        Ok(Some(client_from_row(&row, grants)))
+    }
+
+    async fn client_grants(&self, id: &str) -> Result<Vec<Grant>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT api_id, scopes FROM client_grants WHERE client_id = ? ORDER BY api_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Grant {
+                api_id: r.get("api_id"),
+                scopes: split_scopes(r.get("scopes")),
+            })
+            .collect())
+    }
+
+    /// All clients, ordered by name.
+    pub async fn list_clients(&self) -> Result<Vec<Client>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, tls_subject, status, created_at FROM clients ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let grants = self.client_grants(row.get("id")).await?;
+            out.push(client_from_row(&row, grants));
+        }
+        Ok(out)
+    }
+
+    /// Replaces a client's secret hash (rotate-secret).
+    pub async fn set_client_secret(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        now: u64,
+    ) -> Result<(), BrokerError> {
+        let done = sqlx::query("UPDATE clients SET secret_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(secret_hash)
+            .bind(to_i64(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(client_not_found(id));
+        }
+        Ok(())
+    }
+
+    /// Deletes a client: it is marked revoked (no new tokens; its issued
+    /// tokens become inactive in introspection and status lists), its
+    /// credentials are cleared (`secret_hash` becomes a value no SHA-256 hex
+    /// can equal) and its name is freed for reuse. The row stays so that its
+    /// tokens can still be reported as revoked and the audit trail resolves.
+    pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), BrokerError> {
+        let done = sqlx::query(
+            "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
+             name = name || '#deleted-' || ?1, updated_at = ?2 WHERE id = ?1 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(to_i64(now))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(client_not_found(id));
+        }
+        Ok(())
+    }
+}
+
+fn client_not_found(id: &str) -> BrokerError {
+    BrokerError::NotFound {
+        kind: "client",
+        name: id.into(),
+        hint: "; see `certbound client list`".into(),
+    }
+}
+
+fn client_from_row(row: &sqlx::sqlite::SqliteRow, grants: Vec<Grant>) -> Client {
+    let secret_hash: Option<String> = row.get("secret_hash");
+    Client {
+        id: row.get("id"),
+        name: row.get("name"),
+        has_secret: secret_hash.as_deref().is_some_and(|h| h != "revoked"),
+        secret_hash,
+        tls_subject: row.get("tls_subject"),
+        status: row.get("status"),
+        grants,
+        created_at: to_u64(row.get("created_at")),
+    }
+}

@@ -1,0 +1,353 @@
+//! Issued-token records, status-list entries and the signing-key ring in
+//! the [`Store`].
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, to_i64, to_u64};
+use crate::error::BrokerError;
+
+/// Who a token was issued to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenHolder {
+    /// A device (CWT from the ACE token endpoint).
+    Device,
+    /// A backend-service client (OAuth client credentials).
+    Client,
+}
+
+impl TokenHolder {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenHolder::Device => "device",
+            TokenHolder::Client => "client",
+        }
+    }
+}
+
+/// A record of one issued token.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    /// Hex cti (CWT) or the jti (JWT).
+    pub jti: String,
+    /// Device or client.
+    pub holder: TokenHolder,
+    /// Device id or client id.
+    pub subject: String,
+    /// The audience.
+    pub api_id: String,
+    /// Granted scope.
+    pub scope: String,
+    /// `cwt` or `jwt`.
+    pub format: String,
+    /// Signing key.
+    pub kid: String,
+    /// The bound certificate (hex SHA-256 of its DER), when bound.
+    pub cnf: Option<String>,
+    /// Status-list entry `(list id, index)`.
+    pub status_entry: Option<(u64, u64)>,
+    /// Issued at.
+    pub iat: u64,
+    /// Expiry.
+    pub exp: u64,
+}
+
+/// What introspection knows about a token.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenState {
+    /// The record.
+    pub token: IssuedToken,
+    /// Revoked by `POST /oauth/revoke` (or because its holder was revoked).
+    pub revoked: bool,
+    /// Its holder is suspended (device) — inactive until resumed.
+    pub suspended: bool,
+}
+
+/// A signing key's schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeySchedule {
+    /// Key id.
+    pub kid: String,
+    /// Published from.
+    pub created_at: u64,
+    /// Signs from (the newest key whose time has come signs).
+    pub active_from: u64,
+    /// Unpublished from; `None` while it may still sign or verify.
+    pub retire_after: Option<u64>,
+}
+
+impl Store {
+    /// Records issued tokens (batched by the audit writer).
+    pub async fn record_issued(&self, tokens: &[IssuedToken]) -> Result<(), BrokerError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for t in tokens {
+            sqlx::query(
+                "INSERT OR IGNORE INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&t.jti)
+            .bind(t.holder.as_str())
+            .bind(&t.subject)
+            .bind(&t.api_id)
+            .bind(&t.scope)
+            .bind(&t.format)
+            .bind(&t.kid)
+            .bind(&t.cnf)
+            .bind(t.status_entry.map(|(l, _)| to_i64(l)))
+            .bind(t.status_entry.map(|(_, i)| to_i64(i)))
+            .bind(to_i64(t.iat))
+            .bind(to_i64(t.exp))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reserves `count` consecutive status-list entries, opening a new list
+    /// of `list_size` entries when the current one is full. Returns
+    /// `(list id, first index, count reserved)`; fewer than `count` are
+    /// reserved at the end of a list.
+    pub async fn reserve_status_entries(
+        &self,
+        count: u64,
+        list_size: u64,
+        now: u64,
+    ) -> Result<(u64, u64, u64), BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current = sqlx::query(
+            "SELECT id, size, next_idx FROM status_lists WHERE next_idx < size ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, size, next) = match current {
+            Some(r) => (
+                to_u64(r.get("id")),
+                to_u64(r.get("size")),
+                to_u64(r.get("next_idx")),
+            ),
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO status_lists (id, size, next_idx, created_at) \
+                     VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM status_lists), ?, 0, ?) RETURNING id",
+                )
+                .bind(to_i64(list_size))
+                .bind(to_i64(now))
+                .fetch_one(&mut *tx)
+                .await?;
+                (to_u64(id), list_size, 0)
+            }
+        };
+        let granted = count.min(size - next);
+        sqlx::query("UPDATE status_lists SET next_idx = ? WHERE id = ?")
+            .bind(to_i64(next + granted))
+            .bind(to_i64(id))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((id, next, granted))
+    }
+
+    /// The size of status list `id`, if it exists.
+    pub async fn status_list_size(&self, id: u64) -> Result<Option<u64>, BrokerError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM status_lists WHERE id = ?")
+            .bind(to_i64(id))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(size.map(to_u64))
+    }
+
+    /// The non-VALID entries of list `id` among tokens not expired at `now`:
+    /// `(index, status)` with 1 = INVALID (token revoked, or its device /
+    /// client revoked) and 2 = SUSPENDED (its device suspended).
+    pub async fn status_entries(&self, id: u64, now: u64) -> Result<Vec<(u64, u8)>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT t.list_idx AS idx, \
+               CASE WHEN t.revoked_at IS NOT NULL OR d.status = 'revoked' OR c.status = 'revoked' THEN 1 \
+                    WHEN d.status = 'suspended' THEN 2 ELSE 0 END AS st \
+             FROM issued_tokens t \
+             LEFT JOIN devices d ON t.kind = 'device' AND d.id = t.subject \
+             LEFT JOIN clients c ON t.kind = 'client' AND c.id = t.subject \
+             WHERE t.list_id = ? AND t.exp >= ? AND t.list_idx IS NOT NULL",
+        )
+        .bind(to_i64(id))
+        .bind(to_i64(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let st: i64 = r.get("st");
+                (st != 0).then(|| (to_u64(r.get("idx")), st as u8))
+            })
+            .collect())
+    }
+
+    /// Everything introspection needs about a token, by jti.
+    pub async fn token_state(&self, jti: &str) -> Result<Option<TokenState>, BrokerError> {
+        let Some(r) = sqlx::query(
+            "SELECT t.*, d.status AS device_status, c.status AS client_status \
+             FROM issued_tokens t \
+             LEFT JOIN devices d ON t.kind = 'device' AND d.id = t.subject \
+             LEFT JOIN clients c ON t.kind = 'client' AND c.id = t.subject \
+             WHERE t.jti = ?",
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let device_status: Option<String> = r.get("device_status");
+        let client_status: Option<String> = r.get("client_status");
+        let revoked_at: Option<i64> = r.get("revoked_at");
+        let holder = if r.get::<String, _>("kind") == "device" {
+            TokenHolder::Device
+        } else {
+            TokenHolder::Client
+        };
+        let list_id: Option<i64> = r.get("list_id");
+        let list_idx: Option<i64> = r.get("list_idx");
+        Ok(Some(TokenState {
+            revoked: revoked_at.is_some()
+                || device_status.as_deref() == Some("revoked")
+                || client_status.as_deref() == Some("revoked"),
+            suspended: device_status.as_deref() == Some("suspended"),
+            token: IssuedToken {
+                jti: r.get("jti"),
+                holder,
+                subject: r.get("subject"),
+                api_id: r.get("api_id"),
+                scope: r.get("scope"),
+                format: r.get("format"),
+                kid: r.get("kid"),
+                cnf: r.get("cnf"),
+                status_entry: list_id.zip(list_idx).map(|(l, i)| (to_u64(l), to_u64(i))),
+                iat: to_u64(r.get("iat")),
+                exp: to_u64(r.get("exp")),
+            },
+        }))
+    }
+
+    /// Revokes one token. The token's record is written here when the batched
+    /// writer has not stored it yet, so a revocation is never lost.
+    pub async fn revoke_token(&self, t: &IssuedToken, now: u64) -> Result<(), BrokerError> {
+        sqlx::query(
+            "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(jti) DO UPDATE SET revoked_at = COALESCE(revoked_at, excluded.revoked_at)",
+        )
+        .bind(&t.jti)
+        .bind(t.holder.as_str())
+        .bind(&t.subject)
+        .bind(&t.api_id)
+        .bind(&t.scope)
+        .bind(&t.format)
+        .bind(&t.kid)
+        .bind(&t.cnf)
+        .bind(t.status_entry.map(|(l, _)| to_i64(l)))
+        .bind(t.status_entry.map(|(_, i)| to_i64(i)))
+        .bind(to_i64(t.iat))
+        .bind(to_i64(t.exp))
+        .bind(to_i64(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The status of a token's holder: `(revoked, suspended)`, from the
+    /// device or client row (for tokens whose record is still queued).
+    pub async fn holder_status(
+        &self,
+        holder: TokenHolder,
+        subject: &str,
+    ) -> Result<Option<(bool, bool)>, BrokerError> {
+        let sql = match holder {
+            TokenHolder::Device => "SELECT status FROM devices WHERE id = ?",
+            TokenHolder::Client => "SELECT status FROM clients WHERE id = ?",
+        };
+        let status: Option<String> = sqlx::query_scalar(sql)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(status.map(|s| (s == "revoked", s == "suspended")))
+    }
+
+    // === signing keys ===
+
+    /// The key ring, oldest first.
+    pub async fn key_schedules(&self) -> Result<Vec<KeySchedule>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT kid, created_at, active_from, retire_after FROM signing_keys ORDER BY active_from, created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| KeySchedule {
+                kid: r.get("kid"),
+                created_at: to_u64(r.get("created_at")),
+                active_from: to_u64(r.get("active_from")),
+                retire_after: r.get::<Option<i64>, _>("retire_after").map(to_u64),
+            })
+            .collect())
+    }
+
+    /// Adds a key to the ring and schedules the retirement of the keys it
+    /// replaces, in one transaction.
+    pub async fn add_signing_key(
+        &self,
+        key: &KeySchedule,
+        retire_others_after: Option<u64>,
+    ) -> Result<(), BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(at) = retire_others_after {
+            sqlx::query(
+                "UPDATE signing_keys SET retire_after = ? WHERE retire_after IS NULL OR retire_after > ?",
+            )
+            .bind(to_i64(at))
+            .bind(to_i64(at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.kid)
+        .bind(to_i64(key.created_at))
+        .bind(to_i64(key.active_from))
+        .bind(key.retire_after.map(to_i64))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pushes each scheduled retirement past the expiry (+ `leeway`) of the
+    /// last recorded token its key signed.
+    pub async fn extend_retirements(&self, leeway: u64) -> Result<(), BrokerError> {
+        sqlx::query(
+            "UPDATE signing_keys SET retire_after = MAX(retire_after, \
+               COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + ?) \
+             WHERE retire_after IS NOT NULL",
+        )
+        .bind(to_i64(leeway))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes retired keys from the ring; returns their kids.
+    pub async fn drop_retired_keys(&self, now: u64) -> Result<Vec<String>, BrokerError> {
+        Ok(sqlx::query_scalar(
+            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= ? RETURNING kid",
+        )
+        .bind(to_i64(now))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,491 @@
+//! The admin API `/admin/v1/...`: everything the CLI manages, for callers
+//! holding a certbound JWT for the admin API (`urn:certbound:admin`) with
+//! `admin:read` (GET) or `admin:write` (changes). Described by
+//! `/admin/v1/openapi.json` (checked against these routes by a test).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use certbound_verify::http::PeerCertificates;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::HttpsState;
+use crate::clock::unix_now;
+use crate::error::BrokerError;
+use crate::registry::{ADMIN_API, Registry};
+use crate::store::{DeviceStatus, TokenHolder};
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The admin routes (nested under `/admin/v1`).
+pub fn routes() -> Router<HttpsState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/apis", get(list_apis).post(create_api))
+        .route("/groups", get(list_groups).post(create_group))
+        .route("/devices", get(list_devices).post(provision_device))
+        .route("/devices/{id}", get(show_device))
+        .route("/devices/{id}/{action}", post(device_action))
+        .route("/clients", get(list_clients).post(create_client))
+        .route("/clients/{id}", axum::routing::delete(delete_client))
+        .route("/clients/{id}/rotate-secret", post(rotate_secret))
+        .route("/revocations", post(revoke_token))
+        .route("/keys", get(list_keys))
+        .route("/keys/rotate", post(rotate_keys))
+        .route("/audit", get(audit))
+}
+
+/// An admin API error: `{"error", "message"}`.
+struct AdminError(StatusCode, &'static str, String);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({ "error": self.1, "message": self.2 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"certbound-admin\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<BrokerError> for AdminError {
+    fn from(e: BrokerError) -> Self {
+        match &e {
+            BrokerError::NotFound { .. } => {
+                AdminError(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            BrokerError::Conflict { .. } => {
+                AdminError(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            BrokerError::Invalid(_) | BrokerError::Pki(_) => {
+                AdminError(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+            }
+            _ => {
+                tracing::error!(error = %e, "admin API failure");
+                AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+type AdminResult = Result<Response, AdminError>;
+
+/// Authenticates the caller: a valid, unrevoked certbound token for the
+/// admin API with the scope the method needs, bound (when it has `cnf`) to
+/// the TLS client certificate of this connection.
+async fn caller(
+    state: &HttpsState,
+    method: &Method,
+    headers: &HeaderMap,
+    peer: Option<&PeerCertificates>,
+) -> Result<Registry, AdminError> {
+    let unauthorized = |m: String| AdminError(StatusCode::UNAUTHORIZED, "invalid_token", m);
+    let text = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or_else(|| {
+            unauthorized(
+                "send Authorization: Bearer <token>; get one from /oauth/token with audience urn:certbound:admin".into(),
+            )
+        })?;
+    let now = unix_now();
+    let (token, holder, active) = state
+        .oauth
+        .token_status(text.trim(), now)
+        .await
+        .map_err(|e| {
+            AdminError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.description,
+            )
+        })?
+        .ok_or_else(|| {
+            unauthorized("the token is not one this server signed (or its key was retired)".into())
+        })?;
+    if !active {
+        return Err(unauthorized("the token is expired or revoked".into()));
+    }
+    if holder != TokenHolder::Client || !token.aud.iter().any(|a| a == ADMIN_API) {
+        return Err(unauthorized(format!(
+            "the token's audience is not {ADMIN_API}"
+        )));
+    }
+    if let Some(x5t) = &token.x5t_s256 {
+        let presented = peer.and_then(|p| p.0.first()).map(|der| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(certbound_pki::thumbprint_sha256(der))
+        });
+        if presented.as_deref() != Some(x5t.as_str()) {
+            return Err(unauthorized(
+                "the token is bound to a TLS client certificate this connection did not present"
+                    .into(),
+            ));
+        }
+    }
+    let needed = if method == Method::GET {
+        "admin:read"
+    } else {
+        "admin:write"
+    };
+    if !token.scope.split(' ').any(|s| s == needed) {
+        return Err(AdminError(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this operation needs the scope {needed}"),
+        ));
+    }
+    let actor = format!("admin:{}", token.client_id.unwrap_or(token.sub));
+    Ok(Registry::with_store(
+        &state.dir,
+        (*state.config).clone(),
+        state.store.clone(),
+        actor,
+    ))
+}
+
+macro_rules! admin {
+    ($state:expr, $method:expr, $headers:expr, $peer:expr) => {
+        caller(&$state, &$method, &$headers, $peer.as_ref().map(|e| &e.0)).await?
+    };
+}
+
+fn ok(value: impl serde::Serialize) -> AdminResult {
+    Ok(Json(value).into_response())
+}
+
+fn created(value: impl serde::Serialize) -> AdminResult {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+type Peer = Option<Extension<PeerCertificates>>;
+
+async fn list_apis(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    ok(reg.store.list_apis().await?)
+}
+
+#[derive(Deserialize)]
+struct NewApi {
+    id: String,
+    scopes: String,
+    #[serde(default = "default_ttl")]
+    ttl_secs: u64,
+    #[serde(default = "default_format")]
+    format: String,
+}
+fn default_ttl() -> u64 {
+    3600
+}
+fn default_format() -> String {
+    "cwt".into()
+}
+
+async fn create_api(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Json(body): Json<NewApi>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    created(
+        reg.create_api_with_format(&body.id, &body.scopes, body.ttl_secs, &body.format)
+            .await?,
+    )
+}
+
+async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let groups: Vec<Value> = reg
+        .store
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|(name, grants)| json!({ "name": name, "grants": grants }))
+        .collect();
+    ok(groups)
+}
+
+#[derive(Deserialize)]
+struct GrantBody {
+    api: String,
+    scopes: String,
+}
+
+#[derive(Deserialize)]
+struct NewGroup {
+    name: String,
+    #[serde(default)]
+    grants: Vec<GrantBody>,
+}
+
+async fn create_group(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Json(body): Json<NewGroup>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let grants: Vec<(String, String)> =
+        body.grants.into_iter().map(|g| (g.api, g.scopes)).collect();
+    let grants = reg.create_group(&body.name, &grants).await?;
+    created(json!({ "name": body.name, "grants": grants }))
+}
+
+async fn list_devices(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    ok(reg.store.list_devices().await?)
+}
+
+async fn show_device(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let (device, certs) = reg.show_device(&id).await?;
+    ok(json!({ "device": device, "certificates": certs }))
+}
+
+#[derive(Deserialize)]
+struct NewDevice {
+    id: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    cert_days: Option<u32>,
+}
+
+/// Issues a key and certificate and returns them (PEM) in the answer: the
+/// key exists only in this response and is never stored by the server.
+async fn provision_device(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Json(body): Json<NewDevice>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let scratch = tempfile::tempdir().map_err(|e| BrokerError::io(std::env::temp_dir())(e))?;
+    let provisioned = reg
+        .provision_device(&body.id, &body.groups, scratch.path(), body.cert_days)
+        .await?;
+    let key_pem = std::fs::read_to_string(&provisioned.key_file)
+        .map_err(BrokerError::io(&provisioned.key_file))?;
+    let cert_pem = std::fs::read_to_string(&provisioned.cert_file)
+        .map_err(BrokerError::io(&provisioned.cert_file))?;
+    created(json!({
+        "id": provisioned.id,
+        "serial": provisioned.serial,
+        "thumbprint": provisioned.thumbprint,
+        "not_after": provisioned.not_after,
+        "cert_pem": cert_pem,
+        "key_pem": key_pem,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn device_action(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<Json<Reason>>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let status = match action.as_str() {
+        "suspend" => DeviceStatus::Suspended,
+        "resume" => DeviceStatus::Active,
+        "revoke" => DeviceStatus::Revoked,
+        other => {
+            return Err(AdminError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("unknown device action {other:?}: use suspend, resume or revoke"),
+            ));
+        }
+    };
+    let reason = body
+        .and_then(|Json(r)| r.reason)
+        .unwrap_or_else(|| "admin API".into());
+    reg.set_device_status(&id, status, &reason).await?;
+    if let Some(lists) = &s.status {
+        lists.invalidate();
+    }
+    ok(json!({ "id": id, "status": status }))
+}
+
+async fn list_clients(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    ok(reg.list_clients().await?)
+}
+
+#[derive(Deserialize)]
+struct NewClientBody {
+    name: String,
+    #[serde(default)]
+    grants: Vec<GrantBody>,
+    tls_subject: Option<String>,
+}
+
+async fn create_client(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Json(body): Json<NewClientBody>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let grants: Vec<(String, String)> =
+        body.grants.into_iter().map(|g| (g.api, g.scopes)).collect();
+    let secret = body.tls_subject.is_none();
+    created(
+        reg.create_client(&body.name, &grants, body.tls_subject.as_deref(), secret)
+            .await?,
+    )
+}
+
+async fn delete_client(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let client = reg.delete_client(&id).await?;
+    if let Some(lists) = &s.status {
+        lists.invalidate();
+    }
+    ok(json!({ "client_id": client.id, "deleted": true }))
+}
+
+async fn rotate_secret(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    ok(reg.rotate_client_secret(&id).await?)
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    token: String,
+}
+
+async fn revoke_token(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Json(body): Json<RevokeBody>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let now = unix_now();
+    let found = s.oauth.token_status(&body.token, now).await.map_err(|e| {
+        AdminError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.description,
+        )
+    })?;
+    let Some((token, holder, _)) = found else {
+        return Err(AdminError(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "not a token this server signed (or its key was retired)".into(),
+        ));
+    };
+    reg.store.revoke_token(&token.record(holder), now).await?;
+    reg.store
+        .append_audit(&[crate::store::AuditEvent {
+            ts_ms: now.saturating_mul(1000),
+            actor: reg.actor.clone(),
+            action: "token.revoked".into(),
+            subject: token.sub.clone(),
+            outcome: "ok".into(),
+            detail: format!("jti={}", token.jti),
+        }])
+        .await?;
+    if let Some(lists) = &s.status {
+        lists.invalidate();
+    }
+    ok(json!({ "jti": token.jti, "sub": token.sub, "revoked": true }))
+}
+
+async fn list_keys(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
+    let _reg = admin!(s, m, h, p);
+    ok(s.keys.ring().schedules())
+}
+
+#[derive(Deserialize, Default)]
+struct RotateBody {
+    grace_secs: Option<u64>,
+}
+
+async fn rotate_keys(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    body: Option<Json<RotateBody>>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let grace = body
+        .and_then(|Json(b)| b.grace_secs)
+        .unwrap_or(crate::keys::DEFAULT_ROTATION_GRACE);
+    ok(reg.rotate_keys(grace).await?)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    subject: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Query(q): Query<AuditQuery>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    ok(reg.store.recent_audit(q.subject.as_deref(), limit).await?)
+}
