@@ -177,6 +177,18 @@ impl std::fmt::Display for Answer {
     }
 }
 
+/// Replaces lines of `DIR/certbound.toml` (each `from` must be present).
+pub fn edit_config(dir: &Path, edits: &[(&str, &str)]) -> anyhow::Result<()> {
+    let path = dir.join("certbound.toml");
+    let mut text = std::fs::read_to_string(&path)?;
+    for (from, to) in edits {
+        anyhow::ensure!(text.contains(from), "{} has no line {from:?}", path.display());
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&path, text)?;
+    Ok(())
+}
+
 /// A running broker on a fresh data directory, with a client and a verifier.
 #[derive(Debug)]
 pub struct Fixture {
@@ -205,6 +217,8 @@ impl Fixture {
         registry
             .create_group(GROUP, &[(API.into(), GRANTED_SCOPE.into())])
             .await?;
+        // Tests send many requests per device: rate limits are tested on their own.
+        edit_config(dir.path(), &[("device_per_sec = 1.0", "device_per_sec = 0")])?;
         let broker = start(
             dir.path(),
             ServeOptions {
