@@ -143,6 +143,42 @@ impl HttpsFetcher {
             .await
     }
 
+    /// Sends any request and returns the answer whatever its status (the
+    /// whole body up to `max_body`, and every header): for clients that must
+    /// read error answers, e.g. OAuth errors and `Retry-After`.
+    ///
+    /// # Errors
+    /// As for [`HttpsFetcher::get`], except that a non-2xx status is not an error.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: Vec<(header::HeaderName, HeaderValue)>,
+        body: Vec<u8>,
+    ) -> Result<RawResponse, VerifyError> {
+        let target = Target::parse(url, self.allow_plain_http)?;
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(target.path_and_query.as_str())
+            .header(header::HOST, target.authority.as_str())
+            .header(header::USER_AGENT, USER_AGENT)
+            .header(header::CONNECTION, "close");
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| request_error(url, format!("the request cannot be built: {e}")))?;
+        let exchange = self.exchange(url, &target, request, true);
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result.map(|(raw, _)| raw),
+            Err(_) => Err(VerifyError::HttpTimeout {
+                url: url.to_owned(),
+                timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
     async fn request(
         &self,
         url: &str,
@@ -163,9 +199,9 @@ impl HttpsFetcher {
         let request = builder
             .body(Full::new(body))
             .map_err(|e| request_error(url, format!("the request cannot be built: {e}")))?;
-        let exchange = self.exchange(url, &target, request);
+        let exchange = self.exchange(url, &target, request, false);
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
+            Ok(result) => result.and_then(|(_, fetched)| fetched),
             Err(_) => Err(VerifyError::HttpTimeout {
                 url: url.to_owned(),
                 timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
@@ -178,13 +214,14 @@ impl HttpsFetcher {
         url: &str,
         target: &Target,
         request: Request<Full<Bytes>>,
-    ) -> Result<Fetched, VerifyError> {
+        raw: bool,
+    ) -> Result<Answer, VerifyError> {
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|e| request_error(url, format!("cannot connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
         if !target.tls {
-            return send(url, tcp, request, self.max_body).await;
+            return send(url, tcp, request, self.max_body, raw).await;
         }
         let server_name =
             ServerName::try_from(target.host.clone()).map_err(|e| VerifyError::InvalidUrl {
@@ -198,9 +235,33 @@ impl HttpsFetcher {
                 url: url.to_owned(),
                 reason: e.to_string(),
             })?;
-        send(url, tls, request, self.max_body).await
+        send(url, tls, request, self.max_body, raw).await
     }
 }
+
+/// A whole HTTP answer, whatever its status (see [`HttpsFetcher::send`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (at most the fetcher's `max_body`).
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The raw answer, and the checked form `get`/`post_form` return.
+type Answer = (RawResponse, Result<Fetched, VerifyError>);
 
 /// Sends `request` on `io`, driving the connection while reading the response.
 async fn send<IO>(
@@ -208,7 +269,8 @@ async fn send<IO>(
     io: IO,
     request: Request<Full<Bytes>>,
     max_body: usize,
-) -> Result<Fetched, VerifyError>
+    raw: bool,
+) -> Result<Answer, VerifyError>
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -220,7 +282,7 @@ where
             .send_request(request)
             .await
             .map_err(|e| transport_error(url, &e))?;
-        read_response(url, response, max_body).await
+        read_response(url, response, max_body, raw).await
     };
     let mut conn = std::pin::pin!(conn);
     let mut work = std::pin::pin!(work);
@@ -242,10 +304,12 @@ async fn read_response(
     url: &str,
     response: hyper::Response<hyper::body::Incoming>,
     max_body: usize,
-) -> Result<Fetched, VerifyError> {
+    raw: bool,
+) -> Result<Answer, VerifyError> {
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
-    let success = parts.status.is_success();
+    // In raw mode every answer is read like a success.
+    let success = parts.status.is_success() || raw;
     // An error answer only needs its first bytes (for the message).
     let limit = if success {
         max_body
@@ -276,23 +340,45 @@ async fn read_response(
         }
         bytes.extend_from_slice(&data);
     }
-    if !success {
-        return Err(VerifyError::HttpStatus {
+    let raw_response = RawResponse {
+        status,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+    };
+    let checked = if parts.status.is_success() {
+        Ok(Fetched {
+            status,
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            max_age: cache_max_age(&parts.headers),
+            body: if raw { Vec::new() } else { bytes.clone() },
+        })
+    } else {
+        Err(VerifyError::HttpStatus {
             url: url.to_owned(),
             status,
-            body: excerpt(&bytes),
-        });
-    }
-    Ok(Fetched {
-        status,
-        content_type: parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        max_age: cache_max_age(&parts.headers),
-        body: bytes,
-    })
+            body: excerpt(&bytes[..bytes.len().min(ERROR_BODY_EXCERPT)]),
+        })
+    };
+    Ok((
+        RawResponse {
+            body: bytes,
+            ..raw_response
+        },
+        checked,
+    ))
 }
 
 /// Where a URL points.

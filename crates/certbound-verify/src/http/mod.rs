@@ -43,7 +43,7 @@ pub mod fetch;
 pub mod serve;
 pub mod tls;
 
-pub use fetch::{Fetched, HttpsFetcher};
+pub use fetch::{Fetched, HttpsFetcher, RawResponse};
 pub use serve::{PeerCertificates, RemoteAddr, TlsServer, serve_tls};
 pub use tls::{ClientAuth, client_tls_config, server_tls_config};
 
