@@ -182,7 +182,11 @@ pub fn edit_config(dir: &Path, edits: &[(&str, &str)]) -> anyhow::Result<()> {
     let path = dir.join("certbound.toml");
     let mut text = std::fs::read_to_string(&path)?;
     for (from, to) in edits {
-        anyhow::ensure!(text.contains(from), "{} has no line {from:?}", path.display());
+        anyhow::ensure!(
+            text.contains(from),
+            "{} has no line {from:?}",
+            path.display()
+        );
         text = text.replacen(from, to, 1);
     }
     std::fs::write(&path, text)?;
@@ -218,7 +222,10 @@ impl Fixture {
             .create_group(GROUP, &[(API.into(), GRANTED_SCOPE.into())])
             .await?;
         // Tests send many requests per device: rate limits are tested on their own.
-        edit_config(dir.path(), &[("device_per_sec = 1.0", "device_per_sec = 0")])?;
+        edit_config(
+            dir.path(),
+            &[("device_per_sec = 1.0", "device_per_sec = 0")],
+        )?;
         let broker = start(
             dir.path(),
             ServeOptions {
@@ -362,6 +369,15 @@ impl Fixture {
         Ok(verified)
     }
 
+    /// The broker's HTTPS base URL (`https://127.0.0.1:<port>`).
+    pub fn https_url(&self) -> String {
+        self.broker
+            .as_ref()
+            .and_then(|b| b.https_url())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Stops the broker (flushing its audit log) and closes the registry.
     pub async fn shutdown(mut self) {
         if let Some(broker) = self.broker.take() {
@@ -388,7 +404,7 @@ pub async fn provision(
     })
 }
 
-/// The broker's public signing keys in `data_dir`, as a verifier key set.
+/// The broker's signing keys in `data_dir` (every key file), as a verifier key set.
 pub fn key_set(data_dir: &Path) -> anyhow::Result<KeySet> {
     let mut set = KeySet::new();
     for (kid, key) in certbound_broker::keys::public_keys(&DataDir::new(data_dir).keys())? {
@@ -405,4 +421,5 @@ pub fn verifier_for(data_dir: &Path, audience: &str) -> anyhow::Result<TokenVeri
     Ok(TokenVerifier::new(key_set(data_dir)?, config))
 }
 
+pub mod https;
 pub mod mosquitto;

@@ -11,6 +11,8 @@
 mod agent_mosquitto;
 mod live_changes;
 mod mqtt;
+mod oauth;
 mod rejections;
+mod revocation;
 mod telemetry;
 mod token_flow;

@@ -28,9 +28,13 @@ async fn device_gets_a_bound_token_that_verifies() -> anyhow::Result<()> {
     // The design target (< 300 B) is for the token without its status-list
     // reference; the reference (claim 65535, ~67 B with a loopback URI) is
     // what offline revocation costs (docs/protocol.md).
-    let claims = certbound_proto::token::UnverifiedToken::parse(&token.access_token, Default::default())?
-        .unverified_claims(Default::default())?;
-    let status = claims.status.clone().context("tokens carry a status-list reference")?;
+    let claims =
+        certbound_proto::token::UnverifiedToken::parse(&token.access_token, Default::default())?
+            .unverified_claims(Default::default())?;
+    let status = claims
+        .status
+        .clone()
+        .context("tokens carry a status-list reference")?;
     let status_len = certbound_proto::cbor::encode(&status.to_claim_value()).len() + 3;
     println!("  of which status-list reference: {status_len} bytes");
     assert!(

@@ -104,7 +104,16 @@ impl OAuthService {
                 )));
             }
         }
-        let (client, method) = self.authenticate(presented).await.map_err(anon)?;
+        // A failed authentication is audited under the client it claimed to be.
+        let claimed = presented
+            .basic
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or_else(|| presented.form_client_id.clone());
+        let (client, method) = self
+            .authenticate(presented)
+            .await
+            .map_err(|e| (claimed.clone(), e))?;
         let who = Some(client.id.clone());
         let fail = |e: OAuthError| (who.clone(), e);
         self.limits.check_client(&client.id, now).map_err(|retry| {
