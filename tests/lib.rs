@@ -214,18 +214,25 @@ impl Fixture {
     /// Initialises a data directory, registers [`API`] and [`GROUP`], and
     /// starts the broker on `127.0.0.1:0`.
     pub async fn new() -> anyhow::Result<Self> {
+        Self::with_config(&[]).await
+    }
+
+    /// Like [`Fixture::new`], with lines of certbound.toml replaced first
+    /// (see [`edit_config`]).
+    pub async fn with_config(edits: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating the data directory")?;
         registry::init(dir.path(), ISSUER).await?;
-        let registry = Registry::open(dir.path()).await?;
-        registry.create_api(API, API_SCOPES, API_TTL).await?;
-        registry
-            .create_group(GROUP, &[(API.into(), GRANTED_SCOPE.into())])
-            .await?;
         // Tests send many requests per device: rate limits are tested on their own.
         edit_config(
             dir.path(),
             &[("device_per_sec = 1.0", "device_per_sec = 0")],
         )?;
+        edit_config(dir.path(), edits)?;
+        let registry = Registry::open(dir.path()).await?;
+        registry.create_api(API, API_SCOPES, API_TTL).await?;
+        registry
+            .create_group(GROUP, &[(API.into(), GRANTED_SCOPE.into())])
+            .await?;
         let broker = start(
             dir.path(),
             ServeOptions {

@@ -8,10 +8,13 @@
 //! * [`live_changes`]: provisioning and revocation by a separate registry
 //!   connection take effect on the running broker at once.
 
+mod admin_api;
 mod agent_mosquitto;
+mod key_rotation;
 mod live_changes;
 mod mqtt;
 mod oauth;
+mod rate_limits;
 mod rejections;
 mod revocation;
 mod telemetry;

@@ -3,7 +3,6 @@
 
 use anyhow::Context as _;
 use certbound_broker::store::DeviceStatus;
-use certbound_e2e::https::HttpsClient;
 use certbound_e2e::{GRANTED_SCOPE, unix_now};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
