@@ -39,6 +39,24 @@ pub fn skip_or_fail(what: &str) {
     );
 }
 
+/// The Python interpreter that can import every module of `modules`, if any.
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidates = [
+        std::env::var_os("CERTBOUND_PYTHON").map(PathBuf::from),
+        Some(workspace.join(".venv/bin/python")),
+        Some(PathBuf::from("python3")),
+    ];
+    let import = format!("import {}", modules.join(", "));
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", &import])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// The Python interpreter with the interop packages, if any.
 pub fn python() -> Option<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
