@@ -42,6 +42,9 @@ pub struct StatusConfig {
     pub issuer_id: String,
 }
 
+/// A signed list and when it was built.
+type BuiltList = (Instant, Arc<Vec<u8>>);
+
 #[derive(Debug, Default)]
 struct Block {
     list: u64,
@@ -56,7 +59,7 @@ pub struct StatusLists {
     store: Store,
     keys: SharedKeys,
     block: tokio::sync::Mutex<Block>,
-    built: Mutex<HashMap<u64, (Instant, Arc<Vec<u8>>)>>,
+    built: Mutex<HashMap<u64, BuiltList>>,
 }
 
 impl StatusLists {

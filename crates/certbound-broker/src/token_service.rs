@@ -412,7 +412,7 @@ impl TokenService {
                 cnf: Some(thumbprint.clone()),
                 status_entry: status
                     .as_ref()
-                    .and_then(|s| crate::oauth::status_entry_of(s)),
+                    .and_then(crate::oauth::status_entry_of),
                 iat: now,
                 exp: now.saturating_add(ttl),
             })
