@@ -1,0 +1,83 @@
+//! The commented `certbound.toml` that `certbound init` writes.
+
+/// The file `certbound init` writes: every key present and commented.
+pub fn template(issuer_id: &str) -> String {
+    format!(
+        r#"# certbound broker configuration. Every key is shown with its default.
+# Changes take effect when `certbound serve` restarts.
+
+[broker]
+# Issuer id: the `iss` of every token this broker signs. Devices put it in the
+# `aud` of their signed requests, so changing it requires updating devices.
+issuer_id = "{issuer_id}"
+# Allowed clock skew between broker and devices/backends, in seconds.
+leeway_secs = 60
+
+[coap]
+# Serve the CoAP token endpoint (POST /token, GET /.well-known/core).
+enabled = true
+# UDP address to listen on. Use 0.0.0.0:5683 to accept devices from the network.
+listen = "127.0.0.1:5683"
+
+[mqtt]
+# "embedded": run certbound's own MQTT server on `listen`: it requires a client
+#   certificate from the certbound CA and lets each device use only its own
+#   cb/v1/{{device}}/# topics.
+# "external": connect as a client (certificate pki/broker.cert.pem) to the MQTT
+#   server at `url` (Mosquitto, EMQX, ...), which must enforce the same ACL.
+# "off": no MQTT.
+mode = "embedded"
+# Embedded server address (TCP, TLS).
+listen = "127.0.0.1:8883"
+# External server, e.g. "mqtts://mqtt.example.com:8883" (mode = "external" only).
+# url = "mqtts://127.0.0.1:8883"
+# CA bundle (PEM) that signed the external server's certificate; default: pki/ca-chain.pem.
+# server_ca = "/etc/ssl/mqtt-ca.pem"
+# Subscribe through $share/certbound/... so several brokers split the requests.
+shared_subscription = true
+# MQTT version towards the server: "3.1.1", or "5" (external servers only) to answer
+# v5 devices on their response topic with their correlation data.
+protocol = "3.1.1"
+
+[pki]
+# Lifetime of device certificates issued by `certbound device provision`, in days.
+device_cert_days = 90
+
+[https]
+# Serve HTTPS: OAuth 2.0 client credentials (/oauth/token), introspection,
+# revocation, ACE over HTTPS (/ace/token), discovery (/.well-known/...), status
+# lists and the admin API (/admin/v1). Server certificate: pki/server.cert.pem.
+enabled = true
+listen = "127.0.0.1:8443"
+# The URL clients and verifiers use to reach this server; status-list URIs in
+# tokens are built from it. Default: "https://" + the bound address.
+# public_url = "https://auth.example.com"
+# Accept TLS 1.3 only; false also allows TLS 1.2.
+tls13_only = true
+
+[status]
+# Give every token a status-list entry (draft-ietf-oauth-status-list), so offline
+# verifiers can refuse revoked tokens. Adds ~70 bytes to each token.
+enabled = true
+# How long verifiers may cache a list: revocations reach them within this time.
+ttl_secs = 60
+# Entries per list (2 bits each).
+list_size = 65536
+
+[rate_limits]
+# Token requests per second (sustained) and burst, per device and per client.
+# 0 switches a limit off. Refusals: HTTP 429, CoAP 4.29, MQTT error response.
+device_per_sec = 1.0
+device_burst = 10
+client_per_sec = 10.0
+client_burst = 50
+
+[limits]
+# Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
+max_request_bytes = 8192
+# How many request nonces (cti) are remembered to refuse replays. Requests live at
+# most 5 minutes, so this bounds the request rate at capacity / 300 s.
+replay_cache_entries = 1000000
+"#
+    )
+}
