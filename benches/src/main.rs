@@ -14,6 +14,7 @@
 //! See BENCHMARKS.md for results and how to read them.
 
 mod harness;
+mod oauth;
 mod setup;
 
 use std::hint::black_box;
@@ -166,7 +167,9 @@ fn main() -> anyhow::Result<()> {
     raw_primitives(&mut bench)?;
     let token_size = tokens(&mut bench, &fixture)?;
     requests(&mut bench, &fixture)?;
+    oauth::tokens(&mut bench, &fixture)?;
     let service = service_in_process(&mut bench, &fixture, &rt)?;
+    oauth::endpoint(&mut bench, &fixture, &rt)?;
     drop(rt);
 
     println!("### Micro-benchmarks (single thread)\n");

@@ -47,6 +47,12 @@ impl Fixture {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().join("broker");
         registry::init(&dir, ISSUER).await?;
+        // The benchmark hammers one device and one client: no rate limits.
+        let config = dir.join("certbound.toml");
+        let text = std::fs::read_to_string(&config)?
+            .replace("device_per_sec = 1.0", "device_per_sec = 0")
+            .replace("client_per_sec = 10.0", "client_per_sec = 0");
+        std::fs::write(&config, text)?;
         let reg = Registry::open(&dir).await?;
         reg.create_api(API, SCOPE, 3600).await?;
         reg.create_group("sensors", &[(API.into(), SCOPE.into())])
@@ -85,6 +91,10 @@ impl Fixture {
             cti: Some(vec![0xc7; 16]),
             scope: Some(SCOPE.into()),
             cnf: Some(device.signer().public_key().clone()),
+            status: Some(certbound_proto::status_list::StatusRef {
+                idx: 4711,
+                uri: "https://127.0.0.1:8443/status-lists/1".into(),
+            }),
             ..Claims::default()
         }
     }
