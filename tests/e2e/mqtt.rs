@@ -32,6 +32,8 @@ async fn setup() -> Setup {
     let dir = tmp.path().join("cb");
     let devices = tmp.path().join("devices");
     registry::init(&dir, ISSUER).await.unwrap();
+    // Several tests send many requests for one device; rate limits are tested below.
+    certbound_e2e::edit_config(&dir, &[("device_per_sec = 1.0", "device_per_sec = 0")]).unwrap();
     let reg = Registry::open(&dir).await.unwrap();
     reg.create_api(API, "telemetry:write firmware:read", 3600)
         .await
@@ -493,5 +495,41 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
             .unwrap();
     }
     let _ = client.try_disconnect();
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_over_its_rate_gets_an_mqtt_error_response() {
+    let s = setup().await;
+    certbound_e2e::edit_config(
+        &s.dir,
+        &[
+            ("device_per_sec = 0", "device_per_sec = 0.01"),
+            ("device_burst = 10", "device_burst = 2"),
+        ],
+    )
+    .unwrap();
+    let broker = s.broker().await;
+    let addr = broker.mqtt_addr().unwrap();
+    let identity = s.identity("sensor-1");
+    let device = MqttDevice::connect(&identity, &s.settings("sensor-1", addr))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        device.request_token(&identity, &params()).await.unwrap();
+    }
+    match device.request_token(&identity, &params()).await {
+        Err(certbound_agent::AgentError::Refused(e)) => {
+            let text = e.description.clone().unwrap_or_default();
+            assert!(
+                text.contains("rate limited") && text.contains("retry after"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a rate-limit error response, got {other:?}"),
+    }
+    // Another device is not affected.
+    get_token_and_verify(&s, addr, "sensor-2").await;
+    device.disconnect().await;
     broker.shutdown().await;
 }
