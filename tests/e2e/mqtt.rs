@@ -520,7 +520,7 @@ async fn a_device_over_its_rate_gets_an_mqtt_error_response() {
     }
     match device.request_token(&identity, &params()).await {
         Err(certbound_agent::AgentError::Refused(e)) => {
-            let text = e.description.clone().unwrap_or_default();
+            let text = e.description.unwrap_or_default();
             assert!(
                 text.contains("rate limited") && text.contains("retry after"),
                 "{text}"

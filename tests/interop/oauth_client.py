@@ -117,6 +117,7 @@ def main() -> int:
     assert bclaims["cnf"]["x5t#S256"] == expected, (bclaims["cnf"], expected)
     out["x5t#S256"] = expected
     out["mtls_client_id"] = bclaims["client_id"]
+    out["bound_jwt"] = bound
 
     # 3. status list: valid, revoke, invalid
     ref = claims["status"]["status_list"]

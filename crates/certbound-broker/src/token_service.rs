@@ -410,9 +410,7 @@ impl TokenService {
                 format: "cwt".into(),
                 kid: key.kid.clone(),
                 cnf: Some(thumbprint.clone()),
-                status_entry: status
-                    .as_ref()
-                    .and_then(crate::oauth::status_entry_of),
+                status_entry: status.as_ref().and_then(crate::oauth::status_entry_of),
                 iat: now,
                 exp: now.saturating_add(ttl),
             })

@@ -131,6 +131,44 @@ fn oauth_clients_interoperate_with_python() {
     assert_eq!(report["revoked_status"], 1);
     assert_eq!(report["mtls_client_id"], tls_client["client_id"]);
 
+    // `token inspect` reads JWTs too.
+    let jwks = dir.path().join("jwks.json");
+    ok(&[
+        "keys",
+        "export",
+        "--dir",
+        d,
+        "--out",
+        jwks.to_str().unwrap(),
+    ]);
+    let jwt = report["bound_jwt"].as_str().unwrap();
+    let inspected = ok(&[
+        "token",
+        "inspect",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--aud",
+        REPORTS,
+        "--iss",
+        ISSUER,
+        jwt,
+    ]);
+    assert!(
+        inspected.contains("VALID") && !inspected.contains("INVALID"),
+        "{inspected}"
+    );
+    assert!(inspected.contains("x5t#S256"), "{inspected}");
+    let wrong = certbound(&[
+        "token",
+        "inspect",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--aud",
+        "https://other.example.com",
+        jwt,
+    ]);
+    assert_eq!(wrong.status.code(), Some(2), "wrong audience: exit 2");
+
     // rotate-secret: the old secret stops working (checked over HTTPS by curl-less Python above);
     // here: the CLI prints a new one, and delete removes the client from the list.
     let rotated = json(&["client", "rotate-secret", "--dir", d, "reporting", "--json"]);

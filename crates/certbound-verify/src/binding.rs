@@ -7,34 +7,47 @@ use certbound_proto::ProtoError;
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::telemetry::{TelemetryPayload, UnverifiedTelemetry};
+use sha2::{Digest as _, Sha256};
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY};
 
 use crate::error::VerifyError;
 use crate::verifier::VerifiedToken;
 
 impl VerifiedToken {
-    /// mTLS binding: the presented certificate's public key must equal the
-    /// token's `cnf` key.
+    /// mTLS binding: the token must be bound to the presented certificate.
+    ///
+    /// * A CWT (`cnf` COSE_Key): the certificate's public key must equal the
+    ///   `cnf` key; the certificate must hold an uncompressed P-256 key
+    ///   (id-ecPublicKey with prime256v1).
+    /// * A JWT (`cnf.x5t#S256`, RFC 8705 §3): SHA-256 of `cert_der` must
+    ///   equal the thumbprint (compared in constant time).
     ///
     /// `cert_der` is the end-entity certificate the TLS stack received from
-    /// the peer (DER). Chain and validity checks are the TLS layer's job; this
-    /// only compares keys. The certificate must hold an uncompressed P-256
-    /// key (id-ecPublicKey with prime256v1).
+    /// the peer (DER). Chain and validity checks are the TLS layer's job;
+    /// this only ties the token to the certificate.
     ///
     /// # Errors
     /// [`VerifyError::MissingConfirmation`] for a bearer token,
-    /// [`VerifyError::BadCertificate`] when the certificate cannot be parsed or
-    /// has another key type, [`VerifyError::BindingMismatch`] when the keys differ.
+    /// [`VerifyError::BadCertificate`] when a CWT's certificate cannot be
+    /// parsed or has another key type, [`VerifyError::BindingMismatch`] when
+    /// the key or thumbprint differs.
     pub fn check_certificate_binding(&self, cert_der: &[u8]) -> Result<(), VerifyError> {
-        let cnf = self
-            .confirmation_key()
-            .ok_or(VerifyError::MissingConfirmation)?;
-        let presented = certificate_key(cert_der)?;
-        if &presented == cnf {
-            Ok(())
-        } else {
-            Err(VerifyError::BindingMismatch)
+        if self.claims.cnf.is_none() && self.x5t_s256.is_none() {
+            return Err(VerifyError::MissingConfirmation);
         }
+        if let Some(x5t) = &self.x5t_s256 {
+            let presented: [u8; 32] = Sha256::digest(cert_der).into();
+            if !constant_time_eq(&presented, x5t) {
+                return Err(VerifyError::BindingMismatch);
+            }
+        }
+        if let Some(cnf) = &self.claims.cnf {
+            let presented = certificate_key(cert_der)?;
+            if &presented != cnf {
+                return Err(VerifyError::BindingMismatch);
+            }
+        }
+        Ok(())
     }
 
     /// Message-level binding: verifies a telemetry envelope's body with the
@@ -102,4 +115,13 @@ pub(crate) fn certificate_key(cert_der: &[u8]) -> Result<EcPublicKey, VerifyErro
     }
     EcPublicKey::from_sec1(&spki.subject_public_key.data)
         .map_err(|_| bad("public key is not an uncompressed P-256 point".into()))
+}
+
+/// Equality of two 32-byte values without an early exit.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }

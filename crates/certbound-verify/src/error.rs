@@ -36,11 +36,61 @@ pub enum VerifyError {
         "token has no confirmation key (cnf), so it is a bearer token; certbound requires certificate-bound tokens — request the token with the device certificate, or set allow_bearer for this audience"
     )]
     MissingConfirmation,
-    /// The presented certificate's public key is not the token's `cnf` key.
+    /// The presented certificate is not the one the token is bound to: its
+    /// public key is not the CWT's `cnf` key, or its SHA-256 is not the
+    /// JWT's `cnf.x5t#S256`.
     #[error(
-        "the presented certificate's public key differs from the token's confirmation key (cnf); the token was issued for another certificate — present the certificate the token was issued to, or request a new token after re-enrolment"
+        "the presented certificate is not the one the token is bound to (its public key or SHA-256 thumbprint differs from the token's confirmation, cnf); the token was issued for another certificate — present the certificate the token was issued to, or request a new token after re-enrolment"
     )]
     BindingMismatch,
+    /// A certificate-bound token arrived on a connection without a client
+    /// certificate, so its binding cannot be checked.
+    #[error(
+        "the token is bound to a client certificate (cnf), but the request came without one; connect with mutual TLS presenting the certificate the token was issued to"
+    )]
+    NoClientCertificate,
+    /// The token's status list says it is revoked (status INVALID).
+    #[error(
+        "the token has been revoked (its status list entry is INVALID); the client must request a new token, which the broker issues only if the client or device is still allowed"
+    )]
+    Revoked,
+    /// The token's status list says it is suspended.
+    #[error(
+        "the token is suspended (its status list entry is SUSPENDED); it is refused until the operator resumes the device or client"
+    )]
+    Suspended,
+    /// The token's status list entry holds a value this verifier does not
+    /// know (application-specific statuses are refused).
+    #[error(
+        "the token's status list entry is {value}, which this verifier does not understand (only 0 VALID, 1 INVALID, 2 SUSPENDED are); the token is refused"
+    )]
+    UnknownStatus {
+        /// The status value.
+        value: u8,
+    },
+    /// No usable status list is at hand for the token's `status` reference:
+    /// it was never fetched, its last fetch failed, or the cached list is
+    /// older than its ttl plus the allowed staleness. Fails closed.
+    #[error(
+        "the status of the token cannot be checked: {reason} (list {uri}); the token is refused until a fresh status list is available — check that the broker's status list URL is reachable from this service"
+    )]
+    StatusUnavailable {
+        /// The status list URI.
+        uri: String,
+        /// Why no usable list is at hand.
+        reason: String,
+    },
+    /// The token names a status list outside the configured allowed
+    /// prefixes: it is never fetched (SSRF guard).
+    #[error(
+        "the token names status list {uri:?}, which this verifier will not fetch: {reason}; add the broker's status-list base URL (https://<broker>/status-lists/) to the allowed prefixes if it is trusted"
+    )]
+    StatusUriNotAllowed {
+        /// The URI in the token.
+        uri: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The telemetry body is signed for another token (its `token_cti` differs).
     #[error(
         "the telemetry body names another token's cti than the token attached to it; the device must sign each message with the cti of the token it sends along"
@@ -212,8 +262,8 @@ impl VerifyError {
     /// | code | meaning |
     /// |---|---|
     /// | `malformed` | not a well-formed token, envelope or token text |
-    /// | `wrong_type` | a signed object of another kind (`typ` is not `at+cwt`) |
-    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 |
+    /// | `wrong_type` | a signed object of another kind (`typ` is not `at+cwt` / `at+jwt`) |
+    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 (JWT: other than ES256) |
     /// | `too_large` | over the configured size bound |
     /// | `unknown_key` | `kid` not in the key set |
     /// | `bad_signature` | token signature does not verify |
@@ -222,7 +272,12 @@ impl VerifyError {
     /// | `missing_claim` | a required claim (`exp`) is absent |
     /// | `claims` | another claim failure |
     /// | `no_cnf` | bearer token where a bound token is required |
-    /// | `binding` | certificate key differs from `cnf` |
+    /// | `binding` | certificate key or thumbprint differs from `cnf` |
+    /// | `no_certificate` | a bound token without a client certificate |
+    /// | `revoked` / `suspended` | the token's status list entry says so |
+    /// | `status_unknown` | an application-specific status value |
+    /// | `status_unavailable` | no fresh status list at hand (fail closed) |
+    /// | `status_uri` | the token names a status list outside the allow-list |
     /// | `telemetry_cti` | telemetry body signed for another token |
     /// | `pop` | telemetry body not signed by the `cnf` key |
     /// | `replay` | telemetry sequence number seen before or too old |
@@ -240,7 +295,9 @@ impl VerifyError {
     pub fn reason_code(&self) -> &'static str {
         match self {
             VerifyError::Malformed(ProtoError::WrongType { .. }) => "wrong_type",
-            VerifyError::Malformed(ProtoError::UnsupportedAlgorithm(_)) => "unsupported_alg",
+            VerifyError::Malformed(
+                ProtoError::UnsupportedAlgorithm(_) | ProtoError::UnsupportedJwsAlgorithm(_),
+            ) => "unsupported_alg",
             VerifyError::Malformed(ProtoError::TooLarge { .. }) => "too_large",
             VerifyError::Malformed(ProtoError::BadSignature) | VerifyError::BadSignature => {
                 "bad_signature"
@@ -250,6 +307,12 @@ impl VerifyError {
             VerifyError::Claims(c) => claim_code(c),
             VerifyError::MissingConfirmation => "no_cnf",
             VerifyError::BindingMismatch => "binding",
+            VerifyError::NoClientCertificate => "no_certificate",
+            VerifyError::Revoked => "revoked",
+            VerifyError::Suspended => "suspended",
+            VerifyError::UnknownStatus { .. } => "status_unknown",
+            VerifyError::StatusUnavailable { .. } => "status_unavailable",
+            VerifyError::StatusUriNotAllowed { .. } => "status_uri",
             VerifyError::TelemetryTokenMismatch => "telemetry_cti",
             VerifyError::BadProofOfPossession => "pop",
             VerifyError::Replay { .. } => "replay",

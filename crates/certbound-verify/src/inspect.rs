@@ -152,7 +152,7 @@ fn signature_check(
     }
 }
 
-fn claim_checks(
+pub(crate) fn claim_checks(
     c: &Claims,
     audience: Option<&str>,
     issuer: Option<&str>,
@@ -220,7 +220,7 @@ fn claim_checks(
 }
 
 /// The claims as JSON (see [`Inspection::claims`]).
-fn claims_json(c: &Claims) -> Json {
+pub(crate) fn claims_json(c: &Claims) -> Json {
     let mut m = Map::new();
     if let Some(v) = &c.iss {
         m.insert("iss".into(), json!(v));
@@ -259,6 +259,12 @@ fn claims_json(c: &Claims) -> Json {
                 "y": URL_SAFE_NO_PAD.encode(k.y),
                 "kid": k.kid(),
             }),
+        );
+    }
+    if let Some(st) = &c.status {
+        m.insert(
+            "status".into(),
+            json!({"status_list": {"idx": st.idx, "uri": st.uri}}),
         );
     }
     for (k, v) in &c.other {
@@ -374,7 +380,13 @@ impl fmt::Display for Inspection {
                     None => writeln!(f, "  {name:<6} {}", plain(v))?,
                 }
             }
-            if let Some(cnf) = m.get("cnf") {
+            if let Some(x5t) = m
+                .get("cnf")
+                .and_then(|c| c.get("x5t#S256"))
+                .and_then(Json::as_str)
+            {
+                writeln!(f, "  cnf    certificate x5t#S256 {x5t}")?;
+            } else if let Some(cnf) = m.get("cnf") {
                 let field = |k: &str| cnf.get(k).and_then(Json::as_str).unwrap_or("?");
                 writeln!(
                     f,
@@ -420,3 +432,6 @@ fn plain(v: &Json) -> String {
         other => other.to_string(),
     }
 }
+
+mod jwt;
+pub use jwt::inspect_jwt;

@@ -5,10 +5,15 @@
 //!
 //! * [`KeySet`]: the broker's signing keys by `kid`, from its JWKS
 //!   (`/.well-known/jwks.json`) or COSE_KeySet (`/.well-known/cose-keys`).
-//! * [`TokenVerifier::verify`]: strict parsing, ES256 signature, `exp`/`nbf`/`iat`
-//!   with leeway, issuer, audience (string or array), scopes, and `cnf`
-//!   required (certificate-bound tokens only, unless bearer tokens are allowed).
-//! * [`VerifiedToken::check_certificate_binding`] (mTLS) and
+//! * [`TokenVerifier::verify`] (CWT), [`TokenVerifier::verify_jwt`] (RFC 9068
+//!   JWT) and [`TokenVerifier::verify_text`] (either, as sent in a `Bearer`
+//!   header): strict parsing, ES256 signature, `exp`/`nbf`/`iat` with leeway,
+//!   issuer, audience (string or array), scopes, and `cnf` required
+//!   (certificate-bound tokens only, unless bearer tokens are allowed).
+//! * [`status::StatusCache`]: revocation by Token Status List, sans-IO, with
+//!   an allow-list of list URLs (no fetching of URLs chosen by a token).
+//! * [`VerifiedToken::check_certificate_binding`] (mTLS: the CWT's `cnf` key
+//!   or the JWT's `x5t#S256` against the peer certificate) and
 //!   [`VerifiedToken::check_telemetry_pop`] (signed telemetry): the token is
 //!   accepted only from the holder of its `cnf` key.
 //! * [`TelemetryVerifier`]: the whole telemetry check (token, proof of
@@ -23,8 +28,11 @@
 //!   configurations with optional mutual TLS, an axum server over TLS that
 //!   hands handlers the client certificate chain (`PeerCertificates`) for
 //!   certificate-bound tokens, and a bounded HTTPS client (`HttpsFetcher`)
-//!   for key sets and OAuth form posts. It needs tokio; without it this crate
-//!   pulls in no async runtime.
+//!   for key sets and OAuth form posts; `RemoteKeys` (a JWKS URL, cached and
+//!   refreshed with bounds) and the axum middleware `http::layer` that
+//!   verifies `Authorization: Bearer` tokens, their revocation status and
+//!   certificate binding. It needs tokio; without it this crate pulls in no
+//!   async runtime.
 //!
 //! ## Example
 //!
@@ -138,6 +146,7 @@ mod error;
 pub mod http;
 mod inspect;
 mod keyset;
+pub mod status;
 mod telemetry;
 mod text;
 mod verifier;
@@ -146,11 +155,11 @@ pub use certbound_proto::cbor::Limits;
 pub use certbound_proto::telemetry::{TelemetryPayload, UnverifiedTelemetry};
 pub use certbound_proto::{EcPublicKey, claims::Claims};
 pub use error::VerifyError;
-pub use inspect::{CheckResult, Inspection, inspect};
+pub use inspect::{CheckResult, Inspection, inspect, inspect_jwt};
 pub use keyset::KeySet;
 pub use telemetry::{AcceptedTelemetry, TelemetryConfig, TelemetryStats, TelemetryVerifier};
 pub use text::decode_token_text;
-pub use verifier::{DEFAULT_LEEWAY, TokenVerifier, VerifiedToken, VerifierConfig};
+pub use verifier::{DEFAULT_LEEWAY, TokenFormat, TokenVerifier, VerifiedToken, VerifierConfig};
 
 #[cfg(test)]
 mod tests;

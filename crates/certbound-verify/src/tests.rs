@@ -3,10 +3,11 @@
 use certbound_proto::crypto::{P256Signer, Signer};
 use certbound_proto::token;
 
-use crate::{Claims, KeySet, TokenVerifier, VerifierConfig};
+use crate::{Claims, DEFAULT_LEEWAY, KeySet, TokenVerifier, VerifierConfig};
 
 mod binding_tests;
 mod inspect_tests;
+mod jwt_tests;
 mod keyset_tests;
 mod telemetry_tests;
 mod text_tests;

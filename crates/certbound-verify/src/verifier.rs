@@ -1,12 +1,17 @@
-//! [`TokenVerifier`]: the offline check of a certbound access token, and its
-//! result [`VerifiedToken`].
+//! [`TokenVerifier`]: the offline check of a certbound access token (CWT or
+//! RFC 9068 JWT), and its result [`VerifiedToken`].
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use certbound_proto::ProtoError;
 use certbound_proto::cbor::Limits;
 use certbound_proto::claims::{Claims, Expectations};
+use certbound_proto::jwt::UnverifiedJwt;
 use certbound_proto::token::UnverifiedToken;
 
 use crate::error::VerifyError;
 use crate::keyset::KeySet;
+use crate::text::decode_token_text;
 
 /// Default allowed clock skew between the broker and a backend, in seconds.
 pub const DEFAULT_LEEWAY: u64 = 60;
@@ -21,7 +26,8 @@ pub struct VerifierConfig {
     pub audience: String,
     /// Allowed clock skew for `exp`, `nbf` and `iat`, in seconds (default 60).
     pub leeway: u64,
-    /// Size and depth bounds applied before any decoding or crypto.
+    /// Size and depth bounds applied before any decoding or crypto (a
+    /// JWT's text may be at most `max_size` bytes long).
     pub limits: Limits,
     /// Accept tokens without `cnf` (bearer tokens). Default `false`: such
     /// tokens are refused with [`VerifyError::MissingConfirmation`].
@@ -68,8 +74,8 @@ impl TokenVerifier {
         &self.config
     }
 
-    /// Verifies `token` at time `now` (Unix seconds) and requires every scope
-    /// of `required_scopes`.
+    /// Verifies the CWT `token` at time `now` (Unix seconds) and requires
+    /// every scope of `required_scopes`.
     ///
     /// In order: strict parsing (size, depth, CBOR strictness, COSE headers,
     /// `typ` = `at+cwt`, ES256 only), key lookup by `kid` (only a hint: the
@@ -77,6 +83,9 @@ impl TokenVerifier {
     /// `nbf`/`iat` not in the future, both with the configured leeway; `iss`
     /// when configured; `aud` contains the configured audience; every
     /// required scope granted; `cnf` present unless `allow_bearer`.
+    ///
+    /// The token's `status` (revocation) is not checked here: that needs a
+    /// fetched status list, see [`crate::status::StatusCache`].
     ///
     /// # Errors
     /// [`VerifyError::Malformed`], [`VerifyError::UnknownKey`],
@@ -88,35 +97,225 @@ impl TokenVerifier {
         required_scopes: &[&str],
         now: u64,
     ) -> Result<VerifiedToken, VerifyError> {
-        let limits = self.config.limits;
-        let parsed = UnverifiedToken::parse(token, limits)?;
-        let kid = kid_text(parsed.kid());
-        let verifier = std::str::from_utf8(parsed.kid())
-            .ok()
-            .and_then(|k| self.keys.verifier(k))
-            .ok_or_else(|| VerifyError::UnknownKey { kid: kid.clone() })?;
-        let claims = parsed.verify(verifier, limits)?;
-        claims.validate(&Expectations {
-            issuer: self.config.issuer.as_deref(),
-            audience: &self.config.audience,
-            required_scopes,
-            now,
-            leeway: self.config.leeway,
-        })?;
-        if claims.cnf.is_none() && !self.config.allow_bearer {
-            return Err(VerifyError::MissingConfirmation);
+        verify_cwt_with(&self.keys, &self.config, token, required_scopes, now)
+    }
+
+    /// Verifies an RFC 9068 JWT access token (compact JWS text) at time
+    /// `now` and requires every scope of `required_scopes`.
+    ///
+    /// The same rules as [`TokenVerifier::verify`], in the JWT form: at most
+    /// `limits.max_size` bytes of text; header `typ` `at+jwt`, `alg` exactly
+    /// `ES256` (`none`, HMAC and RSA are refused), no `crit`, a `kid` naming
+    /// a key of the set; the signature over the text as received; then
+    /// `exp` (required), `nbf`/`iat` with leeway, `iss` when configured,
+    /// `aud` (string or array) containing the audience, the scopes, and
+    /// `cnf` (`x5t#S256`, RFC 8705) present unless `allow_bearer`.
+    ///
+    /// The claims are mapped into [`VerifiedToken::claims`] (`jti` becomes
+    /// `cti` as its UTF-8 bytes); the certificate thumbprint is in
+    /// [`VerifiedToken::x5t_s256`] and `client_id` in
+    /// [`VerifiedToken::client_id`].
+    ///
+    /// # Errors
+    /// As for [`TokenVerifier::verify`].
+    pub fn verify_jwt(
+        &self,
+        text: &str,
+        required_scopes: &[&str],
+        now: u64,
+    ) -> Result<VerifiedToken, VerifyError> {
+        verify_jwt_with(&self.keys, &self.config, text, required_scopes, now)
+    }
+
+    /// Verifies a token given as text, as it arrives in an
+    /// `Authorization: Bearer` header: a JWT (exactly two dots) with
+    /// [`TokenVerifier::verify_jwt`], anything else decoded with
+    /// [`crate::decode_token_text`] (base64url, base64 or hex) and verified
+    /// as a CWT with [`TokenVerifier::verify`]. Surrounding whitespace is
+    /// ignored.
+    ///
+    /// # Errors
+    /// As for [`TokenVerifier::verify`], and [`VerifyError::InvalidTokenText`]
+    /// for text that is neither.
+    pub fn verify_text(
+        &self,
+        text: &str,
+        required_scopes: &[&str],
+        now: u64,
+    ) -> Result<VerifiedToken, VerifyError> {
+        verify_text_with(&self.keys, &self.config, text, required_scopes, now)
+    }
+}
+
+/// [`TokenVerifier::verify_text`] with a key set given per call (the HTTP
+/// layer's keys may be refreshed from a JWKS URL).
+pub(crate) fn verify_text_with(
+    keys: &KeySet,
+    config: &VerifierConfig,
+    text: &str,
+    required_scopes: &[&str],
+    now: u64,
+) -> Result<VerifiedToken, VerifyError> {
+    let text = text.trim();
+    if is_jwt_text(text) {
+        return verify_jwt_with(keys, config, text, required_scopes, now);
+    }
+    // base64 of at most max_size bytes: refuse longer text before decoding.
+    let max_text = config.limits.max_size.saturating_mul(2).saturating_add(16);
+    if text.len() > max_text {
+        return Err(VerifyError::Malformed(ProtoError::TooLarge {
+            size: text.len(),
+            limit: max_text,
+        }));
+    }
+    let bytes = decode_token_text(text)?;
+    verify_cwt_with(keys, config, &bytes, required_scopes, now)
+}
+
+/// A JWT in compact form has exactly two dots (three parts).
+pub(crate) fn is_jwt_text(text: &str) -> bool {
+    text.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+fn verify_cwt_with(
+    keys: &KeySet,
+    config: &VerifierConfig,
+    token: &[u8],
+    required_scopes: &[&str],
+    now: u64,
+) -> Result<VerifiedToken, VerifyError> {
+    let limits = config.limits;
+    let parsed = UnverifiedToken::parse(token, limits)?;
+    let kid = kid_text(parsed.kid());
+    let verifier = std::str::from_utf8(parsed.kid())
+        .ok()
+        .and_then(|k| keys.verifier(k))
+        .ok_or_else(|| VerifyError::UnknownKey { kid: kid.clone() })?;
+    let claims = parsed.verify(verifier, limits)?;
+    claims.validate(&expectations(config, required_scopes, now))?;
+    if claims.cnf.is_none() && !config.allow_bearer {
+        return Err(VerifyError::MissingConfirmation);
+    }
+    Ok(VerifiedToken {
+        claims,
+        kid,
+        format: TokenFormat::Cwt,
+        x5t_s256: None,
+        client_id: None,
+    })
+}
+
+fn verify_jwt_with(
+    keys: &KeySet,
+    config: &VerifierConfig,
+    text: &str,
+    required_scopes: &[&str],
+    now: u64,
+) -> Result<VerifiedToken, VerifyError> {
+    let parsed = UnverifiedJwt::parse(text, config.limits.max_size)?;
+    let kid = parsed.kid().ok_or_else(|| {
+        VerifyError::Malformed(ProtoError::BadHeader(
+            "JWS kid is missing; certbound JWTs name their signing key".into(),
+        ))
+    })?;
+    let verifier = keys
+        .verifier(kid)
+        .ok_or_else(|| VerifyError::UnknownKey { kid: kid.into() })?;
+    let jwt = parsed.verify(verifier)?;
+    let x5t_s256 = match &jwt.cnf {
+        None => None,
+        Some(cnf) => Some(decode_x5t(&cnf.x5t_s256)?),
+    };
+    let claims = Claims {
+        iss: Some(jwt.iss),
+        sub: Some(jwt.sub),
+        aud: jwt.aud.0,
+        exp: Some(jwt.exp),
+        nbf: jwt.nbf,
+        iat: Some(jwt.iat),
+        cti: Some(jwt.jti.into_bytes()),
+        scope: jwt.scope,
+        cnf: None,
+        status: jwt.status.map(|s| s.status_list),
+        other: Vec::new(),
+    };
+    claims.validate(&expectations(config, required_scopes, now))?;
+    if x5t_s256.is_none() && !config.allow_bearer {
+        return Err(VerifyError::MissingConfirmation);
+    }
+    Ok(VerifiedToken {
+        claims,
+        kid: kid.into(),
+        format: TokenFormat::Jwt,
+        x5t_s256,
+        client_id: Some(jwt.client_id),
+    })
+}
+
+fn expectations<'a>(
+    config: &'a VerifierConfig,
+    required_scopes: &'a [&'a str],
+    now: u64,
+) -> Expectations<'a> {
+    Expectations {
+        issuer: config.issuer.as_deref(),
+        audience: &config.audience,
+        required_scopes,
+        now,
+        leeway: config.leeway,
+    }
+}
+
+/// `x5t#S256`: base64url (no padding) of a 32-byte SHA-256.
+fn decode_x5t(text: &str) -> Result<[u8; 32], VerifyError> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|e| {
+        VerifyError::Malformed(ProtoError::InvalidJwt(format!(
+            "cnf x5t#S256 is not base64url without padding: {e}"
+        )))
+    })?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        VerifyError::Malformed(ProtoError::InvalidJwt(format!(
+            "cnf x5t#S256 is {} bytes; a SHA-256 thumbprint is 32",
+            bytes.len()
+        )))
+    })
+}
+
+/// The encoding of a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenFormat {
+    /// A CWT (COSE_Sign1, `typ` `at+cwt`), bound by a `cnf` COSE_Key.
+    Cwt,
+    /// An RFC 9068 JWT (`typ` `at+jwt`), bound by `cnf.x5t#S256` (RFC 8705).
+    Jwt,
+}
+
+impl TokenFormat {
+    /// `"cwt"` or `"jwt"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Cwt => "cwt",
+            TokenFormat::Jwt => "jwt",
         }
-        Ok(VerifiedToken { claims, kid })
     }
 }
 
 /// A token whose signature and claims were verified.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
-    /// The verified claims.
+    /// The verified claims. For a JWT: `iss`, `sub`, `aud`, `exp`, `nbf`,
+    /// `iat`, `scope` and `status` as in the token, `cti` = the UTF-8 bytes
+    /// of `jti`, `cnf` always `None` (see [`VerifiedToken::x5t_s256`]).
     pub claims: Claims,
     /// The kid of the key that verified the signature.
     pub kid: String,
+    /// CWT or JWT.
+    pub format: TokenFormat,
+    /// JWT only: the certificate thumbprint the token is bound to
+    /// (`cnf.x5t#S256`, SHA-256 of the client certificate's DER).
+    pub x5t_s256: Option<[u8; 32]>,
+    /// JWT only: `client_id`, the OAuth client the token was issued to.
+    pub client_id: Option<String>,
 }
 
 impl VerifiedToken {
@@ -125,9 +324,19 @@ impl VerifiedToken {
         self.claims.sub.as_deref()
     }
 
-    /// The confirmation key (`cnf`): the public key of the device certificate.
+    /// The subject (`sub`): a device id, or a service client's id.
+    pub fn subject(&self) -> Option<&str> {
+        self.claims.sub.as_deref()
+    }
+
+    /// The confirmation key (`cnf`) of a CWT: the public key of the device certificate.
     pub fn confirmation_key(&self) -> Option<&certbound_proto::EcPublicKey> {
         self.claims.cnf.as_ref()
+    }
+
+    /// Whether the token is bound to a certificate (a `cnf` key or thumbprint).
+    pub fn is_bound(&self) -> bool {
+        self.claims.cnf.is_some() || self.x5t_s256.is_some()
     }
 
     /// Whether the token grants `scope`.

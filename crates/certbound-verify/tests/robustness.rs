@@ -658,3 +658,54 @@ fn bug_wide_map_in_a_cose_key_set_is_quadratic() {
         assert!(KeySet::from_cose_key_set(&input).is_err());
     });
 }
+
+/// JWT access tokens and base64url CWTs as they arrive in a `Bearer` header:
+/// no mutation of the text panics `verify_text`, and none but added
+/// whitespace ever verifies (a JWT's signature covers its exact text and
+/// its base64url must be canonical; a CWT's text decodes to the same bytes
+/// only with whitespace, which pasted-token decoding skips).
+#[test]
+fn mutated_bearer_text_never_verifies() {
+    use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, sign_jwt};
+
+    let jwt_claims = JwtClaims {
+        iss: ISS.into(),
+        sub: "cb_client".into(),
+        aud: JwtAudience(vec![AUD.into()]),
+        exp: 1_700_003_600,
+        iat: 1_700_000_000,
+        nbf: None,
+        jti: "jti-1".into(),
+        client_id: "cb_client".into(),
+        scope: Some("telemetry:write".into()),
+        cnf: Some(JwtConfirmation {
+            x5t_s256: URL_SAFE_NO_PAD.encode([0xab; 32]),
+        }),
+        status: None,
+    };
+    let jwt = sign_jwt(&jwt_claims, &FIX.broker.public_key().kid(), &FIX.broker).unwrap();
+    let cwt = URL_SAFE_NO_PAD.encode(mint(&claims()));
+    let samples = vec![jwt.clone().into_bytes(), cwt.clone().into_bytes()];
+    for s in [&jwt, &cwt] {
+        FIX.verifier.verify_text(s, SCOPES, NOW).unwrap();
+    }
+    let dict: &[&[u8]] = &[b".", b"=", b"+", b"/", b" ", b"-", b"_", b"A", b"eyJ"];
+    let mut reached = 0;
+    run_mutations("bearer text", &samples, dict, cases(2_500), 7, |i, m| {
+        let text = String::from_utf8_lossy(m);
+        let r = FIX.verifier.verify_text(&text, SCOPES, NOW);
+        if !matches!(
+            r,
+            Err(VerifyError::InvalidTokenText(_) | VerifyError::Malformed(_))
+        ) {
+            reached += 1;
+        }
+        if r.is_ok() {
+            let original = if i == 0 { &jwt } else { &cwt };
+            let compact: String = text.split_whitespace().collect();
+            assert_eq!(&compact, original, "an altered token verified");
+        }
+    });
+    eprintln!("  {reached} mutated texts reached the signature or claims checks");
+    assert!(reached > 100, "mutations must reach the signature check");
+}

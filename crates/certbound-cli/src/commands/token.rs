@@ -7,7 +7,7 @@ use anyhow::Context;
 use certbound_agent::{DeviceIdentity, TokenRequestParams, request_token_coap};
 use certbound_broker::config::Config;
 use certbound_proto::EcPublicKey;
-use certbound_verify::{KeySet, decode_token_text, inspect};
+use certbound_verify::{KeySet, decode_token_text, inspect, inspect_jwt};
 
 use crate::cli::TokenCommand;
 use crate::output::{now, print_json};
@@ -82,20 +82,29 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             leeway,
             json,
         } => {
-            let bytes = read_token(&token)?;
             let keys = match (jwks, key) {
                 (Some(path), _) => Some(load_jwks(&path)?),
                 (None, Some(path)) => Some(load_key_file(&path)?),
                 (None, None) => None,
             };
-            let report = inspect(
-                &bytes,
-                keys.as_ref(),
-                aud.as_deref(),
-                iss.as_deref(),
-                at.unwrap_or_else(now),
-                leeway,
-            );
+            let report = match read_jwt(&token)? {
+                Some(text) => inspect_jwt(
+                    &text,
+                    keys.as_ref(),
+                    aud.as_deref(),
+                    iss.as_deref(),
+                    at.unwrap_or_else(now),
+                    leeway,
+                ),
+                None => inspect(
+                    &read_token(&token)?,
+                    keys.as_ref(),
+                    aud.as_deref(),
+                    iss.as_deref(),
+                    at.unwrap_or_else(now),
+                    leeway,
+                ),
+            };
             if json {
                 print_json(&report)?;
             } else {
@@ -108,6 +117,21 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// A JWT (three dot-separated parts), given as text or in a file.
+fn read_jwt(arg: &str) -> anyhow::Result<Option<String>> {
+    let path = Path::new(arg);
+    let text = if path.is_file() {
+        match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        }
+    } else {
+        arg.to_string()
+    };
+    let text = text.trim();
+    Ok((text.matches('.').count() == 2 && text.starts_with("eyJ")).then(|| text.to_string()))
 }
 
 /// A token given as hex/base64url text, or as a file holding text or raw CBOR.

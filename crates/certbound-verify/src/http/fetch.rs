@@ -78,6 +78,11 @@ impl HttpsFetcher {
         self
     }
 
+    /// Whether `http://` URLs are allowed (see [`HttpsFetcher::allow_plain_http`]).
+    pub fn allows_plain_http(&self) -> bool {
+        self.allow_plain_http
+    }
+
     /// The per-request deadline.
     pub fn timeout(&self) -> Duration {
         self.timeout

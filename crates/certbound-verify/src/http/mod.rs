@@ -11,6 +11,12 @@
 //!   ([`VerifiedToken::check_certificate_binding`](crate::VerifiedToken::check_certificate_binding)).
 //! * [`fetch`]: [`HttpsFetcher`], a bounded HTTPS client (deadline, body cap,
 //!   no redirects) for key sets, status lists and OAuth form posts.
+//! * [`keys`]: [`RemoteKeys`], the broker's JWKS fetched from its URL,
+//!   cached per `Cache-Control` and refetched on an unknown `kid` at most
+//!   once per interval.
+//! * [`layer`](mod@layer): [`VerifyLayer`], the axum/tower middleware that admits only
+//!   requests with a valid, unrevoked, certificate-bound `Bearer` token and
+//!   hands handlers the [`VerifiedToken`](crate::VerifiedToken).
 //!
 //! ```no_run
 //! # async fn run(chain: &str, key: &str, ca: &str) -> Result<(), certbound_verify::VerifyError> {
@@ -40,10 +46,17 @@
 //! ```
 
 pub mod fetch;
+pub mod keys;
+pub mod layer;
 pub mod serve;
 pub mod tls;
 
 pub use fetch::{Fetched, HttpsFetcher, RawResponse};
+pub use keys::{RemoteKeys, RemoteKeysConfig};
+pub use layer::{
+    AuthError, AuthStats, Authenticator, KeySource, StatusCheck, VerifyConfig, VerifyLayer,
+    VerifyService, layer,
+};
 pub use serve::{PeerCertificates, RemoteAddr, TlsServer, serve_tls};
 pub use tls::{ClientAuth, client_tls_config, server_tls_config};
 

@@ -105,3 +105,50 @@ fn telemetry_for_other_token_is_refused() {
         VerifyError::TelemetryTokenMismatch
     );
 }
+
+#[test]
+fn jwt_certificate_binding_is_the_sha256_of_the_der() {
+    use base64::Engine as _;
+    use sha2::{Digest as _, Sha256};
+
+    let (_tmp, _ca, a, b) = two_devices();
+    let mut c = super::jwt_tests::jwt_claims();
+    c.cnf = Some(certbound_proto::jwt::JwtConfirmation {
+        x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(&a.cert.der)),
+    });
+    let v = verifier()
+        .verify_jwt(&super::jwt_tests::sign(&c, &broker()), &[], NOW)
+        .unwrap();
+    v.check_certificate_binding(&a.cert.der).unwrap();
+    let err = v.check_certificate_binding(&b.cert.der).unwrap_err();
+    assert_eq!(err, VerifyError::BindingMismatch);
+    assert_eq!(err.reason_code(), "binding");
+    // One byte more or less is another certificate.
+    let mut longer = a.cert.der.clone();
+    longer.push(0);
+    assert_eq!(
+        v.check_certificate_binding(&longer),
+        Err(VerifyError::BindingMismatch)
+    );
+    assert_eq!(
+        v.check_certificate_binding(&a.cert.der[..a.cert.der.len() - 1]),
+        Err(VerifyError::BindingMismatch)
+    );
+}
+
+#[test]
+fn cwt_from_text_binding_mismatch() {
+    use base64::Engine as _;
+
+    let (_tmp, _ca, a, b) = two_devices();
+    let device_a = P256Signer::from_pkcs8_pem(&a.key_pkcs8_pem).unwrap();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(mint(&claims(&device_a), &broker()));
+    let v = verifier().verify_text(&text, &[], NOW).unwrap();
+    v.check_certificate_binding(&a.cert.der).unwrap();
+    assert_eq!(
+        v.check_certificate_binding(&b.cert.der),
+        Err(VerifyError::BindingMismatch)
+    );
+}

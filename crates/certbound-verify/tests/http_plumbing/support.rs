@@ -6,12 +6,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use certbound_pki::{CaOptions, DeviceBundle, IssuingCa, PkiPaths, init_ca};
 
-/// A CA hierarchy with a server certificate for 127.0.0.1 and a device certificate.
+/// A CA hierarchy with a server certificate for 127.0.0.1 and two device
+/// certificates.
 pub struct Pki {
     _dir: tempfile::TempDir,
     pub ca_chain_pem: String,
     pub server: DeviceBundle,
     pub device: DeviceBundle,
+    #[allow(dead_code, reason = "used by some of the test binaries only")]
+    pub other_device: DeviceBundle,
 }
 
 fn now() -> u64 {
@@ -35,10 +38,12 @@ pub fn make_pki(name: &str) -> Pki {
         .issue_server(&["127.0.0.1".into(), "localhost".into()], 30, now())
         .unwrap();
     let device = ca.issue_device("sensor-1", 30, now()).unwrap();
+    let other_device = ca.issue_device("sensor-2", 30, now()).unwrap();
     Pki {
         ca_chain_pem: std::fs::read_to_string(paths.chain()).unwrap(),
         server,
         device,
+        other_device,
         _dir: dir,
     }
 }
