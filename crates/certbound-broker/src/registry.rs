@@ -14,8 +14,53 @@ use crate::error::BrokerError;
 use crate::keys;
 use crate::store::{Api, AuditEvent, CertRecord, Device, DeviceStatus, Grant, Store};
 
+/// Choices made once, at `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Host names and IP addresses the server certificate (HTTPS and the
+    /// embedded MQTT server) is valid for. Default: `localhost`, `127.0.0.1`.
+    pub server_names: Vec<String>,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
 /// Creates a new data directory: CA hierarchy, token signing key, config and database.
 pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
+    init_with(dir, issuer_id, &InitOptions::default()).await
+}
+
+/// [`init`] with explicit [`InitOptions`].
+pub async fn init_with(
+    dir: &Path,
+    issuer_id: &str,
+    options: &InitOptions,
+) -> Result<(), BrokerError> {
+    if options.server_names.is_empty() {
+        return Err(BrokerError::Invalid(
+            "at least one server name is needed (e.g. --server-name localhost)".into(),
+        ));
+    }
+    for name in &options.server_names {
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && (name.parse::<std::net::IpAddr>().is_ok()
+                || name.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }));
+        if !ok {
+            return Err(BrokerError::Invalid(format!(
+                "server name {name:?} is neither a DNS name nor an IP address"
+            )));
+        }
+    }
     let data = DataDir::new(dir);
     if data.config().exists() || data.database().exists() || data.pki().dir.exists() {
         return Err(BrokerError::AlreadyInitialised(dir.to_path_buf()));
@@ -28,11 +73,7 @@ pub async fn init(dir: &Path, issuer_id: &str) -> Result<(), BrokerError> {
     let ca = IssuingCa::load(&data.pki())?;
     // The TLS server identity of the embedded MQTT (and later HTTPS) server,
     // and the broker's own client identity towards an MQTT server.
-    let server = ca.issue_server(
-        &["localhost".into(), "127.0.0.1".into()],
-        SERVER_CERT_DAYS,
-        now,
-    )?;
+    let server = ca.issue_server(&options.server_names, SERVER_CERT_DAYS, now)?;
     write_key_and_chain(
         &data.server_key(),
         &data.server_cert(),

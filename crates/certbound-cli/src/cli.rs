@@ -60,6 +60,10 @@ pub enum Command {
         /// The broker's issuer id: `iss` of every token (a URI, e.g. https://auth.example.com).
         #[arg(long)]
         issuer_id: String,
+        /// Host name or IP address the server certificate (HTTPS, embedded MQTT) is valid
+        /// for; repeat for several. Default: localhost and 127.0.0.1.
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
     },
     /// Run the broker until Ctrl-C: CoAP token endpoint, and the embedded MQTT server
     /// (or a connection to an external one, per certbound.toml).

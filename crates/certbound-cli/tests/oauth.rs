@@ -208,3 +208,50 @@ fn keys_rotate_and_list() {
         "{text}"
     );
 }
+
+#[test]
+fn init_server_names_go_into_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cb");
+    let d = d.to_str().unwrap();
+    let out = ok(&[
+        "init",
+        "--dir",
+        d,
+        "--issuer-id",
+        ISSUER,
+        "--server-name",
+        "auth.example.test",
+        "--server-name",
+        "10.1.2.3",
+    ]);
+    assert!(out.contains("auth.example.test, 10.1.2.3"), "{out}");
+    let bad = certbound(&[
+        "init",
+        "--dir",
+        dir.path().join("bad").to_str().unwrap(),
+        "--issuer-id",
+        ISSUER,
+        "--server-name",
+        "not a name",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a DNS name nor an IP address"));
+    if Command::new("openssl").arg("version").output().is_err() {
+        return skip_or_fail("openssl");
+    }
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(dir.path().join("cb/pki/server.cert.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("DNS:auth.example.test") && text.contains("IP Address:10.1.2.3"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("localhost"),
+        "only the names asked for: {text}"
+    );
+}

@@ -17,14 +17,27 @@ use crate::cli::{
 const ADMIN_FILE: &str = certbound_broker::registry::ADMIN_CLIENT_FILE;
 use crate::output::{iso, print_json};
 
-pub async fn init(dir: &Path, issuer_id: &str) -> anyhow::Result<ExitCode> {
-    registry::init(dir, issuer_id).await?;
+pub async fn init(
+    dir: &Path,
+    issuer_id: &str,
+    server_names: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut options = registry::InitOptions::default();
+    if !server_names.is_empty() {
+        options.server_names = server_names;
+    }
+    registry::init_with(dir, issuer_id, &options).await?;
     println!("Initialised {} for issuer {issuer_id}", dir.display());
     println!(
         "  CA chain:      {}",
         dir.join("pki/ca-chain.pem").display()
     );
     println!("  configuration: {}", dir.join("certbound.toml").display());
+    println!(
+        "  server cert:   {} (for {})",
+        dir.join("pki/server.cert.pem").display(),
+        options.server_names.join(", ")
+    );
     println!(
         "  admin client:  {} (client_id and secret for the admin API; mode 0600)",
         dir.join(ADMIN_FILE).display()

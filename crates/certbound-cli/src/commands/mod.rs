@@ -14,7 +14,11 @@ use crate::cli::{Cli, Command};
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Init { dir, issuer_id } => admin::init(&dir.dir, &issuer_id).await,
+        Command::Init {
+            dir,
+            issuer_id,
+            server_names,
+        } => admin::init(&dir.dir, &issuer_id, server_names).await,
         Command::Serve {
             dir,
             coap_listen,
