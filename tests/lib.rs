@@ -314,6 +314,7 @@ impl Fixture {
             grant_type: Some(GRANT_CLIENT_CREDENTIALS),
             audience: Some(API.to_string()),
             scope: Some(GRANTED_SCOPE.to_string()),
+            csr: None,
         }
     }
 

@@ -72,6 +72,7 @@ pub fn build_token_request(
         grant_type: Some(GRANT_CLIENT_CREDENTIALS),
         audience: Some(params.audience.clone()),
         scope: params.scope.clone(),
+        csr: None,
     };
     let cert = if params.send_chain {
         CertRef::X5Chain(identity.chain().to_vec())

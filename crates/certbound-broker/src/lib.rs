@@ -33,6 +33,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+mod device_auth;
 pub mod error;
 pub mod keys;
 pub mod limits;

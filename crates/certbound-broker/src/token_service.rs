@@ -2,28 +2,24 @@
 //! signed device request in, ACE token response or ACE error out.
 //!
 //! Order of checks (cheap and unauthenticated first, crypto once, then
-//! policy): strict parse -> certificate lookup and path validation ->
-//! certificate status -> request signature with the certificate key ->
-//! `iss` matches the certificate -> assertion freshness and audience ->
-//! grant type -> replay (cti) -> device status -> audience registered ->
-//! grant -> scope intersection -> mint.
+//! policy): authentication of the signed request ([`crate::device_auth`]:
+//! parse, certificate, signature, iss, freshness, replay, rate) -> no CSR ->
+//! grant type -> device status -> audience registered -> grant -> scope
+//! intersection -> mint.
 
 use std::sync::{Arc, Mutex};
 
 use certbound_pki::TrustStore;
-use certbound_pki::thumbprint_sha256;
 use certbound_proto::ace::{AceError, AceErrorCode, TokenResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::claims::{Claims, intersect_scopes};
-use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::replay::ReplayCache;
-use certbound_proto::request::{
-    CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, UnverifiedRequest,
-};
-use certbound_proto::{EcPublicKey, ProtoError, token};
+use certbound_proto::request::GRANT_CLIENT_CREDENTIALS;
+use certbound_proto::token;
 use rand::RngCore;
 
 use crate::audit::AuditLog;
+use crate::device_auth::{Authenticated, DeviceAuth, Refusal, internal, refuse};
 use crate::keys::SharedKeys;
 use crate::limits::RateLimits;
 use crate::status::StatusLists;
@@ -51,7 +47,7 @@ pub struct TokenService {
     keys: SharedKeys,
     status: Option<Arc<StatusLists>>,
     limits: Arc<RateLimits>,
-    replay: Mutex<ReplayCache>,
+    auth: Arc<DeviceAuth>,
     audit: AuditLog,
 }
 
@@ -73,31 +69,6 @@ pub enum Refused {
     },
 }
 
-struct Refusal {
-    error: Refused,
-    device: Option<String>,
-}
-
-fn refuse(code: AceErrorCode, description: impl Into<String>) -> Refusal {
-    Refusal {
-        error: Refused::Ace(AceError::new(code, description)),
-        device: None,
-    }
-}
-
-fn from_proto(e: &ProtoError, context: &str) -> Refusal {
-    refuse(e.ace_code(), format!("{context}: {e}"))
-}
-
-/// A parse failure: "malformed" only when the input really is malformed.
-fn unparsable(e: &ProtoError) -> Refusal {
-    let context = match e.ace_code() {
-        AceErrorCode::InvalidRequest => "malformed request",
-        _ => "request refused",
-    };
-    from_proto(e, context)
-}
-
 impl TokenService {
     /// Builds the service. `status`: give every token a status-list entry
     /// (needs the HTTPS endpoint that serves the lists).
@@ -110,7 +81,12 @@ impl TokenService {
         status: Option<Arc<StatusLists>>,
         limits: Arc<RateLimits>,
     ) -> Self {
-        let replay = Mutex::new(ReplayCache::new(config.replay_capacity));
+        let auth = Arc::new(DeviceAuth {
+            issuer_id: config.issuer_id.clone(),
+            leeway: config.leeway,
+            limits: config.limits,
+            replay: Mutex::new(ReplayCache::new(config.replay_capacity)),
+        });
         Self {
             config,
             store,
@@ -118,7 +94,7 @@ impl TokenService {
             keys,
             status,
             limits,
-            replay,
+            auth,
             audit,
         }
     }
@@ -201,103 +177,32 @@ impl TokenService {
         channel_device: Option<&str>,
         now: u64,
     ) -> Result<(String, TokenResponse), Refusal> {
-        let limits = self.config.limits;
-        let leeway = self.config.leeway;
-        let request = UnverifiedRequest::parse(bytes, limits).map_err(|e| unparsable(&e))?;
-        // The audience is read from the not-yet-verified payload only to fetch
-        // the registry facts in one query; every decision below uses the
-        // verified request, whose bytes are the same.
-        let audience_hint = TokenRequest::from_cbor(request.unverified_payload(), limits)
-            .ok()
-            .and_then(|r| r.audience)
-            .unwrap_or_default();
-
-        // The certificate: registered (by thumbprint) or sent in full.
-        let (thumbprint, leaf, extra) = match &request.cert {
-            CertRef::X5t(hash) => (hex::encode(hash), None, Vec::new()),
-            CertRef::X5Chain(chain) => match chain.split_first() {
-                Some((leaf, rest)) => (
-                    hex::encode(thumbprint_sha256(leaf)),
-                    Some(leaf.clone()),
-                    rest.to_vec(),
-                ),
-                None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
-            },
-        };
-        let view = self
-            .store
-            .token_view(&thumbprint, &audience_hint)
-            .await
-            .map_err(|e| internal(&e))?;
-        let leaf = match (leaf, &view) {
-            (Some(leaf), _) => leaf,
-            (None, Some(v)) => v.der.clone(),
-            (None, None) => {
-                return Err(refuse(
-                    AceErrorCode::InvalidClient,
-                    "unknown certificate thumbprint (x5t); send the certificate in x5chain",
-                ));
-            }
-        };
-        let cert = self
-            .trust
-            .verify_device_cert(&leaf, &extra, now, leeway)
-            .map_err(|e| {
-                refuse(
-                    AceErrorCode::InvalidClient,
-                    format!("certificate rejected: {e}"),
-                )
-            })?;
-        let device_id = cert.device_id.clone();
-        let with_device = |mut r: Refusal| {
-            r.device = Some(device_id.clone());
-            r
-        };
-        let view = view.ok_or_else(|| {
-            with_device(refuse(
-                AceErrorCode::InvalidClient,
-                "certificate is not registered with this broker",
-            ))
-        })?;
-        if !view.cert_active {
+        let Authenticated {
+            device_id,
+            request: req,
+            cert_key,
+            thumbprint,
+            view,
+            ..
+        } = self
+            .auth
+            .authenticate(
+                &self.store,
+                &self.trust,
+                &self.limits,
+                bytes,
+                channel_device,
+                now,
+                0,
+            )
+            .await?;
+        let with_device = |r: Refusal| r.for_device(&device_id);
+        if req.csr.is_some() {
             return Err(with_device(refuse(
-                AceErrorCode::InvalidClient,
-                format!("certificate {} is revoked", view.serial),
+                AceErrorCode::InvalidRequest,
+                "this request carries a CSR: it is a re-enrollment request; send it to cert/req (MQTT), /sren (CoAP) or EST over HTTPS",
             )));
         }
-
-        // Proof of possession of the certificate key.
-        let cert_key = EcPublicKey::from_sec1(&cert.public_key_sec1)
-            .map_err(|e| with_device(from_proto(&e, "certificate key")))?;
-        let verifier = AwsLcVerifier::new(&cert_key)
-            .map_err(|e| with_device(from_proto(&e, "certificate key")))?;
-        let req = request
-            .verify(&verifier, limits)
-            .map_err(|e| with_device(from_proto(&e, "request signature")))?;
-        if req.iss != device_id || view.device_id != device_id {
-            return Err(with_device(refuse(
-                AceErrorCode::InvalidClient,
-                format!(
-                    "iss {:?} does not match the certificate's device {device_id:?}",
-                    req.iss
-                ),
-            )));
-        }
-        if let Some(channel) = channel_device
-            && channel != device_id
-        {
-            return Err(with_device(refuse(
-                AceErrorCode::InvalidClient,
-                format!("request from device {device_id:?} arrived on the channel of {channel:?}"),
-            )));
-        }
-        req.validate(&self.config.issuer_id, now, leeway)
-            .map_err(|e| {
-                with_device(refuse(
-                    AceErrorCode::InvalidClient,
-                    format!("request assertion: {e}"),
-                ))
-            })?;
         let grant_type = req.grant_type.unwrap_or(GRANT_CLIENT_CREDENTIALS);
         if grant_type != GRANT_CLIENT_CREDENTIALS {
             return Err(with_device(refuse(
@@ -306,24 +211,6 @@ impl TokenService {
                     "grant_type {grant_type} is not supported; devices use client_credentials (2)"
                 ),
             )));
-        }
-        {
-            let mut replay = self.replay.lock().map_err(|_| Refusal {
-                error: Refused::Unavailable,
-                device: None,
-            })?;
-            replay
-                .check_and_insert(&req.iss, &req.cti, req.exp.saturating_add(leeway), now)
-                .map_err(|e| {
-                    with_device(refuse(AceErrorCode::InvalidClient, format!("request {e}")))
-                })?;
-        }
-
-        if let Err(retry_after) = self.limits.check_device(&device_id, now) {
-            return Err(Refusal {
-                error: Refused::RateLimited { retry_after },
-                device: Some(device_id.clone()),
-            });
         }
 
         // Policy.
@@ -429,13 +316,5 @@ impl TokenService {
                 scope: (asked.as_deref() != Some(scope.as_str())).then_some(scope),
             },
         ))
-    }
-}
-
-fn internal(e: &crate::error::BrokerError) -> Refusal {
-    tracing::error!(error = %e, "store failure while handling a token request");
-    Refusal {
-        error: Refused::Unavailable,
-        device: None,
     }
 }

@@ -79,6 +79,7 @@ pub mod cbor;
 pub mod claims;
 pub mod cose;
 pub mod crypto;
+pub mod enroll;
 pub mod error;
 pub mod jwt;
 pub mod key;

@@ -107,6 +107,10 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// scope (9): the scopes asked for.
     pub scope: Option<String>,
+    /// csr ([`crate::enroll::LABEL_CSR`]): a PKCS#10 certificate signing
+    /// request (DER) for a NEW key; present only in re-enrollment requests
+    /// (the CSR proves the new key, the COSE signature the current one).
+    pub csr: Option<Vec<u8>>,
 }
 
 impl TokenRequest {
@@ -127,6 +131,9 @@ impl TokenRequest {
         }
         if let Some(g) = self.grant_type {
             m.push((int(ace::GRANT_TYPE), uint(g)));
+        }
+        if let Some(csr) = &self.csr {
+            m.push((int(crate::enroll::LABEL_CSR), Value::Bytes(csr.clone())));
         }
         cbor::encode(&Value::Map(m))
     }
@@ -163,6 +170,9 @@ impl TokenRequest {
                 .transpose()?,
             scope: map_get(m, ace::SCOPE)
                 .map(|v| cbor::text(v, "scope"))
+                .transpose()?,
+            csr: map_get(m, crate::enroll::LABEL_CSR)
+                .map(|v| cbor::bytes(v, "csr"))
                 .transpose()?,
         })
     }

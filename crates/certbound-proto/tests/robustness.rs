@@ -141,6 +141,7 @@ fn token_request() -> TokenRequest {
         grant_type: Some(GRANT_CLIENT_CREDENTIALS),
         audience: Some(AUD.into()),
         scope: Some("telemetry:write".into()),
+        csr: None,
     }
 }
 

@@ -11,6 +11,7 @@ fn request() -> TokenRequest {
         grant_type: Some(GRANT_CLIENT_CREDENTIALS),
         audience: Some("https://telemetry.example.com".into()),
         scope: Some("telemetry:write".into()),
+        csr: None,
     }
 }
 

@@ -1,0 +1,232 @@
+//! Authentication of a signed device request, shared by the token endpoint
+//! and certificate re-enrollment: strict parse -> certificate lookup and
+//! path validation -> certificate status -> request signature with the
+//! certificate key -> `iss` matches the certificate (and the MQTT channel)
+//! -> assertion freshness and audience -> replay (cti) -> rate limit.
+//! Policy (device status, grants) stays with the callers.
+
+use std::sync::Mutex;
+
+use certbound_pki::{TrustStore, thumbprint_sha256};
+use certbound_proto::ace::{AceError, AceErrorCode};
+use certbound_proto::cbor::Limits;
+use certbound_proto::crypto::AwsLcVerifier;
+use certbound_proto::replay::ReplayCache;
+use certbound_proto::request::{CertRef, TokenRequest, UnverifiedRequest};
+use certbound_proto::{EcPublicKey, ProtoError};
+
+use crate::limits::RateLimits;
+use crate::store::{Store, TokenView};
+use crate::token_service::Refused;
+
+/// A refusal and, when known, the device it concerns (for the audit log).
+pub(crate) struct Refusal {
+    pub(crate) error: Refused,
+    pub(crate) device: Option<String>,
+}
+
+pub(crate) fn refuse(code: AceErrorCode, description: impl Into<String>) -> Refusal {
+    Refusal {
+        error: Refused::Ace(AceError::new(code, description)),
+        device: None,
+    }
+}
+
+pub(crate) fn from_proto(e: &ProtoError, context: &str) -> Refusal {
+    refuse(e.ace_code(), format!("{context}: {e}"))
+}
+
+/// A parse failure: "malformed" only when the input really is malformed.
+fn unparsable(e: &ProtoError) -> Refusal {
+    let context = match e.ace_code() {
+        AceErrorCode::InvalidRequest => "malformed request",
+        _ => "request refused",
+    };
+    from_proto(e, context)
+}
+
+pub(crate) fn internal(e: &crate::error::BrokerError) -> Refusal {
+    tracing::error!(error = %e, "store failure while handling a device request");
+    Refusal {
+        error: Refused::Unavailable,
+        device: None,
+    }
+}
+
+impl Refusal {
+    pub(crate) fn for_device(mut self, device: &str) -> Self {
+        self.device = Some(device.to_string());
+        self
+    }
+}
+
+/// What every device-request endpoint is configured with.
+#[derive(Debug)]
+pub(crate) struct DeviceAuth {
+    pub(crate) issuer_id: String,
+    pub(crate) leeway: u64,
+    pub(crate) limits: Limits,
+    pub(crate) replay: Mutex<ReplayCache>,
+}
+
+/// An authenticated device request.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    pub(crate) device_id: String,
+    pub(crate) request: TokenRequest,
+    /// The public key of the certificate that signed the request.
+    pub(crate) cert_key: EcPublicKey,
+    /// Hex SHA-256 of that certificate.
+    pub(crate) thumbprint: String,
+    /// The registry facts for it (and for `audience_hint`).
+    pub(crate) view: TokenView,
+    /// Its notAfter.
+    pub(crate) cert_not_after: u64,
+}
+
+impl DeviceAuth {
+    /// Authenticates `bytes`. `expired_grace`: a certificate that expired at
+    /// most this many seconds ago is still accepted (re-enrollment of a device
+    /// that was offline); 0 for the token endpoint.
+    pub(crate) async fn authenticate(
+        &self,
+        store: &Store,
+        trust: &TrustStore,
+        rate: &RateLimits,
+        bytes: &[u8],
+        channel_device: Option<&str>,
+        now: u64,
+        expired_grace: u64,
+    ) -> Result<Authenticated, Refusal> {
+        let limits = self.limits;
+        let leeway = self.leeway;
+        let request = UnverifiedRequest::parse(bytes, limits).map_err(|e| unparsable(&e))?;
+        // The audience is read from the not-yet-verified payload only to fetch
+        // the registry facts in one query; every decision uses the verified
+        // request, whose bytes are the same.
+        let audience_hint = TokenRequest::from_cbor(request.unverified_payload(), limits)
+            .ok()
+            .and_then(|r| r.audience)
+            .unwrap_or_default();
+
+        // The certificate: registered (by thumbprint) or sent in full.
+        let (thumbprint, leaf, extra) = match &request.cert {
+            CertRef::X5t(hash) => (hex::encode(hash), None, Vec::new()),
+            CertRef::X5Chain(chain) => match chain.split_first() {
+                Some((leaf, rest)) => (
+                    hex::encode(thumbprint_sha256(leaf)),
+                    Some(leaf.clone()),
+                    rest.to_vec(),
+                ),
+                None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
+            },
+        };
+        let view = store
+            .token_view(&thumbprint, &audience_hint)
+            .await
+            .map_err(|e| internal(&e))?;
+        let leaf = match (leaf, &view) {
+            (Some(leaf), _) => leaf,
+            (None, Some(v)) => v.der.clone(),
+            (None, None) => {
+                return Err(refuse(
+                    AceErrorCode::InvalidClient,
+                    "unknown certificate thumbprint (x5t); send the certificate in x5chain",
+                ));
+            }
+        };
+        let mut checked = trust.verify_device_cert(&leaf, &extra, now, leeway);
+        if checked.is_err() && expired_grace > 0 {
+            // An expired certificate inside the grace window: check it as of
+            // its last valid second; everything but the date must still hold.
+            if let Ok(summary) = certbound_pki::cert_summary(&leaf)
+                && now > summary.not_after
+                && now - summary.not_after <= expired_grace
+            {
+                checked = trust.verify_device_cert(&leaf, &extra, summary.not_after, 0);
+            }
+        }
+        let cert = checked.map_err(|e| {
+            refuse(
+                AceErrorCode::InvalidClient,
+                format!("certificate rejected: {e}"),
+            )
+        })?;
+        let device_id = cert.device_id.clone();
+        let view = view.ok_or_else(|| {
+            refuse(
+                AceErrorCode::InvalidClient,
+                "certificate is not registered with this broker",
+            )
+            .for_device(&device_id)
+        })?;
+        if !view.cert_active {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!("certificate {} is revoked", view.serial),
+            )
+            .for_device(&device_id));
+        }
+
+        // Proof of possession of the certificate key.
+        let cert_key = EcPublicKey::from_sec1(&cert.public_key_sec1)
+            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
+        let verifier = AwsLcVerifier::new(&cert_key)
+            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
+        let req = request
+            .verify(&verifier, limits)
+            .map_err(|e| from_proto(&e, "request signature").for_device(&device_id))?;
+        if req.iss != device_id || view.device_id != device_id {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!(
+                    "iss {:?} does not match the certificate's device {device_id:?}",
+                    req.iss
+                ),
+            )
+            .for_device(&device_id));
+        }
+        if let Some(channel) = channel_device
+            && channel != device_id
+        {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!("request from device {device_id:?} arrived on the channel of {channel:?}"),
+            )
+            .for_device(&device_id));
+        }
+        req.validate(&self.issuer_id, now, leeway).map_err(|e| {
+            refuse(
+                AceErrorCode::InvalidClient,
+                format!("request assertion: {e}"),
+            )
+            .for_device(&device_id)
+        })?;
+        {
+            let mut replay = self.replay.lock().map_err(|_| Refusal {
+                error: Refused::Unavailable,
+                device: None,
+            })?;
+            replay
+                .check_and_insert(&req.iss, &req.cti, req.exp.saturating_add(leeway), now)
+                .map_err(|e| {
+                    refuse(AceErrorCode::InvalidClient, format!("request {e}"))
+                        .for_device(&device_id)
+                })?;
+        }
+        if let Err(retry_after) = rate.check_device(&device_id, now) {
+            return Err(Refusal {
+                error: Refused::RateLimited { retry_after },
+                device: Some(device_id),
+            });
+        }
+        Ok(Authenticated {
+            device_id,
+            request: req,
+            cert_key,
+            thumbprint,
+            view,
+            cert_not_after: cert.not_after,
+        })
+    }
+}
