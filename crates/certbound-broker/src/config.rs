@@ -250,12 +250,27 @@ pub struct PkiSection {
     /// Lifetime of device certificates, days. Default 90.
     #[serde(default = "default_device_days")]
     pub device_cert_days: u32,
+    /// How many days after its certificate expired a device may still renew
+    /// it (over CoAP, where no TLS handshake refuses the expired
+    /// certificate). Default 7; 0 = never.
+    #[serde(default = "default_renewal_grace")]
+    pub renewal_grace_days: u32,
+    /// Lifetime of renewed device certificates in seconds, overriding
+    /// `device_cert_days` (very short-lived fleets, renewal tests). At least 60.
+    #[serde(default)]
+    pub device_cert_secs: Option<u64>,
+}
+
+fn default_renewal_grace() -> u32 {
+    7
 }
 
 impl Default for PkiSection {
     fn default() -> Self {
         Self {
             device_cert_days: default_device_days(),
+            renewal_grace_days: default_renewal_grace(),
+            device_cert_secs: None,
         }
     }
 }
@@ -434,6 +449,12 @@ impl Config {
             if !rate.is_finite() || rate < 0.0 {
                 return Err(bad(field, "must be 0 (off) or a positive number".into()));
             }
+        }
+        if self.pki.device_cert_secs.is_some_and(|s| s < 60) {
+            return Err(bad(
+                "pki.device_cert_secs",
+                "must be at least 60 seconds".into(),
+            ));
         }
         if !(1..=3650).contains(&self.pki.device_cert_days) {
             return Err(bad(

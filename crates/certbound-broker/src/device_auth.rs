@@ -80,8 +80,6 @@ pub(crate) struct Authenticated {
     pub(crate) thumbprint: String,
     /// The registry facts for it (and for `audience_hint`).
     pub(crate) view: TokenView,
-    /// Its notAfter.
-    pub(crate) cert_not_after: u64,
 }
 
 impl DeviceAuth {
@@ -226,7 +224,6 @@ impl DeviceAuth {
             cert_key,
             thumbprint,
             view,
-            cert_not_after: cert.not_after,
         })
     }
 }

@@ -466,5 +466,7 @@ impl Registry {
     }
 }
 
+pub mod bulk;
 mod clients;
+pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub use clients::{ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CreatedClient, parse_grant};

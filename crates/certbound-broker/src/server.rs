@@ -7,19 +7,21 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use certbound_coap::{Server as CoapServer, ServerConfig};
-use certbound_pki::TrustStore;
 use certbound_proto::cbor::Limits;
 use tokio::task::JoinHandle;
 
 use crate::audit::AuditLog;
 use crate::config::{Config, DataDir, MqttMode, parse_mqtt_url};
+use crate::enroll_service::{EnrollConfig, EnrollService};
 use crate::error::BrokerError;
 use crate::keys::{KeyRing, SharedKeys};
 use crate::limits::{RateLimitConfig, RateLimits};
 use crate::oauth::{OAuthConfig, OAuthService};
+use crate::pki_state::SharedPki;
 use crate::status::{StatusConfig, StatusLists};
 use crate::store::Store;
 use crate::token_service::{TokenService, TokenServiceConfig};
+use crate::transport::DeviceEndpoints;
 use crate::transport::coap::CoapTransport;
 use crate::transport::https::{self, HttpsState};
 use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
@@ -65,7 +67,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     let data = DataDir::new(dir);
     let config = Config::load(dir)?;
     let store = Store::open(&data.database()).await?;
-    let trust = TrustStore::load(&data.pki())?;
+    let pki = SharedPki::load(data.pki())?;
     // Data directories made before the admin API existed get it now.
     crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())
         .ensure_admin()
@@ -125,12 +127,28 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
             replay_capacity: config.limits.replay_cache_entries,
         },
         store.clone(),
-        trust,
+        pki.clone(),
         keys.clone(),
         audit.clone(),
         status.clone(),
         limits.clone(),
     ));
+    let enroll = Arc::new(EnrollService::new(
+        EnrollConfig {
+            cert_days: config.pki.device_cert_days,
+            cert_secs: config.pki.device_cert_secs,
+            expired_grace: u64::from(config.pki.renewal_grace_days) * 86_400,
+        },
+        store.clone(),
+        pki.clone(),
+        service.device_auth(),
+        limits.clone(),
+        audit.clone(),
+    ));
+    let endpoints = Arc::new(DeviceEndpoints {
+        tokens: service.clone(),
+        enroll,
+    });
     let https = match (https_listener, base_url) {
         (Some(listener), Some(base_url)) => {
             let oauth = OAuthService::new(
@@ -147,9 +165,10 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
             );
             let state = HttpsState {
                 oauth,
-                devices: service.clone(),
+                devices: endpoints.clone(),
                 status: status.clone(),
                 keys: keys.clone(),
+                pki: pki.clone(),
                 store: store.clone(),
                 dir: dir.to_path_buf(),
                 config: Arc::new(config.clone()),
@@ -164,11 +183,12 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         store.clone(),
         data.keys(),
         keys.clone(),
+        pki.clone(),
         config.broker.leeway_secs,
     ));
     let coap = if config.coap.enabled {
         let addr = options.coap_listen.unwrap_or_else(|| config.coap_listen());
-        let handler = Arc::new(CoapTransport::new(service.clone()));
+        let handler = Arc::new(CoapTransport::new(endpoints.clone(), pki.clone()));
         let server_config = ServerConfig {
             max_body: config.limits.max_request_bytes,
             ..ServerConfig::default()
@@ -180,7 +200,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     let inactive: InactiveDevices = Arc::new(RwLock::new(
         store.inactive_devices().await?.into_iter().collect(),
     ));
-    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &service, &inactive).await?;
+    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &endpoints, &inactive).await?;
     let watcher = mqtt_server.as_ref().map(|server| {
         tokio::spawn(watch_inactive(
             store.clone(),
@@ -257,14 +277,26 @@ fn start_https(
     })
 }
 
-/// How often the key ring is reloaded (so `certbound keys rotate` in
-/// another process takes effect) and retired keys are pruned.
+/// How often the key ring and the CA files are reloaded (so `certbound keys
+/// rotate` and `ca rotate-issuing` in another process take effect) and
+/// retired keys are pruned.
 const KEY_POLL: Duration = Duration::from_millis(500);
 
-async fn watch_keys(store: Store, dir: std::path::PathBuf, keys: SharedKeys, leeway: u64) {
+async fn watch_keys(
+    store: Store,
+    dir: std::path::PathBuf,
+    keys: SharedKeys,
+    pki: SharedPki,
+    leeway: u64,
+) {
     let mut ticker = tokio::time::interval(KEY_POLL);
     loop {
         ticker.tick().await;
+        match pki.reload_if_changed() {
+            Ok(true) => tracing::info!("issuing CA changed: CA files reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not reload the CA files"),
+        }
         let now = crate::clock::unix_now();
         if let Err(e) = store.extend_retirements(leeway).await {
             tracing::warn!(error = %e, "could not update key retirement times");
@@ -293,7 +325,7 @@ async fn start_mqtt(
     data: &DataDir,
     config: &Config,
     options: &ServeOptions,
-    service: &Arc<TokenService>,
+    service: &Arc<DeviceEndpoints>,
     inactive: &InactiveDevices,
 ) -> Result<(Option<MqttServer>, Option<MqttTransport>), BrokerError> {
     let (server, host, port, server_ca) = match config.mqtt.mode {

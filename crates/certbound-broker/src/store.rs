@@ -524,7 +524,10 @@ fn cert_from_row(r: sqlx::sqlite::SqliteRow) -> CertRecord {
 }
 
 mod audit;
+mod bulk;
+mod certs;
 mod clients;
 mod issued;
+pub use bulk::RegisteredCert;
 pub use clients::{Client, NewClient};
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};

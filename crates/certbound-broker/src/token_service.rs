@@ -9,7 +9,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use certbound_pki::TrustStore;
 use certbound_proto::ace::{AceError, AceErrorCode, TokenResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::claims::{Claims, intersect_scopes};
@@ -22,6 +21,7 @@ use crate::audit::AuditLog;
 use crate::device_auth::{Authenticated, DeviceAuth, Refusal, internal, refuse};
 use crate::keys::SharedKeys;
 use crate::limits::RateLimits;
+use crate::pki_state::SharedPki;
 use crate::status::StatusLists;
 use crate::store::{AuditEvent, DeviceStatus, IssuedToken, Store, TokenHolder};
 
@@ -43,7 +43,7 @@ pub struct TokenServiceConfig {
 pub struct TokenService {
     config: TokenServiceConfig,
     store: Store,
-    trust: TrustStore,
+    pki: SharedPki,
     keys: SharedKeys,
     status: Option<Arc<StatusLists>>,
     limits: Arc<RateLimits>,
@@ -75,7 +75,7 @@ impl TokenService {
     pub fn new(
         config: TokenServiceConfig,
         store: Store,
-        trust: TrustStore,
+        pki: SharedPki,
         keys: SharedKeys,
         audit: AuditLog,
         status: Option<Arc<StatusLists>>,
@@ -90,13 +90,18 @@ impl TokenService {
         Self {
             config,
             store,
-            trust,
+            pki,
             keys,
             status,
             limits,
             auth,
             audit,
         }
+    }
+
+    /// The device-request authentication (shared with re-enrollment).
+    pub(crate) fn device_auth(&self) -> Arc<DeviceAuth> {
+        self.auth.clone()
     }
 
     /// The key id tokens are signed with now.
@@ -188,7 +193,7 @@ impl TokenService {
             .auth
             .authenticate(
                 &self.store,
-                &self.trust,
+                &self.pki.get().trust,
                 &self.limits,
                 bytes,
                 channel_device,

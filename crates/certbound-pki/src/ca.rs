@@ -9,7 +9,7 @@ use rcgen::{
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData as _, SerialNumber,
 };
 
-use crate::cert::{add_days, parse_der, random_serial, to_datetime, unix_u64};
+use crate::cert::{add_days, parse_der, random_serial, serial_hex, to_datetime, unix_u64};
 use crate::files::{Secrecy, create_dir, ensure_absent, read_text, write_new_file};
 use crate::pem::encode_pem;
 use crate::{PkiError, PkiPaths, parse_pem_certs};
@@ -120,7 +120,7 @@ pub fn init_ca(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<(), PkiEr
 }
 
 /// Parameters shared by both CA certificates.
-fn ca_params(
+pub(crate) fn ca_params(
     common_name: &str,
     path_len: u8,
     not_before: u64,
@@ -147,6 +147,7 @@ pub struct IssuingCa {
     pub(crate) issuer: Issuer<'static, KeyPair>,
     pub(crate) cert_der: Vec<u8>,
     pub(crate) not_after: u64,
+    pub(crate) serial_hex: String,
 }
 
 impl fmt::Debug for IssuingCa {
@@ -154,6 +155,7 @@ impl fmt::Debug for IssuingCa {
         f.debug_struct("IssuingCa")
             .field("cert_der_len", &self.cert_der.len())
             .field("not_after", &self.not_after)
+            .field("serial_hex", &self.serial_hex)
             .field("key", &"[redacted]")
             .finish()
     }
@@ -226,11 +228,13 @@ impl IssuingCa {
             ));
         }
         let not_after = unix_u64(x509.validity().not_after.timestamp());
+        let serial_hex = serial_hex(x509.raw_serial());
         let issuer = Issuer::from_ca_cert_pem(&encode_pem("CERTIFICATE", &cert_der), key)?;
         Ok(IssuingCa {
             issuer,
             cert_der,
             not_after,
+            serial_hex,
         })
     }
 

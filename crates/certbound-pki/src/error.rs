@@ -83,6 +83,41 @@ pub enum PkiError {
         reason: &'static str,
     },
 
+    /// A PKCS#10 certificate signing request was refused (unreadable, too big,
+    /// not version 1, or its self-signature does not verify).
+    #[error(
+        "certificate signing request rejected: {0}; create a new PKCS#10 CSR signed by its own \
+         ECDSA P-256 key with ecdsa-with-SHA256 (for example `openssl req -new -newkey ec \
+         -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=<id>`)"
+    )]
+    BadCsr(String),
+
+    /// The root CA private key is not in the data directory, but the operation
+    /// (issuing CA rotation) must sign with it.
+    #[error(
+        "the root CA key {} is not available; rotating the issuing CA signs with the root key \
+         (restore root-ca.key.pem from where it is kept offline, rotate, then remove it again)",
+        .0.display()
+    )]
+    RootKeyUnavailable(PathBuf),
+
+    /// A certificate from an external CA verified up to a configured anchor
+    /// but is not usable as a device certificate.
+    #[error(
+        "not usable as an external device certificate: {0}; the external CA must issue \
+         end-entity (CA:FALSE) certificates with an ECDSA P-256 key, and clientAuth when \
+         they carry an extendedKeyUsage"
+    )]
+    NotAnExternalDeviceCert(String),
+
+    /// The subject CN of an external certificate cannot serve as a device id.
+    #[error(
+        "the external certificate cannot name a device: {0}; its subject must have exactly \
+         one CN that is a valid device id (1 to 128 characters of A-Z a-z 0-9 . _ : - not \
+         starting with '.' or '-'); ask the external CA for such certificates"
+    )]
+    ExternalDeviceId(String),
+
     /// An argument is out of range (for example a lifetime of zero days).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -46,6 +46,46 @@ impl PkiPaths {
         self.dir.join("ca-chain.pem")
     }
 
+    /// `pki/issuing-ca.<serial>.pem`: an issuing CA certificate kept by
+    /// [`crate::rotate_issuing`] (the previous ones, and a copy of the current
+    /// one), named by its serial number in lowercase hex.
+    pub fn issuing_cert_archived(&self, serial_hex: &str) -> PathBuf {
+        self.dir.join(format!("issuing-ca.{serial_hex}.pem"))
+    }
+
+    /// `pki/issuing-ca.<serial>.key.pem`: the private key (mode 0600) of the
+    /// issuing CA in [`PkiPaths::issuing_cert_archived`].
+    pub fn issuing_key_archived(&self, serial_hex: &str) -> PathBuf {
+        self.dir.join(format!("issuing-ca.{serial_hex}.key.pem"))
+    }
+
+    /// The serial numbers of every `pki/issuing-ca.<serial>.pem` file, sorted.
+    /// A missing `pki` directory holds none.
+    pub(crate) fn archived_issuing_serials(&self) -> Result<Vec<String>, PkiError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(PkiError::io(&self.dir, e)),
+        };
+        let mut serials = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| PkiError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(serial) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("issuing-ca."))
+                .and_then(|n| n.strip_suffix(".pem"))
+            else {
+                continue;
+            };
+            if is_serial_hex(serial) {
+                serials.push(serial.to_owned());
+            }
+        }
+        serials.sort();
+        Ok(serials)
+    }
+
     /// All five files, in the order `init_ca` writes them.
     pub(crate) fn all(&self) -> [PathBuf; 5] {
         [
@@ -104,6 +144,45 @@ pub(crate) fn write_new_file(
         let _ = fs::remove_file(path);
     }
     written
+}
+
+/// Replaces `path` atomically: writes a temporary file next to it (mode 0600
+/// for secrets), syncs it, renames it over `path` and syncs the directory.
+/// Readers see either the old or the new contents, never a mix.
+pub(crate) fn replace_file(path: &Path, contents: &[u8], secrecy: Secrecy) -> Result<(), PkiError> {
+    let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        PkiError::InvalidArgument(format!("{} is not a file path", path.display()))
+    })?;
+    let mut nonce = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| PkiError::Random)?;
+    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", hex::encode(nonce)));
+    write_new_file(&tmp, contents, secrecy)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(PkiError::io(path, e));
+    }
+    sync_parent(path)
+}
+
+/// Makes a rename in the directory of `path` durable.
+fn sync_parent(path: &Path) -> Result<(), PkiError> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| PkiError::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Whether `s` looks like a serial number as this crate writes it: 2 to 40
+/// lowercase hex digits (at most 20 bytes).
+pub(crate) fn is_serial_hex(s: &str) -> bool {
+    (2..=40).contains(&s.len())
+        && s.len().is_multiple_of(2)
+        && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Fails with [`PkiError::AlreadyExists`] for the first path that exists.

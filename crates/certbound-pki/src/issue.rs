@@ -222,6 +222,55 @@ impl IssuingCa {
                 "certificate lifetime must be at least one day".into(),
             ));
         }
+        let not_after = add_days(now, lifetime_days)?;
+        self.issue_until(profile, key, not_after, now)
+    }
+
+    /// Issues a device certificate for `spki_der` that lives `lifetime_secs`
+    /// seconds (at least 60): short-lived fleets and renewal tests.
+    ///
+    /// # Errors
+    /// As [`IssuingCa::issue_device_cert`]; [`PkiError::InvalidArgument`]
+    /// for a lifetime under 60 s.
+    pub fn issue_device_cert_secs(
+        &self,
+        device_id: &str,
+        spki_der: &[u8],
+        lifetime_secs: u64,
+        now: u64,
+    ) -> Result<IssuedCert, PkiError> {
+        if lifetime_secs < 60 {
+            return Err(PkiError::InvalidArgument(
+                "certificate lifetime must be at least 60 seconds".into(),
+            ));
+        }
+        validate_device_id(device_id)?;
+        let (rest, spki) =
+            x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+                PkiError::Malformed(format!("public key is not SubjectPublicKeyInfo DER: {e}"))
+            })?;
+        if !rest.is_empty() {
+            return Err(PkiError::Malformed(
+                "public key has trailing bytes after the SubjectPublicKeyInfo".into(),
+            ));
+        }
+        p256_point(&spki, "the public key")?;
+        let key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)?;
+        self.issue_until(
+            Profile::Device(device_id),
+            &key,
+            now.saturating_add(lifetime_secs),
+            now,
+        )
+    }
+
+    fn issue_until(
+        &self,
+        profile: Profile<'_>,
+        key: &impl PublicKeyData,
+        not_after: u64,
+        now: u64,
+    ) -> Result<IssuedCert, PkiError> {
         if now >= self.not_after {
             return Err(PkiError::Expired {
                 not_after: self.not_after,
@@ -229,7 +278,7 @@ impl IssuingCa {
             });
         }
         let not_before = now.saturating_sub(CLOCK_SKEW_SECS);
-        let not_after = add_days(now, lifetime_days)?.min(self.not_after);
+        let not_after = not_after.min(self.not_after);
         let serial = random_serial()?;
 
         let mut params = CertificateParams::default();

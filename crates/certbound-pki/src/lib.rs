@@ -9,6 +9,23 @@
 //! * [`TrustStore::verify_device_cert`] validates a device certificate chain at
 //!   a given time and extracts the device identity and public key.
 //!
+//! Certificate lifecycle:
+//!
+//! * [`verify_csr`] checks a PKCS#10 request (DER or PEM, at most 8 KiB, P-256
+//!   key, self-signature = proof of possession) and
+//!   [`IssuingCa::issue_for_csr`] issues the device profile for its key; the
+//!   request's subject, SANs and extensions are ignored;
+//! * [`IssuingCa::crl`] signs a CRL of revoked serial numbers;
+//! * [`rotate_issuing`] replaces the issuing CA under the same root and keeps
+//!   the previous ones (`pki/issuing-ca.<serial>.pem`), which
+//!   [`TrustStore::load`] keeps trusting until they expire; [`list_issuing`]
+//!   lists them, [`IssuingCa::load_archived`] loads one (to sign its CRL);
+//! * [`pkcs7_certs_only`] wraps certificates for EST (RFC 7030, RFC 9148);
+//! * [`TrustStore::with_external`] and
+//!   [`TrustStore::verify_external_device_cert`] accept device certificates
+//!   from external CAs (for just-in-time registration), kept apart from
+//!   certbound's own CA.
+//!
 //! Time is always passed in as unix seconds; validation never reads the clock.
 //!
 //! Device certificate profile: subject CN = device id, SAN URI
@@ -44,18 +61,30 @@
 
 mod ca;
 mod cert;
+mod crl;
+mod csr;
 mod device_id;
 mod error;
+mod external;
 mod files;
 mod issue;
 mod pem;
+mod pkcs7;
+mod rotate;
+#[cfg(test)]
+mod testutil;
 mod validate;
 
 pub use ca::{CLOCK_SKEW_SECS, CaOptions, IssuingCa, init_ca};
 pub use cert::{CertSummary, cert_summary, public_key_sec1, thumbprint_sha256};
+pub use crl::{Crl, RevocationReason, RevokedEntry};
+pub use csr::{MAX_CSR_LEN, VerifiedCsr, verify_csr};
 pub use device_id::{DEVICE_URI_PREFIX, MAX_DEVICE_ID_LEN, validate_device_id};
 pub use error::PkiError;
+pub use external::{ExternalAnchor, ExternalDeviceCert};
 pub use files::PkiPaths;
 pub use issue::{DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
+pub use pkcs7::pkcs7_certs_only;
+pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing};
 pub use validate::{TrustStore, VerifiedDeviceCert};

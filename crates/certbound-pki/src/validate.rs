@@ -18,7 +18,7 @@ use crate::{PkiError, PkiPaths, parse_pem_certs, thumbprint_sha256, validate_dev
 /// Most CA certificates allowed between a leaf and its root (root included).
 const MAX_PATH_LEN: usize = 5;
 /// Most extra chain certificates a peer may send.
-const MAX_EXTRA_CERTS: usize = 8;
+pub(crate) const MAX_EXTRA_CERTS: usize = 8;
 
 /// What a successful [`TrustStore::verify_device_cert`] proves about a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct TrustStore {
     certs: Vec<StoreCert>,
     /// `(child, parent)` store indices whose signature was checked at construction.
     verified_links: Vec<(usize, usize)>,
+    /// External CAs for [`TrustStore::verify_external_device_cert`]; never
+    /// used by [`TrustStore::verify_device_cert`].
+    pub(crate) external: Vec<crate::external::ExternalEntry>,
 }
 
 impl fmt::Debug for TrustStore {
@@ -58,16 +61,17 @@ impl fmt::Debug for TrustStore {
         f.debug_struct("TrustStore")
             .field("roots", &anchors)
             .field("intermediates", &(self.certs.len() - anchors))
+            .field("external_anchors", &self.external.len())
             .finish()
     }
 }
 
 /// A certificate taking part in path building.
-struct Candidate<'a> {
-    x509: X509Certificate<'a>,
+pub(crate) struct Candidate<'a> {
+    pub(crate) x509: X509Certificate<'a>,
     /// Index in the store, `None` for certificates sent by the peer.
-    store_index: Option<usize>,
-    anchor: bool,
+    pub(crate) store_index: Option<usize>,
+    pub(crate) anchor: bool,
 }
 
 impl TrustStore {
@@ -78,11 +82,25 @@ impl TrustStore {
     /// [`PkiError::Malformed`] for unreadable PEM or when no self-signed root
     /// is present, [`PkiError::InvalidChain`] when a certificate is not a CA.
     pub fn from_pem(ca_chain_pem: &str) -> Result<Self, PkiError> {
-        let mut ders = parse_pem_certs(ca_chain_pem)?;
+        Self::build(parse_pem_certs(ca_chain_pem)?, Vec::new())
+    }
+
+    /// `chain`: certificates that may be trust anchors (the self-signed ones);
+    /// `intermediates_only`: `(file, DER)` of certificates that must not be
+    /// self-signed (the kept issuing CAs).
+    fn build(
+        chain: Vec<Vec<u8>>,
+        intermediates_only: Vec<(std::path::PathBuf, Vec<u8>)>,
+    ) -> Result<Self, PkiError> {
+        let mut ders: Vec<(Vec<u8>, Option<std::path::PathBuf>)> = chain
+            .into_iter()
+            .map(|d| (d, None))
+            .chain(intermediates_only.into_iter().map(|(p, d)| (d, Some(p))))
+            .collect();
         let mut seen = std::collections::HashSet::new();
-        ders.retain(|d| seen.insert(d.clone()));
+        ders.retain(|(d, _)| seen.insert(d.clone()));
         let mut certs = Vec::with_capacity(ders.len());
-        for (i, der) in ders.iter().enumerate() {
+        for (i, (der, file)) in ders.iter().enumerate() {
             let x509 = parse_der(der, "trust store certificate")?;
             if !x509.is_ca() {
                 return Err(PkiError::InvalidChain(format!(
@@ -97,6 +115,13 @@ impl TrustStore {
                     Err(e @ PkiError::UnsupportedKey(_)) => return Err(e),
                     Err(_) => false,
                 };
+            if let (true, Some(file)) = (anchor, file) {
+                return Err(PkiError::InvalidChain(format!(
+                    "{} holds a self-signed certificate, not an issuing CA signed by the root; \
+                     remove it from the pki directory",
+                    file.display()
+                )));
+            }
             certs.push(StoreCert {
                 der: der.clone(),
                 anchor,
@@ -128,15 +153,35 @@ impl TrustStore {
         Ok(TrustStore {
             certs,
             verified_links,
+            external: Vec::new(),
         })
     }
 
-    /// Loads `ca-chain.pem` from `paths`.
+    /// Loads `ca-chain.pem` from `paths`, plus every issuing CA kept in
+    /// `pki/issuing-ca.<serial>.pem` by [`crate::rotate_issuing`], so that
+    /// device certificates issued before a rotation keep validating (until
+    /// their issuing CA expires: validity is checked at verification time).
+    /// Kept issuing CAs are only ever intermediates under the root, never
+    /// trust anchors.
     ///
     /// # Errors
-    /// [`PkiError::Io`] when the file cannot be read, then as [`TrustStore::from_pem`].
+    /// [`PkiError::Io`] when a file cannot be read, [`PkiError::InvalidChain`]
+    /// for a self-signed kept issuing CA, then as [`TrustStore::from_pem`].
     pub fn load(paths: &PkiPaths) -> Result<Self, PkiError> {
-        Self::from_pem(&read_text(&paths.chain())?)
+        let chain = parse_pem_certs(&read_text(&paths.chain())?)?;
+        let mut kept = Vec::new();
+        for serial in paths.archived_issuing_serials()? {
+            let file = paths.issuing_cert_archived(&serial);
+            let ders = parse_pem_certs(&read_text(&file)?)
+                .map_err(|e| PkiError::Malformed(format!("{}: {e}", file.display())))?;
+            kept.extend(ders.into_iter().map(|d| (file.clone(), d)));
+        }
+        Self::build(chain, kept)
+    }
+
+    /// The DER of every certbound CA certificate in the store.
+    pub(crate) fn own_ca_ders(&self) -> impl Iterator<Item = &[u8]> {
+        self.certs.iter().map(|c| c.der.as_slice())
     }
 
     /// Validates a device certificate (`leaf_der`), with optional extra chain
@@ -184,7 +229,7 @@ impl TrustStore {
         }
 
         let mut path = Vec::new();
-        self.find_path(&pool, &leaf, None, &mut path)?;
+        find_path(&self.verified_links, &pool, &leaf, None, &mut path)?;
         let issuers: Vec<&X509Certificate<'_>> = path.iter().map(|&i| &pool[i].x509).collect();
 
         check_validity(&leaf, now, leeway)?;
@@ -199,62 +244,63 @@ impl TrustStore {
         }
         check_leaf_profile(&leaf, leaf_der)
     }
+}
 
-    /// Depth-first search for a path from `child` to a trust anchor; fills
-    /// `path` with pool indices (direct issuer first).
-    fn find_path(
-        &self,
-        pool: &[Candidate<'_>],
-        child: &X509Certificate<'_>,
-        child_index: Option<usize>,
-        path: &mut Vec<usize>,
-    ) -> Result<(), PkiError> {
-        let mut last_err = None;
-        for (j, cand) in pool.iter().enumerate() {
-            if path.contains(&j) || Some(j) == child_index || !may_have_issued(child, &cand.x509) {
-                continue;
-            }
-            let pre_verified = match (
-                child_index.and_then(|c| pool[c].store_index),
-                cand.store_index,
-            ) {
-                (Some(c), Some(p)) => self.verified_links.contains(&(c, p)),
-                _ => false,
-            };
-            if !pre_verified && let Err(e) = check_signed_by(child, &cand.x509) {
-                last_err = Some(e);
-                continue;
-            }
-            path.push(j);
-            if cand.anchor {
-                return Ok(());
-            }
-            if cand.x509.subject().as_raw() == cand.x509.issuer().as_raw() {
-                // A self-issued certificate sent by the peer: a root we do not trust.
-                last_err = Some(PkiError::UnknownIssuer(format!(
-                    "the chain ends at \"{}\", a root CA that is not in this trust store",
-                    cand.x509.subject()
-                )));
-            } else if path.len() >= MAX_PATH_LEN {
-                last_err = Some(PkiError::InvalidChain(format!(
-                    "the chain is longer than {MAX_PATH_LEN} CA certificates"
-                )));
-            } else {
-                match self.find_path(pool, &cand.x509, Some(j), path) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => last_err = Some(e),
-                }
-            }
-            path.pop();
+/// Depth-first search for a path from `child` to a trust anchor of `pool`;
+/// fills `path` with pool indices (direct issuer first). `links` are
+/// `(child, parent)` store indices whose signature is known to verify.
+pub(crate) fn find_path(
+    links: &[(usize, usize)],
+    pool: &[Candidate<'_>],
+    child: &X509Certificate<'_>,
+    child_index: Option<usize>,
+    path: &mut Vec<usize>,
+) -> Result<(), PkiError> {
+    let mut last_err = None;
+    for (j, cand) in pool.iter().enumerate() {
+        if path.contains(&j) || Some(j) == child_index || !may_have_issued(child, &cand.x509) {
+            continue;
         }
-        Err(last_err.unwrap_or_else(|| {
-            PkiError::UnknownIssuer(format!(
-                "no trusted CA certificate matches issuer \"{}\" of \"{}\"",
-                child.issuer(),
-                child.subject()
-            ))
-        }))
+        let pre_verified = match (
+            child_index.and_then(|c| pool[c].store_index),
+            cand.store_index,
+        ) {
+            (Some(c), Some(p)) => links.contains(&(c, p)),
+            _ => false,
+        };
+        if !pre_verified && let Err(e) = check_signed_by(child, &cand.x509) {
+            last_err = Some(e);
+            continue;
+        }
+        path.push(j);
+        if cand.anchor {
+            return Ok(());
+        }
+        if cand.x509.subject().as_raw() == cand.x509.issuer().as_raw() {
+            // A self-issued certificate sent by the peer: a root we do not trust.
+            last_err = Some(PkiError::UnknownIssuer(format!(
+                "the chain ends at \"{}\", a root CA that is not in this trust store",
+                cand.x509.subject()
+            )));
+        } else if path.len() >= MAX_PATH_LEN {
+            last_err = Some(PkiError::InvalidChain(format!(
+                "the chain is longer than {MAX_PATH_LEN} CA certificates"
+            )));
+        } else {
+            match find_path(links, pool, &cand.x509, Some(j), path) {
+                Ok(()) => return Ok(()),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        path.pop();
     }
+    Err(last_err.unwrap_or_else(|| {
+        PkiError::UnknownIssuer(format!(
+            "no trusted CA certificate matches issuer \"{}\" of \"{}\"",
+            child.issuer(),
+            child.subject()
+        ))
+    }))
 }
 
 fn parse_store(certs: &[StoreCert]) -> Result<Vec<Candidate<'_>>, PkiError> {
@@ -272,7 +318,7 @@ fn parse_store(certs: &[StoreCert]) -> Result<Vec<Candidate<'_>>, PkiError> {
 }
 
 /// Name chaining plus, when both are present, AKI == SKI.
-fn may_have_issued(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> bool {
+pub(crate) fn may_have_issued(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> bool {
     if child.issuer().as_raw() != parent.subject().as_raw() {
         return false;
     }
@@ -297,7 +343,7 @@ fn may_have_issued(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) ->
 }
 
 /// Verifies `child`'s signature with `parent`'s key (ECDSA P-256 / SHA-256 only).
-fn check_signed_by(
+pub(crate) fn check_signed_by(
     child: &X509Certificate<'_>,
     parent: &X509Certificate<'_>,
 ) -> Result<(), PkiError> {
@@ -327,7 +373,11 @@ fn check_signed_by(
         })
 }
 
-fn check_validity(cert: &X509Certificate<'_>, now: u64, leeway: u64) -> Result<(), PkiError> {
+pub(crate) fn check_validity(
+    cert: &X509Certificate<'_>,
+    now: u64,
+    leeway: u64,
+) -> Result<(), PkiError> {
     let validity = cert.validity();
     let not_before = unix_u64(validity.not_before.timestamp());
     let not_after = unix_u64(validity.not_after.timestamp());
@@ -341,7 +391,7 @@ fn check_validity(cert: &X509Certificate<'_>, now: u64, leeway: u64) -> Result<(
 }
 
 /// `below` = number of CA certificates between `ca` and the leaf.
-fn check_ca(ca: &X509Certificate<'_>, below: usize) -> Result<(), PkiError> {
+pub(crate) fn check_ca(ca: &X509Certificate<'_>, below: usize) -> Result<(), PkiError> {
     let bc = ca.basic_constraints().map_err(|e| {
         PkiError::Malformed(format!("basicConstraints of \"{}\": {e}", ca.subject()))
     })?;
@@ -372,7 +422,7 @@ fn check_ca(ca: &X509Certificate<'_>, below: usize) -> Result<(), PkiError> {
 }
 
 /// Refuses critical extensions this validator does not enforce.
-fn check_critical_extensions(cert: &X509Certificate<'_>) -> Result<(), PkiError> {
+pub(crate) fn check_critical_extensions(cert: &X509Certificate<'_>) -> Result<(), PkiError> {
     let handled = [
         OID_X509_EXT_BASIC_CONSTRAINTS,
         OID_X509_EXT_KEY_USAGE,

@@ -42,6 +42,12 @@ protocol = "3.1.1"
 [pki]
 # Lifetime of device certificates issued by `certbound device provision`, in days.
 device_cert_days = 90
+# Days after expiry during which a device may still renew its certificate over CoAP
+# (a device that was offline). TLS transports refuse expired certificates. 0 = never.
+renewal_grace_days = 7
+# Lifetime of RENEWED device certificates in seconds, overriding device_cert_days
+# (very short-lived fleets; tests). At least 60.
+# device_cert_secs = 120
 
 [https]
 # Serve HTTPS: OAuth 2.0 client credentials (/oauth/token), introspection,

@@ -1,26 +1,63 @@
 //! CoAP transport: `POST /token` (request content-format 18, response 19,
-//! 2.01 Created; ACE errors on 4.00/4.01/4.03) and `GET /.well-known/core`.
+//! 2.01 Created; ACE errors on 4.00/4.01/4.03), `POST /.well-known/est/sren`
+//! (also `/sren`: certificate re-enrollment with the signed request carrying
+//! a CSR; 2.04 Changed with a CBOR certificate response, content-format 60),
+//! `GET /.well-known/est/crts` (the CA certificates, PKCS#7 certs-only,
+//! content-format 281) and `GET /.well-known/core`.
 
 use std::sync::Arc;
 
 use certbound_coap::{Handler, Method, Request, Response, ResponseType, content_format};
 
+use super::DeviceEndpoints;
 use crate::clock::unix_now;
-use crate::token_service::{Refused, TokenService};
+use crate::pki_state::SharedPki;
+use crate::token_service::Refused;
 
 /// Resource links served at `/.well-known/core` (RFC 6690).
-pub const WELL_KNOWN_CORE: &str = r#"</token>;rt="ace.ai";ct=19;title="ACE token endpoint (POST a signed device request, ct=18)""#;
+pub const WELL_KNOWN_CORE: &str = concat!(
+    r#"</token>;rt="ace.ai";ct=19;title="ACE token endpoint (POST a signed device request, ct=18)","#,
+    r#"</.well-known/est/sren>;rt="ace.est.sren";ct=60;title="re-enrollment (POST a signed request with a CSR, ct=18)","#,
+    r#"</.well-known/est/crts>;rt="ace.est.crts";ct=281"#
+);
 
 /// The CoAP request handler of the broker.
 #[derive(Debug, Clone)]
 pub struct CoapTransport {
-    service: Arc<TokenService>,
+    service: Arc<DeviceEndpoints>,
+    pki: SharedPki,
 }
 
 impl CoapTransport {
-    /// Wraps the token service.
-    pub fn new(service: Arc<TokenService>) -> Self {
-        Self { service }
+    /// Wraps the device endpoints.
+    pub fn new(service: Arc<DeviceEndpoints>, pki: SharedPki) -> Self {
+        Self { service, pki }
+    }
+}
+
+fn refused(r: Refused) -> Response {
+    match r {
+        Refused::Ace(error) => {
+            let (class, detail) = error.code.coap_code();
+            Response::new(ace_code(class, detail))
+                .with_payload(content_format::ACE_CBOR, error.to_cbor())
+        }
+        Refused::Unavailable => Response::new(ResponseType::ServiceUnavailable).with_max_age(5),
+        // RFC 8516: 4.29 Too Many Requests, Max-Age = seconds to wait.
+        Refused::RateLimited { retry_after } => Response::new(ResponseType::TooManyRequests)
+            .with_max_age(u32::try_from(retry_after).unwrap_or(u32::MAX)),
+    }
+}
+
+fn needs_cose(request: &Request) -> Option<Response> {
+    match request.content_format {
+        Some(cf) if cf != content_format::COSE_SIGN1 && cf != content_format::ACE_CBOR => Some(
+            Response::new(ResponseType::UnsupportedContentFormat).with_payload(
+                0,
+                b"send a COSE_Sign1 device request with content-format 18".to_vec(),
+            ),
+        ),
+        _ => None,
     }
 }
 
@@ -36,36 +73,44 @@ impl Handler for CoapTransport {
     async fn handle(&self, request: Request) -> Response {
         match (request.method, request.path.as_str()) {
             (Method::Post, "token") => {
-                if let Some(cf) = request.content_format
-                    && cf != content_format::COSE_SIGN1
-                    && cf != content_format::ACE_CBOR
-                {
-                    return Response::new(ResponseType::UnsupportedContentFormat).with_payload(
-                        0,
-                        b"send a COSE_Sign1 device request with content-format 18".to_vec(),
-                    );
+                if let Some(r) = needs_cose(&request) {
+                    return r;
                 }
                 match self
                     .service
+                    .tokens
                     .handle(&request.payload, "coap", None, unix_now())
                     .await
                 {
                     Ok(token) => Response::new(ResponseType::Created)
                         .with_payload(content_format::ACE_CBOR, token.to_cbor()),
-                    Err(Refused::Ace(error)) => {
-                        let (class, detail) = error.code.coap_code();
-                        Response::new(ace_code(class, detail))
-                            .with_payload(content_format::ACE_CBOR, error.to_cbor())
-                    }
-                    Err(Refused::Unavailable) => {
-                        Response::new(ResponseType::ServiceUnavailable).with_max_age(5)
-                    }
-                    // RFC 8516: 4.29 Too Many Requests, Max-Age = seconds to wait.
-                    Err(Refused::RateLimited { retry_after }) => {
-                        Response::new(ResponseType::TooManyRequests)
-                            .with_max_age(u32::try_from(retry_after).unwrap_or(u32::MAX))
-                    }
+                    Err(r) => refused(r),
                 }
+            }
+            (Method::Post, "sren" | ".well-known/est/sren") => {
+                if let Some(r) = needs_cose(&request) {
+                    return r;
+                }
+                match self
+                    .service
+                    .enroll
+                    .handle(&request.payload, "coap", None, unix_now())
+                    .await
+                {
+                    Ok(cert) => Response::new(ResponseType::Changed)
+                        .with_payload(content_format::CBOR, cert.to_cbor()),
+                    Err(r) => refused(r),
+                }
+            }
+            (Method::Get, "crts" | ".well-known/est/crts") => {
+                let pki = self.pki.get();
+                Response::new(ResponseType::Content).with_payload(
+                    content_format::PKCS7_CERTS,
+                    certbound_pki::pkcs7_certs_only(&pki.chain_der),
+                )
+            }
+            (_, "sren" | ".well-known/est/sren" | "crts" | ".well-known/est/crts") => {
+                Response::new(ResponseType::MethodNotAllowed)
             }
             (_, "token") => Response::new(ResponseType::MethodNotAllowed),
             (Method::Get, ".well-known/core") => Response::new(ResponseType::Content).with_payload(

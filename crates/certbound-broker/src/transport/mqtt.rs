@@ -10,14 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use certbound_proto::ace::{AceError, AceErrorCode};
 use certbound_proto::topics::{self, TopicKind};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, Transport};
 use tokio::task::JoinHandle;
 
+use super::DeviceEndpoints;
 use crate::clock::unix_now;
 use crate::error::BrokerError;
-use crate::token_service::{Refused, TokenService};
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -64,7 +63,7 @@ impl std::fmt::Debug for MqttTransport {
 /// connection is up and the subscription acknowledged (or fails after
 /// `connect_timeout`), so a caller knows requests are being served.
 pub async fn start(
-    service: Arc<TokenService>,
+    service: Arc<DeviceEndpoints>,
     settings: MqttClientSettings,
     connect_timeout: Duration,
 ) -> Result<MqttTransport, BrokerError> {
@@ -88,13 +87,14 @@ pub async fn start(
     network.set_connection_timeout(10);
     eventloop.set_network_options(network);
 
-    let filter = topics::broker_filter(TopicKind::TokenRequest, settings.shared);
+    let filters = request_filters(settings.shared);
+    let filter = filters.join(" ");
     // Wait for the first CONNACK + SUBACK so that the caller knows we serve.
     let ready = tokio::time::timeout(connect_timeout, async {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client.subscribe(filter.clone(), QoS::AtLeastOnce).await.map_err(mqtt_err)?;
+                    client.subscribe_many(subscriptions(&filters)).await.map_err(mqtt_err)?;
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
                     if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
@@ -117,7 +117,7 @@ pub async fn start(
     )))?;
     ready?;
     tracing::info!(host = %settings.host, port = settings.port, %filter, "MQTT transport connected");
-    let task = tokio::spawn(run(service, client.clone(), eventloop, filter));
+    let task = tokio::spawn(run(service, client.clone(), eventloop, filters));
     Ok(MqttTransport::new(
         Box::new(move || {
             let _ = client.try_disconnect();
@@ -139,25 +139,19 @@ impl MqttTransport {
     }
 }
 
-/// The ACE answer to one request published by `device` (token or error).
-pub(super) async fn respond(service: &TokenService, device: &str, payload: &[u8]) -> Vec<u8> {
-    match service
-        .handle(payload, "mqtt", Some(device), unix_now())
-        .await
-    {
-        Ok(token) => token.to_cbor(),
-        Err(Refused::Ace(error)) => error.to_cbor(),
-        Err(Refused::Unavailable) => AceError::new(
-            AceErrorCode::InvalidRequest,
-            "temporarily unavailable: retry later",
-        )
-        .to_cbor(),
-        Err(Refused::RateLimited { retry_after }) => AceError::new(
-            AceErrorCode::InvalidRequest,
-            format!("rate limited: too many token requests; retry after {retry_after} s"),
-        )
-        .to_cbor(),
-    }
+/// The request topics every broker instance serves (token and certificate).
+pub(super) fn request_filters(shared: bool) -> Vec<String> {
+    [TopicKind::TokenRequest, TopicKind::CertRequest]
+        .into_iter()
+        .map(|k| topics::broker_filter(k, shared))
+        .collect()
+}
+
+fn subscriptions(filters: &[String]) -> Vec<rumqttc::SubscribeFilter> {
+    filters
+        .iter()
+        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
+        .collect()
 }
 
 fn mqtt_err(e: rumqttc::ClientError) -> BrokerError {
@@ -165,10 +159,10 @@ fn mqtt_err(e: rumqttc::ClientError) -> BrokerError {
 }
 
 async fn run(
-    service: Arc<TokenService>,
+    service: Arc<DeviceEndpoints>,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    filter: String,
+    filters: Vec<String>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -183,7 +177,7 @@ async fn run(
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 // Clean session: subscribe again after every reconnect.
-                if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                if let Err(e) = client.subscribe_many(subscriptions(&filters)).await {
                     tracing::warn!(error = %e, "MQTT resubscribe failed");
                 }
             }
@@ -197,17 +191,22 @@ async fn run(
     }
 }
 
-async fn answer(service: &TokenService, client: &AsyncClient, topic: &str, payload: &[u8]) {
-    let Some((device, TopicKind::TokenRequest)) = topics::parse(topic) else {
+async fn answer(service: &DeviceEndpoints, client: &AsyncClient, topic: &str, payload: &[u8]) {
+    let Some((device, kind)) = topics::parse(topic) else {
         tracing::debug!(%topic, "ignoring a message on an unexpected topic");
         return;
     };
-    let body = respond(service, device, payload).await;
-    let response_topic = topics::topic(device, TopicKind::TokenResponse);
+    let Some(body) = service.answer(kind, device, payload, unix_now()).await else {
+        tracing::debug!(%topic, "ignoring a message on an unexpected topic");
+        return;
+    };
+    let Some(response_topic) = kind.response().map(|k| topics::topic(device, k)) else {
+        return;
+    };
     if let Err(e) = client
         .publish(response_topic, QoS::AtLeastOnce, false, body)
         .await
     {
-        tracing::warn!(error = %e, %device, "could not queue the MQTT token response");
+        tracing::warn!(error = %e, %device, "could not queue the MQTT response");
     }
 }

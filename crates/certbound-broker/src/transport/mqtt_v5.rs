@@ -6,19 +6,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use certbound_proto::topics::{self, TopicKind};
+use certbound_proto::topics;
 use rumqttc::Transport;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::task::JoinHandle;
 
-use super::mqtt::{MqttClientSettings, MqttTransport, respond};
+use super::DeviceEndpoints;
+use super::mqtt::{MqttClientSettings, MqttTransport, request_filters};
 use crate::error::BrokerError;
-use crate::token_service::TokenService;
 
 pub(super) async fn start(
-    service: Arc<TokenService>,
+    service: Arc<DeviceEndpoints>,
     settings: MqttClientSettings,
     connect_timeout: Duration,
 ) -> Result<MqttTransport, BrokerError> {
@@ -38,14 +38,15 @@ pub(super) async fn start(
     network.set_connection_timeout(10);
     options.set_network_options(network);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let filter = topics::broker_filter(TopicKind::TokenRequest, settings.shared);
+    let filters = request_filters(settings.shared);
+    let filter = filters.join(" ");
     let server = format!("{}:{}", settings.host, settings.port);
     tokio::time::timeout(connect_timeout, async {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     client
-                        .subscribe(filter.clone(), QoS::AtLeastOnce)
+                        .subscribe_many(subscriptions(&filters))
                         .await
                         .map_err(|e| BrokerError::Invalid(format!("MQTT client: {e}")))?;
                 }
@@ -65,7 +66,7 @@ pub(super) async fn start(
     .await
     .map_err(|_| BrokerError::Invalid(format!("no answer from the MQTT server {server} within {connect_timeout:?}")))??;
     tracing::info!(%server, %filter, "MQTT 5 transport connected");
-    let task: JoinHandle<()> = tokio::spawn(run(service, client.clone(), eventloop, filter));
+    let task: JoinHandle<()> = tokio::spawn(run(service, client.clone(), eventloop, filters));
     Ok(MqttTransport::new(
         Box::new(move || {
             let _ = client.try_disconnect();
@@ -75,10 +76,10 @@ pub(super) async fn start(
 }
 
 async fn run(
-    service: Arc<TokenService>,
+    service: Arc<DeviceEndpoints>,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    filter: String,
+    filters: Vec<String>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -89,18 +90,21 @@ async fn run(
                 let client = client.clone();
                 tokio::spawn(async move {
                     let topic = String::from_utf8_lossy(&publish.topic).to_string();
-                    let Some((device, TopicKind::TokenRequest)) = topics::parse(&topic) else {
+                    let Some((device, kind)) = topics::parse(&topic) else {
                         return;
                     };
                     let props = publish.properties.unwrap_or_default();
-                    let Some(reply) = topics::reply_topic(
-                        device,
-                        TopicKind::TokenRequest,
-                        props.response_topic.as_deref(),
-                    ) else {
+                    let Some(reply) =
+                        topics::reply_topic(device, kind, props.response_topic.as_deref())
+                    else {
                         return;
                     };
-                    let body = respond(&service, device, &publish.payload).await;
+                    let Some(body) = service
+                        .answer(kind, device, &publish.payload, crate::clock::unix_now())
+                        .await
+                    else {
+                        return;
+                    };
                     let properties = PublishProperties {
                         correlation_data: props.correlation_data,
                         ..PublishProperties::default()
@@ -109,12 +113,12 @@ async fn run(
                         .publish_with_properties(reply, QoS::AtLeastOnce, false, body, properties)
                         .await
                     {
-                        tracing::warn!(error = %e, %device, "could not queue the MQTT token response");
+                        tracing::warn!(error = %e, %device, "could not queue the MQTT response");
                     }
                 });
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                if let Err(e) = client.subscribe_many(subscriptions(&filters)).await {
                     tracing::warn!(error = %e, "MQTT resubscribe failed");
                 }
             }
@@ -126,4 +130,11 @@ async fn run(
             }
         }
     }
+}
+
+fn subscriptions(filters: &[String]) -> Vec<rumqttc::v5::mqttbytes::v5::Filter> {
+    filters
+        .iter()
+        .map(|f| rumqttc::v5::mqttbytes::v5::Filter::new(f.clone(), QoS::AtLeastOnce))
+        .collect()
 }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod discovery;
+mod est;
 mod oauth_routes;
 mod reply;
 
@@ -20,19 +21,20 @@ use crate::keys::SharedKeys;
 use crate::oauth::OAuthService;
 use crate::status::StatusLists;
 use crate::store::Store;
-use crate::token_service::TokenService;
 
 /// What every route can reach.
 #[derive(Debug, Clone)]
 pub struct HttpsState {
     /// OAuth decisions.
     pub oauth: OAuthService,
-    /// Device token decisions (ACE over HTTPS).
-    pub devices: Arc<TokenService>,
+    /// Device tokens (ACE over HTTPS) and re-enrollment (EST).
+    pub devices: Arc<crate::transport::DeviceEndpoints>,
     /// Status lists, when enabled.
     pub status: Option<Arc<StatusLists>>,
     /// The key ring.
     pub keys: SharedKeys,
+    /// The CA material (EST cacerts).
+    pub pki: crate::pki_state::SharedPki,
     /// The store.
     pub store: Store,
     /// The data directory (admin operations open the CA from it).
@@ -58,6 +60,8 @@ pub fn router(state: HttpsState) -> Router {
         .route("/.well-known/cose-keys", get(discovery::cose_keys))
         .route("/status-lists/{id}", get(discovery::status_list))
         .route("/healthz", get(discovery::healthz))
+        .route("/.well-known/est/cacerts", get(est::cacerts))
+        .route("/.well-known/est/simplereenroll", post(est::simplereenroll))
         .nest("/admin/v1", admin::routes())
         .fallback(reply::not_found)
         .with_state(state)

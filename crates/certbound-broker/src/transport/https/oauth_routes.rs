@@ -190,7 +190,12 @@ pub async fn revoke(
 /// HTTPS; answers the same CBOR (`application/ace+cbor`).
 pub async fn ace_token(State(state): State<HttpsState>, body: Bytes) -> Response {
     const ACE_CBOR: &str = "application/ace+cbor";
-    match state.devices.handle(&body, "https", None, unix_now()).await {
+    match state
+        .devices
+        .tokens
+        .handle(&body, "https", None, unix_now())
+        .await
+    {
         Ok(token) => (
             StatusCode::CREATED,
             [(header::CONTENT_TYPE, ACE_CBOR)],

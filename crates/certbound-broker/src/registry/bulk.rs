@@ -1,0 +1,770 @@
+//! Fleet-scale bulk provisioning: `certbound device provision --count N --prefix P`.
+//!
+//! Device ids are `{prefix}{n}` for `n` in `start..start + count` (no zero
+//! padding). For each, a fresh P-256 key and a device certificate are made,
+//! written into a shard folder of the output folder, and the device is
+//! registered.
+//!
+//! # Output folder
+//! ```text
+//! OUT/manifest.csv      id,serial,thumbprint,not_after,key_file,cert_file
+//! OUT/manifest.jsonl    the same rows as JSON objects, one per line
+//! OUT/0000/P1.key.pem   n = 1..999      (mode 0600)
+//! OUT/0000/P1.cert.pem                  (leaf + issuing CA)
+//! OUT/0001/P1000.key.pem  n = 1000..1999, and so on:
+//!                       shard = floor(n / 1000), zero-padded to 4 digits
+//! ```
+//! The shard depends only on `n`, so a device's files are found from its id
+//! alone, and re-runs with another `--start` keep the layout. Paths in the
+//! manifest are relative to `OUT`, so the folder can be moved as a whole.
+//!
+//! # Speed
+//! Key generation and signing are CPU-bound and run on `workers` threads,
+//! which also write the files (each file: temp name, fsync, rename). The
+//! async side registers the devices in batches, each batch in ONE
+//! `BEGIN IMMEDIATE` transaction with one statement per table, while the
+//! workers already make the next batch (at most two batches ahead).
+//!
+//! # Crash safety and resuming
+//! Per batch, in this order: every file is fsync'd and renamed; the shard
+//! folders are fsync'd; the batch is registered (one transaction, with one
+//! `device.provisioned` audit event per device); its manifest rows are
+//! appended and fsync'd. So at any crash point:
+//! * a device is either registered with all its files durable, or not
+//!   registered at all (its files, if any, are rewritten on the next run);
+//! * the manifest lists only registered devices; rows missing after a crash
+//!   between commit and append are restored on the next run (the device's
+//!   certificate file in the folder matches its registered certificate).
+//!
+//! Running the same command again skips every device that is registered and
+//! listed (or restorable) in this folder's manifest; an id registered in any
+//! other way is an error naming it, before any work, so no id is ever issued
+//! twice. An advisory lock on `OUT/.certbound-bulk.lock` keeps two runs from
+//! writing the same folder.
+//!
+//! [`BulkControl::stop`] asks the run to stop: the batch being assembled is
+//! completed and registered, files made for later batches are removed, and
+//! the report says `interrupted`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+use certbound_pki::{IssuingCa, parse_pem_certs, thumbprint_sha256, validate_device_id};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::Registry;
+use crate::clock::unix_now;
+use crate::error::BrokerError;
+use crate::store::{AuditEvent, CertRecord, RegisteredCert};
+
+mod files;
+mod manifest;
+
+use files::{Mode, remove_if_exists, sync_dir, write_durable};
+pub use manifest::ManifestRow;
+
+/// Devices per shard folder.
+pub const SHARD_SIZE: u64 = 1000;
+/// The CSV manifest in the output folder.
+pub const MANIFEST_CSV: &str = "manifest.csv";
+/// The JSON-lines manifest in the output folder.
+pub const MANIFEST_JSONL: &str = "manifest.jsonl";
+/// First line of the CSV manifest.
+pub const MANIFEST_HEADER: &str = "id,serial,thumbprint,not_after,key_file,cert_file";
+/// Devices registered per transaction unless told otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Largest accepted batch size.
+pub const MAX_BATCH_SIZE: usize = 10_000;
+
+/// The shard folder name of device number `n`: `floor(n / 1000)`, zero-padded
+/// to four digits (`0000` for 0..999, `0001` for 1000..1999, `0123` for 123 000..).
+pub fn shard_name(n: u64) -> String {
+    format!("{:04}", n / SHARD_SIZE)
+}
+
+/// What to provision.
+#[derive(Debug, Clone)]
+pub struct BulkOptions {
+    /// Id prefix: ids are `{prefix}{n}`.
+    pub prefix: String,
+    /// First `n` (the CLI's default is 1).
+    pub start: u64,
+    /// How many devices.
+    pub count: u64,
+    /// Groups every device joins (must exist).
+    pub groups: Vec<String>,
+    /// The output folder.
+    pub out_dir: PathBuf,
+    /// Certificate lifetime in days (default: `pki.device_cert_days`).
+    pub lifetime_days: Option<u32>,
+    /// Devices per transaction (1..=10 000).
+    pub batch_size: usize,
+    /// Key generation / signing threads; 0: one per available CPU.
+    pub workers: usize,
+}
+
+impl BulkOptions {
+    /// `count` devices `{prefix}1..` into `out_dir`, no groups, default batch size and workers.
+    pub fn new(prefix: &str, count: u64, out_dir: &Path) -> Self {
+        Self {
+            prefix: prefix.into(),
+            start: 1,
+            count,
+            groups: Vec::new(),
+            out_dir: out_dir.into(),
+            lifetime_days: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            workers: 0,
+        }
+    }
+}
+
+/// Progress of a run, passed to [`BulkControl::progress`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BulkProgress {
+    /// Devices this run issues (the ids not provisioned by an earlier run).
+    pub total: u64,
+    /// Keys and certificates made and written so far.
+    pub written: u64,
+    /// Devices registered so far (committed batches).
+    pub registered: u64,
+    /// Since the run started.
+    pub elapsed: Duration,
+}
+
+/// How the caller steers a run.
+#[derive(Default, Clone, Copy)]
+pub struct BulkControl<'a> {
+    /// When set (e.g. by Ctrl-C), the run completes the batch in progress and stops.
+    pub stop: Option<&'a AtomicBool>,
+    /// Called from the registering task after each device written and each
+    /// batch registered; keep it cheap (throttle any drawing).
+    pub progress: Option<&'a (dyn Fn(&BulkProgress) + Sync)>,
+}
+
+impl std::fmt::Debug for BulkControl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkControl")
+            .field("stop", &self.stop)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Where the time went. Worker phases are summed over all workers (divide by
+/// `workers` for wall time); the others are wall time of the registering task.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct BulkPhases {
+    /// Checking the registry, the manifest and old files before the run.
+    pub prepare_secs: f64,
+    /// P-256 key generation (aws-lc), summed over workers.
+    pub keygen_secs: f64,
+    /// Building and signing the certificates, PEM encoding, summed over workers.
+    pub sign_secs: f64,
+    /// Writing and fsyncing key and certificate files, summed over workers.
+    pub files_secs: f64,
+    /// fsync of the shard folders before each commit.
+    pub dir_sync_secs: f64,
+    /// Registration transactions.
+    pub db_secs: f64,
+    /// Manifest appends with fsync.
+    pub manifest_secs: f64,
+    /// The registering task waiting for workers.
+    pub waiting_secs: f64,
+}
+
+/// The outcome of [`Registry::provision_bulk`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkReport {
+    /// The output folder.
+    pub out_dir: PathBuf,
+    /// `OUT/manifest.csv`.
+    pub manifest_csv: PathBuf,
+    /// `OUT/manifest.jsonl`.
+    pub manifest_jsonl: PathBuf,
+    /// First id of the range.
+    pub first_id: String,
+    /// Last id of the range.
+    pub last_id: String,
+    /// Ids in the range (`count`).
+    pub requested: u64,
+    /// Devices issued and registered by this run.
+    pub provisioned: u64,
+    /// Devices skipped because an earlier run into this folder provisioned them.
+    pub already_provisioned: u64,
+    /// Manifest rows restored (a crash between a commit and its manifest append).
+    pub manifest_rows_restored: u64,
+    /// Ids whose files were left over from an interrupted run (never
+    /// registered) and were replaced.
+    pub stale_files_replaced: u64,
+    /// The run stopped early on request; run it again to finish.
+    pub interrupted: bool,
+    /// Wall time of the whole run, seconds.
+    pub elapsed_secs: f64,
+    /// `provisioned / elapsed_secs`.
+    pub rate_per_sec: f64,
+    /// Worker threads used.
+    pub workers: usize,
+    /// Devices per transaction.
+    pub batch_size: usize,
+    /// Where the time went.
+    pub phases: BulkPhases,
+}
+
+/// One device made by a worker, not yet registered.
+struct Made {
+    idx: usize,
+    record: CertRecord,
+    row: ManifestRow,
+    shard: String,
+}
+
+/// What the workers share.
+struct Shared {
+    ca: IssuingCa,
+    ca_pem: String,
+    out_dir: PathBuf,
+    todo: Vec<(u64, String)>,
+    days: u32,
+    next: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    keygen: Duration,
+    sign: Duration,
+    files: Duration,
+}
+
+type WorkerMsg = Result<Made, (usize, BrokerError)>;
+
+fn remove_made(out_dir: &Path, made: &Made) {
+    let _ = remove_if_exists(&out_dir.join(&made.row.key_file));
+    let _ = remove_if_exists(&out_dir.join(&made.row.cert_file));
+}
+
+fn make_one(
+    s: &Shared,
+    n: u64,
+    id: &str,
+    idx: usize,
+    stats: &mut WorkerStats,
+) -> Result<Made, BrokerError> {
+    let crypto = |what: &str| BrokerError::Invalid(format!("{what} failed for device {id}"));
+    let t0 = Instant::now();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+        .map_err(|_| crypto("key generation"))?;
+    let pkcs8 = key.to_pkcs8v1().map_err(|_| crypto("key serialisation"))?;
+    let spki = key
+        .public_key()
+        .as_der()
+        .map_err(|_| crypto("public key serialisation"))?;
+    let t1 = Instant::now();
+    stats.keygen += t1 - t0;
+    let cert =
+        s.ca.issue_device_cert(id, spki.as_ref(), s.days, unix_now())?;
+    let key_pem = files::pem("PRIVATE KEY", pkcs8.as_ref());
+    let chain_pem = format!("{}{}", cert.pem, s.ca_pem);
+    let t2 = Instant::now();
+    stats.sign += t2 - t1;
+    let shard = shard_name(n);
+    let dir = s.out_dir.join(&shard);
+    std::fs::create_dir_all(&dir).map_err(BrokerError::io(&dir))?;
+    let key_name = format!("{id}.key.pem");
+    let cert_name = format!("{id}.cert.pem");
+    write_durable(&dir, &key_name, key_pem.as_bytes(), Mode::Secret)?;
+    if let Err(e) = write_durable(&dir, &cert_name, chain_pem.as_bytes(), Mode::Public) {
+        let _ = remove_if_exists(&dir.join(&key_name));
+        return Err(e);
+    }
+    stats.files += t2.elapsed();
+    let thumbprint = hex::encode(cert.thumbprint);
+    Ok(Made {
+        idx,
+        row: ManifestRow {
+            id: id.into(),
+            serial: cert.serial_hex.clone(),
+            thumbprint: thumbprint.clone(),
+            not_after: cert.not_after,
+            key_file: format!("{shard}/{key_name}"),
+            cert_file: format!("{shard}/{cert_name}"),
+        },
+        record: CertRecord {
+            serial: cert.serial_hex,
+            device_id: id.into(),
+            thumbprint,
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            status: "active".into(),
+            der: cert.der,
+        },
+        shard,
+    })
+}
+
+fn worker(s: &Shared, tx: &mpsc::Sender<WorkerMsg>) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    loop {
+        let idx = s.next.fetch_add(1, Ordering::SeqCst);
+        if idx >= s.limit.load(Ordering::SeqCst) {
+            break;
+        }
+        let Some((n, id)) = s.todo.get(idx) else {
+            break;
+        };
+        let msg = make_one(s, *n, id, idx, &mut stats).map_err(|e| (idx, e));
+        if let Err(mpsc::error::SendError(msg)) = tx.blocking_send(msg) {
+            // The run is over (stopped or failed): this device will not be registered.
+            if let Ok(made) = msg {
+                remove_made(&s.out_dir, &made);
+            }
+            break;
+        }
+    }
+    stats
+}
+
+/// The leaf certificate thumbprint (hex) of a PEM chain file, if readable.
+fn file_thumbprint(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let certs = parse_pem_certs(&text).ok()?;
+    certs.first().map(|der| hex::encode(thumbprint_sha256(der)))
+}
+
+/// The decisions taken before any work.
+struct Plan {
+    /// Ids to issue, with their numbers.
+    todo: Vec<(u64, String)>,
+    already: u64,
+    restored: u64,
+    stale: u64,
+}
+
+impl Registry {
+    /// Provisions `opts.count` devices `{prefix}{n}` into `opts.out_dir` (see
+    /// the [module documentation](self) for the layout, the manifest and the
+    /// crash-safety rules). Resumes an earlier, interrupted run into the same
+    /// folder.
+    ///
+    /// Everything is checked before any key is made: every id is valid, the
+    /// groups exist, the CA can issue, the folder is new, empty or a bulk
+    /// folder, and no id in the range is registered other than by an earlier
+    /// run into this folder.
+    ///
+    /// # Errors
+    /// [`BrokerError::Invalid`] / [`BrokerError::NotFound`] /
+    /// [`BrokerError::Conflict`] for the checks above (nothing is issued
+    /// then); I/O and database errors during the run (batches registered
+    /// before stay registered and listed; run again to resume).
+    pub async fn provision_bulk(
+        &self,
+        opts: &BulkOptions,
+        ctl: &BulkControl<'_>,
+    ) -> Result<BulkReport, BrokerError> {
+        let started = Instant::now();
+        if opts.count == 0 {
+            return Err(BrokerError::Invalid("--count must be at least 1".into()));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&opts.batch_size) {
+            return Err(BrokerError::Invalid(format!(
+                "batch size {} is out of range: use 1 to {MAX_BATCH_SIZE}",
+                opts.batch_size
+            )));
+        }
+        let last_n = opts.start.checked_add(opts.count - 1).ok_or_else(|| {
+            BrokerError::Invalid("--start + --count overflows a 64-bit number".into())
+        })?;
+        let mut ids = Vec::with_capacity(usize::try_from(opts.count).unwrap_or(0));
+        for n in opts.start..=last_n {
+            let id = format!("{}{n}", opts.prefix);
+            validate_device_id(&id).map_err(|e| {
+                BrokerError::Invalid(format!(
+                    "prefix {:?} makes invalid device ids: {e}",
+                    opts.prefix
+                ))
+            })?;
+            ids.push((n, id));
+        }
+        for g in &opts.groups {
+            if !self.store.group_exists(g).await? {
+                return Err(BrokerError::NotFound {
+                    kind: "group",
+                    name: g.clone(),
+                    hint: "; create it first with `certbound group create`".into(),
+                });
+            }
+        }
+        let days = opts
+            .lifetime_days
+            .unwrap_or(self.config.pki.device_cert_days);
+        if days == 0 {
+            return Err(BrokerError::Invalid(
+                "certificate lifetime must be at least one day".into(),
+            ));
+        }
+        let ca = IssuingCa::load(&self.data.pki())?;
+        if unix_now() >= ca.not_after() {
+            return Err(BrokerError::Invalid(
+                "the issuing CA has expired; it cannot issue device certificates".into(),
+            ));
+        }
+        let workers = match opts.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            w => w,
+        }
+        .min(256);
+        let out = opts.out_dir.clone();
+        let _lock = files::prepare_out_dir(&out)?;
+        let plan = self.plan_bulk(&out, ids).await?;
+        let mut phases = BulkPhases {
+            prepare_secs: started.elapsed().as_secs_f64(),
+            ..BulkPhases::default()
+        };
+
+        let first_id = format!("{}{}", opts.prefix, opts.start);
+        let last_id = format!("{}{last_n}", opts.prefix);
+        let range = format!("{first_id}..{last_id}");
+        let mut appender = manifest::Appender::open(&out)?;
+        let ca_pem = ca.cert_pem();
+        let total = plan.todo.len();
+        let shared = Arc::new(Shared {
+            ca,
+            ca_pem,
+            out_dir: out.clone(),
+            todo: plan.todo,
+            days,
+            next: AtomicUsize::new(0),
+            limit: AtomicUsize::new(total),
+        });
+        let (tx, mut rx) = mpsc::channel::<WorkerMsg>(2 * opts.batch_size);
+        let mut handles = Vec::new();
+        for i in 0..workers.min(total) {
+            let (s, tx) = (Arc::clone(&shared), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("cb-bulk-{i}"))
+                .spawn(move || worker(&s, &tx));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    shared.limit.store(0, Ordering::SeqCst);
+                    return Err(BrokerError::Invalid(format!(
+                        "cannot start a worker thread: {e}"
+                    )));
+                }
+            }
+        }
+        drop(tx);
+
+        // The registering loop. No early return from here to the cleanup below.
+        let batch = opts.batch_size;
+        let stop_requested = || ctl.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        let report_progress = |written: usize, registered: usize| {
+            if let Some(p) = ctl.progress {
+                p(&BulkProgress {
+                    total: total as u64,
+                    written: written as u64,
+                    registered: registered as u64,
+                    elapsed: started.elapsed(),
+                });
+            }
+        };
+        let mut pending: BTreeMap<usize, Made> = BTreeMap::new();
+        let mut leftovers: Vec<Made> = Vec::new();
+        let (mut start, mut end) = (0usize, batch.min(total));
+        let mut have = 0usize;
+        let mut written = 0usize;
+        let mut stopping = false;
+        let mut synced_shards: HashSet<String> = HashSet::new();
+        let outcome: Result<bool, BrokerError> = loop {
+            if start >= total {
+                break Ok(false);
+            }
+            if have == end - start {
+                let items: Vec<Made> = (start..end).filter_map(|i| pending.remove(&i)).collect();
+                let registered = self
+                    .register_batch(&out, &items, opts, &mut synced_shards, &mut phases)
+                    .await;
+                if let Err(e) = registered {
+                    // Not registered: its files go.
+                    leftovers.extend(items);
+                    break Err(e);
+                }
+                start = end;
+                // Registered: whatever happens now, its files stay (a missing
+                // manifest row is restored by the next run).
+                let t = Instant::now();
+                let rows: Vec<ManifestRow> = items.into_iter().map(|m| m.row).collect();
+                let appended = appender.append(&rows);
+                phases.manifest_secs += t.elapsed().as_secs_f64();
+                if let Err(e) = appended {
+                    break Err(e);
+                }
+                end = (start + batch).min(total);
+                have = pending.range(start..end).count();
+                report_progress(written, start);
+                if stopping {
+                    break Ok(start < total);
+                }
+                continue;
+            }
+            let waited = Instant::now();
+            let msg = rx.recv().await;
+            phases.waiting_secs += waited.elapsed().as_secs_f64();
+            match msg {
+                None => {
+                    break Err(BrokerError::Invalid(
+                        "the provisioning workers stopped unexpectedly".into(),
+                    ));
+                }
+                Some(Err((idx, e))) => {
+                    let id = shared.todo.get(idx).map(|t| t.1.as_str()).unwrap_or("?");
+                    break Err(BrokerError::Invalid(format!(
+                        "provisioning {id} failed: {e}"
+                    )));
+                }
+                Some(Ok(made)) => {
+                    if (start..end).contains(&made.idx) {
+                        have += 1;
+                    }
+                    written += 1;
+                    pending.insert(made.idx, made);
+                    report_progress(written, start);
+                }
+            }
+            if !stopping && stop_requested() {
+                stopping = true;
+                shared.limit.fetch_min(end, Ordering::SeqCst);
+            }
+        };
+        let registered = start;
+
+        // Cleanup: stop the workers, remove files of devices not registered.
+        shared.limit.store(0, Ordering::SeqCst);
+        rx.close();
+        while let Some(msg) = rx.recv().await {
+            if let Ok(made) = msg {
+                leftovers.push(made);
+            }
+        }
+        leftovers.extend(pending.into_values());
+        for made in &leftovers {
+            remove_made(&out, made);
+        }
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut total = WorkerStats::default();
+            let mut panicked = false;
+            for h in handles {
+                match h.join() {
+                    Ok(s) => {
+                        total.keygen += s.keygen;
+                        total.sign += s.sign;
+                        total.files += s.files;
+                    }
+                    Err(_) => panicked = true,
+                }
+            }
+            (total, panicked)
+        })
+        .await;
+        let (stats, panicked) = joined.unwrap_or((WorkerStats::default(), true));
+        phases.keygen_secs = stats.keygen.as_secs_f64();
+        phases.sign_secs = stats.sign.as_secs_f64();
+        phases.files_secs = stats.files.as_secs_f64();
+        let elapsed = started.elapsed().as_secs_f64();
+
+        let outcome = match outcome {
+            Ok(_) if panicked => Err(BrokerError::Invalid(
+                "a provisioning worker thread panicked".into(),
+            )),
+            other => other,
+        };
+        let detail = format!(
+            "registered={registered} already={} requested={} groups={} out={} elapsed_ms={:.0}",
+            plan.already,
+            opts.count,
+            opts.groups.join(","),
+            out.display(),
+            elapsed * 1000.0
+        );
+        let (status, detail) = match &outcome {
+            Ok(false) => ("ok", detail),
+            Ok(true) => ("interrupted", detail),
+            Err(e) => ("failed", format!("{detail} error={e}")),
+        };
+        let audited = self
+            .store
+            .append_audit(&[AuditEvent {
+                ts_ms: unix_now().saturating_mul(1000),
+                actor: self.actor.clone(),
+                action: "device.bulk_provisioned".into(),
+                subject: range,
+                outcome: status.into(),
+                detail,
+            }])
+            .await;
+        let interrupted = outcome?;
+        audited?;
+        Ok(BulkReport {
+            manifest_csv: out.join(MANIFEST_CSV),
+            manifest_jsonl: out.join(MANIFEST_JSONL),
+            out_dir: out,
+            first_id,
+            last_id,
+            requested: opts.count,
+            provisioned: registered as u64,
+            already_provisioned: plan.already,
+            manifest_rows_restored: plan.restored,
+            stale_files_replaced: plan.stale,
+            interrupted,
+            elapsed_secs: elapsed,
+            rate_per_sec: if elapsed > 0.0 {
+                registered as f64 / elapsed
+            } else {
+                0.0
+            },
+            workers: workers.min(total),
+            batch_size: batch,
+            phases,
+        })
+    }
+
+    /// Decides, for each id of the range, whether it is done (registered by
+    /// an earlier run into `out`), to do, or someone else's (an error), and
+    /// repairs the manifest.
+    async fn plan_bulk(&self, out: &Path, ids: Vec<(u64, String)>) -> Result<Plan, BrokerError> {
+        let names: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+        let registered: HashMap<String, Vec<RegisteredCert>> =
+            self.store.registered_certs(&names).await?;
+        drop(names);
+        let mut existing = manifest::read(out)?;
+        let mut restored: Vec<ManifestRow> = Vec::new();
+        let mut foreign: Vec<String> = Vec::new();
+        let mut unregistered_listed: Vec<String> = Vec::new();
+        let mut todo = Vec::new();
+        let mut already = 0u64;
+        let mut stale = 0u64;
+        let mut shard_exists: HashMap<String, bool> = HashMap::new();
+        for (n, id) in ids {
+            let shard = shard_name(n);
+            let key_file = format!("{shard}/{id}.key.pem");
+            let cert_file = format!("{shard}/{id}.cert.pem");
+            let row = existing.by_id.get(&id).map(|&i| &existing.rows[i]);
+            match (registered.get(&id), row) {
+                (Some(certs), Some(row)) => {
+                    if certs.iter().any(|c| c.thumbprint == row.thumbprint) {
+                        already += 1;
+                    } else {
+                        foreign.push(id);
+                    }
+                }
+                (Some(certs), None) => {
+                    let on_disk = out
+                        .join(&key_file)
+                        .exists()
+                        .then(|| file_thumbprint(&out.join(&cert_file)))
+                        .flatten();
+                    match on_disk.and_then(|t| certs.iter().find(|c| c.thumbprint == t)) {
+                        Some(c) => {
+                            already += 1;
+                            restored.push(ManifestRow {
+                                id,
+                                serial: c.serial.clone(),
+                                thumbprint: c.thumbprint.clone(),
+                                not_after: c.not_after,
+                                key_file,
+                                cert_file,
+                            });
+                        }
+                        None => foreign.push(id),
+                    }
+                }
+                (None, Some(_)) => unregistered_listed.push(id),
+                (None, None) => {
+                    let shard_here = *shard_exists
+                        .entry(shard)
+                        .or_insert_with_key(|s| out.join(s).is_dir());
+                    if shard_here && (out.join(&key_file).exists() || out.join(&cert_file).exists())
+                    {
+                        stale += 1;
+                    }
+                    todo.push((n, id));
+                }
+            }
+        }
+        let some = |v: &[String]| {
+            let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 5 {
+                s.push_str(&format!(" and {} more", v.len() - 5));
+            }
+            s
+        };
+        if !foreign.is_empty() {
+            return Err(BrokerError::Invalid(format!(
+                "{} device id(s) of this range are already registered but were not provisioned into {} \
+                 (no manifest row or matching certificate file there): {}; nothing was issued. \
+                 Choose another --prefix or --start, or the folder of the run that made them",
+                foreign.len(),
+                out.display(),
+                some(&foreign)
+            )));
+        }
+        if !unregistered_listed.is_empty() {
+            return Err(BrokerError::Invalid(format!(
+                "{} lists {} device(s) that this registry does not have: {}; nothing was issued. \
+                 Is --dir the data directory this folder was provisioned with?",
+                out.join(MANIFEST_CSV).display(),
+                unregistered_listed.len(),
+                some(&unregistered_listed)
+            )));
+        }
+        if existing.needs_rewrite || !restored.is_empty() {
+            existing.rows.extend(restored.iter().cloned());
+            manifest::rewrite(out, &existing.rows)?;
+        }
+        Ok(Plan {
+            todo,
+            already,
+            restored: restored.len() as u64,
+            stale,
+        })
+    }
+
+    /// Makes one batch's files durable (shard folder fsync), then registers it.
+    async fn register_batch(
+        &self,
+        out: &Path,
+        items: &[Made],
+        opts: &BulkOptions,
+        synced_shards: &mut HashSet<String>,
+        phases: &mut BulkPhases,
+    ) -> Result<(), BrokerError> {
+        let t = Instant::now();
+        let mut shards: Vec<&str> = items.iter().map(|m| m.shard.as_str()).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut new_shard = false;
+        for shard in shards {
+            sync_dir(&out.join(shard))?;
+            new_shard |= synced_shards.insert(shard.to_string());
+        }
+        if new_shard {
+            // The shard folders' own entries in the output folder.
+            sync_dir(out)?;
+        }
+        phases.dir_sync_secs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let records: Vec<CertRecord> = items.iter().map(|m| m.record.clone()).collect();
+        self.store
+            .create_devices_bulk(&records, &opts.groups, &self.actor, unix_now())
+            .await?;
+        phases.db_secs += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+}

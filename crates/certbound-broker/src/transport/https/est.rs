@@ -1,0 +1,109 @@
+//! EST over HTTPS (RFC 7030): `GET /.well-known/est/cacerts` and `POST
+//! /.well-known/est/simplereenroll` (mTLS with the current device
+//! certificate; base64 PKCS#10 in, base64 PKCS#7 certs-only out).
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use certbound_proto::ace::AceErrorCode;
+use certbound_verify::http::PeerCertificates;
+
+use super::HttpsState;
+use crate::clock::unix_now;
+use crate::token_service::Refused;
+
+const PKCS7_CERTS: &str = "application/pkcs7-mime; smime-type=certs-only";
+
+/// A base64 PKCS#7 certs-only answer.
+fn certs_only(certs: &[Vec<u8>]) -> Response {
+    let der = certbound_pki::pkcs7_certs_only(certs);
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PKCS7_CERTS));
+    h.insert(
+        "content-transfer-encoding",
+        HeaderValue::from_static("base64"),
+    );
+    r
+}
+
+fn text(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// `GET /.well-known/est/cacerts`: the CA certificates.
+pub async fn cacerts(State(state): State<HttpsState>) -> Response {
+    certs_only(&state.pki.get().chain_der)
+}
+
+/// `POST /.well-known/est/simplereenroll`.
+pub async fn simplereenroll(
+    State(state): State<HttpsState>,
+    peer: Option<Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Response {
+    let Some(Extension(peer)) = peer else {
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "EST re-enrollment needs the current device certificate as the TLS client certificate\n"
+                .into(),
+        );
+    };
+    // RFC 7030 §4.2.1: base64 (whitespace allowed); accept raw DER too.
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let csr = match base64::engine::general_purpose::STANDARD.decode(&compact) {
+        Ok(der) => der,
+        Err(_) if body.first() == Some(&0x30) => body.to_vec(),
+        Err(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the body must be a base64 PKCS#10 CSR (application/pkcs10)\n".into(),
+            );
+        }
+    };
+    match state
+        .devices
+        .enroll
+        .handle_est(peer.0.as_slice(), &csr, unix_now())
+        .await
+    {
+        Ok(cert) => certs_only(&cert.chain),
+        Err(Refused::Ace(e)) => {
+            let status = match e.code {
+                AceErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+                AceErrorCode::UnauthorizedClient => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            text(
+                status,
+                format!("{}: {}\n", e.code.name(), e.description.unwrap_or_default()),
+            )
+        }
+        Err(Refused::Unavailable) => {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "retry later\n".into());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Err(Refused::RateLimited { retry_after }) => {
+            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited\n".into());
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
+}
