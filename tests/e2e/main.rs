@@ -16,6 +16,7 @@ mod mqtt;
 mod oauth;
 mod rate_limits;
 mod rejections;
+mod renewal;
 mod revocation;
 mod telemetry;
 mod token_flow;
