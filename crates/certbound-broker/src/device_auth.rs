@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use certbound_pki::{TrustStore, thumbprint_sha256};
+use certbound_pki::thumbprint_sha256;
 use certbound_proto::ace::{AceError, AceErrorCode};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
@@ -16,7 +16,8 @@ use certbound_proto::request::{CertRef, TokenRequest, UnverifiedRequest};
 use certbound_proto::{EcPublicKey, ProtoError};
 
 use crate::limits::RateLimits;
-use crate::store::{Store, TokenView};
+use crate::pki_state::PkiState;
+use crate::store::{AuditEvent, CertRecord, Store, TokenView};
 use crate::token_service::Refused;
 
 /// A refusal and, when known, the device it concerns (for the audit log).
@@ -67,6 +68,8 @@ pub(crate) struct DeviceAuth {
     pub(crate) leeway: u64,
     pub(crate) limits: Limits,
     pub(crate) replay: Mutex<ReplayCache>,
+    /// Per-device rate limits (shared with every endpoint).
+    pub(crate) rate: std::sync::Arc<RateLimits>,
 }
 
 /// An authenticated device request.
@@ -83,14 +86,91 @@ pub(crate) struct Authenticated {
 }
 
 impl DeviceAuth {
+    /// First use of a certificate from an external CA: register the device
+    /// into the anchor's group when just-in-time registration is configured
+    /// for it; refuse otherwise, and refuse ids that already exist.
+    #[allow(clippy::too_many_arguments)]
+    async fn register_just_in_time(
+        &self,
+        store: &Store,
+        pki: &PkiState,
+        x: &certbound_pki::ExternalDeviceCert,
+        device_id: &str,
+        leaf: &[u8],
+        thumbprint: &str,
+        audience_hint: &str,
+        now: u64,
+    ) -> Result<Option<TokenView>, Refusal> {
+        let Some(Some(group)) = pki.external.get(&x.anchor_name) else {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!(
+                    "certificate from external CA {:?}: just-in-time registration is off for it (certbound ca trust add --jit-group)",
+                    x.anchor_name
+                ),
+            )
+            .for_device(device_id));
+        };
+        if store
+            .get_device(device_id)
+            .await
+            .map_err(|e| internal(&e))?
+            .is_some()
+        {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!("device id {device_id:?} already exists with another certificate"),
+            )
+            .for_device(device_id));
+        }
+        let record = CertRecord {
+            serial: x.serial_hex.clone(),
+            device_id: device_id.to_string(),
+            thumbprint: thumbprint.to_string(),
+            not_before: now,
+            not_after: x.not_after,
+            status: "active".into(),
+            der: leaf.to_vec(),
+        };
+        store
+            .create_device(device_id, std::slice::from_ref(group), &record, now)
+            .await
+            .map_err(|e| match e {
+                crate::error::BrokerError::Conflict { .. } => refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("device id {device_id:?} already exists"),
+                )
+                .for_device(device_id),
+                other => internal(&other),
+            })?;
+        store
+            .append_audit(&[AuditEvent {
+                ts_ms: now.saturating_mul(1000),
+                actor: format!("ca:{}", x.anchor_name),
+                action: "device.jit_registered".into(),
+                subject: device_id.to_string(),
+                outcome: "ok".into(),
+                detail: format!(
+                    "group={group} serial={} anchor={}",
+                    x.serial_hex, x.anchor_name
+                ),
+            }])
+            .await
+            .map_err(|e| internal(&e))?;
+        tracing::info!(device = %device_id, anchor = %x.anchor_name, %group, "device registered just in time");
+        store
+            .token_view(thumbprint, audience_hint)
+            .await
+            .map_err(|e| internal(&e))
+    }
+
     /// Authenticates `bytes`. `expired_grace`: a certificate that expired at
     /// most this many seconds ago is still accepted (re-enrollment of a device
     /// that was offline); 0 for the token endpoint.
     pub(crate) async fn authenticate(
         &self,
         store: &Store,
-        trust: &TrustStore,
-        rate: &RateLimits,
+        pki: &PkiState,
         bytes: &[u8],
         channel_device: Option<&str>,
         now: u64,
@@ -133,6 +213,7 @@ impl DeviceAuth {
                 ));
             }
         };
+        let trust = &pki.trust;
         let mut checked = trust.verify_device_cert(&leaf, &extra, now, leeway);
         if checked.is_err() && expired_grace > 0 {
             // An expired certificate inside the grace window: check it as of
@@ -144,13 +225,66 @@ impl DeviceAuth {
                 checked = trust.verify_device_cert(&leaf, &extra, summary.not_after, 0);
             }
         }
-        let cert = checked.map_err(|e| {
-            refuse(
+        let (device_id, public_key_sec1, external) = match checked {
+            Ok(cert) => (cert.device_id, cert.public_key_sec1, None),
+            // Not from our CA: maybe from an external CA (`ca trust add`).
+            Err(e) => match trust.verify_external_device_cert(&leaf, &extra, now, leeway) {
+                Ok(x) => {
+                    let id = x
+                        .device_id()
+                        .map_err(|e| {
+                            refuse(
+                                AceErrorCode::InvalidClient,
+                                format!("certificate from external CA {}: {e}", x.anchor_name),
+                            )
+                        })?
+                        .to_string();
+                    (id, x.public_key_sec1.clone(), Some(x))
+                }
+                Err(_) => {
+                    return Err(refuse(
+                        AceErrorCode::InvalidClient,
+                        format!("certificate rejected: {e}"),
+                    ));
+                }
+            },
+        };
+        // Proof of possession of the certificate key.
+        let cert_key = EcPublicKey::from_sec1(&public_key_sec1)
+            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
+        let verifier = AwsLcVerifier::new(&cert_key)
+            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
+        let req = request
+            .verify(&verifier, limits)
+            .map_err(|e| from_proto(&e, "request signature").for_device(&device_id))?;
+        if req.iss != device_id {
+            return Err(refuse(
                 AceErrorCode::InvalidClient,
-                format!("certificate rejected: {e}"),
+                format!(
+                    "iss {:?} does not match the certificate's device {device_id:?}",
+                    req.iss
+                ),
             )
-        })?;
-        let device_id = cert.device_id.clone();
+            .for_device(&device_id));
+        }
+        // Only now, with the signature checked, may a first use register.
+        let view = match (view, &external) {
+            (Some(v), _) => Some(v),
+            (None, Some(x)) => {
+                self.register_just_in_time(
+                    store,
+                    pki,
+                    x,
+                    &device_id,
+                    &leaf,
+                    &thumbprint,
+                    &audience_hint,
+                    now,
+                )
+                .await?
+            }
+            (None, None) => None,
+        };
         let view = view.ok_or_else(|| {
             refuse(
                 AceErrorCode::InvalidClient,
@@ -166,14 +300,6 @@ impl DeviceAuth {
             .for_device(&device_id));
         }
 
-        // Proof of possession of the certificate key.
-        let cert_key = EcPublicKey::from_sec1(&cert.public_key_sec1)
-            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
-        let verifier = AwsLcVerifier::new(&cert_key)
-            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
-        let req = request
-            .verify(&verifier, limits)
-            .map_err(|e| from_proto(&e, "request signature").for_device(&device_id))?;
         if req.iss != device_id || view.device_id != device_id {
             return Err(refuse(
                 AceErrorCode::InvalidClient,
@@ -212,7 +338,7 @@ impl DeviceAuth {
                         .for_device(&device_id)
                 })?;
         }
-        if let Err(retry_after) = rate.check_device(&device_id, now) {
+        if let Err(retry_after) = self.rate.check_device(&device_id, now) {
             return Err(Refusal {
                 error: Refused::RateLimited { retry_after },
                 device: Some(device_id),

@@ -76,6 +76,14 @@ impl EnrollService {
         }
     }
 
+    /// The current issuing CA's CRL (DER) at `now`: `GET /crl` on HTTPS and CoAP.
+    pub async fn crl(&self, now: u64) -> Result<Vec<u8>, crate::error::BrokerError> {
+        let pki = self.pki.get();
+        Ok(crate::registry::crl_of(&self.store, &pki.ca, now)
+            .await?
+            .der)
+    }
+
     /// Handles a signed re-enrollment request received over `transport`
     /// (`channel_device`: the device the MQTT topic names).
     pub async fn handle(
@@ -157,8 +165,7 @@ impl EnrollService {
             .auth
             .authenticate(
                 &self.store,
-                &pki.trust,
-                &self.limits,
+                &pki,
                 bytes,
                 channel_device,
                 now,

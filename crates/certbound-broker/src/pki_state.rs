@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use certbound_pki::{IssuingCa, PkiPaths, TrustStore};
+use std::collections::HashMap;
+
+use certbound_pki::{ExternalAnchor, IssuingCa, PkiPaths, TrustStore};
 
 use crate::error::BrokerError;
 
@@ -20,6 +22,9 @@ pub struct PkiState {
     pub issuing_der: Vec<u8>,
     /// Every certificate of `ca-chain.pem` (DER): issuing CAs, then the root.
     pub chain_der: Vec<Vec<u8>>,
+    /// External CAs (`certbound ca trust add`) by name, with the group their
+    /// devices join on first use (`None`: just-in-time registration off).
+    pub external: HashMap<String, Option<String>>,
     stamp: Option<SystemTime>,
 }
 
@@ -39,8 +44,9 @@ fn stamp(path: &PathBuf) -> Option<SystemTime> {
 impl PkiState {
     /// Loads the CA files.
     pub fn load(paths: &PkiPaths) -> Result<Self, BrokerError> {
-        let stamp = stamp(&paths.issuing_cert());
-        let trust = TrustStore::load(paths)?;
+        let stamp = latest_stamp(paths);
+        let (anchors, external) = load_external(paths)?;
+        let trust = TrustStore::load(paths)?.with_external(anchors)?;
         let ca = IssuingCa::load(paths)?;
         let chain_path = paths.chain();
         let chain_pem =
@@ -48,6 +54,7 @@ impl PkiState {
         let chain_der = certbound_pki::parse_pem_certs(&chain_pem)?;
         Ok(Self {
             trust,
+            external,
             chain_der,
             issuing_der: ca.cert_der().to_vec(),
             ca,
@@ -81,9 +88,9 @@ impl SharedPki {
         }
     }
 
-    /// Reloads when the issuing CA file changed; returns whether it did.
+    /// Reloads when the issuing CA or the external CAs changed; returns whether it did.
     pub fn reload_if_changed(&self) -> Result<bool, BrokerError> {
-        let now = stamp(&self.paths.issuing_cert());
+        let now = latest_stamp(&self.paths);
         if now == self.get().stamp {
             return Ok(false);
         }
@@ -94,4 +101,73 @@ impl SharedPki {
         }
         Ok(true)
     }
+}
+
+/// Where `certbound ca trust add` keeps external CAs: `pki/external/<name>.pem`
+/// and `<name>.json` (`{"jit_group": "..." | null}`).
+pub fn external_dir(paths: &PkiPaths) -> PathBuf {
+    paths.dir.join("external")
+}
+
+/// The newest modification time among the files whose change means reload.
+fn latest_stamp(paths: &PkiPaths) -> Option<SystemTime> {
+    let mut latest = stamp(&paths.issuing_cert());
+    let dir = external_dir(paths);
+    latest = latest.max(stamp(&dir));
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            latest = latest.max(stamp(&e.path()));
+        }
+    }
+    latest
+}
+
+/// The external anchors and their just-in-time groups.
+#[allow(clippy::type_complexity)]
+pub fn load_external(
+    paths: &PkiPaths,
+) -> Result<(Vec<ExternalAnchor>, HashMap<String, Option<String>>), BrokerError> {
+    let dir = external_dir(paths);
+    let mut anchors = Vec::new();
+    let mut groups = HashMap::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((anchors, groups)),
+        Err(e) => return Err(BrokerError::io(&dir)(e)),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".pem"))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        let pem_path = dir.join(format!("{name}.pem"));
+        let pem = std::fs::read_to_string(&pem_path).map_err(BrokerError::io(&pem_path))?;
+        let der = certbound_pki::parse_pem_certs(&pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                BrokerError::Invalid(format!("{}: no certificate", pem_path.display()))
+            })?;
+        let meta_path = dir.join(format!("{name}.json"));
+        let group = match std::fs::read_to_string(&meta_path) {
+            Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| BrokerError::Invalid(format!("{}: {e}", meta_path.display())))?
+                .get("jit_group")
+                .and_then(|g| g.as_str())
+                .map(str::to_string),
+            Err(_) => None,
+        };
+        groups.insert(name.clone(), group);
+        anchors.push(ExternalAnchor {
+            name,
+            cert_der: der,
+        });
+    }
+    Ok((anchors, groups))
 }

@@ -529,5 +529,6 @@ mod certs;
 mod clients;
 mod issued;
 pub use bulk::RegisteredCert;
+pub use certs::RevokedCert;
 pub use clients::{Client, NewClient};
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};

@@ -46,7 +46,6 @@ pub struct TokenService {
     pki: SharedPki,
     keys: SharedKeys,
     status: Option<Arc<StatusLists>>,
-    limits: Arc<RateLimits>,
     auth: Arc<DeviceAuth>,
     audit: AuditLog,
 }
@@ -86,6 +85,7 @@ impl TokenService {
             leeway: config.leeway,
             limits: config.limits,
             replay: Mutex::new(ReplayCache::new(config.replay_capacity)),
+            rate: limits,
         });
         Self {
             config,
@@ -93,7 +93,6 @@ impl TokenService {
             pki,
             keys,
             status,
-            limits,
             auth,
             audit,
         }
@@ -191,15 +190,7 @@ impl TokenService {
             ..
         } = self
             .auth
-            .authenticate(
-                &self.store,
-                &self.pki.get().trust,
-                &self.limits,
-                bytes,
-                channel_device,
-                now,
-                0,
-            )
+            .authenticate(&self.store, &self.pki.get(), bytes, channel_device, now, 0)
             .await?;
         let with_device = |r: Refusal| r.for_device(&device_id);
         if req.csr.is_some() {

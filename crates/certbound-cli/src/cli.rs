@@ -109,6 +109,20 @@ pub enum Command {
     /// Show the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Certificate authority operations: show, rotate the issuing CA, export.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Write the current certificate revocation list (CRL) of the issuing CA.
+    Crl {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// DER instead of PEM.
+        #[arg(long)]
+        der: bool,
+    },
     /// Run everything in one process on embedded defaults in a temporary directory:
     /// init, serve, provision devices, get tokens over CoAP, verify them.
     Demo {
@@ -187,12 +201,24 @@ pub enum GroupCommand {
 pub enum DeviceCommand {
     /// Create a key and certificate for a new device and register it.
     /// Writes <OUT>/<ID>.key.pem (mode 0600) and <OUT>/<ID>.cert.pem (leaf, issuing CA).
+    ///
+    /// Bulk: `--count N --prefix P` provisions devices P1..PN (from --start) into
+    /// shard folders <OUT>/0000/, <OUT>/0001/, ... (floor(n / 1000), 4 digits) with
+    /// <OUT>/manifest.csv and manifest.jsonl; interrupted runs resume when the same
+    /// command is run again.
+    ///
+    /// Example:
+    ///   certbound device provision --count 10000 --prefix sensor- --group sensors --out ./batch
+    #[command(verbatim_doc_comment)]
     Provision {
         #[command(flatten)]
         dir: DirArg,
         /// Device id (1-128 of A-Z a-z 0-9 . _ : -); becomes the certificate CN.
-        #[arg(long)]
-        id: String,
+        #[arg(long, required_unless_present = "count", conflicts_with = "count")]
+        id: Option<String>,
+        /// Bulk provisioning options.
+        #[command(flatten)]
+        bulk: BulkArgs,
         /// Group to put the device in; repeat for several.
         #[arg(long = "group")]
         groups: Vec<String>,
@@ -210,6 +236,36 @@ pub enum DeviceCommand {
     List {
         #[command(flatten)]
         dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a device whose key never leaves it: sign its PKCS#10 CSR (made by
+    /// openssl, a secure element, ...). Subject, SAN, EKU and lifetime come from
+    /// certbound's profile, never from the CSR; only its key is used.
+    ///
+    /// Example:
+    ///   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout k.pem -subj /CN=x -out sensor.csr
+    ///   certbound device sign-csr --csr sensor.csr --id sensor-7 --group sensors --out sensor-7.cert.pem
+    #[command(verbatim_doc_comment)]
+    SignCsr {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The CSR, PEM or DER.
+        #[arg(long)]
+        csr: PathBuf,
+        /// Device id to register (becomes the certificate CN and SAN).
+        #[arg(long)]
+        id: String,
+        /// Group to put the device in; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Where to write the certificate chain (device certificate, then issuing CA), PEM.
+        #[arg(long)]
+        out: PathBuf,
+        /// Certificate lifetime in days (default: pki.device_cert_days).
+        #[arg(long)]
+        days: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -251,6 +307,30 @@ pub enum DeviceCommand {
         /// Device id.
         id: String,
     },
+}
+
+/// Bulk options of `certbound device provision`.
+#[derive(Debug, Clone, Args)]
+pub struct BulkArgs {
+    /// Provision this many devices, <PREFIX><N> for N = --start.. (instead of --id).
+    #[arg(long, requires = "prefix", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Id prefix of bulk devices, e.g. "sensor-" for sensor-1, sensor-2, ...
+    #[arg(long, requires = "count")]
+    pub prefix: Option<String>,
+    /// First device number.
+    #[arg(long, requires = "count")]
+    pub start: Option<u64>,
+    /// Devices registered per database transaction.
+    #[arg(long, requires = "count")]
+    pub batch_size: Option<usize>,
+    /// Worker threads making keys and certificates and writing their files (default:
+    /// 8 per CPU, 16 to 64; workers mostly wait for fsync, so more than CPUs pays).
+    #[arg(long, requires = "count")]
+    pub jobs: Option<usize>,
+    /// No progress bar (it is also off when stderr is not a terminal).
+    #[arg(long, short = 'q', requires = "count")]
+    pub quiet: bool,
 }
 
 /// `certbound token ...`
@@ -503,5 +583,73 @@ pub enum AuditCommand {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `certbound ca ...`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// List the root and issuing CAs (current first) with their validity.
+    Show {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new issuing CA under the root. The old one stays trusted while it is
+    /// valid, so devices renew onto the new one; a running broker picks it up.
+    RotateIssuing {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trust an external CA for device certificates (just-in-time registration).
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Write the CA chain (current issuing CA, previous ones still valid, root), PEM.
+    Export {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `certbound ca trust ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust a partner CA. With --jit-group, a device presenting a certificate from
+    /// it (device id = its CN, sent in full as x5chain) is registered into that group
+    /// on first use; without it such devices are refused.
+    Add {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The CA certificate, PEM.
+        ca: PathBuf,
+        /// A name for it (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Group its devices join on first use.
+        #[arg(long)]
+        jit_group: Option<String>,
+    },
+    /// List trusted external CAs.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting an external CA.
+    Remove {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Its name.
+        name: String,
     },
 }

@@ -19,11 +19,13 @@
 //! manifest are relative to `OUT`, so the folder can be moved as a whole.
 //!
 //! # Speed
-//! Key generation and signing are CPU-bound and run on `workers` threads,
-//! which also write the files (each file: temp name, fsync, rename). The
-//! async side registers the devices in batches, each batch in ONE
-//! `BEGIN IMMEDIATE` transaction with one statement per table, while the
-//! workers already make the next batch (at most two batches ahead).
+//! Worker threads make the keys (aws-lc) and certificates and write the files
+//! (each file: temp name, fsync, rename). The fsyncs, not the crypto, are the
+//! bulk of a worker's time, so there are more workers than CPUs (see
+//! [`default_workers`]). The async side registers the devices in batches,
+//! each batch in ONE `BEGIN IMMEDIATE` transaction with one statement per
+//! table (rows as a JSON array expanded by SQLite), while the workers already
+//! make the next batch (at most two batches ahead).
 //!
 //! # Crash safety and resuming
 //! Per batch, in this order: every file is fsync'd and renamed; the shard
@@ -40,7 +42,11 @@
 //! listed (or restorable) in this folder's manifest; an id registered in any
 //! other way is an error naming it, before any work, so no id is ever issued
 //! twice. An advisory lock on `OUT/.certbound-bulk.lock` keeps two runs from
-//! writing the same folder.
+//! writing the same folder. Devices made by an earlier run keep the groups
+//! and lifetime they were made with.
+//!
+//! A folder may hold several ranges (other prefixes or `--start`s); the
+//! manifest then lists them all.
 //!
 //! [`BulkControl::stop`] asks the run to stop: the batch being assembled is
 //! completed and registered, files made for later batches are removed, and
@@ -82,6 +88,20 @@ pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Largest accepted batch size.
 pub const MAX_BATCH_SIZE: usize = 10_000;
 
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 256;
+
+/// Worker threads when [`BulkOptions::workers`] is 0: 8 per CPU, at least 16,
+/// at most 64. A worker spends most of its time waiting for the two fsyncs of
+/// its device's files (~0.3 ms each on an SSD-backed ext4, ~80 µs of CPU for
+/// key and certificate), and concurrent fsyncs share journal commits, so
+/// throughput grows with workers well beyond the CPU count until the disk's
+/// flush rate is reached.
+pub fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (8 * cpus).clamp(16, 64)
+}
+
 /// The shard folder name of device number `n`: `floor(n / 1000)`, zero-padded
 /// to four digits (`0000` for 0..999, `0001` for 1000..1999, `0123` for 123 000..).
 pub fn shard_name(n: u64) -> String {
@@ -105,7 +125,8 @@ pub struct BulkOptions {
     pub lifetime_days: Option<u32>,
     /// Devices per transaction (1..=10 000).
     pub batch_size: usize,
-    /// Key generation / signing threads; 0: one per available CPU.
+    /// Worker threads (each makes keys and certificates and writes their
+    /// files); 0: [`default_workers`].
     pub workers: usize,
 }
 
@@ -157,8 +178,9 @@ impl std::fmt::Debug for BulkControl<'_> {
     }
 }
 
-/// Where the time went. Worker phases are summed over all workers (divide by
-/// `workers` for wall time); the others are wall time of the registering task.
+/// Where the time went. Worker phases are thread time summed over all workers
+/// (with more workers than CPUs, this includes waiting for a CPU); the others
+/// are wall time of the registering task, which overlaps the workers.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct BulkPhases {
     /// Checking the registry, the manifest and old files before the run.
@@ -416,10 +438,9 @@ impl Registry {
             ));
         }
         let workers = match opts.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            w => w,
-        }
-        .min(256);
+            0 => default_workers(),
+            w => w.min(MAX_WORKERS),
+        };
         let out = opts.out_dir.clone();
         let _lock = files::prepare_out_dir(&out)?;
         let plan = self.plan_bulk(&out, ids).await?;
@@ -486,14 +507,23 @@ impl Registry {
             if start >= total {
                 break Ok(false);
             }
+            if !stopping && stop_requested() {
+                // Complete the batch in progress, make nothing beyond it.
+                stopping = true;
+                shared.limit.fetch_min(end, Ordering::SeqCst);
+            }
             if have == end - start {
                 let items: Vec<Made> = (start..end).filter_map(|i| pending.remove(&i)).collect();
                 let registered = self
                     .register_batch(&out, &items, opts, &mut synced_shards, &mut phases)
                     .await;
-                if let Err(e) = registered {
-                    // Not registered: its files go.
-                    leftovers.extend(items);
+                if let Err((e, surely_not_registered)) = registered {
+                    // Files of a batch that is surely not registered go; when
+                    // the outcome of the commit is unknown, they stay (the
+                    // next run keeps or rewrites them after checking).
+                    if surely_not_registered {
+                        leftovers.extend(items);
+                    }
                     break Err(e);
                 }
                 start = end;
@@ -537,10 +567,6 @@ impl Registry {
                     pending.insert(made.idx, made);
                     report_progress(written, start);
                 }
-            }
-            if !stopping && stop_requested() {
-                stopping = true;
-                shared.limit.fetch_min(end, Ordering::SeqCst);
             }
         };
         let registered = start;
@@ -736,7 +762,8 @@ impl Registry {
         })
     }
 
-    /// Makes one batch's files durable (shard folder fsync), then registers it.
+    /// Makes one batch's files durable (shard folder fsync), then registers
+    /// it. On error, also says whether the batch is surely not registered.
     async fn register_batch(
         &self,
         out: &Path,
@@ -744,26 +771,30 @@ impl Registry {
         opts: &BulkOptions,
         synced_shards: &mut HashSet<String>,
         phases: &mut BulkPhases,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), (BrokerError, bool)> {
         let t = Instant::now();
         let mut shards: Vec<&str> = items.iter().map(|m| m.shard.as_str()).collect();
         shards.sort_unstable();
         shards.dedup();
         let mut new_shard = false;
         for shard in shards {
-            sync_dir(&out.join(shard))?;
+            sync_dir(&out.join(shard)).map_err(|e| (e, true))?;
             new_shard |= synced_shards.insert(shard.to_string());
         }
         if new_shard {
             // The shard folders' own entries in the output folder.
-            sync_dir(out)?;
+            sync_dir(out).map_err(|e| (e, true))?;
         }
         phases.dir_sync_secs += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let records: Vec<CertRecord> = items.iter().map(|m| m.record.clone()).collect();
         self.store
             .create_devices_bulk(&records, &opts.groups, &self.actor, unix_now())
-            .await?;
+            .await
+            .map_err(|e| {
+                let conflict = matches!(e, BrokerError::Conflict { .. });
+                (e, conflict)
+            })?;
         phases.db_secs += t.elapsed().as_secs_f64();
         Ok(())
     }

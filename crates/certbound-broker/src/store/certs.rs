@@ -25,3 +25,36 @@ impl Store {
         Ok(())
     }
 }
+
+/// A revoked certificate, for CRLs.
+#[derive(Debug, Clone)]
+pub struct RevokedCert {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The certificate (to tell which CA issued it).
+    pub der: Vec<u8>,
+    /// When it was revoked, Unix seconds.
+    pub revoked_at: u64,
+}
+
+impl Store {
+    /// Every revoked certificate that has not expired at `now`.
+    pub async fn revoked_certificates(&self, now: u64) -> Result<Vec<RevokedCert>, BrokerError> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT serial, der, COALESCE(revoked_at, created_at) AS revoked_at FROM certificates \
+             WHERE status = 'revoked' AND not_after >= ? ORDER BY revoked_at",
+        )
+        .bind(to_i64(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RevokedCert {
+                serial: r.get("serial"),
+                der: r.get("der"),
+                revoked_at: super::to_u64(r.get("revoked_at")),
+            })
+            .collect())
+    }
+}

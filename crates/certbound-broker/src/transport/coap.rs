@@ -18,7 +18,8 @@ use crate::token_service::Refused;
 pub const WELL_KNOWN_CORE: &str = concat!(
     r#"</token>;rt="ace.ai";ct=19;title="ACE token endpoint (POST a signed device request, ct=18)","#,
     r#"</.well-known/est/sren>;rt="ace.est.sren";ct=60;title="re-enrollment (POST a signed request with a CSR, ct=18)","#,
-    r#"</.well-known/est/crts>;rt="ace.est.crts";ct=281"#
+    r#"</.well-known/est/crts>;rt="ace.est.crts";ct=281,"#,
+    r#"</crl>;ct=42;title="CRL of the issuing CA (DER)""#
 );
 
 /// The CoAP request handler of the broker.
@@ -102,6 +103,14 @@ impl Handler for CoapTransport {
                     Err(r) => refused(r),
                 }
             }
+            (Method::Get, "crl") => match self.service.enroll.crl(unix_now()).await {
+                // application/octet-stream: no CoAP content-format exists for pkix-crl.
+                Ok(der) => Response::new(ResponseType::Content).with_payload(42, der),
+                Err(e) => {
+                    tracing::error!(error = %e, "CRL could not be built");
+                    Response::new(ResponseType::ServiceUnavailable).with_max_age(5)
+                }
+            },
             (Method::Get, "crts" | ".well-known/est/crts") => {
                 let pki = self.pki.get();
                 Response::new(ResponseType::Content).with_payload(

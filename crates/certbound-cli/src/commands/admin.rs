@@ -160,11 +160,15 @@ pub async fn device(cmd: DeviceCommand) -> anyhow::Result<ExitCode> {
         DeviceCommand::Provision {
             dir,
             id,
+            bulk,
             groups,
             out,
             days,
             json,
         } => {
+            let Some(id) = id else {
+                return super::bulk::run(&dir.dir, bulk, groups, out, days, json).await;
+            };
             let reg = Registry::open(&dir.dir).await?;
             let result = reg.provision_device(&id, &groups, &out, days).await;
             reg.close().await;
@@ -201,6 +205,18 @@ pub async fn device(cmd: DeviceCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+        }
+        DeviceCommand::SignCsr {
+            dir,
+            csr,
+            id,
+            groups,
+            out,
+            days,
+            json,
+        } => {
+            return super::lifecycle::sign_csr(&dir.dir, &csr, &id, &groups, &out, days, json)
+                .await;
         }
         DeviceCommand::Show { dir, id, json } => {
             let reg = Registry::open(&dir.dir).await?;

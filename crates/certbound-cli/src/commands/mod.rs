@@ -1,9 +1,11 @@
 //! Command implementations.
 
 mod admin;
+mod bulk;
 mod clients;
 mod demo;
 mod ingest;
+mod lifecycle;
 mod serve;
 mod token;
 
@@ -31,6 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Device(cmd) => admin::device(cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Audit(cmd) => admin::audit(cmd).await,
+        Command::Ca(cmd) => lifecycle::ca(cmd).await,
+        Command::Crl { dir, out, der } => lifecycle::crl(&dir.dir, out.as_deref(), der).await,
         Command::Token(cmd) => token::run(cmd).await,
         Command::Service(cmd) => admin::service(cmd).await,
         Command::Ingest(args) => ingest::run(args).await,

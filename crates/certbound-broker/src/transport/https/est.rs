@@ -107,3 +107,24 @@ pub async fn simplereenroll(
         }
     }
 }
+
+/// `GET /crl`: the current issuing CA's CRL, DER (`application/pkix-crl`).
+pub async fn crl(State(state): State<HttpsState>) -> Response {
+    match state.devices.enroll.crl(unix_now()).await {
+        Ok(der) => {
+            let mut r = (StatusCode::OK, der).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pkix-crl"),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "CRL could not be built");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "CRL unavailable; retry\n".into(),
+            )
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Certificate lifecycle operations: devices from CSRs, CA rotation and
+//! listing, CRLs.
+
+use serde::Serialize;
+
+use certbound_pki::{
+    CaInfo, CaOptions, Crl, IssuingCa, RevokedEntry, list_issuing, rotate_issuing,
+    validate_device_id, verify_csr,
+};
+
+use super::Registry;
+use crate::clock::unix_now;
+use crate::error::BrokerError;
+use crate::store::CertRecord;
+
+/// A device registered from a CSR (its key never left it).
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedDevice {
+    /// Device id.
+    pub id: String,
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// SHA-256 of the certificate DER, hex.
+    pub thumbprint: String,
+    /// Expiry, Unix seconds.
+    pub not_after: u64,
+    /// The subject the CSR asked for (ignored for issuance; for the log).
+    pub csr_subject: String,
+    /// The certificate followed by the issuing CA, PEM.
+    #[serde(skip)]
+    pub chain_pem: String,
+}
+
+/// How long a published CRL is valid (nextUpdate - thisUpdate), seconds.
+pub const CRL_VALIDITY_SECS: u64 = 24 * 3600;
+
+impl Registry {
+    /// Registers device `id` with a certificate for the key of `csr` (DER or
+    /// PEM, made by anything: openssl, a secure element). Subject, SAN, EKU
+    /// and lifetime come from certbound's profile, never from the CSR.
+    pub async fn sign_csr(
+        &self,
+        csr: &[u8],
+        id: &str,
+        groups: &[String],
+        lifetime_days: Option<u32>,
+    ) -> Result<SignedDevice, BrokerError> {
+        validate_device_id(id)?;
+        for g in groups {
+            if !self.store.group_exists(g).await? {
+                return Err(BrokerError::NotFound {
+                    kind: "group",
+                    name: g.clone(),
+                    hint: "; create it first with `certbound group create`".into(),
+                });
+            }
+        }
+        if self.store.get_device(id).await?.is_some() {
+            return Err(BrokerError::Conflict {
+                kind: "device",
+                name: id.into(),
+            });
+        }
+        let verified = verify_csr(csr)?;
+        let ca = IssuingCa::load(&self.data.pki())?;
+        let now = unix_now();
+        let days = lifetime_days.unwrap_or(self.config.pki.device_cert_days);
+        let cert = ca.issue_for_csr(&verified, id, days, now)?;
+        let record = CertRecord {
+            serial: cert.serial_hex.clone(),
+            device_id: id.into(),
+            thumbprint: hex::encode(cert.thumbprint),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            status: "active".into(),
+            der: cert.der.clone(),
+        };
+        self.store.create_device(id, groups, &record, now).await?;
+        self.audit(
+            "device.provisioned",
+            id,
+            format!(
+                "from_csr=true serial={} groups={} not_after={} csr_subject={:?}",
+                record.serial,
+                groups.join(","),
+                record.not_after,
+                verified.subject
+            ),
+        )
+        .await?;
+        Ok(SignedDevice {
+            id: id.into(),
+            serial: record.serial,
+            thumbprint: record.thumbprint,
+            not_after: record.not_after,
+            csr_subject: verified.subject.clone(),
+            chain_pem: format!("{}{}", cert.pem, ca.cert_pem()),
+        })
+    }
+
+    /// The issuing CAs (current first) — `certbound ca show`.
+    pub fn issuing_cas(&self) -> Result<Vec<CaInfo>, BrokerError> {
+        Ok(list_issuing(&self.data.pki())?)
+    }
+
+    /// Makes a new issuing CA under the root; the previous one stays trusted
+    /// while it is valid, so devices renew onto the new one. A running broker
+    /// picks the change up within a second.
+    pub async fn rotate_issuing_ca(&self) -> Result<certbound_pki::RotatedCa, BrokerError> {
+        let rotated = rotate_issuing(&self.data.pki(), &CaOptions::default(), unix_now())?;
+        self.audit(
+            "ca.rotated",
+            &rotated.new_serial,
+            format!(
+                "old_serial={} new_not_after={}",
+                rotated.old_serial, rotated.new_not_after
+            ),
+        )
+        .await?;
+        Ok(rotated)
+    }
+
+    /// The CRL of the current issuing CA at `now`: every revoked, unexpired
+    /// certificate it issued. The CRL number is `now` (monotonic).
+    pub async fn current_crl(&self, now: u64) -> Result<Crl, BrokerError> {
+        crl_of(&self.store, &IssuingCa::load(&self.data.pki())?, now).await
+    }
+}
+
+/// The CRL of `ca` at `now` (shared by the CLI and the running broker).
+pub async fn crl_of(
+    store: &crate::store::Store,
+    ca: &IssuingCa,
+    now: u64,
+) -> Result<Crl, BrokerError> {
+    let revoked: Vec<RevokedEntry> = store
+        .revoked_certificates(now)
+        .await?
+        .into_iter()
+        .filter(|c| ca.has_issued(&c.der))
+        .map(|c| RevokedEntry::new(c.serial, c.revoked_at))
+        .collect();
+    Ok(ca.crl(&revoked, now, now, now + CRL_VALIDITY_SECS)?)
+}
+
+/// An external CA trusted for device certificates.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustedCa {
+    /// Name.
+    pub name: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Expiry.
+    pub not_after: u64,
+    /// Group its devices join on first use; `None`: just-in-time registration off.
+    pub jit_group: Option<String>,
+}
+
+impl Registry {
+    /// Trusts `ca_pem` (a CA certificate) for device certificates. With
+    /// `jit_group`, a device presenting a certificate from it (id = its CN)
+    /// is registered into that group on first use; without, such devices
+    /// are refused. A running broker picks the change up within a second.
+    pub async fn trust_external_ca(
+        &self,
+        name: &str,
+        ca_pem: &str,
+        jit_group: Option<&str>,
+    ) -> Result<TrustedCa, BrokerError> {
+        validate_device_id(name).map_err(|_| {
+            BrokerError::Invalid(format!(
+                "CA name {name:?}: use letters, digits, '.', '_', ':' or '-'"
+            ))
+        })?;
+        if let Some(g) = jit_group
+            && !self.store.group_exists(g).await?
+        {
+            return Err(BrokerError::NotFound {
+                kind: "group",
+                name: g.into(),
+                hint: "; create it first with `certbound group create`".into(),
+            });
+        }
+        let der = certbound_pki::parse_pem_certs(ca_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| BrokerError::Invalid("no CERTIFICATE in the file".into()))?;
+        // Validate as the broker will (a CA, a P-256 key, not one of ours).
+        let paths = self.data.pki();
+        let (mut anchors, _) = crate::pki_state::load_external(&paths)?;
+        if anchors.iter().any(|a| a.name == name) {
+            return Err(BrokerError::Conflict {
+                kind: "trusted CA",
+                name: name.into(),
+            });
+        }
+        anchors.push(certbound_pki::ExternalAnchor {
+            name: name.into(),
+            cert_der: der.clone(),
+        });
+        certbound_pki::TrustStore::load(&paths)?.with_external(anchors)?;
+        let dir = crate::pki_state::external_dir(&paths);
+        std::fs::create_dir_all(&dir).map_err(BrokerError::io(&dir))?;
+        let meta = dir.join(format!("{name}.json"));
+        std::fs::write(
+            &meta,
+            serde_json::json!({ "jit_group": jit_group }).to_string(),
+        )
+        .map_err(BrokerError::io(&meta))?;
+        let pem_path = dir.join(format!("{name}.pem"));
+        std::fs::write(&pem_path, ca_pem).map_err(BrokerError::io(&pem_path))?;
+        let summary = certbound_pki::cert_summary(&der)?;
+        self.audit(
+            "ca.trusted",
+            name,
+            format!(
+                "subject={:?} jit_group={}",
+                summary.subject,
+                jit_group.unwrap_or("(off)")
+            ),
+        )
+        .await?;
+        Ok(TrustedCa {
+            name: name.into(),
+            subject: summary.subject,
+            not_after: summary.not_after,
+            jit_group: jit_group.map(str::to_string),
+        })
+    }
+
+    /// The external CAs.
+    pub fn trusted_cas(&self) -> Result<Vec<TrustedCa>, BrokerError> {
+        let (anchors, groups) = crate::pki_state::load_external(&self.data.pki())?;
+        anchors
+            .into_iter()
+            .map(|a| {
+                let s = certbound_pki::cert_summary(&a.cert_der)?;
+                Ok(TrustedCa {
+                    jit_group: groups.get(&a.name).cloned().flatten(),
+                    name: a.name,
+                    subject: s.subject,
+                    not_after: s.not_after,
+                })
+            })
+            .collect()
+    }
+
+    /// Stops trusting an external CA (its devices are refused from then on;
+    /// already registered ones keep their registry rows).
+    pub async fn untrust_external_ca(&self, name: &str) -> Result<(), BrokerError> {
+        let dir = crate::pki_state::external_dir(&self.data.pki());
+        let pem = dir.join(format!("{name}.pem"));
+        if !pem.exists() {
+            return Err(BrokerError::NotFound {
+                kind: "trusted CA",
+                name: name.into(),
+                hint: "; see `certbound ca trust list`".into(),
+            });
+        }
+        std::fs::remove_file(&pem).map_err(BrokerError::io(&pem))?;
+        let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
+        self.audit("ca.untrusted", name, String::new()).await
+    }
+}

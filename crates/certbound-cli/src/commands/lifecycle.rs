@@ -1,0 +1,205 @@
+//! `device sign-csr`, `ca show|rotate-issuing|export`, `crl`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use certbound_broker::registry::Registry;
+
+use crate::cli::{CaCommand, TrustCommand};
+use crate::output::{iso, now, print_json};
+
+pub async fn sign_csr(
+    dir: &Path,
+    csr: &Path,
+    id: &str,
+    groups: &[String],
+    out: &Path,
+    days: Option<u32>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(csr).with_context(|| format!("reading the CSR {}", csr.display()))?;
+    if out.exists() {
+        anyhow::bail!(
+            "{} exists; choose another --out (nothing was registered)",
+            out.display()
+        );
+    }
+    let reg = Registry::open(dir).await?;
+    let signed = reg.sign_csr(&bytes, id, groups, days).await;
+    reg.close().await;
+    let signed = signed?;
+    std::fs::write(out, &signed.chain_pem)
+        .with_context(|| format!("writing {} (device {id} IS registered; re-run `certbound device show {id} --json` to get the certificate)", out.display()))?;
+    if json {
+        print_json(&signed)?;
+    } else {
+        println!(
+            "Device {} registered from its CSR (the key never left it)",
+            signed.id
+        );
+        println!(
+            "  certificate: {} (device certificate, then the issuing CA)",
+            out.display()
+        );
+        println!("  serial:      {}", signed.serial);
+        println!("  expires:     {}", iso(signed.not_after));
+        println!(
+            "  CSR subject: {} (ignored: certbound's profile decides)",
+            signed.csr_subject
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CaCommand::Show { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let cas = reg.issuing_cas();
+            reg.close().await;
+            let cas = cas?;
+            if json {
+                print_json(&cas.iter().map(|c| serde_json::json!({
+                    "serial": c.serial_hex, "subject": c.subject, "not_before": c.not_before,
+                    "not_after": c.not_after, "current": c.current,
+                })).collect::<Vec<_>>())?;
+            } else {
+                for c in cas {
+                    println!(
+                        "{} issuing CA {}  {}  valid {} .. {}",
+                        if c.current { "*" } else { " " },
+                        c.serial_hex,
+                        c.subject,
+                        iso(c.not_before),
+                        iso(c.not_after)
+                    );
+                }
+                println!("(* = current: signs new device certificates)");
+            }
+        }
+        CaCommand::RotateIssuing { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let rotated = reg.rotate_issuing_ca().await;
+            reg.close().await;
+            let r = rotated?;
+            if json {
+                print_json(&serde_json::json!({
+                    "old_serial": r.old_serial, "new_serial": r.new_serial, "new_not_after": r.new_not_after,
+                }))?;
+            } else {
+                println!(
+                    "New issuing CA {} (valid until {})",
+                    r.new_serial,
+                    iso(r.new_not_after)
+                );
+                println!(
+                    "  the previous one ({}) stays trusted while valid; devices renew onto the new one",
+                    r.old_serial
+                );
+            }
+        }
+        CaCommand::Trust(cmd) => return trust(cmd).await,
+        CaCommand::Export { dir, out } => {
+            let path = certbound_broker::config::DataDir::new(&dir.dir)
+                .pki()
+                .chain();
+            let pem = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "reading {} (is {} initialised?)",
+                    path.display(),
+                    dir.dir.display()
+                )
+            })?;
+            write_out(out.as_deref(), pem.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn crl(dir: &Path, out: Option<&Path>, der: bool) -> anyhow::Result<ExitCode> {
+    let reg = Registry::open(dir).await?;
+    let crl = reg.current_crl(now()).await;
+    reg.close().await;
+    let crl = crl?;
+    write_out(out, if der { &crl.der } else { crl.pem.as_bytes() })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_out(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+        }
+        None => Ok(std::io::stdout().write_all(bytes)?),
+    }
+}
+
+async fn trust(cmd: TrustCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TrustCommand::Add {
+            dir,
+            ca,
+            name,
+            jit_group,
+        } => {
+            let pem = std::fs::read_to_string(&ca)
+                .with_context(|| format!("reading {}", ca.display()))?;
+            let name = name.unwrap_or_else(|| {
+                ca.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "partner".into())
+            });
+            let reg = Registry::open(&dir.dir).await?;
+            let added = reg
+                .trust_external_ca(&name, &pem, jit_group.as_deref())
+                .await;
+            reg.close().await;
+            let t = added?;
+            println!(
+                "Trusting external CA {} ({}, valid until {})",
+                t.name,
+                t.subject,
+                iso(t.not_after)
+            );
+            match &t.jit_group {
+                Some(g) => println!("  its devices are registered into group {g} on first use"),
+                None => println!(
+                    "  just-in-time registration is off: its devices are refused (add --jit-group)"
+                ),
+            }
+        }
+        TrustCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let list = reg.trusted_cas();
+            reg.close().await;
+            let list = list?;
+            if json {
+                print_json(&list)?;
+            } else if list.is_empty() {
+                println!(
+                    "No external CAs. Add one with `certbound ca trust add partner-ca.pem --jit-group <group>`"
+                );
+            } else {
+                for t in list {
+                    println!(
+                        "{:<20} {}  until {}  jit_group {}",
+                        t.name,
+                        t.subject,
+                        iso(t.not_after),
+                        t.jit_group.as_deref().unwrap_or("(off)")
+                    );
+                }
+            }
+        }
+        TrustCommand::Remove { dir, name } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let r = reg.untrust_external_ca(&name).await;
+            reg.close().await;
+            r?;
+            println!("External CA {name} is no longer trusted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
