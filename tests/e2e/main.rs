@@ -10,6 +10,7 @@
 
 mod admin_api;
 mod agent_mosquitto;
+mod claims;
 mod jit;
 mod key_rotation;
 mod live_changes;

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod claim_service;
 pub mod clock;
 pub mod config;
 mod device_auth;

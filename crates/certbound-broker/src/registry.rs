@@ -471,4 +471,4 @@ mod clients;
 mod lifecycle;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub use clients::{ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CreatedClient, parse_grant};
-pub use lifecycle::{CRL_VALIDITY_SECS, SignedDevice, TrustedCa, crl_of};
+pub use lifecycle::{CRL_VALIDITY_SECS, CreatedClaim, SignedDevice, TrustedCa, crl_of};

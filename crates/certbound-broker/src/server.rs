@@ -145,9 +145,17 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         limits.clone(),
         audit.clone(),
     ));
+    let claims = Arc::new(crate::claim_service::ClaimService::new(
+        config.pki.device_cert_days,
+        store.clone(),
+        pki.clone(),
+        service.device_auth(),
+        audit.clone(),
+    ));
     let endpoints = Arc::new(DeviceEndpoints {
         tokens: service.clone(),
         enroll,
+        claims,
     });
     let https = match (https_listener, base_url) {
         (Some(listener), Some(base_url)) => {

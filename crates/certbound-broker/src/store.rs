@@ -526,9 +526,11 @@ fn cert_from_row(r: sqlx::sqlite::SqliteRow) -> CertRecord {
 mod audit;
 mod bulk;
 mod certs;
+mod claims;
 mod clients;
 mod issued;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
+pub use claims::{Claim, glob_match};
 pub use clients::{Client, NewClient};
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};

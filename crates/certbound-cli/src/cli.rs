@@ -112,6 +112,9 @@ pub enum Command {
     /// Certificate authority operations: show, rotate the issuing CA, export.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Provisioning claims: batch credentials for production lines (first-boot enrollment).
+    #[command(subcommand)]
+    Claim(ClaimCommand),
     /// Write the current certificate revocation list (CRL) of the issuing CA.
     Crl {
         #[command(flatten)]
@@ -651,5 +654,57 @@ pub enum TrustCommand {
         dir: DirArg,
         /// Its name.
         name: String,
+    },
+}
+
+/// `certbound claim ...`
+#[derive(Debug, Subcommand)]
+pub enum ClaimCommand {
+    /// Make a claim certificate for a production line: devices holding it send a CSR
+    /// for their own key (EST /.well-known/est/simpleenroll, CoAP /sen) and get their
+    /// own certificate, until the uses or the lifetime run out. Every use is audited.
+    ///
+    /// Example:
+    ///   certbound claim create --group sensors --uses 500 --ttl 7d --id-pattern "sensor-*" --out claim/
+    #[command(verbatim_doc_comment)]
+    Create {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Group the enrolled devices join.
+        #[arg(long)]
+        group: String,
+        /// How many devices may enroll with it.
+        #[arg(long)]
+        uses: u64,
+        /// Lifetime: seconds, or with a unit: 90s, 30m, 12h, 7d.
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+        /// Device ids must match this glob (`*` = any run of characters).
+        #[arg(long)]
+        id_pattern: Option<String>,
+        /// File with the allowed device ids, one per line.
+        #[arg(long)]
+        allowlist: Option<PathBuf>,
+        /// Where to write the claim key and certificate.
+        #[arg(long, default_value = "./claim")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List claims with their uses left.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a claim: no further enrollments with it.
+    Revoke {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Claim id.
+        id: String,
     },
 }

@@ -24,8 +24,12 @@ pub const SERVICE_URI_PREFIX: &str = "urn:certbound:service:";
 enum Profile<'a> {
     Device(&'a str),
     Service(&'a str),
+    Claim(&'a str),
     Server(&'a [String]),
 }
+
+/// SAN URI prefix of claim certificates ([`IssuingCa::issue_claim`]).
+pub const CLAIM_URI_PREFIX: &str = "urn:certbound:claim:";
 
 /// A certificate fresh from the issuing CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +198,41 @@ impl IssuingCa {
         self.issue_generated(Profile::Server(names), lifetime_days, now)
     }
 
+    /// Generates a key and a *claim* certificate (SAN URI
+    /// `urn:certbound:claim:<id>`, CN `claim-<id>`, EKU clientAuth) that
+    /// lives `lifetime_secs`: a production line's batch credential that a
+    /// device presents, with its own CSR, to get its own certificate. It is
+    /// not a device or service identity (the MQTT server refuses it).
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidArgument`] for a bad id or a lifetime under 60 s.
+    pub fn issue_claim(
+        &self,
+        claim_id: &str,
+        lifetime_secs: u64,
+        now: u64,
+    ) -> Result<DeviceBundle, PkiError> {
+        validate_device_id(claim_id)?;
+        if lifetime_secs < 60 {
+            return Err(PkiError::InvalidArgument(
+                "a claim must live at least 60 seconds".into(),
+            ));
+        }
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = self.issue_until(
+            Profile::Claim(claim_id),
+            &key,
+            now.saturating_add(lifetime_secs),
+            now,
+        )?;
+        let chain_pem = format!("{}{}", cert.pem, self.cert_pem());
+        Ok(DeviceBundle {
+            cert,
+            key_pkcs8_pem: key.serialize_pem(),
+            chain_pem,
+        })
+    }
+
     fn issue_generated(
         &self,
         profile: Profile<'_>,
@@ -287,6 +326,13 @@ impl IssuingCa {
             Profile::Device(id) => (
                 id.to_string(),
                 vec![SanType::URI(Ia5String::try_from(device_uri(id))?)],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+            Profile::Claim(id) => (
+                format!("claim-{id}"),
+                vec![SanType::URI(Ia5String::try_from(format!(
+                    "{CLAIM_URI_PREFIX}{id}"
+                ))?)],
                 ExtendedKeyUsagePurpose::ClientAuth,
             ),
             Profile::Service(name) => (

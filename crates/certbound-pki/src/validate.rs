@@ -37,6 +37,18 @@ pub struct VerifiedDeviceCert {
     pub public_key_sec1: Vec<u8>,
 }
 
+/// What [`TrustStore::verify_claim_cert`] proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedClaimCert {
+    /// The claim id (SAN URI `urn:certbound:claim:<id>`).
+    pub claim_id: String,
+    /// The claim key: 65-byte uncompressed SEC1 P-256 point.
+    pub public_key_sec1: Vec<u8>,
+    /// notAfter, unix seconds.
+    pub not_after: u64,
+}
+
 #[derive(Clone)]
 struct StoreCert {
     der: Vec<u8>,
@@ -210,6 +222,68 @@ impl TrustStore {
         leeway: u64,
     ) -> Result<VerifiedDeviceCert, PkiError> {
         let leaf = parse_der(leaf_der, "device certificate")?;
+        self.check_path(&leaf, leaf_der, extra_chain, now, leeway)?;
+        check_leaf_profile(&leaf, leaf_der)
+    }
+
+    /// Validates a claim certificate ([`crate::IssuingCa::issue_claim`]) as
+    /// [`TrustStore::verify_device_cert`] does a device certificate; returns
+    /// the claim id and key.
+    ///
+    /// # Errors
+    /// As [`TrustStore::verify_device_cert`]; [`PkiError::NotADeviceCert`]
+    /// when it is not a claim certificate.
+    pub fn verify_claim_cert(
+        &self,
+        leaf_der: &[u8],
+        extra_chain: &[Vec<u8>],
+        now: u64,
+        leeway: u64,
+    ) -> Result<VerifiedClaimCert, PkiError> {
+        let leaf = parse_der(leaf_der, "claim certificate")?;
+        self.check_path(&leaf, leaf_der, extra_chain, now, leeway)?;
+        let not_claim = |why: &str| PkiError::NotADeviceCert(format!("not a claim certificate: {why}"));
+        let eku = leaf
+            .extended_key_usage()
+            .map_err(|e| PkiError::Malformed(format!("extendedKeyUsage: {e}")))?;
+        if !eku.is_some_and(|eku| eku.value.client_auth) {
+            return Err(not_claim("it lacks extendedKeyUsage clientAuth"));
+        }
+        let mut ids = Vec::new();
+        if let Some(san) = leaf
+            .subject_alternative_name()
+            .map_err(|e| PkiError::Malformed(format!("subjectAltName: {e}")))?
+        {
+            for name in &san.value.general_names {
+                if let x509_parser::extensions::GeneralName::URI(uri) = name
+                    && let Some(id) = uri.strip_prefix(crate::issue::CLAIM_URI_PREFIX)
+                {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        let [claim_id] = ids.as_slice() else {
+            return Err(not_claim("it needs exactly one SAN URI urn:certbound:claim:<id>"));
+        };
+        validate_device_id(claim_id).map_err(|_| not_claim("bad claim id"))?;
+        Ok(VerifiedClaimCert {
+            claim_id: claim_id.clone(),
+            public_key_sec1: p256_point(leaf.public_key(), "the claim certificate")?,
+            not_after: crate::cert::unix_u64(leaf.validity().not_after.timestamp()),
+        })
+    }
+
+    /// Everything but the leaf profile: a path to a trusted root whose
+    /// signatures verify, validity at `now`, CA constraints, no unknown
+    /// critical extension.
+    pub(crate) fn check_path(
+        &self,
+        leaf: &X509Certificate<'_>,
+        leaf_der: &[u8],
+        extra_chain: &[Vec<u8>],
+        now: u64,
+        leeway: u64,
+    ) -> Result<(), PkiError> {
         if extra_chain.len() > MAX_EXTRA_CERTS {
             return Err(PkiError::Malformed(format!(
                 "{} extra chain certificates sent; at most {MAX_EXTRA_CERTS} are accepted",
@@ -229,20 +303,20 @@ impl TrustStore {
         }
 
         let mut path = Vec::new();
-        find_path(&self.verified_links, &pool, &leaf, None, &mut path)?;
+        find_path(&self.verified_links, &pool, leaf, None, &mut path)?;
         let issuers: Vec<&X509Certificate<'_>> = path.iter().map(|&i| &pool[i].x509).collect();
 
-        check_validity(&leaf, now, leeway)?;
+        check_validity(leaf, now, leeway)?;
         for ca in &issuers {
             check_validity(ca, now, leeway)?;
         }
         for (below, ca) in issuers.iter().enumerate() {
             check_ca(ca, below)?;
         }
-        for cert in std::iter::once(&leaf).chain(issuers.iter().copied()) {
+        for cert in std::iter::once(leaf).chain(issuers.iter().copied()) {
             check_critical_extensions(cert)?;
         }
-        check_leaf_profile(&leaf, leaf_der)
+        Ok(())
     }
 }
 

@@ -262,3 +262,97 @@ impl Registry {
         self.audit("ca.untrusted", name, String::new()).await
     }
 }
+
+/// A new claim and where its credential was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedClaim {
+    /// The claim record.
+    pub claim: crate::store::Claim,
+    /// The claim's private key (mode 0600).
+    pub key_file: std::path::PathBuf,
+    /// The claim certificate chain.
+    pub cert_file: std::path::PathBuf,
+}
+
+impl Registry {
+    /// Makes a provisioning claim for a production line: `uses` devices may
+    /// enroll with it into `group` until `ttl_secs` from now, each with a
+    /// device id matching `id_pattern` (glob, `*`) and/or on `allowlist`.
+    /// Writes `<out>/<claim id>.key.pem` and `.cert.pem`.
+    pub async fn create_claim(
+        &self,
+        group: &str,
+        uses: u64,
+        ttl_secs: u64,
+        id_pattern: Option<&str>,
+        allowlist: Option<Vec<String>>,
+        out: &std::path::Path,
+    ) -> Result<CreatedClaim, BrokerError> {
+        if !self.store.group_exists(group).await? {
+            return Err(BrokerError::NotFound {
+                kind: "group",
+                name: group.into(),
+                hint: "; create it first with `certbound group create`".into(),
+            });
+        }
+        if uses == 0 || uses > 10_000_000 {
+            return Err(BrokerError::Invalid(
+                "--uses must be between 1 and 10000000".into(),
+            ));
+        }
+        if let Some(list) = &allowlist {
+            for id in list {
+                validate_device_id(id)?;
+            }
+        }
+        let now = unix_now();
+        let mut raw = [0u8; 6];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+        let id = format!("c{}", hex::encode(raw));
+        let ca = IssuingCa::load(&self.data.pki())?;
+        let bundle = ca.issue_claim(&id, ttl_secs, now)?;
+        let (key_file, cert_file) = bundle.write_to(out, &format!("claim-{id}"))?;
+        let claim = crate::store::Claim {
+            id: id.clone(),
+            group: group.into(),
+            uses_total: uses,
+            uses_left: uses,
+            expires_at: bundle.cert.not_after,
+            id_pattern: id_pattern.map(str::to_string),
+            allowlist,
+            revoked: false,
+        };
+        if let Err(e) = self.store.create_claim(&claim, now).await {
+            let _ = std::fs::remove_file(&key_file);
+            let _ = std::fs::remove_file(&cert_file);
+            return Err(e);
+        }
+        self.audit(
+            "claim.created",
+            &id,
+            format!(
+                "group={group} uses={uses} expires_at={} pattern={}",
+                claim.expires_at,
+                id_pattern.unwrap_or("*")
+            ),
+        )
+        .await?;
+        Ok(CreatedClaim {
+            claim,
+            key_file,
+            cert_file,
+        })
+    }
+
+    /// Revokes a claim: no further enrollments with it.
+    pub async fn revoke_claim(&self, id: &str) -> Result<(), BrokerError> {
+        if !self.store.revoke_claim(id, unix_now()).await? {
+            return Err(BrokerError::NotFound {
+                kind: "claim",
+                name: id.into(),
+                hint: "; see `certbound claim list`".into(),
+            });
+        }
+        self.audit("claim.revoked", id, String::new()).await
+    }
+}

@@ -18,6 +18,7 @@ use crate::token_service::Refused;
 pub const WELL_KNOWN_CORE: &str = concat!(
     r#"</token>;rt="ace.ai";ct=19;title="ACE token endpoint (POST a signed device request, ct=18)","#,
     r#"</.well-known/est/sren>;rt="ace.est.sren";ct=60;title="re-enrollment (POST a signed request with a CSR, ct=18)","#,
+    r#"</.well-known/est/sen>;rt="ace.est.sen";ct=60;title="first enrollment by claim (POST a request signed with the claim key, with a CSR)","#,
     r#"</.well-known/est/crts>;rt="ace.est.crts";ct=281,"#,
     r#"</crl>;ct=42;title="CRL of the issuing CA (DER)""#
 );
@@ -96,6 +97,21 @@ impl Handler for CoapTransport {
                     .service
                     .enroll
                     .handle(&request.payload, "coap", None, unix_now())
+                    .await
+                {
+                    Ok(cert) => Response::new(ResponseType::Changed)
+                        .with_payload(content_format::CBOR, cert.to_cbor()),
+                    Err(r) => refused(r),
+                }
+            }
+            (Method::Post, "sen" | ".well-known/est/sen") => {
+                if let Some(r) = needs_cose(&request) {
+                    return r;
+                }
+                match self
+                    .service
+                    .claims
+                    .handle(&request.payload, "coap", unix_now())
                     .await
                 {
                     Ok(cert) => Response::new(ResponseType::Changed)

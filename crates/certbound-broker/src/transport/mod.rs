@@ -21,6 +21,8 @@ pub struct DeviceEndpoints {
     pub tokens: Arc<TokenService>,
     /// `cert/req`, CoAP `/sren`, HTTPS EST.
     pub enroll: Arc<EnrollService>,
+    /// First enrollment by claim: CoAP `/sen`, HTTPS EST `simpleenroll`.
+    pub claims: Arc<crate::claim_service::ClaimService>,
 }
 
 impl DeviceEndpoints {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use certbound_broker::registry::Registry;
 
-use crate::cli::{CaCommand, TrustCommand};
+use crate::cli::{CaCommand, ClaimCommand, TrustCommand};
 use crate::output::{iso, now, print_json};
 
 pub async fn sign_csr(
@@ -199,6 +199,117 @@ async fn trust(cmd: TrustCommand) -> anyhow::Result<ExitCode> {
             reg.close().await;
             r?;
             println!("External CA {name} is no longer trusted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90`, `90s`, `30m`, `12h`, `7d` as seconds.
+fn parse_duration(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let (num, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 90s, 30m, 12h or 7d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => anyhow::bail!("unknown duration unit {other:?}: use s, m, h or d"),
+    };
+    n.checked_mul(mult).context("duration too large")
+}
+
+pub async fn claim(cmd: ClaimCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ClaimCommand::Create {
+            dir,
+            group,
+            uses,
+            ttl,
+            id_pattern,
+            allowlist,
+            out,
+            json,
+        } => {
+            let ttl = parse_duration(&ttl)?;
+            let allowlist = match allowlist {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let reg = Registry::open(&dir.dir).await?;
+            let created = reg
+                .create_claim(&group, uses, ttl, id_pattern.as_deref(), allowlist, &out)
+                .await;
+            reg.close().await;
+            let c = created?;
+            if json {
+                print_json(&c)?;
+            } else {
+                println!(
+                    "Claim {} for group {}: {} uses until {}",
+                    c.claim.id,
+                    c.claim.group,
+                    c.claim.uses_total,
+                    iso(c.claim.expires_at)
+                );
+                println!(
+                    "  key:         {} (the production line's secret, mode 0600)",
+                    c.key_file.display()
+                );
+                println!("  certificate: {}", c.cert_file.display());
+                if let Some(p) = &c.claim.id_pattern {
+                    println!("  device ids:  must match {p}");
+                }
+            }
+        }
+        ClaimCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let list = reg.store.list_claims().await;
+            reg.close().await;
+            let list = list?;
+            if json {
+                print_json(&list)?;
+            } else if list.is_empty() {
+                println!(
+                    "No claims. Create one with `certbound claim create --group <g> --uses <n>`"
+                );
+            } else {
+                for c in list {
+                    let state = if c.revoked {
+                        "revoked".to_string()
+                    } else if now() >= c.expires_at {
+                        "expired".to_string()
+                    } else {
+                        format!("{} of {} uses left", c.uses_left, c.uses_total)
+                    };
+                    println!(
+                        "{}  group {}  until {}  {state}",
+                        c.id,
+                        c.group,
+                        iso(c.expires_at)
+                    );
+                }
+            }
+        }
+        ClaimCommand::Revoke { dir, id } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let r = reg.revoke_claim(&id).await;
+            reg.close().await;
+            r?;
+            println!("Claim {id} revoked");
         }
     }
     Ok(ExitCode::SUCCESS)

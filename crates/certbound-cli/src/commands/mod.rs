@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Audit(cmd) => admin::audit(cmd).await,
         Command::Ca(cmd) => lifecycle::ca(cmd).await,
+        Command::Claim(cmd) => lifecycle::claim(cmd).await,
         Command::Crl { dir, out, der } => lifecycle::crl(&dir.dir, out.as_deref(), der).await,
         Command::Token(cmd) => token::run(cmd).await,
         Command::Service(cmd) => admin::service(cmd).await,

@@ -51,10 +51,29 @@ pub async fn simplereenroll(
     peer: Option<Extension<PeerCertificates>>,
     body: Bytes,
 ) -> Response {
+    est_enroll(state, peer, body, false).await
+}
+
+/// `POST /.well-known/est/simpleenroll`: first enrollment with a claim
+/// certificate as the TLS client certificate; the device id is the CSR's CN.
+pub async fn simpleenroll(
+    State(state): State<HttpsState>,
+    peer: Option<Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Response {
+    est_enroll(state, peer, body, true).await
+}
+
+async fn est_enroll(
+    state: HttpsState,
+    peer: Option<Extension<PeerCertificates>>,
+    body: Bytes,
+    first: bool,
+) -> Response {
     let Some(Extension(peer)) = peer else {
         return text(
             StatusCode::UNAUTHORIZED,
-            "EST re-enrollment needs the current device certificate as the TLS client certificate\n"
+            "EST needs a TLS client certificate: the current device certificate (simplereenroll) or a claim certificate (simpleenroll)\n"
                 .into(),
         );
     };
@@ -74,12 +93,20 @@ pub async fn simplereenroll(
             );
         }
     };
-    match state
-        .devices
-        .enroll
-        .handle_est(peer.0.as_slice(), &csr, unix_now())
-        .await
-    {
+    let result = if first {
+        state
+            .devices
+            .claims
+            .handle_est(peer.0.as_slice(), &csr, unix_now())
+            .await
+    } else {
+        state
+            .devices
+            .enroll
+            .handle_est(peer.0.as_slice(), &csr, unix_now())
+            .await
+    };
+    match result {
         Ok(cert) => certs_only(&cert.chain),
         Err(Refused::Ace(e)) => {
             let status = match e.code {

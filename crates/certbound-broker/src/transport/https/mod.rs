@@ -62,6 +62,7 @@ pub fn router(state: HttpsState) -> Router {
         .route("/healthz", get(discovery::healthz))
         .route("/.well-known/est/cacerts", get(est::cacerts))
         .route("/crl", get(est::crl))
+        .route("/.well-known/est/simpleenroll", post(est::simpleenroll))
         .route("/.well-known/est/simplereenroll", post(est::simplereenroll))
         .nest("/admin/v1", admin::routes())
         .fallback(reply::not_found)

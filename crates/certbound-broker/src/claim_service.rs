@@ -1,0 +1,324 @@
+//! First-boot provisioning by claim (like AWS fleet provisioning): a device
+//! holding a batch claim certificate (`certbound claim create`) sends a CSR
+//! for its own key and gets its own certificate and registration.
+//!
+//! Over CoAP (`POST /.well-known/est/sen`) the request is the signed device
+//! request made with the CLAIM key (x5chain = the claim certificate), `iss`
+//! = the device id asked for, carrying the CSR; over HTTPS EST
+//! (`/.well-known/est/simpleenroll`) the claim certificate is the TLS client
+//! certificate and the device id is the CSR's CN.
+//!
+//! Order: claim certificate path -> (signed request: signature, freshness,
+//! replay) -> claim registered, unexpired, not revoked, uses left -> device id
+//! valid, allowed by the claim, not taken -> CSR -> issue -> register the
+//! device and spend one use in one transaction -> audit.
+
+use std::sync::Arc;
+
+use certbound_pki::{validate_device_id, verify_csr};
+use certbound_proto::EcPublicKey;
+use certbound_proto::ace::AceErrorCode;
+use certbound_proto::crypto::AwsLcVerifier;
+use certbound_proto::enroll::{CertResponse, csr_of};
+use certbound_proto::request::{CertRef, UnverifiedRequest};
+
+use crate::audit::AuditLog;
+use crate::device_auth::{DeviceAuth, Refusal, from_proto, internal, refuse};
+use crate::pki_state::SharedPki;
+use crate::store::{AuditEvent, CertRecord, Store, glob_match};
+use crate::token_service::Refused;
+
+/// Issues first certificates to devices presenting a provisioning claim.
+#[derive(Debug)]
+pub struct ClaimService {
+    cert_days: u32,
+    store: Store,
+    pki: SharedPki,
+    auth: Arc<DeviceAuth>,
+    audit: AuditLog,
+}
+
+impl ClaimService {
+    pub(crate) fn new(
+        cert_days: u32,
+        store: Store,
+        pki: SharedPki,
+        auth: Arc<DeviceAuth>,
+        audit: AuditLog,
+    ) -> Self {
+        Self {
+            cert_days,
+            store,
+            pki,
+            auth,
+            audit,
+        }
+    }
+
+    /// CoAP `/sen`: a request signed with the claim key.
+    pub async fn handle(
+        &self,
+        bytes: &[u8],
+        transport: &str,
+        now: u64,
+    ) -> Result<CertResponse, Refused> {
+        let result = self.decide_signed(bytes, now).await;
+        self.record(&result, transport, now).await;
+        result.map(|(_, _, r)| r).map_err(|r| r.error)
+    }
+
+    /// EST `simpleenroll`: the claim certificate came with the TLS handshake.
+    pub async fn handle_est(
+        &self,
+        peer_chain: &[Vec<u8>],
+        csr: &[u8],
+        now: u64,
+    ) -> Result<CertResponse, Refused> {
+        let result = self.decide_est(peer_chain, csr, now).await;
+        self.record(&result, "https-est", now).await;
+        result.map(|(_, _, r)| r).map_err(|r| r.error)
+    }
+
+    async fn record(
+        &self,
+        result: &Result<(String, String, CertResponse), Refusal>,
+        transport: &str,
+        now: u64,
+    ) {
+        let (subject, actor, action, outcome, detail) = match result {
+            Ok((device, claim, _)) => (
+                device.clone(),
+                format!("claim:{claim}"),
+                "device.claimed",
+                "ok".to_string(),
+                format!("transport={transport} claim={claim}"),
+            ),
+            Err(r) => (
+                r.device.clone().unwrap_or_else(|| "(unknown)".into()),
+                "claim".to_string(),
+                "device.claim_refused",
+                match &r.error {
+                    Refused::Ace(e) => e.code.name().to_string(),
+                    Refused::Unavailable => "unavailable".into(),
+                    Refused::RateLimited { .. } => "rate_limited".into(),
+                },
+                match &r.error {
+                    Refused::Ace(e) => format!(
+                        "transport={transport} {}",
+                        e.description.as_deref().unwrap_or("")
+                    ),
+                    _ => format!("transport={transport}"),
+                },
+            ),
+        };
+        self.audit
+            .record(AuditEvent {
+                ts_ms: now.saturating_mul(1000),
+                actor,
+                action: action.into(),
+                subject,
+                outcome,
+                detail,
+            })
+            .await;
+    }
+
+    async fn decide_signed(
+        &self,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(String, String, CertResponse), Refusal> {
+        let limits = self.auth.limits;
+        let request = UnverifiedRequest::parse(bytes, limits)
+            .map_err(|e| from_proto(&e, "malformed request"))?;
+        let CertRef::X5Chain(chain) = &request.cert else {
+            return Err(refuse(
+                AceErrorCode::InvalidRequest,
+                "a claim request names its claim certificate in x5chain (33)",
+            ));
+        };
+        let Some((leaf, extra)) = chain.split_first() else {
+            return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain"));
+        };
+        let pki = self.pki.get();
+        let claim = pki
+            .trust
+            .verify_claim_cert(leaf, extra, now, self.auth.leeway)
+            .map_err(|e| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("claim certificate rejected: {e}"),
+                )
+            })?;
+        let key = EcPublicKey::from_sec1(&claim.public_key_sec1)
+            .map_err(|e| from_proto(&e, "claim key"))?;
+        let verifier = AwsLcVerifier::new(&key).map_err(|e| from_proto(&e, "claim key"))?;
+        let req = request
+            .verify(&verifier, limits)
+            .map_err(|e| from_proto(&e, "request signature"))?;
+        req.validate(&self.auth.issuer_id, now, self.auth.leeway)
+            .map_err(|e| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("request assertion: {e}"),
+                )
+            })?;
+        {
+            let mut replay = self.auth.replay.lock().map_err(|_| Refusal {
+                error: Refused::Unavailable,
+                device: None,
+            })?;
+            replay
+                .check_and_insert(
+                    &format!("claim:{}", claim.claim_id),
+                    &req.cti,
+                    req.exp.saturating_add(self.auth.leeway),
+                    now,
+                )
+                .map_err(|e| refuse(AceErrorCode::InvalidClient, format!("request {e}")))?;
+        }
+        let csr = csr_of(&req).map_err(|e| refuse(AceErrorCode::InvalidRequest, e.to_string()))?;
+        self.enroll(&claim.claim_id, &req.iss, csr, now).await
+    }
+
+    async fn decide_est(
+        &self,
+        peer_chain: &[Vec<u8>],
+        csr: &[u8],
+        now: u64,
+    ) -> Result<(String, String, CertResponse), Refusal> {
+        let Some((leaf, extra)) = peer_chain.split_first() else {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                "EST enrollment needs the claim certificate as the TLS client certificate",
+            ));
+        };
+        let pki = self.pki.get();
+        let claim = pki
+            .trust
+            .verify_claim_cert(leaf, extra, now, self.auth.leeway)
+            .map_err(|e| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("claim certificate rejected: {e}"),
+                )
+            })?;
+        let requested = verify_csr(csr)
+            .map_err(|e| refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")))?
+            .subject
+            .split(',')
+            .find_map(|rdn| rdn.trim().strip_prefix("CN=").map(str::to_string))
+            .ok_or_else(|| {
+                refuse(
+                    AceErrorCode::InvalidRequest,
+                    "the CSR's subject CN names the device id; it has none",
+                )
+            })?;
+        self.enroll(&claim.claim_id, &requested, csr, now).await
+    }
+
+    async fn enroll(
+        &self,
+        claim_id: &str,
+        device: &str,
+        csr: &[u8],
+        now: u64,
+    ) -> Result<(String, String, CertResponse), Refusal> {
+        let claim = self
+            .store
+            .get_claim(claim_id)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("claim {claim_id} is not registered"),
+                )
+            })?;
+        let why = if claim.revoked {
+            Some("was revoked")
+        } else if now >= claim.expires_at {
+            Some("has expired")
+        } else if claim.uses_left == 0 {
+            Some("has no uses left")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(refuse(
+                AceErrorCode::UnauthorizedClient,
+                format!("claim {claim_id} {why}"),
+            )
+            .for_device(device));
+        }
+        validate_device_id(device)
+            .map_err(|e| refuse(AceErrorCode::InvalidRequest, format!("device id: {e}")))?;
+        let allowed = claim
+            .id_pattern
+            .as_deref()
+            .is_none_or(|p| glob_match(p, device))
+            && claim
+                .allowlist
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|x| x == device));
+        if !allowed {
+            return Err(refuse(
+                AceErrorCode::UnauthorizedClient,
+                format!("device id {device:?} is not allowed by claim {claim_id}"),
+            )
+            .for_device(device));
+        }
+        let verified = verify_csr(csr).map_err(|e| {
+            refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
+        })?;
+        let pki = self.pki.get();
+        let cert = pki
+            .ca
+            .issue_for_csr(&verified, device, self.cert_days, now)
+            .map_err(|e| {
+                tracing::error!(error = %e, "issuing a claimed certificate failed");
+                Refusal {
+                    error: Refused::Unavailable,
+                    device: Some(device.to_string()),
+                }
+            })?;
+        let record = CertRecord {
+            serial: cert.serial_hex.clone(),
+            device_id: device.to_string(),
+            thumbprint: hex::encode(cert.thumbprint),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            status: "active".into(),
+            der: cert.der.clone(),
+        };
+        match self
+            .store
+            .enroll_with_claim(claim_id, device, &claim.group, &record, now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(refuse(
+                    AceErrorCode::UnauthorizedClient,
+                    format!("claim {claim_id} has no uses left"),
+                )
+                .for_device(device));
+            }
+            Err(crate::error::BrokerError::Conflict { .. }) => {
+                return Err(refuse(
+                    AceErrorCode::UnauthorizedClient,
+                    format!("device {device} is already registered"),
+                )
+                .for_device(device));
+            }
+            Err(e) => return Err(internal(&e)),
+        }
+        Ok((
+            device.to_string(),
+            claim_id.to_string(),
+            CertResponse {
+                chain: vec![cert.der, pki.issuing_der.clone()],
+            },
+        ))
+    }
+}

@@ -1,0 +1,206 @@
+//! Provisioning claims in the [`Store`].
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{CertRecord, Store, to_i64, to_u64};
+use crate::error::BrokerError;
+
+/// A provisioning claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    /// Claim id.
+    pub id: String,
+    /// Group its devices join.
+    pub group: String,
+    /// Uses it was created with.
+    pub uses_total: u64,
+    /// Uses left.
+    pub uses_left: u64,
+    /// Expiry, Unix seconds.
+    pub expires_at: u64,
+    /// Glob (`*` only) device ids must match.
+    pub id_pattern: Option<String>,
+    /// Device ids allowed (when set).
+    pub allowlist: Option<Vec<String>>,
+    /// Revoked by the operator.
+    pub revoked: bool,
+}
+
+impl Store {
+    /// Records a new claim.
+    pub async fn create_claim(&self, c: &Claim, now: u64) -> Result<(), BrokerError> {
+        sqlx::query(
+            "INSERT INTO claims (id, group_name, uses_total, uses_left, expires_at, id_pattern, allowlist, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.group)
+        .bind(to_i64(c.uses_total))
+        .bind(to_i64(c.uses_left))
+        .bind(to_i64(c.expires_at))
+        .bind(&c.id_pattern)
+        .bind(c.allowlist.as_ref().map(|l| l.join("\n")))
+        .bind(to_i64(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Looks a claim up.
+    pub async fn get_claim(&self, id: &str) -> Result<Option<Claim>, BrokerError> {
+        let row = sqlx::query("SELECT * FROM claims WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| claim_from_row(&r)))
+    }
+
+    /// All claims, newest first.
+    pub async fn list_claims(&self) -> Result<Vec<Claim>, BrokerError> {
+        let rows = sqlx::query("SELECT * FROM claims ORDER BY created_at DESC, id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(claim_from_row).collect())
+    }
+
+    /// Sets a claim's expiry (the certificate's own notAfter still bounds it).
+    pub async fn set_claim_expiry(&self, id: &str, expires_at: u64) -> Result<bool, BrokerError> {
+        let done = sqlx::query("UPDATE claims SET expires_at = ? WHERE id = ?")
+            .bind(to_i64(expires_at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Revokes a claim (no more uses).
+    pub async fn revoke_claim(&self, id: &str, now: u64) -> Result<bool, BrokerError> {
+        let done =
+            sqlx::query("UPDATE claims SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(to_i64(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Takes one use of `claim` and registers the device with its first
+    /// certificate, atomically: the use is only spent when the device is
+    /// created, and two devices racing for the last use cannot both win.
+    pub async fn enroll_with_claim(
+        &self,
+        claim: &str,
+        device_id: &str,
+        group: &str,
+        cert: &CertRecord,
+        now: u64,
+    ) -> Result<bool, BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let taken = sqlx::query(
+            "UPDATE claims SET uses_left = uses_left - 1 \
+             WHERE id = ? AND uses_left > 0 AND expires_at > ? AND revoked_at IS NULL",
+        )
+        .bind(claim)
+        .bind(to_i64(now))
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
+            .bind(device_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(BrokerError::Conflict {
+                kind: "device",
+                name: device_id.into(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO devices (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",
+        )
+        .bind(device_id)
+        .bind(to_i64(now))
+        .bind(to_i64(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES (?, ?)")
+            .bind(device_id)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+        )
+        .bind(&cert.serial)
+        .bind(device_id)
+        .bind(&cert.thumbprint)
+        .bind(to_i64(cert.not_before))
+        .bind(to_i64(cert.not_after))
+        .bind(&cert.der)
+        .bind(to_i64(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn claim_from_row(r: &sqlx::sqlite::SqliteRow) -> Claim {
+    let allow: Option<String> = r.get("allowlist");
+    Claim {
+        id: r.get("id"),
+        group: r.get("group_name"),
+        uses_total: to_u64(r.get("uses_total")),
+        uses_left: to_u64(r.get("uses_left")),
+        expires_at: to_u64(r.get("expires_at")),
+        id_pattern: r.get("id_pattern"),
+        allowlist: allow.map(|a| {
+            a.lines()
+                .map(str::to_string)
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
+        revoked: r.get::<Option<i64>, _>("revoked_at").is_some(),
+    }
+}
+
+/// Whether `id` matches `pattern`, a glob where `*` matches any run of characters.
+pub fn glob_match(pattern: &str, id: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == id;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !id.starts_with(first) || !id.ends_with(last) || id.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &id[first.len()..id.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("sensor-*", "sensor-17"));
+        assert!(!glob_match("sensor-*", "gateway-1"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxc"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exact2"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+}
