@@ -12,6 +12,15 @@
 //! Started with [`start`]; stopped by [`RunningAgent::stop`] (SIGTERM,
 //! Ctrl-C in the binary) or by the end of stdin, after sending what can be
 //! sent within `spool.flush_on_exit_secs`.
+//!
+//! The same task renews the device certificate (`[renewal]`): when due, it
+//! stops handing out telemetry until what is in flight is settled, renews
+//! with a new key (over the MQTT connection or CoAP), writes the new pair as
+//! `.next`, reconnects with it and requests every token again (they are
+//! bound to the key); only then does the new pair replace the old one on
+//! disk. Any failure reconnects with the old pair and retries with backoff.
+//! Telemetry waits in the spool meanwhile and is sealed with the new token
+//! and key afterwards.
 
 mod runner;
 
@@ -25,10 +34,13 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::AgentConfig;
+use crate::credentials::CredentialFiles;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 use crate::intake::Intake;
 use crate::mqtt::{ConnectOptions, MqttConnectSettings};
+use crate::reenroll::RenewedIdentity;
+use crate::renewal::RenewalSchedule;
 use crate::source::OpenSource;
 use crate::spool::Spool;
 use crate::tokens::TokenManager;
@@ -55,6 +67,22 @@ pub struct AgentStatus {
     pub telemetry_cti: Option<Vec<u8>>,
     /// A shutdown was requested; the spool is being flushed.
     pub stopping: bool,
+    /// SHA-256 thumbprint (lowercase hex) of the certificate in use.
+    pub cert_thumbprint: Option<String>,
+    /// Serial (lowercase hex) of the certificate in use.
+    pub cert_serial: Option<String>,
+    /// notAfter of the certificate in use, Unix seconds.
+    pub cert_not_after: Option<u64>,
+    /// When its renewal is due (agent clock, Unix seconds); `None` with
+    /// renewal disabled.
+    pub cert_renew_at: Option<u64>,
+    /// Certificate renewals completed since start.
+    pub cert_renewals: u64,
+    /// Certificate renewal attempts that failed since start.
+    pub cert_renewal_failures: u64,
+    /// The certificate expired beyond `renewal.expired_grace_days`: the
+    /// device must be re-provisioned.
+    pub reprovision_needed: bool,
 }
 
 /// A started agent.
@@ -121,6 +149,21 @@ impl RunningAgent {
     }
 }
 
+/// The status fields describing the certificate in use.
+pub(crate) fn cert_status(s: &mut AgentStatus, identity: &DeviceIdentity) {
+    let leaf = identity.chain().first();
+    let summary = leaf.and_then(|l| certbound_pki::cert_summary(l).ok());
+    s.cert_thumbprint = Some(
+        identity
+            .thumbprint()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    );
+    s.cert_serial = summary.as_ref().map(|x| x.serial_hex.clone());
+    s.cert_not_after = summary.as_ref().map(|x| x.not_after);
+}
+
 fn read(path: &std::path::Path) -> Result<String, AgentError> {
     std::fs::read_to_string(path).map_err(|source| AgentError::Io {
         path: path.to_path_buf(),
@@ -135,13 +178,33 @@ pub async fn start(
     config: &AgentConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningAgent, AgentError> {
-    let identity = DeviceIdentity::load(&config.device.key, &config.device.cert)?;
+    // Repair whatever an interrupted renewal left, then load the pair in use.
+    let files = CredentialFiles::new(&config.device.key, &config.device.cert);
+    let recovered = {
+        let (files, now) = (files.clone(), clock.now_secs());
+        tokio::task::spawn_blocking(move || files.recover(now))
+            .await
+            .map_err(|e| AgentError::Credentials(format!("recovering the credentials: {e}")))??
+    };
+    for repair in &recovered.repairs {
+        tracing::warn!(key = %config.device.key.display(), "credentials: {repair}");
+    }
+    let identity =
+        DeviceIdentity::from_pem(&recovered.current.key_pem, &recovered.current.cert_pem)?;
+    let staged = match &recovered.staged {
+        Some(p) => Some(RenewedIdentity {
+            key_pem: zeroize::Zeroizing::new(p.key_pem.clone()),
+            chain_pem: p.cert_pem.clone(),
+            identity: DeviceIdentity::from_pem(&p.key_pem, &p.cert_pem)?,
+        }),
+        None => None,
+    };
     let settings = MqttConnectSettings {
         host: config.mqtt.url.host.clone(),
         port: config.mqtt.url.port,
         ca_pem: read(&config.device.ca)?,
-        cert_pem: read(&config.device.cert)?,
-        key_pem: read(&config.device.key)?,
+        cert_pem: identity.cert_pem().to_string(),
+        key_pem: identity.key_pem().to_string(),
         timeout: Duration::from_secs(config.mqtt.timeout_secs),
     };
     let spool = {
@@ -169,10 +232,23 @@ pub async fn start(
         refused.clone(),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (status_tx, status_rx) = watch::channel(AgentStatus {
-        spooled,
-        ..AgentStatus::default()
+    let renewal = config.renewal.enabled.then(|| runner::Renewal {
+        schedule: RenewalSchedule::new(
+            config.renewal_policy(),
+            identity.validity(),
+            rand::random(),
+        ),
+        transport: config.renewal.transport,
+        coap_url: config.renewal.coap_url.clone(),
+        warned: None,
     });
+    let mut initial = AgentStatus {
+        spooled,
+        cert_renew_at: renewal.as_ref().map(|r| r.schedule.renew_at()),
+        ..AgentStatus::default()
+    };
+    cert_status(&mut initial, &identity);
+    let (status_tx, status_rx) = watch::channel(initial);
     tracing::info!(
         device = identity.device_id(),
         mqtt = %config.mqtt.url,
@@ -209,6 +285,11 @@ pub async fn start(
             backoff,
             config.retry.renew_margin_secs,
         ),
+        token_specs: config.token_specs(),
+        renew_margin: config.retry.renew_margin_secs,
+        files,
+        renewal,
+        staged,
         telemetry_audience: config.telemetry_audience().to_string(),
         spool,
         wake,

@@ -66,6 +66,9 @@ pub struct AgentConfig {
     /// `[retry]`: backoff and renewal margin.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// `[renewal]`: certificate renewal.
+    #[serde(default)]
+    pub renewal: RenewalConfig,
 }
 
 /// `[device]`.
@@ -251,6 +254,101 @@ impl Default for RetryConfig {
     }
 }
 
+/// How the certificate is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenewalTransport {
+    /// `cert/req` on the live MQTT connection (default).
+    Mqtt,
+    /// `POST /.well-known/est/sren` at `renewal.coap_url`.
+    Coap,
+}
+
+/// A `coap://host[:port]` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CoapUrl {
+    /// Host name or IP.
+    pub host: String,
+    /// UDP port (default 5683).
+    pub port: u16,
+}
+
+impl TryFrom<String> for CoapUrl {
+    type Error = String;
+
+    fn try_from(url: String) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("coap://")
+            .ok_or_else(|| format!("{url:?} must start with coap://"))?
+            .trim_end_matches('/');
+        let bad = || format!("{url:?}: expected coap://<host>[:<port>]");
+        let port_of = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0);
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+            match after {
+                "" => (host, 5683),
+                p => (host, p.strip_prefix(':').and_then(port_of).ok_or_else(bad)?),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, port_of(p).ok_or_else(bad)?),
+                None => (rest, 5683),
+            }
+        };
+        if host.is_empty() || host.contains(['/', '@', '?', '#', '[', ']']) {
+            return Err(bad());
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for CoapUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "coap://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "coap://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `[renewal]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenewalConfig {
+    /// Renew the certificate automatically (default true).
+    pub enabled: bool,
+    /// Over which transport (default `mqtt`).
+    pub transport: RenewalTransport,
+    /// The broker's CoAP endpoint: required for `transport = "coap"`; with
+    /// `mqtt`, used for a certificate that has expired (TLS refuses it).
+    pub coap_url: Option<CoapUrl>,
+    /// First backoff ceiling after a failed renewal (default 30 s).
+    pub retry_base_secs: u64,
+    /// Largest backoff ceiling (default 3600 s).
+    pub retry_max_secs: u64,
+    /// Days after expiry during which renewal is still attempted (default 7,
+    /// the broker's `[pki] renewal_grace_days`).
+    pub expired_grace_days: u32,
+}
+
+impl Default for RenewalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            transport: RenewalTransport::Mqtt,
+            coap_url: None,
+            retry_base_secs: 30,
+            retry_max_secs: 3600,
+            expired_grace_days: 7,
+        }
+    }
+}
+
 /// Largest accepted `telemetry.max_message_bytes` (the MQTT packet limit is
 /// 64 KiB, and the envelope adds the token and a signature).
 pub const MAX_MESSAGE_BYTES: usize = 60_000;
@@ -410,6 +508,32 @@ impl AgentConfig {
                 self.retry.max_ms
             ),
         );
+        let r = &self.renewal;
+        need(
+            r.transport != RenewalTransport::Coap || r.coap_url.is_some(),
+            "renewal.coap_url: required with renewal.transport = \"coap\"".into(),
+        );
+        need(
+            (1..=86_400).contains(&r.retry_base_secs),
+            format!(
+                "renewal.retry_base_secs = {}: must be 1..=86400",
+                r.retry_base_secs
+            ),
+        );
+        need(
+            r.retry_max_secs >= r.retry_base_secs && r.retry_max_secs <= 7 * 86_400,
+            format!(
+                "renewal.retry_max_secs = {}: must be at least renewal.retry_base_secs and at most 604800",
+                r.retry_max_secs
+            ),
+        );
+        need(
+            r.expired_grace_days <= 3650,
+            format!(
+                "renewal.expired_grace_days = {}: must be at most 3650",
+                r.expired_grace_days
+            ),
+        );
         out
     }
 
@@ -431,6 +555,19 @@ impl AgentConfig {
                 scope: t.scope.clone(),
             })
             .collect()
+    }
+
+    /// When and how often certificate renewal is attempted.
+    pub fn renewal_policy(&self) -> crate::renewal::RenewalPolicy {
+        let r = &self.renewal;
+        crate::renewal::RenewalPolicy {
+            backoff: Backoff {
+                base_ms: r.retry_base_secs.saturating_mul(1000),
+                max_ms: r.retry_max_secs.saturating_mul(1000),
+                floor_ms: (r.retry_base_secs.saturating_mul(1000) / 5).max(100),
+            },
+            expired_grace_secs: u64::from(r.expired_grace_days) * 86_400,
+        }
     }
 
     /// The backoff for reconnects and token requests.

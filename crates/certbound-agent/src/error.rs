@@ -40,6 +40,20 @@ pub enum AgentError {
     /// The telemetry spool failed or refused a message.
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
+    /// The broker refused a certificate renewal.
+    #[error("the broker refused the certificate renewal: {0}")]
+    RenewalRefused(AceError),
+    /// The broker is rate limiting or temporarily unavailable.
+    #[error("the broker asks to retry in {retry_after_secs} s: {reason}")]
+    RetryLater {
+        /// Seconds to wait, as the broker said (or a default).
+        retry_after_secs: u64,
+        /// What the broker said.
+        reason: String,
+    },
+    /// HTTPS failure (EST).
+    #[error("HTTPS: {0}")]
+    Https(String),
     /// A telemetry message exceeds `telemetry.max_message_bytes`.
     #[error("the message has {len} bytes, more than telemetry.max_message_bytes = {max}; refused")]
     TooLarge {

@@ -6,6 +6,7 @@ use certbound_pki::{cert_summary, parse_pem_certs, thumbprint_sha256};
 use certbound_proto::Signer;
 use certbound_proto::crypto::P256Signer;
 use certbound_proto::key::EcPublicKey;
+use zeroize::Zeroizing;
 
 use crate::error::AgentError;
 
@@ -15,6 +16,8 @@ pub struct DeviceIdentity {
     signer: P256Signer,
     chain: Vec<Vec<u8>>,
     thumbprint: [u8; 32],
+    key_pem: Zeroizing<String>,
+    cert_pem: String,
 }
 
 impl std::fmt::Debug for DeviceIdentity {
@@ -68,6 +71,8 @@ impl DeviceIdentity {
             signer,
             thumbprint: thumbprint_sha256(leaf),
             chain,
+            key_pem: Zeroizing::new(key_pem.to_string()),
+            cert_pem: cert_pem.to_string(),
         })
     }
 
@@ -89,6 +94,29 @@ impl DeviceIdentity {
     /// SHA-256 thumbprint of the leaf certificate.
     pub fn thumbprint(&self) -> [u8; 32] {
         self.thumbprint
+    }
+
+    /// The private key as loaded, PKCS#8 PEM (for TLS client authentication).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// The certificate chain as loaded, PEM, leaf first.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The leaf certificate's validity, Unix seconds.
+    pub fn validity(&self) -> crate::renewal::CertTimes {
+        let (not_before, not_after) = self
+            .chain
+            .first()
+            .and_then(|leaf| cert_summary(leaf).ok())
+            .map_or((0, 0), |s| (s.not_before, s.not_after));
+        crate::renewal::CertTimes {
+            not_before,
+            not_after,
+        }
     }
 }
 

@@ -30,22 +30,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Certificate renewal (always with a new key) as a library call:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), certbound_agent::AgentError> {
+//! use certbound_agent::{DeviceIdentity, renew_over_coap};
+//! let identity = DeviceIdentity::load("sensor-1.key.pem".as_ref(), "sensor-1.cert.pem".as_ref())?;
+//! let client = certbound_coap::Client::connect(std::net::SocketAddr::from(([127, 0, 0, 1], 5683)), Default::default()).await?;
+//! let renewed = renew_over_coap(&client, &identity, "https://auth.example.com").await?;
+//! // Store renewed.key_pem and renewed.chain_pem; use renewed.identity from now on.
+//! # let _ = renewed; Ok(()) }
+//! ```
+//!
 //! Modules: [`config`] (the TOML file), [`spool`] (persisted queue),
 //! [`seq`] (sequence numbers), [`tokens`] (token manager), [`mqtt`]
 //! (connection, PUBACK tracking), [`source`] (stdin / UDP / Unix input),
-//! [`clock`] (injectable time). The decision logic (token renewal, spool
-//! order, sequence allocation, PUBACK correlation, line splitting) is pure
-//! and unit-tested; tokio is used only by the connection and the run loop.
+//! [`clock`] (injectable time), [`renewal`] (when to renew the certificate,
+//! the staged-credential state machine), [`reenroll`] (renewal requests over
+//! MQTT, CoAP and EST), [`keygen`] (new key and CSR), [`credentials`]
+//! (crash-safe credential files). The decision logic (token and certificate
+//! renewal, spool order, sequence allocation, PUBACK correlation, line
+//! splitting, credential recovery) is pure and unit-tested; tokio is used
+//! only by the connections and the run loop.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod agent;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 mod error;
 mod identity;
 mod intake;
+pub mod keygen;
 pub mod mqtt;
+pub mod reenroll;
+pub mod renewal;
 pub mod seq;
 pub mod source;
 pub mod spool;
@@ -58,6 +78,9 @@ pub use config::AgentConfig;
 pub use error::AgentError;
 pub use identity::DeviceIdentity;
 pub use intake::Intake;
+#[cfg(feature = "est")]
+pub use reenroll::renew_over_est;
+pub use reenroll::{RenewedIdentity, renew_over_coap, renew_over_mqtt};
 pub use token::{
     ObtainedToken, TokenRequestParams, build_token_request, decode_token_response,
     request_token_coap,

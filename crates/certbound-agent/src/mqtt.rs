@@ -1,10 +1,11 @@
 //! Obtaining tokens and publishing telemetry over MQTT with mTLS: the device
 //! publishes its signed request on `cb/v1/{device}/token/req` and waits for
-//! the answer on `cb/v1/{device}/token/res`; telemetry goes to
-//! `cb/v1/{device}/telemetry` with QoS 1.
+//! the answer on `cb/v1/{device}/token/res`; certificate renewal does the
+//! same on `cert/req` / `cert/res` ([`MqttDevice::request_cert`]); telemetry
+//! goes to `cb/v1/{device}/telemetry` with QoS 1.
 //!
 //! MQTT 3.1.1 carries no correlation data, so token requests from one
-//! connection are made one at a time.
+//! connection are made one at a time (and so are certificate requests).
 //!
 //! After [`MqttDevice::connect`] the connection is kept up in the background:
 //! a lost connection is re-established with exponential backoff and jitter
@@ -148,6 +149,7 @@ pub struct MqttDevice {
     device_id: String,
     client: AsyncClient,
     responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
+    cert_responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     timeout: Duration,
     shared: Arc<Shared>,
     link: watch::Receiver<LinkState>,
@@ -206,19 +208,21 @@ impl MqttDevice {
         eventloop.set_network_options(network);
 
         let response_topic = topics::topic(&device_id, TopicKind::TokenResponse);
+        let cert_topic = topics::topic(&device_id, TopicKind::CertResponse);
+        let filters = [response_topic.clone(), cert_topic.clone()];
         tokio::time::timeout(settings.timeout, async {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         client
-                            .subscribe(response_topic.clone(), QoS::AtLeastOnce)
+                            .subscribe_many(subscriptions(&filters))
                             .await
                             .map_err(|e| AgentError::Mqtt(e.to_string()))?;
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
                         return if refused(&ack) {
                             Err(AgentError::Mqtt(format!(
-                                "the MQTT server refused the subscription to {response_topic}"
+                                "the MQTT server refused the subscription to {response_topic} or {cert_topic}"
                             )))
                         } else {
                             Ok(())
@@ -243,6 +247,7 @@ impl MqttDevice {
         })??;
 
         let (tx, rx) = mpsc::channel(16);
+        let (cert_tx, cert_rx) = mpsc::channel(4);
         let (link_tx, link) = watch::channel(LinkState {
             connected: true,
             sessions: 1,
@@ -254,7 +259,9 @@ impl MqttDevice {
             client: client.clone(),
             shared: shared.clone(),
             response_topic,
+            cert_topic,
             responses: tx,
+            cert_responses: cert_tx,
             link: link_tx,
             backoff: options.reconnect,
         }));
@@ -262,6 +269,7 @@ impl MqttDevice {
             device_id,
             client,
             responses: tokio::sync::Mutex::new(rx),
+            cert_responses: tokio::sync::Mutex::new(cert_rx),
             timeout: settings.timeout,
             shared,
             link,
@@ -312,6 +320,25 @@ impl MqttDevice {
             Some(content_format::ACE_CBOR),
             &payload,
         )
+    }
+
+    /// Publishes a signed re-enrollment request (see [`crate::reenroll`]) on
+    /// `cert/req` and returns the raw answer from `cert/res`.
+    pub async fn request_cert(&self, request: Vec<u8>) -> Result<Vec<u8>, AgentError> {
+        let mut responses = self.cert_responses.lock().await;
+        while responses.try_recv().is_ok() {}
+        self.hand_over(
+            topics::topic(&self.device_id, TopicKind::CertRequest),
+            request,
+            None,
+        )
+        .await?;
+        tokio::time::timeout(self.timeout, responses.recv())
+            .await
+            .map_err(|_| {
+                AgentError::Mqtt(format!("no certificate response within {:?}", self.timeout))
+            })?
+            .ok_or_else(|| AgentError::Mqtt("the MQTT connection closed".into()))
     }
 
     /// Publishes raw bytes on one of this device's topics (QoS 1) without
@@ -395,6 +422,13 @@ impl MqttDevice {
     }
 }
 
+fn subscriptions(filters: &[String]) -> Vec<rumqttc::SubscribeFilter> {
+    filters
+        .iter()
+        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
+        .collect()
+}
+
 fn refused(ack: &rumqttc::SubAck) -> bool {
     ack.return_codes
         .iter()
@@ -406,7 +440,9 @@ struct Pump {
     client: AsyncClient,
     shared: Arc<Shared>,
     response_topic: String,
+    cert_topic: String,
     responses: mpsc::Sender<Vec<u8>>,
+    cert_responses: mpsc::Sender<Vec<u8>>,
     link: watch::Sender<LinkState>,
     backoff: Backoff,
 }
@@ -421,6 +457,9 @@ async fn pump(mut p: Pump) {
                 // Nobody waiting and the queue full: only stale answers are lost.
                 let _ = p.responses.try_send(msg.payload.to_vec());
             }
+            Ok(Event::Incoming(Packet::Publish(msg))) if msg.topic == p.cert_topic => {
+                let _ = p.cert_responses.try_send(msg.payload.to_vec());
+            }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 failures = 0;
                 need_subscribe = true;
@@ -428,7 +467,7 @@ async fn pump(mut p: Pump) {
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if refused(&ack) {
-                    tracing::error!(topic = %p.response_topic, "the MQTT server refused the subscription");
+                    tracing::error!(topic = %p.response_topic, cert_topic = %p.cert_topic, "the MQTT server refused the subscription");
                 } else {
                     p.link.send_modify(|l| {
                         l.connected = true;
@@ -476,7 +515,10 @@ async fn pump(mut p: Pump) {
         }
         if need_subscribe
             && p.client
-                .try_subscribe(p.response_topic.clone(), QoS::AtLeastOnce)
+                .try_subscribe_many(subscriptions(&[
+                    p.response_topic.clone(),
+                    p.cert_topic.clone(),
+                ]))
                 .is_ok()
         {
             need_subscribe = false;

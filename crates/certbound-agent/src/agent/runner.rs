@@ -1,7 +1,8 @@
 //! The run loop: connect (with backoff), keep the tokens fresh, send the
 //! spool in order with up to `window` publishes awaiting PUBACK, delete what
 //! the server acknowledged, start again from the oldest unacknowledged
-//! message after any failure.
+//! message after any failure; renew the certificate when due (see
+//! [`Runner::renew_certificate`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,13 +17,19 @@ use tokio::time::Instant;
 
 use super::AgentStatus;
 use crate::clock::Clock;
+use crate::config::{CoapUrl, RenewalTransport};
+use crate::credentials::CredentialFiles;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 use crate::intake::{SharedSpool, lock, with_spool};
 use crate::mqtt::{ConnectOptions, LinkState, MqttConnectSettings, MqttDevice, PendingAck};
+use crate::reenroll::RenewedIdentity;
+use crate::renewal::RenewalSchedule;
 use crate::spool::SpoolError;
 use crate::token::TokenRequestParams;
-use crate::tokens::{ForSend, HeldToken, TokenManager, token_cti};
+use crate::tokens::{ForSend, HeldToken, TokenManager, TokenSpec, token_cti};
+
+mod renew;
 
 /// A token shorter-lived than this is treated as a failed request (it would
 /// need renewing before every send).
@@ -39,6 +46,14 @@ pub(super) struct Runner {
     pub backoff: Backoff,
     pub broker_id: String,
     pub tokens: TokenManager,
+    /// What `tokens` holds (a renewed key needs new tokens for all of it).
+    pub token_specs: Vec<TokenSpec>,
+    pub renew_margin: u64,
+    pub files: CredentialFiles,
+    /// `None` with renewal disabled.
+    pub renewal: Option<Renewal>,
+    /// A renewed pair found staged at start, to be tried first.
+    pub staged: Option<RenewedIdentity>,
     pub telemetry_audience: String,
     pub spool: SharedSpool,
     pub wake: Arc<Notify>,
@@ -48,6 +63,31 @@ pub(super) struct Runner {
     pub status: watch::Sender<AgentStatus>,
     pub refused: Arc<AtomicU64>,
     pub stop: watch::Receiver<bool>,
+}
+
+/// Certificate renewal settings and state.
+pub(super) struct Renewal {
+    pub schedule: RenewalSchedule,
+    pub transport: RenewalTransport,
+    pub coap_url: Option<CoapUrl>,
+    /// The last condition warned about (so it is logged once, not every loop).
+    pub warned: Option<renew::Warned>,
+}
+
+/// How a due renewal is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Mqtt,
+    Coap,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Mqtt => "mqtt",
+            Via::Coap => "coap",
+        }
+    }
 }
 
 /// A publish awaiting its PUBACK.
@@ -89,9 +129,16 @@ impl Runner {
             self.ensure_connected(&mut link, deadline).await;
             let connected = link.device.as_ref().is_some_and(MqttDevice::is_connected);
             self.publish_status(connected);
+            if deadline.is_none() {
+                self.renew_certificate(&mut link, inflight.is_empty()).await;
+            }
+            // A renewal waiting for the publishes in flight holds new ones back.
+            let hold = deadline.is_none() && self.renewal_waiting(&link);
             if let Some(device) = link.device.as_ref().filter(|d| d.is_connected()) {
                 self.renew_due(device).await;
-                self.fill(device, &mut inflight, &mut cursor).await;
+                if !hold {
+                    self.fill(device, &mut inflight, &mut cursor).await;
+                }
             }
 
             let wake_at = self.next_wake(&link, deadline);
@@ -174,58 +221,16 @@ impl Runner {
     }
 
     async fn request(&mut self, device: &MqttDevice, i: usize) {
-        let Some(spec) = self.tokens.spec(i).cloned() else {
-            return;
-        };
-        let params = TokenRequestParams {
-            broker_id: self.broker_id.clone(),
-            audience: spec.audience.clone(),
-            scope: spec.scope.clone(),
-            send_chain: false,
-        };
-        self.status.send_modify(|s| s.token_requests += 1);
-        let outcome = device
-            .request_token(&self.identity, &params)
-            .await
-            .and_then(|t| {
-                if t.expires_in < MIN_TOKEN_LIFETIME {
-                    return Err(AgentError::UnexpectedResponse(format!(
-                        "a token valid for only {} s",
-                        t.expires_in
-                    )));
-                }
-                let cti = token_cti(&t.access_token)?;
-                Ok((t, cti))
-            });
-        let now = self.clock.now_ms();
-        match outcome {
-            Ok((token, cti)) => {
-                tracing::info!(
-                    audience = %spec.audience,
-                    expires_in = token.expires_in,
-                    cti = %hex(&cti),
-                    "token obtained"
-                );
-                self.tokens.on_success(
-                    i,
-                    token.access_token,
-                    cti,
-                    token.expires_in,
-                    now,
-                    rand::random(),
-                );
-            }
-            Err(e) => {
-                let delay = self.tokens.on_failure(i, now, rand::random());
-                self.status.send_modify(|s| s.token_failures += 1);
-                tracing::warn!(
-                    audience = %spec.audience,
-                    error = %e,
-                    retry_in_ms = delay,
-                    "token request failed"
-                );
-            }
-        }
+        obtain_token(
+            &self.broker_id,
+            &*self.clock,
+            &self.status,
+            device,
+            &self.identity,
+            &mut self.tokens,
+            i,
+        )
+        .await;
     }
 
     /// Seals and publishes spooled messages in order while the window has room.
@@ -408,6 +413,11 @@ impl Runner {
             let wait = due.saturating_sub(self.clock.now_ms());
             at = at.min(now + Duration::from_millis(wait));
         }
+        // A due renewal is handled in the loop body, like a due token.
+        if let Some(due) = self.renewal_wake_ms() {
+            let wait = due.saturating_sub(self.clock.now_ms());
+            at = at.min(now + Duration::from_millis(wait));
+        }
         if let Some(d) = deadline {
             at = at.min(d);
         }
@@ -441,4 +451,68 @@ async fn link_changed(watch: &mut Option<watch::Receiver<LinkState>>) {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Requests the token of slot `i` of `tokens` with `identity` over `device`;
+/// true when one was obtained.
+async fn obtain_token(
+    broker_id: &str,
+    clock: &dyn Clock,
+    status: &watch::Sender<AgentStatus>,
+    device: &MqttDevice,
+    identity: &DeviceIdentity,
+    tokens: &mut TokenManager,
+    i: usize,
+) -> bool {
+    let Some(spec) = tokens.spec(i).cloned() else {
+        return false;
+    };
+    let params = TokenRequestParams {
+        broker_id: broker_id.to_string(),
+        audience: spec.audience.clone(),
+        scope: spec.scope.clone(),
+        send_chain: false,
+    };
+    status.send_modify(|s| s.token_requests += 1);
+    let outcome = device.request_token(identity, &params).await.and_then(|t| {
+        if t.expires_in < MIN_TOKEN_LIFETIME {
+            return Err(AgentError::UnexpectedResponse(format!(
+                "a token valid for only {} s",
+                t.expires_in
+            )));
+        }
+        let cti = token_cti(&t.access_token)?;
+        Ok((t, cti))
+    });
+    let now = clock.now_ms();
+    match outcome {
+        Ok((token, cti)) => {
+            tracing::info!(
+                audience = %spec.audience,
+                expires_in = token.expires_in,
+                cti = %hex(&cti),
+                "token obtained"
+            );
+            tokens.on_success(
+                i,
+                token.access_token,
+                cti,
+                token.expires_in,
+                now,
+                rand::random(),
+            );
+            true
+        }
+        Err(e) => {
+            let delay = tokens.on_failure(i, now, rand::random());
+            status.send_modify(|s| s.token_failures += 1);
+            tracing::warn!(
+                audience = %spec.audience,
+                error = %e,
+                retry_in_ms = delay,
+                "token request failed"
+            );
+            false
+        }
+    }
 }

@@ -22,6 +22,13 @@ use clap::{Parser, ValueEnum};
 /// spool grows (up to spool.max_messages, then input is refused) and is sent
 /// in order on reconnect, with a fresh token when the old one expired.
 ///
+/// The device certificate is renewed at about 2/3 of its lifetime (with
+/// jitter) with a NEW key, over the MQTT connection or CoAP ([renewal]): the
+/// new key and certificate are written next to the current ones (.next),
+/// used for a connection and fresh tokens, and only then replace them; a
+/// failure keeps the current pair and retries with backoff. Interrupted
+/// renewals are repaired at start.
+///
 /// Sources: stdin (one message per line; EOF stops the agent), a loopback UDP
 /// port or a Unix datagram socket (one message per datagram, answered with
 /// "ok <seq>" or "err <reason>").

@@ -48,6 +48,14 @@ fn the_printed_example_is_valid_and_shows_the_defaults() {
     assert_eq!(example.spool.flush_on_exit_secs, 5);
     assert_eq!(example.backoff(), minimal.backoff());
     assert_eq!(example.retry.renew_margin_secs, 30);
+    for r in [&example.renewal, &minimal.renewal] {
+        assert!(r.enabled);
+        assert_eq!(r.transport, RenewalTransport::Mqtt);
+        assert_eq!(r.coap_url, None);
+        assert_eq!((r.retry_base_secs, r.retry_max_secs), (30, 3600));
+        assert_eq!(r.expired_grace_days, 7);
+    }
+    assert_eq!(example.renewal_policy(), minimal.renewal_policy());
     assert_eq!(
         example.telemetry_audience(),
         "https://telemetry.example.com"
@@ -72,6 +80,13 @@ fn the_printed_example_is_valid_and_shows_the_defaults() {
         "base_ms",
         "max_ms",
         "renew_margin_secs",
+        "[renewal]",
+        "enabled =",
+        "transport =",
+        "coap_url =",
+        "retry_base_secs",
+        "retry_max_secs",
+        "expired_grace_days",
     ] {
         assert!(EXAMPLE.contains(key), "the example does not mention {key}");
     }
@@ -213,4 +228,67 @@ fn backoff_follows_the_retry_section() {
             floor_ms: 20
         }
     );
+}
+
+#[test]
+fn the_renewal_section() {
+    let with = |extra: &str| parse(&format!("{MINIMAL}\n[renewal]\n{extra}"));
+    let c = with("transport = \"coap\"\ncoap_url = \"coap://broker.example.com\"").unwrap();
+    assert_eq!(c.renewal.transport, RenewalTransport::Coap);
+    let url = c.renewal.coap_url.unwrap();
+    assert_eq!((url.host.as_str(), url.port), ("broker.example.com", 5683));
+    assert_eq!(url.to_string(), "coap://broker.example.com:5683");
+    for (text, host, port) in [
+        ("coap://10.0.0.1:5684/", "10.0.0.1", 5684),
+        ("coap://[::1]:7000", "::1", 7000),
+        ("coap://[::1]", "::1", 5683),
+    ] {
+        let c = with(&format!("coap_url = \"{text}\"")).unwrap();
+        let u = c.renewal.coap_url.unwrap();
+        assert_eq!((u.host.as_str(), u.port), (host, port), "{text}");
+    }
+    let c =
+        with("enabled = false\nretry_base_secs = 2\nretry_max_secs = 10\nexpired_grace_days = 0")
+            .unwrap();
+    assert!(!c.renewal.enabled);
+    let policy = c.renewal_policy();
+    assert_eq!(
+        policy.backoff,
+        Backoff {
+            base_ms: 2000,
+            max_ms: 10_000,
+            floor_ms: 400
+        }
+    );
+    assert_eq!(policy.expired_grace_secs, 0);
+    assert_eq!(c.renewal_policy().backoff.delay_ms(0, 1.0), 2000);
+
+    // Wrong values, unknown keys, missing URL.
+    for (extra, needle) in [
+        ("transport = \"https\"", "unknown variant `https`"),
+        ("coap_url = \"coaps://x\"", "coap://"),
+        ("coap_url = \"coap://x:0\"", "coap://<host>"),
+        ("renew_at = 0.5", "unknown field `renew_at`"),
+    ] {
+        let e = match with(extra) {
+            Err(e @ ConfigError::Parse { .. }) => e.to_string(),
+            other => panic!("{extra}: expected a parse error, got {other:?}"),
+        };
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+    let p = problems(&format!(
+        "{MINIMAL}\n[renewal]\ntransport = \"coap\"\nretry_base_secs = 0\nretry_max_secs = 99999999\nexpired_grace_days = 9999"
+    ));
+    for needle in [
+        "renewal.coap_url: required",
+        "renewal.retry_base_secs = 0",
+        "renewal.retry_max_secs = 99999999",
+        "renewal.expired_grace_days = 9999",
+    ] {
+        assert!(
+            p.iter().any(|l| l.contains(needle)),
+            "{needle} not in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), 4, "{p:#?}");
 }

@@ -54,6 +54,12 @@ pub struct World {
 impl World {
     /// `ttl`: token lifetime of the API in seconds (the registry accepts >= 30).
     pub async fn new(ttl: u64) -> World {
+        Self::with_pki(ttl, &[]).await
+    }
+
+    /// [`World::new`], with `pki` settings (`key`, `value`) written into the
+    /// broker's `[pki]` section before it starts (e.g. `device_cert_secs`).
+    pub async fn with_pki(ttl: u64, pki: &[(&str, &str)]) -> World {
         // RUST_LOG=certbound_agent=debug shows the agent's decisions.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -74,6 +80,7 @@ impl World {
             .await
             .expect("device");
         reg.close().await;
+        set_pki(&dir, pki);
         // A free port, chosen once so that a restarted server uses it again.
         let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -90,6 +97,69 @@ impl World {
         };
         world.start_broker().await;
         world
+    }
+
+    /// The device's key and certificate files.
+    pub fn device_files(&self) -> (PathBuf, PathBuf) {
+        (
+            self.devices.join(format!("{DEVICE}.key.pem")),
+            self.devices.join(format!("{DEVICE}.cert.pem")),
+        )
+    }
+
+    /// The CA chain (PEM) of the broker's PKI.
+    pub fn ca_chain_pem(&self) -> String {
+        std::fs::read_to_string(DataDir::new(&self.dir).pki().chain()).expect("CA chain")
+    }
+
+    /// Replaces the device's files with a NEW key and a certificate of
+    /// `lifetime` seconds issued `issued_ago` seconds ago, registered with
+    /// the broker. Returns `(key PEM, chain PEM)`.
+    pub async fn short_lived_cert(&self, lifetime: u64, issued_ago: u64) -> (String, String) {
+        use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+        let ca = certbound_pki::IssuingCa::load(&DataDir::new(&self.dir).pki()).expect("CA");
+        let key = certbound_agent::keygen::NewKey::generate(DEVICE).expect("key");
+        let spki = p256::SecretKey::from_pkcs8_pem(key.key_pem())
+            .expect("the new key")
+            .public_key()
+            .to_public_key_der()
+            .expect("spki");
+        let issued_at = now() - issued_ago;
+        let cert = ca
+            .issue_device_cert_secs(DEVICE, spki.as_bytes(), lifetime, issued_at)
+            .expect("short-lived certificate");
+        let chain = format!("{}{}", cert.pem, ca.cert_pem());
+        let (key_file, cert_file) = self.device_files();
+        std::fs::write(&key_file, key.key_pem()).expect("write key");
+        std::fs::write(&cert_file, &chain).expect("write cert");
+        let store = certbound_broker::store::Store::open(&DataDir::new(&self.dir).database())
+            .await
+            .expect("store");
+        store
+            .add_certificate(
+                &certbound_broker::store::CertRecord {
+                    serial: cert.serial_hex.clone(),
+                    device_id: DEVICE.into(),
+                    thumbprint: hex(&cert.thumbprint),
+                    not_before: cert.not_before,
+                    not_after: cert.not_after,
+                    status: "active".into(),
+                    der: cert.der.clone(),
+                },
+                now(),
+            )
+            .await
+            .expect("register the certificate");
+        store.close().await;
+        (key.key_pem().to_string(), chain)
+    }
+
+    /// The device's certificates as the broker's registry lists them.
+    pub async fn registry_certs(&self) -> Vec<certbound_broker::store::CertRecord> {
+        let reg = Registry::open(&self.dir).await.expect("open registry");
+        let (_, certs) = reg.show_device(DEVICE).await.expect("device");
+        reg.close().await;
+        certs
     }
 
     pub async fn start_broker(&mut self) {
@@ -338,6 +408,51 @@ pub fn open(world: &World, envelope: &[u8]) -> Opened {
         .check_telemetry_pop(&parsed, Limits::default())
         .expect("signed by the device key named in the token");
     Opened { payload, token }
+}
+
+/// Sets `key = value` lines in the `[pki]` section of the broker config.
+fn set_pki(dir: &Path, settings: &[(&str, &str)]) {
+    if settings.is_empty() {
+        return;
+    }
+    let path = DataDir::new(dir).config();
+    let text = std::fs::read_to_string(&path).expect("broker config");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (key, value) in settings {
+        let line = format!("{key} = {value}");
+        if let Some(l) = lines
+            .iter_mut()
+            .find(|l| l.split('=').next().map(str::trim) == Some(*key))
+        {
+            *l = line;
+        } else {
+            let at = lines
+                .iter()
+                .position(|l| l.trim() == "[pki]")
+                .expect("a [pki] section");
+            lines.insert(at + 1, line);
+        }
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write broker config");
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first certificate (DER) of a PEM chain.
+pub fn leaf(chain_pem: &str) -> Vec<u8> {
+    certbound_pki::parse_pem_certs(chain_pem)
+        .expect("PEM chain")
+        .remove(0)
+}
+
+/// Waits for `what` for at most `secs` seconds, failing the test with `why`.
+pub async fn within_secs<T>(secs: u64, why: &str, what: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), what).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs} s: {why}"),
+    }
 }
 
 /// Waits until the agent's status satisfies `f`.

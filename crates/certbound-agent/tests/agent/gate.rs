@@ -18,6 +18,9 @@ pub enum Mode {
     Open,
     /// Keep connections but forward nothing (bytes are held) until opened.
     Stalled,
+    /// Forward what the agent sends; hold what the server sends (an answer
+    /// that is "lost" once the gate closes).
+    HoldReplies,
     /// Cut connections and refuse new ones.
     Closed,
 }
@@ -51,7 +54,7 @@ impl Gate {
                 tokio::spawn(async move {
                     if !matches!(
                         mode.wait_for(|m| *m != Mode::Stalled).await.map(|m| *m),
-                        Ok(Mode::Open)
+                        Ok(Mode::Open | Mode::HoldReplies)
                     ) {
                         return;
                     }
@@ -64,8 +67,8 @@ impl Gate {
                     let (ur, uw) = upstream.into_split();
                     // Either direction ending (or the gate closing) ends both.
                     tokio::select! {
-                        () = pipe(dr, uw, mode.clone(), writes.clone()) => {}
-                        () = pipe(ur, dw, mode, writes) => {}
+                        () = pipe(dr, uw, Dir::Up, mode.clone(), writes.clone()) => {}
+                        () = pipe(ur, dw, Dir::Down, mode, writes) => {}
                     }
                 });
             }
@@ -96,9 +99,25 @@ impl Gate {
     }
 }
 
+/// Agent to server, or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Up,
+    Down,
+}
+
+fn passes(mode: Mode, dir: Dir) -> bool {
+    match mode {
+        Mode::Open => true,
+        Mode::HoldReplies => dir == Dir::Up,
+        Mode::Stalled | Mode::Closed => false,
+    }
+}
+
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
+    dir: Dir,
     mut mode: watch::Receiver<Mode>,
     writes: watch::Sender<usize>,
 ) {
@@ -116,13 +135,17 @@ async fn pipe(
         // every write that started before it.
         loop {
             writes.send_modify(|n| *n += 1);
-            let open = *mode.borrow() == Mode::Open;
+            let open = passes(*mode.borrow(), dir);
             if open {
                 break;
             }
             writes.send_modify(|n| *n -= 1);
-            match mode.wait_for(|m| *m != Mode::Stalled).await.map(|m| *m) {
-                Ok(Mode::Open) => {}
+            match mode
+                .wait_for(|m| passes(*m, dir) || *m == Mode::Closed)
+                .await
+                .map(|m| *m)
+            {
+                Ok(m) if passes(m, dir) => {}
                 _ => return,
             }
         }

@@ -4,5 +4,6 @@
 mod common;
 mod gate;
 mod offline;
+mod renewal;
 mod restarts;
 mod telemetry;
