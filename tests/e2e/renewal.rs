@@ -2,7 +2,6 @@
 //! (the signed request carrying a CSR) and EST `simplereenroll` over HTTPS
 //! with mTLS; the renewed certificate works for tokens; every refusal.
 
-use anyhow::Context as _;
 use certbound_broker::config::DataDir;
 use certbound_broker::store::DeviceStatus;
 use certbound_coap::{ResponseType, content_format};

@@ -242,7 +242,8 @@ impl TrustStore {
     ) -> Result<VerifiedClaimCert, PkiError> {
         let leaf = parse_der(leaf_der, "claim certificate")?;
         self.check_path(&leaf, leaf_der, extra_chain, now, leeway)?;
-        let not_claim = |why: &str| PkiError::NotADeviceCert(format!("not a claim certificate: {why}"));
+        let not_claim =
+            |why: &str| PkiError::NotADeviceCert(format!("not a claim certificate: {why}"));
         let eku = leaf
             .extended_key_usage()
             .map_err(|e| PkiError::Malformed(format!("extendedKeyUsage: {e}")))?;
@@ -263,7 +264,9 @@ impl TrustStore {
             }
         }
         let [claim_id] = ids.as_slice() else {
-            return Err(not_claim("it needs exactly one SAN URI urn:certbound:claim:<id>"));
+            return Err(not_claim(
+                "it needs exactly one SAN URI urn:certbound:claim:<id>",
+            ));
         };
         validate_device_id(claim_id).map_err(|_| not_claim("bad claim id"))?;
         Ok(VerifiedClaimCert {

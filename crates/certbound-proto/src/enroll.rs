@@ -115,7 +115,10 @@ mod tests {
         };
         let bytes = r.to_cbor();
         assert_eq!(hex(&bytes), "a1018243300102423003");
-        assert_eq!(CertResponse::from_cbor(&bytes, Limits::default()).ok(), Some(r.clone()));
+        assert_eq!(
+            CertResponse::from_cbor(&bytes, Limits::default()).ok(),
+            Some(r)
+        );
         assert!(matches!(
             EnrollAnswer::from_cbor(&bytes, Limits::default()),
             Ok(EnrollAnswer::Issued(_))
@@ -123,7 +126,10 @@ mod tests {
         // empty chain, wrong type, missing label
         for bad in ["a10180", "a10101", "a0", "a1018140"] {
             let b = from_hex(bad);
-            assert!(CertResponse::from_cbor(&b, Limits::default()).is_err(), "{bad}");
+            assert!(
+                CertResponse::from_cbor(&b, Limits::default()).is_err(),
+                "{bad}"
+            );
         }
         let err = crate::ace::AceError::new(crate::ace::AceErrorCode::InvalidClient, "no");
         assert!(matches!(
@@ -146,9 +152,15 @@ mod tests {
             csr: Some(vec![0x30, 0x82]),
         };
         let back = TokenRequest::from_cbor(&req.to_cbor(), Limits::default()).ok();
-        assert_eq!(back.as_ref().and_then(|r| r.csr.clone()), Some(vec![0x30, 0x82]));
+        assert_eq!(
+            back.as_ref().and_then(|r| r.csr.clone()),
+            Some(vec![0x30, 0x82])
+        );
         assert!(csr_of(&req).is_ok());
-        let none = TokenRequest { csr: None, ..req.clone() };
+        let none = TokenRequest {
+            csr: None,
+            ..req.clone()
+        };
         assert!(csr_of(&none).is_err());
         let big = TokenRequest {
             csr: Some(vec![0; MAX_CSR_BYTES + 1]),
