@@ -321,10 +321,10 @@ pub struct BulkArgs {
     /// Id prefix of bulk devices, e.g. "sensor-" for sensor-1, sensor-2, ...
     #[arg(long, requires = "count")]
     pub prefix: Option<String>,
-    /// First device number.
+    /// First device number (default: 1).
     #[arg(long, requires = "count")]
     pub start: Option<u64>,
-    /// Devices registered per database transaction.
+    /// Devices registered per database transaction (default: 500).
     #[arg(long, requires = "count")]
     pub batch_size: Option<usize>,
     /// Worker threads making keys and certificates and writing their files (default:

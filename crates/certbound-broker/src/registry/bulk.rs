@@ -52,28 +52,29 @@
 //! completed and registered, files made for later batches are removed, and
 //! the report says `interrupted`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::encoding::AsDer as _;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
-use certbound_pki::{IssuingCa, parse_pem_certs, thumbprint_sha256, validate_device_id};
+use certbound_pki::{IssuingCa, validate_device_id};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::Registry;
 use crate::clock::unix_now;
 use crate::error::BrokerError;
-use crate::store::{AuditEvent, CertRecord, RegisteredCert};
+use crate::store::{AuditEvent, CertRecord};
 
 mod files;
 mod manifest;
+mod plan;
+mod worker;
 
-use files::{Mode, remove_if_exists, sync_dir, write_durable};
+use files::sync_dir;
 pub use manifest::ManifestRow;
+use worker::{Made, Shared, WorkerMsg, WorkerStats, remove_made};
 
 /// Devices per shard folder.
 pub const SHARD_SIZE: u64 = 1000;
@@ -239,136 +240,6 @@ pub struct BulkReport {
     pub phases: BulkPhases,
 }
 
-/// One device made by a worker, not yet registered.
-struct Made {
-    idx: usize,
-    record: CertRecord,
-    row: ManifestRow,
-    shard: String,
-}
-
-/// What the workers share.
-struct Shared {
-    ca: IssuingCa,
-    ca_pem: String,
-    out_dir: PathBuf,
-    todo: Vec<(u64, String)>,
-    days: u32,
-    next: AtomicUsize,
-    limit: AtomicUsize,
-}
-
-#[derive(Default)]
-struct WorkerStats {
-    keygen: Duration,
-    sign: Duration,
-    files: Duration,
-}
-
-type WorkerMsg = Result<Made, (usize, BrokerError)>;
-
-fn remove_made(out_dir: &Path, made: &Made) {
-    let _ = remove_if_exists(&out_dir.join(&made.row.key_file));
-    let _ = remove_if_exists(&out_dir.join(&made.row.cert_file));
-}
-
-fn make_one(
-    s: &Shared,
-    n: u64,
-    id: &str,
-    idx: usize,
-    stats: &mut WorkerStats,
-) -> Result<Made, BrokerError> {
-    let crypto = |what: &str| BrokerError::Invalid(format!("{what} failed for device {id}"));
-    let t0 = Instant::now();
-    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
-        .map_err(|_| crypto("key generation"))?;
-    let pkcs8 = key.to_pkcs8v1().map_err(|_| crypto("key serialisation"))?;
-    let spki = key
-        .public_key()
-        .as_der()
-        .map_err(|_| crypto("public key serialisation"))?;
-    let t1 = Instant::now();
-    stats.keygen += t1 - t0;
-    let cert =
-        s.ca.issue_device_cert(id, spki.as_ref(), s.days, unix_now())?;
-    let key_pem = files::pem("PRIVATE KEY", pkcs8.as_ref());
-    let chain_pem = format!("{}{}", cert.pem, s.ca_pem);
-    let t2 = Instant::now();
-    stats.sign += t2 - t1;
-    let shard = shard_name(n);
-    let dir = s.out_dir.join(&shard);
-    std::fs::create_dir_all(&dir).map_err(BrokerError::io(&dir))?;
-    let key_name = format!("{id}.key.pem");
-    let cert_name = format!("{id}.cert.pem");
-    write_durable(&dir, &key_name, key_pem.as_bytes(), Mode::Secret)?;
-    if let Err(e) = write_durable(&dir, &cert_name, chain_pem.as_bytes(), Mode::Public) {
-        let _ = remove_if_exists(&dir.join(&key_name));
-        return Err(e);
-    }
-    stats.files += t2.elapsed();
-    let thumbprint = hex::encode(cert.thumbprint);
-    Ok(Made {
-        idx,
-        row: ManifestRow {
-            id: id.into(),
-            serial: cert.serial_hex.clone(),
-            thumbprint: thumbprint.clone(),
-            not_after: cert.not_after,
-            key_file: format!("{shard}/{key_name}"),
-            cert_file: format!("{shard}/{cert_name}"),
-        },
-        record: CertRecord {
-            serial: cert.serial_hex,
-            device_id: id.into(),
-            thumbprint,
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            status: "active".into(),
-            der: cert.der,
-        },
-        shard,
-    })
-}
-
-fn worker(s: &Shared, tx: &mpsc::Sender<WorkerMsg>) -> WorkerStats {
-    let mut stats = WorkerStats::default();
-    loop {
-        let idx = s.next.fetch_add(1, Ordering::SeqCst);
-        if idx >= s.limit.load(Ordering::SeqCst) {
-            break;
-        }
-        let Some((n, id)) = s.todo.get(idx) else {
-            break;
-        };
-        let msg = make_one(s, *n, id, idx, &mut stats).map_err(|e| (idx, e));
-        if let Err(mpsc::error::SendError(msg)) = tx.blocking_send(msg) {
-            // The run is over (stopped or failed): this device will not be registered.
-            if let Ok(made) = msg {
-                remove_made(&s.out_dir, &made);
-            }
-            break;
-        }
-    }
-    stats
-}
-
-/// The leaf certificate thumbprint (hex) of a PEM chain file, if readable.
-fn file_thumbprint(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let certs = parse_pem_certs(&text).ok()?;
-    certs.first().map(|der| hex::encode(thumbprint_sha256(der)))
-}
-
-/// The decisions taken before any work.
-struct Plan {
-    /// Ids to issue, with their numbers.
-    todo: Vec<(u64, String)>,
-    already: u64,
-    restored: u64,
-    stale: u64,
-}
-
 impl Registry {
     /// Provisions `opts.count` devices `{prefix}{n}` into `opts.out_dir` (see
     /// the [module documentation](self) for the layout, the manifest and the
@@ -443,7 +314,7 @@ impl Registry {
         };
         let out = opts.out_dir.clone();
         let _lock = files::prepare_out_dir(&out)?;
-        let plan = self.plan_bulk(&out, ids).await?;
+        let plan = plan::plan(&self.store, &out, ids).await?;
         let mut phases = BulkPhases {
             prepare_secs: started.elapsed().as_secs_f64(),
             ..BulkPhases::default()
@@ -470,7 +341,7 @@ impl Registry {
             let (s, tx) = (Arc::clone(&shared), tx.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("cb-bulk-{i}"))
-                .spawn(move || worker(&s, &tx));
+                .spawn(move || worker::worker(&s, &tx));
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => {
@@ -658,107 +529,6 @@ impl Registry {
             workers: workers.min(total),
             batch_size: batch,
             phases,
-        })
-    }
-
-    /// Decides, for each id of the range, whether it is done (registered by
-    /// an earlier run into `out`), to do, or someone else's (an error), and
-    /// repairs the manifest.
-    async fn plan_bulk(&self, out: &Path, ids: Vec<(u64, String)>) -> Result<Plan, BrokerError> {
-        let names: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
-        let registered: HashMap<String, Vec<RegisteredCert>> =
-            self.store.registered_certs(&names).await?;
-        drop(names);
-        let mut existing = manifest::read(out)?;
-        let mut restored: Vec<ManifestRow> = Vec::new();
-        let mut foreign: Vec<String> = Vec::new();
-        let mut unregistered_listed: Vec<String> = Vec::new();
-        let mut todo = Vec::new();
-        let mut already = 0u64;
-        let mut stale = 0u64;
-        let mut shard_exists: HashMap<String, bool> = HashMap::new();
-        for (n, id) in ids {
-            let shard = shard_name(n);
-            let key_file = format!("{shard}/{id}.key.pem");
-            let cert_file = format!("{shard}/{id}.cert.pem");
-            let row = existing.by_id.get(&id).map(|&i| &existing.rows[i]);
-            match (registered.get(&id), row) {
-                (Some(certs), Some(row)) => {
-                    if certs.iter().any(|c| c.thumbprint == row.thumbprint) {
-                        already += 1;
-                    } else {
-                        foreign.push(id);
-                    }
-                }
-                (Some(certs), None) => {
-                    let on_disk = out
-                        .join(&key_file)
-                        .exists()
-                        .then(|| file_thumbprint(&out.join(&cert_file)))
-                        .flatten();
-                    match on_disk.and_then(|t| certs.iter().find(|c| c.thumbprint == t)) {
-                        Some(c) => {
-                            already += 1;
-                            restored.push(ManifestRow {
-                                id,
-                                serial: c.serial.clone(),
-                                thumbprint: c.thumbprint.clone(),
-                                not_after: c.not_after,
-                                key_file,
-                                cert_file,
-                            });
-                        }
-                        None => foreign.push(id),
-                    }
-                }
-                (None, Some(_)) => unregistered_listed.push(id),
-                (None, None) => {
-                    let shard_here = *shard_exists
-                        .entry(shard)
-                        .or_insert_with_key(|s| out.join(s).is_dir());
-                    if shard_here && (out.join(&key_file).exists() || out.join(&cert_file).exists())
-                    {
-                        stale += 1;
-                    }
-                    todo.push((n, id));
-                }
-            }
-        }
-        let some = |v: &[String]| {
-            let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-            if v.len() > 5 {
-                s.push_str(&format!(" and {} more", v.len() - 5));
-            }
-            s
-        };
-        if !foreign.is_empty() {
-            return Err(BrokerError::Invalid(format!(
-                "{} device id(s) of this range are already registered but were not provisioned into {} \
-                 (no manifest row or matching certificate file there): {}; nothing was issued. \
-                 Choose another --prefix or --start, or the folder of the run that made them",
-                foreign.len(),
-                out.display(),
-                some(&foreign)
-            )));
-        }
-        if !unregistered_listed.is_empty() {
-            return Err(BrokerError::Invalid(format!(
-                "{} lists {} device(s) that this registry does not have: {}; nothing was issued. \
-                 Is --dir the data directory this folder was provisioned with?",
-                out.join(MANIFEST_CSV).display(),
-                unregistered_listed.len(),
-                some(&unregistered_listed)
-            )));
-        }
-        if existing.needs_rewrite || !restored.is_empty() {
-            existing.rows.extend(restored.iter().cloned());
-            manifest::rewrite(out, &existing.rows)?;
-        }
-        Ok(Plan {
-            todo,
-            already,
-            restored: restored.len() as u64,
-            stale,
         })
     }
 
