@@ -377,6 +377,11 @@ impl Fixture {
         Ok(verified)
     }
 
+    /// The embedded MQTT server's address.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.broker.as_ref().and_then(|b| b.mqtt_addr())
+    }
+
     /// The broker's HTTPS base URL (`https://127.0.0.1:<port>`).
     pub fn https_url(&self) -> String {
         self.broker

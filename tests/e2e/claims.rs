@@ -236,3 +236,109 @@ async fn est_simpleenroll_with_the_claim_certificate() -> anyhow::Result<()> {
     fx.shutdown().await;
     Ok(())
 }
+
+/// An MQTT client with the claim certificate on the embedded server: yields
+/// SUBACK codes and incoming publishes.
+async fn claim_mqtt(
+    fx: &Fixture,
+    c: &ClaimCred,
+    subscribe: &str,
+) -> anyhow::Result<(
+    rumqttc::AsyncClient,
+    tokio::sync::mpsc::Receiver<Result<(String, Vec<u8>), Vec<rumqttc::SubscribeReasonCode>>>,
+)> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+    let addr = fx.mqtt_addr().context("embedded MQTT server")?;
+    let ca = std::fs::read_to_string(
+        certbound_broker::config::DataDir::new(fx.path())
+            .pki()
+            .chain(),
+    )?;
+    let tls = certbound_mqtt::client_tls::client_tls_config(
+        &ca,
+        &std::fs::read_to_string(&c.cert_file)?,
+        &std::fs::read_to_string(&c.key_file)?,
+    )?;
+    let mut options = MqttOptions::new(
+        format!("claim-{}", c.id),
+        addr.ip().to_string(),
+        addr.port(),
+    );
+    options.set_transport(Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(tls),
+    ));
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let sub = client.clone();
+    let filter = subscribe.to_string();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = sub.subscribe(filter.clone(), QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let _ = tx.send(Err(ack.return_codes)).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send(Ok((p.topic.clone(), p.payload.to_vec()))).await;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Ok((client, rx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_enroll_over_mqtt_and_stay_in_their_topics() -> anyhow::Result<()> {
+    use rumqttc::{QoS, SubscribeReasonCode};
+    let fx = Fixture::new().await?;
+    let c = claim(&fx, 2, None).await?;
+    let cn = format!("claim-{}", c.id);
+    // A claim may not listen to devices' topics.
+    let (_spy, mut spy_rx) = claim_mqtt(&fx, &c, "cb/v1/+/telemetry").await?;
+    let codes = tokio::time::timeout(std::time::Duration::from_secs(10), spy_rx.recv())
+        .await?
+        .context("suback")?;
+    assert!(
+        matches!(codes, Err(ref c) if c.iter().all(|x| matches!(x, SubscribeReasonCode::Failure))),
+        "{codes:?}"
+    );
+
+    let (client, mut rx) = claim_mqtt(&fx, &c, &format!("cb/claims/{cn}/res/mqtt-dev-1")).await?;
+    let codes = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await?
+        .context("suback")?;
+    assert!(
+        matches!(codes, Err(ref c) if c.iter().all(|x| matches!(x, SubscribeReasonCode::Success(_)))),
+        "{codes:?}"
+    );
+    let now = unix_now();
+    let request = TokenRequest {
+        iss: "mqtt-dev-1".into(),
+        aud: ISSUER.into(),
+        exp: now + 60,
+        iat: now,
+        cti: nonce().to_vec(),
+        grant_type: None,
+        audience: None,
+        scope: None,
+        csr: Some(csr("x")?),
+    };
+    let body = sign_request(&request, &CertRef::X5Chain(c.chain.clone()), &c.signer)?;
+    client
+        .publish(format!("cb/claims/{cn}/req"), QoS::AtLeastOnce, false, body)
+        .await?;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await?
+        .context("answer")?;
+    let (topic, payload) = answer.map_err(|c| anyhow::anyhow!("unexpected suback {c:?}"))?;
+    assert_eq!(topic, format!("cb/claims/{cn}/res/mqtt-dev-1"));
+    let cert = CertResponse::from_cbor(&payload, Limits::default())?;
+    assert!(!cert.chain.is_empty());
+    assert!(fx.registry.store.get_device("mqtt-dev-1").await?.is_some());
+    fx.shutdown().await;
+    Ok(())
+}

@@ -62,9 +62,35 @@ impl ClaimService {
         transport: &str,
         now: u64,
     ) -> Result<CertResponse, Refused> {
-        let result = self.decide_signed(bytes, now).await;
+        let result = self.decide_signed(bytes, None, now).await;
         self.record(&result, transport, now).await;
         result.map(|(_, _, r)| r).map_err(|r| r.error)
+    }
+
+    /// MQTT `cb/claims/<claim_cn>/req`: as [`ClaimService::handle`], and the
+    /// request must be signed with the claim the topic names. Returns the
+    /// device id to answer for (the request's `iss`, used only to address
+    /// the answer) and the outcome.
+    pub async fn handle_mqtt(
+        &self,
+        bytes: &[u8],
+        claim_cn: &str,
+        now: u64,
+    ) -> (Option<String>, Result<CertResponse, Refused>) {
+        let addressee = UnverifiedRequest::parse(bytes, self.auth.limits)
+            .ok()
+            .and_then(|r| {
+                certbound_proto::request::TokenRequest::from_cbor(
+                    r.unverified_payload(),
+                    self.auth.limits,
+                )
+                .ok()
+            })
+            .map(|r| r.iss)
+            .filter(|iss| validate_device_id(iss).is_ok());
+        let result = self.decide_signed(bytes, Some(claim_cn), now).await;
+        self.record(&result, "mqtt", now).await;
+        (addressee, result.map(|(_, _, r)| r).map_err(|r| r.error))
     }
 
     /// EST `simpleenroll`: the claim certificate came with the TLS handshake.
@@ -126,6 +152,7 @@ impl ClaimService {
     async fn decide_signed(
         &self,
         bytes: &[u8],
+        channel_claim: Option<&str>,
         now: u64,
     ) -> Result<(String, String, CertResponse), Refusal> {
         let limits = self.auth.limits;
@@ -150,6 +177,17 @@ impl ClaimService {
                     format!("claim certificate rejected: {e}"),
                 )
             })?;
+        if let Some(channel) = channel_claim
+            && channel != format!("claim-{}", claim.claim_id)
+        {
+            return Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!(
+                    "a request of claim {} arrived on the topic of {channel}",
+                    claim.claim_id
+                ),
+            ));
+        }
         let key = EcPublicKey::from_sec1(&claim.public_key_sec1)
             .map_err(|e| from_proto(&e, "claim key"))?;
         let verifier = AwsLcVerifier::new(&key).map_err(|e| from_proto(&e, "claim key"))?;

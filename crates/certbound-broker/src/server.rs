@@ -353,7 +353,9 @@ async fn start_mqtt(
                         Identity::Device(id) => {
                             blocked.read().map(|set| set.contains(id)).unwrap_or(true)
                         }
-                        Identity::Service(_) => false,
+                        // Services and claim holders: their certificates are
+                        // not device identities; claims are checked per use.
+                        Identity::Service(_) | Identity::Claim(_) => false,
                     },
                 ));
             let server = MqttServer::bind(server_config, Arc::new(acl))

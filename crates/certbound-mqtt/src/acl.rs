@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use certbound_pki::{DEVICE_URI_PREFIX, SERVICE_URI_PREFIX, validate_device_id};
-use certbound_proto::topics::device_may_use;
+use certbound_pki::{CLAIM_URI_PREFIX, DEVICE_URI_PREFIX, SERVICE_URI_PREFIX, validate_device_id};
+use certbound_proto::topics::{claim_may_use, device_may_use};
 use x509_parser::extensions::GeneralName;
 
 use crate::identity::{Authorizer, Identity};
@@ -21,7 +21,11 @@ pub type RevocationCheck = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
 /// * A certificate with exactly one SAN URI `urn:certbound:device:<id>` (and
 ///   no service URI) is [`Identity::Device`]; one with exactly one
 ///   `urn:certbound:service:<name>` (and no device URI) is
-///   [`Identity::Service`]. Anything else is refused at connect time.
+///   [`Identity::Service`]; one with exactly one `urn:certbound:claim:<id>`
+///   (and nothing else) is [`Identity::Claim`]. Anything else is refused at
+///   connect time.
+/// * Claim holders may only publish on `cb/claims/claim-<id>/req` and
+///   subscribe to `cb/claims/claim-<id>/res/<device or +>`.
 /// * Devices may publish and subscribe only inside `cb/v1/<id>/`
 ///   ([`device_may_use`]): a filter with a wildcard at the device level
 ///   (`cb/v1/+/telemetry`), `#`, or a shared subscription is refused.
@@ -71,14 +75,27 @@ impl CertboundAcl {
             .map_err(|e| format!("client certificate has a malformed SAN extension: {e}"))?;
         let mut devices = Vec::new();
         let mut services = Vec::new();
+        let mut claims = Vec::new();
         for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
             if let GeneralName::URI(uri) = name {
                 if let Some(id) = uri.strip_prefix(DEVICE_URI_PREFIX) {
                     devices.push(id);
                 } else if let Some(service) = uri.strip_prefix(SERVICE_URI_PREFIX) {
                     services.push(service);
+                } else if let Some(claim) = uri.strip_prefix(CLAIM_URI_PREFIX) {
+                    claims.push(claim);
                 }
             }
+        }
+        if let [claim] = claims.as_slice() {
+            if !devices.is_empty() || !services.is_empty() {
+                return Err("client certificate names more than one certbound identity".to_owned());
+            }
+            validate_device_id(claim).map_err(|e| format!("invalid claim id {claim:?}: {e}"))?;
+            return Ok(Identity::Claim(format!("claim-{claim}")));
+        }
+        if claims.len() > 1 {
+            return Err("client certificate names more than one claim".to_owned());
         }
         let (kind, value, make): (&str, &str, fn(String) -> Identity) =
             match (devices.as_slice(), services.as_slice()) {
@@ -130,6 +147,7 @@ impl Authorizer for CertboundAcl {
         match who {
             Identity::Device(id) => device_may_use(id, topic),
             Identity::Service(_) => topic.starts_with(SERVICE_TOPIC_PREFIX),
+            Identity::Claim(cn) => claim_may_use(cn, topic, true),
         }
     }
 
@@ -137,6 +155,7 @@ impl Authorizer for CertboundAcl {
         match who {
             Identity::Device(id) => device_may_use(id, filter),
             Identity::Service(_) => service_filter_ok(filter),
+            Identity::Claim(cn) => claim_may_use(cn, filter, false),
         }
     }
 }

@@ -11,6 +11,10 @@ pub enum Identity {
     /// A backend service such as the broker (`urn:certbound:service:<name>`),
     /// holding the service name.
     Service(String),
+    /// The holder of a provisioning claim (`urn:certbound:claim:<id>`),
+    /// holding the claim certificate's CN `claim-<id>`: it may only ask for
+    /// first enrollment on `cb/claims/claim-<id>/...`.
+    Claim(String),
 }
 
 impl fmt::Display for Identity {
@@ -18,6 +22,7 @@ impl fmt::Display for Identity {
         match self {
             Identity::Device(id) => write!(f, "device:{id}"),
             Identity::Service(name) => write!(f, "service:{name}"),
+            Identity::Claim(cn) => write!(f, "claim:{cn}"),
         }
     }
 }

@@ -74,6 +74,59 @@ pub fn broker_filter(kind: TopicKind, shared: bool) -> String {
     }
 }
 
+/// Prefix of the claim-enrollment topics: `cb/claims/claim-<id>/req` (the
+/// claim holder publishes its request) and `cb/claims/claim-<id>/res/<device>`
+/// (the broker answers for the device id the request asked for). The level
+/// is the claim certificate's CN, so an MQTT server that names clients by CN
+/// (Mosquitto `use_identity_as_username`) can grant `cb/claims/%u/...`.
+pub const CLAIM_PREFIX: &str = "cb/claims/";
+
+/// Where the holder of claim `claim_cn` (`claim-<id>`) publishes requests.
+pub fn claim_request_topic(claim_cn: &str) -> String {
+    format!("{CLAIM_PREFIX}{claim_cn}/req")
+}
+
+/// Where the broker answers the request of `device` made with `claim_cn`.
+pub fn claim_response_topic(claim_cn: &str, device: &str) -> String {
+    format!("{CLAIM_PREFIX}{claim_cn}/res/{device}")
+}
+
+/// The filter a broker instance subscribes to for claim requests.
+pub fn broker_claim_filter(shared: bool) -> String {
+    if shared {
+        format!("$share/{SHARE_GROUP}/{CLAIM_PREFIX}+/req")
+    } else {
+        format!("{CLAIM_PREFIX}+/req")
+    }
+}
+
+/// The claim CN of a claim request topic, if it is one.
+pub fn parse_claim_request(topic: &str) -> Option<&str> {
+    let cn = topic.strip_prefix(CLAIM_PREFIX)?.strip_suffix("/req")?;
+    (!cn.is_empty() && !cn.contains(['/', '+', '#'])).then_some(cn)
+}
+
+/// Whether the holder of claim `claim_cn` may use `topic_or_filter`:
+/// publish on its request topic, subscribe to its responses (one device or
+/// `+`), nothing else.
+pub fn claim_may_use(claim_cn: &str, topic_or_filter: &str, publish: bool) -> bool {
+    let own = format!("{CLAIM_PREFIX}{claim_cn}/");
+    let Some(rest) = topic_or_filter.strip_prefix(&own) else {
+        return false;
+    };
+    if publish {
+        return rest == "req";
+    }
+    match rest.strip_prefix("res/") {
+        Some(device) => {
+            !device.is_empty()
+                && !device.contains(['/', '#'])
+                && (device == "+" || !device.contains('+'))
+        }
+        None => false,
+    }
+}
+
 /// Splits a device topic into `(device, kind)`. Returns `None` for anything
 /// else, including wildcards, empty device ids and extra levels.
 pub fn parse(topic: &str) -> Option<(&str, TopicKind)> {

@@ -26,6 +26,37 @@ pub struct DeviceEndpoints {
 }
 
 impl DeviceEndpoints {
+    /// The answer to a claim request published on `cb/claims/<claim_cn>/req`:
+    /// `(response topic, CBOR body)`, or `None` when the request names no
+    /// device to answer.
+    pub async fn answer_claim(
+        &self,
+        claim_cn: &str,
+        payload: &[u8],
+        now: u64,
+    ) -> Option<(String, Vec<u8>)> {
+        let (device, result) = self.claims.handle_mqtt(payload, claim_cn, now).await;
+        let device = device?;
+        let body = match result {
+            Ok(cert) => cert.to_cbor(),
+            Err(Refused::Ace(e)) => e.to_cbor(),
+            Err(Refused::Unavailable) => AceError::new(
+                AceErrorCode::InvalidRequest,
+                "temporarily unavailable: retry later",
+            )
+            .to_cbor(),
+            Err(Refused::RateLimited { retry_after }) => AceError::new(
+                AceErrorCode::InvalidRequest,
+                format!("rate limited: too many requests; retry after {retry_after} s"),
+            )
+            .to_cbor(),
+        };
+        Some((
+            certbound_proto::topics::claim_response_topic(claim_cn, &device),
+            body,
+        ))
+    }
+
     /// The CBOR answer to a request `device` published on its `kind` topic
     /// (MQTT has no status codes: the body says token/certificate or error).
     pub async fn answer(

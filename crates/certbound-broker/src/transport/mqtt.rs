@@ -141,10 +141,12 @@ impl MqttTransport {
 
 /// The request topics every broker instance serves (token and certificate).
 pub(super) fn request_filters(shared: bool) -> Vec<String> {
-    [TopicKind::TokenRequest, TopicKind::CertRequest]
+    let mut filters: Vec<String> = [TopicKind::TokenRequest, TopicKind::CertRequest]
         .into_iter()
         .map(|k| topics::broker_filter(k, shared))
-        .collect()
+        .collect();
+    filters.push(topics::broker_claim_filter(shared));
+    filters
 }
 
 fn subscriptions(filters: &[String]) -> Vec<rumqttc::SubscribeFilter> {
@@ -192,6 +194,14 @@ async fn run(
 }
 
 async fn answer(service: &DeviceEndpoints, client: &AsyncClient, topic: &str, payload: &[u8]) {
+    if let Some(claim) = topics::parse_claim_request(topic) {
+        if let Some((reply, body)) = service.answer_claim(claim, payload, unix_now()).await
+            && let Err(e) = client.publish(reply, QoS::AtLeastOnce, false, body).await
+        {
+            tracing::warn!(error = %e, %claim, "could not queue the MQTT claim response");
+        }
+        return;
+    }
     let Some((device, kind)) = topics::parse(topic) else {
         tracing::debug!(%topic, "ignoring a message on an unexpected topic");
         return;

@@ -90,6 +90,17 @@ async fn run(
                 let client = client.clone();
                 tokio::spawn(async move {
                     let topic = String::from_utf8_lossy(&publish.topic).to_string();
+                    if let Some(claim) = topics::parse_claim_request(&topic) {
+                        if let Some((reply, body)) = service
+                            .answer_claim(claim, &publish.payload, crate::clock::unix_now())
+                            .await
+                            && let Err(e) =
+                                client.publish(reply, QoS::AtLeastOnce, false, body).await
+                        {
+                            tracing::warn!(error = %e, %claim, "could not queue the MQTT claim response");
+                        }
+                        return;
+                    }
                     let Some((device, kind)) = topics::parse(&topic) else {
                         return;
                     };

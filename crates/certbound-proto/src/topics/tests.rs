@@ -78,3 +78,52 @@ fn reply_topics_stay_in_the_device_namespace() {
     }
     assert_eq!(reply_topic("d1", TopicKind::Telemetry, None), None);
 }
+
+#[test]
+fn claim_topics() {
+    assert_eq!(claim_request_topic("claim-c1"), "cb/claims/claim-c1/req");
+    assert_eq!(
+        claim_response_topic("claim-c1", "dev-1"),
+        "cb/claims/claim-c1/res/dev-1"
+    );
+    assert_eq!(
+        parse_claim_request("cb/claims/claim-c1/req"),
+        Some("claim-c1")
+    );
+    assert_eq!(parse_claim_request("cb/claims/+/req"), None);
+    assert_eq!(parse_claim_request("cb/claims/a/b/req"), None);
+    assert_eq!(parse_claim_request("cb/v1/dev/token/req"), None);
+    assert_eq!(
+        broker_claim_filter(true),
+        "$share/certbound/cb/claims/+/req"
+    );
+    // publish: own request topic only
+    assert!(claim_may_use("claim-c1", "cb/claims/claim-c1/req", true));
+    assert!(!claim_may_use("claim-c1", "cb/claims/claim-c2/req", true));
+    assert!(!claim_may_use(
+        "claim-c1",
+        "cb/claims/claim-c1/res/dev",
+        true
+    ));
+    assert!(!claim_may_use("claim-c1", "cb/v1/dev/telemetry", true));
+    // subscribe: own responses only
+    assert!(claim_may_use(
+        "claim-c1",
+        "cb/claims/claim-c1/res/dev-1",
+        false
+    ));
+    assert!(claim_may_use("claim-c1", "cb/claims/claim-c1/res/+", false));
+    assert!(!claim_may_use(
+        "claim-c1",
+        "cb/claims/claim-c1/res/#",
+        false
+    ));
+    assert!(!claim_may_use("claim-c1", "cb/claims/+/res/dev", false));
+    assert!(!claim_may_use("claim-c1", "cb/claims/claim-c1/req", false));
+    assert!(!claim_may_use(
+        "claim-c1",
+        "cb/claims/claim-c1/res/a+b",
+        false
+    ));
+    assert!(!claim_may_use("claim-c1", "cb/claims/claim-c1/res/", false));
+}
