@@ -333,3 +333,42 @@ async fn est_simplereenroll_over_mtls_and_cacerts() -> anyhow::Result<()> {
     fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_issuing_ca_rotation_devices_renew_onto_the_new_ca() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let device = fx.device("sensor-rot").await?;
+    let old_issuer = certbound_pki::cert_summary(device.leaf_der())?.issuer;
+    let rotated = fx.registry.rotate_issuing_ca().await?;
+    // The running broker reloads the CA files within half a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let renewed = loop {
+        let (_, csr) = new_key_and_csr()?;
+        let a = sren(&fx, renewal_request(&device, csr)?).await?;
+        assert_eq!(a.code, ResponseType::Changed);
+        let r = CertResponse::from_cbor(&a.payload, Limits::default())?;
+        let issuer_serial = certbound_pki::cert_summary(&r.chain[1])?.serial_hex;
+        if issuer_serial == rotated.new_serial {
+            break r;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "still issued by the old CA"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_ne!(
+        certbound_pki::cert_summary(&renewed.chain[0])?.serial_hex,
+        ""
+    );
+    let trust = certbound_pki::TrustStore::load(&DataDir::new(fx.path()).pki())?;
+    trust.verify_device_cert(&renewed.chain[0], &renewed.chain[1..], unix_now(), 0)?;
+    // The certificate from the old CA keeps working during the overlap.
+    fx.assert_serves(&device).await?;
+    assert_eq!(
+        certbound_pki::cert_summary(device.leaf_der())?.issuer,
+        old_issuer
+    );
+    fx.shutdown().await;
+    Ok(())
+}
