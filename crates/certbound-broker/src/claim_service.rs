@@ -123,18 +123,8 @@ impl ClaimService {
                 r.device.clone().unwrap_or_else(|| "(unknown)".into()),
                 "claim".to_string(),
                 "device.claim_refused",
-                match &r.error {
-                    Refused::Ace(e) => e.code.name().to_string(),
-                    Refused::Unavailable => "unavailable".into(),
-                    Refused::RateLimited { .. } => "rate_limited".into(),
-                },
-                match &r.error {
-                    Refused::Ace(e) => format!(
-                        "transport={transport} {}",
-                        e.description.as_deref().unwrap_or("")
-                    ),
-                    _ => format!("transport={transport}"),
-                },
+                r.error.audit_outcome(),
+                r.error.audit_detail(transport),
             ),
         };
         self.audit

@@ -128,18 +128,8 @@ impl EnrollService {
                     .clone()
                     .unwrap_or_else(|| "(unauthenticated)".into()),
                 "cert.renewal_refused",
-                match &r.error {
-                    Refused::Ace(e) => e.code.name().to_string(),
-                    Refused::Unavailable => "unavailable".into(),
-                    Refused::RateLimited { .. } => "rate_limited".into(),
-                },
-                match &r.error {
-                    Refused::Ace(e) => format!(
-                        "transport={transport} {}",
-                        e.description.as_deref().unwrap_or("")
-                    ),
-                    _ => format!("transport={transport}"),
-                },
+                r.error.audit_outcome(),
+                r.error.audit_detail(transport),
             ),
         };
         self.audit

@@ -338,22 +338,7 @@ impl Registry {
         out_dir: &Path,
         lifetime_days: Option<u32>,
     ) -> Result<ProvisionedDevice, BrokerError> {
-        validate_device_id(id)?;
-        for g in groups {
-            if !self.store.group_exists(g).await? {
-                return Err(BrokerError::NotFound {
-                    kind: "group",
-                    name: g.clone(),
-                    hint: "; create it first with `certbound group create`".into(),
-                });
-            }
-        }
-        if self.store.get_device(id).await?.is_some() {
-            return Err(BrokerError::Conflict {
-                kind: "device",
-                name: id.into(),
-            });
-        }
+        self.check_new_device(id, groups).await?;
         let ca = IssuingCa::load(&self.data.pki())?;
         let days = lifetime_days.unwrap_or(self.config.pki.device_cert_days);
         let now = unix_now();
@@ -393,6 +378,31 @@ impl Registry {
             key_file,
             cert_file,
         })
+    }
+
+    /// A device id that is valid and free, in groups that exist.
+    pub(crate) async fn check_new_device(
+        &self,
+        id: &str,
+        groups: &[String],
+    ) -> Result<(), BrokerError> {
+        validate_device_id(id)?;
+        for g in groups {
+            if !self.store.group_exists(g).await? {
+                return Err(BrokerError::NotFound {
+                    kind: "group",
+                    name: g.clone(),
+                    hint: "; create it first with `certbound group create`".into(),
+                });
+            }
+        }
+        if self.store.get_device(id).await?.is_some() {
+            return Err(BrokerError::Conflict {
+                kind: "device",
+                name: id.into(),
+            });
+        }
+        Ok(())
     }
 
     /// Issues a key and a *service* client certificate (SAN

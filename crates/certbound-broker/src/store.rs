@@ -329,44 +329,7 @@ impl Store {
         now: u64,
     ) -> Result<(), BrokerError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(BrokerError::Conflict {
-                kind: "device",
-                name: id.into(),
-            });
-        }
-        sqlx::query(
-            "INSERT INTO devices (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",
-        )
-        .bind(id)
-        .bind(to_i64(now))
-        .bind(to_i64(now))
-        .execute(&mut *tx)
-        .await?;
-        for g in groups {
-            sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES (?, ?)")
-                .bind(id)
-                .bind(g)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
-        )
-        .bind(&cert.serial)
-        .bind(id)
-        .bind(&cert.thumbprint)
-        .bind(to_i64(cert.not_before))
-        .bind(to_i64(cert.not_after))
-        .bind(&cert.der)
-        .bind(to_i64(now))
-        .execute(&mut *tx)
-        .await?;
+        insert_device(&mut tx, id, groups, cert, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -509,6 +472,56 @@ impl Store {
             granted: granted.map(|_| scopes),
         }))
     }
+}
+
+/// Inserts a new device, its groups and its first certificate inside `tx`;
+/// [`BrokerError::Conflict`] when the id exists.
+pub(crate) async fn insert_device(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    groups: &[String],
+    cert: &CertRecord,
+    now: u64,
+) -> Result<(), BrokerError> {
+    let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_some() {
+        return Err(BrokerError::Conflict {
+            kind: "device",
+            name: id.into(),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO devices (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",
+    )
+    .bind(id)
+    .bind(to_i64(now))
+    .bind(to_i64(now))
+    .execute(&mut **tx)
+    .await?;
+    for g in groups {
+        sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES (?, ?)")
+            .bind(id)
+            .bind(g)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+    )
+    .bind(&cert.serial)
+    .bind(id)
+    .bind(&cert.thumbprint)
+    .bind(to_i64(cert.not_before))
+    .bind(to_i64(cert.not_after))
+    .bind(&cert.der)
+    .bind(to_i64(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn cert_from_row(r: sqlx::sqlite::SqliteRow) -> CertRecord {

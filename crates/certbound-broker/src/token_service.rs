@@ -50,6 +50,32 @@ pub struct TokenService {
     audit: AuditLog,
 }
 
+impl Refused {
+    /// The audit log's outcome for this refusal (the ACE code name, or
+    /// `unavailable` / `rate_limited`).
+    pub fn audit_outcome(&self) -> String {
+        match self {
+            Refused::Ace(e) => e.code.name().to_string(),
+            Refused::Unavailable => "unavailable".into(),
+            Refused::RateLimited { .. } => "rate_limited".into(),
+        }
+    }
+
+    /// The audit log's detail for this refusal over `transport`.
+    pub fn audit_detail(&self, transport: &str) -> String {
+        match self {
+            Refused::Ace(e) => format!(
+                "transport={transport} {}",
+                e.description.as_deref().unwrap_or("")
+            ),
+            Refused::Unavailable => format!("transport={transport} store failure"),
+            Refused::RateLimited { retry_after } => {
+                format!("transport={transport} retry_after={retry_after}")
+            }
+        }
+    }
+}
+
 /// What the service decided.
 pub type Outcome = Result<TokenResponse, Refused>;
 
@@ -139,21 +165,8 @@ impl TokenService {
                 r.device
                     .clone()
                     .unwrap_or_else(|| "(unauthenticated)".into()),
-                match &r.error {
-                    Refused::Ace(e) => e.code.name().to_string(),
-                    Refused::Unavailable => "unavailable".to_string(),
-                    Refused::RateLimited { .. } => "rate_limited".to_string(),
-                },
-                match &r.error {
-                    Refused::Ace(e) => format!(
-                        "transport={transport} {}",
-                        e.description.as_deref().unwrap_or("")
-                    ),
-                    Refused::Unavailable => format!("transport={transport} store failure"),
-                    Refused::RateLimited { retry_after } => {
-                        format!("transport={transport} retry_after={retry_after}")
-                    }
-                },
+                r.error.audit_outcome(),
+                r.error.audit_detail(transport),
             ),
         };
         let action = if result.is_ok() {

@@ -28,6 +28,21 @@ enum Profile<'a> {
     Server(&'a [String]),
 }
 
+/// Parses a device public key (SubjectPublicKeyInfo DER, P-256 only).
+fn device_spki(spki_der: &[u8]) -> Result<rcgen::SubjectPublicKeyInfo, PkiError> {
+    let (rest, spki) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+            PkiError::Malformed(format!("public key is not SubjectPublicKeyInfo DER: {e}"))
+        })?;
+    if !rest.is_empty() {
+        return Err(PkiError::Malformed(
+            "public key has trailing bytes after the SubjectPublicKeyInfo".into(),
+        ));
+    }
+    p256_point(&spki, "the public key")?;
+    Ok(rcgen::SubjectPublicKeyInfo::from_der(spki_der)?)
+}
+
 /// SAN URI prefix of claim certificates ([`IssuingCa::issue_claim`]).
 pub const CLAIM_URI_PREFIX: &str = "urn:certbound:claim:";
 
@@ -125,17 +140,7 @@ impl IssuingCa {
         now: u64,
     ) -> Result<IssuedCert, PkiError> {
         validate_device_id(device_id)?;
-        let (rest, spki) =
-            x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
-                PkiError::Malformed(format!("public key is not SubjectPublicKeyInfo DER: {e}"))
-            })?;
-        if !rest.is_empty() {
-            return Err(PkiError::Malformed(
-                "public key has trailing bytes after the SubjectPublicKeyInfo".into(),
-            ));
-        }
-        p256_point(&spki, "the public key")?;
-        let key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)?;
+        let key = device_spki(spki_der)?;
         self.issue_for_key(Profile::Device(device_id), &key, lifetime_days, now)
     }
 
@@ -284,17 +289,7 @@ impl IssuingCa {
             ));
         }
         validate_device_id(device_id)?;
-        let (rest, spki) =
-            x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
-                PkiError::Malformed(format!("public key is not SubjectPublicKeyInfo DER: {e}"))
-            })?;
-        if !rest.is_empty() {
-            return Err(PkiError::Malformed(
-                "public key has trailing bytes after the SubjectPublicKeyInfo".into(),
-            ));
-        }
-        p256_point(&spki, "the public key")?;
-        let key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)?;
+        let key = device_spki(spki_der)?;
         self.issue_until(
             Profile::Device(device_id),
             &key,

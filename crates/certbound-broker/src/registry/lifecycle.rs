@@ -45,22 +45,7 @@ impl Registry {
         groups: &[String],
         lifetime_days: Option<u32>,
     ) -> Result<SignedDevice, BrokerError> {
-        validate_device_id(id)?;
-        for g in groups {
-            if !self.store.group_exists(g).await? {
-                return Err(BrokerError::NotFound {
-                    kind: "group",
-                    name: g.clone(),
-                    hint: "; create it first with `certbound group create`".into(),
-                });
-            }
-        }
-        if self.store.get_device(id).await?.is_some() {
-            return Err(BrokerError::Conflict {
-                kind: "device",
-                name: id.into(),
-            });
-        }
+        self.check_new_device(id, groups).await?;
         let verified = verify_csr(csr)?;
         let ca = IssuingCa::load(&self.data.pki())?;
         let now = unix_now();

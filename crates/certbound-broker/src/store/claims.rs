@@ -108,42 +108,7 @@ impl Store {
         if taken.rows_affected() == 0 {
             return Ok(false);
         }
-        let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
-            .bind(device_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(BrokerError::Conflict {
-                kind: "device",
-                name: device_id.into(),
-            });
-        }
-        sqlx::query(
-            "INSERT INTO devices (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",
-        )
-        .bind(device_id)
-        .bind(to_i64(now))
-        .bind(to_i64(now))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES (?, ?)")
-            .bind(device_id)
-            .bind(group)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
-        )
-        .bind(&cert.serial)
-        .bind(device_id)
-        .bind(&cert.thumbprint)
-        .bind(to_i64(cert.not_before))
-        .bind(to_i64(cert.not_after))
-        .bind(&cert.der)
-        .bind(to_i64(now))
-        .execute(&mut *tx)
-        .await?;
+        super::insert_device(&mut tx, device_id, &[group.to_string()], cert, now).await?;
         tx.commit().await?;
         Ok(true)
     }
