@@ -310,15 +310,7 @@ impl ClaimService {
                     device: Some(device.to_string()),
                 }
             })?;
-        let record = CertRecord {
-            serial: cert.serial_hex.clone(),
-            device_id: device.to_string(),
-            thumbprint: hex::encode(cert.thumbprint),
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            status: "active".into(),
-            der: cert.der.clone(),
-        };
+        let record = CertRecord::issued(device, &cert);
         match self
             .store
             .enroll_with_claim(claim_id, device, &claim.group, &record, now)

@@ -285,15 +285,7 @@ impl EnrollService {
                 device: Some(device.to_string()),
             }
         })?;
-        let record = CertRecord {
-            serial: cert.serial_hex.clone(),
-            device_id: device.to_string(),
-            thumbprint: hex::encode(cert.thumbprint),
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            status: "active".into(),
-            der: cert.der.clone(),
-        };
+        let record = CertRecord::issued(device, &cert);
         self.store
             .add_certificate(&record, now)
             .await

@@ -108,6 +108,21 @@ pub struct CertRecord {
     pub der: Vec<u8>,
 }
 
+impl CertRecord {
+    /// The record of a certificate just issued to `device_id` (active).
+    pub fn issued(device_id: &str, cert: &certbound_pki::IssuedCert) -> Self {
+        Self {
+            serial: cert.serial_hex.clone(),
+            device_id: device_id.to_string(),
+            thumbprint: hex::encode(cert.thumbprint),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            status: "active".into(),
+            der: cert.der.clone(),
+        }
+    }
+}
+
 /// The registry facts behind one token decision (see [`Store::token_view`]).
 #[derive(Debug, Clone)]
 pub struct TokenView {

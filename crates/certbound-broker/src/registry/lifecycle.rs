@@ -51,15 +51,7 @@ impl Registry {
         let now = unix_now();
         let days = lifetime_days.unwrap_or(self.config.pki.device_cert_days);
         let cert = ca.issue_for_csr(&verified, id, days, now)?;
-        let record = CertRecord {
-            serial: cert.serial_hex.clone(),
-            device_id: id.into(),
-            thumbprint: hex::encode(cert.thumbprint),
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            status: "active".into(),
-            der: cert.der.clone(),
-        };
+        let record = CertRecord::issued(id, &cert);
         self.store.create_device(id, groups, &record, now).await?;
         self.audit(
             "device.provisioned",

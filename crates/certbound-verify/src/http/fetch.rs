@@ -161,27 +161,9 @@ impl HttpsFetcher {
         headers: Vec<(header::HeaderName, HeaderValue)>,
         body: Vec<u8>,
     ) -> Result<RawResponse, VerifyError> {
-        let target = Target::parse(url, self.allow_plain_http)?;
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(target.path_and_query.as_str())
-            .header(header::HOST, target.authority.as_str())
-            .header(header::USER_AGENT, USER_AGENT)
-            .header(header::CONNECTION, "close");
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| request_error(url, format!("the request cannot be built: {e}")))?;
-        let exchange = self.exchange(url, &target, request, true);
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result.map(|(raw, _)| raw),
-            Err(_) => Err(VerifyError::HttpTimeout {
-                url: url.to_owned(),
-                timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-            }),
-        }
+        self.run(url, method, headers, Bytes::from(body), true)
+            .await
+            .map(|(raw, _)| raw)
     }
 
     async fn request(
@@ -191,6 +173,20 @@ impl HttpsFetcher {
         headers: Vec<(header::HeaderName, HeaderValue)>,
         body: Bytes,
     ) -> Result<Fetched, VerifyError> {
+        self.run(url, method, headers, body, false)
+            .await
+            .and_then(|(_, fetched)| fetched)
+    }
+
+    /// One request: build, connect, exchange, all within the timeout.
+    async fn run(
+        &self,
+        url: &str,
+        method: Method,
+        headers: Vec<(header::HeaderName, HeaderValue)>,
+        body: Bytes,
+        raw: bool,
+    ) -> Result<Answer, VerifyError> {
         let target = Target::parse(url, self.allow_plain_http)?;
         let mut builder = Request::builder()
             .method(method)
@@ -204,9 +200,9 @@ impl HttpsFetcher {
         let request = builder
             .body(Full::new(body))
             .map_err(|e| request_error(url, format!("the request cannot be built: {e}")))?;
-        let exchange = self.exchange(url, &target, request, false);
+        let exchange = self.exchange(url, &target, request, raw);
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result.and_then(|(_, fetched)| fetched),
+            Ok(result) => result,
             Err(_) => Err(VerifyError::HttpTimeout {
                 url: url.to_owned(),
                 timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
