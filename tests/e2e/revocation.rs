@@ -289,3 +289,54 @@ async fn wait_status(o: &OAuthFixture, uri: &str, idx: u64, want: u8) -> anyhow:
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_are_served_over_coap_too() -> anyhow::Result<()> {
+    let o = OAuthFixture::new().await?;
+    let device = o.fx.device("sensor-coap-status").await?;
+    let token =
+        o.fx.obtain(&device, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?;
+    let claims =
+        certbound_proto::token::UnverifiedToken::parse(&token.access_token, Limits::default())?
+            .unverified_claims(Limits::default())?;
+    let status = claims.status.context("status")?;
+    let id = status.uri.rsplit('/').next().context("list id")?;
+    o.fx.registry
+        .set_device_status("sensor-coap-status", DeviceStatus::Revoked, "test")
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let answer = o.fx.client.get(&format!("status/{id}")).await?;
+        assert_eq!(answer.code, certbound_coap::ResponseType::Content);
+        assert_eq!(
+            answer.content_format,
+            Some(certbound_coap::content_format::CWT)
+        );
+        let list = UnverifiedStatusList::parse(&answer.payload, Limits::default())?;
+        let keys = o.jwks().await?;
+        let key = keys.get(std::str::from_utf8(list.kid())?).context("key")?;
+        let verified = list.verify(
+            &AwsLcVerifier::new(key)?,
+            Limits::default(),
+            &status.uri,
+            unix_now(),
+            60,
+            1 << 20,
+        )?;
+        if verified.list.status(status.idx)? == STATUS_INVALID {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "not revoked in the CoAP list"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        o.fx.client.get("status/999").await?.code,
+        certbound_coap::ResponseType::NotFound
+    );
+    o.fx.shutdown().await;
+    Ok(())
+}

@@ -124,6 +124,11 @@ impl TokenService {
         }
     }
 
+    /// The status lists tokens point at, when enabled.
+    pub fn status_lists(&self) -> Option<&Arc<StatusLists>> {
+        self.status.as_ref()
+    }
+
     /// The device-request authentication (shared with re-enrollment).
     pub(crate) fn device_auth(&self) -> Arc<DeviceAuth> {
         self.auth.clone()

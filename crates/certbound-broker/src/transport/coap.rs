@@ -20,7 +20,8 @@ pub const WELL_KNOWN_CORE: &str = concat!(
     r#"</.well-known/est/sren>;rt="ace.est.sren";ct=60;title="re-enrollment (POST a signed request with a CSR, ct=18)","#,
     r#"</.well-known/est/sen>;rt="ace.est.sen";ct=60;title="first enrollment by claim (POST a request signed with the claim key, with a CSR)","#,
     r#"</.well-known/est/crts>;rt="ace.est.crts";ct=281,"#,
-    r#"</crl>;ct=42;title="CRL of the issuing CA (DER)""#
+    r#"</crl>;ct=42;title="CRL of the issuing CA (DER)","#,
+    r#"</status>;ct=61;title="token status lists: GET /status/<id> (statuslist+cwt)""#
 );
 
 /// The CoAP request handler of the broker.
@@ -117,6 +118,27 @@ impl Handler for CoapTransport {
                     Ok(cert) => Response::new(ResponseType::Changed)
                         .with_payload(content_format::CBOR, cert.to_cbor()),
                     Err(r) => refused(r),
+                }
+            }
+            (Method::Get, path) if path.starts_with("status/") => {
+                let Some(lists) = self.service.tokens.status_lists() else {
+                    return Response::new(ResponseType::NotFound);
+                };
+                let Ok(id) = path["status/".len()..].parse::<u64>() else {
+                    return Response::new(ResponseType::NotFound);
+                };
+                match lists.signed(id, unix_now()).await {
+                    // application/cwt: the status list token is a CWT
+                    // (typ application/statuslist+cwt; its own CoAP
+                    // content-format is not assigned yet).
+                    Ok(Some(bytes)) => Response::new(ResponseType::Content)
+                        .with_payload(content_format::CWT, bytes.as_ref().clone())
+                        .with_max_age(u32::try_from(lists.ttl()).unwrap_or(u32::MAX)),
+                    Ok(None) => Response::new(ResponseType::NotFound),
+                    Err(e) => {
+                        tracing::error!(error = %e, "status list could not be built");
+                        Response::new(ResponseType::ServiceUnavailable).with_max_age(5)
+                    }
                 }
             }
             (Method::Get, "crl") => match self.service.enroll.crl(unix_now()).await {
