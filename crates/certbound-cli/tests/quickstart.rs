@@ -387,4 +387,12 @@ fn demo_runs_and_reports_success() {
     assert!(text.contains("Demo OK."), "{text}");
     assert!(text.contains("VALID"), "{text}");
     assert!(text.contains("refused as expected"), "{text}");
+    assert!(
+        text.contains("renewed; a fresh token is bound to the new key"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bound to its certificate (cnf.x5t#S256)"),
+        "{text}"
+    );
 }

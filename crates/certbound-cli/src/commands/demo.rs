@@ -69,7 +69,7 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
 
     step(
         4,
-        "start the broker: CoAP on a free UDP port, embedded MQTT server (mTLS) on a free TCP port",
+        "start the broker: CoAP on a free UDP port, embedded MQTT server (mTLS) and HTTPS on free TCP ports",
     );
     let broker = start(
         &dir,
@@ -86,7 +86,10 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
     let mqtt = broker
         .mqtt_addr()
         .context("MQTT is disabled in the demo configuration")?;
-    println!("     listening on coap://{coap} and mqtts://{mqtt}");
+    println!(
+        "     listening on coap://{coap}, mqtts://{mqtt} and {}",
+        broker.https_url().unwrap_or("(no https)")
+    );
 
     step(
         5,
@@ -165,6 +168,54 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
     };
     println!("     {victim}: {refused}");
 
+    step(
+        7,
+        "renew the first device's certificate with a NEW key over CoAP (what the agent does at 2/3 of the lifetime)",
+    );
+    let first = ids.first().cloned().unwrap_or_default();
+    let identity = DeviceIdentity::load(
+        &out.join(format!("{first}.key.pem")),
+        &out.join(format!("{first}.cert.pem")),
+    )?;
+    let renewal = match certbound_agent::renew_over_coap(&client, &identity, ISSUER).await {
+        Ok(renewed) => match request_token_coap(&client, &renewed.identity, &params).await {
+            Ok(token) => {
+                let leaf = renewed
+                    .identity
+                    .chain()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default();
+                match verifier
+                    .verify(&token.access_token, &["telemetry:write"], now())
+                    .and_then(|v| v.check_certificate_binding(&leaf).map(|_| v))
+                {
+                    Ok(_) => "renewed; a fresh token is bound to the new key".to_string(),
+                    Err(e) => format!("UNEXPECTED: the new token does not verify: {e}"),
+                }
+            }
+            Err(e) => format!("UNEXPECTED: no token with the new certificate: {e}"),
+        },
+        Err(e) => format!("UNEXPECTED: renewal failed: {e}"),
+    };
+    println!("     {first}: {renewal}");
+
+    step(
+        8,
+        "a backend service gets a JWT by OAuth client credentials over HTTPS with its TLS certificate (RFC 8705)",
+    );
+    let backend = backend_service(
+        &reg,
+        &dir,
+        broker.https_url().unwrap_or_default(),
+        &verifier,
+    )
+    .await;
+    println!(
+        "     reporting: {}",
+        backend.as_deref().unwrap_or_else(|e| e)
+    );
+
     broker.shutdown().await;
     reg.close().await;
 
@@ -201,7 +252,10 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
             )
         );
     }
-    let ok = failures == 0 && refused.starts_with("refused as expected");
+    let ok = failures == 0
+        && refused.starts_with("refused as expected")
+        && renewal.starts_with("renewed")
+        && backend.is_ok();
     println!(
         "\n{} devices, {} tokens verified, {} refused as expected; {:.1} s in all. {}",
         rows.len(),
@@ -215,6 +269,65 @@ pub async fn run(devices: u32, keep: Option<PathBuf>) -> anyhow::Result<ExitCode
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Registers a JWT API and a certificate-authenticated client, then gets and
+/// checks a token over HTTPS as that client would.
+async fn backend_service(
+    reg: &Registry,
+    dir: &std::path::Path,
+    https: &str,
+    verifier: &TokenVerifier,
+) -> Result<String, String> {
+    const REPORTS: &str = "https://reports.certbound.demo";
+    let run = async {
+        reg.create_api_with_format(REPORTS, "reports:read", 600, "jwt")
+            .await?;
+        let services = dir.join("services");
+        let svc = reg.provision_service("reporting", &services, 30).await?;
+        reg.create_client(
+            "reporting",
+            &[(REPORTS.into(), "reports:read".into())],
+            Some("CN=reporting"),
+            false,
+        )
+        .await?;
+        let ca = std::fs::read_to_string(DataDir::new(dir).pki().chain())?;
+        let cert = std::fs::read_to_string(&svc.cert_file)?;
+        let key = std::fs::read_to_string(&svc.key_file)?;
+        let tls = certbound_verify::http::client_tls_config(&ca, Some((&cert, &key)))?;
+        let fetcher = certbound_verify::http::HttpsFetcher::new(
+            tls,
+            std::time::Duration::from_secs(10),
+            1 << 16,
+        );
+        let answer = fetcher
+            .post_form(
+                &format!("{https}/oauth/token"),
+                &[("grant_type", "client_credentials"), ("audience", REPORTS)],
+                None,
+            )
+            .await?;
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)?;
+        let token = json["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut config = VerifierConfig::new(REPORTS);
+        config.issuer = Some(ISSUER.into());
+        let jwt_verifier = TokenVerifier::new(verifier.keys().clone(), config);
+        let verified = jwt_verifier.verify_jwt(&token, &["reports:read"], now())?;
+        let leaf = certbound_pki::parse_pem_certs(&cert)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        verified.check_certificate_binding(&leaf)?;
+        anyhow::Ok(format!(
+            "JWT of {} bytes, verified offline, bound to its certificate (cnf.x5t#S256)",
+            token.len()
+        ))
+    };
+    run.await.map_err(|e| format!("UNEXPECTED: {e:#}"))
 }
 
 fn step(n: u32, text: &str) {
