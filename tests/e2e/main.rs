@@ -14,6 +14,7 @@ mod claims;
 mod jit;
 mod key_rotation;
 mod live_changes;
+mod metrics;
 mod mqtt;
 mod oauth;
 mod rate_limits;

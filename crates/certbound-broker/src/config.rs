@@ -57,6 +57,10 @@ pub struct HttpsSection {
     /// Accept TLS 1.3 only. Default true; false also allows TLS 1.2.
     #[serde(default = "default_true")]
     pub tls13_only: bool,
+    /// Serve Prometheus metrics at `GET /metrics` (unauthenticated).
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub metrics: bool,
 }
 
 impl Default for HttpsSection {
@@ -66,6 +70,7 @@ impl Default for HttpsSection {
             listen: default_https_listen(),
             public_url: None,
             tls13_only: true,
+            metrics: true,
         }
     }
 }

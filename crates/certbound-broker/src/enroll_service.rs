@@ -44,6 +44,7 @@ pub struct EnrollService {
     auth: Arc<DeviceAuth>,
     limits: Arc<RateLimits>,
     audit: AuditLog,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What was issued.
@@ -73,7 +74,14 @@ impl EnrollService {
             auth,
             limits,
             audit,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts renewals in `metrics` (default: a private, unserved set).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The current issuing CA's CRL (DER) at `now`: `GET /crl` on HTTPS and CoAP.
@@ -132,6 +140,7 @@ impl EnrollService {
                 r.error.audit_detail(transport),
             ),
         };
+        self.metrics.cert_renewal(transport, &outcome);
         self.audit
             .record(AuditEvent {
                 ts_ms: now.saturating_mul(1000),

@@ -116,7 +116,8 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         ))),
         _ => None,
     };
-    let service = Arc::new(TokenService::new(
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let service = TokenService::new(
         TokenServiceConfig {
             issuer_id: config.broker.issuer_id.clone(),
             leeway: config.broker.leeway_secs,
@@ -132,8 +133,9 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         audit.clone(),
         status.clone(),
         limits.clone(),
-    ));
-    let enroll = Arc::new(EnrollService::new(
+    );
+    let service = Arc::new(service.with_metrics(metrics.clone()));
+    let enroll = EnrollService::new(
         EnrollConfig {
             cert_days: config.pki.device_cert_days,
             cert_secs: config.pki.device_cert_secs,
@@ -144,7 +146,8 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         service.device_auth(),
         limits.clone(),
         audit.clone(),
-    ));
+    );
+    let enroll = Arc::new(enroll.with_metrics(metrics.clone()));
     let claims = Arc::new(crate::claim_service::ClaimService::new(
         config.pki.device_cert_days,
         store.clone(),
@@ -170,7 +173,8 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
                 status.clone(),
                 audit.clone(),
                 limits.clone(),
-            );
+            )
+            .with_metrics(metrics.clone());
             let state = HttpsState {
                 oauth,
                 devices: endpoints.clone(),
@@ -181,6 +185,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
                 dir: dir.to_path_buf(),
                 config: Arc::new(config.clone()),
                 base_url: base_url.clone(),
+                metrics: config.https.metrics.then(|| metrics.clone()),
             };
             Some(start_https(&data, &config, listener, base_url, state)?)
         }
@@ -209,6 +214,9 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         store.inactive_devices().await?.into_iter().collect(),
     ));
     let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &endpoints, &inactive).await?;
+    if let Some(server) = &mqtt_server {
+        metrics.set_mqtt(server.handle());
+    }
     let watcher = mqtt_server.as_ref().map(|server| {
         tokio::spawn(watch_inactive(
             store.clone(),

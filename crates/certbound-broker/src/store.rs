@@ -557,6 +557,7 @@ mod certs;
 mod claims;
 mod clients;
 mod issued;
+mod policy;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};

@@ -48,6 +48,7 @@ pub struct TokenService {
     status: Option<Arc<StatusLists>>,
     auth: Arc<DeviceAuth>,
     audit: AuditLog,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Refused {
@@ -121,7 +122,19 @@ impl TokenService {
             status,
             auth,
             audit,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts requests in `metrics` (default: a private, unserved set).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this service counts in.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The status lists tokens point at, when enabled.
@@ -155,6 +168,7 @@ impl TokenService {
         channel_device: Option<&str>,
         now: u64,
     ) -> Outcome {
+        let started = std::time::Instant::now();
         let result = self.decide(request, channel_device, now).await;
         let (device, outcome, detail) = match &result {
             Ok((device, response)) => (
@@ -180,6 +194,12 @@ impl TokenService {
             "token.refused"
         };
         tracing::debug!(%device, %outcome, %detail, "{action}");
+        self.metrics.token_request(
+            transport,
+            crate::metrics::DEVICE,
+            &outcome,
+            started.elapsed(),
+        );
         self.audit
             .record(AuditEvent {
                 ts_ms: now.saturating_mul(1000),

@@ -126,6 +126,39 @@ pub enum Command {
         #[arg(long)]
         der: bool,
     },
+    /// Print the policy (APIs, groups, clients and their grants) as TOML: `certbound export > policy.toml`.
+    /// Devices, certificates and secrets are not policy. See docs/policy.md.
+    Export {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Show what `apply` would change to make the store match a policy file.
+    /// Exit status: 0 nothing to do, 2 changes pending, 1 error.
+    Plan {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The policy file (TOML; `${ENV_VAR}` is substituted, `$${` is a literal `${`).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the store match a policy file, atomically (all changes or none).
+    Apply {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The policy file (TOML; `${ENV_VAR}` is substituted, `$${` is a literal `${`).
+        file: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Also remove groups that devices belong to and APIs with unexpired tokens.
+        #[arg(long)]
+        prune: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run everything in one process on embedded defaults in a temporary directory:
     /// init, serve, provision devices, get tokens over CoAP, verify them.
     Demo {
@@ -135,6 +168,19 @@ pub enum Command {
         /// Keep the data directory here instead of a temporary one.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+    /// Readiness checks on a data directory: CA and device certificate expiry, token
+    /// lifetimes, broad scopes, signing key age, key file permissions, revoked devices,
+    /// clock skew. Exit code 0 = nothing above info, 1 = warnings, 2 = errors.
+    Doctor {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Report certificates expiring within this many days.
+        #[arg(long, default_value_t = 30)]
+        expiry_days: u64,
     },
 }
 
@@ -586,6 +632,9 @@ pub enum AuditCommand {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
+        /// Keep printing new events as they are appended, until Ctrl-C.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 

@@ -60,6 +60,9 @@ listen = "127.0.0.1:8443"
 # public_url = "https://auth.example.com"
 # Accept TLS 1.3 only; false also allows TLS 1.2.
 tls13_only = true
+# Serve Prometheus metrics at GET /metrics (no authentication: firewall the
+# HTTPS port or keep it on loopback; see docs/operations.md).
+metrics = true
 
 [status]
 # Give every token a status-list entry (draft-ietf-oauth-status-list), so offline

@@ -45,6 +45,7 @@ impl OAuthService {
         form: &TokenForm,
         now: u64,
     ) -> Result<TokenGrant, OAuthError> {
+        let started = std::time::Instant::now();
         let result = self.decide(presented, form, now).await;
         let (subject, outcome, detail) = match &result {
             Ok((client, grant, method, aud)) => (
@@ -68,6 +69,8 @@ impl OAuthService {
         } else {
             "token.refused"
         };
+        self.metrics
+            .token_request("https", crate::metrics::CLIENT, &outcome, started.elapsed());
         self.audit
             .record(AuditEvent {
                 ts_ms: now.saturating_mul(1000),

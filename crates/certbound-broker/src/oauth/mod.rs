@@ -99,6 +99,7 @@ pub struct OAuthService {
     status: Option<Arc<StatusLists>>,
     audit: AuditLog,
     limits: Arc<RateLimits>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl OAuthService {
@@ -118,7 +119,19 @@ impl OAuthService {
             status,
             audit,
             limits,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts token requests in `metrics` (default: a private, unserved set).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this service counts in.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The issuer id.

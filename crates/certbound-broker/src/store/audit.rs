@@ -51,3 +51,65 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Like [`Store::recent_audit`], with each event's id (for following
+    /// the log with [`Store::audit_after`]).
+    pub async fn recent_audit_with_ids(
+        &self,
+        subject: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEvent)>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
+             WHERE (?1 IS NULL OR subject = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )
+        .bind(subject)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| with_id(&r)).collect())
+    }
+
+    /// Up to `limit` events with an id greater than `after`, oldest first,
+    /// optionally for one subject (`certbound audit tail --follow`).
+    pub async fn audit_after(
+        &self,
+        after: i64,
+        subject: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEvent)>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
+             WHERE id > ?1 AND (?2 IS NULL OR subject = ?2) ORDER BY id LIMIT ?3",
+        )
+        .bind(after)
+        .bind(subject)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| with_id(&r)).collect())
+    }
+
+    /// The largest audit event id (0 when the log is empty).
+    pub async fn last_audit_id(&self) -> Result<i64, BrokerError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM audit_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get("id"))
+    }
+}
+
+fn with_id(r: &sqlx::sqlite::SqliteRow) -> (i64, AuditEvent) {
+    (
+        r.get("id"),
+        AuditEvent {
+            ts_ms: to_u64(r.get("ts")),
+            actor: r.get("actor"),
+            action: r.get("action"),
+            subject: r.get("subject"),
+            outcome: r.get("outcome"),
+            detail: r.get("detail"),
+        },
+    )
+}

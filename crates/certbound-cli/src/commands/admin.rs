@@ -366,28 +366,78 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             device,
             lines,
             json,
+            follow,
         } => {
             let reg = Registry::open(&dir.dir).await?;
+            if follow {
+                let result = follow_audit(&reg, device.as_deref(), lines, json).await;
+                reg.close().await;
+                result?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let events = reg.store.recent_audit(device.as_deref(), lines).await;
             reg.close().await;
             for e in events? {
-                if json {
-                    println!("{}", serde_json::to_string(&e)?);
-                } else {
-                    println!(
-                        "{}  {:<18} {:<22} {:<20} {}  {}",
-                        iso(e.ts_ms / 1000),
-                        e.actor,
-                        e.action,
-                        e.subject,
-                        e.outcome,
-                        e.detail
-                    );
-                }
+                print_audit_event(&e, json)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often `audit tail --follow` polls the store.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `audit tail --follow`: the latest `lines` events, then every new one
+/// (polling for ids above the last printed) until Ctrl-C.
+async fn follow_audit(
+    reg: &Registry,
+    device: Option<&str>,
+    lines: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut last = reg.store.last_audit_id().await?;
+    for (id, e) in reg.store.recent_audit_with_ids(device, lines).await? {
+        last = last.max(id);
+        print_audit_event(&e, json)?;
+    }
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut ticker = tokio::time::interval(FOLLOW_POLL);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        loop {
+            let batch = reg.store.audit_after(last, device, 500).await?;
+            let full = batch.len() == 500;
+            for (id, e) in batch {
+                last = id;
+                print_audit_event(&e, json)?;
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+}
+
+fn print_audit_event(e: &certbound_broker::store::AuditEvent, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(e)?);
+    } else {
+        println!(
+            "{}  {:<18} {:<22} {:<20} {}  {}",
+            iso(e.ts_ms / 1000),
+            e.actor,
+            e.action,
+            e.subject,
+            e.outcome,
+            e.detail
+        );
+    }
+    Ok(())
 }
 
 pub async fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {

@@ -4,8 +4,10 @@ mod admin;
 mod bulk;
 mod clients;
 mod demo;
+mod doctor;
 mod ingest;
 mod lifecycle;
+mod policy;
 mod serve;
 mod token;
 
@@ -40,5 +42,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Service(cmd) => admin::service(cmd).await,
         Command::Ingest(args) => ingest::run(args).await,
         Command::Demo { devices, keep } => demo::run(devices, keep).await,
+        Command::Export { dir } => policy::export(&dir.dir).await,
+        Command::Plan { dir, file, json } => policy::plan(&dir.dir, &file, json).await,
+        Command::Apply {
+            dir,
+            file,
+            yes,
+            prune,
+            json,
+        } => policy::apply(&dir.dir, &file, yes, prune, json).await,
+        Command::Doctor {
+            dir,
+            json,
+            expiry_days,
+        } => doctor::run(&dir.dir, json, expiry_days).await,
     }
 }

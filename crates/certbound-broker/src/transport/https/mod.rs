@@ -43,6 +43,9 @@ pub struct HttpsState {
     pub config: Arc<Config>,
     /// `https://host:port` this server is reached at.
     pub base_url: String,
+    /// The metrics `GET /metrics` serves; `None`: the route is off
+    /// (`[https] metrics = false`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The router with every route.
@@ -60,6 +63,7 @@ pub fn router(state: HttpsState) -> Router {
         .route("/.well-known/cose-keys", get(discovery::cose_keys))
         .route("/status-lists/{id}", get(discovery::status_list))
         .route("/healthz", get(discovery::healthz))
+        .route("/metrics", get(metrics))
         .route("/.well-known/est/cacerts", get(est::cacerts))
         .route("/crl", get(est::crl))
         .route("/.well-known/est/simpleenroll", post(est::simpleenroll))
@@ -67,4 +71,24 @@ pub fn router(state: HttpsState) -> Router {
         .nest("/admin/v1", admin::routes())
         .fallback(reply::not_found)
         .with_state(state)
+}
+
+/// `GET /metrics`: the Prometheus text exposition (no authentication:
+/// firewall it, or switch it off with `[https] metrics = false`).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<HttpsState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(metrics) = &state.metrics else {
+        return reply::not_found().await;
+    };
+    let keys = state.keys.ring().published(crate::clock::unix_now()).len();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        metrics.render(keys),
+    )
+        .into_response()
 }

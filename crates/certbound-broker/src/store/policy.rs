@@ -1,0 +1,20 @@
+//! Transactions for policy as code (`certbound plan` / `certbound apply`,
+//! see [`crate::policy`]).
+
+use sqlx::{Sqlite, Transaction};
+
+use super::Store;
+use crate::error::BrokerError;
+
+impl Store {
+    /// A read transaction: one consistent snapshot for export and plan.
+    pub(crate) async fn policy_read(&self) -> Result<Transaction<'_, Sqlite>, BrokerError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The single write transaction of `apply` (`BEGIN IMMEDIATE`: the
+    /// current state is read, diffed and written under one write lock).
+    pub(crate) async fn policy_write(&self) -> Result<Transaction<'_, Sqlite>, BrokerError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
