@@ -1,0 +1,127 @@
+//! Commands of backend-service clients and signing keys.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use super::DirArg;
+
+/// Token formats of an API.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TokenFormat {
+    /// CBOR Web Token (RFC 8392), COSE_Sign1 ES256.
+    Cwt,
+    /// JWT access token (RFC 9068), ES256.
+    Jwt,
+}
+
+impl TokenFormat {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Cwt => "cwt",
+            TokenFormat::Jwt => "jwt",
+        }
+    }
+}
+
+/// `certbound client ...`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a backend service. Prints its client_id and, unless --tls-subject is
+    /// given, a secret — shown this once (only a hash is stored).
+    ///
+    /// Example:
+    ///   certbound client create --name reporting --grant "https://telemetry.example.com=telemetry:read"
+    #[command(verbatim_doc_comment)]
+    Create {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Client name (unique).
+        #[arg(long)]
+        name: String,
+        /// What it may ask for: "<API identifier>=<scope> <scope>" (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Authenticate by TLS client certificate (RFC 8705 tls_client_auth) whose
+        /// subject DN is this, e.g. "CN=reporting"; no secret is made.
+        #[arg(long)]
+        tls_subject: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients (never their secrets).
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a client's secret; the old one stops working at once.
+    RotateSecret {
+        #[command(flatten)]
+        dir: DirArg,
+        /// client_id or name.
+        client: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client: no new tokens, and its tokens turn inactive (introspection
+    /// at once, offline verifiers within the status-list TTL).
+    Delete {
+        #[command(flatten)]
+        dir: DirArg,
+        /// client_id or name.
+        client: String,
+    },
+}
+
+/// `certbound keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published at once, signing after --grace seconds; the
+    /// old keys are retired (unpublished and deleted) once no token they signed can
+    /// still be valid. A running `certbound serve` picks the change up by itself.
+    Rotate {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Seconds between publishing the new key and signing with it. Keep it above
+        /// the key-set cache lifetime (60 s) so verifiers know the key first.
+        #[arg(long, default_value_t = 300)]
+        grace: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the key ring: when each key was published, signs, and retires.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public token-verification keys.
+    Export {
+        #[command(flatten)]
+        dir: DirArg,
+        /// jwks (JSON Web Key Set) or cose (CBOR COSE_KeySet, written as raw bytes).
+        #[arg(long, value_enum, default_value_t = KeyFormat::Jwks)]
+        format: KeyFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Key set formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyFormat {
+    /// JSON Web Key Set (RFC 7517).
+    Jwks,
+    /// COSE_KeySet (RFC 9052 §7), CBOR.
+    Cose,
+}
