@@ -29,7 +29,10 @@ pub(crate) fn openssl_available(test: &str) -> bool {
 
 /// Runs openssl with `args` and returns its whole output (success or not).
 pub(crate) fn openssl_output(args: &[&str]) -> Output {
-    Command::new("openssl").args(args).output().unwrap()
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running openssl: {e}"))
 }
 
 /// Runs openssl with `args`, asserts success and returns stdout + stderr as text.
@@ -46,5 +49,6 @@ pub(crate) fn openssl(args: &[&str]) -> String {
 
 /// A path as `&str` for command lines.
 pub(crate) fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+    path.to_str()
+        .unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))
 }

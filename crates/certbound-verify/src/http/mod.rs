@@ -35,7 +35,7 @@
 //!
 //! let tls = server_tls_config(chain, key, Some(ca), ClientAuth::Optional, true)?;
 //! let app = Router::new().route("/whoami", get(whoami));
-//! let server = TlsServer::start("127.0.0.1:0".parse().unwrap(), tls, app)?;
+//! let server = TlsServer::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), tls, app)?;
 //!
 //! let fetcher = HttpsFetcher::new(client_tls_config(ca, None)?, Duration::from_secs(5), 64 * 1024);
 //! let fetched = fetcher.get(&format!("{}/whoami", server.base_url()), "text/plain").await?;
