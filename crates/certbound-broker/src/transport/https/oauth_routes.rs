@@ -121,6 +121,23 @@ pub async fn token(
     }
 }
 
+/// A parsed form body, parameters in order.
+type Form = Vec<(String, String)>;
+
+/// The form, the client's credentials and the `token` parameter of an
+/// introspection or revocation request.
+fn token_form(
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: Option<&Extension<PeerCertificates>>,
+) -> Result<(Form, Presented, String), OAuthError> {
+    let form = parse_form(headers, body)?;
+    let creds = presented(headers, &form, peer.map(|e| &e.0))?;
+    let token =
+        field(&form, "token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    Ok((form, creds, token))
+}
+
 /// `POST /oauth/introspect` (RFC 7662).
 pub async fn introspect(
     State(state): State<HttpsState>,
@@ -129,10 +146,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let form = parse_form(&headers, &body)?;
-        let creds = presented(&headers, &form, peer.as_ref().map(|e| &e.0))?;
-        let token =
-            field(&form, "token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let (_, creds, token) = token_form(&headers, &body, peer.as_ref())?;
         state.oauth.introspect(&creds, &token, unix_now()).await
     }
     .await;
@@ -150,10 +164,7 @@ pub async fn revoke(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let form = parse_form(&headers, &body)?;
-        let creds = presented(&headers, &form, peer.as_ref().map(|e| &e.0))?;
-        let token = field(&form, "token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let (form, creds, token) = token_form(&headers, &body, peer.as_ref())?;
         match field(&form, "token_type_hint").as_deref() {
             None | Some("access_token") => {}
             Some("refresh_token") => {}
