@@ -82,6 +82,6 @@ pub use intake::Intake;
 pub use reenroll::renew_over_est;
 pub use reenroll::{RenewedIdentity, renew_over_coap, renew_over_mqtt};
 pub use token::{
-    ObtainedToken, TokenRequestParams, build_token_request, decode_token_response,
-    request_token_coap,
+    ObtainedToken, REQUEST_LIFETIME_SECS, TokenRequestParams, build_token_request,
+    decode_token_response, request_token_coap,
 };

@@ -298,12 +298,24 @@ impl MqttDevice {
         identity: &DeviceIdentity,
         params: &TokenRequestParams,
     ) -> Result<ObtainedToken, AgentError> {
+        self.request_token_at(identity, params, unix_now()).await
+    }
+
+    /// [`MqttDevice::request_token`] with the request's `iat` taken from
+    /// `now` (Unix seconds): for devices whose clock is not the system clock
+    /// (an injected [`Clock`](crate::Clock), a simulated skew).
+    pub async fn request_token_at(
+        &self,
+        identity: &DeviceIdentity,
+        params: &TokenRequestParams,
+        now: u64,
+    ) -> Result<ObtainedToken, AgentError> {
         let mut responses = self.responses.lock().await;
         // Drop answers to earlier, timed-out requests.
         while responses.try_recv().is_ok() {}
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
-        let body = build_token_request(identity, params, unix_now(), nonce)?;
+        let body = build_token_request(identity, params, now, nonce)?;
         self.hand_over(
             topics::topic(&self.device_id, TopicKind::TokenRequest),
             body,

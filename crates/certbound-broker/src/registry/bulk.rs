@@ -124,6 +124,9 @@ pub struct BulkOptions {
     pub out_dir: PathBuf,
     /// Certificate lifetime in days (default: `pki.device_cert_days`).
     pub lifetime_days: Option<u32>,
+    /// Certificate lifetime in seconds (at least 60), overriding
+    /// `lifetime_days`: short-lived fleets, simulations and tests.
+    pub lifetime_secs: Option<u64>,
     /// Devices per transaction (1..=10 000).
     pub batch_size: usize,
     /// Worker threads (each makes keys and certificates and writes their
@@ -141,6 +144,7 @@ impl BulkOptions {
             groups: Vec::new(),
             out_dir: out_dir.into(),
             lifetime_days: None,
+            lifetime_secs: None,
             batch_size: DEFAULT_BATCH_SIZE,
             workers: 0,
         }
@@ -297,6 +301,11 @@ impl Registry {
         let days = opts
             .lifetime_days
             .unwrap_or(self.config.pki.device_cert_days);
+        if opts.lifetime_secs.is_some_and(|s| s < 60) {
+            return Err(BrokerError::Invalid(
+                "certificate lifetime must be at least 60 seconds".into(),
+            ));
+        }
         if days == 0 {
             return Err(BrokerError::Invalid(
                 "certificate lifetime must be at least one day".into(),
@@ -332,6 +341,7 @@ impl Registry {
             out_dir: out.clone(),
             todo: plan.todo,
             days,
+            lifetime_secs: opts.lifetime_secs,
             next: AtomicUsize::new(0),
             limit: AtomicUsize::new(total),
         });

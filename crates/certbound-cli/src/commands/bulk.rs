@@ -97,6 +97,7 @@ pub async fn run(
         groups,
         out_dir: out,
         lifetime_days: days,
+        lifetime_secs: None,
         batch_size: args.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
         workers: args.jobs.unwrap_or(0),
     };

@@ -350,6 +350,24 @@ impl Authenticator {
         Ok(verified)
     }
 
+    /// Checks one status-list reference (a token's `status` claim) as
+    /// [`Authenticator::verify_token`] does: from the cache, fetching the list
+    /// when due (one fetch per list at a time). `Ok` when status checks are
+    /// off ([`StatusCheck::Ignore`]). For verifiers that check tokens
+    /// themselves, e.g. a telemetry backend using
+    /// [`TelemetryVerifier`](crate::TelemetryVerifier).
+    ///
+    /// # Errors
+    /// [`VerifyError::Revoked`], [`VerifyError::Suspended`],
+    /// [`VerifyError::StatusUnavailable`], [`VerifyError::StatusUriNotAllowed`]
+    /// and the other errors of [`crate::status::StatusCache::check`].
+    pub async fn check_status_ref(&self, status: &StatusRef) -> Result<(), VerifyError> {
+        match &self.status {
+            Some(checker) => self.check_status(checker, status, unix_now()).await,
+            None => Ok(()),
+        }
+    }
+
     /// The status of one token, fetching its list when due. Only one fetch
     /// per list runs at a time: others wait for it, or, while a cached list
     /// is still within its staleness bound, use that one meanwhile.

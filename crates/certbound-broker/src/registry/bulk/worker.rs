@@ -31,6 +31,7 @@ pub(super) struct Shared {
     pub(super) out_dir: PathBuf,
     pub(super) todo: Vec<(u64, String)>,
     pub(super) days: u32,
+    pub(super) lifetime_secs: Option<u64>,
     pub(super) next: AtomicUsize,
     pub(super) limit: AtomicUsize,
 }
@@ -67,8 +68,14 @@ fn make_one(
         .map_err(|_| crypto("public key serialisation"))?;
     let t1 = Instant::now();
     stats.keygen += t1 - t0;
-    let cert =
-        s.ca.issue_device_cert(id, spki.as_ref(), s.days, unix_now())?;
+    let cert = match s.lifetime_secs {
+        Some(secs) => {
+            s.ca.issue_device_cert_secs(id, spki.as_ref(), secs, unix_now())?
+        }
+        None => {
+            s.ca.issue_device_cert(id, spki.as_ref(), s.days, unix_now())?
+        }
+    };
     let key_pem = files::pem("PRIVATE KEY", pkcs8.as_ref());
     let chain_pem = format!("{}{}", cert.pem, s.ca_pem);
     let t2 = Instant::now();

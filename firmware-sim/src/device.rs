@@ -1,0 +1,614 @@
+//! One simulated device: a tokio task that does what the agent does, with the
+//! agent's own building blocks (signed requests, token and certificate
+//! renewal points, telemetry sealing) over its transport, and reports every
+//! outcome to the shared [`Stats`].
+//!
+//! Each period it: renews its certificate when past ~2/3 of its lifetime (new
+//! key, the broker's renewal endpoint of its transport); gets a token when it
+//! has none or the one it holds is past ~2/3 of its lifetime (after a
+//! certificate renewal a new token is bound to the new key); then seals one
+//! telemetry message with its key and sends it. Its clock may be skewed: every
+//! request's `iat` comes from the skewed clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use certbound_agent::keygen::NewKey;
+use certbound_agent::mqtt::{ConnectOptions, MqttConnectSettings, MqttDevice};
+use certbound_agent::reenroll::{
+    accept_chain, build_reenroll_request, decode_coap_answer, decode_mqtt_answer,
+};
+use certbound_agent::{
+    AgentError, DeviceIdentity, ObtainedToken, TokenRequestParams, build_token_request,
+    decode_token_response,
+};
+use certbound_coap::{ResponseType, content_format};
+use certbound_proto::request::CertRef;
+use certbound_proto::schedule::renew_after;
+use certbound_proto::telemetry::{TelemetryPayload, seal};
+use certbound_proto::topics::TopicKind;
+use certbound_verify::http::HttpsFetcher;
+use http::{HeaderValue, Method, header};
+use rand::{Rng, RngCore};
+use tokio::time::Instant;
+
+use crate::backend::Expectations;
+use crate::options::Transport;
+use crate::stats::{Expected, Op, Stats, bump};
+
+/// A pool of CoAP endpoints: device `i` uses `clients[i % len]` (many
+/// constrained devices behind one border router share a UDP address).
+#[derive(Debug, Clone)]
+pub struct CoapPool(pub Vec<Arc<certbound_coap::Client>>);
+
+impl CoapPool {
+    fn for_device(&self, index: usize) -> Option<&certbound_coap::Client> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(&self.0[index % self.0.len()])
+        }
+    }
+}
+
+/// What every device shares.
+#[derive(Debug)]
+pub struct DeviceContext {
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Which rejections are explained.
+    pub expect: Arc<Expectations>,
+    /// Issuer id (the `aud` of device requests) and the telemetry API.
+    pub params: TokenRequestParams,
+    /// CoAP endpoints towards the broker.
+    pub broker_coap: Option<CoapPool>,
+    /// The broker's MQTT server (host, port).
+    pub broker_mqtt: Option<(String, u16)>,
+    /// The broker's HTTPS base URL.
+    pub broker_https: Option<String>,
+    /// A TLS client trusting the broker's CA (no client certificate).
+    pub broker_fetcher: Option<HttpsFetcher>,
+    /// The broker's CA chain (PEM).
+    pub ca_pem: String,
+    /// CoAP endpoints towards the backend's intake.
+    pub backend_coap: Option<CoapPool>,
+    /// The backend's HTTPS intake base URL and a client trusting it.
+    pub backend_https: Option<(String, HttpsFetcher)>,
+    /// Telemetry period.
+    pub telemetry_every: Duration,
+    /// When the fleet started.
+    pub started: Instant,
+    /// When devices stop.
+    pub deadline: Instant,
+    /// The first token any device obtained (shown decoded after a run).
+    pub sample_token: std::sync::OnceLock<Vec<u8>>,
+}
+
+/// One device of the fleet.
+#[derive(Debug, Clone)]
+pub struct SimDevice {
+    /// Position in the fleet (picks the shared CoAP endpoint).
+    pub index: usize,
+    /// Device id.
+    pub id: String,
+    /// Key and certificate files.
+    pub key_file: std::path::PathBuf,
+    /// Certificate chain file.
+    pub cert_file: std::path::PathBuf,
+    /// Its transport.
+    pub transport: Transport,
+    /// Its clock's offset from the real one, seconds.
+    pub skew: i64,
+}
+
+struct Held {
+    token: Vec<u8>,
+    cti: Vec<u8>,
+    got: Instant,
+    lifetime: Duration,
+    renew_after: Duration,
+}
+
+impl Held {
+    fn due(&self, now: Instant) -> bool {
+        now >= self.got + self.renew_after
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        let gap = (self.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        now + gap < self.got + self.lifetime
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn nonce() -> [u8; 16] {
+    let mut n = [0u8; 16];
+    rand::rng().fill_bytes(&mut n);
+    n
+}
+
+/// The device task. Returns whether the device ever held a token.
+pub async fn run(ctx: Arc<DeviceContext>, dev: SimDevice) -> bool {
+    let mut sim = match Device::new(ctx, dev) {
+        Ok(d) => d,
+        Err(reason) => return reason,
+    };
+    sim.run().await
+}
+
+struct Device {
+    ctx: Arc<DeviceContext>,
+    dev: SimDevice,
+    identity: DeviceIdentity,
+    mqtt: Option<MqttDevice>,
+    token: Option<Held>,
+    ever_had_token: bool,
+    seq: u64,
+    cert_renew_at: Option<u64>,
+    counted_connected: bool,
+}
+
+impl Device {
+    fn new(ctx: Arc<DeviceContext>, dev: SimDevice) -> Result<Self, bool> {
+        let identity = match DeviceIdentity::load(&dev.key_file, &dev.cert_file) {
+            Ok(i) => i,
+            Err(e) => {
+                ctx.stats.reject("setup:credentials", Expected::No, || {
+                    format!("{}: cannot load its credentials: {e}", dev.id)
+                });
+                return Err(false);
+            }
+        };
+        let mut d = Self {
+            ctx,
+            dev,
+            identity,
+            mqtt: None,
+            token: None,
+            ever_had_token: false,
+            seq: 0,
+            cert_renew_at: None,
+            counted_connected: false,
+        };
+        d.schedule_cert_renewal();
+        Ok(d)
+    }
+
+    /// The device's clock, Unix seconds.
+    fn clock(&self) -> u64 {
+        u64::try_from(i64::try_from(unix_now()).unwrap_or(i64::MAX) + self.dev.skew).unwrap_or(0)
+    }
+
+    fn schedule_cert_renewal(&mut self) {
+        let times = self.identity.validity();
+        let lifetime = times.lifetime();
+        // Only certificates that expire within a day are renewed in a simulation.
+        self.cert_renew_at = (lifetime <= 86_400)
+            .then(|| times.not_before + renew_after(lifetime, rand::rng().random::<f64>()));
+    }
+
+    fn set_connected(&mut self, up: bool) {
+        if up != self.counted_connected {
+            self.counted_connected = up;
+            if up {
+                bump(&self.ctx.stats.connected);
+            } else {
+                self.ctx
+                    .stats
+                    .connected
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn run(&mut self) -> bool {
+        bump(&self.ctx.stats.devices_started);
+        let every = self.ctx.telemetry_every;
+        // Spread the fleet over one period.
+        let offset = every.mul_f64(rand::rng().random::<f64>());
+        let mut next = Instant::now() + offset;
+        loop {
+            tokio::time::sleep_until(next).await;
+            let now = Instant::now();
+            if now >= self.ctx.deadline {
+                break;
+            }
+            next += every;
+            if next < now {
+                next = now + every; // fell behind: do not burst to catch up
+            }
+            self.tick().await;
+        }
+        if let Some(m) = self.mqtt.take() {
+            m.disconnect().await;
+        }
+        self.set_connected(false);
+        self.ever_had_token
+    }
+
+    async fn tick(&mut self) {
+        if self.dev.transport == Transport::Mqtt && self.mqtt.is_none() && !self.connect().await {
+            return;
+        }
+        if self.cert_renew_at.is_some_and(|at| self.clock() >= at) {
+            self.renew_certificate().await;
+        }
+        let now = Instant::now();
+        if self.token.as_ref().is_none_or(|t| t.due(now)) {
+            self.get_token().await;
+        }
+        let now = Instant::now();
+        match &self.token {
+            Some(t) if t.usable(now) => {
+                let (token, cti) = (t.token.clone(), t.cti.clone());
+                self.send_telemetry(token, cti).await;
+            }
+            _ => bump(&self.ctx.stats.not_sent_no_token),
+        }
+    }
+
+    async fn connect(&mut self) -> bool {
+        let Some((host, port)) = self.ctx.broker_mqtt.clone() else {
+            return false;
+        };
+        let settings = MqttConnectSettings {
+            host,
+            port,
+            ca_pem: self.ctx.ca_pem.clone(),
+            cert_pem: self.identity.cert_pem().to_string(),
+            key_pem: self.identity.key_pem().to_string(),
+            timeout: Duration::from_secs(10),
+        };
+        let t0 = Instant::now();
+        let options = ConnectOptions {
+            keep_alive: Duration::from_secs(60),
+            ..ConnectOptions::default()
+        };
+        match MqttDevice::connect_with(&self.identity, &settings, options).await {
+            Ok(m) => {
+                self.ctx.stats.observe(Op::Connect, t0.elapsed());
+                self.mqtt = Some(m);
+                self.set_connected(true);
+                true
+            }
+            Err(e) => {
+                self.transport_failure("mqtt connect", &e);
+                false
+            }
+        }
+    }
+
+    /// A failure that is not a refusal: retried at the next period. For a
+    /// device revoked on purpose the MQTT server refusing it is expected.
+    fn transport_failure(&self, what: &str, e: &AgentError) {
+        if self.ctx.expect.is_revoked(&self.dev.id) {
+            self.ctx.stats.reject(
+                &format!("{what}:revoked_device"),
+                Expected::Yes,
+                String::new,
+            );
+        } else {
+            bump(&self.ctx.stats.retries);
+            tracing::debug!(device = %self.dev.id, error = %e, "{what} failed; retrying next period");
+        }
+    }
+
+    fn refused(&self, stage: &str, e: &AgentError) {
+        let (code, description) = match e {
+            AgentError::Refused(a) | AgentError::RenewalRefused(a) => {
+                (a.code.name(), a.description.clone().unwrap_or_default())
+            }
+            AgentError::RetryLater { reason, .. } => ("rate_limited", reason.clone()),
+            _ => ("error", e.to_string()),
+        };
+        let time_related =
+            description.contains("not valid before") || description.contains("expired at");
+        let expected = if self.ctx.expect.is_revoked(&self.dev.id)
+            || (time_related && self.ctx.expect.is_skewed(&self.dev.id))
+        {
+            Expected::Yes
+        } else {
+            Expected::No
+        };
+        self.ctx
+            .stats
+            .reject(&format!("{stage}:{code}"), expected, || {
+                format!(
+                    "{} ({}): {stage} refused: {e}",
+                    self.dev.id, self.dev.transport
+                )
+            });
+    }
+
+    fn is_refusal(e: &AgentError) -> bool {
+        matches!(
+            e,
+            AgentError::Refused(_) | AgentError::RenewalRefused(_) | AgentError::RetryLater { .. }
+        )
+    }
+
+    async fn get_token(&mut self) {
+        let t0 = Instant::now();
+        let result = self.request_token().await;
+        match result {
+            Ok(t) => {
+                self.ctx.stats.observe(Op::Token, t0.elapsed());
+                let cti = match certbound_agent::tokens::token_cti(&t.access_token) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.ctx.stats.reject("token:unreadable", Expected::No, || {
+                            format!("{}: token without cti: {e}", self.dev.id)
+                        });
+                        return;
+                    }
+                };
+                let lifetime = t.expires_in.max(1);
+                let renew = renew_after(lifetime, rand::rng().random::<f64>());
+                if self.token.is_some() {
+                    bump(&self.ctx.stats.tokens_renewed);
+                } else {
+                    bump(&self.ctx.stats.tokens_issued);
+                }
+                self.ever_had_token = true;
+                let _ = self.ctx.sample_token.set(t.access_token.clone());
+                self.token = Some(Held {
+                    token: t.access_token,
+                    cti,
+                    got: t0,
+                    lifetime: Duration::from_secs(lifetime),
+                    renew_after: Duration::from_secs(renew),
+                });
+                if self.dev.transport != Transport::Mqtt {
+                    self.set_connected(true);
+                }
+            }
+            Err(e) if Self::is_refusal(&e) => self.refused("token", &e),
+            Err(e) => self.transport_failure("token", &e),
+        }
+    }
+
+    async fn request_token(&self) -> Result<ObtainedToken, AgentError> {
+        let params = &self.ctx.params;
+        match self.dev.transport {
+            Transport::Mqtt => {
+                let m = self
+                    .mqtt
+                    .as_ref()
+                    .ok_or_else(|| AgentError::Mqtt("not connected".into()))?;
+                m.request_token_at(&self.identity, params, self.clock())
+                    .await
+            }
+            Transport::Coap => {
+                let client = self.broker_coap()?;
+                let body = build_token_request(&self.identity, params, self.clock(), nonce())?;
+                let r = client
+                    .post("token", content_format::COSE_SIGN1, body)
+                    .await?;
+                decode_token_response(r.code, r.content_format, &r.payload)
+            }
+            Transport::Https => {
+                let (base, fetcher) = self.broker_https()?;
+                let body = build_token_request(&self.identity, params, self.clock(), nonce())?;
+                let headers = vec![(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/cose"),
+                )];
+                let r = fetcher
+                    .send(Method::POST, &format!("{base}/ace/token"), headers, body)
+                    .await
+                    .map_err(|e| AgentError::Https(e.to_string()))?;
+                match r.status {
+                    429 | 503 => Err(AgentError::RetryLater {
+                        retry_after_secs: r
+                            .header("retry-after")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(1),
+                        reason: format!("HTTP {}", r.status),
+                    }),
+                    s => {
+                        let code = if s == 201 {
+                            ResponseType::Created
+                        } else {
+                            ResponseType::BadRequest
+                        };
+                        decode_token_response(code, Some(content_format::ACE_CBOR), &r.body)
+                    }
+                }
+            }
+        }
+    }
+
+    fn broker_coap(&self) -> Result<&certbound_coap::Client, AgentError> {
+        self.ctx
+            .broker_coap
+            .as_ref()
+            .and_then(|p| p.for_device(self.dev.index))
+            .ok_or_else(|| AgentError::UnexpectedResponse("the broker has no CoAP endpoint".into()))
+    }
+
+    fn broker_https(&self) -> Result<(&str, &HttpsFetcher), AgentError> {
+        match (&self.ctx.broker_https, &self.ctx.broker_fetcher) {
+            (Some(base), Some(f)) => Ok((base, f)),
+            _ => Err(AgentError::Https("the broker has no HTTPS endpoint".into())),
+        }
+    }
+
+    async fn renew_certificate(&mut self) {
+        let t0 = Instant::now();
+        match self.renew().await {
+            Ok(renewed) => {
+                self.ctx.stats.observe(Op::Renewal, t0.elapsed());
+                bump(&self.ctx.stats.certs_renewed);
+                self.identity = renewed.identity;
+                self.schedule_cert_renewal();
+                // A token bound to the old key would no longer match the new one.
+                if let Some(t) = self.token.as_mut() {
+                    t.renew_after = Duration::ZERO;
+                }
+                if let Some(m) = self.mqtt.take() {
+                    m.disconnect().await;
+                    self.set_connected(false);
+                    self.connect().await;
+                }
+            }
+            Err(e) if Self::is_refusal(&e) => {
+                self.refused("renewal", &e);
+                self.postpone_renewal();
+            }
+            Err(e) => {
+                self.transport_failure("renewal", &e);
+                self.postpone_renewal();
+            }
+        }
+    }
+
+    fn postpone_renewal(&mut self) {
+        let wait = rand::rng().random_range(1..=5);
+        self.cert_renew_at = Some(self.clock() + wait);
+    }
+
+    async fn renew(&self) -> Result<certbound_agent::RenewedIdentity, AgentError> {
+        let issuer = &self.ctx.params.broker_id;
+        match self.dev.transport {
+            Transport::Https => {
+                let (base, _) = self.broker_https()?;
+                certbound_agent::renew_over_est(base, &self.ctx.ca_pem, &self.identity).await
+            }
+            Transport::Mqtt | Transport::Coap => {
+                let key = NewKey::generate(&self.dev.id)?;
+                let request = build_reenroll_request(
+                    &self.identity,
+                    issuer,
+                    key.csr_der(),
+                    &CertRef::X5t(self.identity.thumbprint()),
+                    self.clock(),
+                    nonce(),
+                )?;
+                let chain = if self.dev.transport == Transport::Mqtt {
+                    let m = self
+                        .mqtt
+                        .as_ref()
+                        .ok_or_else(|| AgentError::Mqtt("not connected".into()))?;
+                    decode_mqtt_answer(&m.request_cert(request).await?)?
+                } else {
+                    let r = self
+                        .broker_coap()?
+                        .post(".well-known/est/sren", content_format::COSE_SIGN1, request)
+                        .await?;
+                    decode_coap_answer(r.code, r.content_format, &r.payload, r.max_age)?
+                };
+                accept_chain(&key, chain, &self.identity)
+            }
+        }
+    }
+
+    async fn send_telemetry(&mut self, token: Vec<u8>, cti: Vec<u8>) {
+        self.seq += 1;
+        let payload = TelemetryPayload {
+            seq: self.seq,
+            timestamp_ms: unix_now_ms().saturating_add_signed(self.dev.skew * 1000),
+            data: format!("{{\"t\":{:.1}}}", 20.0 + (self.seq % 50) as f64 / 10.0).into_bytes(),
+            token_cti: cti,
+        };
+        let envelope = match seal(&token, &payload, self.identity.signer()) {
+            Ok(e) => e,
+            Err(e) => {
+                self.ctx.stats.reject("telemetry:seal", Expected::No, || {
+                    format!("{}: cannot seal a message: {e}", self.dev.id)
+                });
+                return;
+            }
+        };
+        bump(&self.ctx.stats.telemetry_sent);
+        let t0 = Instant::now();
+        let result = self.deliver(envelope).await;
+        match result {
+            Ok(()) => self.ctx.stats.observe(Op::Telemetry, t0.elapsed()),
+            // Refusals are counted by the backend, which knows the reason.
+            Err(Delivery::Refused) => {}
+            Err(Delivery::Failed(e)) => self.transport_failure("telemetry", &e),
+        }
+    }
+
+    async fn deliver(&self, envelope: Vec<u8>) -> Result<(), Delivery> {
+        let id = &self.dev.id;
+        match self.dev.transport {
+            Transport::Mqtt => {
+                let m = self
+                    .mqtt
+                    .as_ref()
+                    .ok_or_else(|| Delivery::Failed(AgentError::Mqtt("not connected".into())))?;
+                let pending = m
+                    .publish_tracked(TopicKind::Telemetry, envelope)
+                    .await
+                    .map_err(Delivery::Failed)?;
+                let wait = self.ctx.telemetry_every.min(Duration::from_secs(10));
+                match tokio::time::timeout(wait, pending.wait()).await {
+                    Ok(r) => r.map_err(Delivery::Failed),
+                    Err(_) => Err(Delivery::Failed(AgentError::Mqtt(format!(
+                        "no PUBACK within {wait:?}"
+                    )))),
+                }
+            }
+            Transport::Coap => {
+                let client = self
+                    .ctx
+                    .backend_coap
+                    .as_ref()
+                    .and_then(|p| p.for_device(self.dev.index))
+                    .ok_or_else(|| {
+                        Delivery::Failed(AgentError::UnexpectedResponse("no CoAP intake".into()))
+                    })?;
+                let r = client
+                    .post(&format!("telemetry/{id}"), content_format::CBOR, envelope)
+                    .await
+                    .map_err(|e| Delivery::Failed(e.into()))?;
+                if r.code == ResponseType::Changed {
+                    Ok(())
+                } else {
+                    Err(Delivery::Refused)
+                }
+            }
+            Transport::Https => {
+                let (base, fetcher) =
+                    self.ctx.backend_https.as_ref().ok_or_else(|| {
+                        Delivery::Failed(AgentError::Https("no HTTPS intake".into()))
+                    })?;
+                let headers = vec![(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/cbor"),
+                )];
+                let r = fetcher
+                    .send(
+                        Method::POST,
+                        &format!("{base}/telemetry/{id}"),
+                        headers,
+                        envelope,
+                    )
+                    .await
+                    .map_err(|e| Delivery::Failed(AgentError::Https(e.to_string())))?;
+                if (200..300).contains(&r.status) {
+                    Ok(())
+                } else {
+                    Err(Delivery::Refused)
+                }
+            }
+        }
+    }
+}
+
+enum Delivery {
+    Refused,
+    Failed(AgentError),
+}

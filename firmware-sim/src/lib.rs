@@ -1,0 +1,59 @@
+//! # firmware-sim
+//!
+//! A certbound fleet in one process: N devices, each with its own key and
+//! certificate, run the agent's protocol against a real certbound broker over
+//! real MQTT (mTLS), CoAP (UDP) and HTTPS, renew their tokens and
+//! certificates, and send signed telemetry to a backend that verifies every
+//! message offline (signature, audience, scope, expiry, proof of possession,
+//! sequence, revocation through status lists). Faults (UDP loss, clock skew,
+//! a broker restart) and a scripted revocation can be injected; a run ends
+//! with a [`Report`] and fails when anything was rejected that the scenario
+//! does not explain.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), firmware_sim::SimError> {
+//! use firmware_sim::{SimOptions, TransportMix, run};
+//! let mut options = SimOptions::new(200);
+//! options.transports = TransportMix::parse("mqtt,coap").map_err(firmware_sim::SimError::Options)?;
+//! options.duration = std::time::Duration::from_secs(20);
+//! let outcome = run(&options, &|frame| eprintln!("{}", frame.one_line())).await?;
+//! println!("{}", outcome.report.summary());
+//! assert!(outcome.report.ok);
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`options`] (what a run does, parsing), [`fleet`] (data
+//! directory, provisioning, the embedded broker), [`device`] (one device's
+//! task), [`backend`] (the verifying telemetry backend and its intakes),
+//! [`lossy`] (the UDP loss relay), [`stats`] (counters, histograms, report),
+//! [`live`] (the live view).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod device;
+pub mod fleet;
+pub mod live;
+pub mod lossy;
+pub mod options;
+mod runner;
+pub mod stats;
+
+pub use live::Frame;
+pub use options::{BrokerTarget, Faults, RevokePlan, SimOptions, Transport, TransportMix};
+pub use runner::{Outcome, run};
+pub use stats::{Report, Snapshot};
+
+/// What can stop a simulation from running.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Invalid options.
+    #[error("invalid options: {0}")]
+    Options(String),
+    /// Setting up the fleet, the backend or the transports failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The broker library refused or failed.
+    #[error(transparent)]
+    Broker(#[from] certbound_broker::BrokerError),
+}

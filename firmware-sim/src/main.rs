@@ -1,0 +1,153 @@
+//! `firmware-sim`: run a simulated certbound fleet and report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use firmware_sim::fleet::RemoteFleet;
+use firmware_sim::live::Printer;
+use firmware_sim::options::parse_duration;
+use firmware_sim::{BrokerTarget, Faults, RevokePlan, SimOptions, TransportMix, run};
+
+/// Simulate a fleet of certbound devices: N real agents in one process get
+/// certificate-bound tokens, renew them and their certificates, and send signed
+/// telemetry that a backend verifies offline. Exits 0 when nothing was rejected
+/// that the scenario does not explain, 1 otherwise, 2 for bad options or setup.
+#[derive(Debug, Parser)]
+#[command(name = "firmware-sim", version, about, long_about = None)]
+struct Args {
+    /// Number of devices (each with its own P-256 key and certificate).
+    #[arg(long, default_value_t = 100)]
+    devices: usize,
+    /// mqtt, coap, https, mixed (all three) or a comma list (mqtt,coap); devices
+    /// take them in turn.
+    #[arg(long, default_value = "mixed", value_parser = TransportMix::parse)]
+    transport: TransportMix,
+    /// How long the fleet runs once provisioned (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Telemetry period of each device.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    telemetry_every: Duration,
+    /// Faults: loss=5% (UDP datagrams dropped each way, CoAP), skew=90s (device
+    /// clocks off by up to this much either way), broker-restart-at=30s
+    /// (embedded broker only).
+    #[arg(long, default_value = "", value_parser = Faults::parse)]
+    faults: Faults,
+    /// Revoke COUNT devices at TIME into the run, e.g. 1@20s: their telemetry and
+    /// requests must then be refused.
+    #[arg(long, value_parser = RevokePlan::parse)]
+    revoke: Option<RevokePlan>,
+    /// Device certificate lifetime (at least 60s): devices renew at about 2/3 of
+    /// it, with a new key. Default: the broker's (days; no renewal in a short run).
+    #[arg(long, value_parser = parse_duration)]
+    cert_lifetime: Option<Duration>,
+    /// Lifetime of the telemetry API's tokens (devices renew at about 2/3).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    token_lifetime: Duration,
+    /// Use the broker whose data directory this is (running elsewhere, e.g.
+    /// `certbound serve --dir DIR`) instead of an embedded one. The simulator
+    /// registers its API, group and devices there.
+    #[arg(long, value_name = "DIR")]
+    broker: Option<PathBuf>,
+    /// Keep the embedded broker's data directory here (a second run reuses its devices).
+    #[arg(long, value_name = "DIR", conflicts_with = "broker")]
+    keep: Option<PathBuf>,
+    /// Device id prefix.
+    #[arg(long, default_value = "sim-")]
+    prefix: String,
+    /// Write the machine-readable report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// No live view (the summary is still printed).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Log level for RUST_LOG-style filtering (e.g. info, debug).
+    #[arg(long, default_value = "warn")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("firmware-sim: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(main_async(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("firmware-sim: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn main_async(args: Args) -> anyhow::Result<ExitCode> {
+    let mut options = SimOptions::new(args.devices);
+    options.transports = args.transport;
+    options.duration = args.duration;
+    options.telemetry_every = args.telemetry_every;
+    options.faults = args.faults;
+    options.revoke = args.revoke;
+    options.cert_lifetime = args.cert_lifetime;
+    options.token_lifetime = args.token_lifetime;
+    options.prefix = args.prefix;
+    options.broker = match args.broker {
+        Some(data_dir) => BrokerTarget::Remote(RemoteFleet { data_dir }),
+        None => BrokerTarget::Embedded { keep: args.keep },
+    };
+    eprintln!(
+        "firmware-sim: {} devices over {} for {:.0} s, telemetry every {:.1} s, faults: {}",
+        options.devices,
+        options.transports,
+        options.duration.as_secs_f64(),
+        options.telemetry_every.as_secs_f64(),
+        options.faults
+    );
+    let printer = Printer::stderr(Duration::from_secs(5));
+    let quiet = args.quiet;
+    let view = |f: &firmware_sim::Frame| {
+        if !quiet {
+            printer.show(f);
+        }
+    };
+    let outcome = run(&options, &view).await?;
+    let report = &outcome.report;
+    println!("\nfirmware-sim summary\n\n{}", report.summary());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    if report.ok {
+        println!("OK: no unexpected rejections.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "FAILED: {} unexpected rejection(s){}.",
+            report.totals.unexpected_total(),
+            if report.totals.telemetry_accepted == 0 {
+                " and no telemetry accepted"
+            } else {
+                ""
+            }
+        );
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,458 @@
+//! One run: fleet, broker, backend, relays, device tasks, scripted events,
+//! live frames, and the report.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use certbound_agent::TokenRequestParams;
+use certbound_broker::store::DeviceStatus;
+use certbound_verify::KeySet;
+use certbound_verify::http::{HttpsFetcher, TlsServer, client_tls_config, server_tls_config};
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::SimError;
+use crate::backend::{
+    self, Backend, BackendConfig, CoapIntake, Expectations, Intakes, MqttIntakeSettings,
+};
+use crate::device::{self, CoapPool, DeviceContext, SimDevice};
+use crate::fleet::{self, EmbeddedBroker, Endpoints, Fleet, SIM_API};
+use crate::live::Frame;
+use crate::lossy::LossyRelay;
+use crate::options::{BrokerTarget, SimOptions, Transport};
+use crate::stats::{Report, Snapshot, Stats, process_usage};
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report.
+    pub report: Report,
+    /// The broker's data directory (gone after the run unless kept).
+    pub data_dir: std::path::PathBuf,
+    /// Ids of the devices revoked by the scenario.
+    pub revoked: Vec<String>,
+    /// One token a device obtained (for showing it decoded).
+    pub sample_token: Option<Vec<u8>>,
+    /// The broker's token-signing keys.
+    pub keys: KeySet,
+    /// The broker's issuer id.
+    pub issuer: String,
+}
+
+/// Devices per shared CoAP endpoint.
+const DEVICES_PER_COAP_ENDPOINT: usize = 64;
+
+/// Runs the simulation described by `options`, calling `view` with a frame
+/// about once a second.
+///
+/// # Errors
+/// [`SimError`] when the options are invalid or setup fails; rejections
+/// during the run are not errors (see [`Report::ok`]).
+pub async fn run(
+    options: &SimOptions,
+    view: &(dyn Fn(&Frame) + Sync),
+) -> Result<Outcome, SimError> {
+    options.validate().map_err(SimError::Options)?;
+    let stats = Arc::new(Stats::default());
+    let frame = |phase, elapsed, provisioned, stats: Snapshot| Frame {
+        phase,
+        elapsed,
+        duration: options.duration,
+        devices: options.devices,
+        provisioned,
+        stats,
+    };
+    let progress = |done, total| {
+        view(&frame(
+            "provisioning",
+            Duration::ZERO,
+            (done, total),
+            Snapshot::default(),
+        ))
+    };
+    let fleet = fleet::prepare(options, &progress).await?;
+    view(&frame(
+        "provisioning",
+        Duration::ZERO,
+        (fleet.devices.len() as u64, fleet.devices.len() as u64),
+        Snapshot::default(),
+    ));
+    let mut embedded = None;
+    let endpoints = match &options.broker {
+        BrokerTarget::Embedded { .. } => {
+            let b = EmbeddedBroker::start(&fleet.dir).await?;
+            let e = b.endpoints();
+            embedded = Some(b);
+            e
+        }
+        BrokerTarget::Remote(r) => fleet::remote_endpoints(&r.data_dir)?,
+    };
+    let result = run_fleet(options, &fleet, &endpoints, embedded.as_mut(), stats, view).await;
+    if let Some(b) = embedded {
+        b.shutdown().await;
+    }
+    let (report, revoked, sample_token, keys) = result?;
+    let data_dir = fleet.dir.clone();
+    let issuer = fleet.issuer.clone();
+    fleet.registry.close().await;
+    Ok(Outcome {
+        report,
+        data_dir,
+        revoked,
+        sample_token,
+        keys,
+        issuer,
+    })
+}
+
+type FleetResult = (Report, Vec<String>, Option<Vec<u8>>, KeySet);
+
+async fn run_fleet(
+    options: &SimOptions,
+    fleet: &Fleet,
+    endpoints: &Endpoints,
+    mut broker: Option<&mut EmbeddedBroker>,
+    stats: Arc<Stats>,
+    view: &(dyn Fn(&Frame) + Sync),
+) -> Result<FleetResult, SimError> {
+    let https = endpoints.https.clone().ok_or_else(|| {
+        SimError::Setup(
+            "the broker serves no HTTPS: the backend needs its keys and status lists".into(),
+        )
+    })?;
+    let tls = client_tls_config(&fleet.ca_pem, None)
+        .map_err(|e| SimError::Setup(format!("TLS client for the broker: {e}")))?;
+    let broker_fetcher = HttpsFetcher::new(tls, Duration::from_secs(15), 1 << 20);
+    let keys_doc = broker_fetcher
+        .get(
+            &format!("{https}/.well-known/cose-keys"),
+            "application/cose-key-set",
+        )
+        .await
+        .map_err(|e| SimError::Setup(format!("fetching the broker's keys from {https}: {e}")))?;
+    let keys = KeySet::from_cose_key_set(&keys_doc.body)
+        .map_err(|e| SimError::Setup(format!("the broker's key set: {e}")))?;
+
+    // Clock skews, and which of them the broker cannot accept.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let skew_max = i64::try_from(options.faults.skew.as_secs()).unwrap_or(i64::MAX);
+    let leeway = i64::try_from(fleet.leeway).unwrap_or(i64::MAX);
+    let request_life = i64::try_from(certbound_agent::REQUEST_LIFETIME_SECS).unwrap_or(120);
+    let mut devices = Vec::with_capacity(fleet.devices.len());
+    let mut skewed = HashSet::new();
+    for (index, f) in fleet.devices.iter().enumerate() {
+        let skew = if skew_max > 0 {
+            rng.random_range(-skew_max..=skew_max)
+        } else {
+            0
+        };
+        if skew > leeway || -skew >= request_life + leeway {
+            skewed.insert(f.id.clone());
+        }
+        devices.push(SimDevice {
+            index,
+            id: f.id.clone(),
+            key_file: f.key_file.clone(),
+            cert_file: f.cert_file.clone(),
+            transport: options.transports.for_device(index),
+            skew,
+        });
+    }
+    let expect = Arc::new(Expectations::new(skewed));
+
+    // The backend and its intakes.
+    let backend = Arc::new(Backend::new(
+        BackendConfig {
+            keys: keys.clone(),
+            issuer: fleet.issuer.clone(),
+            audience: SIM_API.into(),
+            status_base: format!("{https}/status-lists/"),
+            broker_ca_pem: fleet.ca_pem.clone(),
+        },
+        stats.clone(),
+        expect.clone(),
+    )?);
+    let uses = |t| devices.iter().any(|d| d.transport == t);
+    let mut intakes = Intakes {
+        coap: None,
+        https: None,
+        mqtt: None,
+    };
+    if uses(Transport::Coap) {
+        let server = certbound_coap::Server::bind(
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| SimError::Setup("address".into()))?,
+            Arc::new(CoapIntake(backend.clone())),
+            certbound_coap::ServerConfig::default(),
+        )
+        .await
+        .map_err(|e| SimError::Setup(format!("backend CoAP intake: {e}")))?;
+        intakes.coap = Some(server);
+    }
+    if uses(Transport::Https) {
+        let (cert, key) = backend::intake_certificate()?;
+        let tls = server_tls_config(&cert, &key, None, Default::default(), true)
+            .map_err(|e| SimError::Setup(format!("backend HTTPS intake: {e}")))?;
+        let server = TlsServer::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls,
+            backend::https_router(backend.clone()),
+        )
+        .map_err(|e| SimError::Setup(format!("backend HTTPS intake: {e}")))?;
+        intakes.https = Some((server, cert));
+    }
+    if uses(Transport::Mqtt) {
+        let (host, port) = endpoints.mqtt.clone().ok_or_else(|| {
+            SimError::Setup("MQTT devices, but the broker has no MQTT server".into())
+        })?;
+        let (ready_tx, mut ready) = watch::channel(false);
+        let task = backend::spawn_mqtt_intake(
+            backend.clone(),
+            MqttIntakeSettings {
+                host,
+                port,
+                ca_pem: fleet.ca_pem.clone(),
+                cert_pem: fleet.service.0.clone(),
+                key_pem: fleet.service.1.clone(),
+            },
+            ready_tx,
+        )?;
+        intakes.mqtt = Some(task);
+        tokio::time::timeout(Duration::from_secs(15), ready.wait_for(|r| *r))
+            .await
+            .map_err(|_| {
+                SimError::Setup("the backend could not subscribe to telemetry within 15 s".into())
+            })?
+            .map_err(|_| SimError::Setup("the backend's MQTT task ended".into()))?;
+    }
+
+    // CoAP endpoints (through lossy relays when loss is injected).
+    let mut relays = Vec::new();
+    let coap_devices = devices
+        .iter()
+        .filter(|d| d.transport == Transport::Coap)
+        .count();
+    let pool_size = coap_devices
+        .div_ceil(DEVICES_PER_COAP_ENDPOINT)
+        .clamp(1, 256);
+    let pool_to = |target: Option<std::net::SocketAddr>, what: &str| {
+        let what = what.to_string();
+        let loss = options.faults.loss;
+        async move {
+            let Some(mut addr) = target else {
+                return Ok::<_, SimError>((None, None));
+            };
+            if coap_devices == 0 {
+                return Ok((None, None));
+            }
+            let mut relay = None;
+            if loss > 0.0 {
+                let r = LossyRelay::start(addr, loss).await?;
+                addr = r.addr();
+                relay = Some(r);
+            }
+            let mut clients = Vec::with_capacity(pool_size);
+            for _ in 0..pool_size {
+                clients.push(Arc::new(
+                    certbound_coap::Client::connect(addr, Default::default())
+                        .await
+                        .map_err(|e| SimError::Setup(format!("CoAP client to the {what}: {e}")))?,
+                ));
+            }
+            Ok((Some(CoapPool(clients)), relay))
+        }
+    };
+    let (broker_coap, r1) = pool_to(endpoints.coap, "broker").await?;
+    let (backend_coap, r2) = pool_to(intakes.coap_addr(), "backend").await?;
+    relays.extend(r1);
+    relays.extend(r2);
+
+    let backend_https = match (&intakes.https, intakes.https_url()) {
+        (Some((_, cert)), Some(url)) => {
+            let tls = client_tls_config(cert, None)
+                .map_err(|e| SimError::Setup(format!("TLS client for the backend: {e}")))?;
+            Some((
+                url,
+                HttpsFetcher::new(tls, Duration::from_secs(10), 1 << 16),
+            ))
+        }
+        _ => None,
+    };
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let ctx = Arc::new(DeviceContext {
+        stats: stats.clone(),
+        expect: expect.clone(),
+        params: TokenRequestParams::new(fleet.issuer.clone(), SIM_API)
+            .with_scope("telemetry:write"),
+        broker_coap,
+        broker_mqtt: endpoints.mqtt.clone(),
+        broker_https: Some(https.clone()),
+        broker_fetcher: Some(broker_fetcher),
+        ca_pem: fleet.ca_pem.clone(),
+        backend_coap,
+        backend_https,
+        telemetry_every: options.telemetry_every,
+        started,
+        deadline,
+        sample_token: std::sync::OnceLock::new(),
+    });
+    let mut tasks = JoinSet::new();
+    for d in devices.clone() {
+        let ctx = ctx.clone();
+        let id = d.id.clone();
+        tasks.spawn(async move { (id, device::run(ctx, d).await) });
+    }
+
+    // Scripted events and the live view.
+    let mut revoked = Vec::new();
+    let mut restart_at = options.faults.broker_restart_at.map(|t| started + t);
+    let mut revoke_at = options.revoke.map(|r| (started + r.at, r.count));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let now = Instant::now();
+        if let Some((at, count)) = revoke_at
+            && now >= at
+        {
+            revoke_at = None;
+            for d in pick_victims(&devices, count) {
+                expect.revoke(&d.id);
+                fleet
+                    .registry
+                    .set_device_status(&d.id, DeviceStatus::Revoked, "firmware-sim scenario")
+                    .await?;
+                stats.event(now - started, format!("revoked {} ({})", d.id, d.transport));
+                revoked.push(d.id.clone());
+            }
+        }
+        if let Some(at) = restart_at
+            && now >= at
+        {
+            restart_at = None;
+            if let Some(b) = broker.as_deref_mut() {
+                stats.event(now - started, "broker restarting");
+                let down = b.restart().await?;
+                stats.event(
+                    Instant::now() - started,
+                    format!("broker back after {:.2} s (same ports)", down.as_secs_f64()),
+                );
+            }
+        }
+        view(&Frame {
+            phase: "running",
+            elapsed: now - started,
+            duration: options.duration,
+            devices: options.devices,
+            provisioned: (0, 0),
+            stats: stats.snapshot(),
+        });
+    }
+
+    // Devices stop at the deadline; give requests in flight time to finish.
+    let mut without_token = Vec::new();
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok((id, had_token)) = r
+                && !had_token
+            {
+                without_token.push(id);
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), drain)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
+    // Let the last MQTT messages reach the backend.
+    let mut last = (0, 0);
+    for _ in 0..50 {
+        let s = stats.snapshot();
+        let now = (
+            s.telemetry_accepted,
+            s.expected_total() + s.unexpected_total(),
+        );
+        if now == last {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run_secs = (Instant::now() - started).as_secs_f64();
+    intakes.shutdown().await;
+    drop(relays);
+
+    let unexplained: Vec<_> = without_token
+        .iter()
+        .filter(|id| !expect.is_revoked(id) && !expect.is_skewed(id))
+        .cloned()
+        .collect();
+    if !unexplained.is_empty() {
+        stats.reject(
+            "device:never_got_a_token",
+            crate::stats::Expected::No,
+            || {
+                format!(
+                    "{} device(s) never obtained a token, e.g. {}",
+                    unexplained.len(),
+                    unexplained[0]
+                )
+            },
+        );
+    }
+    let totals = stats.snapshot();
+    let mut per_transport = BTreeMap::new();
+    for d in &devices {
+        *per_transport.entry(d.transport.to_string()).or_insert(0) += 1;
+    }
+    let (peak_rss_mib, cpu_secs) = process_usage();
+    let ok = totals.unexpected_total() == 0 && totals.telemetry_accepted > 0;
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        devices: devices.len(),
+        transports: per_transport,
+        faults: options.faults.to_string(),
+        duration_secs: options.duration.as_secs_f64(),
+        telemetry_every_secs: options.telemetry_every.as_secs_f64(),
+        provision_secs: fleet.provision_secs,
+        run_secs,
+        accepted_per_sec: totals.telemetry_accepted as f64 / run_secs.max(0.001),
+        peak_rss_mib,
+        cpu_secs,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        totals,
+        ok,
+    };
+    view(&Frame {
+        phase: "done",
+        elapsed: options.duration,
+        duration: options.duration,
+        devices: options.devices,
+        provisioned: (0, 0),
+        stats: report.totals.clone(),
+    });
+    let sample = ctx.sample_token.get().cloned();
+    Ok((report, revoked, sample, keys))
+}
+
+/// The devices to revoke: CoAP first (their telemetry then reaches the
+/// backend and is refused there), then HTTPS, then MQTT; from the end of the fleet.
+fn pick_victims(devices: &[SimDevice], count: usize) -> Vec<&SimDevice> {
+    let mut out = Vec::new();
+    for t in [Transport::Coap, Transport::Https, Transport::Mqtt] {
+        for d in devices.iter().rev().filter(|d| d.transport == t) {
+            if out.len() == count {
+                return out;
+            }
+            out.push(d);
+        }
+    }
+    out
+}
