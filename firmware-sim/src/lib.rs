@@ -26,7 +26,7 @@
 //! directory, provisioning, the embedded broker), [`device`] (one device's
 //! task), [`backend`] (the verifying telemetry backend and its intakes),
 //! [`lossy`] (the UDP loss relay), [`stats`] (counters, histograms, report),
-//! [`live`] (the live view).
+//! [`live`] (the live view), [`service`] (a backend service's JWT by client credentials).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -37,6 +37,7 @@ pub mod live;
 pub mod lossy;
 pub mod options;
 mod runner;
+pub mod service;
 pub mod stats;
 
 pub use live::Frame;

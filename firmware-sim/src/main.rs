@@ -55,6 +55,10 @@ struct Args {
     /// Keep the embedded broker's data directory here (a second run reuses its devices).
     #[arg(long, value_name = "DIR", conflicts_with = "broker")]
     keep: Option<PathBuf>,
+    /// At this time into the run, a backend service gets a JWT by OAuth client
+    /// credentials over HTTPS with its TLS certificate (RFC 8705), e.g. 10s.
+    #[arg(long, value_parser = parse_duration)]
+    service_jwt_at: Option<Duration>,
     /// Device id prefix.
     #[arg(long, default_value = "sim-")]
     prefix: String,
@@ -107,6 +111,7 @@ async fn main_async(args: Args) -> anyhow::Result<ExitCode> {
     options.cert_lifetime = args.cert_lifetime;
     options.token_lifetime = args.token_lifetime;
     options.prefix = args.prefix;
+    options.service_jwt_at = args.service_jwt_at;
     options.broker = match args.broker {
         Some(data_dir) => BrokerTarget::Remote(RemoteFleet { data_dir }),
         None => BrokerTarget::Embedded { keep: args.keep },

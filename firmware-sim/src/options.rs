@@ -276,6 +276,10 @@ pub struct SimOptions {
     pub broker: BrokerTarget,
     /// Device id prefix (embedded broker).
     pub prefix: String,
+    /// At this time into the run, a backend service gets a JWT by OAuth client
+    /// credentials over HTTPS with its TLS certificate (a failure is an
+    /// unexpected rejection).
+    pub service_jwt_at: Option<Duration>,
 }
 
 impl SimOptions {
@@ -294,6 +298,7 @@ impl SimOptions {
             token_lifetime: Duration::from_secs(300),
             broker: BrokerTarget::Embedded { keep: None },
             prefix: "sim-".into(),
+            service_jwt_at: None,
         }
     }
 
@@ -326,6 +331,9 @@ impl SimOptions {
             if r.at >= self.duration {
                 return Err("--revoke time must fall within --duration".into());
             }
+        }
+        if self.service_jwt_at.is_some_and(|at| at >= self.duration) {
+            return Err("--service-jwt-at must fall within --duration".into());
         }
         if let Some(at) = self.faults.broker_restart_at {
             if matches!(self.broker, BrokerTarget::Remote(_)) {

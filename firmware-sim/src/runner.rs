@@ -312,6 +312,7 @@ async fn run_fleet(
     let mut revoked = Vec::new();
     let mut restart_at = options.faults.broker_restart_at.map(|t| started + t);
     let mut revoke_at = options.revoke.map(|r| (started + r.at, r.count));
+    let mut jwt_at = options.service_jwt_at.map(|t| started + t);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while Instant::now() < deadline {
@@ -342,6 +343,27 @@ async fn run_fleet(
                     Instant::now() - started,
                     format!("broker back after {:.2} s (same ports)", down.as_secs_f64()),
                 );
+            }
+        }
+        if let Some(at) = jwt_at
+            && now >= at
+        {
+            jwt_at = None;
+            let outcome = crate::service::service_jwt(
+                &fleet.registry,
+                &fleet.dir,
+                &https,
+                &fleet.ca_pem,
+                &keys,
+                &fleet.issuer,
+            )
+            .await;
+            match outcome {
+                Ok(text) => stats.event(Instant::now() - started, text),
+                Err(e) => {
+                    stats.event(Instant::now() - started, format!("service JWT FAILED: {e}"));
+                    stats.reject("service:jwt", crate::stats::Expected::No, || e.clone());
+                }
             }
         }
         view(&Frame {

@@ -188,3 +188,47 @@ async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Res
     fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_and_ttl_changes_by_another_connection_take_effect_at_once() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let device = fx.device("sensor-1").await?;
+    fx.assert_serves(&device).await?;
+    let cli = Registry::open(fx.path()).await?;
+
+    // `certbound api set-ttl`: the next token has the new lifetime.
+    cli.set_api_ttl(certbound_e2e::API, 600).await?;
+    let token = fx.obtain(&device, &fx.params(Some(GRANTED_SCOPE))).await?;
+    ensure!(token.expires_in == 600, "expires_in {}", token.expires_in);
+
+    // `certbound group grant`: the replaced scope is refused, the new one served.
+    cli.set_grant(GROUP, certbound_e2e::API, "firmware:read")
+        .await?;
+    let answer = fx
+        .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
+        .await?;
+    answer.expect_refused(AceErrorCode::InvalidScope, ResponseType::BadRequest)?;
+    fx.obtain(&device, &fx.params(Some("firmware:read")))
+        .await?;
+
+    // `certbound group revoke-grant`, then `group delete --force`: nothing is served.
+    cli.remove_grant(GROUP, certbound_e2e::API).await?;
+    let answer = fx
+        .post_token(fx.agent_request(&device, &fx.params(Some("firmware:read")))?)
+        .await?;
+    ensure!(
+        answer.error().is_ok(),
+        "still served after revoke-grant: {answer}"
+    );
+    cli.delete_group(GROUP, true).await?;
+    let answer = fx
+        .post_token(fx.agent_request(&device, &fx.params(Some("firmware:read")))?)
+        .await?;
+    ensure!(
+        answer.error().is_ok(),
+        "still served after group delete: {answer}"
+    );
+    cli.close().await;
+    fx.shutdown().await;
+    Ok(())
+}

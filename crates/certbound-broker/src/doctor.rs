@@ -13,6 +13,9 @@ use crate::registry::ADMIN_CLIENT_FILE;
 use crate::registry::Registry;
 use crate::store::DeviceStatus;
 
+mod grants;
+use grants::{check_scopes, check_token_ttl};
+
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -150,10 +153,6 @@ fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
-}
-
-fn sql_quote(s: &str) -> String {
-    s.replace('\'', "''")
 }
 
 /// "a, b, c" or "a, b, c, d, e and 7 more".
@@ -314,113 +313,6 @@ async fn check_device_certs(
                 shell_quote(&expiring[0])
             ),
         });
-    }
-    Ok(())
-}
-
-// === 3. token lifetimes ===
-
-async fn check_token_ttl(
-    reg: &Registry,
-    opts: &DoctorOptions,
-    out: &mut Vec<Finding>,
-) -> Result<(), BrokerError> {
-    for api in reg.store.list_apis().await? {
-        if api.ttl_secs > opts.max_token_ttl_secs {
-            out.push(Finding {
-                check: CHECK_TOKEN_TTL,
-                severity: Severity::Warning,
-                message: format!(
-                    "API {} issues tokens valid for {} s, above the recommended {} s: a stolen \
-                     token stays usable that long",
-                    api.id, api.ttl_secs, opts.max_token_ttl_secs
-                ),
-                fix: format!(
-                    "sqlite3 {} \"UPDATE apis SET ttl_secs = {} WHERE id = '{}'\"",
-                    shell_quote(&reg.data.database().display().to_string()),
-                    opts.max_token_ttl_secs,
-                    sql_quote(&api.id)
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-// === 4. scopes and grants ===
-
-fn is_broad_scope(scope: &str) -> bool {
-    let lower = scope.to_ascii_lowercase();
-    lower == "admin"
-        || lower.starts_with("admin:")
-        || lower.ends_with(":admin")
-        || lower == "all"
-        || lower.ends_with(":all")
-}
-
-async fn check_scopes(reg: &Registry, out: &mut Vec<Finding>) -> Result<(), BrokerError> {
-    let db = shell_quote(&reg.data.database().display().to_string());
-    for api in reg.store.list_apis().await? {
-        let wild: Vec<&String> = api.scopes.iter().filter(|s| s.contains('*')).collect();
-        if !wild.is_empty() {
-            out.push(Finding {
-                check: CHECK_SCOPES,
-                severity: Severity::Warning,
-                message: format!(
-                    "API {} defines wildcard scope(s) {}: certbound grants them as literal strings, \
-                     and a backend treating `*` as a pattern would allow far more than intended",
-                    api.id,
-                    wild.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                fix: "define narrow scopes (e.g. \"telemetry:write firmware:read\") with \
-                      `certbound api create --scopes ...` and move groups to them"
-                    .into(),
-            });
-        }
-    }
-    for (group, grants) in reg.store.list_groups().await? {
-        if grants.is_empty() {
-            out.push(Finding {
-                check: CHECK_SCOPES,
-                severity: Severity::Warning,
-                message: format!(
-                    "group {group} grants nothing: its devices get no token from it"
-                ),
-                fix: format!(
-                    "give it grants or remove it: sqlite3 {db} \"DELETE FROM groups WHERE name = '{}'\"",
-                    sql_quote(&group)
-                ),
-            });
-            continue;
-        }
-        for grant in &grants {
-            let broad: Vec<&str> = grant
-                .scopes
-                .iter()
-                .filter(|s| s.contains('*') || is_broad_scope(s))
-                .map(String::as_str)
-                .collect();
-            if !broad.is_empty() {
-                out.push(Finding {
-                    check: CHECK_SCOPES,
-                    severity: Severity::Warning,
-                    message: format!(
-                        "group {group} grants devices the over-broad scope(s) {} of API {}",
-                        broad.join(" "),
-                        grant.api_id
-                    ),
-                    fix: format!(
-                        "grant only what the devices need: sqlite3 {db} \"UPDATE grants SET scopes = \
-                         '<narrow scopes>' WHERE group_name = '{}' AND api_id = '{}'\"",
-                        sql_quote(&group),
-                        sql_quote(&grant.api_id)
-                    ),
-                });
-            }
-        }
     }
     Ok(())
 }

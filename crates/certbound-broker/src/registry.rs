@@ -250,11 +250,7 @@ impl Registry {
             )));
         }
         check_token("API identifier", id)?;
-        if !(5..=86_400).contains(&ttl_secs) {
-            return Err(BrokerError::Invalid(format!(
-                "token lifetime {ttl_secs} s is out of range: use 5 to 86400 seconds (1 hour or less is recommended)"
-            )));
-        }
+        groups::check_ttl(ttl_secs)?;
         let scopes = parse_scopes(scopes)?;
         if scopes.is_empty() {
             return Err(BrokerError::Invalid(
@@ -290,33 +286,7 @@ impl Registry {
         check_token("group name", name)?;
         let mut out = Vec::new();
         for (api_id, scopes) in grants {
-            let api = self
-                .store
-                .get_api(api_id)
-                .await?
-                .ok_or_else(|| BrokerError::NotFound {
-                    kind: "API",
-                    name: api_id.clone(),
-                    hint: "; create it first with `certbound api create`".into(),
-                })?;
-            let scopes = parse_scopes(scopes)?;
-            if scopes.is_empty() {
-                return Err(BrokerError::Invalid(format!(
-                    "the grant for {api_id} names no scopes"
-                )));
-            }
-            for s in &scopes {
-                if !api.scopes.contains(s) {
-                    return Err(BrokerError::Invalid(format!(
-                        "scope {s:?} is not defined by API {api_id} (it defines: {})",
-                        api.scopes.join(" ")
-                    )));
-                }
-            }
-            out.push(Grant {
-                api_id: api_id.clone(),
-                scopes,
-            });
+            out.push(self.check_grant(api_id, scopes).await?);
         }
         self.store.create_group(name, &out, unix_now()).await?;
         let detail = out
@@ -478,7 +448,9 @@ impl Registry {
 
 pub mod bulk;
 mod clients;
+mod groups;
 mod lifecycle;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub use clients::{ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CreatedClient, parse_grant};
+pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
 pub use lifecycle::{CRL_VALIDITY_SECS, CreatedClaim, SignedDevice, TrustedCa, crl_of};

@@ -124,7 +124,13 @@ async fn long_token_lifetime() {
     assert_eq!(ttl.len(), 1, "{all:#?}");
     assert!(ttl[0].message.contains("https://slow.example.com"));
     assert!(ttl[0].message.contains("7200"));
-    assert!(ttl[0].fix.contains("UPDATE apis SET ttl_secs = 3600"));
+    assert_eq!(
+        ttl[0].fix,
+        format!(
+            "certbound api set-ttl --dir {} --api https://slow.example.com --ttl 3600",
+            reg.data.root.display()
+        )
+    );
     assert_eq!(ttl[0].severity, Severity::Warning);
     reg.close().await;
 }
@@ -161,6 +167,25 @@ async fn wildcard_broad_and_empty_grants() {
             .any(|f| f.message.contains("group nothing grants nothing"))
     );
     assert!(!scopes.iter().any(|f| f.message.contains("sensors")));
+    // Fixes are certbound commands: the only grant scope is broad, so the
+    // grant goes; the empty group has no members, so no --force.
+    let dir = reg.data.root.display().to_string();
+    let fixes: Vec<&str> = scopes.iter().map(|f| f.fix.as_str()).collect();
+    assert!(
+        fixes.contains(
+            &format!(
+                "certbound group revoke-grant --dir {dir} --name admins-by-mistake \
+                 --api https://wild.example.com"
+            )
+            .as_str()
+        ),
+        "{fixes:#?}"
+    );
+    assert!(
+        fixes.contains(&format!("certbound group delete --dir {dir} --name nothing").as_str()),
+        "{fixes:#?}"
+    );
+    assert!(!fixes.iter().any(|f| f.contains("sqlite3")), "{fixes:#?}");
     reg.close().await;
 }
 

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod grants;
 mod lifecycle;
 mod oauth;
+pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
 
@@ -89,10 +91,10 @@ pub enum Command {
     /// Manage backend-service clients (OAuth 2.0 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Manage APIs (the resource servers tokens are for).
+    /// Manage APIs (the resource servers tokens are for): create, list, set-ttl.
     #[command(subcommand)]
     Api(ApiCommand),
-    /// Manage groups (sets of grants given to devices).
+    /// Manage groups (sets of grants given to devices): create, list, grant, revoke-grant, delete.
     #[command(subcommand)]
     Group(GroupCommand),
     /// Manage devices: provision, list, show, suspend, resume, revoke.
@@ -165,11 +167,16 @@ pub enum Command {
         json: bool,
     },
     /// Run everything in one process on embedded defaults in a temporary directory:
-    /// init, serve, provision devices, get tokens over CoAP, verify them.
+    /// a broker (CoAP, embedded MQTT, HTTPS), a fleet of simulated devices over MQTT
+    /// and CoAP sending signed telemetry to a backend that verifies every message,
+    /// a certificate renewal wave, one revocation, and a backend service's JWT.
     Demo {
-        /// Number of simulated devices.
-        #[arg(long, default_value_t = 5)]
-        devices: u32,
+        /// Number of simulated devices (half MQTT, half CoAP).
+        #[arg(long, default_value_t = 200)]
+        devices: usize,
+        /// How long the fleet runs (at least 30s, so the renewal wave happens).
+        #[arg(long, default_value = "30s", value_parser = firmware_sim::options::parse_duration)]
+        duration: std::time::Duration,
         /// Keep the data directory here instead of a temporary one.
         #[arg(long)]
         keep: Option<PathBuf>,
@@ -221,6 +228,7 @@ pub enum ApiCommand {
         #[arg(long)]
         json: bool,
     },
+    SetTtl(ApiSetTtlArgs),
 }
 
 /// `certbound group ...`
@@ -248,6 +256,9 @@ pub enum GroupCommand {
         #[arg(long)]
         json: bool,
     },
+    Grant(GroupGrantArgs),
+    RevokeGrant(GroupRevokeGrantArgs),
+    Delete(GroupDeleteArgs),
 }
 
 /// `certbound device ...`

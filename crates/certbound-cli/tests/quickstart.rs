@@ -377,7 +377,9 @@ fn bad_input_gives_clear_errors_not_panics() {
 
 #[test]
 fn demo_runs_and_reports_success() {
-    let out = certbound(&["demo", "--devices", "3"]);
+    // A shortened demo: 20 devices for the minimum 30 s (the renewal wave of
+    // 60-second certificates comes 14-26 s in).
+    let out = certbound(&["demo", "--devices", "20", "--duration", "30s"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -386,13 +388,43 @@ fn demo_runs_and_reports_success() {
     );
     assert!(text.contains("Demo OK."), "{text}");
     assert!(text.contains("VALID"), "{text}");
-    assert!(text.contains("refused as expected"), "{text}");
-    assert!(
-        text.contains("renewed; a fresh token is bound to the new key"),
-        "{text}"
-    );
+    for check in [
+        "✓ no unexpected rejection",
+        "telemetry messages verified and accepted",
+        "certificates renewed with new keys",
+        "message(s) refused by the backend",
+        "✓ backend service JWT by client credentials",
+        "✓ 10 devices over MQTT, 10 over CoAP",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("no line with {check:?} in {text}"));
+        assert!(line.trim_start().starts_with('✓'), "{line}");
+    }
     assert!(
         text.contains("bound to its certificate (cnf.x5t#S256)"),
         "{text}"
     );
+    assert!(text.contains("telemetry:revoked="), "{text}");
+    let unexpected = text
+        .lines()
+        .find(|l| l.contains("rejected, UNEXPECTED"))
+        .unwrap_or_default();
+    assert!(unexpected.trim_end().ends_with(" 0"), "{unexpected}");
+}
+
+#[test]
+fn demo_refuses_bad_options() {
+    for (args, needle) in [
+        (vec!["demo", "--duration", "5s"], "at least 30s"),
+        (vec!["demo", "--devices", "1"], "between 2 and 20000"),
+        (vec!["demo", "--duration", "soon"], "invalid duration"),
+    ] {
+        let out = certbound(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }

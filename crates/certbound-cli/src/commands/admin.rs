@@ -96,6 +96,7 @@ pub async fn api(cmd: ApiCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        ApiCommand::SetTtl(args) => return super::grants::set_ttl(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -151,6 +152,9 @@ pub async fn group(cmd: GroupCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        GroupCommand::Grant(args) => return super::grants::grant(args).await,
+        GroupCommand::RevokeGrant(args) => return super::grants::revoke_grant(args).await,
+        GroupCommand::Delete(args) => return super::grants::delete(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

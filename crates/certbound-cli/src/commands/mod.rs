@@ -5,6 +5,7 @@ mod bulk;
 mod clients;
 mod demo;
 mod doctor;
+mod grants;
 mod ingest;
 mod lifecycle;
 mod policy;
@@ -41,7 +42,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token::run(cmd).await,
         Command::Service(cmd) => admin::service(cmd).await,
         Command::Ingest(args) => ingest::run(args).await,
-        Command::Demo { devices, keep } => demo::run(devices, keep).await,
+        Command::Demo {
+            devices,
+            duration,
+            keep,
+        } => demo::run(devices, duration, keep).await,
         Command::Export { dir } => policy::export(&dir.dir).await,
         Command::Plan { dir, file, json } => policy::plan(&dir.dir, &file, json).await,
         Command::Apply {

@@ -1,0 +1,200 @@
+//! Changes to existing APIs, groups and grants (`certbound api set-ttl`,
+//! `group delete|grant|revoke-grant`). Each change is one `BEGIN IMMEDIATE`
+//! transaction; the broker reads these tables on every token request, so a
+//! running broker applies a change from its next request on.
+
+use sqlx::Row;
+
+use super::{Grant, Store, split_scopes, to_i64, to_u64};
+use crate::error::BrokerError;
+
+/// What [`Store::delete_group`] did, or why it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupDeletion {
+    /// The group and its grants are gone; `removed_members` are the devices
+    /// whose membership was removed with it (empty unless forced).
+    Deleted {
+        /// Devices that were members, sorted.
+        removed_members: Vec<String>,
+    },
+    /// Not deleted: these devices are members (and deletion was not forced).
+    HasMembers(Vec<String>),
+    /// Not deleted: these claims enroll devices into it.
+    UsedByClaims(Vec<String>),
+}
+
+fn no_api(id: &str) -> BrokerError {
+    BrokerError::NotFound {
+        kind: "API",
+        name: id.into(),
+        hint: "; `certbound api list` shows them".into(),
+    }
+}
+
+fn no_group(name: &str) -> BrokerError {
+    BrokerError::NotFound {
+        kind: "group",
+        name: name.into(),
+        hint: "; `certbound group list` shows them".into(),
+    }
+}
+
+impl Store {
+    /// Sets the token lifetime of an API; returns the previous one.
+    /// [`BrokerError::NotFound`] when there is no such API.
+    pub async fn set_api_ttl(&self, id: &str, ttl_secs: u64) -> Result<u64, BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let previous: Option<i64> = sqlx::query_scalar("SELECT ttl_secs FROM apis WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let previous = previous.ok_or_else(|| no_api(id))?;
+        sqlx::query("UPDATE apis SET ttl_secs = ? WHERE id = ?")
+            .bind(to_i64(ttl_secs))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(to_u64(previous))
+    }
+
+    /// The devices in a group, sorted.
+    pub async fn group_members(&self, name: &str) -> Result<Vec<String>, BrokerError> {
+        Ok(sqlx::query_scalar(
+            "SELECT device_id FROM device_groups WHERE group_name = ? ORDER BY device_id",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes a group and its grants. A group with member devices is kept
+    /// unless `force`, which removes the memberships (the devices stay, in
+    /// their other groups); a group that claims enroll into is always kept.
+    /// [`BrokerError::NotFound`] when there is no such group.
+    pub async fn delete_group(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<GroupDeletion, BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(no_group(name));
+        }
+        let claims: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM claims WHERE group_name = ? ORDER BY id")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !claims.is_empty() {
+            return Ok(GroupDeletion::UsedByClaims(claims));
+        }
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT device_id FROM device_groups WHERE group_name = ? ORDER BY device_id",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !members.is_empty() && !force {
+            return Ok(GroupDeletion::HasMembers(members));
+        }
+        sqlx::query("DELETE FROM device_groups WHERE group_name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM grants WHERE group_name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM groups WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(GroupDeletion::Deleted {
+            removed_members: members,
+        })
+    }
+
+    /// Adds the grant to a group, or replaces the scopes of its grant for
+    /// the same API; returns the replaced scopes (`None`: a new grant).
+    /// The caller checks the API and scopes; [`BrokerError::NotFound`] when
+    /// the group or the API does not exist.
+    pub async fn set_grant(
+        &self,
+        group: &str,
+        grant: &Grant,
+    ) -> Result<Option<Vec<String>>, BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(no_group(group));
+        }
+        let api = sqlx::query("SELECT 1 FROM apis WHERE id = ?")
+            .bind(&grant.api_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if api.is_none() {
+            return Err(no_api(&grant.api_id));
+        }
+        let previous = sqlx::query("SELECT scopes FROM grants WHERE group_name = ? AND api_id = ?")
+            .bind(group)
+            .bind(&grant.api_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| split_scopes(r.get("scopes")));
+        sqlx::query(
+            "INSERT INTO grants (group_name, api_id, scopes) VALUES (?, ?, ?) \
+             ON CONFLICT (group_name, api_id) DO UPDATE SET scopes = excluded.scopes",
+        )
+        .bind(group)
+        .bind(&grant.api_id)
+        .bind(grant.scopes.join(" "))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Removes a group's grant for one API; returns its scopes.
+    /// [`BrokerError::NotFound`] when the group or that grant does not exist.
+    pub async fn remove_grant(
+        &self,
+        group: &str,
+        api_id: &str,
+    ) -> Result<Vec<String>, BrokerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(no_group(group));
+        }
+        let scopes = sqlx::query("SELECT scopes FROM grants WHERE group_name = ? AND api_id = ?")
+            .bind(group)
+            .bind(api_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| split_scopes(r.get("scopes")))
+            .ok_or_else(|| BrokerError::NotFound {
+                kind: "grant of API",
+                name: api_id.into(),
+                hint: format!(" in group {group}; `certbound group list` shows the grants"),
+            })?;
+        sqlx::query("DELETE FROM grants WHERE group_name = ? AND api_id = ?")
+            .bind(group)
+            .bind(api_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(scopes)
+    }
+}

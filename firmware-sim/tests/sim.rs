@@ -1,0 +1,261 @@
+//! End-to-end runs of the simulator against real brokers: real UDP (CoAP),
+//! MQTT over mTLS (the embedded server), HTTPS, SQLite.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use certbound_broker::config::DataDir;
+use certbound_broker::registry::{self, Registry};
+use certbound_broker::server::{ServeOptions, start};
+use certbound_broker::store::{DeviceStatus, Store};
+use firmware_sim::{Faults, RevokePlan, SimOptions, TransportMix, run};
+
+fn quiet(_: &firmware_sim::Frame) {}
+
+/// Every mechanism at once, on the embedded broker: three transports, 5 % UDP
+/// loss, a broker restart, a renewal wave (60-second certificates), token
+/// renewals (10-second tokens), a scripted revocation and a service JWT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_renewals_and_revocation_end_to_end() {
+    let mut o = SimOptions::new(24);
+    o.transports = TransportMix::parse("mixed").unwrap();
+    o.duration = Duration::from_secs(30);
+    o.telemetry_every = Duration::from_secs(1);
+    o.cert_lifetime = Some(Duration::from_secs(60));
+    o.token_lifetime = Duration::from_secs(10);
+    o.faults = Faults::parse("loss=5%,broker-restart-at=8s").unwrap();
+    o.revoke = Some(RevokePlan {
+        count: 1,
+        at: Duration::from_secs(12),
+    });
+    o.service_jwt_at = Some(Duration::from_secs(4));
+    let outcome = run(&o, &quiet).await.expect("the simulation runs");
+    let r = &outcome.report;
+    let t = &r.totals;
+    let summary = r.summary();
+    assert!(r.ok, "{summary}");
+    assert_eq!(t.unexpected_total(), 0, "{summary}");
+    assert_eq!(r.transports.get("coap"), Some(&8), "{summary}");
+    assert_eq!(r.transports.get("mqtt"), Some(&8), "{summary}");
+    assert_eq!(r.transports.get("https"), Some(&8), "{summary}");
+    // The wave: every device but the revoked one renews once (14-26 s in).
+    assert!(t.certs_renewed >= 23, "{summary}");
+    assert!(t.tokens_renewed >= 23, "{summary}");
+    assert_eq!(t.tokens_issued, 24, "{summary}");
+    // The revoked device is a CoAP one; the backend refuses its telemetry
+    // through the status list, and the broker its renewal.
+    assert_eq!(outcome.revoked.len(), 1);
+    assert!(outcome.revoked[0].starts_with("sim-"));
+    assert!(
+        t.rejected_expected
+            .get("telemetry:revoked")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{summary}"
+    );
+    // Almost everything sent was accepted despite loss and the restart.
+    assert!(
+        t.telemetry_accepted as f64 >= 0.9 * t.telemetry_sent as f64,
+        "{summary}"
+    );
+    assert!(
+        t.events.iter().any(|e| e.contains("broker back after")),
+        "{summary}"
+    );
+    assert!(
+        t.events.iter().any(|e| e.contains("got a JWT")),
+        "{summary}"
+    );
+    for op in ["token", "renewal", "telemetry", "connect"] {
+        assert!(
+            t.latency.get(op).is_some_and(|l| l.count > 0),
+            "{op}: {summary}"
+        );
+    }
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["devices"], 24);
+    assert!(
+        json["totals"]["latency"]["telemetry"]["p99_ms"]
+            .as_f64()
+            .is_some()
+    );
+}
+
+/// Devices whose clocks are ahead of the broker's by more than its leeway are
+/// refused (expected: the injected fault explains it); the rest run normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_beyond_leeway_is_refused_and_explained() {
+    let mut o = SimOptions::new(20);
+    o.transports = TransportMix::parse("coap").unwrap();
+    o.duration = Duration::from_secs(6);
+    o.telemetry_every = Duration::from_secs(1);
+    o.faults = Faults::parse("skew=600s").unwrap();
+    let outcome = run(&o, &quiet).await.expect("the simulation runs");
+    let t = &outcome.report.totals;
+    let summary = outcome.report.summary();
+    assert!(outcome.report.ok, "{summary}");
+    assert!(
+        t.rejected_expected
+            .get("token:invalid_client")
+            .copied()
+            .unwrap_or(0)
+            + t.rejected_expected
+                .get("token:invalid_request")
+                .copied()
+                .unwrap_or(0)
+            > 0,
+        "{summary}"
+    );
+    assert!(t.not_sent_no_token > 0, "{summary}");
+    assert!(t.telemetry_accepted > 0, "{summary}");
+}
+
+fn set_listen(dir: &Path, section: &str, addr: std::net::SocketAddr) {
+    let path = dir.join("certbound.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            current = line.to_string();
+        }
+        if current == format!("[{section}]") && line.starts_with("listen = ") {
+            out.push_str(&format!("listen = \"{addr}\"\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(&path, out).unwrap();
+}
+
+/// The binary against a broker that runs elsewhere (here: started by the test
+/// on its own), with an operator revoking a device behind the simulator's
+/// back: that device's refused telemetry is unexpected, so the run fails
+/// with exit code 1 and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_broker_and_an_unexpected_revocation_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    registry::init(dir.path(), "https://auth.remote.test")
+        .await
+        .unwrap();
+    let config = dir.path().join("certbound.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replacen("ttl_secs = 60", "ttl_secs = 1", 1)).unwrap();
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let broker = start(
+        dir.path(),
+        ServeOptions {
+            coap_listen: Some(any),
+            mqtt_listen: Some(any),
+            https_listen: Some(any),
+        },
+    )
+    .await
+    .unwrap();
+    // The simulator finds the broker through its configuration.
+    set_listen(dir.path(), "coap", broker.coap_addr().unwrap());
+    set_listen(dir.path(), "mqtt", broker.mqtt_addr().unwrap());
+    set_listen(dir.path(), "https", broker.https_addr().unwrap());
+
+    let sim = tokio::process::Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(["--devices", "6", "--transport", "coap", "--duration", "10s"])
+        .args([
+            "--telemetry-every",
+            "500ms",
+            "--quiet",
+            "--prefix",
+            "remote-",
+        ])
+        .arg("--broker")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the device got its first token, then revoke it as an operator would.
+    let registry = Registry::open(dir.path()).await.unwrap();
+    let store = Store::open(&DataDir::new(dir.path()).database())
+        .await
+        .unwrap();
+    let victim = "remote-3";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = store.recent_audit(Some(victim), 50).await.unwrap();
+        if events.iter().any(|e| e.action == "token.issued") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{victim} got no token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    registry
+        .set_device_status(victim, DeviceStatus::Revoked, "operator, not the scenario")
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(90), sim.wait_with_output())
+        .await
+        .expect("the simulator ends")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    let unexpected = stdout
+        .lines()
+        .find(|l| l.contains("rejected, UNEXPECTED"))
+        .unwrap_or_default();
+    assert!(unexpected.contains("telemetry:revoked"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("telemetry from {victim} refused")),
+        "{stdout}"
+    );
+    registry.close().await;
+    broker.shutdown().await;
+}
+
+#[test]
+fn bad_options_exit_2_with_a_message() {
+    for (args, needle) in [
+        (vec!["--transport", "zigbee"], "unknown transport"),
+        (vec!["--faults", "loss=200%"], "out of range"),
+        (vec!["--faults", "jitter=1s"], "unknown fault"),
+        (vec!["--duration", "soon"], "invalid duration"),
+        (vec!["--revoke", "3"], "COUNT@TIME"),
+        (vec!["--devices", "0"], "between 1 and 200000"),
+        (vec!["--devices", "2", "--revoke", "2@1s"], "unrevoked"),
+        (
+            vec!["--broker", "/nonexistent/certbound"],
+            "not a certbound data directory",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--devices",
+        "--transport",
+        "--faults",
+        "--json",
+        "--broker",
+        "--revoke",
+    ] {
+        assert!(text.contains(flag), "{text}");
+    }
+}
