@@ -151,6 +151,9 @@ struct Device {
     ctx: Arc<DeviceContext>,
     dev: SimDevice,
     identity: DeviceIdentity,
+    /// A renewed identity waiting for its first token (the agent's staged
+    /// credentials: the new pair is used only once a token bound to it arrived).
+    pending: Option<DeviceIdentity>,
     mqtt: Option<MqttDevice>,
     token: Option<Held>,
     ever_had_token: bool,
@@ -174,6 +177,7 @@ impl Device {
             ctx,
             dev,
             identity,
+            pending: None,
             mqtt: None,
             token: None,
             ever_had_token: false,
@@ -241,11 +245,16 @@ impl Device {
         if self.dev.transport == Transport::Mqtt && self.mqtt.is_none() && !self.connect().await {
             return;
         }
+        if let Some(m) = &self.mqtt {
+            // The session may drop (broker restart, revocation) and come back.
+            let up = m.is_connected();
+            self.set_connected(up);
+        }
         if self.cert_renew_at.is_some_and(|at| self.clock() >= at) {
             self.renew_certificate().await;
         }
         let now = Instant::now();
-        if self.token.as_ref().is_none_or(|t| t.due(now)) {
+        if self.pending.is_some() || self.token.as_ref().is_none_or(|t| t.due(now)) {
             self.get_token().await;
         }
         let now = Instant::now();
@@ -340,9 +349,13 @@ impl Device {
 
     async fn get_token(&mut self) {
         let t0 = Instant::now();
-        let result = self.request_token().await;
+        let identity = self.pending.as_ref().unwrap_or(&self.identity);
+        let result = self.request_token(identity).await;
         match result {
             Ok(t) => {
+                if let Some(renewed) = self.pending.take() {
+                    self.promote(renewed).await;
+                }
                 self.ctx.stats.observe(Op::Token, t0.elapsed());
                 let cti = match certbound_agent::tokens::token_cti(&t.access_token) {
                     Ok(c) => c,
@@ -378,7 +391,7 @@ impl Device {
         }
     }
 
-    async fn request_token(&self) -> Result<ObtainedToken, AgentError> {
+    async fn request_token(&self, identity: &DeviceIdentity) -> Result<ObtainedToken, AgentError> {
         let params = &self.ctx.params;
         match self.dev.transport {
             Transport::Mqtt => {
@@ -386,12 +399,11 @@ impl Device {
                     .mqtt
                     .as_ref()
                     .ok_or_else(|| AgentError::Mqtt("not connected".into()))?;
-                m.request_token_at(&self.identity, params, self.clock())
-                    .await
+                m.request_token_at(identity, params, self.clock()).await
             }
             Transport::Coap => {
                 let client = self.broker_coap()?;
-                let body = build_token_request(&self.identity, params, self.clock(), nonce())?;
+                let body = build_token_request(identity, params, self.clock(), nonce())?;
                 let r = client
                     .post("token", content_format::COSE_SIGN1, body)
                     .await?;
@@ -399,7 +411,7 @@ impl Device {
             }
             Transport::Https => {
                 let (base, fetcher) = self.broker_https()?;
-                let body = build_token_request(&self.identity, params, self.clock(), nonce())?;
+                let body = build_token_request(identity, params, self.clock(), nonce())?;
                 let headers = vec![(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/cose"),
@@ -450,17 +462,11 @@ impl Device {
             Ok(renewed) => {
                 self.ctx.stats.observe(Op::Renewal, t0.elapsed());
                 bump(&self.ctx.stats.certs_renewed);
-                self.identity = renewed.identity;
-                self.schedule_cert_renewal();
-                // A token bound to the old key would no longer match the new one.
-                if let Some(t) = self.token.as_mut() {
-                    t.renew_after = Duration::ZERO;
-                }
-                if let Some(m) = self.mqtt.take() {
-                    m.disconnect().await;
-                    self.set_connected(false);
-                    self.connect().await;
-                }
+                // Staged: the old pair stays in use until a token bound to the
+                // new key arrives (right now, or at the next periods).
+                self.pending = Some(renewed.identity);
+                self.cert_renew_at = None;
+                self.get_token().await;
             }
             Err(e) if Self::is_refusal(&e) => {
                 self.refused("renewal", &e);
@@ -470,6 +476,18 @@ impl Device {
                 self.transport_failure("renewal", &e);
                 self.postpone_renewal();
             }
+        }
+    }
+
+    /// Switches to the renewed identity (its token just arrived); MQTT
+    /// devices reconnect with the new certificate.
+    async fn promote(&mut self, renewed: DeviceIdentity) {
+        self.identity = renewed;
+        self.schedule_cert_renewal();
+        if let Some(m) = self.mqtt.take() {
+            m.disconnect().await;
+            self.set_connected(false);
+            self.connect().await;
         }
     }
 

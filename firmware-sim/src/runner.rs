@@ -187,7 +187,11 @@ async fn run_fleet(
                 .parse()
                 .map_err(|_| SimError::Setup("address".into()))?,
             Arc::new(CoapIntake(backend.clone())),
-            certbound_coap::ServerConfig::default(),
+            certbound_coap::ServerConfig {
+                // Every retransmission within CoAP's 45 s span must find its answer.
+                dedup_capacity: 262_144,
+                ..certbound_coap::ServerConfig::default()
+            },
         )
         .await
         .map_err(|e| SimError::Setup(format!("backend CoAP intake: {e}")))?;
@@ -376,7 +380,9 @@ async fn run_fleet(
         });
     }
 
-    // Devices stop at the deadline; give requests in flight time to finish.
+    // Devices stop at the deadline; requests in flight get 10 s to finish (a
+    // CoAP exchange through a lossy relay may retransmit for up to 45 s: such
+    // stragglers are cut off, not counted as rejections).
     let mut without_token = Vec::new();
     let drain = async {
         while let Some(r) = tasks.join_next().await {

@@ -204,6 +204,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         let handler = Arc::new(CoapTransport::new(endpoints.clone(), pki.clone()));
         let server_config = ServerConfig {
             max_body: config.limits.max_request_bytes,
+            dedup_capacity: config.coap.dedup_entries.max(1024),
             ..ServerConfig::default()
         };
         Some(CoapServer::bind(addr, handler, server_config).await?)

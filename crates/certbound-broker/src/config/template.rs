@@ -18,6 +18,10 @@ leeway_secs = 60
 enabled = true
 # UDP address to listen on. Use 0.0.0.0:5683 to accept devices from the network.
 listen = "127.0.0.1:5683"
+# Requests remembered (with their answers) so that CoAP retransmissions are answered
+# without being processed twice (which would be refused as replays). Size it for the
+# peak request rate times 45 s; each entry takes ~150 bytes plus its answer.
+dedup_entries = 262144
 
 [mqtt]
 # "embedded": run certbound's own MQTT server on `listen`: it requires a client
