@@ -480,6 +480,7 @@ mod tests {
     fn template_parses_with_defaults() {
         let c = Config::parse(&template("https://auth.example.com"), Path::new("t.toml")).unwrap();
         assert_eq!(c.broker.leeway_secs, 60);
+        assert_eq!(c.coap.dedup_entries, 262_144);
         assert_eq!(c.coap_listen(), "127.0.0.1:5683".parse().unwrap());
         assert_eq!(c.pki.device_cert_days, 90);
         // A minimal file gets the documented defaults.

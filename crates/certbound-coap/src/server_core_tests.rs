@@ -107,6 +107,48 @@ fn con_request_piggybacked_and_deduplicated() {
     assert!(later.dispatch.is_some());
 }
 
+/// Under load: 20 000 requests from other endpoints arrive between a request
+/// and its retransmission (a fleet at ~1 000 requests/s, first retransmission
+/// after 2-3 s). The retransmission must still get the cached answer, not be
+/// dispatched again (the broker would refuse it as a replay).
+#[test]
+fn retransmission_after_a_burst_is_still_deduplicated() {
+    let now = Instant::now();
+    let mut c = core(1000);
+    let req = bytes(&request(
+        MessageType::Confirmable,
+        Method::Post,
+        9,
+        "token",
+        b"x",
+    ));
+    let (id, _) = c
+        .handle_datagram(peer(), &req, now)
+        .dispatch
+        .unwrap_or_else(|| panic!("not dispatched"));
+    let answer = c
+        .complete(id, Response::new(ResponseType::Created), now)
+        .unwrap_or_else(|| panic!("no response"));
+    for i in 0..20_000u32 {
+        let other = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 5683));
+        let r = bytes(&request(
+            MessageType::Confirmable,
+            Method::Post,
+            1,
+            "token",
+            b"y",
+        ));
+        let out = c.handle_datagram(other, &r, now + Duration::from_millis(u64::from(i) / 10));
+        let (id, _) = out
+            .dispatch
+            .unwrap_or_else(|| panic!("request {i} not dispatched"));
+        c.complete(id, Response::new(ResponseType::Created), now);
+    }
+    let retransmitted = c.handle_datagram(peer(), &req, now + Duration::from_secs(3));
+    assert!(retransmitted.dispatch.is_none(), "dispatched twice");
+    assert_eq!(retransmitted.transmit.map(|t| t.bytes), Some(answer.bytes));
+}
+
 #[test]
 fn non_request_gets_non_response() {
     let now = Instant::now();
