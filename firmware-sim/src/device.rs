@@ -13,28 +13,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use certbound_agent::keygen::NewKey;
 use certbound_agent::mqtt::{ConnectOptions, MqttConnectSettings, MqttDevice};
-use certbound_agent::reenroll::{
-    accept_chain, build_reenroll_request, decode_coap_answer, decode_mqtt_answer,
-};
-use certbound_agent::{
-    AgentError, DeviceIdentity, ObtainedToken, TokenRequestParams, build_token_request,
-    decode_token_response,
-};
-use certbound_coap::{ResponseType, content_format};
-use certbound_proto::request::CertRef;
+use certbound_agent::{AgentError, DeviceIdentity, TokenRequestParams};
 use certbound_proto::schedule::renew_after;
 use certbound_proto::telemetry::{TelemetryPayload, seal};
-use certbound_proto::topics::TopicKind;
 use certbound_verify::http::HttpsFetcher;
-use http::{HeaderValue, Method, header};
 use rand::{Rng, RngCore};
 use tokio::time::Instant;
 
 use crate::backend::Expectations;
 use crate::options::Transport;
 use crate::stats::{Expected, Op, Stats, bump};
+
+mod exchange;
+
+use exchange::Delivery;
 
 /// A pool of CoAP endpoints: device `i` uses `clients[i % len]` (many
 /// constrained devices behind one border router share a UDP address).
@@ -159,6 +152,7 @@ struct Device {
     ever_had_token: bool,
     seq: u64,
     cert_renew_at: Option<u64>,
+    renew_failures: u32,
     counted_connected: bool,
 }
 
@@ -183,6 +177,7 @@ impl Device {
             ever_had_token: false,
             seq: 0,
             cert_renew_at: None,
+            renew_failures: 0,
             counted_connected: false,
         };
         d.schedule_cert_renewal();
@@ -314,22 +309,11 @@ impl Device {
     }
 
     fn refused(&self, stage: &str, e: &AgentError) {
-        let (code, description) = match e {
-            AgentError::Refused(a) | AgentError::RenewalRefused(a) => {
-                (a.code.name(), a.description.clone().unwrap_or_default())
-            }
-            AgentError::RetryLater { reason, .. } => ("rate_limited", reason.clone()),
-            _ => ("error", e.to_string()),
-        };
-        let time_related =
-            description.contains("not valid before") || description.contains("expired at");
-        let expected = if self.ctx.expect.is_revoked(&self.dev.id)
-            || (time_related && self.ctx.expect.is_skewed(&self.dev.id))
-        {
-            Expected::Yes
-        } else {
-            Expected::No
-        };
+        let (code, expected) = classify(
+            e,
+            self.ctx.expect.is_revoked(&self.dev.id),
+            self.ctx.expect.is_skewed(&self.dev.id),
+        );
         self.ctx
             .stats
             .reject(&format!("{stage}:{code}"), expected, || {
@@ -391,71 +375,6 @@ impl Device {
         }
     }
 
-    async fn request_token(&self, identity: &DeviceIdentity) -> Result<ObtainedToken, AgentError> {
-        let params = &self.ctx.params;
-        match self.dev.transport {
-            Transport::Mqtt => {
-                let m = self
-                    .mqtt
-                    .as_ref()
-                    .ok_or_else(|| AgentError::Mqtt("not connected".into()))?;
-                m.request_token_at(identity, params, self.clock()).await
-            }
-            Transport::Coap => {
-                let client = self.broker_coap()?;
-                let body = build_token_request(identity, params, self.clock(), nonce())?;
-                let r = client
-                    .post("token", content_format::COSE_SIGN1, body)
-                    .await?;
-                decode_token_response(r.code, r.content_format, &r.payload)
-            }
-            Transport::Https => {
-                let (base, fetcher) = self.broker_https()?;
-                let body = build_token_request(identity, params, self.clock(), nonce())?;
-                let headers = vec![(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/cose"),
-                )];
-                let r = fetcher
-                    .send(Method::POST, &format!("{base}/ace/token"), headers, body)
-                    .await
-                    .map_err(|e| AgentError::Https(e.to_string()))?;
-                match r.status {
-                    429 | 503 => Err(AgentError::RetryLater {
-                        retry_after_secs: r
-                            .header("retry-after")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(1),
-                        reason: format!("HTTP {}", r.status),
-                    }),
-                    s => {
-                        let code = if s == 201 {
-                            ResponseType::Created
-                        } else {
-                            ResponseType::BadRequest
-                        };
-                        decode_token_response(code, Some(content_format::ACE_CBOR), &r.body)
-                    }
-                }
-            }
-        }
-    }
-
-    fn broker_coap(&self) -> Result<&certbound_coap::Client, AgentError> {
-        self.ctx
-            .broker_coap
-            .as_ref()
-            .and_then(|p| p.for_device(self.dev.index))
-            .ok_or_else(|| AgentError::UnexpectedResponse("the broker has no CoAP endpoint".into()))
-    }
-
-    fn broker_https(&self) -> Result<(&str, &HttpsFetcher), AgentError> {
-        match (&self.ctx.broker_https, &self.ctx.broker_fetcher) {
-            (Some(base), Some(f)) => Ok((base, f)),
-            _ => Err(AgentError::Https("the broker has no HTTPS endpoint".into())),
-        }
-    }
-
     async fn renew_certificate(&mut self) {
         let t0 = Instant::now();
         match self.renew().await {
@@ -466,6 +385,7 @@ impl Device {
                 // new key arrives (right now, or at the next periods).
                 self.pending = Some(renewed.identity);
                 self.cert_renew_at = None;
+                self.renew_failures = 0;
                 self.get_token().await;
             }
             Err(e) if Self::is_refusal(&e) => {
@@ -491,44 +411,13 @@ impl Device {
         }
     }
 
+    /// After a failed renewal: wait 2, 4, 8 ... 64 s (with full jitter)
+    /// before the next attempt, like the agent's backoff.
     fn postpone_renewal(&mut self) {
-        let wait = rand::rng().random_range(1..=5);
+        self.renew_failures = self.renew_failures.saturating_add(1);
+        let cap = 1u64 << self.renew_failures.min(6);
+        let wait = rand::rng().random_range(1..=cap.max(2));
         self.cert_renew_at = Some(self.clock() + wait);
-    }
-
-    async fn renew(&self) -> Result<certbound_agent::RenewedIdentity, AgentError> {
-        let issuer = &self.ctx.params.broker_id;
-        match self.dev.transport {
-            Transport::Https => {
-                let (base, _) = self.broker_https()?;
-                certbound_agent::renew_over_est(base, &self.ctx.ca_pem, &self.identity).await
-            }
-            Transport::Mqtt | Transport::Coap => {
-                let key = NewKey::generate(&self.dev.id)?;
-                let request = build_reenroll_request(
-                    &self.identity,
-                    issuer,
-                    key.csr_der(),
-                    &CertRef::X5t(self.identity.thumbprint()),
-                    self.clock(),
-                    nonce(),
-                )?;
-                let chain = if self.dev.transport == Transport::Mqtt {
-                    let m = self
-                        .mqtt
-                        .as_ref()
-                        .ok_or_else(|| AgentError::Mqtt("not connected".into()))?;
-                    decode_mqtt_answer(&m.request_cert(request).await?)?
-                } else {
-                    let r = self
-                        .broker_coap()?
-                        .post(".well-known/est/sren", content_format::COSE_SIGN1, request)
-                        .await?;
-                    decode_coap_answer(r.code, r.content_format, &r.payload, r.max_age)?
-                };
-                accept_chain(&key, chain, &self.identity)
-            }
-        }
     }
 
     async fn send_telemetry(&mut self, token: Vec<u8>, cti: Vec<u8>) {
@@ -558,75 +447,79 @@ impl Device {
             Err(Delivery::Failed(e)) => self.transport_failure("telemetry", &e),
         }
     }
-
-    async fn deliver(&self, envelope: Vec<u8>) -> Result<(), Delivery> {
-        let id = &self.dev.id;
-        match self.dev.transport {
-            Transport::Mqtt => {
-                let m = self
-                    .mqtt
-                    .as_ref()
-                    .ok_or_else(|| Delivery::Failed(AgentError::Mqtt("not connected".into())))?;
-                let pending = m
-                    .publish_tracked(TopicKind::Telemetry, envelope)
-                    .await
-                    .map_err(Delivery::Failed)?;
-                let wait = self.ctx.telemetry_every.min(Duration::from_secs(10));
-                match tokio::time::timeout(wait, pending.wait()).await {
-                    Ok(r) => r.map_err(Delivery::Failed),
-                    Err(_) => Err(Delivery::Failed(AgentError::Mqtt(format!(
-                        "no PUBACK within {wait:?}"
-                    )))),
-                }
-            }
-            Transport::Coap => {
-                let client = self
-                    .ctx
-                    .backend_coap
-                    .as_ref()
-                    .and_then(|p| p.for_device(self.dev.index))
-                    .ok_or_else(|| {
-                        Delivery::Failed(AgentError::UnexpectedResponse("no CoAP intake".into()))
-                    })?;
-                let r = client
-                    .post(&format!("telemetry/{id}"), content_format::CBOR, envelope)
-                    .await
-                    .map_err(|e| Delivery::Failed(e.into()))?;
-                if r.code == ResponseType::Changed {
-                    Ok(())
-                } else {
-                    Err(Delivery::Refused)
-                }
-            }
-            Transport::Https => {
-                let (base, fetcher) =
-                    self.ctx.backend_https.as_ref().ok_or_else(|| {
-                        Delivery::Failed(AgentError::Https("no HTTPS intake".into()))
-                    })?;
-                let headers = vec![(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/cbor"),
-                )];
-                let r = fetcher
-                    .send(
-                        Method::POST,
-                        &format!("{base}/telemetry/{id}"),
-                        headers,
-                        envelope,
-                    )
-                    .await
-                    .map_err(|e| Delivery::Failed(AgentError::Https(e.to_string())))?;
-                if (200..300).contains(&r.status) {
-                    Ok(())
-                } else {
-                    Err(Delivery::Refused)
-                }
-            }
-        }
-    }
 }
 
-enum Delivery {
-    Refused,
-    Failed(AgentError),
+/// The reason code of a refusal and whether the scenario explains it: the
+/// device was revoked on purpose, or its clock is skewed beyond the broker's
+/// leeway and the refusal is about time (`not valid before`, `expired at`).
+fn classify(e: &AgentError, revoked: bool, skewed: bool) -> (&'static str, Expected) {
+    let (code, description) = match e {
+        AgentError::Refused(a) | AgentError::RenewalRefused(a) => {
+            (a.code.name(), a.description.clone().unwrap_or_default())
+        }
+        AgentError::RetryLater { reason, .. } => ("rate_limited", reason.clone()),
+        _ => ("error", e.to_string()),
+    };
+    let time_related =
+        description.contains("not valid before") || description.contains("expired at");
+    let expected = if revoked || (time_related && skewed) {
+        Expected::Yes
+    } else {
+        Expected::No
+    };
+    (code, expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certbound_proto::ace::{AceError, AceErrorCode};
+
+    fn refusal(text: &str) -> AgentError {
+        AgentError::Refused(AceError::new(AceErrorCode::InvalidClient, text))
+    }
+
+    #[test]
+    fn refusals_are_explained_only_by_the_scenario() {
+        let early = refusal("not valid before 1800000090 (now 1800000000, 90 s early)");
+        assert_eq!(
+            classify(&early, false, true),
+            ("invalid_client", Expected::Yes)
+        );
+        // Skewed, but refused for another reason: unexpected.
+        let replay = refusal("request cti 00 was already used (replay)");
+        assert_eq!(
+            classify(&replay, false, true),
+            ("invalid_client", Expected::No)
+        );
+        // Not skewed: a time refusal is unexpected too.
+        assert_eq!(classify(&early, false, false).1, Expected::No);
+        // Revoked on purpose: anything goes.
+        assert_eq!(classify(&replay, true, false).1, Expected::Yes);
+        let limited = AgentError::RetryLater {
+            retry_after_secs: 3,
+            reason: "rate limited".into(),
+        };
+        assert_eq!(
+            classify(&limited, false, false),
+            ("rate_limited", Expected::No)
+        );
+    }
+
+    #[test]
+    fn held_tokens_renew_before_they_become_unusable() {
+        let got = Instant::now();
+        let t = Held {
+            token: vec![1],
+            cti: vec![2],
+            got,
+            lifetime: Duration::from_secs(30),
+            renew_after: Duration::from_secs(20),
+        };
+        assert!(!t.due(got + Duration::from_secs(19)));
+        assert!(t.due(got + Duration::from_secs(20)));
+        assert!(t.usable(got + Duration::from_secs(26)));
+        // Never presented within the last 3 s (a tenth of the lifetime) of its life.
+        assert!(!t.usable(got + Duration::from_secs(27)));
+    }
 }

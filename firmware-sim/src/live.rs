@@ -112,19 +112,17 @@ fn bar(done: u64, total: u64, width: usize) -> String {
 #[derive(Debug)]
 pub struct Printer {
     tty: bool,
-    drawn: usize,
     every: Duration,
     last_line: std::sync::Mutex<Option<std::time::Instant>>,
     lines_drawn: std::sync::atomic::AtomicUsize,
 }
 
 impl Printer {
-    /// A printer for stderr; `quiet` prints nothing.
+    /// A printer for stderr: in place on a terminal, else a line every `every`.
     pub fn stderr(every: Duration) -> Self {
         use std::io::IsTerminal;
         Self {
             tty: std::io::stderr().is_terminal(),
-            drawn: 0,
             every,
             last_line: std::sync::Mutex::new(None),
             lines_drawn: std::sync::atomic::AtomicUsize::new(0),
@@ -135,7 +133,7 @@ impl Printer {
     pub fn show(&self, frame: &Frame) {
         let mut err = std::io::stderr().lock();
         if self.tty {
-            let up = self.lines_drawn.load(std::sync::atomic::Ordering::Relaxed) + self.drawn;
+            let up = self.lines_drawn.load(std::sync::atomic::Ordering::Relaxed);
             if up > 0 {
                 let _ = write!(err, "\x1b[{up}A");
             }
@@ -161,5 +159,58 @@ impl Printer {
     pub fn detach(&self) {
         self.lines_drawn
             .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_show_the_counters() {
+        let mut stats = Snapshot {
+            connected: 7,
+            tokens_issued: 9,
+            tokens_renewed: 3,
+            certs_renewed: 2,
+            telemetry_sent: 100,
+            telemetry_accepted: 98,
+            ..Snapshot::default()
+        };
+        stats
+            .rejected_expected
+            .insert("telemetry:revoked".into(), 2);
+        stats.events.push("t= 3.0s revoked sim-9 (coap)".into());
+        let frame = Frame {
+            phase: "running",
+            elapsed: Duration::from_secs(15),
+            duration: Duration::from_secs(60),
+            devices: 10,
+            provisioned: (0, 0),
+            stats,
+        };
+        let line = frame.one_line();
+        for part in [
+            "t=  15s/60s",
+            "connected 7/10",
+            "tokens 9+3",
+            "sent 100 accepted 98",
+            "expected 2 UNEXPECTED 0",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        let block = frame.block().join("\n");
+        assert!(
+            block.contains("[#######.......................]"),
+            "{block}"
+        );
+        assert!(block.contains("revoked sim-9"), "{block}");
+        let provisioning = Frame {
+            phase: "provisioning",
+            provisioned: (5, 10),
+            ..frame
+        };
+        assert_eq!(provisioning.one_line(), "provisioning 5/10 devices");
+        assert!(provisioning.block()[0].contains("[###############...............]"));
     }
 }
