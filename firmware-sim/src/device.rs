@@ -75,6 +75,8 @@ pub struct DeviceContext {
     pub deadline: Instant,
     /// The first token any device obtained (shown decoded after a run).
     pub sample_token: std::sync::OnceLock<Vec<u8>>,
+    /// Set to stop every device at its next period (Ctrl-C).
+    pub stop: std::sync::atomic::AtomicBool,
 }
 
 /// One device of the fleet.
@@ -220,7 +222,8 @@ impl Device {
         loop {
             tokio::time::sleep_until(next).await;
             let now = Instant::now();
-            if now >= self.ctx.deadline {
+            if now >= self.ctx.deadline || self.ctx.stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 break;
             }
             next += every;

@@ -95,12 +95,32 @@ impl Frame {
                 lat("telemetry"),
                 lat("renewal")
             ),
+            format!("  rejected by reason: {}", by_reason(s)),
             format!(
                 "  last event: {}",
                 s.events.last().map_or("-", String::as_str)
             ),
         ]
     }
+}
+
+/// `reason=count` pairs, unexpected ones first and marked, at most six.
+fn by_reason(s: &Snapshot) -> String {
+    let mut parts: Vec<String> = s
+        .rejected_unexpected
+        .iter()
+        .map(|(k, v)| format!("{k}={v} UNEXPECTED"))
+        .collect();
+    parts.extend(s.rejected_expected.iter().map(|(k, v)| format!("{k}={v}")));
+    if parts.is_empty() {
+        return "-".into();
+    }
+    let more = parts.len().saturating_sub(6);
+    parts.truncate(6);
+    if more > 0 {
+        parts.push(format!("(+{more} more)"));
+    }
+    parts.join(", ")
 }
 
 fn bar(done: u64, total: u64, width: usize) -> String {
@@ -205,6 +225,10 @@ mod tests {
             "{block}"
         );
         assert!(block.contains("revoked sim-9"), "{block}");
+        assert!(
+            block.contains("rejected by reason: telemetry:revoked=2"),
+            "{block}"
+        );
         let provisioning = Frame {
             phase: "provisioning",
             provisioned: (5, 10),

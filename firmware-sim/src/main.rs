@@ -14,7 +14,8 @@ use firmware_sim::{BrokerTarget, Faults, RevokePlan, SimOptions, TransportMix, r
 /// Simulate a fleet of certbound devices: N real agents in one process get
 /// certificate-bound tokens, renew them and their certificates, and send signed
 /// telemetry that a backend verifies offline. Exits 0 when nothing was rejected
-/// that the scenario does not explain, 1 otherwise, 2 for bad options or setup.
+/// that the scenario does not explain, 1 otherwise, 2 for bad options or setup,
+/// 130 when stopped with Ctrl-C (the summary and report still cover the run).
 #[derive(Debug, Parser)]
 #[command(name = "firmware-sim", version, about, long_about = None)]
 struct Args {
@@ -139,6 +140,10 @@ async fn main_async(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing the report to {}", path.display()))?;
         println!("report written to {}", path.display());
+    }
+    if report.interrupted {
+        println!("INTERRUPTED: the summary covers the run up to Ctrl-C.");
+        return Ok(ExitCode::from(130));
     }
     if report.ok {
         println!("OK: no unexpected rejections.");

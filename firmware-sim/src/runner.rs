@@ -304,6 +304,7 @@ async fn run_fleet(
         started,
         deadline,
         sample_token: std::sync::OnceLock::new(),
+        stop: std::sync::atomic::AtomicBool::new(false),
     });
     let mut tasks = JoinSet::new();
     for d in devices.clone() {
@@ -319,8 +320,17 @@ async fn run_fleet(
     let mut jwt_at = options.service_jwt_at.map(|t| started + t);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut interrupted = false;
     while Instant::now() < deadline {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                ctx.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                stats.event(Instant::now() - started, "interrupted (Ctrl-C): stopping the devices");
+                break;
+            }
+        }
         let now = Instant::now();
         if let Some((at, count)) = revoke_at
             && now >= at
@@ -441,7 +451,7 @@ async fn run_fleet(
         *per_transport.entry(d.transport.to_string()).or_insert(0) += 1;
     }
     let (peak_rss_mib, cpu_secs) = process_usage();
-    let ok = totals.unexpected_total() == 0 && totals.telemetry_accepted > 0;
+    let ok = totals.unexpected_total() == 0 && totals.telemetry_accepted > 0 && !interrupted;
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         devices: devices.len(),
@@ -456,6 +466,7 @@ async fn run_fleet(
         cpu_secs,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         totals,
+        interrupted,
         ok,
     };
     view(&Frame {

@@ -331,7 +331,10 @@ pub struct Report {
     pub cores: usize,
     /// Counters at the end.
     pub totals: Snapshot,
-    /// True when nothing unexpected was rejected.
+    /// True when the run was stopped early (Ctrl-C).
+    pub interrupted: bool,
+    /// True when the run completed, telemetry was accepted and nothing
+    /// unexpected was rejected.
     pub ok: bool,
 }
 

@@ -259,3 +259,52 @@ fn bad_options_exit_2_with_a_message() {
         assert!(text.contains(flag), "{text}");
     }
 }
+
+/// Ctrl-C stops the devices, prints the summary of the run so far and exits 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_early_with_a_summary() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut sim = tokio::process::Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args([
+            "--devices",
+            "4",
+            "--transport",
+            "coap",
+            "--duration",
+            "120s",
+        ])
+        .args(["--telemetry-every", "500ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = sim.id().unwrap();
+    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
+    // The first live line once the fleet runs (printed at once when not a terminal).
+    let running = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("t=") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the fleet starts");
+    assert!(running);
+    let kill = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let out = tokio::time::timeout(Duration::from_secs(30), sim.wait_with_output())
+        .await
+        .expect("it stops soon after Ctrl-C")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("INTERRUPTED"), "{stdout}");
+    assert!(stdout.contains("interrupted (Ctrl-C)"), "{stdout}");
+    assert!(stdout.contains("firmware-sim summary"), "{stdout}");
+}
