@@ -438,7 +438,7 @@ fn service_in_process(
     // One checked request first.
     let first = factory.build(device, unix_now())?;
     let issued = rt
-        .block_on(service.handle(&first, "bench", None, unix_now()))
+        .block_on(service.handle(&first, "bench", None, None, unix_now()))
         .map_err(|e| anyhow::anyhow!("the service refused the request: {e:?}"))?;
 
     // The registry reads one request makes, on their own (a second pool on
@@ -480,7 +480,7 @@ fn service_in_process(
             let t = Instant::now();
             rt.block_on(async {
                 for req in &batch {
-                    if let Err(e) = service.handle(req, "bench", None, now).await {
+                    if let Err(e) = service.handle(req, "bench", None, None, now).await {
                         panic!("the service refused a request: {e:?}");
                     }
                 }

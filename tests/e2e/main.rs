@@ -11,6 +11,7 @@
 mod admin_api;
 mod agent_mosquitto;
 mod claims;
+mod doctor_audit;
 mod jit;
 mod key_rotation;
 mod live_changes;

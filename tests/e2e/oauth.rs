@@ -476,6 +476,37 @@ async fn devices_get_the_same_ace_answer_over_https() -> anyhow::Result<()> {
         .send(Method::POST, "/ace/token", &[], vec![0xff, 0x00])
         .await?;
     assert_eq!(bad.status, 400);
+    // The audit names the TCP peer and the certificate (what `doctor` reads).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let details: Vec<String> =
+            o.fx.registry
+                .store
+                .recent_audit(Some("sensor-https"), 100)
+                .await?
+                .into_iter()
+                .filter(|e| e.action.starts_with("token."))
+                .map(|e| e.detail)
+                .collect();
+        if details.len() >= 3 {
+            let x5t = format!(
+                " x5t={}",
+                hex::encode(certbound_pki::thumbprint_sha256(device.leaf_der()))
+            );
+            for d in &details {
+                anyhow::ensure!(
+                    d.starts_with("transport=https peer=127.0.0.1") && d.contains(&x5t),
+                    "audit detail: {d}"
+                );
+            }
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "token requests not audited: {details:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     o.fx.shutdown().await;
     Ok(())
 }

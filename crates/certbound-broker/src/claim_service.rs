@@ -195,6 +195,7 @@ impl ClaimService {
             let mut replay = self.auth.replay.lock().map_err(|_| Refusal {
                 error: Refused::Unavailable,
                 device: None,
+                x5t: None,
             })?;
             replay
                 .check_and_insert(
@@ -308,6 +309,7 @@ impl ClaimService {
                 Refusal {
                     error: Refused::Unavailable,
                     device: Some(device.to_string()),
+                    x5t: None,
                 }
             })?;
         let record = CertRecord::issued(device, &cert);

@@ -24,12 +24,16 @@ use crate::token_service::Refused;
 pub(crate) struct Refusal {
     pub(crate) error: Refused,
     pub(crate) device: Option<String>,
+    /// Hex SHA-256 thumbprint of the certificate the request named, when
+    /// it got that far (for the audit log).
+    pub(crate) x5t: Option<String>,
 }
 
 pub(crate) fn refuse(code: AceErrorCode, description: impl Into<String>) -> Refusal {
     Refusal {
         error: Refused::Ace(AceError::new(code, description)),
         device: None,
+        x5t: None,
     }
 }
 
@@ -51,12 +55,18 @@ pub(crate) fn internal(e: &crate::error::BrokerError) -> Refusal {
     Refusal {
         error: Refused::Unavailable,
         device: None,
+        x5t: None,
     }
 }
 
 impl Refusal {
     pub(crate) fn for_device(mut self, device: &str) -> Self {
         self.device = Some(device.to_string());
+        self
+    }
+
+    pub(crate) fn with_x5t(mut self, thumbprint: &str) -> Self {
+        self.x5t = Some(thumbprint.to_string());
         self
     }
 }
@@ -199,157 +209,166 @@ impl DeviceAuth {
                 None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
             },
         };
-        let view = store
-            .token_view(&thumbprint, &audience_hint)
-            .await
-            .map_err(|e| internal(&e))?;
-        let leaf = match (leaf, &view) {
-            (Some(leaf), _) => leaf,
-            (None, Some(v)) => v.der.clone(),
-            (None, None) => {
-                return Err(refuse(
-                    AceErrorCode::InvalidClient,
-                    "unknown certificate thumbprint (x5t); send the certificate in x5chain",
-                ));
-            }
-        };
-        let trust = &pki.trust;
-        let mut checked = trust.verify_device_cert(&leaf, &extra, now, leeway);
-        if checked.is_err() && expired_grace > 0 {
-            // An expired certificate inside the grace window: check it as of
-            // its last valid second; everything but the date must still hold.
-            if let Ok(summary) = certbound_pki::cert_summary(&leaf)
-                && now > summary.not_after
-                && now - summary.not_after <= expired_grace
-            {
-                checked = trust.verify_device_cert(&leaf, &extra, summary.not_after, 0);
-            }
-        }
-        let (device_id, public_key_sec1, external) = match checked {
-            Ok(cert) => (cert.device_id, cert.public_key_sec1, None),
-            // Not from our CA: maybe from an external CA (`ca trust add`).
-            Err(e) => match trust.verify_external_device_cert(&leaf, &extra, now, leeway) {
-                Ok(x) => {
-                    let id = x
-                        .device_id()
-                        .map_err(|e| {
-                            refuse(
-                                AceErrorCode::InvalidClient,
-                                format!("certificate from external CA {}: {e}", x.anchor_name),
-                            )
-                        })?
-                        .to_string();
-                    (id, x.public_key_sec1.clone(), Some(x))
-                }
-                Err(_) => {
+        let x5t = thumbprint.clone();
+        async {
+            let view = store
+                .token_view(&thumbprint, &audience_hint)
+                .await
+                .map_err(|e| internal(&e))?;
+            let leaf = match (leaf, &view) {
+                (Some(leaf), _) => leaf,
+                (None, Some(v)) => v.der.clone(),
+                (None, None) => {
                     return Err(refuse(
                         AceErrorCode::InvalidClient,
-                        format!("certificate rejected: {e}"),
+                        "unknown certificate thumbprint (x5t); send the certificate in x5chain",
                     ));
                 }
-            },
-        };
-        // Proof of possession of the certificate key.
-        let cert_key = EcPublicKey::from_sec1(&public_key_sec1)
-            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
-        let verifier = AwsLcVerifier::new(&cert_key)
-            .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
-        let req = request
-            .verify(&verifier, limits)
-            .map_err(|e| from_proto(&e, "request signature").for_device(&device_id))?;
-        if req.iss != device_id {
-            return Err(refuse(
-                AceErrorCode::InvalidClient,
-                format!(
-                    "iss {:?} does not match the certificate's device {device_id:?}",
-                    req.iss
-                ),
-            )
-            .for_device(&device_id));
-        }
-        // Only now, with the signature checked, may a first use register.
-        let view = match (view, &external) {
-            (Some(v), _) => Some(v),
-            (None, Some(x)) => {
-                self.register_just_in_time(
-                    store,
-                    pki,
-                    x,
-                    &device_id,
-                    &leaf,
-                    &thumbprint,
-                    &audience_hint,
-                    now,
-                )
-                .await?
+            };
+            let trust = &pki.trust;
+            let mut checked = trust.verify_device_cert(&leaf, &extra, now, leeway);
+            if checked.is_err() && expired_grace > 0 {
+                // An expired certificate inside the grace window: check it as of
+                // its last valid second; everything but the date must still hold.
+                if let Ok(summary) = certbound_pki::cert_summary(&leaf)
+                    && now > summary.not_after
+                    && now - summary.not_after <= expired_grace
+                {
+                    checked = trust.verify_device_cert(&leaf, &extra, summary.not_after, 0);
+                }
             }
-            (None, None) => None,
-        };
-        let view = view.ok_or_else(|| {
-            refuse(
-                AceErrorCode::InvalidClient,
-                "certificate is not registered with this broker",
-            )
-            .for_device(&device_id)
-        })?;
-        if !view.cert_active {
-            return Err(refuse(
-                AceErrorCode::InvalidClient,
-                format!("certificate {} is revoked", view.serial),
-            )
-            .for_device(&device_id));
-        }
-
-        if req.iss != device_id || view.device_id != device_id {
-            return Err(refuse(
-                AceErrorCode::InvalidClient,
-                format!(
-                    "iss {:?} does not match the certificate's device {device_id:?}",
-                    req.iss
-                ),
-            )
-            .for_device(&device_id));
-        }
-        if let Some(channel) = channel_device
-            && channel != device_id
-        {
-            return Err(refuse(
-                AceErrorCode::InvalidClient,
-                format!("request from device {device_id:?} arrived on the channel of {channel:?}"),
-            )
-            .for_device(&device_id));
-        }
-        req.validate(&self.issuer_id, now, leeway).map_err(|e| {
-            refuse(
-                AceErrorCode::InvalidClient,
-                format!("request assertion: {e}"),
-            )
-            .for_device(&device_id)
-        })?;
-        {
-            let mut replay = self.replay.lock().map_err(|_| Refusal {
-                error: Refused::Unavailable,
-                device: None,
+            let (device_id, public_key_sec1, external) = match checked {
+                Ok(cert) => (cert.device_id, cert.public_key_sec1, None),
+                // Not from our CA: maybe from an external CA (`ca trust add`).
+                Err(e) => match trust.verify_external_device_cert(&leaf, &extra, now, leeway) {
+                    Ok(x) => {
+                        let id = x
+                            .device_id()
+                            .map_err(|e| {
+                                refuse(
+                                    AceErrorCode::InvalidClient,
+                                    format!("certificate from external CA {}: {e}", x.anchor_name),
+                                )
+                            })?
+                            .to_string();
+                        (id, x.public_key_sec1.clone(), Some(x))
+                    }
+                    Err(_) => {
+                        return Err(refuse(
+                            AceErrorCode::InvalidClient,
+                            format!("certificate rejected: {e}"),
+                        ));
+                    }
+                },
+            };
+            // Proof of possession of the certificate key.
+            let cert_key = EcPublicKey::from_sec1(&public_key_sec1)
+                .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
+            let verifier = AwsLcVerifier::new(&cert_key)
+                .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
+            let req = request
+                .verify(&verifier, limits)
+                .map_err(|e| from_proto(&e, "request signature").for_device(&device_id))?;
+            if req.iss != device_id {
+                return Err(refuse(
+                    AceErrorCode::InvalidClient,
+                    format!(
+                        "iss {:?} does not match the certificate's device {device_id:?}",
+                        req.iss
+                    ),
+                )
+                .for_device(&device_id));
+            }
+            // Only now, with the signature checked, may a first use register.
+            let view = match (view, &external) {
+                (Some(v), _) => Some(v),
+                (None, Some(x)) => {
+                    self.register_just_in_time(
+                        store,
+                        pki,
+                        x,
+                        &device_id,
+                        &leaf,
+                        &thumbprint,
+                        &audience_hint,
+                        now,
+                    )
+                    .await?
+                }
+                (None, None) => None,
+            };
+            let view = view.ok_or_else(|| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    "certificate is not registered with this broker",
+                )
+                .for_device(&device_id)
             })?;
-            replay
-                .check_and_insert(&req.iss, &req.cti, req.exp.saturating_add(leeway), now)
-                .map_err(|e| {
-                    refuse(AceErrorCode::InvalidClient, format!("request {e}"))
-                        .for_device(&device_id)
+            if !view.cert_active {
+                return Err(refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("certificate {} is revoked", view.serial),
+                )
+                .for_device(&device_id));
+            }
+
+            if req.iss != device_id || view.device_id != device_id {
+                return Err(refuse(
+                    AceErrorCode::InvalidClient,
+                    format!(
+                        "iss {:?} does not match the certificate's device {device_id:?}",
+                        req.iss
+                    ),
+                )
+                .for_device(&device_id));
+            }
+            if let Some(channel) = channel_device
+                && channel != device_id
+            {
+                return Err(refuse(
+                    AceErrorCode::InvalidClient,
+                    format!(
+                        "request from device {device_id:?} arrived on the channel of {channel:?}"
+                    ),
+                )
+                .for_device(&device_id));
+            }
+            req.validate(&self.issuer_id, now, leeway).map_err(|e| {
+                refuse(
+                    AceErrorCode::InvalidClient,
+                    format!("request assertion: {e}"),
+                )
+                .for_device(&device_id)
+            })?;
+            {
+                let mut replay = self.replay.lock().map_err(|_| Refusal {
+                    error: Refused::Unavailable,
+                    device: None,
+                    x5t: None,
                 })?;
+                replay
+                    .check_and_insert(&req.iss, &req.cti, req.exp.saturating_add(leeway), now)
+                    .map_err(|e| {
+                        refuse(AceErrorCode::InvalidClient, format!("request {e}"))
+                            .for_device(&device_id)
+                    })?;
+            }
+            if let Err(retry_after) = self.rate.check_device(&device_id, now) {
+                return Err(Refusal {
+                    error: Refused::RateLimited { retry_after },
+                    device: Some(device_id),
+                    x5t: None,
+                });
+            }
+            Ok::<Authenticated, Refusal>(Authenticated {
+                device_id,
+                request: req,
+                cert_key,
+                thumbprint,
+                view,
+            })
         }
-        if let Err(retry_after) = self.rate.check_device(&device_id, now) {
-            return Err(Refusal {
-                error: Refused::RateLimited { retry_after },
-                device: Some(device_id),
-            });
-        }
-        Ok(Authenticated {
-            device_id,
-            request: req,
-            cert_key,
-            thumbprint,
-            view,
-        })
+        .await
+        .map_err(|r: Refusal| r.with_x5t(&x5t))
     }
 }

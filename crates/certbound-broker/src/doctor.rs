@@ -14,7 +14,9 @@ use crate::registry::Registry;
 use crate::store::DeviceStatus;
 
 mod grants;
+mod sightings;
 use grants::{check_scopes, check_token_ttl};
+use sightings::{check_cloned, check_revoked_connected};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -61,8 +63,12 @@ pub struct DoctorOptions {
     pub max_token_ttl_secs: u64,
     /// A signing key older than this many days is due for rotation.
     pub key_max_age_days: u64,
-    /// How many token refusals (most recent audit events) the clock-skew check reads.
+    /// How many of the most recent audit events the clock-skew,
+    /// cloned-credentials and revoked-still-connected checks read.
     pub audit_window: u32,
+    /// A device certificate used from address A, then B, then A again within
+    /// this many seconds is reported as cloned.
+    pub clone_window_secs: u64,
 }
 
 impl Default for DoctorOptions {
@@ -72,6 +78,7 @@ impl Default for DoctorOptions {
             max_token_ttl_secs: 3600,
             key_max_age_days: 90,
             audit_window: 1000,
+            clone_window_secs: 600,
         }
     }
 }
@@ -86,6 +93,8 @@ pub const CHECKS: &[&str] = &[
     CHECK_PERMISSIONS,
     CHECK_REVOKED,
     CHECK_CLOCK_SKEW,
+    CHECK_CLONED,
+    CHECK_REVOKED_CONNECTED,
 ];
 
 /// Root / issuing CA expiry.
@@ -104,6 +113,10 @@ pub const CHECK_PERMISSIONS: &str = "file-permissions";
 pub const CHECK_REVOKED: &str = "revoked-devices";
 /// Token requests refused for timestamps in the future (device clock skew).
 pub const CHECK_CLOCK_SKEW: &str = "clock-skew";
+/// One device certificate used from two addresses alternately (a copied key).
+pub const CHECK_CLONED: &str = "cloned-credentials";
+/// Revoked or suspended devices still sending requests.
+pub const CHECK_REVOKED_CONNECTED: &str = "revoked-still-connected";
 
 const DAY: u64 = 86_400;
 /// How many ids a fleet-wide finding names before "and N more".
@@ -137,6 +150,8 @@ pub async fn run(
     check_permissions(reg, &mut out)?;
     check_revoked(reg, &mut out).await?;
     check_clock_skew(reg, opts, &mut out).await?;
+    check_cloned(reg, opts, &mut out).await?;
+    check_revoked_connected(reg, opts, &mut out).await?;
     Ok(out)
 }
 

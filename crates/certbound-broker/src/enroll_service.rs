@@ -239,6 +239,7 @@ impl EnrollService {
             return Err(Refusal {
                 error: Refused::RateLimited { retry_after },
                 device: Some(device),
+                x5t: None,
             });
         }
         self.issue(
@@ -292,6 +293,7 @@ impl EnrollService {
             Refusal {
                 error: Refused::Unavailable,
                 device: Some(device.to_string()),
+                x5t: None,
             }
         })?;
         let record = CertRecord::issued(device, &cert);

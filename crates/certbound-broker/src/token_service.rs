@@ -7,6 +7,7 @@
 //! grant type -> device status -> audience registered -> grant -> scope
 //! intersection -> mint.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use certbound_proto::ace::{AceError, AceErrorCode, TokenResponse};
@@ -64,17 +65,38 @@ impl Refused {
 
     /// The audit log's detail for this refusal over `transport`.
     pub fn audit_detail(&self, transport: &str) -> String {
+        format!("transport={transport} {}", self.audit_reason())
+    }
+
+    /// Why, for the audit log: the ACE error description, `store failure`
+    /// or `retry_after=N`.
+    pub fn audit_reason(&self) -> String {
         match self {
-            Refused::Ace(e) => format!(
-                "transport={transport} {}",
-                e.description.as_deref().unwrap_or("")
-            ),
-            Refused::Unavailable => format!("transport={transport} store failure"),
-            Refused::RateLimited { retry_after } => {
-                format!("transport={transport} retry_after={retry_after}")
-            }
+            Refused::Ace(e) => e.description.as_deref().unwrap_or("").to_string(),
+            Refused::Unavailable => "store failure".into(),
+            Refused::RateLimited { retry_after } => format!("retry_after={retry_after}"),
         }
     }
+}
+
+/// The start of a device token request's audit detail:
+/// `transport=T[ peer=IP][ x5t=HEX]` (`peer`: the network address the request
+/// came from, when the transport knows it; `x5t`: hex SHA-256 of the device
+/// certificate, once the request got that far). `certbound doctor` reads both.
+pub fn audit_origin(transport: &str, peer: Option<IpAddr>, x5t: Option<&str>) -> String {
+    let mut out = format!("transport={transport}");
+    if let Some(ip) = peer {
+        // An IPv4-mapped IPv6 peer (dual-stack socket) is logged as IPv4.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        out.push_str(&format!(" peer={ip}"));
+    }
+    if let Some(x5t) = x5t {
+        out.push_str(&format!(" x5t={x5t}"));
+    }
+    out
 }
 
 /// What the service decided.
@@ -160,22 +182,27 @@ impl TokenService {
     ///
     /// `channel_device` is the device the transport already knows the request
     /// came from (the MQTT topic `cb/v1/{device}/...`); the request must then be
-    /// signed by that device's certificate.
+    /// signed by that device's certificate. `peer` is the network address the
+    /// request came from, when the transport knows it (CoAP, HTTPS; not MQTT,
+    /// where the broker only sees the MQTT server): it goes into the audit
+    /// detail (see [`audit_origin`]).
     pub async fn handle(
         &self,
         request: &[u8],
         transport: &str,
         channel_device: Option<&str>,
+        peer: Option<IpAddr>,
         now: u64,
     ) -> Outcome {
         let started = std::time::Instant::now();
         let result = self.decide(request, channel_device, now).await;
         let (device, outcome, detail) = match &result {
-            Ok((device, response)) => (
+            Ok((device, x5t, response)) => (
                 device.clone(),
                 "ok".to_string(),
                 format!(
-                    "transport={transport} expires_in={} scope={}",
+                    "{} expires_in={} scope={}",
+                    audit_origin(transport, peer, Some(x5t)),
                     response.expires_in,
                     response.scope.as_deref().unwrap_or("(as asked)")
                 ),
@@ -185,7 +212,11 @@ impl TokenService {
                     .clone()
                     .unwrap_or_else(|| "(unauthenticated)".into()),
                 r.error.audit_outcome(),
-                r.error.audit_detail(transport),
+                format!(
+                    "{} {}",
+                    audit_origin(transport, peer, r.x5t.as_deref()),
+                    r.error.audit_reason()
+                ),
             ),
         };
         let action = if result.is_ok() {
@@ -210,7 +241,7 @@ impl TokenService {
                 detail,
             })
             .await;
-        result.map(|(_, r)| r).map_err(|r| r.error)
+        result.map(|(_, _, r)| r).map_err(|r| r.error)
     }
 
     async fn decide(
@@ -218,7 +249,7 @@ impl TokenService {
         bytes: &[u8],
         channel_device: Option<&str>,
         now: u64,
-    ) -> Result<(String, TokenResponse), Refusal> {
+    ) -> Result<(String, String, TokenResponse), Refusal> {
         let Authenticated {
             device_id,
             request: req,
@@ -230,7 +261,7 @@ impl TokenService {
             .auth
             .authenticate(&self.store, &self.pki.get(), bytes, channel_device, now, 0)
             .await?;
-        let with_device = |r: Refusal| r.for_device(&device_id);
+        let with_device = |r: Refusal| r.for_device(&device_id).with_x5t(&thumbprint);
         if req.csr.is_some() {
             return Err(with_device(refuse(
                 AceErrorCode::InvalidRequest,
@@ -295,6 +326,7 @@ impl TokenService {
             Refusal {
                 error: Refused::Unavailable,
                 device: Some(device_id.clone()),
+                x5t: None,
             }
         })?;
         let status = match &self.status {
@@ -344,6 +376,7 @@ impl TokenService {
         });
         Ok((
             device_id,
+            thumbprint,
             TokenResponse {
                 access_token,
                 expires_in: ttl,

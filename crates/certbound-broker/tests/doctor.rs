@@ -303,6 +303,66 @@ async fn clock_skew_in_refused_requests() {
     reg.close().await;
 }
 
+#[tokio::test]
+async fn audit_trail_edge_cases_are_not_reported() {
+    // (The reported cases run against a live broker in tests/e2e/doctor_audit.rs.)
+    let (_tmp, reg) = setup().await;
+    let now = unix_now();
+    let event = |ts: u64, action: &str, outcome: &str, detail: &str| AuditEvent {
+        ts_ms: ts * 1000,
+        actor: "device:sensor-1".into(),
+        action: action.into(),
+        subject: "sensor-1".into(),
+        outcome: outcome.into(),
+        detail: detail.into(),
+    };
+    let a = "transport=coap peer=192.0.2.1 x5t=ab expires_in=3600 scope=x";
+    let b = "transport=coap peer=198.51.100.9 x5t=ab expires_in=3600 scope=x";
+    let replay = "transport=coap peer=203.0.113.5 x5t=ab request replayed";
+    reg.store
+        .append_audit(&[
+            // Back at A, but an hour later: moved and moved back.
+            event(now - 7200, "token.issued", "ok", a),
+            event(now - 7100, "token.issued", "ok", b),
+            event(now - 3500, "token.issued", "ok", a),
+            // A replayed request from elsewhere proves no key: not a clone.
+            event(now - 3400, "token.refused", "invalid_client", replay),
+            event(now - 3300, "token.issued", "ok", a),
+        ])
+        .await
+        .unwrap();
+    // Suspended, refused, then resumed: no longer a finding.
+    reg.set_device_status("sensor-1", DeviceStatus::Suspended, "test")
+        .await
+        .unwrap();
+    reg.store
+        .append_audit(&[event(
+            now,
+            "token.refused",
+            "unauthorized_client",
+            "transport=mqtt device sensor-1 is suspended",
+        )])
+        .await
+        .unwrap();
+    let all = findings(&reg, &DoctorOptions::default(), now).await;
+    assert_eq!(
+        of(&all, doctor::CHECK_REVOKED_CONNECTED).len(),
+        1,
+        "{all:#?}"
+    );
+    assert!(
+        of(&all, doctor::CHECK_REVOKED_CONNECTED)[0]
+            .fix
+            .starts_with("disconnect sensor-1 at the MQTT server")
+    );
+    reg.set_device_status("sensor-1", DeviceStatus::Active, "test")
+        .await
+        .unwrap();
+    let all = findings(&reg, &DoctorOptions::default(), now).await;
+    assert!(all.is_empty(), "{all:#?}");
+    reg.close().await;
+}
+
 #[test]
 fn exit_codes() {
     let f = |severity| Finding {

@@ -103,6 +103,16 @@ impl Client {
         } else {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
+        Self::connect_from(local, server, config).await
+    }
+
+    /// Binds `local` (e.g. `127.0.0.2:0`: a chosen source address) and
+    /// connects it to `server`.
+    pub async fn connect_from(
+        local: SocketAddr,
+        server: SocketAddr,
+        config: ClientConfig,
+    ) -> Result<Client, CoapError> {
         let socket = UdpSocket::bind(local)
             .await
             .map_err(|e| CoapError::io("binding the CoAP client socket", e))?;

@@ -82,7 +82,13 @@ impl Handler for CoapTransport {
                 match self
                     .service
                     .tokens
-                    .handle(&request.payload, "coap", None, unix_now())
+                    .handle(
+                        &request.payload,
+                        "coap",
+                        None,
+                        Some(request.peer.ip()),
+                        unix_now(),
+                    )
                     .await
                 {
                     Ok(token) => Response::new(ResponseType::Created)

@@ -82,7 +82,8 @@ impl DeviceEndpoints {
         match kind {
             TopicKind::TokenRequest => Some(
                 self.tokens
-                    .handle(payload, "mqtt", Some(device), now)
+                    // MQTT: the broker sees the MQTT server, not the device.
+                    .handle(payload, "mqtt", Some(device), None, now)
                     .await
                     .map_or_else(refused, |t| t.to_cbor()),
             ),

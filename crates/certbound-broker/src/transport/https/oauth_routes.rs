@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use certbound_proto::ace::AceErrorCode;
-use certbound_verify::http::PeerCertificates;
+use certbound_verify::http::{PeerCertificates, RemoteAddr};
 
 use super::HttpsState;
 use super::reply::{no_store, oauth_error};
@@ -199,12 +199,17 @@ pub async fn revoke(
 
 /// `POST /ace/token`: the signed device request of the CoAP endpoint, over
 /// HTTPS; answers the same CBOR (`application/ace+cbor`).
-pub async fn ace_token(State(state): State<HttpsState>, body: Bytes) -> Response {
+pub async fn ace_token(
+    State(state): State<HttpsState>,
+    remote: Option<Extension<RemoteAddr>>,
+    body: Bytes,
+) -> Response {
     const ACE_CBOR: &str = "application/ace+cbor";
+    let peer = remote.map(|Extension(RemoteAddr(addr))| addr.ip());
     match state
         .devices
         .tokens
-        .handle(&body, "https", None, unix_now())
+        .handle(&body, "https", None, peer, unix_now())
         .await
     {
         Ok(token) => (
