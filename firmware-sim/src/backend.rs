@@ -161,7 +161,7 @@ impl Backend {
     }
 
     async fn check(&self, envelope: &[u8], device: &str) -> Result<(), &'static str> {
-        let now = unix_now();
+        let now = crate::unix_now();
         self.telemetry
             .verify(envelope, Some(device), now)
             .map_err(|e| e.reason_code())?;
@@ -179,12 +179,6 @@ impl Backend {
         }
         Ok(())
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// CoAP intake: `POST /telemetry/{device}`.

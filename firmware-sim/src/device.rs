@@ -115,18 +115,6 @@ impl Held {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn nonce() -> [u8; 16] {
     let mut n = [0u8; 16];
     rand::rng().fill_bytes(&mut n);
@@ -188,7 +176,8 @@ impl Device {
 
     /// The device's clock, Unix seconds.
     fn clock(&self) -> u64 {
-        u64::try_from(i64::try_from(unix_now()).unwrap_or(i64::MAX) + self.dev.skew).unwrap_or(0)
+        u64::try_from(i64::try_from(crate::unix_now()).unwrap_or(i64::MAX) + self.dev.skew)
+            .unwrap_or(0)
     }
 
     fn schedule_cert_renewal(&mut self) {
@@ -427,7 +416,7 @@ impl Device {
         self.seq += 1;
         let payload = TelemetryPayload {
             seq: self.seq,
-            timestamp_ms: unix_now_ms().saturating_add_signed(self.dev.skew * 1000),
+            timestamp_ms: crate::unix_now_ms().saturating_add_signed(self.dev.skew * 1000),
             data: format!("{{\"t\":{:.1}}}", 20.0 + (self.seq % 50) as f64 / 10.0).into_bytes(),
             token_cti: cti,
         };

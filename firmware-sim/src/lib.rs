@@ -58,3 +58,15 @@ pub enum SimError {
     #[error(transparent)]
     Broker(#[from] certbound_broker::BrokerError),
 }
+
+/// Wall-clock Unix seconds (the agent's system clock).
+pub(crate) fn unix_now() -> u64 {
+    use certbound_agent::Clock as _;
+    certbound_agent::SystemClock.now_secs()
+}
+
+/// Wall-clock Unix milliseconds.
+pub(crate) fn unix_now_ms() -> u64 {
+    use certbound_agent::Clock as _;
+    certbound_agent::SystemClock.now_ms()
+}

@@ -79,7 +79,7 @@ pub async fn service_jwt(
     let mut config = VerifierConfig::new(REPORTS_API);
     config.issuer = Some(issuer.into());
     let verified = TokenVerifier::new(keys.clone(), config)
-        .verify_jwt(token, &["reports:read"], unix_now())
+        .verify_jwt(token, &["reports:read"], crate::unix_now())
         .map_err(|e| format!("the JWT does not verify: {e}"))?;
     let leaf = certbound_pki::parse_pem_certs(&cert)
         .map_err(|e| e.to_string())?
@@ -93,10 +93,4 @@ pub async fn service_jwt(
         "service {SERVICE_NAME:?} got a JWT of {} bytes by client credentials (mTLS), verified offline, bound to its certificate (cnf.x5t#S256)",
         token.len()
     ))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
