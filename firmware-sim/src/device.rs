@@ -205,8 +205,10 @@ impl Device {
     async fn run(&mut self) -> bool {
         bump(&self.ctx.stats.devices_started);
         let every = self.ctx.telemetry_every;
-        // Spread the fleet over one period.
-        let offset = every.mul_f64(rand::rng().random::<f64>());
+        // Spread the fleet over one period (at most half the run, so that
+        // every device acts even in a run shorter than a period).
+        let spread = every.min((self.ctx.deadline - Instant::now()) / 2);
+        let offset = spread.mul_f64(rand::rng().random::<f64>());
         let mut next = Instant::now() + offset;
         loop {
             tokio::time::sleep_until(next).await;

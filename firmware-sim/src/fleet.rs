@@ -161,9 +161,25 @@ pub async fn prepare(
         )
         .await
         .map_err(broker)?;
-    let devices = read_manifest(&out)?;
+    // A kept directory may hold more devices from an earlier, larger run.
+    let wanted: std::collections::HashSet<String> = (1..=options.devices)
+        .map(|n| format!("{}{n}", options.prefix))
+        .collect();
+    let devices: Vec<_> = read_manifest(&out)?
+        .into_iter()
+        .filter(|d| wanted.contains(&d.id))
+        .collect();
+    if devices.len() != options.devices {
+        return Err(SimError::Setup(format!(
+            "{} lists {} of the {} devices asked for; run again to resume provisioning",
+            out.display(),
+            devices.len(),
+            options.devices
+        )));
+    }
 
     let service_dir = dir.join("sim-service");
+    fresh_service_files(&service_dir, SIM_SERVICE)?;
     let svc = registry
         .provision_service(SIM_SERVICE, &service_dir, 1)
         .await
@@ -182,6 +198,23 @@ pub async fn prepare(
         leeway: config.broker.leeway_secs,
         provision_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Removes the simulator's own service key and certificate from an earlier
+/// run into a kept directory: a new pair is issued for every run.
+///
+/// # Errors
+/// [`SimError::Setup`] when a file exists but cannot be removed.
+pub fn fresh_service_files(dir: &Path, name: &str) -> Result<(), SimError> {
+    for ext in ["key.pem", "cert.pem"] {
+        let file = dir.join(format!("{name}.{ext}"));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&file)(e)),
+        }
+    }
+    Ok(())
 }
 
 fn ignore_conflict(r: Result<(), BrokerError>) -> Result<(), SimError> {

@@ -40,6 +40,8 @@ pub async fn service_jwt(
             .await
             .map(drop),
     )?;
+    crate::fleet::fresh_service_files(&dir.join("sim-service"), SERVICE_NAME)
+        .map_err(|e| e.to_string())?;
     let svc = registry
         .provision_service(SERVICE_NAME, &dir.join("sim-service"), 1)
         .await

@@ -308,3 +308,29 @@ async fn ctrl_c_stops_early_with_a_summary() {
     assert!(stdout.contains("interrupted (Ctrl-C)"), "{stdout}");
     assert!(stdout.contains("firmware-sim summary"), "{stdout}");
 }
+
+/// A kept data directory is reused: a second, smaller run takes the first
+/// devices of the first run (no new provisioning) and issues the backend a
+/// fresh service certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_directory_is_reused() {
+    let keep = tempfile::tempdir().unwrap();
+    let mut o = SimOptions::new(8);
+    o.transports = TransportMix::parse("mqtt,coap").unwrap();
+    o.duration = Duration::from_secs(3);
+    o.telemetry_every = Duration::from_millis(500);
+    o.broker = firmware_sim::BrokerTarget::Embedded {
+        keep: Some(keep.path().to_path_buf()),
+    };
+    let first = run(&o, &quiet).await.expect("first run");
+    assert!(first.report.ok, "{}", first.report.summary());
+    assert_eq!(first.data_dir, keep.path());
+    o.devices = 3;
+    let second = run(&o, &quiet).await.expect("second run");
+    assert!(second.report.ok, "{}", second.report.summary());
+    assert_eq!(second.report.devices, 3);
+    assert_eq!(second.report.totals.tokens_issued, 3);
+    let manifest =
+        std::fs::read_to_string(keep.path().join("sim-devices/sim/manifest.jsonl")).unwrap();
+    assert_eq!(manifest.lines().count(), 8, "nothing provisioned again");
+}
