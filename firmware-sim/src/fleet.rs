@@ -44,6 +44,8 @@ pub struct DeviceFiles {
     pub key_file: PathBuf,
     /// Certificate chain (PEM).
     pub cert_file: PathBuf,
+    /// When the certificate provisioned into the folder expires (Unix seconds).
+    pub not_after: u64,
 }
 
 /// The fleet, ready to run.
@@ -169,6 +171,19 @@ pub async fn prepare(
         .into_iter()
         .filter(|d| wanted.contains(&d.id))
         .collect();
+    // Devices kept from an earlier run may hold certificates that are
+    // expired (or expire during this run): they could not connect over TLS.
+    let ends = crate::unix_now() + options.duration.as_secs() + 5;
+    if let Some(d) = devices.iter().find(|d| d.not_after <= ends) {
+        return Err(SimError::Setup(format!(
+            "device {} in {} has a certificate valid only until {} (Unix time), before this run ends: \
+             the fleet kept there was provisioned with short-lived certificates; use a new --keep \
+             directory or another --prefix",
+            d.id,
+            out.display(),
+            d.not_after
+        )));
+    }
     if devices.len() != options.devices {
         return Err(SimError::Setup(format!(
             "{} lists {} of the {} devices asked for; run again to resume provisioning",
@@ -246,6 +261,7 @@ struct Row {
     id: String,
     key_file: String,
     cert_file: String,
+    not_after: u64,
 }
 
 fn read_manifest(out: &Path) -> Result<Vec<DeviceFiles>, SimError> {
@@ -257,6 +273,7 @@ fn read_manifest(out: &Path) -> Result<Vec<DeviceFiles>, SimError> {
             let row: Row = serde_json::from_str(l)
                 .map_err(|e| SimError::Setup(format!("{}: {e}", path.display())))?;
             Ok(DeviceFiles {
+                not_after: row.not_after,
                 id: row.id,
                 key_file: out.join(row.key_file),
                 cert_file: out.join(row.cert_file),

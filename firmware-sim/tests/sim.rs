@@ -334,3 +334,26 @@ async fn a_kept_directory_is_reused() {
         std::fs::read_to_string(keep.path().join("sim-devices/sim/manifest.jsonl")).unwrap();
     assert_eq!(manifest.lines().count(), 8, "nothing provisioned again");
 }
+
+/// Devices kept with short-lived certificates that would expire during the
+/// next run are refused with a message saying what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_devices_with_expiring_certificates_are_refused_clearly() {
+    let keep = tempfile::tempdir().unwrap();
+    let mut o = SimOptions::new(2);
+    o.transports = TransportMix::parse("coap").unwrap();
+    o.duration = Duration::from_secs(2);
+    o.cert_lifetime = Some(Duration::from_secs(60));
+    o.broker = firmware_sim::BrokerTarget::Embedded {
+        keep: Some(keep.path().to_path_buf()),
+    };
+    let first = run(&o, &quiet).await.expect("first run");
+    assert!(first.report.ok, "{}", first.report.summary());
+    o.duration = Duration::from_secs(120);
+    let err = run(&o, &quiet)
+        .await
+        .expect_err("certificates expire during the run");
+    let text = err.to_string();
+    assert!(text.contains("before this run ends"), "{text}");
+    assert!(text.contains("new --keep"), "{text}");
+}

@@ -43,7 +43,20 @@ pub async fn run(
         at: duration.mul_f64(0.4),
     });
     options.service_jwt_at = Some(duration.mul_f64(0.2));
+    // A kept directory gets a new set of devices on every run (the previous
+    // ones' 60-second certificates have expired): sensor-1.., sensor2-1.., ...
     options.prefix = "sensor-".into();
+    if let Some(dir) = &keep {
+        let mut n = 1;
+        while dir
+            .join("sim-devices")
+            .join(options.prefix.trim_end_matches('-'))
+            .exists()
+        {
+            n += 1;
+            options.prefix = format!("sensor{n}-");
+        }
+    }
     options.broker = BrokerTarget::Embedded { keep };
 
     println!("certbound demo: everything in one process, on embedded defaults\n");
