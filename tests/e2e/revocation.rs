@@ -340,3 +340,50 @@ async fn status_lists_are_served_over_coap_too() -> anyhow::Result<()> {
     o.fx.shutdown().await;
     Ok(())
 }
+
+/// A revoked token stays marked in freshly built lists after its `exp`: a
+/// verifier allowing for clock skew (leeway) still accepts it until
+/// `exp + leeway`, so the list must still say INVALID then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stays_marked_past_its_expiry() -> anyhow::Result<()> {
+    const SHORT_API: &str = "https://short.example.com";
+    let o = OAuthFixture::new().await?;
+    o.fx.registry
+        .create_api_with_format(SHORT_API, "reports:read", 5, "jwt")
+        .await?;
+    let client =
+        o.fx.registry
+            .create_client(
+                "short-lived",
+                &[(SHORT_API.into(), "reports:read".into())],
+                None,
+                true,
+            )
+            .await?;
+    let secret = client.client_secret.context("secret")?;
+    let grant = o
+        .https
+        .token_with_secret(&client.client_id, &secret, SHORT_API, None)
+        .await?;
+    let token = grant["access_token"].as_str().context("token")?.to_string();
+    let exp = grant["expires_in"].as_u64().context("expires_in")? + unix_now();
+    let (uri, idx) = jwt_status(&token)?;
+    let r = o
+        .https
+        .form(
+            "/oauth/revoke",
+            &[("token", &token)],
+            Some((&client.client_id, &secret)),
+        )
+        .await?;
+    assert_eq!(r.status, 200);
+    wait_status(&o, &uri, idx, STATUS_INVALID).await?;
+    // Past exp (and past the list's 1 s rebuild), a list built now still
+    // marks it.
+    while unix_now() <= exp + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(status_of(&o, &uri, idx).await?, STATUS_INVALID);
+    Ok(())
+}

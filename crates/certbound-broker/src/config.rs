@@ -38,6 +38,9 @@ pub struct Config {
     /// `[rate_limits]`
     #[serde(default)]
     pub rate_limits: RateLimitsSection,
+    /// `[audit]`
+    #[serde(default)]
+    pub audit: AuditSection,
 }
 
 /// `[broker]`: identity and clock.
@@ -216,8 +219,10 @@ fn default_replay_capacity() -> usize {
     1_000_000
 }
 
+mod audit;
 mod https;
 mod template;
+pub use audit::AuditSection;
 pub use https::{HttpsSection, RateLimitsSection, StatusSection};
 pub use template::template;
 
@@ -371,6 +376,18 @@ impl Config {
                 "must be between 512 and 1048576".into(),
             ));
         }
+        if self.audit.retention_days > 36_500 {
+            return Err(bad(
+                "audit.retention_days",
+                "must be at most 36500 (0 keeps events forever)".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.audit.prune_every_secs) {
+            return Err(bad(
+                "audit.prune_every_secs",
+                "must be between 1 and 86400".into(),
+            ));
+        }
         if self.limits.replay_cache_entries < 1000 {
             return Err(bad(
                 "limits.replay_cache_entries",
@@ -483,10 +500,14 @@ mod tests {
         assert_eq!(c.coap.dedup_entries, 262_144);
         assert_eq!(c.coap_listen(), "127.0.0.1:5683".parse().unwrap());
         assert_eq!(c.pki.device_cert_days, 90);
+        assert_eq!(c.audit.retention_days, 90);
+        assert_eq!(c.audit.prune_every_secs, 300);
         // A minimal file gets the documented defaults.
         let c = Config::parse("[broker]\nissuer_id = \"x\"\n", Path::new("t.toml")).unwrap();
         assert!(c.coap.enabled);
         assert_eq!(c.limits.max_request_bytes, 8192);
+        assert_eq!(c.audit.retention_days, 90);
+        assert_eq!(c.audit.prune_every_secs, 300);
     }
 
     #[test]
@@ -508,6 +529,14 @@ mod tests {
             (
                 "[broker]\nissuer_id = \"x\"\n[limits]\nmax_request_bytes = 1\n",
                 "limits.max_request_bytes",
+            ),
+            (
+                "[broker]\nissuer_id = \"x\"\n[audit]\nprune_every_secs = 0\n",
+                "audit.prune_every_secs",
+            ),
+            (
+                "[broker]\nissuer_id = \"x\"\n[audit]\nretention_days = 99999\n",
+                "audit.retention_days",
             ),
         ];
         for (text, field) in cases {

@@ -62,6 +62,7 @@ const RATE_LIMITED: &str = "certbound_rate_limited_total";
 const LATENCY: &str = "certbound_token_request_seconds";
 const MQTT_SESSIONS: &str = "certbound_mqtt_sessions";
 const SIGNING_KEYS: &str = "certbound_signing_keys_published";
+const PRUNED: &str = "certbound_pruned_rows_total";
 
 /// `kind` of a token holder / rate limit: a device.
 pub const DEVICE: &str = "device";
@@ -132,6 +133,20 @@ impl Metrics {
         self.rate_limited_if(DEVICE, outcome);
     }
 
+    /// Rows deleted by housekeeping, per table (`issued_tokens`,
+    /// `status_lists`, `audit_events`).
+    pub fn pruned(&self, report: &crate::store::PruneReport) {
+        let mut inner = self.lock();
+        for (table, rows) in report.by_table() {
+            if rows > 0 {
+                *inner
+                    .counters
+                    .entry((PRUNED, labels(&[("table", table)])))
+                    .or_default() += rows;
+            }
+        }
+    }
+
     fn rate_limited_if(&self, kind: &str, outcome: &str) {
         if outcome == "rate_limited" || outcome == "too_many_requests" {
             self.bump(RATE_LIMITED, &[("kind", kind)]);
@@ -177,6 +192,11 @@ impl Metrics {
             &mut out,
             RATE_LIMITED,
             "Requests refused by the rate limits, by kind (device or client).",
+        );
+        counter(
+            &mut out,
+            PRUNED,
+            "Rows deleted by housekeeping, by table (issued_tokens, status_lists, audit_events).",
         );
         let _ = writeln!(
             out,
@@ -258,6 +278,20 @@ mod tests {
         );
         assert!(text.contains("certbound_signing_keys_published 2"));
         assert!(!text.contains("certbound_mqtt_sessions"));
+        m.pruned(&crate::store::PruneReport {
+            issued_tokens: 7,
+            status_lists: 0,
+            audit_events: 2,
+            dry_run: false,
+        });
+        m.pruned(&crate::store::PruneReport {
+            issued_tokens: 3,
+            ..Default::default()
+        });
+        let text = m.render(2);
+        assert!(text.contains("certbound_pruned_rows_total{table=\"issued_tokens\"} 10"));
+        assert!(text.contains("certbound_pruned_rows_total{table=\"audit_events\"} 2"));
+        assert!(!text.contains("certbound_pruned_rows_total{table=\"status_lists\"}"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

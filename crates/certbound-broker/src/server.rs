@@ -48,6 +48,7 @@ pub struct RunningBroker {
     mqtt: Option<MqttTransport>,
     watcher: Option<JoinHandle<()>>,
     key_watcher: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
     https: Option<RunningHttps>,
     audit_task: JoinHandle<()>,
     service: Arc<TokenService>,
@@ -199,6 +200,12 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         pki.clone(),
         config.broker.leeway_secs,
     ));
+    let housekeeping = tokio::spawn(housekeep(
+        store.clone(),
+        crate::store::PrunePolicy::from_config(&config),
+        Duration::from_secs(config.audit.prune_every_secs.max(1)),
+        metrics.clone(),
+    ));
     let coap = if config.coap.enabled {
         let addr = options.coap_listen.unwrap_or_else(|| config.coap_listen());
         let handler = Arc::new(CoapTransport::new(endpoints.clone(), pki.clone()));
@@ -239,6 +246,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         mqtt,
         watcher,
         key_watcher,
+        housekeeping,
         https,
         audit_task,
         service,
@@ -330,6 +338,38 @@ async fn watch_keys(
         match KeyRing::load(&store, &dir).await {
             Ok(ring) => keys.replace(ring),
             Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
+        }
+    }
+}
+
+/// The first housekeeping run comes this soon after start (or after one
+/// interval, when that is shorter).
+const FIRST_PRUNE: Duration = Duration::from_secs(10);
+
+/// Prunes the store every `every` (see [`crate::store::PrunePolicy`]).
+async fn housekeep(
+    store: Store,
+    policy: crate::store::PrunePolicy,
+    every: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let first = tokio::time::Instant::now() + FIRST_PRUNE.min(every);
+    let mut ticker = tokio::time::interval_at(first, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match store.prune(crate::clock::unix_now(), &policy).await {
+            Ok(report) if report.total() > 0 => {
+                metrics.pruned(&report);
+                tracing::info!(
+                    issued_tokens = report.issued_tokens,
+                    status_lists = report.status_lists,
+                    audit_events = report.audit_events,
+                    "housekeeping: pruned the store"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping: could not prune the store"),
         }
     }
 }
@@ -485,6 +525,7 @@ impl RunningBroker {
             watcher.abort();
         }
         self.key_watcher.abort();
+        self.housekeeping.abort();
         if let Some(https) = self.https {
             let _ = https.shutdown.send(());
             let _ = https.task.await;

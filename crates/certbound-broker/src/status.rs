@@ -27,6 +27,18 @@ const BLOCK: u64 = 128;
 /// A built list is reused for this long (bounds the signing work under load;
 /// revocations show in the list at most this much later).
 const REBUILD_AFTER: Duration = Duration::from_secs(1);
+/// A reserved block is handed out for at most this long, seconds; then its
+/// unused entries are dropped and a new block is reserved. This bounds how
+/// long after a list filled up in the store a token can still get an entry
+/// in it, which housekeeping relies on before it deletes a full list (see
+/// `store::prune`).
+pub const MAX_BLOCK_AGE_SECS: u64 = 300;
+
+/// How long after its `exp` a revoked or suspended token stays marked in the
+/// lists served, in seconds: a verifier allowing for clock skew accepts a
+/// token until `exp + leeway`, so the mark must outlive that (the verifier
+/// default is 60 s; this covers leeways up to 5 minutes).
+pub const EXPIRED_KEPT_SECS: u64 = 300;
 
 /// Settings.
 #[derive(Debug, Clone)]
@@ -50,6 +62,7 @@ struct Block {
     list: u64,
     next: u64,
     end: u64,
+    reserved_at: Option<Instant>,
 }
 
 /// The status lists of one broker.
@@ -90,7 +103,10 @@ impl StatusLists {
     /// Hands out the next entry for a new token.
     pub async fn allocate(&self, now: u64) -> Result<StatusRef, BrokerError> {
         let mut block = self.block.lock().await;
-        if block.next >= block.end {
+        let stale = block
+            .reserved_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(MAX_BLOCK_AGE_SECS));
+        if block.next >= block.end || stale {
             let (list, first, count) = self
                 .store
                 .reserve_status_entries(BLOCK, self.config.list_size, now)
@@ -99,6 +115,7 @@ impl StatusLists {
                 list,
                 next: first,
                 end: first + count,
+                reserved_at: Some(Instant::now()),
             };
         }
         let idx = block.next;
@@ -129,7 +146,8 @@ impl StatusLists {
             return Ok(None);
         };
         let mut list = StatusList::new(STATUS_BITS, size)?;
-        for (idx, status) in self.store.status_entries(id, now).await? {
+        let since = now.saturating_sub(EXPIRED_KEPT_SECS);
+        for (idx, status) in self.store.status_entries(id, since).await? {
             let value = if status == STATUS_SUSPENDED {
                 STATUS_SUSPENDED
             } else {

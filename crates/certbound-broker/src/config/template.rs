@@ -85,6 +85,15 @@ device_burst = 10
 client_per_sec = 10.0
 client_burst = 50
 
+[audit]
+# Audit events older than this many days are deleted by housekeeping (the running
+# broker, or `certbound prune`). 0 keeps them forever.
+retention_days = 90
+# How often `certbound serve` deletes expired token records (once past their expiry
+# plus leeway_secs and [status] ttl_secs), status lists whose tokens are all gone,
+# and audit events past retention_days, in seconds.
+prune_every_secs = 300
+
 [limits]
 # Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
 max_request_bytes = 8192

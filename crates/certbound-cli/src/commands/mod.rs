@@ -9,6 +9,7 @@ mod grants;
 mod ingest;
 mod lifecycle;
 mod policy;
+mod prune;
 mod serve;
 mod token;
 
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prune,
             json,
         } => policy::apply(&dir.dir, &file, yes, prune, json).await,
+        Command::Prune(args) => prune::run(args).await,
         Command::Doctor {
             dir,
             json,
