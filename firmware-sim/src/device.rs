@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_agent::mqtt::{ConnectOptions, MqttConnectSettings, MqttDevice};
+use certbound_agent::tokens::HeldToken;
 use certbound_agent::{AgentError, DeviceIdentity, TokenRequestParams};
 use certbound_proto::schedule::renew_after;
 use certbound_proto::telemetry::{TelemetryPayload, seal};
@@ -96,25 +97,6 @@ pub struct SimDevice {
     pub skew: i64,
 }
 
-struct Held {
-    token: Vec<u8>,
-    cti: Vec<u8>,
-    got: Instant,
-    lifetime: Duration,
-    renew_after: Duration,
-}
-
-impl Held {
-    fn due(&self, now: Instant) -> bool {
-        now >= self.got + self.renew_after
-    }
-
-    fn usable(&self, now: Instant) -> bool {
-        let gap = (self.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(5));
-        now + gap < self.got + self.lifetime
-    }
-}
-
 fn nonce() -> [u8; 16] {
     let mut n = [0u8; 16];
     rand::rng().fill_bytes(&mut n);
@@ -138,7 +120,7 @@ struct Device {
     /// credentials: the new pair is used only once a token bound to it arrived).
     pending: Option<DeviceIdentity>,
     mqtt: Option<MqttDevice>,
-    token: Option<Held>,
+    token: Option<HeldToken>,
     ever_had_token: bool,
     seq: u64,
     cert_renew_at: Option<u64>,
@@ -242,13 +224,12 @@ impl Device {
         if self.cert_renew_at.is_some_and(|at| self.clock() >= at) {
             self.renew_certificate().await;
         }
-        let now = Instant::now();
-        if self.pending.is_some() || self.token.as_ref().is_none_or(|t| t.due(now)) {
+        let now = self.clock();
+        if self.pending.is_some() || self.token.as_ref().is_none_or(|t| t.needs_renewal(now, 0)) {
             self.get_token().await;
         }
-        let now = Instant::now();
         match &self.token {
-            Some(t) if t.usable(now) => {
+            Some(t) if t.usable(self.clock()) => {
                 let (token, cti) = (t.token.clone(), t.cti.clone());
                 self.send_telemetry(token, cti).await;
             }
@@ -327,14 +308,15 @@ impl Device {
 
     async fn get_token(&mut self) {
         let t0 = Instant::now();
+        let issued_at = self.clock();
         let identity = self.pending.as_ref().unwrap_or(&self.identity);
         let result = self.request_token(identity).await;
         match result {
             Ok(t) => {
+                self.ctx.stats.observe(Op::Token, t0.elapsed());
                 if let Some(renewed) = self.pending.take() {
                     self.promote(renewed).await;
                 }
-                self.ctx.stats.observe(Op::Token, t0.elapsed());
                 let cti = match certbound_agent::tokens::token_cti(&t.access_token) {
                     Ok(c) => c,
                     Err(e) => {
@@ -345,7 +327,7 @@ impl Device {
                     }
                 };
                 let lifetime = t.expires_in.max(1);
-                let renew = renew_after(lifetime, rand::rng().random::<f64>());
+                let renew_at = renew_after(lifetime, rand::rng().random::<f64>());
                 if self.token.is_some() {
                     bump(&self.ctx.stats.tokens_renewed);
                 } else {
@@ -353,12 +335,13 @@ impl Device {
                 }
                 self.ever_had_token = true;
                 let _ = self.ctx.sample_token.set(t.access_token.clone());
-                self.token = Some(Held {
+                // The agent's own token record and renewal rule (device clock).
+                self.token = Some(HeldToken {
                     token: t.access_token,
                     cti,
-                    got: t0,
-                    lifetime: Duration::from_secs(lifetime),
-                    renew_after: Duration::from_secs(renew),
+                    issued_at,
+                    lifetime,
+                    renew_at,
                 });
                 if self.dev.transport != Transport::Mqtt {
                     self.set_connected(true);
@@ -498,22 +481,5 @@ mod tests {
             classify(&limited, false, false),
             ("rate_limited", Expected::No)
         );
-    }
-
-    #[test]
-    fn held_tokens_renew_before_they_become_unusable() {
-        let got = Instant::now();
-        let t = Held {
-            token: vec![1],
-            cti: vec![2],
-            got,
-            lifetime: Duration::from_secs(30),
-            renew_after: Duration::from_secs(20),
-        };
-        assert!(!t.due(got + Duration::from_secs(19)));
-        assert!(t.due(got + Duration::from_secs(20)));
-        assert!(t.usable(got + Duration::from_secs(26)));
-        // Never presented within the last 3 s (a tenth of the lifetime) of its life.
-        assert!(!t.usable(got + Duration::from_secs(27)));
     }
 }
