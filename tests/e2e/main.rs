@@ -9,6 +9,7 @@
 //!   connection take effect on the running broker at once.
 
 mod admin_api;
+mod attack_matrix;
 mod agent_mosquitto;
 mod claims;
 mod doctor_audit;

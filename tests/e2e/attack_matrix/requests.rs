@@ -1,0 +1,1 @@
+//! Attack-matrix cases: see [`super`].
