@@ -311,6 +311,12 @@ impl<K: Eq + Hash + Clone> Block2Cache<K> {
     pub fn remove(&mut self, key: &K) {
         self.entries.remove(key);
     }
+
+    /// Number of bodies kept.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 #[cfg(test)]
