@@ -307,11 +307,16 @@ impl ServerCore {
         if block2_num > 0 {
             if let Some(cached) = self.block2.get(&transfer, now) {
                 let (response, etag) = (cached.response.clone(), cached.etag.clone());
-                let reply = Reply {
-                    budget: self.guard.budget(&peer, received, now),
-                    ..reply
+                let allowance = cached.allowance;
+                // An unverified address may get what is left of the transfer's
+                // allowance plus the amplification factor of this request.
+                let budget = match (self.guard.budget(&peer, received, now), allowance) {
+                    (None, _) => None,
+                    (Some(d), Some(a)) => Some(a.saturating_add(d)),
+                    (Some(d), None) => Some(d),
                 };
-                return self.send_block2(
+                let reply = Reply { budget, ..reply };
+                let out = self.send_block2(
                     &reply,
                     &transfer,
                     block1_echo,
@@ -320,6 +325,10 @@ impl ServerCore {
                     block2_num,
                     block2_szx,
                 );
+                if let (Some(_), Some(t)) = (budget, &out.transmit) {
+                    self.block2.spend(&transfer, t.bytes.len());
+                }
+                return out;
             }
             if !matches!(parsed.method, Method::Get | Method::Fetch) {
                 self.stats.rejected += 1;
@@ -415,10 +424,13 @@ impl ServerCore {
             packet.payload = response.payload;
             return self.send(&reply, packet, Oversize::Challenge).transmit;
         }
-        if reply.budget.is_some() {
-            // Block2 transfers only for verified addresses: nothing is kept
-            // for a spoofed source, and no series of small requests earns a
-            // large body.
+        if reply
+            .budget
+            .is_some_and(|limit| response.payload.len() > limit)
+        {
+            // A body larger than the allowance of an unverified address is
+            // not split into blocks: a series of small Block2 requests must
+            // not earn it. Nothing is kept for a spoofed source.
             return self.challenge(&reply).transmit;
         }
         let etag = echo::etag_of(
@@ -426,9 +438,16 @@ impl ServerCore {
             response.content_format,
             &response.payload,
         );
-        self.block2
-            .insert(p.transfer.clone(), response.clone(), etag.clone(), now);
-        self.send_block2(
+        // An unverified address (e.g. after a Block1 upload) gets the body
+        // within an allowance of `factor` times what it sent, spent block by block.
+        self.block2.insert(
+            p.transfer.clone(),
+            response.clone(),
+            etag.clone(),
+            reply.budget,
+            now,
+        );
+        let out = self.send_block2(
             &reply,
             &p.transfer,
             p.block1_echo,
@@ -436,8 +455,11 @@ impl ServerCore {
             &etag,
             p.block2_num,
             p.block2_szx,
-        )
-        .transmit
+        );
+        if let (Some(_), Some(t)) = (reply.budget, &out.transmit) {
+            self.block2.spend(&p.transfer, t.bytes.len());
+        }
+        out.transmit
     }
 
     #[allow(clippy::too_many_arguments)]
