@@ -68,6 +68,8 @@ mod client_core;
 mod dedup;
 mod echo;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod reliability;
 mod server;

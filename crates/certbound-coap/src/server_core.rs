@@ -148,6 +148,11 @@ impl ServerCore {
         }
     }
 
+    /// Whether `peer` counts as verified now (for the fuzz harness).
+    pub(crate) fn guard_is_verified(&mut self, peer: &SocketAddr, now: Instant) -> bool {
+        !self.guard.enabled() || self.guard.is_verified(peer, now)
+    }
+
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) -> Outcome {
         self.stats.received += 1;
