@@ -47,7 +47,13 @@ fn code(p: &Packet) -> ResponseType {
 }
 
 /// Sends `request` from `from` and answers a dispatch with `body`; returns the datagram sent.
-fn exchange(c: &mut ServerCore, from: SocketAddr, request: &[u8], body: usize, now: Instant) -> Vec<u8> {
+fn exchange(
+    c: &mut ServerCore,
+    from: SocketAddr,
+    request: &[u8],
+    body: usize,
+    now: Instant,
+) -> Vec<u8> {
     let out = c.handle_datagram(from, request, now);
     if let Some((id, _)) = out.dispatch {
         let resp = Response::new(ResponseType::Content).with_payload(281, vec![0x30; body]);
@@ -67,9 +73,16 @@ fn large_answer_to_an_unverified_address_is_an_echo_challenge() {
     let answer = exchange(&mut c, peer(1), &request, 3000, t0);
     let p = parse(&answer);
     assert_eq!(code(&p), ResponseType::Unauthorized);
-    let echo = message::first(&p, ECHO).map(<[u8]>::to_vec).unwrap_or_default();
+    let echo = message::first(&p, ECHO)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     assert_eq!(echo.len(), echo::ECHO_LEN);
-    assert!(answer.len() <= 3 * request.len(), "{} > 3 x {}", answer.len(), request.len());
+    assert!(
+        answer.len() <= 3 * request.len(),
+        "{} > 3 x {}",
+        answer.len(),
+        request.len()
+    );
     assert!(p.payload.is_empty());
     assert_eq!(c.stats().echo_challenges, 1);
     // The retransmission gets the same challenge; nothing else is kept.
@@ -78,14 +91,24 @@ fn large_answer_to_an_unverified_address_is_an_echo_challenge() {
     // The request repeated with the Echo is answered in full (first block)...
     let mut again = get(2, ".well-known/est/crts");
     message::set(&mut again, ECHO, echo);
-    let full = parse(&exchange(&mut c, peer(1), &bytes(&again), 3000, t0 + Duration::from_secs(5)));
+    let full = parse(&exchange(
+        &mut c,
+        peer(1),
+        &bytes(&again),
+        3000,
+        t0 + Duration::from_secs(5),
+    ));
     assert_eq!(code(&full), ResponseType::Content);
     assert_eq!(full.payload.len(), 1024);
     assert_eq!(c.stats().echo_verified, 1);
     // ...and the later blocks need no further Echo (served from the cache).
     for num in 1..3u32 {
         let mut next = get(2 + num as u16, ".well-known/est/crts");
-        let b2 = BlockOption { num, more: false, szx: 6 };
+        let b2 = BlockOption {
+            num,
+            more: false,
+            szx: 6,
+        };
         message::set(&mut next, opt::BLOCK2, b2.encode());
         let out = c.handle_datagram(peer(1), &bytes(&next), t0 + Duration::from_secs(6));
         assert!(out.dispatch.is_none(), "block {num} comes from the cache");
@@ -100,7 +123,9 @@ fn echo_from_another_address_forged_or_stale_is_refused() {
     let t0 = Instant::now();
     let mut c = core(ServerConfig::default(), t0);
     let challenge = parse(&exchange(&mut c, peer(1), &bytes(&get(1, "crl")), 3000, t0));
-    let echo = message::first(&challenge, ECHO).map(<[u8]>::to_vec).unwrap_or_default();
+    let echo = message::first(&challenge, ECHO)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     // Peer 2 replays peer 1's Echo: still a challenge.
     let mut replay = get(2, "crl");
     message::set(&mut replay, ECHO, echo.clone());
@@ -112,12 +137,30 @@ fn echo_from_another_address_forged_or_stale_is_refused() {
     let mut altered = echo.clone();
     altered[5] ^= 0x40;
     message::set(&mut forged, ECHO, altered);
-    assert_eq!(code(&parse(&exchange(&mut c, peer(1), &bytes(&forged), 3000, t0))), ResponseType::Unauthorized);
+    assert_eq!(
+        code(&parse(&exchange(
+            &mut c,
+            peer(1),
+            &bytes(&forged),
+            3000,
+            t0
+        ))),
+        ResponseType::Unauthorized
+    );
     // Peer 1's own Echo after the echo lifetime: a challenge with a new Echo.
     let mut stale = get(4, "crl");
     message::set(&mut stale, ECHO, echo);
     let late = t0 + Duration::from_secs(61);
-    assert_eq!(code(&parse(&exchange(&mut c, peer(1), &bytes(&stale), 3000, late))), ResponseType::Unauthorized);
+    assert_eq!(
+        code(&parse(&exchange(
+            &mut c,
+            peer(1),
+            &bytes(&stale),
+            3000,
+            late
+        ))),
+        ResponseType::Unauthorized
+    );
     assert_eq!(c.stats().echo_refused, 3);
     assert_eq!(c.stats().echo_verified, 0);
     assert_eq!(c.stats().verified_addresses, 0);
@@ -163,12 +206,19 @@ fn short_datagram_reusing_a_message_id_gets_no_replay() {
 #[test]
 fn in_flight_cap_answers_5_03_and_drops_non() {
     let t0 = Instant::now();
-    let config = ServerConfig { max_in_flight: 2, ..ServerConfig::default() };
+    let config = ServerConfig {
+        max_in_flight: 2,
+        ..ServerConfig::default()
+    };
     let mut c = core(config, t0);
     let mut ids = Vec::new();
     for mid in 1..=2u16 {
         let out = c.handle_datagram(peer(1), &bytes(&get(mid, "token")), t0);
-        ids.push(out.dispatch.map(|(id, _)| id).unwrap_or_else(|| panic!("dispatched")));
+        ids.push(
+            out.dispatch
+                .map(|(id, _)| id)
+                .unwrap_or_else(|| panic!("dispatched")),
+        );
     }
     let third = bytes(&get(3, "token"));
     let out = c.handle_datagram(peer(1), &third, t0);
@@ -251,16 +301,25 @@ fn client_run(
         let reply = match out.dispatch {
             Some((id, request)) => {
                 seen.push(request.payload);
-                let resp = Response::new(ResponseType::Content).with_payload(60, vec![7; answer_len]);
+                let resp =
+                    Response::new(ResponseType::Content).with_payload(60, vec![7; answer_len]);
                 c.complete(id, resp, now).map(|t| t.bytes)
             }
             None => out.transmit.map(|t| t.bytes),
         };
-        let step = x.on_packet(&parse(&reply.unwrap_or_else(|| panic!("silence"))), &mut ids, now);
+        let step = x.on_packet(
+            &parse(&reply.unwrap_or_else(|| panic!("silence"))),
+            &mut ids,
+            now,
+        );
         if let Some(done) = step.done {
             return (done, seen);
         }
-        datagram = step.transmit.last().cloned().unwrap_or_else(|| panic!("client sent nothing"));
+        datagram = step
+            .transmit
+            .last()
+            .cloned()
+            .unwrap_or_else(|| panic!("client sent nothing"));
     }
     panic!("exchange did not end");
 }
@@ -288,7 +347,10 @@ fn our_client_follows_the_echo_for_get_and_block1_post() {
 fn our_client_gives_up_after_repeated_challenges() {
     let t0 = Instant::now();
     // verified_lifetime 0: the Echo verifies nothing for long; every answer is a challenge.
-    let config = ServerConfig { verified_lifetime: Duration::ZERO, ..ServerConfig::default() };
+    let config = ServerConfig {
+        verified_lifetime: Duration::ZERO,
+        ..ServerConfig::default()
+    };
     let mut c = core(config, t0);
     let (r, _) = client_run(&mut c, peer(1), Method::Get, Vec::new(), 6, 5000, t0);
     let r = r.unwrap_or_else(|e| panic!("{e}"));

@@ -526,7 +526,13 @@ mod tests {
         let mut c = Block2Cache::new(Duration::from_secs(5), 2);
         let resp = crate::Response::new(crate::ResponseType::Content);
         c.insert("a", resp.clone(), vec![1], None, t0);
-        c.insert("b", resp.clone(), vec![2], None, t0 + Duration::from_secs(1));
+        c.insert(
+            "b",
+            resp.clone(),
+            vec![2],
+            None,
+            t0 + Duration::from_secs(1),
+        );
         c.insert("c", resp, vec![3], None, t0 + Duration::from_secs(2));
         let now = t0 + Duration::from_secs(3);
         assert!(c.get(&"a", now).is_none());

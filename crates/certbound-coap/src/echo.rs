@@ -251,7 +251,10 @@ mod tests {
         assert_eq!(g.budget(&a, 20, t0), Some(60));
         let echo = g.make_echo(&a, t0);
         assert_eq!(echo.len(), ECHO_LEN);
-        assert_eq!(g.check_echo(&a, &echo, t0 + Duration::from_secs(5)), EchoCheck::Fresh);
+        assert_eq!(
+            g.check_echo(&a, &echo, t0 + Duration::from_secs(5)),
+            EchoCheck::Fresh
+        );
         assert_eq!(g.budget(&a, 20, t0 + Duration::from_secs(6)), None);
         // Verification ends after verified_lifetime.
         assert_eq!(g.budget(&a, 20, t0 + Duration::from_secs(306)), Some(60));

@@ -103,7 +103,8 @@ pub fn run(data: &[u8]) {
                 continue;
             }
             let block_wise = Packet::from_bytes(&datagram).is_ok_and(|p| {
-                message::first(&p, opt::BLOCK1).is_some() || message::first(&p, opt::BLOCK2).is_some()
+                message::first(&p, opt::BLOCK1).is_some()
+                    || message::first(&p, opt::BLOCK2).is_some()
             });
             let total = received.get(&peer).copied().unwrap_or(0);
             assert!(

@@ -508,7 +508,12 @@ impl ServerCore {
         }
         packet.payload = chunk.to_vec();
         let out = self.send(reply, packet, Oversize::Challenge);
-        if !more && out.transmit.as_ref().is_some_and(|t| !is_challenge(&t.bytes)) {
+        if !more
+            && out
+                .transmit
+                .as_ref()
+                .is_some_and(|t| !is_challenge(&t.bytes))
+        {
             self.block2.remove(transfer);
         }
         out

@@ -20,7 +20,13 @@ fn record(flags: u8, datagram: &[u8]) -> Vec<u8> {
     out
 }
 
-fn request(method: RequestType, mid: u16, path: &str, options: &[(u16, Vec<u8>)], payload: &[u8]) -> Vec<u8> {
+fn request(
+    method: RequestType,
+    mid: u16,
+    path: &str,
+    options: &[(u16, Vec<u8>)],
+    payload: &[u8],
+) -> Vec<u8> {
     let mut p = Packet::new();
     p.header.set_type(MessageType::Confirmable);
     p.header.code = MessageClass::Request(method);
@@ -41,18 +47,42 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut echo_flow = record(0x0c, &get(1, ".well-known/est/crts"));
     echo_flow.extend(record(0x1c, &get(2, ".well-known/est/crts")));
     for num in 1..5u8 {
-        echo_flow.extend(record(0x0c, &request(RequestType::Get, 2 + u16::from(num), ".well-known/est/crts", &[(23, vec![(num << 4) | 6])], b"")));
+        echo_flow.extend(record(
+            0x0c,
+            &request(
+                RequestType::Get,
+                2 + u16::from(num),
+                ".well-known/est/crts",
+                &[(23, vec![(num << 4) | 6])],
+                b"",
+            ),
+        ));
     }
     let mut block1 = Vec::new();
     for num in 0..4u8 {
         let more = if num < 3 { 8 } else { 0 };
-        block1.extend(record(0x08, &request(RequestType::Post, 20 + u16::from(num), "sren", &[(27, vec![(num << 4) | more | 2])], &[0x42; 64])));
+        block1.extend(record(
+            0x08,
+            &request(
+                RequestType::Post,
+                20 + u16::from(num),
+                "sren",
+                &[(27, vec![(num << 4) | more | 2])],
+                &[0x42; 64],
+            ),
+        ));
     }
-    let mut replay = record(0x08, &request(RequestType::Get, 9, "crl", &[(2048, vec![0; 300])], b""));
+    let mut replay = record(
+        0x08,
+        &request(RequestType::Get, 9, "crl", &[(2048, vec![0; 300])], b""),
+    );
     replay.extend(record(0x08, &get(9, "crl")));
     let mut flood = Vec::new();
     for mid in 0..8u16 {
-        flood.extend(record(0x40 | (mid as u8 & 3), &request(RequestType::Post, mid, "token", &[], &[0x84; 40])));
+        flood.extend(record(
+            0x40 | (mid as u8 & 3),
+            &request(RequestType::Post, mid, "token", &[], &[0x84; 40]),
+        ));
     }
     let mut stale = record(0x0d, &get(1, "crl"));
     stale.extend(record(0x3d, &get(2, "crl")));
@@ -63,8 +93,14 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("seed-in-flight-cap", flood),
         ("seed-stale-echo", stale),
         ("seed-ping", record(0, &[0x40, 0x00, 0x12, 0x34])),
-        ("seed-critical-option", record(0, &request(RequestType::Get, 3, "x", &[(9, vec![1])], b""))),
-        ("seed-garbage", record(1, &[0x41, 0x01, 0x00, 0x01, 0xee, 0xff, 0xff])),
+        (
+            "seed-critical-option",
+            record(0, &request(RequestType::Get, 3, "x", &[(9, vec![1])], b"")),
+        ),
+        (
+            "seed-garbage",
+            record(1, &[0x41, 0x01, 0x00, 0x01, 0xee, 0xff, 0xff]),
+        ),
     ]
 }
 

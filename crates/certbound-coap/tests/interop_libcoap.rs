@@ -163,7 +163,10 @@ async fn libcoap_client_against_our_server() {
         "one repeat per Echo challenge, later blocks from the Block2 cache"
     );
     assert_eq!(stats.echo_challenges, 2, "{stats:?}");
-    assert_eq!(stats.echo_verified, 2, "libcoap repeats with the Echo: {stats:?}");
+    assert_eq!(
+        stats.echo_verified, 2,
+        "libcoap repeats with the Echo: {stats:?}"
+    );
 
     // A 3000-byte request body sent by libcoap with 256-byte Block1 blocks.
     let body: String = "0123456789".repeat(300);
@@ -180,7 +183,11 @@ async fn libcoap_client_against_our_server() {
     ];
     let out = run(binary, args).await;
     assert_eq!(stdout(&out), body);
-    assert_eq!(handler.calls(), 6, "an echo of 3000 bytes is within 3x the upload");
+    assert_eq!(
+        handler.calls(),
+        6,
+        "an echo of 3000 bytes is within 3x the upload"
+    );
     let received = server.stats().received - stats.received;
     assert!(
         received >= 3000 / 256,

@@ -139,7 +139,11 @@ async fn five_kilobytes_each_way_blockwise() {
         .await
         .expect("response");
     assert_eq!(r.payload, body);
-    assert_eq!(handler.calls(), 6, "the new client address needed its own Echo");
+    assert_eq!(
+        handler.calls(),
+        6,
+        "the new client address needed its own Echo"
+    );
     assert!(
         server.stats().received > 150,
         "~80 blocks each way at 64 bytes"

@@ -104,7 +104,10 @@ async fn amplification_refused(fx: &Fixture, path: &str) -> anyhow::Result<()> {
         "with the Echo: {}",
         full.header.code
     );
-    ensure!(full.payload.len() > 3 * again.len(), "the resource is large");
+    ensure!(
+        full.payload.len() > 3 * again.len(),
+        "the resource is large"
+    );
     Ok(())
 }
 
@@ -215,7 +218,12 @@ async fn attack_coap_stale_echo() -> anyhow::Result<()> {
     // Let the Echo age past its lifetime (whole seconds on the broker's clock):
     // this waits for a condition of time itself, not for an event.
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    let stale = encode(&request(RequestType::Get, 2, "crl", &[(ECHO, echo.clone())]))?;
+    let stale = encode(&request(
+        RequestType::Get,
+        2,
+        "crl",
+        &[(ECHO, echo.clone())],
+    ))?;
     let fresh = expect_challenge(&stale, &exchange(&s, fx.coap_addr, &stale).await?)?;
     ensure!(fresh != echo);
     // The fresh one works at once.
@@ -272,15 +280,17 @@ async fn scrape(fx: &Fixture, name: &str) -> anyhow::Result<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_coap_dedup_flood_stays_within_bytes() -> anyhow::Result<()> {
     const LIMIT: usize = 256 * 1024;
-    let fx = Fixture::with_config(&[(
-        "dedup_bytes = 67108864",
-        &format!("dedup_bytes = {LIMIT}"),
-    )])
-    .await?;
+    let fx = Fixture::with_config(&[("dedup_bytes = 67108864", &format!("dedup_bytes = {LIMIT}"))])
+        .await?;
     let s = socket_on([127, 0, 0, 2]).await?;
     let req = encode(&request(RequestType::Get, 1, ".well-known/est/crts", &[]))?;
     let echo = expect_challenge(&req, &exchange(&s, fx.coap_addr, &req).await?)?;
-    let req = encode(&request(RequestType::Get, 2, ".well-known/est/crts", &[(ECHO, echo)]))?;
+    let req = encode(&request(
+        RequestType::Get,
+        2,
+        ".well-known/est/crts",
+        &[(ECHO, echo)],
+    ))?;
     let first = exchange(&s, fx.coap_addr, &req).await?;
     let size = first.len();
     let count = 3 * LIMIT / size + 50;
@@ -335,7 +345,12 @@ async fn attack_coap_blockwise_flood() -> anyhow::Result<()> {
     let s = socket_on([127, 0, 0, 2]).await?;
     for i in 0..400u16 {
         let query = format!("q={i}").into_bytes();
-        let mut p = request(RequestType::Post, i, "token", &[(15, query), (27, vec![0x0e])]);
+        let mut p = request(
+            RequestType::Post,
+            i,
+            "token",
+            &[(15, query), (27, vec![0x0e])],
+        );
         p.payload = vec![0x42; 1024];
         let answer = parse(&exchange(&s, fx.coap_addr, &encode(&p)?).await?)?;
         ensure!(
@@ -359,7 +374,12 @@ async fn attack_coap_blockwise_flood() -> anyhow::Result<()> {
         answer.header.code
     );
     // A Block2 request far beyond the end of a resource: 4.02, not a crash or a loop.
-    let beyond = request(RequestType::Get, 501, "crl", &[(23, vec![0xff, 0xff, 0xf6])]);
+    let beyond = request(
+        RequestType::Get,
+        501,
+        "crl",
+        &[(23, vec![0xff, 0xff, 0xf6])],
+    );
     let answer = parse(&exchange(&s, fx.coap_addr, &encode(&beyond)?).await?)?;
     ensure!(
         matches!(
@@ -383,9 +403,7 @@ async fn attack_coap_oversized_datagram() -> anyhow::Result<()> {
     p.payload = vec![0xa0; 30_000];
     let req = encode(&p)?;
     let answer = exchange(&s, fx.coap_addr, &req).await?;
-    ensure!(
-        code(&parse(&answer)?) == MessageClass::Response(ResponseType::RequestEntityTooLarge)
-    );
+    ensure!(code(&parse(&answer)?) == MessageClass::Response(ResponseType::RequestEntityTooLarge));
     ensure!(answer.len() < 200, "the refusal is small");
     serves_after(&fx, "oversized").await?;
     fx.shutdown().await;
@@ -406,7 +424,8 @@ async fn attack_coap_truncated_and_garbage_options() -> anyhow::Result<()> {
     let back = parse(&exchange(&s, fx.coap_addr, &reserved).await?)?;
     ensure!(back.header.get_type() == MessageType::Reset && back.header.message_id == 0x0102);
     // NON garbage gets nothing: the next thing back is the ping's RST.
-    s.send_to(&[0x50, 0x01, 0x01, 0x03, 0xbd, 0xff], fx.coap_addr).await?;
+    s.send_to(&[0x50, 0x01, 0x01, 0x03, 0xbd, 0xff], fx.coap_addr)
+        .await?;
     let back = parse(&exchange(&s, fx.coap_addr, &[0x40, 0x00, 0x01, 0x04]).await?)?;
     ensure!(back.header.message_id == 0x0104, "NON garbage was answered");
     serves_after(&fx, "garbage").await?;
@@ -422,7 +441,10 @@ async fn attack_coap_unknown_critical_option() -> anyhow::Result<()> {
     let req = encode(&request(RequestType::Post, 1, "token", &[(9, vec![1])]))?;
     let answer = exchange(&s, fx.coap_addr, &req).await?;
     ensure!(code(&parse(&answer)?) == MessageClass::Response(ResponseType::BadOption));
-    ensure!(answer.len() <= 3 * req.len(), "even a diagnostic respects the bound");
+    ensure!(
+        answer.len() <= 3 * req.len(),
+        "even a diagnostic respects the bound"
+    );
     serves_after(&fx, "critical").await?;
     fx.shutdown().await;
     Ok(())
@@ -456,7 +478,9 @@ async fn attack_coap_in_flight_cap() -> anyhow::Result<()> {
         let p = parse(&buf[..n])?;
         answered += 1;
         if code(&p) == MessageClass::Response(ResponseType::ServiceUnavailable) {
-            let max_age = p.get_first_option(CoapOption::MaxAge).context("5.03 with Max-Age")?;
+            let max_age = p
+                .get_first_option(CoapOption::MaxAge)
+                .context("5.03 with Max-Age")?;
             ensure!(max_age.as_slice() == [2], "Max-Age {max_age:?}");
             busy += 1;
         }
@@ -464,8 +488,15 @@ async fn attack_coap_in_flight_cap() -> anyhow::Result<()> {
     if busy == 0 {
         bail!("{answered} answers to a burst of {N} with max_in_flight = 1, none 5.03");
     }
-    let overloaded = scrape(&fx, "certbound_coap_datagrams_total{outcome=\"overloaded\"}").await?;
-    ensure!(overloaded >= f64::from(busy), "metric {overloaded} < {busy}");
+    let overloaded = scrape(
+        &fx,
+        "certbound_coap_datagrams_total{outcome=\"overloaded\"}",
+    )
+    .await?;
+    ensure!(
+        overloaded >= f64::from(busy),
+        "metric {overloaded} < {busy}"
+    );
     fx.assert_serves(&device).await?;
     fx.shutdown().await;
     Ok(())
