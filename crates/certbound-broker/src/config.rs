@@ -69,10 +69,57 @@ pub struct CoapSection {
     /// 45 s (CoAP's MAX_TRANSMIT_SPAN). Default 262 144 (about 5 800 requests/s).
     #[serde(default = "default_coap_dedup_entries")]
     pub dedup_entries: usize,
+    /// Bytes those remembered requests may take at most (128 bytes plus the
+    /// answer each); the oldest are forgotten first. Default 64 MiB.
+    #[serde(default = "default_coap_dedup_bytes")]
+    pub dedup_bytes: usize,
+    /// Amplification limit (RFC 7252 §11.3): an answer to a source address
+    /// that has not echoed an Echo option (RFC 9175) is at most this many
+    /// times the request; larger answers become 4.01 with an Echo. 0 = off.
+    /// Default 3.
+    #[serde(default = "default_coap_amplification_factor")]
+    pub amplification_factor: usize,
+    /// Seconds an Echo value stays acceptable. Default 60.
+    #[serde(default = "default_coap_echo_lifetime")]
+    pub echo_lifetime_secs: u64,
+    /// Seconds an address counts as verified after a fresh Echo. Default 300.
+    #[serde(default = "default_coap_verified_lifetime")]
+    pub verified_lifetime_secs: u64,
+    /// Verified addresses remembered at most. Default 65 536.
+    #[serde(default = "default_coap_verified_addresses")]
+    pub verified_addresses: usize,
+    /// CoAP requests processed at once at most; more get 5.03 Service
+    /// Unavailable with Max-Age 2 (NON requests are dropped). Default 512.
+    #[serde(default = "default_coap_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 fn default_coap_dedup_entries() -> usize {
     262_144
+}
+
+fn default_coap_dedup_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+fn default_coap_amplification_factor() -> usize {
+    3
+}
+
+fn default_coap_echo_lifetime() -> u64 {
+    60
+}
+
+fn default_coap_verified_lifetime() -> u64 {
+    300
+}
+
+fn default_coap_verified_addresses() -> usize {
+    65_536
+}
+
+fn default_coap_max_in_flight() -> usize {
+    512
 }
 
 impl Default for CoapSection {
@@ -81,6 +128,12 @@ impl Default for CoapSection {
             enabled: true,
             listen: default_coap_listen(),
             dedup_entries: default_coap_dedup_entries(),
+            dedup_bytes: default_coap_dedup_bytes(),
+            amplification_factor: default_coap_amplification_factor(),
+            echo_lifetime_secs: default_coap_echo_lifetime(),
+            verified_lifetime_secs: default_coap_verified_lifetime(),
+            verified_addresses: default_coap_verified_addresses(),
+            max_in_flight: default_coap_max_in_flight(),
         }
     }
 }
@@ -498,6 +551,9 @@ mod tests {
         let c = Config::parse(&template("https://auth.example.com"), Path::new("t.toml")).unwrap();
         assert_eq!(c.broker.leeway_secs, 60);
         assert_eq!(c.coap.dedup_entries, 262_144);
+        assert_eq!(c.coap.dedup_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.coap.amplification_factor, 3);
+        assert_eq!(c.coap.max_in_flight, 512);
         assert_eq!(c.coap_listen(), "127.0.0.1:5683".parse().unwrap());
         assert_eq!(c.pki.device_cert_days, 90);
         assert_eq!(c.audit.retention_days, 90);

@@ -41,6 +41,7 @@ pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+mod metrics_coap;
 pub mod oauth;
 pub mod pki_state;
 pub mod policy;

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use certbound_coap::StatsHandle as CoapStats;
 use certbound_mqtt::MqttServerHandle;
 
 /// The `Content-Type` of [`Metrics::render`].
@@ -53,6 +54,7 @@ struct Inner {
 pub struct Metrics {
     inner: Mutex<Inner>,
     mqtt: OnceLock<MqttServerHandle>,
+    coap: OnceLock<CoapStats>,
 }
 
 const TOKENS_ISSUED: &str = "certbound_tokens_issued_total";
@@ -159,6 +161,12 @@ impl Metrics {
         let _ = self.mqtt.set(server);
     }
 
+    /// The CoAP server whose counters `certbound_coap_*` report (set once,
+    /// when it starts).
+    pub fn set_coap(&self, server: CoapStats) {
+        let _ = self.coap.set(server);
+    }
+
     /// The text exposition; `signing_keys` is the number of keys published
     /// now (JWKS / COSE key set).
     pub fn render(&self, signing_keys: usize) -> String {
@@ -229,6 +237,9 @@ impl Metrics {
             );
             let _ = writeln!(out, "# TYPE {MQTT_SESSIONS} gauge");
             let _ = writeln!(out, "{MQTT_SESSIONS} {}", mqtt.stats().connected_clients);
+        }
+        if let Some(coap) = self.coap.get() {
+            crate::metrics_coap::render(&mut out, &coap.stats());
         }
         let _ = writeln!(
             out,

@@ -209,12 +209,21 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     let coap = if config.coap.enabled {
         let addr = options.coap_listen.unwrap_or_else(|| config.coap_listen());
         let handler = Arc::new(CoapTransport::new(endpoints.clone(), pki.clone()));
+        let c = &config.coap;
         let server_config = ServerConfig {
             max_body: config.limits.max_request_bytes,
-            dedup_capacity: config.coap.dedup_entries.max(1024),
+            dedup_capacity: c.dedup_entries.max(1024),
+            dedup_bytes: c.dedup_bytes,
+            amplification_factor: c.amplification_factor,
+            echo_lifetime: Duration::from_secs(c.echo_lifetime_secs),
+            verified_lifetime: Duration::from_secs(c.verified_lifetime_secs),
+            verified_capacity: c.verified_addresses,
+            max_in_flight: c.max_in_flight,
             ..ServerConfig::default()
         };
-        Some(CoapServer::bind(addr, handler, server_config).await?)
+        let server = CoapServer::bind(addr, handler, server_config).await?;
+        metrics.set_coap(server.stats_handle());
+        Some(server)
     } else {
         None
     };

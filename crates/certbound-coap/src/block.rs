@@ -247,6 +247,8 @@ pub(crate) struct CachedBody {
     pub response: crate::Response,
     /// Entity tag sent with every block of this representation.
     pub etag: Vec<u8>,
+    /// Bytes the peer may still be sent (unverified address), if limited.
+    pub allowance: Option<usize>,
     created: Instant,
 }
 
@@ -281,6 +283,7 @@ impl<K: Eq + Hash + Clone> Block2Cache<K> {
         key: K,
         response: crate::Response,
         etag: Vec<u8>,
+        allowance: Option<usize>,
         now: Instant,
     ) -> &CachedBody {
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
@@ -296,6 +299,7 @@ impl<K: Eq + Hash + Clone> Block2Cache<K> {
         let cached = CachedBody {
             response,
             etag,
+            allowance,
             created: now,
         };
         match self.entries.entry(key) {
@@ -307,9 +311,22 @@ impl<K: Eq + Hash + Clone> Block2Cache<K> {
         }
     }
 
+    /// Lowers the allowance of the body for `key` by `sent` bytes.
+    pub fn spend(&mut self, key: &K, sent: usize) {
+        if let Some(a) = self.entries.get_mut(key).and_then(|e| e.allowance.as_mut()) {
+            *a = a.saturating_sub(sent);
+        }
+    }
+
     /// Forgets the body for `key` (after its last block was served).
     pub fn remove(&mut self, key: &K) {
         self.entries.remove(key);
+    }
+
+    /// Number of bodies kept.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -508,9 +525,15 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Block2Cache::new(Duration::from_secs(5), 2);
         let resp = crate::Response::new(crate::ResponseType::Content);
-        c.insert("a", resp.clone(), vec![1], t0);
-        c.insert("b", resp.clone(), vec![2], t0 + Duration::from_secs(1));
-        c.insert("c", resp, vec![3], t0 + Duration::from_secs(2));
+        c.insert("a", resp.clone(), vec![1], None, t0);
+        c.insert(
+            "b",
+            resp.clone(),
+            vec![2],
+            None,
+            t0 + Duration::from_secs(1),
+        );
+        c.insert("c", resp, vec![3], None, t0 + Duration::from_secs(2));
         let now = t0 + Duration::from_secs(3);
         assert!(c.get(&"a", now).is_none());
         assert_eq!(c.get(&"b", now).map(|e| e.etag.clone()), Some(vec![2]));

@@ -2,16 +2,24 @@
 //! to send, consumes the datagrams routed to it and the timer, and ends with
 //! the whole response. It covers retransmission, separate responses (empty
 //! ACK, then a CON response that it acknowledges), Block1 uploads and Block2
-//! downloads with a fresh token for every block request.
+//! downloads with a fresh token for every block request, and the Echo option
+//! (RFC 9175 §2.4): a 4.01 carrying an Echo restarts the request once with
+//! that Echo, so servers that limit answers to unverified addresses (RFC 7252
+//! §11.3) are served transparently.
 
 use std::time::Instant;
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 
 use crate::block::{self, BlockOption};
+use crate::echo::{ECHO, ECHO_MAX_LEN};
 use crate::message::{self, opt};
 use crate::reliability::{Retransmission, RetransmitAction, TransmissionParams};
 use crate::{CoapError, Method, Response, ResponseType};
+
+/// How many 4.01 Echo challenges one exchange answers before it returns the
+/// 4.01 to the caller (a server whose verification keeps expiring).
+const MAX_ECHO_RETRIES: u32 = 2;
 
 /// Where new message ids, tokens and random numbers come from.
 pub(crate) trait IdSource {
@@ -89,6 +97,10 @@ pub(crate) struct ClientExchange {
     block1_szx: u8,
     download: Option<Download>,
     inflight: Option<InFlight>,
+    /// An Echo value to send with the next request message.
+    echo: Option<Vec<u8>>,
+    /// Echo challenges answered so far.
+    echo_retries: u32,
 }
 
 impl ClientExchange {
@@ -123,6 +135,8 @@ impl ClientExchange {
             block1_szx: params.szx,
             download: None,
             inflight: None,
+            echo: None,
+            echo_retries: 0,
         })
     }
 
@@ -235,6 +249,22 @@ impl ClientExchange {
         now: Instant,
     ) -> Result<Next, CoapError> {
         let code = message::response_type(packet.header.code);
+        if code == ResponseType::Unauthorized
+            && self.echo_retries < MAX_ECHO_RETRIES
+            && let Some(value) = message::first(packet, ECHO)
+            && !value.is_empty()
+            && value.len() <= ECHO_MAX_LEN
+        {
+            // RFC 9175 §2.4: repeat the request with the Echo. The server
+            // kept nothing for us, so start over (Block1 from block 0, Block2
+            // from block 0).
+            self.echo_retries += 1;
+            self.echo = Some(value.to_vec());
+            self.uploaded = 0;
+            self.block1_szx = self.params.szx;
+            self.download = None;
+            return self.send_next_request(ids, now, None).map(Next::Send);
+        }
         if let (Some(b1), ResponseType::Continue) = (sent_block1, code) {
             if !b1.more {
                 return Err(protocol("2.31 Continue answered the last Block1 block"));
@@ -349,6 +379,9 @@ impl ClientExchange {
         }
         for param in &self.query {
             p.add_option(CoapOption::UriQuery, param.as_bytes().to_vec());
+        }
+        if let Some(echo) = self.echo.take() {
+            message::set(&mut p, ECHO, echo);
         }
         let mut sent_block1 = None;
         if let Some(b2) = block2 {

@@ -1,7 +1,9 @@
 //! Message deduplication (RFC 7252 §4.5): remembers `(peer, message id)` for
 //! EXCHANGE_LIFETIME so a retransmitted request gets the same response again
-//! instead of running the handler twice. Bounded: the oldest entry is evicted
-//! when the cache is full. Pure: time is passed in.
+//! instead of running the handler twice. Bounded twice: in entries and in
+//! bytes (each entry counts [`ENTRY_OVERHEAD`] plus its cached answer); the
+//! oldest entries are evicted first when either bound is reached. Pure: time
+//! is passed in.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -18,9 +20,19 @@ pub(crate) enum Lookup {
     Replay(Vec<u8>),
 }
 
+/// Bytes counted per remembered message besides its answer: the key, the map
+/// and queue slots and the allocation headers (an upper estimate).
+pub(crate) const ENTRY_OVERHEAD: usize = 128;
+
 struct Entry {
     response: Option<Vec<u8>>,
     generation: u64,
+}
+
+impl Entry {
+    fn cost(&self) -> usize {
+        ENTRY_OVERHEAD + self.response.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// Bounded, expiring duplicate-detection cache.
@@ -29,25 +41,34 @@ pub(crate) struct DedupCache<K> {
     order: VecDeque<(K, Instant, u64)>,
     lifetime: Duration,
     capacity: usize,
+    max_bytes: usize,
+    bytes: usize,
     next_generation: u64,
 }
 
 impl<K: Eq + Hash + Clone> DedupCache<K> {
-    /// A cache remembering at most `capacity` messages for `lifetime` each.
-    pub fn new(lifetime: Duration, capacity: usize) -> Self {
+    /// A cache remembering at most `capacity` messages taking at most
+    /// `max_bytes` together, for `lifetime` each.
+    pub fn new(lifetime: Duration, capacity: usize, max_bytes: usize) -> Self {
         DedupCache {
             entries: HashMap::new(),
             order: VecDeque::new(),
             lifetime,
             capacity: capacity.max(1),
+            max_bytes: max_bytes.max(ENTRY_OVERHEAD),
+            bytes: 0,
             next_generation: 0,
         }
     }
 
     /// Number of remembered messages.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes counted for the remembered messages (see [`ENTRY_OVERHEAD`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Looks up `key` received at `now`, recording it as in progress when new.
@@ -59,7 +80,9 @@ impl<K: Eq + Hash + Clone> DedupCache<K> {
                 None => Lookup::InProgress,
             };
         }
-        while self.entries.len() >= self.capacity {
+        while self.entries.len() >= self.capacity
+            || self.bytes.saturating_add(ENTRY_OVERHEAD) > self.max_bytes
+        {
             if !self.pop_oldest() {
                 break;
             }
@@ -73,20 +96,52 @@ impl<K: Eq + Hash + Clone> DedupCache<K> {
                 generation,
             },
         );
+        self.bytes += ENTRY_OVERHEAD;
         self.order.push_back((key, now, generation));
         Lookup::New
     }
 
-    /// Records the response sent for `key` (ignored when it was evicted meanwhile).
+    /// Records the response sent for `key` (ignored when it was evicted
+    /// meanwhile), evicting the oldest other entries while over the byte
+    /// bound. An answer that alone exceeds the bound is not kept.
     pub fn complete(&mut self, key: &K, response: Vec<u8>) {
-        if let Some(entry) = self.entries.get_mut(key) {
-            entry.response = Some(response);
+        if ENTRY_OVERHEAD.saturating_add(response.len()) > self.max_bytes {
+            self.forget(key);
+            return;
+        }
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        let before = entry.cost();
+        entry.response = Some(response);
+        let after = entry.cost();
+        let generation = entry.generation;
+        self.bytes = self.bytes - before + after;
+        while self.bytes > self.max_bytes {
+            let oldest_is_key = self
+                .order
+                .front()
+                .is_some_and(|(k, _, g)| k == key && *g == generation);
+            if oldest_is_key {
+                // Keep the newest answer; rotate it behind the others.
+                if let Some(front) = self.order.pop_front() {
+                    self.order.push_back(front);
+                }
+                if self.entries.len() == 1 {
+                    break;
+                }
+            }
+            if !self.pop_oldest() {
+                break;
+            }
         }
     }
 
     /// Forgets `key`, so a retransmission is processed afresh.
     pub fn forget(&mut self, key: &K) {
-        self.entries.remove(key);
+        if let Some(entry) = self.entries.remove(key) {
+            self.bytes -= entry.cost();
+        }
     }
 
     fn expire(&mut self, now: Instant) {
@@ -112,8 +167,9 @@ impl<K: Eq + Hash + Clone> DedupCache<K> {
             .entries
             .get(&key)
             .is_some_and(|e| e.generation == generation)
+            && let Some(entry) = self.entries.remove(&key)
         {
-            self.entries.remove(&key);
+            self.bytes -= entry.cost();
         }
         true
     }
@@ -126,7 +182,7 @@ mod tests {
     #[test]
     fn duplicate_in_progress_then_replayed() {
         let t0 = Instant::now();
-        let mut c = DedupCache::new(Duration::from_secs(247), 8);
+        let mut c = DedupCache::new(Duration::from_secs(247), 8, usize::MAX);
         assert_eq!(c.check(("peer", 1), t0), Lookup::New);
         assert_eq!(c.check(("peer", 1), t0), Lookup::InProgress);
         c.complete(&("peer", 1), vec![9, 9]);
@@ -138,7 +194,7 @@ mod tests {
     #[test]
     fn entries_expire_after_lifetime() {
         let t0 = Instant::now();
-        let mut c = DedupCache::new(Duration::from_secs(10), 8);
+        let mut c = DedupCache::new(Duration::from_secs(10), 8, usize::MAX);
         assert_eq!(c.check(1u16, t0), Lookup::New);
         c.complete(&1, vec![1]);
         assert_eq!(
@@ -151,7 +207,7 @@ mod tests {
     #[test]
     fn capacity_evicts_oldest_first() {
         let t0 = Instant::now();
-        let mut c = DedupCache::new(Duration::from_secs(247), 3);
+        let mut c = DedupCache::new(Duration::from_secs(247), 3, usize::MAX);
         for id in 0..3u16 {
             assert_eq!(
                 c.check(id, t0 + Duration::from_millis(u64::from(id))),
@@ -171,7 +227,7 @@ mod tests {
     #[test]
     fn forget_allows_reprocessing_and_keeps_queue_small() {
         let t0 = Instant::now();
-        let mut c = DedupCache::new(Duration::from_secs(247), 4);
+        let mut c = DedupCache::new(Duration::from_secs(247), 4, usize::MAX);
         for _ in 0..1000 {
             assert_eq!(c.check(7u16, t0), Lookup::New);
             c.forget(&7);
@@ -185,5 +241,35 @@ mod tests {
             assert_eq!(c.check(id, t0), Lookup::New);
         }
         assert_eq!(c.check(7, t0), Lookup::Replay(vec![7]));
+    }
+
+    #[test]
+    fn byte_bound_evicts_oldest_answers() {
+        let t0 = Instant::now();
+        let max = 10 * (ENTRY_OVERHEAD + 1000);
+        let mut c = DedupCache::new(Duration::from_secs(247), 1_000_000, max);
+        for id in 0..1000u16 {
+            assert_eq!(c.check(id, t0), Lookup::New);
+            c.complete(&id, vec![0; 1000]);
+            assert!(c.bytes() <= max, "{} bytes after {id}", c.bytes());
+        }
+        assert_eq!(c.len(), 10);
+        // The newest answers are kept, the oldest evicted.
+        assert_eq!(c.check(999, t0), Lookup::Replay(vec![0; 1000]));
+        assert_eq!(c.check(0, t0), Lookup::New);
+        // An answer bigger than the whole bound is not kept at all.
+        assert_eq!(c.check(5000, t0), Lookup::New);
+        c.complete(&5000, vec![0; max]);
+        assert_eq!(c.check(5000, t0), Lookup::New);
+        assert!(c.bytes() <= max);
+        // Forgetting and expiry give the bytes back.
+        let mut c = DedupCache::new(Duration::from_secs(10), 100, max);
+        assert_eq!(c.check(1u16, t0), Lookup::New);
+        c.complete(&1, vec![0; 100]);
+        assert_eq!(c.bytes(), ENTRY_OVERHEAD + 100);
+        assert_eq!(c.check(2, t0 + Duration::from_secs(11)), Lookup::New);
+        assert_eq!(c.bytes(), ENTRY_OVERHEAD);
+        c.forget(&2);
+        assert_eq!(c.bytes(), 0);
     }
 }

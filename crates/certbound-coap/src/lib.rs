@@ -7,6 +7,12 @@
 //!   responses, NON requests NON responses; retransmitted requests get the
 //!   cached response without running the handler again; empty CON (ping)
 //!   gets RST; malformed datagrams are counted ([`Server::stats`]) and dropped.
+//! * Answers to source addresses that have not proven they receive our
+//!   datagrams are limited to `amplification_factor` (3) times the request
+//!   (RFC 7252 §11.3); a larger answer becomes 4.01 Unauthorized with an
+//!   Echo option (RFC 9175), and [`Client`] repeats the request with the
+//!   Echo transparently. The deduplication cache is bounded in entries and
+//!   in bytes, and at most `max_in_flight` requests run at once (5.03 beyond).
 //! * [`Client`] sends CON requests to one server with random tokens and
 //!   exponential back-off, and also accepts separate responses.
 //! * Bodies larger than the block size travel with Block1 (requests) and
@@ -60,7 +66,10 @@ mod block;
 mod client;
 mod client_core;
 mod dedup;
+mod echo;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod reliability;
 mod server;
@@ -71,7 +80,7 @@ use std::net::SocketAddr;
 pub use client::{Client, ClientConfig};
 pub use coap_lite::{RequestType as Method, ResponseType};
 pub use error::CoapError;
-pub use server::{Server, ServerConfig, ServerStats};
+pub use server::{Server, ServerConfig, ServerStats, StatsHandle};
 
 /// CoAP Content-Format numbers used by certbound (IANA "CoAP Content-Formats").
 pub mod content_format {

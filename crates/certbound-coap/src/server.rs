@@ -1,5 +1,6 @@
 //! The tokio UDP shell around [`ServerCore`]: one receive loop, one task per
-//! request, responses sent as the handler tasks finish.
+//! request (at most `max_in_flight` at once, decided by the core), responses
+//! sent as the handler tasks finish.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,8 +35,29 @@ pub struct ServerConfig {
     /// most; the oldest are evicted first. A retransmission whose entry was
     /// evicted is processed again, so size it for the peak request rate times
     /// MAX_TRANSMIT_SPAN (45 s): the default, 65 536, covers about 1 450
-    /// requests/s. Memory: about 150 bytes plus the response per entry.
+    /// requests/s.
     pub dedup_capacity: usize,
+    /// Bytes the deduplication cache may hold at most, counting 128 bytes
+    /// plus the cached answer per message; the oldest are evicted first and
+    /// an answer larger than the whole bound is not kept. Default 64 MiB.
+    pub dedup_bytes: usize,
+    /// Amplification limit (RFC 7252 §11.3): an answer to an address that has
+    /// not echoed a fresh Echo option (RFC 9175) may be at most this many
+    /// times the bytes it sent; larger answers become 4.01 Unauthorized with
+    /// an Echo. 0 switches the limit off (not for networks where sources can
+    /// be spoofed). Default 3.
+    pub amplification_factor: usize,
+    /// How long an Echo value stays acceptable after it was sent. Default 60 s.
+    pub echo_lifetime: Duration,
+    /// How long an address counts as verified after it echoed a fresh value
+    /// (long enough for a whole Block2 transfer). Default 300 s.
+    pub verified_lifetime: Duration,
+    /// Most verified addresses remembered at once (oldest forgotten first;
+    /// a forgotten address needs one more Echo round trip). Default 65 536.
+    pub verified_capacity: usize,
+    /// Most requests with the handler at once; more get 5.03 Service
+    /// Unavailable with Max-Age 2 (CON) or are dropped (NON). Default 1 024.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +67,12 @@ impl Default for ServerConfig {
             block_size: 1024,
             exchange_lifetime: Duration::from_secs(247),
             dedup_capacity: 65_536,
+            dedup_bytes: 64 * 1024 * 1024,
+            amplification_factor: 3,
+            echo_lifetime: Duration::from_secs(60),
+            verified_lifetime: Duration::from_secs(300),
+            verified_capacity: 65_536,
+            max_in_flight: 1024,
         }
     }
 }
@@ -65,6 +93,44 @@ pub struct ServerStats {
     pub rejected: u64,
     /// Requests handed to the handler.
     pub dispatched: u64,
+    /// Answers replaced by 4.01 with an Echo option because they were too
+    /// large for an unverified address.
+    pub echo_challenges: u64,
+    /// Requests whose fresh Echo verified their address.
+    pub echo_verified: u64,
+    /// Requests with an Echo that was stale, forged or made for another address.
+    pub echo_refused: u64,
+    /// Cached answers not replayed because a shorter datagram reused the
+    /// message id of an unverified address.
+    pub amplification_drops: u64,
+    /// Requests refused (5.03, or dropped when NON) because `max_in_flight`
+    /// requests were with the handler.
+    pub overloaded: u64,
+    /// Requests with the handler now (gauge).
+    pub in_flight: u64,
+    /// Messages in the deduplication cache now (gauge).
+    pub dedup_entries: u64,
+    /// Bytes counted in the deduplication cache now (gauge).
+    pub dedup_bytes: u64,
+    /// Verified addresses remembered now (gauge).
+    pub verified_addresses: u64,
+}
+
+/// Reads the counters of a running [`Server`]; cheap to clone.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Mutex<ServerCore>>);
+
+impl StatsHandle {
+    /// The server's counters now.
+    pub fn stats(&self) -> ServerStats {
+        lock(&self.0).stats()
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatsHandle").field(&self.stats()).finish()
+    }
 }
 
 /// A CoAP server on one UDP socket.
@@ -103,7 +169,12 @@ impl Server {
         let local_addr = socket
             .local_addr()
             .map_err(|e| CoapError::io("reading the CoAP server address", e))?;
-        let core = Arc::new(Mutex::new(ServerCore::new(&config, rand::random())));
+        let core = Arc::new(Mutex::new(ServerCore::new(
+            &config,
+            rand::random(),
+            rand::random(),
+            Instant::now(),
+        )));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(run(socket, handler, Arc::clone(&core), stopped));
         debug!(%local_addr, "CoAP server listening");
@@ -123,6 +194,12 @@ impl Server {
     /// Counters since the server started.
     pub fn stats(&self) -> ServerStats {
         lock(&self.core).stats()
+    }
+
+    /// A handle that reads [`Server::stats`] after the server moved elsewhere
+    /// (metrics).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.core))
     }
 
     /// Stops the receive loop, aborts handlers still running and waits for the loop to end.

@@ -17,9 +17,11 @@ fn peer() -> SocketAddr {
 fn core(max_body: usize) -> ServerCore {
     let config = ServerConfig {
         max_body,
+        // These tests are about the protocol: amplification has its own tests.
+        amplification_factor: 0,
         ..ServerConfig::default()
     };
-    ServerCore::new(&config, 42)
+    ServerCore::new(&config, 42, [1; 32], Instant::now())
 }
 
 fn request(kind: MessageType, method: Method, mid: u16, path: &str, payload: &[u8]) -> Packet {

@@ -221,6 +221,8 @@ const PARSERS: &[(&str, Parser)] = &[
 /// Corpus directories of the verify fuzz targets (replayed by
 /// crates/certbound-verify/tests/robustness.rs).
 const VERIFY_TARGETS: &[&str] = &[
+    // Replayed by crates/certbound-coap/tests/fuzz_corpus.rs.
+    "coap_datagram",
     "jwks",
     "cose_key_set",
     "token_text",

@@ -131,6 +131,8 @@ const PARSERS: &[(&str, Parser)] = &[
 /// Corpus directories of the proto targets (replayed by
 /// crates/certbound-proto/tests/robustness.rs).
 const PROTO_TARGETS: &[&str] = &[
+    // Replayed by crates/certbound-coap/tests/fuzz_corpus.rs.
+    "coap_datagram",
     "cbor_strict",
     "cose_sign1",
     "token",

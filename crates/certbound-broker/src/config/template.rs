@@ -22,6 +22,22 @@ listen = "127.0.0.1:5683"
 # without being processed twice (which would be refused as replays). Size it for the
 # peak request rate times 45 s; each entry takes ~150 bytes plus its answer.
 dedup_entries = 262144
+# ...and at most this many bytes in all (128 bytes plus the answer per request);
+# the oldest are forgotten first. 64 MiB holds ~45 s of ~2 500 token requests/s.
+dedup_bytes = 67108864
+# Amplification limit (RFC 7252 §11.3): an answer to a source address that has not
+# proven it receives our datagrams is at most this many times the request. Larger
+# answers (CA certificates, CRL, /.well-known/core, status lists) become 4.01 with
+# an Echo option (RFC 9175), and the client repeats the request with it. 0 = off.
+amplification_factor = 3
+# Seconds an Echo value stays acceptable, and seconds an address counts as verified
+# after it echoed one (long enough for a whole block-wise transfer).
+echo_lifetime_secs = 60
+verified_lifetime_secs = 300
+# Verified addresses remembered at most (oldest forgotten first).
+verified_addresses = 65536
+# CoAP requests processed at once at most; more get 5.03 with Max-Age 2.
+max_in_flight = 512
 
 [mqtt]
 # "embedded": run certbound's own MQTT server on `listen`: it requires a client
