@@ -82,9 +82,15 @@ impl Registry {
 
     /// Makes a new issuing CA under the root; the previous one stays trusted
     /// while it is valid, so devices renew onto the new one. A running broker
-    /// picks the change up within a second. The root key is read from
-    /// `root_key` (kept offline) or else `pki/root-ca.key.pem`.
-    pub async fn rotate_issuing_ca(
+    /// picks the change up within a second. Signs with `pki/root-ca.key.pem`;
+    /// see [`Registry::rotate_issuing_ca_with_root_key`] for an offline root key.
+    pub async fn rotate_issuing_ca(&self) -> Result<certbound_pki::RotatedCa, BrokerError> {
+        self.rotate_issuing_ca_with_root_key(None).await
+    }
+
+    /// [`Registry::rotate_issuing_ca`] with the root key read from `root_key`
+    /// (kept offline), or else from `pki/root-ca.key.pem`.
+    pub async fn rotate_issuing_ca_with_root_key(
         &self,
         root_key: Option<&std::path::Path>,
     ) -> Result<certbound_pki::RotatedCa, BrokerError> {
