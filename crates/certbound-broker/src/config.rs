@@ -227,8 +227,8 @@ mod https;
 mod keys;
 mod template;
 pub use audit::AuditSection;
-pub use keys::{KEY_ENCRYPTION_KEY_ENV, KeysSection};
 pub use https::{HttpsSection, RateLimitsSection, StatusSection};
+pub use keys::{KEY_ENCRYPTION_KEY_ENV, KeysSection};
 pub use template::template;
 
 impl Config {

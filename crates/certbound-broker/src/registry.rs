@@ -63,11 +63,12 @@ fn init_key_encryption(
         (None, Some(value)) => {
             let kek = value
                 .to_str()
-                .ok_or_else(|| BrokerError::Invalid(format!("{KEY_ENCRYPTION_KEY_ENV} is not base64 text")))
+                .ok_or_else(|| {
+                    BrokerError::Invalid(format!("{KEY_ENCRYPTION_KEY_ENV} is not base64 text"))
+                })
                 .and_then(|text| {
-                    KeyEncryptionKey::from_base64(text).map_err(|e| {
-                        BrokerError::Invalid(format!("{KEY_ENCRYPTION_KEY_ENV}: {e}"))
-                    })
+                    KeyEncryptionKey::from_base64(text)
+                        .map_err(|e| BrokerError::Invalid(format!("{KEY_ENCRYPTION_KEY_ENV}: {e}")))
                 })?;
             Ok((Some(std::sync::Arc::new(kek)), None))
         }

@@ -307,13 +307,7 @@ fn start_https(
 /// retired keys are pruned.
 const KEY_POLL: Duration = Duration::from_millis(500);
 
-async fn watch_keys(
-    store: Store,
-    data: DataDir,
-    keys: SharedKeys,
-    pki: SharedPki,
-    leeway: u64,
-) {
+async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPki, leeway: u64) {
     let mut ticker = tokio::time::interval(KEY_POLL);
     loop {
         ticker.tick().await;

@@ -563,12 +563,12 @@ mod bulk;
 mod certs;
 mod claims;
 mod clients;
+#[cfg(test)]
+mod durability_tests;
 mod groups;
 mod issued;
 mod policy;
 mod prune;
-#[cfg(test)]
-mod durability_tests;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};

@@ -6,7 +6,11 @@ use common::{API, ISSUER, certbound, ok};
 
 fn init(tmp: &tempfile::TempDir) -> String {
     let dir = tmp.path().join("cb").display().to_string();
-    let root_key = tmp.path().join("offline-root.key.pem").display().to_string();
+    let root_key = tmp
+        .path()
+        .join("offline-root.key.pem")
+        .display()
+        .to_string();
     ok(&[
         "init",
         "--dir",

@@ -62,7 +62,11 @@ fn root_key_kept_offline() {
     ]);
     assert!(out.contains("move it offline"), "{out}");
     assert!(root_key.exists());
-    assert!(!std::path::Path::new(&dir).join("pki/root-ca.key.pem").exists());
+    assert!(
+        !std::path::Path::new(&dir)
+            .join("pki/root-ca.key.pem")
+            .exists()
+    );
 
     let out = certbound(&["ca", "rotate-issuing", "--dir", &dir]);
     assert!(!out.status.success());
@@ -111,12 +115,21 @@ fn encrypted_keys_and_serve() {
         .iter()
         .map(|f| f.as_str().unwrap().to_string())
         .collect();
-    assert!(files.iter().any(|f| f.ends_with("pki/issuing-ca.key.pem")), "{files:?}");
-    assert!(files.iter().any(|f| f.ends_with("pki/root-ca.key.pem")), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with("pki/issuing-ca.key.pem")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.ends_with("pki/root-ca.key.pem")),
+        "{files:?}"
+    );
     assert!(files.iter().any(|f| f.contains("/keys/")), "{files:?}");
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        assert!(text.starts_with("-----BEGIN CERTBOUND ENCRYPTED PRIVATE KEY-----"), "{f}");
+        assert!(
+            text.starts_with("-----BEGIN CERTBOUND ENCRYPTED PRIVATE KEY-----"),
+            "{f}"
+        );
     }
     let out = with_env(&["keys", "encrypt", "--dir", &d], Some(KEK));
     assert!(String::from_utf8_lossy(&out.stdout).contains("encrypted already"));
@@ -174,7 +187,9 @@ fn encrypted_keys_and_serve() {
             let _ = tx.send(line);
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("serve starts");
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve starts");
     let addr = line
         .strip_prefix("certbound serving: coap=udp://")
         .and_then(|rest| rest.split_whitespace().next())

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rcgen::KeyPair;
 use zeroize::Zeroizing;
 
-use crate::sealed::{KeyEncryptionKey, key_file_text, open_key};
 use crate::PkiError;
+use crate::sealed::{KeyEncryptionKey, key_file_text, open_key};
 
 /// Role (authenticated data) of the root CA key when it is encrypted at rest.
 pub(crate) const ROLE_ROOT: &str = "root-ca";
@@ -70,7 +70,11 @@ impl PkiPaths {
 
     /// The file text for `key`: encrypted for `role` when a key encryption
     /// key is set, plaintext PKCS#8 PEM otherwise.
-    pub(crate) fn key_text(&self, key: &KeyPair, role: &str) -> Result<Zeroizing<String>, PkiError> {
+    pub(crate) fn key_text(
+        &self,
+        key: &KeyPair,
+        role: &str,
+    ) -> Result<Zeroizing<String>, PkiError> {
         let der = Zeroizing::new(key.serialize_der());
         key_file_text(self.key_encryption(), role, &der)
     }

@@ -127,7 +127,9 @@ fn aad(role: &str) -> Vec<u8> {
 pub fn seal_key(kek: &KeyEncryptionKey, role: &str, pkcs8_der: &[u8]) -> Result<String, PkiError> {
     let mut nonce = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| PkiError::Random)?;
-    let mut body = Zeroizing::new(Vec::with_capacity(1 + NONCE_LEN + pkcs8_der.len() + TAG_LEN));
+    let mut body = Zeroizing::new(Vec::with_capacity(
+        1 + NONCE_LEN + pkcs8_der.len() + TAG_LEN,
+    ));
     body.push(VERSION);
     body.extend_from_slice(&nonce);
     let mut in_out = pkcs8_der.to_vec();
@@ -138,7 +140,9 @@ pub fn seal_key(kek: &KeyEncryptionKey, role: &str, pkcs8_der: &[u8]) -> Result<
     );
     if sealed.is_err() {
         zeroize::Zeroize::zeroize(&mut in_out);
-        return Err(PkiError::BadKeyEncryptionKey("AES-256-GCM encryption failed".into()));
+        return Err(PkiError::BadKeyEncryptionKey(
+            "AES-256-GCM encryption failed".into(),
+        ));
     }
     body.extend_from_slice(&in_out);
     Ok(crate::pem::encode_pem(SEALED_KEY_LABEL, &body))

@@ -65,7 +65,10 @@ impl Setup {
         let line = format!("encryption_key_file = {:?}", kek_file.display().to_string());
         edit_config(
             &setup.dir,
-            &[(&line, &format!("encryption_key_file = {:?}", kept.display().to_string()))],
+            &[(
+                &line,
+                &format!("encryption_key_file = {:?}", kept.display().to_string()),
+            )],
         )?;
         Ok((setup, kept, kek))
     }
@@ -163,7 +166,11 @@ async fn attack_root_key_stolen_from_data_dir() -> anyhow::Result<()> {
     .await?;
     let root_pem = std::fs::read_to_string(&root_key)?;
     ensure!(root_pem.contains("BEGIN PRIVATE KEY"));
-    let root_body = root_pem.lines().nth(1).context("root key body")?.to_string();
+    let root_body = root_pem
+        .lines()
+        .nth(1)
+        .context("root key body")?
+        .to_string();
     for (path, bytes) in setup.files()? {
         ensure!(
             !String::from_utf8_lossy(&bytes).contains(&root_body),
@@ -187,7 +194,11 @@ async fn attack_root_key_stolen_from_data_dir() -> anyhow::Result<()> {
     // A root key of another hierarchy: refused.
     let foreign = offline.path().join("foreign.pem");
     std::fs::write(&foreign, rcgen::KeyPair::generate()?.serialize_pem())?;
-    let err = pki_err(reg.rotate_issuing_ca_with_root_key(Some(&foreign)).await.unwrap_err())?;
+    let err = pki_err(
+        reg.rotate_issuing_ca_with_root_key(Some(&foreign))
+            .await
+            .unwrap_err(),
+    )?;
     ensure!(
         matches!(&err, PkiError::Malformed(m) if m.contains("does not belong to root-ca.pem")),
         "{err}"
@@ -254,7 +265,10 @@ async fn attack_encrypted_keys_without_encryption_key() -> anyhow::Result<()> {
 async fn attack_wrong_encryption_key() -> anyhow::Result<()> {
     let (setup, kek_file, _kek) = Setup::encrypted().await?;
     let wrong_file = setup.tmp.path().join("wrong-kek");
-    std::fs::write(&wrong_file, KeyEncryptionKey::generate()?.to_base64().as_bytes())?;
+    std::fs::write(
+        &wrong_file,
+        KeyEncryptionKey::generate()?.to_base64().as_bytes(),
+    )?;
     let line = setup.config_line(&kek_file);
     let wrong = setup.config_line(&wrong_file);
     edit_config(&setup.dir, &[(&line, &wrong)])?;
@@ -263,7 +277,10 @@ async fn attack_wrong_encryption_key() -> anyhow::Result<()> {
         bail!("expected SealedKeyOpen, got {err}");
     };
     ensure!(path.starts_with(&setup.dir), "{}", path.display());
-    ensure!(err.to_string().contains("key encryption key is wrong"), "{err}");
+    ensure!(
+        err.to_string().contains("key encryption key is wrong"),
+        "{err}"
+    );
     // A key encryption key that is not 32 bytes: a config error naming the field.
     std::fs::write(&wrong_file, "c2hvcnQ=\n")?;
     let err = setup.start().await.err().context("the broker started")?;
@@ -395,7 +412,11 @@ async fn attack_secrets_absent_from_logs() -> anyhow::Result<()> {
             None,
         )
         .await?;
-    ensure!(refused.status == 401 || refused.status == 400, "{}", refused.status);
+    ensure!(
+        refused.status == 401 || refused.status == 400,
+        "{}",
+        refused.status
+    );
     broker.shutdown().await;
     std::io::stdout().flush()?;
 

@@ -34,7 +34,10 @@ impl std::fmt::Debug for KeysSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeysSection")
             .field("encryption_key_file", &self.encryption_key_file)
-            .field("encryption_key", &self.resolved.as_ref().map(|_| "[redacted]"))
+            .field(
+                "encryption_key",
+                &self.resolved.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -72,14 +75,69 @@ impl KeysSection {
                         "the environment variable {KEY_ENCRYPTION_KEY_ENV} is not base64 text"
                     ))
                 })?;
-                Some(Arc::new(KeyEncryptionKey::from_base64(text).map_err(|e| {
-                    BrokerError::Invalid(format!(
-                        "the environment variable {KEY_ENCRYPTION_KEY_ENV}: {e}"
-                    ))
-                })?))
+                Some(Arc::new(KeyEncryptionKey::from_base64(text).map_err(
+                    |e| {
+                        BrokerError::Invalid(format!(
+                            "the environment variable {KEY_ENCRYPTION_KEY_ENV}: {e}"
+                        ))
+                    },
+                )?))
             }
             (None, None) => None,
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CONFIG_FILE, Config, template};
+
+    fn write_config(dir: &Path, keys_line: &str) {
+        let text = template("https://auth.example.com").replace(
+            "# encryption_key_file = \"/run/secrets/certbound-kek\"",
+            keys_line,
+        );
+        std::fs::write(dir.join(CONFIG_FILE), text).unwrap();
+    }
+
+    #[test]
+    fn key_file_is_read_relative_to_the_data_dir() {
+        if std::env::var_os(KEY_ENCRYPTION_KEY_ENV).is_some() {
+            eprintln!("skipped: {KEY_ENCRYPTION_KEY_ENV} is set in this environment");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Default: no key.
+        write_config(dir.path(), "");
+        assert!(
+            Config::load(dir.path())
+                .unwrap()
+                .keys
+                .encryption_key()
+                .is_none()
+        );
+
+        let kek = KeyEncryptionKey::generate().unwrap();
+        std::fs::write(dir.path().join("kek"), kek.to_base64().as_bytes()).unwrap();
+        write_config(dir.path(), "encryption_key_file = \"kek\"");
+        let config = Config::load(dir.path()).unwrap();
+        assert!(config.keys.encryption_key().is_some());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(kek.to_base64().as_str()), "{shown}");
+
+        // Missing or malformed: a config error naming the field and the file.
+        write_config(dir.path(), "encryption_key_file = \"missing\"");
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("keys.encryption_key_file"), "{err}");
+        assert!(err.contains("missing"), "{err}");
+        std::fs::write(dir.path().join("kek"), "AAAA\n").unwrap();
+        write_config(dir.path(), "encryption_key_file = \"kek\"");
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not 32"), "{err}");
+        // Unknown keys in [keys] are refused.
+        write_config(dir.path(), "encryption_key = \"AAAA\"");
+        assert!(Config::load(dir.path()).is_err());
     }
 }

@@ -85,7 +85,9 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let reg = Registry::open(&dir.dir).await?;
-            let rotated = reg.rotate_issuing_ca_with_root_key(root_key.as_deref()).await;
+            let rotated = reg
+                .rotate_issuing_ca_with_root_key(root_key.as_deref())
+                .await;
             reg.close().await;
             let r = rotated?;
             if json {

@@ -409,12 +409,18 @@ fn root_key_kept_offline() {
     let out = offline.path().join("root.key.pem");
     let paths = PkiPaths::new(dir.path());
     crate::init_ca_root_key_at(&paths, &CaOptions::default(), T0, &out).unwrap();
-    assert!(!paths.root_key().exists(), "the root key must not be online");
+    assert!(
+        !paths.root_key().exists(),
+        "the root key must not be online"
+    );
     assert!(out.exists());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     // Issuing and validation need no root key.
     let ca = IssuingCa::load(&paths).unwrap();
@@ -435,7 +441,10 @@ fn root_key_kept_offline() {
     let missing = offline.path().join("nope.pem");
     let err = rotate_issuing_with_root_key(&paths, &CaOptions::default(), T0, Some(&missing))
         .unwrap_err();
-    assert!(matches!(&err, PkiError::RootKeyUnavailable(p) if *p == missing), "{err}");
+    assert!(
+        matches!(&err, PkiError::RootKeyUnavailable(p) if *p == missing),
+        "{err}"
+    );
     // A key that is not this root's.
     let foreign = offline.path().join("foreign.pem");
     fs::write(&foreign, KeyPair::generate().unwrap().serialize_pem()).unwrap();
@@ -450,14 +459,21 @@ fn root_key_kept_offline() {
     // With the offline key: rotates, and the root key still is not online.
     let rotated =
         rotate_issuing_with_root_key(&paths, &CaOptions::default(), T0 + DAY, Some(&out)).unwrap();
-    assert_eq!(IssuingCa::load(&paths).unwrap().serial_hex(), rotated.new_serial);
+    assert_eq!(
+        IssuingCa::load(&paths).unwrap().serial_hex(),
+        rotated.new_serial
+    );
     assert!(!paths.root_key().exists());
 
     // init refuses an existing output file and writes nothing.
     let other = tempfile::tempdir().unwrap();
     let other_paths = PkiPaths::new(other.path());
-    let err = crate::init_ca_root_key_at(&other_paths, &CaOptions::default(), T0, &out).unwrap_err();
-    assert!(matches!(&err, PkiError::AlreadyExists(p) if *p == out), "{err}");
+    let err =
+        crate::init_ca_root_key_at(&other_paths, &CaOptions::default(), T0, &out).unwrap_err();
+    assert!(
+        matches!(&err, PkiError::AlreadyExists(p) if *p == out),
+        "{err}"
+    );
     assert!(!other_paths.issuing_key().exists());
 }
 
@@ -501,13 +517,31 @@ fn encrypted_hierarchy_loads_rotates_and_refuses_without_key() {
         paths.issuing_key_archived(&rotated.old_serial),
         paths.issuing_key_archived(&rotated.new_serial),
     ] {
-        assert!(crate::is_sealed(&fs::read_to_string(&key).unwrap()), "{}", key.display());
+        assert!(
+            crate::is_sealed(&fs::read_to_string(&key).unwrap()),
+            "{}",
+            key.display()
+        );
     }
-    assert_eq!(IssuingCa::load(&paths).unwrap().serial_hex(), rotated.new_serial);
+    assert_eq!(
+        IssuingCa::load(&paths).unwrap().serial_hex(),
+        rotated.new_serial
+    );
     let old = IssuingCa::load_archived(&paths, &rotated.old_serial).unwrap();
     assert_eq!(old.serial_hex(), ca.serial_hex());
     // Repeating the rotation step that keeps files is idempotent with sealed keys.
-    keep(&paths, &rotated.old_serial, &old.cert_pem(), &paths.read_key(&paths.issuing_key_archived(&rotated.old_serial), crate::files::ROLE_ISSUING).unwrap()).unwrap();
+    keep(
+        &paths,
+        &rotated.old_serial,
+        &old.cert_pem(),
+        &paths
+            .read_key(
+                &paths.issuing_key_archived(&rotated.old_serial),
+                crate::files::ROLE_ISSUING,
+            )
+            .unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -528,8 +562,14 @@ fn plaintext_ca_keys_are_sealed_in_place() {
     ];
     expected.sort();
     assert_eq!(sealed, expected);
-    assert!(paths.seal_ca_keys().unwrap().is_empty(), "second run changes nothing");
-    assert_eq!(IssuingCa::load(&paths).unwrap().serial_hex(), rotated.new_serial);
+    assert!(
+        paths.seal_ca_keys().unwrap().is_empty(),
+        "second run changes nothing"
+    );
+    assert_eq!(
+        IssuingCa::load(&paths).unwrap().serial_hex(),
+        rotated.new_serial
+    );
     assert!(matches!(
         IssuingCa::load(&plain).unwrap_err(),
         PkiError::SealedKeyNoKek(_)

@@ -10,10 +10,7 @@ fn der() -> Vec<u8> {
 }
 
 fn body(sealed: &str) -> Vec<u8> {
-    let b64: String = sealed
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let b64: String = sealed.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .unwrap()
@@ -71,7 +68,10 @@ fn wrong_key_wrong_role_and_tampering_are_refused() {
     let path = Path::new("/d/keys/abc.key.pem");
     let other = KeyEncryptionKey::generate().unwrap();
     let err = open_key(&sealed, Some(&other), "signing-key:abc", path).unwrap_err();
-    assert!(matches!(&err, PkiError::SealedKeyOpen(p) if p == path), "{err}");
+    assert!(
+        matches!(&err, PkiError::SealedKeyOpen(p) if p == path),
+        "{err}"
+    );
     assert!(err.to_string().contains("/d/keys/abc.key.pem"));
     assert!(err.to_string().contains("wrong"));
     // Right key, another role: the AAD differs.
@@ -88,7 +88,10 @@ fn wrong_key_wrong_role_and_tampering_are_refused() {
     // Truncated and empty bodies.
     for len in [0, 1, 12, 28, b.len() - 1] {
         let err = open_key(&pem(&b[..len]), Some(&kek), "signing-key:abc", path).unwrap_err();
-        assert!(matches!(err, PkiError::SealedKeyOpen(_)), "len {len}: {err}");
+        assert!(
+            matches!(err, PkiError::SealedKeyOpen(_)),
+            "len {len}: {err}"
+        );
     }
     // Not a key file at all.
     let err = open_key("hello", Some(&kek), "signing-key:abc", path).unwrap_err();
@@ -120,7 +123,10 @@ fn key_encryption_key_parsing() {
     assert!(KeyEncryptionKey::read_file(&file).is_ok());
     std::fs::write(&file, "AAAA").unwrap();
     let err = KeyEncryptionKey::read_file(&file).unwrap_err();
-    assert!(err.to_string().contains(&file.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&file.display().to_string()),
+        "{err}"
+    );
     let err = KeyEncryptionKey::read_file(&dir.path().join("missing")).unwrap_err();
     assert!(matches!(err, PkiError::Io { .. }), "{err}");
 }
