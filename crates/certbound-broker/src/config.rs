@@ -41,6 +41,9 @@ pub struct Config {
     /// `[audit]`
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[keys]`
+    #[serde(default)]
+    pub keys: KeysSection,
 }
 
 /// `[broker]`: identity and clock.
@@ -274,13 +277,17 @@ fn default_replay_capacity() -> usize {
 
 mod audit;
 mod https;
+mod keys;
 mod template;
 pub use audit::AuditSection;
 pub use https::{HttpsSection, RateLimitsSection, StatusSection};
+pub use keys::{KEY_ENCRYPTION_KEY_ENV, KeysSection};
 pub use template::template;
 
 impl Config {
-    /// Reads and validates `DIR/certbound.toml`.
+    /// Reads and validates `DIR/certbound.toml`, and reads the key
+    /// encryption key when one is configured (`[keys]`, or the environment
+    /// variable `CERTBOUND_KEY_ENCRYPTION_KEY`).
     pub fn load(data_dir: &Path) -> Result<Self, BrokerError> {
         let file = data_dir.join(CONFIG_FILE);
         let text = match std::fs::read_to_string(&file) {
@@ -290,7 +297,9 @@ impl Config {
             }
             Err(e) => return Err(BrokerError::io(&file)(e)),
         };
-        Self::parse(&text, &file)
+        let mut config = Self::parse(&text, &file)?;
+        config.keys.resolve(data_dir, &file)?;
+        Ok(config)
     }
 
     /// Parses and validates configuration text (`file` is used in messages).
@@ -496,17 +505,41 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
-/// Paths inside a data directory.
+/// Paths inside a data directory, and the key that encrypts its private
+/// keys at rest (if any).
 #[derive(Debug, Clone)]
 pub struct DataDir {
     /// The directory.
     pub root: PathBuf,
+    kek: Option<std::sync::Arc<certbound_pki::KeyEncryptionKey>>,
 }
 
 impl DataDir {
-    /// Wraps a path.
+    /// Wraps a path (no key encryption key: plaintext keys only).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            kek: None,
+        }
+    }
+    /// Wraps a path, with the key encryption key of `config` (`[keys]`).
+    pub fn with_config(root: impl Into<PathBuf>, config: &Config) -> Self {
+        Self {
+            root: root.into(),
+            kek: config.keys.encryption_key(),
+        }
+    }
+    /// With this key encryption key.
+    pub fn with_key_encryption(
+        mut self,
+        kek: Option<std::sync::Arc<certbound_pki::KeyEncryptionKey>>,
+    ) -> Self {
+        self.kek = kek;
+        self
+    }
+    /// The key encryption key, if any.
+    pub fn key_encryption(&self) -> Option<&certbound_pki::KeyEncryptionKey> {
+        self.kek.as_deref()
     }
     /// `certbound.toml`
     pub fn config(&self) -> PathBuf {
@@ -536,9 +569,16 @@ impl DataDir {
     pub fn broker_key(&self) -> PathBuf {
         self.root.join("pki/broker.key.pem")
     }
-    /// The PKI paths (`pki/`).
+    /// The PKI paths (`pki/`), with the key encryption key.
     pub fn pki(&self) -> certbound_pki::PkiPaths {
-        certbound_pki::PkiPaths::new(&self.root)
+        certbound_pki::PkiPaths::new(&self.root).with_key_encryption(self.kek.clone())
+    }
+    /// The token signing keys (`keys/`), with the key encryption key.
+    pub fn key_dir(&self) -> crate::keys::KeyDir<'_> {
+        crate::keys::KeyDir {
+            path: self.keys(),
+            kek: self.key_encryption(),
+        }
     }
 }
 

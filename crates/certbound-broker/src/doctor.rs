@@ -109,6 +109,8 @@ pub const CHECK_SCOPES: &str = "scopes";
 pub const CHECK_KEY_AGE: &str = "signing-key-age";
 /// Permissions of private key and credential files.
 pub const CHECK_PERMISSIONS: &str = "file-permissions";
+/// The root CA private key is online (in the data directory).
+pub const CHECK_ROOT_KEY: &str = "root-key-online";
 /// Revoked devices that still hold active certificates.
 pub const CHECK_REVOKED: &str = "revoked-devices";
 /// Token requests refused for timestamps in the future (device clock skew).
@@ -148,6 +150,7 @@ pub async fn run(
     check_scopes(reg, &mut out).await?;
     check_key_age(reg, opts, now, &mut out).await?;
     check_permissions(reg, &mut out)?;
+    check_root_key(reg, &mut out);
     check_revoked(reg, &mut out).await?;
     check_clock_skew(reg, opts, &mut out).await?;
     check_cloned(reg, opts, &mut out).await?;
@@ -358,7 +361,7 @@ async fn check_key_age(
         .max_by_key(|s| (s.active_from, s.created_at));
     let (kid, created_at) = match signing {
         Some(s) => (s.kid.clone(), s.created_at),
-        None if schedules.is_empty() => match crate::keys::load_current(&reg.data.keys()) {
+        None if schedules.is_empty() => match crate::keys::load_current(&reg.data.key_dir()) {
             Ok(key) => (key.kid, 0),
             Err(_) => {
                 out.push(Finding {
@@ -470,6 +473,28 @@ fn check_permissions(reg: &Registry, out: &mut Vec<Finding>) -> Result<(), Broke
 #[cfg(not(unix))]
 fn check_permissions(_reg: &Registry, _out: &mut Vec<Finding>) -> Result<(), BrokerError> {
     Ok(())
+}
+
+/// The root CA key belongs offline: only `ca rotate-issuing` needs it.
+fn check_root_key(reg: &Registry, out: &mut Vec<Finding>) {
+    let key = reg.data.pki().root_key();
+    if key.exists() {
+        let path = shell_quote(&key.display().to_string());
+        out.push(Finding {
+            check: CHECK_ROOT_KEY,
+            severity: Severity::Warning,
+            message: format!(
+                "the root CA key is online ({}): whoever reads this directory can mint a new \
+                 issuing CA; serving and provisioning never need it",
+                key.display()
+            ),
+            fix: format!(
+                "move {path} to offline storage; rotate with `certbound ca rotate-issuing \
+                 --dir {} --root-key PATH`",
+                dir_arg(reg)
+            ),
+        });
+    }
 }
 
 // === 7. revoked devices with active certificates ===

@@ -1,5 +1,8 @@
 //! Token signing keys: P-256, stored as PKCS#8 PEM under `DIR/keys/`
-//! (mode 0600). The key ring (table `signing_keys`) schedules them: a key is
+//! (mode 0600), or encrypted at rest (`CERTBOUND ENCRYPTED PRIVATE KEY`,
+//! AES-256-GCM with the role `signing-key:<kid>`; see
+//! [`certbound_pki::seal_key`]) when a key encryption key is configured
+//! (`[keys]`). The key ring (table `signing_keys`) schedules them: a key is
 //! published from `created_at`, signs from `active_from` (the newest key whose
 //! time has come signs) and is unpublished at `retire_after`, once no token
 //! it signed can still be valid. `certbound keys rotate` adds a key; see
@@ -9,9 +12,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
+use certbound_pki::{KeyEncryptionKey, key_file_text, open_key, seal_key_file};
 use certbound_proto::EcPublicKey;
 use certbound_proto::crypto::{AwsLcSigner, Signer};
+use zeroize::Zeroizing;
 
 use crate::error::BrokerError;
 use crate::store::{KeySchedule, Store};
@@ -25,32 +29,62 @@ pub struct SigningKey {
     pub signer: AwsLcSigner,
 }
 
-/// Creates a new signing key in `dir` and makes it current. Returns its kid.
-pub fn create_signing_key(dir: &Path) -> Result<String, BrokerError> {
+/// The signing key directory (`DIR/keys/`) and the key that encrypts its
+/// files at rest, if any (see [`crate::config::DataDir::key_dir`]).
+#[derive(Debug, Clone)]
+pub struct KeyDir<'a> {
+    /// The directory.
+    pub path: PathBuf,
+    /// The key encryption key: new keys are written encrypted with it.
+    pub kek: Option<&'a KeyEncryptionKey>,
+}
+
+impl KeyDir<'static> {
+    /// A directory of plaintext keys (no key encryption key).
+    pub fn plain(path: &Path) -> Self {
+        KeyDir {
+            path: path.to_path_buf(),
+            kek: None,
+        }
+    }
+}
+
+fn role(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// Writes a new key file for `der` (encrypted when `keys` has a key).
+fn write_key(keys: &KeyDir<'_>, kid: &str, der: &[u8]) -> Result<(), BrokerError> {
+    let text = key_file_text(keys.kek, &role(kid), der)?;
+    write_private(&key_path(&keys.path, kid), text.as_bytes())
+}
+
+/// Creates a new signing key in `keys` and makes it current. Returns its kid.
+pub fn create_signing_key(keys: &KeyDir<'_>) -> Result<String, BrokerError> {
+    let dir = keys.path.as_path();
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let (signer, der) = AwsLcSigner::generate()?;
+    let der = Zeroizing::new(der);
     let kid = signer.public_key().kid();
-    let path = key_path(dir, &kid);
-    write_private(&path, pkcs8_pem(&der).as_bytes())?;
+    write_key(keys, &kid, &der)?;
     let current = dir.join("current");
     fs::write(&current, format!("{kid}\n")).map_err(BrokerError::io(&current))?;
     Ok(kid)
 }
 
 /// Loads the current signing key.
-pub fn load_current(dir: &Path) -> Result<SigningKey, BrokerError> {
-    let current = dir.join("current");
+pub fn load_current(keys: &KeyDir<'_>) -> Result<SigningKey, BrokerError> {
+    let current = keys.path.join("current");
     let kid = fs::read_to_string(&current).map_err(BrokerError::io(&current))?;
-    load(dir, kid.trim())
+    load(keys, kid.trim())
 }
 
-/// Loads one key by kid.
-pub fn load(dir: &Path, kid: &str) -> Result<SigningKey, BrokerError> {
-    let path = key_path(dir, kid);
-    let pem = fs::read_to_string(&path).map_err(BrokerError::io(&path))?;
-    let der = pem_body(&pem).ok_or_else(|| {
-        BrokerError::Invalid(format!("{}: not a PKCS#8 PEM private key", path.display()))
-    })?;
+/// Loads one key by kid (plaintext, or encrypted and opened with the key
+/// encryption key of `keys`).
+pub fn load(keys: &KeyDir<'_>, kid: &str) -> Result<SigningKey, BrokerError> {
+    let path = key_path(&keys.path, kid);
+    let pem = Zeroizing::new(fs::read_to_string(&path).map_err(BrokerError::io(&path))?);
+    let der = open_key(&pem, keys.kek, &role(kid), &path)?;
     let signer = AwsLcSigner::from_pkcs8_der(&der)?;
     let actual = signer.public_key().kid();
     if actual != kid {
@@ -65,20 +99,65 @@ pub fn load(dir: &Path, kid: &str) -> Result<SigningKey, BrokerError> {
     })
 }
 
-/// The public keys of every signing key in `dir` (for key sets), by kid.
+/// The public keys of every (plaintext) signing key in `dir` (for key
+/// sets), by kid. See [`public_keys_in`] for encrypted keys.
 pub fn public_keys(dir: &Path) -> Result<Vec<(String, EcPublicKey)>, BrokerError> {
+    public_keys_in(&KeyDir::plain(dir))
+}
+
+/// The public keys of every signing key in `keys`, by kid.
+pub fn public_keys_in(keys: &KeyDir<'_>) -> Result<Vec<(String, EcPublicKey)>, BrokerError> {
+    let mut out = Vec::new();
+    for kid in key_files(&keys.path)? {
+        let key = load(keys, &kid)?;
+        out.push((key.kid, key.signer.public_key().clone()));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The kids of the `<kid>.key.pem` files in `dir`.
+fn key_files(dir: &Path) -> Result<Vec<String>, BrokerError> {
     let mut out = Vec::new();
     let entries = fs::read_dir(dir).map_err(BrokerError::io(dir))?;
     for entry in entries {
         let entry = entry.map_err(BrokerError::io(dir))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(kid) = name.strip_suffix(".key.pem") {
-            let key = load(dir, kid)?;
-            out.push((key.kid, key.signer.public_key().clone()));
+        if let Some(kid) = name.strip_suffix(".key.pem")
+            && !kid.starts_with('.')
+        {
+            out.push(kid.to_owned());
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort();
     Ok(out)
+}
+
+/// Encrypts every plaintext signing key file in `keys` in place (atomically:
+/// new file, fsync, rename) with its key encryption key. Returns the files
+/// it encrypted; files already encrypted with that key are skipped.
+///
+/// # Errors
+/// [`BrokerError::Invalid`] without a key encryption key; a file encrypted
+/// with another key is refused ([`certbound_pki::PkiError::SealedKeyOpen`]).
+pub fn seal_signing_keys(keys: &KeyDir<'_>) -> Result<Vec<PathBuf>, BrokerError> {
+    let kek = keys.kek.ok_or_else(|| {
+        BrokerError::Invalid(
+            "no key encryption key is configured: set CERTBOUND_KEY_ENCRYPTION_KEY or \
+             [keys] encryption_key_file in certbound.toml"
+                .into(),
+        )
+    })?;
+    let mut sealed = Vec::new();
+    for kid in key_files(&keys.path)? {
+        let path = key_path(&keys.path, &kid);
+        // The kid must match the key before it is bound into the file.
+        load(keys, &kid)?;
+        if seal_key_file(&path, kek, &role(&kid))? {
+            sealed.push(path);
+        }
+    }
+    Ok(sealed)
 }
 
 /// The loaded key ring: every scheduled key with its private key.
@@ -91,7 +170,7 @@ impl KeyRing {
     /// Loads the ring from the store and the key files in `dir`. A data
     /// directory made before key rotation existed has no ring yet: its
     /// `current` key is entered as active since the epoch.
-    pub async fn load(store: &Store, dir: &Path) -> Result<Self, BrokerError> {
+    pub async fn load(store: &Store, dir: &KeyDir<'_>) -> Result<Self, BrokerError> {
         let mut schedules = store.key_schedules().await?;
         if schedules.is_empty() {
             let current = load_current(dir)?;
@@ -207,18 +286,20 @@ pub struct Rotation {
 /// the grace period.
 pub async fn rotate(
     store: &Store,
-    dir: &Path,
+    keys: &KeyDir<'_>,
     now: u64,
     grace: u64,
     leeway: u64,
     status_ttl: u64,
 ) -> Result<Rotation, BrokerError> {
     // Make sure a legacy directory has its ring before adding to it.
-    KeyRing::load(store, dir).await?;
+    KeyRing::load(store, keys).await?;
+    let dir = keys.path.as_path();
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let (signer, der) = AwsLcSigner::generate()?;
+    let der = Zeroizing::new(der);
     let kid = signer.public_key().kid();
-    write_private(&key_path(dir, &kid), pkcs8_pem(&der).as_bytes())?;
+    write_key(keys, &kid, &der)?;
     let active_from = now.saturating_add(grace);
     let floor = active_from
         .saturating_add(leeway)
@@ -274,24 +355,6 @@ fn key_path(dir: &Path, kid: &str) -> PathBuf {
     dir.join(format!("{kid}.key.pem"))
 }
 
-fn pkcs8_pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
-}
-
-fn pem_body(pem: &str) -> Option<Vec<u8>> {
-    let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
-    let end = pem.find("-----END PRIVATE KEY-----")?;
-    let body: String = pem.get(start..end)?.split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
-}
-
 /// Writes a secret file created with mode 0600 (never readable by others, not even briefly).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BrokerError> {
     let mut options = fs::OpenOptions::new();
@@ -314,8 +377,8 @@ mod tests {
     #[test]
     fn create_load_and_list() {
         let dir = tempfile::tempdir().unwrap();
-        let kid = create_signing_key(dir.path()).unwrap();
-        let key = load_current(dir.path()).unwrap();
+        let kid = create_signing_key(&KeyDir::plain(dir.path())).unwrap();
+        let key = load_current(&KeyDir::plain(dir.path())).unwrap();
         assert_eq!(key.kid, kid);
         let pubs = public_keys(dir.path()).unwrap();
         assert_eq!(pubs.len(), 1);
@@ -329,5 +392,69 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn encrypted_signing_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = KeyEncryptionKey::generate().unwrap();
+        let sealed = KeyDir {
+            path: dir.path().to_path_buf(),
+            kek: Some(&kek),
+        };
+        let kid = create_signing_key(&sealed).unwrap();
+        let path = key_path(dir.path(), &kid);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(certbound_pki::is_sealed(&text));
+        assert!(!text.contains("BEGIN PRIVATE KEY"));
+        assert_eq!(load_current(&sealed).unwrap().kid, kid);
+
+        // No key, or another key: refused, naming the file.
+        let err = load_current(&KeyDir::plain(dir.path())).unwrap_err();
+        assert!(
+            matches!(&err, BrokerError::Pki(certbound_pki::PkiError::SealedKeyNoKek(p)) if *p == path),
+            "{err}"
+        );
+        let other = KeyEncryptionKey::generate().unwrap();
+        let wrong = KeyDir {
+            path: dir.path().to_path_buf(),
+            kek: Some(&other),
+        };
+        let err = load_current(&wrong).unwrap_err();
+        assert!(
+            matches!(&err, BrokerError::Pki(certbound_pki::PkiError::SealedKeyOpen(p)) if *p == path),
+            "{err}"
+        );
+        // A sealed key moved to another kid's name fails (the kid is the AAD).
+        let (other_signer, _) = AwsLcSigner::generate().unwrap();
+        let other_kid = other_signer.public_key().kid();
+        fs::copy(&path, key_path(dir.path(), &other_kid)).unwrap();
+        assert!(matches!(
+            load(&sealed, &other_kid).unwrap_err(),
+            BrokerError::Pki(certbound_pki::PkiError::SealedKeyOpen(_))
+        ));
+    }
+
+    #[test]
+    fn plaintext_signing_keys_are_sealed_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = KeyDir::plain(dir.path());
+        let kid = create_signing_key(&plain).unwrap();
+        assert!(matches!(
+            seal_signing_keys(&plain).unwrap_err(),
+            BrokerError::Invalid(_)
+        ));
+        let kek = KeyEncryptionKey::generate().unwrap();
+        let sealed = KeyDir {
+            path: dir.path().to_path_buf(),
+            kek: Some(&kek),
+        };
+        assert_eq!(
+            seal_signing_keys(&sealed).unwrap(),
+            vec![key_path(dir.path(), &kid)]
+        );
+        assert!(seal_signing_keys(&sealed).unwrap().is_empty());
+        assert_eq!(load_current(&sealed).unwrap().kid, kid);
+        assert!(load_current(&plain).is_err());
     }
 }

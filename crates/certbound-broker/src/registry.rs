@@ -4,12 +4,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use certbound_pki::{CaOptions, IssuingCa, init_ca, validate_device_id};
+use certbound_pki::{
+    CaOptions, IssuingCa, KeyEncryptionKey, init_ca, init_ca_root_key_at, validate_device_id,
+};
 use certbound_proto::EcPublicKey;
 use serde::Serialize;
 
 use crate::clock::unix_now;
-use crate::config::{Config, DataDir, template};
+use crate::config::{Config, DataDir, KEY_ENCRYPTION_KEY_ENV, template};
 use crate::error::BrokerError;
 use crate::keys;
 use crate::store::{Api, AuditEvent, CertRecord, Device, DeviceStatus, Grant, Store};
@@ -20,13 +22,57 @@ pub struct InitOptions {
     /// Host names and IP addresses the server certificate (HTTPS and the
     /// embedded MQTT server) is valid for. Default: `localhost`, `127.0.0.1`.
     pub server_names: Vec<String>,
+    /// Write the root CA private key here (mode 0600) instead of
+    /// `pki/root-ca.key.pem`, to keep it offline. Default: in the data directory.
+    pub root_key_out: Option<PathBuf>,
+    /// Encrypt the private keys at rest with the key in this file (base64 of
+    /// 32 bytes), and name it in `[keys] encryption_key_file`. Without it,
+    /// the environment variable `CERTBOUND_KEY_ENCRYPTION_KEY` is used when set.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for InitOptions {
     fn default() -> Self {
         Self {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            root_key_out: None,
+            encryption_key_file: None,
         }
+    }
+}
+
+/// The key encryption key `init` writes keys with, and the config line naming its file.
+fn init_key_encryption(
+    options: &InitOptions,
+) -> Result<(Option<std::sync::Arc<KeyEncryptionKey>>, Option<String>), BrokerError> {
+    let env = std::env::var_os(KEY_ENCRYPTION_KEY_ENV).filter(|v| !v.is_empty());
+    match (&options.encryption_key_file, env) {
+        (Some(_), Some(_)) => Err(BrokerError::Invalid(format!(
+            "--encryption-key-file is given and the environment variable \
+             {KEY_ENCRYPTION_KEY_ENV} is set; use one of them"
+        ))),
+        (Some(file), None) => {
+            let file = std::path::absolute(file).map_err(BrokerError::io(file))?;
+            let kek = KeyEncryptionKey::read_file(&file)?;
+            let value = toml::Value::String(file.display().to_string());
+            Ok((
+                Some(std::sync::Arc::new(kek)),
+                Some(format!("encryption_key_file = {value}")),
+            ))
+        }
+        (None, Some(value)) => {
+            let kek = value
+                .to_str()
+                .ok_or_else(|| {
+                    BrokerError::Invalid(format!("{KEY_ENCRYPTION_KEY_ENV} is not base64 text"))
+                })
+                .and_then(|text| {
+                    KeyEncryptionKey::from_base64(text)
+                        .map_err(|e| BrokerError::Invalid(format!("{KEY_ENCRYPTION_KEY_ENV}: {e}")))
+                })?;
+            Ok((Some(std::sync::Arc::new(kek)), None))
+        }
+        (None, None) => Ok((None, None)),
     }
 }
 
@@ -61,15 +107,26 @@ pub async fn init_with(
             )));
         }
     }
-    let data = DataDir::new(dir);
+    let (kek, keys_line) = init_key_encryption(options)?;
+    let data = DataDir::new(dir).with_key_encryption(kek);
     if data.config().exists() || data.database().exists() || data.pki().dir.exists() {
         return Err(BrokerError::AlreadyInitialised(dir.to_path_buf()));
     }
+    let mut config_text = template(issuer_id);
+    if let Some(line) = keys_line {
+        config_text = config_text.replace(
+            "# encryption_key_file = \"/run/secrets/certbound-kek\"",
+            &line,
+        );
+    }
     // Validate the issuer id through the same rules as the config file.
-    Config::parse(&template(issuer_id), &data.config())?;
+    Config::parse(&config_text, &data.config())?;
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let now = unix_now();
-    init_ca(&data.pki(), &CaOptions::default(), now)?;
+    match &options.root_key_out {
+        Some(out) => init_ca_root_key_at(&data.pki(), &CaOptions::default(), now, out)?,
+        None => init_ca(&data.pki(), &CaOptions::default(), now)?,
+    }
     let ca = IssuingCa::load(&data.pki())?;
     // The TLS server identity of the embedded MQTT (and later HTTPS) server,
     // and the broker's own client identity towards an MQTT server.
@@ -87,9 +144,9 @@ pub async fn init_with(
         &client.key_pkcs8_pem,
         &client.chain_pem,
     )?;
-    let kid = keys::create_signing_key(&data.keys())?;
+    let kid = keys::create_signing_key(&data.key_dir())?;
     let store = Store::open(&data.database()).await?;
-    keys::KeyRing::load(&store, &data.keys()).await?;
+    keys::KeyRing::load(&store, &data.key_dir()).await?;
     store
         .append_audit(&[AuditEvent {
             ts_ms: now.saturating_mul(1000),
@@ -102,7 +159,7 @@ pub async fn init_with(
         .await?;
     store.close().await;
     // The config file is written last: its presence marks a complete init.
-    fs::write(data.config(), template(issuer_id)).map_err(BrokerError::io(data.config()))?;
+    fs::write(data.config(), config_text).map_err(BrokerError::io(data.config()))?;
     // The admin API and its bootstrap client (credentials in DIR/admin-client.json).
     let registry = Registry::open(dir).await?;
     let admin = registry.ensure_admin().await;
@@ -185,8 +242,8 @@ pub fn parse_scopes(text: &str) -> Result<Vec<String>, BrokerError> {
 impl Registry {
     /// Opens an initialised data directory.
     pub async fn open(dir: &Path) -> Result<Self, BrokerError> {
-        let data = DataDir::new(dir);
         let config = Config::load(dir)?;
+        let data = DataDir::with_config(dir, &config);
         let store = Store::open(&data.database()).await?;
         Ok(Self {
             data,
@@ -199,7 +256,7 @@ impl Registry {
     /// A registry over an already open store (the admin API), acting as `actor`.
     pub fn with_store(dir: &Path, config: Config, store: Store, actor: String) -> Self {
         Self {
-            data: DataDir::new(dir),
+            data: DataDir::with_config(dir, &config),
             config,
             store,
             actor,
@@ -439,9 +496,27 @@ impl Registry {
         self.audit(action, id, format!("reason={reason}")).await
     }
 
+    /// Encrypts every plaintext private key of the CA (`pki/`) and every
+    /// token signing key (`keys/`) in place with the configured key
+    /// encryption key. Returns the files it encrypted.
+    pub async fn encrypt_keys(&self) -> Result<Vec<PathBuf>, BrokerError> {
+        if self.data.key_encryption().is_none() {
+            return Err(BrokerError::Invalid(
+                "no key encryption key is configured: set the environment variable \
+                 CERTBOUND_KEY_ENCRYPTION_KEY or [keys] encryption_key_file in certbound.toml"
+                    .into(),
+            ));
+        }
+        let mut files = self.data.pki().seal_ca_keys()?;
+        files.extend(keys::seal_signing_keys(&self.data.key_dir())?);
+        self.audit("keys.encrypted", "keys", format!("files={}", files.len()))
+            .await?;
+        Ok(files)
+    }
+
     /// The published token-signing keys (see [`keys::KeyRing::published`]), by kid.
     pub async fn public_keys(&self) -> Result<Vec<(String, EcPublicKey)>, BrokerError> {
-        let ring = keys::KeyRing::load(&self.store, &self.data.keys()).await?;
+        let ring = keys::KeyRing::load(&self.store, &self.data.key_dir()).await?;
         Ok(ring.published(unix_now()))
     }
 }

@@ -65,15 +65,15 @@ struct RunningHttps {
 
 /// Starts the broker on an initialised data directory.
 pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, BrokerError> {
-    let data = DataDir::new(dir);
     let config = Config::load(dir)?;
+    let data = DataDir::with_config(dir, &config);
     let store = Store::open(&data.database()).await?;
     let pki = SharedPki::load(data.pki())?;
     // Data directories made before the admin API existed get it now.
     crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())
         .ensure_admin()
         .await?;
-    let keys = SharedKeys::new(KeyRing::load(&store, &data.keys()).await?);
+    let keys = SharedKeys::new(KeyRing::load(&store, &data.key_dir()).await?);
     let (audit, audit_task) = AuditLog::spawn(store.clone());
     let limits = Arc::new(RateLimits::new(RateLimitConfig {
         device_per_sec: config.rate_limits.device_per_sec,
@@ -195,7 +195,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     drop(audit);
     let key_watcher = tokio::spawn(watch_keys(
         store.clone(),
-        data.keys(),
+        data.clone(),
         keys.clone(),
         pki.clone(),
         config.broker.leeway_secs,
@@ -316,13 +316,7 @@ fn start_https(
 /// retired keys are pruned.
 const KEY_POLL: Duration = Duration::from_millis(500);
 
-async fn watch_keys(
-    store: Store,
-    dir: std::path::PathBuf,
-    keys: SharedKeys,
-    pki: SharedPki,
-    leeway: u64,
-) {
+async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPki, leeway: u64) {
     let mut ticker = tokio::time::interval(KEY_POLL);
     loop {
         ticker.tick().await;
@@ -336,7 +330,7 @@ async fn watch_keys(
             tracing::warn!(error = %e, "could not update key retirement times");
             continue;
         }
-        match crate::keys::prune_retired(&store, &dir, now).await {
+        match crate::keys::prune_retired(&store, &data.keys(), now).await {
             Ok(gone) => {
                 for kid in gone {
                     tracing::info!(%kid, "signing key retired");
@@ -344,7 +338,7 @@ async fn watch_keys(
             }
             Err(e) => tracing::warn!(error = %e, "could not prune retired keys"),
         }
-        match KeyRing::load(&store, &dir).await {
+        match KeyRing::load(&store, &data.key_dir()).await {
             Ok(ring) => keys.replace(ring),
             Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
         }

@@ -12,7 +12,12 @@ const DAY: u64 = 86_400;
 async fn setup() -> (tempfile::TempDir, Registry) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    registry::init(&dir, "https://auth.example.com")
+    // The root key kept offline (else the root-key-online check warns).
+    let options = registry::InitOptions {
+        root_key_out: Some(tmp.path().join("offline-root.key.pem")),
+        ..registry::InitOptions::default()
+    };
+    registry::init_with(&dir, "https://auth.example.com", &options)
         .await
         .unwrap();
     let reg = Registry::open(&dir).await.unwrap();
@@ -221,6 +226,28 @@ async fn signing_key_overdue_for_rotation() {
     assert!(of(&all, doctor::CHECK_KEY_AGE).is_empty(), "{all:#?}");
     let all = findings(&reg, &DoctorOptions::default(), rotation.active_from + 1).await;
     assert!(of(&all, doctor::CHECK_KEY_AGE).is_empty(), "{all:#?}");
+    reg.close().await;
+}
+
+#[tokio::test]
+async fn root_key_online_is_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cb");
+    registry::init(&dir, "https://auth.example.com")
+        .await
+        .unwrap();
+    let reg = Registry::open(&dir).await.unwrap();
+    let all = findings(&reg, &DoctorOptions::default(), unix_now()).await;
+    let root = of(&all, doctor::CHECK_ROOT_KEY);
+    assert_eq!(root.len(), 1, "{all:#?}");
+    assert_eq!(root[0].severity, Severity::Warning);
+    assert!(root[0].message.contains("root-ca.key.pem"), "{root:#?}");
+    assert!(root[0].fix.contains("--root-key"), "{root:#?}");
+    assert_eq!(doctor::exit_code(&all), 1);
+    // Moved offline: the warning is gone.
+    std::fs::rename(reg.data.pki().root_key(), tmp.path().join("root.key.pem")).unwrap();
+    let all = findings(&reg, &DoctorOptions::default(), unix_now()).await;
+    assert!(of(&all, doctor::CHECK_ROOT_KEY).is_empty(), "{all:#?}");
     reg.close().await;
 }
 

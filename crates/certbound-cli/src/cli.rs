@@ -73,6 +73,17 @@ pub enum Command {
         /// for; repeat for several. Default: localhost and 127.0.0.1.
         #[arg(long = "server-name")]
         server_names: Vec<String>,
+        /// Write the root CA private key to this file (mode 0600) instead of
+        /// DIR/pki/root-ca.key.pem, and move it offline: serving and provisioning never
+        /// need it, only `ca rotate-issuing --root-key`.
+        #[arg(long, value_name = "PATH")]
+        root_key_out: Option<PathBuf>,
+        /// Encrypt the private keys at rest (AES-256-GCM) with the key in this file
+        /// (base64 of 32 random bytes, e.g. `openssl rand -base64 32`); it is named in
+        /// `[keys] encryption_key_file`. The environment variable
+        /// CERTBOUND_KEY_ENCRYPTION_KEY works too (then nothing is written to the config).
+        #[arg(long, value_name = "PATH")]
+        encryption_key_file: Option<PathBuf>,
     },
     /// Run the broker until Ctrl-C: CoAP token endpoint, and the embedded MQTT server
     /// (or a connection to an external one, per certbound.toml).
@@ -112,7 +123,7 @@ pub enum Command {
     /// Request (as a device) or inspect tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Export the token verification keys.
+    /// Token signing keys: rotate, list, export the public keys; encrypt private keys at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Show the audit log.

@@ -6,7 +6,20 @@ use common::{API, ISSUER, certbound, ok};
 
 fn init(tmp: &tempfile::TempDir) -> String {
     let dir = tmp.path().join("cb").display().to_string();
-    ok(&["init", "--dir", &dir, "--issuer-id", ISSUER]);
+    let root_key = tmp
+        .path()
+        .join("offline-root.key.pem")
+        .display()
+        .to_string();
+    ok(&[
+        "init",
+        "--dir",
+        &dir,
+        "--issuer-id",
+        ISSUER,
+        "--root-key-out",
+        &root_key,
+    ]);
     ok(&[
         "api",
         "create",
@@ -62,7 +75,7 @@ fn errors_exit_two() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = init(&tmp);
-    let key = std::path::Path::new(&dir).join("pki/root-ca.key.pem");
+    let key = std::path::Path::new(&dir).join("pki/issuing-ca.key.pem");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
     let out = certbound(&["doctor", "--dir", &dir, "--json"]);
     assert_eq!(out.status.code(), Some(2));

@@ -16,7 +16,17 @@ use common::{API, BIN, ISSUER, certbound, ok};
 fn setup(tmp: &tempfile::TempDir) -> String {
     let dir = tmp.path().join("c b").display().to_string();
     let devices = tmp.path().join("devices").display().to_string();
-    ok(&["init", "--dir", &dir, "--issuer-id", ISSUER]);
+    // The root key kept offline, so a clean directory has no doctor finding.
+    let root_key = tmp.path().join("root.key.pem").display().to_string();
+    ok(&[
+        "init",
+        "--dir",
+        &dir,
+        "--issuer-id",
+        ISSUER,
+        "--root-key-out",
+        &root_key,
+    ]);
     ok(&[
         "api",
         "create",

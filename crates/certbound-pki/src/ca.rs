@@ -10,7 +10,9 @@ use rcgen::{
 };
 
 use crate::cert::{add_days, parse_der, random_serial, serial_hex, to_datetime, unix_u64};
-use crate::files::{Secrecy, create_dir, ensure_absent, read_text, write_new_file};
+use crate::files::{
+    ROLE_ISSUING, ROLE_ROOT, Secrecy, create_dir, ensure_absent, read_text, write_new_file,
+};
 use crate::pem::encode_pem;
 use crate::{PkiError, PkiPaths, parse_pem_certs};
 
@@ -42,7 +44,9 @@ impl Default for CaOptions {
     }
 }
 
-/// Creates the CA hierarchy in `paths.dir` (mode 0700 when created):
+/// Creates the CA hierarchy in `paths.dir` (mode 0700 when created), with
+/// the root key online in `pki/root-ca.key.pem`; see [`init_ca_root_key_at`]
+/// to keep it elsewhere (offline):
 ///
 /// * `root-ca.pem`, `root-ca.key.pem` (0600): self-signed root, P-256,
 ///   CA with pathlen 1, keyCertSign + cRLSign;
@@ -51,6 +55,8 @@ impl Default for CaOptions {
 /// * `ca-chain.pem`: the issuing CA certificate followed by the root.
 ///
 /// Both certificates start at `now - 60 s`; the issuing CA never outlives the root.
+/// With a key encryption key on `paths` ([`PkiPaths::with_key_encryption`])
+/// both private keys are written encrypted.
 ///
 /// # Errors
 /// [`PkiError::AlreadyExists`] if any of the five files exists (nothing is
@@ -58,6 +64,31 @@ impl Default for CaOptions {
 /// lifetimes, [`PkiError::Io`] when writing fails (files written by this call
 /// are removed again).
 pub fn init_ca(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<(), PkiError> {
+    init_ca_inner(paths, opts, now, &paths.root_key())
+}
+
+/// [`init_ca`], but the root private key is written to `root_key_out`
+/// (created, mode 0600; never replaced) instead of `pki/root-ca.key.pem`,
+/// so that it can be moved offline at once: nothing certbound serves needs
+/// it, only [`crate::rotate_issuing_with_root_key`].
+///
+/// # Errors
+/// As [`init_ca`]; [`PkiError::AlreadyExists`] also when `root_key_out` exists.
+pub fn init_ca_root_key_at(
+    paths: &PkiPaths,
+    opts: &CaOptions,
+    now: u64,
+    root_key_out: &Path,
+) -> Result<(), PkiError> {
+    init_ca_inner(paths, opts, now, root_key_out)
+}
+
+fn init_ca_inner(
+    paths: &PkiPaths,
+    opts: &CaOptions,
+    now: u64,
+    root_key_path: &Path,
+) -> Result<(), PkiError> {
     for (name, what) in [
         (&opts.root_common_name, "root_common_name"),
         (&opts.issuing_common_name, "issuing_common_name"),
@@ -73,8 +104,12 @@ pub fn init_ca(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<(), PkiEr
             "CA lifetimes must be at least one day".into(),
         ));
     }
-    let files = paths.all();
-    let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let mut files = paths.all().to_vec();
+    files[1] = root_key_path.to_path_buf();
+    let mut file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    // An offline root key must not meet an online one either.
+    let online_root = paths.root_key();
+    file_refs.push(&online_root);
     ensure_absent(&file_refs)?;
 
     let not_before = now.saturating_sub(CLOCK_SKEW_SECS);
@@ -86,7 +121,7 @@ pub fn init_ca(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<(), PkiEr
     // Self-signed: the authority key identifier equals the subject key identifier.
     root_params.use_authority_key_identifier_extension = true;
     let root_cert = root_params.self_signed(&root_key)?;
-    let root_key_pem = root_key.serialize_pem();
+    let root_key_pem = paths.key_text(&root_key, ROLE_ROOT)?;
     let root = Issuer::new(root_params, root_key);
 
     let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
@@ -97,7 +132,7 @@ pub fn init_ca(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<(), PkiEr
 
     let root_pem = root_cert.pem();
     let issuing_pem = issuing_cert.pem();
-    let issuing_key_pem = issuing_key.serialize_pem();
+    let issuing_key_pem = paths.key_text(&issuing_key, ROLE_ISSUING)?;
     let chain_pem = format!("{issuing_pem}{root_pem}");
     let contents: [(&[u8], Secrecy); 5] = [
         (root_pem.as_bytes(), Secrecy::Public),
@@ -169,8 +204,8 @@ impl IssuingCa {
     /// [`IssuingCa::from_pem`].
     pub fn load(paths: &PkiPaths) -> Result<Self, PkiError> {
         let cert_pem = read_text(&paths.issuing_cert())?;
-        let key_pem = read_text(&paths.issuing_key())?;
-        Self::from_pem(&cert_pem, &key_pem)
+        let key = paths.read_key(&paths.issuing_key(), ROLE_ISSUING)?;
+        Self::from_parts(&cert_pem, key)
     }
 
     /// Builds the issuing CA from its certificate (first `CERTIFICATE` block of
@@ -182,6 +217,16 @@ impl IssuingCa {
     /// key, [`PkiError::InvalidChain`] when the certificate is not a CA that
     /// may sign certificates.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| {
+            PkiError::Malformed(format!(
+                "issuing CA key is not a readable PKCS#8 PEM private key: {e}"
+            ))
+        })?;
+        Self::from_parts(cert_pem, key)
+    }
+
+    /// [`IssuingCa::from_pem`] with the private key already parsed.
+    pub(crate) fn from_parts(cert_pem: &str, key: KeyPair) -> Result<Self, PkiError> {
         let cert_der = parse_pem_certs(cert_pem)?
             .into_iter()
             .next()
@@ -210,11 +255,6 @@ impl IssuingCa {
                 "the issuing CA certificate lacks the keyCertSign key usage".into(),
             ));
         }
-        let key = KeyPair::from_pem(key_pem).map_err(|e| {
-            PkiError::Malformed(format!(
-                "issuing CA key is not a readable PKCS#8 PEM private key: {e}"
-            ))
-        })?;
         if key.algorithm() != &PKCS_ECDSA_P256_SHA256 {
             return Err(PkiError::UnsupportedKey(
                 "the issuing CA key is not an ECDSA P-256 key".into(),

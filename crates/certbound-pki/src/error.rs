@@ -95,11 +95,37 @@ pub enum PkiError {
     /// The root CA private key is not in the data directory, but the operation
     /// (issuing CA rotation) must sign with it.
     #[error(
-        "the root CA key {} is not available; rotating the issuing CA signs with the root key \
-         (restore root-ca.key.pem from where it is kept offline, rotate, then remove it again)",
+        "the root CA key is not available: {} does not exist; rotating the issuing CA signs \
+         with the root key: pass the offline copy with `--root-key PATH` (made by \
+         `certbound init --root-key-out PATH`)",
         .0.display()
     )]
     RootKeyUnavailable(PathBuf),
+
+    /// A private key file is encrypted at rest but no key encryption key was given.
+    #[error(
+        "{} is an encrypted private key (CERTBOUND ENCRYPTED PRIVATE KEY) but no key \
+         encryption key is configured; set the environment variable \
+         CERTBOUND_KEY_ENCRYPTION_KEY or `[keys] encryption_key_file` in certbound.toml",
+        .0.display()
+    )]
+    SealedKeyNoKek(PathBuf),
+
+    /// An encrypted private key file could not be decrypted.
+    #[error(
+        "{} could not be decrypted: the key encryption key is wrong, or the file was altered \
+         or belongs to another key (the AES-GCM tag does not verify); configure the key it \
+         was encrypted with, or restore the file from a backup",
+        .0.display()
+    )]
+    SealedKeyOpen(PathBuf),
+
+    /// The key encryption key itself is unusable.
+    #[error(
+        "unusable key encryption key: {0}; it must be 32 random bytes in base64 \
+         (e.g. `openssl rand -base64 32`)"
+    )]
+    BadKeyEncryptionKey(String),
 
     /// A certificate from an external CA verified up to a configured anchor
     /// but is not usable as a device certificate.

@@ -3,22 +3,116 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::KeyPair;
+use zeroize::Zeroizing;
 
 use crate::PkiError;
+use crate::sealed::{KeyEncryptionKey, key_file_text, open_key};
 
-/// Locations of the CA files inside a data directory: `DIR/pki/...`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Role (authenticated data) of the root CA key when it is encrypted at rest.
+pub(crate) const ROLE_ROOT: &str = "root-ca";
+/// Role of issuing CA keys (current and kept ones) when encrypted at rest.
+pub(crate) const ROLE_ISSUING: &str = "issuing-ca";
+
+/// Locations of the CA files inside a data directory: `DIR/pki/...`, and the
+/// key that encrypts their private keys at rest, if any (see
+/// [`PkiPaths::with_key_encryption`]).
+#[derive(Debug, Clone)]
 pub struct PkiPaths {
     /// The `pki` directory itself (`<data dir>/pki`).
     pub dir: PathBuf,
+    kek: Option<Arc<KeyEncryptionKey>>,
 }
+
+impl PartialEq for PkiPaths {
+    fn eq(&self, other: &Self) -> bool {
+        self.dir == other.dir
+    }
+}
+impl Eq for PkiPaths {}
 
 impl PkiPaths {
     /// Paths for the data directory `data_dir`: the files live in `data_dir/pki`.
     pub fn new(data_dir: &Path) -> Self {
         PkiPaths {
             dir: data_dir.join("pki"),
+            kek: None,
         }
+    }
+
+    /// With a key encryption key: private keys written from now on are
+    /// encrypted at rest (`CERTBOUND ENCRYPTED PRIVATE KEY`, see
+    /// [`crate::seal_key`]) and encrypted keys can be read. Plaintext keys
+    /// are read either way.
+    pub fn with_key_encryption(mut self, kek: Option<Arc<KeyEncryptionKey>>) -> Self {
+        self.kek = kek;
+        self
+    }
+
+    /// The key encryption key, if any.
+    pub fn key_encryption(&self) -> Option<&KeyEncryptionKey> {
+        self.kek.as_deref()
+    }
+
+    /// Reads the private key at `path` (plaintext or encrypted for `role`).
+    pub(crate) fn read_key(&self, path: &Path, role: &str) -> Result<KeyPair, PkiError> {
+        let text = Zeroizing::new(read_text(path)?);
+        let der = open_key(&text, self.key_encryption(), role, path)?;
+        KeyPair::try_from(der.as_slice()).map_err(|e| {
+            PkiError::Malformed(format!(
+                "{} is not a readable PKCS#8 private key: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    /// The file text for `key`: encrypted for `role` when a key encryption
+    /// key is set, plaintext PKCS#8 PEM otherwise.
+    pub(crate) fn key_text(
+        &self,
+        key: &KeyPair,
+        role: &str,
+    ) -> Result<Zeroizing<String>, PkiError> {
+        let der = Zeroizing::new(key.serialize_der());
+        key_file_text(self.key_encryption(), role, &der)
+    }
+
+    /// Encrypts every plaintext CA private key in `pki/` in place (see
+    /// [`crate::seal_key_file`]): `root-ca.key.pem` when it is online,
+    /// `issuing-ca.key.pem` and the kept `issuing-ca.<serial>.key.pem`.
+    /// Returns the files it encrypted; already encrypted ones are checked
+    /// against the key and skipped.
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidArgument`] without a key encryption key, then as
+    /// [`crate::seal_key_file`].
+    pub fn seal_ca_keys(&self) -> Result<Vec<PathBuf>, PkiError> {
+        let kek = self.key_encryption().ok_or_else(|| {
+            PkiError::InvalidArgument(
+                "no key encryption key is configured: set CERTBOUND_KEY_ENCRYPTION_KEY \
+                 or [keys] encryption_key_file"
+                    .into(),
+            )
+        })?;
+        let mut files = vec![(self.issuing_key(), ROLE_ISSUING)];
+        if self.root_key().exists() {
+            files.push((self.root_key(), ROLE_ROOT));
+        }
+        for serial in self.archived_issuing_serials()? {
+            let key = self.issuing_key_archived(&serial);
+            if key.exists() {
+                files.push((key, ROLE_ISSUING));
+            }
+        }
+        let mut sealed = Vec::new();
+        for (path, role) in files {
+            if crate::sealed::seal_key_file(&path, kek, role)? {
+                sealed.push(path);
+            }
+        }
+        Ok(sealed)
     }
 
     /// `pki/root-ca.pem`: the self-signed root certificate.

@@ -20,6 +20,10 @@
 //!   the previous ones (`pki/issuing-ca.<serial>.pem`), which
 //!   [`TrustStore::load`] keeps trusting until they expire; [`list_issuing`]
 //!   lists them, [`IssuingCa::load_archived`] loads one (to sign its CRL);
+//! * [`init_ca_root_key_at`] keeps the root key out of the data directory
+//!   (offline); [`rotate_issuing_with_root_key`] takes it from there;
+//! * private keys can be encrypted at rest with a [`KeyEncryptionKey`]
+//!   (AES-256-GCM, [`seal_key`]; [`PkiPaths::with_key_encryption`]);
 //! * [`pkcs7_certs_only`] wraps certificates for EST (RFC 7030, RFC 9148);
 //! * [`TrustStore::with_external`] and
 //!   [`TrustStore::verify_external_device_cert`] accept device certificates
@@ -71,11 +75,12 @@ mod issue;
 mod pem;
 mod pkcs7;
 mod rotate;
+mod sealed;
 #[cfg(test)]
 mod testutil;
 mod validate;
 
-pub use ca::{CLOCK_SKEW_SECS, CaOptions, IssuingCa, init_ca};
+pub use ca::{CLOCK_SKEW_SECS, CaOptions, IssuingCa, init_ca, init_ca_root_key_at};
 pub use cert::{CertSummary, cert_summary, public_key_sec1, thumbprint_sha256};
 pub use crl::{Crl, RevocationReason, RevokedEntry};
 pub use csr::{MAX_CSR_LEN, VerifiedCsr, verify_csr};
@@ -86,5 +91,8 @@ pub use files::PkiPaths;
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
 pub use pkcs7::pkcs7_certs_only;
-pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing};
+pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing, rotate_issuing_with_root_key};
+pub use sealed::{
+    KeyEncryptionKey, SEALED_KEY_LABEL, is_sealed, key_file_text, open_key, seal_key, seal_key_file,
+};
 pub use validate::{TrustStore, VerifiedClaimCert, VerifiedDeviceCert};

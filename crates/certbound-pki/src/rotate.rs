@@ -16,7 +16,9 @@ use rcgen::{Issuer, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData as _};
 
 use crate::ca::{CLOCK_SKEW_SECS, ca_params};
 use crate::cert::{add_days, parse_der, serial_hex, unix_u64};
-use crate::files::{Secrecy, is_serial_hex, read_text, replace_file, write_new_file};
+use crate::files::{
+    ROLE_ISSUING, ROLE_ROOT, Secrecy, is_serial_hex, read_text, replace_file, write_new_file,
+};
 use crate::pem::encode_pem;
 use crate::{CaOptions, IssuingCa, PkiError, PkiPaths, parse_pem_certs};
 
@@ -68,7 +70,8 @@ fn read_cert(path: &std::path::Path) -> Result<CertFile, PkiError> {
 
 /// Creates a new issuing CA signed by the root and makes it current.
 ///
-/// Needs `root-ca.pem` and `root-ca.key.pem`. Uses
+/// Needs `root-ca.pem` and `root-ca.key.pem` (see
+/// [`rotate_issuing_with_root_key`] for a root key kept elsewhere). Uses
 /// `opts.issuing_common_name` and `opts.issuing_lifetime_days` (capped at the
 /// root's notAfter); the root options are ignored. Steps, each one safe to
 /// repeat after a crash:
@@ -96,6 +99,23 @@ fn read_cert(path: &std::path::Path) -> Result<CertFile, PkiError> {
 /// [`PkiError::AlreadyExists`] when a kept file with different contents is in
 /// the way, [`PkiError::Io`].
 pub fn rotate_issuing(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<RotatedCa, PkiError> {
+    rotate_issuing_with_root_key(paths, opts, now, None)
+}
+
+/// [`rotate_issuing`] with the root private key read from `root_key` (the
+/// offline copy written by [`crate::init_ca_root_key_at`]) instead of
+/// `pki/root-ca.key.pem`; `None` reads `pki/root-ca.key.pem`. The key may be
+/// plaintext PKCS#8 PEM or encrypted with the key encryption key of `paths`.
+///
+/// # Errors
+/// As [`rotate_issuing`]; [`PkiError::RootKeyUnavailable`] names the file
+/// that was looked for.
+pub fn rotate_issuing_with_root_key(
+    paths: &PkiPaths,
+    opts: &CaOptions,
+    now: u64,
+    root_key: Option<&std::path::Path>,
+) -> Result<RotatedCa, PkiError> {
     if opts.issuing_common_name.trim().is_empty() {
         return Err(PkiError::InvalidArgument(
             "issuing_common_name must not be empty".into(),
@@ -119,30 +139,25 @@ pub fn rotate_issuing(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<Ro
             now,
         });
     }
-    let root_key_path = paths.root_key();
-    let root_key_pem = match fs::read_to_string(&root_key_path) {
-        Ok(pem) => pem,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let root_key_path = root_key.map_or_else(|| paths.root_key(), std::path::Path::to_path_buf);
+    let root_key = match paths.read_key(&root_key_path, ROLE_ROOT) {
+        Ok(key) => key,
+        Err(PkiError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(PkiError::RootKeyUnavailable(root_key_path));
         }
-        Err(e) => return Err(PkiError::io(&root_key_path, e)),
+        Err(e) => return Err(e),
     };
-    let root_key = KeyPair::from_pem(&root_key_pem)
-        .map_err(|e| PkiError::Malformed(format!("root-ca.key.pem is not a PKCS#8 key: {e}")))?;
     if root_key.algorithm() != &PKCS_ECDSA_P256_SHA256
         || root_key.subject_public_key_info() != parse_der(&root.der, "root CA")?.public_key().raw
     {
-        return Err(PkiError::Malformed(
-            "root-ca.key.pem does not belong to root-ca.pem; restore the root key that \
-             signed this hierarchy"
-                .into(),
-        ));
+        return Err(PkiError::Malformed(format!(
+            "{} does not belong to root-ca.pem; use the root key that signed this hierarchy",
+            root_key_path.display()
+        )));
     }
 
     let current = read_cert(&paths.issuing_cert())?;
-    let current_key_pem = read_text(&paths.issuing_key())?;
-    let current_key = KeyPair::from_pem(&current_key_pem)
-        .map_err(|e| PkiError::Malformed(format!("issuing-ca.key.pem is not a PKCS#8 key: {e}")))?;
+    let current_key = paths.read_key(&paths.issuing_key(), ROLE_ISSUING)?;
     let current_spki = parse_der(&current.der, "issuing CA")?
         .public_key()
         .raw
@@ -152,7 +167,7 @@ pub fn rotate_issuing(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<Ro
     }
 
     // 1. Keep the current issuing CA.
-    keep(paths, &current.serial, &current.pem, &current_key_pem)?;
+    keep(paths, &current.serial, &current.pem, &current_key)?;
 
     // 2. The new issuing CA.
     let not_before = now.saturating_sub(CLOCK_SKEW_SECS);
@@ -168,8 +183,8 @@ pub fn rotate_issuing(paths: &PkiPaths, opts: &CaOptions, now: u64) -> Result<Ro
     let new_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let new_cert = params.signed_by(&new_key, &root_issuer)?;
     let new_cert_pem = new_cert.pem();
-    let new_key_pem = new_key.serialize_pem();
-    keep(paths, &new_serial, &new_cert_pem, &new_key_pem)?;
+    keep(paths, &new_serial, &new_cert_pem, &new_key)?;
+    let new_key_pem = paths.key_text(&new_key, ROLE_ISSUING)?;
 
     // 3. Make it current.
     replace_file(
@@ -220,22 +235,24 @@ fn finish_interrupted(
     ))
 }
 
-/// Writes `issuing-ca.<serial>.key.pem` (0600), then `issuing-ca.<serial>.pem`.
-/// Files that already hold exactly these contents are left alone.
-fn keep(paths: &PkiPaths, serial: &str, cert_pem: &str, key_pem: &str) -> Result<(), PkiError> {
-    for (path, contents, secrecy) in [
-        (paths.issuing_key_archived(serial), key_pem, Secrecy::Secret),
-        (
-            paths.issuing_cert_archived(serial),
-            cert_pem,
-            Secrecy::Public,
-        ),
-    ] {
-        match write_new_file(&path, contents.as_bytes(), secrecy) {
-            Err(PkiError::AlreadyExists(_))
-                if fs::read(&path).is_ok_and(|old| old == contents.as_bytes()) => {}
-            other => other?,
-        }
+/// Writes `issuing-ca.<serial>.key.pem` (0600; encrypted when `paths` has a
+/// key encryption key), then `issuing-ca.<serial>.pem`. Files that already
+/// hold the same key (decrypted) and certificate are left alone.
+fn keep(paths: &PkiPaths, serial: &str, cert_pem: &str, key: &KeyPair) -> Result<(), PkiError> {
+    let key_path = paths.issuing_key_archived(serial);
+    let key_text = paths.key_text(key, ROLE_ISSUING)?;
+    match write_new_file(&key_path, key_text.as_bytes(), Secrecy::Secret) {
+        Err(PkiError::AlreadyExists(_))
+            if paths
+                .read_key(&key_path, ROLE_ISSUING)
+                .is_ok_and(|old| old.serialize_der() == key.serialize_der()) => {}
+        other => other?,
+    }
+    let cert_path = paths.issuing_cert_archived(serial);
+    match write_new_file(&cert_path, cert_pem.as_bytes(), Secrecy::Public) {
+        Err(PkiError::AlreadyExists(_))
+            if fs::read(&cert_path).is_ok_and(|old| old == cert_pem.as_bytes()) => {}
+        other => other?,
     }
     Ok(())
 }
@@ -317,8 +334,8 @@ impl IssuingCa {
             )));
         }
         let cert_pem = read_text(&paths.issuing_cert_archived(serial_hex))?;
-        let key_pem = read_text(&paths.issuing_key_archived(serial_hex))?;
-        Self::from_pem(&cert_pem, &key_pem)
+        let key = paths.read_key(&paths.issuing_key_archived(serial_hex), ROLE_ISSUING)?;
+        Self::from_parts(&cert_pem, key)
     }
 
     /// Serial number of this issuing CA's certificate (lowercase hex, as

@@ -110,6 +110,15 @@ retention_days = 90
 # and audit events past retention_days, in seconds.
 prune_every_secs = 300
 
+[keys]
+# Encrypt private keys at rest (the CA keys and the token signing keys) with the key in
+# this file: base64 of 32 random bytes (`openssl rand -base64 32`). Keep the file off the
+# data directory's disk (e.g. a tmpfs filled by your secret manager). Instead of a file,
+# the environment variable CERTBOUND_KEY_ENCRYPTION_KEY may hold the key (not both).
+# New keys are then written encrypted; `certbound keys encrypt` encrypts existing ones.
+# Default: none (plaintext PKCS#8 files, mode 0600). Relative paths: from this directory.
+# encryption_key_file = "/run/secrets/certbound-kek"
+
 [limits]
 # Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
 max_request_bytes = 8192

@@ -242,7 +242,7 @@ impl Registry {
     pub async fn rotate_keys(&self, grace: u64) -> Result<keys::Rotation, BrokerError> {
         let rotation = keys::rotate(
             &self.store,
-            &self.data.keys(),
+            &self.data.key_dir(),
             unix_now(),
             grace,
             self.config.broker.leeway_secs,

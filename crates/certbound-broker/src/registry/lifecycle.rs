@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use certbound_pki::{
-    CaInfo, CaOptions, Crl, IssuingCa, RevokedEntry, list_issuing, rotate_issuing,
+    CaInfo, CaOptions, Crl, IssuingCa, RevokedEntry, list_issuing, rotate_issuing_with_root_key,
     validate_device_id, verify_csr,
 };
 
@@ -82,9 +82,24 @@ impl Registry {
 
     /// Makes a new issuing CA under the root; the previous one stays trusted
     /// while it is valid, so devices renew onto the new one. A running broker
-    /// picks the change up within a second.
+    /// picks the change up within a second. Signs with `pki/root-ca.key.pem`;
+    /// see [`Registry::rotate_issuing_ca_with_root_key`] for an offline root key.
     pub async fn rotate_issuing_ca(&self) -> Result<certbound_pki::RotatedCa, BrokerError> {
-        let rotated = rotate_issuing(&self.data.pki(), &CaOptions::default(), unix_now())?;
+        self.rotate_issuing_ca_with_root_key(None).await
+    }
+
+    /// [`Registry::rotate_issuing_ca`] with the root key read from `root_key`
+    /// (kept offline), or else from `pki/root-ca.key.pem`.
+    pub async fn rotate_issuing_ca_with_root_key(
+        &self,
+        root_key: Option<&std::path::Path>,
+    ) -> Result<certbound_pki::RotatedCa, BrokerError> {
+        let rotated = rotate_issuing_with_root_key(
+            &self.data.pki(),
+            &CaOptions::default(),
+            unix_now(),
+            root_key,
+        )?;
         self.audit(
             "ca.rotated",
             &rotated.new_serial,

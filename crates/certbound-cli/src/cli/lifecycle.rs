@@ -22,6 +22,9 @@ pub enum CaCommand {
     RotateIssuing {
         #[command(flatten)]
         dir: DirArg,
+        /// The root CA private key, when it is kept offline (not in DIR/pki/root-ca.key.pem).
+        #[arg(long, value_name = "PATH")]
+        root_key: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

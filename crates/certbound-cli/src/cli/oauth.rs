@@ -96,6 +96,17 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Encrypt every plaintext private key at rest (issuing CA, root CA when online,
+    /// token signing keys) with the configured key encryption key
+    /// (CERTBOUND_KEY_ENCRYPTION_KEY or `[keys] encryption_key_file`). Each file is
+    /// replaced atomically; running it again changes nothing.
+    Encrypt {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the key ring: when each key was published, signs, and retires.
     List {
         #[command(flatten)]

@@ -20,18 +20,25 @@ use crate::output::{iso, print_json};
 pub async fn init(
     dir: &Path,
     issuer_id: &str,
-    server_names: Vec<String>,
+    options: registry::InitOptions,
 ) -> anyhow::Result<ExitCode> {
-    let mut options = registry::InitOptions::default();
-    if !server_names.is_empty() {
-        options.server_names = server_names;
-    }
     registry::init_with(dir, issuer_id, &options).await?;
     println!("Initialised {} for issuer {issuer_id}", dir.display());
     println!(
         "  CA chain:      {}",
         dir.join("pki/ca-chain.pem").display()
     );
+    match &options.root_key_out {
+        Some(out) => println!(
+            "  root CA key:   {} (mode 0600): move it offline; only `certbound ca \
+             rotate-issuing --root-key` needs it",
+            out.display()
+        ),
+        None => println!(
+            "  root CA key:   {} (online; see `certbound init --root-key-out`)",
+            dir.join("pki/root-ca.key.pem").display()
+        ),
+    }
     println!("  configuration: {}", dir.join("certbound.toml").display());
     println!(
         "  server cert:   {} (for {})",
@@ -326,7 +333,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
-            let ring = certbound_broker::keys::KeyRing::load(&reg.store, &reg.data.keys()).await;
+            let ring = certbound_broker::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await;
             reg.close().await;
             let schedules = ring?.schedules();
             if json {
@@ -341,6 +348,26 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                         k.retire_after.map(iso).unwrap_or_else(|| "-".into())
                     );
                 }
+            }
+        }
+        KeysCommand::Encrypt { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let files = reg.encrypt_keys().await;
+            reg.close().await;
+            let files = files?;
+            if json {
+                print_json(&serde_json::json!({ "encrypted": files }))?;
+            } else if files.is_empty() {
+                println!("Every private key is encrypted already.");
+            } else {
+                for f in &files {
+                    println!("encrypted {}", f.display());
+                }
+                println!(
+                    "{} key file(s) encrypted; keep the key encryption key: without it the \
+                     broker cannot start",
+                    files.len()
+                );
             }
         }
         KeysCommand::Export { dir, format, out } => {

@@ -79,9 +79,15 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
                 println!("(* = current: signs new device certificates)");
             }
         }
-        CaCommand::RotateIssuing { dir, json } => {
+        CaCommand::RotateIssuing {
+            dir,
+            root_key,
+            json,
+        } => {
             let reg = Registry::open(&dir.dir).await?;
-            let rotated = reg.rotate_issuing_ca().await;
+            let rotated = reg
+                .rotate_issuing_ca_with_root_key(root_key.as_deref())
+                .await;
             reg.close().await;
             let r = rotated?;
             if json {

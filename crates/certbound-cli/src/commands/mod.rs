@@ -24,7 +24,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             issuer_id,
             server_names,
-        } => admin::init(&dir.dir, &issuer_id, server_names).await,
+            root_key_out,
+            encryption_key_file,
+        } => {
+            let mut options = certbound_broker::registry::InitOptions::default();
+            if !server_names.is_empty() {
+                options.server_names = server_names;
+            }
+            options.root_key_out = root_key_out;
+            options.encryption_key_file = encryption_key_file;
+            admin::init(&dir.dir, &issuer_id, options).await
+        }
         Command::Serve {
             dir,
             coap_listen,

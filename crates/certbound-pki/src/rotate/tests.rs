@@ -393,3 +393,186 @@ fn openssl_verifies_certs_from_both_issuing_cas() {
         }
     }
 }
+
+fn sealed_paths(dir: &std::path::Path) -> (PkiPaths, std::sync::Arc<crate::KeyEncryptionKey>) {
+    let kek = std::sync::Arc::new(crate::KeyEncryptionKey::generate().unwrap());
+    (
+        PkiPaths::new(dir).with_key_encryption(Some(kek.clone())),
+        kek,
+    )
+}
+
+#[test]
+fn root_key_kept_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let out = offline.path().join("root.key.pem");
+    let paths = PkiPaths::new(dir.path());
+    crate::init_ca_root_key_at(&paths, &CaOptions::default(), T0, &out).unwrap();
+    assert!(
+        !paths.root_key().exists(),
+        "the root key must not be online"
+    );
+    assert!(out.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Issuing and validation need no root key.
+    let ca = IssuingCa::load(&paths).unwrap();
+    let bundle = ca.issue_device("dev-1", 30, T0).unwrap();
+    TrustStore::load(&paths)
+        .unwrap()
+        .verify_device_cert(&bundle.cert.der, &[], T0 + 60, 60)
+        .unwrap();
+
+    // Rotation without the root key: clear error naming the option.
+    let before = snapshot(&paths);
+    let err = rotate_issuing(&paths, &CaOptions::default(), T0 + DAY).unwrap_err();
+    assert!(
+        matches!(&err, PkiError::RootKeyUnavailable(p) if *p == paths.root_key()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--root-key"), "{err}");
+    let missing = offline.path().join("nope.pem");
+    let err = rotate_issuing_with_root_key(&paths, &CaOptions::default(), T0, Some(&missing))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PkiError::RootKeyUnavailable(p) if *p == missing),
+        "{err}"
+    );
+    // A key that is not this root's.
+    let foreign = offline.path().join("foreign.pem");
+    fs::write(&foreign, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let err = rotate_issuing_with_root_key(&paths, &CaOptions::default(), T0, Some(&foreign))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PkiError::Malformed(m) if m.contains("foreign.pem")),
+        "{err}"
+    );
+    assert_eq!(snapshot(&paths), before);
+
+    // With the offline key: rotates, and the root key still is not online.
+    let rotated =
+        rotate_issuing_with_root_key(&paths, &CaOptions::default(), T0 + DAY, Some(&out)).unwrap();
+    assert_eq!(
+        IssuingCa::load(&paths).unwrap().serial_hex(),
+        rotated.new_serial
+    );
+    assert!(!paths.root_key().exists());
+
+    // init refuses an existing output file and writes nothing.
+    let other = tempfile::tempdir().unwrap();
+    let other_paths = PkiPaths::new(other.path());
+    let err =
+        crate::init_ca_root_key_at(&other_paths, &CaOptions::default(), T0, &out).unwrap_err();
+    assert!(
+        matches!(&err, PkiError::AlreadyExists(p) if *p == out),
+        "{err}"
+    );
+    assert!(!other_paths.issuing_key().exists());
+}
+
+#[test]
+fn encrypted_hierarchy_loads_rotates_and_refuses_without_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (paths, _kek) = sealed_paths(dir.path());
+    init_ca(&paths, &CaOptions::default(), T0).unwrap();
+    for key in [paths.root_key(), paths.issuing_key()] {
+        let text = fs::read_to_string(&key).unwrap();
+        assert!(crate::is_sealed(&text), "{}", key.display());
+        assert!(!text.contains("BEGIN PRIVATE KEY"));
+    }
+    let ca = IssuingCa::load(&paths).unwrap();
+
+    // Without the key encryption key, or with another one: refused, naming the file.
+    let plain = PkiPaths::new(dir.path());
+    let err = IssuingCa::load(&plain).unwrap_err();
+    assert!(
+        matches!(&err, PkiError::SealedKeyNoKek(p) if *p == paths.issuing_key()),
+        "{err}"
+    );
+    let (wrong, _) = sealed_paths(dir.path());
+    let err = IssuingCa::load(&wrong).unwrap_err();
+    assert!(
+        matches!(&err, PkiError::SealedKeyOpen(p) if *p == paths.issuing_key()),
+        "{err}"
+    );
+    let err = rotate_issuing(&wrong, &CaOptions::default(), T0 + DAY).unwrap_err();
+    assert!(
+        matches!(&err, PkiError::SealedKeyOpen(p) if *p == paths.root_key()),
+        "{err}"
+    );
+    // The public side needs no key.
+    TrustStore::load(&plain).unwrap();
+
+    // Rotation keeps every key sealed.
+    let rotated = rotate_issuing(&paths, &CaOptions::default(), T0 + DAY).unwrap();
+    for key in [
+        paths.issuing_key(),
+        paths.issuing_key_archived(&rotated.old_serial),
+        paths.issuing_key_archived(&rotated.new_serial),
+    ] {
+        assert!(
+            crate::is_sealed(&fs::read_to_string(&key).unwrap()),
+            "{}",
+            key.display()
+        );
+    }
+    assert_eq!(
+        IssuingCa::load(&paths).unwrap().serial_hex(),
+        rotated.new_serial
+    );
+    let old = IssuingCa::load_archived(&paths, &rotated.old_serial).unwrap();
+    assert_eq!(old.serial_hex(), ca.serial_hex());
+    // Repeating the rotation step that keeps files is idempotent with sealed keys.
+    keep(
+        &paths,
+        &rotated.old_serial,
+        &old.cert_pem(),
+        &paths
+            .read_key(
+                &paths.issuing_key_archived(&rotated.old_serial),
+                crate::files::ROLE_ISSUING,
+            )
+            .unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn plaintext_ca_keys_are_sealed_in_place() {
+    let (dir, plain) = setup(&CaOptions::default());
+    let rotated = rotate_issuing(&plain, &CaOptions::default(), T0 + DAY).unwrap();
+    let err = plain.seal_ca_keys().unwrap_err();
+    assert!(matches!(err, PkiError::InvalidArgument(_)), "{err}");
+
+    let (paths, _kek) = sealed_paths(dir.path());
+    let mut sealed = paths.seal_ca_keys().unwrap();
+    sealed.sort();
+    let mut expected = vec![
+        paths.root_key(),
+        paths.issuing_key(),
+        paths.issuing_key_archived(&rotated.old_serial),
+        paths.issuing_key_archived(&rotated.new_serial),
+    ];
+    expected.sort();
+    assert_eq!(sealed, expected);
+    assert!(
+        paths.seal_ca_keys().unwrap().is_empty(),
+        "second run changes nothing"
+    );
+    assert_eq!(
+        IssuingCa::load(&paths).unwrap().serial_hex(),
+        rotated.new_serial
+    );
+    assert!(matches!(
+        IssuingCa::load(&plain).unwrap_err(),
+        PkiError::SealedKeyNoKek(_)
+    ));
+    rotate_issuing(&paths, &CaOptions::default(), T0 + 2 * DAY).unwrap();
+}
