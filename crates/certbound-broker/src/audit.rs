@@ -217,7 +217,12 @@ impl AuditLog {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Record>, shared: Arc<Shared>, window: Duration) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Record>,
+    shared: Arc<Shared>,
+    window: Duration,
+) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(BATCH);
@@ -237,7 +242,11 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Record>, shared: Arc<Shared
                 Err(p) => p.into_inner(),
             };
             // At shutdown, the counts of the unfinished window too.
-            pending.extend(if closed { agg.flush_all() } else { agg.flush_due() });
+            pending.extend(if closed {
+                agg.flush_all()
+            } else {
+                agg.flush_due()
+            });
         }
         let mut issued = Vec::new();
         let mut acks = Vec::new();

@@ -84,8 +84,8 @@ impl CrlCache {
         let mut previous_number = 0;
         if let Some(c) = cached.as_mut() {
             previous_number = c.number;
-            let fresh = Arc::ptr_eq(&c.pki, &pki)
-                && now < c.set.built_at.saturating_add(CRL_REFRESH_SECS);
+            let fresh =
+                Arc::ptr_eq(&c.pki, &pki) && now < c.set.built_at.saturating_add(CRL_REFRESH_SECS);
             if fresh && c.checked.elapsed() < CHECK_EVERY {
                 return Ok(c.set.clone());
             }

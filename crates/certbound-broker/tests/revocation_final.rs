@@ -78,7 +78,12 @@ fn token(jti: &str, device: &str, list: u64, idx: u64) -> IssuedToken {
 }
 
 async fn entries(s: &Setup) -> Vec<(u64, u8)> {
-    let mut e = s.reg.store.status_entries(s.list, unix_now()).await.unwrap();
+    let mut e = s
+        .reg
+        .store
+        .status_entries(s.list, unix_now())
+        .await
+        .unwrap();
     e.sort();
     e
 }
@@ -112,7 +117,11 @@ async fn a_revoked_device_is_never_suspended_nor_resumed() {
         .execute(&s.raw)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("device is revoked, which is final"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("device is revoked, which is final"),
+        "{err}"
+    );
     let err = sqlx::query("UPDATE certificates SET status = 'active' WHERE device_id = 'dev-1'")
         .execute(&s.raw)
         .await
@@ -166,7 +175,13 @@ async fn tokens_stay_revoked_whatever_happens_to_the_device_row() {
         .await
         .unwrap();
     assert_eq!(entries(&s).await, vec![(0, 1), (1, 1), (3, 1)]);
-    let state = s.reg.store.token_state("t-before-1").await.unwrap().unwrap();
+    let state = s
+        .reg
+        .store
+        .token_state("t-before-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(state.revoked && !state.suspended);
     sqlx::query("DELETE FROM devices WHERE id = 'dev-1'")
         .execute(&s.raw)
@@ -218,7 +233,11 @@ async fn the_crl_epoch_moves_with_every_revocation() {
         .set_device_status("dev-2", DeviceStatus::Suspended, "x")
         .await
         .unwrap();
-    assert_eq!(s.reg.store.crl_epoch().await.unwrap(), e0, "suspension revokes no certificate");
+    assert_eq!(
+        s.reg.store.crl_epoch().await.unwrap(),
+        e0,
+        "suspension revokes no certificate"
+    );
     s.reg
         .set_device_status("dev-1", DeviceStatus::Revoked, "x")
         .await
@@ -249,35 +268,57 @@ async fn audit_fields_are_bounded_and_escaped_when_written() {
     let huge = "A".repeat(2 * 1024 * 1024);
     s.reg
         .store
-        .append_audit(&[event(huge, "line1\nFAKE 2026 cli device.revoked\u{1b}[2J".into())])
+        .append_audit(&[event(
+            huge,
+            "line1\nFAKE 2026 cli device.revoked\u{1b}[2J".into(),
+        )])
         .await
         .unwrap();
     let last = s.reg.store.recent_audit(None, 1).await.unwrap();
     let e = &last[0];
     assert!(e.subject.len() < 300, "{}", e.subject.len());
-    assert!(e.subject.ends_with("…[truncated, 2097152 bytes]"), "{}", e.subject);
-    assert!(!e.detail.contains('\n') && !e.detail.contains('\u{1b}'), "{}", e.detail);
-    assert!(e.detail.contains("line1\\nFAKE") && e.detail.contains("\\u{1b}[2J"), "{}", e.detail);
+    assert!(
+        e.subject.ends_with("…[truncated, 2097152 bytes]"),
+        "{}",
+        e.subject
+    );
+    assert!(
+        !e.detail.contains('\n') && !e.detail.contains('\u{1b}'),
+        "{}",
+        e.detail
+    );
+    assert!(
+        e.detail.contains("line1\\nFAKE") && e.detail.contains("\\u{1b}[2J"),
+        "{}",
+        e.detail
+    );
 }
 
 #[tokio::test]
 async fn no_token_record_is_acknowledged_while_the_store_fails_and_the_writer_recovers() {
     let s = setup().await;
     let (audit, task) = AuditLog::spawn_with(s.reg.store.clone(), AuditOptions::default());
-    audit.record_issued(token("ok-1", "dev-2", s.list, 5)).await.unwrap();
+    audit
+        .record_issued(token("ok-1", "dev-2", s.list, 5))
+        .await
+        .unwrap();
     // The store loses the table (what an operator's mistake or a damaged
     // schema does): writes fail.
     sqlx::query("ALTER TABLE issued_tokens RENAME TO issued_tokens_away")
         .execute(&s.raw)
         .await
         .unwrap();
-    let lost = audit.record_issued(token("lost-1", "dev-2", s.list, 6)).await;
+    let lost = audit
+        .record_issued(token("lost-1", "dev-2", s.list, 6))
+        .await;
     assert_eq!(lost, Err(RecordLost::WriteFailed));
     // Events queued meanwhile are kept, not dropped.
     audit
         .record(event("during-outage".into(), "kept".into()))
         .await;
-    let lost = audit.record_issued(token("lost-2", "dev-2", s.list, 7)).await;
+    let lost = audit
+        .record_issued(token("lost-2", "dev-2", s.list, 7))
+        .await;
     assert_eq!(lost, Err(RecordLost::WriteFailed));
     sqlx::query("ALTER TABLE issued_tokens_away RENAME TO issued_tokens")
         .execute(&s.raw)
@@ -287,7 +328,11 @@ async fn no_token_record_is_acknowledged_while_the_store_fails_and_the_writer_re
     // backoff of at most a second; allow many attempts on a busy machine).
     let mut recovered = false;
     for _ in 0..60 {
-        if audit.record_issued(token("ok-2", "dev-2", s.list, 8)).await.is_ok() {
+        if audit
+            .record_issued(token("ok-2", "dev-2", s.list, 8))
+            .await
+            .is_ok()
+        {
             recovered = true;
             break;
         }

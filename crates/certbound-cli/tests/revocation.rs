@@ -32,12 +32,28 @@ fn attack_resume_revoked_device_cli() {
     let qs = QuickStart::new();
     let d = qs.d();
     ok(&[
-        "device", "provision", "--dir", d, "--id", "sensor-2", "--group", "sensors", "--out",
+        "device",
+        "provision",
+        "--dir",
+        d,
+        "--id",
+        "sensor-2",
+        "--group",
+        "sensors",
+        "--out",
         &qs.file(""),
     ]);
-    ok(&["device", "revoke", "--dir", d, "sensor-1", "--reason", "stolen"]);
-    fails_with(&["device", "suspend", "--dir", d, "sensor-1"], "revoked, which is final");
-    fails_with(&["device", "resume", "--dir", d, "sensor-1"], "revoked, which is final");
+    ok(&[
+        "device", "revoke", "--dir", d, "sensor-1", "--reason", "stolen",
+    ]);
+    fails_with(
+        &["device", "suspend", "--dir", d, "sensor-1"],
+        "revoked, which is final",
+    );
+    fails_with(
+        &["device", "resume", "--dir", d, "sensor-1"],
+        "revoked, which is final",
+    );
     let shown: serde_json::Value =
         serde_json::from_str(&ok(&["device", "show", "--dir", d, "sensor-1", "--json"])).unwrap();
     assert_eq!(shown["device"]["status"], "revoked", "{shown}");
@@ -46,11 +62,18 @@ fn attack_resume_revoked_device_cli() {
     ok(&["device", "resume", "--dir", d, "sensor-2"]);
     let serve = Serve::start(&qs.dir);
     let good = qs.request(&serve, "sensor-2", "telemetry:write");
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     let bad = qs.request(&serve, "sensor-1", "telemetry:write");
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("invalid_client") && err.contains("revoked"), "{err}");
+    assert!(
+        err.contains("invalid_client") && err.contains("revoked"),
+        "{err}"
+    );
 }
 
 /// Terminal escapes and newlines in audit fields (written raw by an old version or by hand, or through a --reason) reach `audit tail` only escaped.
@@ -71,9 +94,19 @@ fn attack_audit_tail_escapes_terminal_controls() {
         )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     ok(&[
-        "device", "revoke", "--dir", d, "sensor-1", "--reason", "lost\n\u{1b}]0;pwned\u{7}",
+        "device",
+        "revoke",
+        "--dir",
+        d,
+        "sensor-1",
+        "--reason",
+        "lost\n\u{1b}]0;pwned\u{7}",
     ]);
     for json in [false, true] {
         let mut args = vec!["audit", "tail", "--dir", d, "-n", "50"];
@@ -82,11 +115,16 @@ fn attack_audit_tail_escapes_terminal_controls() {
         }
         let text = ok(&args);
         assert!(
-            !text.chars().any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
             "a control character reached the terminal: {text:?}"
         );
         assert!(text.contains("[2J"), "{text}");
-        let forged = text.lines().filter(|l| l.starts_with("1999-01-01T00:00:01Z")).count();
+        let forged = text
+            .lines()
+            .filter(|l| l.starts_with("1999-01-01T00:00:01Z"))
+            .count();
         assert_eq!(forged, 0, "a field forged a line: {text}");
         assert!(text.contains("pwned"), "{text}");
         let lines = text.lines().filter(|l| l.contains("evil")).count();
@@ -94,7 +132,10 @@ fn attack_audit_tail_escapes_terminal_controls() {
     }
     // Ordinary events are shown as before.
     let text = ok(&["audit", "tail", "--dir", d, "-n", "5"]);
-    assert!(text.contains("device.revoked") && text.contains("sensor-1"), "{text}");
+    assert!(
+        text.contains("device.revoked") && text.contains("sensor-1"),
+        "{text}"
+    );
 }
 
 /// `certbound crl` after `ca rotate-issuing`: one CRL per issuing CA, each signed by its own CA; openssl refuses the revoked certificate of the old CA.
@@ -110,10 +151,26 @@ fn crl_covers_every_issuing_ca_after_rotation() {
     let old = cas[0]["serial"].as_str().unwrap().to_string();
     ok(&["ca", "rotate-issuing", "--dir", d]);
     ok(&[
-        "device", "provision", "--dir", d, "--id", "sensor-2", "--group", "sensors", "--out",
+        "device",
+        "provision",
+        "--dir",
+        d,
+        "--id",
+        "sensor-2",
+        "--group",
+        "sensors",
+        "--out",
         &qs.file(""),
     ]);
-    ok(&["device", "revoke", "--dir", d, "sensor-1", "--reason", "key compromise"]);
+    ok(&[
+        "device",
+        "revoke",
+        "--dir",
+        d,
+        "sensor-1",
+        "--reason",
+        "key compromise",
+    ]);
     let all = qs.tmp.path().join("all.pem");
     ok(&["crl", "--dir", d, "--out", p(&all)]);
     let text = std::fs::read_to_string(&all).unwrap();
@@ -121,12 +178,24 @@ fn crl_covers_every_issuing_ca_after_rotation() {
     let chain = qs.dir.join("pki").join("ca-chain.pem");
     let verify = |cert: &str| {
         let out = Command::new("openssl")
-            .args(["verify", "-crl_check", "-CAfile", p(&chain), "-CRLfile", p(&all), cert])
+            .args([
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                p(&chain),
+                "-CRLfile",
+                p(&all),
+                cert,
+            ])
             .output()
             .unwrap();
         (
             out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     };
     let (ok_old, log) = verify(&qs.file("sensor-1.cert.pem"));
@@ -138,11 +207,28 @@ fn crl_covers_every_issuing_ca_after_rotation() {
     ok(&["crl", "--dir", d, "--der", "--ca", &old, "--out", p(&der)]);
     let old_ca = qs.dir.join("pki").join(format!("issuing-ca.{old}.pem"));
     let out = Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-in", p(&der), "-noout", "-text", "-CAfile", p(&old_ca)])
+        .args([
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            p(&der),
+            "-noout",
+            "-text",
+            "-CAfile",
+            p(&old_ca),
+        ])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success() && text.contains("verify OK"), "{text}");
     assert!(text.contains("Serial Number"), "{text}");
-    fails_with(&["crl", "--dir", d, "--ca", "abcdef"], "no issuing CA with serial");
+    fails_with(
+        &["crl", "--dir", d, "--ca", "abcdef"],
+        "no issuing CA with serial",
+    );
 }

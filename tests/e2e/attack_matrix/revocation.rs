@@ -77,13 +77,18 @@ async fn admin_token(fx: &Fixture, https: &HttpsClient) -> anyhow::Result<String
 fn status_ref(token: &[u8]) -> anyhow::Result<StatusRef> {
     let claims = certbound_proto::token::UnverifiedToken::parse(token, Limits::default())?
         .unverified_claims(Limits::default())?;
-    claims.status.context("device tokens carry a status reference")
+    claims
+        .status
+        .context("device tokens carry a status reference")
 }
 
 /// What an offline verifier decides about `status`: it fetches the list the
 /// token names and checks it with `certbound-verify`'s status cache.
 /// `Ok(())`: valid; `Err(reason code)`.
-async fn verifier_status(o: &OAuthFixture, status: &StatusRef) -> anyhow::Result<Result<(), String>> {
+async fn verifier_status(
+    o: &OAuthFixture,
+    status: &StatusRef,
+) -> anyhow::Result<Result<(), String>> {
     let path = status
         .uri
         .strip_prefix(&o.fx.https_url())
@@ -114,7 +119,10 @@ async fn wait_verifier(
         if got.as_ref().map_err(String::as_str) == want.as_ref().map_err(|s| *s) {
             return Ok(());
         }
-        ensure!(Instant::now() < deadline, "verifier says {got:?}, wanted {want:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "verifier says {got:?}, wanted {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -128,19 +136,40 @@ async fn attack_resume_revoked_device_admin_api() -> anyhow::Result<()> {
     let victim = fx.device("stolen-1").await?;
     let good = fx.device("good-1").await?;
     let r = https
-        .json(Method::POST, "/admin/v1/devices/stolen-1/revoke", &token, &json!({"reason": "stolen"}))
+        .json(
+            Method::POST,
+            "/admin/v1/devices/stolen-1/revoke",
+            &token,
+            &json!({"reason": "stolen"}),
+        )
         .await?;
     ensure!(r.status == 200, "{} {}", r.status, r.json);
     for action in ["suspend", "resume"] {
         let r = https
-            .json(Method::POST, &format!("/admin/v1/devices/stolen-1/{action}"), &token, &json!({}))
+            .json(
+                Method::POST,
+                &format!("/admin/v1/devices/stolen-1/{action}"),
+                &token,
+                &json!({}),
+            )
             .await?;
-        ensure!(r.status == 409 && r.error() == Some("revoked"), "{action}: {} {}", r.status, r.json);
+        ensure!(
+            r.status == 409 && r.error() == Some("revoked"),
+            "{action}: {} {}",
+            r.status,
+            r.json
+        );
         let message = r.json["message"].as_str().unwrap_or_default();
         ensure!(message.contains("revoked, which is final"), "{message}");
     }
-    let shown = https.get("/admin/v1/devices/stolen-1", Some(&token)).await?;
-    ensure!(shown.json.to_string().contains("\"revoked\""), "{}", shown.json);
+    let shown = https
+        .get("/admin/v1/devices/stolen-1", Some(&token))
+        .await?;
+    ensure!(
+        shown.json.to_string().contains("\"revoked\""),
+        "{}",
+        shown.json
+    );
     // The device is still refused; the others are served.
     let body = fx.agent_request(&victim, &fx.params(Some(GRANTED_SCOPE)))?;
     let d = fx
@@ -162,7 +191,9 @@ async fn attack_revoked_token_survives_device_row_edit() -> anyhow::Result<()> {
     let o = OAuthFixture::new().await?;
     let victim = o.fx.device("edit-me").await?;
     let good = o.fx.device("edit-good").await?;
-    let before = o.fx.obtain(&victim, &o.fx.params(Some(GRANTED_SCOPE))).await?;
+    let before =
+        o.fx.obtain(&victim, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?;
     let status = status_ref(&before.access_token)?;
     wait_verifier(&o, &status, Ok(())).await?;
     o.fx.registry
@@ -170,26 +201,39 @@ async fn attack_revoked_token_survives_device_row_edit() -> anyhow::Result<()> {
         .await?;
     wait_verifier(&o, &status, Err("revoked")).await?;
     // The guard refuses the edit ...
-    let out = sql(o.fx.path(), "UPDATE devices SET status = 'active' WHERE id = 'edit-me';")?;
+    let out = sql(
+        o.fx.path(),
+        "UPDATE devices SET status = 'active' WHERE id = 'edit-me';",
+    )?;
     let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(!out.status.success() && err.contains("device is revoked, which is final"), "{err}");
+    ensure!(
+        !out.status.success() && err.contains("device is revoked, which is final"),
+        "{err}"
+    );
     // ... and even with the guard gone, the token's own record decides.
     let out = sql(
         o.fx.path(),
         "DROP TRIGGER devices_revoked_is_final; UPDATE devices SET status = 'active' WHERE id = 'edit-me';",
     )?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await; // past the 1 s list reuse
     ensure!(
         verifier_status(&o, &status).await? == Err("revoked".into()),
         "a revoked token became valid again"
     );
     // The revoked certificate is still refused; others are served.
-    let body = o.fx.agent_request(&victim, &o.fx.params(Some(GRANTED_SCOPE)))?;
+    let body =
+        o.fx.agent_request(&victim, &o.fx.params(Some(GRANTED_SCOPE)))?;
     o.fx.post_token(body)
         .await?
         .expect_refused(AceErrorCode::InvalidClient, ResponseType::Unauthorized)?;
-    let fresh = o.fx.obtain(&good, &o.fx.params(Some(GRANTED_SCOPE))).await?;
+    let fresh =
+        o.fx.obtain(&good, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?;
     wait_verifier(&o, &status_ref(&fresh.access_token)?, Ok(())).await?;
     o.fx.shutdown().await;
     Ok(())
@@ -202,10 +246,14 @@ async fn attack_revoked_device_token_refused_by_verifier() -> anyhow::Result<()>
     let victim = o.fx.device("rv-1").await?;
     let good = o.fx.device("rv-good").await?;
     let tokens = [
-        o.fx.obtain(&victim, &o.fx.params(Some(GRANTED_SCOPE))).await?,
-        o.fx.obtain(&victim, &o.fx.params(Some(GRANTED_SCOPE))).await?,
+        o.fx.obtain(&victim, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?,
+        o.fx.obtain(&victim, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?,
     ];
-    let good_token = o.fx.obtain(&good, &o.fx.params(Some(GRANTED_SCOPE))).await?;
+    let good_token =
+        o.fx.obtain(&good, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?;
     // The token itself verifies (signature, audience, binding) ...
     o.fx.verifier
         .verify(&tokens[0].access_token, &[GRANTED_SCOPE], unix_now())?;
@@ -227,7 +275,9 @@ async fn attack_revoked_device_token_refused_by_verifier() -> anyhow::Result<()>
 async fn attack_suspended_token_used_while_suspended() -> anyhow::Result<()> {
     let o = OAuthFixture::new().await?;
     let device = o.fx.device("sus-1").await?;
-    let token = o.fx.obtain(&device, &o.fx.params(Some(GRANTED_SCOPE))).await?;
+    let token =
+        o.fx.obtain(&device, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?;
     let status = status_ref(&token.access_token)?;
     o.fx.registry
         .set_device_status("sus-1", DeviceStatus::Suspended, "maintenance")
@@ -242,12 +292,11 @@ async fn attack_suspended_token_used_while_suspended() -> anyhow::Result<()> {
         .set_device_status("sus-1", DeviceStatus::Revoked, "gone")
         .await?;
     wait_verifier(&o, &status, Err("revoked")).await?;
-    let err = o
-        .fx
-        .registry
-        .set_device_status("sus-1", DeviceStatus::Active, "try")
-        .await
-        .unwrap_err();
+    let err =
+        o.fx.registry
+            .set_device_status("sus-1", DeviceStatus::Active, "try")
+            .await
+            .unwrap_err();
     ensure!(err.to_string().contains("revoked, which is final"), "{err}");
     o.fx.shutdown().await;
     Ok(())
@@ -276,14 +325,21 @@ async fn attack_revoked_cert_of_old_issuer_after_rotation() -> anyhow::Result<()
     // randomised, so a CRL built per request would differ).
     let first = https.get("/crl", None).await?;
     let second = https.get("/crl", None).await?;
-    ensure!(first.status == 200 && first.raw.body == second.raw.body, "the CRL is rebuilt per request");
+    ensure!(
+        first.status == 200 && first.raw.body == second.raw.body,
+        "the CRL is rebuilt per request"
+    );
 
     fx.registry
         .set_device_status("old-issuer-1", DeviceStatus::Revoked, "key compromise")
         .await?;
     let tmp = tempfile::tempdir()?;
     let file = |name: &str| -> PathBuf { tmp.path().join(name) };
-    let serial = old_device.provisioned.serial.trim_start_matches('0').to_uppercase();
+    let serial = old_device
+        .provisioned
+        .serial
+        .trim_start_matches('0')
+        .to_uppercase();
     // The old issuer's CRL lists it (rebuilt within a second of the change).
     let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
@@ -293,14 +349,27 @@ async fn attack_revoked_cert_of_old_issuer_after_rotation() -> anyhow::Result<()
         std::fs::write(file("old.crl"), &a.raw.body)?;
         let old_ca_pem = paths.issuing_cert_archived(&old_ca);
         let (ok, text) = openssl(&[
-            "crl", "-inform", "DER", "-in", file("old.crl").to_str().context("path")?,
-            "-noout", "-text", "-CAfile", old_ca_pem.to_str().context("path")?,
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            file("old.crl").to_str().context("path")?,
+            "-noout",
+            "-text",
+            "-CAfile",
+            old_ca_pem.to_str().context("path")?,
         ])?;
-        ensure!(ok && text.contains("verify OK"), "signed by the old issuer: {text}");
+        ensure!(
+            ok && text.contains("verify OK"),
+            "signed by the old issuer: {text}"
+        );
         if text.to_uppercase().replace(':', "").contains(&serial) {
             break text;
         }
-        ensure!(Instant::now() < deadline, "serial {serial} never in the old issuer's CRL:\n{text}");
+        ensure!(
+            Instant::now() < deadline,
+            "serial {serial} never in the old issuer's CRL:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     ensure!(text.contains("Key Identifier"), "{text}");
@@ -308,11 +377,21 @@ async fn attack_revoked_cert_of_old_issuer_after_rotation() -> anyhow::Result<()
     let current = https.get("/crl", None).await?;
     std::fs::write(file("cur.crl"), &current.raw.body)?;
     let (ok, text) = openssl(&[
-        "crl", "-inform", "DER", "-in", file("cur.crl").to_str().context("path")?,
-        "-noout", "-text", "-CAfile", paths.issuing_cert().to_str().context("path")?,
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        file("cur.crl").to_str().context("path")?,
+        "-noout",
+        "-text",
+        "-CAfile",
+        paths.issuing_cert().to_str().context("path")?,
     ])?;
     ensure!(ok && text.contains("verify OK"), "{text}");
-    ensure!(!text.to_uppercase().replace(':', "").contains(&serial), "{text}");
+    ensure!(
+        !text.to_uppercase().replace(':', "").contains(&serial),
+        "{text}"
+    );
     // openssl with every CRL (GET /crls): the revoked old certificate is refused,
     // the new one accepted.
     let bundle = https.get("/crls", None).await?;
@@ -321,13 +400,20 @@ async fn attack_revoked_cert_of_old_issuer_after_rotation() -> anyhow::Result<()
     let chain = paths.chain();
     let verify = |cert: &Path| {
         openssl(&[
-            "verify", "-crl_check", "-CAfile", chain.to_str().unwrap_or_default(),
-            "-CRLfile", file("all.pem").to_str().unwrap_or_default(),
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            chain.to_str().unwrap_or_default(),
+            "-CRLfile",
+            file("all.pem").to_str().unwrap_or_default(),
             cert.to_str().unwrap_or_default(),
         ])
     };
     let (ok, log) = verify(&old_device.cert_file)?;
-    ensure!(!ok && log.contains("revoked"), "old issuer's revoked certificate: {log}");
+    ensure!(
+        !ok && log.contains("revoked"),
+        "old issuer's revoked certificate: {log}"
+    );
     let (ok, log) = verify(&new_device.cert_file)?;
     ensure!(ok, "new issuer's certificate: {log}");
     // An unknown CA: 404, not a CRL.
@@ -353,7 +439,12 @@ async fn attack_audit_huge_client_id() -> anyhow::Result<()> {
     // reads: that is the error-text finding, not the audit log's.)
     let capped = match o.https.form("/oauth/token", &form, None).await {
         Ok(a) => {
-            ensure!(a.status == 413 || a.error() == Some("invalid_client"), "{} {}", a.status, a.json);
+            ensure!(
+                a.status == 413 || a.error() == Some("invalid_client"),
+                "{} {}",
+                a.status,
+                a.json
+            );
             a.status == 413
         }
         Err(e) => {
@@ -380,7 +471,11 @@ async fn attack_audit_huge_client_id() -> anyhow::Result<()> {
             for f in [&e.actor, &e.subject, &e.action, &e.outcome] {
                 ensure!(f.len() < 300, "an audit field of {} bytes", f.len());
             }
-            ensure!(e.detail.len() < 1100, "a detail of {} bytes", e.detail.len());
+            ensure!(
+                e.detail.len() < 1100,
+                "a detail of {} bytes",
+                e.detail.len()
+            );
         }
         let huge_row = rows.iter().find(|e| e.subject.starts_with("ZZZZ"));
         if let Some(e) = huge_row {
@@ -388,9 +483,16 @@ async fn attack_audit_huge_client_id() -> anyhow::Result<()> {
             ensure!(e.subject.ends_with(&marker), "{}", e.subject);
         }
         if let Some(e) = rows.iter().find(|e| e.subject.starts_with("YYYY")) {
-            ensure!(e.subject.ends_with("…[truncated, 4096 bytes]"), "{}", e.subject);
+            ensure!(
+                e.subject.ends_with("…[truncated, 4096 bytes]"),
+                "{}",
+                e.subject
+            );
             ensure!(e.outcome == "invalid_client", "{}", e.outcome);
-            ensure!(capped || huge_row.is_some(), "the 2 MB refusal was not audited");
+            ensure!(
+                capped || huge_row.is_some(),
+                "the 2 MB refusal was not audited"
+            );
             break;
         }
         ensure!(Instant::now() < deadline, "the refusal was not audited");
@@ -424,7 +526,10 @@ async fn attack_audit_terminal_escapes() -> anyhow::Result<()> {
         if let Some(e) = rows.into_iter().find(|e| e.subject.starts_with("x\\n2026")) {
             break e;
         }
-        ensure!(Instant::now() < deadline, "the refusal was not audited escaped");
+        ensure!(
+            Instant::now() < deadline,
+            "the refusal was not audited escaped"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     for f in [&row.actor, &row.subject, &row.detail] {
@@ -433,7 +538,11 @@ async fn attack_audit_terminal_escapes() -> anyhow::Result<()> {
             "a control character reached the audit log: {f:?}"
         );
     }
-    ensure!(row.subject.contains("\\u{1b}[2J") && row.subject.contains("\\u{202e}"), "{}", row.subject);
+    ensure!(
+        row.subject.contains("\\u{1b}[2J") && row.subject.contains("\\u{202e}"),
+        "{}",
+        row.subject
+    );
     o.https
         .token_with_secret(&o.client_id, &o.secret, JWT_API, None)
         .await?;
@@ -466,7 +575,9 @@ async fn attack_garbage_flood_audit_rows() -> anyhow::Result<()> {
             .recent_audit(Some("(unauthenticated)"), 10_000)
             .await?
             .into_iter()
-            .filter(|e| e.action == "token.refused" && e.detail.starts_with("transport=coap peer=127.0.0.1"))
+            .filter(|e| {
+                e.action == "token.refused" && e.detail.starts_with("transport=coap peer=127.0.0.1")
+            })
             .collect();
         let accounted: u64 = rows
             .iter()
@@ -479,10 +590,16 @@ async fn attack_garbage_flood_audit_rows() -> anyhow::Result<()> {
             })
             .sum();
         if accounted >= SENT {
-            ensure!(accounted == SENT, "{accounted} refusals accounted for, {SENT} sent");
+            ensure!(
+                accounted == SENT,
+                "{accounted} refusals accounted for, {SENT} sent"
+            );
             break rows;
         }
-        ensure!(Instant::now() < deadline, "only {accounted} of {SENT} refusals in the log");
+        ensure!(
+            Instant::now() < deadline,
+            "only {accounted} of {SENT} refusals in the log"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let windows = elapsed / WINDOW + 3;
@@ -512,14 +629,29 @@ async fn attack_store_failure_no_unrecorded_token() -> anyhow::Result<()> {
     }
     let o = OAuthFixture::new().await?;
     let device = o.fx.device("sf-1").await?;
-    let mut handed_out: Vec<Vec<u8>> = vec![o.fx.obtain(&device, &o.fx.params(Some(GRANTED_SCOPE))).await?.access_token];
+    let mut handed_out: Vec<Vec<u8>> = vec![
+        o.fx.obtain(&device, &o.fx.params(Some(GRANTED_SCOPE)))
+            .await?
+            .access_token,
+    ];
     // The table goes away under the running broker.
-    let out = sql(o.fx.path(), "ALTER TABLE issued_tokens RENAME TO issued_tokens_away;")?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sql(
+        o.fx.path(),
+        "ALTER TABLE issued_tokens RENAME TO issued_tokens_away;",
+    )?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for _ in 0..3 {
-        let body = o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?;
+        let body =
+            o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?;
         let a = o.fx.post_token(body).await?;
-        ensure!(a.code == ResponseType::ServiceUnavailable, "a token without a record: {a}");
+        ensure!(
+            a.code == ResponseType::ServiceUnavailable,
+            "a token without a record: {a}"
+        );
         let r = o
             .https
             .form(
@@ -531,12 +663,20 @@ async fn attack_store_failure_no_unrecorded_token() -> anyhow::Result<()> {
         r.expect_error(503, "temporarily_unavailable")?;
         ensure!(r.json.get("access_token").is_none());
     }
-    let out = sql(o.fx.path(), "ALTER TABLE issued_tokens_away RENAME TO issued_tokens;")?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sql(
+        o.fx.path(),
+        "ALTER TABLE issued_tokens_away RENAME TO issued_tokens;",
+    )?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Issuance comes back (the writer retries with a backoff of at most 1 s).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let body = o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?;
+        let body =
+            o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?;
         let a = o.fx.post_token(body).await?;
         if let Ok(t) = a.token() {
             handed_out.push(t.access_token.clone());
@@ -546,7 +686,10 @@ async fn attack_store_failure_no_unrecorded_token() -> anyhow::Result<()> {
         ensure!(Instant::now() < deadline, "issuance did not come back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let grant = o.https.token_with_secret(&o.client_id, &o.secret, JWT_API, None).await?;
+    let grant = o
+        .https
+        .token_with_secret(&o.client_id, &o.secret, JWT_API, None)
+        .await?;
     ensure!(grant["access_token"].is_string());
     // Every token handed out has its record, so it can be revoked.
     for t in &handed_out {

@@ -16,7 +16,10 @@ fn control_characters_and_bidi_controls_are_escaped() {
     assert_eq!(escape_field("a\nb\r\tc"), "a\\nb\\r\\tc");
     assert_eq!(escape_field("\u{1b}[31mred"), "\\u{1b}[31mred");
     assert_eq!(escape_field("x\u{9b}y\u{7f}"), "x\\u{9b}y\\u{7f}");
-    assert_eq!(escape_field("ab\u{202e}cd\u{2066}"), "ab\\u{202e}cd\\u{2066}");
+    assert_eq!(
+        escape_field("ab\u{202e}cd\u{2066}"),
+        "ab\\u{202e}cd\\u{2066}"
+    );
     assert_eq!(escape_field("plain ünïcode ok"), "plain ünïcode ok");
 }
 
@@ -62,22 +65,54 @@ fn unauthenticated_refusals_are_aggregated_per_peer_and_reason() {
     let mut agg = Aggregator::new(Duration::from_secs(3600));
     let mut written = 0;
     for i in 0..1000 {
-        let e = refusal("(unauthenticated)", "invalid_request", "10.0.0.1", &format!("garbage {i}"));
+        let e = refusal(
+            "(unauthenticated)",
+            "invalid_request",
+            "10.0.0.1",
+            &format!("garbage {i}"),
+        );
         written += usize::from(agg.admit(e, &metrics).is_some());
     }
     assert_eq!(written, 1, "one row for the first of the window");
     // Another peer, another reason: their own first rows.
-    assert!(agg.admit(refusal("(unauthenticated)", "invalid_request", "10.0.0.2", "x"), &metrics).is_some());
-    assert!(agg.admit(refusal("(unauthenticated)", "invalid_client", "10.0.0.1", "x"), &metrics).is_some());
+    assert!(
+        agg.admit(
+            refusal("(unauthenticated)", "invalid_request", "10.0.0.2", "x"),
+            &metrics
+        )
+        .is_some()
+    );
+    assert!(
+        agg.admit(
+            refusal("(unauthenticated)", "invalid_client", "10.0.0.1", "x"),
+            &metrics
+        )
+        .is_some()
+    );
     // Authenticated refusals and successes are never aggregated.
     for _ in 0..3 {
-        assert!(agg.admit(refusal("sensor-1", "invalid_scope", "10.0.0.1", "x"), &metrics).is_some());
-        assert!(agg.admit(refusal("sensor-1", "ok", "10.0.0.1", "x"), &metrics).is_some());
+        assert!(
+            agg.admit(
+                refusal("sensor-1", "invalid_scope", "10.0.0.1", "x"),
+                &metrics
+            )
+            .is_some()
+        );
+        assert!(
+            agg.admit(refusal("sensor-1", "ok", "10.0.0.1", "x"), &metrics)
+                .is_some()
+        );
     }
     assert!(agg.flush_due().is_empty(), "the window has not ended");
     let rows = agg.flush_all();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(rows[0].detail.starts_with("transport=coap peer=10.0.0.1 repeated=999 "), "{}", rows[0].detail);
+    assert!(
+        rows[0]
+            .detail
+            .starts_with("transport=coap peer=10.0.0.1 repeated=999 "),
+        "{}",
+        rows[0].detail
+    );
     assert_eq!(rows[0].outcome, "invalid_request");
     // The metric counts every one.
     let text = metrics.render(0);
@@ -86,7 +121,13 @@ fn unauthenticated_refusals_are_aggregated_per_peer_and_reason() {
         "{text}"
     );
     // A new window starts with a logged row again.
-    assert!(agg.admit(refusal("(unauthenticated)", "invalid_request", "10.0.0.1", "y"), &metrics).is_some());
+    assert!(
+        agg.admit(
+            refusal("(unauthenticated)", "invalid_request", "10.0.0.1", "y"),
+            &metrics
+        )
+        .is_some()
+    );
 }
 
 #[test]
@@ -96,7 +137,13 @@ fn spoofed_peers_cannot_grow_the_aggregator_without_bound() {
     let mut written = 0;
     for i in 0..(MAX_KEYS as u32 + 5000) {
         let peer = std::net::Ipv4Addr::from(i).to_string();
-        written += usize::from(agg.admit(refusal("(unauthenticated)", "invalid_request", &peer, ""), &metrics).is_some());
+        written += usize::from(
+            agg.admit(
+                refusal("(unauthenticated)", "invalid_request", &peer, ""),
+                &metrics,
+            )
+            .is_some(),
+        );
     }
     assert!(agg.keys.len() <= MAX_KEYS + 1, "{}", agg.keys.len());
     assert_eq!(written, MAX_KEYS + 1);
