@@ -1,74 +1,319 @@
-//! The audit log writer: events (and issued-token records) are queued and
-//! appended in batches by one background task, so the token hot path never
-//! waits for a disk write.
+//! The audit log writer: events and issued-token records are queued and
+//! appended in batches by one background task.
+//!
+//! * **Token records are durable before the token is handed out.** The
+//!   token services await [`AuditLog::record_issued`]: the record goes into
+//!   the next batch (one transaction with whatever else is queued, so
+//!   concurrent requests share a commit) and the call returns once that
+//!   batch is committed. When the write fails, every token record of the
+//!   batch is refused and those tokens are never handed out (the request is
+//!   answered "unavailable", 503 / 5.03); when more records are pending than
+//!   the queue holds, new ones are refused at once. A token that exists
+//!   therefore always has a record, so it can always be revoked.
+//! * **Events are never dropped silently.** A failed batch of events is kept
+//!   and retried with backoff (up to [`MAX_PENDING_EVENTS`]; past that the
+//!   oldest are dropped, counted in `certbound_audit_events_dropped_total`
+//!   and logged).
+//! * **Unauthenticated refusals are aggregated.** The first refusal per
+//!   (action, subject, outcome, transport, peer) in a window is written as
+//!   it is; the others of the window are counted and written as one row
+//!   (`repeated=N`) when the window ends. `certbound_unauthenticated_refusals_total`
+//!   counts every one.
+//! * **Fields are bounded and escaped** when written ([`sanitize`]): control
+//!   characters and bidirectional-text controls become `\u{..}` escapes, and
+//!   a field longer than [`FIELD_MAX`] ([`DETAIL_MAX`] for `detail`) bytes is
+//!   cut and marked `…[truncated, N bytes]`.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::metrics::Metrics;
 use crate::store::{AuditEvent, IssuedToken, Store};
+
+/// Longest `actor`, `action`, `subject` or `outcome` written, in bytes
+/// (before the truncation marker).
+pub const FIELD_MAX: usize = 256;
+/// Longest `detail` written, in bytes (before the truncation marker).
+pub const DETAIL_MAX: usize = 1024;
+/// Events kept in memory while the store cannot be written.
+pub const MAX_PENDING_EVENTS: usize = 100_000;
+/// Records queued for the writer (events and token records); a token record
+/// that finds the queue full is refused at once.
+pub const QUEUE: usize = 16 * 1024;
+/// Distinct aggregation keys per window; further keys share one
+/// `peer=(other)` key.
+const MAX_KEYS: usize = 4096;
+/// Most events written in one transaction.
+const BATCH: usize = 512;
+/// Longest wait between two attempts while the store fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Escapes `s` for the audit log and terminals: C0 and C1 control
+/// characters, DEL and the Unicode format characters that reorder or hide
+/// text (bidi overrides and isolates, zero-width characters, BOM) become
+/// `\n`, `\r`, `\t` or `\u{XX}`. Everything else is kept.
+pub fn escape_field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        c => out.push(c),
+    }
+}
+
+/// [`escape_field`], cut after `max` bytes of output (at a character
+/// boundary) and marked `…[truncated, N bytes]` with `N` the length of `s`.
+pub fn bound_field(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 32);
+    for c in s.chars() {
+        let before = out.len();
+        push_escaped(&mut out, c);
+        if out.len() > max {
+            out.truncate(before);
+            out.push_str(&format!("…[truncated, {} bytes]", s.len()));
+            return out;
+        }
+    }
+    out
+}
+
+/// The event as it is written: every field bounded and escaped.
+pub fn sanitize(e: &AuditEvent) -> AuditEvent {
+    AuditEvent {
+        ts_ms: e.ts_ms,
+        actor: bound_field(&e.actor, FIELD_MAX),
+        action: bound_field(&e.action, FIELD_MAX),
+        subject: bound_field(&e.subject, FIELD_MAX),
+        outcome: bound_field(&e.outcome, FIELD_MAX),
+        detail: bound_field(&e.detail, DETAIL_MAX),
+    }
+}
 
 /// One queued write.
 #[derive(Debug)]
 enum Record {
     Event(AuditEvent),
-    Issued(IssuedToken),
+    Issued(IssuedToken, oneshot::Sender<bool>),
+}
+
+/// Why a token record was not kept (the token must not be handed out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordLost {
+    /// More records are pending than the queue holds (the store is slow or
+    /// failing).
+    #[error("too many issued-token records are pending; the store is not keeping up")]
+    Backlog,
+    /// The write failed (see the log) or did not finish in time.
+    #[error("the issued-token record could not be written")]
+    WriteFailed,
+    /// The writer has stopped (shutdown).
+    #[error("the audit writer has stopped")]
+    Stopped,
+}
+
+/// How long a token service waits for its record before answering
+/// "unavailable".
+pub const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of the writer.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The aggregation window for unauthenticated refusals.
+    pub window: Duration,
+    /// Where the counters go.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            metrics: Arc::default(),
+        }
+    }
 }
 
 /// Queue handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Record>,
+    shared: Arc<Shared>,
 }
 
-/// Most events written in one transaction.
-const BATCH: usize = 512;
+#[derive(Debug)]
+struct Shared {
+    aggregator: Mutex<Aggregator>,
+    metrics: Arc<Metrics>,
+}
 
 impl AuditLog {
-    /// Starts the writer task. Dropping every [`AuditLog`] clone ends it after
-    /// it has written what was queued; await the handle to be sure.
+    /// Starts the writer task with default options. Dropping every
+    /// [`AuditLog`] clone ends it after it has written what was queued;
+    /// await the handle to be sure.
     pub fn spawn(store: Store) -> (Self, JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Record>(16 * 1024);
-        let handle = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                let mut events = Vec::new();
-                let mut issued = Vec::new();
-                for record in batch.drain(..) {
-                    match record {
-                        Record::Event(e) => events.push(e),
-                        Record::Issued(t) => issued.push(t),
-                    }
-                }
-                // Retry a failed write a few times rather than dropping events.
-                let mut attempt = 0u32;
-                while let Err(e) = write(&store, &events, &issued).await {
-                    attempt += 1;
-                    tracing::error!(error = %e, attempt, events = batch.len(), "audit write failed");
-                    if attempt >= 5 {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-            }
-        });
-        (Self { tx }, handle)
+        Self::spawn_with(store, AuditOptions::default())
     }
 
-    /// Queues an event (waits only when the queue is full).
+    /// Starts the writer task.
+    pub fn spawn_with(store: Store, options: AuditOptions) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<Record>(QUEUE);
+        let window = options.window.max(Duration::from_millis(10));
+        let shared = Arc::new(Shared {
+            aggregator: Mutex::new(Aggregator::new(window)),
+            metrics: options.metrics,
+        });
+        let handle = tokio::spawn(writer(store, rx, shared.clone(), window));
+        (Self { tx, shared }, handle)
+    }
+
+    /// Queues an event (waits only when the queue is full). Refusals of
+    /// unauthenticated requests are aggregated (see the module docs).
     pub async fn record(&self, event: AuditEvent) {
+        let admitted = match self.shared.aggregator.lock() {
+            Ok(mut agg) => agg.admit(event, &self.shared.metrics),
+            Err(p) => p.into_inner().admit(event, &self.shared.metrics),
+        };
+        let Some(event) = admitted else { return };
         if self.tx.send(Record::Event(event)).await.is_err() {
             tracing::error!("audit writer has stopped; event not recorded");
         }
     }
 
-    /// Queues the record of an issued token (introspection, revocation and
-    /// status lists read it).
-    pub async fn record_issued(&self, token: IssuedToken) {
-        if self.tx.send(Record::Issued(token)).await.is_err() {
-            tracing::error!("audit writer has stopped; issued token not recorded");
+    /// Records an issued token (introspection, revocation and status lists
+    /// read it) and returns once the record is committed. On `Err` the
+    /// token must not be handed out: nobody could ever revoke it.
+    pub async fn record_issued(&self, token: IssuedToken) -> Result<(), RecordLost> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .try_send(Record::Issued(token, ack))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RecordLost::Backlog,
+                mpsc::error::TrySendError::Closed(_) => RecordLost::Stopped,
+            })?;
+        match tokio::time::timeout(RECORD_TIMEOUT, done).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(RecordLost::WriteFailed),
+            Ok(Err(_)) => Err(RecordLost::Stopped),
+            Err(_) => Err(RecordLost::WriteFailed),
         }
+    }
+}
+
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Record>,
+    shared: Arc<Shared>,
+    window: Duration,
+) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut pending: VecDeque<AuditEvent> = VecDeque::new();
+    let mut failures = 0u32;
+    let mut closed = false;
+    loop {
+        if !closed {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => closed = n == 0,
+                _ = ticker.tick() => {}
+            }
+        }
+        {
+            let mut agg = match shared.aggregator.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            // At shutdown, the counts of the unfinished window too.
+            pending.extend(if closed {
+                agg.flush_all()
+            } else {
+                agg.flush_due()
+            });
+        }
+        let mut issued = Vec::new();
+        let mut acks = Vec::new();
+        for record in batch.drain(..) {
+            match record {
+                Record::Event(e) => pending.push_back(e),
+                Record::Issued(t, ack) => {
+                    issued.push(t);
+                    acks.push(ack);
+                }
+            }
+        }
+        if pending.is_empty() && issued.is_empty() {
+            if closed {
+                break;
+            }
+            continue;
+        }
+        let take = pending.len().min(BATCH * 8);
+        let events: Vec<AuditEvent> = pending.iter().take(take).cloned().collect();
+        match write(&store, &events, &issued).await {
+            Ok(()) => {
+                pending.drain(..take);
+                for ack in acks {
+                    let _ = ack.send(true);
+                }
+                if failures > 0 {
+                    tracing::info!(failures, "audit writes succeed again");
+                }
+                failures = 0;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                shared.metrics.audit_write_failed();
+                tracing::error!(
+                    error = %e,
+                    attempt = failures,
+                    events = events.len(),
+                    token_records = issued.len(),
+                    "audit write failed: the tokens of this batch are refused (not handed out), the events are kept and retried"
+                );
+                for ack in acks {
+                    let _ = ack.send(false);
+                }
+                if pending.len() > MAX_PENDING_EVENTS {
+                    let over = pending.len() - MAX_PENDING_EVENTS;
+                    pending.drain(..over);
+                    shared.metrics.audit_events_dropped(over as u64);
+                    tracing::error!(
+                        dropped = over,
+                        "the store has been unwritable too long: the oldest audit events were dropped"
+                    );
+                }
+                if closed && failures >= 5 {
+                    break;
+                }
+                let backoff = Duration::from_millis(25u64 << failures.min(6)).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        shared.metrics.audit_events_dropped(pending.len() as u64);
+        tracing::error!(
+            lost = pending.len(),
+            "audit events could not be written before shutdown"
+        );
     }
 }
 
@@ -77,9 +322,127 @@ async fn write(
     events: &[AuditEvent],
     issued: &[IssuedToken],
 ) -> Result<(), crate::error::BrokerError> {
-    store.record_issued(issued).await?;
-    if !events.is_empty() {
-        store.append_audit(events).await?;
-    }
-    Ok(())
+    store.record_issued_with_events(issued, events).await
 }
+
+/// Aggregation key: (action, subject, outcome, transport, peer).
+type Key = (String, String, String, String, String);
+
+#[derive(Debug)]
+struct Aggregate {
+    /// Refusals not written as a row (after the first).
+    repeated: u64,
+    /// The first refusal of the window (its actor and detail are reused).
+    first: AuditEvent,
+}
+
+/// Counts refusals of unauthenticated requests per key and window.
+#[derive(Debug)]
+struct Aggregator {
+    window: Duration,
+    started: std::time::Instant,
+    keys: HashMap<Key, Aggregate>,
+}
+
+/// Whether `e` is a refusal of an unauthenticated request: nobody was
+/// authenticated (`(unauthenticated)`) or authentication failed
+/// (`invalid_client`, the subject then being only what the caller claimed).
+fn aggregated(e: &AuditEvent) -> bool {
+    e.outcome != "ok" && (e.subject == "(unauthenticated)" || e.outcome == "invalid_client")
+}
+
+/// The value of `name=` among the leading `key=value` words of a detail.
+fn detail_field<'a>(detail: &'a str, name: &str) -> &'a str {
+    detail
+        .split(' ')
+        .take(4)
+        .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or("")
+}
+
+impl Aggregator {
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            started: std::time::Instant::now(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// `Some(event)`: write it; `None`: counted into its key's summary.
+    fn admit(&mut self, event: AuditEvent, metrics: &Metrics) -> Option<AuditEvent> {
+        if !aggregated(&event) {
+            return Some(event);
+        }
+        let transport = detail_field(&event.detail, "transport").to_string();
+        metrics.unauthenticated_refusal(&transport, &event.outcome);
+        let cut = |s: &str| bound_field(s, 64);
+        let mut key: Key = (
+            cut(&event.action),
+            cut(&event.subject),
+            cut(&event.outcome),
+            cut(&transport),
+            cut(detail_field(&event.detail, "peer")),
+        );
+        if !self.keys.contains_key(&key) && self.keys.len() >= MAX_KEYS {
+            key.1 = "(other)".into();
+            key.4 = "(other)".into();
+        }
+        match self.keys.get_mut(&key) {
+            Some(a) => {
+                a.repeated += 1;
+                None
+            }
+            None => {
+                self.keys.insert(
+                    key,
+                    Aggregate {
+                        repeated: 0,
+                        first: event.clone(),
+                    },
+                );
+                Some(event)
+            }
+        }
+    }
+
+    /// The summaries of the window, when it has ended.
+    fn flush_due(&mut self) -> Vec<AuditEvent> {
+        if self.started.elapsed() < self.window {
+            return Vec::new();
+        }
+        self.flush_all()
+    }
+
+    /// The summaries of every key (the window restarts).
+    fn flush_all(&mut self) -> Vec<AuditEvent> {
+        let window = self.started.elapsed().as_secs().max(1);
+        self.started = std::time::Instant::now();
+        let now_ms = crate::clock::unix_now().saturating_mul(1000);
+        self.keys
+            .drain()
+            .filter(|(_, a)| a.repeated > 0)
+            .map(|((action, subject, outcome, transport, peer), a)| {
+                let mut detail = format!("transport={transport}");
+                if !peer.is_empty() {
+                    detail.push_str(&format!(" peer={peer}"));
+                }
+                detail.push_str(&format!(
+                    " repeated={} window_s={window} (refusals like the one logged at ts_ms={}, not logged one by one; first: {})",
+                    a.repeated, a.first.ts_ms, a.first.detail
+                ));
+                AuditEvent {
+                    ts_ms: now_ms,
+                    actor: a.first.actor,
+                    action,
+                    subject,
+                    outcome,
+                    detail,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -86,10 +86,8 @@ impl EnrollService {
 
     /// The current issuing CA's CRL (DER) at `now`: `GET /crl` on HTTPS and CoAP.
     pub async fn crl(&self, now: u64) -> Result<Vec<u8>, crate::error::BrokerError> {
-        let pki = self.pki.get();
-        Ok(crate::registry::crl_of(&self.store, &pki.ca, now)
-            .await?
-            .der)
+        let set = self.pki.crls(&self.store, now).await?;
+        Ok(set.current().map(|c| c.crl.der.clone()).unwrap_or_default())
     }
 
     /// Handles a signed re-enrollment request received over `transport`

@@ -79,6 +79,16 @@ pub enum BrokerError {
     /// Invalid input to an operator command.
     #[error("{0}")]
     Invalid(String),
+    /// A revoked object was asked to change status: revocation is final.
+    #[error(
+        "{kind} {name:?} is revoked, which is final: it cannot be suspended or resumed; provision a new identity (a new {kind} id) instead"
+    )]
+    Revoked {
+        /// "device".
+        kind: &'static str,
+        /// Its id.
+        name: String,
+    },
 }
 
 impl BrokerError {

@@ -34,6 +34,7 @@ pub mod audit;
 pub mod claim_service;
 pub mod clock;
 pub mod config;
+pub mod crl_cache;
 mod device_auth;
 pub mod doctor;
 pub mod enroll_service;

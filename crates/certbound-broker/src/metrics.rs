@@ -65,6 +65,9 @@ const LATENCY: &str = "certbound_token_request_seconds";
 const MQTT_SESSIONS: &str = "certbound_mqtt_sessions";
 const SIGNING_KEYS: &str = "certbound_signing_keys_published";
 const PRUNED: &str = "certbound_pruned_rows_total";
+const UNAUTH_REFUSED: &str = "certbound_unauthenticated_refusals_total";
+const AUDIT_WRITE_FAILURES: &str = "certbound_audit_write_failures_total";
+const AUDIT_DROPPED: &str = "certbound_audit_events_dropped_total";
 
 /// `kind` of a token holder / rate limit: a device.
 pub const DEVICE: &str = "device";
@@ -149,6 +152,33 @@ impl Metrics {
         }
     }
 
+    /// One refusal of an unauthenticated request (garbage, unknown
+    /// certificate, failed client authentication) over `transport`: every
+    /// one is counted here, while the audit log aggregates them (see
+    /// `crate::audit`).
+    pub fn unauthenticated_refusal(&self, transport: &str, reason: &str) {
+        self.bump(
+            UNAUTH_REFUSED,
+            &[("transport", transport), ("reason", reason)],
+        );
+    }
+
+    /// One failed write of the audit writer (the batch is retried; the token
+    /// records in it were refused, their tokens never handed out).
+    pub fn audit_write_failed(&self) {
+        self.bump(AUDIT_WRITE_FAILURES, &[]);
+    }
+
+    /// Audit events dropped because the store stayed unwritable longer than
+    /// the pending bound allows (each drop is also logged).
+    pub fn audit_events_dropped(&self, n: u64) {
+        *self
+            .lock()
+            .counters
+            .entry((AUDIT_DROPPED, String::new()))
+            .or_default() += n;
+    }
+
     fn rate_limited_if(&self, kind: &str, outcome: &str) {
         if outcome == "rate_limited" || outcome == "too_many_requests" {
             self.bump(RATE_LIMITED, &[("kind", kind)]);
@@ -176,7 +206,9 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             for ((n, labels), value) in &inner.counters {
-                if *n == name {
+                if *n == name && labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else if *n == name {
                     let _ = writeln!(out, "{name}{{{labels}}} {value}");
                 }
             }
@@ -205,6 +237,21 @@ impl Metrics {
             &mut out,
             PRUNED,
             "Rows deleted by housekeeping, by table (issued_tokens, status_lists, audit_events).",
+        );
+        counter(
+            &mut out,
+            UNAUTH_REFUSED,
+            "Refusals of unauthenticated requests, by transport and reason (every one; the audit log aggregates them).",
+        );
+        counter(
+            &mut out,
+            AUDIT_WRITE_FAILURES,
+            "Failed audit/token-record writes (retried; tokens whose record failed were not handed out).",
+        );
+        counter(
+            &mut out,
+            AUDIT_DROPPED,
+            "Audit events dropped after the store stayed unwritable past the pending bound.",
         );
         let _ = writeln!(
             out,

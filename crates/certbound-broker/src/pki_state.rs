@@ -68,6 +68,7 @@ impl PkiState {
 pub struct SharedPki {
     paths: PkiPaths,
     inner: Arc<RwLock<Arc<PkiState>>>,
+    crls: Arc<crate::crl_cache::CrlCache>,
 }
 
 impl SharedPki {
@@ -77,7 +78,18 @@ impl SharedPki {
         Ok(Self {
             paths,
             inner: Arc::new(RwLock::new(Arc::new(state))),
+            crls: Arc::default(),
         })
+    }
+
+    /// The CRLs of every issuing CA still valid (built once per change, see
+    /// [`crate::crl_cache`]).
+    pub async fn crls(
+        &self,
+        store: &crate::store::Store,
+        now: u64,
+    ) -> Result<Arc<crate::crl_cache::CrlSet>, BrokerError> {
+        self.crls.get(store, &self.paths, self.get(), now).await
     }
 
     /// The current snapshot.

@@ -528,4 +528,6 @@ mod lifecycle;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub use clients::{ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CreatedClient, parse_grant};
 pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
-pub use lifecycle::{CRL_VALIDITY_SECS, CreatedClaim, SignedDevice, TrustedCa, crl_of};
+pub use lifecycle::{
+    CRL_VALIDITY_SECS, CreatedClaim, IssuerCrl, SignedDevice, TrustedCa, crl_of, crl_set,
+};

@@ -74,7 +74,14 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         .ensure_admin()
         .await?;
     let keys = SharedKeys::new(KeyRing::load(&store, &data.key_dir()).await?);
-    let (audit, audit_task) = AuditLog::spawn(store.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let (audit, audit_task) = AuditLog::spawn_with(
+        store.clone(),
+        crate::audit::AuditOptions {
+            window: Duration::from_secs(config.audit.aggregate_secs.max(1)),
+            metrics: metrics.clone(),
+        },
+    );
     let limits = Arc::new(RateLimits::new(RateLimitConfig {
         device_per_sec: config.rate_limits.device_per_sec,
         device_burst: config.rate_limits.device_burst,
@@ -117,7 +124,6 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         ))),
         _ => None,
     };
-    let metrics = Arc::new(crate::metrics::Metrics::new());
     let service = TokenService::new(
         TokenServiceConfig {
             issuer_id: config.broker.issuer_id.clone(),

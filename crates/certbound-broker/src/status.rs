@@ -4,9 +4,12 @@
 //! suspended tokens offline, refreshing at most every `ttl` seconds.
 //!
 //! Entries are reserved from the store in blocks (one write per block, not
-//! per token) and a list's status is computed from the registry when it is
-//! built: revoked tokens, and tokens of revoked devices/clients, are INVALID
-//! (1); tokens of suspended devices are SUSPENDED (2) until resumed.
+//! per token) and a list's status is computed when it is built: INVALID (1)
+//! from the token's own record only (`issued_tokens.revoked_at`, set by a
+//! token revocation and, in the same transaction, for every token of a
+//! device or client being revoked), so a later change of a device row never
+//! makes a revoked token valid again; SUSPENDED (2) while the token's device
+//! is suspended, VALID again once it is resumed (see `Store::status_entries`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -412,7 +412,11 @@ impl Store {
         )
     }
 
-    /// Changes a device's status; revoking also revokes its certificates.
+    /// Changes a device's status. Revoked is final: a revoked device can be
+    /// neither suspended nor resumed ([`BrokerError::Revoked`]; revoking it
+    /// again changes nothing). Revoking also revokes, in the same
+    /// transaction, its certificates and every token recorded for it (a
+    /// token's status comes from its own record from then on).
     pub async fn set_device_status(
         &self,
         id: &str,
@@ -420,25 +424,45 @@ impl Store {
         now: u64,
     ) -> Result<(), BrokerError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("UPDATE devices SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(to_i64(now))
+        let current: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
+        let Some(current) = current else {
             return Err(BrokerError::NotFound {
                 kind: "device",
                 name: id.into(),
                 hint: "; see `certbound device list`".into(),
             });
+        };
+        if current == DeviceStatus::Revoked.as_str() {
+            if status == DeviceStatus::Revoked {
+                return Ok(());
+            }
+            return Err(BrokerError::Revoked {
+                kind: "device",
+                name: id.into(),
+            });
         }
+        sqlx::query("UPDATE devices SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(to_i64(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if status == DeviceStatus::Revoked {
             sqlx::query("UPDATE certificates SET status = 'revoked', revoked_at = ? WHERE device_id = ? AND status = 'active'")
                 .bind(to_i64(now))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "UPDATE issued_tokens SET revoked_at = ? WHERE kind = 'device' AND subject = ? AND revoked_at IS NULL",
+            )
+            .bind(to_i64(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -353,6 +353,8 @@ impl TokenService {
                 format!("signing failed: {e}"),
             ))
         })?;
+        // The record is durable before the token leaves: a token nobody
+        // could revoke is never handed out (see `crate::audit`).
         self.audit
             .record_issued(IssuedToken {
                 jti: hex::encode(&cti),
@@ -367,7 +369,15 @@ impl TokenService {
                 iat: now,
                 exp: now.saturating_add(ttl),
             })
-            .await;
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, device = %device_id, "token not issued: its record was not kept");
+                Refusal {
+                    error: Refused::Unavailable,
+                    device: Some(device_id.clone()),
+                    x5t: Some(thumbprint.clone()),
+                }
+            })?;
         let asked = req.scope.as_deref().map(|s| {
             s.split(' ')
                 .filter(|x| !x.is_empty())

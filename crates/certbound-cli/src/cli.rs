@@ -135,16 +135,23 @@ pub enum Command {
     /// Provisioning claims: batch credentials for production lines (first-boot enrollment).
     #[command(subcommand)]
     Claim(ClaimCommand),
-    /// Write the current certificate revocation list (CRL) of the issuing CA.
+    /// Write the certificate revocation lists (CRLs): by default one PEM CRL per issuing CA
+    /// that is still valid (the current one first; after `ca rotate-issuing` the previous CA's
+    /// certificates stay valid, and a revoked one is listed in the CRL signed by its own issuer),
+    /// concatenated, as `openssl verify -crl_check -CRLfile` reads them. A running broker serves
+    /// the same at GET /crls (and GET /crl, GET /crl/<serial> per CA, DER).
     Crl {
         #[command(flatten)]
         dir: DirArg,
         /// Output file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// DER instead of PEM.
+        /// DER instead of PEM (one CRL: the current issuing CA's, or the one --ca names).
         #[arg(long)]
         der: bool,
+        /// Only the CRL of the issuing CA with this serial (hex, as `certbound ca show` prints it).
+        #[arg(long, value_name = "SERIAL")]
+        ca: Option<String>,
     },
     /// Print the policy (APIs, groups, clients and their grants) as TOML: `certbound export > policy.toml`.
     /// Devices, certificates and secrets are not policy. See docs/policy.md.
@@ -359,7 +366,9 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a device for good: new token requests are refused at once.
+    /// Revoke a device for good: its certificates go into the CRL, every token it holds is marked
+    /// revoked (INVALID) in the status lists, and new requests are refused at once. Revocation is
+    /// final: a revoked device can never be suspended or resumed (provision a new id instead).
     Revoke {
         #[command(flatten)]
         dir: DirArg,
@@ -369,7 +378,8 @@ pub enum DeviceCommand {
         #[arg(long, default_value = "unspecified")]
         reason: String,
     },
-    /// Suspend a device (refused until resumed).
+    /// Suspend a device: refused, and its unexpired tokens shown SUSPENDED in the status lists,
+    /// until `device resume` (then they are valid again). A revoked device cannot be suspended.
     Suspend {
         #[command(flatten)]
         dir: DirArg,
@@ -379,7 +389,8 @@ pub enum DeviceCommand {
         #[arg(long, default_value = "unspecified")]
         reason: String,
     },
-    /// Resume a suspended device.
+    /// Resume a suspended device (its unexpired tokens become valid again). Refused for a
+    /// revoked device: revocation is final.
     Resume {
         #[command(flatten)]
         dir: DirArg,
@@ -529,7 +540,11 @@ pub struct IngestArgs {
 /// `certbound audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Show the latest audit events.
+    /// Show the latest audit events. Every field is bounded (256 bytes, detail 1 KiB, longer ones
+    /// end in `…[truncated, N bytes]`) and control characters are shown escaped (`\n`, `\u{1b}`),
+    /// so no field can forge lines or send terminal escapes. Refusals of unauthenticated requests
+    /// are aggregated: the first per peer and reason in each `[audit] aggregate_secs` window,
+    /// then one row with `repeated=N`.
     Tail {
         #[command(flatten)]
         dir: DirArg,

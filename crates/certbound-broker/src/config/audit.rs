@@ -16,6 +16,11 @@ pub struct AuditSection {
     /// status lists and old audit events, seconds. Default 300.
     #[serde(default = "default_prune_every")]
     pub prune_every_secs: u64,
+    /// The window in which refusals of unauthenticated requests are
+    /// aggregated into one audit row per (action, subject, outcome,
+    /// transport, peer), seconds. Default 60.
+    #[serde(default = "default_aggregate")]
+    pub aggregate_secs: u64,
 }
 
 impl Default for AuditSection {
@@ -23,6 +28,7 @@ impl Default for AuditSection {
         Self {
             retention_days: default_retention_days(),
             prune_every_secs: default_prune_every(),
+            aggregate_secs: default_aggregate(),
         }
     }
 }
@@ -32,4 +38,7 @@ fn default_retention_days() -> u32 {
 }
 fn default_prune_every() -> u64 {
     300
+}
+fn default_aggregate() -> u64 {
+    60
 }

@@ -109,6 +109,11 @@ retention_days = 90
 # plus leeway_secs and [status] ttl_secs), status lists whose tokens are all gone,
 # and audit events past retention_days, in seconds.
 prune_every_secs = 300
+# Refusals of unauthenticated requests (garbage, unknown certificates, failed client
+# authentication) are aggregated: the first per (action, subject, outcome, transport,
+# peer) in this window is logged, the rest are written as one row with repeated=N
+# when the window ends. certbound_unauthenticated_refusals_total counts every one.
+aggregate_secs = 60
 
 [keys]
 # Encrypt private keys at rest (the CA keys and the token signing keys) with the key in

@@ -264,7 +264,12 @@ impl OAuthService {
                 iat: now,
                 exp,
             })
-            .await;
+            .await
+            .map_err(|e| {
+                // Durable before handed out (see `crate::audit`).
+                tracing::error!(error = %e, client = %client.id, "token not issued: its record was not kept");
+                fail(OAuthError::unavailable())
+            })?;
         Ok((
             client.id.clone(),
             TokenGrant {

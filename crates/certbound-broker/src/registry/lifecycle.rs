@@ -117,6 +117,13 @@ impl Registry {
     pub async fn current_crl(&self, now: u64) -> Result<Crl, BrokerError> {
         crl_of(&self.store, &IssuingCa::load(&self.data.pki())?, now).await
     }
+
+    /// One CRL per issuing CA that is still valid at `now` (the current one
+    /// first), each signed by that CA and listing the revoked, unexpired
+    /// certificates it issued — `certbound crl`, `GET /crls`.
+    pub async fn crl_set(&self, now: u64) -> Result<Vec<IssuerCrl>, BrokerError> {
+        crl_set(&self.store, &self.data.pki(), now, now).await
+    }
 }
 
 /// The CRL of `ca` at `now` (shared by the CLI and the running broker).
@@ -133,6 +140,60 @@ pub async fn crl_of(
         .map(|c| RevokedEntry::new(c.serial, c.revoked_at))
         .collect();
     Ok(ca.crl(&revoked, now, now, now + CRL_VALIDITY_SECS)?)
+}
+
+/// The CRL of one issuing CA.
+#[derive(Debug, Clone)]
+pub struct IssuerCrl {
+    /// Serial of the issuing CA that signed it (lowercase hex, as `certbound
+    /// ca show` prints it; `GET /crl/{serial}`).
+    pub ca_serial: String,
+    /// Whether that CA is the current one (the one `GET /crl` serves).
+    pub current: bool,
+    /// The CRL.
+    pub crl: Crl,
+    /// Serials it lists.
+    pub revoked: usize,
+}
+
+/// One CRL per issuing CA under `paths` still valid at `now` (the current one
+/// first, then the previous ones by expiry, latest first), each signed by
+/// its own CA with CRL number `number`. After `ca rotate-issuing`, the
+/// certificates of the previous CA stay valid; a revoked one is listed in the
+/// CRL its own issuer signed, which is what a relying party checks.
+/// Revoked certificates of external CAs (`ca trust add`) are in none: their
+/// CA publishes their revocation.
+pub async fn crl_set(
+    store: &crate::store::Store,
+    paths: &certbound_pki::PkiPaths,
+    now: u64,
+    number: u64,
+) -> Result<Vec<IssuerCrl>, BrokerError> {
+    let revoked = store.revoked_certificates(now).await?;
+    let mut out = Vec::new();
+    for info in list_issuing(paths)? {
+        if !info.current && info.not_after < now {
+            continue;
+        }
+        let ca = if info.current {
+            IssuingCa::load(paths)?
+        } else {
+            IssuingCa::load_archived(paths, &info.serial_hex)?
+        };
+        let entries: Vec<RevokedEntry> = revoked
+            .iter()
+            .filter(|c| ca.has_issued(&c.der))
+            .map(|c| RevokedEntry::new(c.serial.clone(), c.revoked_at))
+            .collect();
+        let crl = ca.crl(&entries, number, now, now + CRL_VALIDITY_SECS)?;
+        out.push(IssuerCrl {
+            ca_serial: info.serial_hex,
+            current: info.current,
+            crl,
+            revoked: entries.len(),
+        });
+    }
+    Ok(out)
 }
 
 /// An external CA trusted for device certificates.

@@ -6,20 +6,11 @@ use super::{AuditEvent, Store, to_i64, to_u64};
 use crate::error::BrokerError;
 
 impl Store {
-    /// Appends events in one transaction.
+    /// Appends events in one transaction, each field bounded and escaped
+    /// ([`crate::audit::sanitize`]).
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), BrokerError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for e in events {
-            sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(to_i64(e.ts_ms))
-                .bind(&e.actor)
-                .bind(&e.action)
-                .bind(&e.subject)
-                .bind(&e.outcome)
-                .bind(&e.detail)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -112,4 +103,24 @@ fn with_id(r: &sqlx::sqlite::SqliteRow) -> (i64, AuditEvent) {
             detail: r.get("detail"),
         },
     )
+}
+
+/// Inserts `events` inside `tx`, each field bounded and escaped.
+pub(super) async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    events: &[AuditEvent],
+) -> Result<(), BrokerError> {
+    for raw in events {
+        let e = crate::audit::sanitize(raw);
+        sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(to_i64(e.ts_ms))
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.subject)
+            .bind(&e.outcome)
+            .bind(&e.detail)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

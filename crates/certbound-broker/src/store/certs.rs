@@ -58,3 +58,17 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// A number that grows whenever the set of revoked certificates changes
+    /// (kept by triggers, migration 0005): the running broker rebuilds its
+    /// CRLs when it sees a new value.
+    pub async fn crl_epoch(&self) -> Result<i64, BrokerError> {
+        Ok(
+            sqlx::query_scalar("SELECT epoch FROM crl_epoch WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+}

@@ -58,7 +58,8 @@ pub struct IssuedToken {
 pub struct TokenState {
     /// The record.
     pub token: IssuedToken,
-    /// Revoked by `POST /oauth/revoke` (or because its holder was revoked).
+    /// Revoked: by `POST /oauth/revoke`, the admin API, or with its holder
+    /// (the token's own record; final).
     pub revoked: bool,
     /// Its holder is suspended (device) — inactive until resumed.
     pub suspended: bool,
@@ -78,9 +79,20 @@ pub struct KeySchedule {
 }
 
 impl Store {
-    /// Records issued tokens (batched by the audit writer).
+    /// Records issued tokens.
     pub async fn record_issued(&self, tokens: &[IssuedToken]) -> Result<(), BrokerError> {
-        if tokens.is_empty() {
+        self.record_issued_with_events(tokens, &[]).await
+    }
+
+    /// Records issued tokens and appends audit events, in one transaction
+    /// (the audit writer's batch: a token is handed out only once this
+    /// committed, see [`crate::audit`]).
+    pub async fn record_issued_with_events(
+        &self,
+        tokens: &[IssuedToken],
+        events: &[super::AuditEvent],
+    ) -> Result<(), BrokerError> {
+        if tokens.is_empty() && events.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -104,6 +116,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        super::audit::insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -162,16 +175,22 @@ impl Store {
     }
 
     /// The non-VALID entries of list `id` among tokens not expired at `now`:
-    /// `(index, status)` with 1 = INVALID (token revoked, or its device /
-    /// client revoked) and 2 = SUSPENDED (its device suspended).
+    /// `(index, status)` with 1 = INVALID and 2 = SUSPENDED.
+    ///
+    /// INVALID comes from the token's own record only (`revoked_at`, set by
+    /// `POST /oauth/revoke`, the admin API, and for every token of a device
+    /// or client in the transaction that revokes it), so no later change of a
+    /// device or client row can make a revoked token valid again. SUSPENDED
+    /// follows the device row: a suspended device's tokens are SUSPENDED and
+    /// VALID again once it is resumed (draft-ietf-oauth-status-list allows a
+    /// SUSPENDED token to return; an INVALID one never does).
     pub async fn status_entries(&self, id: u64, now: u64) -> Result<Vec<(u64, u8)>, BrokerError> {
         let rows = sqlx::query(
             "SELECT t.list_idx AS idx, \
-               CASE WHEN t.revoked_at IS NOT NULL OR d.status = 'revoked' OR c.status = 'revoked' THEN 1 \
+               CASE WHEN t.revoked_at IS NOT NULL THEN 1 \
                     WHEN d.status = 'suspended' THEN 2 ELSE 0 END AS st \
              FROM issued_tokens t \
              LEFT JOIN devices d ON t.kind = 'device' AND d.id = t.subject \
-             LEFT JOIN clients c ON t.kind = 'client' AND c.id = t.subject \
              WHERE t.list_id = ? AND t.exp >= ? AND t.list_idx IS NOT NULL",
         )
         .bind(to_i64(id))
@@ -190,10 +209,9 @@ impl Store {
     /// Everything introspection needs about a token, by jti.
     pub async fn token_state(&self, jti: &str) -> Result<Option<TokenState>, BrokerError> {
         let Some(r) = sqlx::query(
-            "SELECT t.*, d.status AS device_status, c.status AS client_status \
+            "SELECT t.*, d.status AS device_status \
              FROM issued_tokens t \
              LEFT JOIN devices d ON t.kind = 'device' AND d.id = t.subject \
-             LEFT JOIN clients c ON t.kind = 'client' AND c.id = t.subject \
              WHERE t.jti = ?",
         )
         .bind(jti)
@@ -203,7 +221,6 @@ impl Store {
             return Ok(None);
         };
         let device_status: Option<String> = r.get("device_status");
-        let client_status: Option<String> = r.get("client_status");
         let revoked_at: Option<i64> = r.get("revoked_at");
         let holder = if r.get::<String, _>("kind") == "device" {
             TokenHolder::Device
@@ -213,10 +230,9 @@ impl Store {
         let list_id: Option<i64> = r.get("list_id");
         let list_idx: Option<i64> = r.get("list_idx");
         Ok(Some(TokenState {
-            revoked: revoked_at.is_some()
-                || device_status.as_deref() == Some("revoked")
-                || client_status.as_deref() == Some("revoked"),
-            suspended: device_status.as_deref() == Some("suspended"),
+            // From the token's own record: see `status_entries`.
+            revoked: revoked_at.is_some(),
+            suspended: revoked_at.is_none() && device_status.as_deref() == Some("suspended"),
             token: IssuedToken {
                 jti: r.get("jti"),
                 holder,

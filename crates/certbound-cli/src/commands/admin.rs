@@ -264,19 +264,8 @@ pub async fn device(cmd: DeviceCommand) -> anyhow::Result<ExitCode> {
             );
         }
         DeviceCommand::Resume { dir, id } => {
-            let reg = Registry::open(&dir.dir).await?;
-            let (device, _) = reg.show_device(&id).await?;
-            if device.status == DeviceStatus::Revoked {
-                reg.close().await;
-                anyhow::bail!(
-                    "device {id} is revoked, which is final; provision a new identity instead"
-                );
-            }
-            let r = reg
-                .set_device_status(&id, DeviceStatus::Active, "resumed")
-                .await;
-            reg.close().await;
-            r?;
+            // The store refuses a revoked device (revocation is final).
+            set_status(&dir.dir, &id, DeviceStatus::Active, "resumed").await?;
             println!("Device {id} resumed.");
         }
     }
@@ -454,9 +443,22 @@ async fn follow_audit(
     }
 }
 
+/// Prints one event. Fields are escaped again here (they are escaped when
+/// written, but a row may predate that or have been written by other
+/// means): no control character or bidi control from a field reaches the
+/// terminal, in text or JSON.
 fn print_audit_event(e: &certbound_broker::store::AuditEvent, json: bool) -> anyhow::Result<()> {
+    use certbound_broker::audit::escape_field as esc;
+    let e = certbound_broker::store::AuditEvent {
+        ts_ms: e.ts_ms,
+        actor: esc(&e.actor),
+        action: esc(&e.action),
+        subject: esc(&e.subject),
+        outcome: esc(&e.outcome),
+        detail: esc(&e.detail),
+    };
     if json {
-        println!("{}", serde_json::to_string(e)?);
+        println!("{}", serde_json::to_string(&e)?);
     } else {
         println!(
             "{}  {:<18} {:<22} {:<20} {}  {}",

@@ -124,12 +124,38 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn crl(dir: &Path, out: Option<&Path>, der: bool) -> anyhow::Result<ExitCode> {
+pub async fn crl(
+    dir: &Path,
+    out: Option<&Path>,
+    der: bool,
+    ca: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let reg = Registry::open(dir).await?;
-    let crl = reg.current_crl(now()).await;
+    let set = reg.crl_set(now()).await;
     reg.close().await;
-    let crl = crl?;
-    write_out(out, if der { &crl.der } else { crl.pem.as_bytes() })?;
+    let set = set?;
+    let wanted = ca.map(|s| s.trim_start_matches('0').to_ascii_lowercase());
+    let picked: Vec<_> = set
+        .iter()
+        .filter(|c| match &wanted {
+            Some(w) => c.ca_serial.trim_start_matches('0') == w,
+            None => !der || c.current,
+        })
+        .collect();
+    if picked.is_empty() {
+        let known: Vec<&str> = set.iter().map(|c| c.ca_serial.as_str()).collect();
+        anyhow::bail!(
+            "no issuing CA with serial {:?} is still valid; the valid ones are: {} (see `certbound ca show`)",
+            ca.unwrap_or_default(),
+            known.join(", ")
+        );
+    }
+    if der {
+        write_out(out, &picked[0].crl.der)?;
+    } else {
+        let pem: String = picked.iter().map(|c| c.crl.pem.as_str()).collect();
+        write_out(out, pem.as_bytes())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

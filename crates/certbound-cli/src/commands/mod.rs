@@ -49,7 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => admin::audit(cmd).await,
         Command::Ca(cmd) => lifecycle::ca(cmd).await,
         Command::Claim(cmd) => lifecycle::claim(cmd).await,
-        Command::Crl { dir, out, der } => lifecycle::crl(&dir.dir, out.as_deref(), der).await,
+        Command::Crl { dir, out, der, ca } => {
+            lifecycle::crl(&dir.dir, out.as_deref(), der, ca.as_deref()).await
+        }
         Command::Token(cmd) => token::run(cmd).await,
         Command::Service(cmd) => admin::service(cmd).await,
         Command::Ingest(args) => ingest::run(args).await,

@@ -65,6 +65,9 @@ impl From<BrokerError> for AdminError {
             BrokerError::Conflict { .. } => {
                 AdminError(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            BrokerError::Revoked { .. } => {
+                AdminError(StatusCode::CONFLICT, "revoked", e.to_string())
+            }
             BrokerError::Invalid(_) | BrokerError::Pki(_) => {
                 AdminError(StatusCode::BAD_REQUEST, "invalid", e.to_string())
             }

@@ -136,22 +136,76 @@ async fn est_enroll(
 }
 
 /// `GET /crl`: the current issuing CA's CRL, DER (`application/pkix-crl`).
+/// The CRLs of the previous issuing CAs (still valid after `ca
+/// rotate-issuing`) are at `GET /crl/{serial}`, and all of them at `GET /crls`.
 pub async fn crl(State(state): State<HttpsState>) -> Response {
-    match state.devices.enroll.crl(unix_now()).await {
-        Ok(der) => {
-            let mut r = (StatusCode::OK, der).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pkix-crl"),
-            );
-            r
-        }
+    match state.pki.crls(&state.store, unix_now()).await {
+        Ok(set) => match set.current() {
+            Some(c) => pkix_crl(c.crl.der.clone()),
+            None => crl_unavailable(),
+        },
         Err(e) => {
             tracing::error!(error = %e, "CRL could not be built");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "CRL unavailable; retry\n".into(),
-            )
+            crl_unavailable()
         }
     }
+}
+
+/// `GET /crl/{serial}`: the CRL of the issuing CA with that serial (hex, as
+/// `certbound ca show` prints it), DER; 404 for a CA that is not one of the
+/// issuing CAs still valid.
+pub async fn crl_of_ca(
+    State(state): State<HttpsState>,
+    axum::extract::Path(serial): axum::extract::Path<String>,
+) -> Response {
+    match state.pki.crls(&state.store, unix_now()).await {
+        Ok(set) => match set.by_serial(&serial) {
+            Some(c) => pkix_crl(c.crl.der.clone()),
+            None => text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no issuing CA with serial {:?} is still valid; GET /crls for every CRL\n",
+                    serial.chars().take(64).collect::<String>()
+                ),
+            ),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "CRL could not be built");
+            crl_unavailable()
+        }
+    }
+}
+
+/// `GET /crls`: the CRL of every issuing CA still valid, PEM, concatenated
+/// (the current CA's first): `openssl verify -crl_check -CRLfile` reads it
+/// as it is.
+pub async fn crls(State(state): State<HttpsState>) -> Response {
+    match state.pki.crls(&state.store, unix_now()).await {
+        Ok(set) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            set.pem_bundle(),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "CRL could not be built");
+            crl_unavailable()
+        }
+    }
+}
+
+fn pkix_crl(der: Vec<u8>) -> Response {
+    let mut r = (StatusCode::OK, der).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pkix-crl"),
+    );
+    r
+}
+
+fn crl_unavailable() -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "CRL unavailable; retry\n".into(),
+    )
 }

@@ -66,6 +66,8 @@ pub fn router(state: HttpsState) -> Router {
         .route("/metrics", get(metrics))
         .route("/.well-known/est/cacerts", get(est::cacerts))
         .route("/crl", get(est::crl))
+        .route("/crl/{serial}", get(est::crl_of_ca))
+        .route("/crls", get(est::crls))
         .route("/.well-known/est/simpleenroll", post(est::simpleenroll))
         .route("/.well-known/est/simplereenroll", post(est::simplereenroll))
         .nest("/admin/v1", admin::routes())
