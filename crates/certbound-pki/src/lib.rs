@@ -69,6 +69,7 @@ mod external;
 mod files;
 mod issue;
 mod pem;
+mod path;
 mod pkcs7;
 mod rotate;
 #[cfg(test)]
@@ -85,6 +86,7 @@ pub use external::{ExternalAnchor, ExternalDeviceCert};
 pub use files::PkiPaths;
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
+pub use path::{MAX_PATH_STEPS, MAX_SIGNATURE_CHECKS, PathWork};
 pub use pkcs7::pkcs7_certs_only;
 pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing};
 pub use validate::{TrustStore, VerifiedClaimCert, VerifiedDeviceCert};
