@@ -165,4 +165,7 @@ done
 for f in csr-good csr-ca-true csr-extra-san csr-other-device csr-other-cn csr-rsa1024 csr-p384; do
     openssl req -in "$f.csr.pem" -outform DER -out "$f.csr.der"
 done
+# A PKCS#7 certs-only message made by openssl (the EST answer format).
+cat foreign-device.cert.pem foreign-ca.cert.pem > "$tmp/p7.pem"
+openssl crl2pkcs7 -nocrl -certfile "$tmp/p7.pem" -outform DER -out foreign-chain.p7b.der
 echo "certs/requests: done"

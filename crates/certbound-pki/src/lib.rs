@@ -20,7 +20,8 @@
 //!   the previous ones (`pki/issuing-ca.<serial>.pem`), which
 //!   [`TrustStore::load`] keeps trusting until they expire; [`list_issuing`]
 //!   lists them, [`IssuingCa::load_archived`] loads one (to sign its CRL);
-//! * [`pkcs7_certs_only`] wraps certificates for EST (RFC 7030, RFC 9148);
+//! * [`pkcs7_certs_only`] wraps certificates for EST (RFC 7030, RFC 9148),
+//!   [`pkcs7_certificates`] reads them back;
 //! * [`TrustStore::with_external`] and
 //!   [`TrustStore::verify_external_device_cert`] accept device certificates
 //!   from external CAs (for just-in-time registration), kept apart from
@@ -87,6 +88,6 @@ pub use files::PkiPaths;
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
 pub use path::{MAX_PATH_STEPS, MAX_SIGNATURE_CHECKS, PathWork};
-pub use pkcs7::pkcs7_certs_only;
+pub use pkcs7::{MAX_PKCS7_CERTS, pkcs7_certificates, pkcs7_certs_only};
 pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing};
 pub use validate::{TrustStore, VerifiedClaimCert, VerifiedDeviceCert};

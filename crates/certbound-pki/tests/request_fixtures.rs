@@ -14,7 +14,14 @@ use certbound_pki::{
     init_ca, parse_pem_certs, verify_csr,
 };
 
-const NOW: u64 = 1_780_000_000; // 2026-05-28
+/// Real time: the fixtures are valid from when they were made until ~2120
+/// (the expired CA aside), and the openssl-signed leaves from now on.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/requests")
@@ -36,7 +43,7 @@ fn cert(name: &str) -> Vec<u8> {
 fn own_ca() -> (tempfile::TempDir, PkiPaths, TrustStore) {
     let dir = tempfile::tempdir().unwrap();
     let paths = PkiPaths::new(dir.path());
-    init_ca(&paths, &CaOptions::default(), NOW - 86_400).unwrap();
+    init_ca(&paths, &CaOptions::default(), now() - 86_400).unwrap();
     let trust = TrustStore::load(&paths).unwrap();
     (dir, paths, trust)
 }
@@ -121,7 +128,7 @@ fn eight_crafted_chain_certificates_cost_a_bounded_number_of_signature_checks() 
     // certbound's own CA: a naive depth-first path builder verifies every
     // ordering of the eight certificates (~500 ECDSA checks, measured on the
     // code before this bound); now at most MAX_SIGNATURE_CHECKS.
-    let (result, work) = trust.verify_device_cert_counted(&leaf, &chain, NOW, 60);
+    let (result, work) = trust.verify_device_cert_counted(&leaf, &chain, now(), 60);
     let err = result.expect_err("no trust anchor is reachable");
     assert!(
         work.signature_checks <= MAX_SIGNATURE_CHECKS,
@@ -133,7 +140,7 @@ fn eight_crafted_chain_certificates_cost_a_bounded_number_of_signature_checks() 
     let trust = trust
         .with_external(vec![anchor("partner", "foreign-ca.cert.pem")])
         .unwrap();
-    let (result, work) = trust.verify_external_device_cert_counted(&leaf, &chain, NOW, 60);
+    let (result, work) = trust.verify_external_device_cert_counted(&leaf, &chain, now(), 60);
     assert!(result.is_err());
     assert!(work.signature_checks <= MAX_SIGNATURE_CHECKS, "{work:?}");
     assert!(work.candidates <= certbound_pki::MAX_PATH_STEPS, "{work:?}");
@@ -144,10 +151,10 @@ fn a_legitimate_chain_needs_one_signature_check() {
     let (_dir, paths, trust) = own_ca();
     let bundle = IssuingCa::load(&paths)
         .unwrap()
-        .issue_device("sensor-1", 30, NOW)
+        .issue_device("sensor-1", 30, now())
         .unwrap();
     let chain = parse_pem_certs(&bundle.chain_pem).unwrap();
-    let (result, work) = trust.verify_device_cert_counted(&chain[0], &chain[1..], NOW, 60);
+    let (result, work) = trust.verify_device_cert_counted(&chain[0], &chain[1..], now(), 60);
     assert_eq!(result.unwrap().device_id, "sensor-1");
     assert_eq!(work.signature_checks, 1, "{work:?}");
 }
@@ -157,7 +164,7 @@ fn foreign_ca_device_is_refused() {
     let (_dir, _paths, trust) = own_ca();
     let leaf = cert("foreign-device.cert.pem");
     let err = trust
-        .verify_device_cert(&leaf, &certs("foreign-ca.cert.pem"), NOW, 60)
+        .verify_device_cert(&leaf, &certs("foreign-ca.cert.pem"), now(), 60)
         .unwrap_err();
     assert!(
         matches!(err, PkiError::UnknownIssuer(_) | PkiError::BadSignature(_)),
@@ -172,7 +179,7 @@ fn expired_ca_refuses_its_unexpired_leaf() {
         .with_external(vec![anchor("old", "expired-ca.cert.pem")])
         .unwrap();
     let err = trust
-        .verify_external_device_cert(&cert("expired-ca-device.cert.pem"), &[], NOW, 60)
+        .verify_external_device_cert(&cert("expired-ca-device.cert.pem"), &[], now(), 60)
         .unwrap_err();
     assert!(
         matches!(err, PkiError::Expired { not_after, .. } if not_after == 1_609_459_200),
@@ -187,14 +194,14 @@ fn hostile_leaves_of_a_partner_ca_are_refused() {
         .with_external(vec![anchor("partner", "foreign-ca.cert.pem")])
         .unwrap();
     let ca_true = trust
-        .verify_external_device_cert(&cert("leaf-ca-true.cert.pem"), &[], NOW, 60)
+        .verify_external_device_cert(&cert("leaf-ca-true.cert.pem"), &[], now(), 60)
         .unwrap_err();
     assert!(
         matches!(ca_true, PkiError::NotAnExternalDeviceCert(_)),
         "{ca_true}"
     );
     let critical = trust
-        .verify_external_device_cert(&cert("leaf-critical-unknown.cert.pem"), &[], NOW, 60)
+        .verify_external_device_cert(&cert("leaf-critical-unknown.cert.pem"), &[], now(), 60)
         .unwrap_err();
     assert!(
         critical.to_string().contains("1.3.6.1.4.1.55555.1"),
@@ -217,7 +224,7 @@ fn hostile_leaves_signed_by_the_own_ca_are_refused() {
     for (subject, ext, why) in cases {
         let der = sign_with_own_ca(&paths, dir.path(), subject, ext);
         let err = trust
-            .verify_device_cert(&der, &[], NOW, 60)
+            .verify_device_cert(&der, &[], now(), 60)
             .expect_err(ext);
         assert!(err.to_string().contains(why), "{ext}: {err}");
     }
@@ -231,7 +238,7 @@ fn hostile_leaves_signed_by_the_own_ca_are_refused() {
     .unwrap();
     let good = sign_with_own_ca(&paths, dir.path(), "/CN=sensor-hostile", ext.to_str().unwrap());
     assert_eq!(
-        trust.verify_device_cert(&good, &[], NOW, 60).unwrap().device_id,
+        trust.verify_device_cert(&good, &[], now(), 60).unwrap().device_id,
         "sensor-hostile"
     );
 }
