@@ -320,10 +320,16 @@ impl DeviceAuth {
                             .to_string();
                         (id, x.public_key_sec1.clone(), Some(x))
                     }
-                    Err(_) => {
+                    Err(external_err) => {
+                        // Report the check that applies: certbound's own CA,
+                        // unless the certificate is not from it at all.
+                        let why = match e {
+                            certbound_pki::PkiError::UnknownIssuer(_) => external_err,
+                            own_err => own_err,
+                        };
                         return Err(refuse(
                             AceErrorCode::InvalidClient,
-                            format!("certificate rejected: {e}"),
+                            format!("certificate rejected: {why}"),
                         ));
                     }
                 },
