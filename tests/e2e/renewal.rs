@@ -17,7 +17,8 @@ use certbound_proto::request::{TokenRequest, sign_request};
 /// attack_matrix::requests).
 fn new_key_and_csr() -> anyhow::Result<(String, Vec<u8>)> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let params = rcgen::CertificateParams::default();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key)?;
     Ok((key.serialize_pem(), csr.der().to_vec()))
 }
@@ -25,7 +26,9 @@ fn new_key_and_csr() -> anyhow::Result<(String, Vec<u8>)> {
 /// The CSR of `key_pem` (to test "same key" refusals).
 fn csr_for(key_pem: &str) -> anyhow::Result<Vec<u8>> {
     let key = rcgen::KeyPair::from_pem(key_pem)?;
-    Ok(rcgen::CertificateParams::default()
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    Ok(params
         .serialize_request(&key)?
         .der()
         .to_vec())

@@ -278,9 +278,15 @@ impl DeviceAuth {
                 .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
             let verifier = AwsLcVerifier::new(&cert_key)
                 .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
-            let req = request
-                .verify(&verifier, limits)
-                .map_err(|e| unauthenticated(format!("request signature: {e}")))?;
+            // The signature is checked before the payload is decoded: a
+            // malformed payload (invalid_request) proves the key was held.
+            let req = request.verify(&verifier, limits).map_err(|e| {
+                if e.ace_code() == AceErrorCode::InvalidClient {
+                    unauthenticated(format!("request signature: {e}"))
+                } else {
+                    from_proto(&e, "malformed request")
+                }
+            })?;
 
             // The caller holds the leaf key: from here refusals may say more.
             let trust = &pki.trust;
