@@ -65,3 +65,57 @@ pub fn loose() -> Limits {
         max_depth: 16,
     }
 }
+
+/// Certificate-path fixtures: a fixed trust store and a fixed time.
+pub mod pki {
+    use std::sync::LazyLock;
+
+    use certbound_pki::{ExternalAnchor, TrustStore, parse_pem_certs};
+
+    /// The validation time (2096-10-02): inside every committed fixture's
+    /// validity (they are made for 100 years), long after the expired CA's.
+    pub const NOW: u64 = 4_000_000_000;
+
+    /// certs/requests/foreign-ca.cert.pem as certbound's own root, and
+    /// certs/requests/expired-ca.cert.pem as an external (partner) anchor.
+    pub static TRUST: LazyLock<TrustStore> = LazyLock::new(|| {
+        let own = include_str!("../../certs/requests/foreign-ca.cert.pem");
+        let partner = include_str!("../../certs/requests/expired-ca.cert.pem");
+        let partner = parse_pem_certs(partner).expect("committed fixture parses");
+        TrustStore::from_pem(own)
+            .expect("committed fixture is a CA")
+            .with_external(vec![ExternalAnchor {
+                name: "partner".into(),
+                cert_der: partner[0].clone(),
+            }])
+            .expect("committed fixture is a CA")
+    });
+
+    /// Splits `data` into DER elements (one byte tag, definite length); the
+    /// first is the leaf, the rest the peer's chain. Stops at the first
+    /// element that does not frame; at most 10 elements.
+    pub fn split_ders(mut data: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while out.len() < 10 && data.len() >= 2 {
+            let first = usize::from(data[1]);
+            let (len, header) = if first < 0x80 {
+                (first, 2)
+            } else {
+                let n = first & 0x7f;
+                if n == 0 || n > 3 || data.len() < 2 + n {
+                    break;
+                }
+                let len = data[2..2 + n]
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                (len, 2 + n)
+            };
+            let Some(end) = header.checked_add(len).filter(|&e| e <= data.len()) else {
+                break;
+            };
+            out.push(data[..end].to_vec());
+            data = &data[end..];
+        }
+        out
+    }
+}

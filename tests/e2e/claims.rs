@@ -59,7 +59,7 @@ async fn sen(
         grant_type: None,
         audience: None,
         scope: None,
-        csr: Some(csr("ignored")?),
+        csr: Some(csr(device)?),
     };
     let body = sign_request(&request, &CertRef::X5Chain(c.chain.clone()), &c.signer)?;
     Ok(fx
@@ -325,7 +325,7 @@ async fn claims_enroll_over_mqtt_and_stay_in_their_topics() -> anyhow::Result<()
         grant_type: None,
         audience: None,
         scope: None,
-        csr: Some(csr("x")?),
+        csr: Some(csr("mqtt-dev-1")?),
     };
     let body = sign_request(&request, &CertRef::X5Chain(c.chain.clone()), &c.signer)?;
     client

@@ -113,7 +113,9 @@ async fn partner_devices_register_on_first_use_only_when_configured() -> anyhow:
     .await?;
     let why = a.error()?.description.clone().unwrap_or_default();
     assert!(
-        why.contains("just-in-time registration is off") || why.contains("rejected"),
+        why.contains("just-in-time registration is off")
+            || why.contains("rejected")
+            || why == certbound_broker::NOT_AUTHENTICATED,
         "{why}"
     );
     assert!(

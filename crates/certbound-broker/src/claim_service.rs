@@ -23,7 +23,7 @@ use certbound_proto::enroll::{CertResponse, csr_of};
 use certbound_proto::request::{CertRef, UnverifiedRequest};
 
 use crate::audit::AuditLog;
-use crate::device_auth::{DeviceAuth, Refusal, from_proto, internal, refuse};
+use crate::device_auth::{DeviceAuth, Refusal, from_proto, internal, refuse, unauthenticated};
 use crate::pki_state::SharedPki;
 use crate::store::{AuditEvent, CertRecord, Store, glob_match};
 use crate::token_service::Refused;
@@ -124,7 +124,7 @@ impl ClaimService {
                 "claim".to_string(),
                 "device.claim_refused",
                 r.error.audit_outcome(),
-                r.error.audit_detail(transport),
+                format!("transport={transport} {}", r.audit_reason()),
             ),
         };
         self.audit
@@ -161,12 +161,7 @@ impl ClaimService {
         let claim = pki
             .trust
             .verify_claim_cert(leaf, extra, now, self.auth.leeway)
-            .map_err(|e| {
-                refuse(
-                    AceErrorCode::InvalidClient,
-                    format!("claim certificate rejected: {e}"),
-                )
-            })?;
+            .map_err(|e| unauthenticated(format!("claim certificate rejected: {e}")))?;
         if let Some(channel) = channel_claim
             && channel != format!("claim-{}", claim.claim_id)
         {
@@ -183,7 +178,7 @@ impl ClaimService {
         let verifier = AwsLcVerifier::new(&key).map_err(|e| from_proto(&e, "claim key"))?;
         let req = request
             .verify(&verifier, limits)
-            .map_err(|e| from_proto(&e, "request signature"))?;
+            .map_err(|e| unauthenticated(format!("request signature: {e}")))?;
         req.validate(&self.auth.issuer_id, now, self.auth.leeway)
             .map_err(|e| {
                 refuse(
@@ -191,23 +186,15 @@ impl ClaimService {
                     format!("request assertion: {e}"),
                 )
             })?;
-        {
-            let mut replay = self.auth.replay.lock().map_err(|_| Refusal {
-                error: Refused::Unavailable,
-                device: None,
-                x5t: None,
-            })?;
-            replay
-                .check_and_insert(
-                    &format!("claim:{}", claim.claim_id),
-                    &req.cti,
-                    req.exp.saturating_add(self.auth.leeway),
-                    now,
-                )
-                .map_err(|e| refuse(AceErrorCode::InvalidClient, format!("request {e}")))?;
-        }
+        self.auth.admit_claim_nonce(
+            &format!("claim:{}", claim.claim_id),
+            &req.cti,
+            req.exp,
+            now,
+        )?;
         let csr = csr_of(&req).map_err(|e| refuse(AceErrorCode::InvalidRequest, e.to_string()))?;
-        self.enroll(&claim.claim_id, &req.iss, csr, now).await
+        self.enroll(&claim.claim_id, &claim.public_key_sec1, &req.iss, csr, now)
+            .await
     }
 
     async fn decide_est(
@@ -243,12 +230,20 @@ impl ClaimService {
                     "the CSR's subject CN names the device id; it has none",
                 )
             })?;
-        self.enroll(&claim.claim_id, &requested, csr, now).await
+        self.enroll(
+            &claim.claim_id,
+            &claim.public_key_sec1,
+            &requested,
+            csr,
+            now,
+        )
+        .await
     }
 
     async fn enroll(
         &self,
         claim_id: &str,
+        claim_key_sec1: &[u8],
         device: &str,
         csr: &[u8],
         now: u64,
@@ -300,6 +295,20 @@ impl ClaimService {
         let verified = verify_csr(csr).map_err(|e| {
             refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
         })?;
+        verified.check_identity(device).map_err(|e| {
+            refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
+        })?;
+        if verified.public_key_sec1 == claim_key_sec1 {
+            return Err(refuse(
+                AceErrorCode::InvalidRequest,
+                "CSR refused: it is for the claim key, which the whole batch shares; \
+                 the device needs its own new key pair",
+            )
+            .for_device(device));
+        }
+        crate::enroll_service::refuse_revoked_key(&self.store, &verified.public_key_sec1, now)
+            .await
+            .map_err(|r| r.for_device(device))?;
         let pki = self.pki.get();
         let cert = pki
             .ca
@@ -310,6 +319,7 @@ impl ClaimService {
                     error: Refused::Unavailable,
                     device: Some(device.to_string()),
                     x5t: None,
+                    reason: None,
                 }
             })?;
         let record = CertRecord::issued(device, &cert);

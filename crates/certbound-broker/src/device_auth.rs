@@ -11,7 +11,8 @@ use certbound_pki::thumbprint_sha256;
 use certbound_proto::ace::{AceError, AceErrorCode};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
-use certbound_proto::replay::ReplayCache;
+use certbound_proto::error::ClaimError;
+use certbound_proto::replay::{Admission, ReplayCache};
 use certbound_proto::request::{CertRef, TokenRequest, UnverifiedRequest};
 use certbound_proto::{EcPublicKey, ProtoError};
 
@@ -27,14 +28,33 @@ pub(crate) struct Refusal {
     /// Hex SHA-256 thumbprint of the certificate the request named, when
     /// it got that far (for the audit log).
     pub(crate) x5t: Option<String>,
+    /// Why, for the audit log only, when the answer says less than that
+    /// (unauthenticated refusals all read [`NOT_AUTHENTICATED`]).
+    pub(crate) reason: Option<String>,
 }
+
+/// The one answer to every device request refused before its signature
+/// verified (unknown certificate, invalid certificate, bad signature): the
+/// same text whatever the reason, so that nobody can probe which devices or
+/// certificates exist. The audit log keeps the real reason.
+pub const NOT_AUTHENTICATED: &str = "the request could not be authenticated: its certificate is \
+    unknown here or not valid, or its signature does not verify with the certificate key";
 
 pub(crate) fn refuse(code: AceErrorCode, description: impl Into<String>) -> Refusal {
     Refusal {
         error: Refused::Ace(AceError::new(code, description)),
         device: None,
         x5t: None,
+        reason: None,
     }
+}
+
+/// A refusal before the caller proved possession of a certificate key:
+/// [`NOT_AUTHENTICATED`] on the wire, `reason` in the audit log.
+pub(crate) fn unauthenticated(reason: impl Into<String>) -> Refusal {
+    let mut r = refuse(AceErrorCode::InvalidClient, NOT_AUTHENTICATED);
+    r.reason = Some(reason.into());
+    r
 }
 
 pub(crate) fn from_proto(e: &ProtoError, context: &str) -> Refusal {
@@ -56,6 +76,7 @@ pub(crate) fn internal(e: &crate::error::BrokerError) -> Refusal {
         error: Refused::Unavailable,
         device: None,
         x5t: None,
+        reason: None,
     }
 }
 
@@ -68,6 +89,13 @@ impl Refusal {
     pub(crate) fn with_x5t(mut self, thumbprint: &str) -> Self {
         self.x5t = Some(thumbprint.to_string());
         self
+    }
+
+    /// The audit log's reason: the detailed one when the answer was generic.
+    pub(crate) fn audit_reason(&self) -> String {
+        self.reason
+            .clone()
+            .unwrap_or_else(|| self.error.audit_reason())
     }
 }
 
@@ -177,6 +205,16 @@ impl DeviceAuth {
     /// Authenticates `bytes`. `expired_grace`: a certificate that expired at
     /// most this many seconds ago is still accepted (re-enrollment of a device
     /// that was offline); 0 for the token endpoint.
+    ///
+    /// Unauthenticated work is bounded: a certificate the broker does not know
+    /// (no registered thumbprint) is refused before any signature check unless
+    /// some external CA has just-in-time registration; the request signature is
+    /// checked with the leaf's key (one ECDSA verification) before any path
+    /// building, and path building itself is bounded
+    /// ([`certbound_pki::MAX_SIGNATURE_CHECKS`]). Every refusal before the
+    /// signature verified reads the same ([`NOT_AUTHENTICATED`]), so a caller
+    /// cannot tell an unknown certificate from a known one. The per-device
+    /// rate limit applies before the nonce enters the replay cache.
     pub(crate) async fn authenticate(
         &self,
         store: &Store,
@@ -215,29 +253,64 @@ impl DeviceAuth {
                 .token_view(&thumbprint, &audience_hint)
                 .await
                 .map_err(|e| internal(&e))?;
+            let jit = pki.external.values().any(Option::is_some);
             let leaf = match (leaf, &view) {
-                (Some(leaf), _) => leaf,
+                (Some(leaf), Some(_)) => leaf,
+                (Some(leaf), None) if jit => leaf,
                 (None, Some(v)) => v.der.clone(),
+                (Some(_), None) => {
+                    return Err(unauthenticated(
+                        "certificate not registered with this broker, and no external CA has \
+                         just-in-time registration (refused before any signature check)",
+                    ));
+                }
                 (None, None) => {
-                    return Err(refuse(
-                        AceErrorCode::InvalidClient,
-                        "unknown certificate thumbprint (x5t); send the certificate in x5chain",
+                    return Err(unauthenticated(
+                        "unknown certificate thumbprint (x5t); a new certificate must be sent in x5chain",
                     ));
                 }
             };
-            let trust = &pki.trust;
-            let mut checked = trust.verify_device_cert(&leaf, &extra, now, leeway);
-            if checked.is_err() && expired_grace > 0 {
-                // An expired certificate inside the grace window: check it as of
-                // its last valid second; everything but the date must still hold.
-                if let Ok(summary) = certbound_pki::cert_summary(&leaf)
-                    && now > summary.not_after
-                    && now - summary.not_after <= expired_grace
-                {
-                    checked = trust.verify_device_cert(&leaf, &extra, summary.not_after, 0);
+            // Proof of possession of the leaf key first: one verification,
+            // before any path building.
+            let leaf_key = certbound_pki::public_key_sec1(&leaf)
+                .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
+            let cert_key = EcPublicKey::from_sec1(&leaf_key)
+                .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
+            let verifier = AwsLcVerifier::new(&cert_key)
+                .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
+            // The signature is checked before the payload is decoded: a
+            // malformed payload (invalid_request) proves the key was held.
+            let req = request.verify(&verifier, limits).map_err(|e| {
+                if e.ace_code() == AceErrorCode::InvalidClient {
+                    unauthenticated(format!("request signature: {e}"))
+                } else {
+                    from_proto(&e, "malformed request")
                 }
-            }
-            let (device_id, public_key_sec1, external) = match checked {
+            })?;
+
+            // The caller holds the leaf key: from here refusals may say more.
+            let trust = &pki.trust;
+            let own = if view.is_some() {
+                let (mut checked, _) = trust.verify_device_cert_counted(&leaf, &extra, now, leeway);
+                if checked.is_err() && expired_grace > 0 {
+                    // An expired certificate inside the grace window: check it as of
+                    // its last valid second; everything but the date must still hold.
+                    if let Ok(summary) = certbound_pki::cert_summary(&leaf)
+                        && now > summary.not_after
+                        && now - summary.not_after <= expired_grace
+                    {
+                        checked = trust
+                            .verify_device_cert_counted(&leaf, &extra, summary.not_after, 0)
+                            .0;
+                    }
+                }
+                checked
+            } else {
+                Err(certbound_pki::PkiError::UnknownIssuer(
+                    "not a registered certificate of this broker's CA".into(),
+                ))
+            };
+            let (device_id, public_key_sec1, external) = match own {
                 Ok(cert) => (cert.device_id, cert.public_key_sec1, None),
                 // Not from our CA: maybe from an external CA (`ca trust add`).
                 Err(e) => match trust.verify_external_device_cert(&leaf, &extra, now, leeway) {
@@ -253,22 +326,23 @@ impl DeviceAuth {
                             .to_string();
                         (id, x.public_key_sec1.clone(), Some(x))
                     }
-                    Err(_) => {
+                    Err(external_err) => {
+                        // Report the check that applies: certbound's own CA,
+                        // unless the certificate is not from it at all.
+                        let why = match e {
+                            certbound_pki::PkiError::UnknownIssuer(_) => external_err,
+                            own_err => own_err,
+                        };
                         return Err(refuse(
                             AceErrorCode::InvalidClient,
-                            format!("certificate rejected: {e}"),
+                            format!("certificate rejected: {why}"),
                         ));
                     }
                 },
             };
-            // Proof of possession of the certificate key.
-            let cert_key = EcPublicKey::from_sec1(&public_key_sec1)
-                .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
-            let verifier = AwsLcVerifier::new(&cert_key)
-                .map_err(|e| from_proto(&e, "certificate key").for_device(&device_id))?;
-            let req = request
-                .verify(&verifier, limits)
-                .map_err(|e| from_proto(&e, "request signature").for_device(&device_id))?;
+            if public_key_sec1 != leaf_key {
+                return Err(unauthenticated("validated key differs from the leaf key"));
+            }
             if req.iss != device_id {
                 return Err(refuse(
                     AceErrorCode::InvalidClient,
@@ -340,26 +414,7 @@ impl DeviceAuth {
                 )
                 .for_device(&device_id)
             })?;
-            {
-                let mut replay = self.replay.lock().map_err(|_| Refusal {
-                    error: Refused::Unavailable,
-                    device: None,
-                    x5t: None,
-                })?;
-                replay
-                    .check_and_insert(&req.iss, &req.cti, req.exp.saturating_add(leeway), now)
-                    .map_err(|e| {
-                        refuse(AceErrorCode::InvalidClient, format!("request {e}"))
-                            .for_device(&device_id)
-                    })?;
-            }
-            if let Err(retry_after) = self.rate.check_device(&device_id, now) {
-                return Err(Refusal {
-                    error: Refused::RateLimited { retry_after },
-                    device: Some(device_id),
-                    x5t: None,
-                });
-            }
+            self.admit_nonce(&device_id, &req.iss, &req.cti, req.exp, now)?;
             Ok::<Authenticated, Refusal>(Authenticated {
                 device_id,
                 request: req,
@@ -371,4 +426,106 @@ impl DeviceAuth {
         .await
         .map_err(|r: Refusal| r.with_x5t(&x5t))
     }
+
+    /// A provisioning claim's nonce: a claim is shared by a batch of devices
+    /// booting together, so it is not rate limited like one device, but it
+    /// may hold at most a quarter of the replay cache (a leaked claim key
+    /// cannot lock devices out).
+    pub(crate) fn admit_claim_nonce(
+        &self,
+        issuer: &str,
+        cti: &[u8],
+        exp: u64,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let mut replay = self.replay.lock().map_err(|_| Refusal {
+            error: Refused::Unavailable,
+            device: None,
+            x5t: None,
+            reason: Some("replay cache lock poisoned".into()),
+        })?;
+        let quota = (replay.capacity() / 4).max(1);
+        match replay.admit_within(issuer, cti, exp.saturating_add(self.leeway), now, quota) {
+            Admission::Fresh => Ok(()),
+            Admission::Replayed => Err(refuse(
+                AceErrorCode::InvalidClient,
+                format!("request {}", ClaimError::Replayed(hex_short(cti))),
+            )),
+            Admission::IssuerOverQuota { retry_after } | Admission::Full { retry_after } => {
+                Err(Refusal {
+                    error: Refused::RateLimited { retry_after },
+                    device: None,
+                    x5t: None,
+                    reason: Some(format!(
+                        "retry_after={retry_after} replay cache share of {issuer} used up"
+                    )),
+                })
+            }
+        }
+    }
+
+    /// Replay check, then the device's rate limit, then the nonce enters the
+    /// replay cache (within the device's quota): a device over its rate never
+    /// takes replay-cache space, so it cannot lock other devices out.
+    pub(crate) fn admit_nonce(
+        &self,
+        device_id: &str,
+        issuer: &str,
+        cti: &[u8],
+        exp: u64,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let mut replay = self.replay.lock().map_err(|_| Refusal {
+            error: Refused::Unavailable,
+            device: None,
+            x5t: None,
+            reason: Some("replay cache lock poisoned".into()),
+        })?;
+        let replayed = || {
+            refuse(
+                AceErrorCode::InvalidClient,
+                format!("request {}", ClaimError::Replayed(hex_short(cti))),
+            )
+            .for_device(device_id)
+        };
+        if replay.seen(issuer, cti, now) {
+            return Err(replayed());
+        }
+        if let Err(retry_after) = self.rate.check_device(device_id, now) {
+            return Err(Refusal {
+                error: Refused::RateLimited { retry_after },
+                device: Some(device_id.to_string()),
+                x5t: None,
+                reason: None,
+            });
+        }
+        match replay.admit(issuer, cti, exp.saturating_add(self.leeway), now) {
+            Admission::Fresh => Ok(()),
+            Admission::Replayed => Err(replayed()),
+            Admission::IssuerOverQuota { retry_after } => {
+                tracing::warn!(device = %device_id, retry_after, "replay cache: this device holds its whole share of live nonces");
+                Err(Refusal {
+                    error: Refused::RateLimited { retry_after },
+                    device: Some(device_id.to_string()),
+                    x5t: None,
+                    reason: Some(format!(
+                        "retry_after={retry_after} the device holds its whole share of the replay cache"
+                    )),
+                })
+            }
+            Admission::Full { retry_after } => {
+                tracing::warn!(retry_after, "replay cache full: raise [limits] replay_cache_entries");
+                Err(Refusal {
+                    error: Refused::RateLimited { retry_after },
+                    device: Some(device_id.to_string()),
+                    x5t: None,
+                    reason: Some(format!("retry_after={retry_after} replay cache full")),
+                })
+            }
+        }
+    }
+}
+
+fn hex_short(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

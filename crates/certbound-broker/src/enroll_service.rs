@@ -135,7 +135,7 @@ impl EnrollService {
                     .unwrap_or_else(|| "(unauthenticated)".into()),
                 "cert.renewal_refused",
                 r.error.audit_outcome(),
-                r.error.audit_detail(transport),
+                format!("transport={transport} {}", r.audit_reason()),
             ),
         };
         self.metrics.cert_renewal(transport, &outcome);
@@ -238,6 +238,7 @@ impl EnrollService {
                 error: Refused::RateLimited { retry_after },
                 device: Some(device),
                 x5t: None,
+                reason: None,
             });
         }
         self.issue(
@@ -270,6 +271,9 @@ impl EnrollService {
         let verified = verify_csr(csr).map_err(|e| {
             refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
         })?;
+        verified.check_identity(device).map_err(|e| {
+            refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
+        })?;
         if verified.public_key_sec1 == current_key_sec1 {
             return Err(refuse(
                 AceErrorCode::InvalidRequest,
@@ -277,6 +281,9 @@ impl EnrollService {
             )
             .for_device(device));
         }
+        refuse_revoked_key(&self.store, &verified.public_key_sec1, now)
+            .await
+            .map_err(|r| r.for_device(device))?;
         let pki = self.pki.get();
         let issued = match self.config.cert_secs {
             Some(secs) => pki
@@ -292,6 +299,7 @@ impl EnrollService {
                 error: Refused::Unavailable,
                 device: Some(device.to_string()),
                 x5t: None,
+                reason: None,
             }
         })?;
         let record = CertRecord::issued(device, &cert);
@@ -309,4 +317,37 @@ impl EnrollService {
             not_after: record.not_after,
         })
     }
+}
+
+/// Refuses a CSR key that belongs to a revoked certificate (of any device):
+/// a key that was revoked, e.g. because it leaked, must never be certified
+/// again, whoever asks.
+pub(crate) async fn refuse_revoked_key(
+    store: &Store,
+    key_sec1: &[u8],
+    _now: u64,
+) -> Result<(), Refusal> {
+    // Every revoked certificate, expired ones included (`not_after >= 0`).
+    let revoked = store
+        .revoked_certificates(0)
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Some(r) = revoked
+        .iter()
+        .find(|r| certbound_pki::public_key_sec1(&r.der).is_ok_and(|k| k == key_sec1))
+    {
+        return Err(Refusal {
+            error: Refused::Ace(certbound_proto::ace::AceError::new(
+                AceErrorCode::InvalidRequest,
+                "CSR refused: its key belongs to a revoked certificate; generate a new key pair",
+            )),
+            device: None,
+            x5t: None,
+            reason: Some(format!(
+                "CSR refused: its key belongs to revoked certificate {}",
+                r.serial
+            )),
+        });
+    }
+    Ok(())
 }

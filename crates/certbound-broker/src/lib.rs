@@ -53,4 +53,5 @@ pub mod store;
 pub mod token_service;
 pub mod transport;
 
+pub use device_auth::NOT_AUTHENTICATED;
 pub use error::BrokerError;

@@ -28,6 +28,7 @@ const MAX_TRACKED: usize = 100_000;
 #[derive(Debug)]
 pub struct RateLimits {
     start: Instant,
+    config: Option<RateLimitConfig>,
     devices: Option<Mutex<RateLimiter>>,
     clients: Option<Mutex<RateLimiter>>,
 }
@@ -41,6 +42,7 @@ impl RateLimits {
         };
         Self {
             start: Instant::now(),
+            config: Some(config),
             devices: make(config.device_per_sec, config.device_burst),
             clients: make(config.client_per_sec, config.client_burst),
         }
@@ -50,6 +52,7 @@ impl RateLimits {
     pub fn unlimited() -> Self {
         Self {
             start: Instant::now(),
+            config: None,
             devices: None,
             clients: None,
         }
@@ -65,6 +68,26 @@ impl RateLimits {
             Err(poisoned) => poisoned.into_inner(),
         };
         guard.check(key, now_ms).map_err(|r| r.secs)
+    }
+
+    /// The most requests one device can get past its rate limit within
+    /// `window_secs` (burst plus sustained rate, rounded up): its fair share
+    /// of the replay cache, where a nonce lives at most that long. `None`
+    /// when the device limit is off.
+    pub fn device_requests_within(&self, window_secs: u64) -> Option<usize> {
+        let c = self.config.filter(|c| c.device_per_sec > 0.0)?;
+        let sustained = (c.device_per_sec * window_secs as f64).ceil();
+        let sustained = if sustained.is_finite() && sustained < 1e12 {
+            sustained as usize
+        } else {
+            usize::MAX
+        };
+        Some(
+            usize::try_from(c.device_burst.max(1))
+                .unwrap_or(usize::MAX)
+                .saturating_add(sustained)
+                .saturating_add(1),
+        )
     }
 
     /// Takes one request from `device`'s bucket; `Err(retry_after_secs)` when empty.

@@ -129,11 +129,20 @@ impl TokenService {
         status: Option<Arc<StatusLists>>,
         limits: Arc<RateLimits>,
     ) -> Self {
+        // A nonce lives until the request's exp plus the leeway: at most
+        // MAX_REQUEST_LIFETIME + 2 x leeway after it arrives (iat may be
+        // `leeway` ahead). A device that respects its rate limit never holds
+        // more than that many; with the limit off, no quota below the capacity.
+        let window = certbound_proto::request::MAX_REQUEST_LIFETIME
+            .saturating_add(config.leeway.saturating_mul(2));
+        let quota = limits
+            .device_requests_within(window)
+            .unwrap_or(config.replay_capacity);
         let auth = Arc::new(DeviceAuth {
             issuer_id: config.issuer_id.clone(),
             leeway: config.leeway,
             limits: config.limits,
-            replay: Mutex::new(ReplayCache::new(config.replay_capacity)),
+            replay: Mutex::new(ReplayCache::new(config.replay_capacity).with_issuer_quota(quota)),
             rate: limits,
         });
         Self {
@@ -215,7 +224,7 @@ impl TokenService {
                 format!(
                     "{} {}",
                     audit_origin(transport, peer, r.x5t.as_deref()),
-                    r.error.audit_reason()
+                    r.audit_reason()
                 ),
             ),
         };
@@ -327,6 +336,7 @@ impl TokenService {
                 error: Refused::Unavailable,
                 device: Some(device_id.clone()),
                 x5t: None,
+                reason: None,
             }
         })?;
         let status = match &self.status {

@@ -38,6 +38,135 @@ pub struct VerifiedCsr {
     /// replaced by `?`, at most 256 characters). For logs only: it is never
     /// copied into a certificate.
     pub subject: String,
+    /// What the request asks for beyond its key, for [`VerifiedCsr::check_identity`].
+    requested: Requested,
+}
+
+/// What a CSR asks for besides its key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Requested {
+    /// Subject common names.
+    common_names: Vec<String>,
+    /// Requested subjectAltNames, rendered (`URI:...`, `DNS:...`).
+    san: Vec<String>,
+    /// basicConstraints CA:TRUE requested.
+    ca: bool,
+    /// keyUsage keyCertSign or cRLSign requested.
+    ca_key_usage: bool,
+    /// Number of extensionRequest attributes.
+    extension_requests: usize,
+    /// A requested extension that does not parse.
+    unparsable: Option<String>,
+}
+
+impl VerifiedCsr {
+    /// Checks that the request asks for nothing but a device certificate
+    /// for `device_id`. certbound never copies anything but the key from a
+    /// CSR, but a request asking for more is refused rather than silently
+    /// trimmed: it is either a misconfigured device or an attack.
+    ///
+    /// Refused: basicConstraints CA:TRUE, keyUsage keyCertSign or cRLSign;
+    /// any subjectAltName other than the one URI
+    /// `urn:certbound:device:<device_id>` (DNS names, IP addresses, e-mail,
+    /// another device's URI, several URIs); a subject CN other than
+    /// `device_id`; more than one extensionRequest attribute, or a requested
+    /// extension that does not parse. A subject without CN and a request
+    /// without extensions are fine.
+    ///
+    /// # Errors
+    /// [`PkiError::BadCsr`] saying which rule the request breaks.
+    pub fn check_identity(&self, device_id: &str) -> Result<(), PkiError> {
+        let r = &self.requested;
+        let bad = |why: String| Err(PkiError::BadCsr(why));
+        if r.extension_requests > 1 {
+            return bad(format!(
+                "it has {} extensionRequest attributes; at most one is allowed",
+                r.extension_requests
+            ));
+        }
+        if let Some(e) = &r.unparsable {
+            return bad(format!("a requested extension does not parse: {e}"));
+        }
+        if r.ca {
+            return bad("it asks for a CA certificate (basicConstraints CA:TRUE); \
+                        certbound issues devices end-entity certificates only"
+                .into());
+        }
+        if r.ca_key_usage {
+            return bad("it asks for keyCertSign or cRLSign key usage, which only CAs have".into());
+        }
+        let own = format!("URI:{}{device_id}", crate::DEVICE_URI_PREFIX);
+        match r.san.as_slice() {
+            [] => {}
+            [one] if *one == own => {}
+            sans => {
+                let other_device = sans.iter().find(|s| {
+                    **s != own && s.starts_with(&format!("URI:{}", crate::DEVICE_URI_PREFIX))
+                });
+                return match other_device {
+                    Some(other) => bad(format!(
+                        "its subjectAltName {} names another device than {device_id:?}",
+                        log_safe(other)
+                    )),
+                    None => bad(format!(
+                        "it asks for the subjectAltName(s) {}; a device certificate carries \
+                         exactly one, {own}",
+                        log_safe(&sans.join(", "))
+                    )),
+                };
+            }
+        }
+        if let Some(cn) = r.common_names.iter().find(|cn| *cn != device_id) {
+            return bad(format!(
+                "its subject CN {:?} is not the device id {device_id:?}",
+                log_safe(cn)
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn requested_of(info: &x509_parser::certification_request::X509CertificationRequestInfo<'_>) -> Requested {
+    use x509_parser::cri_attributes::ParsedCriAttribute;
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    let mut r = Requested {
+        common_names: info
+            .subject
+            .iter_common_name()
+            .map(|cn| cn.as_str().map_or_else(|_| "(not text)".to_string(), str::to_string))
+            .collect(),
+        ..Requested::default()
+    };
+    for attr in info.iter_attributes() {
+        let ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
+            continue;
+        };
+        r.extension_requests += 1;
+        for ext in &req.extensions {
+            match ext.parsed_extension() {
+                ParsedExtension::BasicConstraints(bc) => r.ca |= bc.ca,
+                ParsedExtension::KeyUsage(ku) => {
+                    r.ca_key_usage |= ku.key_cert_sign() || ku.crl_sign();
+                }
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        r.san.push(match name {
+                            GeneralName::URI(u) => format!("URI:{u}"),
+                            GeneralName::DNSName(d) => format!("DNS:{d}"),
+                            GeneralName::RFC822Name(m) => format!("email:{m}"),
+                            GeneralName::IPAddress(ip) => format!("IP:{ip:02x?}"),
+                            other => format!("{other:?}"),
+                        });
+                    }
+                }
+                ParsedExtension::ParseError { error } => {
+                    r.unparsable = Some(format!("{}: {error}", ext.oid));
+                }
+                _ => {}
+            }
+        }
+    }
+    r
 }
 
 /// Verifies a PKCS#10 CSR given as DER or PEM (`CERTIFICATE REQUEST` or
@@ -117,6 +246,7 @@ pub fn verify_csr(der_or_pem: &[u8]) -> Result<VerifiedCsr, PkiError> {
         public_key_sec1,
         spki_der: info.subject_pki.raw.to_vec(),
         subject: log_safe(&info.subject.to_string()),
+        requested: requested_of(info),
     })
 }
 

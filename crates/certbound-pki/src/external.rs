@@ -6,8 +6,9 @@ use x509_parser::certificate::X509Certificate;
 
 use crate::cert::{common_names, p256_point, parse_der, serial_hex, unix_u64};
 use crate::validate::{
-    Candidate, MAX_EXTRA_CERTS, check_ca, check_critical_extensions, check_validity, find_path,
+    Candidate, MAX_EXTRA_CERTS, check_ca, check_critical_extensions, check_validity,
 };
+use crate::path::{PathSearch, PathWork};
 use crate::{PkiError, TrustStore, thumbprint_sha256, validate_device_id};
 
 /// A CA certificate trusted for [`TrustStore::verify_external_device_cert`].
@@ -156,6 +157,32 @@ impl TrustStore {
         now: u64,
         leeway: u64,
     ) -> Result<ExternalDeviceCert, PkiError> {
+        self.verify_external_device_cert_counted(leaf_der, chain, now, leeway)
+            .0
+    }
+
+    /// [`TrustStore::verify_external_device_cert`], also returning the work
+    /// path building did (bounded as for [`TrustStore::verify_device_cert_counted`]).
+    pub fn verify_external_device_cert_counted(
+        &self,
+        leaf_der: &[u8],
+        chain: &[Vec<u8>],
+        now: u64,
+        leeway: u64,
+    ) -> (Result<ExternalDeviceCert, PkiError>, PathWork) {
+        let mut work = PathWork::default();
+        let result = self.external_inner(leaf_der, chain, now, leeway, &mut work);
+        (result, work)
+    }
+
+    fn external_inner(
+        &self,
+        leaf_der: &[u8],
+        chain: &[Vec<u8>],
+        now: u64,
+        leeway: u64,
+        work: &mut PathWork,
+    ) -> Result<ExternalDeviceCert, PkiError> {
         let leaf = parse_der(leaf_der, "external device certificate")?;
         if chain.len() > MAX_EXTRA_CERTS {
             return Err(PkiError::Malformed(format!(
@@ -188,8 +215,10 @@ impl TrustStore {
                 anchor: false,
             });
         }
-        let mut path = Vec::new();
-        find_path(&[], &pool, &leaf, None, &mut path)?;
+        let mut search = PathSearch::new(&[], &pool, &leaf);
+        let found = search.run();
+        *work = search.work();
+        let path = found?;
         let anchor_index = path.last().copied().unwrap_or(0);
         let anchor_name = self
             .external

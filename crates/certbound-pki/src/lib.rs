@@ -24,7 +24,8 @@
 //!   (offline); [`rotate_issuing_with_root_key`] takes it from there;
 //! * private keys can be encrypted at rest with a [`KeyEncryptionKey`]
 //!   (AES-256-GCM, [`seal_key`]; [`PkiPaths::with_key_encryption`]);
-//! * [`pkcs7_certs_only`] wraps certificates for EST (RFC 7030, RFC 9148);
+//! * [`pkcs7_certs_only`] wraps certificates for EST (RFC 7030, RFC 9148),
+//!   [`pkcs7_certificates`] reads them back;
 //! * [`TrustStore::with_external`] and
 //!   [`TrustStore::verify_external_device_cert`] accept device certificates
 //!   from external CAs (for just-in-time registration), kept apart from
@@ -73,6 +74,7 @@ mod external;
 mod files;
 mod issue;
 mod pem;
+mod path;
 mod pkcs7;
 mod rotate;
 mod sealed;
@@ -90,9 +92,11 @@ pub use external::{ExternalAnchor, ExternalDeviceCert};
 pub use files::PkiPaths;
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
-pub use pkcs7::pkcs7_certs_only;
-pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing, rotate_issuing_with_root_key};
+
 pub use sealed::{
     KeyEncryptionKey, SEALED_KEY_LABEL, is_sealed, key_file_text, open_key, seal_key, seal_key_file,
 };
+pub use path::{MAX_PATH_STEPS, MAX_SIGNATURE_CHECKS, PathWork};
+pub use pkcs7::{MAX_PKCS7_CERTS, pkcs7_certificates, pkcs7_certs_only};
+pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing, rotate_issuing_with_root_key};
 pub use validate::{TrustStore, VerifiedClaimCert, VerifiedDeviceCert};

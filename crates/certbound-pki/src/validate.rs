@@ -13,10 +13,11 @@ use x509_parser::oid_registry::{
 
 use crate::cert::{common_names, device_uri_ids, p256_point, parse_der, serial_hex, unix_u64};
 use crate::files::read_text;
+use crate::path::PathWork;
 use crate::{PkiError, PkiPaths, parse_pem_certs, thumbprint_sha256, validate_device_id};
 
 /// Most CA certificates allowed between a leaf and its root (root included).
-const MAX_PATH_LEN: usize = 5;
+pub(crate) const MAX_PATH_LEN: usize = 5;
 /// Most extra chain certificates a peer may send.
 pub(crate) const MAX_EXTRA_CERTS: usize = 8;
 
@@ -221,9 +222,27 @@ impl TrustStore {
         now: u64,
         leeway: u64,
     ) -> Result<VerifiedDeviceCert, PkiError> {
-        let leaf = parse_der(leaf_der, "device certificate")?;
-        self.check_path(&leaf, leaf_der, extra_chain, now, leeway)?;
-        check_leaf_profile(&leaf, leaf_der)
+        self.verify_device_cert_counted(leaf_der, extra_chain, now, leeway)
+            .0
+    }
+
+    /// [`TrustStore::verify_device_cert`], also returning how much work path
+    /// building did (signature verifications, issuer candidates): bounded by
+    /// [`crate::MAX_SIGNATURE_CHECKS`] and [`crate::MAX_PATH_STEPS`] whatever
+    /// the peer sends.
+    pub fn verify_device_cert_counted(
+        &self,
+        leaf_der: &[u8],
+        extra_chain: &[Vec<u8>],
+        now: u64,
+        leeway: u64,
+    ) -> (Result<VerifiedDeviceCert, PkiError>, PathWork) {
+        let mut work = PathWork::default();
+        let result = parse_der(leaf_der, "device certificate").and_then(|leaf| {
+            self.check_path(&leaf, leaf_der, extra_chain, now, leeway, &mut work)?;
+            check_leaf_profile(&leaf, leaf_der)
+        });
+        (result, work)
     }
 
     /// Validates a claim certificate ([`crate::IssuingCa::issue_claim`]) as
@@ -241,7 +260,14 @@ impl TrustStore {
         leeway: u64,
     ) -> Result<VerifiedClaimCert, PkiError> {
         let leaf = parse_der(leaf_der, "claim certificate")?;
-        self.check_path(&leaf, leaf_der, extra_chain, now, leeway)?;
+        self.check_path(
+            &leaf,
+            leaf_der,
+            extra_chain,
+            now,
+            leeway,
+            &mut PathWork::default(),
+        )?;
         let not_claim =
             |why: &str| PkiError::NotADeviceCert(format!("not a claim certificate: {why}"));
         let eku = leaf
@@ -286,6 +312,7 @@ impl TrustStore {
         extra_chain: &[Vec<u8>],
         now: u64,
         leeway: u64,
+        work: &mut PathWork,
     ) -> Result<(), PkiError> {
         if extra_chain.len() > MAX_EXTRA_CERTS {
             return Err(PkiError::Malformed(format!(
@@ -305,8 +332,10 @@ impl TrustStore {
             });
         }
 
-        let mut path = Vec::new();
-        find_path(&self.verified_links, &pool, leaf, None, &mut path)?;
+        let mut search = crate::path::PathSearch::new(&self.verified_links, &pool, leaf);
+        let found = search.run();
+        *work = search.work();
+        let path = found?;
         let issuers: Vec<&X509Certificate<'_>> = path.iter().map(|&i| &pool[i].x509).collect();
 
         check_validity(leaf, now, leeway)?;
@@ -321,63 +350,6 @@ impl TrustStore {
         }
         Ok(())
     }
-}
-
-/// Depth-first search for a path from `child` to a trust anchor of `pool`;
-/// fills `path` with pool indices (direct issuer first). `links` are
-/// `(child, parent)` store indices whose signature is known to verify.
-pub(crate) fn find_path(
-    links: &[(usize, usize)],
-    pool: &[Candidate<'_>],
-    child: &X509Certificate<'_>,
-    child_index: Option<usize>,
-    path: &mut Vec<usize>,
-) -> Result<(), PkiError> {
-    let mut last_err = None;
-    for (j, cand) in pool.iter().enumerate() {
-        if path.contains(&j) || Some(j) == child_index || !may_have_issued(child, &cand.x509) {
-            continue;
-        }
-        let pre_verified = match (
-            child_index.and_then(|c| pool[c].store_index),
-            cand.store_index,
-        ) {
-            (Some(c), Some(p)) => links.contains(&(c, p)),
-            _ => false,
-        };
-        if !pre_verified && let Err(e) = check_signed_by(child, &cand.x509) {
-            last_err = Some(e);
-            continue;
-        }
-        path.push(j);
-        if cand.anchor {
-            return Ok(());
-        }
-        if cand.x509.subject().as_raw() == cand.x509.issuer().as_raw() {
-            // A self-issued certificate sent by the peer: a root we do not trust.
-            last_err = Some(PkiError::UnknownIssuer(format!(
-                "the chain ends at \"{}\", a root CA that is not in this trust store",
-                cand.x509.subject()
-            )));
-        } else if path.len() >= MAX_PATH_LEN {
-            last_err = Some(PkiError::InvalidChain(format!(
-                "the chain is longer than {MAX_PATH_LEN} CA certificates"
-            )));
-        } else {
-            match find_path(links, pool, &cand.x509, Some(j), path) {
-                Ok(()) => return Ok(()),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        path.pop();
-    }
-    Err(last_err.unwrap_or_else(|| {
-        PkiError::UnknownIssuer(format!(
-            "no trusted CA certificate matches issuer \"{}\" of \"{}\"",
-            child.issuer(),
-            child.subject()
-        ))
-    }))
 }
 
 fn parse_store(certs: &[StoreCert]) -> Result<Vec<Candidate<'_>>, PkiError> {

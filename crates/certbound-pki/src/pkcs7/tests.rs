@@ -140,3 +140,38 @@ fn openssl_prints_every_certificate() {
     let reencoded = std::fs::read(&again).unwrap();
     assert_eq!(parse_certs_only(&reencoded).len(), 3);
 }
+
+#[test]
+fn reader_inverts_the_writer_and_refuses_bad_framing() {
+    let a = vec![0x30, 0x03, 0x02, 0x01, 0x01];
+    let b = vec![0x30, 0x81, 0x80];
+    let mut b = b;
+    b.extend(std::iter::repeat_n(0u8, 0x80));
+    let p7 = pkcs7_certs_only(&[b.clone(), a.clone()]);
+    let mut read = pkcs7_certificates(&p7).unwrap();
+    read.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(read, want);
+    assert_eq!(pkcs7_certificates(&pkcs7_certs_only(&[])).unwrap(), Vec::<Vec<u8>>::new());
+    // Trailing bytes, truncation, indefinite and non-minimal lengths.
+    let mut trailing = p7.clone();
+    trailing.push(0);
+    assert!(pkcs7_certificates(&trailing).is_err());
+    for cut in 0..p7.len() {
+        assert!(pkcs7_certificates(&p7[..cut]).is_err(), "cut at {cut}");
+    }
+    assert!(pkcs7_certificates(&[0x30, 0x80, 0x00, 0x00]).is_err());
+    assert!(pkcs7_certificates(&[0x30, 0x81, 0x01, 0x00]).is_err());
+    // Too many certificates.
+    let many = vec![a; MAX_PKCS7_CERTS + 1];
+    let many: Vec<Vec<u8>> = many
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            c[4] = u8::try_from(i).unwrap();
+            c
+        })
+        .collect();
+    assert!(pkcs7_certificates(&pkcs7_certs_only(&many)).is_err());
+}
