@@ -76,7 +76,7 @@ pub struct TokenFacts {
 }
 
 /// What the agent expects of a token it asked for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct TokenExpectations<'a> {
     /// This device's id (the token's `sub`, when present).
     pub device_id: &'a str,
@@ -86,6 +86,17 @@ pub struct TokenExpectations<'a> {
     pub audience: &'a str,
     /// The broker's signing key, when the agent knows it.
     pub broker_key: Option<&'a dyn Verifier>,
+}
+
+impl std::fmt::Debug for TokenExpectations<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExpectations")
+            .field("device_id", &self.device_id)
+            .field("device_key", &self.device_key)
+            .field("audience", &self.audience)
+            .field("broker_key", &self.broker_key.map(|k| k.public_key()))
+            .finish()
+    }
 }
 
 fn refuse(why: String) -> AgentError {

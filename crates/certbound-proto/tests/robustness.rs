@@ -226,6 +226,9 @@ const VERIFY_TARGETS: &[&str] = &[
     "token_text",
     "inspect",
     "token_verifier",
+    "status_list_token",
+    // crates/certbound-agent/tests/answers_robustness.rs
+    "agent_answers",
 ];
 
 fn parse_cbor(data: &[u8]) -> bool {

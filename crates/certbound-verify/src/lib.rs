@@ -19,6 +19,14 @@
 //!   accepted only from the holder of its `cnf` key.
 //! * [`TelemetryVerifier`]: the whole telemetry check (token, proof of
 //!   possession, topic, anti-replay window per device) with a token cache.
+//!   A backend that also checks revocation uses
+//!   [`TelemetryVerifier::check_unrecorded`] (everything but the window), the
+//!   status check (`http::Authenticator::check_telemetry` does both), then
+//!   [`TelemetryVerifier::commit`]; [`ReplayWindow`] is plain data, for
+//!   backends that persist windows across restarts
+//!   ([`TelemetryVerifier::window_after`], [`TelemetryVerifier::restore_window`]).
+//! * [`status::StatusCache`] refuses a list older than the one it holds
+//!   ([`VerifyError::StatusRollback`]).
 //! * [`inspect`]: decode without trusting and report every check, for humans.
 //! * [`VerifyError::reason_code`]: stable short codes for reject metrics.
 //!

@@ -197,7 +197,9 @@ fn json_ascii_controls(json: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if escape_control(c.encode_utf8(&mut [0; 4])) != c.encode_utf8(&mut [0; 4]) && c != '\n' {
+        let mut buf = [0; 4];
+        let text: &str = c.encode_utf8(&mut buf);
+        if c != '\n' && matches!(escape_control(text), std::borrow::Cow::Owned(_)) {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 let _ = write!(out, "\\u{unit:04x}");
