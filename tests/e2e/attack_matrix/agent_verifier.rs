@@ -64,8 +64,12 @@ async fn attack_verifier_alg_none() -> anyhow::Result<()> {
     p.protected = with_alg(&p, None);
     let err = refused(&fx, &p.resign(&fx).to_bytes());
     assert!(matches!(err, VerifyError::Malformed(ProtoError::BadHeader(_))), "{err:?}");
+    // The unsecured JWS (empty signature) and one with a dummy signature.
     let jwt = "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJzdWIiOiJ4In0.";
     let err = fx.verifier.verify_text(jwt, &[], unix_now()).unwrap_err();
+    assert!(matches!(err, VerifyError::Malformed(ProtoError::InvalidJwt(_))), "{err:?}");
+    let sig = "A".repeat(86); // 64 bytes of base64url
+    let err = fx.verifier.verify_text(&format!("{jwt}{sig}"), &[], unix_now()).unwrap_err();
     assert_eq!(err.reason_code(), "unsupported_alg", "{err:?}");
     still_serves(&fx, &device, &good).await;
     fx.shutdown().await;
