@@ -50,7 +50,7 @@ fn start_ingest(
     serve: &Serve,
     services: &std::path::Path,
     max: u64,
-) -> (Child, mpsc::Receiver<String>) {
+) -> (Child, mpsc::Receiver<String>, Vec<String>) {
     let mut ingest = Command::new(BIN)
         .args(["ingest", "--dir", qs.d(), "--mqtt", &serve.mqtt, "--audience", API])
         .args(["--broker-url", &serve.https, "--max-messages", &max.to_string()])
@@ -70,6 +70,7 @@ fn start_ingest(
             let _ = tx.send(line);
         }
     });
+    let mut early = Vec::new();
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -77,8 +78,9 @@ fn start_ingest(
         if line == "ingest: subscribed" {
             break;
         }
+        early.push(line);
     }
-    (ingest, rx)
+    (ingest, rx, early)
 }
 
 /// A device's token (over CoAP) and a sealer of its telemetry into files.
@@ -159,51 +161,12 @@ fn finish(ingest: Child, rx: &mpsc::Receiver<String>) -> (Vec<serde_json::Value>
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (lines, rx.try_iter().collect())
-}
-
-/// Polls the broker's status list (HTTPS) until `token`'s entry is revoked.
-fn wait_revoked(qs: &QuickStart, serve: &Serve, token: &[u8]) {
-    use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, VerifyConfig};
-    let status = certbound_proto::token::UnverifiedToken::parse(token, Default::default())
-        .unwrap()
-        .unverified_claims(Default::default())
-        .unwrap()
-        .status
-        .expect("device tokens are revocable");
-    let ca = std::fs::read_to_string(qs.dir.join("pki/ca-chain.pem")).unwrap();
-    let tls = certbound_verify::http::client_tls_config(&ca, None).unwrap();
-    let mut cache =
-        certbound_verify::status::StatusCacheConfig::new(format!("{}/status-lists/", serve.https));
-    cache.min_ttl = 0;
-    cache.default_ttl = 0;
-    cache.max_ttl = 0;
-    cache.retry_after_failure = 0;
-    let mut keys = certbound_verify::KeySet::new();
-    let dir = certbound_broker::config::DataDir::new(&qs.dir);
-    for (kid, key) in certbound_broker::keys::public_keys(&dir.keys()).unwrap() {
-        keys.insert(kid, key).unwrap();
+    // Every stderr line, up to the reader's end (stderr closed).
+    let mut log = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        log.push(line);
     }
-    let auth = Authenticator::new(VerifyConfig::new(
-        certbound_verify::VerifierConfig::new(API).with_issuer("unused"),
-        keys,
-        StatusCheck::Fetch {
-            cache,
-            fetcher: HttpsFetcher::new(tls, Duration::from_secs(10), 1 << 20),
-        },
-    ))
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for _ in 0..300 {
-        if rt.block_on(auth.check_status_ref(&status)) == Err(certbound_verify::VerifyError::Revoked) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the revocation never reached the status list");
+    (lines, log)
 }
 
 #[test]
@@ -214,7 +177,7 @@ fn ingest_verifies_telemetry_published_by_mosquitto_pub() {
     let qs = QuickStart::new();
     let services = provision_service(&qs);
     let serve = Serve::start(&qs.dir);
-    let (ingest, rx) = start_ingest(&qs, &serve, &services, 2);
+    let (ingest, rx, _) = start_ingest(&qs, &serve, &services, 2);
 
     // The device gets a token over CoAP and seals two readings with its key.
     let sensor = Sender::new(&qs, &serve, "sensor-1");
@@ -236,64 +199,43 @@ fn ingest_verifies_telemetry_published_by_mosquitto_pub() {
     );
 }
 
-/// Issue 11: a revoked device's telemetry is refused (status lists), and
-/// after a restart of the ingester an already accepted seq is still a replay
-/// (persisted windows).
+/// Issue 11: after a restart of the ingester an already accepted seq is
+/// still a replay (the windows are persisted before a message is accepted).
+/// (Revoked and suspended devices cannot even connect to the embedded MQTT
+/// server; the ingester's own status-list refusal runs through
+/// `Authenticator::check_telemetry`, exercised against the real broker by
+/// `attack_ingest_refuses_revoked_device_telemetry` in the e2e attack matrix.)
 #[test]
-fn ingest_refuses_revoked_devices_and_replays_after_a_restart() {
+fn ingest_refuses_replays_after_a_restart() {
     if !has("mosquitto_pub") {
         return skip_or_fail("mosquitto_pub (Debian package mosquitto-clients)");
     }
     let qs = QuickStart::new();
-    ok(&[
-        "device",
-        "provision",
-        "--dir",
-        qs.d(),
-        "--id",
-        "sensor-2",
-        "--group",
-        "sensors",
-        "--out",
-        qs.devices.to_str().unwrap(),
-    ]);
     let services = provision_service(&qs);
     let serve = Serve::start(&qs.dir);
     let sensor = Sender::new(&qs, &serve, "sensor-1");
-    let doomed = Sender::new(&qs, &serve, "sensor-2");
 
     // First run: seq 1 accepted.
-    let (ingest, rx) = start_ingest(&qs, &serve, &services, 1);
+    let (ingest, rx, _) = start_ingest(&qs, &serve, &services, 1);
     sensor.publish(&serve, &sensor.envelope(1, "before restart"));
     let (lines, _) = finish(ingest, &rx);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["seq"], 1);
 
-    // sensor-2 is revoked (its token was issued before); wait until the
-    // broker's status list says so.
-    ok(&["device", "revoke", "--dir", qs.d(), "sensor-2"]);
-    wait_revoked(&qs, &serve, &doomed.token);
-
-    // Second run: the replayed seq 1 and the revoked device are refused;
-    // the new seq 2 is accepted.
-    let (ingest, rx) = start_ingest(&qs, &serve, &services, 1);
+    // Second run: the replayed seq 1 is refused, the new seq 2 accepted.
+    let (ingest, rx, early) = start_ingest(&qs, &serve, &services, 1);
+    assert!(
+        early.iter().any(|l| l.contains("1 replay window(s) restored")),
+        "{early:?}"
+    );
     sensor.publish(&serve, &sensor.envelope(1, "before restart"));
-    doomed.publish(&serve, &doomed.envelope(1, "from a revoked device"));
     sensor.publish(&serve, &sensor.envelope(2, "after restart"));
     let (lines, log) = finish(ingest, &rx);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["device"], "sensor-1");
     assert_eq!(lines[0]["seq"], 2, "{lines:?} {log:?}");
     assert!(
-        log.iter().any(|l| l.contains("replay window(s) restored")),
-        "{log:?}"
-    );
-    assert!(
         log.iter().any(|l| l.contains("rejected 1 (replay)")),
-        "{log:?}"
-    );
-    assert!(
-        log.iter().any(|l| l.contains("rejected 1 (revoked)")),
         "{log:?}"
     );
 }
