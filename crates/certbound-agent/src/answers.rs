@@ -24,6 +24,10 @@ use certbound_proto::token::UnverifiedToken;
 
 use crate::error::AgentError;
 
+/// Clock skew between the device and the broker tolerated on a token's
+/// `exp`, seconds (the broker's default leeway).
+pub const TOKEN_CLOCK_LEEWAY_SECS: u64 = 60;
+
 /// The longest wait a retry hint can impose, seconds (5 minutes).
 pub const MAX_RETRY_HINT_SECS: u64 = 300;
 
@@ -68,8 +72,10 @@ pub struct TokenFacts {
     pub cti: Vec<u8>,
     /// `exp`, Unix seconds.
     pub exp: u64,
-    /// Seconds the token may be used from `now` on: `exp - now`, and at most
-    /// `exp - iat` (a device clock behind the broker's does not stretch it).
+    /// Seconds the token may be used from `now` on: its own lifetime
+    /// `exp - iat` (both the broker's clock, so a skewed device clock does not
+    /// change it), and never past `exp` plus [`TOKEN_CLOCK_LEEWAY_SECS`] on
+    /// the device's clock.
     pub lifetime: u64,
     /// True when the broker's signature was verified.
     pub signature_verified: bool,
@@ -110,8 +116,8 @@ fn refuse(why: String) -> AgentError {
 /// [`AgentError::Proto`] for a token that does not parse (or whose signature
 /// does not verify with `broker_key`); [`AgentError::UnexpectedResponse`]
 /// when its `cnf` is not this device's key, its `aud` lacks the audience,
-/// its `sub` names another device, it has no `cti` or `exp`, or it is
-/// already expired.
+/// its `sub` names another device, it has no `cti` or `exp`, or it
+/// expired more than [`TOKEN_CLOCK_LEEWAY_SECS`] ago on the device's clock.
 pub fn check_token(
     token: &[u8],
     expect: &TokenExpectations<'_>,
@@ -152,13 +158,17 @@ pub fn check_token(
     let exp = claims
         .exp
         .ok_or_else(|| refuse("it carries no exp claim".into()))?;
-    if exp <= now {
+    // The device clock may be off by the leeway the broker allows; the
+    // lifetime itself comes from the broker's own iat and exp.
+    let usable_until = exp.saturating_add(TOKEN_CLOCK_LEEWAY_SECS);
+    if now >= usable_until {
         return Err(refuse(format!("it expired at {exp} (now {now})")));
     }
-    let mut lifetime = exp - now;
-    if let Some(iat) = claims.iat.filter(|iat| *iat < exp) {
-        lifetime = lifetime.min(exp - iat);
-    }
+    let remaining = usable_until - now;
+    let lifetime = match claims.iat {
+        Some(iat) if iat < exp => (exp - iat).min(remaining),
+        _ => exp.saturating_sub(now).clamp(1, remaining),
+    };
     Ok(TokenFacts {
         cti,
         exp,

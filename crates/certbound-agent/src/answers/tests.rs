@@ -95,14 +95,25 @@ fn the_cert_deadline_leaves_a_tenth_of_the_lifetime() {
 
 #[test]
 fn the_schedule_comes_from_the_token_exp() {
-    let facts = check(&token(&claims()), None, NOW + 100).unwrap();
+    // Its own lifetime (exp - iat), whatever the device clock says...
+    let facts = check(&token(&claims()), None, NOW + 10).unwrap();
     assert_eq!(facts.exp, NOW + 3600);
-    assert_eq!(facts.lifetime, 3500);
+    assert_eq!(facts.lifetime, 3600);
+    // ...but never past exp (+ the clock leeway) on the device's clock.
+    let facts = check(&token(&claims()), None, NOW + 100).unwrap();
+    assert_eq!(facts.lifetime, 3600 + TOKEN_CLOCK_LEEWAY_SECS - 100);
     assert_eq!(facts.cti, vec![1; 16]);
     assert!(!facts.signature_verified);
-    // A device clock behind the broker's does not stretch the lifetime.
+    // A device clock behind the broker's does not stretch the lifetime, and
+    // one ahead within the leeway still gets the token.
     let facts = check(&token(&claims()), None, NOW - 500).unwrap();
     assert_eq!(facts.lifetime, 3600);
+    let facts = check(&token(&claims()), None, NOW + 3630).unwrap();
+    assert_eq!(facts.lifetime, 30);
+    // Without iat: from exp.
+    let mut c = claims();
+    c.iat = None;
+    assert_eq!(check(&token(&c), None, NOW).unwrap().lifetime, 3600);
 }
 
 #[test]
@@ -127,7 +138,8 @@ fn a_token_for_another_key_audience_or_device_is_refused() {
     assert!(err.contains("sensor-2"), "{err}");
 
     let mut c = claims();
-    c.exp = Some(NOW);
+    c.exp = Some(NOW - TOKEN_CLOCK_LEEWAY_SECS);
+    c.iat = Some(NOW - 3600);
     let err = check(&token(&c), None, NOW).unwrap_err().to_string();
     assert!(err.contains("expired"), "{err}");
     c.exp = None;
