@@ -42,7 +42,11 @@ pub fn retry_hint_from_text(text: &str) -> Option<u64> {
     text.split_whitespace()
         .skip_while(|w| !w.eq_ignore_ascii_case("after"))
         .nth(1)
-        .and_then(|n| n.trim_end_matches(['s', ',', '.', ';', ')']).parse::<u64>().ok())
+        .and_then(|n| {
+            n.trim_end_matches(['s', ',', '.', ';', ')'])
+                .parse::<u64>()
+                .ok()
+        })
         .map(cap_hint_secs)
 }
 

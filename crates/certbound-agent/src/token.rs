@@ -9,9 +9,9 @@ use rand::RngCore;
 
 use crate::answers::{TokenExpectations, TokenFacts, check_token};
 use crate::clock::Clock as _;
-use certbound_proto::crypto::Signer as _;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
+use certbound_proto::crypto::Signer as _;
 
 /// Lifetime of a signed request (the broker accepts at most 300 s).
 pub const REQUEST_LIFETIME_SECS: u64 = 120;

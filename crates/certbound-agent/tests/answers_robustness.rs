@@ -12,7 +12,8 @@
 use std::path::PathBuf;
 
 use certbound_agent::answers::{
-    MAX_RETRY_HINT_SECS, TOKEN_CLOCK_LEEWAY_SECS, TokenExpectations, check_token, retry_hint_from_text,
+    MAX_RETRY_HINT_SECS, TOKEN_CLOCK_LEEWAY_SECS, TokenExpectations, check_token,
+    retry_hint_from_text,
 };
 use certbound_agent::reenroll::{decode_coap_answer, decode_mqtt_answer};
 use certbound_agent::{AgentError, decode_token_response};
@@ -40,7 +41,10 @@ fn hint_capped(r: Result<Vec<Vec<u8>>, AgentError>) -> bool {
         Err(AgentError::RetryLater {
             retry_after_secs, ..
         }) => {
-            assert!(retry_after_secs <= MAX_RETRY_HINT_SECS, "{retry_after_secs}");
+            assert!(
+                retry_after_secs <= MAX_RETRY_HINT_SECS,
+                "{retry_after_secs}"
+            );
             true
         }
         Ok(_) => true,
@@ -67,7 +71,11 @@ fn parse_answers(data: &[u8]) -> bool {
         ResponseType::Changed,
         ResponseType::BadRequest,
     ] {
-        for cf in [Some(content_format::CBOR), Some(content_format::ACE_CBOR), None] {
+        for cf in [
+            Some(content_format::CBOR),
+            Some(content_format::ACE_CBOR),
+            None,
+        ] {
             hint_capped(decode_coap_answer(code, cf, data, max_age));
         }
     }
@@ -122,7 +130,10 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     vec![
         ("seed-token", seed_token()),
-        ("seed-token-answer-forged-expires-in", forged_lifetime.to_cbor()),
+        (
+            "seed-token-answer-forged-expires-in",
+            forged_lifetime.to_cbor(),
+        ),
         ("seed-busy-mqtt", busy.to_cbor()),
         (
             "seed-retry-text",
@@ -150,7 +161,11 @@ fn replay_fuzz_corpus() {
             .starts_with("seed-");
         let understood = std::panic::catch_unwind(|| parse_answers(&data))
             .unwrap_or_else(|_| panic!("{} panicked", path.display()));
-        assert!(!seed || understood, "{}: seed not understood", path.display());
+        assert!(
+            !seed || understood,
+            "{}: seed not understood",
+            path.display()
+        );
         replayed += 1;
     }
     assert!(replayed >= seeds().len(), "only {replayed} corpus files");

@@ -52,8 +52,21 @@ fn start_ingest(
     max: u64,
 ) -> (Child, mpsc::Receiver<String>, Vec<String>) {
     let mut ingest = Command::new(BIN)
-        .args(["ingest", "--dir", qs.d(), "--mqtt", &serve.mqtt, "--audience", API])
-        .args(["--broker-url", &serve.https, "--max-messages", &max.to_string()])
+        .args([
+            "ingest",
+            "--dir",
+            qs.d(),
+            "--mqtt",
+            &serve.mqtt,
+            "--audience",
+            API,
+        ])
+        .args([
+            "--broker-url",
+            &serve.https,
+            "--max-messages",
+            &max.to_string(),
+        ])
         .arg("--service-cert")
         .arg(services.join("ingest.cert.pem"))
         .arg("--service-key")
@@ -225,7 +238,9 @@ fn ingest_refuses_replays_after_a_restart() {
     // Second run: the replayed seq 1 is refused, the new seq 2 accepted.
     let (ingest, rx, early) = start_ingest(&qs, &serve, &services, 1);
     assert!(
-        early.iter().any(|l| l.contains("1 replay window(s) restored")),
+        early
+            .iter()
+            .any(|l| l.contains("1 replay window(s) restored")),
         "{early:?}"
     );
     sensor.publish(&serve, &sensor.envelope(1, "before restart"));

@@ -448,8 +448,10 @@ impl fmt::Display for Inspection {
 /// of an [`Inspection`]'s text output goes through it.
 pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     use std::fmt::Write as _;
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }

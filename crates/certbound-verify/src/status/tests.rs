@@ -465,7 +465,10 @@ fn an_older_list_than_the_cached_one_is_a_rollback() {
     let mut c = cache();
     c.insert(URI, &mint(&newer, &broker()), &keys(), NOW + 100)
         .unwrap();
-    assert_eq!(c.check(&at(0), NOW + 100).unwrap_err(), VerifyError::Revoked);
+    assert_eq!(
+        c.check(&at(0), NOW + 100).unwrap_err(),
+        VerifyError::Revoked
+    );
     // Replaying the older (validly signed) list is refused, and the cached
     // list stays in use: entry 0 stays revoked.
     let err = c.insert(URI, &older, &keys(), NOW + 200).unwrap_err();
@@ -478,7 +481,10 @@ fn an_older_list_than_the_cached_one_is_a_rollback() {
         }
     );
     assert_eq!(err.reason_code(), "status_rollback");
-    assert_eq!(c.check(&at(0), NOW + 150).unwrap_err(), VerifyError::Revoked);
+    assert_eq!(
+        c.check(&at(0), NOW + 150).unwrap_err(),
+        VerifyError::Revoked
+    );
     // Also after a failed fetch was recorded.
     c.record_failure(URI, NOW + 201, "timeout");
     assert!(c.insert(URI, &older, &keys(), NOW + 202).is_err());

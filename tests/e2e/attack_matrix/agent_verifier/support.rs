@@ -187,7 +187,10 @@ impl FakeAnswerer {
                     .is_some_and(|last| last & 0x08 != 0);
                 if more {
                     answer.header.code = MessageClass::Response(ResponseType::Continue);
-                    if let Some(block) = request.get_option(CoapOption::Block1).and_then(|l| l.front()) {
+                    if let Some(block) = request
+                        .get_option(CoapOption::Block1)
+                        .and_then(|l| l.front())
+                    {
                         answer.add_option(CoapOption::Block1, block.clone());
                     }
                 } else {
