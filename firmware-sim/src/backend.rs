@@ -16,9 +16,6 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use certbound_coap::{Handler, Method, Request, Response, ResponseType};
-use certbound_proto::cbor::Limits;
-use certbound_proto::telemetry::UnverifiedTelemetry;
-use certbound_proto::token::UnverifiedToken;
 use certbound_proto::topics::{self, TopicKind};
 use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, TlsServer, VerifyConfig};
 use certbound_verify::status::StatusCacheConfig;
@@ -162,21 +159,16 @@ impl Backend {
 
     async fn check(&self, envelope: &[u8], device: &str) -> Result<(), &'static str> {
         let now = crate::unix_now();
-        self.telemetry
-            .verify(envelope, Some(device), now)
+        // Token, proof of possession, topic and revocation status; only a
+        // message that passed all of them touches the replay window.
+        let checked = self
+            .status
+            .check_telemetry(&self.telemetry, envelope, Some(device), now)
+            .await
             .map_err(|e| e.reason_code())?;
-        // The token verified above; read its status reference.
-        let status = UnverifiedTelemetry::parse(envelope, Limits::default())
-            .ok()
-            .and_then(|t| UnverifiedToken::parse(&t.token, Limits::default()).ok())
-            .and_then(|t| t.unverified_claims(Limits::default()).ok())
-            .and_then(|c| c.status);
-        if let Some(status) = status {
-            self.status
-                .check_status_ref(&status)
-                .await
-                .map_err(|e| e.reason_code())?;
-        }
+        self.telemetry
+            .commit(checked)
+            .map_err(|e| e.reason_code())?;
         Ok(())
     }
 }

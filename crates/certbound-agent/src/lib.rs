@@ -42,7 +42,12 @@
 //! # let _ = renewed; Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (the TOML file), [`spool`] (persisted queue),
+//! Answers are not trusted for scheduling ([`answers`]): retry hints are
+//! capped (at most 5 minutes, never past the renewal deadline), a token is
+//! checked against this device's key, audience and id, and renewed from its
+//! own `exp` — never from the answer's `expires_in`.
+//!
+//! Modules: [`answers`] (what an answer is believed for), [`config`] (the TOML file), [`spool`] (persisted queue),
 //! [`seq`] (sequence numbers), [`tokens`] (token manager), [`mqtt`]
 //! (connection, PUBACK tracking), [`source`] (stdin / UDP / Unix input),
 //! [`clock`] (injectable time), [`renewal`] (when to renew the certificate,
@@ -56,6 +61,7 @@
 #![warn(missing_docs)]
 
 mod agent;
+pub mod answers;
 pub mod clock;
 pub mod config;
 pub mod credentials;
@@ -82,6 +88,6 @@ pub use intake::Intake;
 pub use reenroll::renew_over_est;
 pub use reenroll::{RenewedIdentity, renew_over_coap, renew_over_mqtt};
 pub use token::{
-    ObtainedToken, REQUEST_LIFETIME_SECS, TokenRequestParams, build_token_request,
+    ObtainedToken, REQUEST_LIFETIME_SECS, TokenRequestParams, accept_token, build_token_request,
     decode_token_response, request_token_coap,
 };

@@ -31,6 +31,7 @@ use certbound_proto::request::{CertRef, TokenRequest, sign_request};
 use rand::RngCore as _;
 use zeroize::Zeroizing;
 
+use crate::answers::{cap_hint_secs, retry_hint_from_text};
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 use crate::keygen::NewKey;
@@ -145,7 +146,8 @@ pub fn decode_mqtt_answer(payload: &[u8]) -> Result<Vec<Vec<u8>>, AgentError> {
     }
 }
 
-/// Interprets a CoAP `sren` answer.
+/// Interprets a CoAP `sren` answer. A 4.29 / 5.03 Max-Age is a retry hint,
+/// capped at [`crate::answers::MAX_RETRY_HINT_SECS`].
 pub fn decode_coap_answer(
     code: ResponseType,
     content_format: Option<u16>,
@@ -163,7 +165,7 @@ pub fn decode_coap_answer(
         }
         ResponseType::TooManyRequests | ResponseType::ServiceUnavailable => {
             Err(AgentError::RetryLater {
-                retry_after_secs: max_age.map_or(DEFAULT_RETRY_SECS, u64::from),
+                retry_after_secs: max_age.map_or(DEFAULT_RETRY_SECS, |s| cap_hint_secs(s.into())),
                 reason: format!("CoAP {code:?}"),
             })
         }
@@ -191,12 +193,7 @@ fn refusal(e: AceError) -> AgentError {
     if e.code == AceErrorCode::InvalidRequest
         && (text.starts_with("rate limited") || text.starts_with("temporarily unavailable"))
     {
-        let retry_after_secs = text
-            .split_whitespace()
-            .skip_while(|w| *w != "after")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(DEFAULT_RETRY_SECS);
+        let retry_after_secs = retry_hint_from_text(text).unwrap_or(DEFAULT_RETRY_SECS);
         return AgentError::RetryLater {
             retry_after_secs,
             reason: text.to_string(),

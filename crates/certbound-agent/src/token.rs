@@ -7,9 +7,11 @@ use certbound_proto::cbor::Limits;
 use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, sign_request};
 use rand::RngCore;
 
+use crate::answers::{TokenExpectations, TokenFacts, check_token};
 use crate::clock::Clock as _;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
+use certbound_proto::crypto::Signer as _;
 
 /// Lifetime of a signed request (the broker accepts at most 300 s).
 pub const REQUEST_LIFETIME_SECS: u64 = 120;
@@ -50,7 +52,9 @@ impl TokenRequestParams {
 pub struct ObtainedToken {
     /// The CWT bytes.
     pub access_token: Vec<u8>,
-    /// Lifetime in seconds, from the response.
+    /// Lifetime in seconds: as the answer said it from
+    /// [`decode_token_response`]; from the token's own `exp` once checked
+    /// with [`accept_token`] (as [`request_token_coap`] returns it).
     pub expires_in: u64,
     /// Granted scope when it differs from the request.
     pub scope: Option<String>,
@@ -99,8 +103,51 @@ pub async fn request_token_coap(
     let response = client
         .post("token", content_format::COSE_SIGN1, body)
         .await?;
-    decode_token_response(response.code, response.content_format, &response.payload)
+    let obtained =
+        decode_token_response(response.code, response.content_format, &response.payload)?;
+    let (obtained, _) = accept_token(obtained, identity, &params.audience, unix_now())?;
+    Ok(obtained)
 }
+
+/// Checks a token answer against what was asked for (see
+/// [`crate::answers::check_token`]: bound to this device's key, for
+/// `audience` and this device, unexpired at `now`) and replaces the answer's
+/// `expires_in` by the lifetime the token's own `exp` gives it. A forged
+/// `expires_in` therefore never postpones a renewal.
+///
+/// # Errors
+/// As [`crate::answers::check_token`].
+pub fn accept_token(
+    mut obtained: ObtainedToken,
+    identity: &DeviceIdentity,
+    audience: &str,
+    now: u64,
+) -> Result<(ObtainedToken, TokenFacts), AgentError> {
+    let facts = check_token(
+        &obtained.access_token,
+        &TokenExpectations {
+            device_id: identity.device_id(),
+            device_key: identity.signer().public_key(),
+            audience,
+            broker_key: None,
+        },
+        now,
+    )?;
+    if obtained.expires_in.abs_diff(facts.lifetime) > EXPIRES_IN_TOLERANCE {
+        tracing::warn!(
+            expires_in = obtained.expires_in,
+            exp = facts.exp,
+            lifetime = facts.lifetime,
+            "the answer's expires_in disagrees with the token's exp; the token's exp is used"
+        );
+    }
+    obtained.expires_in = facts.lifetime;
+    Ok((obtained, facts))
+}
+
+/// How far (seconds) `expires_in` may differ from the token's own lifetime
+/// before the disagreement is logged (clock skew, transit time).
+const EXPIRES_IN_TOLERANCE: u64 = 120;
 
 /// Interprets a token endpoint answer.
 pub fn decode_token_response(

@@ -41,7 +41,8 @@ pub struct HeldToken {
     pub cti: Vec<u8>,
     /// Agent clock when it arrived, Unix seconds.
     pub issued_at: u64,
-    /// `expires_in` from the response, seconds.
+    /// Seconds it may be used after `issued_at`: from the token's own `exp`
+    /// ([`crate::accept_token`]), never from the answer's `expires_in`.
     pub lifetime: u64,
     /// Seconds after `issued_at` at which to renew it.
     pub renew_at: u64,
@@ -163,14 +164,16 @@ impl TokenManager {
         self.slots.iter().find(|s| s.spec.audience == audience)
     }
 
-    /// Records a token obtained for slot `i` at `now_ms`; `unit` is a random
-    /// sample in `[0, 1)` for the renewal jitter. Returns the token.
+    /// Records a token obtained for slot `i` at `now_ms`, usable for
+    /// `lifetime` seconds (from its own `exp`: [`crate::accept_token`]);
+    /// `unit` is a random sample in `[0, 1)` for the renewal jitter.
+    /// Returns the token.
     pub fn on_success(
         &mut self,
         i: usize,
         token: Vec<u8>,
         cti: Vec<u8>,
-        expires_in: u64,
+        lifetime: u64,
         now_ms: u64,
         unit: f64,
     ) -> Option<&HeldToken> {
@@ -181,8 +184,8 @@ impl TokenManager {
             token,
             cti,
             issued_at: now_ms / 1000,
-            lifetime: expires_in,
-            renew_at: renew_after(expires_in, unit),
+            lifetime,
+            renew_at: renew_after(lifetime, unit),
         });
         slot.held.as_ref()
     }

@@ -535,6 +535,14 @@ pub struct IngestArgs {
     /// Stop after this many accepted messages.
     #[arg(long)]
     pub max_messages: Option<u64>,
+    /// The broker's HTTPS base URL, where revocation status lists are fetched
+    /// (`<url>/status-lists/`); default: `https.public_url`, or `https://` + `https.listen`.
+    #[arg(long)]
+    pub broker_url: Option<String>,
+    /// SQLite file keeping every device's replay window across restarts;
+    /// default: `<dir>/ingest/replay-<share group or "default">.sqlite3`.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
 }
 
 /// `certbound audit ...`

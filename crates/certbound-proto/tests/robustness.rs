@@ -228,6 +228,9 @@ const VERIFY_TARGETS: &[&str] = &[
     "token_text",
     "inspect",
     "token_verifier",
+    "status_list_token",
+    // crates/certbound-agent/tests/answers_robustness.rs
+    "agent_answers",
 ];
 
 /// Corpus directories of the certbound-pki fuzz targets (replayed by

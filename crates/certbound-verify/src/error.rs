@@ -31,6 +31,12 @@ pub enum VerifyError {
     /// The signature is good but a claim check failed (expiry, audience, scope, ...).
     #[error("token claims rejected: {0}; {advice}", advice = claim_advice(.0))]
     Claims(ClaimError),
+    /// The verifier has no expected issuer and no explicit opt-out
+    /// (`VerifierConfig::any_issuer`): every token is refused.
+    #[error(
+        "this verifier has no expected issuer configured, so it refuses every token; set VerifierConfig::issuer to the broker's issuer id (or, for a key set that holds one issuer's keys only, opt out with any_issuer = true)"
+    )]
+    IssuerNotConfigured,
     /// The token has no `cnf` and bearer tokens are not allowed.
     #[error(
         "token has no confirmation key (cnf), so it is a bearer token; certbound requires certificate-bound tokens — request the token with the device certificate, or set allow_bearer for this audience"
@@ -79,6 +85,20 @@ pub enum VerifyError {
         uri: String,
         /// Why no usable list is at hand.
         reason: String,
+    },
+    /// A Status List Token older (`iat`) than the list already accepted for
+    /// the same URI: a replayed list, which could turn revoked entries
+    /// valid again. The cached list stays in use.
+    #[error(
+        "the status list fetched from {uri} was issued at {offered_iat}, before the list already accepted (issued at {cached_iat}); an older list is a rollback (it could un-revoke tokens) and is refused — the cached list stays in use; check what sits between this service and the broker"
+    )]
+    StatusRollback {
+        /// The status list URI.
+        uri: String,
+        /// `iat` of the list in the cache.
+        cached_iat: u64,
+        /// `iat` of the refused list.
+        offered_iat: u64,
     },
     /// The token names a status list outside the configured allowed
     /// prefixes: it is never fetched (SSRF guard).
@@ -306,6 +326,7 @@ impl VerifyError {
             VerifyError::UnknownKey { .. } => "unknown_key",
             VerifyError::Claims(c) => claim_code(c),
             VerifyError::MissingConfirmation => "no_cnf",
+            VerifyError::IssuerNotConfigured => "issuer_not_configured",
             VerifyError::BindingMismatch => "binding",
             VerifyError::NoClientCertificate => "no_certificate",
             VerifyError::Revoked => "revoked",
@@ -313,6 +334,7 @@ impl VerifyError {
             VerifyError::UnknownStatus { .. } => "status_unknown",
             VerifyError::StatusUnavailable { .. } => "status_unavailable",
             VerifyError::StatusUriNotAllowed { .. } => "status_uri",
+            VerifyError::StatusRollback { .. } => "status_rollback",
             VerifyError::TelemetryTokenMismatch => "telemetry_cti",
             VerifyError::BadProofOfPossession => "pop",
             VerifyError::Replay { .. } => "replay",

@@ -365,10 +365,10 @@ impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "token: {} bytes", self.size)?;
         if let Some(kid) = &self.kid {
-            write!(f, ", kid {kid}")?;
+            write!(f, ", kid {}", escape_control(kid))?;
         }
         if let Some(typ) = &self.typ {
-            write!(f, ", typ {typ}")?;
+            write!(f, ", typ {}", escape_control(typ))?;
         }
         writeln!(f)?;
         if let Some(Json::Object(m)) = &self.claims {
@@ -376,8 +376,13 @@ impl fmt::Display for Inspection {
             for name in KNOWN {
                 let Some(v) = m.get(name) else { continue };
                 match m.get(&format!("{name}_iso")).and_then(Json::as_str) {
-                    Some(iso) => writeln!(f, "  {name:<6} {v} ({iso})")?,
-                    None => writeln!(f, "  {name:<6} {}", plain(v))?,
+                    Some(iso) => writeln!(
+                        f,
+                        "  {name:<6} {} ({})",
+                        escape_control(&v.to_string()),
+                        escape_control(iso)
+                    )?,
+                    None => writeln!(f, "  {name:<6} {}", escape_control(&plain(v)))?,
                 }
             }
             if let Some(x5t) = m
@@ -385,9 +390,10 @@ impl fmt::Display for Inspection {
                 .and_then(|c| c.get("x5t#S256"))
                 .and_then(Json::as_str)
             {
-                writeln!(f, "  cnf    certificate x5t#S256 {x5t}")?;
+                writeln!(f, "  cnf    certificate x5t#S256 {}", escape_control(x5t))?;
             } else if let Some(cnf) = m.get("cnf") {
-                let field = |k: &str| cnf.get(k).and_then(Json::as_str).unwrap_or("?");
+                let field =
+                    |k: &str| escape_control(cnf.get(k).and_then(Json::as_str).unwrap_or("?"));
                 writeln!(
                     f,
                     "  cnf    EC P-256 key, kid {} (x {}, y {})",
@@ -399,7 +405,12 @@ impl fmt::Display for Inspection {
             for (k, v) in m {
                 let is_iso = k.ends_with("_iso") && KNOWN.contains(&k.trim_end_matches("_iso"));
                 if !KNOWN.contains(&k.as_str()) && k != "cnf" && !is_iso {
-                    writeln!(f, "  {k:<6} {v}")?;
+                    writeln!(
+                        f,
+                        "  {:<6} {}",
+                        escape_control(k),
+                        escape_control(&v.to_string())
+                    )?;
                 }
             }
         }
@@ -413,16 +424,46 @@ impl fmt::Display for Inspection {
                 CheckResult::Skipped(_) => '-',
             };
             match result {
-                CheckResult::Ok => writeln!(f, "  {mark} {name}")?,
-                _ => writeln!(f, "  {mark} {name}: {result}")?,
+                CheckResult::Ok => writeln!(f, "  {mark} {}", escape_control(name))?,
+                _ => writeln!(
+                    f,
+                    "  {mark} {}: {}",
+                    escape_control(name),
+                    escape_control(&result.to_string())
+                )?,
             }
         }
         match &self.error {
             None if self.valid => write!(f, "VALID"),
-            Some(why) => write!(f, "INVALID: {why}"),
+            Some(why) => write!(f, "INVALID: {}", escape_control(why)),
             None => write!(f, "INVALID"),
         }
     }
+}
+
+/// `text` with every control character (C0, DEL, C1: terminal escape
+/// sequences, carriage returns, newlines) and every bidirectional-override
+/// character shown as a `\u{..}` escape, so that a token's fields cannot
+/// drive the terminal it is printed on or disguise what it says. Every field
+/// of an [`Inspection`]'s text output goes through it.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn plain(v: &Json) -> String {

@@ -8,7 +8,8 @@
 //! * [`TokenVerifier::verify`] (CWT), [`TokenVerifier::verify_jwt`] (RFC 9068
 //!   JWT) and [`TokenVerifier::verify_text`] (either, as sent in a `Bearer`
 //!   header): strict parsing, ES256 signature, `exp`/`nbf`/`iat` with leeway,
-//!   issuer, audience (string or array), scopes, and `cnf` required
+//!   issuer (required: configure it, or opt out explicitly with
+//!   [`VerifierConfig::any_issuer`]), audience (string or array), scopes, and `cnf` required
 //!   (certificate-bound tokens only, unless bearer tokens are allowed).
 //! * [`status::StatusCache`]: revocation by Token Status List, sans-IO, with
 //!   an allow-list of list URLs (no fetching of URLs chosen by a token).
@@ -18,6 +19,14 @@
 //!   accepted only from the holder of its `cnf` key.
 //! * [`TelemetryVerifier`]: the whole telemetry check (token, proof of
 //!   possession, topic, anti-replay window per device) with a token cache.
+//!   A backend that also checks revocation uses
+//!   [`TelemetryVerifier::check_unrecorded`] (everything but the window), the
+//!   status check (`http::Authenticator::check_telemetry` does both), then
+//!   [`TelemetryVerifier::commit`]; [`ReplayWindow`] is plain data, for
+//!   backends that persist windows across restarts
+//!   ([`TelemetryVerifier::window_after`], [`TelemetryVerifier::restore_window`]).
+//! * [`status::StatusCache`] refuses a list older than the one it holds
+//!   ([`VerifyError::StatusRollback`]).
 //! * [`inspect`]: decode without trusting and report every check, for humans.
 //! * [`VerifyError::reason_code`]: stable short codes for reject metrics.
 //!
@@ -100,11 +109,14 @@
 //! let kid = broker.public_key().kid();
 //! let mut keys = KeySet::new();
 //! keys.insert(kid.clone(), broker.public_key().clone())?;
-//! let tokens = TokenVerifier::new(keys, VerifierConfig::new("https://telemetry.example.com"));
+//! let config = VerifierConfig::new("https://telemetry.example.com")
+//!     .with_issuer("https://auth.example.com");
+//! let tokens = TokenVerifier::new(keys, config);
 //! let verifier = TelemetryVerifier::new(tokens, TelemetryConfig::default());
 //!
 //! // The device attaches its token and signs each message with its own key.
 //! let claims = Claims {
+//!     iss: Some("https://auth.example.com".into()),
 //!     sub: Some("sensor-1".into()),
 //!     aud: vec!["https://telemetry.example.com".into()],
 //!     exp: Some(1_700_003_600),
@@ -155,9 +167,12 @@ pub use certbound_proto::cbor::Limits;
 pub use certbound_proto::telemetry::{TelemetryPayload, UnverifiedTelemetry};
 pub use certbound_proto::{EcPublicKey, claims::Claims};
 pub use error::VerifyError;
-pub use inspect::{CheckResult, Inspection, inspect, inspect_jwt};
+pub use inspect::{CheckResult, Inspection, escape_control, inspect, inspect_jwt};
 pub use keyset::KeySet;
-pub use telemetry::{AcceptedTelemetry, TelemetryConfig, TelemetryStats, TelemetryVerifier};
+pub use telemetry::{
+    AcceptedTelemetry, CheckedTelemetry, ReplayWindow, TelemetryConfig, TelemetryStats,
+    TelemetryVerifier,
+};
 pub use text::decode_token_text;
 pub use verifier::{DEFAULT_LEEWAY, TokenFormat, TokenVerifier, VerifiedToken, VerifierConfig};
 

@@ -143,6 +143,10 @@ struct Entry {
     failed_at: Option<u64>,
     /// Why it failed, for the error message.
     failure: Option<String>,
+    /// The newest `iat` of a list accepted for this URI (rollback guard:
+    /// kept across failures, so an older list is refused even while the
+    /// cached one is stale).
+    newest_iat: Option<u64>,
 }
 
 impl Entry {
@@ -323,12 +327,15 @@ impl StatusCache {
     /// and caches it: strict parsing (`typ` `application/statuslist+cwt`,
     /// ES256), the signature with the key its `kid` names in `keys`, `sub`
     /// equal to `uri`, `exp` not passed and `iat` not in the future (with
-    /// leeway), the list inflated within bounds. Clears a recorded failure.
+    /// leeway), the list inflated within bounds, and `iat` not older than
+    /// that of a list already accepted for `uri` (a replayed older list
+    /// would un-revoke tokens). Clears a recorded failure.
     ///
     /// # Errors
     /// [`VerifyError::StatusUriNotAllowed`], [`VerifyError::Malformed`],
     /// [`VerifyError::UnknownKey`], [`VerifyError::BadSignature`],
-    /// [`VerifyError::Claims`] (wrong `sub`, expired, `iat` in the future).
+    /// [`VerifyError::Claims`] (wrong `sub`, expired, `iat` in the future),
+    /// [`VerifyError::StatusRollback`] (older than the cached list).
     /// The cache is unchanged on error (record it with
     /// [`StatusCache::record_failure`]).
     pub fn insert(
@@ -355,14 +362,26 @@ impl StatusCache {
             self.config.leeway,
             self.config.max_list_bytes,
         )?;
+        let newest_iat = self.entries.get(uri).and_then(|e| e.newest_iat);
+        if let Some(cached_iat) = newest_iat
+            && token.iat < cached_iat
+        {
+            return Err(VerifyError::StatusRollback {
+                uri: uri.to_string(),
+                cached_iat,
+                offered_iat: token.iat,
+            });
+        }
         let ttl = token.ttl.unwrap_or(self.config.default_ttl).clamp(
             self.config.min_ttl,
             self.config.max_ttl.max(self.config.min_ttl),
         );
         self.make_room(uri);
+        let iat = token.iat;
         self.entries.insert(
             uri.to_string(),
             Entry {
+                newest_iat: Some(iat),
                 list: Some(Cached {
                     token,
                     fetched_at: now,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use certbound_proto::ClaimError;
-use certbound_proto::claims::Expectations;
+use certbound_proto::status_list::StatusRef;
 use certbound_proto::telemetry::UnverifiedTelemetry;
 use sha2::{Digest, Sha256};
 
@@ -104,7 +104,7 @@ pub struct TelemetryVerifier {
     window: u64,
     required_scopes: Vec<String>,
     cache: Mutex<TokenCache>,
-    windows: Mutex<HashMap<String, SeqWindow>>,
+    windows: Mutex<HashMap<String, ReplayWindow>>,
     stats: Mutex<TelemetryStats>,
 }
 
@@ -137,6 +137,13 @@ impl TelemetryVerifier {
     /// key and its `cti`; the token's `sub`; the topic; and last the sequence
     /// number, which is recorded only when accepted.
     ///
+    /// The token's revocation status is not checked here (it needs a
+    /// fetched status list): a backend that checks it uses
+    /// [`TelemetryVerifier::check_unrecorded`], checks
+    /// [`CheckedTelemetry::status`], then [`TelemetryVerifier::commit`]
+    /// (the `http` feature's `Authenticator::check_telemetry` does the first
+    /// two), so that a refused message never touches the replay window.
+    ///
     /// # Errors
     /// [`VerifyError::Malformed`] for an undecodable envelope or body; every
     /// error of [`TokenVerifier::verify`] (`Claims(Missing("sub"))` for a token
@@ -149,13 +156,117 @@ impl TelemetryVerifier {
         topic_device: Option<&str>,
         now: u64,
     ) -> Result<AcceptedTelemetry, VerifyError> {
+        let checked = self.check_unrecorded(envelope, topic_device, now)?;
+        self.commit(checked)
+    }
+
+    /// Every check of [`TelemetryVerifier::verify`] but the replay window,
+    /// which is left untouched: the message still has to be committed
+    /// ([`TelemetryVerifier::commit`]) once the caller's own checks (the
+    /// revocation status) passed. A refusal is counted in the stats.
+    ///
+    /// # Errors
+    /// As for [`TelemetryVerifier::verify`], except [`VerifyError::Replay`].
+    pub fn check_unrecorded(
+        &self,
+        envelope: &[u8],
+        topic_device: Option<&str>,
+        now: u64,
+    ) -> Result<CheckedTelemetry, VerifyError> {
         let result = self.check(envelope, topic_device, now);
-        let mut stats = lock(&self.stats);
-        match &result {
-            Ok(_) => stats.accepted += 1,
-            Err(e) => *stats.rejected.entry(e.reason_code()).or_insert(0) += 1,
+        if let Err(e) = &result {
+            self.count_rejection(e);
         }
         result
+    }
+
+    /// Counts a refusal decided outside this verifier (e.g. a revoked token)
+    /// in [`TelemetryVerifier::stats`].
+    pub fn count_rejection(&self, error: &VerifyError) {
+        *lock(&self.stats)
+            .rejected
+            .entry(error.reason_code())
+            .or_insert(0) += 1;
+    }
+
+    /// The device's replay window as it would be after accepting `checked`,
+    /// without changing it: for callers that persist the window before they
+    /// accept (write-ahead), then [`TelemetryVerifier::commit`].
+    ///
+    /// # Errors
+    /// [`VerifyError::Replay`] when the sequence number was already accepted
+    /// or is older than the window (not counted; [`TelemetryVerifier::commit`]
+    /// would refuse it the same way).
+    pub fn window_after(&self, checked: &CheckedTelemetry) -> Result<ReplayWindow, VerifyError> {
+        let device = &checked.message.device_id;
+        let seq = checked.message.seq;
+        let mut window = lock(&self.windows).get(device).copied();
+        let fresh = match window.as_mut() {
+            Some(w) => w.accept(seq, self.window),
+            None => {
+                window = Some(ReplayWindow::new(seq));
+                true
+            }
+        };
+        match window {
+            Some(w) if fresh => Ok(w),
+            _ => Err(VerifyError::Replay {
+                device: device.clone(),
+                seq,
+            }),
+        }
+    }
+
+    /// Records the sequence number of a checked message in its device's
+    /// replay window and returns it as accepted (counted in the stats).
+    ///
+    /// # Errors
+    /// [`VerifyError::Replay`] when the sequence number was already accepted
+    /// or is older than the window.
+    pub fn commit(&self, checked: CheckedTelemetry) -> Result<AcceptedTelemetry, VerifyError> {
+        let device = &checked.message.device_id;
+        let seq = checked.message.seq;
+        let fresh = {
+            let mut windows = lock(&self.windows);
+            match windows.get_mut(device) {
+                Some(w) => w.accept(seq, self.window),
+                None => {
+                    windows.insert(device.clone(), ReplayWindow::new(seq));
+                    true
+                }
+            }
+        };
+        if !fresh {
+            let e = VerifyError::Replay {
+                device: device.clone(),
+                seq,
+            };
+            self.count_rejection(&e);
+            return Err(e);
+        }
+        lock(&self.stats).accepted += 1;
+        Ok(checked.message)
+    }
+
+    /// Sets the replay window of `device` (restored from storage after a
+    /// restart). A window already held is merged: the higher `highest` wins,
+    /// so a restore never lets an accepted sequence number through again.
+    pub fn restore_window(&self, device: &str, window: ReplayWindow) {
+        let mut windows = lock(&self.windows);
+        let merged = match windows.get(device) {
+            Some(held) if held.highest > window.highest => *held,
+            Some(held) if held.highest == window.highest => ReplayWindow {
+                highest: held.highest,
+                seen: held.seen | window.seen,
+            },
+            _ => window,
+        };
+        windows.insert(device.to_string(), merged);
+    }
+
+    /// The replay window of `device`, if it sent anything.
+    pub fn replay_window(&self, device: &str) -> Option<ReplayWindow> {
+        lock(&self.windows).get(device).copied()
     }
 
     /// A snapshot of the counters.
@@ -168,7 +279,7 @@ impl TelemetryVerifier {
         envelope: &[u8],
         topic_device: Option<&str>,
         now: u64,
-    ) -> Result<AcceptedTelemetry, VerifyError> {
+    ) -> Result<CheckedTelemetry, VerifyError> {
         let limits = self.tokens.config().limits;
         let envelope = UnverifiedTelemetry::parse(envelope, limits)?;
         let token = self.token(&envelope.token, now)?;
@@ -184,30 +295,16 @@ impl TelemetryVerifier {
                 token: device.into(),
             });
         }
-        // Last: only a fully verified message may touch the window.
-        let fresh = {
-            let mut windows = lock(&self.windows);
-            match windows.get_mut(device) {
-                Some(w) => w.accept(payload.seq, self.window),
-                None => {
-                    windows.insert(device.to_string(), SeqWindow::new(payload.seq));
-                    true
-                }
-            }
-        };
-        if !fresh {
-            return Err(VerifyError::Replay {
-                device: device.into(),
+        Ok(CheckedTelemetry {
+            message: AcceptedTelemetry {
+                device_id: device.into(),
                 seq: payload.seq,
-            });
-        }
-        Ok(AcceptedTelemetry {
-            device_id: device.into(),
-            seq: payload.seq,
-            timestamp_ms: payload.timestamp_ms,
-            data: payload.data,
-            token_cti: payload.token_cti,
-            scope: token.claims.scope.clone().unwrap_or_default(),
+                timestamp_ms: payload.timestamp_ms,
+                data: payload.data,
+                token_cti: payload.token_cti,
+                scope: token.claims.scope.clone().unwrap_or_default(),
+            },
+            status: token.claims.status.clone(),
         })
     }
 
@@ -226,13 +323,9 @@ impl TelemetryVerifier {
         }
         let config = self.tokens.config();
         if let Some(token) = cached {
-            token.claims.validate(&Expectations {
-                issuer: config.issuer.as_deref(),
-                audience: &config.audience,
-                required_scopes: &scopes,
-                now,
-                leeway: config.leeway,
-            })?;
+            token
+                .claims
+                .validate(&crate::verifier::expectations(config, &scopes, now)?)?;
             return Ok(token);
         }
         let token = Arc::new(self.tokens.verify(bytes, &scopes, now)?);
@@ -251,18 +344,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The anti-replay window of one device.
-#[derive(Debug, Clone, Copy)]
-struct SeqWindow {
-    /// Highest accepted sequence number.
-    highest: u64,
-    /// Bit `i` set: `highest - i` was accepted.
-    seen: u64,
+/// A telemetry message that passed every check of a [`TelemetryVerifier`]
+/// but the replay window ([`TelemetryVerifier::check_unrecorded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTelemetry {
+    /// The message, as it is returned once committed.
+    pub message: AcceptedTelemetry,
+    /// The token's status-list reference (revocable tokens): check it before
+    /// committing.
+    pub status: Option<StatusRef>,
 }
 
-impl SeqWindow {
+/// The anti-replay window of one device: the highest accepted sequence
+/// number and a bitmap of the 64 below it. Plain data, for persisting
+/// ([`TelemetryVerifier::window_after`], [`TelemetryVerifier::restore_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayWindow {
+    /// Highest accepted sequence number.
+    pub highest: u64,
+    /// Bit `i` set: `highest - i` was accepted.
+    pub seen: u64,
+}
+
+impl ReplayWindow {
     /// The window after the device's first accepted message.
-    fn new(seq: u64) -> Self {
+    pub fn new(seq: u64) -> Self {
         Self {
             highest: seq,
             seen: 1,
@@ -270,8 +376,8 @@ impl SeqWindow {
     }
 
     /// Records `seq` and returns `true` when it is new and within `window`
-    /// (at most [`MAX_WINDOW`]); returns `false`, unchanged, otherwise.
-    fn accept(&mut self, seq: u64, window: u64) -> bool {
+    /// (at most 64); returns `false`, unchanged, otherwise.
+    pub fn accept(&mut self, seq: u64, window: u64) -> bool {
         if seq > self.highest {
             let shift = seq - self.highest;
             self.seen = if shift >= MAX_WINDOW {

@@ -19,8 +19,15 @@ pub const DEFAULT_LEEWAY: u64 = 60;
 /// What a backend expects of the tokens it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierConfig {
-    /// Required issuer (`iss`), when set.
+    /// The required issuer (`iss`, the broker's issuer id). Required: a
+    /// verifier with no issuer refuses every token
+    /// ([`VerifyError::IssuerNotConfigured`]) unless [`VerifierConfig::any_issuer`]
+    /// opts out explicitly.
     pub issuer: Option<String>,
+    /// Explicit opt-out of the issuer check (default `false`): accept tokens
+    /// of any `iss` when [`VerifierConfig::issuer`] is `None`. Only for a
+    /// verifier whose key set holds a single issuer's keys.
+    pub any_issuer: bool,
     /// This backend's API identifier, which the token's `aud` (a string or an
     /// array) must contain.
     pub audience: String,
@@ -35,15 +42,37 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// A configuration for `audience` with no issuer check, 60 s leeway,
-    /// default limits and bearer tokens refused.
+    /// A configuration for `audience` with 60 s leeway, default limits and
+    /// bearer tokens refused. No issuer is set yet: set one
+    /// ([`VerifierConfig::with_issuer`]) or opt out ([`VerifierConfig::any_issuer`]),
+    /// or every token is refused with [`VerifyError::IssuerNotConfigured`].
     pub fn new(audience: impl Into<String>) -> Self {
         Self {
             issuer: None,
+            any_issuer: false,
             audience: audience.into(),
             leeway: DEFAULT_LEEWAY,
             limits: Limits::default(),
             allow_bearer: false,
+        }
+    }
+
+    /// Requires `issuer` as the tokens' `iss`.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The issuer expectation of a check: `Ok(Some(iss))` to require,
+    /// `Ok(None)` with the explicit opt-out.
+    ///
+    /// # Errors
+    /// [`VerifyError::IssuerNotConfigured`] when neither is set.
+    pub fn expected_issuer(&self) -> Result<Option<&str>, VerifyError> {
+        match (&self.issuer, self.any_issuer) {
+            (Some(iss), _) => Ok(Some(iss.as_str())),
+            (None, true) => Ok(None),
+            (None, false) => Err(VerifyError::IssuerNotConfigured),
         }
     }
 }
@@ -81,7 +110,7 @@ impl TokenVerifier {
     /// `typ` = `at+cwt`, ES256 only), key lookup by `kid` (only a hint: the
     /// signature decides), the signature, then the claims: `exp` required,
     /// `nbf`/`iat` not in the future, both with the configured leeway; `iss`
-    /// when configured; `aud` contains the configured audience; every
+    /// equal to the configured issuer (required; see [`VerifierConfig::issuer`]); `aud` contains the configured audience; every
     /// required scope granted; `cnf` present unless `allow_bearer`.
     ///
     /// The token's `status` (revocation) is not checked here: that needs a
@@ -185,6 +214,7 @@ fn verify_cwt_with(
     now: u64,
 ) -> Result<VerifiedToken, VerifyError> {
     let limits = config.limits;
+    config.expected_issuer()?;
     let parsed = UnverifiedToken::parse(token, limits)?;
     let kid = kid_text(parsed.kid());
     let verifier = std::str::from_utf8(parsed.kid())
@@ -192,7 +222,7 @@ fn verify_cwt_with(
         .and_then(|k| keys.verifier(k))
         .ok_or_else(|| VerifyError::UnknownKey { kid: kid.clone() })?;
     let claims = parsed.verify(verifier, limits)?;
-    claims.validate(&expectations(config, required_scopes, now))?;
+    claims.validate(&expectations(config, required_scopes, now)?)?;
     if claims.cnf.is_none() && !config.allow_bearer {
         return Err(VerifyError::MissingConfirmation);
     }
@@ -212,6 +242,7 @@ fn verify_jwt_with(
     required_scopes: &[&str],
     now: u64,
 ) -> Result<VerifiedToken, VerifyError> {
+    config.expected_issuer()?;
     let parsed = UnverifiedJwt::parse(text, config.limits.max_size)?;
     let kid = parsed.kid().ok_or_else(|| {
         VerifyError::Malformed(ProtoError::BadHeader(
@@ -239,7 +270,7 @@ fn verify_jwt_with(
         status: jwt.status.map(|s| s.status_list),
         other: Vec::new(),
     };
-    claims.validate(&expectations(config, required_scopes, now))?;
+    claims.validate(&expectations(config, required_scopes, now)?)?;
     if x5t_s256.is_none() && !config.allow_bearer {
         return Err(VerifyError::MissingConfirmation);
     }
@@ -252,18 +283,18 @@ fn verify_jwt_with(
     })
 }
 
-fn expectations<'a>(
+pub(crate) fn expectations<'a>(
     config: &'a VerifierConfig,
     required_scopes: &'a [&'a str],
     now: u64,
-) -> Expectations<'a> {
-    Expectations {
-        issuer: config.issuer.as_deref(),
+) -> Result<Expectations<'a>, VerifyError> {
+    Ok(Expectations {
+        issuer: config.expected_issuer()?,
         audience: &config.audience,
         required_scopes,
         now,
         leeway: config.leeway,
-    }
+    })
 }
 
 /// `x5t#S256`: base64url (no padding) of a 32-byte SHA-256.

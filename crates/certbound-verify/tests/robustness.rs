@@ -1,6 +1,6 @@
 //! Robustness of the verifier's input parsers ("never a panic on network
 //! input"), on stable: the fuzz seed corpus of the verify targets
-//! (`fuzz/corpus/{jwks,cose_key_set,token_text,inspect,token_verifier}/`) is
+//! (`fuzz/corpus/{jwks,cose_key_set,token_text,inspect,token_verifier,status_list_token}/`) is
 //! replayed; then deterministic seeded mutation of key sets (JSON and CBOR),
 //! token text and tokens goes through [`KeySet::from_jwks`],
 //! [`KeySet::from_cose_key_set`], [`decode_token_text`], [`inspect`] and
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use certbound_proto::crypto::{P256Signer, Signer};
+use certbound_proto::status_list::{StatusList, StatusListToken, StatusRef, mint_status_list};
 use certbound_proto::token;
+use certbound_verify::status::{StatusCache, StatusCacheConfig};
 use certbound_verify::{
     CheckResult, Claims, KeySet, TokenVerifier, VerifierConfig, VerifyError, decode_token_text,
     inspect,
@@ -126,6 +128,13 @@ const PARSERS: &[(&str, Parser)] = &[
     ("token_text", parse_token_text),
     ("inspect", parse_inspect),
     ("token_verifier", parse_token_verifier),
+    ("status_list_token", parse_status_list_token),
+];
+
+/// Corpus directories of other crates' fuzz targets (replayed there).
+const FOREIGN_TARGETS: &[&str] = &[
+    // crates/certbound-agent/tests/answers_robustness.rs
+    "agent_answers",
 ];
 
 /// Corpus directories of the proto targets (replayed by
@@ -221,6 +230,55 @@ fn parse_token_verifier(data: &[u8]) -> bool {
     }
 }
 
+/// The status-list base and list URI of the seed lists.
+const STATUS_BASE: &str = "https://auth.example.com/status-lists/";
+const STATUS_URI: &str = "https://auth.example.com/status-lists/1";
+
+/// Verifies and caches a Status List Token as a backend does
+/// ([`StatusCache::insert`]); an accepted list answers for every index
+/// without panicking, and an older list is then refused as a rollback.
+fn parse_status_list_token(data: &[u8]) -> bool {
+    let mut cache = StatusCache::new(StatusCacheConfig::new(STATUS_BASE)).unwrap();
+    match cache.insert(STATUS_URI, data, &FIX.keys, NOW) {
+        Ok(()) => {
+            for idx in [0, 1, 2, 5, 63, 64, 1 << 20, u64::MAX] {
+                let r = cache.check(
+                    &StatusRef {
+                        idx,
+                        uri: STATUS_URI.into(),
+                    },
+                    NOW,
+                );
+                if let Err(e) = r {
+                    let _ = (e.reason_code(), e.to_string());
+                }
+            }
+            // Inserting the same bytes again is not a rollback.
+            cache.insert(STATUS_URI, data, &FIX.keys, NOW).unwrap();
+            true
+        }
+        Err(e) => {
+            let _ = (e.reason_code(), e.to_string());
+            false
+        }
+    }
+}
+
+fn status_list_seed(iat: u64, revoked: &[u64]) -> Vec<u8> {
+    let mut list = StatusList::new(2, 1024).unwrap();
+    for idx in revoked {
+        list.set(*idx, 1).unwrap();
+    }
+    let token = StatusListToken {
+        sub: STATUS_URI.into(),
+        iat,
+        exp: Some(iat + 600),
+        ttl: Some(60),
+        list,
+    };
+    mint_status_list(&token, &FIX.broker.public_key().kid(), &FIX.broker).unwrap()
+}
+
 fn all_parsers(input: &[u8]) {
     for (_, parse) in PARSERS {
         parse(input);
@@ -251,7 +309,10 @@ fn replay_fuzz_corpus() {
             continue;
         }
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if PROTO_TARGETS.contains(&name.as_str()) || PKI_TARGETS.contains(&name.as_str()) {
+        if PROTO_TARGETS.contains(&name.as_str())
+            || PKI_TARGETS.contains(&name.as_str())
+            || FOREIGN_TARGETS.contains(&name.as_str())
+        {
             continue;
         }
         let parse = PARSERS
@@ -329,6 +390,13 @@ fn seeds() -> Seeds {
             vec![
                 ("seed-token", tok.clone()),
                 ("seed-token-cwt-tag", cwt_tagged(&tok)),
+            ],
+        ),
+        (
+            "status_list_token",
+            vec![
+                ("seed-list", status_list_seed(NOW - 10, &[1, 5])),
+                ("seed-list-empty", status_list_seed(NOW - 100, &[])),
             ],
         ),
     ]

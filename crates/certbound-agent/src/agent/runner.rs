@@ -26,8 +26,8 @@ use crate::mqtt::{ConnectOptions, LinkState, MqttConnectSettings, MqttDevice, Pe
 use crate::reenroll::RenewedIdentity;
 use crate::renewal::RenewalSchedule;
 use crate::spool::SpoolError;
-use crate::token::TokenRequestParams;
-use crate::tokens::{ForSend, HeldToken, TokenManager, TokenSpec, token_cti};
+use crate::token::{TokenRequestParams, accept_token};
+use crate::tokens::{ForSend, HeldToken, TokenManager, TokenSpec};
 
 mod renew;
 
@@ -475,21 +475,23 @@ async fn obtain_token(
     };
     status.send_modify(|s| s.token_requests += 1);
     let outcome = device.request_token(identity, &params).await.and_then(|t| {
-        if t.expires_in < MIN_TOKEN_LIFETIME {
+        // The schedule comes from the token's own exp, not the answer's
+        // expires_in; a token for another key or audience is refused.
+        let (t, facts) = accept_token(t, identity, &spec.audience, clock.now_secs())?;
+        if facts.lifetime < MIN_TOKEN_LIFETIME {
             return Err(AgentError::UnexpectedResponse(format!(
                 "a token valid for only {} s",
-                t.expires_in
+                facts.lifetime
             )));
         }
-        let cti = token_cti(&t.access_token)?;
-        Ok((t, cti))
+        Ok((t, facts.cti))
     });
     let now = clock.now_ms();
     match outcome {
         Ok((token, cti)) => {
             tracing::info!(
                 audience = %spec.audience,
-                expires_in = token.expires_in,
+                lifetime = token.expires_in,
                 cti = %hex(&cti),
                 "token obtained"
             );

@@ -99,7 +99,7 @@ pub async fn renew_over_est(
             retry_after_secs: r
                 .header("retry-after")
                 .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(DEFAULT_RETRY_SECS),
+                .map_or(DEFAULT_RETRY_SECS, crate::answers::cap_hint_secs),
             reason: format!("HTTP {}: {}", r.status, text()),
         }),
         400 | 401 | 403 => Err(AgentError::RenewalRefused(ace_error(r.status, &text()))),

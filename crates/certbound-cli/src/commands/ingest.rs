@@ -1,7 +1,14 @@
 //! `certbound ingest`: an example telemetry backend. It subscribes to
 //! `cb/v1/+/telemetry` with a service identity, verifies every message offline
-//! with `certbound-verify`, prints accepted messages as JSON lines on stdout,
-//! and counts rejects by reason (summary on stderr).
+//! with `certbound-verify` (token, proof of possession, topic, the token's
+//! revocation status from the broker's status lists, and the device's replay
+//! window), prints accepted messages as JSON lines on stdout, and counts
+//! rejects by reason (summary on stderr).
+//!
+//! Replay windows are kept in a SQLite file ([`replay`]) and written before a
+//! message is accepted, so a restart never accepts an old sequence number.
+
+mod replay;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,7 +16,11 @@ use std::time::Duration;
 use anyhow::Context;
 use certbound_broker::config::{Config, DataDir, MqttMode, parse_mqtt_url};
 use certbound_proto::topics::{self, TopicKind};
-use certbound_verify::{TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
+use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, VerifyConfig};
+use certbound_verify::status::StatusCacheConfig;
+use certbound_verify::{
+    TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig, VerifyError,
+};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS, Transport};
 
 use super::admin::key_set;
@@ -39,19 +50,55 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         )?,
         None => key_set(&args.dir.dir).await?,
     };
-    let mut verifier_config = VerifierConfig::new(args.audience.clone());
-    verifier_config.issuer = Some(config.broker.issuer_id.clone());
+    let verifier_config =
+        VerifierConfig::new(args.audience.clone()).with_issuer(config.broker.issuer_id.clone());
+    let telemetry_config = TelemetryConfig {
+        required_scopes: vec![args.scope.clone()],
+        ..TelemetryConfig::default()
+    };
+    let window = telemetry_config.window;
     let verifier = TelemetryVerifier::new(
-        TokenVerifier::new(keys, verifier_config),
-        TelemetryConfig {
-            required_scopes: vec![args.scope.clone()],
-            ..TelemetryConfig::default()
-        },
+        TokenVerifier::new(keys.clone(), verifier_config.clone()),
+        telemetry_config,
     );
 
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
     };
+    // Revocation: the broker's status lists, over HTTPS, trusted like its MQTT server.
+    let broker_url = args
+        .broker_url
+        .clone()
+        .or_else(|| config.https.public_url.clone())
+        .unwrap_or_else(|| format!("https://{}", config.https_listen()));
+    let status_base = format!("{}/status-lists/", broker_url.trim_end_matches('/'));
+    let https_tls = certbound_verify::http::client_tls_config(&read(&data.pki().chain())?, None)?;
+    let status = Authenticator::new(VerifyConfig::new(
+        verifier_config,
+        keys,
+        StatusCheck::Fetch {
+            cache: StatusCacheConfig::new(status_base.clone()),
+            fetcher: HttpsFetcher::new(https_tls, Duration::from_secs(5), 1 << 20),
+        },
+    ))
+    .with_context(|| format!("status lists under {status_base}"))?;
+    // Replay windows, restored before the first message.
+    let state = args.state.clone().unwrap_or_else(|| {
+        data.root.join("ingest").join(format!(
+            "replay-{}.sqlite3",
+            args.share_group.as_deref().unwrap_or("default")
+        ))
+    });
+    let replay = replay::ReplayStore::open(&state).await?;
+    let restored = replay.load().await?;
+    for (device, w) in &restored {
+        verifier.restore_window(device, *w);
+    }
+    eprintln!(
+        "ingest: {} replay window(s) restored from {}; status lists from {status_base}",
+        restored.len(),
+        state.display()
+    );
     let ca = match (&config.mqtt.mode, &config.mqtt.server_ca) {
         (MqttMode::External, Some(path)) => read(&data.root.join(path))?,
         _ => read(&data.pki().chain())?,
@@ -106,7 +153,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 backoff = Duration::from_millis(100);
                 let device = topics::parse(&p.topic).map(|(d, _)| d);
-                match verifier.verify(&p.payload, device, now()) {
+                match accept(&verifier, &status, &replay, window, &p.payload, device).await {
                     Ok(msg) => {
                         accepted += 1;
                         let data = match std::str::from_utf8(&msg.data) {
@@ -124,12 +171,19 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                             break;
                         }
                     }
-                    Err(e) => {
+                    Err(Refusal::Verify(e)) => {
                         tracing::info!(topic = %p.topic, reason = e.reason_code(), error = %e, "telemetry rejected");
                         eprintln!(
                             "ingest: rejected message on {}: {} ({e})",
-                            p.topic,
+                            p.topic.escape_debug(),
                             e.reason_code()
+                        );
+                    }
+                    Err(Refusal::State(e)) => {
+                        tracing::error!(topic = %p.topic, error = %e, "telemetry refused: the replay window could not be stored");
+                        eprintln!(
+                            "ingest: refused message on {}: the replay window could not be stored ({e:#})",
+                            p.topic.escape_debug()
                         );
                     }
                 }
@@ -143,10 +197,58 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = client.try_disconnect();
+    replay.close().await;
     let stats = verifier.stats();
     eprintln!("ingest: accepted {} message(s)", stats.accepted);
     for (reason, count) in &stats.rejected {
         eprintln!("ingest: rejected {count} ({reason})");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a message was not accepted.
+enum Refusal {
+    /// It failed a check.
+    Verify(VerifyError),
+    /// Its replay window could not be written (fail closed).
+    State(anyhow::Error),
+}
+
+/// The whole check of one message: token, proof of possession, topic and
+/// revocation status; then its sequence number, written to the replay file
+/// before it is accepted (write-ahead).
+async fn accept(
+    verifier: &TelemetryVerifier,
+    status: &Authenticator,
+    replay: &replay::ReplayStore,
+    window: u64,
+    payload: &[u8],
+    device: Option<&str>,
+) -> Result<certbound_verify::AcceptedTelemetry, Refusal> {
+    let checked = status
+        .check_telemetry(verifier, payload, device, now())
+        .await
+        .map_err(Refusal::Verify)?;
+    if let Err(e) = verifier.window_after(&checked) {
+        verifier.count_rejection(&e);
+        return Err(Refusal::Verify(e));
+    }
+    let message = &checked.message;
+    let stored = match replay.record(&message.device_id, message.seq, window).await {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            let e = VerifyError::Replay {
+                device: message.device_id.clone(),
+                seq: message.seq,
+            };
+            verifier.count_rejection(&e);
+            return Err(Refusal::Verify(e));
+        }
+        Err(e) => return Err(Refusal::State(e)),
+    };
+    let device = message.device_id.clone();
+    let accepted = verifier.commit(checked).map_err(Refusal::Verify)?;
+    // What other ingesters sharing the file accepted counts too.
+    verifier.restore_window(&device, stored);
+    Ok(accepted)
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use certbound_agent::{DeviceIdentity, TokenRequestParams, request_token_coap};
 use certbound_broker::config::Config;
 use certbound_proto::EcPublicKey;
-use certbound_verify::{KeySet, decode_token_text, inspect, inspect_jwt};
+use certbound_verify::{KeySet, decode_token_text, escape_control, inspect, inspect_jwt};
 
 use crate::cli::TokenCommand;
 use crate::output::{now, print_json};
@@ -65,7 +65,7 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                     token.expires_in,
                     token
                         .scope
-                        .map(|s| format!(", granted scope {s}"))
+                        .map(|s| format!(", granted scope {}", escape_control(&s)))
                         .unwrap_or_default()
                 );
                 println!("{}", hex::encode(&token.access_token));
@@ -106,8 +106,14 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                 ),
             };
             if json {
-                print_json(&report)?;
+                // serde_json escapes C0 controls but not DEL, C1 (a single
+                // 0x9b byte is a CSI on many terminals) or bidi overrides.
+                println!(
+                    "{}",
+                    json_ascii_controls(&serde_json::to_string_pretty(&report)?)
+                );
             } else {
+                // Every field is escaped by the report's Display.
                 println!("{report}");
             }
             Ok(if report.valid {
@@ -182,4 +188,43 @@ fn load_key_file(path: &PathBuf) -> anyhow::Result<KeySet> {
             path.display()
         )
     })
+}
+
+/// Serialized JSON with every control or bidi-override character that
+/// serde_json leaves raw written as a `\uXXXX` escape (inside JSON strings,
+/// where alone such characters can appear, this keeps the value the same).
+fn json_ascii_controls(json: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        let mut buf = [0; 4];
+        let text: &str = c.encode_utf8(&mut buf);
+        if c != '\n' && matches!(escape_control(text), std::borrow::Cow::Owned(_)) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_output_escapes_c1_del_and_bidi() {
+        let raw = serde_json::to_string_pretty(&serde_json::json!({
+            "sub": "a\u{9b}31m\u{7f}\u{202e}b\u{1b}",
+        }))
+        .unwrap();
+        assert!(raw.contains('\u{9b}'));
+        let safe = super::json_ascii_controls(&raw);
+        for bad in ['\u{9b}', '\u{7f}', '\u{202e}', '\u{1b}'] {
+            assert!(!safe.contains(bad), "{safe:?}");
+        }
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["sub"], "a\u{9b}31m\u{7f}\u{202e}b\u{1b}");
+    }
 }

@@ -81,6 +81,7 @@ use certbound_proto::status_list::{StatusRef, UnverifiedStatusList};
 use tower::{Layer, Service};
 
 mod auth_error;
+mod telemetry;
 pub use auth_error::AuthError;
 use auth_error::bearer_token;
 

@@ -454,3 +454,44 @@ fn the_number_of_cached_lists_is_bounded() {
     c.remove(&u4);
     assert_eq!(c.len(), 1);
 }
+
+#[test]
+fn an_older_list_than_the_cached_one_is_a_rollback() {
+    // The newer list (iat NOW + 100) revokes entry 0; the older one (iat NOW)
+    // still says VALID.
+    let mut newer = list_token(URI, NOW + 100, Some(60));
+    newer.list.set(0, STATUS_INVALID).unwrap();
+    let older = mint(&list_token(URI, NOW, Some(60)), &broker());
+    let mut c = cache();
+    c.insert(URI, &mint(&newer, &broker()), &keys(), NOW + 100)
+        .unwrap();
+    assert_eq!(
+        c.check(&at(0), NOW + 100).unwrap_err(),
+        VerifyError::Revoked
+    );
+    // Replaying the older (validly signed) list is refused, and the cached
+    // list stays in use: entry 0 stays revoked.
+    let err = c.insert(URI, &older, &keys(), NOW + 200).unwrap_err();
+    assert_eq!(
+        err,
+        VerifyError::StatusRollback {
+            uri: URI.into(),
+            cached_iat: NOW + 100,
+            offered_iat: NOW,
+        }
+    );
+    assert_eq!(err.reason_code(), "status_rollback");
+    assert_eq!(
+        c.check(&at(0), NOW + 150).unwrap_err(),
+        VerifyError::Revoked
+    );
+    // Also after a failed fetch was recorded.
+    c.record_failure(URI, NOW + 201, "timeout");
+    assert!(c.insert(URI, &older, &keys(), NOW + 202).is_err());
+    // The same list again, and a newer one, are accepted.
+    c.insert(URI, &mint(&newer, &broker()), &keys(), NOW + 203)
+        .unwrap();
+    let newest = mint(&list_token(URI, NOW + 300, Some(60)), &broker());
+    c.insert(URI, &newest, &keys(), NOW + 300).unwrap();
+    c.check(&at(0), NOW + 300).unwrap();
+}

@@ -166,3 +166,30 @@ fn inspect_garbage() {
     assert!(i.error.as_deref().unwrap().contains("not a well-formed"));
     assert!(i.to_string().contains("INVALID: not a well-formed"));
 }
+
+#[test]
+fn inspect_escapes_control_characters_in_every_field() {
+    let device = device();
+    let mut c = claims(&device);
+    c.iss = Some("https://auth.example.com\u{1b}[2J\u{1b}]0;pwned\u{7}".into());
+    c.sub = Some("sensor\r\nVALID".into());
+    c.scope = Some("telemetry:write \u{9b}31m\u{202e}drow".into());
+    c.aud = vec![format!("{AUD}\u{1b}[1A")];
+    c.other.push((
+        Value::Text("x\u{1b}[31m".into()),
+        Value::Text("\u{1b}[0m\u{85}".into()),
+    ));
+    let cwt = mint(&c, &broker());
+    let keys = keys_of(&[&broker()]);
+    let i = inspect(&cwt, Some(&keys), Some(AUD), Some(ISS), NOW, 60);
+    let text = i.to_string();
+    for bad in ['\u{1b}', '\u{7}', '\r', '\u{9b}', '\u{202e}', '\u{85}'] {
+        assert!(!text.contains(bad), "{bad:?} reached the output: {text:?}");
+    }
+    // Only the report's own line breaks remain; the fields' are escaped.
+    assert!(text.contains("sensor\\u{d}\\u{a}VALID"), "{text}");
+    assert!(text.contains("\\u{1b}[2J"), "{text}");
+    assert!(text.contains("\\u{202e}drow"), "{text}");
+    assert!(!text.lines().any(|l| l == "VALID"), "{text}");
+    assert_eq!(crate::escape_control("plain text"), "plain text");
+}

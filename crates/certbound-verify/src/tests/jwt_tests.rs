@@ -240,9 +240,15 @@ fn jwt_wrong_issuer_is_refused() {
         .verify_jwt(&sign(&c, &broker()), &[], NOW)
         .unwrap_err();
     assert_eq!(err.reason_code(), "issuer");
-    // Without a configured issuer, any issuer is accepted.
+    // Without a configured issuer every JWT is refused...
     let mut config = VerifierConfig::new(AUD);
     config.issuer = None;
+    let err = TokenVerifier::new(keys_of(&[&broker()]), config.clone())
+        .verify_jwt(&sign(&c, &broker()), &[], NOW)
+        .unwrap_err();
+    assert_eq!(err, VerifyError::IssuerNotConfigured);
+    // ...and with the explicit opt-out any issuer is accepted.
+    config.any_issuer = true;
     TokenVerifier::new(keys_of(&[&broker()]), config)
         .verify_jwt(&sign(&c, &broker()), &[], NOW)
         .unwrap();

@@ -209,9 +209,31 @@ fn wrong_or_missing_issuer_is_refused() {
         .verify(&mint(&c, &broker()), &[], NOW)
         .unwrap_err();
     assert_eq!(err.reason_code(), "issuer");
-    // Without a configured issuer, any issuer passes.
-    let open = TokenVerifier::new(keys_of(&[&broker()]), VerifierConfig::new(AUD));
+    // Without a configured issuer every token is refused (issue 11: the
+    // issuer is required by default)...
+    let unset = TokenVerifier::new(keys_of(&[&broker()]), VerifierConfig::new(AUD));
+    let err = unset.verify(&mint(&c, &broker()), &[], NOW).unwrap_err();
+    assert_eq!(err, VerifyError::IssuerNotConfigured);
+    assert_eq!(err.reason_code(), "issuer_not_configured");
+    let good = mint(&claims(&device()), &broker());
+    assert_eq!(
+        unset.verify(&good, &[], NOW).unwrap_err(),
+        VerifyError::IssuerNotConfigured
+    );
+    // ...unless the verifier opts out explicitly.
+    let mut config = VerifierConfig::new(AUD);
+    config.any_issuer = true;
+    let open = TokenVerifier::new(keys_of(&[&broker()]), config);
     open.verify(&mint(&c, &broker()), &[], NOW).unwrap();
+    // A configured issuer wins over the opt-out.
+    let config = VerifierConfig {
+        any_issuer: true,
+        ..VerifierConfig::new(AUD).with_issuer(ISS)
+    };
+    let err = TokenVerifier::new(keys_of(&[&broker()]), config)
+        .verify(&mint(&c, &broker()), &[], NOW)
+        .unwrap_err();
+    assert_eq!(err.reason_code(), "issuer");
 }
 
 #[test]
@@ -223,7 +245,7 @@ fn token_without_cnf_needs_allow_bearer() {
     assert_eq!(err, VerifyError::MissingConfirmation);
     assert_eq!(err.reason_code(), "no_cnf");
 
-    let mut config = VerifierConfig::new(AUD);
+    let mut config = VerifierConfig::new(AUD).with_issuer(ISS);
     config.allow_bearer = true;
     let bearer = TokenVerifier::new(keys_of(&[&broker()]), config);
     let v = bearer.verify(&cwt, &[], NOW).unwrap();
@@ -265,7 +287,7 @@ fn garbage_oversize_and_trailing_bytes_are_malformed() {
         "malformed"
     );
 
-    let mut config = VerifierConfig::new(AUD);
+    let mut config = VerifierConfig::new(AUD).with_issuer(ISS);
     config.limits.max_size = 64;
     let small = TokenVerifier::new(keys_of(&[&broker()]), config);
     let cwt = mint(&claims(&device()), &broker());
@@ -281,5 +303,10 @@ fn config_defaults() {
     assert_eq!(c.leeway, 60);
     assert!(!c.allow_bearer);
     assert_eq!(c.issuer, None);
+    assert!(!c.any_issuer);
+    assert_eq!(
+        c.expected_issuer().unwrap_err(),
+        VerifyError::IssuerNotConfigured
+    );
     assert_eq!(c.limits, crate::Limits::default());
 }

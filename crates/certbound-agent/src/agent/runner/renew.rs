@@ -10,6 +10,7 @@
 
 use super::{Link, Runner, Via, hex, obtain_token};
 use crate::agent::cert_status;
+use crate::answers::{cert_renewal_deadline_ms, retry_wait_ms};
 use crate::config::RenewalTransport;
 use crate::error::AgentError;
 use crate::mqtt::MqttDevice;
@@ -246,7 +247,11 @@ impl Runner {
                 retry_after_secs, ..
             } = error
             {
-                let wait = retry_after_secs.saturating_mul(1000);
+                // Unauthenticated: capped, and never past the point where
+                // the certificate could no longer be renewed in time.
+                let cert = r.schedule.cert();
+                let deadline = cert_renewal_deadline_ms(cert.not_before, cert.not_after);
+                let wait = retry_wait_ms(*retry_after_secs, now, deadline);
                 r.schedule.postpone_to(now.saturating_add(wait));
                 delay = delay.max(wait);
             }
