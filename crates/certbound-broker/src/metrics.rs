@@ -63,6 +63,7 @@ const LATENCY: &str = "certbound_token_request_seconds";
 const MQTT_SESSIONS: &str = "certbound_mqtt_sessions";
 const SIGNING_KEYS: &str = "certbound_signing_keys_published";
 const PRUNED: &str = "certbound_pruned_rows_total";
+const SHED: &str = "certbound_requests_shed_total";
 
 /// `kind` of a token holder / rate limit: a device.
 pub const DEVICE: &str = "device";
@@ -147,6 +148,14 @@ impl Metrics {
         }
     }
 
+    /// A request turned away because `transport` already had its maximum of
+    /// requests in progress (`answered`: the device got "temporarily
+    /// unavailable"; otherwise it was dropped).
+    pub fn shed(&self, transport: &str, answered: bool) {
+        let how = if answered { "unavailable" } else { "dropped" };
+        self.bump(SHED, &[("transport", transport), ("action", how)]);
+    }
+
     fn rate_limited_if(&self, kind: &str, outcome: &str) {
         if outcome == "rate_limited" || outcome == "too_many_requests" {
             self.bump(RATE_LIMITED, &[("kind", kind)]);
@@ -197,6 +206,11 @@ impl Metrics {
             &mut out,
             PRUNED,
             "Rows deleted by housekeeping, by table (issued_tokens, status_lists, audit_events).",
+        );
+        counter(
+            &mut out,
+            SHED,
+            "Requests turned away because the transport had its maximum in progress, by transport and action (unavailable: answered, dropped: no answer possible).",
         );
         let _ = writeln!(
             out,
