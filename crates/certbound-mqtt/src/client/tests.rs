@@ -270,8 +270,23 @@ fn connected_v5(t0: Instant) -> ClientState {
         session_present: false,
         code: v5::ConnectReturnCode::Success,
         properties: Some(v5::ConnAckProperties {
+            session_expiry_interval: None,
             receive_max: Some(1),
-            ..v5::ConnAckProperties::new()
+            max_qos: None,
+            retain_available: None,
+            max_packet_size: None,
+            assigned_client_identifier: None,
+            topic_alias_max: None,
+            reason_string: None,
+            user_properties: Vec::new(),
+            wildcard_subscription_available: None,
+            subscription_identifiers_available: None,
+            shared_subscription_available: None,
+            server_keep_alive: None,
+            response_information: None,
+            server_reference: None,
+            authentication_method: None,
+            authentication_data: None,
         }),
     };
     s.handle_input(&v5_bytes(v5::Packet::ConnAck(ack)), t0).unwrap();

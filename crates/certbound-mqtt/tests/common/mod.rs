@@ -12,7 +12,6 @@ use certbound_pki::{CaOptions, DeviceBundle, IssuingCa, PkiPaths, init_ca};
 use rumqttc::SubscribeReasonCode;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::mpsc;
 
 /// Failure guard for anything awaited.
 pub const GUARD: Duration = Duration::from_secs(10);
