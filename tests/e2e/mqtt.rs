@@ -389,9 +389,7 @@ async fn revoking_a_device_drops_its_mqtt_session_and_refuses_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data() {
-    use rumqttc::v5::mqttbytes::QoS as QoS5;
-    use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, PublishProperties};
-    use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
+    use certbound_mqtt::client::{ClientOptions, Event, Message, MqttClient, Protocol, QoS};
 
     let s = setup().await;
     let Some(mosquitto) = Mosquitto::start(&s.dir) else {
@@ -408,7 +406,7 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
     // A 3.1.1 device still gets its answer on the fixed topic.
     get_token_and_verify(&s, mosquitto.addr, "sensor-2").await;
 
-    // An MQTT 5 device (rumqttc v5) with a response topic and correlation data.
+    // An MQTT 5 device (certbound's client) with a response topic and correlation data.
     let settings = s.settings("sensor-1", mosquitto.addr);
     let tls = certbound_mqtt::client_tls::client_tls_config(
         &settings.ca_pem,
@@ -416,69 +414,42 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
         &settings.key_pem,
     )
     .unwrap();
-    let mut options = Options5::new("sensor-1", settings.host.clone(), settings.port);
-    options.set_transport(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(tls),
-    ));
-    let (client, mut eventloop) = Client5::new(options, 16);
+    // "token/res/#" also matches "token/res" itself (MQTT 3.1.1 §4.7.1.2),
+    // so one subscription sees both kinds of answer exactly once.
+    let options = ClientOptions::new("sensor-1", settings.host.clone(), settings.port)
+        .tls(tls)
+        .protocol(Protocol::V5)
+        .subscribe("cb/v1/sensor-1/token/res/#", QoS::AtLeastOnce);
+    let (client, mut events) = MqttClient::connect(options).await.unwrap();
     let reply_topic = "cb/v1/sensor-1/token/res/job-7";
     let identity = s.identity("sensor-1");
+    // Send a request with a good response topic, and one naming another
+    // device's topic.
+    for (nonce, (topic, corr)) in [
+        (reply_topic, "corr-1"),
+        ("cb/v1/sensor-2/token/res", "corr-2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = build_token_request(&identity, &params(), now(), [nonce as u8 + 1; 16]).unwrap();
+        let request = Message::new("cb/v1/sensor-1/token/req", body, QoS::AtLeastOnce)
+            .with_response_topic(topic)
+            .with_correlation_data(corr.as_bytes().to_vec());
+        client.publish(request).await.unwrap().wait().await.unwrap();
+    }
     let mut answers = Vec::new();
-    let mut nonce = 1u8;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while answers.len() < 2 {
-        let event = tokio::time::timeout_at(deadline, eventloop.poll())
+        let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .expect("answers arrive")
-            .unwrap();
-        match event {
-            Event5::Incoming(Packet5::ConnAck(_)) => {
-                // "token/res/#" also matches "token/res" itself (MQTT 3.1.1 §4.7.1.2),
-                // so one subscription sees both kinds of answer exactly once.
-                client
-                    .subscribe("cb/v1/sensor-1/token/res/#", QoS5::AtLeastOnce)
-                    .await
-                    .unwrap();
-            }
-            Event5::Incoming(Packet5::SubAck(_)) => {
-                // Send a request with a good response topic, and one naming
-                // another device's topic.
-                for (topic, corr) in [
-                    (reply_topic, "corr-1"),
-                    ("cb/v1/sensor-2/token/res", "corr-2"),
-                ] {
-                    let body =
-                        build_token_request(&identity, &params(), now(), [nonce; 16]).unwrap();
-                    nonce += 1;
-                    let props = PublishProperties {
-                        response_topic: Some(topic.into()),
-                        correlation_data: Some(corr.as_bytes().to_vec().into()),
-                        ..PublishProperties::default()
-                    };
-                    client
-                        .publish_with_properties(
-                            "cb/v1/sensor-1/token/req",
-                            QoS5::AtLeastOnce,
-                            false,
-                            body,
-                            props,
-                        )
-                        .await
-                        .unwrap();
-                }
-            }
-            Event5::Incoming(Packet5::Publish(p)) => {
-                let corr = p
-                    .properties
-                    .and_then(|pr| pr.correlation_data)
-                    .map(|c| String::from_utf8_lossy(&c).to_string());
-                answers.push((
-                    String::from_utf8_lossy(&p.topic).to_string(),
-                    corr,
-                    p.payload.to_vec(),
-                ));
-            }
-            _ => {}
+            .expect("the device stays connected");
+        if let Event::Message(p) = event {
+            let corr = p
+                .correlation_data
+                .map(|c| String::from_utf8_lossy(&c).to_string());
+            answers.push((p.topic.clone(), corr, p.payload.to_vec()));
         }
     }
     answers.sort();
@@ -494,7 +465,7 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
             .verify(&token.access_token, &["telemetry:write"], now())
             .unwrap();
     }
-    let _ = client.try_disconnect();
+    client.disconnect().await;
     broker.shutdown().await;
 }
 
