@@ -504,3 +504,61 @@ async fn a_device_over_its_rate_gets_an_mqtt_error_response() {
     device.disconnect().await;
     broker.shutdown().await;
 }
+
+/// Issue 11 (Medium 5): the broker's MQTT transport handles at most
+/// `[mqtt] max_handlers` requests at once; a flood beyond that is answered
+/// "temporarily unavailable" at once instead of piling up tasks, and the
+/// broker keeps serving afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_over_the_handler_cap_is_answered_temporarily_unavailable() {
+    use certbound_mqtt::client::{ClientOptions, Event, Message, MqttClient, QoS};
+
+    let s = setup().await;
+    certbound_e2e::edit_config(&s.dir, &[("max_handlers = 256", "max_handlers = 1")]).unwrap();
+    let broker = s.broker().await;
+    let addr = broker.mqtt_addr().unwrap();
+    let settings = s.settings("sensor-1", addr);
+    let tls = certbound_mqtt::client_tls::client_tls_config(
+        &settings.ca_pem,
+        &settings.cert_pem,
+        &settings.key_pem,
+    )
+    .unwrap();
+    let options = ClientOptions::new("sensor-1", settings.host.clone(), settings.port)
+        .tls(tls)
+        .subscribe("cb/v1/sensor-1/token/res", QoS::AtLeastOnce);
+    let (device, mut answers) = MqttClient::connect(options).await.unwrap();
+    let identity = s.identity("sensor-1");
+    const N: usize = 200;
+    let mut deliveries = Vec::new();
+    for i in 0..N {
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let body = build_token_request(&identity, &params(), now(), nonce).unwrap();
+        let request = Message::new("cb/v1/sensor-1/token/req", body, QoS::AtLeastOnce);
+        deliveries.push(device.publish(request).await.unwrap());
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    // Every request gets an answer: a token, or "temporarily unavailable".
+    let (mut tokens, mut unavailable) = (0, 0);
+    while tokens + unavailable < N {
+        let event = tokio::time::timeout(Duration::from_secs(60), answers.recv())
+            .await
+            .expect("every request is answered")
+            .expect("connected");
+        let Event::Message(m) = event else { continue };
+        match decode_token_response(certbound_coap::ResponseType::Created, Some(19), &m.payload) {
+            Ok(_) => tokens += 1,
+            Err(e) if e.to_string().contains("temporarily unavailable") => unavailable += 1,
+            Err(e) => panic!("unexpected answer: {e}"),
+        }
+    }
+    assert!(unavailable >= 1, "no request was shed ({tokens} tokens)");
+    assert!(tokens >= 1, "nothing was served");
+    device.disconnect().await;
+    // The broker still serves a legitimate request afterwards.
+    get_token_and_verify(&s, addr, "sensor-2").await;
+    broker.shutdown().await;
+}
