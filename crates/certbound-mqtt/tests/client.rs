@@ -284,8 +284,8 @@ async fn mosquitto_tls_311_and_5_with_response_topic_correlation_data_and_shared
         let deadline = tokio::time::Instant::now() + GUARD;
         while seen.len() < 10 {
             let m = tokio::select! {
-                Some(Event::Message(m)) = a.recv() => m,
-                Some(Event::Message(m)) = b.recv() => m,
+                m = next_message(&mut a) => m,
+                m = next_message(&mut b) => m,
                 () = tokio::time::sleep_until(deadline) => panic!("{protocol:?}: got {seen:?}"),
             };
             if protocol == Protocol::V5 {
@@ -316,11 +316,11 @@ async fn mosquitto_refuses_a_certificate_of_a_foreign_ca_with_a_clean_error() {
     let Some(mq) = mosquitto(&pki) else {
         return require("mosquitto (Debian package mosquitto)");
     };
-    let foreign = Pki::new();
+    let foreign = Pki::new().device("sensor-1");
     let tls = certbound_mqtt::client_tls::client_tls_config(
         &pki.chain_pem,
-        &foreign.device("sensor-1").chain_pem,
-        &foreign.device("sensor-1").key_pkcs8_pem,
+        &foreign.chain_pem,
+        &foreign.key_pkcs8_pem,
     )
     .expect("tls");
     let opts = ClientOptions::new("sensor-1", "localhost", mq.port).tls(tls);
