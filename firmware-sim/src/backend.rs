@@ -16,7 +16,9 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use certbound_coap::{Handler, Method, Request, Response, ResponseType};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_proto::cbor::Limits;
+use certbound_proto::schedule::Backoff;
 use certbound_proto::telemetry::UnverifiedTelemetry;
 use certbound_proto::token::UnverifiedToken;
 use certbound_proto::topics::{self, TopicKind};
@@ -24,8 +26,6 @@ use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, TlsServer
 use certbound_verify::status::StatusCacheConfig;
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 use http::StatusCode;
-use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
-use certbound_proto::schedule::Backoff;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -12,8 +12,8 @@ use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{ServeOptions, start};
 use certbound_e2e::mosquitto::{Mosquitto, skip_or_fail};
-use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
+use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 
 const ISSUER: &str = "https://auth.example.com";
 const API: &str = "https://telemetry.example.com";

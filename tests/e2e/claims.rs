@@ -321,7 +321,11 @@ async fn claims_enroll_over_mqtt_and_stay_in_their_topics() -> anyhow::Result<()
     };
     let body = sign_request(&request, &CertRef::X5Chain(c.chain.clone()), &c.signer)?;
     client
-        .publish(Message::new(format!("cb/claims/{cn}/req"), body, QoS::AtLeastOnce))
+        .publish(Message::new(
+            format!("cb/claims/{cn}/req"),
+            body,
+            QoS::AtLeastOnce,
+        ))
         .await?;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
         .await?

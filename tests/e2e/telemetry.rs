@@ -11,10 +11,10 @@ use certbound_agent::{DeviceIdentity, TokenRequestParams};
 use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_proto::telemetry::{TelemetryPayload, seal};
 use certbound_proto::topics::TopicKind;
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
-use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use tokio::sync::mpsc;
 
 const ISSUER: &str = "https://auth.example.com";
@@ -129,16 +129,20 @@ impl World {
         let options = ClientOptions::new("ingest", s.host, s.port)
             .tls(tls)
             .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce);
-        let (client, mut events) = tokio::time::timeout(Duration::from_secs(10), MqttClient::connect(options))
-            .await
-            .unwrap()
-            .unwrap();
+        let (client, mut events) =
+            tokio::time::timeout(Duration::from_secs(10), MqttClient::connect(options))
+                .await
+                .unwrap()
+                .unwrap();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let _client = client;
             while let Some(event) = events.recv().await {
                 if let Event::Message(p) = event
-                    && tx.send((p.topic.clone(), p.payload.to_vec())).await.is_err()
+                    && tx
+                        .send((p.topic.clone(), p.payload.to_vec()))
+                        .await
+                        .is_err()
                 {
                     return;
                 }

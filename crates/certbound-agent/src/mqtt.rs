@@ -178,9 +178,12 @@ impl MqttDevice {
                 .subscribe(response_topic.clone(), QoS::AtLeastOnce)
                 .subscribe(cert_topic.clone(), QoS::AtLeastOnce)
                 .reconnect(options.reconnect);
-        let (client, events) = MqttClient::connect(client_options)
-            .await
-            .map_err(|e| AgentError::Mqtt(format!("connecting to {}:{}: {e}", settings.host, settings.port)))?;
+        let (client, events) = MqttClient::connect(client_options).await.map_err(|e| {
+            AgentError::Mqtt(format!(
+                "connecting to {}:{}: {e}",
+                settings.host, settings.port
+            ))
+        })?;
 
         let (tx, rx) = mpsc::channel(16);
         let (cert_tx, cert_rx) = mpsc::channel(4);

@@ -41,9 +41,7 @@ pub enum MqttError {
     )]
     ConnectionRefused(String),
     /// The server refused one or more SUBSCRIBE filters.
-    #[error(
-        "the MQTT server refused the subscription to {0}; check its ACL for this identity"
-    )]
+    #[error("the MQTT server refused the subscription to {0}; check its ACL for this identity")]
     SubscribeRefused(String),
     /// The server broke the protocol (or sent what certbound never asks for).
     #[error("MQTT protocol error: {0}")]

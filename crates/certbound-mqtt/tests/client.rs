@@ -71,7 +71,9 @@ async fn qos1_publishes_arrive_in_order_and_the_subscriber_reconnects_and_resubs
             max_ms: 200,
             floor_ms: 20,
         });
-    let (_service, mut inbox) = MqttClient::connect(service).await.expect("service connects");
+    let (_service, mut inbox) = MqttClient::connect(service)
+        .await
+        .expect("service connects");
     assert_eq!(next_connected(&mut inbox).await, 1);
     let (device, _) = MqttClient::connect(options(
         &pki.chain_pem,
@@ -96,7 +98,10 @@ async fn qos1_publishes_arrive_in_order_and_the_subscriber_reconnects_and_resubs
     }
     for i in 0..150 {
         let m = next_message(&mut inbox).await;
-        assert_eq!((m.topic.as_str(), &m.payload[..]), (TELEMETRY, format!("{i}").as_bytes()));
+        assert_eq!(
+            (m.topic.as_str(), &m.payload[..]),
+            (TELEMETRY, format!("{i}").as_bytes())
+        );
     }
 
     // The server drops the service: it reconnects, subscribes again, and
@@ -152,21 +157,33 @@ async fn a_publish_the_server_refuses_fails_its_delivery_when_the_connection_clo
     .expect("device connects");
     // MQTT 3.1.1 has no negative PUBACK: the server closes the connection.
     let delivery = device
-        .publish(Message::new("cb/v1/sensor-2/telemetry", "forged", QoS::AtLeastOnce))
+        .publish(Message::new(
+            "cb/v1/sensor-2/telemetry",
+            "forged",
+            QoS::AtLeastOnce,
+        ))
         .await
         .expect("queued");
     let outcome = tokio::time::timeout(GUARD, delivery.wait())
         .await
         .expect("an outcome in time");
-    assert!(matches!(outcome, Err(MqttError::ConnectionLost(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(MqttError::ConnectionLost(_))),
+        "{outcome:?}"
+    );
     // No reconnect configured: the events end after the disconnection.
     let mut saw_disconnect = false;
-    while let Some(e) = tokio::time::timeout(GUARD, events.recv()).await.expect("events end") {
+    while let Some(e) = tokio::time::timeout(GUARD, events.recv())
+        .await
+        .expect("events end")
+    {
         saw_disconnect |= matches!(e, Event::Disconnected { .. });
     }
     assert!(saw_disconnect);
     assert!(matches!(
-        device.publish(Message::new(TELEMETRY, "x", QoS::AtMostOnce)).await,
+        device
+            .publish(Message::new(TELEMETRY, "x", QoS::AtMostOnce))
+            .await,
         Err(MqttError::Closed)
     ));
     server.shutdown().await;
@@ -263,22 +280,32 @@ async fn mosquitto_tls_311_and_5_with_response_topic_correlation_data_and_shared
     for protocol in [Protocol::V311, Protocol::V5] {
         // Two members of a shared group split the requests, each delivered once.
         let member = |n: u32| {
-            options(&pki.chain_pem, &pki.service("broker"), &format!("broker-{n}"), mq.port)
-                .protocol(protocol)
-                .subscribe("$share/certbound/cb/v1/+/token/req", QoS::AtLeastOnce)
+            options(
+                &pki.chain_pem,
+                &pki.service("broker"),
+                &format!("broker-{n}"),
+                mq.port,
+            )
+            .protocol(protocol)
+            .subscribe("$share/certbound/cb/v1/+/token/req", QoS::AtLeastOnce)
         };
         let (_a, mut a) = MqttClient::connect(member(1)).await.expect("member 1");
         let (_b, mut b) = MqttClient::connect(member(2)).await.expect("member 2");
-        let device_opts =
-            options(&pki.chain_pem, &pki.device("sensor-1"), "sensor-1", mq.port)
-                .protocol(protocol)
-                .subscribe("cb/v1/sensor-1/token/res/#", QoS::AtLeastOnce);
+        let device_opts = options(&pki.chain_pem, &pki.device("sensor-1"), "sensor-1", mq.port)
+            .protocol(protocol)
+            .subscribe("cb/v1/sensor-1/token/res/#", QoS::AtLeastOnce);
         let (device, mut answers) = MqttClient::connect(device_opts).await.expect("device");
         for i in 0..10u8 {
             let m = Message::new("cb/v1/sensor-1/token/req", vec![i], QoS::AtLeastOnce)
                 .with_response_topic("cb/v1/sensor-1/token/res/job")
                 .with_correlation_data(vec![i; 4]);
-            device.publish(m).await.expect("queued").wait().await.expect("PUBACK");
+            device
+                .publish(m)
+                .await
+                .expect("queued")
+                .wait()
+                .await
+                .expect("PUBACK");
         }
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + GUARD;
@@ -289,7 +316,10 @@ async fn mosquitto_tls_311_and_5_with_response_topic_correlation_data_and_shared
                 () = tokio::time::sleep_until(deadline) => panic!("{protocol:?}: got {seen:?}"),
             };
             if protocol == Protocol::V5 {
-                assert_eq!(m.response_topic.as_deref(), Some("cb/v1/sensor-1/token/res/job"));
+                assert_eq!(
+                    m.response_topic.as_deref(),
+                    Some("cb/v1/sensor-1/token/res/job")
+                );
                 assert_eq!(m.correlation_data.as_deref(), Some(&[m.payload[0]; 4][..]));
             } else {
                 assert_eq!(m.response_topic, None, "3.1.1 has no properties");
@@ -297,11 +327,20 @@ async fn mosquitto_tls_311_and_5_with_response_topic_correlation_data_and_shared
             seen.push(m.payload[0]);
         }
         seen.sort_unstable();
-        assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "{protocol:?}: each once");
+        assert_eq!(
+            seen,
+            (0..10).collect::<Vec<u8>>(),
+            "{protocol:?}: each once"
+        );
         // An answer with correlation data comes back to the device.
         let reply = Message::new("cb/v1/sensor-1/token/res/job", "answer", QoS::AtLeastOnce)
             .with_correlation_data(&b"corr"[..]);
-        _a.publish(reply).await.expect("queued").wait().await.expect("PUBACK");
+        _a.publish(reply)
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("PUBACK");
         let got = next_message(&mut answers).await;
         assert_eq!(&got.payload[..], b"answer");
         let expected: Option<&[u8]> = (protocol == Protocol::V5).then_some(b"corr");
@@ -369,8 +408,13 @@ async fn a_paho_mqtt_device_talks_to_the_embedded_server() {
     let pki = Pki::new();
     let server: MqttServer = pki.start().await;
     let port = server.local_addr().port();
-    let service = options(&pki.chain_pem, &pki.service("certbound-broker"), "broker", port)
-        .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce);
+    let service = options(
+        &pki.chain_pem,
+        &pki.service("certbound-broker"),
+        "broker",
+        port,
+    )
+    .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce);
     let (service, mut inbox) = MqttClient::connect(service).await.expect("service");
     let bundle = pki.device("paho-1");
     let dir = pki.tmp.path();
@@ -385,7 +429,11 @@ async fn a_paho_mqtt_device_talks_to_the_embedded_server() {
     let mut child = Command::new(python)
         .arg(script)
         .args(["localhost", &port.to_string()])
-        .args([dir.join("paho-ca.pem"), dir.join("paho-1.pem"), dir.join("paho-1.key")])
+        .args([
+            dir.join("paho-ca.pem"),
+            dir.join("paho-1.pem"),
+            dir.join("paho-1.key"),
+        ])
         .arg("paho-1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -394,7 +442,10 @@ async fn a_paho_mqtt_device_talks_to_the_embedded_server() {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let v = serde_json::from_str(&line).unwrap_or(serde_json::json!({ "raw": line }));
             if tx.send(v).is_err() {
                 return;
@@ -414,9 +465,16 @@ async fn a_paho_mqtt_device_talks_to_the_embedded_server() {
     assert_eq!(foreign["codes"], serde_json::json!([128]), "{foreign}");
     assert_eq!(next().await["event"], "published", "PUBACK reached paho");
     let m = next_message(&mut inbox).await;
-    assert_eq!((m.topic.as_str(), &m.payload[..]), ("cb/v1/paho-1/telemetry", &b"hello from paho"[..]));
+    assert_eq!(
+        (m.topic.as_str(), &m.payload[..]),
+        ("cb/v1/paho-1/telemetry", &b"hello from paho"[..])
+    );
     service
-        .publish(Message::new("cb/v1/paho-1/token/res", "hello paho", QoS::AtLeastOnce))
+        .publish(Message::new(
+            "cb/v1/paho-1/token/res",
+            "hello paho",
+            QoS::AtLeastOnce,
+        ))
         .await
         .expect("queued")
         .wait()

@@ -6,9 +6,9 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use certbound_mqtt::client::QoS;
 use certbound_mqtt::{CertboundAcl, Identity, MqttError, MqttServer};
 use common::{GUARD, Pki, client_tls, connect, connect_with, eventually};
-use certbound_mqtt::client::QoS;
 use rumqttc::SubscribeReasonCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -12,11 +12,11 @@ use certbound_agent::{AgentConfig, AgentStatus, Clock, RunningAgent, SystemClock
 use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_verify::{
     KeySet, Limits, TelemetryPayload, TokenVerifier, UnverifiedTelemetry, VerifiedToken,
     VerifierConfig,
 };
-use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use tokio::sync::{mpsc, watch};
 
 pub use super::gate::Gate;

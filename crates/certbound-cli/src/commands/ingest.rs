@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use certbound_broker::config::{Config, DataDir, MqttMode, parse_mqtt_url};
-use certbound_proto::topics::{self, TopicKind};
-use certbound_verify::{TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_proto::schedule::Backoff;
+use certbound_proto::topics::{self, TopicKind};
+use certbound_verify::{TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 
 use super::admin::key_set;
 use crate::cli::IngestArgs;

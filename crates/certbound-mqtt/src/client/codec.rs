@@ -156,12 +156,12 @@ fn from_v5(packet: v5::Packet) -> Result<Incoming, MqttError> {
             let props = ack.properties.as_ref();
             let reason_string = props.and_then(|p| p.reason_string.clone());
             Incoming::ConnAck {
-                refused: (ack.code != v5::ConnectReturnCode::Success).then(|| {
-                    match reason_string {
+                refused: (ack.code != v5::ConnectReturnCode::Success).then(
+                    || match reason_string {
                         Some(why) => format!("{:?}: {why}", ack.code),
                         None => format!("{:?}", ack.code),
-                    }
-                }),
+                    },
+                ),
                 receive_max: props.and_then(|p| p.receive_max),
                 max_packet: props.and_then(|p| p.max_packet_size),
             }
@@ -203,12 +203,8 @@ fn from_v5(packet: v5::Packet) -> Result<Incoming, MqttError> {
                 .into_iter()
                 .map(|c| match c {
                     v5::SubscribeReasonCode::Success(m5::QoS::AtMostOnce) => Ok(QoS::AtMostOnce),
-                    v5::SubscribeReasonCode::Success(m5::QoS::AtLeastOnce) => {
-                        Ok(QoS::AtLeastOnce)
-                    }
-                    v5::SubscribeReasonCode::Success(m5::QoS::ExactlyOnce) => {
-                        Ok(QoS::ExactlyOnce)
-                    }
+                    v5::SubscribeReasonCode::Success(m5::QoS::AtLeastOnce) => Ok(QoS::AtLeastOnce),
+                    v5::SubscribeReasonCode::Success(m5::QoS::ExactlyOnce) => Ok(QoS::ExactlyOnce),
                     other => Err(format!("{other:?}")),
                 })
                 .collect(),
@@ -303,7 +299,11 @@ pub(crate) fn encode_publish(
                 message.payload.clone(),
             );
             p.retain = message.retain;
-            p.pkid = if message.qos == QoS::AtMostOnce { 0 } else { pkid };
+            p.pkid = if message.qos == QoS::AtMostOnce {
+                0
+            } else {
+                pkid
+            };
             let packet = v4::Packet::Publish(p);
             if packet.size() > max_packet {
                 return Err(too_large(packet.size()));
@@ -325,7 +325,11 @@ pub(crate) fn encode_publish(
                 properties,
             );
             p.retain = message.retain;
-            p.pkid = if message.qos == QoS::AtMostOnce { 0 } else { pkid };
+            p.pkid = if message.qos == QoS::AtMostOnce {
+                0
+            } else {
+                pkid
+            };
             let packet = v5::Packet::Publish(p);
             if packet.size() > max_packet {
                 return Err(too_large(packet.size()));

@@ -82,7 +82,10 @@ type SubAckCodes = Vec<Result<QoS, String>>;
 
 enum Command {
     Publish(Message, oneshot::Sender<Result<(), MqttError>>),
-    Subscribe(Vec<(String, QoS)>, oneshot::Sender<Result<SubAckCodes, MqttError>>),
+    Subscribe(
+        Vec<(String, QoS)>,
+        oneshot::Sender<Result<SubAckCodes, MqttError>>,
+    ),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,16 +266,22 @@ struct Conn {
     early: VecDeque<Message>,
 }
 
-async fn establish(options: &ClientOptions, subscriptions: &[(String, QoS)]) -> Result<Conn, MqttError> {
+async fn establish(
+    options: &ClientOptions,
+    subscriptions: &[(String, QoS)],
+) -> Result<Conn, MqttError> {
     let server = format!("{}:{}", options.host, options.port);
-    tokio::time::timeout(options.connect_timeout, establish_inner(options, subscriptions))
-        .await
-        .map_err(|_| {
-            MqttError::Timeout(format!(
-                "no connection to the MQTT server {server} within {:?}",
-                options.connect_timeout
-            ))
-        })?
+    tokio::time::timeout(
+        options.connect_timeout,
+        establish_inner(options, subscriptions),
+    )
+    .await
+    .map_err(|_| {
+        MqttError::Timeout(format!(
+            "no connection to the MQTT server {server} within {:?}",
+            options.connect_timeout
+        ))
+    })?
 }
 
 async fn establish_inner(
@@ -333,7 +342,9 @@ async fn establish_inner(
                     let refused: Vec<String> = subscriptions
                         .iter()
                         .zip(codes.iter())
-                        .filter_map(|((f, _), c)| c.as_ref().err().map(|why| format!("{f} ({why})")))
+                        .filter_map(|((f, _), c)| {
+                            c.as_ref().err().map(|why| format!("{f} ({why})"))
+                        })
                         .collect();
                     if !refused.is_empty() || codes.len() != subscriptions.len() {
                         return Err(MqttError::SubscribeRefused(refused.join(", ")));
@@ -515,7 +526,10 @@ async fn run_connection(d: &mut Driver, mut conn: Conn) -> End {
         if let Err(e) = conn.flush().await {
             break End::Lost(e);
         }
-        let deadline = conn.state.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = conn
+            .state
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
         let can_take = conn.state.can_publish();
         tokio::select! {
             how = stopped(&mut d.stop) => {

@@ -157,12 +157,12 @@ impl ClientState {
         }
         self.read.extend_from_slice(data);
         loop {
-            let packet = match codec::read(self.config.protocol, &mut self.read, self.config.max_packet)
-            {
-                Ok(Some(p)) => p,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(self.close(e)),
-            };
+            let packet =
+                match codec::read(self.config.protocol, &mut self.read, self.config.max_packet) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(self.close(e)),
+                };
             if let Err(e) = self.on_packet(packet, now) {
                 return Err(self.close(e));
             }
@@ -193,9 +193,7 @@ impl ClientState {
                 self.max_inflight = self.max_inflight.min(usize::from(max.max(1)));
             }
             if let Some(max) = max_packet {
-                self.max_out = self
-                    .max_out
-                    .min(usize::try_from(max).unwrap_or(usize::MAX));
+                self.max_out = self.max_out.min(usize::try_from(max).unwrap_or(usize::MAX));
             }
             self.phase = Phase::Connected;
             self.events.push_back(StateEvent::Connected);
@@ -268,7 +266,12 @@ impl ClientState {
         Ok(())
     }
 
-    fn send_publish(&mut self, message: Message, token: Token, now: Instant) -> Result<(), MqttError> {
+    fn send_publish(
+        &mut self,
+        message: Message,
+        token: Token,
+        now: Instant,
+    ) -> Result<(), MqttError> {
         let pkid = if message.qos == QoS::AtMostOnce {
             0
         } else {
@@ -304,7 +307,12 @@ impl ClientState {
     ///
     /// # Errors
     /// [`MqttError::Publish`] for QoS 2 or an invalid topic.
-    pub fn publish(&mut self, message: Message, token: Token, now: Instant) -> Result<(), MqttError> {
+    pub fn publish(
+        &mut self,
+        message: Message,
+        token: Token,
+        now: Instant,
+    ) -> Result<(), MqttError> {
         if message.qos == QoS::ExactlyOnce {
             return Err(MqttError::Publish("QoS 2 is not supported".into()));
         }

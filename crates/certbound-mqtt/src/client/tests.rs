@@ -100,7 +100,11 @@ fn publishes_wait_for_connack_and_for_room_in_flight_and_acks_resolve_in_any_ord
     let mut s = ClientState::new(config(Protocol::V311), t0).unwrap();
     let _ = s.take_transmit();
     for token in 1..=3 {
-        let m = Message::new("cb/v1/sensor-1/telemetry", vec![token as u8], QoS::AtLeastOnce);
+        let m = Message::new(
+            "cb/v1/sensor-1/telemetry",
+            vec![token as u8],
+            QoS::AtLeastOnce,
+        );
         s.publish(m, token, t0).unwrap();
     }
     assert!(s.take_transmit().is_none(), "nothing before CONNACK");
@@ -142,7 +146,10 @@ fn publishes_wait_for_connack_and_for_room_in_flight_and_acks_resolve_in_any_ord
 #[test]
 fn a_puback_for_nothing_in_flight_is_a_protocol_error() {
     let mut s = connected_v4(Instant::now());
-    let r = s.handle_input(&v4_bytes(v4::Packet::PubAck(v4::PubAck::new(7))), Instant::now());
+    let r = s.handle_input(
+        &v4_bytes(v4::Packet::PubAck(v4::PubAck::new(7))),
+        Instant::now(),
+    );
     assert!(matches!(r, Err(MqttError::Protocol(_))), "{r:?}");
 }
 
@@ -150,10 +157,18 @@ fn a_puback_for_nothing_in_flight_is_a_protocol_error() {
 fn an_incoming_qos1_message_is_an_event_before_its_puback() {
     let t0 = Instant::now();
     let mut s = connected_v4(t0);
-    let mut p = v4::Publish::new("cb/v1/sensor-1/token/res", QoS::AtLeastOnce, b"ans".to_vec());
+    let mut p = v4::Publish::new(
+        "cb/v1/sensor-1/token/res",
+        QoS::AtLeastOnce,
+        b"ans".to_vec(),
+    );
     p.pkid = 42;
     let mut two = v4_bytes(v4::Packet::Publish(p));
-    let q0 = v4::Publish::new("cb/v1/sensor-1/token/res", QoS::AtMostOnce, b"second".to_vec());
+    let q0 = v4::Publish::new(
+        "cb/v1/sensor-1/token/res",
+        QoS::AtMostOnce,
+        b"second".to_vec(),
+    );
     two.extend(v4_bytes(v4::Packet::Publish(q0)));
     // Split in the middle of a packet: nothing is lost.
     s.handle_input(&two[..5], t0).unwrap();
@@ -184,7 +199,10 @@ fn keep_alive_sends_pingreq_and_a_missing_pingresp_ends_the_connection() {
     assert_eq!(sent_v4(&mut s), vec![v4::Packet::PingReq]);
     // No answer this time.
     let r = s.handle_timeout(t2 + Duration::from_secs(30));
-    assert!(matches!(r, Err(MqttError::Timeout(ref m)) if m.contains("PINGRESP")), "{r:?}");
+    assert!(
+        matches!(r, Err(MqttError::Timeout(ref m)) if m.contains("PINGRESP")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -192,7 +210,10 @@ fn subscribe_reports_granted_and_refused_filters() {
     let t0 = Instant::now();
     let mut s = connected_v4(t0);
     let filters = vec![
-        ("$share/certbound/cb/v1/+/token/req".to_string(), QoS::AtLeastOnce),
+        (
+            "$share/certbound/cb/v1/+/token/req".to_string(),
+            QoS::AtLeastOnce,
+        ),
         ("cb/v1/other/#".to_string(), QoS::AtLeastOnce),
     ];
     s.subscribe(&filters, 9, t0).unwrap();
@@ -210,7 +231,8 @@ fn subscribe_reports_granted_and_refused_filters() {
             v4::SubscribeReasonCode::Failure,
         ],
     );
-    s.handle_input(&v4_bytes(v4::Packet::SubAck(ack)), t0).unwrap();
+    s.handle_input(&v4_bytes(v4::Packet::SubAck(ack)), t0)
+        .unwrap();
     match &events(&mut s)[..] {
         [StateEvent::Subscribed(9, codes)] => {
             assert_eq!(codes[0], Ok(QoS::AtLeastOnce));
@@ -247,8 +269,12 @@ fn garbage_and_qos2_are_protocol_errors_not_panics() {
 fn an_oversized_publish_fails_alone() {
     let t0 = Instant::now();
     let mut s = connected_v4(t0);
-    s.publish(Message::new("a", vec![0u8; 70_000], QoS::AtLeastOnce), 1, t0)
-        .unwrap();
+    s.publish(
+        Message::new("a", vec![0u8; 70_000], QoS::AtLeastOnce),
+        1,
+        t0,
+    )
+    .unwrap();
     s.publish(Message::new("a", "small", QoS::AtMostOnce), 2, t0)
         .unwrap();
     let got = events(&mut s);
@@ -289,7 +315,8 @@ fn connected_v5(t0: Instant) -> ClientState {
             authentication_data: None,
         }),
     };
-    s.handle_input(&v5_bytes(v5::Packet::ConnAck(ack)), t0).unwrap();
+    s.handle_input(&v5_bytes(v5::Packet::ConnAck(ack)), t0)
+        .unwrap();
     assert_eq!(events(&mut s), vec![StateEvent::Connected]);
     s
 }
@@ -303,14 +330,21 @@ fn mqtt5_carries_response_topic_and_correlation_data_both_ways() {
         .with_correlation_data(Bytes::from_static(b"corr-1"));
     s.publish(m, 1, t0).unwrap();
     // The server's Receive Maximum (1) holds the second back.
-    s.publish(Message::new("cb/v1/sensor-1/x", "2", QoS::AtLeastOnce), 2, t0)
-        .unwrap();
+    s.publish(
+        Message::new("cb/v1/sensor-1/x", "2", QoS::AtLeastOnce),
+        2,
+        t0,
+    )
+    .unwrap();
     let mut out = BytesMut::from(&s.take_transmit().unwrap()[..]);
     let pkid = match v5::Packet::read(&mut out, None).unwrap() {
         v5::Packet::Publish(p) => {
             let props = p.properties.unwrap();
             assert_eq!(props.correlation_data.as_deref(), Some(&b"corr-1"[..]));
-            assert_eq!(props.response_topic.as_deref(), Some("cb/v1/sensor-1/token/res/a"));
+            assert_eq!(
+                props.response_topic.as_deref(),
+                Some("cb/v1/sensor-1/token/res/a")
+            );
             p.pkid
         }
         other => panic!("{other:?}"),
@@ -319,8 +353,11 @@ fn mqtt5_carries_response_topic_and_correlation_data_both_ways() {
     // A refused PUBACK fails that publish only; the next goes out.
     let mut ack = v5::PubAck::new(pkid, None);
     ack.reason = v5::PubAckReason::NotAuthorized;
-    s.handle_input(&v5_bytes(v5::Packet::PubAck(ack)), t0).unwrap();
-    assert!(matches!(&events(&mut s)[..], [StateEvent::PublishRefused(1, why)] if why.contains("NotAuthorized")));
+    s.handle_input(&v5_bytes(v5::Packet::PubAck(ack)), t0)
+        .unwrap();
+    assert!(
+        matches!(&events(&mut s)[..], [StateEvent::PublishRefused(1, why)] if why.contains("NotAuthorized"))
+    );
     assert!(s.take_transmit().is_some());
 
     let incoming = v5::Publish::new(
@@ -332,7 +369,8 @@ fn mqtt5_carries_response_topic_and_correlation_data_both_ways() {
             ..v5::PublishProperties::default()
         }),
     );
-    s.handle_input(&v5_bytes(v5::Packet::Publish(incoming)), t0).unwrap();
+    s.handle_input(&v5_bytes(v5::Packet::Publish(incoming)), t0)
+        .unwrap();
     match &events(&mut s)[..] {
         [StateEvent::Message(m)] => {
             assert_eq!(m.correlation_data.as_deref(), Some(&b"corr-1"[..]));
@@ -347,15 +385,26 @@ fn mqtt5_disconnect_without_reason_code_ends_the_connection_cleanly() {
     let mut s = connected_v5(t0);
     // 0xE0 0x00: DISCONNECT, normal (rumqttc's reader alone refuses this).
     let r = s.handle_input(&[0xE0, 0x00], t0);
-    assert!(matches!(r, Err(MqttError::ConnectionLost(ref m)) if m.contains("DISCONNECT")), "{r:?}");
+    assert!(
+        matches!(r, Err(MqttError::ConnectionLost(ref m)) if m.contains("DISCONNECT")),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn mqtt5_invalid_utf8_topic_is_refused() {
     let t0 = Instant::now();
     let mut s = connected_v5(t0);
-    let mut p = v5::Publish::new("cb/v1/x", m5::QoS::AtMostOnce, Bytes::from_static(b"x"), None);
+    let mut p = v5::Publish::new(
+        "cb/v1/x",
+        m5::QoS::AtMostOnce,
+        Bytes::from_static(b"x"),
+        None,
+    );
     p.topic = Bytes::from_static(b"cb/\xff\xfe");
     let r = s.handle_input(&v5_bytes(v5::Packet::Publish(p)), t0);
-    assert!(matches!(r, Err(MqttError::Protocol(ref m)) if m.contains("UTF-8")), "{r:?}");
+    assert!(
+        matches!(r, Err(MqttError::Protocol(ref m)) if m.contains("UTF-8")),
+        "{r:?}"
+    );
 }
