@@ -179,7 +179,7 @@ async fn run(
 fn reply_to(request: &Message) -> Option<(String, TopicKind, Message)> {
     let (device, kind) = topics::parse(&request.topic)?;
     let reply = topics::reply_topic(device, kind, request.response_topic.as_deref())?;
-    let mut template = Message::new(reply.clone(), Vec::new(), QoS::AtLeastOnce);
+    let mut template = Message::new(reply, Vec::new(), QoS::AtLeastOnce);
     template.correlation_data = request.correlation_data.clone();
     Some((device.to_string(), kind, template))
 }

@@ -60,7 +60,7 @@ impl Delivery {
     /// connection was lost first (the message may or may not have arrived)
     /// or the server refused it (MQTT 5).
     pub async fn wait(self) -> Result<(), MqttError> {
-        self.rx.await.unwrap_or_else(|_| Err(MqttError::Closed))
+        self.rx.await.unwrap_or(Err(MqttError::Closed))
     }
 
     /// The outcome if already known.
