@@ -490,3 +490,32 @@ async fn a_paho_mqtt_device_talks_to_the_embedded_server() {
     assert!(status.success());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn keep_alive_pings_hold_an_idle_connection_open() {
+    // The server closes a connection silent for 1.5 x keep-alive; the
+    // client's PINGREQs must keep this idle one open.
+    let pki = Pki::new();
+    let server = pki.start().await;
+    let opts = options(
+        &pki.chain_pem,
+        &pki.device("sensor-1"),
+        "sensor-1",
+        server.local_addr().port(),
+    )
+    .keep_alive(Duration::from_secs(1));
+    let (device, mut events) = MqttClient::connect(opts).await.expect("connects");
+    assert_eq!(next_connected(&mut events).await, 1);
+    // Idle for several keep-alive intervals: what is under test is time passing.
+    let idle = tokio::time::timeout(Duration::from_secs(4), events.recv()).await;
+    assert!(idle.is_err(), "the idle connection ended: {idle:?}");
+    device
+        .publish(Message::new(TELEMETRY, "still here", QoS::AtLeastOnce))
+        .await
+        .expect("queued")
+        .wait()
+        .await
+        .expect("acknowledged on the same connection");
+    assert!(device.is_connected());
+    server.shutdown().await;
+}
