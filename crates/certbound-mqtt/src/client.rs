@@ -49,6 +49,7 @@
 //! ```
 
 mod codec;
+mod connect;
 mod shell;
 mod state;
 #[cfg(test)]
