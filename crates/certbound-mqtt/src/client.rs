@@ -10,7 +10,8 @@
 //!   configured, sends CONNECT (clean session, keep-alive), waits for CONNACK
 //!   and subscribes the [`ClientOptions::subscriptions`] (including
 //!   `$share/{group}/...`); a refused CONNACK or SUBSCRIBE is an error
-//!   ([`MqttError::ConnectionRefused`], [`MqttError::SubscribeRefused`]).
+//!   ([`MqttError::ConnectionRefused`](crate::MqttError::ConnectionRefused),
+//!   [`MqttError::SubscribeRefused`](crate::MqttError::SubscribeRefused)).
 //! * [`MqttClient::publish`] sends QoS 0 or 1 (MQTT 5: with response topic
 //!   and correlation data); the returned [`Delivery`] resolves on PUBACK and
 //!   fails when the connection is lost first (clean sessions: nothing is
