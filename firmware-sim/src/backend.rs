@@ -16,12 +16,13 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use certbound_coap::{Handler, Method, Request, Response, ResponseType};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
+use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
 use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, TlsServer, VerifyConfig};
 use certbound_verify::status::StatusCacheConfig;
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 use http::StatusCode;
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS, Transport};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -297,36 +298,38 @@ pub fn spawn_mqtt_intake(
         &settings.key_pem,
     )
     .map_err(|e| SimError::Setup(format!("backend MQTT TLS: {e}")))?;
-    let mut options = MqttOptions::new(
+    let filter = format!("{}+/{}", topics::PREFIX, TopicKind::Telemetry.suffix());
+    // The client reconnects (50 ms doubling to 2 s) and subscribes again.
+    let options = ClientOptions::new(
         format!("firmware-sim-backend-{}", std::process::id()),
         settings.host.clone(),
         settings.port,
-    );
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(64 * 1024, 64 * 1024);
-    options.set_clean_session(true);
-    options.set_transport(Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(tls),
-    ));
-    let (client, mut eventloop) = AsyncClient::new(options, 4096);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
-    let filter = format!("{}+/{}", topics::PREFIX, TopicKind::Telemetry.suffix());
+    )
+    .tls(tls)
+    .queue(4096)
+    .subscribe(filter, QoS::AtLeastOnce)
+    .reconnect(Backoff {
+        base_ms: 50,
+        max_ms: 2_000,
+        floor_ms: 50,
+    });
     Ok(tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(50);
-                    if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
-                        tracing::warn!(error = %e, "backend: subscribing failed");
-                    }
+        // Until the first connection: retry (the broker may still be starting).
+        let (_client, mut events) = loop {
+            match MqttClient::connect(options.clone()).await {
+                Ok(connected) => break connected,
+                Err(e) => {
+                    tracing::debug!(error = %e, "backend: MQTT connection failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
+            }
+        };
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Connected { .. } => {
                     let _ = ready.send(true);
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+                Event::Message(p) => {
                     let backend = backend.clone();
                     tokio::spawn(async move {
                         match topics::parse(&p.topic) {
@@ -339,12 +342,9 @@ pub fn spawn_mqtt_intake(
                         }
                     });
                 }
-                Ok(_) => {}
-                Err(e) => {
+                Event::Disconnected { reason } => {
                     let _ = ready.send(false);
-                    tracing::debug!(error = %e, "backend: MQTT connection lost; reconnecting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tracing::debug!(%reason, "backend: MQTT connection lost; reconnecting");
                 }
             }
         }

@@ -12,8 +12,8 @@ use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{ServeOptions, start};
 use certbound_e2e::mosquitto::{Mosquitto, skip_or_fail};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 
 const ISSUER: &str = "https://auth.example.com";
 const API: &str = "https://telemetry.example.com";
@@ -63,25 +63,10 @@ async fn agent_telemetry_through_mosquitto_is_verified_by_the_backend() {
         &read(devices.join("ingest.key.pem")),
     )
     .unwrap();
-    let mut options = MqttOptions::new("ingest", "127.0.0.1", mosquitto.addr.port());
-    options.set_transport(Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(tls),
-    ));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Event::Incoming(Packet::ConnAck(_)) => client
-                .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce)
-                .await
-                .unwrap(),
-            Event::Incoming(Packet::SubAck(_)) => break,
-            _ => {}
-        }
-    }
+    let options = ClientOptions::new("ingest", "127.0.0.1", mosquitto.addr.port())
+        .tls(tls)
+        .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce);
+    let (client, mut events) = MqttClient::connect(options).await.unwrap();
 
     // The device agent, reading telemetry from a local UDP port.
     let agent_toml = tmp.path().join("agent.toml");
@@ -131,11 +116,11 @@ async fn agent_telemetry_through_mosquitto_is_verified_by_the_backend() {
     let verifier = TelemetryVerifier::new(TokenVerifier::new(keys, vc), TelemetryConfig::default());
     let mut seen = Vec::new();
     while seen.len() < N {
-        let event = tokio::time::timeout(Duration::from_secs(15), eventloop.poll())
+        let event = tokio::time::timeout(Duration::from_secs(15), events.recv())
             .await
             .expect("telemetry arrives")
-            .unwrap();
-        if let Event::Incoming(Packet::Publish(p)) = event {
+            .expect("the subscriber stays connected");
+        if let Event::Message(p) = event {
             let device = certbound_proto::topics::parse(&p.topic).map(|(d, _)| d);
             let msg = verifier
                 .verify(&p.payload, device, certbound_broker::clock::unix_now())
@@ -148,6 +133,6 @@ async fn agent_telemetry_through_mosquitto_is_verified_by_the_backend() {
     assert_eq!(seen, expected, "every reading, once, in order");
     assert_eq!(verifier.stats().accepted, N as u64);
     agent.shutdown().await.unwrap();
-    let _ = client.try_disconnect();
+    client.disconnect().await;
     broker.shutdown().await;
 }

@@ -244,10 +244,10 @@ async fn claim_mqtt(
     c: &ClaimCred,
     subscribe: &str,
 ) -> anyhow::Result<(
-    rumqttc::AsyncClient,
+    certbound_mqtt::client::MqttClient,
     tokio::sync::mpsc::Receiver<Result<(String, Vec<u8>), Vec<rumqttc::SubscribeReasonCode>>>,
 )> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+    use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
     let addr = fx.mqtt_addr().context("embedded MQTT server")?;
     let ca = std::fs::read_to_string(
         certbound_broker::config::DataDir::new(fx.path())
@@ -259,32 +259,23 @@ async fn claim_mqtt(
         &std::fs::read_to_string(&c.cert_file)?,
         &std::fs::read_to_string(&c.key_file)?,
     )?;
-    let mut options = MqttOptions::new(
+    let options = ClientOptions::new(
         format!("claim-{}", c.id),
         addr.ip().to_string(),
         addr.port(),
-    );
-    options.set_transport(Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(tls),
-    ));
-    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    )
+    .tls(tls);
+    let (client, mut events) = MqttClient::connect(options).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let sub = client.clone();
-    let filter = subscribe.to_string();
+    let code = match client.subscribe(subscribe, QoS::AtLeastOnce).await? {
+        Ok(q) => rumqttc::SubscribeReasonCode::Success(q),
+        Err(_) => rumqttc::SubscribeReasonCode::Failure,
+    };
+    tx.send(Err(vec![code])).await?;
     tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = sub.subscribe(filter.clone(), QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    let _ = tx.send(Err(ack.return_codes)).await;
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = tx.send(Ok((p.topic.clone(), p.payload.to_vec()))).await;
-                }
-                Ok(_) => {}
-                Err(_) => return,
+        while let Some(event) = events.recv().await {
+            if let Event::Message(p) = event {
+                let _ = tx.send(Ok((p.topic.clone(), p.payload.to_vec()))).await;
             }
         }
     });
@@ -293,7 +284,8 @@ async fn claim_mqtt(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_enroll_over_mqtt_and_stay_in_their_topics() -> anyhow::Result<()> {
-    use rumqttc::{QoS, SubscribeReasonCode};
+    use certbound_mqtt::client::{Message, QoS};
+    use rumqttc::SubscribeReasonCode;
     let fx = Fixture::new().await?;
     let c = claim(&fx, 2, None).await?;
     let cn = format!("claim-{}", c.id);
@@ -329,7 +321,11 @@ async fn claims_enroll_over_mqtt_and_stay_in_their_topics() -> anyhow::Result<()
     };
     let body = sign_request(&request, &CertRef::X5Chain(c.chain.clone()), &c.signer)?;
     client
-        .publish(format!("cb/claims/{cn}/req"), QoS::AtLeastOnce, false, body)
+        .publish(Message::new(
+            format!("cb/claims/{cn}/req"),
+            body,
+            QoS::AtLeastOnce,
+        ))
         .await?;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
         .await?

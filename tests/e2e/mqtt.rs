@@ -389,9 +389,7 @@ async fn revoking_a_device_drops_its_mqtt_session_and_refuses_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data() {
-    use rumqttc::v5::mqttbytes::QoS as QoS5;
-    use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, PublishProperties};
-    use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
+    use certbound_mqtt::client::{ClientOptions, Event, Message, MqttClient, Protocol, QoS};
 
     let s = setup().await;
     let Some(mosquitto) = Mosquitto::start(&s.dir) else {
@@ -408,7 +406,7 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
     // A 3.1.1 device still gets its answer on the fixed topic.
     get_token_and_verify(&s, mosquitto.addr, "sensor-2").await;
 
-    // An MQTT 5 device (rumqttc v5) with a response topic and correlation data.
+    // An MQTT 5 device (certbound's client) with a response topic and correlation data.
     let settings = s.settings("sensor-1", mosquitto.addr);
     let tls = certbound_mqtt::client_tls::client_tls_config(
         &settings.ca_pem,
@@ -416,69 +414,42 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
         &settings.key_pem,
     )
     .unwrap();
-    let mut options = Options5::new("sensor-1", settings.host.clone(), settings.port);
-    options.set_transport(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(tls),
-    ));
-    let (client, mut eventloop) = Client5::new(options, 16);
+    // "token/res/#" also matches "token/res" itself (MQTT 3.1.1 §4.7.1.2),
+    // so one subscription sees both kinds of answer exactly once.
+    let options = ClientOptions::new("sensor-1", settings.host.clone(), settings.port)
+        .tls(tls)
+        .protocol(Protocol::V5)
+        .subscribe("cb/v1/sensor-1/token/res/#", QoS::AtLeastOnce);
+    let (client, mut events) = MqttClient::connect(options).await.unwrap();
     let reply_topic = "cb/v1/sensor-1/token/res/job-7";
     let identity = s.identity("sensor-1");
+    // Send a request with a good response topic, and one naming another
+    // device's topic.
+    for (nonce, (topic, corr)) in [
+        (reply_topic, "corr-1"),
+        ("cb/v1/sensor-2/token/res", "corr-2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = build_token_request(&identity, &params(), now(), [nonce as u8 + 1; 16]).unwrap();
+        let request = Message::new("cb/v1/sensor-1/token/req", body, QoS::AtLeastOnce)
+            .with_response_topic(topic)
+            .with_correlation_data(corr.as_bytes().to_vec());
+        client.publish(request).await.unwrap().wait().await.unwrap();
+    }
     let mut answers = Vec::new();
-    let mut nonce = 1u8;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while answers.len() < 2 {
-        let event = tokio::time::timeout_at(deadline, eventloop.poll())
+        let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .expect("answers arrive")
-            .unwrap();
-        match event {
-            Event5::Incoming(Packet5::ConnAck(_)) => {
-                // "token/res/#" also matches "token/res" itself (MQTT 3.1.1 §4.7.1.2),
-                // so one subscription sees both kinds of answer exactly once.
-                client
-                    .subscribe("cb/v1/sensor-1/token/res/#", QoS5::AtLeastOnce)
-                    .await
-                    .unwrap();
-            }
-            Event5::Incoming(Packet5::SubAck(_)) => {
-                // Send a request with a good response topic, and one naming
-                // another device's topic.
-                for (topic, corr) in [
-                    (reply_topic, "corr-1"),
-                    ("cb/v1/sensor-2/token/res", "corr-2"),
-                ] {
-                    let body =
-                        build_token_request(&identity, &params(), now(), [nonce; 16]).unwrap();
-                    nonce += 1;
-                    let props = PublishProperties {
-                        response_topic: Some(topic.into()),
-                        correlation_data: Some(corr.as_bytes().to_vec().into()),
-                        ..PublishProperties::default()
-                    };
-                    client
-                        .publish_with_properties(
-                            "cb/v1/sensor-1/token/req",
-                            QoS5::AtLeastOnce,
-                            false,
-                            body,
-                            props,
-                        )
-                        .await
-                        .unwrap();
-                }
-            }
-            Event5::Incoming(Packet5::Publish(p)) => {
-                let corr = p
-                    .properties
-                    .and_then(|pr| pr.correlation_data)
-                    .map(|c| String::from_utf8_lossy(&c).to_string());
-                answers.push((
-                    String::from_utf8_lossy(&p.topic).to_string(),
-                    corr,
-                    p.payload.to_vec(),
-                ));
-            }
-            _ => {}
+            .expect("the device stays connected");
+        if let Event::Message(p) = event {
+            let corr = p
+                .correlation_data
+                .map(|c| String::from_utf8_lossy(&c).to_string());
+            answers.push((p.topic.clone(), corr, p.payload.to_vec()));
         }
     }
     answers.sort();
@@ -494,7 +465,7 @@ async fn mqtt5_devices_get_answers_on_their_response_topic_with_correlation_data
             .verify(&token.access_token, &["telemetry:write"], now())
             .unwrap();
     }
-    let _ = client.try_disconnect();
+    client.disconnect().await;
     broker.shutdown().await;
 }
 
@@ -531,5 +502,63 @@ async fn a_device_over_its_rate_gets_an_mqtt_error_response() {
     // Another device is not affected.
     get_token_and_verify(&s, addr, "sensor-2").await;
     device.disconnect().await;
+    broker.shutdown().await;
+}
+
+/// Issue 11 (Medium 5): the broker's MQTT transport handles at most
+/// `[mqtt] max_handlers` requests at once; a flood beyond that is answered
+/// "temporarily unavailable" at once instead of piling up tasks, and the
+/// broker keeps serving afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_over_the_handler_cap_is_answered_temporarily_unavailable() {
+    use certbound_mqtt::client::{ClientOptions, Event, Message, MqttClient, QoS};
+
+    let s = setup().await;
+    certbound_e2e::edit_config(&s.dir, &[("max_handlers = 256", "max_handlers = 1")]).unwrap();
+    let broker = s.broker().await;
+    let addr = broker.mqtt_addr().unwrap();
+    let settings = s.settings("sensor-1", addr);
+    let tls = certbound_mqtt::client_tls::client_tls_config(
+        &settings.ca_pem,
+        &settings.cert_pem,
+        &settings.key_pem,
+    )
+    .unwrap();
+    let options = ClientOptions::new("sensor-1", settings.host.clone(), settings.port)
+        .tls(tls)
+        .subscribe("cb/v1/sensor-1/token/res", QoS::AtLeastOnce);
+    let (device, mut answers) = MqttClient::connect(options).await.unwrap();
+    let identity = s.identity("sensor-1");
+    const N: usize = 200;
+    let mut deliveries = Vec::new();
+    for i in 0..N {
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let body = build_token_request(&identity, &params(), now(), nonce).unwrap();
+        let request = Message::new("cb/v1/sensor-1/token/req", body, QoS::AtLeastOnce);
+        deliveries.push(device.publish(request).await.unwrap());
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    // Every request gets an answer: a token, or "temporarily unavailable".
+    let (mut tokens, mut unavailable) = (0, 0);
+    while tokens + unavailable < N {
+        let event = tokio::time::timeout(Duration::from_secs(60), answers.recv())
+            .await
+            .expect("every request is answered")
+            .expect("connected");
+        let Event::Message(m) = event else { continue };
+        match decode_token_response(certbound_coap::ResponseType::Created, Some(19), &m.payload) {
+            Ok(_) => tokens += 1,
+            Err(e) if e.to_string().contains("temporarily unavailable") => unavailable += 1,
+            Err(e) => panic!("unexpected answer: {e}"),
+        }
+    }
+    assert!(unavailable >= 1, "no request was shed ({tokens} tokens)");
+    assert!(tokens >= 1, "nothing was served");
+    device.disconnect().await;
+    // The broker still serves a legitimate request afterwards.
+    get_token_and_verify(&s, addr, "sensor-2").await;
     broker.shutdown().await;
 }

@@ -11,10 +11,10 @@ use certbound_agent::{DeviceIdentity, TokenRequestParams};
 use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_proto::telemetry::{TelemetryPayload, seal};
 use certbound_proto::topics::TopicKind;
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use tokio::sync::mpsc;
 
 const ISSUER: &str = "https://auth.example.com";
@@ -126,46 +126,28 @@ impl World {
         let s = self.settings("ingest");
         let tls = certbound_mqtt::client_tls::client_tls_config(&s.ca_pem, &s.cert_pem, &s.key_pem)
             .unwrap();
-        let mut options = MqttOptions::new("ingest", s.host, s.port);
-        options.set_transport(Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(tls),
-        ));
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let options = ClientOptions::new("ingest", s.host, s.port)
+            .tls(tls)
+            .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce);
+        let (client, mut events) =
+            tokio::time::timeout(Duration::from_secs(10), MqttClient::connect(options))
+                .await
+                .unwrap()
+                .unwrap();
         let (tx, rx) = mpsc::channel(64);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let mut ready = Some(ready_tx);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        client
-                            .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce)
-                            .await
-                            .unwrap();
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx
-                            .send((p.topic.clone(), p.payload.to_vec()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
+            let _client = client;
+            while let Some(event) = events.recv().await {
+                if let Event::Message(p) = event
+                    && tx
+                        .send((p.topic.clone(), p.payload.to_vec()))
+                        .await
+                        .is_err()
+                {
+                    return;
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), ready_rx)
-            .await
-            .unwrap()
-            .unwrap();
         rx
     }
 }

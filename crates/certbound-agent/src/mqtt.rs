@@ -15,22 +15,19 @@
 //! arrives and fails when the connection is lost first (the session is
 //! clean: nothing is retransmitted, the caller sends again).
 
-mod acks;
-
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use certbound_coap::{ResponseType, content_format};
+use certbound_mqtt::MqttError;
+use certbound_mqtt::client::{
+    ClientOptions, Delivery, Event, Message, MqttClient, MqttEvents, QoS,
+};
 use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
 use rand::RngCore;
-use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet, QoS, Transport,
-};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use self::acks::AckTracker;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 use crate::token::{
@@ -94,64 +91,40 @@ pub struct LinkState {
     pub closed: bool,
 }
 
-type Waiter = oneshot::Sender<Result<(), String>>;
-
 /// A publish waiting for its PUBACK ([`MqttDevice::publish_tracked`]).
 #[derive(Debug)]
 pub struct PendingAck {
-    rx: oneshot::Receiver<Result<(), String>>,
+    delivery: Delivery,
 }
 
 impl PendingAck {
     /// Waits for the PUBACK; fails when the connection was lost first.
     pub async fn wait(self) -> Result<(), AgentError> {
-        match self.rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(AgentError::Mqtt(e)),
-            Err(_) => Err(AgentError::Mqtt("the MQTT connection closed".into())),
-        }
+        self.delivery.wait().await.map_err(mqtt_error)
     }
 
     /// The outcome if it is already known (`None`: still waiting).
     pub fn try_result(&mut self) -> Option<Result<(), AgentError>> {
-        match self.rx.try_recv() {
-            Ok(Ok(())) => Some(Ok(())),
-            Ok(Err(e)) => Some(Err(AgentError::Mqtt(e))),
-            Err(oneshot::error::TryRecvError::Empty) => None,
-            Err(oneshot::error::TryRecvError::Closed) => {
-                Some(Err(AgentError::Mqtt("the MQTT connection closed".into())))
-            }
-        }
+        self.delivery.try_result().map(|r| r.map_err(mqtt_error))
     }
 
     /// The receiver, for use in `select!`.
-    pub fn receiver(&mut self) -> &mut oneshot::Receiver<Result<(), String>> {
-        &mut self.rx
+    pub fn receiver(&mut self) -> &mut oneshot::Receiver<Result<(), MqttError>> {
+        self.delivery.receiver()
     }
 }
 
-/// Shared between the device handle and the connection task.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Held while handing a publish to the client and while the connection
-    /// task drops a lost session, so both always agree on the order.
-    tracker: Mutex<AckTracker<Waiter>>,
-}
-
-impl Shared {
-    fn tracker(&self) -> MutexGuard<'_, AckTracker<Waiter>> {
-        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
-    }
+fn mqtt_error(e: MqttError) -> AgentError {
+    AgentError::Mqtt(e.to_string())
 }
 
 /// A device connected to an MQTT server.
 pub struct MqttDevice {
     device_id: String,
-    client: AsyncClient,
+    client: MqttClient,
     responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     cert_responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     timeout: Duration,
-    shared: Arc<Shared>,
     link: watch::Receiver<LinkState>,
     task: JoinHandle<()>,
 }
@@ -194,57 +167,23 @@ impl MqttDevice {
         )
         .map_err(|e| AgentError::Credentials(e.to_string()))?;
         let device_id = identity.device_id().to_string();
-        let mut mqtt = MqttOptions::new(device_id.clone(), settings.host.clone(), settings.port);
-        mqtt.set_keep_alive(options.keep_alive);
-        mqtt.set_clean_session(true);
-        mqtt.set_max_packet_size(64 * 1024, 64 * 1024);
-        mqtt.set_transport(Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(tls),
-        ));
-        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
-        let mut network = NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        network.set_connection_timeout(settings.timeout.as_secs().max(1));
-        eventloop.set_network_options(network);
-
         let response_topic = topics::topic(&device_id, TopicKind::TokenResponse);
         let cert_topic = topics::topic(&device_id, TopicKind::CertResponse);
-        let filters = [response_topic.clone(), cert_topic.clone()];
-        tokio::time::timeout(settings.timeout, async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        client
-                            .subscribe_many(subscriptions(&filters))
-                            .await
-                            .map_err(|e| AgentError::Mqtt(e.to_string()))?;
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        return if refused(&ack) {
-                            Err(AgentError::Mqtt(format!(
-                                "the MQTT server refused the subscription to {response_topic} or {cert_topic}"
-                            )))
-                        } else {
-                            Ok(())
-                        };
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(AgentError::Mqtt(format!(
-                            "connecting to {}:{}: {e}",
-                            settings.host, settings.port
-                        )));
-                    }
-                }
-            }
-        })
-        .await
-        .map_err(|_| {
+        let client_options =
+            ClientOptions::new(device_id.clone(), settings.host.clone(), settings.port)
+                .tls(tls)
+                .keep_alive(options.keep_alive)
+                .connect_timeout(settings.timeout)
+                .queue(64)
+                .subscribe(response_topic.clone(), QoS::AtLeastOnce)
+                .subscribe(cert_topic.clone(), QoS::AtLeastOnce)
+                .reconnect(options.reconnect);
+        let (client, events) = MqttClient::connect(client_options).await.map_err(|e| {
             AgentError::Mqtt(format!(
-                "no answer from {}:{} within {:?}",
-                settings.host, settings.port, settings.timeout
+                "connecting to {}:{}: {e}",
+                settings.host, settings.port
             ))
-        })??;
+        })?;
 
         let (tx, rx) = mpsc::channel(16);
         let (cert_tx, cert_rx) = mpsc::channel(4);
@@ -253,17 +192,13 @@ impl MqttDevice {
             sessions: 1,
             closed: false,
         });
-        let shared = Arc::new(Shared::default());
         let task = tokio::spawn(pump(Pump {
-            eventloop,
-            client: client.clone(),
-            shared: shared.clone(),
+            events,
             response_topic,
             cert_topic,
             responses: tx,
             cert_responses: cert_tx,
             link: link_tx,
-            backoff: options.reconnect,
         }));
         Ok(Self {
             device_id,
@@ -271,7 +206,6 @@ impl MqttDevice {
             responses: tokio::sync::Mutex::new(rx),
             cert_responses: tokio::sync::Mutex::new(cert_rx),
             timeout: settings.timeout,
-            shared,
             link,
             task,
         })
@@ -358,6 +292,7 @@ impl MqttDevice {
     pub async fn publish(&self, kind: TopicKind, payload: Vec<u8>) -> Result<(), AgentError> {
         self.hand_over(topics::topic(&self.device_id, kind), payload, None)
             .await
+            .map(drop)
     }
 
     /// Publishes on one of this device's topics (QoS 1) and returns once the
@@ -378,39 +313,33 @@ impl MqttDevice {
         kind: TopicKind,
         payload: Vec<u8>,
     ) -> Result<PendingAck, AgentError> {
-        let (tx, rx) = oneshot::channel();
-        self.hand_over(topics::topic(&self.device_id, kind), payload, Some(tx))
-            .await?;
-        Ok(PendingAck { rx })
+        self.hand_over(topics::topic(&self.device_id, kind), payload, Some(Tracked))
+            .await?
+            .ok_or_else(|| AgentError::Mqtt("the publish was not tracked".into()))
     }
 
     /// Publishes raw bytes on any topic (tests use this to show the server's ACL).
     pub async fn publish_raw(&self, topic: &str, payload: Vec<u8>) -> Result<(), AgentError> {
-        self.hand_over(topic.to_string(), payload, None).await
+        self.hand_over(topic.to_string(), payload, None)
+            .await
+            .map(drop)
     }
 
-    /// Hands a publish to rumqttc, recording it (and its waiter) in the
-    /// tracker under the same lock, so their orders match.
+    /// Hands a QoS 1 publish to the client, waiting (up to the timeout)
+    /// while its queue is full.
     async fn hand_over(
         &self,
         topic: String,
         payload: Vec<u8>,
-        mut waiter: Option<Waiter>,
-    ) -> Result<(), AgentError> {
+        track: Option<Tracked>,
+    ) -> Result<Option<PendingAck>, AgentError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let message = Message::new(topic, payload, QoS::AtLeastOnce);
         loop {
-            {
-                let mut tracker = self.shared.tracker();
-                tracker.handed_over(waiter.take());
-                match self.client.try_publish(
-                    topic.clone(),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload.clone(),
-                ) {
-                    Ok(()) => return Ok(()),
-                    Err(_) => waiter = tracker.take_back(),
-                }
+            match self.client.try_publish(message.clone()) {
+                Ok(delivery) => return Ok(track.map(|Tracked| PendingAck { delivery })),
+                Err(MqttError::QueueFull) => {}
+                Err(_) => return Err(AgentError::Mqtt("the MQTT connection is closed".into())),
             }
             if self.task.is_finished() || self.link.borrow().closed {
                 return Err(AgentError::Mqtt("the MQTT connection is closed".into()));
@@ -427,130 +356,63 @@ impl MqttDevice {
 
     /// Disconnects (sends DISCONNECT when connected, waiting at most a second).
     pub async fn disconnect(self) {
-        if self.client.try_disconnect().is_ok() {
-            let mut link = self.link.clone();
-            let _ = tokio::time::timeout(Duration::from_secs(1), link.wait_for(|l| l.closed)).await;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.disconnect()).await;
+        let mut link = self.link.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), link.wait_for(|l| l.closed)).await;
     }
 }
 
-fn subscriptions(filters: &[String]) -> Vec<rumqttc::SubscribeFilter> {
-    filters
-        .iter()
-        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
-        .collect()
-}
-
-fn refused(ack: &rumqttc::SubAck) -> bool {
-    ack.return_codes
-        .iter()
-        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-}
+/// Asks [`MqttDevice::hand_over`] for a [`PendingAck`].
+struct Tracked;
 
 struct Pump {
-    eventloop: EventLoop,
-    client: AsyncClient,
-    shared: Arc<Shared>,
+    events: MqttEvents,
     response_topic: String,
     cert_topic: String,
     responses: mpsc::Sender<Vec<u8>>,
     cert_responses: mpsc::Sender<Vec<u8>>,
     link: watch::Sender<LinkState>,
-    backoff: Backoff,
 }
 
-/// Drives the connection: answers, PUBACKs, reconnection with backoff.
+/// Routes answers and follows the connection state (the client reconnects
+/// with the configured backoff and subscribes again by itself).
 async fn pump(mut p: Pump) {
     let mut failures: u32 = 0;
-    let mut need_subscribe = false;
-    loop {
-        match p.eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(msg))) if msg.topic == p.response_topic => {
+    while let Some(event) = p.events.recv().await {
+        match event {
+            Event::Message(msg) if msg.topic == p.response_topic => {
                 // Nobody waiting and the queue full: only stale answers are lost.
                 let _ = p.responses.try_send(msg.payload.to_vec());
             }
-            Ok(Event::Incoming(Packet::Publish(msg))) if msg.topic == p.cert_topic => {
+            Event::Message(msg) if msg.topic == p.cert_topic => {
                 let _ = p.cert_responses.try_send(msg.payload.to_vec());
             }
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Event::Message(msg) => {
+                tracing::debug!(topic = %msg.topic, "ignoring a message on an unexpected topic");
+            }
+            Event::Connected { session } => {
+                if session > 1 {
+                    tracing::info!("MQTT connection re-established");
+                }
                 failures = 0;
-                need_subscribe = true;
-                tracing::info!("MQTT connection re-established");
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if refused(&ack) {
-                    tracing::error!(topic = %p.response_topic, cert_topic = %p.cert_topic, "the MQTT server refused the subscription");
-                } else {
-                    p.link.send_modify(|l| {
-                        l.connected = true;
-                        l.sessions += 1;
-                    });
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                let done = p.shared.tracker().assigned(pkid);
-                if let Some(waiter) = done {
-                    let _ = waiter.send(Ok(()));
-                }
-            }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                let done = p.shared.tracker().acked(ack.pkid);
-                if let Some(waiter) = done {
-                    let _ = waiter.send(Ok(()));
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                drop_session(&mut p.eventloop, &p.shared, "disconnected");
                 p.link.send_modify(|l| {
-                    l.connected = false;
-                    l.closed = true;
+                    l.connected = true;
+                    l.sessions = session;
                 });
-                return;
             }
-            Ok(_) => {}
-            Err(e) => {
-                drop_session(
-                    &mut p.eventloop,
-                    &p.shared,
-                    &format!("connection lost: {e}"),
-                );
-                p.link.send_modify(|l| l.connected = false);
-                let delay = p.backoff.delay_ms(failures, rand::random::<f64>());
+            Event::Disconnected { reason } => {
                 if failures == 0 {
-                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                    tracing::warn!(%reason, "MQTT connection lost; reconnecting");
                 } else {
-                    tracing::debug!(error = %e, attempt = failures, delay_ms = delay, "MQTT reconnect failed");
+                    tracing::debug!(%reason, attempt = failures, "MQTT reconnect failed");
                 }
                 failures = failures.saturating_add(1);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+                p.link.send_modify(|l| l.connected = false);
             }
         }
-        if need_subscribe
-            && p.client
-                .try_subscribe_many(subscriptions(&[
-                    p.response_topic.clone(),
-                    p.cert_topic.clone(),
-                ]))
-                .is_ok()
-        {
-            need_subscribe = false;
-        }
     }
-}
-
-/// Forgets every publish of the lost session (rumqttc would silently drop
-/// them on a clean reconnect anyway) and fails their waiters, under the
-/// tracker lock so that no publish is handed over in between.
-fn drop_session(eventloop: &mut EventLoop, shared: &Shared, reason: &str) {
-    let failed = {
-        let mut tracker = shared.tracker();
-        eventloop.clean();
-        eventloop.pending.clear();
-        eventloop.state.events.clear();
-        eventloop.state.collision = None;
-        tracker.fail_all()
-    };
-    for waiter in failed {
-        let _ = waiter.send(Err(reason.to_string()));
-    }
+    p.link.send_modify(|l| {
+        l.connected = false;
+        l.closed = true;
+    });
 }

@@ -178,6 +178,11 @@ pub struct MqttSection {
     /// their correlation data. The embedded server speaks 3.1.1.
     #[serde(default = "default_mqtt_protocol")]
     pub protocol: String,
+    /// Requests the broker handles at once over MQTT; more are answered
+    /// "temporarily unavailable" (claims: dropped) and counted in
+    /// `certbound_requests_shed_total`. Default 256.
+    #[serde(default = "default_mqtt_max_handlers")]
+    pub max_handlers: usize,
 }
 
 impl Default for MqttSection {
@@ -189,8 +194,13 @@ impl Default for MqttSection {
             server_ca: None,
             shared_subscription: true,
             protocol: default_mqtt_protocol(),
+            max_handlers: default_mqtt_max_handlers(),
         }
     }
+}
+
+fn default_mqtt_max_handlers() -> usize {
+    crate::transport::mqtt::DEFAULT_MAX_HANDLERS
 }
 
 fn default_mqtt_mode() -> MqttMode {
@@ -363,6 +373,12 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.mqtt.max_handlers == 0 {
+            return Err(bad(
+                "mqtt.max_handlers",
+                "is 0, which would refuse every request; use at least 1 (default 256)".into(),
+            ));
         }
         match (self.mqtt.protocol.as_str(), self.mqtt.mode) {
             ("3.1.1", _) => {}

@@ -68,6 +68,7 @@ const PRUNED: &str = "certbound_pruned_rows_total";
 const UNAUTH_REFUSED: &str = "certbound_unauthenticated_refusals_total";
 const AUDIT_WRITE_FAILURES: &str = "certbound_audit_write_failures_total";
 const AUDIT_DROPPED: &str = "certbound_audit_events_dropped_total";
+const SHED: &str = "certbound_requests_shed_total";
 
 /// `kind` of a token holder / rate limit: a device.
 pub const DEVICE: &str = "device";
@@ -179,6 +180,14 @@ impl Metrics {
             .or_default() += n;
     }
 
+    /// A request turned away because `transport` already had its maximum of
+    /// requests in progress (`answered`: the device got "temporarily
+    /// unavailable"; otherwise it was dropped).
+    pub fn shed(&self, transport: &str, answered: bool) {
+        let how = if answered { "unavailable" } else { "dropped" };
+        self.bump(SHED, &[("transport", transport), ("action", how)]);
+    }
+
     fn rate_limited_if(&self, kind: &str, outcome: &str) {
         if outcome == "rate_limited" || outcome == "too_many_requests" {
             self.bump(RATE_LIMITED, &[("kind", kind)]);
@@ -252,6 +261,11 @@ impl Metrics {
             &mut out,
             AUDIT_DROPPED,
             "Audit events dropped after the store stayed unwritable past the pending bound.",
+        );
+        counter(
+            &mut out,
+            SHED,
+            "Requests turned away because the transport had its maximum in progress, by transport and action (unavailable: answered, dropped: no answer possible).",
         );
         let _ = writeln!(
             out,

@@ -454,6 +454,7 @@ async fn start_mqtt(
             next_instance()
         ),
         shared: config.mqtt.shared_subscription,
+        max_handlers: config.mqtt.max_handlers,
     };
     let transport = mqtt::start(service.clone(), settings, Duration::from_secs(15)).await?;
     Ok((server, Some(transport)))

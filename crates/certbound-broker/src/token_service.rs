@@ -386,6 +386,7 @@ impl TokenService {
                     error: Refused::Unavailable,
                     device: Some(device_id.clone()),
                     x5t: Some(thumbprint.clone()),
+                    reason: Some("the issued-token record could not be stored".into()),
                 }
             })?;
         let asked = req.scope.as_deref().map(|s| {

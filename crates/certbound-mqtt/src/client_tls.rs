@@ -11,8 +11,8 @@ use crate::MqttError;
 
 /// A TLS 1.2/1.3 client configuration that trusts the CAs in `ca_pem` and
 /// authenticates with `cert_chain_pem` (leaf first) and `key_pem` (PKCS#8),
-/// using the aws-lc-rs provider. Use it with rumqttc's
-/// `TlsConfiguration::Rustls` to connect to [`MqttServer`](crate::MqttServer).
+/// using the aws-lc-rs provider. Use it with [`ClientOptions::tls`](crate::client::ClientOptions::tls)
+/// to connect to [`MqttServer`](crate::MqttServer) or any MQTT server.
 ///
 /// # Errors
 /// [`MqttError::Tls`] naming the unusable input.

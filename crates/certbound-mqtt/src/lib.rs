@@ -22,7 +22,9 @@
 //!   disconnected, publishers are never slowed down.
 //! * `TCP_NODELAY` is set on every accepted socket.
 //! * [`client_tls::client_tls_config`] builds the matching rustls client
-//!   configuration (for rumqttc's `TlsConfiguration::Rustls`).
+//!   configuration, and [`client`] is certbound's MQTT 3.1.1/5 client (on
+//!   rumqttc's codec, tokio-rustls with aws-lc-rs) used by the broker, the
+//!   agent, `certbound ingest` and the tests.
 //!
 //! Not supported (by design, for a token broker's traffic):
 //! * QoS 2: a QoS 2 PUBLISH closes the connection; QoS 2 subscriptions are
@@ -77,6 +79,7 @@ mod stats;
 mod tls;
 mod topic;
 
+pub mod client;
 pub mod client_tls;
 
 pub use acl::{CertboundAcl, RevocationCheck};

@@ -433,7 +433,7 @@ async fn front_ack(inflight: &mut VecDeque<Flight>, timeout: Duration) -> Result
     };
     match tokio::time::timeout_at(flight.sent + timeout, flight.ack.receiver()).await {
         Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(AgentError::Mqtt(e)),
+        Ok(Ok(Err(e))) => Err(AgentError::Mqtt(e.to_string())),
         Ok(Err(_)) => Err(AgentError::Mqtt("the MQTT connection closed".into())),
         Err(_) => Err(AgentError::Mqtt(format!("no PUBACK within {timeout:?}"))),
     }

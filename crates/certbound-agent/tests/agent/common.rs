@@ -12,11 +12,11 @@ use certbound_agent::{AgentConfig, AgentStatus, Clock, RunningAgent, SystemClock
 use certbound_broker::config::DataDir;
 use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_verify::{
     KeySet, Limits, TelemetryPayload, TokenVerifier, UnverifiedTelemetry, VerifiedToken,
     VerifierConfig,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use tokio::sync::{mpsc, watch};
 
 pub use super::gate::Gate;
@@ -272,30 +272,31 @@ source = "{source}"
             &bundle.key_pkcs8_pem,
         )
         .expect("tls");
-        let mut options = MqttOptions::new("ingest", "127.0.0.1", self.mqtt_port);
-        options.set_keep_alive(Duration::from_secs(30));
-        options.set_transport(Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(tls),
-        ));
-        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        let options = ClientOptions::new("ingest", "127.0.0.1", self.mqtt_port)
+            .tls(tls)
+            .subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce)
+            .reconnect(certbound_proto::schedule::Backoff {
+                base_ms: 50,
+                max_ms: 50,
+                floor_ms: 50,
+            });
+        let (client, mut events) = MqttClient::connect(options)
+            .await
+            .expect("the subscriber connects");
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready) = watch::channel(0u64);
         let (count_tx, received) = watch::channel(0u64);
         let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = client.try_subscribe("cb/v1/+/telemetry", QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        ready_tx.send_modify(|n| *n += 1);
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
+            let _client = client;
+            while let Some(event) = events.recv().await {
+                match event {
+                    // Once per connection, after the SUBACK.
+                    Event::Connected { .. } => ready_tx.send_modify(|n| *n += 1),
+                    Event::Message(p) => {
                         let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
                         count_tx.send_modify(|n| *n += 1);
                     }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Event::Disconnected { .. } => {}
                 }
             }
         });

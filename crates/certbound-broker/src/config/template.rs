@@ -58,6 +58,10 @@ shared_subscription = true
 # MQTT version towards the server: "3.1.1", or "5" (external servers only) to answer
 # v5 devices on their response topic with their correlation data.
 protocol = "3.1.1"
+# Requests (token, certificate, claim) handled at once over MQTT. Over that, token and
+# certificate requests are answered "temporarily unavailable: retry later" at once and
+# claim requests are dropped; both count in certbound_requests_shed_total.
+max_handlers = 256
 
 [pki]
 # Lifetime of device certificates issued by `certbound device provision`, in days.

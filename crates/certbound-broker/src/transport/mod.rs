@@ -3,7 +3,6 @@
 pub mod coap;
 pub mod https;
 pub mod mqtt;
-mod mqtt_v5;
 
 use std::sync::Arc;
 

@@ -1,22 +1,40 @@
 //! MQTT transport: the broker is an MQTT *client* (of certbound's embedded
 //! server or of an external one such as Mosquitto), subscribed through
 //! `$share/certbound/cb/v1/+/token/req` so several broker instances split the
-//! requests; each answer goes to `cb/v1/{device}/token/res`.
+//! requests; each answer goes to `cb/v1/{device}/token/res`. Over MQTT 5 a
+//! request carrying a response topic (inside the device's own namespace) and
+//! correlation data is answered on that topic with the same correlation data.
 //!
 //! The device in the topic must be the device whose certificate signed the
 //! request (the MQTT server's ACL guarantees who may publish on the topic;
 //! the token service checks the signature).
+//!
+//! The client is `certbound_mqtt::client` (reconnects with backoff and
+//! subscribes again). Requests are handled concurrently, at most
+//! [`MqttClientSettings::max_handlers`] at a time: over that, a token or
+//! certificate request is answered at once with "temporarily unavailable:
+//! retry later" (no signature check, no database), a claim request (whose
+//! reply topic needs the parsed request) is dropped; both are counted in
+//! `certbound_requests_shed_total{transport="mqtt"}`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use certbound_mqtt::client::{
+    ClientOptions, Event, Message, MqttClient, MqttEvents, Protocol, QoS,
+};
+use certbound_proto::ace::{AceError, AceErrorCode};
+use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, Transport};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::DeviceEndpoints;
 use crate::clock::unix_now;
 use crate::error::BrokerError;
+
+/// Requests handled at once by default ([`MqttClientSettings::max_handlers`]).
+pub const DEFAULT_MAX_HANDLERS: usize = 256;
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -33,6 +51,8 @@ pub struct MqttClientSettings {
     pub client_id: String,
     /// Subscribe through `$share/certbound/...`.
     pub shared: bool,
+    /// Requests in progress at most ([`DEFAULT_MAX_HANDLERS`]); more are shed.
+    pub max_handlers: usize,
 }
 
 impl std::fmt::Debug for MqttClientSettings {
@@ -43,13 +63,14 @@ impl std::fmt::Debug for MqttClientSettings {
             .field("client_id", &self.client_id)
             .field("shared", &self.shared)
             .field("v5", &self.v5)
+            .field("max_handlers", &self.max_handlers)
             .finish()
     }
 }
 
 /// The running MQTT transport.
 pub struct MqttTransport {
-    disconnect: Box<dyn FnOnce() + Send>,
+    client: MqttClient,
     task: JoinHandle<()>,
 }
 
@@ -67,73 +88,46 @@ pub async fn start(
     settings: MqttClientSettings,
     connect_timeout: Duration,
 ) -> Result<MqttTransport, BrokerError> {
-    if settings.v5 {
-        return super::mqtt_v5::start(service, settings, connect_timeout).await;
-    }
-    let mut options = MqttOptions::new(
+    let filters = request_filters(settings.shared);
+    let filter = filters.join(" ");
+    let server = format!("{}:{}", settings.host, settings.port);
+    let mut options = ClientOptions::new(
         settings.client_id.clone(),
         settings.host.clone(),
         settings.port,
-    );
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_clean_session(true);
-    options.set_max_packet_size(64 * 1024, 64 * 1024);
-    options.set_transport(Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(settings.tls.clone()),
-    ));
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    network.set_connection_timeout(10);
-    eventloop.set_network_options(network);
-
-    let filters = request_filters(settings.shared);
-    let filter = filters.join(" ");
-    // Wait for the first CONNACK + SUBACK so that the caller knows we serve.
-    let ready = tokio::time::timeout(connect_timeout, async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client.subscribe_many(subscriptions(&filters)).await.map_err(mqtt_err)?;
-                }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                        return Err(BrokerError::Invalid(format!(
-                            "the MQTT server refused the subscription to {filter}: check its ACL for the certbound broker identity"
-                        )));
-                    }
-                    return Ok(());
-                }
-                Ok(_) => {}
-                Err(e) => return Err(BrokerError::Invalid(format!(
-                    "cannot connect to the MQTT server {}:{}: {e}", settings.host, settings.port
-                ))),
-            }
-        }
+    )
+    .tls(settings.tls.clone())
+    .protocol(if settings.v5 {
+        Protocol::V5
+    } else {
+        Protocol::V311
     })
-    .await
-    .map_err(|_| BrokerError::Invalid(format!(
-        "no answer from the MQTT server {}:{} within {connect_timeout:?}", settings.host, settings.port
-    )))?;
-    ready?;
-    tracing::info!(host = %settings.host, port = settings.port, %filter, "MQTT transport connected");
-    let task = tokio::spawn(run(service, client.clone(), eventloop, filters));
-    Ok(MqttTransport::new(
-        Box::new(move || {
-            let _ = client.try_disconnect();
-        }),
-        task,
-    ))
+    .keep_alive(Duration::from_secs(30))
+    .connect_timeout(connect_timeout)
+    .queue(1024)
+    .reconnect(Backoff {
+        base_ms: 100,
+        max_ms: 10_000,
+        floor_ms: 100,
+    });
+    for f in &filters {
+        options = options.subscribe(f.clone(), QoS::AtLeastOnce);
+    }
+    let (client, events) = MqttClient::connect(options).await.map_err(|e| {
+        BrokerError::Invalid(format!(
+            "MQTT transport to {server} (subscribing to {filter}): {e}"
+        ))
+    })?;
+    tracing::info!(%server, %filter, v5 = settings.v5, "MQTT transport connected");
+    let limit = Arc::new(Semaphore::new(settings.max_handlers.max(1)));
+    let task = tokio::spawn(run(service, client.clone(), events, limit));
+    Ok(MqttTransport { client, task })
 }
 
 impl MqttTransport {
-    pub(super) fn new(disconnect: Box<dyn FnOnce() + Send>, task: JoinHandle<()>) -> Self {
-        Self { disconnect, task }
-    }
-
     /// Disconnects and stops.
     pub async fn shutdown(self) {
-        (self.disconnect)();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
         self.task.abort();
         let _ = self.task.await;
     }
@@ -149,74 +143,98 @@ pub(super) fn request_filters(shared: bool) -> Vec<String> {
     filters
 }
 
-fn subscriptions(filters: &[String]) -> Vec<rumqttc::SubscribeFilter> {
-    filters
-        .iter()
-        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
-        .collect()
-}
-
-fn mqtt_err(e: rumqttc::ClientError) -> BrokerError {
-    BrokerError::Invalid(format!("MQTT client: {e}"))
-}
-
 async fn run(
     service: Arc<DeviceEndpoints>,
-    client: AsyncClient,
-    mut eventloop: EventLoop,
-    filters: Vec<String>,
+    client: MqttClient,
+    mut events: MqttEvents,
+    limit: Arc<Semaphore>,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                backoff = Duration::from_millis(100);
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Message(request) => {
+                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    shed(&service, &client, &request);
+                    continue;
+                };
                 let service = service.clone();
                 let client = client.clone();
                 tokio::spawn(async move {
-                    answer(&service, &client, &publish.topic, &publish.payload).await;
+                    answer(&service, &client, request).await;
+                    drop(permit);
                 });
             }
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                // Clean session: subscribe again after every reconnect.
-                if let Err(e) = client.subscribe_many(subscriptions(&filters)).await {
-                    tracing::warn!(error = %e, "MQTT resubscribe failed");
-                }
+            Event::Connected { session } if session > 1 => {
+                tracing::info!(session, "MQTT transport reconnected and subscribed");
             }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection lost; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+            Event::Connected { .. } => {}
+            Event::Disconnected { reason } => {
+                tracing::warn!(%reason, "MQTT transport disconnected; reconnecting");
             }
         }
     }
 }
 
-async fn answer(service: &DeviceEndpoints, client: &AsyncClient, topic: &str, payload: &[u8]) {
-    if let Some(claim) = topics::parse_claim_request(topic) {
-        if let Some((reply, body)) = service.answer_claim(claim, payload, unix_now()).await
-            && let Err(e) = client.publish(reply, QoS::AtLeastOnce, false, body).await
+/// The reply to a device request on `topic`: its topic (the MQTT 5
+/// response topic when it is inside the device's namespace) and properties.
+fn reply_to(request: &Message) -> Option<(String, TopicKind, Message)> {
+    let (device, kind) = topics::parse(&request.topic)?;
+    let reply = topics::reply_topic(device, kind, request.response_topic.as_deref())?;
+    let mut template = Message::new(reply, Vec::new(), QoS::AtLeastOnce);
+    template.correlation_data = request.correlation_data.clone();
+    Some((device.to_string(), kind, template))
+}
+
+/// Over the handler cap: "temporarily unavailable" for token and
+/// certificate requests (cheap: no parsing of the request), nothing for
+/// claims. Never waits: with the publish queue full the answer is dropped.
+fn shed(service: &DeviceEndpoints, client: &MqttClient, request: &Message) {
+    let metrics = service.tokens.metrics();
+    let Some((device, _, mut reply)) = reply_to(request) else {
+        metrics.shed("mqtt", false);
+        tracing::warn!(topic = %request.topic, "MQTT request dropped: too many in progress");
+        return;
+    };
+    reply.payload = unavailable_body().into();
+    let answered = client.try_publish(reply).is_ok();
+    metrics.shed("mqtt", answered);
+    tracing::warn!(%device, answered, "MQTT request shed: too many in progress");
+}
+
+/// The body of a "temporarily unavailable" refusal.
+fn unavailable_body() -> Vec<u8> {
+    AceError::new(
+        AceErrorCode::InvalidRequest,
+        "temporarily unavailable: retry later",
+    )
+    .to_cbor()
+}
+
+async fn answer(service: &DeviceEndpoints, client: &MqttClient, request: Message) {
+    if let Some(claim) = topics::parse_claim_request(&request.topic) {
+        if let Some((reply, body)) = service
+            .answer_claim(claim, &request.payload, unix_now())
+            .await
+            && let Err(e) = client
+                .publish(Message::new(reply, body, QoS::AtLeastOnce))
+                .await
         {
             tracing::warn!(error = %e, %claim, "could not queue the MQTT claim response");
         }
         return;
     }
-    let Some((device, kind)) = topics::parse(topic) else {
-        tracing::debug!(%topic, "ignoring a message on an unexpected topic");
+    let Some((device, kind, mut reply)) = reply_to(&request) else {
+        tracing::debug!(topic = %request.topic, "ignoring a message on an unexpected topic");
         return;
     };
-    let Some(body) = service.answer(kind, device, payload, unix_now()).await else {
-        tracing::debug!(%topic, "ignoring a message on an unexpected topic");
-        return;
-    };
-    let Some(response_topic) = kind.response().map(|k| topics::topic(device, k)) else {
-        return;
-    };
-    if let Err(e) = client
-        .publish(response_topic, QoS::AtLeastOnce, false, body)
+    let Some(body) = service
+        .answer(kind, &device, &request.payload, unix_now())
         .await
-    {
+    else {
+        tracing::debug!(topic = %request.topic, "ignoring a message on an unexpected topic");
+        return;
+    };
+    reply.payload = body.into();
+    if let Err(e) = client.publish(reply).await {
         tracing::warn!(error = %e, %device, "could not queue the MQTT response");
     }
 }

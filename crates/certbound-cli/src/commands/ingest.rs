@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use certbound_broker::config::{Config, DataDir, MqttMode, parse_mqtt_url};
+use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
+use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
 use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, VerifyConfig};
 use certbound_verify::status::StatusCacheConfig;
 use certbound_verify::{
     TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig, VerifyError,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS, Transport};
 
 use super::admin::key_set;
 use crate::cli::IngestArgs;
@@ -109,49 +110,51 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         &read(&args.service_key)?,
     )?;
     let client_id = format!("certbound-ingest-{}", std::process::id());
-    let mut options = MqttOptions::new(client_id, host.clone(), port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(64 * 1024, 64 * 1024);
-    options.set_transport(Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(tls),
-    ));
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
     let base = format!("{}+/{}", topics::PREFIX, TopicKind::Telemetry.suffix());
     let filter = match &args.share_group {
         Some(group) => format!("$share/{group}/{base}"),
         None => base,
     };
+    // Reconnects (100 ms doubling to 10 s) and subscribes again by itself.
+    let options = ClientOptions::new(client_id, host.clone(), port)
+        .tls(tls)
+        .queue(1024)
+        .subscribe(filter.clone(), QoS::AtLeastOnce)
+        .reconnect(Backoff {
+            base_ms: 100,
+            max_ms: 10_000,
+            floor_ms: 100,
+        });
 
     let mut accepted = 0u64;
-    let mut backoff = Duration::from_millis(100);
     eprintln!("ingest: connecting to mqtts://{host}:{port}, subscribing to {filter}");
+    let (client, mut events) = loop {
+        let attempt = tokio::select! {
+            r = MqttClient::connect(options.clone()) => r,
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        match attempt {
+            Ok(connected) => break connected,
+            Err(e @ certbound_mqtt::MqttError::SubscribeRefused(_)) => {
+                anyhow::bail!("{e}: is the certificate a service identity?");
+            }
+            Err(e) => {
+                eprintln!("ingest: MQTT connection error: {e}; retrying in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     loop {
         let event = tokio::select! {
-            e = eventloop.poll() => e,
+            e = events.recv() => e,
             _ = tokio::signal::ctrl_c() => break,
         };
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                {
-                    anyhow::bail!(
-                        "the MQTT server refused the subscription to {filter}: is the certificate a service identity?"
-                    );
-                }
+            Some(Event::Connected { .. }) => {
                 // Machine-readable readiness line for scripts and tests.
                 eprintln!("ingest: subscribed");
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                backoff = Duration::from_millis(100);
+            Some(Event::Message(p)) => {
                 let device = topics::parse(&p.topic).map(|(d, _)| d);
                 match accept(&verifier, &status, &replay, window, &p.payload, device).await {
                     Ok(msg) => {
@@ -188,15 +191,13 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("ingest: MQTT connection error: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+            Some(Event::Disconnected { reason }) => {
+                eprintln!("ingest: MQTT connection error: {reason}; reconnecting");
             }
+            None => break,
         }
     }
-    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     replay.close().await;
     let stats = verifier.stats();
     eprintln!("ingest: accepted {} message(s)", stats.accepted);

@@ -1,20 +1,17 @@
-//! Shared test fixtures: a throw-away PKI, a running server, rumqttc clients
-//! over mutual TLS.
+//! Shared test fixtures: a throw-away PKI, a running server, clients
+//! (`certbound_mqtt::client`) over mutual TLS.
 #![allow(dead_code, missing_docs)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certbound_mqtt::{Authorizer, CertboundAcl, MqttServer, MqttServerConfig};
+use certbound_mqtt::client::{ClientOptions, Event, Message, MqttClient, MqttEvents, QoS};
+use certbound_mqtt::{Authorizer, CertboundAcl, MqttError, MqttServer, MqttServerConfig};
 use certbound_pki::{CaOptions, DeviceBundle, IssuingCa, PkiPaths, init_ca};
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, Incoming, MqttOptions, NetworkOptions, Publish, QoS,
-    SubscribeReasonCode, TlsConfiguration, Transport,
-};
+use rumqttc::SubscribeReasonCode;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::mpsc;
 
 /// Failure guard for anything awaited.
 pub const GUARD: Duration = Duration::from_secs(10);
@@ -111,15 +108,17 @@ pub fn client_tls(roots_pem: &str, client: Option<&DeviceBundle>) -> Arc<rustls:
     Arc::new(config)
 }
 
-/// A connected rumqttc client; its event loop runs in a task until the
-/// first error.
+/// A received message (topic, payload, QoS, MQTT 5 properties).
+pub type Publish = Message;
+
+/// A connected client (no reconnection): its events are queued until a
+/// test looks at them.
 pub struct Client {
-    pub client: AsyncClient,
-    events: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
-    task: tokio::task::JoinHandle<()>,
+    pub client: MqttClient,
+    events: MqttEvents,
     publishes: VecDeque<Publish>,
-    others: VecDeque<Incoming>,
-    pub closed: Option<ConnectionError>,
+    /// Why the connection ended, once it has.
+    pub closed: Option<String>,
 }
 
 /// Connects `client_id` with `tls` to `server`; `Err` when the connection
@@ -128,42 +127,15 @@ pub async fn connect_with(
     server: &MqttServer,
     client_id: &str,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<Client, ConnectionError> {
-    let mut options = MqttOptions::new(client_id, "localhost", server.local_addr().port());
-    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
-    let connack = tokio::time::timeout(GUARD, async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Incoming::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    })
-    .await
-    .expect("connect finishes in time");
-    connack?;
-    let (tx, events) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        loop {
-            let event = eventloop.poll().await;
-            let stop = event.is_err();
-            if tx.send(event).is_err() || stop {
-                return;
-            }
-        }
-    });
+) -> Result<Client, MqttError> {
+    let options = ClientOptions::new(client_id, "localhost", server.local_addr().port()).tls(tls);
+    let (client, events) = tokio::time::timeout(GUARD, MqttClient::connect(options))
+        .await
+        .expect("connect finishes in time")?;
     Ok(Client {
         client,
         events,
-        task,
         publishes: VecDeque::new(),
-        others: VecDeque::new(),
         closed: None,
     })
 }
@@ -188,57 +160,49 @@ pub async fn connect(
 }
 
 impl Client {
-    /// Handles one event loop event: publishes and other incoming packets
-    /// are queued. Returns `false` once the connection is closed.
+    /// Handles one event: publishes are queued. Returns `false` once the
+    /// connection is closed.
     async fn pump(&mut self) -> bool {
         if self.closed.is_some() {
             return false;
         }
         match self.events.recv().await {
-            Some(Ok(Event::Incoming(Incoming::Publish(p)))) => self.publishes.push_back(p),
-            Some(Ok(Event::Incoming(packet))) => self.others.push_back(packet),
-            Some(Ok(Event::Outgoing(_))) => {}
-            Some(Err(e)) => {
-                self.closed = Some(e);
+            Some(Event::Message(p)) => self.publishes.push_back(p),
+            Some(Event::Connected { .. }) => {}
+            Some(Event::Disconnected { reason }) => {
+                self.closed = Some(reason);
                 return false;
             }
-            None => return false,
+            None => {
+                self.closed = Some("the client stopped".into());
+                return false;
+            }
         }
         true
     }
 
     /// Drops the connection without DISCONNECT.
     pub fn abort(&self) {
-        self.task.abort();
+        let client = self.client.clone();
+        tokio::spawn(async move { client.abort().await });
     }
 
     /// Subscribes and returns the SUBACK codes.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Vec<SubscribeReasonCode> {
-        self.client
-            .subscribe(filter, qos)
+        let granted = tokio::time::timeout(GUARD, self.client.subscribe(filter, qos))
             .await
-            .expect("queue subscribe");
-        tokio::time::timeout(GUARD, async {
-            loop {
-                while let Some(packet) = self.others.pop_front() {
-                    if let Incoming::SubAck(ack) = packet {
-                        return ack.return_codes;
-                    }
-                }
-                assert!(
-                    self.pump().await,
-                    "connection closed before SUBACK: {:?}",
-                    self.closed
-                );
-            }
-        })
-        .await
-        .expect("SUBACK in time")
+            .expect("SUBACK in time")
+            .expect("subscribed or refused");
+        vec![match granted {
+            Ok(q) => SubscribeReasonCode::Success(q),
+            Err(_) => SubscribeReasonCode::Failure,
+        }]
     }
 
     pub async fn publish(&self, topic: &str, qos: QoS, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, qos, false, payload.into())
+        let _delivery = self
+            .client
+            .publish(Message::new(topic, payload.into(), qos))
             .await
             .expect("queue publish");
     }
@@ -262,7 +226,7 @@ impl Client {
         .expect("message in time")
     }
 
-    /// Waits until the server closes the connection; returns the error.
+    /// Waits until the server closes the connection; returns the reason.
     pub async fn closed(&mut self) -> String {
         tokio::time::timeout(GUARD, async { while self.pump().await {} })
             .await
