@@ -69,7 +69,7 @@ impl Fixture {
         reg.close().await;
         let data = DataDir::new(&dir);
         let trust = TrustStore::load(&data.pki())?;
-        let signing = keys::load_current(&data.keys())?;
+        let signing = keys::load_current(&data.key_dir())?;
         Ok(Self {
             _temp: temp,
             dir,
