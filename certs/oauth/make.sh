@@ -53,16 +53,16 @@ leaf reporting-dn "/O=Operator/CN=reporting-svc" "DNS:reporting.operator.example
 leaf reporting-san "/O=Operator/CN=anything" "URI:https://operator.example/svc/reporting"
 leaf impostor-device "/CN=reporting" "URI:urn:certbound:device:reporting"
 
-# self-signed NAME CN
+# selfsigned NAME CN SUBJECT
 selfsigned() {
   key "$1.key.pem"
   openssl req -new -x509 -key "$1.key.pem" -out "$1.cert.pem" -days "$DAYS" \
-    -subj "/CN=$2" \
+    -subj "$3" \
     -addext "basicConstraints=critical,CA:FALSE" \
     -addext "keyUsage=critical,digitalSignature" \
     -addext "extendedKeyUsage=clientAuth"
 }
-selfsigned self-signed "pinned-client"
-selfsigned self-signed-other "reporting-svc"
+selfsigned self-signed "pinned-client" "/CN=pinned-client"
+selfsigned self-signed-other "reporting-svc" "/O=Operator/CN=reporting-svc"
 
 echo "certs/oauth: fixtures written"

@@ -44,6 +44,12 @@ impl Registry {
         out_dir: &Path,
         lifetime_days: u32,
     ) -> Result<ProvisionedDevice, BrokerError> {
+        if self.store.get_device(name).await?.is_some() {
+            return Err(BrokerError::Invalid(format!(
+                "{name:?} is a device id: a service named like a device would get that device's \
+                 topics on an MQTT server that decides by CN (Mosquitto); choose another name"
+            )));
+        }
         let ca = IssuingCa::load(&self.data.pki())?;
         let now = unix_now();
         let bundle = ca.issue_service(name, lifetime_days, now)?;
