@@ -482,7 +482,10 @@ async fn attack_wrong_auth_method_for_pinned_client() -> anyhow::Result<()> {
         .form("/oauth/token", &[CC, ("audience", JWT_API)], Some((&c.client_id, secret)))
         .await?;
     a.expect_error(401, "invalid_client")?;
-    assert!(a.raw.headers.get("www-authenticate").is_some(), "Basic challenge");
+    assert!(
+        a.raw.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("www-authenticate")),
+        "Basic challenge"
+    );
     let a = h
         .form(
             "/oauth/token",

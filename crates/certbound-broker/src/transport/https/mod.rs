@@ -135,6 +135,12 @@ pub fn tls_config(
         ))
     })?;
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    // No session resumption: a resumed session skips the client-certificate
+    // verifier, so a service certificate revoked since the first handshake
+    // would still get through the TLS layer. Every connection gets a full
+    // handshake (keep-alive still amortises it).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
