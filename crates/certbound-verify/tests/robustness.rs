@@ -140,6 +140,7 @@ const PROTO_TARGETS: &[&str] = &[
     "ace_response",
     "telemetry",
     "cose_key",
+    "oauth_form",
 ];
 
 /// An accepted key set survives both serialisations unchanged.
