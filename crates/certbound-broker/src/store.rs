@@ -565,7 +565,7 @@ pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};
 pub use clients::{Client, ClientAuthMethod, NewClient};
-pub use services::ServiceCert;
 pub use groups::GroupDeletion;
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};
 pub use prune::{DEFAULT_BATCH, PrunePolicy, PruneReport};
+pub use services::ServiceCert;

@@ -84,10 +84,10 @@ pub use device_id::{
     BROKER_SERVICE_NAME, CLIENT_ID_PREFIX, DEVICE_URI_PREFIX, MAX_DEVICE_ID_LEN, RESERVED_NAMES,
     validate_device_id, validate_name,
 };
-pub use identity::{IdentityKind, identity_kind, san_names};
 pub use error::PkiError;
 pub use external::{ExternalAnchor, ExternalDeviceCert};
 pub use files::PkiPaths;
+pub use identity::{IdentityKind, identity_kind, san_names};
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
 pub use pkcs7::pkcs7_certs_only;

@@ -41,10 +41,7 @@ async fn broker(edits: &[(&str, &str)]) -> anyhow::Result<Fixture> {
 async fn broker_with_operator_ca(edits: &[(&str, &str)]) -> anyhow::Result<Fixture> {
     let ca = fixture_cert("operator-ca.cert.pem");
     let line = format!("client_ca_file = {:?}", ca.display().to_string());
-    let mut all = vec![(
-        "# client_ca_file = \"oauth-client-cas.pem\"",
-        line.as_str(),
-    )];
+    let mut all = vec![("# client_ca_file = \"oauth-client-cas.pem\"", line.as_str())];
     all.extend_from_slice(edits);
     broker(&all).await
 }
@@ -56,11 +53,7 @@ async fn client(
 ) -> anyhow::Result<CreatedClient> {
     Ok(fx
         .registry
-        .create_client_with(
-            name,
-            &[(JWT_API.into(), "reports:read".into())],
-            credential,
-        )
+        .create_client_with(name, &[(JWT_API.into(), "reports:read".into())], credential)
         .await?)
 }
 
@@ -168,7 +161,11 @@ impl RawConn {
     }
 
     /// Sends `POST path` with a form body and reads one response.
-    async fn post_form(&mut self, path: &str, body: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    async fn post_form(
+        &mut self,
+        path: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
             body.len()
@@ -231,7 +228,12 @@ async fn service(fx: &Fixture, name: &str) -> anyhow::Result<(PathBuf, PathBuf)>
 async fn attack_device_cert_as_oauth_client() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
     let (svc_cert, svc_key) = service(&fx, "reporting").await?;
-    let c = client(&fx, "reporting", ClientCredential::TlsSubject("CN=reporting".into())).await?;
+    let c = client(
+        &fx,
+        "reporting",
+        ClientCredential::TlsSubject("CN=reporting".into()),
+    )
+    .await?;
     let device = fx.device("reporting").await?;
     let as_device = with_cert(&fx, &device.cert_file, &device.key_file)?;
     let a = token(&as_device, Some(&c.client_id)).await?;
@@ -244,7 +246,9 @@ async fn attack_device_cert_as_oauth_client() -> anyhow::Result<()> {
         a.json
     );
     // Without client_id too (lookup by subject).
-    token(&as_device, None).await?.expect_error(401, "invalid_client")?;
+    token(&as_device, None)
+        .await?
+        .expect_error(401, "invalid_client")?;
     // The service certificate of the same subject is the client.
     let legit = token(&with_cert(&fx, &svc_cert, &svc_key)?, Some(&c.client_id)).await?;
     anyhow::ensure!(legit.status == 200, "{}", legit.json);
@@ -257,7 +261,12 @@ async fn attack_device_cert_as_oauth_client() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_device_cert_with_valid_secret() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
-    let c = client(&fx, "poster", ClientCredential::Secret(ClientAuthMethod::ClientSecret)).await?;
+    let c = client(
+        &fx,
+        "poster",
+        ClientCredential::Secret(ClientAuthMethod::ClientSecret),
+    )
+    .await?;
     let device = fx.device("sensor-1").await?;
     let a = with_cert(&fx, &device.cert_file, &device.key_file)?
         .form(
@@ -291,7 +300,9 @@ async fn attack_claim_cert_at_oauth() -> anyhow::Result<()> {
     let dn = format!("CN=claim-{}", claim.claim.id);
     let c = client(&fx, "claimish", ClientCredential::TlsSubject(dn)).await?;
     let h = with_cert(&fx, &claim.cert_file, &claim.key_file)?;
-    token(&h, Some(&c.client_id)).await?.expect_error(401, "invalid_client")?;
+    token(&h, Some(&c.client_id))
+        .await?
+        .expect_error(401, "invalid_client")?;
     for route in ["/oauth/introspect", "/oauth/revoke"] {
         h.form(route, &[("token", "x"), ("client_id", &c.client_id)], None)
             .await?
@@ -306,7 +317,12 @@ async fn attack_claim_cert_at_oauth() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_operator_ca_cert_claiming_device_identity() -> anyhow::Result<()> {
     let fx = broker_with_operator_ca(&[]).await?;
-    let c = client(&fx, "reporting", ClientCredential::TlsSubject("CN=reporting".into())).await?;
+    let c = client(
+        &fx,
+        "reporting",
+        ClientCredential::TlsSubject("CN=reporting".into()),
+    )
+    .await?;
     let impostor = with_cert(
         &fx,
         &fixture_cert("impostor-device.cert.pem"),
@@ -360,9 +376,8 @@ async fn attack_operator_ca_cert_claiming_device_identity() -> anyhow::Result<()
 fn crate_jwt_client_id(jwt: &str) -> anyhow::Result<String> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1).context("JWT payload")?;
-    let json: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?,
-    )?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
     Ok(json["client_id"].as_str().context("client_id")?.to_string())
 }
 
@@ -371,7 +386,12 @@ fn crate_jwt_client_id(jwt: &str) -> anyhow::Result<String> {
 async fn attack_revoked_service_cert_at_tls() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
     let (cert, key) = service(&fx, "billing").await?;
-    let c = client(&fx, "billing", ClientCredential::TlsSubject("CN=billing".into())).await?;
+    let c = client(
+        &fx,
+        "billing",
+        ClientCredential::TlsSubject("CN=billing".into()),
+    )
+    .await?;
     let h = with_cert(&fx, &cert, &key)?;
     anyhow::ensure!(token(&h, Some(&c.client_id)).await?.status == 200);
     let revoked = fx.registry.revoke_service("billing").await?;
@@ -381,7 +401,11 @@ async fn attack_revoked_service_cert_at_tls() -> anyhow::Result<()> {
     })
     .await?;
     let listed = fx.registry.list_service_certs().await?;
-    assert!(listed.iter().any(|s| s.name == "billing" && s.revoked_at.is_some()));
+    assert!(
+        listed
+            .iter()
+            .any(|s| s.name == "billing" && s.revoked_at.is_some())
+    );
     still_serves(&fx).await?;
     fx.shutdown().await;
     Ok(())
@@ -392,9 +416,18 @@ async fn attack_revoked_service_cert_at_tls() -> anyhow::Result<()> {
 async fn attack_revoked_service_cert_at_oauth() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
     let (cert, key) = service(&fx, "billing").await?;
-    let c = client(&fx, "billing", ClientCredential::TlsSubject("CN=billing".into())).await?;
+    let c = client(
+        &fx,
+        "billing",
+        ClientCredential::TlsSubject("CN=billing".into()),
+    )
+    .await?;
     let mut conn = RawConn::open(&fx, Some((&cert, &key))).await?;
-    let body = format!("grant_type=client_credentials&audience={}&client_id={}", urlenc(JWT_API), c.client_id);
+    let body = format!(
+        "grant_type=client_credentials&audience={}&client_id={}",
+        urlenc(JWT_API),
+        c.client_id
+    );
     let (status, json) = conn.post_form("/oauth/token", &body).await?;
     anyhow::ensure!(status == 200, "before revocation: {json}");
     fx.registry.revoke_service("billing").await?;
@@ -404,10 +437,18 @@ async fn attack_revoked_service_cert_at_oauth() -> anyhow::Result<()> {
         let (status, json) = conn.post_form("/oauth/token", &body).await?;
         if status == 401 {
             assert_eq!(json["error"], "invalid_client", "{json}");
-            assert!(json["error_description"].as_str().is_some_and(|d| d.contains("revoked")), "{json}");
+            assert!(
+                json["error_description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("revoked")),
+                "{json}"
+            );
             break;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "still served after revocation: {json}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "still served after revocation: {json}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     still_serves(&fx).await?;
@@ -429,7 +470,12 @@ async fn attack_client_id_enumeration() -> anyhow::Result<()> {
         ClientCredential::Secret(ClientAuthMethod::ClientSecretBasic),
     )
     .await?;
-    let deleted = client(&fx, "gone", ClientCredential::Secret(ClientAuthMethod::ClientSecret)).await?;
+    let deleted = client(
+        &fx,
+        "gone",
+        ClientCredential::Secret(ClientAuthMethod::ClientSecret),
+    )
+    .await?;
     fx.registry.delete_client("gone").await?;
     let h = anonymous(&fx)?;
     let post = |id: String, secret: String| {
@@ -437,7 +483,12 @@ async fn attack_client_id_enumeration() -> anyhow::Result<()> {
         async move {
             h.form(
                 "/oauth/token",
-                &[CC, ("audience", JWT_API), ("client_id", &id), ("client_secret", &secret)],
+                &[
+                    CC,
+                    ("audience", JWT_API),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                ],
                 None,
             )
             .await
@@ -452,7 +503,11 @@ async fn attack_client_id_enumeration() -> anyhow::Result<()> {
             secret_client_secret(&basic_only)?.into(),
         )
         .await?,
-        post(deleted.client_id.clone(), secret_client_secret(&deleted)?.into()).await?,
+        post(
+            deleted.client_id.clone(),
+            secret_client_secret(&deleted)?.into(),
+        )
+        .await?,
     ];
     for a in &answers {
         a.expect_error(401, "invalid_client")?;
@@ -460,8 +515,13 @@ async fn attack_client_id_enumeration() -> anyhow::Result<()> {
         assert!(!a.raw.body.windows(3).any(|w| w == b"cb_"), "{}", a.json);
     }
     // The same client with its registered method is served.
-    h.token_with_secret(&basic_only.client_id, secret_client_secret(&basic_only)?, JWT_API, None)
-        .await?;
+    h.token_with_secret(
+        &basic_only.client_id,
+        secret_client_secret(&basic_only)?,
+        JWT_API,
+        None,
+    )
+    .await?;
     fx.shutdown().await;
     Ok(())
 }
@@ -479,17 +539,29 @@ async fn attack_wrong_auth_method_for_pinned_client() -> anyhow::Result<()> {
     let secret = secret_client_secret(&c)?;
     let h = anonymous(&fx)?;
     let a = h
-        .form("/oauth/token", &[CC, ("audience", JWT_API)], Some((&c.client_id, secret)))
+        .form(
+            "/oauth/token",
+            &[CC, ("audience", JWT_API)],
+            Some((&c.client_id, secret)),
+        )
         .await?;
     a.expect_error(401, "invalid_client")?;
     assert!(
-        a.raw.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("www-authenticate")),
+        a.raw
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("www-authenticate")),
         "Basic challenge"
     );
     let a = h
         .form(
             "/oauth/token",
-            &[CC, ("audience", JWT_API), ("client_id", &c.client_id), ("client_secret", secret)],
+            &[
+                CC,
+                ("audience", JWT_API),
+                ("client_id", &c.client_id),
+                ("client_secret", secret),
+            ],
             None,
         )
         .await?;
@@ -521,7 +593,10 @@ async fn attack_quadratic_form() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_oversized_form() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
-    let big = format!("grant_type=client_credentials&scope={}", "a".repeat(9 * 1024));
+    let big = format!(
+        "grant_type=client_credentials&scope={}",
+        "a".repeat(9 * 1024)
+    );
     for route in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
         let a = anonymous(&fx)?
             .send(
@@ -542,12 +617,19 @@ async fn attack_oversized_form() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_too_many_params() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
-    let mut form: Vec<(String, String)> = (0..33).map(|i| (format!("x{i}"), String::new())).collect();
+    let mut form: Vec<(String, String)> =
+        (0..33).map(|i| (format!("x{i}"), String::new())).collect();
     form.push(("grant_type".into(), "client_credentials".into()));
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let a = anonymous(&fx)?.form("/oauth/token", &pairs, None).await?;
     a.expect_error(400, "invalid_request")?;
-    assert!(a.json["error_description"].as_str().is_some_and(|d| d.contains("32")), "{}", a.json);
+    assert!(
+        a.json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("32")),
+        "{}",
+        a.json
+    );
     still_serves(&fx).await?;
     fx.shutdown().await;
     Ok(())
@@ -562,11 +644,21 @@ async fn attack_duplicate_params() -> anyhow::Result<()> {
             http::Method::POST,
             "/oauth/token",
             &[("content-type", "application/x-www-form-urlencoded")],
-            format!("grant_type=client_credentials&audience=x&%61udience={}", urlenc(JWT_API)).into_bytes(),
+            format!(
+                "grant_type=client_credentials&audience=x&%61udience={}",
+                urlenc(JWT_API)
+            )
+            .into_bytes(),
         )
         .await?;
     a.expect_error(400, "invalid_request")?;
-    assert!(a.json["error_description"].as_str().is_some_and(|d| d.contains("more than once")), "{}", a.json);
+    assert!(
+        a.json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("more than once")),
+        "{}",
+        a.json
+    );
     still_serves(&fx).await?;
     fx.shutdown().await;
     Ok(())
@@ -624,7 +716,12 @@ async fn attack_connection_cap() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_introspection_by_foreign_client() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
-    let owner = client(&fx, "owner", ClientCredential::Secret(ClientAuthMethod::ClientSecret)).await?;
+    let owner = client(
+        &fx,
+        "owner",
+        ClientCredential::Secret(ClientAuthMethod::ClientSecret),
+    )
+    .await?;
     let stranger = fx
         .registry
         .create_client_with(
@@ -635,7 +732,12 @@ async fn attack_introspection_by_foreign_client() -> anyhow::Result<()> {
         .await?;
     let h = anonymous(&fx)?;
     let grant = h
-        .token_with_secret(&owner.client_id, secret_client_secret(&owner)?, JWT_API, None)
+        .token_with_secret(
+            &owner.client_id,
+            secret_client_secret(&owner)?,
+            JWT_API,
+            None,
+        )
         .await?;
     let tok = grant["access_token"].as_str().context("token")?;
     let a = h
@@ -665,7 +767,12 @@ async fn attack_introspection_by_foreign_client() -> anyhow::Result<()> {
 async fn attack_self_signed_cert_not_pinned() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
     let pinned_pem = std::fs::read_to_string(fixture_cert("self-signed.cert.pem"))?;
-    let c = client(&fx, "edge", ClientCredential::SelfSigned(thumbprint_of_pem(&pinned_pem)?)).await?;
+    let c = client(
+        &fx,
+        "edge",
+        ClientCredential::SelfSigned(thumbprint_of_pem(&pinned_pem)?),
+    )
+    .await?;
     let stranger = with_cert(
         &fx,
         &fixture_cert("self-signed-other.cert.pem"),
@@ -700,7 +807,12 @@ async fn attack_pinned_self_signed_posing_as_pki_client() -> anyhow::Result<()> 
     )
     .await?;
     let other_pem = std::fs::read_to_string(fixture_cert("self-signed-other.cert.pem"))?;
-    let _pinned = client(&fx, "edge2", ClientCredential::SelfSigned(thumbprint_of_pem(&other_pem)?)).await?;
+    let _pinned = client(
+        &fx,
+        "edge2",
+        ClientCredential::SelfSigned(thumbprint_of_pem(&other_pem)?),
+    )
+    .await?;
     let h = with_cert(
         &fx,
         &fixture_cert("self-signed-other.cert.pem"),
@@ -736,7 +848,10 @@ async fn attack_device_id_like_client_or_broker() -> anyhow::Result<()> {
             .await
             .expect_err("a reserved device id was provisioned");
         let text = err.to_string();
-        assert!(text.contains("reserved") || text.contains("cb_"), "{id}: {text}");
+        assert!(
+            text.contains("reserved") || text.contains("cb_"),
+            "{id}: {text}"
+        );
     }
     let device = fx.device("sensor-ok").await?;
     fx.assert_serves(&device).await?;

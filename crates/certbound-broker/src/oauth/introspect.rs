@@ -25,9 +25,10 @@ pub fn may_introspect(
     holder: TokenHolder,
     admin_api: &str,
 ) -> bool {
-    let admin = caller
-        .granted_for(admin_api)
-        .is_some_and(|s| s.iter().any(|x| x == ADMIN_READ_SCOPE || x == ADMIN_WRITE_SCOPE));
+    let admin = caller.granted_for(admin_api).is_some_and(|s| {
+        s.iter()
+            .any(|x| x == ADMIN_READ_SCOPE || x == ADMIN_WRITE_SCOPE)
+    });
     let own = holder == TokenHolder::Client && token.sub == caller.id;
     let audience = token
         .aud

@@ -19,9 +19,9 @@ pub use client_auth::{
     AUTH_FAILED, AuthMethod, Presented, hash_secret, new_client_id, new_client_secret,
 };
 pub use introspect::ADMIN_WRITE_SCOPE;
-pub use trust::{ClientTrust, REFRESH_EVERY};
 pub use issue::{TokenForm, TokenGrant};
 pub use own_token::KnownToken;
+pub use trust::{ClientTrust, REFRESH_EVERY};
 
 use crate::audit::AuditLog;
 use crate::keys::SharedKeys;

@@ -20,8 +20,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
 
 use crate::error::BrokerError;
@@ -35,23 +35,13 @@ type Thumbprint = [u8; 32];
 
 /// The trust decisions about client certificates, shared by the TLS layer
 /// and `/oauth/*`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ClientTrust {
     /// Chain verification to the trusted CAs; `None`: no CA (no certificate
     /// chains, e.g. a service built without TLS).
     chain: Option<Arc<dyn ClientCertVerifier>>,
     pinned: RwLock<HashSet<Thumbprint>>,
     revoked: RwLock<HashSet<Thumbprint>>,
-}
-
-impl Default for ClientTrust {
-    fn default() -> Self {
-        Self {
-            chain: None,
-            pinned: RwLock::default(),
-            revoked: RwLock::default(),
-        }
-    }
 }
 
 impl ClientTrust {
@@ -78,7 +68,9 @@ impl ClientTrust {
             .allow_unauthenticated()
             .build()
             .map_err(|e| {
-                BrokerError::Invalid(format!("the client certificate verifier cannot be built: {e}"))
+                BrokerError::Invalid(format!(
+                    "the client certificate verifier cannot be built: {e}"
+                ))
             })?;
         Ok(Self {
             chain: Some(chain),
@@ -91,8 +83,10 @@ impl ClientTrust {
         let (Some(verifier), Some((leaf, rest))) = (&self.chain, chain.split_first()) else {
             return false;
         };
-        let intermediates: Vec<CertificateDer<'_>> =
-            rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let intermediates: Vec<CertificateDer<'_>> = rest
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
         verifier
             .verify_client_cert(
                 &CertificateDer::from(leaf.as_slice()),
@@ -135,7 +129,11 @@ impl ClientTrust {
             .revoked_service_thumbprints(now)
             .await?
             .iter()
-            .filter_map(|t| hex::decode(t).ok().and_then(|b| Thumbprint::try_from(b.as_slice()).ok()))
+            .filter_map(|t| {
+                hex::decode(t)
+                    .ok()
+                    .and_then(|b| Thumbprint::try_from(b.as_slice()).ok())
+            })
             .collect();
         if let Ok(mut set) = self.pinned.write() {
             *set = pinned;
@@ -202,7 +200,10 @@ impl ClientCertVerifier for TlsGate {
         if self.trust.is_revoked(&thumbprint) {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }
-        match self.inner.verify_client_cert(end_entity, intermediates, now) {
+        match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
             Ok(verified) => Ok(verified),
             Err(_) if self.trust.is_pinned(&thumbprint) => Ok(ClientCertVerified::assertion()),
             Err(e) => Err(e),

@@ -81,7 +81,10 @@ impl Registry {
 
     /// Revokes every unrevoked certificate of the service `name_or_serial`,
     /// or the one certificate with that serial.
-    pub async fn revoke_service(&self, name_or_serial: &str) -> Result<Vec<ServiceCert>, BrokerError> {
+    pub async fn revoke_service(
+        &self,
+        name_or_serial: &str,
+    ) -> Result<Vec<ServiceCert>, BrokerError> {
         let revoked = self
             .store
             .revoke_service_certs(name_or_serial, unix_now())

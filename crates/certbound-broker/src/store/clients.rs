@@ -149,12 +149,11 @@ impl Store {
             ("thumbprint", client.thumbprint, "certificate thumbprint"),
         ] {
             let Some(value) = value else { continue };
-            let other: Option<String> = sqlx::query_scalar(&format!(
-                "SELECT name FROM clients WHERE {column} = ?"
-            ))
-            .bind(value)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let other: Option<String> =
+                sqlx::query_scalar(&format!("SELECT name FROM clients WHERE {column} = ?"))
+                    .bind(value)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(other) = other {
                 return Err(BrokerError::Invalid(format!(
                     "client {other:?} is already registered with {what} {value:?}; a certificate identifies one client"
@@ -221,10 +220,7 @@ impl Store {
     }
 
     /// Looks a client up by its pinned certificate thumbprint (base64url).
-    pub async fn get_client_by_thumbprint(
-        &self,
-        x5t: &str,
-    ) -> Result<Option<Client>, BrokerError> {
+    pub async fn get_client_by_thumbprint(&self, x5t: &str) -> Result<Option<Client>, BrokerError> {
         self.client_where("thumbprint = ?", x5t).await
     }
 
@@ -239,9 +235,7 @@ impl Store {
     }
 
     async fn client_where(&self, clause: &str, value: &str) -> Result<Option<Client>, BrokerError> {
-        let sql = format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients WHERE {clause}"
-        );
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE {clause}");
         let Some(row) = sqlx::query(&sql)
             .bind(value)
             .fetch_optional(&self.pool)
@@ -272,9 +266,9 @@ impl Store {
 
     /// All clients, ordered by name.
     pub async fn list_clients(&self) -> Result<Vec<Client>, BrokerError> {
-        let rows = sqlx::query(
-            &format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name"),
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name"
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -349,7 +343,8 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow, grants: Vec<Grant>) -> Client 
         thumbprint: row.get("thumbprint"),
         // The column's CHECK admits only known names; an unknown one can
         // authenticate nothing (secret hash compare still needs a secret method).
-        auth_method: ClientAuthMethod::parse(&method).unwrap_or(ClientAuthMethod::ClientSecretBasic),
+        auth_method: ClientAuthMethod::parse(&method)
+            .unwrap_or(ClientAuthMethod::ClientSecretBasic),
         status: row.get("status"),
         grants,
         created_at: to_u64(row.get("created_at")),

@@ -478,7 +478,9 @@ pub async fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&certs)?;
             } else if certs.is_empty() {
-                println!("No service certificates. Make one with `certbound service provision --name ...`");
+                println!(
+                    "No service certificates. Make one with `certbound service provision --name ...`"
+                );
             } else {
                 for c in certs {
                     let state = match c.revoked_at {

@@ -127,10 +127,14 @@ fn print_created(c: &CreatedClient, what: &str) {
     }
     println!("  auth_method:   {}", c.auth_method.as_str());
     if let Some(dn) = &c.tls_subject {
-        println!("  tls_subject:   {dn} (a certificate from the certbound CA or [https] client_ca_file)");
+        println!(
+            "  tls_subject:   {dn} (a certificate from the certbound CA or [https] client_ca_file)"
+        );
     }
     if let Some(san) = &c.tls_san {
-        println!("  tls_san:       {san} (a certificate from the certbound CA or [https] client_ca_file)");
+        println!(
+            "  tls_san:       {san} (a certificate from the certbound CA or [https] client_ca_file)"
+        );
     }
     if let Some(x5t) = &c.thumbprint {
         println!("  thumbprint:    {x5t} (x5t#S256 of the pinned certificate)");

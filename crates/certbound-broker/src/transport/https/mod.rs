@@ -22,8 +22,8 @@ use certbound_verify::http::{ServeLimits, serve_tls_with};
 
 use crate::config::{Config, DataDir};
 use crate::error::BrokerError;
-use crate::oauth::ClientTrust;
 use crate::keys::SharedKeys;
+use crate::oauth::ClientTrust;
 use crate::oauth::OAuthService;
 use crate::status::StatusLists;
 use crate::store::Store;
@@ -114,7 +114,8 @@ pub fn tls_config(
     tls13_only: bool,
 ) -> Result<Arc<rustls::ServerConfig>, BrokerError> {
     use certbound_verify::http::tls::{ALPN_HTTP1, parse_certificates, parse_private_key};
-    let bad = |e: certbound_verify::VerifyError| BrokerError::Invalid(format!("HTTPS TLS setup: {e}"));
+    let bad =
+        |e: certbound_verify::VerifyError| BrokerError::Invalid(format!("HTTPS TLS setup: {e}"));
     let chain = parse_certificates(cert_chain_pem, "server certificate chain").map_err(bad)?;
     let key = parse_private_key(key_pem, "server key").map_err(bad)?;
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13_only {
@@ -152,9 +153,8 @@ pub async fn client_trust(
     config: &Config,
     store: &Store,
 ) -> Result<Arc<ClientTrust>, BrokerError> {
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(BrokerError::io(path))
-    };
+    let read =
+        |path: &std::path::Path| std::fs::read_to_string(path).map_err(BrokerError::io(path));
     let mut cas = vec![("certbound CA chain", read(&data.pki().chain())?)];
     if let Some(file) = &config.https.client_ca_file {
         let path = data.root.join(file);

@@ -2,8 +2,8 @@
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -37,8 +37,7 @@ pub type FormBody = Result<Bytes, BytesRejection>;
 
 fn body_error(rejection: &BytesRejection) -> OAuthError {
     use std::error::Error as _;
-    if let BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) = rejection
-    {
+    if let BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) = rejection {
         let mut e = OAuthError::invalid_request(format!(
             "the request body is larger than {OAUTH_MAX_BODY} bytes"
         ));
