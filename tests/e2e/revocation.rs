@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use certbound_broker::store::DeviceStatus;
-use certbound_e2e::{GRANTED_SCOPE, unix_now};
+use certbound_e2e::{API, GRANTED_SCOPE, unix_now};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::status_list::{
@@ -203,7 +203,12 @@ async fn admin_client(o: &OAuthFixture) -> anyhow::Result<Creds> {
         o.fx.registry
             .create_client(
                 "resource-server",
-                &[(JWT_API.into(), "reports:read".into())],
+                // Introspection answers a client only about tokens of APIs it
+                // holds a grant for (docs/oauth.md).
+                &[
+                    (JWT_API.into(), "reports:read".into()),
+                    (API.into(), GRANTED_SCOPE.into()),
+                ],
                 None,
                 true,
             )

@@ -448,6 +448,15 @@ impl Config {
                 "must be between 1 and 3650".into(),
             ));
         }
+        if self.https.max_connections == 0 {
+            return Err(bad("https.max_connections", "must be at least 1".into()));
+        }
+        if self.https.idle_timeout_secs == 0 || self.https.body_timeout_secs == 0 {
+            return Err(bad(
+                "https.idle_timeout_secs / https.body_timeout_secs",
+                "must be at least 1 second".into(),
+            ));
+        }
         if !(512..=1_048_576).contains(&self.limits.max_request_bytes) {
             return Err(bad(
                 "limits.max_request_bytes",

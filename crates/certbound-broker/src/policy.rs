@@ -952,8 +952,11 @@ pub async fn apply(
         }
         let id = match stored.get(c.name.as_str()) {
             Some(s) => {
-                sqlx::query("UPDATE clients SET tls_subject = ?, updated_at = ? WHERE id = ?")
-                    .bind(&c.tls_subject)
+                sqlx::query(
+                    "UPDATE clients SET tls_subject = ?1, auth_method = CASE WHEN ?1 IS NULL \
+                     THEN 'client_secret' ELSE 'tls_client_auth' END, updated_at = ?2 WHERE id = ?3",
+                )
+                .bind(&c.tls_subject)
                     .bind(now_i)
                     .bind(&s.id)
                     .execute(&mut *conn)
@@ -964,8 +967,9 @@ pub async fn apply(
                 let id = new_client_id();
                 let secret = c.tls_subject.is_none().then(new_client_secret);
                 sqlx::query(
-                    "INSERT INTO clients (id, name, secret_hash, tls_subject, status, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                    "INSERT INTO clients (id, name, secret_hash, tls_subject, auth_method, status, \
+                     created_at, updated_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL \
+                     THEN 'client_secret' ELSE 'tls_client_auth' END, 'active', ?5, ?6)",
                 )
                 .bind(&id)
                 .bind(&c.name)
@@ -980,6 +984,13 @@ pub async fn apply(
                     client_secret: secret,
                     name: c.name.clone(),
                     tls_subject: c.tls_subject.clone(),
+                    tls_san: None,
+                    thumbprint: None,
+                    auth_method: if c.tls_subject.is_some() {
+                        crate::store::ClientAuthMethod::TlsClientAuth
+                    } else {
+                        crate::store::ClientAuthMethod::ClientSecret
+                    },
                 });
                 id
             }

@@ -147,6 +147,7 @@ pub async fn init_with(
     let kid = keys::create_signing_key(&data.key_dir())?;
     let store = Store::open(&data.database()).await?;
     keys::KeyRing::load(&store, &data.key_dir()).await?;
+    services::record(&store, BROKER_SERVICE_NAME, &client.cert, now).await?;
     store
         .append_audit(&[AuditEvent {
             ts_ms: now.saturating_mul(1000),
@@ -168,8 +169,9 @@ pub async fn init_with(
     Ok(())
 }
 
-/// Service name (certificate CN and `urn:certbound:service:` SAN) of the broker's MQTT client identity.
-pub const BROKER_SERVICE_NAME: &str = "certbound-broker";
+/// Service name (certificate CN and `urn:certbound:service:` SAN) of the
+/// broker's MQTT client identity; reserved (no device may take it).
+pub const BROKER_SERVICE_NAME: &str = certbound_pki::BROKER_SERVICE_NAME;
 /// Lifetime of the server and broker certificates made at init, days.
 pub const SERVER_CERT_DAYS: u32 = 397;
 
@@ -432,39 +434,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Issues a key and a *service* client certificate (SAN
-    /// `urn:certbound:service:<name>`) for a backend such as a telemetry
-    /// ingester, and writes `<out>/<name>.key.pem` (0600) and `<out>/<name>.cert.pem`.
-    /// Services may subscribe to every device's telemetry on the embedded MQTT
-    /// server; they can never act as a device.
-    pub async fn provision_service(
-        &self,
-        name: &str,
-        out_dir: &Path,
-        lifetime_days: u32,
-    ) -> Result<ProvisionedDevice, BrokerError> {
-        let ca = IssuingCa::load(&self.data.pki())?;
-        let bundle = ca.issue_service(name, lifetime_days, unix_now())?;
-        let (key_file, cert_file) = bundle.write_to(out_dir, name)?;
-        self.audit(
-            "service.provisioned",
-            name,
-            format!(
-                "serial={} not_after={}",
-                bundle.cert.serial_hex, bundle.cert.not_after
-            ),
-        )
-        .await?;
-        Ok(ProvisionedDevice {
-            id: name.into(),
-            serial: bundle.cert.serial_hex.clone(),
-            thumbprint: hex::encode(bundle.cert.thumbprint),
-            not_after: bundle.cert.not_after,
-            key_file,
-            cert_file,
-        })
-    }
-
     /// A device and its certificates.
     pub async fn show_device(&self, id: &str) -> Result<(Device, Vec<CertRecord>), BrokerError> {
         let device = self
@@ -525,8 +494,12 @@ pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
+mod services;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
-pub use clients::{ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CreatedClient, parse_grant};
+pub use clients::{
+    ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, ClientCredential, CreatedClient, parse_grant,
+    parse_tls_san, thumbprint_of_pem,
+};
 pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
 pub use lifecycle::{
     CRL_VALIDITY_SECS, CreatedClaim, IssuerCrl, SignedDevice, TrustedCa, crl_of, crl_set,

@@ -27,7 +27,6 @@ use crate::transport::https::{self, HttpsState};
 use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
 use certbound_mqtt::client_tls::client_tls_config;
 use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig, MqttServerHandle};
-use certbound_verify::http::{ClientAuth, serve_tls, server_tls_config};
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -181,7 +180,8 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
                 audit.clone(),
                 limits.clone(),
             )
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_client_trust(https::client_trust(&data, &config, &store).await?);
             let state = HttpsState {
                 oauth,
                 devices: endpoints.clone(),
@@ -291,23 +291,22 @@ fn start_https(
     state: HttpsState,
 ) -> Result<RunningHttps, BrokerError> {
     let addr = listener.local_addr().map_err(BrokerError::io(&data.root))?;
-    let tls = server_tls_config(
+    let trust = state.oauth.client_trust().clone();
+    let tls = https::tls_config(
         &read(&data.server_cert())?,
         &read(&data.server_key())?,
-        Some(&read(&data.pki().chain())?),
-        ClientAuth::Optional,
+        &trust,
         config.https.tls13_only,
-    )
-    .map_err(|e| BrokerError::Invalid(format!("HTTPS TLS setup: {e}")))?;
+    )?;
+    let limits = https::serve_limits(config);
+    let store = state.store.clone();
     let app = https::router(state);
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let stopped = async {
             let _ = stop.await;
         };
-        if let Err(e) = serve_tls(listener, tls, app, stopped).await {
-            tracing::error!(error = %e, "HTTPS server stopped");
-        }
+        https::serve(listener, tls, app, limits, trust, store, stopped).await;
     });
     Ok(RunningHttps {
         addr,

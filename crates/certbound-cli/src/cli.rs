@@ -486,7 +486,8 @@ pub enum TokenCommand {
 /// `certbound service ...`
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
-    /// Create a key and a service certificate (SAN urn:certbound:service:<NAME>).
+    /// Create a key and a service certificate (SAN urn:certbound:service:<NAME>),
+    /// recorded so that it can be listed and revoked.
     /// Writes <OUT>/<NAME>.key.pem (0600) and <OUT>/<NAME>.cert.pem.
     Provision {
         #[command(flatten)]
@@ -500,6 +501,26 @@ pub enum ServiceCommand {
         /// Certificate lifetime in days.
         #[arg(long, default_value_t = 90)]
         days: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the service certificates certbound issued (revoked ones too).
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a service's certificates (by service name: all of them; or one by
+    /// serial). A running broker refuses them at HTTPS within a second (TLS
+    /// handshake and /oauth/*).
+    Revoke {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Service name or certificate serial (hex).
+        service: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -3,9 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use certbound_pki::{CLAIM_URI_PREFIX, DEVICE_URI_PREFIX, SERVICE_URI_PREFIX, validate_device_id};
+use certbound_pki::{
+    BROKER_SERVICE_NAME, DEVICE_URI_PREFIX, IdentityKind, SERVICE_URI_PREFIX, identity_kind,
+};
 use certbound_proto::topics::{claim_may_use, device_may_use};
-use x509_parser::extensions::GeneralName;
 
 use crate::identity::{Authorizer, Identity};
 use crate::topic::SHARE_PREFIX;
@@ -68,53 +69,17 @@ impl CertboundAcl {
     /// # Errors
     /// A message saying why the certificate carries no usable identity.
     pub fn identity_of(peer_cert_der: &[u8]) -> Result<Identity, String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(peer_cert_der)
-            .map_err(|e| format!("client certificate does not parse: {e}"))?;
-        let san = cert
-            .subject_alternative_name()
-            .map_err(|e| format!("client certificate has a malformed SAN extension: {e}"))?;
-        let mut devices = Vec::new();
-        let mut services = Vec::new();
-        let mut claims = Vec::new();
-        for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
-            if let GeneralName::URI(uri) = name {
-                if let Some(id) = uri.strip_prefix(DEVICE_URI_PREFIX) {
-                    devices.push(id);
-                } else if let Some(service) = uri.strip_prefix(SERVICE_URI_PREFIX) {
-                    services.push(service);
-                } else if let Some(claim) = uri.strip_prefix(CLAIM_URI_PREFIX) {
-                    claims.push(claim);
-                }
-            }
+        // One rule for every transport: certbound_pki::identity_kind.
+        match identity_kind(peer_cert_der).map_err(|e| format!("client certificate: {e}"))? {
+            IdentityKind::Device(id) => Ok(Identity::Device(id)),
+            IdentityKind::Service(name) => Ok(Identity::Service(name)),
+            IdentityKind::Broker => Ok(Identity::Service(BROKER_SERVICE_NAME.to_owned())),
+            IdentityKind::Claim(id) => Ok(Identity::Claim(format!("claim-{id}"))),
+            IdentityKind::Foreign => Err(format!(
+                "client certificate has no {DEVICE_URI_PREFIX}<id> or \
+                 {SERVICE_URI_PREFIX}<name> SAN URI"
+            )),
         }
-        if let [claim] = claims.as_slice() {
-            if !devices.is_empty() || !services.is_empty() {
-                return Err("client certificate names more than one certbound identity".to_owned());
-            }
-            validate_device_id(claim).map_err(|e| format!("invalid claim id {claim:?}: {e}"))?;
-            return Ok(Identity::Claim(format!("claim-{claim}")));
-        }
-        if claims.len() > 1 {
-            return Err("client certificate names more than one claim".to_owned());
-        }
-        let (kind, value, make): (&str, &str, fn(String) -> Identity) =
-            match (devices.as_slice(), services.as_slice()) {
-                ([id], []) => ("device id", id, Identity::Device),
-                ([], [name]) => ("service name", name, Identity::Service),
-                ([], []) => {
-                    return Err(format!(
-                        "client certificate has no {DEVICE_URI_PREFIX}<id> or \
-                         {SERVICE_URI_PREFIX}<name> SAN URI"
-                    ));
-                }
-                _ => {
-                    return Err(
-                        "client certificate names more than one certbound identity".to_owned()
-                    );
-                }
-            };
-        validate_device_id(value).map_err(|e| format!("invalid {kind} {value:?}: {e}"))?;
-        Ok(make(value.to_owned()))
     }
 }
 

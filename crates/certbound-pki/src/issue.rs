@@ -91,7 +91,7 @@ impl DeviceBundle {
     /// so it is never readable by others, not even briefly) and
     /// `<out_dir>/<device_id>.cert.pem` (the device certificate followed by the
     /// issuing CA). Creates `out_dir` when missing. `device_id` only names the
-    /// files and must be a valid device id.
+    /// files and must be a valid name ([`crate::validate_name`]).
     ///
     /// Returns `(key_path, cert_path)`.
     ///
@@ -103,7 +103,7 @@ impl DeviceBundle {
         out_dir: &Path,
         device_id: &str,
     ) -> Result<(PathBuf, PathBuf), PkiError> {
-        validate_device_id(device_id)?;
+        crate::validate_name(device_id)?;
         let key_path = out_dir.join(format!("{device_id}.key.pem"));
         let cert_path = out_dir.join(format!("{device_id}.cert.pem"));
         ensure_absent(&[&key_path, &cert_path])?;
@@ -172,14 +172,16 @@ impl IssuingCa {
     /// never accepted as device certificates (no device SAN).
     ///
     /// # Errors
-    /// As for [`IssuingCa::issue_device_cert`]; `name` follows the device id rules.
+    /// As for [`IssuingCa::issue_device_cert`]; `name` follows the name
+    /// rules ([`crate::validate_name`]; reserved names are allowed: the
+    /// broker's own identity is a service).
     pub fn issue_service(
         &self,
         name: &str,
         lifetime_days: u32,
         now: u64,
     ) -> Result<DeviceBundle, PkiError> {
-        validate_device_id(name)?;
+        crate::validate_name(name)?;
         self.issue_generated(Profile::Service(name), lifetime_days, now)
     }
 
@@ -217,7 +219,7 @@ impl IssuingCa {
         lifetime_secs: u64,
         now: u64,
     ) -> Result<DeviceBundle, PkiError> {
-        validate_device_id(claim_id)?;
+        crate::validate_name(claim_id)?;
         if lifetime_secs < 60 {
             return Err(PkiError::InvalidArgument(
                 "a claim must live at least 60 seconds".into(),

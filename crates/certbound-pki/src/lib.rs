@@ -72,6 +72,7 @@ mod device_id;
 mod error;
 mod external;
 mod files;
+mod identity;
 mod issue;
 mod pem;
 mod path;
@@ -86,10 +87,14 @@ pub use ca::{CLOCK_SKEW_SECS, CaOptions, IssuingCa, init_ca, init_ca_root_key_at
 pub use cert::{CertSummary, cert_summary, public_key_sec1, thumbprint_sha256};
 pub use crl::{Crl, RevocationReason, RevokedEntry};
 pub use csr::{MAX_CSR_LEN, VerifiedCsr, verify_csr};
-pub use device_id::{DEVICE_URI_PREFIX, MAX_DEVICE_ID_LEN, validate_device_id};
+pub use device_id::{
+    BROKER_SERVICE_NAME, CLIENT_ID_PREFIX, DEVICE_URI_PREFIX, MAX_DEVICE_ID_LEN, RESERVED_NAMES,
+    validate_device_id, validate_name,
+};
 pub use error::PkiError;
 pub use external::{ExternalAnchor, ExternalDeviceCert};
 pub use files::PkiPaths;
+pub use identity::{IdentityKind, identity_kind, san_names};
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
 pub use pem::parse_pem_certs;
 

@@ -294,7 +294,7 @@ impl TrustStore {
                 "it needs exactly one SAN URI urn:certbound:claim:<id>",
             ));
         };
-        validate_device_id(claim_id).map_err(|_| not_claim("bad claim id"))?;
+        crate::validate_name(claim_id).map_err(|_| not_claim("bad claim id"))?;
         Ok(VerifiedClaimCert {
             claim_id: claim_id.clone(),
             public_key_sec1: p256_point(leaf.public_key(), "the claim certificate")?,

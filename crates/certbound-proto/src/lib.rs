@@ -26,6 +26,8 @@
 //!   signed Status List Token (`typ` `application/statuslist+cwt`).
 //! * [`jwt`]: RFC 9068 JWT access tokens (compact JWS, ES256, `at+jwt`) for
 //!   backend services, parsed strictly before any crypto.
+//! * [`form`]: OAuth form bodies (`application/x-www-form-urlencoded`), strict
+//!   and linear-time, with size and parameter-count bounds.
 //! * [`rate_limit`]: token buckets with time passed in, per key with bounded
 //!   memory.
 //!
@@ -81,6 +83,7 @@ pub mod cose;
 pub mod crypto;
 pub mod enroll;
 pub mod error;
+pub mod form;
 pub mod jwt;
 pub mod key;
 pub mod rate_limit;

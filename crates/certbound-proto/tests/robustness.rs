@@ -216,6 +216,7 @@ const PARSERS: &[(&str, Parser)] = &[
     ("ace_response", parse_ace),
     ("telemetry", parse_telemetry),
     ("cose_key", parse_cose_key),
+    ("oauth_form", parse_oauth_form),
 ];
 
 /// Corpus directories of the verify fuzz targets (replayed by
@@ -236,6 +237,20 @@ const VERIFY_TARGETS: &[&str] = &[
 /// Corpus directories of the certbound-pki fuzz targets (replayed by
 /// crates/certbound-pki/tests/fuzz_corpus.rs).
 const PKI_TARGETS: &[&str] = &["path_validation", "csr", "pkcs7"];
+
+fn parse_oauth_form(data: &[u8]) -> bool {
+    use certbound_proto::form::{FormLimits, encode_form, parse_form};
+    let Ok(form) = parse_form(data, &FormLimits::default()) else {
+        return false;
+    };
+    let open = FormLimits {
+        max_bytes: usize::MAX,
+        max_params: usize::MAX,
+    };
+    let again = parse_form(encode_form(form.pairs()).as_bytes(), &open);
+    assert_eq!(again.as_ref(), Ok(&form), "own encoding re-reads");
+    true
+}
 
 fn parse_cbor(data: &[u8]) -> bool {
     let checked = cbor::check_strict(data, limits());

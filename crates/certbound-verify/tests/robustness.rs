@@ -151,6 +151,7 @@ const PROTO_TARGETS: &[&str] = &[
     "ace_response",
     "telemetry",
     "cose_key",
+    "oauth_form",
 ];
 
 /// Corpus directories of the certbound-pki fuzz targets (replayed by

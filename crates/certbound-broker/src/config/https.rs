@@ -25,6 +25,32 @@ pub struct HttpsSection {
     /// Default true.
     #[serde(default = "default_true")]
     pub metrics: bool,
+    /// PEM file (relative to the data directory, or absolute) of the
+    /// operator's own CA certificates whose certificates may authenticate
+    /// OAuth clients (`tls_client_auth`); never devices. Default: none (the
+    /// certbound CA only).
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// Most connections open at once; more are closed at accept. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers, and may idle
+    /// between keep-alive requests. Default 30.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a client may take to send a request body. Default 10.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
+fn default_body_timeout() -> u64 {
+    10
 }
 
 impl Default for HttpsSection {
@@ -35,6 +61,10 @@ impl Default for HttpsSection {
             public_url: None,
             tls13_only: true,
             metrics: true,
+            client_ca_file: None,
+            max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle_timeout(),
+            body_timeout_secs: default_body_timeout(),
         }
     }
 }

@@ -87,6 +87,17 @@ tls13_only = true
 # Serve Prometheus metrics at GET /metrics (no authentication: firewall the
 # HTTPS port or keep it on loopback; see docs/operations.md).
 metrics = true
+# The operator's own CA certificates (PEM; relative to this directory) whose
+# certificates may authenticate OAuth clients registered for tls_client_auth
+# (never devices). Default: the certbound CA only.
+# client_ca_file = "oauth-client-cas.pem"
+# Most connections open at once; more are closed at accept (docs/oauth.md).
+max_connections = 1024
+# Seconds a client may take to send a request's headers, and idle between
+# keep-alive requests.
+idle_timeout_secs = 30
+# Seconds a client may take to send a request body.
+body_timeout_secs = 10
 
 [status]
 # Give every token a status-list entry (draft-ietf-oauth-status-list), so offline

@@ -1,14 +1,27 @@
-//! Client authentication: `client_secret_basic`, `client_secret_post`
-//! (RFC 6749 §2.3.1) and `tls_client_auth` (RFC 8705 §2.1.2, PKI method:
-//! the certificate chains to the certbound CA — rustls checked that during
-//! the handshake — and its subject DN is the one registered).
+//! Client authentication, one pinned method per client:
+//! `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1; a
+//! `client_secret` client may use either), `tls_client_auth` (RFC 8705
+//! §2.1.2, PKI method: the certificate chains to a trusted CA and its subject
+//! DN or SAN is the registered one) and `self_signed_tls_client_auth`
+//! (RFC 8705 §2.2: the certificate's thumbprint is the pinned one).
+//!
+//! Identity kinds come first: a device, claim or broker certificate is
+//! refused at every `/oauth/*` route whatever its subject says and whatever
+//! else the request carries, and a revoked service certificate too. Every
+//! failure to authenticate reads the same ([`AUTH_FAILED`]), so the answers
+//! do not tell a caller which client ids exist.
 
 use aws_lc_rs::digest;
 use base64::Engine as _;
+use certbound_pki::IdentityKind;
 use rand::RngCore;
 
 use super::{OAuthError, OAuthService, store_failure};
-use crate::store::Client;
+use crate::store::{Client, ClientAuthMethod};
+
+/// The one answer to every failed client authentication (unknown client,
+/// wrong secret, deleted client, wrong method, unregistered certificate).
+pub const AUTH_FAILED: &str = "client authentication failed: unknown client, wrong credentials, or a method this client is not registered for (see `certbound client list`)";
 
 /// The credentials a request presented.
 #[derive(Debug, Clone, Default)]
@@ -19,8 +32,16 @@ pub struct Presented {
     pub form_client_id: Option<String>,
     /// `client_secret` form field.
     pub form_client_secret: Option<String>,
-    /// The TLS client certificate (DER), when the client showed one.
-    pub peer_cert: Option<Vec<u8>>,
+    /// The TLS client certificate chain (DER, leaf first), when the client
+    /// showed one.
+    pub peer_chain: Vec<Vec<u8>>,
+}
+
+impl Presented {
+    /// The client's own certificate (DER).
+    pub fn peer_cert(&self) -> Option<&[u8]> {
+        self.peer_chain.first().map(Vec::as_slice)
+    }
 }
 
 /// How the client authenticated.
@@ -32,6 +53,8 @@ pub enum AuthMethod {
     SecretPost,
     /// mTLS, PKI method.
     TlsClientAuth,
+    /// mTLS, pinned self-signed certificate.
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
@@ -41,7 +64,33 @@ impl AuthMethod {
             AuthMethod::SecretBasic => "client_secret_basic",
             AuthMethod::SecretPost => "client_secret_post",
             AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the token gets bound to the TLS certificate.
+    pub fn binds_certificate(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+        )
+    }
+
+    /// Whether a client registered for `registered` may use this method.
+    pub fn allowed_for(self, registered: ClientAuthMethod) -> bool {
+        matches!(
+            (registered, self),
+            (
+                ClientAuthMethod::ClientSecret,
+                AuthMethod::SecretBasic | AuthMethod::SecretPost
+            ) | (ClientAuthMethod::ClientSecretBasic, AuthMethod::SecretBasic)
+                | (ClientAuthMethod::ClientSecretPost, AuthMethod::SecretPost)
+                | (ClientAuthMethod::TlsClientAuth, AuthMethod::TlsClientAuth)
+                | (
+                    ClientAuthMethod::SelfSignedTlsClientAuth,
+                    AuthMethod::SelfSignedTlsClientAuth
+                )
+        )
     }
 }
 
@@ -96,13 +145,114 @@ pub(crate) fn normalise_dn(dn: &str) -> String {
         .join(",")
 }
 
+/// What the client certificate is, once its kind allows it at `/oauth`.
+struct ClientCert<'a> {
+    chain: &'a [Vec<u8>],
+    dn: String,
+    sans: Vec<String>,
+    x5t: String,
+}
+
 impl OAuthService {
+    /// Checks the kind of the presented certificate: device, claim and
+    /// broker certificates are never OAuth clients, a revoked service
+    /// certificate is refused.
+    fn client_cert<'a>(&self, chain: &'a [Vec<u8>]) -> Result<Option<ClientCert<'a>>, OAuthError> {
+        let Some(leaf) = chain.first() else {
+            return Ok(None);
+        };
+        let kind = certbound_pki::identity_kind(leaf).map_err(|e| {
+            OAuthError::invalid_client(format!("the client certificate is not usable: {e}"))
+        })?;
+        match kind {
+            IdentityKind::Device(_) | IdentityKind::Claim(_) | IdentityKind::Broker => {
+                return Err(OAuthError::invalid_client(format!(
+                    "a {} certificate can never authenticate an OAuth client: use a service \
+                     certificate (`certbound service provision`), your own PKI's certificate, or a secret",
+                    kind.name()
+                )));
+            }
+            IdentityKind::Service(_) | IdentityKind::Foreign => {}
+        }
+        let thumbprint = certbound_pki::thumbprint_sha256(leaf);
+        if self.trust.is_revoked(&thumbprint) {
+            return Err(OAuthError::invalid_client(
+                "the client certificate is revoked (`certbound service list`)",
+            ));
+        }
+        let summary = certbound_pki::cert_summary(leaf).map_err(|e| {
+            OAuthError::invalid_client(format!("the client certificate is not usable: {e}"))
+        })?;
+        Ok(Some(ClientCert {
+            chain,
+            dn: normalise_dn(&summary.subject),
+            sans: certbound_pki::san_names(leaf).unwrap_or_default(),
+            x5t: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(thumbprint),
+        }))
+    }
+
+    /// Whether `cert` authenticates `client` by the client's certificate method.
+    fn cert_matches(&self, client: &Client, cert: &ClientCert<'_>) -> Option<AuthMethod> {
+        if !client.is_active() {
+            return None;
+        }
+        match client.auth_method {
+            ClientAuthMethod::TlsClientAuth => {
+                let by_dn = client.tls_subject.as_deref() == Some(cert.dn.as_str());
+                let by_san = client
+                    .tls_san
+                    .as_ref()
+                    .is_some_and(|san| cert.sans.iter().any(|s| s == san));
+                ((by_dn || by_san) && self.trust.chain_trusted(cert.chain))
+                    .then_some(AuthMethod::TlsClientAuth)
+            }
+            ClientAuthMethod::SelfSignedTlsClientAuth => (client.thumbprint.as_deref()
+                == Some(cert.x5t.as_str()))
+            .then_some(AuthMethod::SelfSignedTlsClientAuth),
+            _ => None,
+        }
+    }
+
+    /// The client a certificate names when the request has no `client_id`:
+    /// by pinned thumbprint, registered subject DN, or registered SAN.
+    async fn client_for_cert(&self, cert: &ClientCert<'_>) -> Result<Option<Client>, OAuthError> {
+        let store = &self.store;
+        if let Some(c) = store
+            .get_client_by_thumbprint(&cert.x5t)
+            .await
+            .map_err(|e| store_failure(&e))?
+        {
+            return Ok(Some(c));
+        }
+        if let Some(c) = store
+            .get_client_by_subject(&cert.dn)
+            .await
+            .map_err(|e| store_failure(&e))?
+        {
+            return Ok(Some(c));
+        }
+        for san in cert.sans.iter().take(16) {
+            if let Some(c) = store
+                .get_client_by_san(san)
+                .await
+                .map_err(|e| store_failure(&e))?
+            {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
     /// Authenticates the client of a request.
     pub async fn authenticate(&self, p: &Presented) -> Result<(Client, AuthMethod), OAuthError> {
-        let basic_challenge = |mut e: OAuthError| {
+        let failed = || {
+            let mut e = OAuthError::invalid_client(AUTH_FAILED);
             e.basic_challenge = p.basic.is_some();
             e
         };
+        // The certificate's kind first: a device or claim certificate is
+        // refused even next to a valid secret.
+        let cert = self.client_cert(&p.peer_chain)?;
         if p.basic.is_some() && p.form_client_secret.is_some() {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method: either HTTP Basic or client_secret in the form, not both",
@@ -115,79 +265,51 @@ impl OAuthService {
                         "client_id in the form differs from the one in the Authorization header",
                     ));
                 }
-                Some((id.clone(), secret.clone(), AuthMethod::SecretBasic))
+                Some((id, secret, AuthMethod::SecretBasic))
             }
-            (None, Some(id), Some(secret)) => {
-                Some((id.clone(), secret.clone(), AuthMethod::SecretPost))
-            }
+            (None, Some(id), Some(secret)) => Some((id, secret, AuthMethod::SecretPost)),
             _ => None,
         };
         if let Some((id, secret, method)) = secret_attempt {
             let client = self
                 .store
-                .get_client(&id)
+                .get_client(id)
                 .await
                 .map_err(|e| store_failure(&e))?;
-            let Some(client) = client else {
-                return Err(basic_challenge(OAuthError::invalid_client(format!(
-                    "unknown client_id {id:?}"
-                ))));
+            // Hash even for unknown ids: the same work either way.
+            let presented = hash_secret(secret);
+            let ok = client.as_ref().is_some_and(|c| {
+                c.is_active()
+                    && method.allowed_for(c.auth_method)
+                    && c.secret_hash
+                        .as_deref()
+                        .is_some_and(|h| same_hash(h, &presented))
+            });
+            return match client {
+                Some(client) if ok => Ok((client, method)),
+                _ => Err(failed()),
             };
-            let ok = client
-                .secret_hash
-                .as_deref()
-                .is_some_and(|h| same_hash(h, &hash_secret(&secret)));
-            if !ok {
-                return Err(basic_challenge(OAuthError::invalid_client(format!(
-                    "wrong client secret for {id:?} (rotate it with `certbound client rotate-secret` if it was lost)"
-                ))));
-            }
-            if !client.is_active() {
-                return Err(basic_challenge(OAuthError::invalid_client(format!(
-                    "client {id:?} was deleted"
-                ))));
-            }
-            return Ok((client, method));
         }
-        if let Some(cert) = &p.peer_cert {
-            let summary = certbound_pki::cert_summary(cert).map_err(|e| {
-                OAuthError::invalid_client(format!("client certificate unreadable: {e}"))
-            })?;
-            let dn = normalise_dn(&summary.subject);
-            let client = self
-                .store
-                .get_client_by_subject(&dn)
-                .await
-                .map_err(|e| store_failure(&e))?;
-            let Some(client) = client else {
-                return Err(OAuthError::invalid_client(format!(
-                    "no client is registered for the TLS subject {dn:?} (certbound client create --tls-subject {dn:?})"
-                )));
+        if let Some(cert) = &cert {
+            let client = match &p.form_client_id {
+                Some(id) => self
+                    .store
+                    .get_client(id)
+                    .await
+                    .map_err(|e| store_failure(&e))?,
+                None => self.client_for_cert(cert).await?,
             };
-            if let Some(id) = &p.form_client_id
-                && id != &client.id
-            {
-                return Err(OAuthError::invalid_client(format!(
-                    "the TLS certificate (subject {dn:?}) belongs to client {:?}, not {id:?}",
-                    client.id
-                )));
-            }
-            if !client.is_active() {
-                return Err(OAuthError::invalid_client(format!(
-                    "client {:?} was deleted",
-                    client.id
-                )));
-            }
-            return Ok((client, AuthMethod::TlsClientAuth));
+            let Some(client) = client else {
+                return Err(failed());
+            };
+            return match self.cert_matches(&client, cert) {
+                Some(method) => Ok((client, method)),
+                None => Err(failed()),
+            };
         }
-        Err(match &p.form_client_id {
-            Some(id) => OAuthError::invalid_client(format!(
-                "client {id:?} presented no credentials: send client_secret (Basic or form) or a TLS client certificate"
-            )),
-            None => OAuthError::invalid_client(
-                "no client authentication: use HTTP Basic, client_id + client_secret in the form, or a TLS client certificate",
-            ),
-        })
+        Err(OAuthError::invalid_client(
+            "no client authentication: use HTTP Basic, client_id + client_secret in the form, or a TLS client certificate, as the client is registered",
+        ))
     }
 }
 

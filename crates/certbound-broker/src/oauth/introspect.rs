@@ -8,6 +8,34 @@ use crate::store::{AuditEvent, TokenHolder};
 
 /// The admin scope that lets a client revoke any token.
 pub const ADMIN_WRITE_SCOPE: &str = "admin:write";
+/// The admin scope that lets a client introspect any token.
+pub const ADMIN_READ_SCOPE: &str = "admin:read";
+
+/// Who may introspect a token (RFC 7662 §4 leaves it to the server):
+///
+/// * an admin client (a grant of `admin:read` or `admin:write` on the admin API);
+/// * the client the token was issued to;
+/// * a client holding a grant for an API named in the token's `aud`: the
+///   resource servers (and peers) of that API.
+///
+/// Anyone else learns nothing: the answer is `{"active": false}`.
+pub fn may_introspect(
+    caller: &crate::store::Client,
+    token: &KnownToken,
+    holder: TokenHolder,
+    admin_api: &str,
+) -> bool {
+    let admin = caller.granted_for(admin_api).is_some_and(|s| {
+        s.iter()
+            .any(|x| x == ADMIN_READ_SCOPE || x == ADMIN_WRITE_SCOPE)
+    });
+    let own = holder == TokenHolder::Client && token.sub == caller.id;
+    let audience = token
+        .aud
+        .iter()
+        .any(|aud| aud != admin_api && caller.granted_for(aud).is_some());
+    admin || own || audience
+}
 
 impl OAuthService {
     /// Verifies a token this broker signed and resolves who holds it and
@@ -49,11 +77,14 @@ impl OAuthService {
         Ok(Some((token, holder, active)))
     }
 
-    /// RFC 7662 introspection for an authenticated client.
+    /// RFC 7662 introspection for an authenticated client. Only callers
+    /// entitled to the token learn about it ([`may_introspect`]); everyone
+    /// else gets `{"active": false}`, as for an unknown token.
     pub async fn introspect(
         &self,
         presented: &Presented,
         text: &str,
+        admin_api: &str,
         now: u64,
     ) -> Result<Value, OAuthError> {
         let (caller, _) = self.authenticate(presented).await?;
@@ -61,6 +92,10 @@ impl OAuthService {
             return Ok(json!({ "active": false }));
         };
         if !active {
+            return Ok(json!({ "active": false }));
+        }
+        if !may_introspect(&caller, &token, holder, admin_api) {
+            tracing::debug!(caller = %caller.id, jti = %token.jti, "introspection refused: not the token's audience");
             return Ok(json!({ "active": false }));
         }
         let mut out = json!({

@@ -187,9 +187,10 @@ impl OAuthService {
         let mut jti_bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut jti_bytes);
         let exp = now.saturating_add(api.ttl_secs);
-        let bound_cert = match method {
-            AuthMethod::TlsClientAuth => presented.peer_cert.as_deref(),
-            _ => None,
+        let bound_cert = if method.binds_certificate() {
+            presented.peer_cert()
+        } else {
+            None
         };
         let x5t = bound_cert.map(|der| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -210,8 +211,10 @@ impl OAuthService {
                 cnf: x5t.clone().map(|x5t_s256| JwtConfirmation { x5t_s256 }),
                 status: status.clone().map(|s| JwtStatus { status_list: s }),
             };
-            let text = sign_jwt(&claims, &key.kid, &key.signer)
-                .map_err(|e| fail(OAuthError::invalid_request(format!("signing failed: {e}"))))?;
+            let text = sign_jwt(&claims, &key.kid, &key.signer).map_err(|e| {
+                tracing::error!(error = %e, "signing a client JWT failed");
+                fail(OAuthError::server_error())
+            })?;
             (text, jti)
         } else {
             // CWT: bound to the certificate's public key (cnf COSE_Key), the
@@ -241,8 +244,10 @@ impl OAuthService {
                 status: status.clone(),
                 ..Claims::default()
             };
-            let bytes = token::mint(&claims, &key.kid, &key.signer)
-                .map_err(|e| fail(OAuthError::invalid_request(format!("signing failed: {e}"))))?;
+            let bytes = token::mint(&claims, &key.kid, &key.signer).map_err(|e| {
+                tracing::error!(error = %e, "signing a client CWT failed");
+                fail(OAuthError::server_error())
+            })?;
             (
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
                 hex::encode(jti_bytes),

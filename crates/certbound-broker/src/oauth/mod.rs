@@ -10,13 +10,18 @@ mod client_auth;
 mod introspect;
 mod issue;
 mod own_token;
+mod trust;
 
 use std::sync::Arc;
 
 pub(crate) use client_auth::normalise_dn;
-pub use client_auth::{AuthMethod, Presented, hash_secret, new_client_id, new_client_secret};
+pub use client_auth::{
+    AUTH_FAILED, AuthMethod, Presented, hash_secret, new_client_id, new_client_secret,
+};
+pub use introspect::ADMIN_WRITE_SCOPE;
 pub use issue::{TokenForm, TokenGrant};
 pub use own_token::KnownToken;
+pub use trust::{ClientTrust, REFRESH_EVERY};
 
 use crate::audit::AuditLog;
 use crate::keys::SharedKeys;
@@ -67,6 +72,15 @@ impl OAuthError {
         e.retry_after = Some(1);
         e
     }
+    /// 500 server_error: an internal failure (logged where it happened; the
+    /// answer carries no internal text).
+    pub fn server_error() -> Self {
+        Self::new(
+            500,
+            "server_error",
+            "the authorization server failed to complete the request; retry later",
+        )
+    }
     /// 429 with Retry-After.
     pub fn rate_limited(who: &str, retry_after: u64) -> Self {
         let mut e = Self::new(
@@ -100,6 +114,7 @@ pub struct OAuthService {
     audit: AuditLog,
     limits: Arc<RateLimits>,
     metrics: Arc<crate::metrics::Metrics>,
+    trust: Arc<ClientTrust>,
 }
 
 impl OAuthService {
@@ -120,7 +135,20 @@ impl OAuthService {
             audit,
             limits,
             metrics: Arc::default(),
+            trust: Arc::default(),
         }
+    }
+
+    /// Decides client certificates with `trust` (default: no CA is trusted,
+    /// no certificate is pinned, so only secrets authenticate).
+    pub fn with_client_trust(mut self, trust: Arc<ClientTrust>) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// The client-certificate trust this service decides with.
+    pub fn client_trust(&self) -> &Arc<ClientTrust> {
+        &self.trust
     }
 
     /// Counts token requests in `metrics` (default: a private, unserved set).

@@ -9,7 +9,7 @@ use crate::clock::unix_now;
 use crate::error::BrokerError;
 use crate::keys;
 use crate::oauth::{hash_secret, new_client_id, new_client_secret};
-use crate::store::{Client, NewClient};
+use crate::store::{Client, ClientAuthMethod, NewClient};
 
 /// The identifier (`aud`) of the admin API. Its tokens are JWTs.
 pub const ADMIN_API: &str = "urn:certbound:admin";
@@ -33,6 +33,79 @@ pub struct CreatedClient {
     pub name: String,
     /// Registered TLS subject.
     pub tls_subject: Option<String>,
+    /// Registered TLS SAN (`dns:...`, `uri:...`, `ip:...`, `email:...`).
+    pub tls_san: Option<String>,
+    /// Pinned certificate thumbprint (base64url SHA-256).
+    pub thumbprint: Option<String>,
+    /// The one method the client authenticates with.
+    pub auth_method: ClientAuthMethod,
+}
+
+/// How a new client authenticates: exactly one method (RFC 8705 §2: a client
+/// is registered for one of the `tls_client_auth_*` metadata, or a thumbprint,
+/// or a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredential {
+    /// A generated secret, used as the method says (`client_secret`: Basic or
+    /// form; `client_secret_basic` / `client_secret_post`: that one only).
+    Secret(ClientAuthMethod),
+    /// `tls_client_auth` by subject DN (RFC 4514, e.g. `CN=reporting,O=Acme`).
+    TlsSubject(String),
+    /// `tls_client_auth` by one SAN: `dns:<name>`, `uri:<uri>`, `ip:<address>`
+    /// or `email:<address>` (RFC 8705 §2.1.2 `tls_client_auth_san_*`).
+    TlsSan(String),
+    /// `self_signed_tls_client_auth`: the certificate with this thumbprint
+    /// (base64url SHA-256 of its DER, as in `x5t#S256`).
+    SelfSigned(String),
+}
+
+/// Checks and normalises a `--tls-san` value (`dns:`, `uri:`, `ip:`, `email:`).
+pub fn parse_tls_san(text: &str) -> Result<String, BrokerError> {
+    let (kind, value) = text.split_once(':').ok_or_else(|| {
+        BrokerError::Invalid(format!(
+            "TLS SAN {text:?} must look like dns:<name>, uri:<uri>, ip:<address> or email:<address>"
+        ))
+    })?;
+    let kind = kind.trim().to_ascii_lowercase();
+    let value = value.trim();
+    if value.is_empty() || value.len() > 512 || value.chars().any(char::is_control) {
+        return Err(BrokerError::Invalid(format!(
+            "TLS SAN {text:?}: the value must be 1 to 512 printable characters"
+        )));
+    }
+    let value = match kind.as_str() {
+        "dns" | "email" => value.to_ascii_lowercase(),
+        "uri" => value.to_string(),
+        "ip" => value
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| BrokerError::Invalid(format!("TLS SAN {text:?}: not an IP address")))?
+            .to_string(),
+        _ => {
+            return Err(BrokerError::Invalid(format!(
+                "TLS SAN kind {kind:?} is not supported: use dns, uri, ip or email"
+            )));
+        }
+    };
+    if kind == "uri" && value.starts_with("urn:certbound:") {
+        return Err(BrokerError::Invalid(format!(
+            "TLS SAN {value:?} names a certbound identity: register service certificates by \
+             subject (CN=<service>) and never a device or claim"
+        )));
+    }
+    Ok(format!("{kind}:{value}"))
+}
+
+/// The `x5t#S256` thumbprint (base64url SHA-256 of the DER) of the first
+/// certificate of `pem`, for `self_signed_tls_client_auth`.
+pub fn thumbprint_of_pem(pem: &str) -> Result<String, BrokerError> {
+    let der = certbound_pki::parse_pem_certs(pem)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| BrokerError::Invalid("the PEM holds no certificate".into()))?;
+    Ok(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        certbound_pki::thumbprint_sha256(&der),
+    ))
 }
 
 /// Parses `--grant "<api>=<scope> <scope>"`.
@@ -61,8 +134,9 @@ pub fn parse_grant(text: &str) -> Result<(String, String), BrokerError> {
 
 impl Registry {
     /// Registers a backend-service client. With `tls_subject` it
-    /// authenticates by certificate (`tls_client_auth`); with `secret` (the
-    /// default) a random 256-bit secret is generated and returned once.
+    /// authenticates by certificate (`tls_client_auth`); otherwise (`secret`)
+    /// a random 256-bit secret is generated and returned once (method
+    /// `client_secret`: Basic or form). See [`Registry::create_client_with`].
     pub async fn create_client(
         &self,
         name: &str,
@@ -70,27 +144,76 @@ impl Registry {
         tls_subject: Option<&str>,
         secret: bool,
     ) -> Result<CreatedClient, BrokerError> {
+        let credential = match (tls_subject, secret) {
+            (Some(dn), _) => ClientCredential::TlsSubject(dn.into()),
+            (None, true) => ClientCredential::Secret(ClientAuthMethod::ClientSecret),
+            (None, false) => {
+                return Err(BrokerError::Invalid(
+                    "a client needs a secret or a TLS subject (--tls-subject \"CN=...\")".into(),
+                ));
+            }
+        };
+        self.create_client_with(name, grants, credential).await
+    }
+
+    /// Registers a backend-service client with exactly one authentication
+    /// method; a secret is generated (and returned once) for secret methods.
+    pub async fn create_client_with(
+        &self,
+        name: &str,
+        grants: &[(String, String)],
+        credential: ClientCredential,
+    ) -> Result<CreatedClient, BrokerError> {
         check_token("client name", name)?;
         if name.contains('#') {
             return Err(BrokerError::Invalid(format!(
                 "client name {name:?} may not contain '#'"
             )));
         }
-        if tls_subject.is_none() && !secret {
-            return Err(BrokerError::Invalid(
-                "a client needs a secret or a TLS subject (--tls-subject \"CN=...\")".into(),
-            ));
-        }
-        let subject = tls_subject.map(crate::oauth::normalise_dn);
-        if let Some(dn) = &subject
-            && !dn.contains('=')
-        {
-            return Err(BrokerError::Invalid(format!(
-                "TLS subject {dn:?} is not a DN: write it as \"CN=reporting\" (RFC 4514)"
-            )));
-        }
+        let (mut subject, mut san, mut thumbprint) = (None, None, None);
+        let method = match credential {
+            ClientCredential::Secret(m) if m.uses_secret() => m,
+            ClientCredential::Secret(m) => {
+                return Err(BrokerError::Invalid(format!(
+                    "{} is not a secret method",
+                    m.as_str()
+                )));
+            }
+            ClientCredential::TlsSubject(dn) => {
+                let dn = crate::oauth::normalise_dn(&dn);
+                if !dn.contains('=') {
+                    return Err(BrokerError::Invalid(format!(
+                        "TLS subject {dn:?} is not a DN: write it as \"CN=reporting\" (RFC 4514)"
+                    )));
+                }
+                subject = Some(dn);
+                ClientAuthMethod::TlsClientAuth
+            }
+            ClientCredential::TlsSan(text) => {
+                san = Some(parse_tls_san(&text)?);
+                ClientAuthMethod::TlsClientAuth
+            }
+            ClientCredential::SelfSigned(x5t) => {
+                let bytes = base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    x5t.trim(),
+                )
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    BrokerError::Invalid(format!(
+                        "thumbprint {x5t:?} is not a base64url SHA-256 (43 characters)"
+                    ))
+                })?;
+                thumbprint = Some(base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    bytes,
+                ));
+                ClientAuthMethod::SelfSignedTlsClientAuth
+            }
+        };
         let client_id = new_client_id();
-        let client_secret = secret.then(new_client_secret);
+        let client_secret = method.uses_secret().then(new_client_secret);
         let hash = client_secret.as_deref().map(hash_secret);
         self.store
             .create_client(
@@ -99,6 +222,9 @@ impl Registry {
                     name,
                     secret_hash: hash.as_deref(),
                     tls_subject: subject.as_deref(),
+                    tls_san: san.as_deref(),
+                    thumbprint: thumbprint.as_deref(),
+                    auth_method: method,
                     grants,
                 },
                 unix_now(),
@@ -110,11 +236,7 @@ impl Registry {
             &client_id,
             format!(
                 "name={name} auth={} grants={}",
-                if subject.is_some() {
-                    "tls_client_auth"
-                } else {
-                    "secret"
-                },
+                method.as_str(),
                 grants_text.join(";")
             ),
         )
@@ -124,6 +246,9 @@ impl Registry {
             client_secret,
             name: name.into(),
             tls_subject: subject,
+            tls_san: san,
+            thumbprint,
+            auth_method: method,
         })
     }
 
@@ -165,6 +290,13 @@ impl Registry {
                 client.id
             )));
         }
+        if !client.auth_method.uses_secret() {
+            return Err(BrokerError::Invalid(format!(
+                "client {} authenticates with {}, not a secret: it has no secret to rotate",
+                client.id,
+                client.auth_method.as_str()
+            )));
+        }
         let secret = new_client_secret();
         self.store
             .set_client_secret(&client.id, &hash_secret(&secret), unix_now())
@@ -180,6 +312,9 @@ impl Registry {
             client_secret: Some(secret),
             name: client.name,
             tls_subject: client.tls_subject,
+            tls_san: client.tls_san,
+            thumbprint: client.thumbprint,
+            auth_method: client.auth_method,
         })
     }
 

@@ -6,6 +6,62 @@ use sqlx::Row;
 use super::{Grant, Store, split_scopes, to_i64, to_u64};
 use crate::error::BrokerError;
 
+/// The one authentication method a client is registered for (RFC 8414 /
+/// RFC 8705 names). A client can authenticate with its method only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// A secret, by HTTP Basic or in the form (never with a certificate):
+    /// the default, and what clients registered before methods were pinned are.
+    ClientSecret,
+    /// A secret by HTTP Basic only.
+    ClientSecretBasic,
+    /// A secret in the form only.
+    ClientSecretPost,
+    /// RFC 8705 PKI method: a certificate chaining to a trusted CA whose
+    /// subject DN or SAN is the registered one.
+    TlsClientAuth,
+    /// RFC 8705 self-signed method: the certificate whose SHA-256 thumbprint
+    /// is pinned.
+    SelfSignedTlsClientAuth,
+}
+
+impl ClientAuthMethod {
+    /// The stored (and RFC) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecret => "client_secret",
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ClientAuthMethod::ClientSecret,
+            ClientAuthMethod::ClientSecretBasic,
+            ClientAuthMethod::ClientSecretPost,
+            ClientAuthMethod::TlsClientAuth,
+            ClientAuthMethod::SelfSignedTlsClientAuth,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+    }
+
+    /// Whether the method uses a secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            ClientAuthMethod::ClientSecret
+                | ClientAuthMethod::ClientSecretBasic
+                | ClientAuthMethod::ClientSecretPost
+        )
+    }
+}
+
 /// A registered client (backend service).
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
@@ -20,6 +76,14 @@ pub struct Client {
     pub has_secret: bool,
     /// Subject DN for `tls_client_auth`, when registered.
     pub tls_subject: Option<String>,
+    /// SAN for `tls_client_auth` (`dns:`, `uri:`, `ip:` or `email:` + value),
+    /// when registered.
+    pub tls_san: Option<String>,
+    /// Pinned certificate thumbprint (base64url SHA-256, `x5t#S256`) for
+    /// `self_signed_tls_client_auth`.
+    pub thumbprint: Option<String>,
+    /// The one method the client authenticates with.
+    pub auth_method: ClientAuthMethod,
     /// `active` or `revoked`.
     pub status: String,
     /// What the client may ask for.
@@ -54,6 +118,12 @@ pub struct NewClient<'a> {
     pub secret_hash: Option<&'a str>,
     /// Subject DN for `tls_client_auth`.
     pub tls_subject: Option<&'a str>,
+    /// SAN for `tls_client_auth` (`dns:...`, `uri:...`, `ip:...`, `email:...`).
+    pub tls_san: Option<&'a str>,
+    /// Pinned thumbprint for `self_signed_tls_client_auth`.
+    pub thumbprint: Option<&'a str>,
+    /// The pinned method.
+    pub auth_method: ClientAuthMethod,
     /// Grants `(api, scopes)`.
     pub grants: &'a [(String, String)],
 }
@@ -73,26 +143,35 @@ impl Store {
                 name: client.name.into(),
             });
         }
-        if let Some(subject) = client.tls_subject {
+        for (column, value, what) in [
+            ("tls_subject", client.tls_subject, "TLS subject"),
+            ("tls_san", client.tls_san, "TLS SAN"),
+            ("thumbprint", client.thumbprint, "certificate thumbprint"),
+        ] {
+            let Some(value) = value else { continue };
             let other: Option<String> =
-                sqlx::query_scalar("SELECT name FROM clients WHERE tls_subject = ?")
-                    .bind(subject)
+                sqlx::query_scalar(&format!("SELECT name FROM clients WHERE {column} = ?"))
+                    .bind(value)
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(other) = other {
                 return Err(BrokerError::Invalid(format!(
-                    "client {other:?} is already registered with TLS subject {subject:?}; a subject identifies one client"
+                    "client {other:?} is already registered with {what} {value:?}; a certificate identifies one client"
                 )));
             }
         }
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, tls_subject, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?)",
+            "INSERT INTO clients (id, name, secret_hash, tls_subject, tls_san, thumbprint, \
+             auth_method, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
         )
         .bind(client.id)
         .bind(client.name)
         .bind(client.secret_hash)
         .bind(client.tls_subject)
+        .bind(client.tls_san)
+        .bind(client.thumbprint)
+        .bind(client.auth_method.as_str())
         .bind(to_i64(now))
         .bind(to_i64(now))
         .execute(&mut *tx)
@@ -135,10 +214,28 @@ impl Store {
         self.client_where("tls_subject = ?", dn).await
     }
 
+    /// Looks a client up by its registered TLS SAN (`dns:...`, `uri:...`, ...).
+    pub async fn get_client_by_san(&self, san: &str) -> Result<Option<Client>, BrokerError> {
+        self.client_where("tls_san = ?", san).await
+    }
+
+    /// Looks a client up by its pinned certificate thumbprint (base64url).
+    pub async fn get_client_by_thumbprint(&self, x5t: &str) -> Result<Option<Client>, BrokerError> {
+        self.client_where("thumbprint = ?", x5t).await
+    }
+
+    /// The pinned thumbprints (base64url) of every active
+    /// `self_signed_tls_client_auth` client.
+    pub async fn pinned_client_thumbprints(&self) -> Result<Vec<String>, BrokerError> {
+        Ok(sqlx::query_scalar(
+            "SELECT thumbprint FROM clients WHERE status = 'active' AND thumbprint IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn client_where(&self, clause: &str, value: &str) -> Result<Option<Client>, BrokerError> {
-        let sql = format!(
-            "SELECT id, name, secret_hash, tls_subject, status, created_at FROM clients WHERE {clause}"
-        );
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE {clause}");
         let Some(row) = sqlx::query(&sql)
             .bind(value)
             .fetch_optional(&self.pool)
@@ -169,9 +266,9 @@ impl Store {
 
     /// All clients, ordered by name.
     pub async fn list_clients(&self) -> Result<Vec<Client>, BrokerError> {
-        let rows = sqlx::query(
-            "SELECT id, name, secret_hash, tls_subject, status, created_at FROM clients ORDER BY name",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name"
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -209,7 +306,7 @@ impl Store {
     pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), BrokerError> {
         let done = sqlx::query(
             "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
-             name = name || '#deleted-' || ?1, updated_at = ?2 WHERE id = ?1 AND status = 'active'",
+             tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || ?1, updated_at = ?2 WHERE id = ?1 AND status = 'active'",
         )
         .bind(id)
         .bind(to_i64(now))
@@ -230,14 +327,24 @@ fn client_not_found(id: &str) -> BrokerError {
     }
 }
 
+const CLIENT_COLUMNS: &str =
+    "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at";
+
 fn client_from_row(row: &sqlx::sqlite::SqliteRow, grants: Vec<Grant>) -> Client {
     let secret_hash: Option<String> = row.get("secret_hash");
+    let method: String = row.get("auth_method");
     Client {
         id: row.get("id"),
         name: row.get("name"),
         has_secret: secret_hash.as_deref().is_some_and(|h| h != "revoked"),
         secret_hash,
         tls_subject: row.get("tls_subject"),
+        tls_san: row.get("tls_san"),
+        thumbprint: row.get("thumbprint"),
+        // The column's CHECK admits only known names; an unknown one can
+        // authenticate nothing (secret hash compare still needs a secret method).
+        auth_method: ClientAuthMethod::parse(&method)
+            .unwrap_or(ClientAuthMethod::ClientSecretBasic),
         status: row.get("status"),
         grants,
         created_at: to_u64(row.get("created_at")),

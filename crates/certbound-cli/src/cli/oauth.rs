@@ -28,8 +28,9 @@ impl TokenFormat {
 /// `certbound client ...`
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Register a backend service. Prints its client_id and, unless --tls-subject is
-    /// given, a secret — shown this once (only a hash is stored).
+    /// Register a backend service with exactly one authentication method. Prints its
+    /// client_id and, for secret methods, a secret — shown this once (only a hash is
+    /// stored).
     ///
     /// Example:
     ///   certbound client create --name reporting --grant "https://telemetry.example.com=telemetry:read"
@@ -44,9 +45,23 @@ pub enum ClientCommand {
         #[arg(long = "grant")]
         grants: Vec<String>,
         /// Authenticate by TLS client certificate (RFC 8705 tls_client_auth) whose
-        /// subject DN is this, e.g. "CN=reporting"; no secret is made.
-        #[arg(long)]
+        /// subject DN is this, e.g. "CN=reporting"; no secret is made. The
+        /// certificate must chain to the certbound CA (a service certificate) or to
+        /// a CA of [https] client_ca_file.
+        #[arg(long, group = "method")]
         tls_subject: Option<String>,
+        /// Authenticate by TLS client certificate (tls_client_auth) carrying this
+        /// SAN: dns:<name>, uri:<uri>, ip:<address> or email:<address>.
+        #[arg(long, group = "method")]
+        tls_san: Option<String>,
+        /// Authenticate with exactly this (typically self-signed) certificate
+        /// (RFC 8705 self_signed_tls_client_auth): its SHA-256 thumbprint is pinned.
+        #[arg(long, group = "method", value_name = "CERT_PEM")]
+        self_signed_cert: Option<PathBuf>,
+        /// The secret method: client_secret (Basic or form, the default),
+        /// client_secret_basic or client_secret_post (that one only).
+        #[arg(long, group = "method", value_name = "METHOD")]
+        auth_method: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

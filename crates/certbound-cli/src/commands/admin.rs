@@ -495,7 +495,51 @@ pub async fn service(cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
                     s.key_file.display()
                 );
                 println!("  certificate: {}", s.cert_file.display());
+                println!("  serial:      {}", s.serial);
                 println!("  expires:     {}", iso(s.not_after));
+            }
+        }
+        ServiceCommand::List { dir, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let result = reg.list_service_certs().await;
+            reg.close().await;
+            let certs = result?;
+            if json {
+                print_json(&certs)?;
+            } else if certs.is_empty() {
+                println!(
+                    "No service certificates. Make one with `certbound service provision --name ...`"
+                );
+            } else {
+                for c in certs {
+                    let state = match c.revoked_at {
+                        Some(at) => format!("revoked {}", iso(at)),
+                        None => "active".to_string(),
+                    };
+                    println!(
+                        "{:<24} {}  expires {}  {}",
+                        c.name,
+                        c.serial,
+                        iso(c.not_after),
+                        state
+                    );
+                }
+            }
+        }
+        ServiceCommand::Revoke { dir, service, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let result = reg.revoke_service(&service).await;
+            reg.close().await;
+            let revoked = result?;
+            if json {
+                print_json(&revoked)?;
+            } else {
+                for c in &revoked {
+                    println!(
+                        "Service certificate {} of {} revoked: refused at HTTPS (TLS and /oauth) within a second",
+                        c.serial, c.name
+                    );
+                }
             }
         }
     }

@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
-use certbound_broker::registry::{CreatedClient, Registry, parse_grant};
+use anyhow::Context as _;
+use certbound_broker::registry::{
+    ClientCredential, CreatedClient, Registry, parse_grant, thumbprint_of_pem,
+};
+use certbound_broker::store::ClientAuthMethod;
 
 use crate::cli::ClientCommand;
 use crate::output::{iso, print_json};
@@ -14,17 +18,35 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
             name,
             grants,
             tls_subject,
+            tls_san,
+            self_signed_cert,
+            auth_method,
             json,
         } => {
             let grants = grants
                 .iter()
                 .map(|g| parse_grant(g))
                 .collect::<Result<Vec<_>, _>>()?;
+            let credential = if let Some(dn) = tls_subject {
+                ClientCredential::TlsSubject(dn)
+            } else if let Some(san) = tls_san {
+                ClientCredential::TlsSan(san)
+            } else if let Some(path) = self_signed_cert {
+                let pem = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                ClientCredential::SelfSigned(thumbprint_of_pem(&pem)?)
+            } else {
+                let method = auth_method.as_deref().unwrap_or("client_secret");
+                match ClientAuthMethod::parse(method) {
+                    Some(m) if m.uses_secret() => ClientCredential::Secret(m),
+                    _ => anyhow::bail!(
+                        "--auth-method {method:?}: use client_secret, client_secret_basic or client_secret_post \
+                         (certificate methods: --tls-subject, --tls-san, --self-signed-cert)"
+                    ),
+                }
+            };
             let reg = Registry::open(&dir.dir).await?;
-            let secret = tls_subject.is_none();
-            let created = reg
-                .create_client(&name, &grants, tls_subject.as_deref(), secret)
-                .await;
+            let created = reg.create_client_with(&name, &grants, credential).await;
             reg.close().await;
             let created = created?;
             if json {
@@ -49,10 +71,11 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 for c in clients {
-                    let auth = match (&c.tls_subject, c.has_secret) {
-                        (Some(dn), true) => format!("secret + tls_client_auth {dn}"),
-                        (Some(dn), false) => format!("tls_client_auth {dn}"),
-                        (None, _) => "secret".to_string(),
+                    let auth = match (&c.tls_subject, &c.tls_san, &c.thumbprint) {
+                        (Some(dn), _, _) => format!("tls_client_auth {dn}"),
+                        (None, Some(san), _) => format!("tls_client_auth {san}"),
+                        (None, None, Some(x5t)) => format!("self_signed_tls_client_auth {x5t}"),
+                        _ => c.auth_method.as_str().to_string(),
                     };
                     let grants: Vec<String> = c
                         .grants
@@ -102,7 +125,18 @@ fn print_created(c: &CreatedClient, what: &str) {
         println!("  client_secret: {secret}");
         println!("  (shown once: store it now; only its hash is kept)");
     }
+    println!("  auth_method:   {}", c.auth_method.as_str());
     if let Some(dn) = &c.tls_subject {
-        println!("  tls_subject:   {dn} (authenticate with a certificate from the certbound CA)");
+        println!(
+            "  tls_subject:   {dn} (a certificate from the certbound CA or [https] client_ca_file)"
+        );
+    }
+    if let Some(san) = &c.tls_san {
+        println!(
+            "  tls_san:       {san} (a certificate from the certbound CA or [https] client_ca_file)"
+        );
+    }
+    if let Some(x5t) = &c.thumbprint {
+        println!("  thumbprint:    {x5t} (x5t#S256 of the pinned certificate)");
     }
 }

@@ -45,3 +45,26 @@ fn error_names_the_rule() {
 fn uri() {
     assert_eq!(device_uri("d1"), "urn:certbound:device:d1");
 }
+
+#[test]
+fn device_ids_may_not_look_like_clients_or_the_broker() {
+    for id in [
+        "cb_x",
+        "CB_abc",
+        "cb_",
+        "certbound-broker",
+        "Certbound-Broker",
+        "admin",
+    ] {
+        let err = validate_device_id(id).unwrap_err().to_string();
+        assert!(
+            err.contains("reserved") || err.contains("cb_"),
+            "{id}: {err}"
+        );
+        // ... but they are valid names (for services and claims).
+        assert!(validate_name(id).is_ok(), "{id}");
+    }
+    for id in ["cbx", "cb-x", "xcb_", "certbound-broker2", "broker"] {
+        assert!(validate_device_id(id).is_ok(), "{id}");
+    }
+}

@@ -57,7 +57,9 @@ pub use layer::{
     AuthError, AuthStats, Authenticator, KeySource, StatusCheck, VerifyConfig, VerifyLayer,
     VerifyService, layer,
 };
-pub use serve::{PeerCertificates, RemoteAddr, TlsServer, serve_tls};
+pub use serve::{
+    BodyTimeout, PeerCertificates, RemoteAddr, ServeLimits, TlsServer, serve_tls, serve_tls_with,
+};
 pub use tls::{ClientAuth, client_tls_config, server_tls_config};
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ use crate::VerifyError;
 /// A client that has not finished the TLS handshake within this time is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default [`ServeLimits::max_connections`].
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Default [`ServeLimits::body_timeout`].
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// After shutdown is requested, open connections get this long to finish
 /// their in-flight requests before they are cut.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -43,6 +49,103 @@ const LINGER_BYTES: usize = 64 * 1024;
 
 /// After a failed `accept` (e.g. out of file descriptors) wait this long before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Bounds on what one listener gives its clients: a client (or many) that
+/// opens connections and sends nothing, trickles a body, or idles between
+/// keep-alive requests is cut off; connections beyond the cap are closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Most connections open at once (handshaking, busy or idle); one more
+    /// is accepted and closed at once. Default [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Time to finish the TLS handshake. Default [`HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+    /// Time to send a request's headers, and the most a keep-alive
+    /// connection may idle between requests. Default [`HEADER_READ_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// Time to send a whole request body, counted from when its headers
+    /// arrived; a slower body fails with [`BodyTimeout`] (the handler's body
+    /// read errors) and the connection is closed. Default [`BODY_TIMEOUT`].
+    pub body_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: HEADER_READ_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+        }
+    }
+}
+
+/// The error a request body yields when it did not arrive within
+/// [`ServeLimits::body_timeout`]; handlers can find it in the source chain of
+/// a body-read error to answer 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the request body did not arrive within {} s",
+            self.0.as_secs_f64()
+        )
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+impl BodyTimeout {
+    /// Whether `error` (or one of its sources) is a [`BodyTimeout`].
+    pub fn is_cause_of(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if e.is::<BodyTimeout>() {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+}
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The certificate chain the TLS client presented and the server verified:
 /// leaf first, each certificate DER.
@@ -124,7 +227,22 @@ pub async fn serve_tls(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), VerifyError> {
+    serve_tls_with(listener, tls, app, ServeLimits::default(), shutdown).await
+}
+
+/// [`serve_tls`] with explicit [`ServeLimits`].
+///
+/// # Errors
+/// As for [`serve_tls`].
+pub async fn serve_tls_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), VerifyError> {
     let local = listener.local_addr().ok();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tracing::debug!(addr = ?local, "serving HTTPS");
     let acceptor = TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -134,9 +252,21 @@ pub async fn serve_tls(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tasks.spawn(connection(acceptor.clone(), tcp, peer, app.clone(), stop_rx.clone()));
-                }
+                Ok((tcp, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        let conn = connection(acceptor.clone(), tcp, peer, app.clone(), limits, stop_rx.clone());
+                        tasks.spawn(async move {
+                            conn.await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        // Over the cap: closed at once (the client sees EOF),
+                        // never queued; the server keeps serving the others.
+                        tracing::debug!(%peer, max = limits.max_connections, "connection limit reached; connection closed");
+                        drop(tcp);
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(addr = ?local, error = %e, "accepting a TCP connection failed; retrying");
                     tokio::select! {
@@ -210,9 +340,13 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     app: Router,
+    limits: ServeLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp).into_fallible());
+    let handshake = tokio::time::timeout(
+        limits.handshake_timeout,
+        acceptor.accept(tcp).into_fallible(),
+    );
     let tls = tokio::select! {
         done = handshake => match done {
             Ok(Ok(tls)) => tls,
@@ -225,7 +359,7 @@ async fn connection(
                 return;
             }
             Err(_) => {
-                tracing::debug!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out; connection dropped");
+                tracing::debug!(%peer, timeout = ?limits.handshake_timeout, "TLS handshake timed out; connection dropped");
                 return;
             }
         },
@@ -242,19 +376,26 @@ async fn connection(
             ))
         });
     tracing::debug!(%peer, client_cert = certs.is_some(), "TLS connection established");
-    let service = app.map_request(move |mut req: axum::http::Request<Incoming>| {
-        let ext = req.extensions_mut();
+    let body_timeout = limits.body_timeout;
+    let service = app.map_request(move |req: axum::http::Request<Incoming>| {
+        let (mut parts, body) = req.into_parts();
+        let ext = &mut parts.extensions;
         ext.insert(RemoteAddr(peer));
         ext.insert(ConnectInfo(peer));
         if let Some(certs) = &certs {
             ext.insert(certs.clone());
         }
-        req
+        let body = DeadlineBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(body_timeout)),
+            limit: body_timeout,
+        };
+        axum::http::Request::from_parts(parts, axum::body::Body::new(body))
     });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.idle_timeout)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
     let mut conn = std::pin::pin!(conn);
@@ -293,6 +434,19 @@ impl TlsServer {
         tls: Arc<rustls::ServerConfig>,
         app: Router,
     ) -> Result<TlsServer, VerifyError> {
+        Self::start_with(addr, tls, app, ServeLimits::default())
+    }
+
+    /// [`TlsServer::start`] with explicit [`ServeLimits`].
+    ///
+    /// # Errors
+    /// As for [`TlsServer::start`].
+    pub fn start_with(
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        app: Router,
+        limits: ServeLimits,
+    ) -> Result<TlsServer, VerifyError> {
         let listen_error = |reason: String| VerifyError::Listen {
             addr: addr.to_string(),
             reason,
@@ -309,7 +463,7 @@ impl TlsServer {
             .map_err(|e| listen_error(e.to_string()))?;
         let listener =
             TcpListener::from_std(std_listener).map_err(|e| listen_error(e.to_string()))?;
-        Self::from_listener(listener, tls, app)
+        Self::from_listener_with(listener, tls, app, limits)
     }
 
     /// Serves `app` over TLS on an already bound `listener` in a new task of
@@ -323,6 +477,19 @@ impl TlsServer {
         tls: Arc<rustls::ServerConfig>,
         app: Router,
     ) -> Result<TlsServer, VerifyError> {
+        Self::from_listener_with(listener, tls, app, ServeLimits::default())
+    }
+
+    /// [`TlsServer::from_listener`] with explicit [`ServeLimits`].
+    ///
+    /// # Errors
+    /// As for [`TlsServer::from_listener`].
+    pub fn from_listener_with(
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        app: Router,
+        limits: ServeLimits,
+    ) -> Result<TlsServer, VerifyError> {
         let local_addr = listener.local_addr().map_err(|e| VerifyError::Listen {
             addr: "(bound listener)".into(),
             reason: e.to_string(),
@@ -332,7 +499,7 @@ impl TlsServer {
             reason: "no tokio runtime is running; start the server from within one".into(),
         })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = handle.spawn(serve_tls(listener, tls, app, async move {
+        let task = handle.spawn(serve_tls_with(listener, tls, app, limits, async move {
             // A dropped sender (TlsServer dropped) stops the server too.
             let _ = stopped.await;
         }));

@@ -115,6 +115,10 @@ pub async fn status_list(State(state): State<HttpsState>, Path(id): Path<String>
 pub async fn healthz(State(state): State<HttpsState>) -> Response {
     match state.store.list_apis().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
+        Err(e) => {
+            // The reason goes to the log, never to the (unauthenticated) caller.
+            tracing::error!(error = %e, "healthz: the store is unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response()
+        }
     }
 }

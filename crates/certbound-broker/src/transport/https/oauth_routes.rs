@@ -3,10 +3,12 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use certbound_proto::ace::AceErrorCode;
+use certbound_proto::form::{Form, FormError, FormLimits};
 use certbound_verify::http::{PeerCertificates, RemoteAddr};
 
 use super::HttpsState;
@@ -16,9 +18,49 @@ use crate::oauth::{OAuthError, Presented, TokenForm};
 use crate::registry::ADMIN_API;
 use crate::token_service::Refused;
 
-/// Parses an `application/x-www-form-urlencoded` body; every parameter at
-/// most once (RFC 6749 §3.2).
-fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+/// Largest body of an `/oauth/*` request, bytes (every OAuth request fits
+/// in far less; see docs/oauth.md).
+pub const OAUTH_MAX_BODY: usize = 8 * 1024;
+
+/// Most parameters of an `/oauth/*` form.
+pub const OAUTH_MAX_PARAMS: usize = 32;
+
+/// The form limits of `/oauth/*`.
+const FORM_LIMITS: FormLimits = FormLimits {
+    max_bytes: OAUTH_MAX_BODY,
+    max_params: OAUTH_MAX_PARAMS,
+};
+
+/// The body of an `/oauth/*` request, or the OAuth error for a body that
+/// was too large (413) or too slow (408).
+pub type FormBody = Result<Bytes, BytesRejection>;
+
+fn body_error(rejection: &BytesRejection) -> OAuthError {
+    use std::error::Error as _;
+    if let BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) = rejection {
+        let mut e = OAuthError::invalid_request(format!(
+            "the request body is larger than {OAUTH_MAX_BODY} bytes"
+        ));
+        e.status = 413;
+        return e;
+    }
+    let timed_out = rejection
+        .source()
+        .is_some_and(certbound_verify::http::BodyTimeout::is_cause_of)
+        || matches!(rejection, BytesRejection::FailedToBufferBody(FailedToBufferBody::UnknownBodyError(e)) if e.source().is_some_and(certbound_verify::http::BodyTimeout::is_cause_of));
+    if timed_out {
+        let mut e = OAuthError::invalid_request("the request body arrived too slowly");
+        e.status = 408;
+        return e;
+    }
+    OAuthError::invalid_request("the request body could not be read")
+}
+
+/// Parses an `application/x-www-form-urlencoded` body in linear time;
+/// every parameter at most once (RFC 6749 §3.2), at most
+/// [`OAUTH_MAX_PARAMS`] of them.
+fn parse_form(headers: &HeaderMap, body: &FormBody) -> Result<Form, OAuthError> {
+    let body = body.as_ref().map_err(body_error)?;
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -27,24 +69,22 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
         t.trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
     }) {
+        let shown: String = ctype.chars().take(64).collect();
         return Err(OAuthError::invalid_request(format!(
-            "Content-Type {ctype:?} is not accepted: send application/x-www-form-urlencoded"
+            "Content-Type {shown:?} is not accepted: send application/x-www-form-urlencoded"
         )));
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| OAuthError::invalid_request(format!("malformed form body: {e}")))?;
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(other, _)| other == k) {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {k:?} appears more than once"
-            )));
+    certbound_proto::form::parse_form(body, &FORM_LIMITS).map_err(|e| {
+        let mut err = OAuthError::invalid_request(format!("malformed form body: {e}"));
+        if matches!(e, FormError::TooLarge { .. }) {
+            err.status = 413;
         }
-    }
-    Ok(pairs)
+        err
+    })
 }
 
-fn field(form: &[(String, String)], name: &str) -> Option<String> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+fn field(form: &Form, name: &str) -> Option<String> {
+    form.get(name).map(str::to_owned)
 }
 
 /// `Authorization: Basic` → (client_id, secret), both form-url-decoded
@@ -73,23 +113,22 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
         .split_once(':')
         .ok_or_else(|| OAuthError::invalid_client("Basic credentials lack the ':' separator"))?;
     let unescape = |s: &str| -> Result<String, OAuthError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}"))
-            .map_err(|_| OAuthError::invalid_client("Basic credentials are badly escaped"))?;
-        Ok(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
+        certbound_proto::form::decode_component(s.as_bytes(), 0)
+            .map_err(|_| OAuthError::invalid_client("Basic credentials are badly escaped"))
     };
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
 fn presented(
     headers: &HeaderMap,
-    form: &[(String, String)],
+    form: &Form,
     peer: Option<&PeerCertificates>,
 ) -> Result<Presented, OAuthError> {
     Ok(Presented {
         basic: basic_credentials(headers)?,
         form_client_id: field(form, "client_id"),
         form_client_secret: field(form, "client_secret"),
-        peer_cert: peer.and_then(|p| p.0.first().cloned()),
+        peer_chain: peer.map(|p| p.0.as_ref().clone()).unwrap_or_default(),
     })
 }
 
@@ -98,7 +137,7 @@ pub async fn token(
     State(state): State<HttpsState>,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: FormBody,
 ) -> Response {
     let result = async {
         let form = parse_form(&headers, &body)?;
@@ -121,14 +160,11 @@ pub async fn token(
     }
 }
 
-/// A parsed form body, parameters in order.
-type Form = Vec<(String, String)>;
-
 /// The form, the client's credentials and the `token` parameter of an
 /// introspection or revocation request.
 fn token_form(
     headers: &HeaderMap,
-    body: &[u8],
+    body: &FormBody,
     peer: Option<&Extension<PeerCertificates>>,
 ) -> Result<(Form, Presented, String), OAuthError> {
     let form = parse_form(headers, body)?;
@@ -143,11 +179,14 @@ pub async fn introspect(
     State(state): State<HttpsState>,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: FormBody,
 ) -> Response {
     let result = async {
         let (_, creds, token) = token_form(&headers, &body, peer.as_ref())?;
-        state.oauth.introspect(&creds, &token, unix_now()).await
+        state
+            .oauth
+            .introspect(&creds, &token, ADMIN_API, unix_now())
+            .await
     }
     .await;
     match result {
@@ -161,7 +200,7 @@ pub async fn revoke(
     State(state): State<HttpsState>,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: FormBody,
 ) -> Response {
     let result = async {
         let (form, creds, token) = token_form(&headers, &body, peer.as_ref())?;
