@@ -28,10 +28,7 @@ fn csr_for(key_pem: &str) -> anyhow::Result<Vec<u8>> {
     let key = rcgen::KeyPair::from_pem(key_pem)?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    Ok(params
-        .serialize_request(&key)?
-        .der()
-        .to_vec())
+    Ok(params.serialize_request(&key)?.der().to_vec())
 }
 
 fn renewal_request(device: &TestDevice, csr: Vec<u8>) -> anyhow::Result<Vec<u8>> {

@@ -514,7 +514,10 @@ impl DeviceAuth {
                 })
             }
             Admission::Full { retry_after } => {
-                tracing::warn!(retry_after, "replay cache full: raise [limits] replay_cache_entries");
+                tracing::warn!(
+                    retry_after,
+                    "replay cache full: raise [limits] replay_cache_entries"
+                );
                 Err(Refusal {
                     error: Refused::RateLimited { retry_after },
                     device: Some(device_id.to_string()),

@@ -126,14 +126,19 @@ impl VerifiedCsr {
     }
 }
 
-fn requested_of(info: &x509_parser::certification_request::X509CertificationRequestInfo<'_>) -> Requested {
+fn requested_of(
+    info: &x509_parser::certification_request::X509CertificationRequestInfo<'_>,
+) -> Requested {
     use x509_parser::cri_attributes::ParsedCriAttribute;
     use x509_parser::extensions::{GeneralName, ParsedExtension};
     let mut r = Requested {
         common_names: info
             .subject
             .iter_common_name()
-            .map(|cn| cn.as_str().map_or_else(|_| "(not text)".to_string(), str::to_string))
+            .map(|cn| {
+                cn.as_str()
+                    .map_or_else(|_| "(not text)".to_string(), str::to_string)
+            })
             .collect(),
         ..Requested::default()
     };

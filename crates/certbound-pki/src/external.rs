@@ -5,10 +5,10 @@
 use x509_parser::certificate::X509Certificate;
 
 use crate::cert::{common_names, p256_point, parse_der, serial_hex, unix_u64};
+use crate::path::{PathSearch, PathWork};
 use crate::validate::{
     Candidate, MAX_EXTRA_CERTS, check_ca, check_critical_extensions, check_validity,
 };
-use crate::path::{PathSearch, PathWork};
 use crate::{PkiError, TrustStore, thumbprint_sha256, validate_device_id};
 
 /// A CA certificate trusted for [`TrustStore::verify_external_device_cert`].

@@ -95,7 +95,10 @@ impl<'p, 'a> PathSearch<'p, 'a> {
 
     /// Whether pool certificate `parent` signed `child` (verified at most once).
     fn signed(&mut self, child: Option<usize>, parent: usize) -> Result<(), PkiError> {
-        let pre_verified = match (child.and_then(|c| self.pool[c].store_index), self.pool[parent].store_index) {
+        let pre_verified = match (
+            child.and_then(|c| self.pool[c].store_index),
+            self.pool[parent].store_index,
+        ) {
             (Some(c), Some(p)) => self.links.contains(&(c, p)),
             _ => false,
         };
@@ -116,9 +119,7 @@ impl<'p, 'a> PathSearch<'p, 'a> {
             None => {}
         }
         if self.work.signature_checks >= MAX_SIGNATURE_CHECKS {
-            return Err(self.budget_error(&format!(
-                "{MAX_SIGNATURE_CHECKS} signature checks"
-            )));
+            return Err(self.budget_error(&format!("{MAX_SIGNATURE_CHECKS} signature checks")));
         }
         self.work.signature_checks += 1;
         let verdict = check_signed_by(child_cert, parent_cert);

@@ -94,7 +94,9 @@ fn p7_malformed(why: &str) -> PkiError {
 /// Reads one DER element: single-byte tag, definite minimal length (at most
 /// 4 length bytes), content within the input.
 fn element(input: &[u8]) -> Result<Element<'_>, PkiError> {
-    let (&tag, after_tag) = input.split_first().ok_or_else(|| p7_malformed("truncated"))?;
+    let (&tag, after_tag) = input
+        .split_first()
+        .ok_or_else(|| p7_malformed("truncated"))?;
     if tag & 0x1f == 0x1f {
         return Err(p7_malformed("multi-byte tags are not used here"));
     }

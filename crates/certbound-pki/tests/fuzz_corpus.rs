@@ -126,14 +126,27 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     chain(
         "foreign-device",
-        [pem_certs("foreign-device.cert.pem"), pem_certs("foreign-ca.cert.pem")].concat(),
+        [
+            pem_certs("foreign-device.cert.pem"),
+            pem_certs("foreign-ca.cert.pem"),
+        ]
+        .concat(),
     );
     chain(
         "hydra",
-        [pem_certs("hydra-leaf.cert.pem"), pem_certs("hydra-chain.pem")].concat(),
+        [
+            pem_certs("hydra-leaf.cert.pem"),
+            pem_certs("hydra-chain.pem"),
+        ]
+        .concat(),
     );
     chain("expired-partner", pem_certs("expired-ca-device.cert.pem"));
-    for leaf in ["cn-san-mismatch", "two-device-uris", "ca-true", "critical-unknown"] {
+    for leaf in [
+        "cn-san-mismatch",
+        "two-device-uris",
+        "ca-true",
+        "critical-unknown",
+    ] {
         chain(
             &format!("leaf-{leaf}"),
             pem_certs(&format!("leaf-{leaf}.cert.pem")),
@@ -225,8 +238,12 @@ fn replay_fuzz_corpus() {
     let mut replayed = 0;
     for target in TARGETS {
         let dir = root().join("fuzz/corpus").join(target);
-        let files = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e} (write the seeds, see the module doc)", dir.display()));
+        let files = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (write the seeds, see the module doc)",
+                dir.display()
+            )
+        });
         for file in files {
             let path = file.unwrap().path();
             let data = std::fs::read(&path).unwrap();

@@ -216,10 +216,22 @@ fn hostile_leaves_signed_by_the_own_ca_are_refused() {
     }
     let (dir, paths, trust) = own_ca();
     let cases = [
-        ("/CN=sensor-hostile", "leaf-cn-san-mismatch.ext", "does not equal"),
-        ("/CN=sensor-hostile", "leaf-two-device-uris.ext", "several device SAN"),
+        (
+            "/CN=sensor-hostile",
+            "leaf-cn-san-mismatch.ext",
+            "does not equal",
+        ),
+        (
+            "/CN=sensor-hostile",
+            "leaf-two-device-uris.ext",
+            "several device SAN",
+        ),
         ("/CN=sensor-hostile", "leaf-ca-true.ext", "CA certificate"),
-        ("/CN=sensor-hostile", "leaf-critical-unknown.ext", "1.3.6.1.4.1.55555.1"),
+        (
+            "/CN=sensor-hostile",
+            "leaf-critical-unknown.ext",
+            "1.3.6.1.4.1.55555.1",
+        ),
     ];
     for (subject, ext, why) in cases {
         let der = sign_with_own_ca(&paths, dir.path(), subject, ext);
@@ -236,9 +248,17 @@ fn hostile_leaves_signed_by_the_own_ca_are_refused() {
          extendedKeyUsage=clientAuth\nsubjectAltName=URI:urn:certbound:device:sensor-hostile\n",
     )
     .unwrap();
-    let good = sign_with_own_ca(&paths, dir.path(), "/CN=sensor-hostile", ext.to_str().unwrap());
+    let good = sign_with_own_ca(
+        &paths,
+        dir.path(),
+        "/CN=sensor-hostile",
+        ext.to_str().unwrap(),
+    );
     assert_eq!(
-        trust.verify_device_cert(&good, &[], now(), 60).unwrap().device_id,
+        trust
+            .verify_device_cert(&good, &[], now(), 60)
+            .unwrap()
+            .device_id,
         "sensor-hostile"
     );
 }

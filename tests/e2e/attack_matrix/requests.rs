@@ -258,7 +258,11 @@ async fn attack_x5chain_eight_crafted_certificates() -> anyhow::Result<()> {
     // MAX_SIGNATURE_CHECKS (on the old code: hundreds of checks, then
     // "the chain is longer than 5 CA certificates").
     fx.registry
-        .trust_external_ca("partner", &fixture_text("foreign-ca.cert.pem")?, Some(GROUP))
+        .trust_external_ca(
+            "partner",
+            &fixture_text("foreign-ca.cert.pem")?,
+            Some(GROUP),
+        )
         .await?;
     let d = until_refused(&fx, body, "path validation stopped after").await?;
     ensure!(
@@ -268,7 +272,13 @@ async fn attack_x5chain_eight_crafted_certificates() -> anyhow::Result<()> {
         )),
         "{d}"
     );
-    ensure!(fx.registry.store.get_device("sensor-hydra").await?.is_none());
+    ensure!(
+        fx.registry
+            .store
+            .get_device("sensor-hydra")
+            .await?
+            .is_none()
+    );
     fx.assert_serves(&good).await?;
     fx.shutdown().await;
     Ok(())
@@ -318,7 +328,13 @@ async fn attack_certificate_of_an_expired_ca() -> anyhow::Result<()> {
     let d = until_refused(&fx, body, "certificate expired").await?;
     // 1609459200 = 2021-01-01, the CA's notAfter (the leaf runs to 2120).
     ensure!(d.contains("1609459200"), "{d}");
-    ensure!(fx.registry.store.get_device("old-partner-1").await?.is_none());
+    ensure!(
+        fx.registry
+            .store
+            .get_device("old-partner-1")
+            .await?
+            .is_none()
+    );
     fx.assert_serves(&good).await?;
     fx.shutdown().await;
     Ok(())
@@ -432,11 +448,7 @@ async fn attack_csr_ca_true_and_weak_keys_over_coap() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn est_post(
-    client: &HttpsClient,
-    path: &str,
-    csr: &[u8],
-) -> anyhow::Result<(u16, String)> {
+async fn est_post(client: &HttpsClient, path: &str, csr: &[u8]) -> anyhow::Result<(u16, String)> {
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr);
     let a = client
         .send(
@@ -501,11 +513,26 @@ async fn attack_csr_other_device_san_and_claim_key_over_est() -> anyhow::Result<
         status == 400 && text.contains("names another device"),
         "{status} {text}"
     );
-    ensure!(fx.registry.store.get_device("sensor-victim").await?.is_none());
+    ensure!(
+        fx.registry
+            .store
+            .get_device("sensor-victim")
+            .await?
+            .is_none()
+    );
     let csr = openssl_csr(&claim.key_file, "line-claimkey")?;
     let (status, text) = est_post(&mtls, "/.well-known/est/simpleenroll", &csr).await?;
-    ensure!(status == 400 && text.contains("claim key"), "{status} {text}");
-    ensure!(fx.registry.store.get_device("line-claimkey").await?.is_none());
+    ensure!(
+        status == 400 && text.contains("claim key"),
+        "{status} {text}"
+    );
+    ensure!(
+        fx.registry
+            .store
+            .get_device("line-claimkey")
+            .await?
+            .is_none()
+    );
     let left = fx
         .registry
         .store
@@ -643,7 +670,10 @@ async fn attack_replay_cache_lockout_by_one_device() -> anyhow::Result<()> {
     // The burst passes, a few more as the bucket refills; the rest is 4.29
     // and took no replay-cache space (on the old code the 1000 nonces went in
     // first and every other device got "replay cache full").
-    ensure!(issued >= 10 && limited >= 900, "{issued} issued, {limited} limited");
+    ensure!(
+        issued >= 10 && limited >= 900,
+        "{issued} issued, {limited} limited"
+    );
     fx.assert_serves(&good).await?;
     let other = fx.device("sensor-other").await?;
     fx.assert_serves(&other).await?;
@@ -790,7 +820,8 @@ async fn attack_unknown_device_enumeration() -> anyhow::Result<()> {
     let intruder = P256Signer::from_scalar(&[0x5a; 32])?;
     // An unregistered certificate of our own CA (issued outside the registry).
     let pki = DataDir::new(fx.path()).pki();
-    let ghost = certbound_pki::IssuingCa::load(&pki)?.issue_device("sensor-ghost", 1, unix_now())?;
+    let ghost =
+        certbound_pki::IssuingCa::load(&pki)?.issue_device("sensor-ghost", 1, unix_now())?;
     let ghost_chain = certbound_pki::parse_pem_certs(&ghost.chain_pem)?;
     let probes: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -838,11 +869,16 @@ async fn attack_unknown_device_enumeration() -> anyhow::Result<()> {
         if events
             .iter()
             .any(|e| e.detail.contains("unknown certificate thumbprint"))
-            && events.iter().any(|e| e.detail.contains("request signature"))
+            && events
+                .iter()
+                .any(|e| e.detail.contains("request signature"))
         {
             break;
         }
-        ensure!(Instant::now() < deadline, "reasons missing from the audit log");
+        ensure!(
+            Instant::now() < deadline,
+            "reasons missing from the audit log"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     fx.assert_serves(&good).await?;

@@ -143,7 +143,10 @@ aggregate_secs = 60
 # Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
 max_request_bytes = 8192
 # How many request nonces (cti) are remembered to refuse replays. Requests live at
-# most 5 minutes, so this bounds the request rate at capacity / 300 s.
+# most 5 minutes, so this bounds the request rate at capacity / 300 s. Each device
+# may hold at most its rate-limit share (device_burst + device_per_sec x
+# (300 + 2 x leeway_secs)), so one device cannot fill it (with device_per_sec = 0
+# there is no per-device share).
 replay_cache_entries = 1000000
 "#
     )

@@ -153,7 +153,10 @@ fn reader_inverts_the_writer_and_refuses_bad_framing() {
     let mut want = vec![a.clone(), b.clone()];
     want.sort();
     assert_eq!(read, want);
-    assert_eq!(pkcs7_certificates(&pkcs7_certs_only(&[])).unwrap(), Vec::<Vec<u8>>::new());
+    assert_eq!(
+        pkcs7_certificates(&pkcs7_certs_only(&[])).unwrap(),
+        Vec::<Vec<u8>>::new()
+    );
     // Trailing bytes, truncation, indefinite and non-minimal lengths.
     let mut trailing = p7.clone();
     trailing.push(0);

@@ -42,11 +42,17 @@ fn one_issuer_cannot_fill_the_cache_for_others() {
     assert_eq!(c.issuer_len("mallory"), 10);
     for d in 0..9 {
         for i in 0..10u8 {
-            assert_eq!(c.admit(&format!("d{d}"), &[i; 16], 400, 0), Admission::Fresh);
+            assert_eq!(
+                c.admit(&format!("d{d}"), &[i; 16], 400, 0),
+                Admission::Fresh
+            );
         }
     }
     // Now the cache is full: fail closed for newcomers, and a replay is still a replay.
-    assert!(matches!(c.admit("late", b"nonce-01", 400, 0), Admission::Full { .. }));
+    assert!(matches!(
+        c.admit("late", b"nonce-01", 400, 0),
+        Admission::Full { .. }
+    ));
     assert_eq!(c.admit("d1", &[3; 16], 400, 1), Admission::Replayed);
     // Expiry frees the places and the per-issuer counts.
     assert_eq!(c.admit("late", b"nonce-01", 800, 400), Admission::Fresh);
