@@ -122,6 +122,18 @@ pub struct MqttSection {
     /// their correlation data. The embedded server speaks 3.1.1.
     #[serde(default = "default_mqtt_protocol")]
     pub protocol: String,
+    /// Embedded server: most connections one device (or claim) certificate
+    /// identity may hold at once (a reconnect with the same client id takes
+    /// the old one over and does not count). Default 4.
+    #[serde(default = "default_mqtt_max_connections_per_device")]
+    pub max_connections_per_device: usize,
+    /// Embedded server: the same for a service identity (one connection per
+    /// broker instance). Default 64.
+    #[serde(default = "default_mqtt_max_connections_per_service")]
+    pub max_connections_per_service: usize,
+    /// Embedded server: most subscriptions one MQTT session may hold. Default 32.
+    #[serde(default = "default_mqtt_max_subscriptions_per_session")]
+    pub max_subscriptions_per_session: usize,
 }
 
 impl Default for MqttSection {
@@ -133,6 +145,9 @@ impl Default for MqttSection {
             server_ca: None,
             shared_subscription: true,
             protocol: default_mqtt_protocol(),
+            max_connections_per_device: default_mqtt_max_connections_per_device(),
+            max_connections_per_service: default_mqtt_max_connections_per_service(),
+            max_subscriptions_per_session: default_mqtt_max_subscriptions_per_session(),
         }
     }
 }
@@ -142,6 +157,15 @@ fn default_mqtt_mode() -> MqttMode {
 }
 fn default_mqtt_protocol() -> String {
     "3.1.1".into()
+}
+fn default_mqtt_max_connections_per_device() -> usize {
+    certbound_mqtt::DEFAULT_MAX_CONNECTIONS_PER_DEVICE
+}
+fn default_mqtt_max_connections_per_service() -> usize {
+    certbound_mqtt::DEFAULT_MAX_CONNECTIONS_PER_SERVICE
+}
+fn default_mqtt_max_subscriptions_per_session() -> usize {
+    certbound_mqtt::DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION
 }
 fn default_mqtt_listen() -> String {
     "127.0.0.1:8883".into()

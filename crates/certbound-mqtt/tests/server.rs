@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use certbound_mqtt::{CertboundAcl, Identity, MqttError, MqttServer};
+use certbound_mqtt::{CertboundAcl, Identity, MqttError, MqttServer, PeerCert};
 use common::{GUARD, Pki, client_tls, connect, connect_with, eventually};
 use rumqttc::{ConnectReturnCode, ConnectionError, QoS, SubscribeReasonCode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -154,7 +154,9 @@ async fn a_certificate_from_a_foreign_ca_is_refused() {
 #[tokio::test]
 async fn revoked_identities_get_connack_not_authorized() {
     let pki = Pki::new();
-    let acl = CertboundAcl::new().with_revocation_check(Arc::new(|who: &Identity| {
+    let acl = CertboundAcl::new()
+        .with_broker("certbound-broker")
+        .with_revocation_check(Arc::new(|who: &Identity, _: &PeerCert| {
         *who == Identity::Device("stolen".into())
     }));
     let server = pki.start_with(acl).await;
@@ -327,7 +329,7 @@ async fn a_silent_client_is_closed_after_the_connect_timeout() {
     let pki = Pki::new();
     let mut config = pki.config();
     config.connect_timeout = std::time::Duration::from_millis(300);
-    let server = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
+    let server = MqttServer::bind(config, Arc::new(CertboundAcl::new().with_broker("certbound-broker")))
         .await
         .expect("server");
     let connector =
@@ -355,7 +357,7 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_keep_getting_mess
     let pki = Pki::new();
     let mut config = pki.config();
     config.outgoing_queue = 16;
-    let server = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
+    let server = MqttServer::bind(config, Arc::new(CertboundAcl::new().with_broker("certbound-broker")))
         .await
         .expect("server");
 
@@ -424,7 +426,7 @@ async fn bad_configuration_says_what_to_fix() {
     let pki = Pki::new();
     let mut config = pki.config();
     config.server_key_pem = "not a key".into();
-    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
+    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new().with_broker("certbound-broker")))
         .await
         .expect_err("bad key");
     assert!(matches!(err, MqttError::ServerKey(_)), "{err}");
@@ -432,7 +434,7 @@ async fn bad_configuration_says_what_to_fix() {
 
     let mut config = pki.config();
     config.client_ca_pem = String::new();
-    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
+    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new().with_broker("certbound-broker")))
         .await
         .expect_err("no CA");
     assert!(matches!(err, MqttError::ClientCa(_)), "{err}");
@@ -440,7 +442,7 @@ async fn bad_configuration_says_what_to_fix() {
     let taken = pki.start().await;
     let mut config = pki.config();
     config.listen = taken.local_addr();
-    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
+    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new().with_broker("certbound-broker")))
         .await
         .expect_err("port in use");
     assert!(matches!(err, MqttError::Bind { .. }), "{err}");

@@ -226,6 +226,8 @@ const VERIFY_TARGETS: &[&str] = &[
     "token_text",
     "inspect",
     "token_verifier",
+    // Replayed by crates/certbound-mqtt/tests/fuzz_corpus.rs.
+    "mqtt_session",
 ];
 
 fn parse_cbor(data: &[u8]) -> bool {

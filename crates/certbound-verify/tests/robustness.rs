@@ -140,6 +140,8 @@ const PROTO_TARGETS: &[&str] = &[
     "ace_response",
     "telemetry",
     "cose_key",
+    // Replayed by crates/certbound-mqtt/tests/fuzz_corpus.rs.
+    "mqtt_session",
 ];
 
 /// An accepted key set survives both serialisations unchanged.

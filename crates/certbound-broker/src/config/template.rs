@@ -42,6 +42,13 @@ shared_subscription = true
 # MQTT version towards the server: "3.1.1", or "5" (external servers only) to answer
 # v5 devices on their response topic with their correlation data.
 protocol = "3.1.1"
+# Embedded server caps. Connections one device (or claim) certificate may hold at
+# once (a reconnect with the same client id takes the old one over), CONNACK 0x05
+# past it; the same for a service identity (one per broker instance); subscriptions
+# per MQTT session (SUBACK 0x80 past it).
+max_connections_per_device = 4
+max_connections_per_service = 64
+max_subscriptions_per_session = 32
 
 [pki]
 # Lifetime of device certificates issued by `certbound device provision`, in days.
