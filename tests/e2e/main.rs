@@ -9,8 +9,8 @@
 //!   connection take effect on the running broker at once.
 
 mod admin_api;
-mod attack_matrix;
 mod agent_mosquitto;
+mod attack_matrix;
 mod claims;
 mod doctor_audit;
 mod jit;

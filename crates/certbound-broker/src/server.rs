@@ -393,8 +393,7 @@ async fn start_mqtt(
             );
             server_config.max_connections_per_device = config.mqtt.max_connections_per_device;
             server_config.max_connections_per_service = config.mqtt.max_connections_per_service;
-            server_config.max_subscriptions_per_session =
-                config.mqtt.max_subscriptions_per_session;
+            server_config.max_subscriptions_per_session = config.mqtt.max_subscriptions_per_session;
             let acl = access.acl();
             let server = MqttServer::bind(server_config, Arc::new(acl))
                 .await

@@ -209,9 +209,7 @@ impl Authorizer for CertboundAcl {
     fn may_publish(&self, who: &Identity, topic: &str) -> bool {
         match who {
             Identity::Device(id) => device_may_use(id, topic),
-            Identity::Service(_) if self.is_broker(who) => {
-                topic.starts_with(BROKER_TOPIC_PREFIX)
-            }
+            Identity::Service(_) if self.is_broker(who) => topic.starts_with(BROKER_TOPIC_PREFIX),
             Identity::Service(_) => false,
             Identity::Claim(cn) => claim_may_use(cn, topic, true),
         }

@@ -117,8 +117,14 @@ impl MqttServerConfig {
             return Err(MqttError::Config("max_clients must be at least 1".into()));
         }
         for (name, value) in [
-            ("max_connections_per_device", self.max_connections_per_device),
-            ("max_connections_per_service", self.max_connections_per_service),
+            (
+                "max_connections_per_device",
+                self.max_connections_per_device,
+            ),
+            (
+                "max_connections_per_service",
+                self.max_connections_per_service,
+            ),
             (
                 "max_subscriptions_per_session",
                 self.max_subscriptions_per_session,

@@ -112,7 +112,10 @@ pub fn session(data: &[u8]) {
                         assert!(router.subscribe(1, &filter, qos));
                         subscribed.insert(filter);
                     }
-                    assert!(subscribed.len() <= MAX_SUBSCRIPTIONS, "subscription cap passed");
+                    assert!(
+                        subscribed.len() <= MAX_SUBSCRIPTIONS,
+                        "subscription cap passed"
+                    );
                 }
                 Event::Unsubscribe(filters) => {
                     for filter in filters {

@@ -133,7 +133,9 @@ impl Hub {
             old_conn = old,
             client_id, "client id taken over; closing the older connection"
         );
-        Ok(self.kill(old, "taken over by a new connection").then_some(old))
+        Ok(self
+            .kill(old, "taken over by a new connection")
+            .then_some(old))
     }
 
     /// Adds subscriptions of `conn` (filters already validated and authorised).

@@ -331,11 +331,9 @@ async fn connection<A: Authorizer>(
     let facts = peer_cert.as_deref().map(PeerCert::from_der);
     let auth = match (&peer_cert, &facts) {
         (Some(_), Some(Err(reason))) => Err(reason.clone()),
-        (Some(der), _) => {
-            tokio::time::timeout_at(deadline, context.authorizer.authenticate(der))
-                .await
-                .unwrap_or_else(|_| Err("authentication timed out".to_owned()))
-        }
+        (Some(der), _) => tokio::time::timeout_at(deadline, context.authorizer.authenticate(der))
+            .await
+            .unwrap_or_else(|_| Err("authentication timed out".to_owned())),
         (None, _) => Err("no client certificate".to_owned()),
     };
     let facts = facts.and_then(Result::ok);

@@ -10,10 +10,10 @@
 use std::path::PathBuf;
 
 use bytes::BytesMut;
+use rumqttc::QoS;
 use rumqttc::mqttbytes::v4::{
     Connect, LastWill, Packet, Publish, Subscribe, SubscribeFilter, Unsubscribe,
 };
-use rumqttc::QoS;
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mqtt_session")
@@ -111,7 +111,12 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     let device_session = [
         connect(30),
-        subscribe(&["cb/v1/sensor-1/token/res", "cb/v1/+/telemetry", "#", "$SYS/#"]),
+        subscribe(&[
+            "cb/v1/sensor-1/token/res",
+            "cb/v1/+/telemetry",
+            "#",
+            "$SYS/#",
+        ]),
         publish("cb/v1/sensor-1/token/req", QoS::AtLeastOnce, 1),
         publish("cb/v1/sensor-1/telemetry", QoS::AtMostOnce, 0),
         Packet::PingReq,
@@ -132,11 +137,22 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("device-bytewise", with(0, 0, &device_session)),
         (
             "device-spoofs-another",
-            with(0, 63, &[connect(0), publish("cb/v1/sensor-2/token/res", QoS::AtLeastOnce, 1)]),
+            with(
+                0,
+                63,
+                &[
+                    connect(0),
+                    publish("cb/v1/sensor-2/token/res", QoS::AtLeastOnce, 1),
+                ],
+            ),
         ),
         (
             "device-wildcard-publish",
-            with(0, 63, &[connect(0), publish("cb/v1/sensor-1/#", QoS::AtMostOnce, 0)]),
+            with(
+                0,
+                63,
+                &[connect(0), publish("cb/v1/sensor-1/#", QoS::AtMostOnce, 0)],
+            ),
         ),
         ("device-will", with(0, 63, &[Packet::Connect(will)])),
         ("device-invalid-utf8", {
@@ -208,7 +224,10 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 ],
             ),
         ),
-        ("refused-connect", with(0x80, 63, &[connect(0), Packet::PingReq])),
+        (
+            "refused-connect",
+            with(0x80, 63, &[connect(0), Packet::PingReq]),
+        ),
         ("long-session", {
             // Two bytes a second: PINGREQs for longer than the certificate lives.
             let mut packets = vec![connect(5)];

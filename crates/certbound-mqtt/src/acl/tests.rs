@@ -51,9 +51,10 @@ fn revoked_identities_are_refused() {
     let (_tmp, ca) = ca();
     let dev = ca.issue_device("stolen", 30, NOW).expect("device");
     let ok = ca.issue_device("fine", 30, NOW).expect("device");
-    let acl = CertboundAcl::new().with_revocation_check(Arc::new(|who: &Identity, _: &PeerCert| {
-        *who == Identity::Device("stolen".into())
-    }));
+    let acl =
+        CertboundAcl::new().with_revocation_check(Arc::new(|who: &Identity, _: &PeerCert| {
+            *who == Identity::Device("stolen".into())
+        }));
     let err = block_on(acl.authenticate(&dev.cert.der)).expect_err("revoked");
     assert!(err.contains("revoked"), "{err}");
     assert_eq!(block_on(acl.authenticate(&ok.cert.der)), Ok(device("fine")));
@@ -100,12 +101,19 @@ fn revoked_certificates_are_refused_while_the_device_stays_active() {
     let old = ca.issue_device("renewed", 30, NOW).expect("old cert");
     let new = ca.issue_device("renewed", 30, NOW).expect("new cert");
     let revoked = certbound_pki::thumbprint_sha256(&old.cert.der);
-    let acl = CertboundAcl::new().with_revocation_check(Arc::new(move |_: &Identity, c: &PeerCert| {
-        c.thumbprint == revoked
-    }));
+    let acl =
+        CertboundAcl::new().with_revocation_check(Arc::new(move |_: &Identity, c: &PeerCert| {
+            c.thumbprint == revoked
+        }));
     let err = block_on(acl.authenticate(&old.cert.der)).expect_err("revoked certificate");
-    assert!(err.contains("revoked") && err.contains(&old.cert.serial_hex), "{err}");
-    assert_eq!(block_on(acl.authenticate(&new.cert.der)), Ok(device("renewed")));
+    assert!(
+        err.contains("revoked") && err.contains(&old.cert.serial_hex),
+        "{err}"
+    );
+    assert_eq!(
+        block_on(acl.authenticate(&new.cert.der)),
+        Ok(device("renewed"))
+    );
 }
 
 #[test]
@@ -114,7 +122,10 @@ fn peer_cert_facts() {
     let dev = ca.issue_device("d", 1, NOW).expect("device");
     let facts = PeerCert::from_der(&dev.cert.der).expect("parses");
     assert_eq!(facts.serial_hex, dev.cert.serial_hex);
-    assert_eq!(facts.thumbprint, certbound_pki::thumbprint_sha256(&dev.cert.der));
+    assert_eq!(
+        facts.thumbprint,
+        certbound_pki::thumbprint_sha256(&dev.cert.der)
+    );
     assert_eq!(facts.not_after, NOW + 86_400);
     assert!(PeerCert::from_der(b"junk").is_err());
 }
@@ -205,7 +216,11 @@ fn lookalike_cert(dir: &std::path::Path) -> Vec<u8> {
         "urn:certbound:device:lookalike".try_into().expect("uri"),
     )];
     let key = rcgen::KeyPair::generate().expect("key");
-    params.signed_by(&key, &issuer).expect("signed").der().to_vec()
+    params
+        .signed_by(&key, &issuer)
+        .expect("signed")
+        .der()
+        .to_vec()
 }
 
 #[test]

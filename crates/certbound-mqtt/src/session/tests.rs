@@ -577,8 +577,8 @@ fn subscriptions_per_session_are_capped() {
 fn the_session_ends_when_the_certificate_expires() {
     let t0 = Instant::now();
     let expiry = t0 + Duration::from_secs(30);
-    let mut s = Session::new(Ok(Identity::Device("d".into())), config(), t0)
-        .with_expiry(Some(expiry));
+    let mut s =
+        Session::new(Ok(Identity::Device("d".into())), config(), t0).with_expiry(Some(expiry));
     feed(&mut s, &[connect_packet(60)], t0);
     let _ = s.take_transmit();
     let _ = events(&mut s);
@@ -618,7 +618,9 @@ fn the_admission_hook_can_refuse_a_connect() {
     );
     assert_eq!(
         events(&mut s),
-        vec![Event::Closed(CloseReason::ConnectionCap("cap reached".into()))]
+        vec![Event::Closed(CloseReason::ConnectionCap(
+            "cap reached".into()
+        ))]
     );
     assert_eq!(s.take_will(), None, "a refused connect leaves no will");
     assert_eq!(*seen.lock().expect("lock"), vec!["client-1".to_owned()]);
@@ -628,7 +630,11 @@ fn the_admission_hook_can_refuse_a_connect() {
 fn client_ids_with_control_characters_are_refused() {
     let t0 = Instant::now();
     let mut s = Session::new(Ok(Identity::Device("d".into())), config(), t0);
-    feed(&mut s, &[Packet::Connect(Connect::new("evil\u{1b}[2J"))], t0);
+    feed(
+        &mut s,
+        &[Packet::Connect(Connect::new("evil\u{1b}[2J"))],
+        t0,
+    );
     assert_eq!(
         decode(s.take_transmit()),
         vec![Packet::ConnAck(ConnAck::new(
