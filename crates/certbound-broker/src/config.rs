@@ -183,6 +183,18 @@ pub struct MqttSection {
     /// `certbound_requests_shed_total`. Default 256.
     #[serde(default = "default_mqtt_max_handlers")]
     pub max_handlers: usize,
+    /// Embedded server: most connections one device (or claim) certificate
+    /// identity may hold at once (a reconnect with the same client id takes
+    /// the old one over and does not count). Default 4.
+    #[serde(default = "default_mqtt_max_connections_per_device")]
+    pub max_connections_per_device: usize,
+    /// Embedded server: the same for a service identity (one connection per
+    /// broker instance). Default 64.
+    #[serde(default = "default_mqtt_max_connections_per_service")]
+    pub max_connections_per_service: usize,
+    /// Embedded server: most subscriptions one MQTT session may hold. Default 32.
+    #[serde(default = "default_mqtt_max_subscriptions_per_session")]
+    pub max_subscriptions_per_session: usize,
 }
 
 impl Default for MqttSection {
@@ -195,6 +207,9 @@ impl Default for MqttSection {
             shared_subscription: true,
             protocol: default_mqtt_protocol(),
             max_handlers: default_mqtt_max_handlers(),
+            max_connections_per_device: default_mqtt_max_connections_per_device(),
+            max_connections_per_service: default_mqtt_max_connections_per_service(),
+            max_subscriptions_per_session: default_mqtt_max_subscriptions_per_session(),
         }
     }
 }
@@ -208,6 +223,15 @@ fn default_mqtt_mode() -> MqttMode {
 }
 fn default_mqtt_protocol() -> String {
     "3.1.1".into()
+}
+fn default_mqtt_max_connections_per_device() -> usize {
+    certbound_mqtt::DEFAULT_MAX_CONNECTIONS_PER_DEVICE
+}
+fn default_mqtt_max_connections_per_service() -> usize {
+    certbound_mqtt::DEFAULT_MAX_CONNECTIONS_PER_SERVICE
+}
+fn default_mqtt_max_subscriptions_per_session() -> usize {
+    certbound_mqtt::DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION
 }
 fn default_mqtt_listen() -> String {
     "127.0.0.1:8883".into()

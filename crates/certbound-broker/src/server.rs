@@ -1,9 +1,8 @@
 //! `certbound serve`: starts the transports over one token service.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_coap::{Server as CoapServer, ServerConfig};
@@ -26,7 +25,10 @@ use crate::transport::coap::CoapTransport;
 use crate::transport::https::{self, HttpsState};
 use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
 use certbound_mqtt::client_tls::client_tls_config;
-use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig, MqttServerHandle};
+use certbound_mqtt::{MqttServer, MqttServerConfig};
+
+mod mqtt_access;
+use mqtt_access::MqttAccess;
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -233,20 +235,14 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     } else {
         None
     };
-    let inactive: InactiveDevices = Arc::new(RwLock::new(
-        store.inactive_devices().await?.into_iter().collect(),
-    ));
-    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &endpoints, &inactive).await?;
+    let access = MqttAccess::load(&store).await?;
+    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &endpoints, &access).await?;
     if let Some(server) = &mqtt_server {
         metrics.set_mqtt(server.handle());
     }
-    let watcher = mqtt_server.as_ref().map(|server| {
-        tokio::spawn(watch_inactive(
-            store.clone(),
-            inactive.clone(),
-            server.handle(),
-        ))
-    });
+    let watcher = mqtt_server
+        .as_ref()
+        .map(|server| tokio::spawn(access.clone().watch(store.clone(), server.handle())));
     tracing::info!(
         issuer = %config.broker.issuer_id,
         kid = %service.kid(),
@@ -391,30 +387,22 @@ async fn start_mqtt(
     config: &Config,
     options: &ServeOptions,
     service: &Arc<DeviceEndpoints>,
-    inactive: &InactiveDevices,
+    access: &Arc<MqttAccess>,
 ) -> Result<(Option<MqttServer>, Option<MqttTransport>), BrokerError> {
     let (server, host, port, server_ca) = match config.mqtt.mode {
         MqttMode::Off => return Ok((None, None)),
         MqttMode::Embedded => {
             let listen = options.mqtt_listen.unwrap_or_else(|| config.mqtt_listen());
-            let server_config = MqttServerConfig::new(
+            let mut server_config = MqttServerConfig::new(
                 listen,
                 read(&data.server_cert())?,
                 read(&data.server_key())?,
                 read(&data.pki().chain())?,
             );
-            let blocked = inactive.clone();
-            let acl =
-                CertboundAcl::new().with_revocation_check(Arc::new(
-                    move |who: &Identity| match who {
-                        Identity::Device(id) => {
-                            blocked.read().map(|set| set.contains(id)).unwrap_or(true)
-                        }
-                        // Services and claim holders: their certificates are
-                        // not device identities; claims are checked per use.
-                        Identity::Service(_) | Identity::Claim(_) => false,
-                    },
-                ));
+            server_config.max_connections_per_device = config.mqtt.max_connections_per_device;
+            server_config.max_connections_per_service = config.mqtt.max_connections_per_service;
+            server_config.max_subscriptions_per_session = config.mqtt.max_subscriptions_per_session;
+            let acl = access.acl();
             let server = MqttServer::bind(server_config, Arc::new(acl))
                 .await
                 .map_err(|e| BrokerError::Invalid(format!("embedded MQTT server: {e}")))?;
@@ -457,37 +445,6 @@ async fn start_mqtt(
     };
     let transport = mqtt::start(service.clone(), settings, Duration::from_secs(15)).await?;
     Ok((server, Some(transport)))
-}
-
-/// Devices that may not connect to the embedded MQTT server (suspended or revoked).
-type InactiveDevices = Arc<RwLock<HashSet<String>>>;
-
-/// How often the registry is polled for suspensions and revocations made by
-/// the CLI (another process): their MQTT sessions are dropped within this time.
-const STATUS_POLL: Duration = Duration::from_millis(500);
-
-/// Keeps `inactive` in step with the registry and drops the live MQTT
-/// sessions of devices that became inactive.
-async fn watch_inactive(store: Store, inactive: InactiveDevices, server: MqttServerHandle) {
-    let mut ticker = tokio::time::interval(STATUS_POLL);
-    loop {
-        ticker.tick().await;
-        let Ok(now_inactive) = store.inactive_devices().await else {
-            continue;
-        };
-        let now_inactive: HashSet<String> = now_inactive.into_iter().collect();
-        let newly: Vec<String> = match inactive.read() {
-            Ok(old) => now_inactive.difference(&old).cloned().collect(),
-            Err(_) => Vec::new(),
-        };
-        if let Ok(mut set) = inactive.write() {
-            *set = now_inactive;
-        }
-        for id in newly {
-            let closed = server.disconnect(&Identity::Device(id.clone()));
-            tracing::info!(device = %id, sessions = closed, "device inactive: MQTT sessions closed");
-        }
-    }
 }
 
 /// Distinguishes several brokers in one process (tests, the demo) on the same MQTT server.

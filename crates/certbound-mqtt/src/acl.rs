@@ -8,60 +8,95 @@ use certbound_pki::{
 };
 use certbound_proto::topics::{claim_may_use, device_may_use};
 
-use crate::identity::{Authorizer, Identity};
+use crate::identity::{Authorizer, Identity, PeerCert};
 use crate::topic::SHARE_PREFIX;
 
-/// Topic prefix services may use (`cb/`).
-const SERVICE_TOPIC_PREFIX: &str = "cb/";
+/// Topic prefix the broker identity may use (`cb/`).
+const BROKER_TOPIC_PREFIX: &str = "cb/";
+/// The share group of the broker instances (`$share/certbound/...`); no
+/// other identity may join it.
+pub const BROKER_SHARE_GROUP: &str = "certbound";
 
-/// Revocation hook: returns `true` when the identity must be refused.
-pub type RevocationCheck = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
+/// Revocation hook: called at every connect with the identity the
+/// certificate proves and the certificate's facts (serial, thumbprint,
+/// notAfter); returns `true` when the connection must be refused (a revoked
+/// device or a revoked certificate). Called on the connect path: keep it an
+/// in-memory lookup.
+pub type RevocationCheck = Arc<dyn Fn(&Identity, &PeerCert) -> bool + Send + Sync>;
 
 /// The certbound MQTT policy.
 ///
-/// * A certificate with exactly one SAN URI `urn:certbound:device:<id>` (and
-///   no service URI) is [`Identity::Device`]; one with exactly one
-///   `urn:certbound:service:<name>` (and no device URI) is
-///   [`Identity::Service`]; one with exactly one `urn:certbound:claim:<id>`
-///   (and nothing else) is [`Identity::Claim`]. Anything else is refused at
-///   connect time.
-/// * Claim holders may only publish on `cb/claims/claim-<id>/req` and
-///   subscribe to `cb/claims/claim-<id>/res/<device or +>`.
-/// * Devices may publish and subscribe only inside `cb/v1/<id>/`
+/// Identities come from the certificate's SAN URI only, never from its
+/// subject CN:
+/// * exactly one SAN URI `urn:certbound:device:<id>` (and no service URI):
+///   [`Identity::Device`]; exactly one `urn:certbound:service:<name>` (and no
+///   device URI): [`Identity::Service`]; exactly one
+///   `urn:certbound:claim:<id>` (and nothing else): [`Identity::Claim`].
+///   Anything else is refused at connect time. A device whose id (or CN)
+///   equals the broker's service name is still a device.
+///
+/// Rights (docs/mqtt.md has the table):
+/// * **broker** (the service named with [`CertboundAcl::with_broker`]):
+///   publishes anywhere under `cb/` (answers on `cb/v1/<id>/token/res`,
+///   `cert/res`, claim answers) and subscribes to any filter under `cb/`,
+///   plainly or as `$share/<group>/cb/...` (including `$share/certbound/`).
+/// * **other services**: read telemetry only: subscribe to
+///   `cb/v1/<id or +>/telemetry`, plainly or as `$share/<group>/...` with a
+///   group other than `certbound`; they publish nothing.
+/// * **devices**: publish and subscribe only inside `cb/v1/<id>/`
 ///   ([`device_may_use`]): a filter with a wildcard at the device level
-///   (`cb/v1/+/telemetry`), `#`, or a shared subscription is refused.
-/// * Services may publish to any topic under `cb/` and subscribe to any
-///   filter under `cb/`, plainly or as `$share/<group>/cb/...`.
+///   (`cb/v1/+/telemetry`), `#`, `$SYS/#` or a shared subscription is refused.
+/// * **claim holders**: publish only on `cb/claims/claim-<id>/req`, subscribe
+///   only to `cb/claims/claim-<id>/res/<device or +>`.
 /// * Everything else is refused.
 ///
-/// With [`CertboundAcl::with_revocation_check`], identities the check
-/// reports as revoked are refused at connect time; use
-/// [`MqttServer::disconnect`](crate::MqttServer::disconnect) to drop the
-/// connections that were already up when the identity was revoked.
+/// With [`CertboundAcl::with_revocation_check`], identities or certificates
+/// the check reports as revoked are refused at connect time; use
+/// [`MqttServer::disconnect`](crate::MqttServer::disconnect) and
+/// [`MqttServer::disconnect_certificate`](crate::MqttServer::disconnect_certificate)
+/// to drop the connections that were already up when they were revoked.
 #[derive(Default, Clone)]
 pub struct CertboundAcl {
     is_revoked: Option<RevocationCheck>,
+    broker: Option<String>,
 }
 
 impl fmt::Debug for CertboundAcl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertboundAcl")
             .field("revocation_check", &self.is_revoked.is_some())
+            .field("broker", &self.broker)
             .finish()
     }
 }
 
 impl CertboundAcl {
-    /// The policy without a revocation check.
+    /// The policy without a revocation check and without a broker: no
+    /// identity may answer on devices' topics until
+    /// [`CertboundAcl::with_broker`] names one.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Names the service (`urn:certbound:service:<name>`) that is the broker:
+    /// the only identity that may publish to devices' topics and join
+    /// `$share/certbound`.
+    pub fn with_broker(mut self, service_name: impl Into<String>) -> Self {
+        self.broker = Some(service_name.into());
+        self
+    }
+
     /// Adds a revocation check, called at every connect with the identity the
-    /// certificate proves; `true` refuses the connection.
+    /// certificate proves and the certificate's facts; `true` refuses the
+    /// connection.
     pub fn with_revocation_check(mut self, f: RevocationCheck) -> Self {
         self.is_revoked = Some(f);
         self
+    }
+
+    /// Whether `who` is the broker.
+    fn is_broker(&self, who: &Identity) -> bool {
+        matches!((who, &self.broker), (Identity::Service(name), Some(broker)) if name == broker)
     }
 
     /// The identity a certificate proves, without the revocation check.
@@ -83,27 +118,55 @@ impl CertboundAcl {
     }
 }
 
-/// True for `cb/...` or `$share/<group>/cb/...`.
-fn service_filter_ok(filter: &str) -> bool {
-    let inner = match filter.strip_prefix(SHARE_PREFIX) {
+/// Splits `$share/<group>/<filter>` into the group and the filter; `None`
+/// as group for a plain filter, `Err` for a malformed share.
+fn split_share(filter: &str) -> Result<(Option<&str>, &str), ()> {
+    match filter.strip_prefix(SHARE_PREFIX) {
         Some(rest) => match rest.split_once('/') {
-            Some((group, inner)) if !group.is_empty() && !group.contains(['+', '#']) => inner,
-            _ => return false,
+            Some((group, inner)) if !group.is_empty() && !group.contains(['+', '#']) => {
+                Ok((Some(group), inner))
+            }
+            _ => Err(()),
         },
-        None => filter,
+        None => Ok((None, filter)),
+    }
+}
+
+/// The broker: `cb/...` or `$share/<group>/cb/...`.
+fn broker_filter_ok(filter: &str) -> bool {
+    split_share(filter).is_ok_and(|(_, inner)| inner.starts_with(BROKER_TOPIC_PREFIX))
+}
+
+/// Another service: filters that can only match telemetry topics,
+/// `cb/v1/<id or +>/telemetry`, plainly or shared in a group other than the
+/// broker's.
+fn service_filter_ok(filter: &str) -> bool {
+    let Ok((group, inner)) = split_share(filter) else {
+        return false;
     };
-    inner.starts_with(SERVICE_TOPIC_PREFIX)
+    if group == Some(BROKER_SHARE_GROUP) {
+        return false;
+    }
+    let levels: Vec<&str> = inner.split('/').collect();
+    match levels.as_slice() {
+        ["cb", "v1", device, "telemetry"] => {
+            *device == "+" || (!device.is_empty() && !device.contains(['+', '#']))
+        }
+        _ => false,
+    }
 }
 
 impl Authorizer for CertboundAcl {
     async fn authenticate(&self, peer_cert_der: &[u8]) -> Result<Identity, String> {
         let identity = Self::identity_of(peer_cert_der)?;
-        if self
-            .is_revoked
-            .as_ref()
-            .is_some_and(|revoked| revoked(&identity))
-        {
-            return Err(format!("{identity} is revoked"));
+        if let Some(revoked) = &self.is_revoked {
+            let cert = PeerCert::from_der(peer_cert_der)?;
+            if revoked(&identity, &cert) {
+                return Err(format!(
+                    "{identity} or its certificate (serial {}) is revoked",
+                    cert.serial_hex
+                ));
+            }
         }
         Ok(identity)
     }
@@ -111,7 +174,8 @@ impl Authorizer for CertboundAcl {
     fn may_publish(&self, who: &Identity, topic: &str) -> bool {
         match who {
             Identity::Device(id) => device_may_use(id, topic),
-            Identity::Service(_) => topic.starts_with(SERVICE_TOPIC_PREFIX),
+            Identity::Service(_) if self.is_broker(who) => topic.starts_with(BROKER_TOPIC_PREFIX),
+            Identity::Service(_) => false,
             Identity::Claim(cn) => claim_may_use(cn, topic, true),
         }
     }
@@ -119,6 +183,7 @@ impl Authorizer for CertboundAcl {
     fn may_subscribe(&self, who: &Identity, filter: &str) -> bool {
         match who {
             Identity::Device(id) => device_may_use(id, filter),
+            Identity::Service(_) if self.is_broker(who) => broker_filter_ok(filter),
             Identity::Service(_) => service_filter_ok(filter),
             Identity::Claim(cn) => claim_may_use(cn, filter, false),
         }

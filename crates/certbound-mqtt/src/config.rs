@@ -8,6 +8,13 @@ use crate::MqttError;
 /// Largest remaining length MQTT can encode (§2.2.3).
 const MQTT_MAX_REMAINING_LENGTH: usize = 268_435_455;
 
+/// Default of [`MqttServerConfig::max_connections_per_device`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_DEVICE: usize = 4;
+/// Default of [`MqttServerConfig::max_connections_per_service`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_SERVICE: usize = 64;
+/// Default of [`MqttServerConfig::max_subscriptions_per_session`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION: usize = 32;
+
 /// Configuration of [`MqttServer`](crate::MqttServer).
 #[derive(Clone)]
 pub struct MqttServerConfig {
@@ -33,6 +40,17 @@ pub struct MqttServerConfig {
     /// Messages waiting for one client; a client whose queue overflows is
     /// disconnected so that publishers are never slowed down. Default 1024.
     pub outgoing_queue: usize,
+    /// Most connections (past CONNECT) one device or claim certificate
+    /// identity may hold at once. A CONNECT with the client id of a live
+    /// connection of the same identity takes it over and does not count;
+    /// other CONNECTs over the cap get CONNACK 0x05. Default 4.
+    pub max_connections_per_device: usize,
+    /// The same cap for service identities (the broker runs one connection
+    /// per instance). Default 64.
+    pub max_connections_per_service: usize,
+    /// Most subscriptions one session may hold; further filters get 0x80 in
+    /// the SUBACK. Default 32.
+    pub max_subscriptions_per_session: usize,
 }
 
 impl std::fmt::Debug for MqttServerConfig {
@@ -44,6 +62,18 @@ impl std::fmt::Debug for MqttServerConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_clients", &self.max_clients)
             .field("outgoing_queue", &self.outgoing_queue)
+            .field(
+                "max_connections_per_device",
+                &self.max_connections_per_device,
+            )
+            .field(
+                "max_connections_per_service",
+                &self.max_connections_per_service,
+            )
+            .field(
+                "max_subscriptions_per_session",
+                &self.max_subscriptions_per_session,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +95,9 @@ impl MqttServerConfig {
             connect_timeout: Duration::from_secs(10),
             max_clients: 100_000,
             outgoing_queue: 1024,
+            max_connections_per_device: DEFAULT_MAX_CONNECTIONS_PER_DEVICE,
+            max_connections_per_service: DEFAULT_MAX_CONNECTIONS_PER_SERVICE,
+            max_subscriptions_per_session: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
         }
     }
 
@@ -82,6 +115,24 @@ impl MqttServerConfig {
         }
         if self.max_clients == 0 {
             return Err(MqttError::Config("max_clients must be at least 1".into()));
+        }
+        for (name, value) in [
+            (
+                "max_connections_per_device",
+                self.max_connections_per_device,
+            ),
+            (
+                "max_connections_per_service",
+                self.max_connections_per_service,
+            ),
+            (
+                "max_subscriptions_per_session",
+                self.max_subscriptions_per_session,
+            ),
+        ] {
+            if value == 0 {
+                return Err(MqttError::Config(format!("{name} must be at least 1")));
+            }
         }
         if self.outgoing_queue == 0 {
             return Err(MqttError::Config(

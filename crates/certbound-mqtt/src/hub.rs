@@ -22,6 +22,10 @@ type ClientKey = (Identity, String);
 #[derive(Debug)]
 struct Entry {
     identity: Identity,
+    /// SHA-256 of the client certificate, for [`Hub::disconnect_certificate`].
+    thumbprint: Option<[u8; 32]>,
+    /// Past CONNECT (counted against the identity's connection cap).
+    admitted: bool,
     client_key: Option<ClientKey>,
     tx: mpsc::Sender<Message>,
     kill: Arc<Notify>,
@@ -60,6 +64,7 @@ impl Hub {
         &mut self,
         conn: ConnId,
         identity: Identity,
+        thumbprint: Option<[u8; 32]>,
         tx: mpsc::Sender<Message>,
         kill: Arc<Notify>,
     ) {
@@ -71,6 +76,8 @@ impl Hub {
             conn,
             Entry {
                 identity,
+                thumbprint,
+                admitted: false,
                 client_key: None,
                 tx,
                 kill,
@@ -79,26 +86,56 @@ impl Hub {
         );
     }
 
-    /// Records the client id from CONNECT; an older live connection with the
-    /// same identity and client id is dropped (takeover). Returns the
-    /// dropped connection.
-    pub(crate) fn connected(&mut self, conn: ConnId, client_id: &str) -> Option<ConnId> {
-        if client_id.is_empty() {
-            return None;
+    /// Admits `conn`'s CONNECT with `client_id`: an older live connection
+    /// with the same identity and client id is dropped (takeover, returned);
+    /// otherwise the identity may hold at most `cap` admitted connections.
+    ///
+    /// # Errors
+    /// Why the connection was not admitted (cap reached, unknown connection).
+    pub(crate) fn admit(
+        &mut self,
+        conn: ConnId,
+        client_id: &str,
+        cap: usize,
+    ) -> Result<Option<ConnId>, String> {
+        let identity = match self.conns.get(&conn) {
+            Some(entry) if !entry.dead => entry.identity.clone(),
+            _ => return Err("the connection is being dropped".to_owned()),
+        };
+        let key = (!client_id.is_empty()).then(|| (identity.clone(), client_id.to_owned()));
+        let taken_over = key
+            .as_ref()
+            .and_then(|k| self.by_client.get(k).copied())
+            .filter(|&old| old != conn && self.conns.get(&old).is_some_and(|e| !e.dead));
+        let others = self.by_identity.get(&identity).map_or(0, |set| {
+            set.iter()
+                .filter(|&&c| c != conn && Some(c) != taken_over)
+                .filter(|c| self.conns.get(c).is_some_and(|e| e.admitted && !e.dead))
+                .count()
+        });
+        if others >= cap {
+            return Err(format!(
+                "{identity} already holds {others} connections (the most allowed is {cap}); \
+                 close one or reuse its client id"
+            ));
         }
-        let entry = self.conns.get_mut(&conn)?;
-        let key = (entry.identity.clone(), client_id.to_owned());
-        entry.client_key = Some(key.clone());
-        let old = self
-            .by_client
-            .insert(key, conn)
-            .filter(|&old| old != conn)?;
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.admitted = true;
+            entry.client_key.clone_from(&key);
+        }
+        if let Some(key) = key {
+            self.by_client.insert(key, conn);
+        }
+        let Some(old) = taken_over else {
+            return Ok(None);
+        };
         info!(
             old_conn = old,
             client_id, "client id taken over; closing the older connection"
         );
-        self.kill(old, "taken over by a new connection")
-            .then_some(old)
+        Ok(self
+            .kill(old, "taken over by a new connection")
+            .then_some(old))
     }
 
     /// Adds subscriptions of `conn` (filters already validated and authorised).
@@ -174,6 +211,21 @@ impl Hub {
         true
     }
 
+    /// Drops every live connection made with the certificate whose SHA-256
+    /// is `thumbprint` (used when a certificate is revoked). Returns how many.
+    pub(crate) fn disconnect_certificate(&mut self, thumbprint: &[u8; 32]) -> usize {
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, e)| !e.dead && e.thumbprint.as_ref() == Some(thumbprint))
+            .map(|(&c, _)| c)
+            .collect();
+        conns
+            .into_iter()
+            .filter(|&conn| self.kill(conn, "its certificate was revoked"))
+            .count()
+    }
+
     /// Drops every live connection of `who`. Returns how many.
     pub(crate) fn disconnect_identity(&mut self, who: &Identity) -> usize {
         let conns: Vec<ConnId> = self
@@ -226,7 +278,13 @@ mod tests {
     ) -> (mpsc::Receiver<Message>, Arc<Notify>) {
         let (tx, rx) = mpsc::channel(cap);
         let kill = Arc::new(Notify::new());
-        hub.register(conn, Identity::Device(who.into()), tx, Arc::clone(&kill));
+        hub.register(
+            conn,
+            Identity::Device(who.into()),
+            Some([conn as u8; 32]),
+            tx,
+            Arc::clone(&kill),
+        );
         (rx, kill)
     }
 
@@ -289,13 +347,13 @@ mod tests {
         let (_r1, k1) = add(&mut hub, 1, "a", 1);
         let (_r2, _k2) = add(&mut hub, 2, "b", 1);
         let (_r3, _k3) = add(&mut hub, 3, "a", 1);
-        assert_eq!(hub.connected(1, "cid"), None);
+        assert_eq!(hub.admit(1, "cid", 4), Ok(None));
         assert_eq!(
-            hub.connected(2, "cid"),
-            None,
+            hub.admit(2, "cid", 4),
+            Ok(None),
             "another identity cannot take over"
         );
-        assert_eq!(hub.connected(3, "cid"), Some(1));
+        assert_eq!(hub.admit(3, "cid", 4), Ok(Some(1)));
         let notified = k1.notified();
         tokio::pin!(notified);
         assert!(futures_ready(notified.as_mut()));
@@ -311,6 +369,39 @@ mod tests {
         hub.unregister(3);
         assert_eq!(hub.len(), 0);
         assert!(hub.by_client.is_empty() && hub.by_identity.is_empty());
+    }
+
+    #[test]
+    fn connections_per_identity_are_capped_but_takeover_is_not() {
+        let mut hub = Hub::new();
+        let _a: Vec<_> = (1..=3).map(|c| add(&mut hub, c, "d", 1)).collect();
+        assert_eq!(hub.admit(1, "one", 2), Ok(None));
+        assert_eq!(hub.admit(2, "two", 2), Ok(None));
+        let refused = hub.admit(3, "three", 2).expect_err("over the cap");
+        assert!(refused.contains("most allowed is 2"), "{refused}");
+        // The same client id takes over even at the cap.
+        assert_eq!(hub.admit(3, "one", 2), Ok(Some(1)));
+        // Another identity is not affected; empty client ids count too.
+        let _b = add(&mut hub, 4, "other", 1);
+        assert_eq!(hub.admit(4, "", 2), Ok(None));
+        // Dropped connections no longer count.
+        hub.unregister(1);
+        hub.unregister(2);
+        let _c = add(&mut hub, 5, "d", 1);
+        assert_eq!(hub.admit(5, "", 2), Ok(None));
+    }
+
+    #[test]
+    fn disconnect_by_certificate() {
+        let mut hub = Hub::new();
+        let (_r1, k1) = add(&mut hub, 1, "d", 1);
+        let (_r2, _k2) = add(&mut hub, 2, "d", 1);
+        assert_eq!(hub.disconnect_certificate(&[1; 32]), 1);
+        assert_eq!(hub.disconnect_certificate(&[1; 32]), 0, "already dropped");
+        let notified = k1.notified();
+        tokio::pin!(notified);
+        assert!(futures_ready(notified.as_mut()));
+        assert_eq!(hub.disconnect_identity(&Identity::Device("d".into())), 1);
     }
 
     /// Polls a future once.

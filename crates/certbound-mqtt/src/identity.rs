@@ -27,6 +27,36 @@ impl fmt::Display for Identity {
     }
 }
 
+/// Facts about the verified client certificate of a connection, for
+/// revocation checks and the session's end at `notAfter`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerCert {
+    /// Serial number, lowercase hex without leading zero bytes (as the
+    /// broker's store keeps it).
+    pub serial_hex: String,
+    /// SHA-256 over the certificate DER (the store's `thumbprint`).
+    pub thumbprint: [u8; 32],
+    /// notAfter, Unix seconds: the server ends the session then.
+    pub not_after: u64,
+}
+
+impl PeerCert {
+    /// Reads the facts of a certificate (DER).
+    ///
+    /// # Errors
+    /// A message saying why the certificate does not parse.
+    pub fn from_der(der: &[u8]) -> Result<PeerCert, String> {
+        let summary = certbound_pki::cert_summary(der)
+            .map_err(|e| format!("client certificate does not parse: {e}"))?;
+        Ok(PeerCert {
+            serial_hex: summary.serial_hex,
+            thumbprint: summary.thumbprint,
+            not_after: summary.not_after,
+        })
+    }
+}
+
 /// Authentication and topic authorisation for the MQTT server.
 ///
 /// The server has already verified the client certificate chain against the

@@ -10,8 +10,19 @@
 //! * Every PUBLISH and every SUBSCRIBE filter is checked by the authorizer.
 //!   A refused PUBLISH closes the connection (MQTT 3.1.1 has no negative
 //!   PUBACK); a refused filter gets 0x80 in the SUBACK. [`CertboundAcl`] is the
-//!   certbound policy: devices stay inside `cb/v1/<id>/`, services may use
-//!   `cb/` and `$share/<group>/cb/...`.
+//!   certbound policy: devices stay inside `cb/v1/<id>/`, only the broker
+//!   identity may answer on devices' topics and join `$share/certbound`,
+//!   other services read telemetry.
+//! * Topic names and filters must be UTF-8 without NUL or control
+//!   characters, topic names without wildcards: anything else closes the
+//!   connection with a log line saying so.
+//! * Caps: connections per identity (devices and claim holders, services:
+//!   [`MqttServerConfig::max_connections_per_device`],
+//!   [`MqttServerConfig::max_connections_per_service`]; over the cap CONNACK
+//!   0x05), subscriptions per session
+//!   ([`MqttServerConfig::max_subscriptions_per_session`]; over it SUBACK
+//!   0x80), QoS 1 messages in flight and output waiting per connection.
+//! * A session ends when its client certificate expires (notAfter).
 //! * Topic filters with `+` and `#` (§4.7; `$` topics are not matched by a
 //!   leading wildcard) and shared subscriptions `$share/{group}/{filter}`
 //!   (each message to one member of the group, round-robin).
@@ -45,7 +56,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig};
+//! use certbound_mqtt::{CertboundAcl, Identity, MqttServer, MqttServerConfig, PeerCert};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = MqttServerConfig::new(
@@ -54,8 +65,12 @@
 //!     std::fs::read_to_string("server.key.pem")?,
 //!     std::fs::read_to_string("data/pki/ca-chain.pem")?,
 //! );
-//! let revoked = Arc::new(|who: &Identity| *who == Identity::Device("stolen-1".into()));
-//! let acl = CertboundAcl::new().with_revocation_check(revoked);
+//! let revoked = Arc::new(|who: &Identity, _cert: &PeerCert| {
+//!     *who == Identity::Device("stolen-1".into())
+//! });
+//! let acl = CertboundAcl::new()
+//!     .with_broker("certbound-broker")
+//!     .with_revocation_check(revoked);
 //! let server = MqttServer::bind(config, Arc::new(acl)).await?;
 //! println!("listening on {}", server.local_addr());
 //!
@@ -81,10 +96,15 @@ mod topic;
 
 pub mod client;
 pub mod client_tls;
+#[doc(hidden)]
+pub mod fuzzing;
 
-pub use acl::{CertboundAcl, RevocationCheck};
-pub use config::MqttServerConfig;
+pub use acl::{BROKER_SHARE_GROUP, CertboundAcl, RevocationCheck};
+pub use config::{
+    DEFAULT_MAX_CONNECTIONS_PER_DEVICE, DEFAULT_MAX_CONNECTIONS_PER_SERVICE,
+    DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, MqttServerConfig,
+};
 pub use error::MqttError;
-pub use identity::{Authorizer, Identity};
+pub use identity::{Authorizer, Identity, PeerCert};
 pub use server::{MqttServer, MqttServerHandle};
 pub use stats::MqttStats;

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -16,13 +16,16 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument as _, Span, debug, field, info, info_span, warn};
 
 use crate::hub::Hub;
-use crate::identity::{Authorizer, Identity};
+use crate::identity::{Authorizer, Identity, PeerCert};
 use crate::router::ConnId;
 use crate::session::{CloseReason, Event, Message, Session, SessionConfig};
 use crate::stats::{Counters, MqttStats, bump};
 use crate::{MqttError, MqttServerConfig, tls};
 
 /// QoS 1 messages in flight to one client before further ones wait in its queue.
+/// (With `OUTPUT_HIGH_WATER`, `READ_CHUNK` and the bounded outgoing queue this
+/// caps the work one connection can have in flight: input is not read while
+/// its output waits, and routing never blocks.)
 const MAX_INFLIGHT: usize = 256;
 /// Stop reading from a client (and taking its deliveries) while this much
 /// output waits for it.
@@ -67,6 +70,18 @@ struct Context<A> {
     session: SessionConfig,
     outgoing_queue: usize,
     max_clients: usize,
+    max_connections_per_device: usize,
+    max_connections_per_service: usize,
+}
+
+impl<A> Context<A> {
+    /// The connection cap of `who`'s kind of identity.
+    fn connection_cap(&self, who: &Identity) -> usize {
+        match who {
+            Identity::Service(_) => self.max_connections_per_service,
+            Identity::Device(_) | Identity::Claim(_) => self.max_connections_per_device,
+        }
+    }
 }
 
 /// A running MQTT 3.1.1 server (see the crate documentation).
@@ -92,6 +107,11 @@ impl MqttServerHandle {
     /// See [`MqttServer::disconnect`].
     pub fn disconnect(&self, who: &Identity) -> usize {
         self.shared.hub().disconnect_identity(who)
+    }
+
+    /// See [`MqttServer::disconnect_certificate`].
+    pub fn disconnect_certificate(&self, thumbprint: &[u8; 32]) -> usize {
+        self.shared.hub().disconnect_certificate(thumbprint)
     }
 
     /// See [`MqttServer::stats`].
@@ -139,9 +159,12 @@ impl MqttServer {
                 max_packet_size: config.max_packet_size,
                 connect_timeout: config.connect_timeout,
                 max_inflight: MAX_INFLIGHT,
+                max_subscriptions: config.max_subscriptions_per_session,
             },
             outgoing_queue: config.outgoing_queue,
             max_clients: config.max_clients,
+            max_connections_per_device: config.max_connections_per_device,
+            max_connections_per_service: config.max_connections_per_service,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(
@@ -172,6 +195,14 @@ impl MqttServer {
     /// connecting again: make the authorizer refuse it first.
     pub fn disconnect(&self, who: &Identity) -> usize {
         self.shared.hub().disconnect_identity(who)
+    }
+
+    /// Drops every live connection made with the certificate whose SHA-256
+    /// is `thumbprint` (used when one certificate is revoked while its
+    /// device stays active). Returns how many were closed. Make the
+    /// authorizer refuse the certificate first.
+    pub fn disconnect_certificate(&self, thumbprint: &[u8; 32]) -> usize {
+        self.shared.hub().disconnect_certificate(thumbprint)
     }
 
     /// A cheap, cloneable handle for other tasks (disconnects, stats).
@@ -297,22 +328,35 @@ async fn connection<A: Authorizer>(
         .peer_certificates()
         .and_then(|c| c.first())
         .cloned();
-    let auth = match peer_cert {
-        Some(der) => tokio::time::timeout_at(deadline, context.authorizer.authenticate(&der))
+    let facts = peer_cert.as_deref().map(PeerCert::from_der);
+    let auth = match (&peer_cert, &facts) {
+        (Some(_), Some(Err(reason))) => Err(reason.clone()),
+        (Some(der), _) => tokio::time::timeout_at(deadline, context.authorizer.authenticate(der))
             .await
             .unwrap_or_else(|_| Err("authentication timed out".to_owned())),
-        None => Err("no client certificate".to_owned()),
+        (None, _) => Err("no client certificate".to_owned()),
     };
+    let facts = facts.and_then(Result::ok);
 
     let (tx, mut rx) = mpsc::channel(context.outgoing_queue);
     let kill = Arc::new(Notify::new());
+    let mut session = Session::new(auth.clone(), context.session, started)
+        .with_expiry(facts.as_ref().map(|f| expiry_instant(f.not_after)));
     if let Ok(identity) = &auth {
         span.record("id", field::debug(identity));
-        shared
-            .hub()
-            .register(conn, identity.clone(), tx, Arc::clone(&kill));
+        shared.hub().register(
+            conn,
+            identity.clone(),
+            facts.as_ref().map(|f| f.thumbprint),
+            tx,
+            Arc::clone(&kill),
+        );
+        let cap = context.connection_cap(identity);
+        let hub_ref = Arc::clone(&shared);
+        session = session.with_admission(Box::new(move |client_id: &str| {
+            hub_ref.hub().admit(conn, client_id, cap).map(|_| ())
+        }));
     }
-    let mut session = Session::new(auth, context.session, started);
     let (mut reader, mut writer) = tokio::io::split(tls);
     let mut input = BytesMut::new();
     let mut chunk = vec![0u8; READ_CHUNK];
@@ -394,8 +438,8 @@ fn apply_events(session: &mut Session, shared: &Shared, guard: &mut ConnGuard) -
     let mut routed = 0;
     while let Some(event) = session.poll_event() {
         match event {
-            Event::Connected { client_id } => {
-                shared.hub().connected(conn, &client_id);
+            Event::Connected { .. } => {
+                // Admitted (and any takeover done) by the session's admission hook.
                 shared.counters.connected.fetch_add(1, Ordering::Relaxed);
                 guard.connected = true;
             }
@@ -408,6 +452,15 @@ fn apply_events(session: &mut Session, shared: &Shared, guard: &mut ConnGuard) -
             Event::PublishRefused(_) => bump(&shared.counters.publish_refusals, 1),
             Event::SubscribeRefused(_) => bump(&shared.counters.subscribe_refusals, 1),
             Event::AuthRefused(_) => bump(&shared.counters.auth_failures, 1),
+            Event::Closed(CloseReason::ConnectionCap(_)) => {
+                bump(&shared.counters.refused_over_identity_cap, 1);
+            }
+            Event::Closed(CloseReason::CertificateExpired) => {
+                bump(&shared.counters.expired_certificates, 1);
+            }
+            Event::Closed(CloseReason::InvalidTopic(_)) => {
+                bump(&shared.counters.invalid_topics, 1);
+            }
             Event::Closed(reason) => debug!(?reason, "session closed"),
         }
     }
@@ -428,6 +481,16 @@ async fn write_some<W: AsyncWrite + Unpin>(
         return Err(io::ErrorKind::WriteZero.into());
     }
     Ok(true)
+}
+
+/// The instant just after `not_after` (Unix seconds; a certificate is
+/// valid through its notAfter second).
+fn expiry_instant(not_after: u64) -> Instant {
+    let end = UNIX_EPOCH + Duration::from_secs(not_after.saturating_add(1));
+    let left = end
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + left
 }
 
 /// Sleeps until `deadline`, or forever without one.

@@ -29,6 +29,15 @@
 //!   0x05) and published when the connection ends without DISCONNECT; not
 //!   when the server itself ends the connection (see [`Session::abort`]).
 //! * Keep-alive: no packet for 1.5 × keep-alive closes the connection.
+//! * The session ends when the client certificate expires
+//!   ([`Session::with_expiry`]; the shell passes notAfter as an `Instant`).
+//! * The shell's admission hook ([`Session::with_admission`]) may refuse a
+//!   CONNECT (per-identity connection cap): CONNACK 0x05.
+//! * Topic names and filters: UTF-8 (the codec refuses anything else), no
+//!   NUL or control characters, no wildcards in topic names; anything else
+//!   closes the connection ([`CloseReason::InvalidTopic`]).
+//! * At most `max_subscriptions` subscriptions per session; further filters
+//!   get 0x80 in the SUBACK.
 //! * At most `max_inflight` QoS 1 messages await PUBACK from the client;
 //!   [`Session::can_deliver`] tells the shell when to stop handing over
 //!   messages (they then wait in the bounded per-client queue).
@@ -44,7 +53,7 @@ use rumqttc::{ConnAck, ConnectReturnCode, PubAck, Publish, QoS, SubAck, UnsubAck
 use tracing::{debug, info, warn};
 
 use crate::identity::{Authorizer, Identity};
-use crate::topic::{parse_filter, valid_topic};
+use crate::topic::{has_control_chars, parse_filter, valid_topic};
 
 /// Limits of one session.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +64,14 @@ pub(crate) struct SessionConfig {
     pub connect_timeout: Duration,
     /// QoS 1 messages sent to the client and not yet acknowledged.
     pub max_inflight: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions: usize,
 }
+
+/// The shell's say on a CONNECT the session accepted: `Err(reason)` refuses
+/// it with CONNACK 0x05 (the per-identity connection cap). Called with the
+/// client id; may take over an older connection of the same identity.
+pub(crate) type Admission = Box<dyn FnMut(&str) -> Result<(), String> + Send>;
 
 /// A message on its way through the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +107,25 @@ pub(crate) enum CloseReason {
     Server(&'static str),
     /// A malformed or unexpected packet.
     Protocol(String),
+    /// A topic name or filter that is not valid UTF-8, holds NUL or control
+    /// characters, or (topic names) wildcards.
+    InvalidTopic(String),
+    /// The client certificate expired (notAfter passed).
+    CertificateExpired,
+    /// The admission hook refused the CONNECT (CONNACK 0x05 sent).
+    ConnectionCap(String),
 }
 
 impl CloseReason {
     /// Whether the will message is published after this kind of close.
     fn publishes_will(&self) -> bool {
-        !matches!(self, CloseReason::Disconnect | CloseReason::Server(_))
+        !matches!(
+            self,
+            CloseReason::Disconnect
+                | CloseReason::Server(_)
+                | CloseReason::CertificateExpired
+                | CloseReason::ConnectionCap(_)
+        )
     }
 }
 
@@ -138,16 +167,32 @@ enum State {
 }
 
 /// One client connection's protocol state.
-#[derive(Debug)]
 pub(crate) struct Session {
     config: SessionConfig,
     state: State,
     auth: Result<Identity, String>,
     will: Option<Message>,
     inflight: HashSet<u16>,
+    /// The filters subscribed to, as sent.
+    subscriptions: HashSet<String>,
     last_pkid: u16,
     transmit: BytesMut,
     events: VecDeque<Event>,
+    /// When the client certificate expires.
+    expires: Option<Instant>,
+    admission: Option<Admission>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("auth", &self.auth)
+            .field("inflight", &self.inflight.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -162,10 +207,31 @@ impl Session {
             auth,
             will: None,
             inflight: HashSet::new(),
+            subscriptions: HashSet::new(),
             last_pkid: 0,
             transmit: BytesMut::new(),
             events: VecDeque::new(),
+            expires: None,
+            admission: None,
         }
+    }
+
+    /// Ends the session at `expires` (the client certificate's notAfter).
+    pub(crate) fn with_expiry(mut self, expires: Option<Instant>) -> Self {
+        self.expires = expires;
+        self
+    }
+
+    /// Asks `admission` before accepting a CONNECT.
+    pub(crate) fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// Number of subscriptions held.
+    #[cfg(test)]
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
     }
 
     /// True after CONNACK 0x00 and before the close.
@@ -195,18 +261,31 @@ impl Session {
 
     /// When [`Session::handle_timeout`] must be called next.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        let protocol = match self.state {
             State::AwaitingConnect { deadline } => Some(deadline),
             State::Connected {
                 grace: Some(grace),
                 last_seen,
             } => Some(last_seen + grace),
-            State::Connected { grace: None, .. } | State::Closed(_) => None,
+            State::Connected { grace: None, .. } => None,
+            State::Closed(_) => return None,
+        };
+        match (protocol, self.expires) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Closes the session when the connect or keep-alive deadline has passed.
+    /// Closes the session when the certificate has expired or the connect or
+    /// keep-alive deadline has passed.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if self.expires.is_some_and(|t| now >= t) {
+            warn!("client certificate expired (notAfter passed); closing the session");
+            return self.close(CloseReason::CertificateExpired);
+        }
         if self.poll_timeout().is_some_and(|t| now >= t) {
             let reason = if self.is_connected() {
                 CloseReason::KeepAliveTimeout
@@ -246,6 +325,13 @@ impl Session {
             match Packet::read(input, self.config.max_packet_size) {
                 Ok(packet) => self.handle_packet(packet, now, acl),
                 Err(CodecError::InsufficientBytes(_)) => return,
+                Err(CodecError::TopicNotUtf8) => {
+                    warn!(
+                        "refusing a packet whose topic, filter or client id is not valid \
+                         UTF-8; closing"
+                    );
+                    self.close(CloseReason::InvalidTopic("not valid UTF-8".into()));
+                }
                 Err(CodecError::InvalidProtocolLevel(level)) if !self.is_connected() => {
                     info!(level, "refusing a protocol other than MQTT 3.1.1");
                     self.send(Packet::ConnAck(ConnAck::new(
@@ -296,8 +382,23 @@ impl Session {
                 let mut granted = Vec::new();
                 let mut codes = Vec::with_capacity(subscribe.filters.len());
                 for filter in subscribe.filters {
+                    if has_control_chars(&filter.path) {
+                        warn!(filter = ?filter.path, "topic filter with NUL or control characters; closing");
+                        return self.close(CloseReason::InvalidTopic(
+                            "control characters in a topic filter".into(),
+                        ));
+                    }
+                    let known = self.subscriptions.contains(&filter.path);
                     if parse_filter(&filter.path).is_none() {
                         debug!(filter = %filter.path, "invalid topic filter");
+                        codes.push(SubscribeReasonCode::Failure);
+                    } else if !known && self.subscriptions.len() >= self.config.max_subscriptions {
+                        warn!(
+                            filter = %filter.path,
+                            max = self.config.max_subscriptions,
+                            "subscription refused: the session holds the most subscriptions allowed"
+                        );
+                        self.events.push_back(Event::SubscribeRefused(filter.path));
                         codes.push(SubscribeReasonCode::Failure);
                     } else if !acl.may_subscribe(&identity, &filter.path) {
                         warn!(filter = %filter.path, "subscription refused by the ACL");
@@ -309,6 +410,7 @@ impl Session {
                             QoS::AtLeastOnce | QoS::ExactlyOnce => QoS::AtLeastOnce,
                         };
                         codes.push(SubscribeReasonCode::Success(qos));
+                        self.subscriptions.insert(filter.path.clone());
                         granted.push((filter.path, qos));
                     }
                 }
@@ -318,6 +420,9 @@ impl Session {
                 self.send(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
             }
             Packet::Unsubscribe(unsubscribe) => {
+                for topic in &unsubscribe.topics {
+                    self.subscriptions.remove(topic);
+                }
                 self.events
                     .push_back(Event::Unsubscribe(unsubscribe.topics));
                 self.send(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)));
@@ -352,19 +457,25 @@ impl Session {
                 return self.refuse(ConnectReturnCode::NotAuthorized, CloseReason::NotAuthorized);
             }
         };
+        if has_control_chars(&connect.client_id) {
+            warn!(client_id = ?connect.client_id, "client id with control characters; refusing");
+            return self.refuse(ConnectReturnCode::BadClientId, CloseReason::ConnectRefused);
+        }
         if connect.client_id.is_empty() && !connect.clean_session {
             return self.refuse(ConnectReturnCode::BadClientId, CloseReason::ConnectRefused);
         }
+        let mut will_message = None;
         if let Some(will) = connect.last_will {
             if !valid_topic(&will.topic) {
-                return self.protocol_error("invalid will topic");
+                warn!(topic = ?will.topic, "invalid will topic (empty, wildcards, NUL or control characters); closing");
+                return self.close(CloseReason::InvalidTopic("invalid will topic".into()));
             }
             if !acl.may_publish(&identity, &will.topic) {
                 warn!(topic = %will.topic, "will topic refused by the ACL");
                 self.events.push_back(Event::PublishRefused(will.topic));
                 return self.refuse(ConnectReturnCode::NotAuthorized, CloseReason::NotAuthorized);
             }
-            self.will = Some(Message {
+            will_message = Some(Message {
                 topic: Arc::from(will.topic),
                 payload: will.message,
                 qos: if will.qos == QoS::AtMostOnce {
@@ -374,6 +485,16 @@ impl Session {
                 },
             });
         }
+        if let Some(admit) = self.admission.as_mut()
+            && let Err(reason) = admit(&connect.client_id)
+        {
+            warn!(%identity, %reason, "CONNECT refused: connection cap");
+            return self.refuse(
+                ConnectReturnCode::NotAuthorized,
+                CloseReason::ConnectionCap(reason),
+            );
+        }
+        self.will = will_message;
         if !connect.clean_session {
             debug!("persistent session requested; treated as a clean session");
         }
@@ -399,7 +520,13 @@ impl Session {
             return self.close(CloseReason::QoS2Unsupported);
         }
         if !valid_topic(&publish.topic) {
-            return self.protocol_error("invalid topic name in PUBLISH");
+            warn!(
+                topic = ?publish.topic,
+                "refusing PUBLISH: invalid topic name (empty, wildcards, NUL or control characters); closing"
+            );
+            return self.close(CloseReason::InvalidTopic(
+                "invalid topic name in PUBLISH".into(),
+            ));
         }
         if !acl.may_publish(identity, &publish.topic) {
             warn!(topic = %publish.topic, "PUBLISH refused by the ACL; closing");

@@ -25,6 +25,14 @@ pub struct MqttStats {
     pub slow_client_drops: u64,
     /// Connections refused because `max_clients` were open.
     pub refused_over_capacity: u64,
+    /// CONNECTs refused because the identity held its most connections
+    /// (CONNACK 0x05).
+    pub refused_over_identity_cap: u64,
+    /// Sessions ended because the client certificate expired.
+    pub expired_certificates: u64,
+    /// Connections closed for an invalid topic name or filter (not UTF-8,
+    /// NUL or control characters, wildcards in a topic name).
+    pub invalid_topics: u64,
 }
 
 /// The live counters behind [`MqttStats`].
@@ -41,6 +49,9 @@ pub(crate) struct Counters {
     pub tls_failures: AtomicU64,
     pub slow_client_drops: AtomicU64,
     pub refused_over_capacity: AtomicU64,
+    pub refused_over_identity_cap: AtomicU64,
+    pub expired_certificates: AtomicU64,
+    pub invalid_topics: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -61,6 +72,9 @@ impl Counters {
             tls_failures: get(&self.tls_failures),
             slow_client_drops: get(&self.slow_client_drops),
             refused_over_capacity: get(&self.refused_over_capacity),
+            refused_over_identity_cap: get(&self.refused_over_identity_cap),
+            expired_certificates: get(&self.expired_certificates),
+            invalid_topics: get(&self.invalid_topics),
         }
     }
 }

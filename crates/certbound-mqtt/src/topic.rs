@@ -13,16 +13,26 @@ pub(crate) struct ParsedFilter<'a> {
     pub filter: &'a str,
 }
 
-/// True for a valid topic name to publish to: non-empty, at most 65535 bytes,
-/// no wildcards and no NUL (§4.7.3, §1.5.3).
-pub(crate) fn valid_topic(topic: &str) -> bool {
-    !topic.is_empty() && topic.len() <= usize::from(u16::MAX) && !topic.contains(['+', '#', '\0'])
+/// True when `text` holds NUL or another control character (U+0000..U+001F,
+/// U+007F..U+009F): MQTT lets a server refuse those (§1.5.3), and they must
+/// never reach a log line or a terminal.
+pub(crate) fn has_control_chars(text: &str) -> bool {
+    text.chars().any(char::is_control)
 }
 
-/// True for a valid topic filter: non-empty, no NUL, `+` only as a whole
-/// level, `#` only as the whole last level (§4.7.1).
+/// True for a valid topic name to publish to: non-empty, at most 65535 bytes,
+/// no wildcards, no NUL or control characters (§4.7.3, §1.5.3).
+pub(crate) fn valid_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= usize::from(u16::MAX)
+        && !topic.contains(['+', '#'])
+        && !has_control_chars(topic)
+}
+
+/// True for a valid topic filter: non-empty, no NUL or control characters,
+/// `+` only as a whole level, `#` only as the whole last level (§4.7.1).
 pub(crate) fn valid_filter(filter: &str) -> bool {
-    if filter.is_empty() || filter.len() > usize::from(u16::MAX) || filter.contains('\0') {
+    if filter.is_empty() || filter.len() > usize::from(u16::MAX) || has_control_chars(filter) {
         return false;
     }
     let mut levels = filter.split('/').peekable();
@@ -95,6 +105,9 @@ mod tests {
         assert!(!valid_topic("a/+/b"));
         assert!(!valid_topic("a/#"));
         assert!(!valid_topic("a\0b"));
+        assert!(!valid_topic("cb/v1/d/\u{1b}[31m"));
+        assert!(!valid_topic("cb/v1/d/\u{85}"));
+        assert!(valid_topic("cb/v1/d/é"));
     }
 
     #[test]
@@ -104,7 +117,9 @@ mod tests {
         ] {
             assert!(valid_filter(ok), "{ok}");
         }
-        for bad in ["", "a#", "a/#/b", "a/b+", "++", "#/a", "a/##", "a\0"] {
+        for bad in [
+            "", "a#", "a/#/b", "a/b+", "++", "#/a", "a/##", "a\0", "a/\n",
+        ] {
             assert!(!valid_filter(bad), "{bad}");
         }
     }

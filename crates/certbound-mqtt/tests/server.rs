@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use certbound_mqtt::client::QoS;
-use certbound_mqtt::{CertboundAcl, Identity, MqttError, MqttServer};
+use certbound_mqtt::{CertboundAcl, Identity, MqttError, MqttServer, PeerCert};
 use common::{GUARD, Pki, client_tls, connect, connect_with, eventually};
 use rumqttc::SubscribeReasonCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -155,9 +155,11 @@ async fn a_certificate_from_a_foreign_ca_is_refused() {
 #[tokio::test]
 async fn revoked_identities_get_connack_not_authorized() {
     let pki = Pki::new();
-    let acl = CertboundAcl::new().with_revocation_check(Arc::new(|who: &Identity| {
-        *who == Identity::Device("stolen".into())
-    }));
+    let acl = CertboundAcl::new()
+        .with_broker("certbound-broker")
+        .with_revocation_check(Arc::new(|who: &Identity, _: &PeerCert| {
+            *who == Identity::Device("stolen".into())
+        }));
     let server = pki.start_with(acl).await;
     let tls = client_tls(&pki.chain_pem, Some(&pki.device("stolen")));
     match connect_with(&server, "stolen", tls).await {
@@ -328,9 +330,12 @@ async fn a_silent_client_is_closed_after_the_connect_timeout() {
     let pki = Pki::new();
     let mut config = pki.config();
     config.connect_timeout = std::time::Duration::from_millis(300);
-    let server = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
-        .await
-        .expect("server");
+    let server = MqttServer::bind(
+        config,
+        Arc::new(CertboundAcl::new().with_broker("certbound-broker")),
+    )
+    .await
+    .expect("server");
     let connector =
         tokio_rustls::TlsConnector::from(client_tls(&pki.chain_pem, Some(&pki.device("sensor-1"))));
     let tcp = tokio::net::TcpStream::connect(server.local_addr())
@@ -356,9 +361,12 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_keep_getting_mess
     let pki = Pki::new();
     let mut config = pki.config();
     config.outgoing_queue = 16;
-    let server = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
-        .await
-        .expect("server");
+    let server = MqttServer::bind(
+        config,
+        Arc::new(CertboundAcl::new().with_broker("certbound-broker")),
+    )
+    .await
+    .expect("server");
 
     // A raw client that subscribes at QoS 1 and then never acknowledges or reads.
     let connector =
@@ -425,25 +433,34 @@ async fn bad_configuration_says_what_to_fix() {
     let pki = Pki::new();
     let mut config = pki.config();
     config.server_key_pem = "not a key".into();
-    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
-        .await
-        .expect_err("bad key");
+    let err = MqttServer::bind(
+        config,
+        Arc::new(CertboundAcl::new().with_broker("certbound-broker")),
+    )
+    .await
+    .expect_err("bad key");
     assert!(matches!(err, MqttError::ServerKey(_)), "{err}");
     assert!(err.to_string().contains("PKCS#8"), "{err}");
 
     let mut config = pki.config();
     config.client_ca_pem = String::new();
-    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
-        .await
-        .expect_err("no CA");
+    let err = MqttServer::bind(
+        config,
+        Arc::new(CertboundAcl::new().with_broker("certbound-broker")),
+    )
+    .await
+    .expect_err("no CA");
     assert!(matches!(err, MqttError::ClientCa(_)), "{err}");
 
     let taken = pki.start().await;
     let mut config = pki.config();
     config.listen = taken.local_addr();
-    let err = MqttServer::bind(config, Arc::new(CertboundAcl::new()))
-        .await
-        .expect_err("port in use");
+    let err = MqttServer::bind(
+        config,
+        Arc::new(CertboundAcl::new().with_broker("certbound-broker")),
+    )
+    .await
+    .expect_err("port in use");
     assert!(matches!(err, MqttError::Bind { .. }), "{err}");
     taken.shutdown().await;
 }

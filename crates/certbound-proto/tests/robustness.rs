@@ -232,6 +232,8 @@ const VERIFY_TARGETS: &[&str] = &[
     "status_list_token",
     // crates/certbound-agent/tests/answers_robustness.rs
     "agent_answers",
+    // Replayed by crates/certbound-mqtt/tests/fuzz_corpus.rs.
+    "mqtt_session",
 ];
 
 /// Corpus directories of the certbound-pki fuzz targets (replayed by

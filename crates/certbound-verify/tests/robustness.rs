@@ -152,6 +152,8 @@ const PROTO_TARGETS: &[&str] = &[
     "telemetry",
     "cose_key",
     "oauth_form",
+    // Replayed by crates/certbound-mqtt/tests/fuzz_corpus.rs.
+    "mqtt_session",
 ];
 
 /// Corpus directories of the certbound-pki fuzz targets (replayed by

@@ -62,6 +62,13 @@ protocol = "3.1.1"
 # certificate requests are answered "temporarily unavailable: retry later" at once and
 # claim requests are dropped; both count in certbound_requests_shed_total.
 max_handlers = 256
+# Embedded server caps. Connections one device (or claim) certificate may hold at
+# once (a reconnect with the same client id takes the old one over), CONNACK 0x05
+# past it; the same for a service identity (one per broker instance); subscriptions
+# per MQTT session (SUBACK 0x80 past it).
+max_connections_per_device = 4
+max_connections_per_service = 64
+max_subscriptions_per_session = 32
 
 [pki]
 # Lifetime of device certificates issued by `certbound device provision`, in days.

@@ -26,6 +26,7 @@ fn config() -> SessionConfig {
         max_packet_size: 1024,
         connect_timeout: Duration::from_secs(10),
         max_inflight: 3,
+        max_subscriptions: 4,
     }
 }
 
@@ -451,4 +452,194 @@ fn qos2_flow_packets_close() {
     let mut s = connected(t0, 0);
     feed(&mut s, &[Packet::PubRel(rumqttc::PubRel::new(1))], t0);
     assert!(s.is_closed());
+}
+
+/// A PUBLISH packet with raw topic bytes (the codec cannot encode invalid UTF-8).
+fn raw_publish(topic: &[u8]) -> BytesMut {
+    let mut body = Vec::new();
+    body.extend_from_slice(&u16::try_from(topic.len()).expect("short").to_be_bytes());
+    body.extend_from_slice(topic);
+    body.extend_from_slice(b"payload");
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0x30, u8::try_from(body.len()).expect("short")]);
+    buf.extend_from_slice(&body);
+    buf
+}
+
+/// A SUBSCRIBE packet (pkid 1) with one raw filter at QoS 0.
+fn raw_subscribe(filter: &[u8]) -> BytesMut {
+    let mut body = vec![0, 1];
+    body.extend_from_slice(&u16::try_from(filter.len()).expect("short").to_be_bytes());
+    body.extend_from_slice(filter);
+    body.push(0);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0x82, u8::try_from(body.len()).expect("short")]);
+    buf.extend_from_slice(&body);
+    buf
+}
+
+#[test]
+fn invalid_utf8_topics_and_filters_close_with_a_clear_reason() {
+    let t0 = Instant::now();
+    for mut input in [raw_publish(b"own/\xff\xfe"), raw_subscribe(b"own/\xc3")] {
+        let mut s = connected(t0, 0);
+        s.handle_input(&mut input, t0, &OwnPrefix);
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Closed(CloseReason::InvalidTopic(
+                "not valid UTF-8".into()
+            ))]
+        );
+        assert!(s.take_transmit().is_empty(), "nothing routed or answered");
+    }
+}
+
+#[test]
+fn wildcards_nul_and_control_characters_in_topics_close() {
+    let t0 = Instant::now();
+    for topic in ["own/+", "own/#", "own/a\0b", "own/\u{1b}[2J", "own/\u{9b}"] {
+        let mut s = connected(t0, 0);
+        feed(&mut s, &[publish(topic, Q1, 1)], t0);
+        assert!(
+            matches!(
+                events(&mut s)[..],
+                [Event::Closed(CloseReason::InvalidTopic(_))]
+            ),
+            "{topic:?}"
+        );
+        assert!(s.take_transmit().is_empty(), "no PUBACK for {topic:?}");
+    }
+    let mut s = connected(t0, 0);
+    feed(&mut s, &[subscribe(&[("own/\n", Q0)])], t0);
+    assert!(matches!(
+        events(&mut s)[..],
+        [Event::Closed(CloseReason::InvalidTopic(_))]
+    ));
+}
+
+fn subscribe(filters: &[(&str, QoS)]) -> Packet {
+    Packet::Subscribe(Subscribe::new_many(
+        filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter::new((*f).to_string(), *q)),
+    ))
+}
+
+#[test]
+fn subscriptions_per_session_are_capped() {
+    let t0 = Instant::now();
+    let mut s = connected(t0, 0);
+    // The cap is 4: a, b, c, d granted; e refused; a again is not new.
+    feed(
+        &mut s,
+        &[subscribe(&[
+            ("own/a", Q0),
+            ("own/b", Q0),
+            ("own/c", Q0),
+            ("own/d", Q0),
+            ("own/e", Q0),
+            ("own/a", Q1),
+        ])],
+        t0,
+    );
+    let out = decode(s.take_transmit());
+    let [Packet::SubAck(ack)] = &out[..] else {
+        panic!("one SUBACK, got {out:?}")
+    };
+    assert_eq!(
+        ack.return_codes,
+        vec![
+            SubscribeReasonCode::Success(Q0),
+            SubscribeReasonCode::Success(Q0),
+            SubscribeReasonCode::Success(Q0),
+            SubscribeReasonCode::Success(Q0),
+            SubscribeReasonCode::Failure,
+            SubscribeReasonCode::Success(Q1),
+        ]
+    );
+    assert!(
+        events(&mut s).contains(&Event::SubscribeRefused("own/e".into())),
+        "the refusal is reported"
+    );
+    assert_eq!(s.subscription_count(), 4);
+    // Unsubscribing makes room again.
+    feed(
+        &mut s,
+        &[Packet::Unsubscribe(Unsubscribe::new("own/b"))],
+        t0,
+    );
+    feed(&mut s, &[subscribe(&[("own/e", Q0)])], t0);
+    assert_eq!(s.subscription_count(), 4);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn the_session_ends_when_the_certificate_expires() {
+    let t0 = Instant::now();
+    let expiry = t0 + Duration::from_secs(30);
+    let mut s =
+        Session::new(Ok(Identity::Device("d".into())), config(), t0).with_expiry(Some(expiry));
+    feed(&mut s, &[connect_packet(60)], t0);
+    let _ = s.take_transmit();
+    let _ = events(&mut s);
+    // Keep-alive would allow 90 s; the certificate ends it at 30 s.
+    assert_eq!(s.poll_timeout(), Some(expiry));
+    s.handle_timeout(t0 + Duration::from_secs(29));
+    assert!(s.is_connected());
+    s.handle_timeout(expiry);
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Closed(CloseReason::CertificateExpired)]
+    );
+    assert_eq!(s.take_will(), None);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn the_admission_hook_can_refuse_a_connect() {
+    let t0 = Instant::now();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let mut s = Session::new(Ok(Identity::Device("d".into())), config(), t0).with_admission(
+        Box::new(move |client_id: &str| {
+            log.lock().expect("lock").push(client_id.to_owned());
+            Err("cap reached".into())
+        }),
+    );
+    let mut c = Connect::new("client-1");
+    c.last_will = Some(LastWill::new("own/will", "gone", Q0, false));
+    feed(&mut s, &[Packet::Connect(c)], t0);
+    assert_eq!(
+        decode(s.take_transmit()),
+        vec![Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::NotAuthorized,
+            false
+        ))]
+    );
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Closed(CloseReason::ConnectionCap(
+            "cap reached".into()
+        ))]
+    );
+    assert_eq!(s.take_will(), None, "a refused connect leaves no will");
+    assert_eq!(*seen.lock().expect("lock"), vec!["client-1".to_owned()]);
+}
+
+#[test]
+fn client_ids_with_control_characters_are_refused() {
+    let t0 = Instant::now();
+    let mut s = Session::new(Ok(Identity::Device("d".into())), config(), t0);
+    feed(
+        &mut s,
+        &[Packet::Connect(Connect::new("evil\u{1b}[2J"))],
+        t0,
+    );
+    assert_eq!(
+        decode(s.take_transmit()),
+        vec![Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::BadClientId,
+            false
+        ))]
+    );
 }

@@ -70,7 +70,8 @@ impl Pki {
     }
 
     pub async fn start(&self) -> MqttServer {
-        self.start_with(CertboundAcl::new()).await
+        self.start_with(CertboundAcl::new().with_broker("certbound-broker"))
+            .await
     }
 
     pub async fn start_with<A: Authorizer>(&self, acl: A) -> MqttServer {
