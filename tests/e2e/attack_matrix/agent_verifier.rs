@@ -408,7 +408,7 @@ async fn attack_verifier_status_list_rollback() -> anyhow::Result<()> {
     .await?;
     let body = fx_status_list(&fx, &status.uri).await?;
     let key = certbound_broker::keys::load_current(
-        &certbound_broker::config::DataDir::new(fx.path()).keys(),
+        &certbound_broker::config::DataDir::new(fx.path()).key_dir(),
     )?;
     let list =
         certbound_proto::status_list::UnverifiedStatusList::parse(&body, Default::default())?

@@ -87,7 +87,7 @@ impl Parts {
     /// Signs again with the broker's real signing key (so that only the
     /// tampering, not the signature, can be refused).
     pub fn resign(mut self, fx: &Fixture) -> Self {
-        let key = certbound_broker::keys::load_current(&DataDir::new(fx.path()).keys())
+        let key = certbound_broker::keys::load_current(&DataDir::new(fx.path()).key_dir())
             .expect("the broker's signing key");
         let to_sign = encode(&Value::Array(vec![
             Value::Text("Signature1".into()),
