@@ -96,11 +96,11 @@ pub use external::{ExternalAnchor, ExternalDeviceCert};
 pub use files::PkiPaths;
 pub use identity::{IdentityKind, identity_kind, san_names};
 pub use issue::{CLAIM_URI_PREFIX, DeviceBundle, IssuedCert, SERVICE_URI_PREFIX};
-pub use sealed::{
-    KeyEncryptionKey, SEALED_KEY_LABEL, is_sealed, key_file_text, open_key, seal_key, seal_key_file,
-};
 pub use path::{MAX_PATH_STEPS, MAX_SIGNATURE_CHECKS, PathWork};
 pub use pem::parse_pem_certs;
 pub use pkcs7::{MAX_PKCS7_CERTS, pkcs7_certificates, pkcs7_certs_only};
 pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing, rotate_issuing_with_root_key};
+pub use sealed::{
+    KeyEncryptionKey, SEALED_KEY_LABEL, is_sealed, key_file_text, open_key, seal_key, seal_key_file,
+};
 pub use validate::{TrustStore, VerifiedClaimCert, VerifiedDeviceCert};
