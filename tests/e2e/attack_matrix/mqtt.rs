@@ -359,6 +359,23 @@ async fn attack_mqtt_revoked_certificate_connect() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A backend service whose certificate was revoked (`certbound service revoke`) stays connected or reconnects.
+#[tokio::test]
+async fn attack_mqtt_revoked_service_certificate() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let device = fx.device("sensor-1").await?;
+    let service = fx.service("reporting").await?;
+    let mut live = fx.session(&service, "reader").await?;
+    fx.registry.revoke_service("reporting").await?;
+    live.expect_closed().await?;
+    let mut raw = fx.tls(&service).await?;
+    ensure!(raw.connect("reader-again").await? == ConnectReturnCode::NotAuthorized);
+    raw.expect_closed().await?;
+    fx.assert_serves(&device).await?;
+    fx.shutdown().await;
+    Ok(())
+}
+
 /// A session outlives its certificate (60-second certificate from bulk provisioning).
 #[tokio::test]
 async fn attack_mqtt_expired_certificate_session_cut() -> anyhow::Result<()> {

@@ -124,15 +124,23 @@ impl MqttAccess {
     }
 }
 
-/// Inactive device ids and thumbprints of revoked, unexpired certificates.
+/// Inactive device ids and thumbprints of revoked, unexpired certificates:
+/// device certificates and recorded service certificates (`service revoke`).
 async fn read_sets(store: &Store) -> Result<(HashSet<String>, HashSet<[u8; 32]>), BrokerError> {
+    let now = unix_now();
     let inactive = store.inactive_devices().await?.into_iter().collect();
-    let revoked = store
-        .revoked_certificates(unix_now())
+    let mut revoked: HashSet<[u8; 32]> = store
+        .revoked_certificates(now)
         .await?
         .iter()
         .map(|cert| certbound_pki::thumbprint_sha256(&cert.der))
         .collect();
+    for hex_thumbprint in store.revoked_service_thumbprints(now).await? {
+        let mut thumbprint = [0u8; 32];
+        if hex::decode_to_slice(&hex_thumbprint, &mut thumbprint).is_ok() {
+            revoked.insert(thumbprint);
+        }
+    }
     Ok((inactive, revoked))
 }
 
