@@ -311,6 +311,13 @@ impl Device {
         let issued_at = self.clock();
         let identity = self.pending.as_ref().unwrap_or(&self.identity);
         let result = self.request_token(identity).await;
+        // The agent's own acceptance rule: the token must be bound to this
+        // device's key and name its audience, and its lifetime comes from its
+        // own `exp`, never from the answer's `expires_in`.
+        let result = result.and_then(|t| {
+            certbound_agent::accept_token(t, identity, &self.ctx.params.audience, issued_at)
+                .map(|(t, _)| t)
+        });
         match result {
             Ok(t) => {
                 self.ctx.stats.observe(Op::Token, t0.elapsed());

@@ -153,6 +153,12 @@ async fn metrics_count_issued_and_refused_tokens() -> anyhow::Result<()> {
         s.iter().any(|(n, _, _)| n == "certbound_mqtt_sessions"),
         "no MQTT session gauge\n{text}"
     );
+    ensure!(
+        s.iter()
+            .any(|(n, labels, _)| n == "certbound_mqtt_refusals_total"
+                && labels.contains("identity_cap")),
+        "no MQTT refusal counters\n{text}"
+    );
     fx.shutdown().await;
     Ok(())
 }

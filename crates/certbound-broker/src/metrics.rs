@@ -63,6 +63,7 @@ const RENEWALS: &str = "certbound_cert_renewals_total";
 const RATE_LIMITED: &str = "certbound_rate_limited_total";
 const LATENCY: &str = "certbound_token_request_seconds";
 const MQTT_SESSIONS: &str = "certbound_mqtt_sessions";
+const MQTT_REFUSALS: &str = "certbound_mqtt_refusals_total";
 const SIGNING_KEYS: &str = "certbound_signing_keys_published";
 const PRUNED: &str = "certbound_pruned_rows_total";
 const UNAUTH_REFUSED: &str = "certbound_unauthenticated_refusals_total";
@@ -297,7 +298,26 @@ impl Metrics {
                 "# HELP {MQTT_SESSIONS} Clients connected to the embedded MQTT server now (the broker's own client included)."
             );
             let _ = writeln!(out, "# TYPE {MQTT_SESSIONS} gauge");
-            let _ = writeln!(out, "{MQTT_SESSIONS} {}", mqtt.stats().connected_clients);
+            let stats = mqtt.stats();
+            let _ = writeln!(out, "{MQTT_SESSIONS} {}", stats.connected_clients);
+            let _ = writeln!(
+                out,
+                "# HELP {MQTT_REFUSALS} What the embedded MQTT server refused, by reason."
+            );
+            let _ = writeln!(out, "# TYPE {MQTT_REFUSALS} counter");
+            for (reason, n) in [
+                ("tls", stats.tls_failures),
+                ("auth", stats.auth_failures),
+                ("over_capacity", stats.refused_over_capacity),
+                ("identity_cap", stats.refused_over_identity_cap),
+                ("publish", stats.publish_refusals),
+                ("subscribe", stats.subscribe_refusals),
+                ("invalid_topic", stats.invalid_topics),
+                ("certificate_expired", stats.expired_certificates),
+                ("slow_client", stats.slow_client_drops),
+            ] {
+                let _ = writeln!(out, "{MQTT_REFUSALS}{{reason=\"{reason}\"}} {n}");
+            }
         }
         if let Some(coap) = self.coap.get() {
             crate::metrics_coap::render(&mut out, &coap.stats());
