@@ -761,12 +761,15 @@ async fn attack_scope_escalation() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An alteration of a valid request.
+type Edit = Box<dyn Fn(&mut TokenRequest)>;
+
 /// A request whose aud names another broker, an expired one, and one living too long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_wrong_aud_and_bad_request_times() -> anyhow::Result<()> {
     let (fx, good) = setup().await?;
     let now = unix_now();
-    let cases: [(&str, Box<dyn Fn(&mut TokenRequest)>, &str); 4] = [
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "wrong aud",
             Box::new(|r| r.aud = "https://other-broker.example.com".into()),
