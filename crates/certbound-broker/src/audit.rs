@@ -15,7 +15,7 @@
 //!   oldest are dropped, counted in `certbound_audit_events_dropped_total`
 //!   and logged).
 //! * **Unauthenticated refusals are aggregated.** The first refusal per
-//!   (action, subject, outcome, transport, peer) in a window is written as
+//!   (action, subject, outcome, transport, peer, reason) in a window is written as
 //!   it is; the others of the window are counted and written as one row
 //!   (`repeated=N`) when the window ends. `certbound_unauthenticated_refusals_total`
 //!   counts every one.
@@ -325,8 +325,8 @@ async fn write(
     store.record_issued_with_events(issued, events).await
 }
 
-/// Aggregation key: (action, subject, outcome, transport, peer).
-type Key = (String, String, String, String, String);
+/// Aggregation key: (action, subject, outcome, transport, peer, reason).
+type Key = (String, String, String, String, String, String);
 
 #[derive(Debug)]
 struct Aggregate {
@@ -349,6 +349,23 @@ struct Aggregator {
 /// (`invalid_client`, the subject then being only what the caller claimed).
 fn aggregated(e: &AuditEvent) -> bool {
     e.outcome != "ok" && (e.subject == "(unauthenticated)" || e.outcome == "invalid_client")
+}
+
+/// The reason of a detail: what follows its leading `transport=`, `peer=`
+/// and `x5t=` words (the thumbprint is the caller's choice, so it is not part
+/// of the aggregation key; the reason is one of the refusal texts).
+fn detail_reason(detail: &str) -> &str {
+    let mut rest = detail.trim_start();
+    loop {
+        let word = rest.split(' ').next().unwrap_or("");
+        let known = ["transport=", "peer=", "x5t="]
+            .iter()
+            .any(|p| word.starts_with(p));
+        if !known || word.is_empty() {
+            return rest;
+        }
+        rest = rest[word.len()..].trim_start();
+    }
 }
 
 /// The value of `name=` among the leading `key=value` words of a detail.
@@ -383,10 +400,12 @@ impl Aggregator {
             cut(&event.outcome),
             cut(&transport),
             cut(detail_field(&event.detail, "peer")),
+            cut(detail_reason(&event.detail)),
         );
         if !self.keys.contains_key(&key) && self.keys.len() >= MAX_KEYS {
             key.1 = "(other)".into();
             key.4 = "(other)".into();
+            key.5 = "(other)".into();
         }
         match self.keys.get_mut(&key) {
             Some(a) => {
@@ -422,7 +441,7 @@ impl Aggregator {
         self.keys
             .drain()
             .filter(|(_, a)| a.repeated > 0)
-            .map(|((action, subject, outcome, transport, peer), a)| {
+            .map(|((action, subject, outcome, transport, peer, _), a)| {
                 let mut detail = format!("transport={transport}");
                 if !peer.is_empty() {
                     detail.push_str(&format!(" peer={peer}"));

@@ -745,9 +745,12 @@ fn seeded_mutation_never_panics_and_never_verifies_altered_bytes() {
 
 // === part 3: resource exhaustion ===
 
-/// Every parser refuses `input` (all targets but cose_key take whole objects).
+/// Every CBOR parser refuses `input` (all targets but cose_key take whole
+/// objects). The form parser is left out: any bytes without `&`, `=` or `%`
+/// are a form of one bare key, so it has nothing to refuse here (its own
+/// limits are tested in crates/certbound-proto/src/form/tests.rs).
 fn refused_by_all(input: &[u8]) {
-    for (name, parse) in PARSERS {
+    for (name, parse) in PARSERS.iter().filter(|(n, _)| *n != "oauth_form") {
         let r = guarded(name, input, || assert!(!parse(input), "accepted"));
         if let Err(e) = r {
             panic!("{e}");
