@@ -368,6 +368,18 @@ fn detail_reason(detail: &str) -> &str {
     }
 }
 
+/// The stable part of a refusal reason, for the aggregation key: the text
+/// before its first digit, quote, parenthesis or colon (where offsets, ids
+/// and parser details begin), at most 48 bytes. Garbage whose reasons differ
+/// only in such details shares one row; different kinds of refusal
+/// ("unknown certificate thumbprint", "request signature ...") keep their own.
+fn reason_class(reason: &str) -> String {
+    let end = reason
+        .find(|c: char| c.is_ascii_digit() || matches!(c, '"' | '\'' | '(' | ':' | '{' | '['))
+        .unwrap_or(reason.len());
+    bound_field(reason[..end].trim(), 48)
+}
+
 /// The value of `name=` among the leading `key=value` words of a detail.
 fn detail_field<'a>(detail: &'a str, name: &str) -> &'a str {
     detail
@@ -400,7 +412,7 @@ impl Aggregator {
             cut(&event.outcome),
             cut(&transport),
             cut(detail_field(&event.detail, "peer")),
-            cut(detail_reason(&event.detail)),
+            reason_class(detail_reason(&event.detail)),
         );
         if !self.keys.contains_key(&key) && self.keys.len() >= MAX_KEYS {
             key.1 = "(other)".into();

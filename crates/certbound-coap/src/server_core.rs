@@ -86,7 +86,7 @@ struct Reply<'a> {
 enum Oversize {
     /// An endpoint diagnostic: send it without its payload.
     Truncate,
-    /// A successful handler answer or a Block2 block: 4.01 with an Echo instead.
+    /// A handler answer or a Block2 block: 4.01 with an Echo instead.
     Challenge,
 }
 
@@ -427,16 +427,7 @@ impl ServerCore {
                 message::set(&mut packet, opt::BLOCK1, echo.encode());
             }
             packet.payload = response.payload;
-            // An error answer too large for an unverified address loses its
-            // payload instead of asking for an Echo: the request was already
-            // handled, and a client repeating it with the Echo would have it
-            // handled twice (a signed request would then read as a replay).
-            let oversize = if u8::from(MessageClass::Response(response.code)) >= 0x80 {
-                Oversize::Truncate
-            } else {
-                Oversize::Challenge
-            };
-            return self.send(&reply, packet, oversize).transmit;
+            return self.send(&reply, packet, Oversize::Challenge).transmit;
         }
         if reply
             .budget
