@@ -575,15 +575,26 @@ async fn attack_wrong_auth_method_for_pinned_client() -> anyhow::Result<()> {
 async fn attack_quadratic_form() -> anyhow::Result<()> {
     let fx = broker(&[]).await?;
     let body: String = (0..50_000).map(|i| format!("k{i}=v&")).collect();
-    let a = anonymous(&fx)?
+    let sent = anonymous(&fx)?
         .send(
             http::Method::POST,
             "/oauth/token",
             &[("content-type", "application/x-www-form-urlencoded")],
             body.into_bytes(),
         )
-        .await?;
-    a.expect_error(413, "invalid_request")?;
+        .await;
+    match sent {
+        Ok(a) => a.expect_error(413, "invalid_request")?,
+        // The server answers 413 after the first 8 KiB and closes; a client
+        // still writing the rest of the 440 KB may see the close first.
+        Err(e) => {
+            let text = format!("{e:#}");
+            anyhow::ensure!(
+                text.contains("Broken pipe") || text.contains("reset"),
+                "{text}"
+            );
+        }
+    }
     still_serves(&fx).await?;
     fx.shutdown().await;
     Ok(())
