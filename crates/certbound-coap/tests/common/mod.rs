@@ -19,8 +19,9 @@ pub fn big_body() -> Vec<u8> {
 }
 
 /// Link-format served at `/.well-known/core`.
-pub const CORE_LINKS: &str =
-    "</token>;rt=\"ace.token\";ct=19,</.well-known/est/crts>;rt=\"ace.est.crts\"";
+/// Long enough (93 bytes) that its answer exceeds 3x the GET request whatever
+/// the client's token length (4-8 bytes), so the Echo round trip is certain.
+pub const CORE_LINKS: &str = "</token>;rt=\"ace.token\";ct=19,</.well-known/est/crts>;rt=\"ace.est.crts\",</status>;rt=\"status\"";
 
 /// Test resources: `POST echo`, `GET big`, `GET .well-known/core`, `GET barrier`, `GET panic`.
 pub struct TestHandler {
