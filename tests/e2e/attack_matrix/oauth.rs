@@ -237,14 +237,7 @@ async fn attack_device_cert_as_oauth_client() -> anyhow::Result<()> {
     let device = fx.device("reporting").await?;
     let as_device = with_cert(&fx, &device.cert_file, &device.key_file)?;
     let a = token(&as_device, Some(&c.client_id)).await?;
-    a.expect_error(401, "invalid_client")?;
-    assert!(
-        a.json["error_description"]
-            .as_str()
-            .is_some_and(|d| d.contains("device certificate")),
-        "{}",
-        a.json
-    );
+    expect_described(&a, 401, "invalid_client", "device certificate")?;
     // Without client_id too (lookup by subject).
     token(&as_device, None)
         .await?
@@ -633,14 +626,7 @@ async fn attack_too_many_params() -> anyhow::Result<()> {
     form.push(("grant_type".into(), "client_credentials".into()));
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let a = anonymous(&fx)?.form("/oauth/token", &pairs, None).await?;
-    a.expect_error(400, "invalid_request")?;
-    assert!(
-        a.json["error_description"]
-            .as_str()
-            .is_some_and(|d| d.contains("32")),
-        "{}",
-        a.json
-    );
+    expect_described(&a, 400, "invalid_request", "32")?;
     still_serves(&fx).await?;
     fx.shutdown().await;
     Ok(())
@@ -662,14 +648,7 @@ async fn attack_duplicate_params() -> anyhow::Result<()> {
             .into_bytes(),
         )
         .await?;
-    a.expect_error(400, "invalid_request")?;
-    assert!(
-        a.json["error_description"]
-            .as_str()
-            .is_some_and(|d| d.contains("more than once")),
-        "{}",
-        a.json
-    );
+    expect_described(&a, 400, "invalid_request", "more than once")?;
     still_serves(&fx).await?;
     fx.shutdown().await;
     Ok(())
@@ -868,5 +847,19 @@ async fn attack_device_id_like_client_or_broker() -> anyhow::Result<()> {
     fx.assert_serves(&device).await?;
     still_serves(&fx).await?;
     fx.shutdown().await;
+    Ok(())
+}
+
+/// `a` is the OAuth error `error` with `status`, and its description names
+/// `needle` (what was wrong, so the caller can fix it).
+fn expect_described(a: &JsonAnswer, status: u16, error: &str, needle: &str) -> anyhow::Result<()> {
+    a.expect_error(status, error)?;
+    anyhow::ensure!(
+        a.json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains(needle)),
+        "{}",
+        a.json
+    );
     Ok(())
 }
