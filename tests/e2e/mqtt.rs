@@ -490,12 +490,13 @@ async fn a_device_over_its_rate_gets_an_mqtt_error_response() {
         device.request_token(&identity, &params()).await.unwrap();
     }
     match device.request_token(&identity, &params()).await {
-        Err(certbound_agent::AgentError::Refused(e)) => {
-            let text = e.description.unwrap_or_default();
-            assert!(
-                text.contains("rate limited") && text.contains("retry after"),
-                "{text}"
-            );
+        // The typed retry hint (ACE error label -65538), not English text.
+        Err(certbound_agent::AgentError::RetryLater {
+            retry_after_secs,
+            reason,
+        }) => {
+            assert!(retry_after_secs >= 1, "{retry_after_secs}");
+            assert!(reason.contains("rate limited"), "{reason}");
         }
         other => panic!("expected a rate-limit error response, got {other:?}"),
     }
@@ -551,7 +552,11 @@ async fn a_request_flood_over_the_handler_cap_is_answered_temporarily_unavailabl
         let Event::Message(m) = event else { continue };
         match decode_token_response(certbound_coap::ResponseType::Created, Some(19), &m.payload) {
             Ok(_) => tokens += 1,
-            Err(e) if e.to_string().contains("temporarily unavailable") => unavailable += 1,
+            Err(certbound_agent::AgentError::RetryLater { reason, .. })
+                if reason.contains("temporarily unavailable") =>
+            {
+                unavailable += 1
+            }
             Err(e) => panic!("unexpected answer: {e}"),
         }
     }

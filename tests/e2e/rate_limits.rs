@@ -5,6 +5,8 @@ use anyhow::Context as _;
 use certbound_coap::ResponseType;
 use certbound_e2e::https::HttpsClient;
 use certbound_e2e::{API, Fixture, GRANTED_SCOPE};
+use certbound_proto::ace::{AceErrorCode, AceResponse};
+use certbound_proto::cbor::Limits;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_over_their_rate_get_429_with_retry_after() -> anyhow::Result<()> {
@@ -84,14 +86,32 @@ async fn devices_over_their_rate_get_coap_4_29_and_an_https_429() -> anyhow::Res
         .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
         .await?;
     assert_eq!(answer.code, ResponseType::TooManyRequests, "{answer}");
-    // HTTPS: 429 with Retry-After for the same device.
+    // One refusal type: the 4.29 carries the ACE error body with the typed
+    // retry hint (-65538), the same one Max-Age states.
+    let coap_hint = answer
+        .error()?
+        .retry_after
+        .context("4.29 without retry_after in its ACE body")?;
+    assert!(coap_hint >= 1, "retry_after {coap_hint}");
+    // HTTPS: 429 with Retry-After for the same device, and the same body.
     let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
     let body = fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?;
     let a = https
         .send(http::Method::POST, "/ace/token", &[], body)
         .await?;
     assert_eq!(a.status, 429);
-    assert!(a.raw.header("retry-after").is_some());
+    let header: u64 = a
+        .raw
+        .header("retry-after")
+        .context("429 without Retry-After")?
+        .parse()?;
+    match AceResponse::from_cbor(&a.raw.body, Limits::default())? {
+        AceResponse::Error(e) => {
+            assert_eq!(e.retry_after, Some(header), "body and header disagree");
+            assert_eq!(e.code, AceErrorCode::InvalidRequest);
+        }
+        other => anyhow::bail!("429 with {other:?}"),
+    }
     // Another device still gets tokens.
     fx.assert_serves(&calm).await?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -5,9 +5,8 @@
 //! the path can forge a "retry after" or an `expires_in`. So:
 //!
 //! * **Retry hints** (CoAP Max-Age on 4.29 / 5.03, HTTP `Retry-After`, the
-//!   "retry after N s" of an MQTT refusal) are capped at
-//!   [`MAX_RETRY_HINT_SECS`] when parsed ([`cap_hint_secs`],
-//!   [`retry_hint_from_text`]), and when a retry is scheduled never past the
+//!   `retry_after` (-65538) of an ACE error body on any transport) are capped
+//!   at [`MAX_RETRY_HINT_SECS`] when parsed ([`cap_hint_secs`]), and when a retry is scheduled never past the
 //!   renewal deadline ([`retry_wait_ms`], [`cert_renewal_deadline_ms`]): a
 //!   forged hint can delay a renewal by minutes, never past the
 //!   certificate's expiry.
@@ -34,20 +33,6 @@ pub const MAX_RETRY_HINT_SECS: u64 = 300;
 /// A retry hint as a transport stated it, capped at [`MAX_RETRY_HINT_SECS`].
 pub fn cap_hint_secs(hint_secs: u64) -> u64 {
     hint_secs.min(MAX_RETRY_HINT_SECS)
-}
-
-/// The "retry after N s" of a refusal text (the broker's MQTT wording of
-/// "rate limited" / "temporarily unavailable"), capped; `None` without one.
-pub fn retry_hint_from_text(text: &str) -> Option<u64> {
-    text.split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("after"))
-        .nth(1)
-        .and_then(|n| {
-            n.trim_end_matches(['s', ',', '.', ';', ')'])
-                .parse::<u64>()
-                .ok()
-        })
-        .map(cap_hint_secs)
 }
 
 /// How long to wait (ms) before retrying at `now_ms` when the answer said

@@ -24,14 +24,14 @@
 
 use certbound_coap::{Client, ResponseType, content_format};
 use certbound_proto::Signer as _;
-use certbound_proto::ace::{AceError, AceErrorCode, AceResponse};
+use certbound_proto::ace::{AceError, AceResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::enroll::EnrollAnswer;
 use certbound_proto::request::{CertRef, TokenRequest, sign_request};
 use rand::RngCore as _;
 use zeroize::Zeroizing;
 
-use crate::answers::{cap_hint_secs, retry_hint_from_text};
+use crate::answers::cap_hint_secs;
 use crate::error::AgentError;
 use crate::identity::DeviceIdentity;
 use crate::keygen::NewKey;
@@ -163,10 +163,19 @@ pub fn decode_coap_answer(
                 EnrollAnswer::Refused(e) => Err(refusal(e)),
             }
         }
+        // Max-Age is the hint (RFC 8516); the ACE body carries the same one.
         ResponseType::TooManyRequests | ResponseType::ServiceUnavailable => {
+            let body = (content_format == Some(content_format::ACE_CBOR))
+                .then(|| AceResponse::from_cbor(payload, Limits::default()).ok())
+                .flatten();
+            let (from_body, reason) = match body {
+                Some(AceResponse::Error(e)) => (e.retry_after, e.to_string()),
+                _ => (None, format!("CoAP {code:?}")),
+            };
+            let hint = max_age.map(u64::from).or(from_body);
             Err(AgentError::RetryLater {
-                retry_after_secs: max_age.map_or(DEFAULT_RETRY_SECS, |s| cap_hint_secs(s.into())),
-                reason: format!("CoAP {code:?}"),
+                retry_after_secs: hint.map_or(DEFAULT_RETRY_SECS, cap_hint_secs),
+                reason,
             })
         }
         _ if content_format == Some(content_format::ACE_CBOR) => {
@@ -186,20 +195,17 @@ fn unexpected(code: ResponseType, content_format: Option<u16>, payload: &[u8]) -
     ))
 }
 
-/// An ACE refusal; the MQTT transport words "rate limited" and "temporarily
-/// unavailable" as `invalid_request`, which mean: retry later.
+/// An ACE refusal: with `retry_after` (label -65538, see
+/// `certbound_proto::refusal`) it is transient — rate limited or unavailable —
+/// and its hint, capped, schedules the retry; without it, it is final.
 fn refusal(e: AceError) -> AgentError {
-    let text = e.description.as_deref().unwrap_or_default();
-    if e.code == AceErrorCode::InvalidRequest
-        && (text.starts_with("rate limited") || text.starts_with("temporarily unavailable"))
-    {
-        let retry_after_secs = retry_hint_from_text(text).unwrap_or(DEFAULT_RETRY_SECS);
-        return AgentError::RetryLater {
-            retry_after_secs,
-            reason: text.to_string(),
-        };
+    match e.retry_after {
+        Some(secs) => AgentError::RetryLater {
+            retry_after_secs: cap_hint_secs(secs),
+            reason: e.to_string(),
+        },
+        None => AgentError::RenewalRefused(e),
     }
-    AgentError::RenewalRefused(e)
 }
 
 fn nonce() -> [u8; 16] {

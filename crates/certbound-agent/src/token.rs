@@ -164,6 +164,14 @@ pub fn decode_token_response(
                     scope: t.scope,
                 });
             }
+            // A transient refusal (rate limited, unavailable) carries its
+            // retry hint in the body on every transport.
+            AceResponse::Error(e) if e.retry_after.is_some() => {
+                return Err(AgentError::RetryLater {
+                    retry_after_secs: e.retry_after.map_or(0, crate::answers::cap_hint_secs),
+                    reason: e.to_string(),
+                });
+            }
             AceResponse::Error(e) => return Err(AgentError::Refused(e)),
             AceResponse::Token(_) => {}
         }

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use certbound_agent::answers::{
     MAX_RETRY_HINT_SECS, TOKEN_CLOCK_LEEWAY_SECS, TokenExpectations, check_token,
-    retry_hint_from_text,
 };
 use certbound_agent::reenroll::{decode_coap_answer, decode_mqtt_answer};
 use certbound_agent::{AgentError, decode_token_response};
@@ -56,9 +55,16 @@ fn hint_capped(r: Result<Vec<Vec<u8>>, AgentError>) -> bool {
 fn parse_answers(data: &[u8]) -> bool {
     let mut understood = false;
     for code in [ResponseType::Created, ResponseType::BadRequest] {
+        let answer = decode_token_response(code, Some(content_format::ACE_CBOR), data);
+        if let Err(AgentError::RetryLater {
+            retry_after_secs, ..
+        }) = &answer
+        {
+            assert!(*retry_after_secs <= MAX_RETRY_HINT_SECS);
+        }
         understood |= matches!(
-            decode_token_response(code, Some(content_format::ACE_CBOR), data),
-            Ok(_) | Err(AgentError::Refused(_))
+            answer,
+            Ok(_) | Err(AgentError::Refused(_) | AgentError::RetryLater { .. })
         );
     }
     understood |= hint_capped(decode_mqtt_answer(data));
@@ -78,10 +84,6 @@ fn parse_answers(data: &[u8]) -> bool {
         ] {
             hint_capped(decode_coap_answer(code, cf, data, max_age));
         }
-    }
-    if let Some(hint) = retry_hint_from_text(&String::from_utf8_lossy(data)) {
-        assert!(hint <= MAX_RETRY_HINT_SECS);
-        understood = true;
     }
     let device = device();
     let broker_key = P256Verifier::new(broker().public_key()).unwrap();
@@ -126,7 +128,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     let busy = AceError {
         code: AceErrorCode::InvalidRequest,
-        description: Some("rate limited, retry after 1000000 s".into()),
+        description: Some("rate limited: too many requests; retry after 1000000 s".into()),
+        retry_after: Some(1_000_000),
     };
     vec![
         ("seed-token", seed_token()),
@@ -135,10 +138,6 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             forged_lifetime.to_cbor(),
         ),
         ("seed-busy-mqtt", busy.to_cbor()),
-        (
-            "seed-retry-text",
-            b"temporarily unavailable: retry after 99999 s".to_vec(),
-        ),
     ]
 }
 
@@ -192,7 +191,8 @@ fn forged_answers_are_capped() {
     // The seeds' forged values, checked directly.
     let busy = AceError {
         code: AceErrorCode::InvalidRequest,
-        description: Some("rate limited, retry after 1000000 s".into()),
+        description: Some("rate limited: too many requests; retry after 1000000 s".into()),
+        retry_after: Some(1_000_000),
     };
     match decode_mqtt_answer(&busy.to_cbor()) {
         Err(AgentError::RetryLater {

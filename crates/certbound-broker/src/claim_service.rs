@@ -23,10 +23,10 @@ use certbound_proto::enroll::{CertResponse, csr_of};
 use certbound_proto::request::{CertRef, UnverifiedRequest};
 
 use crate::audit::AuditLog;
-use crate::device_auth::{DeviceAuth, Refusal, from_proto, internal, refuse, unauthenticated};
+use crate::device_auth::DeviceAuth;
 use crate::pki_state::SharedPki;
+use crate::refusal::{AuditedRefusal, Refusal, from_proto, internal, refuse, unauthenticated};
 use crate::store::{AuditEvent, CertRecord, Store, glob_match};
-use crate::token_service::Refused;
 
 /// Issues first certificates to devices presenting a provisioning claim.
 #[derive(Debug)]
@@ -61,10 +61,10 @@ impl ClaimService {
         bytes: &[u8],
         transport: &str,
         now: u64,
-    ) -> Result<CertResponse, Refused> {
+    ) -> Result<CertResponse, Refusal> {
         let result = self.decide_signed(bytes, None, now).await;
         self.record(&result, transport, now).await;
-        result.map(|(_, _, r)| r).map_err(|r| r.error)
+        result.map(|(_, _, r)| r).map_err(|r| r.answer)
     }
 
     /// MQTT `cb/claims/<claim_cn>/req`: as [`ClaimService::handle`], and the
@@ -76,7 +76,7 @@ impl ClaimService {
         bytes: &[u8],
         claim_cn: &str,
         now: u64,
-    ) -> (Option<String>, Result<CertResponse, Refused>) {
+    ) -> (Option<String>, Result<CertResponse, Refusal>) {
         let addressee = UnverifiedRequest::parse(bytes, self.auth.limits)
             .ok()
             .and_then(|r| {
@@ -90,7 +90,7 @@ impl ClaimService {
             .filter(|iss| validate_device_id(iss).is_ok());
         let result = self.decide_signed(bytes, Some(claim_cn), now).await;
         self.record(&result, "mqtt", now).await;
-        (addressee, result.map(|(_, _, r)| r).map_err(|r| r.error))
+        (addressee, result.map(|(_, _, r)| r).map_err(|r| r.answer))
     }
 
     /// EST `simpleenroll`: the claim certificate came with the TLS handshake.
@@ -99,15 +99,15 @@ impl ClaimService {
         peer_chain: &[Vec<u8>],
         csr: &[u8],
         now: u64,
-    ) -> Result<CertResponse, Refused> {
+    ) -> Result<CertResponse, Refusal> {
         let result = self.decide_est(peer_chain, csr, now).await;
         self.record(&result, "https-est", now).await;
-        result.map(|(_, _, r)| r).map_err(|r| r.error)
+        result.map(|(_, _, r)| r).map_err(|r| r.answer)
     }
 
     async fn record(
         &self,
-        result: &Result<(String, String, CertResponse), Refusal>,
+        result: &Result<(String, String, CertResponse), AuditedRefusal>,
         transport: &str,
         now: u64,
     ) {
@@ -123,7 +123,7 @@ impl ClaimService {
                 r.device.clone().unwrap_or_else(|| "(unknown)".into()),
                 "claim".to_string(),
                 "device.claim_refused",
-                r.error.audit_outcome(),
+                r.answer.audit_outcome().to_string(),
                 format!("transport={transport} {}", r.audit_reason()),
             ),
         };
@@ -144,7 +144,7 @@ impl ClaimService {
         bytes: &[u8],
         channel_claim: Option<&str>,
         now: u64,
-    ) -> Result<(String, String, CertResponse), Refusal> {
+    ) -> Result<(String, String, CertResponse), AuditedRefusal> {
         let limits = self.auth.limits;
         let request = UnverifiedRequest::parse(bytes, limits)
             .map_err(|e| from_proto(&e, "malformed request"))?;
@@ -202,7 +202,7 @@ impl ClaimService {
         peer_chain: &[Vec<u8>],
         csr: &[u8],
         now: u64,
-    ) -> Result<(String, String, CertResponse), Refusal> {
+    ) -> Result<(String, String, CertResponse), AuditedRefusal> {
         let Some((leaf, extra)) = peer_chain.split_first() else {
             return Err(refuse(
                 AceErrorCode::InvalidClient,
@@ -247,7 +247,7 @@ impl ClaimService {
         device: &str,
         csr: &[u8],
         now: u64,
-    ) -> Result<(String, String, CertResponse), Refusal> {
+    ) -> Result<(String, String, CertResponse), AuditedRefusal> {
         let claim = self
             .store
             .get_claim(claim_id)
@@ -315,8 +315,8 @@ impl ClaimService {
             .issue_for_csr(&verified, device, self.cert_days, now)
             .map_err(|e| {
                 tracing::error!(error = %e, "issuing a claimed certificate failed");
-                Refusal {
-                    error: Refused::Unavailable,
+                AuditedRefusal {
+                    answer: Refusal::unavailable(),
                     device: Some(device.to_string()),
                     x5t: None,
                     reason: None,

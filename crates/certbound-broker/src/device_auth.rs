@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use certbound_pki::thumbprint_sha256;
-use certbound_proto::ace::{AceError, AceErrorCode};
+use certbound_proto::ace::AceErrorCode;
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::error::ClaimError;
@@ -18,85 +18,16 @@ use certbound_proto::{EcPublicKey, ProtoError};
 
 use crate::limits::RateLimits;
 use crate::pki_state::PkiState;
+use crate::refusal::{AuditedRefusal, Refusal, from_proto, internal, refuse, unauthenticated};
 use crate::store::{AuditEvent, CertRecord, Store, TokenView};
-use crate::token_service::Refused;
-
-/// A refusal and, when known, the device it concerns (for the audit log).
-pub(crate) struct Refusal {
-    pub(crate) error: Refused,
-    pub(crate) device: Option<String>,
-    /// Hex SHA-256 thumbprint of the certificate the request named, when
-    /// it got that far (for the audit log).
-    pub(crate) x5t: Option<String>,
-    /// Why, for the audit log only, when the answer says less than that
-    /// (unauthenticated refusals all read [`NOT_AUTHENTICATED`]).
-    pub(crate) reason: Option<String>,
-}
-
-/// The one answer to every device request refused before its signature
-/// verified (unknown certificate, invalid certificate, bad signature): the
-/// same text whatever the reason, so that nobody can probe which devices or
-/// certificates exist. The audit log keeps the real reason.
-pub const NOT_AUTHENTICATED: &str = "the request could not be authenticated: its certificate is \
-    unknown here or not valid, or its signature does not verify with the certificate key";
-
-pub(crate) fn refuse(code: AceErrorCode, description: impl Into<String>) -> Refusal {
-    Refusal {
-        error: Refused::Ace(AceError::new(code, description)),
-        device: None,
-        x5t: None,
-        reason: None,
-    }
-}
-
-/// A refusal before the caller proved possession of a certificate key:
-/// [`NOT_AUTHENTICATED`] on the wire, `reason` in the audit log.
-pub(crate) fn unauthenticated(reason: impl Into<String>) -> Refusal {
-    let mut r = refuse(AceErrorCode::InvalidClient, NOT_AUTHENTICATED);
-    r.reason = Some(reason.into());
-    r
-}
-
-pub(crate) fn from_proto(e: &ProtoError, context: &str) -> Refusal {
-    refuse(e.ace_code(), format!("{context}: {e}"))
-}
 
 /// A parse failure: "malformed" only when the input really is malformed.
-fn unparsable(e: &ProtoError) -> Refusal {
+fn unparsable(e: &ProtoError) -> AuditedRefusal {
     let context = match e.ace_code() {
         AceErrorCode::InvalidRequest => "malformed request",
         _ => "request refused",
     };
     from_proto(e, context)
-}
-
-pub(crate) fn internal(e: &crate::error::BrokerError) -> Refusal {
-    tracing::error!(error = %e, "store failure while handling a device request");
-    Refusal {
-        error: Refused::Unavailable,
-        device: None,
-        x5t: None,
-        reason: None,
-    }
-}
-
-impl Refusal {
-    pub(crate) fn for_device(mut self, device: &str) -> Self {
-        self.device = Some(device.to_string());
-        self
-    }
-
-    pub(crate) fn with_x5t(mut self, thumbprint: &str) -> Self {
-        self.x5t = Some(thumbprint.to_string());
-        self
-    }
-
-    /// The audit log's reason: the detailed one when the answer was generic.
-    pub(crate) fn audit_reason(&self) -> String {
-        self.reason
-            .clone()
-            .unwrap_or_else(|| self.error.audit_reason())
-    }
 }
 
 /// What every device-request endpoint is configured with.
@@ -138,7 +69,7 @@ impl DeviceAuth {
         thumbprint: &str,
         audience_hint: &str,
         now: u64,
-    ) -> Result<Option<TokenView>, Refusal> {
+    ) -> Result<Option<TokenView>, AuditedRefusal> {
         let Some(Some(group)) = pki.external.get(&x.anchor_name) else {
             return Err(refuse(
                 AceErrorCode::InvalidClient,
@@ -223,7 +154,7 @@ impl DeviceAuth {
         channel_device: Option<&str>,
         now: u64,
         expired_grace: u64,
-    ) -> Result<Authenticated, Refusal> {
+    ) -> Result<Authenticated, AuditedRefusal> {
         let limits = self.limits;
         let leeway = self.leeway;
         let request = UnverifiedRequest::parse(bytes, limits).map_err(|e| unparsable(&e))?;
@@ -415,7 +346,7 @@ impl DeviceAuth {
                 .for_device(&device_id)
             })?;
             self.admit_nonce(&device_id, &req.iss, &req.cti, req.exp, now)?;
-            Ok::<Authenticated, Refusal>(Authenticated {
+            Ok::<Authenticated, AuditedRefusal>(Authenticated {
                 device_id,
                 request: req,
                 cert_key,
@@ -424,7 +355,7 @@ impl DeviceAuth {
             })
         }
         .await
-        .map_err(|r: Refusal| r.with_x5t(&x5t))
+        .map_err(|r: AuditedRefusal| r.with_x5t(&x5t))
     }
 
     /// A provisioning claim's nonce: a claim is shared by a batch of devices
@@ -437,9 +368,9 @@ impl DeviceAuth {
         cti: &[u8],
         exp: u64,
         now: u64,
-    ) -> Result<(), Refusal> {
-        let mut replay = self.replay.lock().map_err(|_| Refusal {
-            error: Refused::Unavailable,
+    ) -> Result<(), AuditedRefusal> {
+        let mut replay = self.replay.lock().map_err(|_| AuditedRefusal {
+            answer: Refusal::unavailable(),
             device: None,
             x5t: None,
             reason: Some("replay cache lock poisoned".into()),
@@ -452,8 +383,8 @@ impl DeviceAuth {
                 format!("request {}", ClaimError::Replayed(hex_short(cti))),
             )),
             Admission::IssuerOverQuota { retry_after } | Admission::Full { retry_after } => {
-                Err(Refusal {
-                    error: Refused::RateLimited { retry_after },
+                Err(AuditedRefusal {
+                    answer: Refusal::RateLimited { retry_after },
                     device: None,
                     x5t: None,
                     reason: Some(format!(
@@ -474,9 +405,9 @@ impl DeviceAuth {
         cti: &[u8],
         exp: u64,
         now: u64,
-    ) -> Result<(), Refusal> {
-        let mut replay = self.replay.lock().map_err(|_| Refusal {
-            error: Refused::Unavailable,
+    ) -> Result<(), AuditedRefusal> {
+        let mut replay = self.replay.lock().map_err(|_| AuditedRefusal {
+            answer: Refusal::unavailable(),
             device: None,
             x5t: None,
             reason: Some("replay cache lock poisoned".into()),
@@ -492,8 +423,8 @@ impl DeviceAuth {
             return Err(replayed());
         }
         if let Err(retry_after) = self.rate.check_device(device_id, now) {
-            return Err(Refusal {
-                error: Refused::RateLimited { retry_after },
+            return Err(AuditedRefusal {
+                answer: Refusal::RateLimited { retry_after },
                 device: Some(device_id.to_string()),
                 x5t: None,
                 reason: None,
@@ -504,8 +435,8 @@ impl DeviceAuth {
             Admission::Replayed => Err(replayed()),
             Admission::IssuerOverQuota { retry_after } => {
                 tracing::warn!(device = %device_id, retry_after, "replay cache: this device holds its whole share of live nonces");
-                Err(Refusal {
-                    error: Refused::RateLimited { retry_after },
+                Err(AuditedRefusal {
+                    answer: Refusal::RateLimited { retry_after },
                     device: Some(device_id.to_string()),
                     x5t: None,
                     reason: Some(format!(
@@ -518,8 +449,8 @@ impl DeviceAuth {
                     retry_after,
                     "replay cache full: raise [limits] replay_cache_entries"
                 );
-                Err(Refusal {
-                    error: Refused::RateLimited { retry_after },
+                Err(AuditedRefusal {
+                    answer: Refusal::RateLimited { retry_after },
                     device: Some(device_id.to_string()),
                     x5t: None,
                     reason: Some(format!("retry_after={retry_after} replay cache full")),

@@ -17,11 +17,11 @@ use certbound_proto::ace::AceErrorCode;
 use certbound_proto::enroll::{CertResponse, csr_of};
 
 use crate::audit::AuditLog;
-use crate::device_auth::{DeviceAuth, Refusal, internal, refuse};
+use crate::device_auth::DeviceAuth;
 use crate::limits::RateLimits;
 use crate::pki_state::SharedPki;
+use crate::refusal::{AuditedRefusal, Refusal, internal, refuse};
 use crate::store::{AuditEvent, CertRecord, DeviceStatus, Store};
-use crate::token_service::Refused;
 
 /// Settings of the enrollment service.
 #[derive(Debug, Clone)]
@@ -98,10 +98,10 @@ impl EnrollService {
         transport: &str,
         channel_device: Option<&str>,
         now: u64,
-    ) -> Result<CertResponse, Refused> {
+    ) -> Result<CertResponse, Refusal> {
         let result = self.decide(request, channel_device, now).await;
         self.record(&result, transport, now).await;
-        result.map(|i| i.response).map_err(|r| r.error)
+        result.map(|i| i.response).map_err(|r| r.answer)
     }
 
     /// EST `simplereenroll` (RFC 7030 §4.2.2): the device authenticated by
@@ -112,13 +112,13 @@ impl EnrollService {
         peer_chain: &[Vec<u8>],
         csr: &[u8],
         now: u64,
-    ) -> Result<CertResponse, Refused> {
+    ) -> Result<CertResponse, Refusal> {
         let result = self.decide_est(peer_chain, csr, now).await;
         self.record(&result, "https-est", now).await;
-        result.map(|i| i.response).map_err(|r| r.error)
+        result.map(|i| i.response).map_err(|r| r.answer)
     }
 
-    async fn record(&self, result: &Result<Issued, Refusal>, transport: &str, now: u64) {
+    async fn record(&self, result: &Result<Issued, AuditedRefusal>, transport: &str, now: u64) {
         let (subject, action, outcome, detail) = match result {
             Ok(i) => (
                 i.device_id.clone(),
@@ -134,7 +134,7 @@ impl EnrollService {
                     .clone()
                     .unwrap_or_else(|| "(unauthenticated)".into()),
                 "cert.renewal_refused",
-                r.error.audit_outcome(),
+                r.answer.audit_outcome().to_string(),
                 format!("transport={transport} {}", r.audit_reason()),
             ),
         };
@@ -156,7 +156,7 @@ impl EnrollService {
         bytes: &[u8],
         channel_device: Option<&str>,
         now: u64,
-    ) -> Result<Issued, Refusal> {
+    ) -> Result<Issued, AuditedRefusal> {
         let pki = self.pki.get();
         let a = self
             .auth
@@ -195,7 +195,7 @@ impl EnrollService {
         peer_chain: &[Vec<u8>],
         csr: &[u8],
         now: u64,
-    ) -> Result<Issued, Refusal> {
+    ) -> Result<Issued, AuditedRefusal> {
         let pki = self.pki.get();
         let Some((leaf, extra)) = peer_chain.split_first() else {
             return Err(refuse(
@@ -234,8 +234,8 @@ impl EnrollService {
             .for_device(&device));
         }
         if let Err(retry_after) = self.limits.check_device(&device, now) {
-            return Err(Refusal {
-                error: Refused::RateLimited { retry_after },
+            return Err(AuditedRefusal {
+                answer: Refusal::RateLimited { retry_after },
                 device: Some(device),
                 x5t: None,
                 reason: None,
@@ -260,7 +260,7 @@ impl EnrollService {
         current_key_sec1: &[u8],
         csr: &[u8],
         now: u64,
-    ) -> Result<Issued, Refusal> {
+    ) -> Result<Issued, AuditedRefusal> {
         if status != DeviceStatus::Active {
             return Err(refuse(
                 AceErrorCode::UnauthorizedClient,
@@ -295,8 +295,8 @@ impl EnrollService {
         };
         let cert = issued.map_err(|e| {
             tracing::error!(error = %e, %device, "issuing a renewed certificate failed");
-            Refusal {
-                error: Refused::Unavailable,
+            AuditedRefusal {
+                answer: Refusal::unavailable(),
                 device: Some(device.to_string()),
                 x5t: None,
                 reason: None,
@@ -326,7 +326,7 @@ pub(crate) async fn refuse_revoked_key(
     store: &Store,
     key_sec1: &[u8],
     _now: u64,
-) -> Result<(), Refusal> {
+) -> Result<(), AuditedRefusal> {
     // Every revoked certificate, expired ones included (`not_after >= 0`).
     let revoked = store
         .revoked_certificates(0)
@@ -336,8 +336,8 @@ pub(crate) async fn refuse_revoked_key(
         .iter()
         .find(|r| certbound_pki::public_key_sec1(&r.der).is_ok_and(|k| k == key_sec1))
     {
-        return Err(Refusal {
-            error: Refused::Ace(certbound_proto::ace::AceError::new(
+        return Err(AuditedRefusal {
+            answer: Refusal::Denied(certbound_proto::ace::AceError::new(
                 AceErrorCode::InvalidRequest,
                 "CSR refused: its key belongs to a revoked certificate; generate a new key pair",
             )),

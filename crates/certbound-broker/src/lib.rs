@@ -46,6 +46,7 @@ mod metrics_coap;
 pub mod oauth;
 pub mod pki_state;
 pub mod policy;
+pub mod refusal;
 pub mod registry;
 pub mod server;
 pub mod status;
@@ -53,5 +54,5 @@ pub mod store;
 pub mod token_service;
 pub mod transport;
 
-pub use device_auth::NOT_AUTHENTICATED;
 pub use error::BrokerError;
+pub use refusal::{NOT_AUTHENTICATED, Refusal};

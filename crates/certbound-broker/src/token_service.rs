@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use certbound_proto::ace::{AceError, AceErrorCode, TokenResponse};
+use certbound_proto::ace::{AceErrorCode, TokenResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::claims::{Claims, intersect_scopes};
 use certbound_proto::replay::ReplayCache;
@@ -19,10 +19,11 @@ use certbound_proto::token;
 use rand::RngCore;
 
 use crate::audit::AuditLog;
-use crate::device_auth::{Authenticated, DeviceAuth, Refusal, internal, refuse};
+use crate::device_auth::{Authenticated, DeviceAuth};
 use crate::keys::SharedKeys;
 use crate::limits::RateLimits;
 use crate::pki_state::SharedPki;
+use crate::refusal::{AuditedRefusal, Refusal, internal, refuse};
 use crate::status::StatusLists;
 use crate::store::{AuditEvent, DeviceStatus, IssuedToken, Store, TokenHolder};
 
@@ -52,33 +53,6 @@ pub struct TokenService {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
-impl Refused {
-    /// The audit log's outcome for this refusal (the ACE code name, or
-    /// `unavailable` / `rate_limited`).
-    pub fn audit_outcome(&self) -> String {
-        match self {
-            Refused::Ace(e) => e.code.name().to_string(),
-            Refused::Unavailable => "unavailable".into(),
-            Refused::RateLimited { .. } => "rate_limited".into(),
-        }
-    }
-
-    /// The audit log's detail for this refusal over `transport`.
-    pub fn audit_detail(&self, transport: &str) -> String {
-        format!("transport={transport} {}", self.audit_reason())
-    }
-
-    /// Why, for the audit log: the ACE error description, `store failure`
-    /// or `retry_after=N`.
-    pub fn audit_reason(&self) -> String {
-        match self {
-            Refused::Ace(e) => e.description.as_deref().unwrap_or("").to_string(),
-            Refused::Unavailable => "store failure".into(),
-            Refused::RateLimited { retry_after } => format!("retry_after={retry_after}"),
-        }
-    }
-}
-
 /// The start of a device token request's audit detail:
 /// `transport=T[ peer=IP][ x5t=HEX]` (`peer`: the network address the request
 /// came from, when the transport knows it; `x5t`: hex SHA-256 of the device
@@ -100,22 +74,7 @@ pub fn audit_origin(transport: &str, peer: Option<IpAddr>, x5t: Option<&str>) ->
 }
 
 /// What the service decided.
-pub type Outcome = Result<TokenResponse, Refused>;
-
-/// Why no token was issued.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    /// The request was refused: answer with this ACE error.
-    Ace(AceError),
-    /// The broker could not decide (store failure): answer "service
-    /// unavailable" so the device retries.
-    Unavailable,
-    /// The device exceeded its request rate: retry after this many seconds.
-    RateLimited {
-        /// Seconds until a request will be accepted.
-        retry_after: u64,
-    },
-}
+pub type Outcome = Result<TokenResponse, Refusal>;
 
 impl TokenService {
     /// Builds the service. `status`: give every token a status-list entry
@@ -220,7 +179,7 @@ impl TokenService {
                 r.device
                     .clone()
                     .unwrap_or_else(|| "(unauthenticated)".into()),
-                r.error.audit_outcome(),
+                r.answer.audit_outcome().to_string(),
                 format!(
                     "{} {}",
                     audit_origin(transport, peer, r.x5t.as_deref()),
@@ -250,7 +209,7 @@ impl TokenService {
                 detail,
             })
             .await;
-        result.map(|(_, _, r)| r).map_err(|r| r.error)
+        result.map(|(_, _, r)| r).map_err(|r| r.answer)
     }
 
     async fn decide(
@@ -258,7 +217,7 @@ impl TokenService {
         bytes: &[u8],
         channel_device: Option<&str>,
         now: u64,
-    ) -> Result<(String, String, TokenResponse), Refusal> {
+    ) -> Result<(String, String, TokenResponse), AuditedRefusal> {
         let Authenticated {
             device_id,
             request: req,
@@ -270,7 +229,7 @@ impl TokenService {
             .auth
             .authenticate(&self.store, &self.pki.get(), bytes, channel_device, now, 0)
             .await?;
-        let with_device = |r: Refusal| r.for_device(&device_id).with_x5t(&thumbprint);
+        let with_device = |r: AuditedRefusal| r.for_device(&device_id).with_x5t(&thumbprint);
         if req.csr.is_some() {
             return Err(with_device(refuse(
                 AceErrorCode::InvalidRequest,
@@ -332,8 +291,8 @@ impl TokenService {
         let ring = self.keys.ring();
         let key = ring.signing_key(now).ok_or_else(|| {
             tracing::error!("no signing key is active; check `certbound keys list`");
-            Refusal {
-                error: Refused::Unavailable,
+            AuditedRefusal {
+                answer: Refusal::unavailable(),
                 device: Some(device_id.clone()),
                 x5t: None,
                 reason: None,
@@ -357,11 +316,13 @@ impl TokenService {
             status: status.clone(),
             ..Claims::default()
         };
+        // A signing failure is the broker's fault, not the client's: 5.03,
+        // retry, never a final `invalid_request`.
         let access_token = token::mint(&claims, &key.kid, &key.signer).map_err(|e| {
-            with_device(refuse(
-                AceErrorCode::InvalidRequest,
-                format!("signing failed: {e}"),
-            ))
+            tracing::error!(error = %e, kid = %key.kid, "signing a token failed");
+            let mut r = with_device(AuditedRefusal::unavailable());
+            r.reason = Some(format!("signing failed: {e}"));
+            r
         })?;
         // The record is durable before the token leaves: a token nobody
         // could revoke is never handed out (see `crate::audit`).
@@ -382,8 +343,8 @@ impl TokenService {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, device = %device_id, "token not issued: its record was not kept");
-                Refusal {
-                    error: Refused::Unavailable,
+                AuditedRefusal {
+                    answer: Refusal::unavailable(),
                     device: Some(device_id.clone()),
                     x5t: Some(thumbprint.clone()),
                     reason: Some("the issued-token record could not be stored".into()),

@@ -22,6 +22,12 @@ pub mod label {
     pub const ERROR_DESCRIPTION: i64 = 31;
     /// grant_type
     pub const GRANT_TYPE: i64 = 33;
+    /// retry_after (certbound, private use): seconds after which the same
+    /// request may succeed. Present only on a transient refusal (rate limit,
+    /// service unavailable); an error without it is final for that request.
+    /// No registry has such a parameter; below -65536 is private use
+    /// (RFC 9200 §8.10), next to the CSR label -65537.
+    pub const RETRY_AFTER: i64 = -65538;
 }
 
 /// ACE error codes (RFC 9200 Table 3).
@@ -89,13 +95,16 @@ impl AceErrorCode {
     }
 }
 
-/// An ACE error response `{30: code, 31: description}`.
+/// An ACE error response `{30: code, 31: description, ?-65538: retry_after}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AceError {
     /// The error code.
     pub code: AceErrorCode,
     /// Human-readable explanation.
     pub description: Option<String>,
+    /// Seconds after which the request may be retried ([`label::RETRY_AFTER`]):
+    /// `Some` only on a transient refusal (see [`crate::refusal`]).
+    pub retry_after: Option<u64>,
 }
 
 impl AceError {
@@ -104,6 +113,7 @@ impl AceError {
         Self {
             code,
             description: Some(description.into()),
+            retry_after: None,
         }
     }
 
@@ -112,6 +122,9 @@ impl AceError {
         let mut m = vec![(int(label::ERROR), int(self.code as i64))];
         if let Some(d) = &self.description {
             m.push((int(label::ERROR_DESCRIPTION), Value::Text(d.clone())));
+        }
+        if let Some(secs) = self.retry_after {
+            m.push((int(label::RETRY_AFTER), uint(secs)));
         }
         cbor::encode(&Value::Map(m))
     }
@@ -177,7 +190,23 @@ impl AceResponse {
             let description = map_get(m, label::ERROR_DESCRIPTION)
                 .map(|d| cbor::text(d, "error_description"))
                 .transpose()?;
-            return Ok(AceResponse::Error(AceError { code, description }));
+            let retry_after = map_get(m, label::RETRY_AFTER)
+                .map(|v| {
+                    cbor::as_i64(v)
+                        .and_then(|i| u64::try_from(i).ok())
+                        .ok_or_else(|| {
+                            ProtoError::structure(
+                                "ACE error",
+                                "retry_after is not an unsigned integer",
+                            )
+                        })
+                })
+                .transpose()?;
+            return Ok(AceResponse::Error(AceError {
+                code,
+                description,
+                retry_after,
+            }));
         }
         let access_token = map_get(m, label::ACCESS_TOKEN)
             .ok_or_else(|| ProtoError::structure("ACE response", "no access_token (1)"))

@@ -28,6 +28,8 @@
 //!   backend services, parsed strictly before any crypto.
 //! * [`form`]: OAuth form bodies (`application/x-www-form-urlencoded`), strict
 //!   and linear-time, with size and parameter-count bounds.
+//! * [`refusal`]: the one refusal type (final, rate limited, unavailable)
+//!   every transport maps to its wire form, with the retry hint.
 //! * [`rate_limit`]: token buckets with time passed in, per key with bounded
 //!   memory.
 //!
@@ -87,6 +89,7 @@ pub mod form;
 pub mod jwt;
 pub mod key;
 pub mod rate_limit;
+pub mod refusal;
 pub mod replay;
 pub mod request;
 pub mod schedule;

@@ -2,6 +2,7 @@ use certbound_pki::{CaOptions, IssuingCa, PkiPaths, init_ca};
 use certbound_proto::ace::AceErrorCode;
 use certbound_proto::crypto::P256Verifier;
 use certbound_proto::enroll::CertResponse;
+use certbound_proto::refusal::Refusal;
 use certbound_proto::request::UnverifiedRequest;
 use p256::pkcs8::EncodePublicKey as _;
 
@@ -144,6 +145,23 @@ fn coap_answers() {
         ),
         "{e}"
     );
+    let e = decode_coap_answer(
+        ResponseType::TooManyRequests,
+        Some(content_format::ACE_CBOR),
+        &Refusal::rate_limited(9).to_cbor(),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AgentError::RetryLater {
+                retry_after_secs: 9,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = decode_coap_answer(ResponseType::ServiceUnavailable, None, &[], None).unwrap_err();
     assert!(
         matches!(
@@ -193,28 +211,35 @@ fn mqtt_answers() {
         decode_mqtt_answer(&refused.to_cbor()),
         Err(AgentError::RenewalRefused(_))
     ));
-    // How the broker words rate limiting and unavailability over MQTT.
-    let limited = AceError::new(
-        AceErrorCode::InvalidRequest,
-        "rate limited: too many requests; retry after 12 s",
-    );
+    // A transient refusal carries retry_after (-65538); the hint is capped.
+    let limited = Refusal::rate_limited(12).to_cbor();
     assert!(matches!(
-        decode_mqtt_answer(&limited.to_cbor()),
+        decode_mqtt_answer(&limited),
         Err(AgentError::RetryLater {
             retry_after_secs: 12,
             ..
         })
     ));
-    let busy = AceError::new(
-        AceErrorCode::InvalidRequest,
-        "temporarily unavailable: retry later",
-    );
+    let busy = Refusal::Unavailable {
+        retry_after: 1_000_000,
+    }
+    .to_cbor();
     assert!(matches!(
-        decode_mqtt_answer(&busy.to_cbor()),
+        decode_mqtt_answer(&busy),
         Err(AgentError::RetryLater {
-            retry_after_secs: 60,
+            retry_after_secs: crate::answers::MAX_RETRY_HINT_SECS,
             ..
         })
+    ));
+    // The English text alone no longer decides: without retry_after the
+    // refusal is final, whatever it says.
+    let worded = AceError::new(
+        AceErrorCode::InvalidRequest,
+        "rate limited: too many requests; retry after 12 s",
+    );
+    assert!(matches!(
+        decode_mqtt_answer(&worded.to_cbor()),
+        Err(AgentError::RenewalRefused(_))
     ));
     assert!(decode_mqtt_answer(&[0xff]).is_err());
 }

@@ -26,6 +26,7 @@ pub use trust::{ClientTrust, REFRESH_EVERY};
 use crate::audit::AuditLog;
 use crate::keys::SharedKeys;
 use crate::limits::RateLimits;
+use crate::refusal::Refusal;
 use crate::status::StatusLists;
 use crate::store::Store;
 
@@ -62,14 +63,24 @@ impl OAuthError {
     pub fn invalid_client(description: impl Into<String>) -> Self {
         Self::new(401, "invalid_client", description)
     }
-    /// 503 temporarily_unavailable (store failure; retry).
+    /// 503 temporarily_unavailable (store failure; retry), with the same
+    /// Retry-After as every transport ([`Refusal::unavailable`]).
     pub fn unavailable() -> Self {
-        let mut e = Self::new(
-            503,
-            "temporarily_unavailable",
-            "the authorization server could not reach its store; retry shortly",
-        );
-        e.retry_after = Some(1);
+        let mut e = Self::from_refusal(&Refusal::unavailable());
+        e.description = "the authorization server could not reach its store; retry shortly".into();
+        e
+    }
+    /// The OAuth (JSON) form of the one refusal type: the same status and
+    /// Retry-After as on every transport; `too_many_requests` and
+    /// `temporarily_unavailable` name the transient ones.
+    pub fn from_refusal(r: &Refusal) -> Self {
+        let error = match r {
+            Refusal::Denied(e) => e.code.name(),
+            Refusal::RateLimited { .. } => "too_many_requests",
+            Refusal::Unavailable { .. } => "temporarily_unavailable",
+        };
+        let mut e = Self::new(r.http_status(), error, r.description());
+        e.retry_after = r.retry_after();
         e
     }
     /// 500 server_error: an internal failure (logged where it happened; the
@@ -83,12 +94,9 @@ impl OAuthError {
     }
     /// 429 with Retry-After.
     pub fn rate_limited(who: &str, retry_after: u64) -> Self {
-        let mut e = Self::new(
-            429,
-            "too_many_requests",
-            format!("{who} exceeded its token request rate; retry after {retry_after} s"),
-        );
-        e.retry_after = Some(retry_after);
+        let mut e = Self::from_refusal(&Refusal::rate_limited(retry_after));
+        e.description =
+            format!("{who} exceeded its token request rate; retry after {retry_after} s");
         e
     }
 }

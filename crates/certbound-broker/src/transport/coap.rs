@@ -12,7 +12,7 @@ use certbound_coap::{Handler, Method, Request, Response, ResponseType, content_f
 use super::DeviceEndpoints;
 use crate::clock::unix_now;
 use crate::pki_state::SharedPki;
-use crate::token_service::Refused;
+use crate::refusal::Refusal;
 
 /// Resource links served at `/.well-known/core` (RFC 6690).
 pub const WELL_KNOWN_CORE: &str = concat!(
@@ -38,17 +38,22 @@ impl CoapTransport {
     }
 }
 
-fn refused(r: Refused) -> Response {
-    match r {
-        Refused::Ace(error) => {
-            let (class, detail) = error.code.coap_code();
-            Response::new(ace_code(class, detail))
-                .with_payload(content_format::ACE_CBOR, error.to_cbor())
-        }
-        Refused::Unavailable => Response::new(ResponseType::ServiceUnavailable).with_max_age(5),
-        // RFC 8516: 4.29 Too Many Requests, Max-Age = seconds to wait.
-        Refused::RateLimited { retry_after } => Response::new(ResponseType::TooManyRequests)
-            .with_max_age(u32::try_from(retry_after).unwrap_or(u32::MAX)),
+/// The one mapping of a refusal to CoAP: 4.01 / 4.03 / 4.00 for a denial
+/// (RFC 9200 §5.8.3), 4.29 (RFC 8516) or 5.03 for a transient one, always
+/// with the ACE error body (content-format 19), and Max-Age = the retry hint
+/// when there is one.
+fn refused(r: Refusal) -> Response {
+    let code = match r.coap_code() {
+        (4, 1) => ResponseType::Unauthorized,
+        (4, 3) => ResponseType::Forbidden,
+        (4, 29) => ResponseType::TooManyRequests,
+        (5, 3) => ResponseType::ServiceUnavailable,
+        _ => ResponseType::BadRequest,
+    };
+    let response = Response::new(code).with_payload(content_format::ACE_CBOR, r.to_cbor());
+    match r.retry_after() {
+        Some(secs) => response.with_max_age(u32::try_from(secs).unwrap_or(u32::MAX)),
+        None => response,
     }
 }
 
@@ -61,14 +66,6 @@ fn needs_cose(request: &Request) -> Option<Response> {
             ),
         ),
         _ => None,
-    }
-}
-
-fn ace_code(class: u8, detail: u8) -> ResponseType {
-    match (class, detail) {
-        (4, 1) => ResponseType::Unauthorized,
-        (4, 3) => ResponseType::Forbidden,
-        _ => ResponseType::BadRequest,
     }
 }
 

@@ -6,11 +6,11 @@ pub mod mqtt;
 
 use std::sync::Arc;
 
-use certbound_proto::ace::{AceError, AceErrorCode};
 use certbound_proto::topics::TopicKind;
 
 use crate::enroll_service::EnrollService;
-use crate::token_service::{Refused, TokenService};
+use crate::refusal::Refusal;
+use crate::token_service::TokenService;
 
 /// The device-facing endpoints every transport serves: tokens and
 /// certificate re-enrollment.
@@ -36,20 +36,7 @@ impl DeviceEndpoints {
     ) -> Option<(String, Vec<u8>)> {
         let (device, result) = self.claims.handle_mqtt(payload, claim_cn, now).await;
         let device = device?;
-        let body = match result {
-            Ok(cert) => cert.to_cbor(),
-            Err(Refused::Ace(e)) => e.to_cbor(),
-            Err(Refused::Unavailable) => AceError::new(
-                AceErrorCode::InvalidRequest,
-                "temporarily unavailable: retry later",
-            )
-            .to_cbor(),
-            Err(Refused::RateLimited { retry_after }) => AceError::new(
-                AceErrorCode::InvalidRequest,
-                format!("rate limited: too many requests; retry after {retry_after} s"),
-            )
-            .to_cbor(),
-        };
+        let body = result.map_or_else(|r| mqtt_body(&r), |cert| cert.to_cbor());
         Some((
             certbound_proto::topics::claim_response_topic(claim_cn, &device),
             body,
@@ -65,19 +52,7 @@ impl DeviceEndpoints {
         payload: &[u8],
         now: u64,
     ) -> Option<Vec<u8>> {
-        let refused = |r: Refused| match r {
-            Refused::Ace(error) => error.to_cbor(),
-            Refused::Unavailable => AceError::new(
-                AceErrorCode::InvalidRequest,
-                "temporarily unavailable: retry later",
-            )
-            .to_cbor(),
-            Refused::RateLimited { retry_after } => AceError::new(
-                AceErrorCode::InvalidRequest,
-                format!("rate limited: too many requests; retry after {retry_after} s"),
-            )
-            .to_cbor(),
-        };
+        let refused = |r: Refusal| mqtt_body(&r);
         match kind {
             TopicKind::TokenRequest => Some(
                 self.tokens
@@ -95,4 +70,10 @@ impl DeviceEndpoints {
             _ => None,
         }
     }
+}
+
+/// The one mapping of a refusal to MQTT, which has no status codes: the ACE
+/// error body, with `retry_after` (-65538) on a transient refusal.
+pub fn mqtt_body(refusal: &Refusal) -> Vec<u8> {
+    refusal.to_cbor()
 }

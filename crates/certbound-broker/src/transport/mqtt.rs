@@ -23,7 +23,6 @@ use std::time::Duration;
 use certbound_mqtt::client::{
     ClientOptions, Event, Message, MqttClient, MqttEvents, Protocol, QoS,
 };
-use certbound_proto::ace::{AceError, AceErrorCode};
 use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
 use tokio::sync::Semaphore;
@@ -32,6 +31,7 @@ use tokio::task::JoinHandle;
 use super::DeviceEndpoints;
 use crate::clock::unix_now;
 use crate::error::BrokerError;
+use crate::refusal::Refusal;
 
 /// Requests handled at once by default ([`MqttClientSettings::max_handlers`]).
 pub const DEFAULT_MAX_HANDLERS: usize = 256;
@@ -194,19 +194,10 @@ fn shed(service: &DeviceEndpoints, client: &MqttClient, request: &Message) {
         tracing::warn!(topic = %request.topic, "MQTT request dropped: too many in progress");
         return;
     };
-    reply.payload = unavailable_body().into();
+    reply.payload = super::mqtt_body(&Refusal::unavailable()).into();
     let answered = client.try_publish(reply).is_ok();
     metrics.shed("mqtt", answered);
     tracing::warn!(%device, answered, "MQTT request shed: too many in progress");
-}
-
-/// The body of a "temporarily unavailable" refusal.
-fn unavailable_body() -> Vec<u8> {
-    AceError::new(
-        AceErrorCode::InvalidRequest,
-        "temporarily unavailable: retry later",
-    )
-    .to_cbor()
 }
 
 async fn answer(service: &DeviceEndpoints, client: &MqttClient, request: Message) {

@@ -8,12 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use certbound_proto::ace::AceErrorCode;
 use certbound_verify::http::PeerCertificates;
 
 use super::HttpsState;
 use crate::clock::unix_now;
-use crate::token_service::Refused;
 
 const PKCS7_CERTS: &str = "application/pkcs7-mime; smime-type=certs-only";
 
@@ -108,29 +106,11 @@ async fn est_enroll(
     };
     match result {
         Ok(cert) => certs_only(&cert.chain),
-        Err(Refused::Ace(e)) => {
-            let status = match e.code {
-                AceErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-                AceErrorCode::UnauthorizedClient => StatusCode::FORBIDDEN,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            text(
-                status,
-                format!("{}: {}\n", e.code.name(), e.description.unwrap_or_default()),
-            )
-        }
-        Err(Refused::Unavailable) => {
-            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "retry later\n".into());
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            r
-        }
-        Err(Refused::RateLimited { retry_after }) => {
-            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited\n".into());
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
+        // RFC 7030 §4.2.3: an error is text; the status and Retry-After are
+        // the same as on every other HTTPS route.
+        Err(r) => {
+            let text = format!("{}: {}\n", r.code().name(), r.description());
+            super::reply::refusal(&r, "text/plain; charset=utf-8", text.into_bytes())
         }
     }
 }

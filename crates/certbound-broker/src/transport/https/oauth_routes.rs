@@ -4,10 +4,9 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use certbound_proto::ace::AceErrorCode;
 use certbound_proto::form::{Form, FormError, FormLimits};
 use certbound_verify::http::{PeerCertificates, RemoteAddr};
 
@@ -16,7 +15,6 @@ use super::reply::{no_store, oauth_error};
 use crate::clock::unix_now;
 use crate::oauth::{OAuthError, Presented, TokenForm};
 use crate::registry::ADMIN_API;
-use crate::token_service::Refused;
 
 /// Largest body of an `/oauth/*` request, bytes (every OAuth request fits
 /// in far less; see docs/oauth.md).
@@ -257,26 +255,6 @@ pub async fn ace_token(
             token.to_cbor(),
         )
             .into_response(),
-        Err(Refused::Ace(error)) => {
-            let status = match error.code {
-                AceErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-                AceErrorCode::UnauthorizedClient => StatusCode::FORBIDDEN,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            (status, [(header::CONTENT_TYPE, ACE_CBOR)], error.to_cbor()).into_response()
-        }
-        Err(Refused::Unavailable) => {
-            let mut r = StatusCode::SERVICE_UNAVAILABLE.into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
-        }
-        Err(Refused::RateLimited { retry_after }) => {
-            let mut r = StatusCode::TOO_MANY_REQUESTS.into_response();
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
-        }
+        Err(r) => super::reply::refusal(&r, ACE_CBOR, r.to_cbor()),
     }
 }

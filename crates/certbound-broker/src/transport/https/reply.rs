@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::oauth::OAuthError;
+use crate::refusal::Refusal;
 
 /// An OAuth error as the RFC says: JSON, no-store, Basic challenge on 401
 /// when Basic was used, Retry-After on 429/503.
@@ -19,6 +20,22 @@ pub fn oauth_error(e: &OAuthError) -> Response {
         );
     }
     if let Some(secs) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        headers.insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// The one mapping of a device-request refusal to HTTP: its status (401 /
+/// 403 / 400, 429, 503), `Retry-After` on a transient refusal, and `body`
+/// with its content type (the ACE error CBOR on `/ace/token`, text on EST).
+pub fn refusal(r: &Refusal, content_type: &'static str, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(secs) = r.retry_after()
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
         headers.insert(header::RETRY_AFTER, v);
