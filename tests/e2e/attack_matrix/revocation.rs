@@ -720,3 +720,85 @@ async fn attack_store_failure_no_unrecorded_token() -> anyhow::Result<()> {
     o.fx.shutdown().await;
     Ok(())
 }
+
+/// The store fails under a running broker: `/healthz`, CoAP, `/ace/token` and `/oauth/token` all say "unavailable, retry after 5 s" in their own form (one refusal type: 503 + Retry-After, 5.03 + the ACE body's retry_after) and no answer carries the internal error text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_store_failure_answers_say_nothing_internal() -> anyhow::Result<()> {
+    if !have("sqlite3")? {
+        return Ok(());
+    }
+    let o = OAuthFixture::new().await?;
+    let device = o.fx.device("sf-2").await?;
+    ensure!(o.https.get("/healthz", None).await?.status == 200);
+    let out = sql(o.fx.path(), "ALTER TABLE apis RENAME TO apis_away;")?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let internal = |text: &str| {
+        let t = text.to_ascii_lowercase();
+        ["sqlite", "no such table", "apis", "database", "sqlx"]
+            .iter()
+            .any(|w| t.contains(w))
+    };
+    let health = o.https.get("/healthz", None).await?;
+    let text = String::from_utf8_lossy(&health.raw.body).to_string();
+    ensure!(health.status == 503, "healthz {}: {text}", health.status);
+    ensure!(!internal(&text), "healthz leaks: {text}");
+
+    // CoAP: 5.03 with the typed retry hint in the ACE body.
+    let a =
+        o.fx.post_token(o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?)
+            .await?;
+    ensure!(a.code == ResponseType::ServiceUnavailable, "{a}");
+    let e = a.error()?;
+    ensure!(
+        e.retry_after == Some(5),
+        "CoAP retry_after {:?}",
+        e.retry_after
+    );
+    ensure!(!internal(&e.to_string()), "CoAP leaks: {e}");
+
+    // HTTPS /ace/token: 503, Retry-After 5, the same ACE body.
+    let body =
+        o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?;
+    let h = o.https.send(Method::POST, "/ace/token", &[], body).await?;
+    ensure!(h.status == 503, "/ace/token {}", h.status);
+    ensure!(
+        h.raw.header("retry-after") == Some("5"),
+        "{:?}",
+        h.raw.headers
+    );
+    match certbound_proto::ace::AceResponse::from_cbor(&h.raw.body, Limits::default())? {
+        certbound_proto::ace::AceResponse::Error(e) => {
+            ensure!(e.retry_after == Some(5), "{e:?}");
+            ensure!(!internal(&e.to_string()), "/ace/token leaks: {e}");
+        }
+        other => bail!("503 with {other:?}"),
+    }
+
+    // OAuth: 503 temporarily_unavailable, Retry-After 5.
+    let r = o
+        .https
+        .form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials"), ("audience", JWT_API)],
+            Some((&o.client_id, &o.secret)),
+        )
+        .await?;
+    r.expect_error(503, "temporarily_unavailable")?;
+    ensure!(r.raw.header("retry-after") == Some("5"));
+    ensure!(!internal(&r.json.to_string()), "OAuth leaks: {}", r.json);
+
+    let out = sql(o.fx.path(), "ALTER TABLE apis_away RENAME TO apis;")?;
+    ensure!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while o.https.get("/healthz", None).await?.status != 200 {
+        ensure!(Instant::now() < deadline, "healthz did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    o.fx.assert_serves(&device).await?;
+    o.fx.shutdown().await;
+    Ok(())
+}
