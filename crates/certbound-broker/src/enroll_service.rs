@@ -90,6 +90,18 @@ impl EnrollService {
         Ok(set.current().map(|c| c.crl.der.clone()).unwrap_or_default())
     }
 
+    /// The CRL (DER) of the issuing CA with serial `serial` (hex), current or
+    /// previous, at `now`; `None` for a CA that issues nothing still valid:
+    /// `GET /crl/{serial}` on HTTPS and CoAP.
+    pub async fn crl_of(
+        &self,
+        serial: &str,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, crate::error::BrokerError> {
+        let set = self.pki.crls(&self.store, now).await?;
+        Ok(set.by_serial(serial).map(|c| c.crl.der.clone()))
+    }
+
     /// Handles a signed re-enrollment request received over `transport`
     /// (`channel_device`: the device the MQTT topic names).
     pub async fn handle(

@@ -302,7 +302,7 @@ async fn attack_suspended_token_used_while_suspended() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// After `ca rotate-issuing`, a revoked certificate of the OLD issuer is in a CRL signed by that issuer (`/crl/{serial}`, `/crls`); openssl refuses it.
+/// After `ca rotate-issuing`, a revoked certificate of the OLD issuer is in a CRL signed by that issuer (`/crl/{serial}` on HTTPS and CoAP, `/crls`); openssl refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_revoked_cert_of_old_issuer_after_rotation() -> anyhow::Result<()> {
     if !have("openssl")? {
@@ -418,6 +418,19 @@ async fn attack_revoked_cert_of_old_issuer_after_rotation() -> anyhow::Result<()
     ensure!(ok, "new issuer's certificate: {log}");
     // An unknown CA: 404, not a CRL.
     ensure!(https.get("/crl/abcdef", None).await?.status == 404);
+    // CoAP serves the same per-issuer CRLs (the same cached, signed bytes).
+    let over_https = https.get(&format!("/crl/{old_ca}"), None).await?;
+    let over_coap = fx.client.get(&format!("crl/{old_ca}")).await?;
+    ensure!(
+        over_coap.code == ResponseType::Content && over_coap.payload == over_https.raw.body,
+        "CoAP crl/{old_ca}: {:?}, {} bytes",
+        over_coap.code,
+        over_coap.payload.len()
+    );
+    for unknown in ["crl/abcdef", "crl/not-hex", "crl/00/01"] {
+        let a = fx.client.get(unknown).await?;
+        ensure!(a.code == ResponseType::NotFound, "{unknown}: {:?}", a.code);
+    }
     fx.assert_serves(&new_device).await?;
     fx.shutdown().await;
     Ok(())

@@ -3,7 +3,9 @@
 //! (also `/sren`: certificate re-enrollment with the signed request carrying
 //! a CSR; 2.04 Changed with a CBOR certificate response, content-format 60),
 //! `GET /.well-known/est/crts` (the CA certificates, PKCS#7 certs-only,
-//! content-format 281) and `GET /.well-known/core`.
+//! content-format 281), `GET /crl` and `GET /crl/{serial}` (the CRL of the
+//! current or a previous issuing CA, DER, content-format 42) and `GET
+//! /.well-known/core`.
 
 use std::sync::Arc;
 
@@ -152,6 +154,25 @@ impl Handler for CoapTransport {
                     Response::new(ResponseType::ServiceUnavailable).with_max_age(5)
                 }
             },
+            // The CRL of a previous issuing CA (after `ca rotate-issuing`),
+            // by its serial, as HTTPS `GET /crl/{serial}`.
+            (Method::Get, path) if path.starts_with("crl/") => {
+                let serial = &path["crl/".len()..];
+                if serial.is_empty()
+                    || serial.len() > 40
+                    || !serial.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    return Response::new(ResponseType::NotFound);
+                }
+                match self.service.enroll.crl_of(serial, unix_now()).await {
+                    Ok(Some(der)) => Response::new(ResponseType::Content).with_payload(42, der),
+                    Ok(None) => Response::new(ResponseType::NotFound),
+                    Err(e) => {
+                        tracing::error!(error = %e, "CRL could not be built");
+                        Response::new(ResponseType::ServiceUnavailable).with_max_age(5)
+                    }
+                }
+            }
             (Method::Get, "crts" | ".well-known/est/crts") => {
                 let pki = self.pki.get();
                 Response::new(ResponseType::Content).with_payload(
