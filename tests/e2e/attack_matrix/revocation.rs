@@ -47,6 +47,28 @@ fn sql(dir: &Path, statement: &str) -> anyhow::Result<std::process::Output> {
         .output()?)
 }
 
+/// [`sql`] that must succeed.
+fn sql_ok(dir: &Path, statement: &str) -> anyhow::Result<()> {
+    let out = sql(dir, statement)?;
+    ensure!(
+        out.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// `POST /oauth/token` (client_credentials for the JWT API) as the fixture's client.
+async fn oauth_token(o: &OAuthFixture) -> anyhow::Result<certbound_e2e::https::JsonAnswer> {
+    o.https
+        .form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials"), ("audience", JWT_API)],
+            Some((&o.client_id, &o.secret)),
+        )
+        .await
+}
+
 fn openssl(args: &[&str]) -> anyhow::Result<(bool, String)> {
     let out = Command::new("openssl").args(args).output()?;
     Ok((
@@ -211,15 +233,10 @@ async fn attack_revoked_token_survives_device_row_edit() -> anyhow::Result<()> {
         "{err}"
     );
     // ... and even with the guard gone, the token's own record decides.
-    let out = sql(
+    sql_ok(
         o.fx.path(),
         "DROP TRIGGER devices_revoked_is_final; UPDATE devices SET status = 'active' WHERE id = 'edit-me';",
     )?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     tokio::time::sleep(Duration::from_millis(1200)).await; // past the 1 s list reuse
     ensure!(
         verifier_status(&o, &status).await? == Err("revoked".into()),
@@ -661,15 +678,10 @@ async fn attack_store_failure_no_unrecorded_token() -> anyhow::Result<()> {
             .access_token,
     ];
     // The table goes away under the running broker.
-    let out = sql(
+    sql_ok(
         o.fx.path(),
         "ALTER TABLE issued_tokens RENAME TO issued_tokens_away;",
     )?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     for _ in 0..3 {
         let body =
             o.fx.agent_request(&device, &o.fx.params(Some(GRANTED_SCOPE)))?;
@@ -678,26 +690,14 @@ async fn attack_store_failure_no_unrecorded_token() -> anyhow::Result<()> {
             a.code == ResponseType::ServiceUnavailable,
             "a token without a record: {a}"
         );
-        let r = o
-            .https
-            .form(
-                "/oauth/token",
-                &[("grant_type", "client_credentials"), ("audience", JWT_API)],
-                Some((&o.client_id, &o.secret)),
-            )
-            .await?;
+        let r = oauth_token(&o).await?;
         r.expect_error(503, "temporarily_unavailable")?;
         ensure!(r.json.get("access_token").is_none());
     }
-    let out = sql(
+    sql_ok(
         o.fx.path(),
         "ALTER TABLE issued_tokens_away RENAME TO issued_tokens;",
     )?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // Issuance comes back (the writer retries with a backoff of at most 1 s).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -743,12 +743,7 @@ async fn attack_store_failure_answers_say_nothing_internal() -> anyhow::Result<(
     let o = OAuthFixture::new().await?;
     let device = o.fx.device("sf-2").await?;
     ensure!(o.https.get("/healthz", None).await?.status == 200);
-    let out = sql(o.fx.path(), "ALTER TABLE apis RENAME TO apis_away;")?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sql_ok(o.fx.path(), "ALTER TABLE apis RENAME TO apis_away;")?;
     let internal = |text: &str| {
         let t = text.to_ascii_lowercase();
         ["sqlite", "no such table", "apis", "database", "sqlx"]
@@ -792,20 +787,12 @@ async fn attack_store_failure_answers_say_nothing_internal() -> anyhow::Result<(
     }
 
     // OAuth: 503 temporarily_unavailable, Retry-After 5.
-    let r = o
-        .https
-        .form(
-            "/oauth/token",
-            &[("grant_type", "client_credentials"), ("audience", JWT_API)],
-            Some((&o.client_id, &o.secret)),
-        )
-        .await?;
+    let r = oauth_token(&o).await?;
     r.expect_error(503, "temporarily_unavailable")?;
     ensure!(r.raw.header("retry-after") == Some("5"));
     ensure!(!internal(&r.json.to_string()), "OAuth leaks: {}", r.json);
 
-    let out = sql(o.fx.path(), "ALTER TABLE apis_away RENAME TO apis;")?;
-    ensure!(out.status.success());
+    sql_ok(o.fx.path(), "ALTER TABLE apis_away RENAME TO apis;")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while o.https.get("/healthz", None).await?.status != 200 {
         ensure!(Instant::now() < deadline, "healthz did not recover");
