@@ -12,6 +12,10 @@ pub async fn serve(
     mqtt_listen: Option<SocketAddr>,
     https_listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
+    // The handlers are in place before anyone can know the broker is up: a
+    // SIGTERM right after the "serving" line still shuts down cleanly
+    // (records flushed), never kills the process.
+    let terminate = terminate()?;
     let broker = start(
         dir,
         ServeOptions {
@@ -34,24 +38,23 @@ pub async fn serve(
     println!("certbound serving: coap={coap} mqtt={mqtt} https={https}");
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r?; }
-        _ = terminate() => {}
+        _ = terminate => {}
     }
-    eprintln!("shutting down");
+    tracing::info!("shutting down: flushing token records and audit events");
     broker.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Resolves on SIGTERM; the handler is installed when this is called.
 #[cfg(unix)]
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending::<()>().await,
-    }
+fn terminate() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        s.recv().await;
+    })
 }
 
 #[cfg(not(unix))]
-async fn terminate() {
-    std::future::pending::<()>().await
+fn terminate() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(std::future::pending::<()>())
 }
