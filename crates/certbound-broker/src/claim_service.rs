@@ -336,7 +336,7 @@ impl ClaimService {
                 )
                 .for_device(device));
             }
-            Err(crate::error::BrokerError::Conflict { .. }) => {
+            Err(crate::store::StoreError::Conflict { .. }) => {
                 return Err(refuse(
                     AceErrorCode::UnauthorizedClient,
                     format!("device {device} is already registered"),

@@ -699,3 +699,26 @@ mod tests {
         assert!(err.contains("typo"), "{err}");
     }
 }
+
+impl Config {
+    /// The housekeeping policy of this configuration: token records are kept
+    /// `leeway_secs` (at least the status lists' `EXPIRED_KEPT_SECS`) plus
+    /// `[status] ttl_secs` past their `exp`; audit events `[audit]
+    /// retention_days` (0: forever).
+    pub fn prune_policy(&self) -> crate::store::PrunePolicy {
+        let days = u64::from(self.audit.retention_days);
+        crate::store::PrunePolicy {
+            // Status lists keep a revoked token marked for EXPIRED_KEPT_SECS
+            // after exp (verifier leeway); the row must outlive that, plus one
+            // status TTL for lists already fetched.
+            token_margin_secs: self
+                .broker
+                .leeway_secs
+                .max(crate::status::EXPIRED_KEPT_SECS)
+                .saturating_add(self.status.ttl_secs),
+            audit_retention_secs: (days > 0).then(|| days.saturating_mul(86_400)),
+            batch: crate::store::DEFAULT_BATCH,
+            dry_run: false,
+        }
+    }
+}

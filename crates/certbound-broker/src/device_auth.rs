@@ -105,7 +105,7 @@ impl DeviceAuth {
             .create_device(device_id, std::slice::from_ref(group), &record, now)
             .await
             .map_err(|e| match e {
-                crate::error::BrokerError::Conflict { .. } => refuse(
+                crate::store::StoreError::Conflict { .. } => refuse(
                     AceErrorCode::InvalidClient,
                     format!("device id {device_id:?} already exists"),
                 )

@@ -91,6 +91,21 @@ pub enum BrokerError {
     },
 }
 
+impl From<certbound_store::StoreError> for BrokerError {
+    fn from(e: certbound_store::StoreError) -> Self {
+        use certbound_store::StoreError as S;
+        match e {
+            S::Db(e) => BrokerError::Store(e),
+            S::Migrate(e) => BrokerError::Migrate(e),
+            S::NotFound { kind, name, hint } => BrokerError::NotFound { kind, name, hint },
+            S::Conflict { kind, name } => BrokerError::Conflict { kind, name },
+            S::Revoked { kind, name } => BrokerError::Revoked { kind, name },
+            S::Invalid(m) => BrokerError::Invalid(m),
+            other => BrokerError::Invalid(other.to_string()),
+        }
+    }
+}
+
 impl BrokerError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();

@@ -50,7 +50,8 @@ pub mod refusal;
 pub mod registry;
 pub mod server;
 pub mod status;
-pub mod store;
+/// The registry database (the `certbound-store` crate).
+pub use certbound_store as store;
 pub mod token_service;
 pub mod transport;
 

@@ -63,7 +63,7 @@ pub(crate) fn from_proto(e: &ProtoError, context: &str) -> AuditedRefusal {
     refuse(e.ace_code(), format!("{context}: {e}"))
 }
 
-pub(crate) fn internal(e: &crate::error::BrokerError) -> AuditedRefusal {
+pub(crate) fn internal(e: &dyn std::fmt::Display) -> AuditedRefusal {
     tracing::error!(error = %e, "store failure while handling a device request");
     let mut r = AuditedRefusal::unavailable();
     r.reason = Some("store failure".into());

@@ -281,6 +281,7 @@ impl Registry {
                 detail,
             }])
             .await
+            .map_err(crate::error::BrokerError::from)
     }
 
     /// Registers an API whose tokens are CWTs.
@@ -386,7 +387,7 @@ impl Registry {
             // Do not leave credentials for a device that is not registered.
             let _ = fs::remove_file(&key_file);
             let _ = fs::remove_file(&cert_file);
-            return Err(e);
+            return Err(e.into());
         }
         self.audit(
             "device.provisioned",

@@ -210,7 +210,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     ));
     let housekeeping = tokio::spawn(housekeep(
         store.clone(),
-        crate::store::PrunePolicy::from_config(&config),
+        config.prune_policy(),
         Duration::from_secs(config.audit.prune_every_secs.max(1)),
         metrics.clone(),
     ));

@@ -30,12 +30,9 @@ const BLOCK: u64 = 128;
 /// A built list is reused for this long (bounds the signing work under load;
 /// revocations show in the list at most this much later).
 const REBUILD_AFTER: Duration = Duration::from_secs(1);
-/// A reserved block is handed out for at most this long, seconds; then its
-/// unused entries are dropped and a new block is reserved. This bounds how
-/// long after a list filled up in the store a token can still get an entry
-/// in it, which housekeeping relies on before it deletes a full list (see
-/// `store::prune`).
-pub const MAX_BLOCK_AGE_SECS: u64 = 300;
+/// A reserved block is handed out for at most this long, seconds (see the
+/// store's housekeeping, which relies on it).
+pub use crate::store::MAX_BLOCK_AGE_SECS;
 
 /// How long after its `exp` a revoked or suspended token stays marked in the
 /// lists served, in seconds: a verifier allowing for clock skew accepts a

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
-use certbound_broker::BrokerError;
 use certbound_broker::registry::bulk::{MANIFEST_CSV, MANIFEST_HEADER, MANIFEST_JSONL};
 use certbound_broker::registry::{self, BulkControl, BulkOptions, BulkProgress, Registry};
 use certbound_broker::store::CertRecord;
@@ -385,7 +384,7 @@ async fn a_conflict_inside_the_transaction_registers_nothing_of_the_batch() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, BrokerError::Conflict { name, .. } if name == "t-1"),
+        matches!(&err, certbound_broker::store::StoreError::Conflict { name, .. } if name == "t-1"),
         "{err}"
     );
     assert!(reg.store.get_device("t-0").await.unwrap().is_none());

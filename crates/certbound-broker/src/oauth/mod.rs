@@ -181,7 +181,7 @@ impl OAuthService {
     }
 }
 
-fn store_failure(e: &crate::error::BrokerError) -> OAuthError {
+fn store_failure(e: &dyn std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "store failure in an OAuth endpoint");
     OAuthError::unavailable()
 }

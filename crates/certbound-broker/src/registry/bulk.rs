@@ -572,8 +572,8 @@ impl Registry {
             .create_devices_bulk(&records, &opts.groups, &self.actor, unix_now())
             .await
             .map_err(|e| {
-                let conflict = matches!(e, BrokerError::Conflict { .. });
-                (e, conflict)
+                let conflict = matches!(e, crate::store::StoreError::Conflict { .. });
+                (e.into(), conflict)
             })?;
         phases.db_secs += t.elapsed().as_secs_f64();
         Ok(())

@@ -378,7 +378,7 @@ impl Registry {
         if let Err(e) = self.store.create_claim(&claim, now).await {
             let _ = std::fs::remove_file(&key_file);
             let _ = std::fs::remove_file(&cert_file);
-            return Err(e);
+            return Err(e.into());
         }
         self.audit(
             "claim.created",

@@ -29,6 +29,7 @@ pub(crate) async fn record(
             revoked_at: None,
         })
         .await
+        .map_err(crate::error::BrokerError::from)
 }
 
 impl Registry {
@@ -76,7 +77,10 @@ impl Registry {
 
     /// Every recorded service certificate (revoked ones included).
     pub async fn list_service_certs(&self) -> Result<Vec<ServiceCert>, BrokerError> {
-        self.store.list_service_certs().await
+        self.store
+            .list_service_certs()
+            .await
+            .map_err(crate::error::BrokerError::from)
     }
 
     /// Revokes every unrevoked certificate of the service `name_or_serial`,

@@ -19,7 +19,7 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the store in {}", dir.display()))?;
     let policy = PrunePolicy {
         dry_run: args.dry_run,
-        ..PrunePolicy::from_config(&config)
+        ..config.prune_policy()
     };
     let report = store.prune(unix_now(), &policy).await;
     store.close().await;

@@ -56,6 +56,12 @@ impl IntoResponse for AdminError {
     }
 }
 
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        BrokerError::from(e).into()
+    }
+}
+
 impl From<BrokerError> for AdminError {
     fn from(e: BrokerError) -> Self {
         match &e {

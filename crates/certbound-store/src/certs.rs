@@ -1,14 +1,14 @@
 //! Certificates added after provisioning (renewals) in the [`Store`].
 
 use super::{CertRecord, Store, to_i64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 impl Store {
     /// Registers one more certificate of an existing device (a renewal). The
     /// device's other certificates stay as they are: the old one keeps
     /// working until it expires or is revoked, so a device whose renewal
     /// answer was lost is not locked out.
-    pub async fn add_certificate(&self, cert: &CertRecord, now: u64) -> Result<(), BrokerError> {
+    pub async fn add_certificate(&self, cert: &CertRecord, now: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
@@ -39,7 +39,7 @@ pub struct RevokedCert {
 
 impl Store {
     /// Every revoked certificate that has not expired at `now`.
-    pub async fn revoked_certificates(&self, now: u64) -> Result<Vec<RevokedCert>, BrokerError> {
+    pub async fn revoked_certificates(&self, now: u64) -> Result<Vec<RevokedCert>, StoreError> {
         use sqlx::Row;
         let rows = sqlx::query(
             "SELECT serial, der, COALESCE(revoked_at, created_at) AS revoked_at FROM certificates \
@@ -63,7 +63,7 @@ impl Store {
     /// A number that grows whenever the set of revoked certificates changes
     /// (kept by triggers, migration 0005): the running broker rebuilds its
     /// CRLs when it sees a new value.
-    pub async fn crl_epoch(&self) -> Result<i64, BrokerError> {
+    pub async fn crl_epoch(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT epoch FROM crl_epoch WHERE id = 1")
                 .fetch_optional(&self.pool)

@@ -1,5 +1,9 @@
-//! The registry: APIs, groups, grants, devices, certificates and the audit
-//! log, in SQLite (WAL) through sqlx with embedded migrations.
+//! # certbound-store
+//!
+//! The registry database of certbound: APIs, groups, grants, devices,
+//! certificates, clients, claims, issued-token records, status lists, the
+//! signing-key ring and the audit log, through sqlx with embedded
+//! migrations. Every SQL statement of certbound lives in this crate.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,10 +13,11 @@ use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::error::BrokerError;
+pub mod error;
+pub use error::StoreError;
 
 /// The embedded schema migrations (`migrations/`).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Device status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,13 +43,13 @@ impl DeviceStatus {
 }
 
 impl FromStr for DeviceStatus {
-    type Err = BrokerError;
+    type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "active" => Ok(DeviceStatus::Active),
             "suspended" => Ok(DeviceStatus::Suspended),
             "revoked" => Ok(DeviceStatus::Revoked),
-            other => Err(BrokerError::Invalid(format!(
+            other => Err(StoreError::Invalid(format!(
                 "unknown device status {other:?}"
             ))),
         }
@@ -195,7 +200,7 @@ impl Store {
     /// before the loss could roll back). Writes are batched (audit, token
     /// records) or operator-driven, so this costs one fsync per batch; see
     /// docs/operations.md for the measured cost.
-    pub async fn open(path: &Path) -> Result<Self, BrokerError> {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -219,9 +224,9 @@ impl Store {
     // === APIs ===
 
     /// Registers an API.
-    pub async fn create_api(&self, api: &Api, now: u64) -> Result<(), BrokerError> {
+    pub async fn create_api(&self, api: &Api, now: u64) -> Result<(), StoreError> {
         if self.get_api(&api.id).await?.is_some() {
-            return Err(BrokerError::Conflict {
+            return Err(StoreError::Conflict {
                 kind: "API",
                 name: api.id.clone(),
             });
@@ -240,7 +245,7 @@ impl Store {
     }
 
     /// Looks an API up.
-    pub async fn get_api(&self, id: &str) -> Result<Option<Api>, BrokerError> {
+    pub async fn get_api(&self, id: &str) -> Result<Option<Api>, StoreError> {
         let row = sqlx::query("SELECT id, format, ttl_secs, scopes FROM apis WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -254,7 +259,7 @@ impl Store {
     }
 
     /// All APIs.
-    pub async fn list_apis(&self) -> Result<Vec<Api>, BrokerError> {
+    pub async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         let rows = sqlx::query("SELECT id, format, ttl_secs, scopes FROM apis ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -277,14 +282,14 @@ impl Store {
         name: &str,
         grants: &[Grant],
         now: u64,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            return Err(BrokerError::Conflict {
+            return Err(StoreError::Conflict {
                 kind: "group",
                 name: name.into(),
             });
@@ -307,7 +312,7 @@ impl Store {
     }
 
     /// True when the group exists.
-    pub async fn group_exists(&self, name: &str) -> Result<bool, BrokerError> {
+    pub async fn group_exists(&self, name: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query("SELECT 1 FROM groups WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -316,7 +321,7 @@ impl Store {
     }
 
     /// Groups with their grants.
-    pub async fn list_groups(&self) -> Result<Vec<(String, Vec<Grant>)>, BrokerError> {
+    pub async fn list_groups(&self) -> Result<Vec<(String, Vec<Grant>)>, StoreError> {
         let names: Vec<String> = sqlx::query_scalar("SELECT name FROM groups ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
@@ -349,7 +354,7 @@ impl Store {
         groups: &[String],
         cert: &CertRecord,
         now: u64,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_device(&mut tx, id, groups, cert, now).await?;
         tx.commit().await?;
@@ -357,7 +362,7 @@ impl Store {
     }
 
     /// Looks a device up.
-    pub async fn get_device(&self, id: &str) -> Result<Option<Device>, BrokerError> {
+    pub async fn get_device(&self, id: &str) -> Result<Option<Device>, StoreError> {
         let Some(row) =
             sqlx::query("SELECT id, status, created_at, updated_at FROM devices WHERE id = ?")
                 .bind(id)
@@ -382,7 +387,7 @@ impl Store {
     }
 
     /// All devices, ordered by id.
-    pub async fn list_devices(&self) -> Result<Vec<Device>, BrokerError> {
+    pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.id, d.status, d.created_at, d.updated_at, \
              COALESCE((SELECT group_concat(group_name, ' ') FROM device_groups WHERE device_id = d.id), '') AS groups \
@@ -404,7 +409,7 @@ impl Store {
     }
 
     /// Ids of every device that is not active (suspended or revoked).
-    pub async fn inactive_devices(&self) -> Result<Vec<String>, BrokerError> {
+    pub async fn inactive_devices(&self) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT id FROM devices WHERE status != 'active'")
                 .fetch_all(&self.pool)
@@ -413,7 +418,7 @@ impl Store {
     }
 
     /// Changes a device's status. Revoked is final: a revoked device can be
-    /// neither suspended nor resumed ([`BrokerError::Revoked`]; revoking it
+    /// neither suspended nor resumed ([`StoreError::Revoked`]; revoking it
     /// again changes nothing). Revoking also revokes, in the same
     /// transaction, its certificates and every token recorded for it (a
     /// token's status comes from its own record from then on).
@@ -422,14 +427,14 @@ impl Store {
         id: &str,
         status: DeviceStatus,
         now: u64,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(current) = current else {
-            return Err(BrokerError::NotFound {
+            return Err(StoreError::NotFound {
                 kind: "device",
                 name: id.into(),
                 hint: "; see `certbound device list`".into(),
@@ -439,7 +444,7 @@ impl Store {
             if status == DeviceStatus::Revoked {
                 return Ok(());
             }
-            return Err(BrokerError::Revoked {
+            return Err(StoreError::Revoked {
                 kind: "device",
                 name: id.into(),
             });
@@ -469,7 +474,7 @@ impl Store {
     }
 
     /// Certificates of a device, newest first.
-    pub async fn device_certificates(&self, id: &str) -> Result<Vec<CertRecord>, BrokerError> {
+    pub async fn device_certificates(&self, id: &str) -> Result<Vec<CertRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, device_id, thumbprint, not_before, not_after, status, der FROM certificates \
              WHERE device_id = ? ORDER BY created_at DESC, not_after DESC",
@@ -488,7 +493,7 @@ impl Store {
         &self,
         thumbprint_hex: &str,
         audience: &str,
-    ) -> Result<Option<TokenView>, BrokerError> {
+    ) -> Result<Option<TokenView>, StoreError> {
         let row = sqlx::query(
             "SELECT c.der, c.serial, c.status AS cert_status, d.id AS device_id, d.status AS device_status, \
              (SELECT ttl_secs FROM apis WHERE id = ?2) AS api_ttl, \
@@ -521,20 +526,20 @@ impl Store {
 }
 
 /// Inserts a new device, its groups and its first certificate inside `tx`;
-/// [`BrokerError::Conflict`] when the id exists.
+/// [`StoreError::Conflict`] when the id exists.
 pub(crate) async fn insert_device(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     id: &str,
     groups: &[String],
     cert: &CertRecord,
     now: u64,
-) -> Result<(), BrokerError> {
+) -> Result<(), StoreError> {
     let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
     if exists.is_some() {
-        return Err(BrokerError::Conflict {
+        return Err(StoreError::Conflict {
             kind: "device",
             name: id.into(),
         });
@@ -583,6 +588,7 @@ fn cert_from_row(r: sqlx::sqlite::SqliteRow) -> CertRecord {
 }
 
 mod audit;
+pub mod audit_fields;
 mod bulk;
 mod certs;
 mod claims;
@@ -600,5 +606,5 @@ pub use claims::{Claim, glob_match};
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};
-pub use prune::{DEFAULT_BATCH, PrunePolicy, PruneReport};
+pub use prune::{DEFAULT_BATCH, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
 pub use services::ServiceCert;

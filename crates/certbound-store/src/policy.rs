@@ -4,17 +4,17 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::Store;
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 impl Store {
     /// A read transaction: one consistent snapshot for export and plan.
-    pub(crate) async fn policy_read(&self) -> Result<Transaction<'_, Sqlite>, BrokerError> {
+    pub async fn policy_read(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
         Ok(self.pool.begin().await?)
     }
 
     /// The single write transaction of `apply` (`BEGIN IMMEDIATE`: the
     /// current state is read, diffed and written under one write lock).
-    pub(crate) async fn policy_write(&self) -> Result<Transaction<'_, Sqlite>, BrokerError> {
+    pub async fn policy_write(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }

@@ -43,8 +43,7 @@
 use serde::Serialize;
 
 use super::{Store, to_i64};
-use crate::config::Config;
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// Rows deleted per statement.
 pub const DEFAULT_BATCH: u32 = 10_000;
@@ -63,26 +62,12 @@ pub struct PrunePolicy {
     pub dry_run: bool,
 }
 
-impl PrunePolicy {
-    /// The policy of a broker configuration: margin `leeway_secs +
-    /// [status] ttl_secs`, audit retention `[audit] retention_days`.
-    pub fn from_config(config: &Config) -> Self {
-        let days = u64::from(config.audit.retention_days);
-        Self {
-            // Status lists keep a revoked token marked for EXPIRED_KEPT_SECS
-            // after exp (verifier leeway); the row must outlive that, plus one
-            // status TTL for lists already fetched.
-            token_margin_secs: config
-                .broker
-                .leeway_secs
-                .max(crate::status::EXPIRED_KEPT_SECS)
-                .saturating_add(config.status.ttl_secs),
-            audit_retention_secs: (days > 0).then(|| days.saturating_mul(86_400)),
-            batch: DEFAULT_BATCH,
-            dry_run: false,
-        }
-    }
-}
+/// A reserved status-list block is handed out for at most this long,
+/// seconds; then its unused entries are dropped and a new block is reserved.
+/// This bounds how long after a list filled up in the store a token can
+/// still get an entry in it, which [`Store::prune`] relies on before it
+/// deletes a full list.
+pub const MAX_BLOCK_AGE_SECS: u64 = 300;
 
 /// What one housekeeping run deleted (or, dry run, would delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -124,12 +109,12 @@ impl Store {
     /// good, status lists none of whose tokens is left, and audit events past
     /// retention, at `now` (Unix seconds). See the module documentation for
     /// why each deletion is safe.
-    pub async fn prune(&self, now: u64, policy: &PrunePolicy) -> Result<PruneReport, BrokerError> {
+    pub async fn prune(&self, now: u64, policy: &PrunePolicy) -> Result<PruneReport, StoreError> {
         let batch = i64::from(policy.batch.max(1));
         let token_cutoff = to_i64(now.saturating_sub(policy.token_margin_secs));
         let list_cutoff = to_i64(
             now.saturating_sub(policy.token_margin_secs)
-                .saturating_sub(crate::status::MAX_BLOCK_AGE_SECS),
+                .saturating_sub(MAX_BLOCK_AGE_SECS),
         );
         let audit_cutoff = policy
             .audit_retention_secs
@@ -199,7 +184,7 @@ impl Store {
         Ok(report)
     }
 
-    async fn count(&self, sql: &str, a: i64, b: Option<i64>) -> Result<u64, BrokerError> {
+    async fn count(&self, sql: &str, a: i64, b: Option<i64>) -> Result<u64, StoreError> {
         let mut q = sqlx::query_scalar::<_, i64>(sql).bind(a);
         if let Some(b) = b {
             q = q.bind(b);
@@ -215,7 +200,7 @@ impl Store {
         a: i64,
         batch: i64,
         b: Option<i64>,
-    ) -> Result<u64, BrokerError> {
+    ) -> Result<u64, StoreError> {
         let mut total = 0u64;
         loop {
             let mut q = sqlx::query(sql).bind(a);

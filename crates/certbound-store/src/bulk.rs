@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{CertRecord, Store, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// A certificate already registered for a device (see [`Store::registered_certs`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +44,11 @@ impl Store {
     pub async fn registered_certs(
         &self,
         ids: &[String],
-    ) -> Result<HashMap<String, Vec<RegisteredCert>>, BrokerError> {
+    ) -> Result<HashMap<String, Vec<RegisteredCert>>, StoreError> {
         let mut out: HashMap<String, Vec<RegisteredCert>> = HashMap::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let json = serde_json::to_string(chunk)
-                .map_err(|e| BrokerError::Invalid(format!("device ids: {e}")))?;
+                .map_err(|e| StoreError::Invalid(format!("device ids: {e}")))?;
             let rows = sqlx::query(
                 "SELECT d.id, c.serial, c.thumbprint, c.not_after FROM devices d \
                  LEFT JOIN certificates c ON c.device_id = d.id \
@@ -78,7 +78,7 @@ impl Store {
     /// registered or none is.
     ///
     /// # Errors
-    /// [`BrokerError::Conflict`] naming the first device of `certs` that is
+    /// [`StoreError::Conflict`] naming the first device of `certs` that is
     /// already registered (checked inside the transaction, so it cannot race
     /// with another writer); database errors.
     pub async fn create_devices_bulk(
@@ -87,7 +87,7 @@ impl Store {
         groups: &[String],
         actor: &str,
         now: u64,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         if certs.is_empty() {
             return Ok(());
         }
@@ -108,9 +108,9 @@ impl Store {
             })
             .collect();
         let rows = serde_json::to_string(&rows)
-            .map_err(|e| BrokerError::Invalid(format!("device rows: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("device rows: {e}")))?;
         let groups = serde_json::to_string(groups)
-            .map_err(|e| BrokerError::Invalid(format!("groups: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("groups: {e}")))?;
         let now_i = to_i64(now);
 
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -122,7 +122,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = taken {
-            return Err(BrokerError::Conflict {
+            return Err(StoreError::Conflict {
                 kind: "device",
                 name: id,
             });
@@ -153,7 +153,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() != certs.len() as u64 {
-            return Err(BrokerError::Invalid(format!(
+            return Err(StoreError::Invalid(format!(
                 "bulk registration inserted {} of {} certificates",
                 inserted.rows_affected(),
                 certs.len()

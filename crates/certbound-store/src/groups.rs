@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::{Grant, Store, split_scopes, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// What [`Store::delete_group`] did, or why it did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +23,16 @@ pub enum GroupDeletion {
     UsedByClaims(Vec<String>),
 }
 
-fn no_api(id: &str) -> BrokerError {
-    BrokerError::NotFound {
+fn no_api(id: &str) -> StoreError {
+    StoreError::NotFound {
         kind: "API",
         name: id.into(),
         hint: "; `certbound api list` shows them".into(),
     }
 }
 
-fn no_group(name: &str) -> BrokerError {
-    BrokerError::NotFound {
+fn no_group(name: &str) -> StoreError {
+    StoreError::NotFound {
         kind: "group",
         name: name.into(),
         hint: "; `certbound group list` shows them".into(),
@@ -41,8 +41,8 @@ fn no_group(name: &str) -> BrokerError {
 
 impl Store {
     /// Sets the token lifetime of an API; returns the previous one.
-    /// [`BrokerError::NotFound`] when there is no such API.
-    pub async fn set_api_ttl(&self, id: &str, ttl_secs: u64) -> Result<u64, BrokerError> {
+    /// [`StoreError::NotFound`] when there is no such API.
+    pub async fn set_api_ttl(&self, id: &str, ttl_secs: u64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let previous: Option<i64> = sqlx::query_scalar("SELECT ttl_secs FROM apis WHERE id = ?")
             .bind(id)
@@ -59,7 +59,7 @@ impl Store {
     }
 
     /// The devices in a group, sorted.
-    pub async fn group_members(&self, name: &str) -> Result<Vec<String>, BrokerError> {
+    pub async fn group_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT device_id FROM device_groups WHERE group_name = ? ORDER BY device_id",
         )
@@ -71,12 +71,8 @@ impl Store {
     /// Deletes a group and its grants. A group with member devices is kept
     /// unless `force`, which removes the memberships (the devices stay, in
     /// their other groups); a group that claims enroll into is always kept.
-    /// [`BrokerError::NotFound`] when there is no such group.
-    pub async fn delete_group(
-        &self,
-        name: &str,
-        force: bool,
-    ) -> Result<GroupDeletion, BrokerError> {
+    /// [`StoreError::NotFound`] when there is no such group.
+    pub async fn delete_group(&self, name: &str, force: bool) -> Result<GroupDeletion, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
             .bind(name)
@@ -122,13 +118,13 @@ impl Store {
 
     /// Adds the grant to a group, or replaces the scopes of its grant for
     /// the same API; returns the replaced scopes (`None`: a new grant).
-    /// The caller checks the API and scopes; [`BrokerError::NotFound`] when
+    /// The caller checks the API and scopes; [`StoreError::NotFound`] when
     /// the group or the API does not exist.
     pub async fn set_grant(
         &self,
         group: &str,
         grant: &Grant,
-    ) -> Result<Option<Vec<String>>, BrokerError> {
+    ) -> Result<Option<Vec<String>>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
             .bind(group)
@@ -164,12 +160,8 @@ impl Store {
     }
 
     /// Removes a group's grant for one API; returns its scopes.
-    /// [`BrokerError::NotFound`] when the group or that grant does not exist.
-    pub async fn remove_grant(
-        &self,
-        group: &str,
-        api_id: &str,
-    ) -> Result<Vec<String>, BrokerError> {
+    /// [`StoreError::NotFound`] when the group or that grant does not exist.
+    pub async fn remove_grant(&self, group: &str, api_id: &str) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
             .bind(group)
@@ -184,7 +176,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .map(|r| split_scopes(r.get("scopes")))
-            .ok_or_else(|| BrokerError::NotFound {
+            .ok_or_else(|| StoreError::NotFound {
                 kind: "grant of API",
                 name: api_id.into(),
                 hint: format!(" in group {group}; `certbound group list` shows the grants"),

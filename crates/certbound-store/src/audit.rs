@@ -3,12 +3,12 @@
 use sqlx::Row;
 
 use super::{AuditEvent, Store, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 impl Store {
     /// Appends events in one transaction, each field bounded and escaped
-    /// ([`crate::audit::sanitize`]).
-    pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), BrokerError> {
+    /// ([`crate::audit_fields::sanitize`]).
+    pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await?;
@@ -20,7 +20,7 @@ impl Store {
         &self,
         subject: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<AuditEvent>, BrokerError> {
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
              WHERE (?1 IS NULL OR subject = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
@@ -50,7 +50,7 @@ impl Store {
         &self,
         subject: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(i64, AuditEvent)>, BrokerError> {
+    ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
              WHERE (?1 IS NULL OR subject = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
@@ -69,7 +69,7 @@ impl Store {
         after: i64,
         subject: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(i64, AuditEvent)>, BrokerError> {
+    ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
              WHERE id > ?1 AND (?2 IS NULL OR subject = ?2) ORDER BY id LIMIT ?3",
@@ -83,7 +83,7 @@ impl Store {
     }
 
     /// The largest audit event id (0 when the log is empty).
-    pub async fn last_audit_id(&self) -> Result<i64, BrokerError> {
+    pub async fn last_audit_id(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM audit_events")
             .fetch_one(&self.pool)
             .await?;
@@ -109,9 +109,9 @@ fn with_id(r: &sqlx::sqlite::SqliteRow) -> (i64, AuditEvent) {
 pub(super) async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     events: &[AuditEvent],
-) -> Result<(), BrokerError> {
+) -> Result<(), StoreError> {
     for raw in events {
-        let e = crate::audit::sanitize(raw);
+        let e = crate::audit_fields::sanitize(raw);
         sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(to_i64(e.ts_ms))
             .bind(&e.actor)

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{CertRecord, Store, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// A provisioning claim.
 #[derive(Debug, Clone, Serialize)]
@@ -29,7 +29,7 @@ pub struct Claim {
 
 impl Store {
     /// Records a new claim.
-    pub async fn create_claim(&self, c: &Claim, now: u64) -> Result<(), BrokerError> {
+    pub async fn create_claim(&self, c: &Claim, now: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO claims (id, group_name, uses_total, uses_left, expires_at, id_pattern, allowlist, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -48,7 +48,7 @@ impl Store {
     }
 
     /// Looks a claim up.
-    pub async fn get_claim(&self, id: &str) -> Result<Option<Claim>, BrokerError> {
+    pub async fn get_claim(&self, id: &str) -> Result<Option<Claim>, StoreError> {
         let row = sqlx::query("SELECT * FROM claims WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -57,7 +57,7 @@ impl Store {
     }
 
     /// All claims, newest first.
-    pub async fn list_claims(&self) -> Result<Vec<Claim>, BrokerError> {
+    pub async fn list_claims(&self) -> Result<Vec<Claim>, StoreError> {
         let rows = sqlx::query("SELECT * FROM claims ORDER BY created_at DESC, id")
             .fetch_all(&self.pool)
             .await?;
@@ -65,7 +65,7 @@ impl Store {
     }
 
     /// Sets a claim's expiry (the certificate's own notAfter still bounds it).
-    pub async fn set_claim_expiry(&self, id: &str, expires_at: u64) -> Result<bool, BrokerError> {
+    pub async fn set_claim_expiry(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE claims SET expires_at = ? WHERE id = ?")
             .bind(to_i64(expires_at))
             .bind(id)
@@ -75,7 +75,7 @@ impl Store {
     }
 
     /// Revokes a claim (no more uses).
-    pub async fn revoke_claim(&self, id: &str, now: u64) -> Result<bool, BrokerError> {
+    pub async fn revoke_claim(&self, id: &str, now: u64) -> Result<bool, StoreError> {
         let done =
             sqlx::query("UPDATE claims SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(to_i64(now))
@@ -95,7 +95,7 @@ impl Store {
         group: &str,
         cert: &CertRecord,
         now: u64,
-    ) -> Result<bool, BrokerError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let taken = sqlx::query(
             "UPDATE claims SET uses_left = uses_left - 1 \

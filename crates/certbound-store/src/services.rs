@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// One recorded service certificate.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct ServiceCert {
 
 impl Store {
     /// Records a service certificate certbound just issued.
-    pub async fn record_service_cert(&self, cert: &ServiceCert) -> Result<(), BrokerError> {
+    pub async fn record_service_cert(&self, cert: &ServiceCert) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO service_certs (serial, name, thumbprint, not_after, created_at, revoked_at) \
              VALUES (?, ?, ?, ?, ?, NULL)",
@@ -42,7 +42,7 @@ impl Store {
     }
 
     /// Every recorded service certificate, by name then issue time.
-    pub async fn list_service_certs(&self) -> Result<Vec<ServiceCert>, BrokerError> {
+    pub async fn list_service_certs(&self) -> Result<Vec<ServiceCert>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, name, thumbprint, not_after, created_at, revoked_at FROM service_certs \
              ORDER BY name, created_at, serial",
@@ -68,7 +68,7 @@ impl Store {
         &self,
         name_or_serial: &str,
         now: u64,
-    ) -> Result<Vec<ServiceCert>, BrokerError> {
+    ) -> Result<Vec<ServiceCert>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let key = name_or_serial.to_ascii_lowercase();
         let serials: Vec<String> = sqlx::query_scalar(
@@ -96,7 +96,7 @@ impl Store {
 
     /// Lowercase hex thumbprints of every revoked service certificate that
     /// has not expired (an expired one is refused anyway).
-    pub async fn revoked_service_thumbprints(&self, now: u64) -> Result<Vec<String>, BrokerError> {
+    pub async fn revoked_service_thumbprints(&self, now: u64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT thumbprint FROM service_certs WHERE revoked_at IS NOT NULL AND not_after >= ?",
         )

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// Who a token was issued to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +80,7 @@ pub struct KeySchedule {
 
 impl Store {
     /// Records issued tokens.
-    pub async fn record_issued(&self, tokens: &[IssuedToken]) -> Result<(), BrokerError> {
+    pub async fn record_issued(&self, tokens: &[IssuedToken]) -> Result<(), StoreError> {
         self.record_issued_with_events(tokens, &[]).await
     }
 
@@ -91,7 +91,7 @@ impl Store {
         &self,
         tokens: &[IssuedToken],
         events: &[super::AuditEvent],
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         if tokens.is_empty() && events.is_empty() {
             return Ok(());
         }
@@ -130,7 +130,7 @@ impl Store {
         count: u64,
         list_size: u64,
         now: u64,
-    ) -> Result<(u64, u64, u64), BrokerError> {
+    ) -> Result<(u64, u64, u64), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current = sqlx::query(
             "SELECT id, size, next_idx FROM status_lists WHERE next_idx < size ORDER BY id DESC LIMIT 1",
@@ -166,7 +166,7 @@ impl Store {
     }
 
     /// The size of status list `id`, if it exists.
-    pub async fn status_list_size(&self, id: u64) -> Result<Option<u64>, BrokerError> {
+    pub async fn status_list_size(&self, id: u64) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = sqlx::query_scalar("SELECT size FROM status_lists WHERE id = ?")
             .bind(to_i64(id))
             .fetch_optional(&self.pool)
@@ -184,7 +184,7 @@ impl Store {
     /// follows the device row: a suspended device's tokens are SUSPENDED and
     /// VALID again once it is resumed (draft-ietf-oauth-status-list allows a
     /// SUSPENDED token to return; an INVALID one never does).
-    pub async fn status_entries(&self, id: u64, now: u64) -> Result<Vec<(u64, u8)>, BrokerError> {
+    pub async fn status_entries(&self, id: u64, now: u64) -> Result<Vec<(u64, u8)>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.list_idx AS idx, \
                CASE WHEN t.revoked_at IS NOT NULL THEN 1 \
@@ -207,7 +207,7 @@ impl Store {
     }
 
     /// Everything introspection needs about a token, by jti.
-    pub async fn token_state(&self, jti: &str) -> Result<Option<TokenState>, BrokerError> {
+    pub async fn token_state(&self, jti: &str) -> Result<Option<TokenState>, StoreError> {
         let Some(r) = sqlx::query(
             "SELECT t.*, d.status AS device_status \
              FROM issued_tokens t \
@@ -251,7 +251,7 @@ impl Store {
 
     /// Revokes one token. The token's record is written here when the batched
     /// writer has not stored it yet, so a revocation is never lost.
-    pub async fn revoke_token(&self, t: &IssuedToken, now: u64) -> Result<(), BrokerError> {
+    pub async fn revoke_token(&self, t: &IssuedToken, now: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp, revoked_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -281,7 +281,7 @@ impl Store {
         &self,
         holder: TokenHolder,
         subject: &str,
-    ) -> Result<Option<(bool, bool)>, BrokerError> {
+    ) -> Result<Option<(bool, bool)>, StoreError> {
         let sql = match holder {
             TokenHolder::Device => "SELECT status FROM devices WHERE id = ?",
             TokenHolder::Client => "SELECT status FROM clients WHERE id = ?",
@@ -296,7 +296,7 @@ impl Store {
     // === signing keys ===
 
     /// The key ring, oldest first.
-    pub async fn key_schedules(&self) -> Result<Vec<KeySchedule>, BrokerError> {
+    pub async fn key_schedules(&self) -> Result<Vec<KeySchedule>, StoreError> {
         let rows = sqlx::query(
             "SELECT kid, created_at, active_from, retire_after FROM signing_keys ORDER BY active_from, created_at",
         )
@@ -319,7 +319,7 @@ impl Store {
         &self,
         key: &KeySchedule,
         retire_others_after: Option<u64>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(at) = retire_others_after {
             sqlx::query(
@@ -345,7 +345,7 @@ impl Store {
 
     /// Pushes each scheduled retirement past the expiry (+ `leeway`) of the
     /// last recorded token its key signed.
-    pub async fn extend_retirements(&self, leeway: u64) -> Result<(), BrokerError> {
+    pub async fn extend_retirements(&self, leeway: u64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE signing_keys SET retire_after = MAX(retire_after, \
                COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + ?) \
@@ -358,7 +358,7 @@ impl Store {
     }
 
     /// Removes retired keys from the ring; returns their kids.
-    pub async fn drop_retired_keys(&self, now: u64) -> Result<Vec<String>, BrokerError> {
+    pub async fn drop_retired_keys(&self, now: u64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= ? RETURNING kid",
         )

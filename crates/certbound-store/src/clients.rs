@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Grant, Store, split_scopes, to_i64, to_u64};
-use crate::error::BrokerError;
+use crate::error::StoreError;
 
 /// The one authentication method a client is registered for (RFC 8414 /
 /// RFC 8705 names). A client can authenticate with its method only.
@@ -130,7 +130,7 @@ pub struct NewClient<'a> {
 
 impl Store {
     /// Registers a client and its grants atomically.
-    pub async fn create_client(&self, client: &NewClient<'_>, now: u64) -> Result<(), BrokerError> {
+    pub async fn create_client(&self, client: &NewClient<'_>, now: u64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let taken = sqlx::query("SELECT 1 FROM clients WHERE name = ? OR id = ?")
             .bind(client.name)
@@ -138,7 +138,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if taken.is_some() {
-            return Err(BrokerError::Conflict {
+            return Err(StoreError::Conflict {
                 kind: "client",
                 name: client.name.into(),
             });
@@ -155,7 +155,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(other) = other {
-                return Err(BrokerError::Invalid(format!(
+                return Err(StoreError::Invalid(format!(
                     "client {other:?} is already registered with {what} {value:?}; a certificate identifies one client"
                 )));
             }
@@ -182,7 +182,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             if known.is_none() {
-                return Err(BrokerError::NotFound {
+                return Err(StoreError::NotFound {
                     kind: "API",
                     name: api.clone(),
                     hint: "; create it first with `certbound api create`".into(),
@@ -200,33 +200,33 @@ impl Store {
     }
 
     /// Looks a client up by `client_id`.
-    pub async fn get_client(&self, id: &str) -> Result<Option<Client>, BrokerError> {
+    pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.client_where("id = ?", id).await
     }
 
     /// Looks a client up by name.
-    pub async fn get_client_by_name(&self, name: &str) -> Result<Option<Client>, BrokerError> {
+    pub async fn get_client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError> {
         self.client_where("name = ?", name).await
     }
 
     /// Looks a client up by its registered TLS subject DN.
-    pub async fn get_client_by_subject(&self, dn: &str) -> Result<Option<Client>, BrokerError> {
+    pub async fn get_client_by_subject(&self, dn: &str) -> Result<Option<Client>, StoreError> {
         self.client_where("tls_subject = ?", dn).await
     }
 
     /// Looks a client up by its registered TLS SAN (`dns:...`, `uri:...`, ...).
-    pub async fn get_client_by_san(&self, san: &str) -> Result<Option<Client>, BrokerError> {
+    pub async fn get_client_by_san(&self, san: &str) -> Result<Option<Client>, StoreError> {
         self.client_where("tls_san = ?", san).await
     }
 
     /// Looks a client up by its pinned certificate thumbprint (base64url).
-    pub async fn get_client_by_thumbprint(&self, x5t: &str) -> Result<Option<Client>, BrokerError> {
+    pub async fn get_client_by_thumbprint(&self, x5t: &str) -> Result<Option<Client>, StoreError> {
         self.client_where("thumbprint = ?", x5t).await
     }
 
     /// The pinned thumbprints (base64url) of every active
     /// `self_signed_tls_client_auth` client.
-    pub async fn pinned_client_thumbprints(&self) -> Result<Vec<String>, BrokerError> {
+    pub async fn pinned_client_thumbprints(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT thumbprint FROM clients WHERE status = 'active' AND thumbprint IS NOT NULL",
         )
@@ -234,7 +234,7 @@ impl Store {
         .await?)
     }
 
-    async fn client_where(&self, clause: &str, value: &str) -> Result<Option<Client>, BrokerError> {
+    async fn client_where(&self, clause: &str, value: &str) -> Result<Option<Client>, StoreError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE {clause}");
         let Some(row) = sqlx::query(&sql)
             .bind(value)
@@ -248,7 +248,7 @@ impl Store {
         Ok(Some(client_from_row(&row, grants)))
     }
 
-    async fn client_grants(&self, id: &str) -> Result<Vec<Grant>, BrokerError> {
+    async fn client_grants(&self, id: &str) -> Result<Vec<Grant>, StoreError> {
         let rows = sqlx::query(
             "SELECT api_id, scopes FROM client_grants WHERE client_id = ? ORDER BY api_id",
         )
@@ -265,7 +265,7 @@ impl Store {
     }
 
     /// All clients, ordered by name.
-    pub async fn list_clients(&self) -> Result<Vec<Client>, BrokerError> {
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name"
         ))
@@ -285,7 +285,7 @@ impl Store {
         id: &str,
         secret_hash: &str,
         now: u64,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE clients SET secret_hash = ?, updated_at = ? WHERE id = ?")
             .bind(secret_hash)
             .bind(to_i64(now))
@@ -303,7 +303,7 @@ impl Store {
     /// credentials are cleared (`secret_hash` becomes a value no SHA-256 hex
     /// can equal) and its name is freed for reuse. The row stays so that its
     /// tokens can still be reported as revoked and the audit trail resolves.
-    pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), BrokerError> {
+    pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
              tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || ?1, updated_at = ?2 WHERE id = ?1 AND status = 'active'",
@@ -319,8 +319,8 @@ impl Store {
     }
 }
 
-fn client_not_found(id: &str) -> BrokerError {
-    BrokerError::NotFound {
+fn client_not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
         kind: "client",
         name: id.into(),
         hint: "; see `certbound client list`".into(),
