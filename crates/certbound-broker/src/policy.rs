@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection as SqliteConnection, Row};
 
 use crate::clock::unix_now;
 use crate::error::BrokerError;
@@ -243,7 +243,7 @@ fn scopes_of(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn grants_of(rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<GrantSpec> {
+fn grants_of(rows: Vec<sqlx::any::AnyRow>) -> Vec<GrantSpec> {
     rows.into_iter()
         .map(|r| GrantSpec {
             api: r.get("api_id"),
@@ -261,7 +261,7 @@ struct StoredClient {
 
 async fn read_apis(conn: &mut SqliteConnection) -> Result<Vec<ApiSpec>, BrokerError> {
     let rows =
-        sqlx::query("SELECT id, format, ttl_secs, scopes FROM apis WHERE id != ? ORDER BY id")
+        sqlx::query("SELECT id, format, ttl_secs, scopes FROM apis WHERE id != $1 ORDER BY id")
             .bind(ADMIN_API)
             .fetch_all(&mut *conn)
             .await?;
@@ -283,7 +283,7 @@ async fn read_groups(conn: &mut SqliteConnection) -> Result<Vec<GroupSpec>, Brok
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let rows =
-            sqlx::query("SELECT api_id, scopes FROM grants WHERE group_name = ? ORDER BY api_id")
+            sqlx::query("SELECT api_id, scopes FROM grants WHERE group_name = $1 ORDER BY api_id")
                 .bind(&name)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -298,7 +298,7 @@ async fn read_groups(conn: &mut SqliteConnection) -> Result<Vec<GroupSpec>, Brok
 async fn read_clients(conn: &mut SqliteConnection) -> Result<Vec<StoredClient>, BrokerError> {
     let rows = sqlx::query(
         "SELECT id, name, secret_hash, tls_subject FROM clients \
-         WHERE status = 'active' AND name != ? ORDER BY name",
+         WHERE status = 'active' AND name != $1 ORDER BY name",
     )
     .bind(ADMIN_CLIENT)
     .fetch_all(&mut *conn)
@@ -308,7 +308,7 @@ async fn read_clients(conn: &mut SqliteConnection) -> Result<Vec<StoredClient>, 
         let id: String = r.get("id");
         let secret: Option<String> = r.get("secret_hash");
         let grants = sqlx::query(
-            "SELECT api_id, scopes FROM client_grants WHERE client_id = ? ORDER BY api_id",
+            "SELECT api_id, scopes FROM client_grants WHERE client_id = $1 ORDER BY api_id",
         )
         .bind(&id)
         .fetch_all(&mut *conn)
@@ -670,7 +670,7 @@ async fn diff(
             details: vec![],
         });
         let live: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM issued_tokens WHERE api_id = ? AND exp > ? AND revoked_at IS NULL",
+            "SELECT COUNT(*) FROM issued_tokens WHERE api_id = $1 AND exp > $2 AND revoked_at IS NULL",
         )
         .bind(*id)
         .bind(now)
@@ -715,7 +715,7 @@ async fn diff(
             details: vec![],
         });
         let members: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM device_groups WHERE group_name = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM device_groups WHERE group_name = $1")
                 .bind(*name)
                 .fetch_one(&mut *conn)
                 .await?;
@@ -792,7 +792,7 @@ async fn diff(
     for c in &desired.client {
         if let Some(dn) = &c.tls_subject {
             let admin: Option<String> = sqlx::query_scalar(
-                "SELECT name FROM clients WHERE tls_subject = ? AND status = 'active' AND name = ?",
+                "SELECT name FROM clients WHERE tls_subject = $1 AND status = 'active' AND name = $2",
             )
             .bind(dn)
             .bind(ADMIN_CLIENT)
@@ -810,7 +810,7 @@ async fn diff(
 }
 
 async fn admin_scopes(conn: &mut SqliteConnection) -> Result<Vec<String>, BrokerError> {
-    let s: Option<String> = sqlx::query_scalar("SELECT scopes FROM apis WHERE id = ?")
+    let s: Option<String> = sqlx::query_scalar("SELECT scopes FROM apis WHERE id = $1")
         .bind(ADMIN_API)
         .fetch_optional(&mut *conn)
         .await?;
@@ -889,8 +889,8 @@ pub async fn apply(
     // APIs first (grants below refer to them), removals last.
     for a in &desired.api {
         sqlx::query(
-            "INSERT INTO apis (id, format, ttl_secs, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT(id) DO UPDATE SET format = ?2, ttl_secs = ?3, scopes = ?4",
+            "INSERT INTO apis (id, format, ttl_secs, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT(id) DO UPDATE SET format = $2, ttl_secs = $3, scopes = $4",
         )
         .bind(&a.id)
         .bind(&a.format)
@@ -910,18 +910,18 @@ pub async fn apply(
             continue;
         }
         sqlx::query(
-            "INSERT INTO groups (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+            "INSERT INTO groups (name, created_at) VALUES ($1, $2) ON CONFLICT(name) DO NOTHING",
         )
         .bind(&g.name)
         .bind(now_i)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM grants WHERE group_name = ?")
+        sqlx::query("DELETE FROM grants WHERE group_name = $1")
             .bind(&g.name)
             .execute(&mut *conn)
             .await?;
         for (api, scopes) in grant_rows(&g.grant) {
-            sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3)")
                 .bind(&g.name)
                 .bind(api)
                 .bind(scopes)
@@ -938,7 +938,7 @@ pub async fn apply(
         }
         sqlx::query(
             "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
-             name = name || '#deleted-' || ?1, updated_at = ?2 WHERE id = ?1 AND status = 'active'",
+             name = name || '#deleted-' || $1, updated_at = $2 WHERE id = $1 AND status = 'active'",
         )
         .bind(&c.id)
         .bind(now_i)
@@ -953,8 +953,8 @@ pub async fn apply(
         let id = match stored.get(c.name.as_str()) {
             Some(s) => {
                 sqlx::query(
-                    "UPDATE clients SET tls_subject = ?1, auth_method = CASE WHEN ?1 IS NULL \
-                     THEN 'client_secret' ELSE 'tls_client_auth' END, updated_at = ?2 WHERE id = ?3",
+                    "UPDATE clients SET tls_subject = $1, auth_method = CASE WHEN $1 IS NULL \
+                     THEN 'client_secret' ELSE 'tls_client_auth' END, updated_at = $2 WHERE id = $3",
                 )
                 .bind(&c.tls_subject)
                     .bind(now_i)
@@ -968,8 +968,8 @@ pub async fn apply(
                 let secret = c.tls_subject.is_none().then(new_client_secret);
                 sqlx::query(
                     "INSERT INTO clients (id, name, secret_hash, tls_subject, auth_method, status, \
-                     created_at, updated_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL \
-                     THEN 'client_secret' ELSE 'tls_client_auth' END, 'active', ?5, ?6)",
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, CASE WHEN $4 IS NULL \
+                     THEN 'client_secret' ELSE 'tls_client_auth' END, 'active', $5, $6)",
                 )
                 .bind(&id)
                 .bind(&c.name)
@@ -995,12 +995,12 @@ pub async fn apply(
                 id
             }
         };
-        sqlx::query("DELETE FROM client_grants WHERE client_id = ?")
+        sqlx::query("DELETE FROM client_grants WHERE client_id = $1")
             .bind(&id)
             .execute(&mut *conn)
             .await?;
         for (api, scopes) in grant_rows(&c.grant) {
-            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)")
                 .bind(&id)
                 .bind(api)
                 .bind(scopes)
@@ -1013,7 +1013,7 @@ pub async fn apply(
         .iter()
         .filter(|c| c.op == Op::Remove && c.kind == "group")
     {
-        sqlx::query("DELETE FROM groups WHERE name = ?")
+        sqlx::query("DELETE FROM groups WHERE name = $1")
             .bind(&ch.name)
             .execute(&mut *conn)
             .await?;
@@ -1024,7 +1024,7 @@ pub async fn apply(
         .iter()
         .filter(|c| c.op == Op::Remove && c.kind == "api")
     {
-        sqlx::query("DELETE FROM apis WHERE id = ?")
+        sqlx::query("DELETE FROM apis WHERE id = $1")
             .bind(&ch.name)
             .execute(&mut *conn)
             .await?;
@@ -1037,7 +1037,7 @@ pub async fn apply(
         };
         sqlx::query(
             "INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) \
-             VALUES (?, ?, ?, ?, 'ok', ?)",
+             VALUES ($1, $2, $3, $4, 'ok', $5)",
         )
         .bind(i64::try_from(now.saturating_mul(1000)).unwrap_or(i64::MAX))
         .bind(actor)

@@ -9,7 +9,7 @@ impl Store {
     /// Appends events in one transaction, each field bounded and escaped
     /// ([`crate::audit_fields::sanitize`]).
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
@@ -23,7 +23,7 @@ impl Store {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
-             WHERE (?1 IS NULL OR subject = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
+             WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2) ORDER BY id",
         )
         .bind(subject)
         .bind(i64::from(limit))
@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
-             WHERE (?1 IS NULL OR subject = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
+             WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2) ORDER BY id",
         )
         .bind(subject)
         .bind(i64::from(limit))
@@ -72,7 +72,7 @@ impl Store {
     ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
-             WHERE id > ?1 AND (?2 IS NULL OR subject = ?2) ORDER BY id LIMIT ?3",
+             WHERE id > $1 AND ($2 IS NULL OR subject = $2) ORDER BY id LIMIT $3",
         )
         .bind(after)
         .bind(subject)
@@ -91,7 +91,7 @@ impl Store {
     }
 }
 
-fn with_id(r: &sqlx::sqlite::SqliteRow) -> (i64, AuditEvent) {
+fn with_id(r: &sqlx::any::AnyRow) -> (i64, AuditEvent) {
     (
         r.get("id"),
         AuditEvent {
@@ -107,12 +107,12 @@ fn with_id(r: &sqlx::sqlite::SqliteRow) -> (i64, AuditEvent) {
 
 /// Inserts `events` inside `tx`, each field bounded and escaped.
 pub(super) async fn insert_events(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
     for raw in events {
         let e = crate::audit_fields::sanitize(raw);
-        sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(to_i64(e.ts_ms))
             .bind(&e.actor)
             .bind(&e.action)

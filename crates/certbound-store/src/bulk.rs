@@ -1,14 +1,15 @@
 //! Bulk device registration in the [`Store`]: a whole batch of devices in one
-//! `BEGIN IMMEDIATE` transaction with one statement per table (the rows travel
-//! as one JSON array and are expanded by SQLite's `json_each`), so the cost per
-//! device is a few microseconds instead of one sqlx round trip per row.
+//! write transaction with one statement per table (the rows travel as one
+//! JSON array and are expanded by SQLite's `json_each` or PostgreSQL's
+//! `json_array_elements`), so the cost per device is a few microseconds
+//! instead of one round trip per row.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{CertRecord, Store, to_i64, to_u64};
+use super::{Backend, CertRecord, Store, to_i64, to_u64};
 use crate::error::StoreError;
 
 /// A certificate already registered for a device (see [`Store::registered_certs`]).
@@ -38,6 +39,26 @@ struct BulkRow<'a> {
 const LOOKUP_CHUNK: usize = 5000;
 
 impl Store {
+    /// A table with one row `(value)` per element of the JSON array of
+    /// strings in parameter `param`.
+    fn json_texts(&self, param: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each({param})"),
+            Backend::Postgres => format!("json_array_elements_text(CAST({param} AS JSON)) AS t(value)"),
+        }
+    }
+
+    /// A table with one row `(key, value)` per element of the JSON array of
+    /// objects in parameter `param` (`key`: the element's index).
+    fn json_rows(&self, param: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each({param})"),
+            Backend::Postgres => format!(
+                "json_array_elements(CAST({param} AS JSON)) WITH ORDINALITY AS t(value, key)"
+            ),
+        }
+    }
+
     /// Which of `ids` are registered devices, with their certificates (a device
     /// without certificates maps to an empty list). Ids that are not
     /// registered are absent from the map.
@@ -49,11 +70,13 @@ impl Store {
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let json = serde_json::to_string(chunk)
                 .map_err(|e| StoreError::Invalid(format!("device ids: {e}")))?;
-            let rows = sqlx::query(
+            let ids = self.json_texts("$1");
+            let sql = format!(
                 "SELECT d.id, c.serial, c.thumbprint, c.not_after FROM devices d \
                  LEFT JOIN certificates c ON c.device_id = d.id \
-                 WHERE d.id IN (SELECT value FROM json_each(?1))",
-            )
+                 WHERE d.id IN (SELECT value FROM {ids})"
+            );
+            let rows = sqlx::query(&sql)
             .bind(json)
             .fetch_all(&self.pool)
             .await?;
@@ -113,11 +136,12 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("groups: {e}")))?;
         let now_i = to_i64(now);
 
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let taken: Option<String> = sqlx::query_scalar(
-            "SELECT d.id FROM devices d JOIN json_each(?1) j ON d.id = j.value->>'id' \
-             ORDER BY j.key LIMIT 1",
-        )
+        let mut tx = self.begin_write().await?;
+        let rows_of_1 = self.json_rows("$1");
+        let taken: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT d.id FROM devices d JOIN {rows_of_1} j ON d.id = j.value->>'id' \
+             ORDER BY j.key LIMIT 1"
+        ))
         .bind(&rows)
         .fetch_optional(&mut *tx)
         .await?;
@@ -127,27 +151,32 @@ impl Store {
                 name: id,
             });
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO devices (id, status, created_at, updated_at) \
-             SELECT value->>'id', 'active', ?2, ?2 FROM json_each(?1)",
-        )
+             SELECT value->>'id', 'active', $2, $2 FROM {rows_of_1}"
+        ))
         .bind(&rows)
         .bind(now_i)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO device_groups (device_id, group_name) \
-             SELECT d.value->>'id', g.value FROM json_each(?1) d, json_each(?2) g",
-        )
+             SELECT d.value->>'id', g.value FROM {rows_of_1} d, {} g",
+            self.json_texts("$2")
+        ))
         .bind(&rows)
         .bind(&groups)
         .execute(&mut *tx)
         .await?;
-        let inserted = sqlx::query(
+        let der = match self.backend {
+            Backend::Sqlite => "unhex(value->>'der')",
+            Backend::Postgres => "decode(value->>'der', 'hex')",
+        };
+        let inserted = sqlx::query(&format!(
             "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-             SELECT value->>'serial', value->>'id', value->>'thumbprint', value->>'not_before', \
-                    value->>'not_after', unhex(value->>'der'), 'active', ?2 FROM json_each(?1)",
-        )
+             SELECT value->>'serial', value->>'id', value->>'thumbprint', CAST(value->>'not_before' AS BIGINT), \
+                    CAST(value->>'not_after' AS BIGINT), {der}, 'active', $2 FROM {rows_of_1}"
+        ))
         .bind(&rows)
         .bind(now_i)
         .execute(&mut *tx)
@@ -159,10 +188,10 @@ impl Store {
                 certs.len()
             )));
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) \
-             SELECT ?2, ?3, 'device.provisioned', value->>'id', 'ok', value->>'detail' FROM json_each(?1)",
-        )
+             SELECT $2, $3, 'device.provisioned', value->>'id', 'ok', value->>'detail' FROM {rows_of_1}"
+        ))
         .bind(&rows)
         .bind(now_i.saturating_mul(1000))
         .bind(actor)

@@ -11,7 +11,7 @@ impl Store {
     pub async fn add_certificate(&self, cert: &CertRecord, now: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)",
         )
         .bind(&cert.serial)
         .bind(&cert.device_id)
@@ -43,7 +43,7 @@ impl Store {
         use sqlx::Row;
         let rows = sqlx::query(
             "SELECT serial, der, COALESCE(revoked_at, created_at) AS revoked_at FROM certificates \
-             WHERE status = 'revoked' AND not_after >= ? ORDER BY revoked_at",
+             WHERE status = 'revoked' AND not_after >= $1 ORDER BY revoked_at",
         )
         .bind(to_i64(now))
         .fetch_all(&self.pool)

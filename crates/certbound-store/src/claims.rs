@@ -32,7 +32,7 @@ impl Store {
     pub async fn create_claim(&self, c: &Claim, now: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO claims (id, group_name, uses_total, uses_left, expires_at, id_pattern, allowlist, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&c.id)
         .bind(&c.group)
@@ -49,7 +49,7 @@ impl Store {
 
     /// Looks a claim up.
     pub async fn get_claim(&self, id: &str) -> Result<Option<Claim>, StoreError> {
-        let row = sqlx::query("SELECT * FROM claims WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM claims WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -66,7 +66,7 @@ impl Store {
 
     /// Sets a claim's expiry (the certificate's own notAfter still bounds it).
     pub async fn set_claim_expiry(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE claims SET expires_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE claims SET expires_at = $1 WHERE id = $2")
             .bind(to_i64(expires_at))
             .bind(id)
             .execute(&self.pool)
@@ -77,7 +77,7 @@ impl Store {
     /// Revokes a claim (no more uses).
     pub async fn revoke_claim(&self, id: &str, now: u64) -> Result<bool, StoreError> {
         let done =
-            sqlx::query("UPDATE claims SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            sqlx::query("UPDATE claims SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_i64(now))
                 .bind(id)
                 .execute(&self.pool)
@@ -96,10 +96,10 @@ impl Store {
         cert: &CertRecord,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let taken = sqlx::query(
             "UPDATE claims SET uses_left = uses_left - 1 \
-             WHERE id = ? AND uses_left > 0 AND expires_at > ? AND revoked_at IS NULL",
+             WHERE id = $1 AND uses_left > 0 AND expires_at > $2 AND revoked_at IS NULL",
         )
         .bind(claim)
         .bind(to_i64(now))
@@ -114,7 +114,7 @@ impl Store {
     }
 }
 
-fn claim_from_row(r: &sqlx::sqlite::SqliteRow) -> Claim {
+fn claim_from_row(r: &sqlx::any::AnyRow) -> Claim {
     let allow: Option<String> = r.get("allowlist");
     Claim {
         id: r.get("id"),

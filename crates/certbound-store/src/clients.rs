@@ -131,8 +131,8 @@ pub struct NewClient<'a> {
 impl Store {
     /// Registers a client and its grants atomically.
     pub async fn create_client(&self, client: &NewClient<'_>, now: u64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let taken = sqlx::query("SELECT 1 FROM clients WHERE name = ? OR id = ?")
+        let mut tx = self.begin_write().await?;
+        let taken = sqlx::query("SELECT 1 FROM clients WHERE name = $1 OR id = $2")
             .bind(client.name)
             .bind(client.id)
             .fetch_optional(&mut *tx)
@@ -150,7 +150,7 @@ impl Store {
         ] {
             let Some(value) = value else { continue };
             let other: Option<String> =
-                sqlx::query_scalar(&format!("SELECT name FROM clients WHERE {column} = ?"))
+                sqlx::query_scalar(&format!("SELECT name FROM clients WHERE {column} = $1"))
                     .bind(value)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -163,7 +163,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, tls_subject, tls_san, thumbprint, \
              auth_method, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
         )
         .bind(client.id)
         .bind(client.name)
@@ -177,7 +177,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         for (api, scopes) in client.grants {
-            let known = sqlx::query("SELECT 1 FROM apis WHERE id = ?")
+            let known = sqlx::query("SELECT 1 FROM apis WHERE id = $1")
                 .bind(api)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -188,7 +188,7 @@ impl Store {
                     hint: "; create it first with `certbound api create`".into(),
                 });
             }
-            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)")
                 .bind(client.id)
                 .bind(api)
                 .bind(scopes)
@@ -201,27 +201,27 @@ impl Store {
 
     /// Looks a client up by `client_id`.
     pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        self.client_where("id = ?", id).await
+        self.client_where("id = $1", id).await
     }
 
     /// Looks a client up by name.
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError> {
-        self.client_where("name = ?", name).await
+        self.client_where("name = $1", name).await
     }
 
     /// Looks a client up by its registered TLS subject DN.
     pub async fn get_client_by_subject(&self, dn: &str) -> Result<Option<Client>, StoreError> {
-        self.client_where("tls_subject = ?", dn).await
+        self.client_where("tls_subject = $1", dn).await
     }
 
     /// Looks a client up by its registered TLS SAN (`dns:...`, `uri:...`, ...).
     pub async fn get_client_by_san(&self, san: &str) -> Result<Option<Client>, StoreError> {
-        self.client_where("tls_san = ?", san).await
+        self.client_where("tls_san = $1", san).await
     }
 
     /// Looks a client up by its pinned certificate thumbprint (base64url).
     pub async fn get_client_by_thumbprint(&self, x5t: &str) -> Result<Option<Client>, StoreError> {
-        self.client_where("thumbprint = ?", x5t).await
+        self.client_where("thumbprint = $1", x5t).await
     }
 
     /// The pinned thumbprints (base64url) of every active
@@ -250,7 +250,7 @@ impl Store {
 
     async fn client_grants(&self, id: &str) -> Result<Vec<Grant>, StoreError> {
         let rows = sqlx::query(
-            "SELECT api_id, scopes FROM client_grants WHERE client_id = ? ORDER BY api_id",
+            "SELECT api_id, scopes FROM client_grants WHERE client_id = $1 ORDER BY api_id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -286,7 +286,7 @@ impl Store {
         secret_hash: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE clients SET secret_hash = ?, updated_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(secret_hash)
             .bind(to_i64(now))
             .bind(id)
@@ -306,7 +306,7 @@ impl Store {
     pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
-             tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || ?1, updated_at = ?2 WHERE id = ?1 AND status = 'active'",
+             tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || $1, updated_at = $2 WHERE id = $1 AND status = 'active'",
         )
         .bind(id)
         .bind(to_i64(now))
@@ -330,7 +330,7 @@ fn client_not_found(id: &str) -> StoreError {
 const CLIENT_COLUMNS: &str =
     "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at";
 
-fn client_from_row(row: &sqlx::sqlite::SqliteRow, grants: Vec<Grant>) -> Client {
+fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
     let secret_hash: Option<String> = row.get("secret_hash");
     let method: String = row.get("auth_method");
     Client {

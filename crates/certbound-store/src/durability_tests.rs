@@ -5,7 +5,7 @@
 
 use super::Store;
 
-async fn synchronous(conn: &mut sqlx::SqliteConnection) -> i64 {
+async fn synchronous(conn: &mut sqlx::AnyConnection) -> i64 {
     sqlx::query_scalar("PRAGMA synchronous")
         .fetch_one(conn)
         .await
@@ -30,7 +30,7 @@ async fn every_connection_commits_with_synchronous_full() {
     }
     drop(held);
     // Inside a write transaction (how revocations and token records commit).
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let mut tx = store.begin_write().await.unwrap();
     assert_eq!(synchronous(&mut tx).await, 2);
     tx.commit().await.unwrap();
     store.close().await;

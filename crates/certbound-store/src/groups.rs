@@ -43,13 +43,13 @@ impl Store {
     /// Sets the token lifetime of an API; returns the previous one.
     /// [`StoreError::NotFound`] when there is no such API.
     pub async fn set_api_ttl(&self, id: &str, ttl_secs: u64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let previous: Option<i64> = sqlx::query_scalar("SELECT ttl_secs FROM apis WHERE id = ?")
+        let mut tx = self.begin_write().await?;
+        let previous: Option<i64> = sqlx::query_scalar("SELECT ttl_secs FROM apis WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let previous = previous.ok_or_else(|| no_api(id))?;
-        sqlx::query("UPDATE apis SET ttl_secs = ? WHERE id = ?")
+        sqlx::query("UPDATE apis SET ttl_secs = $1 WHERE id = $2")
             .bind(to_i64(ttl_secs))
             .bind(id)
             .execute(&mut *tx)
@@ -61,7 +61,7 @@ impl Store {
     /// The devices in a group, sorted.
     pub async fn group_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT device_id FROM device_groups WHERE group_name = ? ORDER BY device_id",
+            "SELECT device_id FROM device_groups WHERE group_name = $1 ORDER BY device_id",
         )
         .bind(name)
         .fetch_all(&self.pool)
@@ -73,8 +73,8 @@ impl Store {
     /// their other groups); a group that claims enroll into is always kept.
     /// [`StoreError::NotFound`] when there is no such group.
     pub async fn delete_group(&self, name: &str, force: bool) -> Result<GroupDeletion, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
@@ -82,7 +82,7 @@ impl Store {
             return Err(no_group(name));
         }
         let claims: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM claims WHERE group_name = ? ORDER BY id")
+            sqlx::query_scalar("SELECT id FROM claims WHERE group_name = $1 ORDER BY id")
                 .bind(name)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -90,7 +90,7 @@ impl Store {
             return Ok(GroupDeletion::UsedByClaims(claims));
         }
         let members: Vec<String> = sqlx::query_scalar(
-            "SELECT device_id FROM device_groups WHERE group_name = ? ORDER BY device_id",
+            "SELECT device_id FROM device_groups WHERE group_name = $1 ORDER BY device_id",
         )
         .bind(name)
         .fetch_all(&mut *tx)
@@ -98,15 +98,15 @@ impl Store {
         if !members.is_empty() && !force {
             return Ok(GroupDeletion::HasMembers(members));
         }
-        sqlx::query("DELETE FROM device_groups WHERE group_name = ?")
+        sqlx::query("DELETE FROM device_groups WHERE group_name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM grants WHERE group_name = ?")
+        sqlx::query("DELETE FROM grants WHERE group_name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM groups WHERE name = ?")
+        sqlx::query("DELETE FROM groups WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -125,29 +125,29 @@ impl Store {
         group: &str,
         grant: &Grant,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = $1")
             .bind(group)
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(no_group(group));
         }
-        let api = sqlx::query("SELECT 1 FROM apis WHERE id = ?")
+        let api = sqlx::query("SELECT 1 FROM apis WHERE id = $1")
             .bind(&grant.api_id)
             .fetch_optional(&mut *tx)
             .await?;
         if api.is_none() {
             return Err(no_api(&grant.api_id));
         }
-        let previous = sqlx::query("SELECT scopes FROM grants WHERE group_name = ? AND api_id = ?")
+        let previous = sqlx::query("SELECT scopes FROM grants WHERE group_name = $1 AND api_id = $2")
             .bind(group)
             .bind(&grant.api_id)
             .fetch_optional(&mut *tx)
             .await?
             .map(|r| split_scopes(r.get("scopes")));
         sqlx::query(
-            "INSERT INTO grants (group_name, api_id, scopes) VALUES (?, ?, ?) \
+            "INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3) \
              ON CONFLICT (group_name, api_id) DO UPDATE SET scopes = excluded.scopes",
         )
         .bind(group)
@@ -162,15 +162,15 @@ impl Store {
     /// Removes a group's grant for one API; returns its scopes.
     /// [`StoreError::NotFound`] when the group or that grant does not exist.
     pub async fn remove_grant(&self, group: &str, api_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = $1")
             .bind(group)
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(no_group(group));
         }
-        let scopes = sqlx::query("SELECT scopes FROM grants WHERE group_name = ? AND api_id = ?")
+        let scopes = sqlx::query("SELECT scopes FROM grants WHERE group_name = $1 AND api_id = $2")
             .bind(group)
             .bind(api_id)
             .fetch_optional(&mut *tx)
@@ -181,7 +181,7 @@ impl Store {
                 name: api_id.into(),
                 hint: format!(" in group {group}; `certbound group list` shows the grants"),
             })?;
-        sqlx::query("DELETE FROM grants WHERE group_name = ? AND api_id = ?")
+        sqlx::query("DELETE FROM grants WHERE group_name = $1 AND api_id = $2")
             .bind(group)
             .bind(api_id)
             .execute(&mut *tx)

@@ -95,11 +95,11 @@ impl Store {
         if tokens.is_empty() && events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for t in tokens {
             sqlx::query(
-                "INSERT OR IGNORE INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (jti) DO NOTHING",
             )
             .bind(&t.jti)
             .bind(t.holder.as_str())
@@ -131,7 +131,7 @@ impl Store {
         list_size: u64,
         now: u64,
     ) -> Result<(u64, u64, u64), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let current = sqlx::query(
             "SELECT id, size, next_idx FROM status_lists WHERE next_idx < size ORDER BY id DESC LIMIT 1",
         )
@@ -146,7 +146,7 @@ impl Store {
             None => {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO status_lists (id, size, next_idx, created_at) \
-                     VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM status_lists), ?, 0, ?) RETURNING id",
+                     VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM status_lists), $1, 0, $2) RETURNING id",
                 )
                 .bind(to_i64(list_size))
                 .bind(to_i64(now))
@@ -156,7 +156,7 @@ impl Store {
             }
         };
         let granted = count.min(size - next);
-        sqlx::query("UPDATE status_lists SET next_idx = ? WHERE id = ?")
+        sqlx::query("UPDATE status_lists SET next_idx = $1 WHERE id = $2")
             .bind(to_i64(next + granted))
             .bind(to_i64(id))
             .execute(&mut *tx)
@@ -167,7 +167,7 @@ impl Store {
 
     /// The size of status list `id`, if it exists.
     pub async fn status_list_size(&self, id: u64) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM status_lists WHERE id = ?")
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM status_lists WHERE id = $1")
             .bind(to_i64(id))
             .fetch_optional(&self.pool)
             .await?;
@@ -191,7 +191,7 @@ impl Store {
                     WHEN d.status = 'suspended' THEN 2 ELSE 0 END AS st \
              FROM issued_tokens t \
              LEFT JOIN devices d ON t.kind = 'device' AND d.id = t.subject \
-             WHERE t.list_id = ? AND t.exp >= ? AND t.list_idx IS NOT NULL",
+             WHERE t.list_id = $1 AND t.exp >= $2 AND t.list_idx IS NOT NULL",
         )
         .bind(to_i64(id))
         .bind(to_i64(now))
@@ -212,7 +212,7 @@ impl Store {
             "SELECT t.*, d.status AS device_status \
              FROM issued_tokens t \
              LEFT JOIN devices d ON t.kind = 'device' AND d.id = t.subject \
-             WHERE t.jti = ?",
+             WHERE t.jti = $1",
         )
         .bind(jti)
         .fetch_optional(&self.pool)
@@ -254,8 +254,8 @@ impl Store {
     pub async fn revoke_token(&self, t: &IssuedToken, now: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT(jti) DO UPDATE SET revoked_at = COALESCE(revoked_at, excluded.revoked_at)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT(jti) DO UPDATE SET revoked_at = COALESCE(issued_tokens.revoked_at, excluded.revoked_at)",
         )
         .bind(&t.jti)
         .bind(t.holder.as_str())
@@ -283,8 +283,8 @@ impl Store {
         subject: &str,
     ) -> Result<Option<(bool, bool)>, StoreError> {
         let sql = match holder {
-            TokenHolder::Device => "SELECT status FROM devices WHERE id = ?",
-            TokenHolder::Client => "SELECT status FROM clients WHERE id = ?",
+            TokenHolder::Device => "SELECT status FROM devices WHERE id = $1",
+            TokenHolder::Client => "SELECT status FROM clients WHERE id = $1",
         };
         let status: Option<String> = sqlx::query_scalar(sql)
             .bind(subject)
@@ -320,10 +320,10 @@ impl Store {
         key: &KeySchedule,
         retire_others_after: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         if let Some(at) = retire_others_after {
             sqlx::query(
-                "UPDATE signing_keys SET retire_after = ? WHERE retire_after IS NULL OR retire_after > ?",
+                "UPDATE signing_keys SET retire_after = $1 WHERE retire_after IS NULL OR retire_after > $2",
             )
             .bind(to_i64(at))
             .bind(to_i64(at))
@@ -331,7 +331,7 @@ impl Store {
             .await?;
         }
         sqlx::query(
-            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after) VALUES ($1, $2, $3, $4)",
         )
         .bind(&key.kid)
         .bind(to_i64(key.created_at))
@@ -348,7 +348,7 @@ impl Store {
     pub async fn extend_retirements(&self, leeway: u64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE signing_keys SET retire_after = MAX(retire_after, \
-               COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + ?) \
+               COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + $1) \
              WHERE retire_after IS NOT NULL",
         )
         .bind(to_i64(leeway))
@@ -360,7 +360,7 @@ impl Store {
     /// Removes retired keys from the ring; returns their kids.
     pub async fn drop_retired_keys(&self, now: u64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= ? RETURNING kid",
+            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 RETURNING kid",
         )
         .bind(to_i64(now))
         .fetch_all(&self.pool)

@@ -7,17 +7,91 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor as _, Row, Transaction};
 
 pub mod error;
 pub use error::StoreError;
 
-/// The embedded schema migrations (`migrations/`).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The embedded schema migrations of each backend (`migrations/sqlite`,
+/// `migrations/postgres`: the same versions, each in its own dialect).
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Every write transaction on PostgreSQL takes this transaction-scoped
+/// advisory lock first, so that writers are serialised as SQLite's `BEGIN
+/// IMMEDIATE` serialises them (the store's read-then-write checks rely on it).
+const PG_WRITE_LOCK: i64 = 0x6365_7274_626e_6431; // "certbnd1"
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (WAL, `synchronous=FULL`): the embedded default, one data directory.
+    Sqlite,
+    /// PostgreSQL: several instances share one registry.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The backend a store URL names: `sqlite:...`, or `postgres://` /
+    /// `postgresql://`.
+    ///
+    /// # Errors
+    /// [`StoreError::Url`] for anything else.
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Url(redact_url(url)))
+        }
+    }
+}
+
+/// `url` without its password (for messages and logs).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The `sqlite://` URL of a database file (created when missing).
+pub fn sqlite_url(path: &Path) -> String {
+    let mut out = String::from("sqlite://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("?mode=rwc");
+    out
+}
 
 /// Device status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -167,13 +241,15 @@ pub struct AuditEvent {
 
 /// Handle to the database (cheap to clone).
 ///
-/// Write transactions start with `BEGIN IMMEDIATE`: a deferred transaction
-/// that reads and then writes fails at once with SQLITE_BUSY (no busy
-/// timeout applies) when another connection — the running broker's audit
-/// writer, a CLI command — committed in between.
+/// Write transactions ([`Store::begin_write`]) are serialised: on SQLite they
+/// start with `BEGIN IMMEDIATE` (a deferred transaction that reads and then
+/// writes fails at once with SQLITE_BUSY, no busy timeout applies, when
+/// another connection committed in between); on PostgreSQL they take one
+/// transaction-scoped advisory lock.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 fn split_scopes(s: &str) -> Vec<String> {
@@ -192,7 +268,8 @@ fn to_i64(v: u64) -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database and applies migrations.
+    /// Opens (creating if needed) the SQLite database at `path` and applies
+    /// migrations.
     ///
     /// Every connection runs with `synchronous=FULL`: in WAL mode each commit
     /// syncs the WAL before it returns, so a committed revocation or issued
@@ -201,19 +278,75 @@ impl Store {
     /// records) or operator-driven, so this costs one fsync per batch; see
     /// docs/operations.md for the measured cost.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Self::connect(&sqlite_url(path)).await
+    }
+
+    /// Connects to the store at `url` (`sqlite://<path>?mode=rwc`, see
+    /// [`sqlite_url`]; or `postgres://user@host:port/db`) and applies the
+    /// migrations of that backend.
+    ///
+    /// # Errors
+    /// [`StoreError::Url`] for an unsupported URL, [`StoreError::Db`] when the
+    /// database cannot be reached, [`StoreError::Migrate`] when its schema
+    /// cannot be brought up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await?,
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator.run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A write transaction, serialised with every other writer (see
+    /// [`Store`]).
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT count(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// The SQL aggregate that joins text values with a separator:
+    /// `group_concat` on SQLite, `string_agg` on PostgreSQL.
+    fn string_agg(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "group_concat",
+            Backend::Postgres => "string_agg",
+        }
     }
 
     /// Closes the pool (flushes WAL).
@@ -232,7 +365,7 @@ impl Store {
             });
         }
         sqlx::query(
-            "INSERT INTO apis (id, format, ttl_secs, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO apis (id, format, ttl_secs, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&api.id)
         .bind(&api.format)
@@ -246,7 +379,7 @@ impl Store {
 
     /// Looks an API up.
     pub async fn get_api(&self, id: &str) -> Result<Option<Api>, StoreError> {
-        let row = sqlx::query("SELECT id, format, ttl_secs, scopes FROM apis WHERE id = ?")
+        let row = sqlx::query("SELECT id, format, ttl_secs, scopes FROM apis WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -283,8 +416,8 @@ impl Store {
         grants: &[Grant],
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
@@ -294,13 +427,13 @@ impl Store {
                 name: name.into(),
             });
         }
-        sqlx::query("INSERT INTO groups (name, created_at) VALUES (?, ?)")
+        sqlx::query("INSERT INTO groups (name, created_at) VALUES ($1, $2)")
             .bind(name)
             .bind(to_i64(now))
             .execute(&mut *tx)
             .await?;
         for g in grants {
-            sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3)")
                 .bind(name)
                 .bind(&g.api_id)
                 .bind(g.scopes.join(" "))
@@ -313,7 +446,7 @@ impl Store {
 
     /// True when the group exists.
     pub async fn group_exists(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM groups WHERE name = ?")
+        Ok(sqlx::query("SELECT 1 FROM groups WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -328,7 +461,7 @@ impl Store {
         let mut out = Vec::new();
         for name in names {
             let rows = sqlx::query(
-                "SELECT api_id, scopes FROM grants WHERE group_name = ? ORDER BY api_id",
+                "SELECT api_id, scopes FROM grants WHERE group_name = $1 ORDER BY api_id",
             )
             .bind(&name)
             .fetch_all(&self.pool)
@@ -355,7 +488,7 @@ impl Store {
         cert: &CertRecord,
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         insert_device(&mut tx, id, groups, cert, now).await?;
         tx.commit().await?;
         Ok(())
@@ -364,7 +497,7 @@ impl Store {
     /// Looks a device up.
     pub async fn get_device(&self, id: &str) -> Result<Option<Device>, StoreError> {
         let Some(row) =
-            sqlx::query("SELECT id, status, created_at, updated_at FROM devices WHERE id = ?")
+            sqlx::query("SELECT id, status, created_at, updated_at FROM devices WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -372,7 +505,7 @@ impl Store {
             return Ok(None);
         };
         let groups: Vec<String> = sqlx::query_scalar(
-            "SELECT group_name FROM device_groups WHERE device_id = ? ORDER BY group_name",
+            "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -388,11 +521,13 @@ impl Store {
 
     /// All devices, ordered by id.
     pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT d.id, d.status, d.created_at, d.updated_at, \
-             COALESCE((SELECT group_concat(group_name, ' ') FROM device_groups WHERE device_id = d.id), '') AS groups \
+             COALESCE((SELECT {}(group_name, ' ') FROM device_groups WHERE device_id = d.id), '') AS groups \
              FROM devices d ORDER BY d.id",
-        )
+            self.string_agg()
+        );
+        let rows = sqlx::query(&sql)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -428,8 +563,8 @@ impl Store {
         status: DeviceStatus,
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = ?")
+        let mut tx = self.begin_write().await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -449,20 +584,20 @@ impl Store {
                 name: id.into(),
             });
         }
-        sqlx::query("UPDATE devices SET status = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE devices SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status.as_str())
             .bind(to_i64(now))
             .bind(id)
             .execute(&mut *tx)
             .await?;
         if status == DeviceStatus::Revoked {
-            sqlx::query("UPDATE certificates SET status = 'revoked', revoked_at = ? WHERE device_id = ? AND status = 'active'")
+            sqlx::query("UPDATE certificates SET status = 'revoked', revoked_at = $1 WHERE device_id = $2 AND status = 'active'")
                 .bind(to_i64(now))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "UPDATE issued_tokens SET revoked_at = ? WHERE kind = 'device' AND subject = ? AND revoked_at IS NULL",
+                "UPDATE issued_tokens SET revoked_at = $1 WHERE kind = 'device' AND subject = $2 AND revoked_at IS NULL",
             )
             .bind(to_i64(now))
             .bind(id)
@@ -477,7 +612,7 @@ impl Store {
     pub async fn device_certificates(&self, id: &str) -> Result<Vec<CertRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, device_id, thumbprint, not_before, not_after, status, der FROM certificates \
-             WHERE device_id = ? ORDER BY created_at DESC, not_after DESC",
+             WHERE device_id = $1 ORDER BY created_at DESC, not_after DESC",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -494,13 +629,15 @@ impl Store {
         thumbprint_hex: &str,
         audience: &str,
     ) -> Result<Option<TokenView>, StoreError> {
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT c.der, c.serial, c.status AS cert_status, d.id AS device_id, d.status AS device_status, \
-             (SELECT ttl_secs FROM apis WHERE id = ?2) AS api_ttl, \
-             (SELECT group_concat(g.scopes, ' ') FROM grants g JOIN device_groups dg ON dg.group_name = g.group_name \
-              WHERE dg.device_id = d.id AND g.api_id = ?2) AS granted \
-             FROM certificates c JOIN devices d ON d.id = c.device_id WHERE c.thumbprint = ?1",
-        )
+             (SELECT ttl_secs FROM apis WHERE id = $2) AS api_ttl, \
+             (SELECT {}(g.scopes, ' ') FROM grants g JOIN device_groups dg ON dg.group_name = g.group_name \
+              WHERE dg.device_id = d.id AND g.api_id = $2) AS granted \
+             FROM certificates c JOIN devices d ON d.id = c.device_id WHERE c.thumbprint = $1",
+            self.string_agg()
+        );
+        let row = sqlx::query(&sql)
         .bind(thumbprint_hex)
         .bind(audience)
         .fetch_optional(&self.pool)
@@ -528,13 +665,13 @@ impl Store {
 /// Inserts a new device, its groups and its first certificate inside `tx`;
 /// [`StoreError::Conflict`] when the id exists.
 pub(crate) async fn insert_device(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
     groups: &[String],
     cert: &CertRecord,
     now: u64,
 ) -> Result<(), StoreError> {
-    let exists = sqlx::query("SELECT 1 FROM devices WHERE id = ?")
+    let exists = sqlx::query("SELECT 1 FROM devices WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -545,7 +682,7 @@ pub(crate) async fn insert_device(
         });
     }
     sqlx::query(
-        "INSERT INTO devices (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",
+        "INSERT INTO devices (id, status, created_at, updated_at) VALUES ($1, 'active', $2, $3)",
     )
     .bind(id)
     .bind(to_i64(now))
@@ -553,7 +690,7 @@ pub(crate) async fn insert_device(
     .execute(&mut **tx)
     .await?;
     for g in groups {
-        sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES (?, ?)")
+        sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)")
             .bind(id)
             .bind(g)
             .execute(&mut **tx)
@@ -561,7 +698,7 @@ pub(crate) async fn insert_device(
     }
     sqlx::query(
         "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)",
     )
     .bind(&cert.serial)
     .bind(id)
@@ -575,7 +712,7 @@ pub(crate) async fn insert_device(
     Ok(())
 }
 
-fn cert_from_row(r: sqlx::sqlite::SqliteRow) -> CertRecord {
+fn cert_from_row(r: sqlx::any::AnyRow) -> CertRecord {
     CertRecord {
         serial: r.get("serial"),
         device_id: r.get("device_id"),

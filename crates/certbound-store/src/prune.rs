@@ -101,8 +101,8 @@ impl PruneReport {
 /// Full lists with no token record left (at least none with `exp >= ?1`)
 /// whose successor was created at or before `?2`.
 const DEAD_LISTS: &str = "FROM status_lists l WHERE l.next_idx >= l.size \
-     AND NOT EXISTS (SELECT 1 FROM issued_tokens t WHERE t.list_id = l.id AND t.exp >= ?1) \
-     AND EXISTS (SELECT 1 FROM status_lists n WHERE n.id > l.id AND n.created_at <= ?2)";
+     AND NOT EXISTS (SELECT 1 FROM issued_tokens t WHERE t.list_id = l.id AND t.exp >= $1) \
+     AND EXISTS (SELECT 1 FROM status_lists n WHERE n.id > l.id AND n.created_at <= $2)";
 
 impl Store {
     /// Deletes (or with `policy.dry_run` counts) token records expired for
@@ -126,7 +126,7 @@ impl Store {
         if policy.dry_run {
             report.issued_tokens = self
                 .count(
-                    "SELECT COUNT(*) FROM issued_tokens WHERE exp < ?1",
+                    "SELECT COUNT(*) FROM issued_tokens WHERE exp < $1",
                     token_cutoff,
                     None,
                 )
@@ -142,7 +142,7 @@ impl Store {
             if let Some(cutoff) = audit_cutoff {
                 report.audit_events = self
                     .count(
-                        "SELECT COUNT(*) FROM audit_events WHERE ts < ?1",
+                        "SELECT COUNT(*) FROM audit_events WHERE ts < $1",
                         cutoff,
                         None,
                     )
@@ -152,8 +152,8 @@ impl Store {
         }
         report.issued_tokens = self
             .delete_batches(
-                "DELETE FROM issued_tokens WHERE rowid IN \
-                 (SELECT rowid FROM issued_tokens WHERE exp < ?1 LIMIT ?2)",
+                "DELETE FROM issued_tokens WHERE jti IN \
+                 (SELECT jti FROM issued_tokens WHERE exp < $1 LIMIT $2)",
                 token_cutoff,
                 batch,
                 None,
@@ -163,7 +163,7 @@ impl Store {
         report.status_lists = self
             .delete_batches(
                 &format!(
-                    "DELETE FROM status_lists WHERE id IN (SELECT l.id {DEAD_LISTS} LIMIT ?3)"
+                    "DELETE FROM status_lists WHERE id IN (SELECT l.id {DEAD_LISTS} LIMIT $3)"
                 ),
                 i64::MIN,
                 batch,
@@ -174,7 +174,7 @@ impl Store {
             report.audit_events = self
                 .delete_batches(
                     "DELETE FROM audit_events WHERE id IN \
-                     (SELECT id FROM audit_events WHERE ts < ?1 LIMIT ?2)",
+                     (SELECT id FROM audit_events WHERE ts < $1 LIMIT $2)",
                     cutoff,
                     batch,
                     None,
@@ -193,7 +193,7 @@ impl Store {
     }
 
     /// Runs a bounded `DELETE` until it deletes fewer than `batch` rows.
-    /// Binds `?1 = a`, then `?2 = b, ?3 = batch` or `?2 = batch`.
+    /// Binds `$1 = a`, then `$2 = b, $3 = batch` or `$2 = batch`.
     async fn delete_batches(
         &self,
         sql: &str,

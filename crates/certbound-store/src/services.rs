@@ -29,7 +29,7 @@ impl Store {
     pub async fn record_service_cert(&self, cert: &ServiceCert) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO service_certs (serial, name, thumbprint, not_after, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, NULL)",
+             VALUES ($1, $2, $3, $4, $5, NULL)",
         )
         .bind(&cert.serial)
         .bind(&cert.name)
@@ -69,17 +69,17 @@ impl Store {
         name_or_serial: &str,
         now: u64,
     ) -> Result<Vec<ServiceCert>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let key = name_or_serial.to_ascii_lowercase();
         let serials: Vec<String> = sqlx::query_scalar(
-            "SELECT serial FROM service_certs WHERE (name = ?1 OR serial = ?2) AND revoked_at IS NULL",
+            "SELECT serial FROM service_certs WHERE (name = $1 OR serial = $2) AND revoked_at IS NULL",
         )
         .bind(name_or_serial)
         .bind(&key)
         .fetch_all(&mut *tx)
         .await?;
         for serial in &serials {
-            sqlx::query("UPDATE service_certs SET revoked_at = ? WHERE serial = ?")
+            sqlx::query("UPDATE service_certs SET revoked_at = $1 WHERE serial = $2")
                 .bind(to_i64(now))
                 .bind(serial)
                 .execute(&mut *tx)
@@ -98,7 +98,7 @@ impl Store {
     /// has not expired (an expired one is refused anyway).
     pub async fn revoked_service_thumbprints(&self, now: u64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT thumbprint FROM service_certs WHERE revoked_at IS NOT NULL AND not_after >= ?",
+            "SELECT thumbprint FROM service_certs WHERE revoked_at IS NOT NULL AND not_after >= $1",
         )
         .bind(to_i64(now))
         .fetch_all(&self.pool)
