@@ -44,6 +44,28 @@ pub struct Config {
     /// `[keys]`
     #[serde(default)]
     pub keys: KeysSection,
+    /// `[store]`
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: where the registry lives.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `postgres://user@host:port/db` for a cluster of instances; default
+    /// (absent): SQLite, `certbound.db` in the data directory. A password
+    /// may come from `PGPASSWORD` instead of the URL.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for StoreSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSection")
+            .field("url", &self.url.as_deref().map(crate::store::redact_url))
+            .finish()
+    }
 }
 
 /// `[broker]`: identity and clock.
@@ -352,6 +374,11 @@ impl Config {
             field: field.into(),
             reason,
         };
+        if let Some(url) = &self.store.url
+            && let Err(e) = crate::store::Backend::of_url(url)
+        {
+            return Err(bad("store.url", e.to_string()));
+        }
         if self.broker.issuer_id.trim().is_empty() {
             return Err(bad(
                 "broker.issuer_id",
@@ -631,6 +658,37 @@ impl DataDir {
     }
 }
 
+impl Config {
+    /// The store URL: `[store] url`, or the SQLite database of `data`.
+    pub fn store_url(&self, data: &DataDir) -> String {
+        match &self.store.url {
+            Some(url) => url.clone(),
+            None => crate::store::sqlite_url(&data.database()),
+        }
+    }
+
+    /// The housekeeping policy of this configuration: token records are kept
+    /// `leeway_secs` (at least the status lists' `EXPIRED_KEPT_SECS`) plus
+    /// `[status] ttl_secs` past their `exp`; audit events `[audit]
+    /// retention_days` (0: forever).
+    pub fn prune_policy(&self) -> crate::store::PrunePolicy {
+        let days = u64::from(self.audit.retention_days);
+        crate::store::PrunePolicy {
+            // Status lists keep a revoked token marked for EXPIRED_KEPT_SECS
+            // after exp (verifier leeway); the row must outlive that, plus one
+            // status TTL for lists already fetched.
+            token_margin_secs: self
+                .broker
+                .leeway_secs
+                .max(crate::status::EXPIRED_KEPT_SECS)
+                .saturating_add(self.status.ttl_secs),
+            audit_retention_secs: (days > 0).then(|| days.saturating_mul(86_400)),
+            batch: crate::store::DEFAULT_BATCH,
+            dry_run: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,28 +755,5 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("typo"), "{err}");
-    }
-}
-
-impl Config {
-    /// The housekeeping policy of this configuration: token records are kept
-    /// `leeway_secs` (at least the status lists' `EXPIRED_KEPT_SECS`) plus
-    /// `[status] ttl_secs` past their `exp`; audit events `[audit]
-    /// retention_days` (0: forever).
-    pub fn prune_policy(&self) -> crate::store::PrunePolicy {
-        let days = u64::from(self.audit.retention_days);
-        crate::store::PrunePolicy {
-            // Status lists keep a revoked token marked for EXPIRED_KEPT_SECS
-            // after exp (verifier leeway); the row must outlive that, plus one
-            // status TTL for lists already fetched.
-            token_margin_secs: self
-                .broker
-                .leeway_secs
-                .max(crate::status::EXPIRED_KEPT_SECS)
-                .saturating_add(self.status.ttl_secs),
-            audit_retention_secs: (days > 0).then(|| days.saturating_mul(86_400)),
-            batch: crate::store::DEFAULT_BATCH,
-            dry_run: false,
-        }
     }
 }

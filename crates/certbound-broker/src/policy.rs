@@ -1000,12 +1000,14 @@ pub async fn apply(
             .execute(&mut *conn)
             .await?;
         for (api, scopes) in grant_rows(&c.grant) {
-            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)")
-                .bind(&id)
-                .bind(api)
-                .bind(scopes)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)",
+            )
+            .bind(&id)
+            .bind(api)
+            .bind(scopes)
+            .execute(&mut *conn)
+            .await?;
         }
     }
     for ch in plan

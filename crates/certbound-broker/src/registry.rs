@@ -29,6 +29,9 @@ pub struct InitOptions {
     /// 32 bytes), and name it in `[keys] encryption_key_file`. Without it,
     /// the environment variable `CERTBOUND_KEY_ENCRYPTION_KEY` is used when set.
     pub encryption_key_file: Option<PathBuf>,
+    /// The registry database: `postgres://...` (written to `[store] url`).
+    /// Default: SQLite in the data directory.
+    pub store_url: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -37,6 +40,7 @@ impl Default for InitOptions {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             root_key_out: None,
             encryption_key_file: None,
+            store_url: None,
         }
     }
 }
@@ -119,8 +123,15 @@ pub async fn init_with(
             &line,
         );
     }
+    if let Some(url) = &options.store_url {
+        crate::store::Backend::of_url(url)?;
+        config_text = config_text.replace(
+            "# url = \"postgres://certbound@db.example.com:5432/certbound\"",
+            &format!("url = {}", toml::Value::String(url.clone())),
+        );
+    }
     // Validate the issuer id through the same rules as the config file.
-    Config::parse(&config_text, &data.config())?;
+    let config = Config::parse(&config_text, &data.config())?;
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let now = unix_now();
     match &options.root_key_out {
@@ -145,7 +156,7 @@ pub async fn init_with(
         &client.chain_pem,
     )?;
     let kid = keys::create_signing_key(&data.key_dir())?;
-    let store = Store::open(&data.database()).await?;
+    let store = Store::connect(&config.store_url(&data)).await?;
     keys::KeyRing::load(&store, &data.key_dir()).await?;
     services::record(&store, BROKER_SERVICE_NAME, &client.cert, now).await?;
     store
@@ -246,7 +257,7 @@ impl Registry {
     pub async fn open(dir: &Path) -> Result<Self, BrokerError> {
         let config = Config::load(dir)?;
         let data = DataDir::with_config(dir, &config);
-        let store = Store::open(&data.database()).await?;
+        let store = Store::connect(&config.store_url(&data)).await?;
         Ok(Self {
             data,
             config,

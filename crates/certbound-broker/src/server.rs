@@ -68,7 +68,7 @@ struct RunningHttps {
 pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, BrokerError> {
     let config = Config::load(dir)?;
     let data = DataDir::with_config(dir, &config);
-    let store = Store::open(&data.database()).await?;
+    let store = Store::connect(&config.store_url(&data)).await?;
     let pki = SharedPki::load(data.pki())?;
     // Data directories made before the admin API existed get it now.
     crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())

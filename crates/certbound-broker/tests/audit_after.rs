@@ -1,7 +1,7 @@
 //! `Store::audit_after` / `recent_audit_with_ids`: the queries behind
 //! `certbound audit tail --follow`.
 
-use certbound_broker::store::{AuditEvent, Store};
+use certbound_broker::store::AuditEvent;
 
 fn event(subject: &str, action: &str) -> AuditEvent {
     AuditEvent {
@@ -14,10 +14,11 @@ fn event(subject: &str, action: &str) -> AuditEvent {
     }
 }
 
-#[tokio::test]
 async fn audit_after_returns_newer_events_in_order_for_a_subject() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("certbound.db")).await.unwrap();
+    let store = certbound_broker::store::testing::current()
+        .open(dir.path())
+        .await;
     assert_eq!(store.last_audit_id().await.unwrap(), 0);
     store
         .append_audit(&[event("a", "one"), event("b", "two"), event("a", "three")])
@@ -50,3 +51,5 @@ async fn audit_after_returns_newer_events_in_order_for_a_subject() {
     assert_eq!(rest[0].1.action, "six");
     store.close().await;
 }
+
+certbound_broker::store::on_every_backend!(audit_after_returns_newer_events_in_order_for_a_subject);

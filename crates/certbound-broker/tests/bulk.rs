@@ -18,7 +18,7 @@ const API: &str = "https://telemetry.example.com";
 async fn setup() -> (tempfile::TempDir, Registry) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    registry::init(&dir, "https://auth.example.com")
+    registry::init_with(&dir, "https://auth.example.com", &test_init_options().await)
         .await
         .unwrap();
     let reg = Registry::open(&dir).await.unwrap();
@@ -185,7 +185,6 @@ fn parse_pem(text: &str, label: &str) -> Vec<u8> {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_devices_in_two_shards_match_registry_manifest_and_files() {
     let (tmp, reg) = setup().await;
     let out = tmp.path().join("batch");
@@ -219,7 +218,6 @@ async fn three_hundred_devices_in_two_shards_match_registry_manifest_and_files()
     reg.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_resumes_without_issuing_any_id_twice() {
     let (tmp, reg) = setup().await;
     let out = tmp.path().join("batch");
@@ -311,7 +309,6 @@ async fn an_interrupted_run_resumes_without_issuing_any_id_twice() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn an_id_registered_elsewhere_is_refused_before_any_work() {
     let (tmp, reg) = setup().await;
     let single = tmp.path().join("single");
@@ -361,7 +358,6 @@ async fn an_id_registered_elsewhere_is_refused_before_any_work() {
     other.close().await;
 }
 
-#[tokio::test]
 async fn a_conflict_inside_the_transaction_registers_nothing_of_the_batch() {
     let (tmp, reg) = setup().await;
     let single = tmp.path().join("single");
@@ -402,7 +398,6 @@ async fn a_conflict_inside_the_transaction_registers_nothing_of_the_batch() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn bad_input_is_refused_before_any_work() {
     let (tmp, reg) = setup().await;
     let out: PathBuf = tmp.path().join("batch");
@@ -442,3 +437,21 @@ async fn bad_input_is_refused_before_any_work() {
         .unwrap();
     reg.close().await;
 }
+
+/// `init` options with a store of its own on the backend under test.
+async fn test_init_options() -> certbound_broker::registry::InitOptions {
+    certbound_broker::registry::InitOptions {
+        store_url: certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        ..Default::default()
+    }
+}
+
+certbound_broker::store::on_every_backend!(
+    three_hundred_devices_in_two_shards_match_registry_manifest_and_files,
+    an_interrupted_run_resumes_without_issuing_any_id_twice,
+    an_id_registered_elsewhere_is_refused_before_any_work,
+    a_conflict_inside_the_transaction_registers_nothing_of_the_batch,
+    bad_input_is_refused_before_any_work
+);

@@ -15,7 +15,7 @@ async fn setup() -> (tempfile::TempDir, Registry) {
     // The root key kept offline (else the root-key-online check warns).
     let options = registry::InitOptions {
         root_key_out: Some(tmp.path().join("offline-root.key.pem")),
-        ..registry::InitOptions::default()
+        ..test_init_options().await
     };
     registry::init_with(&dir, "https://auth.example.com", &options)
         .await
@@ -44,7 +44,6 @@ fn of<'a>(all: &'a [Finding], check: &str) -> Vec<&'a Finding> {
     all.iter().filter(|f| f.check == check).collect()
 }
 
-#[tokio::test]
 async fn clean_directory_has_no_findings() {
     let (_tmp, reg) = setup().await;
     let all = findings(&reg, &DoctorOptions::default(), unix_now()).await;
@@ -53,7 +52,6 @@ async fn clean_directory_has_no_findings() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn ca_expiring_within_the_window() {
     let (_tmp, reg) = setup().await;
     let opts = DoctorOptions {
@@ -77,7 +75,6 @@ async fn ca_expiring_within_the_window() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn device_certificates_expiring_and_expired() {
     let (tmp, reg) = setup().await;
     reg.provision_device(
@@ -118,7 +115,6 @@ async fn device_certificates_expiring_and_expired() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn long_token_lifetime() {
     let (_tmp, reg) = setup().await;
     reg.create_api("https://slow.example.com", "data:read", 7200)
@@ -140,7 +136,6 @@ async fn long_token_lifetime() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn wildcard_broad_and_empty_grants() {
     let (_tmp, reg) = setup().await;
     reg.create_api("https://wild.example.com", "data:* admin", 600)
@@ -194,7 +189,6 @@ async fn wildcard_broad_and_empty_grants() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn signing_key_overdue_for_rotation() {
     let (_tmp, reg) = setup().await;
     // The init key's schedule has created_at 0 (legacy import): its age
@@ -229,11 +223,10 @@ async fn signing_key_overdue_for_rotation() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn root_key_online_is_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    registry::init(&dir, "https://auth.example.com")
+    registry::init_with(&dir, "https://auth.example.com", &test_init_options().await)
         .await
         .unwrap();
     let reg = Registry::open(&dir).await.unwrap();
@@ -252,7 +245,6 @@ async fn root_key_online_is_a_warning() {
 }
 
 #[cfg(unix)]
-#[tokio::test]
 async fn secret_files_readable_by_others() {
     use std::os::unix::fs::PermissionsExt;
     let (_tmp, reg) = setup().await;
@@ -273,7 +265,6 @@ async fn secret_files_readable_by_others() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn revoked_device_with_active_certificate() {
     let (_tmp, reg) = setup().await;
     reg.set_device_status("sensor-1", DeviceStatus::Revoked, "test")
@@ -299,7 +290,6 @@ async fn revoked_device_with_active_certificate() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn clock_skew_in_refused_requests() {
     let (_tmp, reg) = setup().await;
     let event = |detail: &str| AuditEvent {
@@ -330,7 +320,6 @@ async fn clock_skew_in_refused_requests() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn audit_trail_edge_cases_are_not_reported() {
     // (The reported cases run against a live broker in tests/e2e/doctor_audit.rs.)
     let (_tmp, reg) = setup().await;
@@ -409,3 +398,27 @@ fn exit_codes() {
         2
     );
 }
+
+/// `init` options with a store of its own on the backend under test.
+async fn test_init_options() -> certbound_broker::registry::InitOptions {
+    certbound_broker::registry::InitOptions {
+        store_url: certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        ..Default::default()
+    }
+}
+
+certbound_broker::store::on_every_backend!(
+    clean_directory_has_no_findings,
+    ca_expiring_within_the_window,
+    device_certificates_expiring_and_expired,
+    long_token_lifetime,
+    wildcard_broad_and_empty_grants,
+    signing_key_overdue_for_rotation,
+    root_key_online_is_a_warning,
+    secret_files_readable_by_others,
+    revoked_device_with_active_certificate,
+    clock_skew_in_refused_requests,
+    audit_trail_edge_cases_are_not_reported
+);

@@ -10,7 +10,7 @@ const TEL: &str = "https://telemetry.example.com";
 const FW: &str = "https://firmware.example.com";
 
 async fn fresh(dir: &Path) -> Registry {
-    registry::init(dir, "https://auth.example.com")
+    registry::init_with(dir, "https://auth.example.com", &test_init_options().await)
         .await
         .unwrap();
     Registry::open(dir).await.unwrap()
@@ -71,7 +71,6 @@ fn yes() -> ApplyOptions {
     ApplyOptions::default()
 }
 
-#[tokio::test]
 async fn round_trip_through_an_empty_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let a = populated(&tmp.path().join("a")).await;
@@ -113,7 +112,6 @@ async fn round_trip_through_an_empty_data_dir() {
     assert!(b.find_client("admin").await.unwrap().is_active());
 }
 
-#[tokio::test]
 async fn plan_shows_each_kind_of_change() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = populated(&tmp.path().join("a")).await;
@@ -173,7 +171,6 @@ async fn plan_shows_each_kind_of_change() {
     assert!(reg.find_client("reporting").await.is_err());
 }
 
-#[tokio::test]
 async fn failed_apply_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = populated(&tmp.path().join("a")).await;
@@ -230,7 +227,6 @@ async fn failed_apply_changes_nothing() {
     );
 }
 
-#[tokio::test]
 async fn removing_inventory_needs_prune() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = populated(&tmp.path().join("a")).await;
@@ -264,7 +260,6 @@ async fn removing_inventory_needs_prune() {
     assert!(device.groups.is_empty());
 }
 
-#[tokio::test]
 async fn env_substitution() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = fresh(&tmp.path().join("a")).await;
@@ -312,7 +307,6 @@ scopes = ["read"]
     assert!(err.contains("CB_ENV"), "{err}");
 }
 
-#[tokio::test]
 async fn a_write_that_fails_mid_transaction_rolls_back() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = populated(&tmp.path().join("a")).await;
@@ -337,3 +331,22 @@ async fn a_write_that_fails_mid_transaction_rolls_back() {
     );
     assert_eq!(export_text(&reg).await, before);
 }
+
+/// `init` options with a store of its own on the backend under test.
+async fn test_init_options() -> certbound_broker::registry::InitOptions {
+    certbound_broker::registry::InitOptions {
+        store_url: certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        ..Default::default()
+    }
+}
+
+certbound_broker::store::on_every_backend!(
+    round_trip_through_an_empty_data_dir,
+    plan_shows_each_kind_of_change,
+    failed_apply_changes_nothing,
+    removing_inventory_needs_prune,
+    env_substitution,
+    a_write_that_fails_mid_transaction_rolls_back
+);

@@ -71,7 +71,9 @@ struct Planted {
 /// List 4: partial (stays).
 async fn plant() -> Planted {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("certbound.db")).await.unwrap();
+    let store = certbound_broker::store::testing::current()
+        .open(dir.path())
+        .await;
     let l1 = list(&store, NOW - 10 * DAY, LIST_SIZE).await;
     let l2 = list(&store, NOW - 5 * DAY, LIST_SIZE).await;
     let l3 = list(&store, NOW - 4 * DAY, LIST_SIZE).await;
@@ -140,7 +142,6 @@ const EXPECTED: PruneReport = PruneReport {
     dry_run: false,
 };
 
-#[tokio::test]
 async fn prune_deletes_exactly_what_no_verifier_needs() {
     let Planted { store, _dir, lists } = plant().await;
     let [l1, l2, l3, l4] = lists;
@@ -207,7 +208,6 @@ async fn prune_deletes_exactly_what_no_verifier_needs() {
     store.close().await;
 }
 
-#[tokio::test]
 async fn dry_run_counts_and_deletes_nothing() {
     let Planted { store, _dir, lists } = plant().await;
     let report = store.prune(NOW, &policy(true)).await.unwrap();
@@ -231,7 +231,6 @@ async fn dry_run_counts_and_deletes_nothing() {
     store.close().await;
 }
 
-#[tokio::test]
 async fn zero_retention_keeps_audit_events() {
     let Planted { store, _dir, .. } = plant().await;
     let keep = PrunePolicy {
@@ -243,3 +242,9 @@ async fn zero_retention_keeps_audit_events() {
     assert_eq!(audit_subjects(&store).await.len(), 4);
     store.close().await;
 }
+
+certbound_broker::store::on_every_backend!(
+    prune_deletes_exactly_what_no_verifier_needs,
+    dry_run_counts_and_deletes_nothing,
+    zero_retention_keeps_audit_events
+);

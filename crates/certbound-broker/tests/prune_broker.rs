@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use certbound_broker::clock::unix_now;
 use certbound_broker::config::DataDir;
 use certbound_broker::server::{ServeOptions, start};
-use certbound_broker::store::{AuditEvent, IssuedToken, Store, TokenHolder};
+use certbound_broker::store::{AuditEvent, IssuedToken, TokenHolder};
 
 fn token(jti: &str, exp: u64) -> IssuedToken {
     IssuedToken {
@@ -24,13 +24,16 @@ fn token(jti: &str, exp: u64) -> IssuedToken {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_prunes_in_the_background() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    certbound_broker::registry::init(&dir, "https://auth.example.com")
-        .await
-        .unwrap();
+    certbound_broker::registry::init_with(
+        &dir,
+        "https://auth.example.com",
+        &test_init_options().await,
+    )
+    .await
+    .unwrap();
     let data = DataDir::new(&dir);
     let config = std::fs::read_to_string(data.config()).unwrap();
     let config = config
@@ -40,7 +43,10 @@ async fn broker_prunes_in_the_background() {
     std::fs::write(data.config(), config).unwrap();
 
     let now = unix_now();
-    let store = Store::open(&data.database()).await.unwrap();
+    let config = certbound_broker::config::Config::load(&dir).unwrap();
+    let store = certbound_broker::store::Store::connect(&config.store_url(&data))
+        .await
+        .unwrap();
     store
         .record_issued(&[token("expired", now - 3600), token("live", now + 3600)])
         .await
@@ -87,3 +93,15 @@ async fn broker_prunes_in_the_background() {
     broker.shutdown().await;
     store.close().await;
 }
+
+/// `init` options with a store of its own on the backend under test.
+async fn test_init_options() -> certbound_broker::registry::InitOptions {
+    certbound_broker::registry::InitOptions {
+        store_url: certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        ..Default::default()
+    }
+}
+
+certbound_broker::store::on_every_backend!(broker_prunes_in_the_background);

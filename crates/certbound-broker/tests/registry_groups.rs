@@ -11,7 +11,7 @@ const OTHER: &str = "https://firmware.example.com";
 async fn setup() -> (tempfile::TempDir, Registry) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    registry::init(&dir, "https://auth.example.com")
+    registry::init_with(&dir, "https://auth.example.com", &test_init_options().await)
         .await
         .unwrap();
     let reg = Registry::open(&dir).await.unwrap();
@@ -59,7 +59,6 @@ async fn grants_of(reg: &Registry, group: &str) -> Option<Vec<(String, String)>>
         })
 }
 
-#[tokio::test]
 async fn set_api_ttl_changes_the_lifetime_and_audits() {
     let (_tmp, reg) = setup().await;
     let change = reg.set_api_ttl(API, 3600).await.unwrap();
@@ -90,7 +89,6 @@ async fn set_api_ttl_changes_the_lifetime_and_audits() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn set_api_ttl_of_an_unknown_api() {
     let (_tmp, reg) = setup().await;
     let err = reg.set_api_ttl("https://nope", 600).await.unwrap_err();
@@ -102,7 +100,6 @@ async fn set_api_ttl_of_an_unknown_api() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn delete_group_refuses_with_members_unless_forced() {
     let (_tmp, reg) = setup().await;
     let err = reg.delete_group("sensors", false).await.unwrap_err();
@@ -142,7 +139,6 @@ async fn delete_group_refuses_with_members_unless_forced() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn delete_empty_and_unknown_groups() {
     let (_tmp, reg) = setup().await;
     reg.create_group("unused", &[(OTHER.into(), "firmware:read".into())])
@@ -159,7 +155,6 @@ async fn delete_empty_and_unknown_groups() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn delete_group_used_by_a_claim_is_refused_even_forced() {
     let (tmp, reg) = setup().await;
     reg.create_group("line-1", &[(API.into(), "telemetry:write".into())])
@@ -175,7 +170,6 @@ async fn delete_group_used_by_a_claim_is_refused_even_forced() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn set_grant_replaces_or_adds_and_validates() {
     let (_tmp, reg) = setup().await;
     let change = reg
@@ -252,7 +246,6 @@ async fn set_grant_replaces_or_adds_and_validates() {
     reg.close().await;
 }
 
-#[tokio::test]
 async fn remove_grant_keeps_the_group() {
     let (_tmp, reg) = setup().await;
     let change = reg.remove_grant("sensors", API).await.unwrap();
@@ -277,3 +270,23 @@ async fn remove_grant_keeps_the_group() {
     );
     reg.close().await;
 }
+
+/// `init` options with a store of its own on the backend under test.
+async fn test_init_options() -> certbound_broker::registry::InitOptions {
+    certbound_broker::registry::InitOptions {
+        store_url: certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        ..Default::default()
+    }
+}
+
+certbound_broker::store::on_every_backend!(
+    set_api_ttl_changes_the_lifetime_and_audits,
+    set_api_ttl_of_an_unknown_api,
+    delete_group_refuses_with_members_unless_forced,
+    delete_empty_and_unknown_groups,
+    delete_group_used_by_a_claim_is_refused_even_forced,
+    set_grant_replaces_or_adds_and_validates,
+    remove_grant_keeps_the_group
+);

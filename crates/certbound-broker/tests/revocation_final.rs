@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use certbound_broker::audit::{AuditLog, AuditOptions, RecordLost};
 use certbound_broker::clock::unix_now;
-use certbound_broker::config::DataDir;
 use certbound_broker::error::BrokerError;
 use certbound_broker::registry::Registry;
 use certbound_broker::store::{AuditEvent, DeviceStatus, IssuedToken, Store, TokenHolder};
@@ -15,16 +14,20 @@ use certbound_broker::store::{AuditEvent, DeviceStatus, IssuedToken, Store, Toke
 struct Setup {
     _tmp: tempfile::TempDir,
     reg: Registry,
-    raw: sqlx::SqlitePool,
+    raw: sqlx::AnyPool,
     list: u64,
 }
 
 async fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    certbound_broker::registry::init(&dir, "https://auth.example.com")
-        .await
-        .unwrap();
+    certbound_broker::registry::init_with(
+        &dir,
+        "https://auth.example.com",
+        &test_init_options().await,
+    )
+    .await
+    .unwrap();
     let reg = Registry::open(&dir).await.unwrap();
     reg.create_api("https://api.example.com", "read", 3600)
         .await
@@ -46,12 +49,12 @@ async fn setup() -> Setup {
         .await
         .unwrap();
     assert_eq!(first, 0);
-    let raw = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        DataDir::new(&dir).database().display()
-    ))
-    .await
-    .unwrap();
+    // The database itself, past the store (what an operator could do with
+    // sqlite3 or psql).
+    sqlx::any::install_default_drivers();
+    let config = certbound_broker::config::Config::load(&dir).unwrap();
+    let url = config.store_url(&certbound_broker::config::DataDir::new(&dir));
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
     Setup {
         _tmp: tmp,
         reg,
@@ -88,7 +91,6 @@ async fn entries(s: &Setup) -> Vec<(u64, u8)> {
     e
 }
 
-#[tokio::test]
 async fn a_revoked_device_is_never_suspended_nor_resumed() {
     let s = setup().await;
     s.reg
@@ -138,7 +140,6 @@ async fn a_revoked_device_is_never_suspended_nor_resumed() {
         .unwrap();
 }
 
-#[tokio::test]
 async fn tokens_stay_revoked_whatever_happens_to_the_device_row() {
     let s = setup().await;
     s.reg
@@ -166,10 +167,13 @@ async fn tokens_stay_revoked_whatever_happens_to_the_device_row() {
     assert_eq!(entries(&s).await, vec![(0, 1), (1, 1), (3, 1)]);
     // An operator bypasses the guard and edits the device row: the tokens'
     // own records keep them revoked.
-    sqlx::query("DROP TRIGGER devices_revoked_is_final")
-        .execute(&s.raw)
-        .await
-        .unwrap();
+    let drop_trigger = match certbound_broker::store::testing::current().backend {
+        certbound_broker::store::Backend::Sqlite => "DROP TRIGGER devices_revoked_is_final",
+        certbound_broker::store::Backend::Postgres => {
+            "DROP TRIGGER devices_revoked_is_final ON devices"
+        }
+    };
+    sqlx::query(drop_trigger).execute(&s.raw).await.unwrap();
     sqlx::query("UPDATE devices SET status = 'active' WHERE id = 'dev-1'")
         .execute(&s.raw)
         .await
@@ -193,7 +197,6 @@ async fn tokens_stay_revoked_whatever_happens_to_the_device_row() {
     assert!(!other.revoked && !other.suspended);
 }
 
-#[tokio::test]
 async fn suspended_tokens_show_suspended_and_come_back_on_resume() {
     let s = setup().await;
     s.reg
@@ -225,7 +228,6 @@ async fn suspended_tokens_show_suspended_and_come_back_on_resume() {
     assert_eq!(entries(&s).await, vec![(4, 1)]);
 }
 
-#[tokio::test]
 async fn the_crl_epoch_moves_with_every_revocation() {
     let s = setup().await;
     let e0 = s.reg.store.crl_epoch().await.unwrap();
@@ -262,7 +264,6 @@ fn event(subject: String, detail: String) -> AuditEvent {
     }
 }
 
-#[tokio::test]
 async fn audit_fields_are_bounded_and_escaped_when_written() {
     let s = setup().await;
     let huge = "A".repeat(2 * 1024 * 1024);
@@ -294,7 +295,6 @@ async fn audit_fields_are_bounded_and_escaped_when_written() {
     );
 }
 
-#[tokio::test]
 async fn no_token_record_is_acknowledged_while_the_store_fails_and_the_writer_recovers() {
     let s = setup().await;
     let (audit, task) = AuditLog::spawn_with(s.reg.store.clone(), AuditOptions::default());
@@ -353,3 +353,22 @@ async fn no_token_record_is_acknowledged_while_the_store_fails_and_the_writer_re
         .collect();
     assert_eq!(subjects, vec!["during-outage".to_string()]);
 }
+
+/// `init` options with a store of its own on the backend under test.
+async fn test_init_options() -> certbound_broker::registry::InitOptions {
+    certbound_broker::registry::InitOptions {
+        store_url: certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        ..Default::default()
+    }
+}
+
+certbound_broker::store::on_every_backend!(
+    a_revoked_device_is_never_suspended_nor_resumed,
+    tokens_stay_revoked_whatever_happens_to_the_device_row,
+    suspended_tokens_show_suspended_and_come_back_on_resume,
+    the_crl_epoch_moves_with_every_revocation,
+    audit_fields_are_bounded_and_escaped_when_written,
+    no_token_record_is_acknowledged_while_the_store_fails_and_the_writer_recovers
+);

@@ -84,6 +84,11 @@ pub enum Command {
         /// CERTBOUND_KEY_ENCRYPTION_KEY works too (then nothing is written to the config).
         #[arg(long, value_name = "PATH")]
         encryption_key_file: Option<PathBuf>,
+        /// The registry database, written to `[store] url`: a PostgreSQL URL
+        /// (postgres://user@host:port/db) for several instances acting as one
+        /// service. Default: SQLite, DIR/certbound.db.
+        #[arg(long = "store", value_name = "URL")]
+        store_url: Option<String>,
     },
     /// Run the broker until Ctrl-C: CoAP token endpoint, and the embedded MQTT server
     /// (or a connection to an external one, per certbound.toml).

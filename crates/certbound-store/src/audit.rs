@@ -23,7 +23,7 @@ impl Store {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
-             WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2) ORDER BY id",
+             WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2) AS recent ORDER BY id",
         )
         .bind(subject)
         .bind(i64::from(limit))
@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT id, ts, actor, action, subject, outcome, detail FROM audit_events \
-             WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2) ORDER BY id",
+             WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2) AS recent ORDER BY id",
         )
         .bind(subject)
         .bind(i64::from(limit))

@@ -39,22 +39,24 @@ struct BulkRow<'a> {
 const LOOKUP_CHUNK: usize = 5000;
 
 impl Store {
-    /// A table with one row `(value)` per element of the JSON array of
-    /// strings in parameter `param`.
-    fn json_texts(&self, param: &str) -> String {
+    /// A table named `alias` with one row `(value)` per element of the JSON
+    /// array of strings in parameter `param`.
+    fn json_texts(&self, param: &str, alias: &str) -> String {
         match self.backend {
-            Backend::Sqlite => format!("json_each({param})"),
-            Backend::Postgres => format!("json_array_elements_text(CAST({param} AS JSON)) AS t(value)"),
+            Backend::Sqlite => format!("json_each({param}) AS {alias}"),
+            Backend::Postgres => {
+                format!("json_array_elements_text(CAST({param} AS JSON)) AS {alias}(value)")
+            }
         }
     }
 
-    /// A table with one row `(key, value)` per element of the JSON array of
-    /// objects in parameter `param` (`key`: the element's index).
-    fn json_rows(&self, param: &str) -> String {
+    /// A table named `alias` with one row `(key, value)` per element of the
+    /// JSON array of objects in parameter `param` (`key`: its position).
+    fn json_rows(&self, param: &str, alias: &str) -> String {
         match self.backend {
-            Backend::Sqlite => format!("json_each({param})"),
+            Backend::Sqlite => format!("json_each({param}) AS {alias}"),
             Backend::Postgres => format!(
-                "json_array_elements(CAST({param} AS JSON)) WITH ORDINALITY AS t(value, key)"
+                "json_array_elements(CAST({param} AS JSON)) WITH ORDINALITY AS {alias}(value, key)"
             ),
         }
     }
@@ -70,16 +72,13 @@ impl Store {
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let json = serde_json::to_string(chunk)
                 .map_err(|e| StoreError::Invalid(format!("device ids: {e}")))?;
-            let ids = self.json_texts("$1");
+            let ids = self.json_texts("$1", "ids");
             let sql = format!(
                 "SELECT d.id, c.serial, c.thumbprint, c.not_after FROM devices d \
                  LEFT JOIN certificates c ON c.device_id = d.id \
                  WHERE d.id IN (SELECT value FROM {ids})"
             );
-            let rows = sqlx::query(&sql)
-            .bind(json)
-            .fetch_all(&self.pool)
-            .await?;
+            let rows = sqlx::query(&sql).bind(json).fetch_all(&self.pool).await?;
             for r in rows {
                 let certs = out.entry(r.get("id")).or_default();
                 let serial: Option<String> = r.get("serial");
@@ -137,9 +136,9 @@ impl Store {
         let now_i = to_i64(now);
 
         let mut tx = self.begin_write().await?;
-        let rows_of_1 = self.json_rows("$1");
+        let rows_of_1 = self.json_rows("$1", "j");
         let taken: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT d.id FROM devices d JOIN {rows_of_1} j ON d.id = j.value->>'id' \
+            "SELECT d.id FROM devices d JOIN {rows_of_1} ON d.id = j.value->>'id' \
              ORDER BY j.key LIMIT 1"
         ))
         .bind(&rows)
@@ -161,8 +160,8 @@ impl Store {
         .await?;
         sqlx::query(&format!(
             "INSERT INTO device_groups (device_id, group_name) \
-             SELECT d.value->>'id', g.value FROM {rows_of_1} d, {} g",
-            self.json_texts("$2")
+             SELECT j.value->>'id', g.value FROM {rows_of_1}, {}",
+            self.json_texts("$2", "g")
         ))
         .bind(&rows)
         .bind(&groups)

@@ -188,12 +188,14 @@ impl Store {
                     hint: "; create it first with `certbound api create`".into(),
                 });
             }
-            sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)")
-                .bind(client.id)
-                .bind(api)
-                .bind(scopes)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)",
+            )
+            .bind(client.id)
+            .bind(api)
+            .bind(scopes)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -286,12 +288,13 @@ impl Store {
         secret_hash: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(secret_hash)
-            .bind(to_i64(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(secret_hash)
+                .bind(to_i64(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(client_not_found(id));
         }

@@ -140,12 +140,13 @@ impl Store {
         if api.is_none() {
             return Err(no_api(&grant.api_id));
         }
-        let previous = sqlx::query("SELECT scopes FROM grants WHERE group_name = $1 AND api_id = $2")
-            .bind(group)
-            .bind(&grant.api_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| split_scopes(r.get("scopes")));
+        let previous =
+            sqlx::query("SELECT scopes FROM grants WHERE group_name = $1 AND api_id = $2")
+                .bind(group)
+                .bind(&grant.api_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| split_scopes(r.get("scopes")));
         sqlx::query(
             "INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3) \
              ON CONFLICT (group_name, api_id) DO UPDATE SET scopes = excluded.scopes",

@@ -347,8 +347,12 @@ impl Store {
     /// last recorded token its key signed.
     pub async fn extend_retirements(&self, leeway: u64) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE signing_keys SET retire_after = MAX(retire_after, \
-               COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + $1) \
+            // The later of the two (no two-argument MAX on PostgreSQL, no
+            // GREATEST on SQLite).
+            "UPDATE signing_keys SET retire_after = CASE \
+               WHEN retire_after >= COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + $1 \
+               THEN retire_after \
+               ELSE COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + $1 END \
              WHERE retire_after IS NOT NULL",
         )
         .bind(to_i64(leeway))

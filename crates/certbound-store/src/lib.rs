@@ -309,7 +309,12 @@ impl Store {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await?,
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .connect(url)
+                    .await?
+            }
         };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATOR,
@@ -527,9 +532,7 @@ impl Store {
              FROM devices d ORDER BY d.id",
             self.string_agg()
         );
-        let rows = sqlx::query(&sql)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(Device {
@@ -564,10 +567,11 @@ impl Store {
         now: u64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM devices WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(current) = current else {
             return Err(StoreError::NotFound {
                 kind: "device",
@@ -638,10 +642,10 @@ impl Store {
             self.string_agg()
         );
         let row = sqlx::query(&sql)
-        .bind(thumbprint_hex)
-        .bind(audience)
-        .fetch_optional(&self.pool)
-        .await?;
+            .bind(thumbprint_hex)
+            .bind(audience)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(r) = row else { return Ok(None) };
         let granted: Option<String> = r.get("granted");
         let mut scopes: Vec<String> = Vec::new();
@@ -737,6 +741,7 @@ mod issued;
 mod policy;
 mod prune;
 mod services;
+pub mod testing;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};

@@ -15,6 +15,6 @@ impl Store {
     /// The single write transaction of `apply` ([`Store::begin_write`]:
     /// the current state is read, diffed and written under one write lock).
     pub async fn policy_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.begin_write().await?)
+        self.begin_write().await
     }
 }

@@ -146,6 +146,12 @@ aggregate_secs = 60
 # Default: none (plaintext PKCS#8 files, mode 0600). Relative paths: from this directory.
 # encryption_key_file = "/run/secrets/certbound-kek"
 
+[store]
+# Where the registry lives. Default (no url): SQLite, certbound.db in this directory.
+# For several instances acting as one service, one PostgreSQL database (13 or newer):
+# url = "postgres://certbound@db.example.com:5432/certbound"
+# (a password may come from PGPASSWORD instead of the URL; see docs/deploy.md).
+
 [limits]
 # Largest accepted request, in bytes (a request with a 2-certificate x5chain is ~1.5 KiB).
 max_request_bytes = 8192

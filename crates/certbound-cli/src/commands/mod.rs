@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server_names,
             root_key_out,
             encryption_key_file,
+            store_url,
         } => {
             let mut options = certbound_broker::registry::InitOptions::default();
             if !server_names.is_empty() {
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             options.root_key_out = root_key_out;
             options.encryption_key_file = encryption_key_file;
+            options.store_url = store_url;
             admin::init(&dir.dir, &issuer_id, options).await
         }
         Command::Serve {

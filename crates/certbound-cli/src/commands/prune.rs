@@ -14,9 +14,10 @@ use crate::output::print_json;
 pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir.dir;
     let config = Config::load(dir)?;
-    let store = Store::open(&DataDir::new(dir).database())
+    let data = DataDir::with_config(dir, &config);
+    let store = Store::connect(&config.store_url(&data))
         .await
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
+        .with_context(|| format!("opening the store of {}", dir.display()))?;
     let policy = PrunePolicy {
         dry_run: args.dry_run,
         ..config.prune_policy()
