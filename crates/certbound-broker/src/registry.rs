@@ -156,7 +156,7 @@ pub async fn init_with(
         &client.chain_pem,
     )?;
     let kid = keys::create_signing_key(&data.key_dir())?;
-    let store = Store::connect(&config.store_url(&data)).await?;
+    let (store, _) = Store::connect_and_migrate(&config.store_url(&data)).await?;
     keys::KeyRing::load(&store, &data.key_dir()).await?;
     services::record(&store, BROKER_SERVICE_NAME, &client.cert, now).await?;
     store

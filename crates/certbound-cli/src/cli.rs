@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod grants;
 mod lifecycle;
 mod oauth;
+mod migrate;
 mod prune;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
+pub use migrate::MigrateArgs;
 pub use prune::PruneArgs;
 
 /// certbound: certificate-bound access tokens for IoT fleets and backend services.
@@ -207,6 +209,7 @@ pub enum Command {
         keep: Option<PathBuf>,
     },
     Prune(PruneArgs),
+    Migrate(MigrateArgs),
     /// Readiness checks on a data directory: CA and device certificate expiry, token
     /// lifetimes, broad scopes, signing key age, key file permissions, revoked devices,
     /// clock skew. Exit code 0 = nothing above info, 1 = warnings, 2 = errors.

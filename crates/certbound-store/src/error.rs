@@ -15,6 +15,17 @@ pub enum StoreError {
         "store URL {0:?}: use sqlite://<path> (the embedded default) or postgres://user@host/db"
     )]
     Url(String),
+    /// The PostgreSQL schema is older than this build.
+    #[error(
+        "the store at {url} lacks migrations {pending:?}: run `certbound migrate` once (with this \
+         version of certbound) before starting instances of it"
+    )]
+    SchemaBehind {
+        /// The store (password redacted).
+        url: String,
+        /// The migrations not yet applied, `version description`.
+        pending: Vec<String>,
+    },
     /// A named object does not exist.
     #[error("{kind} {name:?} does not exist{hint}")]
     NotFound {

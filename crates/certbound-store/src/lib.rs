@@ -316,12 +316,100 @@ impl Store {
                     .await?
             }
         };
-        let migrator = match backend {
+        let store = Self { pool, backend };
+        match backend {
+            // The embedded default upgrades itself when opened.
+            Backend::Sqlite => store.migrate().await?,
+            // Several instances share a PostgreSQL schema: upgrading it is
+            // an operator's step (`certbound migrate`), never a side effect
+            // of one instance starting.
+            Backend::Postgres => {
+                let pending = store.pending_migrations().await?;
+                if !pending.is_empty() {
+                    return Err(StoreError::SchemaBehind {
+                        url: redact_url(url),
+                        pending,
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Connects to the store at `url` and brings its schema up to date:
+    /// `certbound init` and `certbound migrate`. Returns the migrations
+    /// applied (`version description`).
+    ///
+    /// # Errors
+    /// As [`Store::connect`].
+    pub async fn connect_and_migrate(url: &str) -> Result<(Self, Vec<String>), StoreError> {
+        let plain = Self::connect_plain(url).await?;
+        let pending = plain.pending_migrations().await?;
+        plain.migrate().await?;
+        plain.close().await;
+        Ok((Self::connect(url).await?, pending))
+    }
+
+    /// The migrations the store at `url` lacks (`version description`),
+    /// without applying them: `certbound migrate --dry-run`.
+    ///
+    /// # Errors
+    /// As [`Store::connect`].
+    pub async fn migration_plan(url: &str) -> Result<Vec<String>, StoreError> {
+        let plain = Self::connect_plain(url).await?;
+        let pending = plain.pending_migrations().await;
+        plain.close().await;
+        pending
+    }
+
+    /// One connection, no migration, no pragmas.
+    async fn connect_plain(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+        Ok(Self { pool, backend })
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(self.migrator().run(&self.pool).await?)
+    }
+
+    /// The migrations this build has that the database has not applied yet,
+    /// as `version description`.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let exists: Option<String> = match self.backend {
+            Backend::Sqlite => sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_optional(&self.pool)
+            .await?,
+            Backend::Postgres => {
+                sqlx::query_scalar("SELECT CAST(to_regclass('_sqlx_migrations') AS TEXT)")
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .flatten()
+            }
         };
-        migrator.run(&pool).await?;
-        Ok(Self { pool, backend })
+        let applied: Vec<i64> = if exists.is_some() {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
     }
 
     /// The database this store talks to.

@@ -9,6 +9,7 @@ mod grants;
 mod ingest;
 mod lifecycle;
 mod policy;
+mod migrate;
 mod prune;
 mod serve;
 mod token;
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => policy::apply(&dir.dir, &file, yes, prune, json).await,
         Command::Prune(args) => prune::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
         Command::Doctor {
             dir,
             json,
