@@ -497,8 +497,8 @@ mod lifecycle;
 mod services;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub use clients::{
-    ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, ClientCredential, CreatedClient, parse_grant,
-    parse_tls_san, thumbprint_of_pem,
+    ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CheckedCredential, ClientCredential, CreatedClient,
+    parse_grant, parse_tls_san, thumbprint_of_pem,
 };
 pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
 pub use lifecycle::{
