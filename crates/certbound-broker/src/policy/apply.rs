@@ -48,7 +48,7 @@ pub async fn apply(
     let mut tx = store.policy_write().await?;
     let admin = admin_scopes(&mut tx).await?;
     validate(&mut desired, &admin)?;
-    let (plan, stored) = diff(&mut tx, &desired).await?;
+    let (plan, stored) = diff(&mut tx, &mut desired).await?;
     if !options.prune && !plan.needs_prune.is_empty() {
         return Err(BrokerError::Invalid(format!(
             "refusing to remove without --prune: {}",
@@ -104,7 +104,7 @@ pub async fn apply(
                 .await?;
         }
     }
-    let created = apply_clients(conn, &plan, &stored, &desired.client, now_i).await?;
+    let created = apply_clients(conn, &plan, &stored, &desired.client, now).await?;
     for ch in plan
         .changes
         .iter()

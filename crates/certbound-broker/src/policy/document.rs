@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DEFAULT_TTL_SECS;
 use crate::error::BrokerError;
+use crate::store::ClientAuthMethod;
 
 /// The policy document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,15 +49,31 @@ pub struct GroupSpec {
     pub grant: Vec<GrantSpec>,
 }
 
-/// `[[client]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[[client]]`: exactly one authentication method, as `certbound client
+/// create` registers it (see `docs/policy.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// Client name (the match key; the `client_id` is not policy).
     pub name: String,
-    /// Subject DN for `tls_client_auth`; without it a new client gets a secret.
+    /// The one authentication method (RFC 8414 name). When absent it
+    /// follows from the other fields: `thumbprint` ->
+    /// `self_signed_tls_client_auth`, `tls_subject` or `tls_san` ->
+    /// `tls_client_auth`, none of them -> a secret (`client_secret` for a
+    /// new client; an existing secret client keeps its secret method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<ClientAuthMethod>,
+    /// `tls_client_auth`: the certificate's subject DN (RFC 4514).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_subject: Option<String>,
+    /// `tls_client_auth`: one SAN of the certificate, `dns:<name>`,
+    /// `uri:<uri>`, `ip:<address>` or `email:<address>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_san: Option<String>,
+    /// `self_signed_tls_client_auth`: the pinned certificate's thumbprint,
+    /// base64url SHA-256 of its DER (`x5t#S256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
     /// `[[client.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -132,7 +149,10 @@ impl PolicyDoc {
                 .iter()
                 .map(|c| ClientSpec {
                     name: esc(&c.name),
+                    auth_method: c.auth_method,
                     tls_subject: c.tls_subject.as_deref().map(esc),
+                    tls_san: c.tls_san.as_deref().map(esc),
+                    thumbprint: c.thumbprint.as_deref().map(esc),
                     grant: grants(&c.grant),
                 })
                 .collect(),

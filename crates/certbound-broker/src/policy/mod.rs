@@ -1,5 +1,6 @@
 //! Policy as code: the APIs, groups (with their grants) and backend-service
-//! clients (with their grants) of a data directory as one TOML document.
+//! clients (with their authentication method and grants) of a data
+//! directory as one TOML document.
 //!
 //! - [`export`] writes the current policy ([`PolicyDoc::to_toml`]);
 //! - [`plan`] compares a document with the store and lists the changes;
@@ -46,7 +47,7 @@ pub async fn plan(store: &Store, desired: &PolicyDoc) -> Result<Plan, BrokerErro
     let result = async {
         let admin = state::admin_scopes(&mut tx).await?;
         validate::validate(&mut desired, &admin)?;
-        Ok::<_, BrokerError>(plan::diff(&mut tx, &desired).await?.0)
+        Ok::<_, BrokerError>(plan::diff(&mut tx, &mut desired).await?.0)
     }
     .await;
     tx.rollback().await?;

@@ -126,10 +126,11 @@ pub(super) fn grant_details(old: &[GrantSpec], new: &[GrantSpec]) -> Vec<String>
 }
 
 /// Compares the (validated) document with the store; returns the plan and
-/// the stored clients (with their ids, for apply).
+/// the stored clients (with their ids, for apply). Resolves what the
+/// document leaves to the store (a secret client's method) in place.
 pub(super) async fn diff(
     conn: &mut SqliteConnection,
-    desired: &PolicyDoc,
+    desired: &mut PolicyDoc,
 ) -> Result<(Plan, Vec<StoredClient>), BrokerError> {
     let apis = read_apis(conn).await?;
     let groups = read_groups(conn).await?;
@@ -241,6 +242,6 @@ pub(super) async fn diff(
             ));
         }
     }
-    diff_clients(conn, &clients, &desired.client, &mut plan).await?;
+    diff_clients(conn, &clients, &mut desired.client, &mut plan).await?;
     Ok((plan, clients))
 }

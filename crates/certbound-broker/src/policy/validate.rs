@@ -5,26 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{GrantSpec, PolicyDoc};
 use crate::error::BrokerError;
-use crate::registry::{ADMIN_API, parse_scopes};
+use crate::registry::{ADMIN_API, check_token, parse_scopes};
 
 /// The scopes of every API of the target state, by identifier.
 pub(super) type ApiScopes<'a> = BTreeMap<&'a str, &'a [String]>;
 
-pub(super) fn check_name(kind: &str, value: &str) -> Result<(), BrokerError> {
-    if value.is_empty()
-        || value.len() > 256
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
-    {
-        return Err(BrokerError::Invalid(format!(
-            "{kind} {value:?} is invalid: use 1-256 printable ASCII characters without spaces, quotes or backslashes"
-        )));
-    }
-    Ok(())
-}
-
-pub(super) fn check_scope_list(what: &str, scopes: &[String]) -> Result<(), BrokerError> {
+fn check_scope_list(what: &str, scopes: &[String]) -> Result<(), BrokerError> {
     if scopes.is_empty() {
         return Err(BrokerError::Invalid(format!("{what} names no scopes")));
     }
@@ -80,13 +66,13 @@ pub(super) fn check_grants(
 }
 
 /// Checks a document on its own and against the built-ins; `admin_scopes`
-/// are the scopes of the admin API (grants may name it). Normalises TLS
-/// subjects in place.
+/// are the scopes of the admin API (grants may name it). Normalises client
+/// credentials in place.
 pub(super) fn validate(doc: &mut PolicyDoc, admin_scopes: &[String]) -> Result<(), BrokerError> {
     let mut apis: ApiScopes<'_> = BTreeMap::new();
     apis.insert(ADMIN_API, admin_scopes);
     for a in &doc.api {
-        check_name("API identifier", &a.id)?;
+        check_token("API identifier", &a.id)?;
         if a.id == ADMIN_API {
             return Err(BrokerError::Invalid(format!(
                 "API {ADMIN_API} is built in and not policy: remove it from the document"
@@ -114,7 +100,7 @@ pub(super) fn validate(doc: &mut PolicyDoc, admin_scopes: &[String]) -> Result<(
     }
     let mut names = BTreeSet::new();
     for g in &doc.group {
-        check_name("group name", &g.name)?;
+        check_token("group name", &g.name)?;
         if !names.insert(&g.name) {
             return Err(BrokerError::Invalid(format!(
                 "group {} is defined twice",
