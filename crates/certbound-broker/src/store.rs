@@ -597,6 +597,9 @@ mod services;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};
+pub(crate) use clients::{
+    CREDENTIAL_COLUMNS, credential_holder, credential_taken, insert_client, revoke_client_row,
+};
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};
