@@ -19,6 +19,7 @@ mod live_changes;
 mod metrics;
 mod mqtt;
 mod oauth;
+mod policy;
 mod rate_limits;
 mod rejections;
 mod renewal;

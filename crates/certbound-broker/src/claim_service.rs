@@ -306,6 +306,9 @@ impl ClaimService {
             )
             .for_device(device));
         }
+        crate::enroll_service::refuse_claim_key(&self.store, &verified.public_key_sec1)
+            .await
+            .map_err(|r| r.for_device(device))?;
         crate::enroll_service::refuse_revoked_key(&self.store, &verified.public_key_sec1, now)
             .await
             .map_err(|r| r.for_device(device))?;
@@ -325,7 +328,7 @@ impl ClaimService {
         let record = CertRecord::issued(device, &cert);
         match self
             .store
-            .enroll_with_claim(claim_id, device, &claim.group, &record, now)
+            .enroll_with_claim(claim_id, claim_key_sec1, device, &claim.group, &record, now)
             .await
         {
             Ok(true) => {}

@@ -7,8 +7,9 @@
 //!
 //! Order: authentication ([`crate::device_auth`], accepting a certificate
 //! that expired at most `expired_grace` ago) -> CSR present -> device active
-//! -> CSR signature and key type -> a key different from the current one ->
-//! issue -> register the certificate -> audit.
+//! -> CSR signature and key type -> a key different from the current one,
+//! from every provisioning claim's key and from every revoked certificate's
+//! key -> issue -> register the certificate -> audit.
 
 use std::sync::Arc;
 
@@ -293,6 +294,9 @@ impl EnrollService {
             )
             .for_device(device));
         }
+        refuse_claim_key(&self.store, &verified.public_key_sec1)
+            .await
+            .map_err(|r| r.for_device(device))?;
         refuse_revoked_key(&self.store, &verified.public_key_sec1, now)
             .await
             .map_err(|r| r.for_device(device))?;
@@ -328,6 +332,31 @@ impl EnrollService {
             new_serial: record.serial,
             not_after: record.not_after,
         })
+    }
+}
+
+/// What a device is told when its CSR is for a provisioning claim's key.
+pub const CLAIM_KEY_REFUSED: &str =
+    "CSR refused: its key is a provisioning claim's key; generate a new key pair";
+
+/// Refuses a CSR key that is the key of a provisioning claim (any claim,
+/// expired and revoked ones too): every device of a batch holds its claim's
+/// key, so a device certificate for it could be used by all of them. The
+/// audit log names the claim.
+pub(crate) async fn refuse_claim_key(store: &Store, key_sec1: &[u8]) -> Result<(), AuditedRefusal> {
+    let claim = store
+        .claim_with_key(key_sec1)
+        .await
+        .map_err(|e| internal(&e))?;
+    match claim {
+        Some(claim) => {
+            let mut r = refuse(AceErrorCode::InvalidRequest, CLAIM_KEY_REFUSED);
+            r.reason = Some(format!(
+                "CSR refused: its key is the key of provisioning claim {claim}"
+            ));
+            Err(r)
+        }
+        None => Ok(()),
     }
 }
 

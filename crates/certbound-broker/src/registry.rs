@@ -226,7 +226,7 @@ pub struct Registry {
     pub actor: String,
 }
 
-fn check_token(kind: &str, value: &str) -> Result<(), BrokerError> {
+pub(crate) fn check_token(kind: &str, value: &str) -> Result<(), BrokerError> {
     if value.is_empty()
         || value.len() > 256
         || !value
@@ -508,9 +508,10 @@ mod groups;
 mod lifecycle;
 mod services;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
+pub(crate) use clients::check_client_name;
 pub use clients::{
-    ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, ClientCredential, CreatedClient, parse_grant,
-    parse_tls_san, thumbprint_of_pem,
+    ADMIN_API, ADMIN_CLIENT_FILE, ADMIN_SCOPES, CheckedCredential, ClientCredential, CreatedClient,
+    parse_grant, parse_tls_san, thumbprint_of_pem,
 };
 pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
 pub use lifecycle::{

@@ -1,75 +1,12 @@
 //! Policy as code (`certbound_broker::policy`): export / apply round trip,
-//! plans of every kind of change, atomic failure, env substitution.
+//! plans of every kind of change, atomic failure, env substitution. Client
+//! authentication methods: `policy_clients.rs`.
 
-use std::path::Path;
+mod policy_common;
 
 use certbound_broker::policy::{self, ApplyOptions, Op, PolicyDoc};
-use certbound_broker::registry::{self, ADMIN_API, Registry};
-
-const TEL: &str = "https://telemetry.example.com";
-const FW: &str = "https://firmware.example.com";
-
-async fn fresh(dir: &Path) -> Registry {
-    registry::init_with(dir, "https://auth.example.com", &test_init_options().await)
-        .await
-        .unwrap();
-    Registry::open(dir).await.unwrap()
-}
-
-/// A registry with APIs, groups and clients made through the Registry API.
-async fn populated(dir: &Path) -> Registry {
-    let reg = fresh(dir).await;
-    reg.create_api(
-        TEL,
-        "telemetry:write telemetry:read publish:cb/v1/{device}/telemetry",
-        600,
-    )
-    .await
-    .unwrap();
-    reg.create_api_with_format(FW, "firmware:read firmware:write", 3600, "jwt")
-        .await
-        .unwrap();
-    reg.create_group(
-        "sensors",
-        &[
-            (
-                TEL.into(),
-                "telemetry:write publish:cb/v1/{device}/telemetry".into(),
-            ),
-            (FW.into(), "firmware:read".into()),
-        ],
-    )
-    .await
-    .unwrap();
-    reg.create_group("readers", &[(TEL.into(), "telemetry:read".into())])
-        .await
-        .unwrap();
-    reg.create_client(
-        "reporting",
-        &[(TEL.into(), "telemetry:read".into())],
-        None,
-        true,
-    )
-    .await
-    .unwrap();
-    reg.create_client(
-        "updater",
-        &[(FW.into(), "firmware:write firmware:read".into())],
-        Some("CN=updater,O=Example"),
-        false,
-    )
-    .await
-    .unwrap();
-    reg
-}
-
-async fn export_text(reg: &Registry) -> String {
-    policy::export(&reg.store).await.unwrap().to_toml().unwrap()
-}
-
-fn yes() -> ApplyOptions {
-    ApplyOptions::default()
-}
+use certbound_broker::registry::ADMIN_API;
+use policy_common::*;
 
 async fn round_trip_through_an_empty_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
@@ -140,8 +77,7 @@ async fn plan_shows_each_kind_of_change() {
     doc.client[0].tls_subject = Some("CN=updater2".into());
     doc.client.push(policy::ClientSpec {
         name: "billing".into(),
-        tls_subject: None,
-        grant: vec![],
+        ..Default::default()
     });
     let plan = policy::plan(&reg.store, &doc).await.unwrap();
     let text = plan.render();
@@ -330,16 +266,6 @@ async fn a_write_that_fails_mid_transaction_rolls_back() {
             .is_err()
     );
     assert_eq!(export_text(&reg).await, before);
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }
 
 certbound_broker::store::on_every_backend!(

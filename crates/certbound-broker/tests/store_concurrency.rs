@@ -8,7 +8,7 @@ use certbound_broker::store::{AuditEvent, Store};
 async fn concurrent_writers_on_two_pools_never_see_busy() {
     let dir = tempfile::tempdir().unwrap();
     let url = certbound_broker::store::testing::current().url_for(dir.path());
-    let broker = Store::connect(&url).await.unwrap();
+    let (broker, _) = Store::connect_and_migrate(&url).await.unwrap();
     let cli = Store::connect(&url).await.unwrap();
     let audit = tokio::spawn(async move {
         for i in 0..300u64 {

@@ -7,13 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod grants;
 mod lifecycle;
-mod oauth;
 mod migrate;
+mod oauth;
 mod prune;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
-pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
 pub use migrate::MigrateArgs;
+pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
 pub use prune::PruneArgs;
 
 /// certbound: certificate-bound access tokens for IoT fleets and backend services.

@@ -144,3 +144,87 @@ fn export_plan_apply() {
     assert!(err.contains("https://unknown.example.com"), "{err}");
     assert_eq!(ok(&["export", "--dir", b]), exported);
 }
+
+/// A policy with a client of each kind of method (the thumbprint is any
+/// base64url SHA-256: nothing connects here).
+const METHODS: &str = r#"
+[[api]]
+id = "https://reports.example.com"
+scopes = ["reports:read"]
+
+[[client]]
+name = "partner"
+tls_san = "uri:https://operator.example/svc/partner"
+[[client.grant]]
+api = "https://reports.example.com"
+scopes = ["reports:read"]
+
+[[client]]
+name = "edge"
+thumbprint = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY"
+
+[[client]]
+name = "poster"
+auth_method = "client_secret_post"
+"#;
+
+#[test]
+fn client_methods_export_plan_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let a = a.to_str().unwrap();
+    ok(&["init", "--dir", a, "--issuer-id", ISSUER]);
+    let file = tmp.path().join("policy.toml");
+    let f = file.to_str().unwrap();
+    std::fs::write(&file, METHODS).unwrap();
+
+    let (code, out, err) = run_env(&["apply", "--dir", a, f, "--yes"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for line in [
+        "+ client partner: tls_san \"uri:https://operator.example/svc/partner\"",
+        "+ client edge: thumbprint \"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY\"",
+        "+ client poster: auth_method client_secret_post; secret (printed once by apply)",
+        "auth_method:   self_signed_tls_client_auth",
+        "tls_san:       uri:https://operator.example/svc/partner",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    assert_eq!(out.matches("client_secret: ").count(), 1, "{out}");
+    let exported = ok(&["export", "--dir", a]);
+    for line in [
+        "auth_method = \"tls_client_auth\"\ntls_san = \"uri:https://operator.example/svc/partner\"",
+        "auth_method = \"self_signed_tls_client_auth\"\nthumbprint = ",
+        "auth_method = \"client_secret_post\"",
+    ] {
+        assert!(exported.contains(line), "missing {line:?} in\n{exported}");
+    }
+    let listed = ok(&["client", "list", "--dir", a]);
+    assert!(listed.contains("self_signed_tls_client_auth"), "{listed}");
+
+    // A method change is shown old -> new; plan exits 2.
+    let changed = exported.replace(
+        "auth_method = \"client_secret_post\"",
+        "auth_method = \"client_secret_basic\"",
+    );
+    std::fs::write(&file, &changed).unwrap();
+    let (code, out, _) = run_env(&["plan", "--dir", a, f], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("~ client poster: auth_method client_secret_post -> client_secret_basic"),
+        "{out}"
+    );
+
+    // An inconsistent document: exit 1, the message says what to write, nothing changes.
+    let broken = exported.replace(
+        "auth_method = \"client_secret_post\"",
+        "auth_method = \"client_secret_post\"\ntls_san = \"dns:poster.example.com\"",
+    );
+    std::fs::write(&file, broken).unwrap();
+    let (code, _, err) = run_env(&["apply", "--dir", a, f, "--yes"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("client poster: tls_san is set, but auth_method \"client_secret_post\" authenticates with a secret: remove tls_san, or write auth_method = \"tls_client_auth\""),
+        "{err}"
+    );
+    assert_eq!(ok(&["export", "--dir", a]), exported);
+}

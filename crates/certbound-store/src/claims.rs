@@ -28,11 +28,16 @@ pub struct Claim {
 }
 
 impl Store {
-    /// Records a new claim.
-    pub async fn create_claim(&self, c: &Claim, now: u64) -> Result<(), StoreError> {
+    /// Records a new claim; `public_key` is its certificate's key (SEC1).
+    pub async fn create_claim(
+        &self,
+        c: &Claim,
+        public_key: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO claims (id, group_name, uses_total, uses_left, expires_at, id_pattern, allowlist, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO claims (id, group_name, uses_total, uses_left, expires_at, id_pattern, allowlist, public_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&c.id)
         .bind(&c.group)
@@ -41,6 +46,7 @@ impl Store {
         .bind(to_i64(c.expires_at))
         .bind(&c.id_pattern)
         .bind(c.allowlist.as_ref().map(|l| l.join("\n")))
+        .bind(public_key)
         .bind(to_i64(now))
         .execute(&self.pool)
         .await?;
@@ -54,6 +60,17 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| claim_from_row(&r)))
+    }
+
+    /// The claim (any: expired and revoked ones too) whose certificate key
+    /// is `public_key` (SEC1), if one is known.
+    pub async fn claim_with_key(&self, public_key: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM claims WHERE public_key = $1 ORDER BY id LIMIT 1")
+                .bind(public_key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// All claims, newest first.
@@ -88,9 +105,11 @@ impl Store {
     /// Takes one use of `claim` and registers the device with its first
     /// certificate, atomically: the use is only spent when the device is
     /// created, and two devices racing for the last use cannot both win.
+    /// `claim_key` (SEC1) is recorded for a claim made before keys were.
     pub async fn enroll_with_claim(
         &self,
         claim: &str,
+        claim_key: &[u8],
         device_id: &str,
         group: &str,
         cert: &CertRecord,
@@ -98,9 +117,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let taken = sqlx::query(
-            "UPDATE claims SET uses_left = uses_left - 1 \
-             WHERE id = $1 AND uses_left > 0 AND expires_at > $2 AND revoked_at IS NULL",
+            "UPDATE claims SET uses_left = uses_left - 1, public_key = COALESCE(public_key, $1) \
+             WHERE id = $2 AND uses_left > 0 AND expires_at > $3 AND revoked_at IS NULL",
         )
+        .bind(claim_key)
         .bind(claim)
         .bind(to_i64(now))
         .execute(&mut *tx)

@@ -132,71 +132,7 @@ impl Store {
     /// Registers a client and its grants atomically.
     pub async fn create_client(&self, client: &NewClient<'_>, now: u64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let taken = sqlx::query("SELECT 1 FROM clients WHERE name = $1 OR id = $2")
-            .bind(client.name)
-            .bind(client.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict {
-                kind: "client",
-                name: client.name.into(),
-            });
-        }
-        for (column, value, what) in [
-            ("tls_subject", client.tls_subject, "TLS subject"),
-            ("tls_san", client.tls_san, "TLS SAN"),
-            ("thumbprint", client.thumbprint, "certificate thumbprint"),
-        ] {
-            let Some(value) = value else { continue };
-            let other: Option<String> =
-                sqlx::query_scalar(&format!("SELECT name FROM clients WHERE {column} = $1"))
-                    .bind(value)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(other) = other {
-                return Err(StoreError::Invalid(format!(
-                    "client {other:?} is already registered with {what} {value:?}; a certificate identifies one client"
-                )));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, tls_subject, tls_san, thumbprint, \
-             auth_method, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
-        )
-        .bind(client.id)
-        .bind(client.name)
-        .bind(client.secret_hash)
-        .bind(client.tls_subject)
-        .bind(client.tls_san)
-        .bind(client.thumbprint)
-        .bind(client.auth_method.as_str())
-        .bind(to_i64(now))
-        .bind(to_i64(now))
-        .execute(&mut *tx)
-        .await?;
-        for (api, scopes) in client.grants {
-            let known = sqlx::query("SELECT 1 FROM apis WHERE id = $1")
-                .bind(api)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if known.is_none() {
-                return Err(StoreError::NotFound {
-                    kind: "API",
-                    name: api.clone(),
-                    hint: "; create it first with `certbound api create`".into(),
-                });
-            }
-            sqlx::query(
-                "INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)",
-            )
-            .bind(client.id)
-            .bind(api)
-            .bind(scopes)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_client(&mut tx, client, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -307,19 +243,129 @@ impl Store {
     /// can equal) and its name is freed for reuse. The row stays so that its
     /// tokens can still be reported as revoked and the audit trail resolves.
     pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
-             tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || $1, updated_at = $2 WHERE id = $1 AND status = 'active'",
-        )
-        .bind(id)
-        .bind(to_i64(now))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        let mut conn = self.pool.acquire().await?;
+        if !revoke_client_row(&mut conn, id, now).await? {
             return Err(client_not_found(id));
         }
         Ok(())
     }
+}
+
+/// The columns a certificate identifies a client by, with their names in
+/// messages: a subject, SAN or thumbprint identifies one client.
+pub const CREDENTIAL_COLUMNS: [(&str, &str); 3] = [
+    ("tls_subject", "TLS subject"),
+    ("tls_san", "TLS SAN"),
+    ("thumbprint", "certificate thumbprint"),
+];
+
+/// The client (`(id, name)`) registered with `value` in the credential
+/// `column` (one of [`CREDENTIAL_COLUMNS`]), if any.
+pub async fn credential_holder(
+    conn: &mut sqlx::AnyConnection,
+    column: &str,
+    value: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let Some((column, _)) = CREDENTIAL_COLUMNS.iter().find(|(c, _)| *c == column) else {
+        return Err(StoreError::Invalid(format!(
+            "{column} is not a client credential"
+        )));
+    };
+    let row = sqlx::query(&format!("SELECT id, name FROM clients WHERE {column} = $1"))
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| (r.get("id"), r.get("name"))))
+}
+
+/// The refusal of a credential that client `holder` is registered with.
+pub fn credential_taken(holder: &str, what: &str, value: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "client {holder:?} is already registered with {what} {value:?}; a certificate identifies one client"
+    ))
+}
+
+/// Registers a client and its grants on `conn` (inside the caller's
+/// transaction): the name and every credential must be free, every granted
+/// API must exist.
+pub async fn insert_client(
+    conn: &mut sqlx::AnyConnection,
+    client: &NewClient<'_>,
+    now: u64,
+) -> Result<(), StoreError> {
+    let taken = sqlx::query("SELECT 1 FROM clients WHERE name = $1 OR id = $2")
+        .bind(client.name)
+        .bind(client.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if taken.is_some() {
+        return Err(StoreError::Conflict {
+            kind: "client",
+            name: client.name.into(),
+        });
+    }
+    let values = [client.tls_subject, client.tls_san, client.thumbprint];
+    for ((column, what), value) in CREDENTIAL_COLUMNS.iter().zip(values) {
+        let Some(value) = value else { continue };
+        if let Some((_, holder)) = credential_holder(conn, column, value).await? {
+            return Err(credential_taken(&holder, what, value));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO clients (id, name, secret_hash, tls_subject, tls_san, thumbprint, \
+         auth_method, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
+    )
+    .bind(client.id)
+    .bind(client.name)
+    .bind(client.secret_hash)
+    .bind(client.tls_subject)
+    .bind(client.tls_san)
+    .bind(client.thumbprint)
+    .bind(client.auth_method.as_str())
+    .bind(to_i64(now))
+    .bind(to_i64(now))
+    .execute(&mut *conn)
+    .await?;
+    for (api, scopes) in client.grants {
+        let known = sqlx::query("SELECT 1 FROM apis WHERE id = $1")
+            .bind(api)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "API",
+                name: api.clone(),
+                hint: "; create it first with `certbound api create`".into(),
+            });
+        }
+        sqlx::query("INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)")
+            .bind(client.id)
+            .bind(api)
+            .bind(scopes)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes a client on `conn` (see [`Store::revoke_client`]); whether an
+/// active client was found.
+pub async fn revoke_client_row(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
+         tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || $1, updated_at = $2 \
+         WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(to_i64(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 fn client_not_found(id: &str) -> StoreError {

@@ -366,7 +366,10 @@ impl Store {
     async fn connect_plain(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
-        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
         Ok(Self { pool, backend })
     }
 
@@ -833,6 +836,9 @@ pub mod testing;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};
+pub use clients::{
+    CREDENTIAL_COLUMNS, credential_holder, credential_taken, insert_client, revoke_client_row,
+};
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
 pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};

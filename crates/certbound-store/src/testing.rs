@@ -75,14 +75,15 @@ impl TestStore {
         }
     }
 
-    /// Opens the store (SQLite: `dir/certbound.db`).
+    /// Opens the store (SQLite: `dir/certbound.db`), migrated.
     ///
     /// # Panics
     /// When it cannot be opened: this is test support.
     pub async fn open(&self, dir: &Path) -> Store {
         let url = self.url_for(dir);
-        Store::connect(&url)
+        Store::connect_and_migrate(&url)
             .await
+            .map(|(store, _)| store)
             .unwrap_or_else(|e| panic!("opening the {} test store: {e}", self.backend.name()))
     }
 }

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
+use certbound_agent::DeviceIdentity;
 use certbound_broker::NOT_AUTHENTICATED;
 use certbound_broker::config::DataDir;
+use certbound_broker::enroll_service::CLAIM_KEY_REFUSED;
 use certbound_broker::store::{CertRecord, DeviceStatus};
 use certbound_coap::{ResponseType, content_format};
 use certbound_e2e::https::HttpsClient;
@@ -22,6 +24,7 @@ use certbound_e2e::{
 use certbound_proto::ace::{AceErrorCode, AceResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::P256Signer;
+use certbound_proto::enroll::CertResponse;
 use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, sign_request};
 
 const UNAUTHORIZED: ResponseType = ResponseType::Unauthorized;
@@ -613,6 +616,122 @@ async fn attack_csr_reusing_a_revoked_key() -> anyhow::Result<()> {
     let (_, certs) = fx.registry.show_device("sensor-csr").await?;
     ensure!(certs.len() == 1, "nothing was issued");
     fx.assert_serves(&device).await?;
+    fx.assert_serves(&good).await?;
+    fx.shutdown().await;
+    Ok(())
+}
+
+/// PEM of one certificate (DER).
+fn cert_pem(der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A new P-256 key (PKCS#8 PEM) and a CSR for it with `/CN=<cn>` (DER).
+fn new_key_and_csr(cn: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let csr = params.serialize_request(&key)?.der().to_vec();
+    Ok((key.serialize_pem(), csr))
+}
+
+/// Renewal (CoAP /sren, EST simplereenroll) of a device provisioned by claim, with a CSR for the claim key the whole batch holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_renewal_csr_with_claim_key() -> anyhow::Result<()> {
+    if !openssl_or_skip("attack_renewal_csr_with_claim_key") {
+        return Ok(());
+    }
+    let (fx, good) = setup().await?;
+    let claim = fx
+        .registry
+        .create_claim(GROUP, 5, 3600, None, None, &fx.path().join("claims"))
+        .await?;
+    // line-7 enrolls by the claim with a key of its own.
+    let claim_chain = certbound_pki::parse_pem_certs(&std::fs::read_to_string(&claim.cert_file)?)?;
+    let claim_signer = P256Signer::from_pkcs8_pem(&std::fs::read_to_string(&claim.key_file)?)?;
+    let (key_pem, csr) = new_key_and_csr("line-7")?;
+    let body = sign_request(
+        &renewal_request("line-7", csr),
+        &CertRef::X5Chain(claim_chain),
+        &claim_signer,
+    )?;
+    let a = post_enroll(&fx, ".well-known/est/sen", body).await?;
+    ensure!(a.code == ResponseType::Changed, "{a}");
+    let issued = CertResponse::from_cbor(&a.payload, Limits::default())?;
+    let chain_pem: String = issued.chain.iter().map(|d| cert_pem(d)).collect();
+    let line7 = DeviceIdentity::from_pem(&key_pem, &chain_pem)?;
+
+    // Its renewal, signed with its own key, asks for the claim key.
+    let csr = openssl_csr(&claim.key_file, "line-7")?;
+    let body = fx.sign(
+        &renewal_request("line-7", csr.clone()),
+        &CertRef::X5t(line7.thumbprint()),
+        line7.signer(),
+    )?;
+    let a = post_enroll(&fx, ".well-known/est/sren", body).await?;
+    let d = refused(&a, AceErrorCode::InvalidRequest, BAD_REQUEST)?;
+    ensure!(d == CLAIM_KEY_REFUSED, "{d}");
+    // Over EST too.
+    let files = fx.path().join("line-7");
+    std::fs::create_dir_all(&files)?;
+    let (cert_file, key_file) = (files.join("cert.pem"), files.join("key.pem"));
+    std::fs::write(&cert_file, &chain_pem)?;
+    std::fs::write(&key_file, &key_pem)?;
+    let mtls = HttpsClient::new(&fx.https_url(), fx.path(), Some((&cert_file, &key_file)))?;
+    let (status, text) = est_post(&mtls, "/.well-known/est/simplereenroll", &csr).await?;
+    ensure!(
+        status == 400 && text.trim_end() == format!("invalid_request: {CLAIM_KEY_REFUSED}"),
+        "{status} {text}"
+    );
+    let (_, certs) = fx.registry.show_device("line-7").await?;
+    ensure!(certs.len() == 1, "nothing was issued");
+    // The audit log names the claim.
+    let reason = format!(
+        "its key is the key of provisioning claim {}",
+        claim.claim.id
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = fx.registry.store.recent_audit(Some("line-7"), 50).await?;
+        let refusals = events
+            .iter()
+            .filter(|e| e.action == "cert.renewal_refused" && e.detail.contains(&reason))
+            .count();
+        if refusals == 2 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the audit log lacks the refusals naming the claim: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A new key of its own renews; the broker serves both devices.
+    let (_, csr) = new_key_and_csr("line-7")?;
+    let body = fx.sign(
+        &renewal_request("line-7", csr),
+        &CertRef::X5t(line7.thumbprint()),
+        line7.signer(),
+    )?;
+    let a = post_enroll(&fx, ".well-known/est/sren", body).await?;
+    ensure!(a.code == ResponseType::Changed, "{a}");
+    let body = fx.sign(
+        &token_request("line-7"),
+        &CertRef::X5t(line7.thumbprint()),
+        line7.signer(),
+    )?;
+    fx.post_token(body).await?.token()?;
     fx.assert_serves(&good).await?;
     fx.shutdown().await;
     Ok(())

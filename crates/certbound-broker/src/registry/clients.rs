@@ -59,6 +59,127 @@ pub enum ClientCredential {
     SelfSigned(String),
 }
 
+/// A checked and normalised credential: the method and the one value a
+/// client is registered with (none for secret methods: the secret is made
+/// when the client is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedCredential {
+    /// The pinned method.
+    pub auth_method: ClientAuthMethod,
+    /// `tls_client_auth` by subject DN (normalised).
+    pub tls_subject: Option<String>,
+    /// `tls_client_auth` by SAN (normalised, `kind:value`).
+    pub tls_san: Option<String>,
+    /// `self_signed_tls_client_auth`: base64url SHA-256, unpadded.
+    pub thumbprint: Option<String>,
+}
+
+impl ClientCredential {
+    /// Checks and normalises the credential as `certbound client create`
+    /// does: a secret method, an RFC 4514 DN (normalised like the DNs of
+    /// presented certificates), a SAN ([`parse_tls_san`]) or a base64url
+    /// SHA-256 thumbprint.
+    pub fn check(self) -> Result<CheckedCredential, BrokerError> {
+        let mut out = CheckedCredential {
+            auth_method: ClientAuthMethod::TlsClientAuth,
+            tls_subject: None,
+            tls_san: None,
+            thumbprint: None,
+        };
+        match self {
+            ClientCredential::Secret(m) if m.uses_secret() => out.auth_method = m,
+            ClientCredential::Secret(m) => {
+                return Err(BrokerError::Invalid(format!(
+                    "{} is not a secret method",
+                    m.as_str()
+                )));
+            }
+            ClientCredential::TlsSubject(dn) => {
+                let dn = crate::oauth::normalise_dn(&dn);
+                if !dn.contains('=') {
+                    return Err(BrokerError::Invalid(format!(
+                        "TLS subject {dn:?} is not a DN: write it as \"CN=reporting\" (RFC 4514)"
+                    )));
+                }
+                out.tls_subject = Some(dn);
+            }
+            ClientCredential::TlsSan(text) => out.tls_san = Some(parse_tls_san(&text)?),
+            ClientCredential::SelfSigned(x5t) => {
+                let bytes = base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    x5t.trim(),
+                )
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    BrokerError::Invalid(format!(
+                        "thumbprint {x5t:?} is not a base64url SHA-256 (43 characters)"
+                    ))
+                })?;
+                out.thumbprint = Some(base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    bytes,
+                ));
+                out.auth_method = ClientAuthMethod::SelfSignedTlsClientAuth;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl CheckedCredential {
+    /// The row of a new client with this credential.
+    pub(crate) fn new_client<'a>(
+        &'a self,
+        id: &'a str,
+        name: &'a str,
+        secret_hash: Option<&'a str>,
+        grants: &'a [(String, String)],
+    ) -> NewClient<'a> {
+        NewClient {
+            id,
+            name,
+            secret_hash,
+            tls_subject: self.tls_subject.as_deref(),
+            tls_san: self.tls_san.as_deref(),
+            thumbprint: self.thumbprint.as_deref(),
+            auth_method: self.auth_method,
+            grants,
+        }
+    }
+
+    /// What `client create` reports of a client made with this credential.
+    pub(crate) fn created(
+        self,
+        client_id: String,
+        client_secret: Option<String>,
+        name: &str,
+    ) -> CreatedClient {
+        CreatedClient {
+            client_id,
+            client_secret,
+            name: name.into(),
+            tls_subject: self.tls_subject,
+            tls_san: self.tls_san,
+            thumbprint: self.thumbprint,
+            auth_method: self.auth_method,
+        }
+    }
+}
+
+/// Checks a client name: 1-256 printable ASCII characters without spaces,
+/// quotes or backslashes, and no `#` (deleted clients are renamed
+/// `<name>#deleted-<id>`).
+pub(crate) fn check_client_name(name: &str) -> Result<(), BrokerError> {
+    check_token("client name", name)?;
+    if name.contains('#') {
+        return Err(BrokerError::Invalid(format!(
+            "client name {name:?} may not contain '#'"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks and normalises a `--tls-san` value (`dns:`, `uri:`, `ip:`, `email:`).
 pub fn parse_tls_san(text: &str) -> Result<String, BrokerError> {
     let (kind, value) = text.split_once(':').ok_or_else(|| {
@@ -164,69 +285,14 @@ impl Registry {
         grants: &[(String, String)],
         credential: ClientCredential,
     ) -> Result<CreatedClient, BrokerError> {
-        check_token("client name", name)?;
-        if name.contains('#') {
-            return Err(BrokerError::Invalid(format!(
-                "client name {name:?} may not contain '#'"
-            )));
-        }
-        let (mut subject, mut san, mut thumbprint) = (None, None, None);
-        let method = match credential {
-            ClientCredential::Secret(m) if m.uses_secret() => m,
-            ClientCredential::Secret(m) => {
-                return Err(BrokerError::Invalid(format!(
-                    "{} is not a secret method",
-                    m.as_str()
-                )));
-            }
-            ClientCredential::TlsSubject(dn) => {
-                let dn = crate::oauth::normalise_dn(&dn);
-                if !dn.contains('=') {
-                    return Err(BrokerError::Invalid(format!(
-                        "TLS subject {dn:?} is not a DN: write it as \"CN=reporting\" (RFC 4514)"
-                    )));
-                }
-                subject = Some(dn);
-                ClientAuthMethod::TlsClientAuth
-            }
-            ClientCredential::TlsSan(text) => {
-                san = Some(parse_tls_san(&text)?);
-                ClientAuthMethod::TlsClientAuth
-            }
-            ClientCredential::SelfSigned(x5t) => {
-                let bytes = base64::Engine::decode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    x5t.trim(),
-                )
-                .ok()
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| {
-                    BrokerError::Invalid(format!(
-                        "thumbprint {x5t:?} is not a base64url SHA-256 (43 characters)"
-                    ))
-                })?;
-                thumbprint = Some(base64::Engine::encode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    bytes,
-                ));
-                ClientAuthMethod::SelfSignedTlsClientAuth
-            }
-        };
+        check_client_name(name)?;
+        let credential = credential.check()?;
         let client_id = new_client_id();
-        let client_secret = method.uses_secret().then(new_client_secret);
+        let client_secret = credential.auth_method.uses_secret().then(new_client_secret);
         let hash = client_secret.as_deref().map(hash_secret);
         self.store
             .create_client(
-                &NewClient {
-                    id: &client_id,
-                    name,
-                    secret_hash: hash.as_deref(),
-                    tls_subject: subject.as_deref(),
-                    tls_san: san.as_deref(),
-                    thumbprint: thumbprint.as_deref(),
-                    auth_method: method,
-                    grants,
-                },
+                &credential.new_client(&client_id, name, hash.as_deref(), grants),
                 unix_now(),
             )
             .await?;
@@ -236,20 +302,12 @@ impl Registry {
             &client_id,
             format!(
                 "name={name} auth={} grants={}",
-                method.as_str(),
+                credential.auth_method.as_str(),
                 grants_text.join(";")
             ),
         )
         .await?;
-        Ok(CreatedClient {
-            client_id,
-            client_secret,
-            name: name.into(),
-            tls_subject: subject,
-            tls_san: san,
-            thumbprint,
-            auth_method: method,
-        })
+        Ok(credential.created(client_id, client_secret, name))
     }
 
     /// Looks a client up by id or name.

@@ -364,6 +364,7 @@ impl Registry {
         let id = format!("c{}", hex::encode(raw));
         let ca = IssuingCa::load(&self.data.pki())?;
         let bundle = ca.issue_claim(&id, ttl_secs, now)?;
+        let public_key = certbound_pki::public_key_sec1(&bundle.cert.der)?;
         let (key_file, cert_file) = bundle.write_to(out, &format!("claim-{id}"))?;
         let claim = crate::store::Claim {
             id: id.clone(),
@@ -375,7 +376,7 @@ impl Registry {
             allowlist,
             revoked: false,
         };
-        if let Err(e) = self.store.create_claim(&claim, now).await {
+        if let Err(e) = self.store.create_claim(&claim, &public_key, now).await {
             let _ = std::fs::remove_file(&key_file);
             let _ = std::fs::remove_file(&cert_file);
             return Err(e.into());

@@ -118,7 +118,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_created(c: &CreatedClient, what: &str) {
+pub(crate) fn print_created(c: &CreatedClient, what: &str) {
     println!("Client {} {what}", c.name);
     println!("  client_id:     {}", c.client_id);
     if let Some(secret) = &c.client_secret {

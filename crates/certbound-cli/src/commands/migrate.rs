@@ -17,10 +17,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let migrations = if args.dry_run {
         Store::migration_plan(&url).await
     } else {
-        Store::connect_and_migrate(&url).await.map(|(store, applied)| {
-            drop(store);
-            applied
-        })
+        Store::connect_and_migrate(&url)
+            .await
+            .map(|(store, applied)| {
+                drop(store);
+                applied
+            })
     }
     .with_context(|| format!("migrating the store {shown}"))?;
     if args.json {
@@ -32,7 +34,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     } else if migrations.is_empty() {
         println!("{shown}: the schema is up to date");
     } else {
-        let verb = if args.dry_run { "would apply" } else { "applied" };
+        let verb = if args.dry_run {
+            "would apply"
+        } else {
+            "applied"
+        };
         println!("{shown}: {verb} {} migration(s):", migrations.len());
         for m in &migrations {
             println!("  {m}");

@@ -116,15 +116,7 @@ pub async fn apply(
         println!("Applied.");
     }
     for c in &applied.created_clients {
-        println!("Client {} created", c.name);
-        println!("  client_id:     {}", c.client_id);
-        if let Some(secret) = &c.client_secret {
-            println!("  client_secret: {secret}");
-            println!("  (shown once: store it now; only its hash is kept)");
-        }
-        if let Some(dn) = &c.tls_subject {
-            println!("  tls_subject:   {dn}");
-        }
+        super::clients::print_created(c, "created");
     }
     Ok(ExitCode::SUCCESS)
 }
