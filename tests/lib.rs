@@ -220,8 +220,21 @@ impl Fixture {
     /// Like [`Fixture::new`], with lines of certbound.toml replaced first
     /// (see [`edit_config`]).
     pub async fn with_config(edits: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::on_store(None, edits).await
+    }
+
+    /// Like [`Fixture::with_config`], with the registry in the store at
+    /// `store_url` (`None`: SQLite in the data directory).
+    pub async fn on_store(
+        store_url: Option<String>,
+        edits: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating the data directory")?;
-        registry::init(dir.path(), ISSUER).await?;
+        let options = registry::InitOptions {
+            store_url,
+            ..registry::InitOptions::default()
+        };
+        registry::init_with(dir.path(), ISSUER, &options).await?;
         // Tests send many requests per device: rate limits are tested on their own.
         edit_config(
             dir.path(),
@@ -335,21 +348,24 @@ impl Fixture {
 
     /// Sends `body` to `POST /token` with the given content-format.
     pub async fn post_token_as(&self, body: Vec<u8>, format: u16) -> anyhow::Result<Answer> {
-        let response = self.client.post("token", format, body).await?;
-        let ace = if response.content_format == Some(content_format::ACE_CBOR) {
-            Some(
-                AceResponse::from_cbor(&response.payload, Limits::default())
-                    .context("decoding the ACE answer")?,
-            )
-        } else {
-            None
-        };
-        Ok(Answer {
-            code: response.code,
-            content_format: response.content_format,
-            payload: response.payload,
-            ace,
-        })
+        post_token_to(&self.client, body, format).await
+    }
+
+    /// Starts one more broker on this data directory (and so on the same
+    /// store), as a second instance of a cluster would run.
+    pub async fn another_instance(&self) -> anyhow::Result<Instance> {
+        let broker = start(
+            self.path(),
+            ServeOptions {
+                coap_listen: Some("127.0.0.1:0".parse()?),
+                mqtt_listen: Some("127.0.0.1:0".parse()?),
+                https_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            },
+        )
+        .await?;
+        let coap_addr = broker.coap_addr().context("CoAP is disabled")?;
+        let client = Client::connect(coap_addr, loopback_client_config()).await?;
+        Ok(Instance { broker, client })
     }
 
     /// Asks for a token as the agent would and requires success.
@@ -398,6 +414,43 @@ impl Fixture {
         }
         self.registry.close().await;
     }
+}
+
+/// A second broker on a [`Fixture`]'s data directory ([`Fixture::another_instance`]).
+pub struct Instance {
+    broker: RunningBroker,
+    client: Client,
+}
+
+impl Instance {
+    /// `POST /token` to this instance (content-format 18).
+    pub async fn post_token(&self, body: Vec<u8>) -> anyhow::Result<Answer> {
+        post_token_to(&self.client, body, content_format::COSE_SIGN1).await
+    }
+
+    /// Stops it.
+    pub async fn shutdown(self) {
+        self.broker.shutdown().await;
+    }
+}
+
+/// `POST /token` with `body` through `client`, decoded.
+pub async fn post_token_to(client: &Client, body: Vec<u8>, format: u16) -> anyhow::Result<Answer> {
+    let response = client.post("token", format, body).await?;
+    let ace = if response.content_format == Some(content_format::ACE_CBOR) {
+        Some(
+            AceResponse::from_cbor(&response.payload, Limits::default())
+                .context("decoding the ACE answer")?,
+        )
+    } else {
+        None
+    };
+    Ok(Answer {
+        code: response.code,
+        content_format: response.content_format,
+        payload: response.payload,
+        ace,
+    })
 }
 
 /// Provisions `id` through `registry` into `out` and loads its identity.

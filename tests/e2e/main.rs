@@ -13,6 +13,7 @@ mod agent_mosquitto;
 mod attack_matrix;
 mod claims;
 mod doctor_audit;
+mod instances;
 mod jit;
 mod key_rotation;
 mod live_changes;
