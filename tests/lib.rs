@@ -260,6 +260,17 @@ impl Fixture {
             .context("CoAP is disabled in the default configuration")?;
         let client = Client::connect(coap_addr, loopback_client_config()).await?;
         let verifier = verifier_for(dir.path(), API)?;
+        // The fixture changes the registry through the broker's own store
+        // handle, as the admin API does: the broker enforces each change on
+        // its very next request. (Changes through another handle, as the CLI
+        // makes them, are covered by `instances.rs`.)
+        registry.close().await;
+        let registry = Registry::with_store(
+            dir.path(),
+            certbound_broker::config::Config::load(dir.path())?,
+            broker.store().clone(),
+            "cli".into(),
+        );
         Ok(Self {
             dir,
             registry,

@@ -418,9 +418,10 @@ fn service_in_process(
     fx: &Fixture,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Option<ServiceSummary>> {
-    let name = "TokenService::handle in process (SQLite + audit)";
+    let name = "TokenService::handle in process (registry snapshot + SQLite audit)";
     let store_name = "registry lookup of one request (Store::token_view, one sqlx query)";
-    if !bench.wants(name) && !bench.wants(store_name) {
+    let snapshot_name = "registry lookup of one request (Snapshot::token_view, in memory)";
+    if !bench.wants(name) && !bench.wants(store_name) && !bench.wants(snapshot_name) {
         return Ok(None);
     }
     let broker = rt.block_on(start(
@@ -460,6 +461,29 @@ fn service_in_process(
                     }
                 }
             });
+            Run {
+                elapsed: t.elapsed(),
+                ops: n,
+            }
+        },
+    );
+    // The same facts from the in-memory registry the broker now decides
+    // tokens with (loaded from the same database, kept current by the change
+    // feed): no database on the token path.
+    let snapshot = rt.block_on(store.load_snapshot())?;
+    bench.run(
+        snapshot_name,
+        "the same certificate, device status, API and grant from memory (Snapshot::token_view)",
+        |n| {
+            let t = Instant::now();
+            for _ in 0..n {
+                match snapshot.token_view(&thumb, API) {
+                    Some(view) if view.granted.is_some() => drop(black_box(view)),
+                    _ => {
+                        panic!("no registered certificate or grant found for {id} in the snapshot")
+                    }
+                }
+            }
             Run {
                 elapsed: t.elapsed(),
                 ops: n,

@@ -39,6 +39,9 @@ pub(crate) struct DeviceAuth {
     pub(crate) replay: Mutex<ReplayCache>,
     /// Per-device rate limits (shared with every endpoint).
     pub(crate) rate: std::sync::Arc<RateLimits>,
+    /// The in-memory registry, when the broker keeps one (`serve` does):
+    /// then no token request reads the database.
+    pub(crate) snapshot: std::sync::OnceLock<crate::store::snapshot::Snapshot>,
 }
 
 /// An authenticated device request.
@@ -127,10 +130,35 @@ impl DeviceAuth {
             .await
             .map_err(|e| internal(&e))?;
         tracing::info!(device = %device_id, anchor = %x.anchor_name, %group, "device registered just in time");
-        store
-            .token_view(thumbprint, audience_hint)
-            .await
-            .map_err(|e| internal(&e))
+        self.view(store, thumbprint, audience_hint).await
+    }
+
+    /// The registry facts for a certificate and an audience: from the
+    /// in-memory snapshot when there is one (refreshed first when this
+    /// process wrote since, so its own changes count at once), else from the
+    /// store.
+    pub(crate) async fn view(
+        &self,
+        store: &Store,
+        thumbprint: &str,
+        audience: &str,
+    ) -> Result<Option<TokenView>, AuditedRefusal> {
+        match self.snapshot.get() {
+            Some(snapshot) => {
+                snapshot
+                    .refresh_if_written()
+                    .await
+                    .map_err(|e| internal(&e))?;
+                snapshot
+                    .token_view_or_refresh(thumbprint, audience)
+                    .await
+                    .map_err(|e| internal(&e))
+            }
+            None => store
+                .token_view(thumbprint, audience)
+                .await
+                .map_err(|e| internal(&e)),
+        }
     }
 
     /// Authenticates `bytes`. `expired_grace`: a certificate that expired at
@@ -180,10 +208,7 @@ impl DeviceAuth {
         };
         let x5t = thumbprint.clone();
         async {
-            let view = store
-                .token_view(&thumbprint, &audience_hint)
-                .await
-                .map_err(|e| internal(&e))?;
+            let view = self.view(store, &thumbprint, &audience_hint).await?;
             let jit = pki.external.values().any(Option::is_some);
             let leaf = match (leaf, &view) {
                 (Some(leaf), Some(_)) => leaf,

@@ -228,10 +228,9 @@ impl EnrollService {
         let device = cert.device_id.clone();
         let thumbprint = hex::encode(cert.thumbprint);
         let view = self
-            .store
-            .token_view(&thumbprint, "")
-            .await
-            .map_err(|e| internal(&e))?
+            .auth
+            .view(&self.store, &thumbprint, "")
+            .await?
             .ok_or_else(|| {
                 refuse(
                     AceErrorCode::InvalidClient,

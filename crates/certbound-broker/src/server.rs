@@ -50,6 +50,7 @@ pub struct RunningBroker {
     watcher: Option<JoinHandle<()>>,
     key_watcher: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
+    snapshot_task: JoinHandle<()>,
     https: Option<RunningHttps>,
     audit_task: JoinHandle<()>,
     service: Arc<TokenService>,
@@ -142,7 +143,15 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         status.clone(),
         limits.clone(),
     );
-    let service = Arc::new(service.with_metrics(metrics.clone()));
+    // The registry the token path reads, in memory, kept current by the
+    // store's change feed (see certbound_store::snapshot).
+    let snapshot = store.load_snapshot().await?;
+    let service = Arc::new(
+        service
+            .with_metrics(metrics.clone())
+            .with_snapshot(snapshot.clone()),
+    );
+    let snapshot_task = tokio::spawn(follow_changes(snapshot));
     let enroll = EnrollService::new(
         EnrollConfig {
             cert_days: config.pki.device_cert_days,
@@ -258,6 +267,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         watcher,
         key_watcher,
         housekeeping,
+        snapshot_task,
         https,
         audit_task,
         service,
@@ -348,6 +358,44 @@ async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPk
 
 /// The first housekeeping run comes this soon after start (or after one
 /// interval, when that is shorter).
+/// How often an instance reads the registry change feed: a change made
+/// through another instance or the CLI is enforced here at most this much
+/// later (plus one query).
+pub const SNAPSHOT_POLL: Duration = Duration::from_millis(100);
+
+/// Keeps `snapshot` current: reads the change feed every [`SNAPSHOT_POLL`].
+async fn follow_changes(snapshot: crate::store::snapshot::Snapshot) {
+    let mut ticker = tokio::time::interval(SNAPSHOT_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticker.tick().await;
+        match snapshot.refresh().await {
+            Ok(r) => {
+                if failing {
+                    tracing::info!("the registry change feed is readable again");
+                    failing = false;
+                }
+                if r.changes > 0 {
+                    tracing::debug!(
+                        changes = r.changes,
+                        full = r.full_reload,
+                        "registry snapshot refreshed"
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "the registry change feed cannot be read; tokens are decided on the last snapshot until it can");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Change-feed rows housekeeping keeps (instances read the feed every
+/// [`SNAPSHOT_POLL`]; far more than they can fall behind).
+const REGISTRY_CHANGES_KEPT: i64 = 100_000;
 const FIRST_PRUNE: Duration = Duration::from_secs(10);
 
 /// Prunes the store every `every` (see [`crate::store::PrunePolicy`]).
@@ -362,6 +410,13 @@ async fn housekeep(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        match store.prune_registry_changes(REGISTRY_CHANGES_KEPT).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::debug!(rows, "housekeeping: pruned the registry change feed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "housekeeping: the registry change feed was not pruned")
+            }
+        }
         match store.prune(crate::clock::unix_now(), &policy).await {
             Ok(report) if report.total() > 0 => {
                 metrics.pruned(&report);
@@ -454,6 +509,14 @@ fn next_instance() -> u64 {
 }
 
 impl RunningBroker {
+    /// The broker's store handle: writes through it (or a clone) count on
+    /// this broker's very next request (see
+    /// `certbound_store::snapshot::Snapshot::refresh_if_written`); writes
+    /// through any other handle within `SNAPSHOT_POLL`.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The bound CoAP address, when CoAP is enabled.
     pub fn coap_addr(&self) -> Option<SocketAddr> {
         self.coap.as_ref().map(|s| s.local_addr())
@@ -492,6 +555,7 @@ impl RunningBroker {
         }
         self.key_watcher.abort();
         self.housekeeping.abort();
+        self.snapshot_task.abort();
         if let Some(https) = self.https {
             let _ = https.shutdown.send(());
             let _ = https.task.await;

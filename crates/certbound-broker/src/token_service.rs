@@ -103,6 +103,7 @@ impl TokenService {
             limits: config.limits,
             replay: Mutex::new(ReplayCache::new(config.replay_capacity).with_issuer_quota(quota)),
             rate: limits,
+            snapshot: std::sync::OnceLock::new(),
         });
         Self {
             config,
@@ -119,6 +120,14 @@ impl TokenService {
     /// Counts requests in `metrics` (default: a private, unserved set).
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Answers token and re-enrollment requests from `snapshot` instead of
+    /// reading the store per request (the snapshot is shared with the
+    /// enrollment service).
+    pub fn with_snapshot(self, snapshot: crate::store::snapshot::Snapshot) -> Self {
+        let _ = self.auth.snapshot.set(snapshot);
         self
     }
 

@@ -9,6 +9,7 @@ impl Store {
     /// working until it expires or is revoked, so a device whose renewal
     /// answer was lost is not locked out.
     pub async fn add_certificate(&self, cert: &CertRecord, now: u64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)",
@@ -20,8 +21,9 @@ impl Store {
         .bind(to_i64(cert.not_after))
         .bind(&cert.der)
         .bind(to_i64(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

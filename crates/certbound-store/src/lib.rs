@@ -8,6 +8,9 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor as _, Row, Transaction};
@@ -250,6 +253,9 @@ pub struct AuditEvent {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Write transactions this process started through any clone of this
+    /// store (see [`snapshot::Snapshot::refresh_if_written`]).
+    writes: Arc<AtomicU64>,
 }
 
 fn split_scopes(s: &str) -> Vec<String> {
@@ -316,7 +322,11 @@ impl Store {
                     .await?
             }
         };
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            writes: Arc::default(),
+        };
         match backend {
             // The embedded default upgrades itself when opened.
             Backend::Sqlite => store.migrate().await?,
@@ -370,7 +380,11 @@ impl Store {
             .max_connections(1)
             .connect(url)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            writes: Arc::default(),
+        })
     }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
@@ -415,6 +429,11 @@ impl Store {
             .collect())
     }
 
+    /// How many write transactions this process started on this store.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
     /// The database this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -423,6 +442,7 @@ impl Store {
     /// A write transaction, serialised with every other writer (see
     /// [`Store`]).
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        self.writes.fetch_add(1, Ordering::AcqRel);
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres => {
@@ -460,6 +480,7 @@ impl Store {
                 name: api.id.clone(),
             });
         }
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO apis (id, format, ttl_secs, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -468,8 +489,9 @@ impl Store {
         .bind(to_i64(api.ttl_secs))
         .bind(api.scopes.join(" "))
         .bind(to_i64(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -832,6 +854,7 @@ mod issued;
 mod policy;
 mod prune;
 mod services;
+pub mod snapshot;
 pub mod testing;
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;

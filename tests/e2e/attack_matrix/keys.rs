@@ -97,7 +97,13 @@ impl Setup {
                 if path.is_dir() {
                     walk(&path, out)?;
                 } else {
-                    out.push((path.clone(), std::fs::read(&path)?));
+                    match std::fs::read(&path) {
+                        Ok(bytes) => out.push((path.clone(), bytes)),
+                        // SQLite's -wal / -shm / -journal files come and go
+                        // while connections close.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
             Ok(())

@@ -1,0 +1,447 @@
+//! The registry the token path needs, in memory: certificates by
+//! thumbprint, devices with their groups, grants and APIs.
+//!
+//! [`Snapshot`] is loaded once ([`Store::load_snapshot`]) and kept current by
+//! the change feed (`registry_changes`, filled by triggers on every write,
+//! from any instance or the CLI): [`Snapshot::refresh`] reads the changes
+//! after the last one it applied and re-reads just those keys. A broker
+//! refreshes on a short poll (and, on PostgreSQL, when `NOTIFY
+//! certbound_registry` arrives), and at once after a write of its own
+//! ([`Snapshot::refresh_if_written`]), so a revocation made through an
+//! instance is enforced on that instance's very next request.
+//!
+//! [`Snapshot::token_view`] is the in-memory twin of [`Store::token_view`]:
+//! the same answer, no database.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::{DeviceStatus, Store, TokenView, split_scopes, to_u64};
+
+/// More changes than this since the last refresh: reload everything (one
+/// pass over each table) instead of key by key.
+const FULL_RELOAD_AFTER: usize = 20_000;
+/// Refreshes caused by lookups that missed are at least this far apart, so
+/// that requests naming unknown certificates cannot turn into a stream of
+/// queries (at most 200 a second, however many such requests arrive).
+const MISS_COOLDOWN: Duration = Duration::from_millis(5);
+/// Changes before the last one applied that a refresh reads again.
+const OVERLAP: i64 = 32;
+
+#[derive(Debug, Clone)]
+struct CertEntry {
+    der: Arc<[u8]>,
+    serial: String,
+    device_id: String,
+    active: bool,
+}
+
+#[derive(Debug, Clone)]
+struct DeviceEntry {
+    status: DeviceStatus,
+    groups: Vec<String>,
+}
+
+/// The registry facts, as of change `version`.
+#[derive(Debug, Default)]
+struct Facts {
+    certs: HashMap<String, CertEntry>,
+    devices: HashMap<String, DeviceEntry>,
+    /// group -> [(api, scopes)]
+    grants: HashMap<String, Vec<(String, String)>>,
+    /// api -> token lifetime
+    apis: HashMap<String, u64>,
+    /// The last change applied.
+    version: i64,
+}
+
+impl Facts {
+    fn token_view(&self, thumbprint: &str, audience: &str) -> Option<TokenView> {
+        let cert = self.certs.get(thumbprint)?;
+        let device = self.devices.get(&cert.device_id)?;
+        let mut scopes: Vec<String> = Vec::new();
+        let mut any_grant = false;
+        for group in &device.groups {
+            for (api, granted) in self.grants.get(group).into_iter().flatten() {
+                if api == audience {
+                    any_grant = true;
+                    for s in split_scopes(granted) {
+                        if !scopes.contains(&s) {
+                            scopes.push(s);
+                        }
+                    }
+                }
+            }
+        }
+        Some(TokenView {
+            der: cert.der.to_vec(),
+            serial: cert.serial.clone(),
+            cert_active: cert.active,
+            device_id: cert.device_id.clone(),
+            device_status: device.status,
+            api_ttl: self.apis.get(audience).copied(),
+            granted: any_grant.then_some(scopes),
+        })
+    }
+}
+
+/// The in-memory registry of one instance (cheap to clone: shared).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    facts: Arc<RwLock<Facts>>,
+    store: Store,
+    /// The store's write counter when the facts were last refreshed.
+    refreshed_at_write: Arc<AtomicU64>,
+    /// One refresh at a time.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// When the newest refresh started (a lookup that missed before then
+    /// needs no refresh of its own).
+    last_started: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// When the newest refresh caused by a miss started.
+    last_miss: Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+/// What one refresh did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Changes read from the feed.
+    pub changes: usize,
+    /// The whole registry was reloaded (too many changes to apply one by one).
+    pub full_reload: bool,
+}
+
+impl Store {
+    /// Loads the registry the token path needs into memory.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] when the store cannot be read.
+    pub async fn load_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let snapshot = Snapshot {
+            facts: Arc::default(),
+            store: self.clone(),
+            refreshed_at_write: Arc::new(AtomicU64::new(self.writes())),
+            refreshing: Arc::default(),
+            last_started: Arc::default(),
+            last_miss: Arc::default(),
+        };
+        let facts = snapshot.load_all().await?;
+        *snapshot.write_facts() = facts;
+        Ok(snapshot)
+    }
+
+    /// Deletes the change-feed rows older than the newest `keep` (running
+    /// instances read the feed every fraction of a second; one that starts
+    /// loads the whole registry, not the feed). Returns the rows deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn prune_registry_changes(&self, keep: i64) -> Result<u64, StoreError> {
+        let newest = self.last_change().await?;
+        let done = sqlx::query("DELETE FROM registry_changes WHERE id <= $1")
+            .bind(newest.saturating_sub(keep))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The newest change in the feed (0: none).
+    pub async fn last_change(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM registry_changes")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+impl Snapshot {
+    /// The registry facts behind one token decision, from memory (see
+    /// [`Store::token_view`]).
+    pub fn token_view(&self, thumbprint: &str, audience: &str) -> Option<TokenView> {
+        self.read_facts().token_view(thumbprint, audience)
+    }
+
+    /// [`Snapshot::token_view`]; when the certificate is unknown, the change
+    /// feed is read first (a device provisioned a moment ago through another
+    /// instance or the CLI is found at once). Lookups that miss together
+    /// share one read, and such reads are at least [`MISS_COOLDOWN`] apart.
+    ///
+    /// # Errors
+    /// As [`Snapshot::refresh`].
+    pub async fn token_view_or_refresh(
+        &self,
+        thumbprint: &str,
+        audience: &str,
+    ) -> Result<Option<TokenView>, StoreError> {
+        if let Some(view) = self.token_view(thumbprint, audience) {
+            return Ok(Some(view));
+        }
+        let arrived = Instant::now();
+        {
+            let mut last_miss = self.last_miss.lock().await;
+            let covered = self
+                .last_started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some_and(|started| started >= arrived);
+            if !covered {
+                if let Some(wait) = last_miss.and_then(|t| MISS_COOLDOWN.checked_sub(t.elapsed())) {
+                    tokio::time::sleep(wait).await;
+                }
+                *last_miss = Some(Instant::now());
+                self.refresh().await?;
+            }
+        }
+        Ok(self.token_view(thumbprint, audience))
+    }
+
+    /// The last change applied.
+    pub fn version(&self) -> i64 {
+        self.read_facts().version
+    }
+
+    /// Devices and certificates held, for metrics and sizing.
+    pub fn counts(&self) -> (usize, usize) {
+        let f = self.read_facts();
+        (f.devices.len(), f.certs.len())
+    }
+
+    /// Refreshes when this process wrote to the store since the last refresh
+    /// (so its own changes count from its very next request); a no-op
+    /// otherwise.
+    ///
+    /// # Errors
+    /// As [`Snapshot::refresh`].
+    pub async fn refresh_if_written(&self) -> Result<(), StoreError> {
+        if self.store.writes() != self.refreshed_at_write.load(Ordering::Acquire) {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the changes made since the last refresh (by anyone).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] when the store cannot be read; the snapshot then
+    /// stays as it was.
+    pub async fn refresh(&self) -> Result<Refreshed, StoreError> {
+        let _one = self.refreshing.lock().await;
+        *self
+            .last_started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        let writes = self.store.writes();
+        let since = self.version();
+        if self.store.last_change().await? <= since {
+            self.refreshed_at_write.store(writes, Ordering::Release);
+            return Ok(Refreshed::default());
+        }
+        // Writers are serialised, so changes commit in id order; the few
+        // before `since` are read again anyway (re-reading a key is
+        // idempotent), should a write ever have committed out of order.
+        let rows = sqlx::query(
+            "SELECT id, kind, key FROM registry_changes WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(since.saturating_sub(OVERLAP))
+        .bind(i64::try_from(FULL_RELOAD_AFTER + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.store.pool)
+        .await?;
+        if rows.len() > FULL_RELOAD_AFTER {
+            let facts = self.load_all().await?;
+            *self.write_facts() = facts;
+            self.refreshed_at_write.store(writes, Ordering::Release);
+            return Ok(Refreshed {
+                changes: rows.len(),
+                full_reload: true,
+            });
+        }
+        let mut last = since;
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        for r in &rows {
+            last = last.max(r.get::<i64, _>("id"));
+            keys.insert((r.get("kind"), r.get("key")));
+        }
+        // Read every changed key first, then swap them in under one short
+        // write lock.
+        let mut certs = Vec::new();
+        let mut devices = Vec::new();
+        let mut groups = Vec::new();
+        let mut apis = Vec::new();
+        for (kind, key) in &keys {
+            match kind.as_str() {
+                "cert" => certs.push((key.clone(), self.read_cert(key).await?)),
+                "device" => devices.push((key.clone(), self.read_device(key).await?)),
+                "group" => groups.push((key.clone(), self.read_group(key).await?)),
+                "api" => apis.push((key.clone(), self.read_api(key).await?)),
+                _ => {}
+            }
+        }
+        let mut f = self.write_facts();
+        for (k, v) in certs {
+            match v {
+                Some(c) => f.certs.insert(k, c),
+                None => f.certs.remove(&k),
+            };
+        }
+        for (k, v) in devices {
+            match v {
+                Some(d) => f.devices.insert(k, d),
+                None => f.devices.remove(&k),
+            };
+        }
+        for (k, v) in groups {
+            if v.is_empty() {
+                f.grants.remove(&k);
+            } else {
+                f.grants.insert(k, v);
+            }
+        }
+        for (k, v) in apis {
+            match v {
+                Some(ttl) => f.apis.insert(k, ttl),
+                None => f.apis.remove(&k),
+            };
+        }
+        f.version = last;
+        drop(f);
+        self.refreshed_at_write.store(writes, Ordering::Release);
+        Ok(Refreshed {
+            changes: rows.len(),
+            full_reload: false,
+        })
+    }
+
+    fn read_facts(&self) -> std::sync::RwLockReadGuard<'_, Facts> {
+        self.facts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_facts(&self) -> std::sync::RwLockWriteGuard<'_, Facts> {
+        self.facts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Everything, as of the change it reports (read first, so that changes
+    /// made during the load are applied again by the next refresh).
+    async fn load_all(&self) -> Result<Facts, StoreError> {
+        let pool = &self.store.pool;
+        let version = self.store.last_change().await?;
+        let mut facts = Facts {
+            version,
+            ..Facts::default()
+        };
+        for r in sqlx::query("SELECT thumbprint, der, serial, device_id, status FROM certificates")
+            .fetch_all(pool)
+            .await?
+        {
+            facts.certs.insert(r.get("thumbprint"), cert_entry(&r));
+        }
+        for r in sqlx::query("SELECT id, status FROM devices")
+            .fetch_all(pool)
+            .await?
+        {
+            facts.devices.insert(
+                r.get("id"),
+                DeviceEntry {
+                    status: r.get::<String, _>("status").parse()?,
+                    groups: Vec::new(),
+                },
+            );
+        }
+        for r in sqlx::query(
+            "SELECT device_id, group_name FROM device_groups ORDER BY device_id, group_name",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            if let Some(d) = facts.devices.get_mut(&r.get::<String, _>("device_id")) {
+                d.groups.push(r.get("group_name"));
+            }
+        }
+        for r in
+            sqlx::query("SELECT group_name, api_id, scopes FROM grants ORDER BY group_name, api_id")
+                .fetch_all(pool)
+                .await?
+        {
+            facts
+                .grants
+                .entry(r.get("group_name"))
+                .or_default()
+                .push((r.get("api_id"), r.get("scopes")));
+        }
+        for r in sqlx::query("SELECT id, ttl_secs FROM apis")
+            .fetch_all(pool)
+            .await?
+        {
+            facts.apis.insert(r.get("id"), to_u64(r.get("ttl_secs")));
+        }
+        Ok(facts)
+    }
+
+    async fn read_cert(&self, thumbprint: &str) -> Result<Option<CertEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT thumbprint, der, serial, device_id, status FROM certificates WHERE thumbprint = $1",
+        )
+        .bind(thumbprint)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        Ok(row.map(|r| cert_entry(&r)))
+    }
+
+    async fn read_device(&self, id: &str) -> Result<Option<DeviceEntry>, StoreError> {
+        let Some(status) =
+            sqlx::query_scalar::<_, String>("SELECT status FROM devices WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.store.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name",
+        )
+        .bind(id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(Some(DeviceEntry {
+            status: status.parse()?,
+            groups,
+        }))
+    }
+
+    async fn read_group(&self, group: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT api_id, scopes FROM grants WHERE group_name = $1 ORDER BY api_id")
+                .bind(group)
+                .fetch_all(&self.store.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("api_id"), r.get("scopes")))
+            .collect())
+    }
+
+    async fn read_api(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let ttl: Option<i64> = sqlx::query_scalar("SELECT ttl_secs FROM apis WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        Ok(ttl.map(to_u64))
+    }
+}
+
+fn cert_entry(r: &sqlx::any::AnyRow) -> CertEntry {
+    CertEntry {
+        der: r.get::<Vec<u8>, _>("der").into(),
+        serial: r.get("serial"),
+        device_id: r.get("device_id"),
+        active: r.get::<String, _>("status") == "active",
+    }
+}

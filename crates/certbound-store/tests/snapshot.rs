@@ -1,0 +1,154 @@
+//! The in-memory registry (`Snapshot`) answers exactly as the per-request
+//! query (`Store::token_view`) after every kind of change, whoever made it:
+//! this process (counted at once) or another store handle, as another
+//! instance or the CLI would (counted at the next refresh).
+
+use certbound_store::testing::current;
+use certbound_store::{Api, CertRecord, DeviceStatus, Grant, Store};
+
+const TEL: &str = "https://telemetry.example.com";
+const FW: &str = "https://firmware.example.com";
+
+fn cert(device: &str, n: u8) -> CertRecord {
+    CertRecord {
+        serial: format!("{n:02x}{device}"),
+        device_id: device.into(),
+        thumbprint: format!("{n:02x}{}", hex::encode(device)),
+        not_before: 1,
+        not_after: 4_000_000_000,
+        status: "active".into(),
+        der: vec![0x30, n],
+    }
+}
+
+fn grant(api: &str, scopes: &str) -> Grant {
+    Grant {
+        api_id: api.into(),
+        scopes: scopes.split(' ').map(String::from).collect(),
+    }
+}
+
+/// Every (thumbprint, audience) the test uses, compared: snapshot vs store.
+async fn same_answers(store: &Store, snapshot: &certbound_store::snapshot::Snapshot) {
+    let thumbprints = [
+        cert("d1", 1).thumbprint,
+        cert("d1", 2).thumbprint,
+        cert("d2", 1).thumbprint,
+        cert("d3", 1).thumbprint,
+        "ffff".to_string(),
+    ];
+    for t in &thumbprints {
+        for aud in [TEL, FW, "https://unknown.example.com", ""] {
+            let want = store.token_view(t, aud).await.unwrap();
+            let got = snapshot.token_view(t, aud);
+            let key = |v: &Option<certbound_store::TokenView>| {
+                v.as_ref().map(|v| {
+                    let mut granted = v.granted.clone();
+                    if let Some(g) = granted.as_mut() {
+                        g.sort();
+                    }
+                    (
+                        v.der.clone(),
+                        v.serial.clone(),
+                        v.cert_active,
+                        v.device_id.clone(),
+                        v.device_status,
+                        v.api_ttl,
+                        granted,
+                    )
+                })
+            };
+            assert_eq!(key(&got), key(&want), "{t} for {aud:?}");
+        }
+    }
+}
+
+async fn the_snapshot_answers_as_the_store_after_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = current().open(dir.path()).await;
+    // Another handle on the same database: another instance, or the CLI.
+    let other = Store::connect(&current().url_for(dir.path()))
+        .await
+        .unwrap();
+    for (id, ttl, scopes) in [(TEL, 600, "telemetry:write"), (FW, 60, "firmware:read")] {
+        let api = Api {
+            id: id.into(),
+            format: "cwt".into(),
+            ttl_secs: ttl,
+            scopes: vec![scopes.into()],
+        };
+        store.create_api(&api, 1).await.unwrap();
+    }
+    store
+        .create_group("sensors", &[grant(TEL, "telemetry:write")], 1)
+        .await
+        .unwrap();
+    store
+        .create_group("fw", &[grant(FW, "firmware:read")], 1)
+        .await
+        .unwrap();
+    store
+        .create_device("d1", &["sensors".into(), "fw".into()], &cert("d1", 1), 1)
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot().await.unwrap();
+    same_answers(&store, &snapshot).await;
+
+    // Changes through this handle: visible at once (refresh_if_written).
+    store
+        .create_device("d2", &["sensors".into()], &cert("d2", 1), 2)
+        .await
+        .unwrap();
+    store.add_certificate(&cert("d1", 2), 2).await.unwrap();
+    store
+        .set_device_status("d1", DeviceStatus::Suspended, 3)
+        .await
+        .unwrap();
+    snapshot.refresh_if_written().await.unwrap();
+    same_answers(&store, &snapshot).await;
+    assert_eq!(snapshot.counts(), (2, 3));
+
+    // Changes through the other handle: visible after the next refresh.
+    other
+        .set_device_status("d1", DeviceStatus::Active, 4)
+        .await
+        .unwrap();
+    other
+        .set_grant("sensors", &grant(TEL, "telemetry:write telemetry:read"))
+        .await
+        .unwrap();
+    other.set_api_ttl(FW, 120).await.unwrap();
+    other
+        .create_device("d3", &["fw".into()], &cert("d3", 1), 4)
+        .await
+        .unwrap();
+    snapshot.refresh_if_written().await.unwrap(); // not this process's writes: a no-op
+    assert!(snapshot.token_view(&cert("d3", 1).thumbprint, FW).is_none());
+    let r = snapshot.refresh().await.unwrap();
+    assert!(r.changes >= 4 && !r.full_reload, "{r:?}");
+    same_answers(&store, &snapshot).await;
+
+    // Revocation (the device's certificates follow), grant removal, group deletion.
+    other
+        .set_device_status("d2", DeviceStatus::Revoked, 5)
+        .await
+        .unwrap();
+    other.remove_grant("fw", FW).await.unwrap();
+    other.delete_group("sensors", true).await.unwrap();
+    snapshot.refresh().await.unwrap();
+    same_answers(&store, &snapshot).await;
+    let revoked = snapshot.token_view(&cert("d2", 1).thumbprint, TEL).unwrap();
+    assert_eq!(revoked.device_status, DeviceStatus::Revoked);
+    assert!(snapshot.version() > 0);
+
+    // Nothing new: a refresh reads nothing.
+    assert_eq!(snapshot.refresh().await.unwrap().changes, 0);
+    // Housekeeping of the feed keeps what was asked for.
+    let last = store.last_change().await.unwrap();
+    let pruned = store.prune_registry_changes(3).await.unwrap();
+    assert_eq!(pruned, u64::try_from(last - 3).unwrap());
+    // A snapshot loaded now agrees too.
+    same_answers(&store, &store.load_snapshot().await.unwrap()).await;
+}
+
+certbound_store::on_every_backend!(the_snapshot_answers_as_the_store_after_every_change);
