@@ -151,7 +151,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
             .with_metrics(metrics.clone())
             .with_snapshot(snapshot.clone()),
     );
-    let snapshot_task = tokio::spawn(follow_changes(snapshot));
+    let snapshot_task = tokio::spawn(snapshot.follow(SNAPSHOT_POLL));
     let enroll = EnrollService::new(
         EnrollConfig {
             cert_days: config.pki.device_cert_days,
@@ -360,38 +360,8 @@ async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPk
 /// interval, when that is shorter).
 /// How often an instance reads the registry change feed: a change made
 /// through another instance or the CLI is enforced here at most this much
-/// later (plus one query).
+/// later (plus one query); on PostgreSQL a NOTIFY usually comes first.
 pub const SNAPSHOT_POLL: Duration = Duration::from_millis(100);
-
-/// Keeps `snapshot` current: reads the change feed every [`SNAPSHOT_POLL`].
-async fn follow_changes(snapshot: crate::store::snapshot::Snapshot) {
-    let mut ticker = tokio::time::interval(SNAPSHOT_POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        ticker.tick().await;
-        match snapshot.refresh().await {
-            Ok(r) => {
-                if failing {
-                    tracing::info!("the registry change feed is readable again");
-                    failing = false;
-                }
-                if r.changes > 0 {
-                    tracing::debug!(
-                        changes = r.changes,
-                        full = r.full_reload,
-                        "registry snapshot refreshed"
-                    );
-                }
-            }
-            Err(e) if !failing => {
-                tracing::warn!(error = %e, "the registry change feed cannot be read; tokens are decided on the last snapshot until it can");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
-}
 
 /// Change-feed rows housekeeping keeps (instances read the feed every
 /// [`SNAPSHOT_POLL`]; far more than they can fall behind).

@@ -256,6 +256,17 @@ pub struct Store {
     /// Write transactions this process started through any clone of this
     /// store (see [`snapshot::Snapshot::refresh_if_written`]).
     writes: Arc<AtomicU64>,
+    /// The URL it was opened with (for the change-feed listener).
+    url: Arc<StoreUrl>,
+}
+
+/// A store URL that never shows its password ([`redact_url`]) when printed.
+struct StoreUrl(String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 fn split_scopes(s: &str) -> Vec<String> {
@@ -326,6 +337,7 @@ impl Store {
             pool,
             backend,
             writes: Arc::default(),
+            url: Arc::new(StoreUrl(url.to_string())),
         };
         match backend {
             // The embedded default upgrades itself when opened.
@@ -384,6 +396,7 @@ impl Store {
             pool,
             backend,
             writes: Arc::default(),
+            url: Arc::new(StoreUrl(url.to_string())),
         })
     }
 

@@ -166,6 +166,73 @@ impl Snapshot {
         self.read_facts().token_view(thumbprint, audience)
     }
 
+    /// Keeps the snapshot current until the task is dropped: reads the
+    /// change feed every `poll`, and on PostgreSQL also as soon as `NOTIFY
+    /// certbound_registry` arrives (sent by the feed's triggers; PostgreSQL
+    /// delivers one per transaction). A listener that fails falls back to
+    /// polling alone (logged once).
+    pub async fn follow(self, poll: Duration) {
+        let mut listener = match self.store.backend {
+            crate::Backend::Postgres => self.listen().await,
+            crate::Backend::Sqlite => None,
+        };
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            match listener.as_mut() {
+                Some(l) => {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        r = l.recv() => if let Err(e) = r {
+                            tracing::warn!(error = %e, "registry change notifications stopped; polling every {poll:?}");
+                            listener = None;
+                        }
+                    }
+                }
+                None => {
+                    ticker.tick().await;
+                }
+            }
+            match self.refresh().await {
+                Ok(r) => {
+                    if failing {
+                        tracing::info!("the registry change feed is readable again");
+                        failing = false;
+                    }
+                    if r.changes > 0 {
+                        tracing::debug!(
+                            changes = r.changes,
+                            full = r.full_reload,
+                            "registry snapshot refreshed"
+                        );
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "the registry change feed cannot be read; tokens are decided on the last snapshot until it can");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let url = &self.store.url.0;
+        let listener = async {
+            let mut l = sqlx::postgres::PgListener::connect(url).await?;
+            l.listen("certbound_registry").await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match listener.await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for registry changes; polling only");
+                None
+            }
+        }
+    }
+
     /// [`Snapshot::token_view`]; when the certificate is unknown, the change
     /// feed is read first (a device provisioned a moment ago through another
     /// instance or the CLI is found at once). Lookups that miss together

@@ -152,3 +152,53 @@ async fn the_snapshot_answers_as_the_store_after_every_change() {
 }
 
 certbound_store::on_every_backend!(the_snapshot_answers_as_the_store_after_every_change);
+
+/// On PostgreSQL a change reaches a following snapshot through NOTIFY, not
+/// the poll: with a poll of an hour, it still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifications_refresh_without_waiting_for_the_poll() {
+    let Some(pg) = certbound_store::testing::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = pg.open(dir.path()).await;
+    let other = Store::connect(&pg.url_for(dir.path())).await.unwrap();
+    store.create_group("g", &[], 1).await.unwrap();
+    store
+        .create_device("n1", &["g".into()], &cert("n1", 1), 1)
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot().await.unwrap();
+    let task = tokio::spawn(
+        snapshot
+            .clone()
+            .follow(std::time::Duration::from_secs(3600)),
+    );
+    // The first tick refreshes at once; the listener is up by then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while snapshot.version() < store.last_change().await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first refresh never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    other
+        .set_device_status("n1", DeviceStatus::Revoked, 2)
+        .await
+        .unwrap();
+    let thumb = cert("n1", 1).thumbprint;
+    loop {
+        let view = snapshot.token_view(&thumb, TEL).unwrap();
+        if view.device_status == DeviceStatus::Revoked {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no NOTIFY-driven refresh (the poll is an hour)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+}
