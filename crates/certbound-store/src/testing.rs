@@ -238,3 +238,65 @@ async fn create_schema(base: &str) -> Result<String, sqlx::Error> {
     let sep = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
+
+impl Store {
+    /// Registers `n` synthetic devices `syn-<i>`, each with one active
+    /// certificate of `der_len` bytes and the group `group`, in one write
+    /// transaction, straight in SQL (no CA work): for benchmarks of the
+    /// registry's size (`certbound-snapshot-size`).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Db`].
+    pub async fn bulk_insert_synthetic_devices(
+        &self,
+        n: u64,
+        group: &str,
+        der_len: usize,
+    ) -> Result<(), crate::StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let der_len = i64::try_from(der_len).unwrap_or(0);
+        let (seq, thumb, der) = match self.backend {
+            Backend::Sqlite => (
+                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) ",
+                "printf('%064x', i)",
+                "randomblob($3)",
+            ),
+            Backend::Postgres => (
+                "",
+                "lpad(to_hex(i), 64, '0')",
+                "decode(repeat('ab', CAST($3 AS INTEGER)), 'hex')",
+            ),
+        };
+        let from = match self.backend {
+            Backend::Sqlite => "FROM seq",
+            Backend::Postgres => "FROM generate_series(1, $1) AS s(i)",
+        };
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!(
+            "{seq}INSERT INTO devices (id, status, created_at, updated_at) \
+             SELECT 'syn-' || i, 'active', $2, $2 {from}"
+        ))
+        .bind(n)
+        .bind(1_i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "{seq}INSERT INTO device_groups (device_id, group_name) SELECT 'syn-' || i, $2 {from}"
+        ))
+        .bind(n)
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "{seq}INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
+             SELECT 'syn' || i, 'syn-' || i, {thumb}, 1, 4000000000, {der}, 'active', $2 {from}"
+        ))
+        .bind(n)
+        .bind(1_i64)
+        .bind(der_len)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
