@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{BIN, ISSUER, ok, skip_or_fail};
+use common::{BIN, ISSUER, QuickStart, Serve, ok, skip_or_fail};
 
 fn unit_text() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/certbound.service");
@@ -149,4 +149,31 @@ fn the_units_command_line_serves_and_stops_on_sigterm() {
             "not JSON: {line}"
         );
     }
+}
+
+/// SIGTERM flushes what the broker queued: a refusal's audit event, written
+/// in batches, is in the store once the process has exited, however soon
+/// after the request the signal came.
+#[test]
+fn sigterm_flushes_queued_audit_events() {
+    let qs = QuickStart::new();
+    let serve = Serve::start(&qs.dir);
+    // firmware:read is not granted to the group: refused, and audited.
+    let out = qs.request(&serve, "sensor-1", "firmware:read");
+    assert!(!out.status.success(), "an ungranted scope was granted");
+    let status = serve.terminate();
+    assert!(status.success(), "exit {status:?} after SIGTERM");
+    let audit = ok(&[
+        "audit",
+        "tail",
+        "--dir",
+        qs.d(),
+        "--json",
+        "--device",
+        "sensor-1",
+    ]);
+    assert!(
+        audit.contains("token.refused") && audit.contains("invalid_scope"),
+        "the refusal was not flushed before exit: {audit}"
+    );
 }
