@@ -2,6 +2,10 @@
 //! files and manifest; resuming after an interruption and after simulated
 //! crashes; refusals before any work.
 
+mod backend;
+
+use backend::test_init_options;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -436,16 +440,6 @@ async fn bad_input_is_refused_before_any_work() {
         .await
         .unwrap();
     reg.close().await;
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }
 
 certbound_broker::store::on_every_backend!(

@@ -1,6 +1,10 @@
 //! `certbound_broker::doctor`: each check sees the problem planted in a
 //! fresh data directory, and stays silent on a clean one.
 
+mod backend;
+
+use backend::test_init_options;
+
 use certbound_broker::clock::unix_now;
 use certbound_broker::doctor::{self, DoctorOptions, Finding, Severity};
 use certbound_broker::registry::{self, Registry};
@@ -397,16 +401,6 @@ fn exit_codes() {
         doctor::exit_code(&[f(Severity::Error), f(Severity::Warning)]),
         2
     );
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }
 
 certbound_broker::store::on_every_backend!(

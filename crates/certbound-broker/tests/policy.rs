@@ -2,6 +2,7 @@
 //! plans of every kind of change, atomic failure, env substitution. Client
 //! authentication methods: `policy_clients.rs`.
 
+mod backend;
 mod policy_common;
 
 use certbound_broker::policy::{self, ApplyOptions, Op, PolicyDoc};

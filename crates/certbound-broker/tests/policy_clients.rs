@@ -3,6 +3,7 @@
 //! and applied with `certbound client create`'s checks; inconsistent
 //! documents refused with what to write instead.
 
+mod backend;
 mod policy_common;
 
 use std::path::Path;

@@ -1,6 +1,10 @@
 //! The running broker prunes its store in the background, every
 //! `[audit] prune_every_secs`.
 
+mod backend;
+
+use backend::test_init_options;
+
 use std::time::{Duration, Instant};
 
 use certbound_broker::clock::unix_now;
@@ -92,16 +96,6 @@ async fn broker_prunes_in_the_background() {
     assert!(store.token_state("live").await.unwrap().is_some());
     broker.shutdown().await;
     store.close().await;
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }
 
 certbound_broker::store::on_every_backend!(broker_prunes_in_the_background);

@@ -2,6 +2,10 @@
 //! `delete_group`, `set_grant`, `remove_grant` — validation, effect on the
 //! store (as the token endpoint reads it) and audit events.
 
+mod backend;
+
+use backend::test_init_options;
+
 use certbound_broker::error::BrokerError;
 use certbound_broker::registry::{self, Registry};
 
@@ -269,16 +273,6 @@ async fn remove_grant_keeps_the_group() {
         "{err}"
     );
     reg.close().await;
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }
 
 certbound_broker::store::on_every_backend!(

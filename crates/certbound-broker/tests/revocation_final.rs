@@ -3,6 +3,10 @@
 //! record was lost, and bounds and escapes what it writes (medium 6). Real
 //! SQLite, and the raw SQL an operator could run with sqlite3.
 
+mod backend;
+
+use backend::test_init_options;
+
 use std::time::Duration;
 
 use certbound_broker::audit::{AuditLog, AuditOptions, RecordLost};
@@ -352,16 +356,6 @@ async fn no_token_record_is_acknowledged_while_the_store_fails_and_the_writer_re
         .map(|e| e.subject)
         .collect();
     assert_eq!(subjects, vec!["during-outage".to_string()]);
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }
 
 certbound_broker::store::on_every_backend!(

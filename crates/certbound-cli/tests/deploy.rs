@@ -8,7 +8,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{BIN, ISSUER, QuickStart, Serve, ok, skip_or_fail};
 
@@ -126,19 +126,7 @@ fn the_units_command_line_serves_and_stops_on_sigterm() {
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::terminate(&mut child);
     let logs = logs.join().unwrap();
     assert!(status.success(), "exit {status:?} after SIGTERM: {logs:?}");
     // --log-format json: every log line is one JSON object.

@@ -1,6 +1,7 @@
 //! Helpers shared by the policy tests (`policy.rs`, `policy_clients.rs`).
 #![allow(dead_code)]
 
+use crate::backend::test_init_options;
 use std::path::Path;
 
 use certbound_broker::policy::{self, ApplyOptions};
@@ -69,14 +70,4 @@ pub async fn export_text(reg: &Registry) -> String {
 
 pub fn yes() -> ApplyOptions {
     ApplyOptions::default()
-}
-
-/// `init` options with a store of its own on the backend under test.
-async fn test_init_options() -> certbound_broker::registry::InitOptions {
-    certbound_broker::registry::InitOptions {
-        store_url: certbound_broker::store::testing::current()
-            .fresh_url()
-            .await,
-        ..Default::default()
-    }
 }

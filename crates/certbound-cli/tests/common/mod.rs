@@ -138,25 +138,30 @@ impl Serve {
 }
 
 impl Serve {
-    /// Sends SIGTERM (what systemd and `docker stop` send) and waits up to
-    /// 60 s for the exit.
+    /// Sends SIGTERM (what systemd and `docker stop` send) and waits for the
+    /// exit ([`terminate`]).
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no exit within 60 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        terminate(&mut self.child)
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to 60 s for its exit.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
