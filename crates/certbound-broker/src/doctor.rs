@@ -353,8 +353,17 @@ async fn check_key_age(
     out: &mut Vec<Finding>,
 ) -> Result<(), BrokerError> {
     let dir = dir_arg(reg);
-    // The schedule rows, read-only (KeyRing::load would write the legacy row).
-    let schedules = reg.store.key_schedules().await?;
+    // The schedule rows of this instance's own keys (those it holds the
+    // files of; other instances on the store rotate theirs), read-only
+    // (KeyRing::load would write the legacy row).
+    let keys_dir = reg.data.keys();
+    let schedules: Vec<_> = reg
+        .store
+        .key_schedules()
+        .await?
+        .into_iter()
+        .filter(|s| keys_dir.join(format!("{}.key.pem", s.kid)).exists())
+        .collect();
     let signing = schedules
         .iter()
         .filter(|s| s.active_from <= now && s.retire_after.is_none_or(|r| now < r))

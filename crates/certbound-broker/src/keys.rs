@@ -160,54 +160,122 @@ pub fn seal_signing_keys(keys: &KeyDir<'_>) -> Result<Vec<PathBuf>, BrokerError>
     Ok(sealed)
 }
 
-/// The loaded key ring: every scheduled key with its private key.
+/// One key of the ring: its schedule, its public key, and its private key
+/// when this instance holds it.
+#[derive(Debug)]
+struct RingKey {
+    schedule: KeySchedule,
+    public: EcPublicKey,
+    private: Option<std::sync::Arc<SigningKey>>,
+}
+
+/// The loaded key ring: every scheduled key of every instance on the store,
+/// with the private keys this instance holds (its own keys: each instance
+/// signs with its own, and publishes everyone's).
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    keys: Vec<(KeySchedule, std::sync::Arc<SigningKey>)>,
+    keys: Vec<RingKey>,
 }
 
 impl KeyRing {
     /// Loads the ring from the store and the key files in `dir`. A data
     /// directory made before key rotation existed has no ring yet: its
-    /// `current` key is entered as active since the epoch.
+    /// `current` key is entered as active since the epoch. A `current` key
+    /// the ring lacks while other keys are in it (an instance joined without
+    /// `certbound init --join`) is entered as active from now. Keys recorded
+    /// before the store kept public keys get theirs filled in by the
+    /// instance holding them.
     pub async fn load(store: &Store, dir: &KeyDir<'_>) -> Result<Self, BrokerError> {
         let mut schedules = store.key_schedules().await?;
-        if schedules.is_empty() {
-            let current = load_current(dir)?;
-            let entry = KeySchedule {
-                kid: current.kid.clone(),
-                created_at: 0,
-                active_from: 0,
-                retire_after: None,
-            };
-            store.add_signing_key(&entry, None).await?;
-            schedules.push(entry);
+        let local = if dir.path.exists() {
+            key_files(&dir.path)?
+        } else {
+            Vec::new()
+        };
+        let current = dir.path.join("current");
+        if let Ok(kid) = fs::read_to_string(&current) {
+            let kid = kid.trim();
+            if !schedules.iter().any(|s| s.kid == kid) {
+                let key = load(dir, kid)?;
+                let since = if schedules.is_empty() {
+                    0
+                } else {
+                    crate::clock::unix_now()
+                };
+                let entry = KeySchedule {
+                    kid: key.kid.clone(),
+                    created_at: since,
+                    active_from: since,
+                    retire_after: None,
+                    public_key: Some(key.signer.public_key().to_sec1()),
+                };
+                store.add_signing_key(&entry, &[], 0).await?;
+                schedules.push(entry);
+            }
         }
         let mut keys = Vec::with_capacity(schedules.len());
         for schedule in schedules {
-            let key = load(dir, &schedule.kid)?;
-            keys.push((schedule, std::sync::Arc::new(key)));
+            if local.contains(&schedule.kid) {
+                let key = load(dir, &schedule.kid)?;
+                let public = key.signer.public_key().clone();
+                if schedule.public_key.is_none() {
+                    store
+                        .set_signing_public_key(&schedule.kid, &public.to_sec1())
+                        .await?;
+                }
+                keys.push(RingKey {
+                    schedule,
+                    public,
+                    private: Some(std::sync::Arc::new(key)),
+                });
+                continue;
+            }
+            match schedule.public_key.as_deref().map(EcPublicKey::from_sec1) {
+                Some(Ok(public)) => keys.push(RingKey {
+                    schedule,
+                    public,
+                    private: None,
+                }),
+                Some(Err(e)) => tracing::warn!(
+                    kid = %schedule.kid, error = %e,
+                    "the store holds a malformed public key for this signing key; not published"
+                ),
+                // Recorded by an older version on another instance, which
+                // fills it in when it next loads its ring.
+                None => tracing::debug!(
+                    kid = %schedule.kid,
+                    "signing key without a recorded public key and not held here; not published yet"
+                ),
+            }
         }
         Ok(Self { keys })
     }
 
-    /// The key that signs at `now`: the newest whose `active_from` has come
-    /// and that is not retired.
+    /// The key that signs at `now`: the newest of this instance's own keys
+    /// whose `active_from` has come and that is not retired.
     pub fn signing_key(&self, now: u64) -> Option<&std::sync::Arc<SigningKey>> {
         self.keys
             .iter()
-            .filter(|(s, _)| s.active_from <= now && s.retire_after.is_none_or(|r| now < r))
+            .filter(|k| {
+                let s = &k.schedule;
+                s.active_from <= now && s.retire_after.is_none_or(|r| now < r)
+            })
+            .filter_map(|k| k.private.as_ref().map(|p| (&k.schedule, p)))
             .max_by_key(|(s, _)| (s.active_from, s.created_at))
             .map(|(_, k)| k)
     }
 
-    /// The keys verifiers must know at `now` (published, not retired), by kid.
+    /// The keys verifiers must know at `now` (published, not retired), of
+    /// every instance, by kid.
     pub fn published(&self, now: u64) -> Vec<(String, EcPublicKey)> {
         let mut out: Vec<(String, EcPublicKey)> = self
             .keys
             .iter()
-            .filter(|(s, _)| s.created_at <= now && s.retire_after.is_none_or(|r| now < r))
-            .map(|(s, k)| (s.kid.clone(), k.signer.public_key().clone()))
+            .filter(|k| {
+                let s = &k.schedule;
+                s.created_at <= now && s.retire_after.is_none_or(|r| now < r)
+            })
+            .map(|k| (k.schedule.kid.clone(), k.public.clone()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -223,7 +291,16 @@ impl KeyRing {
 
     /// The schedules, oldest first.
     pub fn schedules(&self) -> Vec<KeySchedule> {
-        self.keys.iter().map(|(s, _)| s.clone()).collect()
+        self.keys.iter().map(|k| k.schedule.clone()).collect()
+    }
+
+    /// The kids of the keys this instance holds (signs with).
+    pub fn own_kids(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|k| k.private.is_some())
+            .map(|k| k.schedule.kid.clone())
+            .collect()
     }
 }
 
@@ -292,8 +369,9 @@ pub async fn rotate(
     leeway: u64,
     status_ttl: u64,
 ) -> Result<Rotation, BrokerError> {
-    // Make sure a legacy directory has its ring before adding to it.
-    KeyRing::load(store, keys).await?;
+    // Make sure a legacy directory has its ring before adding to it; the
+    // keys this rotation replaces are this instance's own.
+    let own = KeyRing::load(store, keys).await?.own_kids();
     let dir = keys.path.as_path();
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let (signer, der) = AwsLcSigner::generate()?;
@@ -311,8 +389,10 @@ pub async fn rotate(
                 created_at: now,
                 active_from,
                 retire_after: None,
+                public_key: Some(signer.public_key().to_sec1()),
             },
-            Some(floor),
+            &own,
+            floor,
         )
         .await?;
     store.extend_retirements(leeway).await?;
@@ -320,7 +400,7 @@ pub async fn rotate(
         .key_schedules()
         .await?
         .iter()
-        .filter(|s| s.kid != kid)
+        .filter(|s| own.contains(&s.kid))
         .filter_map(|s| s.retire_after)
         .max()
         .unwrap_or(floor);
@@ -333,14 +413,21 @@ pub async fn rotate(
     })
 }
 
-/// Drops retired keys from the ring and deletes their private key files.
+/// Drops retired keys from the ring (this instance's own, and other
+/// instances' keys retired long ago: [`crate::store::ORPHANED_KEY_SECS`])
+/// and deletes the private key files of this instance's.
 pub async fn prune_retired(
     store: &Store,
     dir: &Path,
     now: u64,
 ) -> Result<Vec<String>, BrokerError> {
-    let gone = store.drop_retired_keys(now).await?;
-    for kid in &gone {
+    let own = if dir.exists() {
+        key_files(dir)?
+    } else {
+        Vec::new()
+    };
+    let gone = store.drop_retired_keys(now, &own).await?;
+    for kid in gone.iter().filter(|k| own.contains(k)) {
         let path = key_path(dir, kid);
         if let Err(e) = fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound

@@ -39,6 +39,7 @@ mod device_auth;
 pub mod doctor;
 pub mod enroll_service;
 pub mod error;
+pub mod instances;
 pub mod keys;
 pub mod limits;
 pub mod metrics;

@@ -25,6 +25,9 @@ pub struct PkiState {
     /// External CAs (`certbound ca trust add`) by name, with the group their
     /// devices join on first use (`None`: just-in-time registration off).
     pub external: HashMap<String, Option<String>>,
+    /// Issuing CA certificates (DER) the service's other instances
+    /// published in the store: trusted as intermediates under the root.
+    pub published: Vec<Vec<u8>>,
     stamp: Option<SystemTime>,
 }
 
@@ -42,11 +45,11 @@ fn stamp(path: &PathBuf) -> Option<SystemTime> {
 }
 
 impl PkiState {
-    /// Loads the CA files.
-    pub fn load(paths: &PkiPaths) -> Result<Self, BrokerError> {
+    /// Loads the CA files, trusting `published` issuing CAs (DER) too.
+    pub fn load(paths: &PkiPaths, published: Vec<Vec<u8>>) -> Result<Self, BrokerError> {
         let stamp = latest_stamp(paths);
         let (anchors, external) = load_external(paths)?;
-        let trust = TrustStore::load(paths)?.with_external(anchors)?;
+        let trust = TrustStore::load_with(paths, &published)?.with_external(anchors)?;
         let ca = IssuingCa::load(paths)?;
         let chain_path = paths.chain();
         let chain_pem =
@@ -58,6 +61,7 @@ impl PkiState {
             chain_der,
             issuing_der: ca.cert_der().to_vec(),
             ca,
+            published,
             stamp,
         })
     }
@@ -72,9 +76,10 @@ pub struct SharedPki {
 }
 
 impl SharedPki {
-    /// Loads the CA files under `paths`.
+    /// Loads the CA files under `paths` (see [`SharedPki::reload_if_changed`]
+    /// for the other instances' issuing CAs).
     pub fn load(paths: PkiPaths) -> Result<Self, BrokerError> {
-        let state = PkiState::load(&paths)?;
+        let state = PkiState::load(&paths, Vec::new())?;
         Ok(Self {
             paths,
             inner: Arc::new(RwLock::new(Arc::new(state))),
@@ -100,13 +105,16 @@ impl SharedPki {
         }
     }
 
-    /// Reloads when the issuing CA or the external CAs changed; returns whether it did.
-    pub fn reload_if_changed(&self) -> Result<bool, BrokerError> {
+    /// Reloads when the issuing CA or the external CAs changed, or when the
+    /// issuing CAs published by other instances are not `published` (DER,
+    /// in the store's order) any more; returns whether it did.
+    pub fn reload_if_changed(&self, published: &[Vec<u8>]) -> Result<bool, BrokerError> {
         let now = latest_stamp(&self.paths);
-        if now == self.get().stamp {
+        let current = self.get();
+        if now == current.stamp && current.published == published {
             return Ok(false);
         }
-        let state = Arc::new(PkiState::load(&self.paths)?);
+        let state = Arc::new(PkiState::load(&self.paths, published.to_vec())?);
         match self.inner.write() {
             Ok(mut g) => *g = state,
             Err(p) => *p.into_inner() = state,

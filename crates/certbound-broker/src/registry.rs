@@ -91,74 +91,36 @@ pub async fn init_with(
     issuer_id: &str,
     options: &InitOptions,
 ) -> Result<(), BrokerError> {
-    if options.server_names.is_empty() {
-        return Err(BrokerError::Invalid(
-            "at least one server name is needed (e.g. --server-name localhost)".into(),
-        ));
-    }
-    for name in &options.server_names {
-        let ok = !name.is_empty()
-            && name.len() <= 253
-            && (name.parse::<std::net::IpAddr>().is_ok()
-                || name.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                }));
-        if !ok {
-            return Err(BrokerError::Invalid(format!(
-                "server name {name:?} is neither a DNS name nor an IP address"
-            )));
-        }
-    }
-    let (kek, keys_line) = init_key_encryption(options)?;
-    let data = DataDir::new(dir).with_key_encryption(kek);
-    if data.config().exists() || data.database().exists() || data.pki().dir.exists() {
-        return Err(BrokerError::AlreadyInitialised(dir.to_path_buf()));
-    }
-    let mut config_text = template(issuer_id);
-    if let Some(line) = keys_line {
-        config_text = config_text.replace(
-            "# encryption_key_file = \"/run/secrets/certbound-kek\"",
-            &line,
-        );
-    }
-    if let Some(url) = &options.store_url {
-        crate::store::Backend::of_url(url)?;
-        config_text = config_text.replace(
-            "# url = \"postgres://certbound@db.example.com:5432/certbound\"",
-            &format!("url = {}", toml::Value::String(url.clone())),
-        );
-    }
+    check_server_names(&options.server_names)?;
+    let (data, config_text) = init_config(dir, issuer_id, options)?;
     // Validate the issuer id through the same rules as the config file.
     let config = Config::parse(&config_text, &data.config())?;
+    // A store that serves a service already takes new instances by join.
+    let (store, _) = Store::connect_and_migrate(&config.store_url(&data)).await?;
+    let taken = store.setting(crate::store::SETTING_ISSUER_ID).await;
+    store.close().await;
+    if let Some(issuer) = taken? {
+        return Err(BrokerError::Invalid(format!(
+            "the store {} already serves {issuer}: add this instance to it with \
+             `certbound init --join --store URL`, or use an empty database for a new service",
+            crate::store::redact_url(&config.store_url(&data))
+        )));
+    }
     fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let now = unix_now();
     match &options.root_key_out {
         Some(out) => init_ca_root_key_at(&data.pki(), &CaOptions::default(), now, out)?,
         None => init_ca(&data.pki(), &CaOptions::default(), now)?,
     }
-    let ca = IssuingCa::load(&data.pki())?;
-    // The TLS server identity of the embedded MQTT (and later HTTPS) server,
-    // and the broker's own client identity towards an MQTT server.
-    let server = ca.issue_server(&options.server_names, SERVER_CERT_DAYS, now)?;
-    write_key_and_chain(
-        &data.server_key(),
-        &data.server_cert(),
-        &server.key_pkcs8_pem,
-        &server.chain_pem,
-    )?;
-    let client = ca.issue_service(BROKER_SERVICE_NAME, SERVER_CERT_DAYS, now)?;
-    write_key_and_chain(
-        &data.broker_key(),
-        &data.broker_cert(),
-        &client.key_pkcs8_pem,
-        &client.chain_pem,
-    )?;
+    let client = issue_tls_identities(&data, &options.server_names, now)?;
     let kid = keys::create_signing_key(&data.key_dir())?;
     let (store, _) = Store::connect_and_migrate(&config.store_url(&data)).await?;
+    if let Err(e) = crate::instances::check_service(&store, &data, &config, now).await {
+        store.close().await;
+        return Err(e);
+    }
     keys::KeyRing::load(&store, &data.key_dir()).await?;
-    services::record(&store, BROKER_SERVICE_NAME, &client.cert, now).await?;
+    services::record(&store, BROKER_SERVICE_NAME, &client, now).await?;
     store
         .append_audit(&[AuditEvent {
             ts_ms: now.saturating_mul(1000),
@@ -178,6 +140,88 @@ pub async fn init_with(
     registry.close().await;
     admin?;
     Ok(())
+}
+
+/// Checks `--server-name` values: DNS names or IP addresses, at least one.
+pub(crate) fn check_server_names(names: &[String]) -> Result<(), BrokerError> {
+    if names.is_empty() {
+        return Err(BrokerError::Invalid(
+            "at least one server name is needed (e.g. --server-name localhost)".into(),
+        ));
+    }
+    for name in names {
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && (name.parse::<std::net::IpAddr>().is_ok()
+                || name.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }));
+        if !ok {
+            return Err(BrokerError::Invalid(format!(
+                "server name {name:?} is neither a DNS name nor an IP address"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The config file text of a new data directory, and the data directory
+/// with the key encryption key new keys are written with. Refuses a
+/// directory that holds a data directory already.
+pub(crate) fn init_config(
+    dir: &Path,
+    issuer_id: &str,
+    options: &InitOptions,
+) -> Result<(DataDir, String), BrokerError> {
+    let (kek, keys_line) = init_key_encryption(options)?;
+    let data = DataDir::new(dir).with_key_encryption(kek);
+    if data.config().exists() || data.database().exists() || data.pki().dir.exists() {
+        return Err(BrokerError::AlreadyInitialised(dir.to_path_buf()));
+    }
+    let mut config_text = template(issuer_id);
+    if let Some(line) = keys_line {
+        config_text = config_text.replace(
+            "# encryption_key_file = \"/run/secrets/certbound-kek\"",
+            &line,
+        );
+    }
+    if let Some(url) = &options.store_url {
+        crate::store::Backend::of_url(url)?;
+        config_text = config_text.replace(
+            "# url = \"postgres://certbound@db.example.com:5432/certbound\"",
+            &format!("url = {}", toml::Value::String(url.clone())),
+        );
+    }
+    Ok((data, config_text))
+}
+
+/// Issues, with the data directory's issuing CA, the TLS server identity of
+/// the embedded MQTT and HTTPS servers (for `server_names`) and the broker's
+/// own client identity towards an MQTT server, and writes both. Returns the
+/// client certificate (to record).
+pub(crate) fn issue_tls_identities(
+    data: &DataDir,
+    server_names: &[String],
+    now: u64,
+) -> Result<certbound_pki::IssuedCert, BrokerError> {
+    let ca = IssuingCa::load(&data.pki())?;
+    let server = ca.issue_server(server_names, SERVER_CERT_DAYS, now)?;
+    write_key_and_chain(
+        &data.server_key(),
+        &data.server_cert(),
+        &server.key_pkcs8_pem,
+        &server.chain_pem,
+    )?;
+    let client = ca.issue_service(BROKER_SERVICE_NAME, SERVER_CERT_DAYS, now)?;
+    write_key_and_chain(
+        &data.broker_key(),
+        &data.broker_cert(),
+        &client.key_pkcs8_pem,
+        &client.chain_pem,
+    )?;
+    Ok(client.cert)
 }
 
 /// Service name (certificate CN and `urn:certbound:service:` SAN) of the
@@ -506,7 +550,7 @@ pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
-mod services;
+pub(crate) mod services;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{

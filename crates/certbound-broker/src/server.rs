@@ -69,8 +69,14 @@ struct RunningHttps {
 pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, BrokerError> {
     let config = Config::load(dir)?;
     let data = DataDir::with_config(dir, &config);
+    crate::instances::check_joined(&data)?;
     let store = Store::connect(&config.store_url(&data)).await?;
+    // One service per store: same issuer, same root; this instance's
+    // issuing CAs published, every instance's trusted.
+    let now = crate::clock::unix_now();
+    crate::instances::check_service(&store, &data, &config, now).await?;
     let pki = SharedPki::load(data.pki())?;
+    pki.reload_if_changed(&crate::instances::published_cas(&store, now).await?)?;
     // Data directories made before the admin API existed get it now.
     crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())
         .ensure_admin()
@@ -331,12 +337,25 @@ async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPk
     let mut ticker = tokio::time::interval(KEY_POLL);
     loop {
         ticker.tick().await;
-        match pki.reload_if_changed() {
-            Ok(true) => tracing::info!("issuing CA changed: CA files reloaded"),
+        let now = crate::clock::unix_now();
+        let published = match crate::instances::published_cas(&store, now).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the issuing CAs of the other instances");
+                continue;
+            }
+        };
+        match pki.reload_if_changed(&published) {
+            Ok(true) => {
+                tracing::info!("issuing CAs changed: CA files and published CAs reloaded");
+                // A rotation here (`ca rotate-issuing`) is published for the others.
+                if let Err(e) = crate::instances::publish_own(&store, &data, now).await {
+                    tracing::warn!(error = %e, "could not publish this instance's issuing CA");
+                }
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not reload the CA files"),
         }
-        let now = crate::clock::unix_now();
         if let Err(e) = store.extend_retirements(leeway).await {
             tracing::warn!(error = %e, "could not update key retirement times");
             continue;

@@ -112,8 +112,14 @@ async fn plant() -> Planted {
                     created_at: at,
                     active_from: at,
                     retire_after: None,
+                    public_key: None,
                 },
-                (kid == "k-new").then_some(NOW + 10),
+                &if kid == "k-new" {
+                    vec!["k-old".to_string()]
+                } else {
+                    Vec::new()
+                },
+                NOW + 10,
             )
             .await
             .unwrap();

@@ -262,7 +262,7 @@ fn looks_like_pem(input: &[u8]) -> bool {
 }
 
 /// The DER of the only CSR block of a PEM text; other blocks are ignored.
-fn csr_from_pem(pem: &[u8]) -> Result<Vec<u8>, PkiError> {
+pub(crate) fn csr_from_pem(pem: &[u8]) -> Result<Vec<u8>, PkiError> {
     let mut found = None;
     for block in Pem::iter_from_buffer(pem) {
         let block = block.map_err(|e| PkiError::BadCsr(format!("invalid PEM: {e}")))?;

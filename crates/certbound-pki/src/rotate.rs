@@ -53,13 +53,13 @@ pub struct RotatedCa {
 }
 
 /// A certificate read from a file: PEM text, DER and serial.
-struct CertFile {
-    pem: String,
-    der: Vec<u8>,
-    serial: String,
+pub(crate) struct CertFile {
+    pub(crate) pem: String,
+    pub(crate) der: Vec<u8>,
+    pub(crate) serial: String,
 }
 
-fn read_cert(path: &std::path::Path) -> Result<CertFile, PkiError> {
+pub(crate) fn read_cert(path: &std::path::Path) -> Result<CertFile, PkiError> {
     let pem = read_text(path)?;
     let der = parse_pem_certs(&pem)
         .map_err(|e| PkiError::Malformed(format!("{}: {e}", path.display())))?
@@ -126,6 +126,67 @@ pub fn rotate_issuing_with_root_key(
             "the issuing CA lifetime must be at least one day".into(),
         ));
     }
+    let (root_issuer, root_not_after) = root_issuer(paths, now, root_key)?;
+
+    let current = read_cert(&paths.issuing_cert())?;
+    let current_key = paths.read_key(&paths.issuing_key(), ROLE_ISSUING)?;
+    let current_spki = parse_der(&current.der, "issuing CA")?
+        .public_key()
+        .raw
+        .to_vec();
+    if current_key.subject_public_key_info() != current_spki {
+        return finish_interrupted(paths, &current, &current_key, now);
+    }
+
+    // 1. Keep the current issuing CA.
+    keep(paths, &current.serial, &current.pem, &current_key)?;
+
+    // 2. The new issuing CA.
+    let not_before = now.saturating_sub(CLOCK_SKEW_SECS);
+    let not_after = add_days(now, opts.issuing_lifetime_days)?.min(root_not_after);
+    let mut params = ca_params(&opts.issuing_common_name, 0, not_before, not_after)?;
+    params.use_authority_key_identifier_extension = true;
+    let new_serial = params
+        .serial_number
+        .as_ref()
+        .map(|s| serial_hex(s.as_ref()))
+        .ok_or_else(|| PkiError::InvalidArgument("no serial number was generated".into()))?;
+    let new_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let new_cert = params.signed_by(&new_key, &root_issuer)?;
+    let new_cert_pem = new_cert.pem();
+    keep(paths, &new_serial, &new_cert_pem, &new_key)?;
+    let new_key_pem = paths.key_text(&new_key, ROLE_ISSUING)?;
+
+    // 3. Make it current.
+    replace_file(
+        &paths.issuing_key(),
+        new_key_pem.as_bytes(),
+        Secrecy::Secret,
+    )?;
+    replace_file(
+        &paths.issuing_cert(),
+        new_cert_pem.as_bytes(),
+        Secrecy::Public,
+    )?;
+    write_chain(paths, now)?;
+    Ok(RotatedCa {
+        old_serial: current.serial,
+        new_serial,
+        new_not_after: not_after,
+    })
+}
+
+/// The root CA as an issuer (its certificate and private key: `root_key`,
+/// or `pki/root-ca.key.pem`), and the root's notAfter.
+///
+/// # Errors
+/// [`PkiError::RootKeyUnavailable`] without the key, [`PkiError::Expired`]
+/// for an expired root, [`PkiError::Malformed`] for a key of another root.
+pub(crate) fn root_issuer(
+    paths: &PkiPaths,
+    now: u64,
+    root_key: Option<&std::path::Path>,
+) -> Result<(Issuer<'static, KeyPair>, u64), PkiError> {
     let root = read_cert(&paths.root_cert())?;
     let root_not_after = unix_u64(
         parse_der(&root.der, "root CA")?
@@ -156,53 +217,8 @@ pub fn rotate_issuing_with_root_key(
         )));
     }
 
-    let current = read_cert(&paths.issuing_cert())?;
-    let current_key = paths.read_key(&paths.issuing_key(), ROLE_ISSUING)?;
-    let current_spki = parse_der(&current.der, "issuing CA")?
-        .public_key()
-        .raw
-        .to_vec();
-    if current_key.subject_public_key_info() != current_spki {
-        return finish_interrupted(paths, &current, &current_key, now);
-    }
-
-    // 1. Keep the current issuing CA.
-    keep(paths, &current.serial, &current.pem, &current_key)?;
-
-    // 2. The new issuing CA.
-    let not_before = now.saturating_sub(CLOCK_SKEW_SECS);
-    let not_after = add_days(now, opts.issuing_lifetime_days)?.min(root_not_after);
-    let mut params = ca_params(&opts.issuing_common_name, 0, not_before, not_after)?;
-    params.use_authority_key_identifier_extension = true;
-    let new_serial = params
-        .serial_number
-        .as_ref()
-        .map(|s| serial_hex(s.as_ref()))
-        .ok_or_else(|| PkiError::InvalidArgument("no serial number was generated".into()))?;
-    let root_issuer = Issuer::from_ca_cert_pem(&encode_pem("CERTIFICATE", &root.der), root_key)?;
-    let new_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let new_cert = params.signed_by(&new_key, &root_issuer)?;
-    let new_cert_pem = new_cert.pem();
-    keep(paths, &new_serial, &new_cert_pem, &new_key)?;
-    let new_key_pem = paths.key_text(&new_key, ROLE_ISSUING)?;
-
-    // 3. Make it current.
-    replace_file(
-        &paths.issuing_key(),
-        new_key_pem.as_bytes(),
-        Secrecy::Secret,
-    )?;
-    replace_file(
-        &paths.issuing_cert(),
-        new_cert_pem.as_bytes(),
-        Secrecy::Public,
-    )?;
-    write_chain(paths, now)?;
-    Ok(RotatedCa {
-        old_serial: current.serial,
-        new_serial,
-        new_not_after: not_after,
-    })
+    let issuer = Issuer::from_ca_cert_pem(&encode_pem("CERTIFICATE", &root.der), root_key)?;
+    Ok((issuer, root_not_after))
 }
 
 /// `issuing-ca.key.pem` holds the key of a kept issuing CA other than
@@ -238,7 +254,12 @@ fn finish_interrupted(
 /// Writes `issuing-ca.<serial>.key.pem` (0600; encrypted when `paths` has a
 /// key encryption key), then `issuing-ca.<serial>.pem`. Files that already
 /// hold the same key (decrypted) and certificate are left alone.
-fn keep(paths: &PkiPaths, serial: &str, cert_pem: &str, key: &KeyPair) -> Result<(), PkiError> {
+pub(crate) fn keep(
+    paths: &PkiPaths,
+    serial: &str,
+    cert_pem: &str,
+    key: &KeyPair,
+) -> Result<(), PkiError> {
     let key_path = paths.issuing_key_archived(serial);
     let key_text = paths.key_text(key, ROLE_ISSUING)?;
     match write_new_file(&key_path, key_text.as_bytes(), Secrecy::Secret) {
@@ -259,7 +280,7 @@ fn keep(paths: &PkiPaths, serial: &str, cert_pem: &str, key: &KeyPair) -> Result
 
 /// Rewrites `ca-chain.pem`: the current issuing CA, the kept issuing CAs
 /// still valid at `now` (latest notAfter first), then the root.
-fn write_chain(paths: &PkiPaths, now: u64) -> Result<(), PkiError> {
+pub(crate) fn write_chain(paths: &PkiPaths, now: u64) -> Result<(), PkiError> {
     let current = read_cert(&paths.issuing_cert())?;
     let root = read_cert(&paths.root_cert())?;
     let mut previous = Vec::new();

@@ -181,6 +181,17 @@ impl TrustStore {
     /// [`PkiError::Io`] when a file cannot be read, [`PkiError::InvalidChain`]
     /// for a self-signed kept issuing CA, then as [`TrustStore::from_pem`].
     pub fn load(paths: &PkiPaths) -> Result<Self, PkiError> {
+        Self::load_with(paths, &[])
+    }
+
+    /// [`TrustStore::load`] plus `published`: issuing CA certificates of the
+    /// service's other instances (from the store), trusted as intermediates
+    /// only, so a certificate they issued validates when its path reaches
+    /// this store's root. One that is self-signed, or not a CA, is refused.
+    ///
+    /// # Errors
+    /// As [`TrustStore::load`].
+    pub fn load_with(paths: &PkiPaths, published: &[Vec<u8>]) -> Result<Self, PkiError> {
         let chain = parse_pem_certs(&read_text(&paths.chain())?)?;
         let mut kept = Vec::new();
         for serial in paths.archived_issuing_serials()? {
@@ -189,6 +200,8 @@ impl TrustStore {
                 .map_err(|e| PkiError::Malformed(format!("{}: {e}", file.display())))?;
             kept.extend(ders.into_iter().map(|d| (file.clone(), d)));
         }
+        let store = std::path::PathBuf::from("(published by another instance)");
+        kept.extend(published.iter().map(|d| (store.clone(), d.clone())));
         Self::build(chain, kept)
     }
 

@@ -76,7 +76,16 @@ pub struct KeySchedule {
     pub active_from: u64,
     /// Unpublished from; `None` while it may still sign or verify.
     pub retire_after: Option<u64>,
+    /// The public key (SEC1 uncompressed P-256 point), so that instances
+    /// that do not hold the private key publish it too; `None` for a key
+    /// recorded by a version before 0009 (the instance holding it fills it
+    /// in, [`Store::set_signing_public_key`]).
+    pub public_key: Option<Vec<u8>>,
 }
+
+/// A retired key whose instance has not removed it this long after its
+/// retirement is removed by any instance (one day).
+pub const ORPHANED_KEY_SECS: u64 = 86_400;
 
 impl Store {
     /// Records issued tokens.
@@ -298,7 +307,7 @@ impl Store {
     /// The key ring, oldest first.
     pub async fn key_schedules(&self) -> Result<Vec<KeySchedule>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, created_at, active_from, retire_after FROM signing_keys ORDER BY active_from, created_at",
+            "SELECT kid, created_at, active_from, retire_after, public_key FROM signing_keys ORDER BY active_from, created_at",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -309,34 +318,58 @@ impl Store {
                 created_at: to_u64(r.get("created_at")),
                 active_from: to_u64(r.get("active_from")),
                 retire_after: r.get::<Option<i64>, _>("retire_after").map(to_u64),
+                public_key: r.get("public_key"),
             })
             .collect())
     }
 
+    /// Records the public key of a key recorded without one (before 0009).
+    pub async fn set_signing_public_key(
+        &self,
+        kid: &str,
+        public_key: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE signing_keys SET public_key = $1 WHERE kid = $2 AND public_key IS NULL",
+        )
+        .bind(public_key)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Adds a key to the ring and schedules the retirement of the keys it
-    /// replaces, in one transaction.
+    /// replaces (`retire`: kids, the calling instance's own keys; other
+    /// instances' keys are theirs to rotate) at `retire_after` (or later,
+    /// when already scheduled later), in one transaction.
     pub async fn add_signing_key(
         &self,
         key: &KeySchedule,
-        retire_others_after: Option<u64>,
+        retire: &[String],
+        retire_after: u64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        if let Some(at) = retire_others_after {
+        for kid in retire {
             sqlx::query(
-                "UPDATE signing_keys SET retire_after = $1 WHERE retire_after IS NULL OR retire_after > $2",
+                "UPDATE signing_keys SET retire_after = $1 \
+                 WHERE kid = $2 AND (retire_after IS NULL OR retire_after > $3)",
             )
-            .bind(to_i64(at))
-            .bind(to_i64(at))
+            .bind(to_i64(retire_after))
+            .bind(kid)
+            .bind(to_i64(retire_after))
             .execute(&mut *tx)
             .await?;
         }
         sqlx::query(
-            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after, public_key) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&key.kid)
         .bind(to_i64(key.created_at))
         .bind(to_i64(key.active_from))
         .bind(key.retire_after.map(to_i64))
+        .bind(key.public_key.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -361,13 +394,36 @@ impl Store {
         Ok(())
     }
 
-    /// Removes retired keys from the ring; returns their kids.
-    pub async fn drop_retired_keys(&self, now: u64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 RETURNING kid",
-        )
-        .bind(to_i64(now))
-        .fetch_all(&self.pool)
-        .await?)
+    /// Removes retired keys from the ring: the caller's own (`own`: the
+    /// kids whose private keys it holds, and deletes after this), and any
+    /// key retired more than [`ORPHANED_KEY_SECS`] ago (its instance is gone
+    /// for good). Returns the kids removed.
+    pub async fn drop_retired_keys(
+        &self,
+        now: u64,
+        own: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut gone = Vec::new();
+        for kid in own {
+            gone.extend(
+                sqlx::query_scalar::<_, String>(
+                    "DELETE FROM signing_keys \
+                     WHERE kid = $1 AND retire_after IS NOT NULL AND retire_after <= $2 RETURNING kid",
+                )
+                .bind(kid)
+                .bind(to_i64(now))
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
+        gone.extend(
+            sqlx::query_scalar::<_, String>(
+                "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 RETURNING kid",
+            )
+            .bind(to_i64(now.saturating_sub(ORPHANED_KEY_SECS)))
+            .fetch_all(&self.pool)
+            .await?,
+        );
+        Ok(gone)
     }
 }

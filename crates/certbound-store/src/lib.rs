@@ -863,6 +863,7 @@ mod clients;
 #[cfg(test)]
 mod durability_tests;
 mod groups;
+mod instances;
 mod issued;
 mod policy;
 mod prune;
@@ -877,6 +878,7 @@ pub use clients::{
 };
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
-pub use issued::{IssuedToken, KeySchedule, TokenHolder, TokenState};
+pub use instances::{PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
+pub use issued::{IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState};
 pub use prune::{DEFAULT_BATCH, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
 pub use services::ServiceCert;
