@@ -95,6 +95,7 @@ pub async fn init_with(
     let (data, config_text) = init_config(dir, issuer_id, options)?;
     // Validate the issuer id through the same rules as the config file.
     let config = Config::parse(&config_text, &data.config())?;
+    fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     // A store that serves a service already takes new instances by join.
     let (store, _) = Store::connect_and_migrate(&config.store_url(&data)).await?;
     let taken = store.setting(crate::store::SETTING_ISSUER_ID).await;
@@ -106,7 +107,6 @@ pub async fn init_with(
             crate::store::redact_url(&config.store_url(&data))
         )));
     }
-    fs::create_dir_all(dir).map_err(BrokerError::io(dir))?;
     let now = unix_now();
     match &options.root_key_out {
         Some(out) => init_ca_root_key_at(&data.pki(), &CaOptions::default(), now, out)?,

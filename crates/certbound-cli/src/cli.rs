@@ -69,8 +69,9 @@ pub enum Command {
         #[command(flatten)]
         dir: DirArg,
         /// The broker's issuer id: `iss` of every token (a URI, e.g. https://auth.example.com).
-        #[arg(long)]
-        issuer_id: String,
+        /// Not with --join (the service's, from the store).
+        #[arg(long, required_unless_present = "join", conflicts_with = "join")]
+        issuer_id: Option<String>,
         /// Host name or IP address the server certificate (HTTPS, embedded MQTT) is valid
         /// for; repeat for several. Default: localhost and 127.0.0.1.
         #[arg(long = "server-name")]
@@ -91,6 +92,20 @@ pub enum Command {
         /// service. Default: SQLite, DIR/certbound.db.
         #[arg(long = "store", value_name = "URL")]
         store_url: Option<String>,
+        /// Add an instance to the service whose store --store names, with keys of its
+        /// own (no private key is copied): a token signing key, published at once, and
+        /// an issuing CA request, DIR/pki/issuing-ca.csr.pem. Then, where the root key
+        /// is: `certbound ca sign-instance`; here: `certbound ca install`.
+        #[arg(long, requires = "store_url", conflicts_with = "root_key_out")]
+        join: bool,
+        /// With --join: this instance's name, in its issuing CA's name. Default: the
+        /// data directory's name.
+        #[arg(long, requires = "join")]
+        name: Option<String>,
+        /// With --join: seconds before this instance's signing key signs (it is
+        /// published at once, so verifiers caching key sets learn it first).
+        #[arg(long, requires = "join", default_value_t = 60, value_name = "SECS")]
+        key_grace: u64,
     },
     /// Run the broker until Ctrl-C: CoAP token endpoint, and the embedded MQTT server
     /// (or a connection to an external one, per certbound.toml).

@@ -80,6 +80,7 @@ pub struct KeySchedule {
     /// that do not hold the private key publish it too; `None` for a key
     /// recorded by a version before 0009 (the instance holding it fills it
     /// in, [`Store::set_signing_public_key`]).
+    #[serde(skip)]
     pub public_key: Option<Vec<u8>>,
 }
 

@@ -29,6 +29,33 @@ pub enum CaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign the issuing CA request of an instance joining this service (made by
+    /// `certbound init --join`, DIR/pki/issuing-ca.csr.pem there) with the root, and
+    /// publish the certificate in the store: every instance trusts what it issues.
+    SignInstance {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The request (PEM).
+        csr: PathBuf,
+        /// Where to write the certificate and the root (PEM; default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The root CA private key, when it is kept offline.
+        #[arg(long, value_name = "PATH")]
+        root_key: Option<PathBuf>,
+    },
+    /// Finish joining a service (after `init --join` and `ca sign-instance`): install
+    /// this instance's issuing CA certificate and make its TLS server certificate.
+    Install {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The certificate from `ca sign-instance` (PEM).
+        cert: PathBuf,
+        /// Host name or IP address of this instance's TLS server certificate; repeat for
+        /// several. Default: localhost and 127.0.0.1.
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
+    },
     /// Trust an external CA for device certificates (just-in-time registration).
     #[command(subcommand)]
     Trust(TrustCommand),

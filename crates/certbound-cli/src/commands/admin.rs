@@ -324,17 +324,32 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             let reg = Registry::open(&dir.dir).await?;
             let ring = certbound_broker::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await;
             reg.close().await;
-            let schedules = ring?.schedules();
+            let ring = ring?;
+            let own = ring.own_kids();
+            let schedules = ring.schedules();
             if json {
-                print_json(&schedules)?;
+                let rows: Vec<_> = schedules
+                    .iter()
+                    .map(|k| {
+                        let mut row = serde_json::to_value(k).unwrap_or_default();
+                        row["held_here"] = own.contains(&k.kid).into();
+                        row
+                    })
+                    .collect();
+                print_json(&rows)?;
             } else {
                 for k in schedules {
                     println!(
-                        "{}  published {}  signs from {}  retires {}",
+                        "{}  published {}  signs from {}  retires {}  {}",
                         k.kid,
                         iso(k.created_at),
                         iso(k.active_from),
-                        k.retire_after.map(iso).unwrap_or_else(|| "-".into())
+                        k.retire_after.map(iso).unwrap_or_else(|| "-".into()),
+                        if own.contains(&k.kid) {
+                            "(this instance)"
+                        } else {
+                            "(another instance)"
+                        }
                     );
                 }
             }

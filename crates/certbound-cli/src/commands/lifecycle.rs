@@ -1,5 +1,6 @@
 //! `device sign-csr`, `ca show|rotate-issuing|export`, `crl`.
 
+use certbound_broker::instances;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -106,6 +107,42 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        CaCommand::SignInstance {
+            dir,
+            csr,
+            out,
+            root_key,
+        } => {
+            let text = std::fs::read_to_string(&csr)
+                .with_context(|| format!("reading the request {}", csr.display()))?;
+            let signed = instances::sign_instance(&dir.dir, &text, root_key.as_deref()).await?;
+            write_out(out.as_deref(), signed.chain_pem.as_bytes())?;
+            eprintln!(
+                "Signed issuing CA {} (valid until {}) and published it: every instance trusts \
+                 the certificates it issues.\nNext, on the joining instance: certbound ca install \
+                 --dir <its DIR> <this certificate>",
+                signed.serial_hex,
+                iso(signed.not_after)
+            );
+        }
+        CaCommand::Install {
+            dir,
+            cert,
+            server_names,
+        } => {
+            let text = std::fs::read_to_string(&cert)
+                .with_context(|| format!("reading the certificate {}", cert.display()))?;
+            let names = if server_names.is_empty() {
+                certbound_broker::registry::InitOptions::default().server_names
+            } else {
+                server_names
+            };
+            let serial = instances::install(&dir.dir, &text, &names).await?;
+            println!(
+                "Installed issuing CA {serial}; this instance is ready: certbound serve --dir {}",
+                dir.dir.display()
+            );
+        }
         CaCommand::Trust(cmd) => return trust(cmd).await,
         CaCommand::Export { dir, out } => {
             let path = certbound_broker::config::DataDir::new(&dir.dir)
@@ -121,6 +158,44 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
             write_out(out.as_deref(), pem.as_bytes())?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `certbound init --join`.
+pub async fn join(
+    dir: &Path,
+    options: certbound_broker::registry::InitOptions,
+    name: Option<String>,
+    key_grace: u64,
+) -> anyhow::Result<ExitCode> {
+    let name = match name {
+        Some(n) => n,
+        None => std::path::absolute(dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "instance".into()),
+    };
+    let started =
+        instances::join(dir, &options, &instances::JoinOptions { name, key_grace }).await?;
+    println!(
+        "Joined {} as a new instance in {}",
+        started.issuer_id,
+        dir.display()
+    );
+    println!(
+        "  signing key:   {} (published now, signs from {})",
+        started.kid,
+        iso(started.active_from)
+    );
+    println!("  CA request:    {}", started.csr_file.display());
+    println!(
+        "Next, where the root key is: certbound ca sign-instance --dir <DIR> {} --out issuing-ca.pem",
+        started.csr_file.display()
+    );
+    println!(
+        "then here: certbound ca install --dir {} issuing-ca.pem",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

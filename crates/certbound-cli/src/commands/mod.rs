@@ -28,6 +28,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             root_key_out,
             encryption_key_file,
             store_url,
+            join,
+            name,
+            key_grace,
         } => {
             let mut options = certbound_broker::registry::InitOptions::default();
             if !server_names.is_empty() {
@@ -36,7 +39,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             options.root_key_out = root_key_out;
             options.encryption_key_file = encryption_key_file;
             options.store_url = store_url;
-            admin::init(&dir.dir, &issuer_id, options).await
+            match issuer_id {
+                Some(issuer_id) if !join => admin::init(&dir.dir, &issuer_id, options).await,
+                _ => lifecycle::join(&dir.dir, options, name, key_grace).await,
+            }
         }
         Command::Serve {
             dir,
