@@ -377,6 +377,28 @@ impl Store {
         Ok(())
     }
 
+    /// Schedules the retirement of `kid` at `at` (or keeps an earlier one).
+    /// Returns false when the ring has no such key.
+    pub async fn retire_signing_key(&self, kid: &str, at: u64) -> Result<bool, StoreError> {
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT kid FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .fetch_optional(&self.pool)
+                .await?;
+        if known.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE signing_keys SET retire_after = $1 \
+             WHERE kid = $2 AND (retire_after IS NULL OR retire_after > $1)",
+        )
+        .bind(to_i64(at))
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
+        Ok(true)
+    }
+
     /// Pushes each scheduled retirement past the expiry (+ `leeway`) of the
     /// last recorded token its key signed.
     pub async fn extend_retirements(&self, leeway: u64) -> Result<(), StoreError> {

@@ -429,6 +429,44 @@ impl Registry {
         Ok(Some(created))
     }
 
+    /// Retires another instance's signing key (one taken out of service
+    /// without rotating): unpublished once the last token it signed has
+    /// expired. Returns when. This instance's own keys are refused.
+    pub async fn retire_other_key(&self, kid: &str) -> Result<u64, BrokerError> {
+        let ring = keys::KeyRing::load(&self.store, &self.data.key_dir()).await?;
+        if ring.own_kids().iter().any(|k| k == kid) {
+            return Err(BrokerError::Invalid(format!(
+                "{kid} is this instance's own key: rotate it with `certbound keys rotate`"
+            )));
+        }
+        let now = unix_now();
+        let leeway = self.config.broker.leeway_secs;
+        if !self
+            .store
+            .retire_signing_key(kid, now.saturating_add(leeway))
+            .await?
+        {
+            return Err(BrokerError::NotFound {
+                kind: "signing key",
+                name: kid.into(),
+                hint: "; see `certbound keys list`".into(),
+            });
+        }
+        // Not before the last token it signed has expired (+ leeway).
+        self.store.extend_retirements(leeway).await?;
+        let at = self
+            .store
+            .key_schedules()
+            .await?
+            .into_iter()
+            .find(|s| s.kid == kid)
+            .and_then(|s| s.retire_after)
+            .unwrap_or(now);
+        self.audit("keys.retired", kid, format!("retire_after={at}"))
+            .await?;
+        Ok(at)
+    }
+
     /// Adds a signing key (see [`keys::rotate`]): published now, signing
     /// after `grace` seconds; the old keys are retired once no token they
     /// signed can still be valid.

@@ -122,7 +122,20 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show the key ring: when each key was published, signs, and retires.
+    /// Retire another instance's signing key (an instance taken out of service
+    /// without rotating first): it stops being published once no token it signed can
+    /// still be valid. This instance's own keys are rotated instead (`keys rotate`).
+    Retire {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The key id (see `keys list`).
+        kid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the key ring: when each key was published, signs, and retires, and
+    /// which keys this instance holds (the others are other instances' keys).
     List {
         #[command(flatten)]
         dir: DirArg,

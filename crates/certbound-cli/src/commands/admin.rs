@@ -320,6 +320,20 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        KeysCommand::Retire { dir, kid, json } => {
+            let reg = Registry::open(&dir.dir).await?;
+            let retired = reg.retire_other_key(&kid).await;
+            reg.close().await;
+            let at = retired?;
+            if json {
+                print_json(&serde_json::json!({ "kid": kid, "retire_after": at }))?;
+            } else {
+                println!(
+                    "Signing key {kid} retires {} (unpublished then, once no token it signed is valid)",
+                    iso(at)
+                );
+            }
+        }
         KeysCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
             let ring = certbound_broker::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await;
