@@ -14,6 +14,7 @@
 //! See BENCHMARKS.md for results and how to read them.
 
 mod harness;
+mod issuance;
 mod oauth;
 mod setup;
 
@@ -169,6 +170,7 @@ fn main() -> anyhow::Result<()> {
     requests(&mut bench, &fixture)?;
     oauth::tokens(&mut bench, &fixture)?;
     let service = service_in_process(&mut bench, &fixture, &rt)?;
+    let issuance = issuance::compare(&mut bench, &fixture)?;
     oauth::endpoint(&mut bench, &fixture, &rt)?;
     drop(rt);
 
@@ -180,6 +182,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(s) = service {
         s.print();
+    }
+    if let Some(i) = issuance {
+        i.print();
     }
     let hwm_before = proc_status_kib("VmHWM");
 
