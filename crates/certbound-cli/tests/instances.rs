@@ -380,6 +380,26 @@ async fn an_instance_killed_mid_run_loses_nothing_it_acknowledged() {
         );
     }
 
+    // Measured (printed, not asserted): per transport, the longest interval
+    // between a device's last token before the kill and its first after.
+    let mut across: BTreeMap<&str, f64> = BTreeMap::new();
+    for d in &devices {
+        let mut times: Vec<(u64, &str)> = tokens
+            .iter()
+            .filter(|e| e.device == *d)
+            .map(|e| (e.t_ms, e.transport.as_str()))
+            .collect();
+        times.sort();
+        for w in times.windows(2) {
+            if w[0].0 <= kill_ms && w[1].0 > kill_ms {
+                let gap = (w[1].0 - w[0].0) as f64 / 1000.0;
+                let worst = across.entry(w[0].1).or_default();
+                *worst = worst.max(gap);
+            }
+        }
+    }
+    eprintln!("longest interval between tokens across the kill, by transport (s): {across:?}");
+
     // CoAP devices that held a token from A failed over to B; how long it took.
     let mut on_a = BTreeMap::new();
     for e in tokens
