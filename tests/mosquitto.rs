@@ -119,10 +119,16 @@ impl Mosquitto {
     /// Starts Mosquitto for `data_dir` on a free port; `None` when the
     /// `mosquitto` binary is not installed.
     pub fn start(data_dir: &Path) -> Option<Mosquitto> {
+        Self::start_with_acl(data_dir, MOSQUITTO_ACL)
+    }
+
+    /// [`Mosquitto::start`] with another ACL file content (e.g.
+    /// [`MOSQUITTO_ACL`] plus one more service).
+    pub fn start_with_acl(data_dir: &Path, acl_text: &str) -> Option<Mosquitto> {
         let binary = binary()?;
         let port = free_port();
         let acl = data_dir.join("mosquitto.acl");
-        std::fs::write(&acl, MOSQUITTO_ACL).ok()?;
+        std::fs::write(&acl, acl_text).ok()?;
         let conf = data_dir.join(format!("mosquitto-{port}.conf"));
         let mut f = std::fs::File::create(&conf).ok()?;
         f.write_all(mosquitto_conf(data_dir, port, &acl).as_bytes())

@@ -79,8 +79,9 @@ pub struct BackendConfig {
     pub issuer: String,
     /// The telemetry API (`aud`).
     pub audience: String,
-    /// The broker's status-list base URL (`https://.../status-lists/`).
-    pub status_base: String,
+    /// The status-list base URLs the broker's instances announce
+    /// (`https://.../status-lists/`): lists are fetched from these only.
+    pub status_bases: Vec<String>,
     /// PEM of the CA that signed the broker's HTTPS certificate.
     pub broker_ca_pem: String,
 }
@@ -117,7 +118,8 @@ impl Backend {
         let tls = certbound_verify::http::client_tls_config(&config.broker_ca_pem, None)
             .map_err(|e| SimError::Setup(format!("backend TLS client: {e}")))?;
         let fetcher = HttpsFetcher::new(tls, Duration::from_secs(5), 1 << 20);
-        let mut cache = StatusCacheConfig::new(config.status_base);
+        let mut cache = StatusCacheConfig::new(String::new());
+        cache.allowed_prefixes = config.status_bases;
         // Ride out a broker restart on the last list (the default is already generous).
         cache.retry_after_failure = 1;
         let status = Authenticator::new(VerifyConfig::new(

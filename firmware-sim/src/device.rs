@@ -27,8 +27,10 @@ use crate::options::Transport;
 use crate::stats::{Expected, Op, Stats, bump};
 
 mod exchange;
+mod failover;
 
 use exchange::Delivery;
+pub use failover::{CoapInstance, HttpsInstance};
 
 /// A pool of CoAP endpoints: device `i` uses `clients[i % len]` (many
 /// constrained devices behind one border router share a UDP address).
@@ -54,12 +56,17 @@ pub struct DeviceContext {
     pub expect: Arc<Expectations>,
     /// Issuer id (the `aud` of device requests) and the telemetry API.
     pub params: TokenRequestParams,
-    /// CoAP endpoints towards the broker.
-    pub broker_coap: Option<CoapPool>,
-    /// The broker's MQTT server (host, port).
+    /// CoAP endpoints towards each broker instance that serves CoAP.
+    pub broker_coap: Vec<CoapInstance>,
+    /// The broker's MQTT server (host, port), shared by every instance.
     pub broker_mqtt: Option<(String, u16)>,
-    /// The broker's HTTPS base URL.
-    pub broker_https: Option<String>,
+    /// The HTTPS base URLs of the broker instances that serve HTTPS.
+    pub broker_https: Vec<HttpsInstance>,
+    /// With several instances: how long a request may go unanswered before
+    /// the device moves to the next instance.
+    pub failover_after: Duration,
+    /// Where acknowledged answers are written (`--ledger`).
+    pub ledger: Option<crate::ledger::Ledger>,
     /// A TLS client trusting the broker's CA (no client certificate).
     pub broker_fetcher: Option<HttpsFetcher>,
     /// The broker's CA chain (PEM).
@@ -95,6 +102,9 @@ pub struct SimDevice {
     pub transport: Transport,
     /// Its clock's offset from the real one, seconds.
     pub skew: i64,
+    /// The broker instance it starts with (a position among the instances
+    /// its transport can reach, taken modulo their number).
+    pub instance: usize,
 }
 
 fn nonce() -> [u8; 16] {
@@ -126,6 +136,8 @@ struct Device {
     cert_renew_at: Option<u64>,
     renew_failures: u32,
     counted_connected: bool,
+    /// The instance it talks to now (see [`SimDevice::instance`]).
+    instance: usize,
 }
 
 impl Device {
@@ -139,6 +151,7 @@ impl Device {
                 return Err(false);
             }
         };
+        let instance = dev.instance;
         let mut d = Self {
             ctx,
             dev,
@@ -151,6 +164,7 @@ impl Device {
             cert_renew_at: None,
             renew_failures: 0,
             counted_connected: false,
+            instance,
         };
         d.schedule_cert_renewal();
         Ok(d)
@@ -333,6 +347,7 @@ impl Device {
                         return;
                     }
                 };
+                self.record(Some(&cti), None);
                 let lifetime = t.expires_in.max(1);
                 let renew_at = renew_after(lifetime, rand::rng().random::<f64>());
                 if self.token.is_some() {
@@ -354,8 +369,11 @@ impl Device {
                     self.set_connected(true);
                 }
             }
-            Err(e) if Self::is_refusal(&e) => self.refused("token", &e),
-            Err(e) => self.transport_failure("token", &e),
+            Err(e) => match self.unanswered(&e) {
+                Some(why) => self.fail_over("token", &why),
+                None if Self::is_refusal(&e) => self.refused("token", &e),
+                None => self.transport_failure("token", &e),
+            },
         }
     }
 
@@ -365,12 +383,18 @@ impl Device {
             Ok(renewed) => {
                 self.ctx.stats.observe(Op::Renewal, t0.elapsed());
                 bump(&self.ctx.stats.certs_renewed);
+                self.record(None, renewed.identity.chain().first().map(Vec::as_slice));
                 // Staged: the old pair stays in use until a token bound to the
                 // new key arrives (right now, or at the next periods).
                 self.pending = Some(renewed.identity);
                 self.cert_renew_at = None;
                 self.renew_failures = 0;
                 self.get_token().await;
+            }
+            Err(e) if self.unanswered(&e).is_some() => {
+                let why = self.unanswered(&e).unwrap_or_default();
+                self.fail_over("renewal", &why);
+                self.postpone_renewal();
             }
             Err(e) if Self::is_refusal(&e) => {
                 self.refused("renewal", &e);

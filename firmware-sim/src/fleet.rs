@@ -26,13 +26,39 @@ pub const SIM_GROUP: &str = "sim-fleet";
 /// Name of the backend's service identity.
 pub const SIM_SERVICE: &str = "firmware-sim-backend";
 
-/// A broker that runs elsewhere: its data directory gives its addresses,
-/// issuer and CA (the simulator registers its API, group and devices there,
-/// which the running broker picks up live).
+/// A broker that runs elsewhere, as one instance or several sharing one
+/// store: the first data directory gives the issuer and CA (the simulator
+/// registers its API, group and devices there, which every running
+/// instance picks up live); each data directory gives one instance's
+/// addresses, unless the instances are given by address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFleet {
-    /// The broker's data directory.
-    pub data_dir: PathBuf,
+    /// The instances' data directories (`--broker DIR`, repeatable), at least one.
+    pub data_dirs: Vec<PathBuf>,
+    /// Instances given by address (`--instance`, repeatable): when any are
+    /// given, they replace the addresses of the data directory's configuration.
+    pub instances: Vec<Endpoints>,
+}
+
+impl RemoteFleet {
+    /// One broker, one data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dirs: vec![data_dir.into()],
+            instances: Vec::new(),
+        }
+    }
+
+    /// The data directory the simulator provisions through (the first).
+    ///
+    /// # Errors
+    /// [`SimError::Options`] when none is given.
+    pub fn data_dir(&self) -> Result<&Path, SimError> {
+        self.data_dirs
+            .first()
+            .map(PathBuf::as_path)
+            .ok_or_else(|| SimError::Options("--broker DIR is needed".into()))
+    }
 }
 
 /// A provisioned device's files.
@@ -70,8 +96,8 @@ pub struct Fleet {
     pub provision_secs: f64,
 }
 
-/// Where the broker listens.
-#[derive(Debug, Clone)]
+/// Where one broker instance listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// CoAP.
     pub coap: Option<SocketAddr>,
@@ -120,13 +146,15 @@ pub async fn prepare(
             (dir, temp)
         }
         BrokerTarget::Remote(remote) => {
-            if !DataDir::new(&remote.data_dir).config().exists() {
-                return Err(SimError::Setup(format!(
-                    "{} is not a certbound data directory (no certbound.toml); pass the --dir of the running broker",
-                    remote.data_dir.display()
-                )));
+            for d in &remote.data_dirs {
+                if !DataDir::new(d).config().exists() {
+                    return Err(SimError::Setup(format!(
+                        "{} is not a certbound data directory (no certbound.toml); pass the --dir of the running broker",
+                        d.display()
+                    )));
+                }
             }
-            (remote.data_dir.clone(), None)
+            (remote.data_dir()?.to_path_buf(), None)
         }
     };
     let config = Config::load(&dir).map_err(broker)?;
@@ -311,6 +339,38 @@ pub fn remote_endpoints(dir: &Path) -> Result<Endpoints, SimError> {
         mqtt,
         https,
     })
+}
+
+/// The instances of a remote broker: the addresses given, or those of each
+/// data directory's configuration. Several data directories must name one
+/// shared store (`[store] url`), or the devices provisioned through the
+/// first would be unknown to the others.
+///
+/// # Errors
+/// [`SimError::Setup`] for unreadable configurations or data directories
+/// on different stores.
+pub fn remote_instances(remote: &RemoteFleet) -> Result<Vec<Endpoints>, SimError> {
+    if !remote.instances.is_empty() {
+        return Ok(remote.instances.clone());
+    }
+    let mut stores = Vec::new();
+    let mut out = Vec::new();
+    for dir in &remote.data_dirs {
+        let config = Config::load(dir).map_err(broker)?;
+        stores.push((dir, config.store.url.clone()));
+        out.push(remote_endpoints(dir)?);
+    }
+    if let [(first_dir, first), rest @ ..] = stores.as_slice()
+        && let Some((dir, _)) = rest.iter().find(|(_, url)| url.is_none() || url != first)
+    {
+        return Err(SimError::Setup(format!(
+            "{} and {} do not name the same [store] url: several instances must share one \
+             PostgreSQL store (certbound init --store URL)",
+            first_dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(out)
 }
 
 /// The embedded broker, restartable on the same ports.

@@ -26,13 +26,20 @@
 //! directory, provisioning, the embedded broker), [`device`] (one device's
 //! task), [`backend`] (the verifying telemetry backend and its intakes),
 //! [`lossy`] (the UDP loss relay), [`stats`] (counters, histograms, report),
-//! [`live`] (the live view), [`service`] (a backend service's JWT by client credentials).
+//! [`live`] (the live view), [`service`] (a backend service's JWT by client credentials),
+//! [`ledger`] (what the broker acknowledged, for checks after a crash).
+//!
+//! A remote broker may be several instances sharing one PostgreSQL store
+//! ([`fleet::RemoteFleet`]): CoAP and HTTPS devices spread over them and move
+//! to the next when theirs does not answer (`failover_after`); MQTT devices
+//! share the one MQTT server the instances consume from.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod device;
 pub mod fleet;
+pub mod ledger;
 pub mod live;
 pub mod lossy;
 pub mod options;
@@ -40,6 +47,7 @@ mod runner;
 pub mod service;
 pub mod stats;
 
+pub use fleet::{Endpoints, RemoteFleet};
 pub use live::Frame;
 pub use options::{BrokerTarget, Faults, RevokePlan, SimOptions, Transport, TransportMix};
 pub use runner::{Outcome, run};

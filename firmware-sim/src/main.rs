@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use firmware_sim::fleet::RemoteFleet;
+use firmware_sim::fleet::{Endpoints, RemoteFleet};
 use firmware_sim::live::Printer;
-use firmware_sim::options::parse_duration;
+use firmware_sim::options::{parse_duration, parse_instance};
 use firmware_sim::{BrokerTarget, Faults, RevokePlan, SimOptions, TransportMix, run};
 
 /// Simulate a fleet of certbound devices: N real agents in one process get
@@ -50,11 +50,30 @@ struct Args {
     token_lifetime: Duration,
     /// Use the broker whose data directory this is (running elsewhere, e.g.
     /// `certbound serve --dir DIR`) instead of an embedded one. The simulator
-    /// registers its API, group and devices there.
+    /// registers its API, group and devices there. Repeat it for several
+    /// instances sharing one PostgreSQL store (one data directory each): CoAP
+    /// and HTTPS devices spread over them and fail over to the next.
     #[arg(long, value_name = "DIR")]
-    broker: Option<PathBuf>,
+    broker: Vec<PathBuf>,
+    /// One broker instance by address, e.g.
+    /// coap=127.0.0.1:5683,https=127.0.0.1:8443[,mqtt=127.0.0.1:8883]; repeat it
+    /// for several instances (with one --broker DIR for the store, CA and
+    /// issuer). Replaces the addresses of the data directory's certbound.toml.
+    #[arg(long, value_name = "ADDRS", requires = "broker", value_parser = parse_instance)]
+    instance: Vec<Endpoints>,
+    /// With several instances: a CoAP or HTTPS request unanswered after this
+    /// long (or refused by the socket, or answered 5.03/503) sends the device
+    /// to the next instance at its next attempt. Counted as a failover, not a
+    /// rejection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    failover_after: Duration,
+    /// Append a JSON line here for every answer a broker acknowledged: each
+    /// token (device, cti, instance) and each renewed certificate (serial,
+    /// thumbprint). Written as they come: a crash loses no line already written.
+    #[arg(long, value_name = "FILE")]
+    ledger: Option<PathBuf>,
     /// Keep the embedded broker's data directory here (a second run reuses its devices).
-    #[arg(long, value_name = "DIR", conflicts_with = "broker")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["broker", "instance"])]
     keep: Option<PathBuf>,
     /// At this time into the run, a backend service gets a JWT by OAuth client
     /// credentials over HTTPS with its TLS certificate (RFC 8705), e.g. 10s.
@@ -119,9 +138,15 @@ async fn main_async(args: Args) -> anyhow::Result<ExitCode> {
     options.token_lifetime = args.token_lifetime;
     options.prefix = args.prefix;
     options.service_jwt_at = args.service_jwt_at;
-    options.broker = match args.broker {
-        Some(data_dir) => BrokerTarget::Remote(RemoteFleet { data_dir }),
-        None => BrokerTarget::Embedded { keep: args.keep },
+    options.failover_after = args.failover_after;
+    options.ledger = args.ledger;
+    options.broker = if args.broker.is_empty() {
+        BrokerTarget::Embedded { keep: args.keep }
+    } else {
+        BrokerTarget::Remote(RemoteFleet {
+            data_dirs: args.broker,
+            instances: args.instance,
+        })
     };
     eprintln!(
         "firmware-sim: {} devices over {} for {:.0} s, telemetry every {:.1} s, faults: {}",

@@ -3,7 +3,10 @@
 //! fill a [`SimOptions`].
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::fleet::Endpoints;
 
 /// How a device talks to the broker and to the telemetry backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -246,9 +249,73 @@ pub enum BrokerTarget {
         /// Keep the data directory here.
         keep: Option<std::path::PathBuf>,
     },
-    /// A broker running elsewhere, reached through the URLs of its
-    /// data directory's configuration (see [`crate::fleet::RemoteFleet`]).
+    /// A broker running elsewhere — one instance or several sharing one
+    /// store — reached through the URLs of its data directories'
+    /// configurations or the addresses given (see [`crate::fleet::RemoteFleet`]).
     Remote(crate::fleet::RemoteFleet),
+}
+
+/// Parses one broker instance's addresses (`--instance`):
+/// `coap=HOST:PORT,https=URL,mqtt=HOST:PORT`, each part optional but at
+/// least one given. `https` takes `https://host:port` or `host:port`;
+/// `mqtt` takes `mqtts://host:port` or `host:port`.
+///
+/// # Errors
+/// A message naming the bad part and showing the form.
+pub fn parse_instance(text: &str) -> Result<Endpoints, String> {
+    let form = "use coap=HOST:PORT,https=HOST:PORT,mqtt=HOST:PORT (each part optional)";
+    let mut out = Endpoints {
+        coap: None,
+        mqtt: None,
+        https: None,
+    };
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("instance part {pair:?} is not key=value: {form}"))?;
+        let value = value.trim();
+        let twice = |k: &str| format!("instance {text:?} names {k} twice");
+        match key.trim() {
+            "coap" => {
+                let v = value.strip_prefix("coap://").unwrap_or(value);
+                let addr = v.parse().map_err(|_| {
+                    format!("invalid CoAP address {value:?}: use e.g. 127.0.0.1:5683")
+                })?;
+                if out.coap.replace(addr).is_some() {
+                    return Err(twice("coap"));
+                }
+            }
+            "https" => {
+                let v = value.strip_prefix("https://").unwrap_or(value);
+                let v = v.trim_end_matches('/');
+                if v.is_empty() || v.contains('/') || v.starts_with("http://") {
+                    return Err(format!(
+                        "invalid HTTPS address {value:?}: use e.g. 127.0.0.1:8443 or https://auth.example.com:8443"
+                    ));
+                }
+                if out.https.replace(format!("https://{v}")).is_some() {
+                    return Err(twice("https"));
+                }
+            }
+            "mqtt" | "mqtts" => {
+                let url = if value.starts_with("mqtts://") {
+                    value.to_string()
+                } else {
+                    format!("mqtts://{value}")
+                };
+                let hp = certbound_broker::config::parse_mqtt_url(&url)
+                    .map_err(|e| format!("invalid MQTT address: {e}"))?;
+                if out.mqtt.replace(hp).is_some() {
+                    return Err(twice("mqtt"));
+                }
+            }
+            other => return Err(format!("unknown instance part {other:?}: {form}")),
+        }
+    }
+    if out.coap.is_none() && out.https.is_none() && out.mqtt.is_none() {
+        return Err(format!("instance {text:?} gives no address: {form}"));
+    }
+    Ok(out)
 }
 
 /// Everything a run needs.
@@ -280,6 +347,15 @@ pub struct SimOptions {
     /// credentials over HTTPS with its TLS certificate (a failure is an
     /// unexpected rejection).
     pub service_jwt_at: Option<Duration>,
+    /// With several broker instances: a CoAP or HTTPS request that has no
+    /// answer after this long counts as unanswered, and the device moves to
+    /// the next instance (its next attempt, one telemetry period later, goes
+    /// there). Unused with one instance.
+    pub failover_after: Duration,
+    /// Write a JSON line here for every answer a broker acknowledged: each
+    /// token received and each certificate received at renewal (see
+    /// [`crate::ledger`]).
+    pub ledger: Option<PathBuf>,
 }
 
 impl SimOptions {
@@ -299,6 +375,8 @@ impl SimOptions {
             broker: BrokerTarget::Embedded { keep: None },
             prefix: "sim-".into(),
             service_jwt_at: None,
+            failover_after: Duration::from_secs(5),
+            ledger: None,
         }
     }
 
@@ -334,6 +412,20 @@ impl SimOptions {
         }
         if self.service_jwt_at.is_some_and(|at| at >= self.duration) {
             return Err("--service-jwt-at must fall within --duration".into());
+        }
+        if !(Duration::from_millis(500)..=Duration::from_secs(120)).contains(&self.failover_after) {
+            return Err("--failover-after must be between 500ms and 120s".into());
+        }
+        if let BrokerTarget::Remote(r) = &self.broker {
+            if r.data_dirs.is_empty() {
+                return Err("--broker DIR is needed: the data directory of a running broker (its store, CA and issuer)".into());
+            }
+            if r.data_dirs.len() > 1 && !r.instances.is_empty() {
+                return Err(
+                    "give the instances either as data directories (--broker DIR, repeated) or by address (--instance, repeated, with one --broker DIR), not both"
+                        .into(),
+                );
+            }
         }
         if let Some(at) = self.faults.broker_restart_at {
             if matches!(self.broker, BrokerTarget::Remote(_)) {
@@ -438,5 +530,63 @@ mod tests {
         o.faults.broker_restart_at = None;
         o.devices = 0;
         assert!(o.validate().is_err());
+    }
+
+    #[test]
+    fn instances() {
+        let i = parse_instance("coap=127.0.0.1:5683, https=127.0.0.1:8443,mqtt=localhost:8883")
+            .unwrap();
+        assert_eq!(i.coap, Some("127.0.0.1:5683".parse().unwrap()));
+        assert_eq!(i.https.as_deref(), Some("https://127.0.0.1:8443"));
+        assert_eq!(i.mqtt, Some(("localhost".to_string(), 8883)));
+        let i =
+            parse_instance("https=https://auth.example.com:8443/,mqtt=mqtts://mq:1883").unwrap();
+        assert_eq!(i.coap, None);
+        assert_eq!(i.https.as_deref(), Some("https://auth.example.com:8443"));
+        assert_eq!(i.mqtt, Some(("mq".to_string(), 1883)));
+        assert_eq!(
+            parse_instance("coap=coap://[::1]:5683").unwrap().coap,
+            Some("[::1]:5683".parse().unwrap())
+        );
+        for (bad, needle) in [
+            ("", "gives no address"),
+            ("coap", "key=value"),
+            ("coap=localhost", "invalid CoAP address"),
+            ("coap=127.0.0.1:1,coap=127.0.0.1:2", "twice"),
+            ("https=http://x:1", "invalid HTTPS address"),
+            ("https=x:1/path", "invalid HTTPS address"),
+            ("mqtt=x:port", "invalid MQTT address"),
+            ("dtls=1.2.3.4:5", "unknown instance part"),
+        ] {
+            let e = parse_instance(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn remote_validation() {
+        use crate::fleet::RemoteFleet;
+        let mut o = SimOptions::new(10);
+        o.broker = BrokerTarget::Remote(RemoteFleet {
+            data_dirs: vec![],
+            instances: vec![],
+        });
+        assert!(o.validate().unwrap_err().contains("--broker DIR"));
+        let instance = parse_instance("coap=127.0.0.1:5683").unwrap();
+        o.broker = BrokerTarget::Remote(RemoteFleet {
+            data_dirs: vec!["a".into(), "b".into()],
+            instances: vec![instance.clone()],
+        });
+        assert!(o.validate().unwrap_err().contains("not both"));
+        o.broker = BrokerTarget::Remote(RemoteFleet {
+            data_dirs: vec!["a".into()],
+            instances: vec![instance.clone(), instance],
+        });
+        assert_eq!(o.validate(), Ok(()));
+        o.faults.broker_restart_at = Some(Duration::from_secs(1));
+        assert!(o.validate().unwrap_err().contains("embedded"));
+        o.faults.broker_restart_at = None;
+        o.failover_after = Duration::from_millis(10);
+        assert!(o.validate().unwrap_err().contains("--failover-after"));
     }
 }

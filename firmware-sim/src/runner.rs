@@ -18,12 +18,14 @@ use crate::SimError;
 use crate::backend::{
     self, Backend, BackendConfig, CoapIntake, Expectations, Intakes, MqttIntakeSettings,
 };
-use crate::device::{self, CoapPool, DeviceContext, SimDevice};
+use crate::device::{self, DeviceContext, SimDevice};
 use crate::fleet::{self, EmbeddedBroker, Endpoints, Fleet, SIM_API};
+use crate::ledger::Ledger;
 use crate::live::Frame;
-use crate::lossy::LossyRelay;
 use crate::options::{BrokerTarget, SimOptions, Transport};
 use crate::stats::{Report, Snapshot, Stats, process_usage};
+
+mod instances;
 
 /// What a run produced.
 #[derive(Debug)]
@@ -80,17 +82,27 @@ pub async fn run(
         (fleet.devices.len() as u64, fleet.devices.len() as u64),
         Snapshot::default(),
     ));
+    let ledger = options.ledger.as_deref().map(Ledger::create).transpose()?;
     let mut embedded = None;
     let endpoints = match &options.broker {
         BrokerTarget::Embedded { .. } => {
             let b = EmbeddedBroker::start(&fleet.dir).await?;
             let e = b.endpoints();
             embedded = Some(b);
-            e
+            vec![e]
         }
-        BrokerTarget::Remote(r) => fleet::remote_endpoints(&r.data_dir)?,
+        BrokerTarget::Remote(r) => fleet::remote_instances(r)?,
     };
-    let result = run_fleet(options, &fleet, &endpoints, embedded.as_mut(), stats, view).await;
+    let result = run_fleet(
+        options,
+        &fleet,
+        &endpoints,
+        ledger,
+        embedded.as_mut(),
+        stats,
+        view,
+    )
+    .await;
     if let Some(b) = embedded {
         b.shutdown().await;
     }
@@ -113,28 +125,21 @@ type FleetResult = (Report, Vec<String>, Option<Vec<u8>>, KeySet);
 async fn run_fleet(
     options: &SimOptions,
     fleet: &Fleet,
-    endpoints: &Endpoints,
+    endpoints: &[Endpoints],
+    ledger: Option<Ledger>,
     mut broker: Option<&mut EmbeddedBroker>,
     stats: Arc<Stats>,
     view: &(dyn Fn(&Frame) + Sync),
 ) -> Result<FleetResult, SimError> {
-    let https = endpoints.https.clone().ok_or_else(|| {
-        SimError::Setup(
-            "the broker serves no HTTPS: the backend needs its keys and status lists".into(),
-        )
-    })?;
-    let tls = client_tls_config(&fleet.ca_pem, None)
-        .map_err(|e| SimError::Setup(format!("TLS client for the broker: {e}")))?;
-    let broker_fetcher = HttpsFetcher::new(tls, Duration::from_secs(15), 1 << 20);
-    let keys_doc = broker_fetcher
-        .get(
-            &format!("{https}/.well-known/cose-keys"),
-            "application/cose-key-set",
-        )
-        .await
-        .map_err(|e| SimError::Setup(format!("fetching the broker's keys from {https}: {e}")))?;
-    let keys = KeySet::from_cose_key_set(&keys_doc.body)
-        .map_err(|e| SimError::Setup(format!("the broker's key set: {e}")))?;
+    let side = instances::discover(
+        endpoints,
+        &fleet.ca_pem,
+        options.transports.uses(Transport::Mqtt),
+    )
+    .await?;
+    let keys = side.keys.clone();
+    // Scripted events use the first instance that serves HTTPS.
+    let https = side.https[0].base.clone();
 
     // Clock skews, and which of them the broker cannot accept.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
@@ -143,7 +148,14 @@ async fn run_fleet(
     let request_life = i64::try_from(certbound_agent::REQUEST_LIFETIME_SECS).unwrap_or(120);
     let mut devices = Vec::with_capacity(fleet.devices.len());
     let mut skewed = HashSet::new();
+    // Each device's position among the devices of its transport: devices of
+    // one transport spread evenly over the instances.
+    let mut ordinal: BTreeMap<Transport, usize> = BTreeMap::new();
     for (index, f) in fleet.devices.iter().enumerate() {
+        let transport = options.transports.for_device(index);
+        let position = ordinal.entry(transport).or_insert(0);
+        let instance = *position;
+        *position += 1;
         let skew = if skew_max > 0 {
             rng.random_range(-skew_max..=skew_max)
         } else {
@@ -157,8 +169,9 @@ async fn run_fleet(
             id: f.id.clone(),
             key_file: f.key_file.clone(),
             cert_file: f.cert_file.clone(),
-            transport: options.transports.for_device(index),
+            transport,
             skew,
+            instance,
         });
     }
     let expect = Arc::new(Expectations::new(skewed));
@@ -169,7 +182,7 @@ async fn run_fleet(
             keys: keys.clone(),
             issuer: fleet.issuer.clone(),
             audience: SIM_API.into(),
-            status_base: format!("{https}/status-lists/"),
+            status_bases: side.status_bases.clone(),
             broker_ca_pem: fleet.ca_pem.clone(),
         },
         stats.clone(),
@@ -210,7 +223,7 @@ async fn run_fleet(
         intakes.https = Some((server, cert));
     }
     if uses(Transport::Mqtt) {
-        let (host, port) = endpoints.mqtt.clone().ok_or_else(|| {
+        let (host, port) = side.mqtt.clone().ok_or_else(|| {
             SimError::Setup("MQTT devices, but the broker has no MQTT server".into())
         })?;
         let (ready_tx, mut ready) = watch::channel(false);
@@ -243,37 +256,19 @@ async fn run_fleet(
     let pool_size = coap_devices
         .div_ceil(DEVICES_PER_COAP_ENDPOINT)
         .clamp(1, 256);
-    let pool_to = |target: Option<std::net::SocketAddr>, what: &str| {
-        let what = what.to_string();
-        let loss = options.faults.loss;
-        async move {
-            let Some(mut addr) = target else {
-                return Ok::<_, SimError>((None, None));
-            };
-            if coap_devices == 0 {
-                return Ok((None, None));
-            }
-            let mut relay = None;
-            if loss > 0.0 {
-                let r = LossyRelay::start(addr, loss).await?;
-                addr = r.addr();
-                relay = Some(r);
-            }
-            let mut clients = Vec::with_capacity(pool_size);
-            for _ in 0..pool_size {
-                clients.push(Arc::new(
-                    certbound_coap::Client::connect(addr, Default::default())
-                        .await
-                        .map_err(|e| SimError::Setup(format!("CoAP client to the {what}: {e}")))?,
-                ));
-            }
-            Ok((Some(CoapPool(clients)), relay))
+    let loss = options.faults.loss;
+    let mut broker_coap = Vec::new();
+    let mut backend_coap = None;
+    if coap_devices > 0 {
+        let (pools, r) = instances::broker_coap(endpoints, pool_size, loss).await?;
+        broker_coap = pools;
+        relays.extend(r);
+        if let Some(addr) = intakes.coap_addr() {
+            let (pool, r) = instances::coap_pool(addr, pool_size, loss, "backend").await?;
+            backend_coap = Some(pool);
+            relays.extend(r);
         }
-    };
-    let (broker_coap, r1) = pool_to(endpoints.coap, "broker").await?;
-    let (backend_coap, r2) = pool_to(intakes.coap_addr(), "backend").await?;
-    relays.extend(r1);
-    relays.extend(r2);
+    }
 
     let backend_https = match (&intakes.https, intakes.https_url()) {
         (Some((_, cert)), Some(url)) => {
@@ -294,9 +289,11 @@ async fn run_fleet(
         params: TokenRequestParams::new(fleet.issuer.clone(), SIM_API)
             .with_scope("telemetry:write"),
         broker_coap,
-        broker_mqtt: endpoints.mqtt.clone(),
-        broker_https: Some(https.clone()),
-        broker_fetcher: Some(broker_fetcher),
+        broker_mqtt: side.mqtt.clone(),
+        broker_https: side.https.clone(),
+        broker_fetcher: Some(side.fetcher.clone()),
+        failover_after: options.failover_after,
+        ledger,
         ca_pem: fleet.ca_pem.clone(),
         backend_coap,
         backend_https,

@@ -180,6 +180,9 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Messages a device could not send because it held no usable token.
     pub not_sent_no_token: AtomicU64,
+    /// Times a device moved to the next broker instance because its own did
+    /// not answer (several instances only; expected, not a rejection).
+    pub failovers: AtomicU64,
     rejections: Mutex<Rejections>,
     latency: Mutex<BTreeMap<Op, Histogram>>,
     events: Mutex<Vec<String>>,
@@ -245,6 +248,7 @@ impl Stats {
             telemetry_accepted: get(&self.telemetry_accepted),
             retries: get(&self.retries),
             not_sent_no_token: get(&self.not_sent_no_token),
+            failovers: get(&self.failovers),
             rejected_expected: r.expected.clone(),
             rejected_unexpected: r.unexpected.clone(),
             unexpected_samples: r.unexpected_samples.clone(),
@@ -278,6 +282,8 @@ pub struct Snapshot {
     pub retries: u64,
     /// Messages not sent for want of a usable token.
     pub not_sent_no_token: u64,
+    /// Moves to the next broker instance (several instances only).
+    pub failovers: u64,
     /// Rejections the scenario explains, by `stage:reason`.
     pub rejected_expected: BTreeMap<String, u64>,
     /// Rejections nothing explains, by `stage:reason`.
@@ -368,6 +374,9 @@ impl Report {
             ),
         );
         line("transport retries", t.retries.to_string());
+        if t.failovers > 0 {
+            line("failovers to another instance", t.failovers.to_string());
+        }
         line(
             "not sent (no usable token)",
             t.not_sent_no_token.to_string(),

@@ -233,6 +233,30 @@ fn bad_options_exit_2_with_a_message() {
             vec!["--broker", "/nonexistent/certbound"],
             "not a certbound data directory",
         ),
+        (vec!["--instance", "coap=127.0.0.1:5683"], "--broker"),
+        (
+            vec!["--broker", "/tmp", "--instance", "coap=localhost"],
+            "invalid CoAP address",
+        ),
+        (
+            vec!["--broker", "/tmp", "--instance", "udp=127.0.0.1:1"],
+            "unknown instance part",
+        ),
+        (
+            vec![
+                "--broker",
+                "/a",
+                "--broker",
+                "/b",
+                "--instance",
+                "coap=127.0.0.1:5683",
+            ],
+            "not both",
+        ),
+        (
+            vec!["--broker", "/tmp", "--failover-after", "1ms"],
+            "--failover-after",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
             .args(&args)
@@ -255,6 +279,9 @@ fn bad_options_exit_2_with_a_message() {
         "--json",
         "--broker",
         "--revoke",
+        "--instance",
+        "--failover-after",
+        "--ledger",
     ] {
         assert!(text.contains(flag), "{text}");
     }

@@ -13,9 +13,9 @@ use certbound_agent::{
 use certbound_coap::{ResponseType, content_format};
 use certbound_proto::request::CertRef;
 use certbound_proto::topics::TopicKind;
-use certbound_verify::http::HttpsFetcher;
 use http::{HeaderValue, Method, header};
 
+use super::failover::UNAVAILABLE;
 use super::{Device, nonce};
 use crate::options::Transport;
 
@@ -44,9 +44,14 @@ impl Device {
             Transport::Coap => {
                 let client = self.broker_coap()?;
                 let body = build_token_request(identity, params, self.clock(), nonce())?;
-                let r = client
-                    .post("token", content_format::COSE_SIGN1, body)
+                let r = self
+                    .bounded(async {
+                        Ok(client
+                            .post("token", content_format::COSE_SIGN1, body)
+                            .await?)
+                    })
                     .await?;
+                unavailable(r.code)?;
                 decode_token_response(r.code, r.content_format, &r.payload)
             }
             Transport::Https => {
@@ -56,12 +61,20 @@ impl Device {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/cose"),
                 )];
-                let r = fetcher
-                    .send(Method::POST, &format!("{base}/ace/token"), headers, body)
-                    .await
-                    .map_err(|e| AgentError::Https(e.to_string()))?;
+                let r = self
+                    .bounded(async {
+                        fetcher
+                            .send(Method::POST, &format!("{base}/ace/token"), headers, body)
+                            .await
+                            .map_err(|e| AgentError::Https(e.to_string()))
+                    })
+                    .await?;
                 match r.status {
-                    429 | 503 => Err(AgentError::RetryLater {
+                    503 => Err(AgentError::RetryLater {
+                        retry_after_secs: 1,
+                        reason: format!("{UNAVAILABLE}: HTTP 503"),
+                    }),
+                    429 => Err(AgentError::RetryLater {
                         retry_after_secs: r
                             .header("retry-after")
                             .and_then(|v| v.parse().ok())
@@ -81,27 +94,17 @@ impl Device {
         }
     }
 
-    pub(super) fn broker_coap(&self) -> Result<&certbound_coap::Client, AgentError> {
-        self.ctx
-            .broker_coap
-            .as_ref()
-            .and_then(|p| p.for_device(self.dev.index))
-            .ok_or_else(|| AgentError::UnexpectedResponse("the broker has no CoAP endpoint".into()))
-    }
-
-    pub(super) fn broker_https(&self) -> Result<(&str, &HttpsFetcher), AgentError> {
-        match (&self.ctx.broker_https, &self.ctx.broker_fetcher) {
-            (Some(base), Some(f)) => Ok((base, f)),
-            _ => Err(AgentError::Https("the broker has no HTTPS endpoint".into())),
-        }
-    }
-
     pub(super) async fn renew(&self) -> Result<certbound_agent::RenewedIdentity, AgentError> {
         let issuer = &self.ctx.params.broker_id;
         match self.dev.transport {
             Transport::Https => {
                 let (base, _) = self.broker_https()?;
-                certbound_agent::renew_over_est(base, &self.ctx.ca_pem, &self.identity).await
+                self.bounded(certbound_agent::renew_over_est(
+                    base,
+                    &self.ctx.ca_pem,
+                    &self.identity,
+                ))
+                .await
             }
             Transport::Mqtt | Transport::Coap => {
                 let key = NewKey::generate(&self.dev.id)?;
@@ -120,10 +123,15 @@ impl Device {
                         .ok_or_else(|| AgentError::Mqtt("not connected".into()))?;
                     decode_mqtt_answer(&m.request_cert(request).await?)?
                 } else {
+                    let client = self.broker_coap()?;
                     let r = self
-                        .broker_coap()?
-                        .post(".well-known/est/sren", content_format::COSE_SIGN1, request)
+                        .bounded(async {
+                            Ok(client
+                                .post(".well-known/est/sren", content_format::COSE_SIGN1, request)
+                                .await?)
+                        })
                         .await?;
+                    unavailable(r.code)?;
                     decode_coap_answer(r.code, r.content_format, &r.payload, r.max_age)?
                 };
                 accept_chain(&key, chain, &self.identity)
@@ -196,4 +204,16 @@ impl Device {
             }
         }
     }
+}
+
+/// A 5.03 answer: the instance is overloaded or going away (with several
+/// instances the device moves on; with one it retries as told).
+fn unavailable(code: ResponseType) -> Result<(), AgentError> {
+    if code == ResponseType::ServiceUnavailable {
+        return Err(AgentError::RetryLater {
+            retry_after_secs: 2,
+            reason: format!("{UNAVAILABLE}: CoAP 5.03"),
+        });
+    }
+    Ok(())
 }

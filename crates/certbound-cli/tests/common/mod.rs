@@ -165,6 +165,15 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+impl Serve {
+    /// Kills the process with SIGKILL (no shutdown, nothing flushed) and
+    /// waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL certbound serve");
+        self.child.wait().expect("reap certbound serve");
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
