@@ -57,7 +57,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 println!(
                     "certbound-bench [--quick] [--filter SUBSTR]\n\n  \
                      --quick          short warm-up and samples (smoke run)\n  \
-                     --filter SUBSTR  only rows whose name contains SUBSTR (case-insensitive)"
+                     --filter SUBSTR  only rows whose name contains SUBSTR (case-insensitive;\n                   several: A|B)"
                 );
                 std::process::exit(0);
             }
@@ -83,9 +83,11 @@ struct Bench {
 
 impl Bench {
     fn wants(&self, name: &str) -> bool {
-        self.filter
-            .as_deref()
-            .is_none_or(|f| name.to_lowercase().contains(&f.to_lowercase()))
+        let name = name.to_lowercase();
+        self.filter.as_deref().is_none_or(|f| {
+            f.split('|')
+                .any(|alt| name.contains(&alt.trim().to_lowercase()))
+        })
     }
 
     fn run(&mut self, name: &str, note: &str, f: impl FnMut(u64) -> Run) -> Option<Stats> {

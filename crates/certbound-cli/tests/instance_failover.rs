@@ -1,4 +1,5 @@
-//! Two `certbound serve` processes on one PostgreSQL store and one
+//! Two `certbound serve` processes, each on a data directory with keys of its
+//! own (`init --join`), on one PostgreSQL store and one
 //! Mosquitto (external MQTT, shared subscriptions), a firmware-sim fleet over
 //! CoAP and MQTT targeting both, and instance A killed with SIGKILL mid-run:
 //! the fleet carries on through instance B (CoAP devices fail over, MQTT
@@ -39,64 +40,98 @@ const GROUP: &str = "side";
 const RUN: Duration = Duration::from_secs(45);
 
 /// The instances of one service: a PostgreSQL store, a Mosquitto they
-/// consume device requests from, and `certbound serve` processes.
-///
-/// Both instances use ONE data directory for now (same keys, same
-/// configuration, their own ports). For one data directory per instance,
-/// `init` one per instance here with the same `--store` and push them to
-/// `dirs`: the fleet then gets them as repeated `--broker DIR`.
+/// consume device requests from, and `certbound serve` processes, each on a
+/// data directory of its own with keys of its own (the first made by
+/// `init --store`, the others by `init --join`, `ca sign-instance` on the
+/// first, `ca install`): no private key is shared between them.
 struct Cluster {
     _tmp: tempfile::TempDir,
-    /// The data directory of each instance (the same one, for now).
+    /// The data directory of each instance.
     dirs: Vec<PathBuf>,
     mosquitto: Mosquitto,
     instances: Vec<Serve>,
+}
+
+/// Points a data directory at the external Mosquitto, with quick status
+/// lists and short-lived renewed certificates (renewals within the run).
+fn tune(dir: &Path, mosquitto: &Mosquitto) {
+    let config = dir.join("certbound.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "mode = \"embedded\"",
+            &format!("mode = \"external\"\nurl = \"mqtts://{}\"", mosquitto.addr),
+        )
+        .replacen("ttl_secs = 60", "ttl_secs = 2", 1)
+        .replacen("# device_cert_secs = 120", "device_cert_secs = 60", 1);
+    std::fs::write(&config, text).unwrap();
 }
 
 impl Cluster {
     /// `None` (after a loud skip) when Mosquitto is not installed.
     fn start(store_url: &str, n: usize) -> Option<Cluster> {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("cb");
+        let first = tmp.path().join("cb-0");
+        let d = |p: &Path| p.to_str().unwrap().to_string();
         ok(&[
             "init",
             "--dir",
-            dir.to_str().unwrap(),
+            &d(&first),
             "--issuer-id",
             ISSUER,
             "--store",
             store_url,
         ]);
+        let mut dirs = vec![first.clone()];
+        for i in 1..n {
+            let dir = tmp.path().join(format!("cb-{i}"));
+            ok(&[
+                "init",
+                "--dir",
+                &d(&dir),
+                "--join",
+                "--store",
+                store_url,
+                "--name",
+                &format!("i{i}"),
+                "--key-grace",
+                "0",
+            ]);
+            let cert = tmp.path().join(format!("issuing-ca-{i}.pem"));
+            ok(&[
+                "ca",
+                "sign-instance",
+                "--dir",
+                &d(&first),
+                &d(&dir.join("pki/issuing-ca.csr.pem")),
+                "--out",
+                &d(&cert),
+            ]);
+            ok(&["ca", "install", "--dir", &d(&dir), &d(&cert)]);
+            dirs.push(dir);
+        }
         // The documented ACL, and the simulator's backend may read telemetry.
         let acl = format!(
             "{MOSQUITTO_ACL}\nuser {}\ntopic read cb/v1/+/telemetry\n",
             firmware_sim::fleet::SIM_SERVICE
         );
-        let Some(mosquitto) = Mosquitto::start_with_acl(&dir, &acl) else {
+        let Some(mosquitto) = Mosquitto::start_with_acl(&first, &acl) else {
             skip_or_fail("mosquitto (Debian package mosquitto)");
             return None;
         };
-        let config = dir.join("certbound.toml");
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace(
-                "mode = \"embedded\"",
-                &format!("mode = \"external\"\nurl = \"mqtts://{}\"", mosquitto.addr),
-            )
-            // Revocations reach verifiers quickly; renewed certificates are
-            // as short-lived as the fleet's first ones (renewals in the run).
-            .replacen("ttl_secs = 60", "ttl_secs = 2", 1)
-            .replacen("# device_cert_secs = 120", "device_cert_secs = 60", 1);
-        std::fs::write(&config, text).unwrap();
-        let instances = (0..n).map(|_| Serve::start(&dir)).collect();
+        for dir in &dirs {
+            tune(dir, &mosquitto);
+        }
+        let instances = dirs.iter().map(|dir| Serve::start(dir)).collect();
         Some(Cluster {
             _tmp: tmp,
-            dirs: vec![dir],
+            dirs,
             mosquitto,
             instances,
         })
     }
 
+    /// The first instance's data directory (the operator's CLI runs there).
     fn dir(&self) -> &Path {
         &self.dirs[0]
     }

@@ -9,7 +9,7 @@ impl Store {
     /// Appends events in one transaction, each field bounded and escaped
     /// ([`crate::audit_fields::sanitize`]).
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_log_write().await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())

@@ -37,7 +37,7 @@ impl Store {
     /// Sets `name` to `value` unless it is set already; returns the value
     /// the store holds afterwards (the caller compares it with its own).
     pub async fn claim_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_log_write().await?;
         let held: Option<String> =
             sqlx::query_scalar("SELECT value FROM service_settings WHERE name = $1")
                 .bind(name)

@@ -105,7 +105,7 @@ impl Store {
         if tokens.is_empty() && events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_log_write().await?;
         for t in tokens {
             sqlx::query(
                 "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
@@ -141,7 +141,7 @@ impl Store {
         list_size: u64,
         now: u64,
     ) -> Result<(u64, u64, u64), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_log_write().await?;
         let current = sqlx::query(
             "SELECT id, size, next_idx FROM status_lists WHERE next_idx < size ORDER BY id DESC LIMIT 1",
         )
@@ -350,7 +350,7 @@ impl Store {
         retire: &[String],
         retire_after: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_log_write().await?;
         for kid in retire {
             sqlx::query(
                 "UPDATE signing_keys SET retire_after = $1 \

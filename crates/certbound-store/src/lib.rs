@@ -452,10 +452,25 @@ impl Store {
         self.backend
     }
 
-    /// A write transaction, serialised with every other writer (see
-    /// [`Store`]).
+    /// A write transaction to the registry the snapshot mirrors (devices,
+    /// certificates, groups, grants, APIs, clients), serialised with every
+    /// other writer (see [`Store`]). It moves the write counter, so this
+    /// instance's snapshot refreshes before its next lookup.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         self.writes.fetch_add(1, Ordering::AcqRel);
+        self.begin_serialised().await
+    }
+
+    /// A write transaction to what the snapshot does not mirror (audit
+    /// events, issued-token records, status-list blocks, the key ring,
+    /// service settings), serialised like [`Store::begin_write`] but leaving
+    /// the write counter alone: the token path's own records must not make
+    /// every next lookup re-read the change feed.
+    pub async fn begin_log_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        self.begin_serialised().await
+    }
+
+    async fn begin_serialised(&self) -> Result<Transaction<'static, Any>, StoreError> {
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres => {

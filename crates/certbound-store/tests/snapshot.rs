@@ -153,6 +153,44 @@ async fn the_snapshot_answers_as_the_store_after_every_change() {
 
 certbound_store::on_every_backend!(the_snapshot_answers_as_the_store_after_every_change);
 
+/// The token path's own records (audit events, status-list blocks) leave
+/// the write counter alone: otherwise every token would make the next
+/// lookup re-read the change feed, a query per request under load (found by
+/// the issuance benchmark). Registry writes move it.
+async fn only_registry_writes_move_the_write_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = current().open(dir.path()).await;
+    let before = store.writes();
+    store
+        .append_audit(&[certbound_store::AuditEvent {
+            ts_ms: 1,
+            actor: "t".into(),
+            action: "token.issued".into(),
+            subject: "d1".into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+        }])
+        .await
+        .unwrap();
+    store.reserve_status_entries(16, 1024, 1).await.unwrap();
+    assert_eq!(store.writes(), before, "log writes moved the write counter");
+    store
+        .create_api(
+            &Api {
+                id: TEL.into(),
+                format: "cwt".into(),
+                ttl_secs: 60,
+                scopes: vec!["telemetry:write".into()],
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    assert!(store.writes() > before, "a registry write must move it");
+}
+
+certbound_store::on_every_backend!(only_registry_writes_move_the_write_counter);
+
 /// On PostgreSQL a change reaches a following snapshot through NOTIFY, not
 /// the poll: with a poll of an hour, it still arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
