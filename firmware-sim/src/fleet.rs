@@ -350,7 +350,7 @@ pub fn remote_endpoints(dir: &Path) -> Result<Endpoints, SimError> {
 /// [`SimError::Setup`] for unreadable configurations or data directories
 /// on different stores.
 pub fn remote_instances(remote: &RemoteFleet) -> Result<Vec<Endpoints>, SimError> {
-    if !remote.instances.is_empty() {
+    if !remote.instances.is_empty() && remote.data_dirs.len() <= 1 {
         return Ok(remote.instances.clone());
     }
     let mut stores = Vec::new();
@@ -369,6 +369,11 @@ pub fn remote_instances(remote: &RemoteFleet) -> Result<Vec<Endpoints>, SimError
             first_dir.display(),
             dir.display()
         )));
+    }
+    // Addresses given next to the directories (instances listening
+    // elsewhere than their configuration says) replace them, in order.
+    if !remote.instances.is_empty() {
+        return Ok(remote.instances.clone());
     }
     Ok(out)
 }

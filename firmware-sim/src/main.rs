@@ -58,7 +58,8 @@ struct Args {
     /// One broker instance by address, e.g.
     /// coap=127.0.0.1:5683,https=127.0.0.1:8443[,mqtt=127.0.0.1:8883]; repeat it
     /// for several instances (with one --broker DIR for the store, CA and
-    /// issuer). Replaces the addresses of the data directory's certbound.toml.
+    /// issuer, or one per --broker DIR, in the same order). Replaces the
+    /// addresses of the data directories' certbound.toml.
     #[arg(long, value_name = "ADDRS", requires = "broker", value_parser = parse_instance)]
     instance: Vec<Endpoints>,
     /// With several instances: a CoAP or HTTPS request unanswered after this

@@ -420,11 +420,16 @@ impl SimOptions {
             if r.data_dirs.is_empty() {
                 return Err("--broker DIR is needed: the data directory of a running broker (its store, CA and issuer)".into());
             }
-            if r.data_dirs.len() > 1 && !r.instances.is_empty() {
-                return Err(
-                    "give the instances either as data directories (--broker DIR, repeated) or by address (--instance, repeated, with one --broker DIR), not both"
-                        .into(),
-                );
+            if r.data_dirs.len() > 1
+                && !r.instances.is_empty()
+                && r.instances.len() != r.data_dirs.len()
+            {
+                return Err(format!(
+                    "{} --broker DIR and {} --instance: with several data directories, give one \
+                     --instance per --broker DIR (same order) or none",
+                    r.data_dirs.len(),
+                    r.instances.len()
+                ));
             }
         }
         if let Some(at) = self.faults.broker_restart_at {
@@ -577,7 +582,16 @@ mod tests {
             data_dirs: vec!["a".into(), "b".into()],
             instances: vec![instance.clone()],
         });
-        assert!(o.validate().unwrap_err().contains("not both"));
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .contains("one --instance per --broker DIR")
+        );
+        o.broker = BrokerTarget::Remote(RemoteFleet {
+            data_dirs: vec!["a".into(), "b".into()],
+            instances: vec![instance.clone(), instance.clone()],
+        });
+        assert_eq!(o.validate(), Ok(()));
         o.broker = BrokerTarget::Remote(RemoteFleet {
             data_dirs: vec!["a".into()],
             instances: vec![instance.clone(), instance],

@@ -277,11 +277,11 @@ async fn an_instance_killed_mid_run_loses_nothing_it_acknowledged() {
             .map(|i| firmware_sim::options::parse_instance(&cluster.instance_spec(i)).unwrap())
             .collect(),
     });
-    let sim = tokio::spawn(async move { firmware_sim::run(&o, &|_| {}).await });
+    let mut sim = tokio::spawn(async move { firmware_sim::run(&o, &|_| {}).await });
 
     // Wait until instance A has acknowledged a certificate renewal (the
     // wave starts ~14 s in) and every device holds a token.
-    ledger_until(&ledger_path, RUN, "a renewal answered by instance A", |e| {
+    let renewed = ledger_until(&ledger_path, RUN, "a renewal answered by instance A", |e| {
         e.iter()
             .any(|e| e.kind == "certificate" && e.instance == Some(1))
             && e.iter()
@@ -290,8 +290,15 @@ async fn an_instance_killed_mid_run_loses_nothing_it_acknowledged() {
                 .collect::<BTreeSet<_>>()
                 .len()
                 == 24
-    })
-    .await;
+    });
+    tokio::select! {
+        () = renewed => {}
+        ended = &mut sim => match ended {
+            Ok(Ok(outcome)) => panic!("the simulation ended early:\n{}", outcome.report.summary()),
+            Ok(Err(e)) => panic!("the simulation failed: {e}"),
+            Err(e) => panic!("the simulation task failed: {e}"),
+        },
+    }
 
     // Through A, just before the kill: revoke the side device (admin API)
     // and use the claim once.
