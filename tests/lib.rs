@@ -439,6 +439,11 @@ impl Instance {
         post_token_to(&self.client, body, content_format::COSE_SIGN1).await
     }
 
+    /// This instance's HTTPS base URL.
+    pub fn https_url(&self) -> String {
+        self.broker.https_url().unwrap_or_default().to_string()
+    }
+
     /// Stops it.
     pub async fn shutdown(self) {
         self.broker.shutdown().await;

@@ -12,7 +12,7 @@ use certbound_broker::store::DeviceStatus;
 use certbound_broker::store::testing::current;
 use certbound_coap::ResponseType;
 use certbound_e2e::https::HttpsClient;
-use certbound_e2e::{Fixture, GRANTED_SCOPE, Instance};
+use certbound_e2e::{API, Fixture, GRANTED_SCOPE, Instance};
 use certbound_proto::ace::AceErrorCode;
 use http::Method;
 use serde_json::json;
@@ -150,6 +150,103 @@ async fn a_change_through_one_instance_is_enforced_by_the_other() {
     fx.shutdown().await;
 }
 
+/// Polls `ok` on `https` until it holds; returns how long that took.
+/// Panics after [`ENFORCED_WITHIN`].
+async fn within<F, Fut>(what: &str, mut ok: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let since = Instant::now();
+    loop {
+        if ok().await {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < ENFORCED_WITHIN,
+            "{what}: not within {ENFORCED_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// OAuth clients are decided from each instance's in-memory registry too
+/// (no database read on the `/oauth/token` decision): a client created, a
+/// secret rotated and a client deleted through instance A's registry count
+/// on A at once and on B within the bound.
+async fn client_changes_are_enforced_by_every_instance() {
+    let store = current().fresh_url().await;
+    let fx = Fixture::on_store(store, &[]).await.unwrap();
+    let b = fx.another_instance().await.unwrap();
+    let a_https = HttpsClient::new(&fx.https_url(), fx.path(), None).unwrap();
+    let b_https = HttpsClient::new(&b.https_url(), fx.path(), None).unwrap();
+    let grants = [(API.to_string(), GRANTED_SCOPE.to_string())];
+    let created = fx
+        .registry
+        .create_client("svc-1", &grants, None, true)
+        .await
+        .unwrap();
+    let id = created.client_id.clone();
+    let old = created.client_secret.clone().unwrap();
+    a_https
+        .token_with_secret(&id, &old, API, None)
+        .await
+        .expect("A serves a client created through it at once");
+    let d = within("B serves the new client", || async {
+        b_https
+            .token_with_secret(&id, &old, API, None)
+            .await
+            .is_ok()
+    })
+    .await;
+    eprintln!("new client served by B after {d:?}");
+
+    let rotated = fx.registry.rotate_client_secret(&id).await.unwrap();
+    let new = rotated.client_secret.unwrap();
+    assert!(
+        a_https
+            .token_with_secret(&id, &old, API, None)
+            .await
+            .is_err(),
+        "A accepted the rotated-out secret"
+    );
+    a_https
+        .token_with_secret(&id, &new, API, None)
+        .await
+        .unwrap();
+    let d = within("B refuses the old secret", || async {
+        b_https
+            .token_with_secret(&id, &old, API, None)
+            .await
+            .is_err()
+    })
+    .await;
+    eprintln!("secret rotation enforced by B after {d:?}");
+    b_https
+        .token_with_secret(&id, &new, API, None)
+        .await
+        .unwrap();
+
+    fx.registry.delete_client(&id).await.unwrap();
+    assert!(
+        a_https
+            .token_with_secret(&id, &new, API, None)
+            .await
+            .is_err(),
+        "A served a deleted client"
+    );
+    let d = within("B refuses the deleted client", || async {
+        b_https
+            .token_with_secret(&id, &new, API, None)
+            .await
+            .is_err()
+    })
+    .await;
+    eprintln!("client deletion enforced by B after {d:?}");
+    b.shutdown().await;
+    fx.shutdown().await;
+}
+
 /// Replays across instances, as decided in docs/security.md: each instance
 /// has its own replay cache, so a signed request replayed to another
 /// instance within its lifetime (at most 5 minutes) is answered with a
@@ -202,5 +299,6 @@ async fn a_request_replayed_to_another_instance_yields_only_a_token_bound_to_the
 
 certbound_broker::store::on_every_backend!(
     a_change_through_one_instance_is_enforced_by_the_other,
+    client_changes_are_enforced_by_every_instance,
     a_request_replayed_to_another_instance_yields_only_a_token_bound_to_the_device
 );

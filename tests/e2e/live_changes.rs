@@ -1,6 +1,9 @@
 //! Operator changes made through a separate registry connection (as the CLI
 //! makes them, while `certbound serve` runs) take effect on the running
-//! broker immediately.
+//! broker within the bound: the broker decides from its in-memory registry
+//! and reads the store's change feed every 100 ms (the broker's own changes,
+//! through its admin API, count at once: `instances.rs`). Each test prints
+//! the measured delay.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,28 @@ use certbound_proto::cbor::Limits;
 
 /// The issue's bound on how fast a revocation must take effect.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
+
+/// Asks until `done` holds for the answer; returns how long that took.
+/// Fails after [`REVOCATION_BOUND`].
+async fn within_bound<F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let since = Instant::now();
+    loop {
+        if attempt().await? {
+            let took = since.elapsed();
+            println!("{what}: {:.1} ms", took.as_secs_f64() * 1000.0);
+            return Ok(took);
+        }
+        ensure!(
+            since.elapsed() < REVOCATION_BOUND,
+            "{what}: not within {REVOCATION_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_provisioned_by_another_connection_is_served_at_once() -> anyhow::Result<()> {
@@ -40,7 +65,7 @@ async fn device_provisioned_by_another_connection_is_served_at_once() -> anyhow:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_by_another_connection_takes_effect_at_once() -> anyhow::Result<()> {
+async fn revocation_by_another_connection_takes_effect_within_the_bound() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let device = fx.device("sensor-1").await?;
     let other = fx.device("sensor-2").await?;
@@ -49,22 +74,19 @@ async fn revocation_by_another_connection_takes_effect_at_once() -> anyhow::Resu
     let cli = Registry::open(fx.path()).await?;
     cli.set_device_status("sensor-1", DeviceStatus::Revoked, "lost")
         .await?;
-    let revoked_at = Instant::now();
-    let answer = fx
-        .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
-        .await?;
-    let latency = revoked_at.elapsed();
-    println!(
-        "first request after the revocation: {answer}; refused {:.1} ms after the revoke returned",
-        latency.as_secs_f64() * 1000.0
-    );
-    let description =
-        answer.expect_refused(AceErrorCode::InvalidClient, ResponseType::Unauthorized)?;
-    ensure!(description.contains("revoked"), "{description}");
-    ensure!(
-        latency < REVOCATION_BOUND,
-        "revocation took {latency:?}, more than {REVOCATION_BOUND:?}"
-    );
+    within_bound("revocation by the CLI enforced after", || async {
+        let answer = fx
+            .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
+            .await?;
+        if answer.token().is_ok() {
+            return Ok(false);
+        }
+        let description =
+            answer.expect_refused(AceErrorCode::InvalidClient, ResponseType::Unauthorized)?;
+        ensure!(description.contains("revoked"), "{description}");
+        Ok(true)
+    })
+    .await?;
     // Other devices are unaffected.
     fx.assert_serves(&other).await?;
     cli.close().await;
@@ -73,19 +95,29 @@ async fn revocation_by_another_connection_takes_effect_at_once() -> anyhow::Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspension_by_another_connection_takes_effect_at_once() -> anyhow::Result<()> {
+async fn suspension_by_another_connection_takes_effect_within_the_bound() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let device = fx.device("sensor-1").await?;
     let cli = Registry::open(fx.path()).await?;
     cli.set_device_status("sensor-1", DeviceStatus::Suspended, "audit")
         .await?;
-    let answer = fx
-        .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
-        .await?;
-    answer.expect_refused(AceErrorCode::UnauthorizedClient, ResponseType::Forbidden)?;
+    within_bound("suspension by the CLI enforced after", || async {
+        let answer = fx
+            .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
+            .await?;
+        if answer.token().is_ok() {
+            return Ok(false);
+        }
+        answer.expect_refused(AceErrorCode::UnauthorizedClient, ResponseType::Forbidden)?;
+        Ok(true)
+    })
+    .await?;
     cli.set_device_status("sensor-1", DeviceStatus::Active, "cleared")
         .await?;
-    fx.assert_serves(&device).await?;
+    within_bound("resumption by the CLI served after", || async {
+        Ok(fx.assert_serves(&device).await.is_ok())
+    })
+    .await?;
     cli.close().await;
     fx.shutdown().await;
     Ok(())
@@ -98,8 +130,10 @@ struct Sample {
     issued: bool,
 }
 
-/// A device requests tokens back to back while the operator revokes it: no
-/// request sent after the revoke returned may get a token.
+/// A device requests tokens back to back while the operator revokes it
+/// through the CLI: the first refusal comes within the bound, and from then
+/// on every request is refused (no request sent later than the bound after
+/// the revoke returned gets a token, and none after the first refusal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
@@ -115,13 +149,19 @@ async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Res
         let client = Client::connect(addr, loopback_client_config()).await?;
         let mut samples: Vec<Sample> = Vec::new();
         let mut ready = Some(ready_tx);
-        // Stop after the first refusal seen once asked to stop, or on a cap.
-        // Runs until 3 requests were sent after the stop signal (which
-        // follows the revocation), or a cap is reached.
-        let mut sent_after_stop = 0;
-        while samples.len() < 2000 && sent_after_stop < 3 {
-            if *stop_rx.borrow_and_update() {
-                sent_after_stop += 1;
+        // After the stop signal (which follows the revocation), runs until
+        // 3 requests were sent after the first refusal, or a cap.
+        let mut refused_after_stop = 0;
+        let mut stopped_at: Option<Instant> = None;
+        while samples.len() < 20_000
+            && refused_after_stop < 4
+            && stopped_at.is_none_or(|t| t.elapsed() < 3 * REVOCATION_BOUND)
+        {
+            if stopped_at.is_none() && *stop_rx.borrow_and_update() {
+                stopped_at = Some(Instant::now());
+            }
+            if stopped_at.is_some() && samples.last().is_some_and(|s: &Sample| !s.issued) {
+                refused_after_stop += 1;
             }
             let body = build_token_request(&identity, &params, unix_now(), nonce())?;
             let sent = Instant::now();
@@ -164,12 +204,23 @@ async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Res
         samples.iter().any(|s| s.issued),
         "the load never got a token"
     );
+    let first_refused = samples
+        .iter()
+        .position(|s| !s.issued)
+        .ok_or_else(|| anyhow::anyhow!("no request was refused"))?;
     ensure!(
-        after.iter().all(|s| !s.issued),
-        "a request sent after the revocation got a token"
+        samples[first_refused..].iter().all(|s| !s.issued),
+        "a token was issued after the first refusal"
+    );
+    ensure!(
+        after
+            .iter()
+            .all(|s| !s.issued || s.sent < revoked_at + REVOCATION_BOUND),
+        "a request sent more than {REVOCATION_BOUND:?} after the revocation got a token"
     );
     // Signed: a refusal may even be answered before the revoke call returns
-    // (the status commit precedes the audit write).
+    // (the status commit precedes the audit write, and a poll may fall
+    // between them).
     let first_refusal_ms = samples.iter().find(|s| !s.issued).map(|s| {
         if s.answered >= revoked_at {
             (s.answered - revoked_at).as_secs_f64() * 1000.0
@@ -178,9 +229,11 @@ async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Res
         }
     });
     println!(
-        "under load: {before} requests sent before the revocation, {} after (all refused); \
-         first refusal answered {:+.1} ms relative to the revoke returning",
+        "under load: {before} requests sent before the revocation, {} after ({} of them \
+         served before the change feed was read); first refusal answered {:+.1} ms relative \
+         to the revoke returning",
         after.len(),
+        after.iter().filter(|s| s.issued).count(),
         first_refusal_ms.unwrap_or(f64::NAN),
     );
     ensure!(first_refusal_ms.is_some_and(|ms| ms < REVOCATION_BOUND.as_secs_f64() * 1000.0));
@@ -190,44 +243,55 @@ async fn no_token_for_requests_sent_after_revocation_under_load() -> anyhow::Res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grant_and_ttl_changes_by_another_connection_take_effect_at_once() -> anyhow::Result<()> {
+async fn grant_and_ttl_changes_by_another_connection_take_effect_within_the_bound()
+-> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let device = fx.device("sensor-1").await?;
     fx.assert_serves(&device).await?;
     let cli = Registry::open(fx.path()).await?;
 
-    // `certbound api set-ttl`: the next token has the new lifetime.
+    // `certbound api set-ttl`: tokens get the new lifetime.
     cli.set_api_ttl(certbound_e2e::API, 600).await?;
-    let token = fx.obtain(&device, &fx.params(Some(GRANTED_SCOPE))).await?;
-    ensure!(token.expires_in == 600, "expires_in {}", token.expires_in);
+    within_bound("new token lifetime after", || async {
+        let token = fx.obtain(&device, &fx.params(Some(GRANTED_SCOPE))).await?;
+        Ok(token.expires_in == 600)
+    })
+    .await?;
 
     // `certbound group grant`: the replaced scope is refused, the new one served.
     cli.set_grant(GROUP, certbound_e2e::API, "firmware:read")
         .await?;
-    let answer = fx
-        .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
-        .await?;
-    answer.expect_refused(AceErrorCode::InvalidScope, ResponseType::BadRequest)?;
+    within_bound("replaced scope refused after", || async {
+        let answer = fx
+            .post_token(fx.agent_request(&device, &fx.params(Some(GRANTED_SCOPE)))?)
+            .await?;
+        if answer.token().is_ok() {
+            return Ok(false);
+        }
+        answer.expect_refused(AceErrorCode::InvalidScope, ResponseType::BadRequest)?;
+        Ok(true)
+    })
+    .await?;
     fx.obtain(&device, &fx.params(Some("firmware:read")))
         .await?;
 
     // `certbound group revoke-grant`, then `group delete --force`: nothing is served.
     cli.remove_grant(GROUP, certbound_e2e::API).await?;
-    let answer = fx
-        .post_token(fx.agent_request(&device, &fx.params(Some("firmware:read")))?)
-        .await?;
-    ensure!(
-        answer.error().is_ok(),
-        "still served after revoke-grant: {answer}"
-    );
+    within_bound("revoke-grant enforced after", || async {
+        let answer = fx
+            .post_token(fx.agent_request(&device, &fx.params(Some("firmware:read")))?)
+            .await?;
+        Ok(answer.error().is_ok())
+    })
+    .await?;
     cli.delete_group(GROUP, true).await?;
-    let answer = fx
-        .post_token(fx.agent_request(&device, &fx.params(Some("firmware:read")))?)
-        .await?;
-    ensure!(
-        answer.error().is_ok(),
-        "still served after group delete: {answer}"
-    );
+    within_bound("group delete enforced after", || async {
+        let answer = fx
+            .post_token(fx.agent_request(&device, &fx.params(Some("firmware:read")))?)
+            .await?;
+        Ok(answer.error().is_ok())
+    })
+    .await?;
     cli.close().await;
     fx.shutdown().await;
     Ok(())

@@ -157,7 +157,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
             .with_metrics(metrics.clone())
             .with_snapshot(snapshot.clone()),
     );
-    let snapshot_task = tokio::spawn(snapshot.follow(SNAPSHOT_POLL));
+    let snapshot_task = tokio::spawn(snapshot.clone().follow(SNAPSHOT_POLL));
     let enroll = EnrollService::new(
         EnrollConfig {
             cert_days: config.pki.device_cert_days,
@@ -197,6 +197,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
                 audit.clone(),
                 limits.clone(),
             )
+            .with_snapshot(snapshot.clone())
             .with_metrics(metrics.clone())
             .with_client_trust(https::client_trust(&data, &config, &store).await?);
             let state = HttpsState {

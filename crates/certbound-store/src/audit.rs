@@ -107,7 +107,7 @@ fn with_id(r: &sqlx::any::AnyRow) -> (i64, AuditEvent) {
 
 /// Inserts `events` inside `tx`, each field bounded and escaped.
 pub(super) async fn insert_events(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
     for raw in events {
@@ -119,7 +119,7 @@ pub(super) async fn insert_events(
             .bind(&e.subject)
             .bind(&e.outcome)
             .bind(&e.detail)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())

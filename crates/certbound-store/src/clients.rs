@@ -231,6 +231,7 @@ impl Store {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+        self.note_registry_write();
         if done.rows_affected() == 0 {
             return Err(client_not_found(id));
         }
@@ -244,7 +245,9 @@ impl Store {
     /// tokens can still be reported as revoked and the audit trail resolves.
     pub async fn revoke_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        if !revoke_client_row(&mut conn, id, now).await? {
+        let revoked = revoke_client_row(&mut conn, id, now).await;
+        self.note_registry_write();
+        if !revoked? {
             return Err(client_not_found(id));
         }
         Ok(())

@@ -242,6 +242,44 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// A write transaction from [`Store::begin_write`] or
+/// [`Store::begin_log_write`]: the connection (through `Deref`), and a
+/// commit that counts registry writes once they are visible.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    writes: Option<Arc<AtomicU64>>,
+}
+
+impl WriteTx {
+    /// Commits; a registry write then moves the store's write counter.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        if let Some(writes) = &self.writes {
+            writes.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Rolls back (as dropping it does).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
 /// Handle to the database (cheap to clone).
 ///
 /// Write transactions ([`Store::begin_write`]) are serialised: on SQLite they
@@ -442,7 +480,8 @@ impl Store {
             .collect())
     }
 
-    /// How many write transactions this process started on this store.
+    /// How many registry write transactions this process committed on this
+    /// store (plus registry writes made outside one).
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Acquire)
     }
@@ -454,11 +493,21 @@ impl Store {
 
     /// A write transaction to the registry the snapshot mirrors (devices,
     /// certificates, groups, grants, APIs, clients), serialised with every
-    /// other writer (see [`Store`]). It moves the write counter, so this
-    /// instance's snapshot refreshes before its next lookup.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    /// other writer (see [`Store`]). Its commit moves the write counter, so
+    /// this instance's snapshot refreshes before its next lookup; counting
+    /// at the commit (not at the start) means a refresh that ran while the
+    /// transaction was open cannot hide it.
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            tx: self.begin_serialised().await?,
+            writes: Some(self.writes.clone()),
+        })
+    }
+
+    /// Counts a registry write made outside [`Store::begin_write`] (so this
+    /// instance's snapshot refreshes before its next lookup).
+    pub(crate) fn note_registry_write(&self) {
         self.writes.fetch_add(1, Ordering::AcqRel);
-        self.begin_serialised().await
     }
 
     /// A write transaction to what the snapshot does not mirror (audit
@@ -466,8 +515,11 @@ impl Store {
     /// service settings), serialised like [`Store::begin_write`] but leaving
     /// the write counter alone: the token path's own records must not make
     /// every next lookup re-read the change feed.
-    pub async fn begin_log_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        self.begin_serialised().await
+    pub async fn begin_log_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            tx: self.begin_serialised().await?,
+            writes: None,
+        })
     }
 
     async fn begin_serialised(&self) -> Result<Transaction<'static, Any>, StoreError> {
@@ -810,7 +862,7 @@ impl Store {
 /// Inserts a new device, its groups and its first certificate inside `tx`;
 /// [`StoreError::Conflict`] when the id exists.
 pub(crate) async fn insert_device(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     id: &str,
     groups: &[String],
     cert: &CertRecord,
@@ -818,7 +870,7 @@ pub(crate) async fn insert_device(
 ) -> Result<(), StoreError> {
     let exists = sqlx::query("SELECT 1 FROM devices WHERE id = $1")
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     if exists.is_some() {
         return Err(StoreError::Conflict {
@@ -832,13 +884,13 @@ pub(crate) async fn insert_device(
     .bind(id)
     .bind(to_i64(now))
     .bind(to_i64(now))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     for g in groups {
         sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)")
             .bind(id)
             .bind(g)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     sqlx::query(
@@ -852,7 +904,7 @@ pub(crate) async fn insert_device(
     .bind(to_i64(cert.not_after))
     .bind(&cert.der)
     .bind(to_i64(now))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

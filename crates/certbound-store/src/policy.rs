@@ -14,7 +14,7 @@ impl Store {
 
     /// The single write transaction of `apply` ([`Store::begin_write`]:
     /// the current state is read, diffed and written under one write lock).
-    pub async fn policy_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub async fn policy_write(&self) -> Result<crate::WriteTx, StoreError> {
         self.begin_write().await
     }
 }

@@ -1,5 +1,6 @@
-//! The registry the token path needs, in memory: certificates by
-//! thumbprint, devices with their groups, grants and APIs.
+//! The registry the token paths need, in memory: certificates by
+//! thumbprint, devices with their groups, grants and APIs, and the OAuth
+//! clients with their grants ([`clients`]).
 //!
 //! [`Snapshot`] is loaded once ([`Store::load_snapshot`]) and kept current by
 //! the change feed (`registry_changes`, filled by triggers on every write,
@@ -21,7 +22,10 @@ use std::time::{Duration, Instant};
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::{DeviceStatus, Store, TokenView, split_scopes, to_u64};
+use crate::{DeviceStatus, Store, TokenView, split_scopes};
+
+pub mod clients;
+use clients::{ApiEntry, ClientFacts};
 
 /// More changes than this since the last refresh: reload everything (one
 /// pass over each table) instead of key by key.
@@ -54,8 +58,10 @@ struct Facts {
     devices: HashMap<String, DeviceEntry>,
     /// group -> [(api, scopes)]
     grants: HashMap<String, Vec<(String, String)>>,
-    /// api -> token lifetime
-    apis: HashMap<String, u64>,
+    /// api -> token lifetime and format
+    apis: HashMap<String, ApiEntry>,
+    /// OAuth clients.
+    clients: ClientFacts,
     /// The last change applied.
     version: i64,
 }
@@ -84,7 +90,7 @@ impl Facts {
             cert_active: cert.active,
             device_id: cert.device_id.clone(),
             device_status: device.status,
-            api_ttl: self.apis.get(audience).copied(),
+            api_ttl: self.apis.get(audience).map(|a| a.ttl_secs),
             granted: any_grant.then_some(scopes),
         })
     }
@@ -248,23 +254,29 @@ impl Snapshot {
         if let Some(view) = self.token_view(thumbprint, audience) {
             return Ok(Some(view));
         }
-        let arrived = Instant::now();
-        {
-            let mut last_miss = self.last_miss.lock().await;
-            let covered = self
-                .last_started
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .is_some_and(|started| started >= arrived);
-            if !covered {
-                if let Some(wait) = last_miss.and_then(|t| MISS_COOLDOWN.checked_sub(t.elapsed())) {
-                    tokio::time::sleep(wait).await;
-                }
-                *last_miss = Some(Instant::now());
-                self.refresh().await?;
-            }
-        }
+        self.refresh_after_miss().await?;
         Ok(self.token_view(thumbprint, audience))
+    }
+
+    /// Reads the change feed after a lookup missed, unless a refresh started
+    /// since the miss; such reads are shared by concurrent misses and at
+    /// least [`MISS_COOLDOWN`] apart.
+    async fn refresh_after_miss(&self) -> Result<(), StoreError> {
+        let arrived = Instant::now();
+        let mut last_miss = self.last_miss.lock().await;
+        let covered = self
+            .last_started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|started| started >= arrived);
+        if !covered {
+            if let Some(wait) = last_miss.and_then(|t| MISS_COOLDOWN.checked_sub(t.elapsed())) {
+                tokio::time::sleep(wait).await;
+            }
+            *last_miss = Some(Instant::now());
+            self.refresh().await?;
+        }
+        Ok(())
     }
 
     /// The last change applied.
@@ -276,6 +288,11 @@ impl Snapshot {
     pub fn counts(&self) -> (usize, usize) {
         let f = self.read_facts();
         (f.devices.len(), f.certs.len())
+    }
+
+    /// OAuth clients held.
+    pub fn client_count(&self) -> usize {
+        self.read_facts().clients.len()
     }
 
     /// Refreshes when this process wrote to the store since the last refresh
@@ -339,12 +356,14 @@ impl Snapshot {
         let mut devices = Vec::new();
         let mut groups = Vec::new();
         let mut apis = Vec::new();
+        let mut clients = Vec::new();
         for (kind, key) in &keys {
             match kind.as_str() {
                 "cert" => certs.push((key.clone(), self.read_cert(key).await?)),
                 "device" => devices.push((key.clone(), self.read_device(key).await?)),
                 "group" => groups.push((key.clone(), self.read_group(key).await?)),
                 "api" => apis.push((key.clone(), self.read_api(key).await?)),
+                "client" => clients.push((key.clone(), self.read_client(key).await?)),
                 _ => {}
             }
         }
@@ -370,9 +389,15 @@ impl Snapshot {
         }
         for (k, v) in apis {
             match v {
-                Some(ttl) => f.apis.insert(k, ttl),
+                Some(api) => f.apis.insert(k, api),
                 None => f.apis.remove(&k),
             };
+        }
+        for (k, v) in clients {
+            match v {
+                Some(c) => f.clients.insert(c),
+                None => f.clients.remove(&k),
+            }
         }
         f.version = last;
         drop(f);
@@ -443,12 +468,8 @@ impl Snapshot {
                 .or_default()
                 .push((r.get("api_id"), r.get("scopes")));
         }
-        for r in sqlx::query("SELECT id, ttl_secs FROM apis")
-            .fetch_all(pool)
-            .await?
-        {
-            facts.apis.insert(r.get("id"), to_u64(r.get("ttl_secs")));
-        }
+        facts.apis = self.load_apis().await?;
+        facts.clients = self.load_clients().await?;
         Ok(facts)
     }
 
@@ -493,14 +514,6 @@ impl Snapshot {
             .into_iter()
             .map(|r| (r.get("api_id"), r.get("scopes")))
             .collect())
-    }
-
-    async fn read_api(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        let ttl: Option<i64> = sqlx::query_scalar("SELECT ttl_secs FROM apis WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.store.pool)
-            .await?;
-        Ok(ttl.map(to_u64))
     }
 }
 

@@ -240,3 +240,174 @@ async fn postgres_notifications_refresh_without_waiting_for_the_poll() {
     }
     task.abort();
 }
+
+/// A client as both sides see it: JSON (secret hash excluded there) plus
+/// the secret hash.
+fn client_facts(c: Option<certbound_store::Client>) -> Option<(serde_json::Value, Option<String>)> {
+    c.map(|c| (serde_json::to_value(&c).unwrap(), c.secret_hash))
+}
+
+/// Clients and APIs in the snapshot answer as the store after every kind
+/// of client change, made by another handle (instance) and seen after a
+/// refresh: create, secret rotation, revocation, deletion of an API
+/// (cascading to grants), and lookups by id, subject, SAN and thumbprint.
+async fn clients_in_the_snapshot_answer_as_the_store() {
+    use certbound_store::snapshot::clients::ClientKey;
+    use certbound_store::{ClientAuthMethod, NewClient};
+    let dir = tempfile::tempdir().unwrap();
+    let store = current().open(dir.path()).await;
+    let other = Store::connect(&current().url_for(dir.path()))
+        .await
+        .unwrap();
+    for (id, format) in [(TEL, "cwt"), (FW, "jwt")] {
+        store
+            .create_api(
+                &Api {
+                    id: id.into(),
+                    format: format.into(),
+                    ttl_secs: 300,
+                    scopes: vec!["read".into()],
+                },
+                1,
+            )
+            .await
+            .unwrap();
+    }
+    let snapshot = store.load_snapshot().await.unwrap();
+    let grants = [
+        (TEL.to_string(), "read".to_string()),
+        (FW.to_string(), "read".to_string()),
+    ];
+    let clients = [
+        NewClient {
+            id: "c-secret",
+            name: "secret",
+            secret_hash: Some("aa"),
+            tls_subject: None,
+            tls_san: None,
+            thumbprint: None,
+            auth_method: ClientAuthMethod::ClientSecretBasic,
+            grants: &grants,
+        },
+        NewClient {
+            id: "c-dn",
+            name: "dn",
+            secret_hash: None,
+            tls_subject: Some("CN=svc"),
+            tls_san: None,
+            thumbprint: None,
+            auth_method: ClientAuthMethod::TlsClientAuth,
+            grants: &grants[..1],
+        },
+        NewClient {
+            id: "c-san",
+            name: "san",
+            secret_hash: None,
+            tls_subject: None,
+            tls_san: Some("dns:svc.example"),
+            thumbprint: None,
+            auth_method: ClientAuthMethod::TlsClientAuth,
+            grants: &grants[1..],
+        },
+        NewClient {
+            id: "c-pin",
+            name: "pin",
+            secret_hash: None,
+            tls_subject: None,
+            tls_san: None,
+            thumbprint: Some("x5t-pinned"),
+            auth_method: ClientAuthMethod::SelfSignedTlsClientAuth,
+            grants: &grants,
+        },
+    ];
+    for c in &clients {
+        other.create_client(c, 2).await.unwrap();
+    }
+    let compare = |snapshot: certbound_store::snapshot::Snapshot| {
+        let store = store.clone();
+        async move {
+            for id in ["c-secret", "c-dn", "c-san", "c-pin", "nobody"] {
+                assert_eq!(
+                    client_facts(snapshot.client(ClientKey::Id(id))),
+                    client_facts(store.get_client(id).await.unwrap()),
+                    "client {id}"
+                );
+            }
+            assert_eq!(
+                client_facts(snapshot.client(ClientKey::Subject("CN=svc"))),
+                client_facts(store.get_client_by_subject("CN=svc").await.unwrap())
+            );
+            assert_eq!(
+                client_facts(snapshot.client(ClientKey::San("dns:svc.example"))),
+                client_facts(store.get_client_by_san("dns:svc.example").await.unwrap())
+            );
+            assert_eq!(
+                client_facts(snapshot.client(ClientKey::Thumbprint("x5t-pinned"))),
+                client_facts(store.get_client_by_thumbprint("x5t-pinned").await.unwrap())
+            );
+            for api in [TEL, FW, "https://none.example"] {
+                let theirs = store
+                    .get_api(api)
+                    .await
+                    .unwrap()
+                    .map(|a| (a.ttl_secs, a.format));
+                let ours = snapshot.api(api).map(|a| (a.ttl_secs, a.format));
+                assert_eq!(ours, theirs, "api {api}");
+            }
+        }
+    };
+    // Not seen before a refresh (another handle wrote), seen after it.
+    assert!(snapshot.client(ClientKey::Id("c-secret")).is_none());
+    snapshot.refresh().await.unwrap();
+    assert_eq!(snapshot.client_count(), 4);
+    compare(snapshot.clone()).await;
+
+    other.set_client_secret("c-secret", "bb", 3).await.unwrap();
+    other.revoke_client("c-dn", 3).await.unwrap();
+    snapshot.refresh().await.unwrap();
+    compare(snapshot.clone()).await;
+    assert_eq!(
+        snapshot
+            .client(ClientKey::Id("c-secret"))
+            .unwrap()
+            .secret_hash
+            .as_deref(),
+        Some("bb")
+    );
+    assert!(snapshot.client(ClientKey::Subject("CN=svc")).is_none());
+
+    // A miss reads the feed at once: a client made a moment ago elsewhere.
+    other
+        .create_client(
+            &NewClient {
+                id: "c-late",
+                name: "late",
+                ..clients[0]
+            },
+            4,
+        )
+        .await
+        .unwrap();
+    assert!(
+        snapshot
+            .client_or_refresh(ClientKey::Id("c-late"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // This handle's own write counts at its next lookup.
+    store.set_client_secret("c-late", "cc", 5).await.unwrap();
+    snapshot.refresh_if_written().await.unwrap();
+    assert_eq!(
+        snapshot
+            .client(ClientKey::Id("c-late"))
+            .unwrap()
+            .secret_hash
+            .as_deref(),
+        Some("cc")
+    );
+    compare(snapshot.clone()).await;
+}
+
+certbound_store::on_every_backend!(clients_in_the_snapshot_answer_as_the_store);

@@ -216,27 +216,15 @@ impl OAuthService {
     /// The client a certificate names when the request has no `client_id`:
     /// by pinned thumbprint, registered subject DN, or registered SAN.
     async fn client_for_cert(&self, cert: &ClientCert<'_>) -> Result<Option<Client>, OAuthError> {
-        let store = &self.store;
-        if let Some(c) = store
-            .get_client_by_thumbprint(&cert.x5t)
-            .await
-            .map_err(|e| store_failure(&e))?
-        {
-            return Ok(Some(c));
-        }
-        if let Some(c) = store
-            .get_client_by_subject(&cert.dn)
-            .await
-            .map_err(|e| store_failure(&e))?
-        {
-            return Ok(Some(c));
-        }
-        for san in cert.sans.iter().take(16) {
-            if let Some(c) = store
-                .get_client_by_san(san)
-                .await
-                .map_err(|e| store_failure(&e))?
-            {
+        use crate::store::snapshot::clients::ClientKey;
+        let keys = [
+            ClientKey::Thumbprint(&cert.x5t),
+            ClientKey::Subject(&cert.dn),
+        ]
+        .into_iter()
+        .chain(cert.sans.iter().take(16).map(|s| ClientKey::San(s)));
+        for key in keys {
+            if let Some(c) = self.find_client(key).await.map_err(|e| store_failure(&e))? {
                 return Ok(Some(c));
             }
         }
@@ -272,8 +260,7 @@ impl OAuthService {
         };
         if let Some((id, secret, method)) = secret_attempt {
             let client = self
-                .store
-                .get_client(id)
+                .find_client(crate::store::snapshot::clients::ClientKey::Id(id))
                 .await
                 .map_err(|e| store_failure(&e))?;
             // Hash even for unknown ids: the same work either way.
@@ -293,8 +280,7 @@ impl OAuthService {
         if let Some(cert) = &cert {
             let client = match &p.form_client_id {
                 Some(id) => self
-                    .store
-                    .get_client(id)
+                    .find_client(crate::store::snapshot::clients::ClientKey::Id(id))
                     .await
                     .map_err(|e| store_failure(&e))?,
                 None => self.client_for_cert(cert).await?,

@@ -139,8 +139,7 @@ impl OAuthService {
             }
         };
         let api = self
-            .store
-            .get_api(&audience)
+            .find_api(&audience)
             .await
             .map_err(|e| fail(store_failure(&e)))?
             .ok_or_else(|| {

@@ -123,6 +123,9 @@ pub struct OAuthService {
     limits: Arc<RateLimits>,
     metrics: Arc<crate::metrics::Metrics>,
     trust: Arc<ClientTrust>,
+    /// The in-memory registry (clients, APIs), when the broker keeps one
+    /// (`serve` does): then `/oauth/token` reads no database to decide.
+    snapshot: Option<crate::store::snapshot::Snapshot>,
 }
 
 impl OAuthService {
@@ -144,7 +147,53 @@ impl OAuthService {
             limits,
             metrics: Arc::default(),
             trust: Arc::default(),
+            snapshot: None,
         }
+    }
+
+    /// Decides clients and APIs from `snapshot` instead of reading the
+    /// store per request.
+    pub fn with_snapshot(mut self, snapshot: crate::store::snapshot::Snapshot) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+
+    /// The client a credential names: from the snapshot when there is one
+    /// (refreshed first when this process wrote since), else the store.
+    pub(crate) async fn find_client(
+        &self,
+        key: crate::store::snapshot::clients::ClientKey<'_>,
+    ) -> Result<Option<crate::store::Client>, crate::store::StoreError> {
+        use crate::store::snapshot::clients::ClientKey;
+        if let Some(snapshot) = &self.snapshot {
+            snapshot.refresh_if_written().await?;
+            return snapshot.client_or_refresh(key).await;
+        }
+        match key {
+            ClientKey::Id(id) => self.store.get_client(id).await,
+            ClientKey::Subject(dn) => self.store.get_client_by_subject(dn).await,
+            ClientKey::San(san) => self.store.get_client_by_san(san).await,
+            ClientKey::Thumbprint(x5t) => self.store.get_client_by_thumbprint(x5t).await,
+        }
+    }
+
+    /// An API's token lifetime and format, as [`OAuthService::find_client`].
+    pub(crate) async fn find_api(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::store::snapshot::clients::ApiEntry>, crate::store::StoreError> {
+        if let Some(snapshot) = &self.snapshot {
+            snapshot.refresh_if_written().await?;
+            return snapshot.api_or_refresh(id).await;
+        }
+        Ok(self
+            .store
+            .get_api(id)
+            .await?
+            .map(|a| crate::store::snapshot::clients::ApiEntry {
+                ttl_secs: a.ttl_secs,
+                format: a.format,
+            }))
     }
 
     /// Decides client certificates with `trust` (default: no CA is trusted,
