@@ -486,6 +486,26 @@ impl Store {
         self.writes.load(Ordering::Acquire)
     }
 
+    /// Whether this store's connections to PostgreSQL are encrypted (TLS,
+    /// from `pg_stat_ssl`); `None` for SQLite (a local file). Request TLS
+    /// with `sslmode=require` in the URL, and verification of the server
+    /// with `sslmode=verify-full` (`sslrootcert=<CA file>` for a private CA).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] when the store cannot be read.
+    pub async fn tls_in_use(&self) -> Result<Option<bool>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => Ok(Some(
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), FALSE)",
+                )
+                .fetch_one(&self.pool)
+                .await?,
+            )),
+        }
+    }
+
     /// The database this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -240,6 +240,15 @@ async fn create_schema(base: &str) -> Result<String, sqlx::Error> {
 }
 
 impl Store {
+    /// One text value from a query such as `SHOW ssl` (tests read server
+    /// settings with it).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Db`].
+    pub async fn setting_sql(&self, sql: &str) -> Result<String, crate::StoreError> {
+        Ok(sqlx::query_scalar(sql).fetch_one(&self.pool).await?)
+    }
+
     /// Registers `n` synthetic devices `syn-<i>`, each with one active
     /// certificate of `der_len` bytes and the group `group`, in one write
     /// transaction, straight in SQL (no CA work): for benchmarks of the
