@@ -256,7 +256,7 @@ fn bad_options_exit_2_with_a_message() {
                 "--instance",
                 "coap=127.0.0.1:5683",
             ],
-            "not both",
+            "one --instance per --broker DIR",
         ),
         (
             vec!["--broker", "/tmp", "--failover-after", "1ms"],
