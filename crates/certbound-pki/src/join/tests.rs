@@ -38,7 +38,7 @@ fn an_instance_joins_with_its_own_issuing_ca_and_both_trust_each_other() {
     let b_ca = IssuingCa::load(&b).unwrap();
     assert_eq!(b_ca.cert_der(), signed.cert_der.as_slice());
     let device = b_ca.issue_device("dev-b1", 30, T0 + 30).unwrap();
-    let leaf = device.cert.der.clone();
+    let leaf = device.cert.der;
     let a_alone = TrustStore::load(&a).unwrap();
     assert!(a_alone.verify_device_cert(&leaf, &[], T0 + 40, 60).is_err());
     let a_trust = TrustStore::load_with(&a, std::slice::from_ref(&signed.cert_der)).unwrap();
@@ -49,7 +49,7 @@ fn an_instance_joins_with_its_own_issuing_ca_and_both_trust_each_other() {
         .unwrap()
         .issue_device("dev-a1", 30, T0 + 30)
         .unwrap();
-    let a_leaf = a_device.cert.der.clone();
+    let a_leaf = a_device.cert.der;
     let a_issuing = IssuingCa::load(&a).unwrap().cert_der().to_vec();
     let b_trust = TrustStore::load_with(&b, &[a_issuing]).unwrap();
     b_trust
