@@ -15,8 +15,10 @@ use crate::store::DeviceStatus;
 
 mod grants;
 mod sightings;
+mod store_tls;
 use grants::{check_scopes, check_token_ttl};
 use sightings::{check_cloned, check_revoked_connected};
+use store_tls::check_store_tls;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -119,6 +121,8 @@ pub const CHECK_CLOCK_SKEW: &str = "clock-skew";
 pub const CHECK_CLONED: &str = "cloned-credentials";
 /// Revoked or suspended devices still sending requests.
 pub const CHECK_REVOKED_CONNECTED: &str = "revoked-still-connected";
+/// A PostgreSQL store reached over a network without verified TLS.
+pub const CHECK_STORE_TLS: &str = "store-tls";
 
 const DAY: u64 = 86_400;
 /// How many ids a fleet-wide finding names before "and N more".
@@ -155,6 +159,7 @@ pub async fn run(
     check_clock_skew(reg, opts, &mut out).await?;
     check_cloned(reg, opts, &mut out).await?;
     check_revoked_connected(reg, opts, &mut out).await?;
+    check_store_tls(reg, &mut out).await?;
     Ok(out)
 }
 

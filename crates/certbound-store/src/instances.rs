@@ -136,4 +136,28 @@ mod tests {
     }
 
     crate::on_every_backend!(settings_are_claimed_once_and_cas_published);
+
+    #[test]
+    fn postgres_targets() {
+        use crate::postgres_target;
+        let t = postgres_target("postgres://u@db.example.com:5432/cb?sslmode=verify-full").unwrap();
+        assert_eq!(t.host, "db.example.com");
+        assert!(!t.local && t.verified);
+        let t = postgres_target("postgres://u@10.0.0.5/cb?sslmode=require").unwrap();
+        assert!(!t.local && !t.verified);
+        assert!(
+            !postgres_target("postgres://u@10.0.0.5/cb")
+                .unwrap()
+                .verified
+        );
+        for local in [
+            "postgres://u@127.0.0.1:5432/test",
+            "postgres://u@localhost/test",
+            "postgres://u@[::1]:5432/test",
+            "postgres:///test?host=/var/run/postgresql",
+        ] {
+            assert!(postgres_target(local).unwrap().local, "{local}");
+        }
+        assert_eq!(postgres_target("sqlite:///tmp/x.db"), None);
+    }
 }

@@ -242,6 +242,45 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// Where a PostgreSQL store is, as `certbound doctor` judges it
+/// ([`Store::postgres_target`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresTarget {
+    /// The host of the URL.
+    pub host: String,
+    /// Loopback or a Unix socket: the connection does not cross a network.
+    pub local: bool,
+    /// The URL asks for `sslmode=verify-full`.
+    pub verified: bool,
+}
+
+/// For a PostgreSQL URL: its host, whether that host is this machine
+/// (loopback or a Unix socket), and whether the URL asks for the server's
+/// certificate to be verified (`sslmode=verify-full`). `None` for anything
+/// that is not a valid PostgreSQL URL.
+pub fn postgres_target(url: &str) -> Option<PostgresTarget> {
+    if Backend::of_url(url).ok()? != Backend::Postgres {
+        return None;
+    }
+    let options: sqlx::postgres::PgConnectOptions = url.parse().ok()?;
+    let host = options.get_host().to_owned();
+    let local = options.get_socket().is_some()
+        || host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    Some(PostgresTarget {
+        host,
+        local,
+        verified: matches!(
+            options.get_ssl_mode(),
+            sqlx::postgres::PgSslMode::VerifyFull
+        ),
+    })
+}
+
 /// A write transaction from [`Store::begin_write`] or
 /// [`Store::begin_log_write`]: the connection (through `Deref`), and a
 /// commit that counts registry writes once they are visible.
@@ -503,6 +542,15 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?,
             )),
+        }
+    }
+
+    /// For a PostgreSQL store, where it is ([`postgres_target`]); `None`
+    /// for SQLite.
+    pub fn postgres_target(&self) -> Option<PostgresTarget> {
+        match self.backend {
+            Backend::Postgres => postgres_target(&self.url.0),
+            Backend::Sqlite => None,
         }
     }
 
