@@ -14,9 +14,9 @@
 //!   their credentials and grants, and the counts that decide whether a
 //!   removal needs `--prune` (unexpired tokens of an API, members of a
 //!   group);
-//! - [`write`]: upserting APIs, replacing groups and client credentials
-//!   with their grants, removing groups and APIs, and the audit events of
-//!   the applied changes. Clients are created and deleted with
+//! - [`write`](mod@write): upserting APIs, replacing groups and client
+//!   credentials with their grants, removing groups and APIs, and the audit
+//!   events of the applied changes. Clients are created and deleted with
 //!   [`crate::insert_client`] and [`crate::revoke_client_row`].
 
 pub mod read;
