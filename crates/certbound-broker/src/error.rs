@@ -43,12 +43,10 @@ pub enum BrokerError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The database failed.
-    #[error("database: {0}")]
-    Store(#[from] sqlx::Error),
-    /// A database migration failed.
-    #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed (connection, SQL, constraint, migration): the
+    /// store's error, shown as it is (`database: ...`).
+    #[error(transparent)]
+    Store(certbound_store::StoreError),
     /// Certificate authority / certificate problem.
     #[error(transparent)]
     Pki(#[from] certbound_pki::PkiError),
@@ -95,8 +93,7 @@ impl From<certbound_store::StoreError> for BrokerError {
     fn from(e: certbound_store::StoreError) -> Self {
         use certbound_store::StoreError as S;
         match e {
-            S::Db(e) => BrokerError::Store(e),
-            S::Migrate(e) => BrokerError::Migrate(e),
+            e @ (S::Db(_) | S::Migrate(_)) => BrokerError::Store(e),
             S::NotFound { kind, name, hint } => BrokerError::NotFound { kind, name, hint },
             S::Conflict { kind, name } => BrokerError::Conflict { kind, name },
             S::Revoked { kind, name } => BrokerError::Revoked { kind, name },

@@ -1,8 +1,9 @@
 //! # certbound-broker
 //!
-//! The auth broker as a library: configuration, the registry (SQLite via
-//! sqlx), token signing keys, the device token service (policy + minting),
-//! the audit log, and the transports (CoAP today).
+//! The auth broker as a library: configuration, the registry (SQLite or
+//! PostgreSQL through `certbound-store`), token signing keys, the device
+//! token service (policy + minting), the audit log, and the transports
+//! (CoAP today).
 //!
 //! ```text
 //!   CoAP /token ──┐

@@ -4,6 +4,12 @@
 //! certificates, clients, claims, issued-token records, status lists, the
 //! signing-key ring and the audit log, through sqlx with embedded
 //! migrations. Every SQL statement of certbound lives in this crate.
+//!
+//! Most operations are methods of [`Store`], one transaction each. What
+//! must run inside a caller's transaction takes the connection instead:
+//! [`insert_client`] and friends, and the [`policy`] module, whose
+//! functions read and write APIs, groups, clients and audit events for
+//! `certbound policy export|plan|apply` (one transaction per apply).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -1000,7 +1006,7 @@ mod durability_tests;
 mod groups;
 mod instances;
 mod issued;
-mod policy;
+pub mod policy;
 mod prune;
 mod services;
 pub mod snapshot;

@@ -1,17 +1,17 @@
 //! `apply`: the store made to match a document in one transaction.
 
 use serde::Serialize;
-use sqlx::AnyConnection as SqliteConnection;
 
 use super::clients::apply_clients;
 use super::plan::{Op, Plan, diff};
-use super::state::admin_scopes;
+use super::state::{admin_scopes, store_grants};
 use super::validate::validate;
 use super::{GrantSpec, PolicyDoc};
 use crate::clock::unix_now;
 use crate::error::BrokerError;
 use crate::registry::CreatedClient;
-use crate::store::Store;
+use crate::store::policy::{self as db, PolicyConn};
+use crate::store::{Api, Store};
 
 /// Options of [`apply`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,46 +63,23 @@ pub async fn apply(
         });
     }
     let now = unix_now();
-    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
-    let conn: &mut SqliteConnection = &mut tx;
+    let conn: &mut PolicyConn = &mut tx;
 
     // APIs first (grants below refer to them), removals last.
     for a in &desired.api {
-        sqlx::query(
-            "INSERT INTO apis (id, format, ttl_secs, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT(id) DO UPDATE SET format = $2, ttl_secs = $3, scopes = $4",
-        )
-        .bind(&a.id)
-        .bind(&a.format)
-        .bind(i64::try_from(a.ttl_secs).unwrap_or(i64::MAX))
-        .bind(a.scopes.join(" "))
-        .bind(now_i)
-        .execute(&mut *conn)
-        .await?;
+        let api = Api {
+            id: a.id.clone(),
+            format: a.format.clone(),
+            ttl_secs: a.ttl_secs,
+            scopes: a.scopes.clone(),
+        };
+        db::upsert_api(conn, &api, now).await?;
     }
     for g in &desired.group {
         if !plan_changes(&plan, "group", &g.name) {
             continue;
         }
-        sqlx::query(
-            "INSERT INTO groups (name, created_at) VALUES ($1, $2) ON CONFLICT(name) DO NOTHING",
-        )
-        .bind(&g.name)
-        .bind(now_i)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM grants WHERE group_name = $1")
-            .bind(&g.name)
-            .execute(&mut *conn)
-            .await?;
-        for (api, scopes) in grant_rows(&g.grant) {
-            sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3)")
-                .bind(&g.name)
-                .bind(api)
-                .bind(scopes)
-                .execute(&mut *conn)
-                .await?;
-        }
+        db::replace_group(conn, &g.name, &store_grants(&g.grant), now).await?;
     }
     let created = apply_clients(conn, &plan, &stored, &desired.client, now).await?;
     for ch in plan
@@ -110,10 +87,7 @@ pub async fn apply(
         .iter()
         .filter(|c| c.op == Op::Remove && c.kind == "group")
     {
-        sqlx::query("DELETE FROM groups WHERE name = $1")
-            .bind(&ch.name)
-            .execute(&mut *conn)
-            .await?;
+        db::delete_group(conn, &ch.name).await?;
     }
     // APIs last: by now no grant in the target state names them.
     for ch in plan
@@ -121,10 +95,7 @@ pub async fn apply(
         .iter()
         .filter(|c| c.op == Op::Remove && c.kind == "api")
     {
-        sqlx::query("DELETE FROM apis WHERE id = $1")
-            .bind(&ch.name)
-            .execute(&mut *conn)
-            .await?;
+        db::delete_api(conn, &ch.name).await?;
     }
     for ch in &plan.changes {
         let op = match ch.op {
@@ -132,16 +103,14 @@ pub async fn apply(
             Op::Change => "changed",
             Op::Remove => "removed",
         };
-        sqlx::query(
-            "INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) \
-             VALUES ($1, $2, $3, $4, 'ok', $5)",
+        db::record_change(
+            conn,
+            now.saturating_mul(1000),
+            actor,
+            &format!("policy.{}.{op}", ch.kind),
+            &ch.name,
+            &ch.details.join("; "),
         )
-        .bind(i64::try_from(now.saturating_mul(1000)).unwrap_or(i64::MAX))
-        .bind(actor)
-        .bind(format!("policy.{}.{op}", ch.kind))
-        .bind(&ch.name)
-        .bind(ch.details.join("; "))
-        .execute(&mut *conn)
         .await?;
     }
     tx.commit().await?;

@@ -4,16 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::{AnyConnection as SqliteConnection, Row};
-
 use super::apply::{grant_rows, plan_changes};
 use super::plan::{Change, Op, Plan, grant_details};
-use super::state::grants_of;
+use super::state::{grants_of, store_grants};
 use super::validate::{ApiScopes, check_grants};
 use super::{ADMIN_CLIENT, ClientSpec};
 use crate::error::BrokerError;
 use crate::oauth::{hash_secret, new_client_id, new_client_secret};
 use crate::registry::{CheckedCredential, ClientCredential, CreatedClient, check_client_name};
+use crate::store::policy::{self as db, ClientCredentials, PolicyConn};
 use crate::store::{
     CREDENTIAL_COLUMNS, ClientAuthMethod, credential_holder, credential_taken, insert_client,
     revoke_client_row,
@@ -26,42 +25,23 @@ pub(super) struct StoredClient {
     pub(super) spec: ClientSpec,
 }
 
-pub(super) async fn read_clients(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<StoredClient>, BrokerError> {
-    let rows = sqlx::query(
-        "SELECT id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method FROM clients \
-         WHERE status = 'active' AND name != $1 ORDER BY name",
-    )
-    .bind(ADMIN_CLIENT)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: String = r.get("id");
-        let secret: Option<String> = r.get("secret_hash");
-        let method: String = r.get("auth_method");
-        let grants = sqlx::query(
-            "SELECT api_id, scopes FROM client_grants WHERE client_id = $1 ORDER BY api_id",
-        )
-        .bind(&id)
-        .fetch_all(&mut *conn)
-        .await?;
-        out.push(StoredClient {
-            id,
-            has_secret: secret.is_some_and(|h| h != "revoked"),
+pub(super) async fn read_clients(conn: &mut PolicyConn) -> Result<Vec<StoredClient>, BrokerError> {
+    Ok(db::read_clients(conn, ADMIN_CLIENT)
+        .await?
+        .into_iter()
+        .map(|c| StoredClient {
+            id: c.id,
+            has_secret: c.has_secret,
             spec: ClientSpec {
-                name: r.get("name"),
-                // The column's CHECK admits only known names.
-                auth_method: ClientAuthMethod::parse(&method),
-                tls_subject: r.get("tls_subject"),
-                tls_san: r.get("tls_san"),
-                thumbprint: r.get("thumbprint"),
-                grant: grants_of(grants),
+                name: c.name,
+                auth_method: c.auth_method,
+                tls_subject: c.tls_subject,
+                tls_san: c.tls_san,
+                thumbprint: c.thumbprint,
+                grant: grants_of(c.grants),
             },
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// `e` about client `name`.
@@ -273,7 +253,7 @@ fn credential_changes(old: &ClientSpec, new: &ClientSpec) -> Vec<String> {
 /// the client changes to `plan`: `clients` is the store's, `desired` the
 /// document's (validated).
 pub(super) async fn diff_clients(
-    conn: &mut SqliteConnection,
+    conn: &mut PolicyConn,
     clients: &[StoredClient],
     desired: &mut [ClientSpec],
     plan: &mut Plan,
@@ -359,13 +339,12 @@ pub(super) async fn diff_clients(
 /// credentials), then the changed clients, then the new ones (made like
 /// `certbound client create` makes them). Returns the created clients.
 pub(super) async fn apply_clients(
-    conn: &mut SqliteConnection,
+    conn: &mut PolicyConn,
     plan: &Plan,
     stored: &[StoredClient],
     desired: &[ClientSpec],
     now: u64,
 ) -> Result<Vec<CreatedClient>, BrokerError> {
-    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
     let stored: BTreeMap<&str, &StoredClient> =
         stored.iter().map(|c| (c.spec.name.as_str(), c)).collect();
     for (name, c) in &stored {
@@ -382,32 +361,13 @@ pub(super) async fn apply_clients(
         };
         // The method's credential is checked (validation, diff): the
         // secret of a secret method exists, a certificate method has its value.
-        sqlx::query(
-            "UPDATE clients SET auth_method = $1, tls_subject = $2, tls_san = $3, thumbprint = $4, \
-             updated_at = $5 WHERE id = $6",
-        )
-        .bind(method_of(c).as_str())
-        .bind(&c.tls_subject)
-        .bind(&c.tls_san)
-        .bind(&c.thumbprint)
-        .bind(now_i)
-        .bind(&s.id)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM client_grants WHERE client_id = $1")
-            .bind(&s.id)
-            .execute(&mut *conn)
-            .await?;
-        for (api, scopes) in grant_rows(&c.grant) {
-            sqlx::query(
-                "INSERT INTO client_grants (client_id, api_id, scopes) VALUES ($1, $2, $3)",
-            )
-            .bind(&s.id)
-            .bind(api)
-            .bind(scopes)
-            .execute(&mut *conn)
-            .await?;
-        }
+        let credentials = ClientCredentials {
+            auth_method: method_of(c),
+            tls_subject: c.tls_subject.as_deref(),
+            tls_san: c.tls_san.as_deref(),
+            thumbprint: c.thumbprint.as_deref(),
+        };
+        db::replace_client(conn, &s.id, &credentials, &store_grants(&c.grant), now).await?;
     }
     let mut created = Vec::new();
     for c in changed.filter(|c| !stored.contains_key(c.name.as_str())) {

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::AnyConnection as SqliteConnection;
 
 use super::clients::{StoredClient, diff_clients, read_clients};
 use super::state::{read_apis, read_groups};
 use super::{ApiSpec, GrantSpec, GroupSpec, PolicyDoc};
 use crate::clock::unix_now;
 use crate::error::BrokerError;
+use crate::store::policy::{self as db, PolicyConn};
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,7 +129,7 @@ pub(super) fn grant_details(old: &[GrantSpec], new: &[GrantSpec]) -> Vec<String>
 /// the stored clients (with their ids, for apply). Resolves what the
 /// document leaves to the store (a secret client's method) in place.
 pub(super) async fn diff(
-    conn: &mut SqliteConnection,
+    conn: &mut PolicyConn,
     desired: &mut PolicyDoc,
 ) -> Result<(Plan, Vec<StoredClient>), BrokerError> {
     let apis = read_apis(conn).await?;
@@ -178,7 +178,7 @@ pub(super) async fn diff(
             }
         }
     }
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let now = unix_now();
     for id in old.keys().filter(|id| !new.contains_key(*id)) {
         plan.changes.push(Change {
             op: Op::Remove,
@@ -186,13 +186,7 @@ pub(super) async fn diff(
             name: id.to_string(),
             details: vec![],
         });
-        let live: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM issued_tokens WHERE api_id = $1 AND exp > $2 AND revoked_at IS NULL",
-        )
-        .bind(*id)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
+        let live = db::live_tokens_of_api(conn, id, now).await?;
         if live > 0 {
             plan.needs_prune.push(format!(
                 "API {id} has {live} unexpired issued token(s); they stay valid until they expire"
@@ -231,11 +225,7 @@ pub(super) async fn diff(
             name: name.to_string(),
             details: vec![],
         });
-        let members: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM device_groups WHERE group_name = $1")
-                .bind(*name)
-                .fetch_one(&mut *conn)
-                .await?;
+        let members = db::group_member_count(conn, name).await?;
         if members > 0 {
             plan.needs_prune.push(format!(
                 "group {name} has {members} member device(s); they would lose its grants"
