@@ -15,7 +15,6 @@ use certbound_broker::limits::{RateLimitConfig, RateLimits};
 use certbound_broker::pki_state::SharedPki;
 use certbound_broker::store::Store;
 use certbound_broker::token_service::{TokenService, TokenServiceConfig};
-use certbound_proto::cbor::Limits;
 
 use crate::harness::{Run, group};
 use crate::setup::{Fixture, RequestFactory, unix_now};
@@ -73,15 +72,7 @@ pub fn compare(bench: &mut Bench, fx: &Fixture) -> anyhow::Result<Option<Issuanc
     }));
     let service = || {
         TokenService::new(
-            TokenServiceConfig {
-                issuer_id: config.broker.issuer_id.clone(),
-                leeway: config.broker.leeway_secs,
-                limits: Limits {
-                    max_size: config.limits.max_request_bytes,
-                    ..Limits::default()
-                },
-                replay_capacity: config.limits.replay_cache_entries,
-            },
+            TokenServiceConfig::from_config(&config),
             store.clone(),
             pki.clone(),
             keys.clone(),

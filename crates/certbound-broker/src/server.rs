@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_coap::{Server as CoapServer, ServerConfig};
-use certbound_proto::cbor::Limits;
 use tokio::task::JoinHandle;
 
 use crate::audit::AuditLog;
@@ -133,15 +132,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         _ => None,
     };
     let service = TokenService::new(
-        TokenServiceConfig {
-            issuer_id: config.broker.issuer_id.clone(),
-            leeway: config.broker.leeway_secs,
-            limits: Limits {
-                max_size: config.limits.max_request_bytes,
-                ..Limits::default()
-            },
-            replay_capacity: config.limits.replay_cache_entries,
-        },
+        TokenServiceConfig::from_config(&config),
         store.clone(),
         pki.clone(),
         keys.clone(),

@@ -40,6 +40,21 @@ pub struct TokenServiceConfig {
     pub replay_capacity: usize,
 }
 
+impl TokenServiceConfig {
+    /// The settings `certbound.toml` gives.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            issuer_id: config.broker.issuer_id.clone(),
+            leeway: config.broker.leeway_secs,
+            limits: Limits {
+                max_size: config.limits.max_request_bytes,
+                ..Limits::default()
+            },
+            replay_capacity: config.limits.replay_cache_entries,
+        }
+    }
+}
+
 /// Issues certificate-bound access tokens to devices.
 #[derive(Debug)]
 pub struct TokenService {
