@@ -20,7 +20,11 @@ fn quiet(_: &firmware_sim::Frame) {}
 async fn faults_renewals_and_revocation_end_to_end() {
     let mut o = SimOptions::new(24);
     o.transports = TransportMix::parse("mixed").unwrap();
-    o.duration = Duration::from_secs(30);
+    // The renewal wave falls 14-26 s in; 40 s leaves room for a renewal that
+    // needs one retry (lost datagram, the restart) on a loaded CI machine
+    // (a 30 s run once ended with 22 of 23 renewed). A second wave would
+    // start after 54 s.
+    o.duration = Duration::from_secs(40);
     o.telemetry_every = Duration::from_secs(1);
     o.cert_lifetime = Some(Duration::from_secs(60));
     o.token_lifetime = Duration::from_secs(10);
