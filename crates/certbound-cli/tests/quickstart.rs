@@ -233,16 +233,19 @@ fn revocation_through_the_cli_takes_effect_while_serving() {
     // The running broker reads the change feed every 100 ms: the revocation
     // is enforced within the 1 s bound (docs/lifecycle.md#revocation).
     let revoked_at = Instant::now();
+    // Paced (one request per poll period): the device's rate limit (burst
+    // 10) must not answer instead of the revocation.
     let out = loop {
+        let asked_at = revoked_at.elapsed();
         let out = qs.request(&serve, "sensor-1", "telemetry:write");
         if !out.status.success() {
             break out;
         }
         assert!(
-            revoked_at.elapsed() < std::time::Duration::from_secs(1),
-            "a revoked device still gets tokens {:?} after the revocation",
-            revoked_at.elapsed()
+            asked_at < std::time::Duration::from_secs(1),
+            "a revoked device still got a token {asked_at:?} after the revocation"
         );
+        std::thread::sleep(std::time::Duration::from_millis(150));
     };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("revoked"), "{err}");
