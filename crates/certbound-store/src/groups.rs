@@ -191,3 +191,21 @@ impl Store {
         Ok(scopes)
     }
 }
+
+/// Inserts `grants` for group `name` inside the caller's transaction (the
+/// group exists and has none of these APIs granted yet).
+pub(crate) async fn insert_grants(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    grants: &[Grant],
+) -> Result<(), StoreError> {
+    for g in grants {
+        sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(&g.api_id)
+            .bind(g.scopes.join(" "))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -107,22 +107,13 @@ impl Store {
         }
         let mut tx = self.begin_log_write().await?;
         for t in tokens {
-            sqlx::query(
-                "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (jti) DO NOTHING",
+            bind_token(
+                sqlx::query(
+                    "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (jti) DO NOTHING",
+                ),
+                t,
             )
-            .bind(&t.jti)
-            .bind(t.holder.as_str())
-            .bind(&t.subject)
-            .bind(&t.api_id)
-            .bind(&t.scope)
-            .bind(&t.format)
-            .bind(&t.kid)
-            .bind(&t.cnf)
-            .bind(t.status_entry.map(|(l, _)| to_i64(l)))
-            .bind(t.status_entry.map(|(_, i)| to_i64(i)))
-            .bind(to_i64(t.iat))
-            .bind(to_i64(t.exp))
             .execute(&mut *tx)
             .await?;
         }
@@ -262,23 +253,11 @@ impl Store {
     /// Revokes one token. The token's record is written here when the batched
     /// writer has not stored it yet, so a revocation is never lost.
     pub async fn revoke_token(&self, t: &IssuedToken, now: u64) -> Result<(), StoreError> {
-        sqlx::query(
+        bind_token(sqlx::query(
             "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT(jti) DO UPDATE SET revoked_at = COALESCE(issued_tokens.revoked_at, excluded.revoked_at)",
-        )
-        .bind(&t.jti)
-        .bind(t.holder.as_str())
-        .bind(&t.subject)
-        .bind(&t.api_id)
-        .bind(&t.scope)
-        .bind(&t.format)
-        .bind(&t.kid)
-        .bind(&t.cnf)
-        .bind(t.status_entry.map(|(l, _)| to_i64(l)))
-        .bind(t.status_entry.map(|(_, i)| to_i64(i)))
-        .bind(to_i64(t.iat))
-        .bind(to_i64(t.exp))
+        ), t)
         .bind(to_i64(now))
         .execute(&self.pool)
         .await?;
@@ -449,4 +428,25 @@ impl Store {
         );
         Ok(gone)
     }
+}
+
+/// Binds the twelve columns of an issued-token row, `$1` to `$12` in
+/// the order `jti, kind, subject, api_id, scope, format, kid, cnf, list_id,
+/// list_idx, iat, exp`.
+fn bind_token<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    t: &'q IssuedToken,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&t.jti)
+        .bind(t.holder.as_str())
+        .bind(&t.subject)
+        .bind(&t.api_id)
+        .bind(&t.scope)
+        .bind(&t.format)
+        .bind(&t.kid)
+        .bind(&t.cnf)
+        .bind(t.status_entry.map(|(l, _)| to_i64(l)))
+        .bind(t.status_entry.map(|(_, i)| to_i64(i)))
+        .bind(to_i64(t.iat))
+        .bind(to_i64(t.exp))
 }

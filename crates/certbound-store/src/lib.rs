@@ -704,14 +704,7 @@ impl Store {
             .bind(to_i64(now))
             .execute(&mut *tx)
             .await?;
-        for g in grants {
-            sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3)")
-                .bind(name)
-                .bind(&g.api_id)
-                .bind(g.scopes.join(" "))
-                .execute(&mut *tx)
-                .await?;
-        }
+        groups::insert_grants(&mut tx, name, grants).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -42,15 +42,7 @@ pub async fn replace_group(
         .bind(name)
         .execute(&mut *conn)
         .await?;
-    for g in grants {
-        sqlx::query("INSERT INTO grants (group_name, api_id, scopes) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(&g.api_id)
-            .bind(g.scopes.join(" "))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    crate::groups::insert_grants(conn, name, grants).await
 }
 
 /// Deletes group `name` (the caller removed its grants and memberships or
