@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use certbound_broker::config::DataDir;
+use certbound_registry::config::DataDir;
 use certbound_verify::http::{HttpsFetcher, RawResponse, client_tls_config};
 use http::{HeaderName, HeaderValue, Method, header};
 

@@ -24,14 +24,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use certbound_agent::{DeviceIdentity, TokenRequestParams, build_token_request};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, ProvisionedDevice, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_coap::{Client, ClientConfig, ResponseType, content_format};
 use certbound_proto::ace::{AceError, AceErrorCode, AceResponse, TokenResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::Signer;
 use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, sign_request};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, ProvisionedDevice, Registry};
 use certbound_verify::{KeySet, TokenVerifier, VerifiedToken, VerifierConfig};
 use rand::RngCore;
 use tempfile::TempDir;
@@ -267,7 +267,7 @@ impl Fixture {
         registry.close().await;
         let registry = Registry::with_store(
             dir.path(),
-            certbound_broker::config::Config::load(dir.path())?,
+            certbound_registry::config::Config::load(dir.path())?,
             broker.store().clone(),
             "cli".into(),
         );
@@ -489,7 +489,7 @@ pub async fn provision(
 /// The broker's signing keys in `data_dir` (every key file), as a verifier key set.
 pub fn key_set(data_dir: &Path) -> anyhow::Result<KeySet> {
     let mut set = KeySet::new();
-    for (kid, key) in certbound_broker::keys::public_keys(&DataDir::new(data_dir).keys())? {
+    for (kid, key) in certbound_registry::keys::public_keys(&DataDir::new(data_dir).keys())? {
         set.insert(kid, key)?;
     }
     Ok(set)

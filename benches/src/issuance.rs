@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use certbound_broker::audit::{AuditLog, AuditOptions};
-use certbound_broker::config::{Config, DataDir};
-use certbound_broker::keys::{KeyRing, SharedKeys};
 use certbound_broker::limits::{RateLimitConfig, RateLimits};
 use certbound_broker::pki_state::SharedPki;
 use certbound_broker::store::Store;
 use certbound_broker::token_service::{TokenService, TokenServiceConfig};
+use certbound_registry::config::{Config, DataDir};
+use certbound_registry::keys::{KeyRing, SharedKeys};
 
 use crate::harness::{Run, group};
 use crate::setup::{Fixture, RequestFactory, unix_now};

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use certbound_broker::config::DataDir;
 use certbound_broker::server::{ServeOptions, start};
 use certbound_broker::store::Store;
 use certbound_coap::{Client, ResponseType, content_format};
@@ -31,6 +30,7 @@ use certbound_proto::cbor::{self, Limits};
 use certbound_proto::crypto::{AwsLcVerifier, Signer};
 use certbound_proto::request::UnverifiedRequest;
 use certbound_proto::{EcPublicKey, token};
+use certbound_registry::config::DataDir;
 
 use crate::harness::{Config, Run, Stats, group, measure, measure_fn, percentile};
 use crate::setup::{API, Fixture, RequestFactory, unix_now};

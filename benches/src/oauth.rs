@@ -4,8 +4,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::Registry;
 use certbound_broker::server::{ServeOptions, start};
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::{AwsLcVerifier, Signer};
@@ -13,6 +11,8 @@ use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, UnverifiedJw
 use certbound_proto::status_list::{
     StatusList, StatusListToken, StatusRef, UnverifiedStatusList, mint_status_list,
 };
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::Registry;
 use certbound_verify::http::{HttpsFetcher, client_tls_config};
 
 use crate::Bench;

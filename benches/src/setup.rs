@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use certbound_agent::{DeviceIdentity, TokenRequestParams, build_token_request};
-use certbound_broker::config::DataDir;
-use certbound_broker::keys::{self, SigningKey};
-use certbound_broker::registry::{self, Registry};
 use certbound_pki::TrustStore;
 use certbound_proto::Signer;
 use certbound_proto::claims::Claims;
+use certbound_registry::config::DataDir;
+use certbound_registry::keys::{self, SigningKey};
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::{KeySet, TokenVerifier, VerifierConfig};
 use rand::RngCore;
 

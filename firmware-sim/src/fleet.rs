@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use certbound_broker::BrokerError;
-use certbound_broker::config::{Config, DataDir, MqttMode, parse_mqtt_url};
-use certbound_broker::registry::{self, Registry};
-use certbound_broker::registry::{BulkControl, BulkOptions, BulkProgress};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
+use certbound_registry::RegistryError;
+use certbound_registry::config::{Config, DataDir, MqttMode, parse_mqtt_url};
+use certbound_registry::registry::{self, Registry};
+use certbound_registry::registry::{BulkControl, BulkOptions, BulkProgress};
 
 use crate::SimError;
 use crate::options::{BrokerTarget, SimOptions};
@@ -111,10 +111,6 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
     move |e| SimError::Setup(format!("{}: {e}", path.display()))
 }
 
-fn broker(e: BrokerError) -> SimError {
-    SimError::Broker(e)
-}
-
 /// Creates or opens the data directory, registers the API and group, and
 /// provisions the devices. `progress(done, total)` is called as devices are made.
 ///
@@ -140,7 +136,7 @@ pub async fn prepare(
                 }
             };
             if !DataDir::new(&dir).config().exists() {
-                registry::init(&dir, SIM_ISSUER).await.map_err(broker)?;
+                registry::init(&dir, SIM_ISSUER).await?;
                 tune_config(&dir, options)?;
             }
             (dir, temp)
@@ -157,8 +153,8 @@ pub async fn prepare(
             (remote.data_dir()?.to_path_buf(), None)
         }
     };
-    let config = Config::load(&dir).map_err(broker)?;
-    let registry = Registry::open(&dir).await.map_err(broker)?;
+    let config = Config::load(&dir)?;
+    let registry = Registry::open(&dir).await?;
     ignore_conflict(
         registry
             .create_api(SIM_API, "telemetry:write", options.token_lifetime.as_secs())
@@ -189,8 +185,7 @@ pub async fn prepare(
                 progress: Some(&report_progress),
             },
         )
-        .await
-        .map_err(broker)?;
+        .await?;
     // A kept directory may hold more devices from an earlier, larger run.
     let wanted: std::collections::HashSet<String> = (1..=options.devices)
         .map(|n| format!("{}{n}", options.prefix))
@@ -225,8 +220,7 @@ pub async fn prepare(
     fresh_service_files(&service_dir, SIM_SERVICE)?;
     let svc = registry
         .provision_service(SIM_SERVICE, &service_dir, 1)
-        .await
-        .map_err(broker)?;
+        .await?;
     let read = |p: &Path| std::fs::read_to_string(p).map_err(io(p));
     let service = (read(&svc.cert_file)?, read(&svc.key_file)?);
     let ca_pem = read(&DataDir::new(&dir).pki().chain())?;
@@ -260,10 +254,10 @@ pub fn fresh_service_files(dir: &Path, name: &str) -> Result<(), SimError> {
     Ok(())
 }
 
-fn ignore_conflict(r: Result<(), BrokerError>) -> Result<(), SimError> {
+fn ignore_conflict(r: Result<(), RegistryError>) -> Result<(), SimError> {
     match r {
-        Ok(()) | Err(BrokerError::Conflict { .. }) => Ok(()),
-        Err(e) => Err(broker(e)),
+        Ok(()) | Err(RegistryError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -293,7 +287,7 @@ struct Row {
 }
 
 fn read_manifest(out: &Path) -> Result<Vec<DeviceFiles>, SimError> {
-    let path = out.join(certbound_broker::registry::bulk::MANIFEST_JSONL);
+    let path = out.join(certbound_registry::registry::bulk::MANIFEST_JSONL);
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -315,7 +309,7 @@ fn read_manifest(out: &Path) -> Result<Vec<DeviceFiles>, SimError> {
 /// # Errors
 /// [`SimError::Broker`] for an unreadable configuration or MQTT URL.
 pub fn remote_endpoints(dir: &Path) -> Result<Endpoints, SimError> {
-    let config = Config::load(dir).map_err(broker)?;
+    let config = Config::load(dir)?;
     let mqtt = match config.mqtt.mode {
         MqttMode::Embedded => {
             let a = config.mqtt_listen();
@@ -356,7 +350,7 @@ pub fn remote_instances(remote: &RemoteFleet) -> Result<Vec<Endpoints>, SimError
     let mut stores = Vec::new();
     let mut out = Vec::new();
     for dir in &remote.data_dirs {
-        let config = Config::load(dir).map_err(broker)?;
+        let config = Config::load(dir)?;
         stores.push((dir, config.store.url.clone()));
         out.push(remote_endpoints(dir)?);
     }
@@ -401,8 +395,7 @@ impl EmbeddedBroker {
                 https_listen: Some(any),
             },
         )
-        .await
-        .map_err(broker)?;
+        .await?;
         let options = ServeOptions {
             coap_listen: running.coap_addr(),
             mqtt_listen: running.mqtt_addr(),
@@ -453,7 +446,7 @@ impl EmbeddedBroker {
         }
         Err(last.map_or_else(
             || SimError::Setup("the broker did not restart".into()),
-            broker,
+            SimError::Broker,
         ))
     }
 

@@ -65,6 +65,9 @@ pub enum SimError {
     /// The broker library refused or failed.
     #[error(transparent)]
     Broker(#[from] certbound_broker::BrokerError),
+    /// The registry (data directory, devices, APIs, groups) refused or failed.
+    #[error(transparent)]
+    Registry(#[from] certbound_registry::RegistryError),
 }
 
 /// Wall-clock Unix seconds (the agent's system clock).

@@ -303,7 +303,7 @@ pub fn parse_instance(text: &str) -> Result<Endpoints, String> {
                 } else {
                     format!("mqtts://{value}")
                 };
-                let hp = certbound_broker::config::parse_mqtt_url(&url)
+                let hp = certbound_registry::config::parse_mqtt_url(&url)
                     .map_err(|e| format!("invalid MQTT address: {e}"))?;
                 if out.mqtt.replace(hp).is_some() {
                     return Err(twice("mqtt"));

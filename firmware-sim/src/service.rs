@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use certbound_broker::BrokerError;
-use certbound_broker::registry::Registry;
+use certbound_registry::RegistryError;
+use certbound_registry::registry::Registry;
 use certbound_verify::http::{HttpsFetcher, client_tls_config};
 use certbound_verify::{KeySet, TokenVerifier, VerifierConfig};
 
@@ -30,8 +30,8 @@ pub async fn service_jwt(
     keys: &KeySet,
     issuer: &str,
 ) -> Result<String, String> {
-    let conflict_ok = |r: Result<(), BrokerError>| match r {
-        Ok(()) | Err(BrokerError::Conflict { .. }) => Ok(()),
+    let conflict_ok = |r: Result<(), RegistryError>| match r {
+        Ok(()) | Err(RegistryError::Conflict { .. }) => Ok(()),
         Err(e) => Err(format!("registering the reporting service: {e}")),
     };
     conflict_ok(

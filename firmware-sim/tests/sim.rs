@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{ServeOptions, start};
 use certbound_broker::store::{DeviceStatus, Store};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use firmware_sim::{Faults, RevokePlan, SimOptions, TransportMix, run};
 
 fn quiet(_: &firmware_sim::Frame) {}

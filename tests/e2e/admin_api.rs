@@ -2,9 +2,9 @@
 //! documented route served, every undocumented one absent.
 
 use anyhow::Context as _;
-use certbound_broker::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use certbound_e2e::https::HttpsClient;
 use certbound_e2e::{API, Fixture, GRANTED_SCOPE};
+use certbound_registry::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use http::Method;
 use serde_json::json;
 

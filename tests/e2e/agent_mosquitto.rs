@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_agent::{AgentConfig, SystemClock};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{ServeOptions, start};
 use certbound_e2e::mosquitto::{Mosquitto, skip_or_fail};
 use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -108,7 +108,7 @@ async fn agent_telemetry_through_mosquitto_is_verified_by_the_backend() {
     }
 
     let mut keys = KeySet::new();
-    for (kid, key) in certbound_broker::keys::public_keys(&DataDir::new(&dir).keys()).unwrap() {
+    for (kid, key) in certbound_registry::keys::public_keys(&DataDir::new(&dir).keys()).unwrap() {
         keys.insert(kid, key).unwrap();
     }
     let mut vc = VerifierConfig::new(API);
@@ -123,7 +123,7 @@ async fn agent_telemetry_through_mosquitto_is_verified_by_the_backend() {
         if let Event::Message(p) = event {
             let device = certbound_proto::topics::parse(&p.topic).map(|(d, _)| d);
             let msg = verifier
-                .verify(&p.payload, device, certbound_broker::clock::unix_now())
+                .verify(&p.payload, device, certbound_registry::clock::unix_now())
                 .unwrap();
             assert_eq!(msg.device_id, "sensor-1");
             seen.push(String::from_utf8(msg.data).unwrap());

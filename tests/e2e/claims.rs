@@ -73,8 +73,9 @@ async fn a_claim_with_three_uses_provisions_three_devices_and_refuses_the_fourth
 -> anyhow::Result<()> {
     let fx = Fixture::new().await?;
     let c = claim(&fx, 3, Some("line-*")).await?;
-    let trust =
-        certbound_pki::TrustStore::load(&certbound_broker::config::DataDir::new(fx.path()).pki())?;
+    let trust = certbound_pki::TrustStore::load(
+        &certbound_registry::config::DataDir::new(fx.path()).pki(),
+    )?;
     for i in 1..=3 {
         let id = format!("line-{i}");
         let a = sen(&fx, &c, &id).await?;
@@ -250,7 +251,7 @@ async fn claim_mqtt(
     use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
     let addr = fx.mqtt_addr().context("embedded MQTT server")?;
     let ca = std::fs::read_to_string(
-        certbound_broker::config::DataDir::new(fx.path())
+        certbound_registry::config::DataDir::new(fx.path())
             .pki()
             .chain(),
     )?;

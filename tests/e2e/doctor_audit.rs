@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use certbound_broker::doctor::{self, DoctorOptions, Finding, Severity};
-use certbound_broker::registry::Registry;
 use certbound_broker::store::{AuditEvent, DeviceStatus};
 use certbound_coap::{Client, ResponseType, content_format};
 use certbound_e2e::{Fixture, TestDevice, loopback_client_config, unix_now};
 use certbound_proto::ace::AceErrorCode;
+use certbound_registry::doctor::{self, DoctorOptions, Finding, Severity};
+use certbound_registry::registry::Registry;
 
 /// A CoAP client whose requests come from 127.0.0.2.
 async fn second_address(fx: &Fixture) -> anyhow::Result<Client> {

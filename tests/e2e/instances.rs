@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use certbound_broker::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use certbound_broker::store::DeviceStatus;
 use certbound_broker::store::testing::current;
 use certbound_coap::ResponseType;
 use certbound_e2e::https::HttpsClient;
 use certbound_e2e::{API, Fixture, GRANTED_SCOPE, Instance};
 use certbound_proto::ace::AceErrorCode;
+use certbound_registry::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use http::Method;
 use serde_json::json;
 

@@ -195,3 +195,98 @@ async fn partner_devices_register_on_first_use_only_when_configured() -> anyhow:
     fx.shutdown().await;
     Ok(())
 }
+
+/// Partner CAs live in the store: one trusted through instance A's registry
+/// is trusted by instance B (which reads no files of A's) within 1 second,
+/// its devices register just in time on B, and one dropped through A is
+/// refused by B within 1 second too. Nothing is written under `pki/`.
+async fn partner_cas_trusted_through_one_instance_hold_on_every_instance() {
+    const WITHIN: Duration = Duration::from_secs(1);
+    let fx = Fixture::on_store(
+        certbound_broker::store::testing::current()
+            .fresh_url()
+            .await,
+        &[],
+    )
+    .await
+    .unwrap();
+    let b = fx.another_instance().await.unwrap();
+    let partner = partner_ca("Partner Devices CA").unwrap();
+    let (leaf, signer) = partner_device(&partner, "partner-dev-b").unwrap();
+    let ask_b = || async {
+        b.post_token(token_request("partner-dev-b", &leaf, &signer).unwrap())
+            .await
+            .unwrap()
+    };
+    assert_eq!(ask_b().await.code, ResponseType::Unauthorized);
+
+    fx.registry
+        .trust_external_ca("partner", &partner.ca_pem, Some(certbound_e2e::GROUP))
+        .await
+        .unwrap();
+    assert!(
+        !fx.path().join("pki/external").exists(),
+        "partner CAs are kept in the store, not in files"
+    );
+    let since = Instant::now();
+    let answer = loop {
+        let a = ask_b().await;
+        if a.code == ResponseType::Created {
+            break a;
+        }
+        assert!(
+            since.elapsed() < WITHIN,
+            "B still refuses after {:?}: {a}",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "partner CA trusted through A: accepted by B after {:?}",
+        since.elapsed()
+    );
+    let verified = fx
+        .verifier
+        .verify(
+            &answer.token().unwrap().access_token,
+            &[GRANTED_SCOPE],
+            unix_now(),
+        )
+        .unwrap();
+    verified.check_certificate_binding(&leaf).unwrap();
+    assert!(
+        fx.registry
+            .store
+            .get_device("partner-dev-b")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Dropped through A: B refuses the partner's devices within the bound,
+    // the one it registered too (its registry row stays).
+    fx.registry.untrust_external_ca("partner").await.unwrap();
+    let since = Instant::now();
+    loop {
+        let a = ask_b().await;
+        if a.code == ResponseType::Unauthorized {
+            break;
+        }
+        assert!(
+            since.elapsed() < WITHIN,
+            "B still accepts after {:?}: {a}",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "partner CA dropped through A: refused by B after {:?}",
+        since.elapsed()
+    );
+    b.shutdown().await;
+    fx.shutdown().await;
+}
+
+certbound_broker::store::on_every_backend!(
+    partner_cas_trusted_through_one_instance_hold_on_every_instance
+);

@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use certbound_broker::config::DataDir;
 use certbound_e2e::Fixture;
 use certbound_e2e::https::HttpsClient;
 use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::jwt::UnverifiedJwt;
+use certbound_registry::config::DataDir;
 use certbound_verify::KeySet;
 
 const SHORT_API: &str = "https://short.example.com";

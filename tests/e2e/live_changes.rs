@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use certbound_agent::{DeviceIdentity, build_token_request};
-use certbound_broker::registry::Registry;
 use certbound_broker::store::DeviceStatus;
 use certbound_coap::{Client, ResponseType, content_format};
 use certbound_e2e::{
@@ -17,6 +16,7 @@ use certbound_e2e::{
 };
 use certbound_proto::ace::{AceErrorCode, AceResponse};
 use certbound_proto::cbor::Limits;
+use certbound_registry::registry::Registry;
 
 /// The bound on how fast a revocation must take effect.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);

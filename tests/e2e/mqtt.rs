@@ -12,10 +12,10 @@ use certbound_agent::mqtt::{MqttConnectSettings, MqttDevice};
 use certbound_agent::{
     DeviceIdentity, TokenRequestParams, build_token_request, decode_token_response,
 };
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_e2e::mosquitto::{Mosquitto, skip_or_fail};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::{KeySet, TokenVerifier, VerifierConfig};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -105,7 +105,7 @@ impl Setup {
     fn verifier(&self) -> TokenVerifier {
         let mut keys = KeySet::new();
         for (kid, key) in
-            certbound_broker::keys::public_keys(&DataDir::new(&self.dir).keys()).unwrap()
+            certbound_registry::keys::public_keys(&DataDir::new(&self.dir).keys()).unwrap()
         {
             keys.insert(kid, key).unwrap();
         }
@@ -144,7 +144,7 @@ async fn get_token_and_verify(s: &Setup, addr: std::net::SocketAddr, id: &str) {
 }
 
 fn now() -> u64 {
-    certbound_broker::clock::unix_now()
+    certbound_registry::clock::unix_now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

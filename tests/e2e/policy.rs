@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use certbound_broker::policy::{self, ApplyOptions, ClientSpec, GrantSpec, PolicyDoc};
-use certbound_broker::registry::thumbprint_of_pem;
 use certbound_broker::store::ClientAuthMethod;
 use certbound_e2e::Fixture;
 use certbound_e2e::https::{HttpsClient, JsonAnswer};
+use certbound_registry::policy::{self, ApplyOptions, ClientSpec, GrantSpec, PolicyDoc};
+use certbound_registry::registry::thumbprint_of_pem;
 
 use crate::oauth::JWT_API;
 

@@ -4,8 +4,6 @@
 //! each one.
 
 use anyhow::ensure;
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::store::{CertRecord, DeviceStatus};
 use certbound_coap::{ResponseType, content_format};
 use certbound_e2e::{
@@ -17,6 +15,8 @@ use certbound_proto::cbor::{self, int, uint};
 use certbound_proto::cose::{self, HEADER_X5T, ProtectedParams};
 use certbound_proto::crypto::P256Signer;
 use certbound_proto::request::{HASH_SHA256, TYP_DEVICE_REQUEST};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use ciborium::Value;
 use rand::{Rng, SeedableRng};
 

@@ -2,7 +2,6 @@
 //! (the signed request carrying a CSR) and EST `simplereenroll` over HTTPS
 //! with mTLS; the renewed certificate works for tokens; every refusal.
 
-use certbound_broker::config::DataDir;
 use certbound_broker::store::DeviceStatus;
 use certbound_coap::{ResponseType, content_format};
 use certbound_e2e::https::HttpsClient;
@@ -11,6 +10,7 @@ use certbound_proto::ace::{AceErrorCode, AceResponse};
 use certbound_proto::cbor::Limits;
 use certbound_proto::enroll::CertResponse;
 use certbound_proto::request::{TokenRequest, sign_request};
+use certbound_registry::config::DataDir;
 
 /// A new P-256 key (PKCS#8 PEM) and a CSR for it (DER) with an empty
 /// subject (a CSR asking for another identity is refused: see

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use certbound_agent::mqtt::{MqttConnectSettings, MqttDevice};
 use certbound_agent::{DeviceIdentity, TokenRequestParams};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_proto::telemetry::{TelemetryPayload, seal};
 use certbound_proto::topics::TopicKind;
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::{KeySet, TelemetryConfig, TelemetryVerifier, TokenVerifier, VerifierConfig};
 use tokio::sync::mpsc;
 
@@ -106,7 +106,7 @@ impl World {
     fn verifier(&self) -> TelemetryVerifier {
         let mut keys = KeySet::new();
         for (kid, key) in
-            certbound_broker::keys::public_keys(&DataDir::new(&self.dir).keys()).unwrap()
+            certbound_registry::keys::public_keys(&DataDir::new(&self.dir).keys()).unwrap()
         {
             keys.insert(kid, key).unwrap();
         }
@@ -153,7 +153,7 @@ impl World {
 }
 
 fn now() -> u64 {
-    certbound_broker::clock::unix_now()
+    certbound_registry::clock::unix_now()
 }
 
 fn payload(seq: u64, data: &str, cti: &[u8]) -> TelemetryPayload {

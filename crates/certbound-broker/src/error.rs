@@ -2,39 +2,21 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong in the broker library (configuration, store, keys, PKI).
+use certbound_registry::RegistryError;
+
+/// What can go wrong in the broker library: starting the transports and the
+/// services behind them. What the operator side reports (configuration,
+/// registry, store, keys) arrives as [`BrokerError::Registry`], unchanged.
 ///
 /// Protocol refusals sent to devices are not errors of this type: they are
 /// [`certbound_proto::ace::AceError`] answers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
-    /// A configuration field is invalid.
-    #[error("{file}: `{field}` {reason}")]
-    Config {
-        /// The config file.
-        file: PathBuf,
-        /// The offending key, e.g. `coap.listen`.
-        field: String,
-        /// What is wrong and what to do.
-        reason: String,
-    },
-    /// The configuration file could not be parsed.
-    #[error("{file}: {reason}")]
-    ConfigSyntax {
-        /// The config file.
-        file: PathBuf,
-        /// Parser message.
-        reason: String,
-    },
-    /// The data directory is missing or not initialised.
-    #[error(
-        "{0} is not a certbound data directory (no certbound.toml): run `certbound init --dir {0}` first, or pass --dir / set CERTBOUND_DIR"
-    )]
-    NotInitialised(PathBuf),
-    /// `init` on a directory that already holds a certbound setup.
-    #[error("{0} already holds a certbound setup; choose another --dir or remove it first")]
-    AlreadyInitialised(PathBuf),
+    /// Configuration, data directory, registry or store: the operator side's
+    /// error, shown as it is.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -43,10 +25,6 @@ pub enum BrokerError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The database failed (connection, SQL, constraint, migration): the
-    /// store's error, shown as it is (`database: ...`).
-    #[error(transparent)]
-    Store(certbound_store::StoreError),
     /// Certificate authority / certificate problem.
     #[error(transparent)]
     Pki(#[from] certbound_pki::PkiError),
@@ -56,50 +34,16 @@ pub enum BrokerError {
     /// CoAP endpoint failure.
     #[error(transparent)]
     Coap(#[from] certbound_coap::CoapError),
-    /// A named object does not exist.
-    #[error("{kind} {name:?} does not exist{hint}")]
-    NotFound {
-        /// "device", "API", "group".
-        kind: &'static str,
-        /// The name looked up.
-        name: String,
-        /// What to do, starting with "; ".
-        hint: String,
-    },
-    /// A named object already exists.
-    #[error("{kind} {name:?} already exists")]
-    Conflict {
-        /// "device", "API", "group".
-        kind: &'static str,
-        /// The name.
-        name: String,
-    },
-    /// Invalid input to an operator command.
+    /// Invalid input or setup (what is wrong and what to do).
     #[error("{0}")]
     Invalid(String),
-    /// A revoked object was asked to change status: revocation is final.
-    #[error(
-        "{kind} {name:?} is revoked, which is final: it cannot be suspended or resumed; provision a new identity (a new {kind} id) instead"
-    )]
-    Revoked {
-        /// "device".
-        kind: &'static str,
-        /// Its id.
-        name: String,
-    },
 }
 
+/// Store errors reach the broker through the registry's one mapping of them
+/// (a missing device is [`RegistryError::NotFound`] wherever it was looked up).
 impl From<certbound_store::StoreError> for BrokerError {
     fn from(e: certbound_store::StoreError) -> Self {
-        use certbound_store::StoreError as S;
-        match e {
-            e @ (S::Db(_) | S::Migrate(_)) => BrokerError::Store(e),
-            S::NotFound { kind, name, hint } => BrokerError::NotFound { kind, name, hint },
-            S::Conflict { kind, name } => BrokerError::Conflict { kind, name },
-            S::Revoked { kind, name } => BrokerError::Revoked { kind, name },
-            S::Invalid(m) => BrokerError::Invalid(m),
-            other => BrokerError::Invalid(other.to_string()),
-        }
+        BrokerError::Registry(e.into())
     }
 }
 

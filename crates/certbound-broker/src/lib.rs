@@ -1,13 +1,15 @@
 //! # certbound-broker
 //!
-//! The auth broker as a library: configuration, the registry (SQLite or
-//! PostgreSQL through `certbound-store`), token signing keys, the device
-//! token service (policy + minting), the audit log, and the transports
-//! (CoAP today).
+//! The auth broker as a library: what answers devices and services. The
+//! device token service (policy + minting), certificate enrollment and
+//! claims, OAuth 2.0 for services, status lists, the audit log, and the
+//! transports (CoAP, MQTT, HTTPS). It reads the registry through the
+//! in-memory snapshot of `certbound-store`; the operator side
+//! (configuration, registry, policy, keys) is `certbound-registry`.
 //!
 //! ```text
 //!   CoAP /token ──┐
-//!                 ├─▶ TokenService ──▶ Store (devices, certs, APIs, grants)
+//!                 ├─▶ TokenService ──▶ Snapshot (devices, certs, APIs, grants)
 //!   (MQTT, HTTPS) ┘        │        └─▶ AuditLog (batched)
 //!                          └─▶ certbound_proto::token::mint (aws-lc signer)
 //! ```
@@ -15,11 +17,12 @@
 //! ## Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), certbound_broker::BrokerError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::path::Path;
+//! use certbound_registry::registry::{self, Registry};
 //! let dir = Path::new("./cb");
-//! certbound_broker::registry::init(dir, "https://auth.example.com").await?;
-//! let reg = certbound_broker::registry::Registry::open(dir).await?;
+//! registry::init(dir, "https://auth.example.com").await?;
+//! let reg = Registry::open(dir).await?;
 //! reg.create_api("https://telemetry.example.com", "telemetry:write", 3600).await?;
 //! reg.create_group("sensors", &[("https://telemetry.example.com".into(), "telemetry:write".into())]).await?;
 //! reg.provision_device("sensor-1", &["sensors".into()], Path::new("./devices"), None).await?;
@@ -33,29 +36,25 @@
 
 pub mod audit;
 pub mod claim_service;
-pub mod clock;
-pub mod config;
 pub mod crl_cache;
 mod device_auth;
-pub mod doctor;
 pub mod enroll_service;
 pub mod error;
-pub mod instances;
-pub mod keys;
 pub mod limits;
 pub mod metrics;
 mod metrics_coap;
 pub mod oauth;
 pub mod pki_state;
-pub mod policy;
 pub mod refusal;
-pub mod registry;
 pub mod server;
 pub mod status;
 /// The registry database (the `certbound-store` crate).
 pub use certbound_store as store;
 pub mod token_service;
 pub mod transport;
+
+// The operator side, under the names the broker's modules use for it.
+use certbound_registry::{clock, config, instances, keys, registry};
 
 pub use error::BrokerError;
 pub use refusal::{NOT_AUTHENTICATED, Refusal};

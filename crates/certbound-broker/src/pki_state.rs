@@ -8,7 +8,8 @@ use std::time::SystemTime;
 
 use std::collections::HashMap;
 
-use certbound_pki::{ExternalAnchor, IssuingCa, PkiPaths, TrustStore};
+use certbound_pki::{IssuingCa, PkiPaths, TrustStore};
+use certbound_registry::instances::SharedCas;
 
 use crate::error::BrokerError;
 
@@ -25,9 +26,10 @@ pub struct PkiState {
     /// External CAs (`certbound ca trust add`) by name, with the group their
     /// devices join on first use (`None`: just-in-time registration off).
     pub external: HashMap<String, Option<String>>,
-    /// Issuing CA certificates (DER) the service's other instances
-    /// published in the store: trusted as intermediates under the root.
-    pub published: Vec<Vec<u8>>,
+    /// What the store holds for the whole service: the issuing CAs every
+    /// instance published (trusted as intermediates under the root) and the
+    /// partner CAs.
+    pub shared: SharedCas,
     stamp: Option<SystemTime>,
 }
 
@@ -45,11 +47,11 @@ fn stamp(path: &PathBuf) -> Option<SystemTime> {
 }
 
 impl PkiState {
-    /// Loads the CA files, trusting `published` issuing CAs (DER) too.
-    pub fn load(paths: &PkiPaths, published: Vec<Vec<u8>>) -> Result<Self, BrokerError> {
+    /// Loads the CA files, trusting the `shared` CAs of the service too.
+    pub fn load(paths: &PkiPaths, shared: SharedCas) -> Result<Self, BrokerError> {
         let stamp = latest_stamp(paths);
-        let (anchors, external) = load_external(paths)?;
-        let trust = TrustStore::load_with(paths, &published)?.with_external(anchors)?;
+        let (anchors, external) = certbound_registry::external::anchors(&shared.external);
+        let trust = TrustStore::load_with(paths, &shared.issuing)?.with_external(anchors)?;
         let ca = IssuingCa::load(paths)?;
         let chain_path = paths.chain();
         let chain_pem =
@@ -61,7 +63,7 @@ impl PkiState {
             chain_der,
             issuing_der: ca.cert_der().to_vec(),
             ca,
-            published,
+            shared,
             stamp,
         })
     }
@@ -79,7 +81,7 @@ impl SharedPki {
     /// Loads the CA files under `paths` (see [`SharedPki::reload_if_changed`]
     /// for the other instances' issuing CAs).
     pub fn load(paths: PkiPaths) -> Result<Self, BrokerError> {
-        let state = PkiState::load(&paths, Vec::new())?;
+        let state = PkiState::load(&paths, SharedCas::default())?;
         Ok(Self {
             paths,
             inner: Arc::new(RwLock::new(Arc::new(state))),
@@ -105,16 +107,17 @@ impl SharedPki {
         }
     }
 
-    /// Reloads when the issuing CA or the external CAs changed, or when the
-    /// issuing CAs published by other instances are not `published` (DER,
-    /// in the store's order) any more; returns whether it did.
-    pub fn reload_if_changed(&self, published: &[Vec<u8>]) -> Result<bool, BrokerError> {
+    /// Reloads when the issuing CA files changed, or when what the store
+    /// holds for the service is not `shared` any more (another instance
+    /// published an issuing CA, an operator trusted or dropped a partner CA
+    /// through any instance); returns whether it did.
+    pub fn reload_if_changed(&self, shared: &SharedCas) -> Result<bool, BrokerError> {
         let now = latest_stamp(&self.paths);
         let current = self.get();
-        if now == current.stamp && current.published == published {
+        if now == current.stamp && &current.shared == shared {
             return Ok(false);
         }
-        let state = Arc::new(PkiState::load(&self.paths, published.to_vec())?);
+        let state = Arc::new(PkiState::load(&self.paths, shared.clone())?);
         match self.inner.write() {
             Ok(mut g) => *g = state,
             Err(p) => *p.into_inner() = state,
@@ -123,71 +126,8 @@ impl SharedPki {
     }
 }
 
-/// Where `certbound ca trust add` keeps external CAs: `pki/external/<name>.pem`
-/// and `<name>.json` (`{"jit_group": "..." | null}`).
-pub fn external_dir(paths: &PkiPaths) -> PathBuf {
-    paths.dir.join("external")
-}
-
-/// The newest modification time among the files whose change means reload.
+/// The modification time of the issuing CA certificate, whose change
+/// (`certbound ca rotate-issuing`) means reload.
 fn latest_stamp(paths: &PkiPaths) -> Option<SystemTime> {
-    let mut latest = stamp(&paths.issuing_cert());
-    let dir = external_dir(paths);
-    latest = latest.max(stamp(&dir));
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            latest = latest.max(stamp(&e.path()));
-        }
-    }
-    latest
-}
-
-/// The external anchors and their just-in-time groups.
-#[allow(clippy::type_complexity)]
-pub fn load_external(
-    paths: &PkiPaths,
-) -> Result<(Vec<ExternalAnchor>, HashMap<String, Option<String>>), BrokerError> {
-    let dir = external_dir(paths);
-    let mut anchors = Vec::new();
-    let mut groups = HashMap::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((anchors, groups)),
-        Err(e) => return Err(BrokerError::io(&dir)(e)),
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".pem"))
-                .map(str::to_string)
-        })
-        .collect();
-    names.sort();
-    for name in names {
-        let pem_path = dir.join(format!("{name}.pem"));
-        let pem = std::fs::read_to_string(&pem_path).map_err(BrokerError::io(&pem_path))?;
-        let der = certbound_pki::parse_pem_certs(&pem)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                BrokerError::Invalid(format!("{}: no certificate", pem_path.display()))
-            })?;
-        let meta_path = dir.join(format!("{name}.json"));
-        let group = match std::fs::read_to_string(&meta_path) {
-            Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
-                .map_err(|e| BrokerError::Invalid(format!("{}: {e}", meta_path.display())))?
-                .get("jit_group")
-                .and_then(|g| g.as_str())
-                .map(str::to_string),
-            Err(_) => None,
-        };
-        groups.insert(name.clone(), group);
-        anchors.push(ExternalAnchor {
-            name,
-            cert_der: der,
-        });
-    }
-    Ok((anchors, groups))
+    stamp(&paths.issuing_cert())
 }

@@ -75,7 +75,7 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     let now = crate::clock::unix_now();
     crate::instances::check_service(&store, &data, &config, now).await?;
     let pki = SharedPki::load(data.pki())?;
-    pki.reload_if_changed(&crate::instances::published_cas(&store, now).await?)?;
+    pki.reload_if_changed(&crate::instances::shared_cas(&store, now).await?)?;
     // Data directories made before the admin API existed get it now.
     crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())
         .ensure_admin()
@@ -320,26 +320,41 @@ fn start_https(
     })
 }
 
-/// How often the key ring and the CA files are reloaded (so `certbound keys
-/// rotate` and `ca rotate-issuing` in another process take effect) and
-/// retired keys are pruned.
+/// How often the key ring is reloaded (so `certbound keys rotate` in another
+/// process or on another instance takes effect) and retired keys are pruned.
 const KEY_POLL: Duration = Duration::from_millis(500);
 
+/// How often the CAs are reloaded: the issuing CA files (`ca rotate-issuing`)
+/// and what the store holds for the whole service (other instances' issuing
+/// CAs, partner CAs from `ca trust add/remove` made anywhere). Two small
+/// reads per tick, so a change reaches every instance well within 1 second.
+const CA_POLL: Duration = Duration::from_millis(200);
+
+/// Keeps the key ring and the CAs current (two loops in one task).
 async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPki, leeway: u64) {
-    let mut ticker = tokio::time::interval(KEY_POLL);
+    tokio::join!(
+        watch_cas(store.clone(), data.clone(), pki),
+        watch_key_ring(store, data, keys, leeway)
+    );
+}
+
+async fn watch_cas(store: Store, data: DataDir, pki: SharedPki) {
+    let mut ticker = tokio::time::interval(CA_POLL);
     loop {
         ticker.tick().await;
         let now = crate::clock::unix_now();
-        let published = match crate::instances::published_cas(&store, now).await {
+        let shared = match crate::instances::shared_cas(&store, now).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the issuing CAs of the other instances");
+                tracing::warn!(error = %e, "could not read the CAs the service shares in the store");
                 continue;
             }
         };
-        match pki.reload_if_changed(&published) {
+        match pki.reload_if_changed(&shared) {
             Ok(true) => {
-                tracing::info!("issuing CAs changed: CA files and published CAs reloaded");
+                tracing::info!(
+                    "CAs changed: CA files, published issuing CAs and partner CAs reloaded"
+                );
                 // A rotation here (`ca rotate-issuing`) is published for the others.
                 if let Err(e) = crate::instances::publish_own(&store, &data, now).await {
                     tracing::warn!(error = %e, "could not publish this instance's issuing CA");
@@ -348,6 +363,14 @@ async fn watch_keys(store: Store, data: DataDir, keys: SharedKeys, pki: SharedPk
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not reload the CA files"),
         }
+    }
+}
+
+async fn watch_key_ring(store: Store, data: DataDir, keys: SharedKeys, leeway: u64) {
+    let mut ticker = tokio::time::interval(KEY_POLL);
+    loop {
+        ticker.tick().await;
+        let now = crate::clock::unix_now();
         if let Err(e) = store.extend_retirements(leeway).await {
             tracing::warn!(error = %e, "could not update key retirement times");
             continue;

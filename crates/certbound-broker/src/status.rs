@@ -35,10 +35,8 @@ const REBUILD_AFTER: Duration = Duration::from_secs(1);
 pub use crate::store::MAX_BLOCK_AGE_SECS;
 
 /// How long after its `exp` a revoked or suspended token stays marked in the
-/// lists served, in seconds: a verifier allowing for clock skew accepts a
-/// token until `exp + leeway`, so the mark must outlive that (the verifier
-/// default is 60 s; this covers leeways up to 5 minutes).
-pub const EXPIRED_KEPT_SECS: u64 = 300;
+/// lists served, in seconds (kept by the store, whose housekeeping relies on it).
+pub use crate::store::EXPIRED_KEPT_SECS;
 
 /// Settings.
 #[derive(Debug, Clone)]

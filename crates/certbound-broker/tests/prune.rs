@@ -2,11 +2,11 @@
 //! lists and old audit events go; live tokens, their revocations, recently
 //! expired tokens and key retirement times stay.
 
-use certbound_broker::keys::SharedKeys;
 use certbound_broker::status::{StatusConfig, StatusLists};
 use certbound_broker::store::{
     AuditEvent, IssuedToken, KeySchedule, PrunePolicy, PruneReport, Store, TokenHolder,
 };
+use certbound_registry::keys::SharedKeys;
 
 const NOW: u64 = 1_000_000_000;
 const DAY: u64 = 86_400;

@@ -1,16 +1,12 @@
 //! The running broker prunes its store in the background, every
 //! `[audit] prune_every_secs`.
 
-mod backend;
-
-use backend::test_init_options;
-
 use std::time::{Duration, Instant};
 
-use certbound_broker::clock::unix_now;
-use certbound_broker::config::DataDir;
 use certbound_broker::server::{ServeOptions, start};
 use certbound_broker::store::{AuditEvent, IssuedToken, TokenHolder};
+use certbound_registry::clock::unix_now;
+use certbound_registry::config::DataDir;
 
 fn token(jti: &str, exp: u64) -> IssuedToken {
     IssuedToken {
@@ -31,10 +27,10 @@ fn token(jti: &str, exp: u64) -> IssuedToken {
 async fn broker_prunes_in_the_background() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    certbound_broker::registry::init_with(
+    certbound_registry::registry::init_with(
         &dir,
         "https://auth.example.com",
-        &test_init_options().await,
+        &certbound_registry::registry::InitOptions::on_test_backend().await,
     )
     .await
     .unwrap();
@@ -47,7 +43,7 @@ async fn broker_prunes_in_the_background() {
     std::fs::write(data.config(), config).unwrap();
 
     let now = unix_now();
-    let config = certbound_broker::config::Config::load(&dir).unwrap();
+    let config = certbound_registry::config::Config::load(&dir).unwrap();
     let store = certbound_broker::store::Store::connect(&config.store_url(&data))
         .await
         .unwrap();

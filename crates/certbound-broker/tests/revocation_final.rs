@@ -3,17 +3,13 @@
 //! record was lost, and bounds and escapes what it writes (medium 6). Real
 //! SQLite, and the raw SQL an operator could run with sqlite3.
 
-mod backend;
-
-use backend::test_init_options;
-
 use std::time::Duration;
 
 use certbound_broker::audit::{AuditLog, AuditOptions, RecordLost};
-use certbound_broker::clock::unix_now;
-use certbound_broker::error::BrokerError;
-use certbound_broker::registry::Registry;
 use certbound_broker::store::{AuditEvent, DeviceStatus, IssuedToken, Store, TokenHolder};
+use certbound_registry::RegistryError;
+use certbound_registry::clock::unix_now;
+use certbound_registry::registry::Registry;
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -25,10 +21,10 @@ struct Setup {
 async fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cb");
-    certbound_broker::registry::init_with(
+    certbound_registry::registry::init_with(
         &dir,
         "https://auth.example.com",
-        &test_init_options().await,
+        &certbound_registry::registry::InitOptions::on_test_backend().await,
     )
     .await
     .unwrap();
@@ -56,8 +52,8 @@ async fn setup() -> Setup {
     // The database itself, past the store (what an operator could do with
     // sqlite3 or psql).
     sqlx::any::install_default_drivers();
-    let config = certbound_broker::config::Config::load(&dir).unwrap();
-    let url = config.store_url(&certbound_broker::config::DataDir::new(&dir));
+    let config = certbound_registry::config::Config::load(&dir).unwrap();
+    let url = config.store_url(&certbound_registry::config::DataDir::new(&dir));
     let raw = sqlx::AnyPool::connect(&url).await.unwrap();
     Setup {
         _tmp: tmp,
@@ -107,7 +103,7 @@ async fn a_revoked_device_is_never_suspended_nor_resumed() {
             .set_device_status("dev-1", status, "try")
             .await
             .unwrap_err();
-        assert!(matches!(err, BrokerError::Revoked { .. }), "{err}");
+        assert!(matches!(err, RegistryError::Revoked { .. }), "{err}");
         assert!(err.to_string().contains("revoked, which is final"), "{err}");
     }
     // Revoking again changes nothing and is not an error.

@@ -41,5 +41,5 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// Current Unix time.
 pub fn now() -> u64 {
-    certbound_broker::clock::unix_now()
+    certbound_registry::clock::unix_now()
 }

@@ -20,13 +20,13 @@ use std::time::Duration;
 use certbound_agent::{
     AgentError, DeviceIdentity, TokenRequestParams, build_token_request, decode_token_response,
 };
-use certbound_broker::registry::{ADMIN_CLIENT_FILE, Registry};
 use certbound_broker::store::{DeviceStatus, Store};
 use certbound_coap::content_format;
 use certbound_e2e::https::HttpsClient;
 use certbound_e2e::mosquitto::{MOSQUITTO_ACL, Mosquitto};
 use certbound_proto::crypto::P256Signer;
 use certbound_proto::request::{CertRef, TokenRequest, sign_request};
+use certbound_registry::registry::{ADMIN_CLIENT_FILE, Registry};
 use common::{Serve, ok, skip_or_fail};
 use firmware_sim::ledger::{self, Entry};
 use firmware_sim::{BrokerTarget, RemoteFleet, SimOptions, TransportMix};
@@ -310,7 +310,7 @@ async fn an_instance_killed_mid_run_loses_nothing_it_acknowledged() {
         .token_with_secret(
             creds["client_id"].as_str().unwrap(),
             creds["client_secret"].as_str().unwrap(),
-            certbound_broker::registry::ADMIN_API,
+            certbound_registry::registry::ADMIN_API,
             None,
         )
         .await

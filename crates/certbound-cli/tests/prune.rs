@@ -3,9 +3,9 @@
 
 mod common;
 
-use certbound_broker::clock::unix_now;
-use certbound_broker::config::DataDir;
 use certbound_broker::store::{AuditEvent, IssuedToken, Store, TokenHolder};
+use certbound_registry::clock::unix_now;
+use certbound_registry::config::DataDir;
 use common::{ISSUER, ok};
 
 fn token(jti: &str, exp: u64) -> IssuedToken {

@@ -1,7 +1,8 @@
 //! What instances of one service share besides the registry: the service's
 //! settings (issuer id, root certificate), which every instance checks
-//! against its own at start, and every instance's issuing CA certificates,
-//! which every instance trusts. Private keys are never stored here.
+//! against its own at start, every instance's issuing CA certificates,
+//! which every instance trusts, and the partner CAs an operator trusts
+//! (`certbound ca trust add`). Private keys are never stored here.
 
 use sqlx::Row;
 
@@ -21,6 +22,18 @@ pub struct PublishedCa {
     pub cert_der: Vec<u8>,
     /// notAfter, Unix seconds.
     pub not_after: u64,
+}
+
+/// A partner CA whose device certificates the service accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalCa {
+    /// The operator's name for it.
+    pub name: String,
+    /// The CA certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// The group its devices join on first use (`None`: just-in-time
+    /// registration off).
+    pub jit_group: Option<String>,
 }
 
 impl Store {
@@ -91,6 +104,59 @@ impl Store {
             })
             .collect())
     }
+
+    /// Trusts a partner CA; [`StoreError::Conflict`] when the name is taken.
+    pub async fn add_external_ca(&self, ca: &ExternalCa, now: u64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO external_cas (name, cert_der, jit_group, added_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&ca.name)
+        .bind(&ca.cert_der)
+        .bind(ca.jit_group.as_deref())
+        .bind(to_i64(now))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                kind: "trusted CA",
+                name: ca.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops trusting a partner CA; [`StoreError::NotFound`] when there is
+    /// none of that name.
+    pub async fn remove_external_ca(&self, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM external_cas WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                kind: "trusted CA",
+                name: name.into(),
+                hint: "; see `certbound ca trust list`".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every partner CA, by name.
+    pub async fn external_cas(&self) -> Result<Vec<ExternalCa>, StoreError> {
+        let rows = sqlx::query("SELECT name, cert_der, jit_group FROM external_cas ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ExternalCa {
+                name: r.get("name"),
+                cert_der: r.get("cert_der"),
+                jit_group: r.get("jit_group"),
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +202,43 @@ mod tests {
     }
 
     crate::on_every_backend!(settings_are_claimed_once_and_cas_published);
+
+    async fn partner_cas_are_shared_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = current().open(dir.path()).await;
+        assert!(store.external_cas().await.unwrap().is_empty());
+        let a = ExternalCa {
+            name: "partner".into(),
+            cert_der: vec![1, 2, 3],
+            jit_group: Some("sensors".into()),
+        };
+        store.add_external_ca(&a, 10).await.unwrap();
+        // A second CA under a taken name is refused, the first one kept.
+        let other = ExternalCa {
+            cert_der: vec![9],
+            jit_group: None,
+            ..a.clone()
+        };
+        assert!(matches!(
+            store.add_external_ca(&other, 11).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let b = ExternalCa {
+            name: "another".into(),
+            cert_der: vec![4],
+            jit_group: None,
+        };
+        store.add_external_ca(&b, 12).await.unwrap();
+        assert_eq!(store.external_cas().await.unwrap(), vec![b, a.clone()]);
+        store.remove_external_ca("another").await.unwrap();
+        assert!(matches!(
+            store.remove_external_ca("another").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(store.external_cas().await.unwrap(), vec![a]);
+    }
+
+    crate::on_every_backend!(partner_cas_are_shared_by_name);
 
     #[test]
     fn postgres_targets() {

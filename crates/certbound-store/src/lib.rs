@@ -1012,7 +1012,7 @@ pub use clients::{
 };
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
-pub use instances::{PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
+pub use instances::{ExternalCa, PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
 pub use issued::{IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState};
-pub use prune::{DEFAULT_BATCH, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
+pub use prune::{DEFAULT_BATCH, EXPIRED_KEPT_SECS, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
 pub use services::ServiceCert;

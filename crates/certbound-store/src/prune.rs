@@ -16,7 +16,7 @@
 //!   past `exp + leeway` is refused on its expiry alone. Lists already
 //!   fetched were built before the deletion and still read revoked for as
 //!   long as verifiers cache them (`[status] ttl_secs`). Lists built now keep
-//!   a revoked token marked until `exp + status::EXPIRED_KEPT_SECS` (300 s,
+//!   a revoked token marked until `exp + EXPIRED_KEPT_SECS` (300 s,
 //!   covering verifier leeways up to that). Rows are therefore deleted only
 //!   when `exp + max(leeway, EXPIRED_KEPT_SECS) + status ttl < now`
 //!   ([`PrunePolicy::token_margin_secs`]): the deletion changes no bit served
@@ -68,6 +68,13 @@ pub struct PrunePolicy {
 /// still get an entry in it, which [`Store::prune`] relies on before it
 /// deletes a full list.
 pub const MAX_BLOCK_AGE_SECS: u64 = 300;
+
+/// How long after its `exp` a revoked or suspended token stays marked in the
+/// status lists served, in seconds: a verifier allowing for clock skew
+/// accepts a token until `exp + leeway`, so the mark must outlive that (the
+/// verifier default is 60 s; this covers leeways up to 5 minutes). Token
+/// rows are pruned only after it.
+pub const EXPIRED_KEPT_SECS: u64 = 300;
 
 /// What one housekeeping run deleted (or, dry run, would delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -4,9 +4,9 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use certbound_broker::config::DataDir;
 use certbound_e2e::https::HttpsClient;
 use certbound_e2e::{API, Fixture, ISSUER};
+use certbound_registry::config::DataDir;
 
 #[tokio::test]
 async fn the_binary_prints_its_address_and_serves() -> anyhow::Result<()> {

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use base64::Engine as _;
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_e2e::https::{HttpsClient, JsonAnswer};
 use certbound_e2e::{API, Fixture, ISSUER, edit_config, verifier_for};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::TokenFormat;
 use http::Method;
 use http_api::{Options, RunningApi, SCOPE_READ, SCOPE_WRITE};

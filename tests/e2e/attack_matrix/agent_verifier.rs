@@ -407,8 +407,8 @@ async fn attack_verifier_status_list_rollback() -> anyhow::Result<()> {
     })
     .await?;
     let body = fx_status_list(&fx, &status.uri).await?;
-    let key = certbound_broker::keys::load_current(
-        &certbound_broker::config::DataDir::new(fx.path()).key_dir(),
+    let key = certbound_registry::keys::load_current(
+        &certbound_registry::config::DataDir::new(fx.path()).key_dir(),
     )?;
     let list =
         certbound_proto::status_list::UnverifiedStatusList::parse(&body, Default::default())?
@@ -453,7 +453,7 @@ async fn attack_verifier_status_list_rollback() -> anyhow::Result<()> {
 
 async fn fx_status_list(fx: &Fixture, uri: &str) -> anyhow::Result<Vec<u8>> {
     let ca = std::fs::read_to_string(
-        certbound_broker::config::DataDir::new(fx.path())
+        certbound_registry::config::DataDir::new(fx.path())
             .pki()
             .chain(),
     )?;

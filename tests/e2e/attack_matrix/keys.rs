@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail, ensure};
 use certbound_agent::{TokenRequestParams, build_token_request};
-use certbound_broker::config::KEY_ENCRYPTION_KEY_ENV;
 use certbound_broker::error::BrokerError;
-use certbound_broker::registry::{self, ADMIN_CLIENT_FILE, InitOptions, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_coap::{Client, ResponseType, content_format};
 use certbound_e2e::https::HttpsClient;
@@ -26,6 +24,9 @@ use certbound_e2e::{
 use certbound_pki::{KeyEncryptionKey, PkiError};
 use certbound_proto::ace::AceResponse;
 use certbound_proto::cbor::Limits;
+use certbound_registry::RegistryError;
+use certbound_registry::config::KEY_ENCRYPTION_KEY_ENV;
+use certbound_registry::registry::{self, ADMIN_CLIENT_FILE, InitOptions, Registry};
 use certbound_verify::{KeySet, TokenVerifier, VerifierConfig};
 
 /// A data directory made by `init_with`, with [`API`] and [`GROUP`].
@@ -153,9 +154,9 @@ async fn request_token(broker: &RunningBroker, device: &TestDevice) -> anyhow::R
     }
 }
 
-fn pki_err(err: BrokerError) -> anyhow::Result<PkiError> {
-    match err {
-        BrokerError::Pki(e) => Ok(e),
+fn pki_err(err: impl Into<BrokerError>) -> anyhow::Result<PkiError> {
+    match err.into() {
+        BrokerError::Pki(e) | BrokerError::Registry(RegistryError::Pki(e)) => Ok(e),
         other => bail!("expected a PKI error, got {other}"),
     }
 }
@@ -291,7 +292,7 @@ async fn attack_wrong_encryption_key() -> anyhow::Result<()> {
     std::fs::write(&wrong_file, "c2hvcnQ=\n")?;
     let err = setup.start().await.err().context("the broker started")?;
     ensure!(
-        matches!(&err, BrokerError::Config { field, reason, .. }
+        matches!(&err, BrokerError::Registry(RegistryError::Config { field, reason, .. })
             if field == "keys.encryption_key_file" && reason.contains("not 32")),
         "{err}"
     );

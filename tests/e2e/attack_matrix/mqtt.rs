@@ -10,12 +10,12 @@ mod support;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{BulkControl, BulkOptions};
 use certbound_broker::server::start;
 use certbound_broker::store::CertRecord;
 use certbound_e2e::mosquitto::{Mosquitto, skip_or_fail};
 use certbound_e2e::{GROUP, edit_config, unix_now};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{BulkControl, BulkOptions};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, Subscribe, SubscribeReasonCode};
 use support::*;

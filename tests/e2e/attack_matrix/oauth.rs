@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use certbound_broker::registry::{ClientCredential, CreatedClient, thumbprint_of_pem};
 use certbound_broker::store::ClientAuthMethod;
 use certbound_e2e::https::{HttpsClient, JsonAnswer};
 use certbound_e2e::{API, Fixture, GRANTED_SCOPE, GROUP};
+use certbound_registry::registry::{ClientCredential, CreatedClient, thumbprint_of_pem};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -136,7 +136,7 @@ struct RawConn {
 impl RawConn {
     async fn open(fx: &Fixture, identity: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         let ca = std::fs::read_to_string(
-            certbound_broker::config::DataDir::new(fx.path())
+            certbound_registry::config::DataDir::new(fx.path())
                 .pki()
                 .chain(),
         )?;

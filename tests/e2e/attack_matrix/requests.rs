@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use certbound_agent::DeviceIdentity;
 use certbound_broker::NOT_AUTHENTICATED;
-use certbound_broker::config::DataDir;
 use certbound_broker::enroll_service::CLAIM_KEY_REFUSED;
 use certbound_broker::store::{CertRecord, DeviceStatus};
 use certbound_coap::{ResponseType, content_format};
@@ -26,6 +25,7 @@ use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::P256Signer;
 use certbound_proto::enroll::CertResponse;
 use certbound_proto::request::{CertRef, GRANT_CLIENT_CREDENTIALS, TokenRequest, sign_request};
+use certbound_registry::config::DataDir;
 
 const UNAUTHORIZED: ResponseType = ResponseType::Unauthorized;
 const BAD_REQUEST: ResponseType = ResponseType::BadRequest;

@@ -8,8 +8,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use certbound_broker::store::DeviceStatus;
 use certbound_coap::ResponseType;
 use certbound_e2e::https::HttpsClient;
@@ -17,6 +15,8 @@ use certbound_e2e::{Fixture, GRANTED_SCOPE, unix_now};
 use certbound_proto::ace::AceErrorCode;
 use certbound_proto::cbor::Limits;
 use certbound_proto::status_list::StatusRef;
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use certbound_verify::status::{StatusCache, StatusCacheConfig};
 use http::Method;
 use serde_json::json;

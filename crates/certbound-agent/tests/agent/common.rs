@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_agent::{AgentConfig, AgentStatus, Clock, RunningAgent, SystemClock};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::{
     KeySet, Limits, TelemetryPayload, TokenVerifier, UnverifiedTelemetry, VerifiedToken,
     VerifierConfig,
@@ -28,7 +28,7 @@ pub const DEVICE: &str = "sensor-1";
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub fn now() -> u64 {
-    certbound_broker::clock::unix_now()
+    certbound_registry::clock::unix_now()
 }
 
 /// Waits for `what` with [`PATIENCE`], failing the test with `why`.
@@ -250,7 +250,7 @@ source = "{source}"
 
     pub fn verifier(&self) -> TokenVerifier {
         let mut keys = KeySet::new();
-        for (kid, key) in certbound_broker::keys::public_keys(&DataDir::new(&self.dir).keys())
+        for (kid, key) in certbound_registry::keys::public_keys(&DataDir::new(&self.dir).keys())
             .expect("broker keys")
         {
             keys.insert(kid, key).expect("key");

@@ -16,11 +16,11 @@ use certbound_agent::{
     AgentError, DeviceIdentity, RenewedIdentity, TokenRequestParams, renew_over_coap,
     request_token_coap,
 };
-use certbound_broker::registry::Registry;
 use certbound_broker::store::DeviceStatus;
 use certbound_coap::{Client, ClientConfig, content_format};
 use certbound_proto::ace::AceErrorCode;
 use certbound_proto::request::CertRef;
+use certbound_registry::registry::Registry;
 use certbound_verify::{VerifiedToken, VerifyError};
 
 use crate::common::*;
@@ -93,7 +93,7 @@ async fn check_renewed(world: &World, old: &DeviceIdentity, renewed: &RenewedIde
     );
     assert_eq!(new.chain().len(), 2, "leaf and issuing CA");
     let ca =
-        certbound_pki::IssuingCa::load(&certbound_broker::config::DataDir::new(&world.dir).pki())
+        certbound_pki::IssuingCa::load(&certbound_registry::config::DataDir::new(&world.dir).pki())
             .unwrap();
     assert_eq!(new.chain()[1], ca.cert_der(), "issued by the broker's CA");
     // The PEM texts load to the same identity.

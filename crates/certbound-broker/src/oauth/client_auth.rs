@@ -11,10 +11,10 @@
 //! failure to authenticate reads the same ([`AUTH_FAILED`]), so the answers
 //! do not tell a caller which client ids exist.
 
-use aws_lc_rs::digest;
 use base64::Engine as _;
 use certbound_pki::IdentityKind;
-use rand::RngCore;
+
+use certbound_registry::credentials::{hash_secret, normalise_dn, same_hash};
 
 use super::{OAuthError, OAuthService, store_failure};
 use crate::store::{Client, ClientAuthMethod};
@@ -92,57 +92,6 @@ impl AuthMethod {
                 )
         )
     }
-}
-
-/// A new random `client_id`.
-pub fn new_client_id() -> String {
-    let mut b = [0u8; 12];
-    rand::rng().fill_bytes(&mut b);
-    format!(
-        "cb_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-    )
-}
-
-/// A new random client secret (256 bits). It is shown once; only its hash
-/// is stored.
-pub fn new_client_secret() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    format!(
-        "cbs_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-    )
-}
-
-/// The stored form of a secret: hex SHA-256. Secrets are 256-bit random
-/// values, so a fast hash is enough (no dictionary to attack).
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
-}
-
-/// Compares two equal-length hex hashes without an early exit.
-fn same_hash(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// Normalises an RFC 4514 DN for comparison: no spaces around separators,
-/// attribute types upper-cased.
-pub(crate) fn normalise_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|rdn| {
-            let rdn = rdn.trim();
-            match rdn.split_once('=') {
-                Some((k, v)) => format!("{}={}", k.trim().to_ascii_uppercase(), v.trim()),
-                None => rdn.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// What the client certificate is, once its kind allows it at `/oauth`.
@@ -296,30 +245,5 @@ impl OAuthService {
         Err(OAuthError::invalid_client(
             "no client authentication: use HTTP Basic, client_id + client_secret in the form, or a TLS client certificate, as the client is registered",
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dn_normalisation() {
-        assert_eq!(
-            normalise_dn("cn = reporting, O=Acme"),
-            "CN=reporting,O=Acme"
-        );
-        assert_eq!(normalise_dn("CN=reporting"), "CN=reporting");
-    }
-
-    #[test]
-    fn secrets_are_random_and_hash_compare() {
-        let a = new_client_secret();
-        let b = new_client_secret();
-        assert_ne!(a, b);
-        assert!(a.len() >= 40);
-        assert!(same_hash(&hash_secret(&a), &hash_secret(&a)));
-        assert!(!same_hash(&hash_secret(&a), &hash_secret(&b)));
-        assert!(!same_hash("ab", "abc"));
     }
 }

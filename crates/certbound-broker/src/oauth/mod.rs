@@ -14,10 +14,7 @@ mod trust;
 
 use std::sync::Arc;
 
-pub(crate) use client_auth::normalise_dn;
-pub use client_auth::{
-    AUTH_FAILED, AuthMethod, Presented, hash_secret, new_client_id, new_client_secret,
-};
+pub use client_auth::{AUTH_FAILED, AuthMethod, Presented};
 pub use introspect::ADMIN_WRITE_SCOPE;
 pub use issue::{TokenForm, TokenGrant};
 pub use own_token::KnownToken;

@@ -34,7 +34,7 @@ use crate::error::BrokerError;
 use crate::refusal::Refusal;
 
 /// Requests handled at once by default ([`MqttClientSettings::max_handlers`]).
-pub const DEFAULT_MAX_HANDLERS: usize = 256;
+pub use certbound_registry::config::DEFAULT_MQTT_MAX_HANDLERS as DEFAULT_MAX_HANDLERS;
 
 /// Where and how to connect.
 #[derive(Clone)]

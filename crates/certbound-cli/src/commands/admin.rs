@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::store::DeviceStatus;
+use certbound_registry::registry::{self, Registry};
 use certbound_verify::KeySet;
 
 use crate::cli::{
@@ -14,7 +14,7 @@ use crate::cli::{
 };
 
 /// The bootstrap admin credentials file, mentioned after init.
-const ADMIN_FILE: &str = certbound_broker::registry::ADMIN_CLIENT_FILE;
+const ADMIN_FILE: &str = certbound_registry::registry::ADMIN_CLIENT_FILE;
 use crate::output::{iso, print_json};
 
 pub async fn init(
@@ -336,7 +336,8 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
-            let ring = certbound_broker::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await;
+            let ring =
+                certbound_registry::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await;
             reg.close().await;
             let ring = ring?;
             let own = ring.own_kids();

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use certbound_broker::registry::bulk::DEFAULT_BATCH_SIZE;
-use certbound_broker::registry::{BulkControl, BulkOptions, BulkProgress, BulkReport, Registry};
+use certbound_registry::registry::bulk::DEFAULT_BATCH_SIZE;
+use certbound_registry::registry::{BulkControl, BulkOptions, BulkProgress, BulkReport, Registry};
 
 use crate::cli::BulkArgs;
 use crate::output::print_json;

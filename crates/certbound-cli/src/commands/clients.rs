@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use certbound_broker::registry::{
+use certbound_broker::store::ClientAuthMethod;
+use certbound_registry::registry::{
     ClientCredential, CreatedClient, Registry, parse_grant, thumbprint_of_pem,
 };
-use certbound_broker::store::ClientAuthMethod;
 
 use crate::cli::ClientCommand;
 use crate::output::{iso, print_json};

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use certbound_broker::doctor::{self, DoctorOptions, Finding};
-use certbound_broker::registry::Registry;
+use certbound_registry::doctor::{self, DoctorOptions, Finding};
+use certbound_registry::registry::Registry;
 
 use crate::output::{now, print_json};
 

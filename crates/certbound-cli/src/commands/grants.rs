@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use certbound_broker::registry::Registry;
+use certbound_registry::registry::Registry;
 
 use crate::cli::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 use crate::output::print_json;

@@ -14,10 +14,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use certbound_broker::config::{Config, DataDir, MqttMode, parse_mqtt_url};
 use certbound_mqtt::client::{ClientOptions, Event, MqttClient, QoS};
 use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
+use certbound_registry::config::{Config, DataDir, MqttMode, parse_mqtt_url};
 use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, VerifyConfig};
 use certbound_verify::status::StatusCacheConfig;
 use certbound_verify::{

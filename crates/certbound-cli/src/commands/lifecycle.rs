@@ -1,12 +1,12 @@
 //! `device sign-csr`, `ca show|rotate-issuing|export`, `crl`.
 
-use certbound_broker::instances;
+use certbound_registry::instances;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use certbound_broker::registry::Registry;
+use certbound_registry::registry::Registry;
 
 use crate::cli::{CaCommand, ClaimCommand, TrustCommand};
 use crate::output::{iso, now, print_json};
@@ -133,7 +133,7 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&cert)
                 .with_context(|| format!("reading the certificate {}", cert.display()))?;
             let names = if server_names.is_empty() {
-                certbound_broker::registry::InitOptions::default().server_names
+                certbound_registry::registry::InitOptions::default().server_names
             } else {
                 server_names
             };
@@ -145,7 +145,7 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
         }
         CaCommand::Trust(cmd) => return trust(cmd).await,
         CaCommand::Export { dir, out } => {
-            let path = certbound_broker::config::DataDir::new(&dir.dir)
+            let path = certbound_registry::config::DataDir::new(&dir.dir)
                 .pki()
                 .chain();
             let pem = std::fs::read_to_string(&path).with_context(|| {
@@ -164,7 +164,7 @@ pub async fn ca(cmd: CaCommand) -> anyhow::Result<ExitCode> {
 /// `certbound init --join`.
 pub async fn join(
     dir: &Path,
-    options: certbound_broker::registry::InitOptions,
+    options: certbound_registry::registry::InitOptions,
     name: Option<String>,
     key_grace: u64,
 ) -> anyhow::Result<ExitCode> {
@@ -279,7 +279,7 @@ async fn trust(cmd: TrustCommand) -> anyhow::Result<ExitCode> {
         }
         TrustCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
-            let list = reg.trusted_cas();
+            let list = reg.trusted_cas().await;
             reg.close().await;
             let list = list?;
             if json {

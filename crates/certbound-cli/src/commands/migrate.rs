@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use certbound_broker::config::{Config, DataDir};
 use certbound_broker::store::{Store, redact_url};
+use certbound_registry::config::{Config, DataDir};
 
 use crate::cli::MigrateArgs;
 use crate::output::print_json;

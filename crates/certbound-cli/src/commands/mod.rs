@@ -32,7 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             key_grace,
         } => {
-            let mut options = certbound_broker::registry::InitOptions::default();
+            let mut options = certbound_registry::registry::InitOptions::default();
             if !server_names.is_empty() {
                 options.server_names = server_names;
             }

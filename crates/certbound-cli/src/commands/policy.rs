@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use certbound_broker::policy::{self, ApplyOptions, PolicyDoc};
-use certbound_broker::registry::Registry;
+use certbound_registry::policy::{self, ApplyOptions, PolicyDoc};
+use certbound_registry::registry::Registry;
 
 use crate::output::print_json;
 

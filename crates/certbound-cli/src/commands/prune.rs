@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use certbound_broker::clock::unix_now;
-use certbound_broker::config::{Config, DataDir};
 use certbound_broker::store::{PrunePolicy, Store};
+use certbound_registry::clock::unix_now;
+use certbound_registry::config::{Config, DataDir};
 
 use crate::cli::PruneArgs;
 use crate::output::print_json;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use certbound_agent::{DeviceIdentity, TokenRequestParams, request_token_coap};
-use certbound_broker::config::Config;
 use certbound_proto::EcPublicKey;
+use certbound_registry::config::Config;
 use certbound_verify::{KeySet, decode_token_text, escape_control, inspect, inspect_jwt};
 
 use crate::cli::TokenCommand;

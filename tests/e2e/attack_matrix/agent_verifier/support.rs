@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use certbound_broker::config::DataDir;
 use certbound_e2e::{API, Fixture, GRANTED_SCOPE, ISSUER, unix_now};
 use certbound_proto::crypto::Signer as _;
+use certbound_registry::config::DataDir;
 use certbound_verify::http::{Authenticator, HttpsFetcher, StatusCheck, VerifyConfig};
 use certbound_verify::status::StatusCacheConfig;
 use certbound_verify::{KeySet, VerifierConfig};
@@ -87,7 +87,7 @@ impl Parts {
     /// Signs again with the broker's real signing key (so that only the
     /// tampering, not the signature, can be refused).
     pub fn resign(mut self, fx: &Fixture) -> Self {
-        let key = certbound_broker::keys::load_current(&DataDir::new(fx.path()).key_dir())
+        let key = certbound_registry::keys::load_current(&DataDir::new(fx.path()).key_dir())
             .expect("the broker's signing key");
         let to_sign = encode(&Value::Array(vec![
             Value::Text("Signature1".into()),

@@ -9,8 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use bytes::BytesMut;
 use certbound_agent::{DeviceIdentity, TokenRequestParams, build_token_request};
-use certbound_broker::config::DataDir;
-use certbound_broker::registry::{self, Registry};
 use certbound_broker::server::{RunningBroker, ServeOptions, start};
 use certbound_e2e::mosquitto::skip_or_fail;
 use certbound_e2e::{
@@ -20,6 +18,8 @@ use certbound_e2e::{
 use certbound_mqtt::MqttStats;
 use certbound_proto::ace::AceResponse;
 use certbound_proto::cbor::Limits;
+use certbound_registry::config::DataDir;
+use certbound_registry::registry::{self, Registry};
 use rumqttc::mqttbytes::v4::{
     ConnectReturnCode, Packet, Publish, Subscribe, SubscribeFilter, SubscribeReasonCode,
 };

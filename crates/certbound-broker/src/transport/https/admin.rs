@@ -18,6 +18,7 @@ use crate::clock::unix_now;
 use crate::error::BrokerError;
 use crate::registry::{ADMIN_API, Registry};
 use crate::store::{DeviceStatus, TokenHolder};
+use certbound_registry::RegistryError;
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -58,31 +59,41 @@ impl IntoResponse for AdminError {
 
 impl From<crate::store::StoreError> for AdminError {
     fn from(e: crate::store::StoreError) -> Self {
-        BrokerError::from(e).into()
+        RegistryError::from(e).into()
     }
 }
 
 impl From<BrokerError> for AdminError {
     fn from(e: BrokerError) -> Self {
-        match &e {
-            BrokerError::NotFound { .. } => {
-                AdminError(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            BrokerError::Conflict { .. } => {
-                AdminError(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            BrokerError::Revoked { .. } => {
-                AdminError(StatusCode::CONFLICT, "revoked", e.to_string())
-            }
+        match e {
+            BrokerError::Registry(e) => e.into(),
             BrokerError::Invalid(_) | BrokerError::Pki(_) => {
                 AdminError(StatusCode::BAD_REQUEST, "invalid", e.to_string())
             }
-            _ => {
-                tracing::error!(error = %e, "admin API failure");
-                AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            }
+            e => internal(e.to_string()),
         }
     }
+}
+
+/// The one mapping of operator-side errors to admin API answers.
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> Self {
+        let (status, code) = match &e {
+            RegistryError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            RegistryError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            RegistryError::Revoked { .. } => (StatusCode::CONFLICT, "revoked"),
+            RegistryError::Invalid(_) | RegistryError::Pki(_) => {
+                (StatusCode::BAD_REQUEST, "invalid")
+            }
+            _ => return internal(e.to_string()),
+        };
+        AdminError(status, code, e.to_string())
+    }
+}
+
+fn internal(message: String) -> AdminError {
+    tracing::error!(error = %message, "admin API failure");
+    AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
 }
 
 type AdminResult = Result<Response, AdminError>;

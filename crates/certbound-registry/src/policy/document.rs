@@ -1,0 +1,273 @@
+//! The policy document: its TOML form, parsing with `${ENV_VAR}`
+//! substitution, and the export text.
+
+use serde::{Deserialize, Serialize};
+
+use super::DEFAULT_TTL_SECS;
+use crate::error::RegistryError;
+use crate::store::ClientAuthMethod;
+
+/// The policy document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    /// APIs (resource servers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api: Vec<ApiSpec>,
+    /// Groups (roles given to devices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupSpec>,
+    /// Backend-service clients, matched by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client: Vec<ClientSpec>,
+}
+
+/// `[[api]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpec {
+    /// Identifier (the `aud`).
+    pub id: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Token lifetime, seconds (default 3600).
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: u64,
+    /// Token format of its clients: `cwt` (default) or `jwt`.
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+/// `[[group]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group name.
+    pub name: String,
+    /// `[[group.grant]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant: Vec<GrantSpec>,
+}
+
+/// `[[client]]`: exactly one authentication method, as `certbound client
+/// create` registers it (see `docs/policy.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Client name (the match key; the `client_id` is not policy).
+    pub name: String,
+    /// The one authentication method (RFC 8414 name). When absent it
+    /// follows from the other fields: `thumbprint` ->
+    /// `self_signed_tls_client_auth`, `tls_subject` or `tls_san` ->
+    /// `tls_client_auth`, none of them -> a secret (`client_secret` for a
+    /// new client; an existing secret client keeps its secret method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<ClientAuthMethod>,
+    /// `tls_client_auth`: the certificate's subject DN (RFC 4514).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_subject: Option<String>,
+    /// `tls_client_auth`: one SAN of the certificate, `dns:<name>`,
+    /// `uri:<uri>`, `ip:<address>` or `email:<address>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_san: Option<String>,
+    /// `self_signed_tls_client_auth`: the pinned certificate's thumbprint,
+    /// base64url SHA-256 of its DER (`x5t#S256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
+    /// `[[client.grant]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant: Vec<GrantSpec>,
+}
+
+/// A grant: scopes of one API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSpec {
+    /// The API identifier.
+    pub api: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+}
+
+fn default_ttl() -> u64 {
+    DEFAULT_TTL_SECS
+}
+
+fn default_format() -> String {
+    "cwt".into()
+}
+
+impl PolicyDoc {
+    /// Parses a policy document, substituting `${VAR}` in string values with
+    /// `lookup(VAR)`; an undefined variable is an error naming it.
+    pub fn parse(
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, RegistryError> {
+        let mut value: toml::Value = toml::from_str(text)
+            .map_err(|e| RegistryError::Invalid(format!("policy document: {e}")))?;
+        substitute_value(&mut value, &lookup)?;
+        value
+            .try_into()
+            .map_err(|e: toml::de::Error| RegistryError::Invalid(format!("policy document: {e}")))
+    }
+
+    /// Parses with the process environment.
+    pub fn parse_env(text: &str) -> Result<Self, RegistryError> {
+        Self::parse(text, |k| std::env::var(k).ok())
+    }
+
+    /// The TOML text (`${` in values written as `$${`, so that it reads back the same).
+    pub fn to_toml(&self) -> Result<String, RegistryError> {
+        let esc = |s: &str| s.replace("${", "$${");
+        let grants = |gs: &[GrantSpec]| {
+            gs.iter()
+                .map(|g| GrantSpec {
+                    api: esc(&g.api),
+                    scopes: g.scopes.iter().map(|s| esc(s)).collect(),
+                })
+                .collect()
+        };
+        let doc = PolicyDoc {
+            api: self
+                .api
+                .iter()
+                .map(|a| ApiSpec {
+                    id: esc(&a.id),
+                    scopes: a.scopes.iter().map(|s| esc(s)).collect(),
+                    ttl_secs: a.ttl_secs,
+                    format: esc(&a.format),
+                })
+                .collect(),
+            group: self
+                .group
+                .iter()
+                .map(|g| GroupSpec {
+                    name: esc(&g.name),
+                    grant: grants(&g.grant),
+                })
+                .collect(),
+            client: self
+                .client
+                .iter()
+                .map(|c| ClientSpec {
+                    name: esc(&c.name),
+                    auth_method: c.auth_method,
+                    tls_subject: c.tls_subject.as_deref().map(esc),
+                    tls_san: c.tls_san.as_deref().map(esc),
+                    thumbprint: c.thumbprint.as_deref().map(esc),
+                    grant: grants(&c.grant),
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&doc)
+            .map_err(|e| RegistryError::Invalid(format!("policy document: {e}")))?;
+        Ok(format!(
+            "# certbound policy (see docs/policy.md). Devices, certificates and secrets are not policy.\n\n{body}"
+        ))
+    }
+}
+
+/// Replaces `${NAME}` by `lookup(NAME)`; `$${` is a literal `${`.
+pub fn substitute(
+    text: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<String, RegistryError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after.find('}').ok_or_else(|| {
+                RegistryError::Invalid(format!(
+                    "unterminated ${{...}} in {text:?} (write $${{ for a literal ${{)"
+                ))
+            })?;
+            let name = &after[..end];
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(RegistryError::Invalid(format!(
+                    "${{{name}}} is not a valid environment variable name"
+                )));
+            }
+            let v = lookup(name).ok_or_else(|| {
+                RegistryError::Invalid(format!(
+                    "environment variable {name} is not defined (used as ${{{name}}} in the policy)"
+                ))
+            })?;
+            out.push_str(&v);
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn substitute_value(
+    v: &mut toml::Value,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<(), RegistryError> {
+    match v {
+        toml::Value::String(s) => *s = substitute(s, lookup)?,
+        toml::Value::Array(a) => {
+            for x in a {
+                substitute_value(x, lookup)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (_, x) in t.iter_mut() {
+                substitute_value(x, lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "HOST").then(|| "example.com".to_string())
+    }
+
+    #[test]
+    fn substitution() {
+        assert_eq!(
+            substitute("https://${HOST}/x", &env).unwrap(),
+            "https://example.com/x"
+        );
+        assert_eq!(substitute("a $${HOST} $b", &env).unwrap(), "a ${HOST} $b");
+        let e = substitute("${NOPE}", &env).unwrap_err().to_string();
+        assert!(e.contains("NOPE"), "{e}");
+        assert!(substitute("${HOST", &env).is_err());
+        assert!(substitute("${1X}", &env).is_err());
+    }
+
+    #[test]
+    fn escape_round_trip() {
+        let doc = PolicyDoc {
+            api: vec![ApiSpec {
+                id: "urn:x:${y}".into(),
+                scopes: vec!["a$${b".into()],
+                ttl_secs: 60,
+                format: "cwt".into(),
+            }],
+            ..Default::default()
+        };
+        let text = doc.to_toml().unwrap();
+        assert_eq!(PolicyDoc::parse(&text, |_| None).unwrap(), doc);
+    }
+}
