@@ -8,6 +8,8 @@
 use std::sync::Mutex;
 
 use certbound_pki::thumbprint_sha256;
+
+use crate::cert_cache::Validated;
 use certbound_proto::ace::AceErrorCode;
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
@@ -195,110 +197,140 @@ impl DeviceAuth {
             .unwrap_or_default();
 
         // The certificate: registered (by thumbprint) or sent in full.
-        let (thumbprint, leaf, extra) = match &request.cert {
-            CertRef::X5t(hash) => (hex::encode(hash), None, Vec::new()),
+        let (thumb_bytes, leaf, extra) = match &request.cert {
+            CertRef::X5t(hash) => (Some(*hash), None, Vec::new()),
             CertRef::X5Chain(chain) => match chain.split_first() {
                 Some((leaf, rest)) => (
-                    hex::encode(thumbprint_sha256(leaf)),
+                    Some(thumbprint_sha256(leaf)),
                     Some(leaf.clone()),
                     rest.to_vec(),
                 ),
                 None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
             },
         };
+        let thumbprint = match &request.cert {
+            CertRef::X5t(hash) => hex::encode(hash),
+            CertRef::X5Chain(_) => thumb_bytes.map(hex::encode).unwrap_or_default(),
+        };
         let x5t = thumbprint.clone();
         async {
             let view = self.view(store, &thumbprint, &audience_hint).await?;
             let jit = pki.external.values().any(Option::is_some);
-            let leaf = match (leaf, &view) {
-                (Some(leaf), Some(_)) => leaf,
-                (Some(leaf), None) if jit => leaf,
-                (None, Some(v)) => v.der.clone(),
-                (Some(_), None) => {
-                    return Err(unauthenticated(
-                        "certificate not registered with this broker, and no external CA has \
-                         just-in-time registration (refused before any signature check)",
-                    ));
-                }
-                (None, None) => {
-                    return Err(unauthenticated(
-                        "unknown certificate thumbprint (x5t); a new certificate must be sent in x5chain",
-                    ));
-                }
+            // A registered certificate validated before against this trust
+            // store: only the request signature is left to check.
+            let cached = match (&view, &thumb_bytes) {
+                (Some(_), Some(t)) => pki.validated.get(t, now, leeway),
+                _ => None,
             };
-            // Proof of possession of the leaf key first: one verification,
-            // before any path building.
-            let leaf_key = certbound_pki::public_key_sec1(&leaf)
-                .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
-            let cert_key = EcPublicKey::from_sec1(&leaf_key)
-                .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
-            let verifier = AwsLcVerifier::new(&cert_key)
-                .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
-            // The signature is checked before the payload is decoded: a
-            // malformed payload (invalid_request) proves the key was held.
-            let req = request.verify(&verifier, limits).map_err(|e| {
-                if e.ace_code() == AceErrorCode::InvalidClient {
-                    unauthenticated(format!("request signature: {e}"))
-                } else {
-                    from_proto(&e, "malformed request")
+            let (req, device_id, cert_key, external) = match cached {
+                Some(c) => {
+                    let req = verify_signature(&request, &c.verifier, limits)?;
+                    (req, c.device_id.clone(), c.cert_key.clone(), None)
                 }
-            })?;
+                None => {
+                    let leaf = match (leaf, &view) {
+                        (Some(leaf), Some(_)) => leaf,
+                        (Some(leaf), None) if jit => leaf,
+                        (None, Some(v)) => v.der.clone(),
+                        (Some(_), None) => {
+                            return Err(unauthenticated(
+                                "certificate not registered with this broker, and no external CA has \
+                                 just-in-time registration (refused before any signature check)",
+                            ));
+                        }
+                        (None, None) => {
+                            return Err(unauthenticated(
+                                "unknown certificate thumbprint (x5t); a new certificate must be sent in x5chain",
+                            ));
+                        }
+                    };
+                    // Proof of possession of the leaf key first: one verification,
+                    // before any path building.
+                    let leaf_key = certbound_pki::public_key_sec1(&leaf)
+                        .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
+                    let cert_key = EcPublicKey::from_sec1(&leaf_key)
+                        .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
+                    let verifier = AwsLcVerifier::new(&cert_key)
+                        .map_err(|e| unauthenticated(format!("certificate key: {e}")))?;
+                    // The signature is checked before the payload is decoded: a
+                    // malformed payload (invalid_request) proves the key was held.
+                    let req = verify_signature(&request, &verifier, limits)?;
 
-            // The caller holds the leaf key: from here refusals may say more.
-            let trust = &pki.trust;
-            let own = if view.is_some() {
-                let (mut checked, _) = trust.verify_device_cert_counted(&leaf, &extra, now, leeway);
-                if checked.is_err() && expired_grace > 0 {
-                    // An expired certificate inside the grace window: check it as of
-                    // its last valid second; everything but the date must still hold.
-                    if let Ok(summary) = certbound_pki::cert_summary(&leaf)
-                        && now > summary.not_after
-                        && now - summary.not_after <= expired_grace
-                    {
-                        checked = trust
-                            .verify_device_cert_counted(&leaf, &extra, summary.not_after, 0)
-                            .0;
-                    }
-                }
-                checked
-            } else {
-                Err(certbound_pki::PkiError::UnknownIssuer(
-                    "not a registered certificate of this broker's CA".into(),
-                ))
-            };
-            let (device_id, public_key_sec1, external) = match own {
-                Ok(cert) => (cert.device_id, cert.public_key_sec1, None),
-                // Not from our CA: maybe from an external CA (`ca trust add`).
-                Err(e) => match trust.verify_external_device_cert(&leaf, &extra, now, leeway) {
-                    Ok(x) => {
-                        let id = x
-                            .device_id()
-                            .map_err(|e| {
-                                refuse(
+                    // The caller holds the leaf key: from here refusals may say more.
+                    let trust = &pki.trust;
+                    // Whether the certificate was checked as of now (not inside the
+                    // expired grace), which is what may be kept for later requests.
+                    let mut as_of_now = true;
+                    let own = if view.is_some() {
+                        let (mut checked, _) = trust.verify_device_cert_counted(&leaf, &extra, now, leeway);
+                        if checked.is_err() && expired_grace > 0 {
+                            // An expired certificate inside the grace window: check it as of
+                            // its last valid second; everything but the date must still hold.
+                            if let Ok(summary) = certbound_pki::cert_summary(&leaf)
+                                && now > summary.not_after
+                                && now - summary.not_after <= expired_grace
+                            {
+                                checked = trust
+                                    .verify_device_cert_counted(&leaf, &extra, summary.not_after, 0)
+                                    .0;
+                                as_of_now = false;
+                            }
+                        }
+                        checked
+                    } else {
+                        Err(certbound_pki::PkiError::UnknownIssuer(
+                            "not a registered certificate of this broker's CA".into(),
+                        ))
+                    };
+                    let (device_id, public_key_sec1, external) = match own {
+                        Ok(cert) => {
+                            if as_of_now && cert.public_key_sec1 == leaf_key {
+                                pki.validated.insert(
+                                    cert.thumbprint,
+                                    Validated {
+                                        device_id: cert.device_id.clone(),
+                                        cert_key: cert_key.clone(),
+                                        verifier,
+                                        window: cert.path_valid,
+                                    },
+                                );
+                            }
+                            (cert.device_id, cert.public_key_sec1, None)
+                        }
+                        // Not from our CA: maybe from an external CA (`ca trust add`).
+                        Err(e) => match trust.verify_external_device_cert(&leaf, &extra, now, leeway) {
+                            Ok(x) => {
+                                let id = x
+                                    .device_id()
+                                    .map_err(|e| {
+                                        refuse(
+                                            AceErrorCode::InvalidClient,
+                                            format!("certificate from external CA {}: {e}", x.anchor_name),
+                                        )
+                                    })?
+                                    .to_string();
+                                (id, x.public_key_sec1.clone(), Some((x, leaf.clone())))
+                            }
+                            Err(external_err) => {
+                                // Report the check that applies: certbound's own CA,
+                                // unless the certificate is not from it at all.
+                                let why = match e {
+                                    certbound_pki::PkiError::UnknownIssuer(_) => external_err,
+                                    own_err => own_err,
+                                };
+                                return Err(refuse(
                                     AceErrorCode::InvalidClient,
-                                    format!("certificate from external CA {}: {e}", x.anchor_name),
-                                )
-                            })?
-                            .to_string();
-                        (id, x.public_key_sec1.clone(), Some(x))
+                                    format!("certificate rejected: {why}"),
+                                ));
+                            }
+                        },
+                    };
+                    if public_key_sec1 != leaf_key {
+                        return Err(unauthenticated("validated key differs from the leaf key"));
                     }
-                    Err(external_err) => {
-                        // Report the check that applies: certbound's own CA,
-                        // unless the certificate is not from it at all.
-                        let why = match e {
-                            certbound_pki::PkiError::UnknownIssuer(_) => external_err,
-                            own_err => own_err,
-                        };
-                        return Err(refuse(
-                            AceErrorCode::InvalidClient,
-                            format!("certificate rejected: {why}"),
-                        ));
-                    }
-                },
+                    (req, device_id, cert_key, external)
+                }
             };
-            if public_key_sec1 != leaf_key {
-                return Err(unauthenticated("validated key differs from the leaf key"));
-            }
             if req.iss != device_id {
                 return Err(refuse(
                     AceErrorCode::InvalidClient,
@@ -312,13 +344,13 @@ impl DeviceAuth {
             // Only now, with the signature checked, may a first use register.
             let view = match (view, &external) {
                 (Some(v), _) => Some(v),
-                (None, Some(x)) => {
+                (None, Some((x, leaf))) => {
                     self.register_just_in_time(
                         store,
                         pki,
                         x,
                         &device_id,
-                        &leaf,
+                        leaf,
                         &thumbprint,
                         &audience_hint,
                         now,
@@ -487,4 +519,22 @@ impl DeviceAuth {
 
 fn hex_short(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks the request signature with the certificate's key (the one check
+/// a cached certificate does not skip). A bad signature is "not
+/// authenticated"; a malformed payload under a good signature says what is
+/// wrong, since the key was held.
+fn verify_signature(
+    request: &UnverifiedRequest,
+    verifier: &AwsLcVerifier,
+    limits: Limits,
+) -> Result<TokenRequest, AuditedRefusal> {
+    request.verify(verifier, limits).map_err(|e| {
+        if e.ace_code() == AceErrorCode::InvalidClient {
+            unauthenticated(format!("request signature: {e}"))
+        } else {
+            from_proto(&e, "malformed request")
+        }
+    })
 }

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+mod cert_cache;
 pub mod claim_service;
 pub mod crl_cache;
 mod device_auth;

@@ -30,6 +30,8 @@ pub struct PkiState {
     /// instance published (trusted as intermediates under the root) and the
     /// partner CAs.
     pub shared: SharedCas,
+    /// Device certificates validated against this trust store.
+    pub(crate) validated: crate::cert_cache::ValidatedCerts,
     stamp: Option<SystemTime>,
 }
 
@@ -64,6 +66,7 @@ impl PkiState {
             issuing_der: ca.cert_der().to_vec(),
             ca,
             shared,
+            validated: Default::default(),
             stamp,
         })
     }

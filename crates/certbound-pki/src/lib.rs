@@ -105,4 +105,4 @@ pub use rotate::{CaInfo, RotatedCa, list_issuing, rotate_issuing, rotate_issuing
 pub use sealed::{
     KeyEncryptionKey, SEALED_KEY_LABEL, is_sealed, key_file_text, open_key, seal_key, seal_key_file,
 };
-pub use validate::{TrustStore, VerifiedClaimCert, VerifiedDeviceCert};
+pub use validate::{TrustStore, Validity, VerifiedClaimCert, VerifiedDeviceCert};

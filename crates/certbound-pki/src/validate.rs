@@ -36,6 +36,29 @@ pub struct VerifiedDeviceCert {
     pub thumbprint: [u8; 32],
     /// The device public key: 65-byte uncompressed SEC1 P-256 point (`04 || x || y`).
     pub public_key_sec1: Vec<u8>,
+    /// The window in which every certificate of the validated path (the
+    /// leaf and its CAs) is valid, unix seconds: for the same trust store,
+    /// the validation holds at any time inside it (with the same leeway),
+    /// which lets a caller cache it by thumbprint.
+    pub path_valid: Validity,
+}
+
+/// A validity window, unix seconds, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// The latest notBefore.
+    pub not_before: u64,
+    /// The earliest notAfter.
+    pub not_after: u64,
+}
+
+impl Validity {
+    /// Whether `now` is inside the window, allowing `leeway` seconds of
+    /// clock skew at both ends (as validation does).
+    pub fn contains(&self, now: u64, leeway: u64) -> bool {
+        now.saturating_add(leeway) >= self.not_before
+            && now <= self.not_after.saturating_add(leeway)
+    }
 }
 
 /// What [`TrustStore::verify_claim_cert`] proves.
@@ -252,8 +275,10 @@ impl TrustStore {
     ) -> (Result<VerifiedDeviceCert, PkiError>, PathWork) {
         let mut work = PathWork::default();
         let result = parse_der(leaf_der, "device certificate").and_then(|leaf| {
-            self.check_path(&leaf, leaf_der, extra_chain, now, leeway, &mut work)?;
-            check_leaf_profile(&leaf, leaf_der)
+            let window = self.check_path(&leaf, leaf_der, extra_chain, now, leeway, &mut work)?;
+            let mut cert = check_leaf_profile(&leaf, leaf_der)?;
+            cert.path_valid = window;
+            Ok(cert)
         });
         (result, work)
     }
@@ -326,7 +351,7 @@ impl TrustStore {
         now: u64,
         leeway: u64,
         work: &mut PathWork,
-    ) -> Result<(), PkiError> {
+    ) -> Result<Validity, PkiError> {
         if extra_chain.len() > MAX_EXTRA_CERTS {
             return Err(PkiError::Malformed(format!(
                 "{} extra chain certificates sent; at most {MAX_EXTRA_CERTS} are accepted",
@@ -358,10 +383,17 @@ impl TrustStore {
         for (below, ca) in issuers.iter().enumerate() {
             check_ca(ca, below)?;
         }
+        let mut window = Validity {
+            not_before: 0,
+            not_after: u64::MAX,
+        };
         for cert in std::iter::once(leaf).chain(issuers.iter().copied()) {
             check_critical_extensions(cert)?;
+            let v = cert.validity();
+            window.not_before = window.not_before.max(unix_u64(v.not_before.timestamp()));
+            window.not_after = window.not_after.min(unix_u64(v.not_after.timestamp()));
         }
-        Ok(())
+        Ok(window)
     }
 }
 
@@ -558,6 +590,11 @@ fn check_leaf_profile(
         not_after: unix_u64(leaf.validity().not_after.timestamp()),
         thumbprint: thumbprint_sha256(leaf_der),
         public_key_sec1,
+        // Narrowed to the whole path by the caller.
+        path_valid: Validity {
+            not_before: unix_u64(leaf.validity().not_before.timestamp()),
+            not_after: unix_u64(leaf.validity().not_after.timestamp()),
+        },
     })
 }
 

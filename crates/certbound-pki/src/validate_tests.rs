@@ -86,6 +86,36 @@ fn accepts_a_good_device_cert() {
 }
 
 #[test]
+fn the_path_window_is_the_narrowest_of_its_certificates() {
+    let f = fixture();
+    let ca = crate::cert_summary(f.ca.cert_der()).unwrap();
+    // A leaf that outlives its issuing CA: the validation holds only while
+    // the CA is valid too, and only once the leaf is.
+    let mut p = device_params("dev-long", Some("urn:certbound:device:dev-long"));
+    p.not_after = crate::cert::to_datetime(ca.not_after + 365 * DAY).unwrap();
+    let der = sign(&p, &rcgen_issuer(&f.paths));
+    let v = f.store.verify_device_cert(&der, &[], NOW, 0).unwrap();
+    assert_eq!(v.not_after, ca.not_after + 365 * DAY);
+    assert_eq!(
+        v.path_valid,
+        Validity {
+            not_before: NOW - 60,
+            not_after: ca.not_after,
+        }
+    );
+    assert!(v.path_valid.contains(NOW, 0));
+    assert!(!v.path_valid.contains(ca.not_after + 1, 0));
+    assert!(v.path_valid.contains(ca.not_after + 1, 5));
+    assert!(!v.path_valid.contains(NOW - 61, 0));
+    // And validation itself agrees at the edge.
+    assert!(
+        f.store
+            .verify_device_cert(&der, &[], ca.not_after + 1, 0)
+            .is_err()
+    );
+}
+
+#[test]
 fn hand_made_profile_is_accepted() {
     // Guards the negative tests below: the baseline they mutate is valid.
     let f = fixture();
