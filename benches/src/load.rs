@@ -14,6 +14,7 @@
 //! ```sh
 //! cargo build --release -p certbound-cli -p certbound-bench
 //! target/release/certbound-load coap --devices 100 --requests 20000 --concurrency 32
+//! target/release/certbound-load mqtt --devices 100 --requests 20000
 //! ```
 
 #[path = "setup.rs"]
@@ -33,8 +34,11 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
     UnparsedPublicKey,
 };
+use certbound_agent::decode_token_response;
+use certbound_agent::mqtt::{MqttConnectSettings, MqttDevice};
 use certbound_coap::Client;
 use certbound_coap::{ResponseType, content_format};
+use certbound_registry::config::DataDir;
 use clap::{Parser, Subcommand};
 
 use setup::{Fixture, RequestFactory, unix_now};
@@ -53,6 +57,10 @@ struct Args {
 enum Transport {
     /// Token requests over CoAP (UDP, `POST /token`, COSE_Sign1 requests).
     Coap(LoadArgs),
+    /// Token requests over the embedded MQTT server: every device holds its
+    /// own mTLS session and has one request in flight (`--concurrency` is
+    /// not used: the devices are the concurrency).
+    Mqtt(LoadArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,7 +86,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match args.transport {
-        Transport::Coap(a) => rt.block_on(coap(a)),
+        Transport::Coap(a) => rt.block_on(run(a, Kind::Coap)),
+        Transport::Mqtt(a) => rt.block_on(run(a, Kind::Mqtt)),
     }
 }
 
@@ -86,6 +95,7 @@ fn main() -> anyhow::Result<()> {
 struct Server {
     child: Child,
     coap: SocketAddr,
+    mqtt: SocketAddr,
 }
 
 impl Drop for Server {
@@ -122,6 +132,7 @@ fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 fn start_server(binary: &PathBuf, fx: &Fixture) -> anyhow::Result<Server> {
     let coap = free_udp()?;
+    let mqtt = free_tcp()?;
     let child = Command::new(binary)
         .arg("serve")
         .arg("--dir")
@@ -129,7 +140,7 @@ fn start_server(binary: &PathBuf, fx: &Fixture) -> anyhow::Result<Server> {
         .arg("--coap-listen")
         .arg(coap.to_string())
         .arg("--mqtt-listen")
-        .arg(free_tcp()?.to_string())
+        .arg(mqtt.to_string())
         .arg("--https-listen")
         .arg(free_tcp()?.to_string())
         .env("RUST_LOG", "warn")
@@ -137,7 +148,7 @@ fn start_server(binary: &PathBuf, fx: &Fixture) -> anyhow::Result<Server> {
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
-    Ok(Server { child, coap })
+    Ok(Server { child, coap, mqtt })
 }
 
 /// CPU time (user + system, all threads) of process `pid`, nanoseconds.
@@ -211,39 +222,88 @@ fn crypto_baseline() -> anyhow::Result<(f64, f64)> {
     Ok((verify, sign))
 }
 
-/// Sends `requests` over `clients`, one task per client; returns the
-/// successes, the refusals and their first description.
-async fn send_all(clients: &[Arc<Client>], requests: Vec<Vec<u8>>) -> (u64, u64, Option<String>) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Coap,
+    Mqtt,
+}
+
+/// Where requests go: CoAP client sockets, or devices' MQTT sessions.
+enum Senders {
+    Coap(Vec<Arc<Client>>),
+    /// One connection per device, in the fixture's device order.
+    Mqtt(Vec<Arc<MqttDevice>>),
+}
+
+impl Senders {
+    fn lanes(&self) -> usize {
+        match self {
+            Senders::Coap(c) => c.len(),
+            Senders::Mqtt(d) => d.len(),
+        }
+    }
+
+    /// Sends one request on lane `lane`; `Ok(())` when a token came back.
+    async fn send(&self, lane: usize, body: Vec<u8>) -> Result<(), String> {
+        match self {
+            Senders::Coap(clients) => {
+                match clients[lane]
+                    .post("token", content_format::COSE_SIGN1, body)
+                    .await
+                {
+                    Ok(r) if r.code == ResponseType::Created => Ok(()),
+                    Ok(r) => Err(format!(
+                        "{:?}: {}",
+                        r.code,
+                        String::from_utf8_lossy(&r.payload)
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Senders::Mqtt(devices) => {
+                let answer = devices[lane]
+                    .exchange_token_request(body)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                decode_token_response(
+                    ResponseType::Created,
+                    Some(content_format::ACE_CBOR),
+                    &answer,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Sends `requests[lane]` on each lane, one task per lane; returns the
+/// successes, the refusals and the first refusal's reason.
+async fn send_all(
+    senders: &Arc<Senders>,
+    requests: Vec<Vec<Vec<u8>>>,
+) -> (u64, u64, Option<String>) {
     let ok = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let first_refusal = Arc::new(std::sync::Mutex::new(None::<String>));
-    let mut shares: Vec<Vec<Vec<u8>>> = vec![Vec::new(); clients.len()];
-    for (i, r) in requests.into_iter().enumerate() {
-        shares[i % clients.len()].push(r);
-    }
-    let tasks: Vec<_> = shares
+    let tasks: Vec<_> = requests
         .into_iter()
-        .zip(clients)
-        .map(|(share, client)| {
-            let (client, ok, refused, first) = (
-                Arc::clone(client),
+        .enumerate()
+        .map(|(lane, share)| {
+            let (senders, ok, refused, first) = (
+                Arc::clone(senders),
                 ok.clone(),
                 refused.clone(),
                 first_refusal.clone(),
             );
             tokio::spawn(async move {
                 for body in share {
-                    let answer = client.post("token", content_format::COSE_SIGN1, body).await;
-                    match answer {
-                        Ok(r) if r.code == ResponseType::Created => {
+                    match senders.send(lane, body).await {
+                        Ok(()) => {
                             ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        other => {
+                        Err(why) => {
                             refused.fetch_add(1, Ordering::Relaxed);
-                            let why = match other {
-                                Ok(r) => format!("{:?} ({} bytes)", r.code, r.payload.len()),
-                                Err(e) => e.to_string(),
-                            };
                             if let Ok(mut f) = first.lock() {
                                 f.get_or_insert(why);
                             }
@@ -264,7 +324,71 @@ async fn send_all(clients: &[Arc<Client>], requests: Vec<Vec<u8>>) -> (u64, u64,
     )
 }
 
-async fn coap(args: LoadArgs) -> anyhow::Result<()> {
+/// `count` pre-signed requests per lane: CoAP lanes take the devices in
+/// turn; an MQTT lane is its device.
+fn presign(
+    kind: Kind,
+    fx: &Fixture,
+    factory: &mut RequestFactory,
+    lanes: usize,
+    total: u64,
+    now: u64,
+) -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
+    let mut out = vec![Vec::new(); lanes];
+    for i in 0..total as usize {
+        let lane = i % lanes;
+        let device = match kind {
+            Kind::Coap => &fx.devices[i % fx.devices.len()],
+            Kind::Mqtt => &fx.devices[lane],
+        };
+        out[lane].push(factory.build(device, now)?);
+    }
+    Ok(out)
+}
+
+async fn connect(
+    kind: Kind,
+    server: &Server,
+    fx: &Fixture,
+    concurrency: usize,
+) -> anyhow::Result<Senders> {
+    match kind {
+        Kind::Coap => {
+            let mut clients = Vec::new();
+            for _ in 0..concurrency {
+                clients.push(Arc::new(
+                    Client::connect(server.coap, Default::default()).await?,
+                ));
+            }
+            Ok(Senders::Coap(clients))
+        }
+        Kind::Mqtt => {
+            let ca_pem = std::fs::read_to_string(DataDir::new(&fx.dir).pki().chain())?;
+            let mut devices = Vec::new();
+            for (i, d) in fx.devices.iter().enumerate() {
+                let settings = MqttConnectSettings {
+                    host: server.mqtt.ip().to_string(),
+                    port: server.mqtt.port(),
+                    ca_pem: ca_pem.clone(),
+                    cert_pem: d.cert_pem().to_string(),
+                    key_pem: d.key_pem().to_string(),
+                    timeout: Duration::from_secs(30),
+                };
+                let device = MqttDevice::connect(d, &settings).await.with_context(|| {
+                    format!(
+                        "device {} of {} connecting over MQTT",
+                        i + 1,
+                        fx.devices.len()
+                    )
+                })?;
+                devices.push(Arc::new(device));
+            }
+            Ok(Senders::Mqtt(devices))
+        }
+    }
+}
+
+async fn run(args: LoadArgs, kind: Kind) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.devices > 0 && args.concurrency > 0,
         "--devices and --concurrency must be at least 1"
@@ -276,51 +400,47 @@ async fn coap(args: LoadArgs) -> anyhow::Result<()> {
     let fx = Fixture::new(args.devices).await?;
     let server = start_server(&binary, &fx)?;
     let pid = server.child.id();
-    let mut clients = Vec::new();
-    for _ in 0..args.concurrency {
-        clients.push(Arc::new(
-            Client::connect(server.coap, Default::default()).await?,
-        ));
-    }
+    // Ready when it answers over CoAP.
+    let probe = Client::connect(server.coap, Default::default()).await?;
     let mut factory = RequestFactory::new();
-    // Ready when it answers; every device's certificate then validated once,
-    // as in a fleet that has been running.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let body = factory.build(&fx.devices[0], unix_now())?;
-        match clients[0]
-            .post("token", content_format::COSE_SIGN1, body)
-            .await
-        {
+        match probe.post("token", content_format::COSE_SIGN1, body).await {
             Ok(r) if r.code == ResponseType::Created => break,
             _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
             Ok(r) => bail!("the server answers {:?}", r.code),
             Err(e) => bail!("the server does not answer over CoAP: {e}"),
         }
     }
-    let now = unix_now();
-    let warm: Vec<Vec<u8>> = fx
-        .devices
-        .iter()
-        .map(|d| factory.build(d, now))
-        .collect::<Result<_, _>>()?;
-    let (_, refused, why) = send_all(&clients, warm).await;
+    eprintln!("connecting...");
+    let senders = Arc::new(connect(kind, &server, &fx, args.concurrency).await?);
+    let lanes = senders.lanes();
+    // Every device's certificate validated once, as in a fleet that has
+    // been running.
+    let warm = presign(
+        kind,
+        &fx,
+        &mut factory,
+        lanes,
+        fx.devices.len().max(lanes) as u64,
+        unix_now(),
+    )?;
+    let (_, refused, why) = send_all(&senders, warm).await;
     anyhow::ensure!(refused == 0, "warm-up refused: {why:?}");
 
     eprintln!("pre-signing {} requests...", args.requests);
-    let now = unix_now();
-    let requests: Vec<Vec<u8>> = (0..args.requests)
-        .map(|i| factory.build(&fx.devices[(i as usize) % fx.devices.len()], now))
-        .collect::<Result<_, _>>()?;
+    let requests = presign(kind, &fx, &mut factory, lanes, args.requests, unix_now())?;
     let tick = tick_ns();
-    eprintln!("sending, {} in flight...", args.concurrency);
+    eprintln!("sending, {lanes} in flight...");
     let cpu0 = process_cpu_ns(pid, tick)?;
     let own0 = process_cpu_ns(std::process::id(), tick)?;
     let t = Instant::now();
-    let (ok, refused, why) = send_all(&clients, requests).await;
+    let (ok, refused, why) = send_all(&senders, requests).await;
     let elapsed = t.elapsed().as_secs_f64();
     let server_cpu = process_cpu_ns(pid, tick)?.saturating_sub(cpu0) as f64;
     let own_cpu = process_cpu_ns(std::process::id(), tick)?.saturating_sub(own0) as f64;
+    drop(senders);
     drop(server);
 
     let crypto = t_verify + t_sign;
@@ -332,9 +452,12 @@ async fn coap(args: LoadArgs) -> anyhow::Result<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| CoAP | {} | {} | {ok} | {refused} | {elapsed:.2} | {rate:.0} | {:.0} µs | {:.2} | {:.0} µs | {:.1} + {:.1} = {:.1} µs | {:.2}x | {:.2} |",
+        "| {} | {} | {lanes} | {ok} | {refused} | {elapsed:.2} | {rate:.0} | {:.0} µs | {:.2} | {:.0} µs | {:.1} + {:.1} = {:.1} µs | {:.2}x | {:.2} |",
+        match kind {
+            Kind::Coap => "CoAP",
+            Kind::Mqtt => "MQTT (mTLS session per device)",
+        },
         args.devices,
-        args.concurrency,
         cpu_per_token / 1e3,
         server_cpu / 1e9 / elapsed,
         own_cpu / ok.max(1) as f64 / 1e3,

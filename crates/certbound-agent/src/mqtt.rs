@@ -244,28 +244,36 @@ impl MqttDevice {
         params: &TokenRequestParams,
         now: u64,
     ) -> Result<ObtainedToken, AgentError> {
-        let mut responses = self.responses.lock().await;
-        // Drop answers to earlier, timed-out requests.
-        while responses.try_recv().is_ok() {}
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
         let body = build_token_request(identity, params, now, nonce)?;
-        self.hand_over(
-            topics::topic(&self.device_id, TopicKind::TokenRequest),
-            body,
-            None,
-        )
-        .await?;
-        let payload = tokio::time::timeout(self.timeout, responses.recv())
-            .await
-            .map_err(|_| AgentError::Mqtt(format!("no token response within {:?}", self.timeout)))?
-            .ok_or_else(|| AgentError::Mqtt("the MQTT connection closed".into()))?;
+        let payload = self.exchange_token_request(body).await?;
         // MQTT has no status code: the ACE body itself says token or error.
         decode_token_response(
             ResponseType::Created,
             Some(content_format::ACE_CBOR),
             &payload,
         )
+    }
+
+    /// Publishes a signed token request built elsewhere (see
+    /// [`build_token_request`]) on `token/req` and returns the raw ACE answer
+    /// from `token/res`, unchecked: for load generators and tests that send
+    /// pre-signed requests.
+    pub async fn exchange_token_request(&self, body: Vec<u8>) -> Result<Vec<u8>, AgentError> {
+        let mut responses = self.responses.lock().await;
+        // Drop answers to earlier, timed-out requests.
+        while responses.try_recv().is_ok() {}
+        self.hand_over(
+            topics::topic(&self.device_id, TopicKind::TokenRequest),
+            body,
+            None,
+        )
+        .await?;
+        tokio::time::timeout(self.timeout, responses.recv())
+            .await
+            .map_err(|_| AgentError::Mqtt(format!("no token response within {:?}", self.timeout)))?
+            .ok_or_else(|| AgentError::Mqtt("the MQTT connection closed".into()))
     }
 
     /// Publishes a signed re-enrollment request (see [`crate::reenroll`]) on
