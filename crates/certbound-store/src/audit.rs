@@ -110,17 +110,25 @@ pub(super) async fn insert_events(
     tx: &mut sqlx::AnyConnection,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
-    for raw in events {
-        let e = crate::audit_fields::sanitize(raw);
-        sqlx::query("INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(to_i64(e.ts_ms))
-            .bind(&e.actor)
-            .bind(&e.action)
-            .bind(&e.subject)
-            .bind(&e.outcome)
-            .bind(&e.detail)
-            .execute(&mut *tx)
-            .await?;
+    for chunk in events.chunks(crate::batch_insert::ROWS_PER_INSERT) {
+        let clean: Vec<AuditEvent> = chunk.iter().map(crate::audit_fields::sanitize).collect();
+        let sql = crate::batch_insert::multi_row_insert(
+            "INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES ",
+            6,
+            clean.len(),
+            "",
+        );
+        let mut query = sqlx::query(&sql);
+        for e in &clean {
+            query = query
+                .bind(to_i64(e.ts_ms))
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.subject)
+                .bind(&e.outcome)
+                .bind(&e.detail);
+        }
+        query.execute(&mut *tx).await?;
     }
     Ok(())
 }

@@ -106,16 +106,20 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_log_write().await?;
-        for t in tokens {
-            bind_token(
-                sqlx::query(
-                    "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (jti) DO NOTHING",
-                ),
-                t,
-            )
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: one round trip to the database (and, on
+        // SQLite, to its worker thread) per chunk instead of per row.
+        for chunk in tokens.chunks(crate::batch_insert::ROWS_PER_INSERT) {
+            let sql = crate::batch_insert::multi_row_insert(
+                "INSERT INTO issued_tokens (jti, kind, subject, api_id, scope, format, kid, cnf, list_id, list_idx, iat, exp) VALUES ",
+                12,
+                chunk.len(),
+                " ON CONFLICT (jti) DO NOTHING",
+            );
+            let mut query = sqlx::query(&sql);
+            for t in chunk {
+                query = bind_token(query, t);
+            }
+            query.execute(&mut *tx).await?;
         }
         super::audit::insert_events(&mut tx, events).await?;
         tx.commit().await?;

@@ -990,6 +990,7 @@ fn cert_from_row(r: sqlx::any::AnyRow) -> CertRecord {
 
 mod audit;
 pub mod audit_fields;
+mod batch_insert;
 mod bulk;
 mod certs;
 mod claims;
