@@ -77,6 +77,9 @@ struct LoadArgs {
     /// The `certbound` binary to start (default: next to this one).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// The server's log filter (`RUST_LOG`); its log goes to this process's stderr.
+    #[arg(long, default_value = "warn")]
+    server_log: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,7 +133,7 @@ fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn start_server(binary: &PathBuf, fx: &Fixture) -> anyhow::Result<Server> {
+fn start_server(binary: &PathBuf, fx: &Fixture, log: &str) -> anyhow::Result<Server> {
     let coap = free_udp()?;
     let mqtt = free_tcp()?;
     let child = Command::new(binary)
@@ -143,7 +146,7 @@ fn start_server(binary: &PathBuf, fx: &Fixture) -> anyhow::Result<Server> {
         .arg(mqtt.to_string())
         .arg("--https-listen")
         .arg(free_tcp()?.to_string())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -217,7 +220,7 @@ fn crypto_baseline() -> anyhow::Result<(f64, f64)> {
     let verify = time_op(|| {
         std::hint::black_box(
             public
-                .verify(std::hint::black_box(&message), signature.as_ref())
+                .verify_sig(std::hint::black_box(&message), signature.as_ref())
                 .is_ok(),
         );
     });
@@ -400,7 +403,7 @@ async fn run(args: LoadArgs, kind: Kind) -> anyhow::Result<()> {
     let (t_verify, t_sign) = crypto_baseline()?;
     eprintln!("provisioning {} devices...", args.devices);
     let fx = Fixture::new(args.devices).await?;
-    let server = start_server(&binary, &fx)?;
+    let server = start_server(&binary, &fx, &args.server_log)?;
     let pid = server.child.id();
     // Ready when it answers over CoAP.
     let probe = Client::connect(server.coap, Default::default()).await?;

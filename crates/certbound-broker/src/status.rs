@@ -55,12 +55,30 @@ pub struct StatusConfig {
 /// A signed list and when it was built.
 type BuiltList = (Instant, Arc<Vec<u8>>);
 
-#[derive(Debug, Default)]
-struct Block {
+/// Reserved status-list entries `next..end` of list `list`.
+#[derive(Debug, Clone, Copy)]
+struct Reserved {
     list: u64,
     next: u64,
     end: u64,
-    reserved_at: Option<Instant>,
+    at: Instant,
+}
+
+impl Reserved {
+    /// Still within [`MAX_BLOCK_AGE_SECS`] of its reservation.
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < Duration::from_secs(MAX_BLOCK_AGE_SECS)
+    }
+}
+
+/// The block entries are handed out from, and the next one, reserved in
+/// the background once half of the current one is used, so that a token
+/// does not wait for a store write in steady state.
+#[derive(Debug, Default)]
+struct Block {
+    current: Option<Reserved>,
+    spare: Option<Reserved>,
+    fetching: bool,
 }
 
 /// The status lists of one broker.
@@ -69,7 +87,7 @@ pub struct StatusLists {
     config: StatusConfig,
     store: Store,
     keys: SharedKeys,
-    block: tokio::sync::Mutex<Block>,
+    block: Arc<tokio::sync::Mutex<Block>>,
     built: Mutex<HashMap<u64, BuiltList>>,
 }
 
@@ -80,7 +98,7 @@ impl StatusLists {
             config,
             store,
             keys,
-            block: tokio::sync::Mutex::new(Block::default()),
+            block: Arc::default(),
             built: Mutex::new(HashMap::new()),
         }
     }
@@ -101,26 +119,62 @@ impl StatusLists {
     /// Hands out the next entry for a new token.
     pub async fn allocate(&self, now: u64) -> Result<StatusRef, BrokerError> {
         let mut block = self.block.lock().await;
-        let stale = block
-            .reserved_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(MAX_BLOCK_AGE_SECS));
-        if block.next >= block.end || stale {
-            let (list, first, count) = self
-                .store
-                .reserve_status_entries(BLOCK, self.config.list_size, now)
-                .await?;
-            *block = Block {
-                list,
-                next: first,
-                end: first + count,
-                reserved_at: Some(Instant::now()),
-            };
+        let usable = |r: &Option<Reserved>| r.filter(|r| r.next < r.end && r.fresh());
+        let mut current = match usable(&block.current) {
+            Some(c) => c,
+            None => match usable(&block.spare.take()) {
+                Some(spare) => spare,
+                // No spare ready (start, or faster than the background
+                // reservation): reserve now, as the first token must.
+                None => self.reserve(now).await?,
+            },
+        };
+        let idx = current.next;
+        current.next += 1;
+        block.current = Some(current);
+        if current.end - current.next < BLOCK / 2 && block.spare.is_none() && !block.fetching {
+            block.fetching = true;
+            let (slot, store, list_size) = (
+                Arc::clone(&self.block),
+                self.store.clone(),
+                self.config.list_size,
+            );
+            tokio::spawn(async move {
+                let reserved = store.reserve_status_entries(BLOCK, list_size, now).await;
+                let mut block = slot.lock().await;
+                block.fetching = false;
+                match reserved {
+                    Ok((list, first, count)) => {
+                        block.spare = Some(Reserved {
+                            list,
+                            next: first,
+                            end: first + count,
+                            at: Instant::now(),
+                        });
+                    }
+                    Err(e) => {
+                        // The next token reserves in line and reports it.
+                        tracing::warn!(error = %e, "reserving status-list entries in advance failed");
+                    }
+                }
+            });
         }
-        let idx = block.next;
-        block.next += 1;
         Ok(StatusRef {
             idx,
-            uri: self.uri(block.list),
+            uri: self.uri(current.list),
+        })
+    }
+
+    async fn reserve(&self, now: u64) -> Result<Reserved, BrokerError> {
+        let (list, first, count) = self
+            .store
+            .reserve_status_entries(BLOCK, self.config.list_size, now)
+            .await?;
+        Ok(Reserved {
+            list,
+            next: first,
+            end: first + count,
+            at: Instant::now(),
         })
     }
 
