@@ -383,20 +383,37 @@ impl Store {
     }
 
     /// Pushes each scheduled retirement past the expiry (+ `leeway`) of the
-    /// last recorded token its key signed.
+    /// last recorded token its key signed. The records are read outside any
+    /// write transaction (a scan of the token records must not hold up the
+    /// writers); only a retirement that has to move is written.
     pub async fn extend_retirements(&self, leeway: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            // The later of the two (no two-argument MAX on PostgreSQL, no
-            // GREATEST on SQLite).
-            "UPDATE signing_keys SET retire_after = CASE \
-               WHEN retire_after >= COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + $1 \
-               THEN retire_after \
-               ELSE COALESCE((SELECT MAX(exp) FROM issued_tokens WHERE kid = signing_keys.kid), 0) + $1 END \
-             WHERE retire_after IS NOT NULL",
+        let scheduled: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT kid, retire_after FROM signing_keys WHERE retire_after IS NOT NULL",
         )
-        .bind(to_i64(leeway))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
+        for (kid, retire_after) in scheduled {
+            let last: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(exp) FROM issued_tokens WHERE kid = $1")
+                    .bind(&kid)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let needed = last.unwrap_or(0).saturating_add(to_i64(leeway));
+            if needed <= retire_after {
+                continue;
+            }
+            let mut tx = self.begin_log_write().await?;
+            // Only later, never earlier: another instance may have moved it.
+            sqlx::query(
+                "UPDATE signing_keys SET retire_after = $1 \
+                 WHERE kid = $2 AND retire_after IS NOT NULL AND retire_after < $1",
+            )
+            .bind(needed)
+            .bind(&kid)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 

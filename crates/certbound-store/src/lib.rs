@@ -294,21 +294,29 @@ pub fn postgres_target(url: &str) -> Option<PostgresTarget> {
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     writes: Option<Arc<AtomicU64>>,
+    /// SQLite: this process's turn to write (see [`Store`]), held until the
+    /// transaction ends. Declared after `tx`, so dropped after it.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
     /// Commits; a registry write then moves the store's write counter.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        if let Some(writes) = &self.writes {
+        let WriteTx { tx, writes, _turn } = self;
+        tx.commit().await?;
+        if let Some(writes) = &writes {
             writes.fetch_add(1, Ordering::AcqRel);
         }
+        drop(_turn);
         Ok(())
     }
 
     /// Rolls back (as dropping it does).
     pub async fn rollback(self) -> Result<(), StoreError> {
-        Ok(self.tx.rollback().await?)
+        let WriteTx { tx, _turn, .. } = self;
+        tx.rollback().await?;
+        drop(_turn);
+        Ok(())
     }
 }
 
@@ -325,13 +333,20 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// SQLite's busy timeout on every connection (`PRAGMA busy_timeout = 10000` in `connect`).
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Handle to the database (cheap to clone).
 ///
 /// Write transactions ([`Store::begin_write`]) are serialised: on SQLite they
 /// start with `BEGIN IMMEDIATE` (a deferred transaction that reads and then
 /// writes fails at once with SQLITE_BUSY, no busy timeout applies, when
 /// another connection committed in between); on PostgreSQL they take one
-/// transaction-scoped advisory lock.
+/// transaction-scoped advisory lock. On SQLite, the writers of one process
+/// also queue for their turn in memory first: SQLite makes a writer that
+/// finds the database locked sleep and retry (its busy handler sleeps up to
+/// 100 ms a time), which under load stalled the batch writers behind one
+/// another for far longer than the writes themselves took.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -341,6 +356,8 @@ pub struct Store {
     writes: Arc<AtomicU64>,
     /// The URL it was opened with (for the change-feed listener).
     url: Arc<StoreUrl>,
+    /// SQLite: whose turn it is to write, among this process's writers.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A store URL that never shows its password ([`redact_url`]) when printed.
@@ -421,6 +438,7 @@ impl Store {
             backend,
             writes: Arc::default(),
             url: Arc::new(StoreUrl(url.to_string())),
+            turn: Arc::default(),
         };
         match backend {
             // The embedded default upgrades itself when opened.
@@ -480,6 +498,7 @@ impl Store {
             backend,
             writes: Arc::default(),
             url: Arc::new(StoreUrl(url.to_string())),
+            turn: Arc::default(),
         })
     }
 
@@ -572,9 +591,11 @@ impl Store {
     /// at the commit (not at the start) means a refresh that ran while the
     /// transaction was open cannot hide it.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let (tx, turn) = self.begin_serialised().await?;
         Ok(WriteTx {
-            tx: self.begin_serialised().await?,
+            tx,
             writes: Some(self.writes.clone()),
+            _turn: turn,
         })
     }
 
@@ -590,22 +611,40 @@ impl Store {
     /// the write counter alone: the token path's own records must not make
     /// every next lookup re-read the change feed.
     pub async fn begin_log_write(&self) -> Result<WriteTx, StoreError> {
+        let (tx, turn) = self.begin_serialised().await?;
         Ok(WriteTx {
-            tx: self.begin_serialised().await?,
+            tx,
             writes: None,
+            _turn: turn,
         })
     }
 
-    async fn begin_serialised(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    async fn begin_serialised(
+        &self,
+    ) -> Result<
+        (
+            Transaction<'static, Any>,
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+        ),
+        StoreError,
+    > {
         match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite => {
+                // As long as SQLite's own busy timeout at most; then it is
+                // SQLite's lock alone, as without the queue.
+                let turn =
+                    tokio::time::timeout(SQLITE_BUSY_TIMEOUT, Arc::clone(&self.turn).lock_owned())
+                        .await
+                        .ok();
+                Ok((self.pool.begin_with("BEGIN IMMEDIATE").await?, turn))
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT count(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
                     .bind(PG_WRITE_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                Ok(tx)
+                Ok((tx, None))
             }
         }
     }
