@@ -8,8 +8,6 @@
 use std::sync::Mutex;
 
 use certbound_pki::thumbprint_sha256;
-
-use crate::cert_cache::Validated;
 use certbound_proto::ace::AceErrorCode;
 use certbound_proto::cbor::Limits;
 use certbound_proto::crypto::AwsLcVerifier;
@@ -18,6 +16,7 @@ use certbound_proto::replay::{Admission, ReplayCache};
 use certbound_proto::request::{CertRef, TokenRequest, UnverifiedRequest};
 use certbound_proto::{EcPublicKey, ProtoError};
 
+use crate::cert_cache::Validated;
 use crate::limits::RateLimits;
 use crate::pki_state::PkiState;
 use crate::refusal::{AuditedRefusal, Refusal, from_proto, internal, refuse, unauthenticated};
