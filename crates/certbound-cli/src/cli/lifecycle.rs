@@ -74,7 +74,8 @@ pub enum CaCommand {
 pub enum TrustCommand {
     /// Trust a partner CA. With --jit-group, a device presenting a certificate from
     /// it (device id = its CN, sent in full as x5chain) is registered into that group
-    /// on first use; without it such devices are refused.
+    /// on first use; without it such devices are refused. Kept in the store: every
+    /// instance of the service trusts it within a second.
     Add {
         #[command(flatten)]
         dir: DirArg,
@@ -95,7 +96,7 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop trusting an external CA.
+    /// Stop trusting an external CA (on every instance, within a second).
     Remove {
         #[command(flatten)]
         dir: DirArg,
