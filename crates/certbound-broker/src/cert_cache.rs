@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use certbound_pki::Validity;
-use certbound_proto::EcPublicKey;
 use certbound_proto::crypto::AwsLcVerifier;
 
 /// At most this many certificates are kept (about 300 bytes each).
@@ -34,8 +33,7 @@ pub const MAX_ENTRIES: usize = 1 << 20;
 pub(crate) struct Validated {
     /// The device id the certificate names.
     pub device_id: String,
-    /// Its key, and a verifier with the key parsed once.
-    pub cert_key: EcPublicKey,
+    /// The certificate's key, parsed once (`Verifier::public_key` gives it).
     pub verifier: AwsLcVerifier,
     /// Where the validation holds.
     pub window: Validity,
@@ -92,7 +90,6 @@ mod tests {
         Validated {
             device_id: "dev-1".into(),
             verifier: AwsLcVerifier::new(&key).unwrap(),
-            cert_key: key,
             window,
         }
     }

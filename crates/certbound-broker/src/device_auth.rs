@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use certbound_pki::thumbprint_sha256;
 use certbound_proto::ace::AceErrorCode;
 use certbound_proto::cbor::Limits;
-use certbound_proto::crypto::AwsLcVerifier;
+use certbound_proto::crypto::{AwsLcVerifier, Verifier as _};
 use certbound_proto::error::ClaimError;
 use certbound_proto::replay::{Admission, ReplayCache};
 use certbound_proto::request::{CertRef, TokenRequest, UnverifiedRequest};
@@ -196,35 +196,27 @@ impl DeviceAuth {
             .unwrap_or_default();
 
         // The certificate: registered (by thumbprint) or sent in full.
-        let (thumb_bytes, leaf, extra) = match &request.cert {
-            CertRef::X5t(hash) => (Some(*hash), None, Vec::new()),
+        let (thumb, leaf, extra) = match &request.cert {
+            CertRef::X5t(hash) => (*hash, None, Vec::new()),
             CertRef::X5Chain(chain) => match chain.split_first() {
-                Some((leaf, rest)) => (
-                    Some(thumbprint_sha256(leaf)),
-                    Some(leaf.clone()),
-                    rest.to_vec(),
-                ),
+                Some((leaf, rest)) => (thumbprint_sha256(leaf), Some(leaf.clone()), rest.to_vec()),
                 None => return Err(refuse(AceErrorCode::InvalidRequest, "empty x5chain")),
             },
         };
-        let thumbprint = match &request.cert {
-            CertRef::X5t(hash) => hex::encode(hash),
-            CertRef::X5Chain(_) => thumb_bytes.map(hex::encode).unwrap_or_default(),
-        };
+        let thumbprint = hex::encode(thumb);
         let x5t = thumbprint.clone();
         async {
             let view = self.view(store, &thumbprint, &audience_hint).await?;
             let jit = pki.external.values().any(Option::is_some);
             // A registered certificate validated before against this trust
             // store: only the request signature is left to check.
-            let cached = match (&view, &thumb_bytes) {
-                (Some(_), Some(t)) => pki.validated.get(t, now, leeway),
-                _ => None,
-            };
+            let cached = view
+                .as_ref()
+                .and_then(|_| pki.validated.get(&thumb, now, leeway));
             let (req, device_id, cert_key, external) = match cached {
                 Some(c) => {
                     let req = verify_signature(&request, &c.verifier, limits)?;
-                    (req, c.device_id.clone(), c.cert_key.clone(), None)
+                    (req, c.device_id.clone(), c.verifier.public_key().clone(), None)
                 }
                 None => {
                     let leaf = match (leaf, &view) {
@@ -288,7 +280,6 @@ impl DeviceAuth {
                                     cert.thumbprint,
                                     Validated {
                                         device_id: cert.device_id.clone(),
-                                        cert_key: cert_key.clone(),
                                         verifier,
                                         window: cert.path_valid,
                                     },

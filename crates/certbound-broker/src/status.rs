@@ -126,7 +126,7 @@ impl StatusLists {
                 Some(spare) => spare,
                 // No spare ready (start, or faster than the background
                 // reservation): reserve now, as the first token must.
-                None => self.reserve(now).await?,
+                None => reserve(&self.store, self.config.list_size, now).await?,
             },
         };
         let idx = current.next;
@@ -140,41 +140,22 @@ impl StatusLists {
                 self.config.list_size,
             );
             tokio::spawn(async move {
-                let reserved = store.reserve_status_entries(BLOCK, list_size, now).await;
+                let reserved = reserve(&store, list_size, now).await;
                 let mut block = slot.lock().await;
                 block.fetching = false;
                 match reserved {
-                    Ok((list, first, count)) => {
-                        block.spare = Some(Reserved {
-                            list,
-                            next: first,
-                            end: first + count,
-                            at: Instant::now(),
-                        });
-                    }
-                    Err(e) => {
-                        // The next token reserves in line and reports it.
-                        tracing::warn!(error = %e, "reserving status-list entries in advance failed");
-                    }
+                    Ok(spare) => block.spare = Some(spare),
+                    // The next token reserves in line and reports it.
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "reserving status-list entries in advance failed"
+                    ),
                 }
             });
         }
         Ok(StatusRef {
             idx,
             uri: self.uri(current.list),
-        })
-    }
-
-    async fn reserve(&self, now: u64) -> Result<Reserved, BrokerError> {
-        let (list, first, count) = self
-            .store
-            .reserve_status_entries(BLOCK, self.config.list_size, now)
-            .await?;
-        Ok(Reserved {
-            list,
-            next: first,
-            end: first + count,
-            at: Instant::now(),
         })
     }
 
@@ -224,4 +205,15 @@ impl StatusLists {
         }
         Ok(Some(bytes))
     }
+}
+
+/// Reserves the next [`BLOCK`] entries in the store.
+async fn reserve(store: &Store, list_size: u64, now: u64) -> Result<Reserved, BrokerError> {
+    let (list, first, count) = store.reserve_status_entries(BLOCK, list_size, now).await?;
+    Ok(Reserved {
+        list,
+        next: first,
+        end: first + count,
+        at: Instant::now(),
+    })
 }
