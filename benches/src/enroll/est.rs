@@ -272,7 +272,7 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
         server: "certbound serve",
         endpoint: format!("{endpoint} (mTLS, {connection})"),
         in_flight: c,
-        records: "yes: SQLite, synchronous=FULL, certificate row + audit event",
+        records: "yes: certificate row committed before the answer (SQLite WAL, synchronous=FULL); audit event queued",
         tally,
         measured,
     });
@@ -299,7 +299,7 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "certbound commits every certificate (and its audit event; enrollments also the device row and the claim use) to SQLite before answering; cfssl without -db-config records nothing."
+        "certbound commits every certificate (enrollments: with the device row and the claim use, in one transaction) to SQLite before answering and queues its audit event for the batched audit writer; cfssl without -db-config records nothing."
     );
     anyhow::ensure!(refused == 0, "{refused} certbound requests refused");
     Ok(())
