@@ -1,0 +1,61 @@
+//! CPU time of a process from `/proc/<pid>/stat`, as `load.rs` reads it
+//! (copied here: `load.rs` is a binary and exports nothing).
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+/// CPU time (user + system, all threads) of process `pid`, nanoseconds.
+pub fn process_cpu_ns(pid: u32, tick_ns: u64) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat (has the process ended?)"))?;
+    // The command name may hold spaces: fields count from after its ')'.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok((utime + stime) * tick_ns)
+}
+
+/// Nanoseconds per clock tick of `/proc/<pid>/stat` (`getconf CLK_TCK`).
+pub fn tick_ns() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&hz| hz > 0)
+        .map_or(10_000_000, |hz| 1_000_000_000 / hz)
+}
+
+/// The CPU a set of processes used over a measured window.
+pub struct CpuWindow {
+    tick: u64,
+    start: Vec<(u32, u64)>,
+}
+
+impl CpuWindow {
+    /// Starts the window now for `pids`.
+    pub fn start(pids: &[u32]) -> anyhow::Result<Self> {
+        let tick = tick_ns();
+        let start = pids
+            .iter()
+            .map(|&pid| Ok((pid, process_cpu_ns(pid, tick)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self { tick, start })
+    }
+
+    /// CPU nanoseconds each process used since [`CpuWindow::start`], in the
+    /// order given there.
+    pub fn used(&self) -> anyhow::Result<Vec<f64>> {
+        self.start
+            .iter()
+            .map(|&(pid, t0)| Ok(process_cpu_ns(pid, self.tick)?.saturating_sub(t0) as f64))
+            .collect()
+    }
+}
