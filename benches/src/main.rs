@@ -17,6 +17,8 @@ mod harness;
 mod issuance;
 mod oauth;
 mod setup;
+mod telemetry;
+mod token_size;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -173,6 +175,11 @@ fn main() -> anyhow::Result<()> {
     oauth::tokens(&mut bench, &fixture)?;
     let service = service_in_process(&mut bench, &fixture, &rt)?;
     let issuance = issuance::compare(&mut bench, &fixture)?;
+    let telemetry = if bench.wants("telemetry verification") {
+        Some(telemetry::compare(&fixture)?)
+    } else {
+        None
+    };
     oauth::endpoint(&mut bench, &fixture, &rt)?;
     drop(rt);
 
@@ -187,6 +194,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(i) = issuance {
         i.print();
+    }
+    if let Some(t) = telemetry {
+        t.print();
     }
     let hwm_before = proc_status_kib("VmHWM");
 
@@ -307,6 +317,13 @@ fn tokens(bench: &mut Bench, fx: &Fixture) -> anyhow::Result<Option<usize>> {
     cbor::check_strict(&cwt, limits)?;
     let verifier = fx.token_verifier();
     verifier.verify(&cwt, &["telemetry:write"], now)?;
+    let jwt = token_size::rfc9068_equivalent(&claims, setup::ISSUER, &kid, signer)?;
+    println!(
+        "Token size: CWT {} B, RFC 9068 JWT with the same claims and key {} B, ratio {:.2}\n",
+        cwt.len(),
+        jwt.len(),
+        cwt.len() as f64 / jwt.len() as f64
+    );
 
     bench.run_fn(
         "strict CBOR check of a token (cbor::check_strict)",

@@ -42,7 +42,7 @@ pub fn tokens(bench: &mut Bench, fx: &Fixture) -> anyhow::Result<()> {
         status: Some(certbound_proto::jwt::JwtStatus {
             status_list: StatusRef {
                 idx: 4711,
-                uri: "https://127.0.0.1:8443/status-lists/1".into(),
+                uri: "https://127.0.0.1:8443/status/1".into(),
             },
         }),
     };
@@ -65,7 +65,7 @@ pub fn tokens(bench: &mut Bench, fx: &Fixture) -> anyhow::Result<()> {
     );
 
     // A full default list: 65 536 entries at 2 bits, 1 % revoked.
-    let uri = "https://127.0.0.1:8443/status-lists/1";
+    let uri = "https://127.0.0.1:8443/status/1";
     let build = || -> anyhow::Result<Vec<u8>> {
         let mut list = StatusList::new(2, 65_536)?;
         for i in (0..65_536).step_by(100) {

@@ -83,7 +83,8 @@ impl Fixture {
     pub fn claims(&self, index: usize, now: u64) -> Claims {
         let device = &self.devices[index];
         Claims {
-            iss: Some(ISSUER.into()),
+            // As the service issues them: no iss (the signing key names it).
+            iss: None,
             sub: Some(device.device_id().into()),
             aud: vec![API.into()],
             exp: Some(now + 3600),
@@ -93,7 +94,7 @@ impl Fixture {
             cnf: Some(device.signer().public_key().clone()),
             status: Some(certbound_proto::status_list::StatusRef {
                 idx: 4711,
-                uri: "https://127.0.0.1:8443/status-lists/1".into(),
+                uri: "https://127.0.0.1:8443/status/1".into(),
             }),
             ..Claims::default()
         }

@@ -80,7 +80,7 @@ pub struct BackendConfig {
     /// The telemetry API (`aud`).
     pub audience: String,
     /// The status-list base URLs the broker's instances announce
-    /// (`https://.../status-lists/`): lists are fetched from these only.
+    /// (`https://.../status/`): lists are fetched from these only.
     pub status_bases: Vec<String>,
     /// PEM of the CA that signed the broker's HTTPS certificate.
     pub broker_ca_pem: String,

@@ -1,13 +1,13 @@
 #![no_main]
-//! A Status List Token as a backend receives it from `GET /status-lists/{id}`:
+//! A Status List Token as a backend receives it from `GET /status/{id}`:
 //! `StatusCache::insert` (strict parsing, typ, ES256 signature, sub, exp/iat,
 //! bounded inflation, rollback guard), then lookups of any index.
 use certbound_fuzz::{FIX, NOW};
 use certbound_proto::status_list::StatusRef;
 use certbound_verify::status::{StatusCache, StatusCacheConfig};
 
-const STATUS_BASE: &str = "https://auth.example.com/status-lists/";
-const STATUS_URI: &str = "https://auth.example.com/status-lists/1";
+const STATUS_BASE: &str = "https://auth.example.com/status/";
+const STATUS_URI: &str = "https://auth.example.com/status/1";
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(mut cache) = StatusCache::new(StatusCacheConfig::new(STATUS_BASE)) else {

@@ -2,7 +2,8 @@
 """Interop check: verify a certbound CWT with python-cwt (an implementation we
 did not write) against the JWKS exported by `certbound keys export`, and check
 that the token's cnf key equals the device certificate's public key (parsed
-with `cryptography`).
+with `cryptography`). The cnf key is a compressed point (RFC 9053 §7.1.1: y is
+the sign bit): `cryptography` decompresses it, independently of certbound.
 
 usage: verify_cwt.py JWKS_FILE TOKEN_HEX CERT_PEM EXPECTED_SUB EXPECTED_AUD
 Prints one JSON line with the decoded claims; exits non-zero on any failure.
@@ -34,8 +35,11 @@ def main() -> int:
     numbers = cert.public_key().public_numbers()
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     assert cose_key[1] == 2 and cose_key[-1] == 1, "cnf key is not EC2 P-256"
-    assert cose_key[-2] == numbers.x.to_bytes(32, "big"), "cnf x differs from the certificate key"
-    assert cose_key[-3] == numbers.y.to_bytes(32, "big"), "cnf y differs from the certificate key"
+    x, y = cose_key[-2], cose_key[-3]
+    assert isinstance(y, bool), f"cnf y should be the sign bit of a compressed point, got {y!r}"
+    point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes([0x03 if y else 0x02]) + x)
+    assert point.public_numbers() == numbers, "cnf key differs from the certificate key"
+    assert 1 not in claims, "certbound CWTs name their issuer by the signing key, not iss"
 
     # A tampered token must be refused.
     tampered = bytearray(token)
@@ -48,7 +52,7 @@ def main() -> int:
         raise AssertionError("python-cwt accepted a tampered token")
 
     print(json.dumps({
-        "iss": claims[1], "sub": claims[2], "aud": claims[3], "exp": claims[4],
+        "sub": claims[2], "aud": claims[3], "exp": claims[4],
         "scope": claims.get(9), "cnf_matches_certificate": True,
     }))
     return 0

@@ -121,7 +121,25 @@ impl AuditLog {
             aggregator: Mutex::new(Aggregator::new(window)),
             metrics: options.metrics,
         });
-        let handle = tokio::spawn(writer(store, rx, shared.clone(), window));
+        // The writer runs on a thread of its own (a current-thread runtime
+        // on tokio's blocking pool), not among the request tasks: every
+        // token waits for the batch it is in, and a batch takes several
+        // awaits (begin, inserts, commit). On the shared workers, each of
+        // those waited its turn behind hundreds of request tasks doing
+        // signature work (1-5 ms per await under load, measured), so the
+        // batches, and every token, were slow while the cores idled.
+        let writer_shared = shared.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(writer(store, rx, writer_shared, window)),
+                // Without its runtime the writer cannot run: dropping the
+                // receiver refuses every token record (`RecordLost::Stopped`).
+                Err(e) => tracing::error!(error = %e, "the audit writer could not start"),
+            }
+        });
         (Self { tx, shared }, handle)
     }
 
@@ -208,8 +226,15 @@ async fn writer(
         }
         let take = pending.len().min(BATCH * 8);
         let events: Vec<AuditEvent> = pending.iter().take(take).cloned().collect();
+        let started = std::time::Instant::now();
         match write(&store, &events, &issued).await {
             Ok(()) => {
+                tracing::trace!(
+                    token_records = issued.len(),
+                    events = events.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "audit batch committed"
+                );
                 pending.drain(..take);
                 for ack in acks {
                     let _ = ack.send(true);

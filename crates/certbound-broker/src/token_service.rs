@@ -30,7 +30,7 @@ use crate::store::{AuditEvent, DeviceStatus, IssuedToken, Store, TokenHolder};
 /// Settings of the token service.
 #[derive(Debug, Clone)]
 pub struct TokenServiceConfig {
-    /// Issuer id (`iss`; the `aud` devices must name).
+    /// Issuer id: the `aud` device requests must name (tokens carry no `iss`).
     pub issuer_id: String,
     /// Clock skew allowance, seconds.
     pub leeway: u64,
@@ -58,7 +58,6 @@ impl TokenServiceConfig {
 /// Issues certificate-bound access tokens to devices.
 #[derive(Debug)]
 pub struct TokenService {
-    config: TokenServiceConfig,
     store: Store,
     pki: SharedPki,
     keys: SharedKeys,
@@ -121,7 +120,6 @@ impl TokenService {
             snapshot: std::sync::OnceLock::new(),
         });
         Self {
-            config,
             store,
             pki,
             keys,
@@ -329,7 +327,8 @@ impl TokenService {
         let mut cti = vec![0u8; 16];
         rand::rng().fill_bytes(&mut cti);
         let claims = Claims {
-            iss: Some(self.config.issuer_id.clone()),
+            // No `iss`: the signing key names the issuer (docs/protocol.md).
+            iss: None,
             sub: Some(device_id.clone()),
             aud: vec![audience.to_string()],
             exp: Some(now.saturating_add(ttl)),

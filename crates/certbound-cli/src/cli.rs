@@ -580,7 +580,7 @@ pub struct IngestArgs {
     #[arg(long)]
     pub max_messages: Option<u64>,
     /// The broker's HTTPS base URL, where revocation status lists are fetched
-    /// (`<url>/status-lists/`); default: `https.public_url`, or `https://` + `https.listen`.
+    /// (`<url>/status/`); default: `https.public_url`, or `https://` + `https.listen`.
     #[arg(long)]
     pub broker_url: Option<String>,
     /// SQLite file keeping every device's replay window across restarts;

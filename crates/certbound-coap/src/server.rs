@@ -225,25 +225,31 @@ async fn run<H: Handler>(
     core: Arc<Mutex<ServerCore>>,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    let socket = Arc::new(socket);
     let mut buf = vec![0u8; RECV_BUFFER];
-    let mut tasks: JoinSet<Response> = JoinSet::new();
+    // A handler task completes its exchange and sends the answer itself:
+    // the receive loop is one task, and routing every answer through it
+    // made each one wait for that task's turn among all the handlers. The
+    // loop only hears of a handler that panicked (and answers 5.00 for it).
+    let mut tasks: JoinSet<()> = JoinSet::new();
     let mut exchanges: HashMap<tokio::task::Id, ExchangeId> = HashMap::new();
     loop {
         tokio::select! {
             biased;
             _ = &mut stopped => break,
             Some(joined) = tasks.join_next_with_id() => {
-                let (task, response) = match joined {
-                    Ok((task, response)) => (task, response),
+                match joined {
+                    Ok((task, ())) => {
+                        exchanges.remove(&task);
+                    }
                     Err(e) => {
                         error!("CoAP handler failed: {e}");
+                        let Some(exchange) = exchanges.remove(&e.id()) else { continue };
                         let response = Response::new(ResponseType::InternalServerError);
-                        (e.id(), response)
+                        let transmit = lock(&core).complete(exchange, response, Instant::now());
+                        send(&socket, transmit).await;
                     }
-                };
-                let Some(exchange) = exchanges.remove(&task) else { continue };
-                let transmit = lock(&core).complete(exchange, response, Instant::now());
-                send(&socket, transmit).await;
+                }
             }
             received = socket.recv_from(&mut buf) => {
                 let (len, peer) = match received {
@@ -258,7 +264,13 @@ async fn run<H: Handler>(
                 send(&socket, outcome.transmit).await;
                 if let Some((exchange, request)) = outcome.dispatch {
                     let handler = Arc::clone(&handler);
-                    let handle = tasks.spawn(async move { handler.handle(request).await });
+                    let core = Arc::clone(&core);
+                    let socket = Arc::clone(&socket);
+                    let handle = tasks.spawn(async move {
+                        let response = handler.handle(request).await;
+                        let transmit = lock(&core).complete(exchange, response, Instant::now());
+                        send(&socket, transmit).await;
+                    });
                     exchanges.insert(handle.id(), exchange);
                 }
             }

@@ -87,6 +87,30 @@ impl EcPublicKey {
         ])
     }
 
+    /// The COSE_Key with the point compressed (RFC 9053 §7.1.1): `-3` is the
+    /// sign bit of y (`true` when y is odd, SEC1's `03` prefix) instead of the
+    /// 32-byte coordinate, 33 bytes shorter. Tokens carry their `cnf` key
+    /// this way; key sets and thumbprints keep the full form.
+    pub fn to_cose_key_compressed(&self) -> Value {
+        Value::Map(vec![
+            (int(labels::KTY), int(labels::KTY_EC2)),
+            (int(labels::CRV), int(labels::CRV_P256)),
+            (int(labels::X), Value::Bytes(self.x.to_vec())),
+            (int(labels::Y), Value::Bool(self.y_is_odd())),
+        ])
+    }
+
+    /// The sign bit of y (SEC1 §2.3.3): whether y is odd.
+    pub fn y_is_odd(&self) -> bool {
+        self.y[31] & 1 == 1
+    }
+
+    /// The point from its x coordinate and the sign bit of y (SEC1 §2.3.4).
+    /// An x that is not on the curve is refused.
+    pub fn from_compressed(x: &[u8; 32], y_is_odd: bool) -> Result<Self, ProtoError> {
+        decompress(x, y_is_odd)
+    }
+
     /// The COSE_Key with `kid` and `alg: ES256`, as published in a key set.
     pub fn to_cose_key_with_kid(&self, kid: &str) -> Value {
         let Value::Map(mut entries) = self.to_cose_key() else {
@@ -128,18 +152,19 @@ impl EcPublicKey {
                     out.copy_from_slice(b);
                     Ok(out)
                 }
-                Some(Value::Bool(_)) => {
-                    Err(bad("compressed points (y as sign bit) are not supported"))
-                }
                 _ => Err(ProtoError::InvalidKey(format!(
                     "COSE_Key: {name} must be a 32-byte string"
                 ))),
             }
         };
-        Ok(Self {
-            x: coord(labels::X, "x")?,
-            y: coord(labels::Y, "y")?,
-        })
+        let x = coord(labels::X, "x")?;
+        match get(labels::Y) {
+            Some(Value::Bool(odd)) => Self::from_compressed(&x, *odd),
+            _ => Ok(Self {
+                x,
+                y: coord(labels::Y, "y")?,
+            }),
+        }
     }
 
     /// RFC 9679 COSE Key Thumbprint (SHA-256 over the deterministic encoding of
@@ -155,6 +180,26 @@ impl EcPublicKey {
         let thumb = self.thumbprint();
         base64url(&thumb[..8])
     }
+}
+
+#[cfg(feature = "p256")]
+fn decompress(x: &[u8; 32], y_is_odd: bool) -> Result<EcPublicKey, ProtoError> {
+    use p256::elliptic_curve::sec1::ToSec1Point as _;
+    let mut sec1 = [0u8; 33];
+    sec1[0] = if y_is_odd { 0x03 } else { 0x02 };
+    sec1[1..].copy_from_slice(x);
+    let point = p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| {
+        ProtoError::InvalidKey("COSE_Key: x is not the x coordinate of a P-256 point".into())
+    })?;
+    EcPublicKey::from_sec1(point.to_sec1_point(false).as_bytes())
+}
+
+#[cfg(not(feature = "p256"))]
+fn decompress(_x: &[u8; 32], _y_is_odd: bool) -> Result<EcPublicKey, ProtoError> {
+    Err(ProtoError::InvalidKey(
+        "COSE_Key: a compressed point (y as sign bit) needs certbound-proto's `p256` feature"
+            .into(),
+    ))
 }
 
 /// base64url without padding (RFC 4648 §5), the JOSE encoding.

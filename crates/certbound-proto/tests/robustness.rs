@@ -114,7 +114,7 @@ fn odd_claims() -> Claims {
         cti: Some(vec![0xab; 8]),
         status: Some(StatusRef {
             idx: 4242,
-            uri: "https://auth.example.com/status-lists/1".into(),
+            uri: "https://auth.example.com/status/1".into(),
         }),
         other: vec![
             (

@@ -105,28 +105,37 @@ fn with_id(r: &sqlx::any::AnyRow) -> (i64, AuditEvent) {
     )
 }
 
+/// The start of a multi-row insert into `audit_events` (6 columns, bound by
+/// [`bind_event`]).
+pub(super) const EVENT_INSERT_HEAD: &str =
+    "INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES ";
+
+/// Binds one (sanitized) event's 6 columns.
+pub(super) fn bind_event<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    e: &'q AuditEvent,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(to_i64(e.ts_ms))
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.subject)
+        .bind(&e.outcome)
+        .bind(&e.detail)
+}
+
 /// Inserts `events` inside `tx`, each field bounded and escaped.
 pub(super) async fn insert_events(
     tx: &mut sqlx::AnyConnection,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
+    let numbered = tx.backend_name() != "SQLite";
     for chunk in events.chunks(crate::batch_insert::ROWS_PER_INSERT) {
         let clean: Vec<AuditEvent> = chunk.iter().map(crate::audit_fields::sanitize).collect();
-        let sql = crate::batch_insert::multi_row_insert(
-            "INSERT INTO audit_events (ts, actor, action, subject, outcome, detail) VALUES ",
-            6,
-            clean.len(),
-            "",
-        );
+        let sql =
+            crate::batch_insert::multi_row_insert(EVENT_INSERT_HEAD, 6, clean.len(), "", numbered);
         let mut query = sqlx::query(&sql);
         for e in &clean {
-            query = query
-                .bind(to_i64(e.ts_ms))
-                .bind(&e.actor)
-                .bind(&e.action)
-                .bind(&e.subject)
-                .bind(&e.outcome)
-                .bind(&e.detail);
+            query = bind_event(query, e);
         }
         query.execute(&mut *tx).await?;
     }

@@ -413,6 +413,9 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(4)
+                    // A local file does not go stale: no ping (one more
+                    // hand-off to the connection's worker thread) per acquire.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(

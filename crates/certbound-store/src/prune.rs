@@ -37,7 +37,7 @@
 //! covers blocks of entries that a broker reserved before the list filled
 //! up and still hands out: a broker uses a block for at most
 //! `MAX_BLOCK_AGE_SECS`, and a later list exists only once this one was
-//! full. `GET /status-lists/{id}` (and CoAP `status/{id}`) then answer 404
+//! full. `GET /status/{id}` (and CoAP `status/{id}`) then answer 404
 //! / 4.04, as for a list that never existed.
 
 use serde::Serialize;

@@ -103,7 +103,7 @@ pub enum VerifyError {
     /// The token names a status list outside the configured allowed
     /// prefixes: it is never fetched (SSRF guard).
     #[error(
-        "the token names status list {uri:?}, which this verifier will not fetch: {reason}; add the broker's status-list base URL (https://<broker>/status-lists/) to the allowed prefixes if it is trusted"
+        "the token names status list {uri:?}, which this verifier will not fetch: {reason}; add the broker's status-list base URL (https://<broker>/status/) to the allowed prefixes if it is trusted"
     )]
     StatusUriNotAllowed {
         /// The URI in the token.

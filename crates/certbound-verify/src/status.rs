@@ -30,14 +30,14 @@
 //! let mut keys = KeySet::new();
 //! keys.insert(kid.clone(), broker.public_key().clone())?;
 //!
-//! let uri = "https://auth.example.com/status-lists/1";
+//! let uri = "https://auth.example.com/status/1";
 //! let mut list = StatusList::new(2, 1024)?;
 //! list.set(5, 1)?; // entry 5 revoked
 //! let now = 1_700_000_000;
 //! let token = StatusListToken { sub: uri.into(), iat: now, exp: Some(now + 600), ttl: Some(60), list };
 //! let bytes = mint_status_list(&token, &kid, &broker)?;
 //!
-//! let mut cache = StatusCache::new(StatusCacheConfig::new("https://auth.example.com/status-lists/"))?;
+//! let mut cache = StatusCache::new(StatusCacheConfig::new("https://auth.example.com/status/"))?;
 //! assert!(cache.needs_refresh(uri, now));
 //! cache.insert(uri, &bytes, &keys, now)?;
 //! assert!(!cache.needs_refresh(uri, now + 10));
@@ -45,7 +45,7 @@
 //! let err = cache.check(&StatusRef { idx: 5, uri: uri.into() }, now + 10).unwrap_err();
 //! assert_eq!(err.reason_code(), "revoked");
 //! // Somewhere else entirely: never fetched.
-//! let err = cache.check_uri("https://evil.example/status-lists/1").unwrap_err();
+//! let err = cache.check_uri("https://evil.example/status/1").unwrap_err();
 //! assert_eq!(err.reason_code(), "status_uri");
 //! # Ok(())
 //! # }
@@ -108,8 +108,8 @@ pub struct StatusCacheConfig {
 
 impl StatusCacheConfig {
     /// Defaults, allowing lists under `status_base` only (e.g.
-    /// `https://auth.example.com/status-lists/`: the broker's HTTPS
-    /// public URL followed by `/status-lists/`).
+    /// `https://auth.example.com/status/`: the broker's HTTPS
+    /// public URL followed by `/status/`).
     pub fn new(status_base: impl Into<String>) -> Self {
         Self {
             allowed_prefixes: vec![status_base.into()],
@@ -177,7 +177,7 @@ impl StatusCache {
         if config.allowed_prefixes.is_empty() {
             return Err(VerifyError::InvalidUrl {
                 url: String::new(),
-                reason: "no status-list prefix is allowed; give the broker's status-list base URL (https://<broker>/status-lists/)".into(),
+                reason: "no status-list prefix is allowed; give the broker's status-list base URL (https://<broker>/status/)".into(),
             });
         }
         let mut prefixes = Vec::new();

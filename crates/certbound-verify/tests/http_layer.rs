@@ -123,7 +123,7 @@ impl FakeBroker {
         *state.jwks_cache_control.lock().unwrap() = "public, max-age=60".into();
         let app = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
-            .route("/status-lists/{id}", get(status_list))
+            .route("/status/{id}", get(status_list))
             .with_state(state.clone());
         let tls = server_tls_config(
             &pki.server.chain_pem,
@@ -142,7 +142,7 @@ impl FakeBroker {
     }
 
     fn status_base(&self) -> String {
-        format!("{}/status-lists/", self.server.base_url())
+        format!("{}/status/", self.server.base_url())
     }
 
     fn list_uri(&self, id: u64) -> String {
@@ -712,7 +712,7 @@ async fn a_token_cannot_make_the_api_fetch_other_urls() {
         other.list_uri(1),
         format!("{}/.well-known/jwks.json", broker.server.base_url()),
         format!("{}1/../../.well-known/jwks.json", broker.status_base()),
-        "http://127.0.0.1:1/status-lists/1".to_string(),
+        "http://127.0.0.1:1/status/1".to_string(),
     ] {
         let token = bearer(&cwt_for(
             &pki.device,

@@ -234,8 +234,8 @@ fn parse_token_verifier(data: &[u8]) -> bool {
 }
 
 /// The status-list base and list URI of the seed lists.
-const STATUS_BASE: &str = "https://auth.example.com/status-lists/";
-const STATUS_URI: &str = "https://auth.example.com/status-lists/1";
+const STATUS_BASE: &str = "https://auth.example.com/status/";
+const STATUS_URI: &str = "https://auth.example.com/status/1";
 
 /// Verifies and caches a Status List Token as a backend does
 /// ([`StatusCache::insert`]); an accepted list answers for every index

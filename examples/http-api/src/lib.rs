@@ -74,7 +74,7 @@ pub struct Options {
     /// The broker's JWKS URL (`https://<broker>/.well-known/jwks.json`).
     pub jwks_url: String,
     /// The only URL prefix status lists are fetched from
-    /// (`https://<broker>/status-lists/`).
+    /// (`https://<broker>/status/`).
     pub status_base: String,
 }
 

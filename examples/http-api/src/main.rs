@@ -40,7 +40,7 @@ struct Args {
     #[arg(long)]
     jwks_url: String,
     /// The only URL prefix status lists may be fetched from, e.g.
-    /// https://127.0.0.1:8443/status-lists/ (tokens naming any other URL are refused).
+    /// https://127.0.0.1:8443/status/ (tokens naming any other URL are refused).
     #[arg(long)]
     status_base: String,
 }

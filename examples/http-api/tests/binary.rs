@@ -22,7 +22,7 @@ async fn the_binary_prints_its_address_and_serves() -> anyhow::Result<()> {
         .arg(data.pki().chain())
         .args(["--issuer", ISSUER, "--audience", API])
         .args(["--jwks-url", &format!("{broker}/.well-known/jwks.json")])
-        .args(["--status-base", &format!("{broker}/status-lists/")])
+        .args(["--status-base", &format!("{broker}/status/")])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;

@@ -71,7 +71,7 @@ fn start_api(data_dir: &Path, broker_url: &str, audience: &str) -> anyhow::Resul
         issuer: ISSUER.into(),
         audience: audience.into(),
         jwks_url: format!("{broker_url}/.well-known/jwks.json"),
-        status_base: format!("{broker_url}/status-lists/"),
+        status_base: format!("{broker_url}/status/"),
     };
     http_api::start(&options)
 }

@@ -108,7 +108,7 @@ pub(super) async fn discover(
 }
 
 /// One instance's keys (`/.well-known/cose-keys`) and status-list base
-/// (from its metadata; `{base}/status-lists/` when it has none).
+/// (from its metadata; `{base}/status/` when it has none).
 async fn instance_keys(fetcher: &HttpsFetcher, base: &str) -> Result<(KeySet, String), String> {
     let doc = fetcher
         .get(
@@ -133,7 +133,7 @@ async fn instance_keys(fetcher: &HttpsFetcher, base: &str) -> Result<(KeySet, St
     };
     Ok((
         keys,
-        status_base.unwrap_or_else(|| format!("{base}/status-lists/")),
+        status_base.unwrap_or_else(|| format!("{base}/status/")),
     ))
 }
 

@@ -332,14 +332,26 @@ async fn attack_verifier_expired_and_nbf_in_future() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A token without iss (validly signed); and a verifier configured without an issuer.
+/// A token naming another issuer (validly signed by the broker's key); a
+/// token without iss, as the broker issues them; and a verifier configured
+/// without an issuer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attack_verifier_missing_iss() -> anyhow::Result<()> {
+async fn attack_verifier_wrong_or_missing_iss() -> anyhow::Result<()> {
     let (fx, device, good) = setup("av-iss").await?;
     let mut p = Parts::of(&good);
-    p.payload = set_claim(p.claims(), 1, None);
+    let mut claims = p.claims();
+    assert!(
+        !claims.iter().any(|(k, _)| k == &int(1)),
+        "the broker's CWTs carry no iss"
+    );
+    // Claims are sorted by label: iss (1) goes first.
+    claims.insert(0, (int(1), Value::Text("https://evil.example.com".into())));
+    p.payload = encode(&Value::Map(claims));
     let err = refused(&fx, &p.resign(&fx).to_bytes());
-    assert_eq!(err, VerifyError::Claims(ClaimError::Missing("iss")));
+    assert!(
+        matches!(err, VerifyError::Claims(ClaimError::IssuerMismatch { .. })),
+        "{err:?}"
+    );
     // A backend that forgot to configure the issuer refuses everything.
     let unset = TokenVerifier::new(keys(&fx), certbound_verify::VerifierConfig::new(API));
     assert_eq!(
@@ -421,7 +433,7 @@ async fn attack_verifier_status_list_rollback() -> anyhow::Result<()> {
                 1 << 22,
             )?;
     let mut cache = StatusCache::new(StatusCacheConfig::new(format!(
-        "{}/status-lists/",
+        "{}/status/",
         fx.https_url()
     )))?;
     cache.insert(&status.uri, &body, &keys(&fx), unix_now())?;

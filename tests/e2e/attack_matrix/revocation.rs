@@ -118,7 +118,7 @@ async fn verifier_status(
     let a = o.https.get(path, None).await?;
     ensure!(a.status == 200, "status list: {}", a.status);
     let mut cache = StatusCache::new(StatusCacheConfig::new(format!(
-        "{}/status-lists/",
+        "{}/status/",
         o.fx.https_url()
     )))?;
     let now = unix_now();

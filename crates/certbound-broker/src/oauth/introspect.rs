@@ -73,7 +73,10 @@ impl OAuthService {
         let active = !revoked
             && !suspended
             && now <= token.exp.saturating_add(self.config.leeway)
-            && token.iss == self.config.issuer_id;
+            && token
+                .iss
+                .as_deref()
+                .is_none_or(|iss| iss == self.config.issuer_id);
         Ok(Some((token, holder, active)))
     }
 
@@ -100,7 +103,7 @@ impl OAuthService {
         }
         let mut out = json!({
             "active": true,
-            "iss": token.iss,
+            "iss": token.iss.as_deref().unwrap_or(&self.config.issuer_id),
             "sub": token.sub,
             "aud": if token.aud.len() == 1 { json!(token.aud[0]) } else { json!(token.aud) },
             "exp": token.exp,

@@ -232,7 +232,8 @@ impl OAuthService {
                 None => None,
             };
             let claims = Claims {
-                iss: Some(self.config.issuer_id.clone()),
+                // No `iss` in a CWT: the signing key names the issuer.
+                iss: None,
                 sub: Some(client.id.clone()),
                 aud: vec![audience.clone()],
                 exp: Some(exp),

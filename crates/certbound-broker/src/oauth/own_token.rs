@@ -18,8 +18,8 @@ pub struct KnownToken {
     pub format: &'static str,
     /// jti (JWT) or hex cti (CWT).
     pub jti: String,
-    /// iss
-    pub iss: String,
+    /// iss; `None` for a CWT, which names its issuer by its signing key.
+    pub iss: Option<String>,
     /// sub: device id or client id.
     pub sub: String,
     /// aud
@@ -70,9 +70,13 @@ impl KnownToken {
     }
 }
 
-/// The list id in a status URI `.../status-lists/{id}`.
+/// The list id in a status URI `.../status/{id}` (or `.../status-lists/{id}`,
+/// the path of tokens issued before it was shortened).
 pub(crate) fn list_id_of(uri: &str) -> Option<u64> {
-    uri.rsplit_once("/status-lists/")?.1.parse().ok()
+    let (_, id) = uri
+        .rsplit_once("/status/")
+        .or_else(|| uri.rsplit_once("/status-lists/"))?;
+    id.parse().ok()
 }
 
 /// Verifies `text` (a JWT, or a CWT as base64url/hex) against the ring's
@@ -97,7 +101,7 @@ pub fn read_own_token(
         return Some(KnownToken {
             format: "jwt",
             jti: c.jti.clone(),
-            iss: c.iss.clone(),
+            iss: Some(c.iss.clone()),
             sub: c.sub.clone(),
             aud: c.aud.0.clone(),
             scope: c.scope.clone().unwrap_or_default(),
@@ -126,7 +130,7 @@ pub fn read_own_token(
     Some(KnownToken {
         format: "cwt",
         jti: hex::encode(c.cti.as_deref()?),
-        iss: c.iss.clone()?,
+        iss: c.iss.clone(),
         sub: c.sub.clone()?,
         aud: c.aud.clone(),
         scope: c.scope.clone().unwrap_or_default(),
@@ -152,8 +156,9 @@ mod tests {
 
     #[test]
     fn list_ids() {
-        assert_eq!(list_id_of("https://a:1/status-lists/7"), Some(7));
-        assert_eq!(list_id_of("https://a:1/status-lists/x"), None);
+        assert_eq!(list_id_of("https://a:1/status/7"), Some(7));
+        assert_eq!(list_id_of("https://a:1/status/x"), None);
+        assert_eq!(list_id_of("https://a:1/status-lists/8"), Some(8));
         assert_eq!(list_id_of("https://a:1/other/7"), None);
     }
 }

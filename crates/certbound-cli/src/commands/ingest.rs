@@ -72,7 +72,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| config.https.public_url.clone())
         .unwrap_or_else(|| format!("https://{}", config.https_listen()));
-    let status_base = format!("{}/status-lists/", broker_url.trim_end_matches('/'));
+    let status_base = format!("{}/status/", broker_url.trim_end_matches('/'));
     let https_tls = certbound_verify::http::client_tls_config(&read(&data.pki().chain())?, None)?;
     let status = Authenticator::new(VerifyConfig::new(
         verifier_config,

@@ -31,7 +31,7 @@ fn claims() -> JwtClaims {
         status: Some(JwtStatus {
             status_list: StatusRef {
                 idx: 12,
-                uri: "https://auth.example.com/status-lists/1".into(),
+                uri: "https://auth.example.com/status/1".into(),
             },
         }),
     }

@@ -51,7 +51,7 @@
 //! let mut verifier = VerifierConfig::new("https://telemetry.example.com");
 //! verifier.issuer = Some("https://auth.example.com".into());
 //! let status = StatusCheck::Fetch {
-//!     cache: StatusCacheConfig::new("https://auth.example.com/status-lists/"),
+//!     cache: StatusCacheConfig::new("https://auth.example.com/status/"),
 //!     fetcher,
 //! };
 //! let auth = VerifyLayer::new(VerifyConfig::new(verifier, Arc::new(keys), status))?;

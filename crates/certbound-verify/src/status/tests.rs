@@ -13,8 +13,8 @@ use certbound_proto::{ClaimError, ProtoError};
 use super::{StatusCache, StatusCacheConfig};
 use crate::{KeySet, VerifyError};
 
-const BASE: &str = "https://auth.example.com/status-lists/";
-const URI: &str = "https://auth.example.com/status-lists/1";
+const BASE: &str = "https://auth.example.com/status/";
+const URI: &str = "https://auth.example.com/status/1";
 const NOW: u64 = 1_700_000_000;
 
 fn broker() -> P256Signer {
@@ -229,7 +229,7 @@ fn insert_verifies_the_list_before_caching() {
     assert_eq!(err, VerifyError::BadSignature);
 
     // The list of another URI served at this one (sub != uri).
-    let other = list_token("https://auth.example.com/status-lists/2", NOW, Some(60));
+    let other = list_token("https://auth.example.com/status/2", NOW, Some(60));
     let err = c
         .insert(URI, &mint(&other, &broker()), &keys(), NOW)
         .unwrap_err();
@@ -314,46 +314,37 @@ fn only_uris_under_the_allowed_prefixes_are_fetched() {
     let c = cache();
     for ok in [
         URI,
-        "https://auth.example.com/status-lists/12345",
-        "https://AUTH.example.com/status-lists/1",
+        "https://auth.example.com/status/12345",
+        "https://AUTH.example.com/status/1",
     ] {
         c.check_uri(ok).unwrap();
         assert!(c.needs_refresh(ok, NOW), "{ok}");
     }
     for (bad, why) in [
-        ("http://auth.example.com/status-lists/1", "https://"),
-        ("HTTPS://auth.example.com/status-lists/1", "https://"),
-        ("https://evil.example/status-lists/1", "allowed prefix"),
+        ("http://auth.example.com/status/1", "https://"),
+        ("HTTPS://auth.example.com/status/1", "https://"),
+        ("https://evil.example/status/1", "allowed prefix"),
         (
-            "https://auth.example.com.evil.example/status-lists/1",
+            "https://auth.example.com.evil.example/status/1",
             "allowed prefix",
         ),
+        ("https://auth.example.com:8443/status/1", "allowed prefix"),
         (
-            "https://auth.example.com:8443/status-lists/1",
-            "allowed prefix",
-        ),
-        (
-            "https://auth.example.com@evil.example/status-lists/1",
+            "https://auth.example.com@evil.example/status/1",
             "user info",
         ),
-        ("https://auth.example.com/status-lists", "allowed prefix"),
-        ("https://auth.example.com/status-listsX/1", "allowed prefix"),
+        ("https://auth.example.com/status", "allowed prefix"),
+        ("https://auth.example.com/statusX/1", "allowed prefix"),
         (
-            "https://auth.example.com/status-lists/../admin/v1/clients",
+            "https://auth.example.com/status/../admin/v1/clients",
             "dot segments",
         ),
-        (
-            "https://auth.example.com/status-lists/%2e%2e/admin",
-            "percent",
-        ),
-        (
-            "https://auth.example.com/status-lists/1?redirect=x",
-            "query",
-        ),
-        ("https://auth.example.com/status-lists/1#f", "fragment"),
-        ("https://auth.example.com/status-lists/1 x", "whitespace"),
-        ("https://auth.example.com/status-lists\\1", "backslash"),
-        ("https:///status-lists/1", "no host"),
+        ("https://auth.example.com/status/%2e%2e/admin", "percent"),
+        ("https://auth.example.com/status/1?redirect=x", "query"),
+        ("https://auth.example.com/status/1#f", "fragment"),
+        ("https://auth.example.com/status/1 x", "whitespace"),
+        ("https://auth.example.com/status\\1", "backslash"),
+        ("https:///status/1", "no host"),
         ("file:///etc/passwd", "https://"),
         ("", "https://"),
     ] {
@@ -372,7 +363,7 @@ fn only_uris_under_the_allowed_prefixes_are_fetched() {
     }
     // insert and record_failure refuse them too.
     let mut c = cache();
-    let evil = "https://evil.example/status-lists/1";
+    let evil = "https://evil.example/status/1";
     let bytes = mint(&list_token(evil, NOW, Some(60)), &broker());
     assert_eq!(
         c.insert(evil, &bytes, &keys(), NOW)
@@ -387,8 +378,8 @@ fn only_uris_under_the_allowed_prefixes_are_fetched() {
 #[test]
 fn prefixes_must_be_https_urls() {
     for bad in [
-        "http://auth.example.com/status-lists/",
-        "auth.example.com/status-lists/",
+        "http://auth.example.com/status/",
+        "auth.example.com/status/",
         "https://user@auth.example.com/",
         "https://auth.example.com/?q",
     ] {

@@ -31,7 +31,7 @@ pub(super) fn jwt_claims() -> JwtClaims {
         status: Some(JwtStatus {
             status_list: StatusRef {
                 idx: 7,
-                uri: "https://auth.example.com/status-lists/1".into(),
+                uri: "https://auth.example.com/status/1".into(),
             },
         }),
     }
@@ -89,7 +89,7 @@ fn jwt_round_trip_maps_every_claim() {
         c.status,
         Some(StatusRef {
             idx: 7,
-            uri: "https://auth.example.com/status-lists/1".into()
+            uri: "https://auth.example.com/status/1".into()
         })
     );
 }

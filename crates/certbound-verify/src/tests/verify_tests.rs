@@ -193,26 +193,29 @@ fn missing_scope_is_refused() {
 }
 
 #[test]
-fn wrong_or_missing_issuer_is_refused() {
+fn wrong_issuer_is_refused_and_a_cwt_without_iss_is_its_signing_keys() {
     let mut c = claims(&device());
     c.iss = Some("https://evil.example.com".into());
-    let err = verifier()
-        .verify(&mint(&c, &broker()), &[], NOW)
-        .unwrap_err();
+    let evil = mint(&c, &broker());
+    let err = verifier().verify(&evil, &[], NOW).unwrap_err();
     assert!(
         matches!(err, VerifyError::Claims(ClaimError::IssuerMismatch { .. })),
         "{err:?}"
     );
     assert_eq!(err.reason_code(), "issuer");
+    // certbound's CWTs carry no iss: the key, from the configured issuer's
+    // key set, names the issuer. Another key is refused as before.
     c.iss = None;
+    let no_iss = mint(&c, &broker());
+    verifier().verify(&no_iss, &[], NOW).unwrap();
     let err = verifier()
-        .verify(&mint(&c, &broker()), &[], NOW)
+        .verify(&mint(&c, &device()), &[], NOW)
         .unwrap_err();
-    assert_eq!(err.reason_code(), "issuer");
+    assert!(matches!(err, VerifyError::UnknownKey { .. }), "{err:?}");
     // Without a configured issuer every token is refused (issue 11: the
-    // issuer is required by default)...
+    // issuer is required by default), with or without iss...
     let unset = TokenVerifier::new(keys_of(&[&broker()]), VerifierConfig::new(AUD));
-    let err = unset.verify(&mint(&c, &broker()), &[], NOW).unwrap_err();
+    let err = unset.verify(&no_iss, &[], NOW).unwrap_err();
     assert_eq!(err, VerifyError::IssuerNotConfigured);
     assert_eq!(err.reason_code(), "issuer_not_configured");
     let good = mint(&claims(&device()), &broker());
@@ -224,14 +227,15 @@ fn wrong_or_missing_issuer_is_refused() {
     let mut config = VerifierConfig::new(AUD);
     config.any_issuer = true;
     let open = TokenVerifier::new(keys_of(&[&broker()]), config);
-    open.verify(&mint(&c, &broker()), &[], NOW).unwrap();
+    open.verify(&evil, &[], NOW).unwrap();
+    open.verify(&no_iss, &[], NOW).unwrap();
     // A configured issuer wins over the opt-out.
     let config = VerifierConfig {
         any_issuer: true,
         ..VerifierConfig::new(AUD).with_issuer(ISS)
     };
     let err = TokenVerifier::new(keys_of(&[&broker()]), config)
-        .verify(&mint(&c, &broker()), &[], NOW)
+        .verify(&evil, &[], NOW)
         .unwrap_err();
     assert_eq!(err.reason_code(), "issuer");
 }

@@ -135,7 +135,7 @@ pub fn status_checker(fx: &Fixture) -> anyhow::Result<Authenticator> {
         backend_config(),
         keys(fx),
         StatusCheck::Fetch {
-            cache: StatusCacheConfig::new(format!("{}/status-lists/", fx.https_url())),
+            cache: StatusCacheConfig::new(format!("{}/status/", fx.https_url())),
             fetcher: HttpsFetcher::new(tls, std::time::Duration::from_secs(10), 1 << 20),
         },
     ))?)

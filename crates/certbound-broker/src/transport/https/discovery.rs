@@ -42,7 +42,7 @@ pub async fn metadata(State(state): State<HttpsState>) -> Response {
         },
         "ace_token_endpoint": format!("{base}/ace/token"),
         "cose_keys_uri": format!("{base}/.well-known/cose-keys"),
-        "status_list_base_uri": format!("{base}/status-lists/"),
+        "status_list_base_uri": format!("{base}/status/"),
         "admin_api": format!("{base}/admin/v1"),
         "admin_openapi": format!("{base}/admin/v1/openapi.json"),
     });
@@ -81,7 +81,7 @@ pub async fn cose_keys(State(state): State<HttpsState>) -> Response {
     )
 }
 
-/// `GET /status-lists/{id}`: the signed list (`application/statuslist+cwt`).
+/// `GET /status/{id}`: the signed list (`application/statuslist+cwt`).
 pub async fn status_list(State(state): State<HttpsState>, Path(id): Path<String>) -> Response {
     let Some(lists) = &state.status else {
         return (

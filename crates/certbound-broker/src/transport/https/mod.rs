@@ -90,6 +90,8 @@ pub fn router(state: HttpsState) -> Router {
         )
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/.well-known/cose-keys", get(discovery::cose_keys))
+        .route("/status/{id}", get(discovery::status_list))
+        // The path of tokens issued before 0.1 shortened it (6 bytes a token).
         .route("/status-lists/{id}", get(discovery::status_list))
         .route("/healthz", get(discovery::healthz))
         .route("/metrics", get(metrics))
