@@ -58,7 +58,7 @@ pub fn compare(fx: &Fixture) -> anyhow::Result<TelemetryRow> {
     let claims = fx.claims(0, now);
     let cwt = token::mint(&claims, &fx.signing.kid, &fx.signing.signer)?;
     let device = &fx.devices[0];
-    let cti = claims.cti.clone().unwrap_or_default();
+    let cti = claims.cti.unwrap_or_default();
     eprintln!("  running: telemetry verification ({MESSAGES} signed messages x {ROUNDS})");
     let envelopes = (1..=MESSAGES as u64)
         .map(|seq| {

@@ -170,13 +170,13 @@ impl Claims {
         // would cost 20-40 bytes of every token): the signing key, found in
         // the key set of the verifier's one issuer, names the issuer. An
         // `iss` that is present must still be the expected one.
-        if let (Some(expected), Some(found)) = (expect.issuer, self.iss.as_deref()) {
-            if found != expected {
-                return Err(ClaimError::IssuerMismatch {
-                    expected: expected.into(),
-                    found: found.into(),
-                });
-            }
+        if let (Some(expected), Some(found)) = (expect.issuer, self.iss.as_deref())
+            && found != expected
+        {
+            return Err(ClaimError::IssuerMismatch {
+                expected: expected.into(),
+                found: found.into(),
+            });
         }
         if !self.aud.iter().any(|a| a == expect.audience) {
             return Err(ClaimError::AudienceMismatch {
