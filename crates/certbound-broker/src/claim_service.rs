@@ -28,6 +28,13 @@ use crate::pki_state::SharedPki;
 use crate::refusal::{AuditedRefusal, Refusal, from_proto, internal, refuse, unauthenticated};
 use crate::store::{AuditEvent, CertRecord, Store, glob_match};
 
+/// A CSR to enroll: as received, or already verified by the caller (EST
+/// reads the device id from its subject first; the signature is checked once).
+enum Csr<'a> {
+    Der(&'a [u8]),
+    Verified(certbound_pki::VerifiedCsr),
+}
+
 /// Issues first certificates to devices presenting a provisioning claim.
 #[derive(Debug)]
 pub struct ClaimService {
@@ -193,8 +200,14 @@ impl ClaimService {
             now,
         )?;
         let csr = csr_of(&req).map_err(|e| refuse(AceErrorCode::InvalidRequest, e.to_string()))?;
-        self.enroll(&claim.claim_id, &claim.public_key_sec1, &req.iss, csr, now)
-            .await
+        self.enroll(
+            &claim.claim_id,
+            &claim.public_key_sec1,
+            &req.iss,
+            Csr::Der(csr),
+            now,
+        )
+        .await
     }
 
     async fn decide_est(
@@ -219,8 +232,10 @@ impl ClaimService {
                     format!("claim certificate rejected: {e}"),
                 )
             })?;
-        let requested = verify_csr(csr)
-            .map_err(|e| refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")))?
+        // Verified once: its subject names the device, and `enroll` uses it.
+        let verified = verify_csr(csr)
+            .map_err(|e| refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")))?;
+        let requested = verified
             .subject
             .split(',')
             .find_map(|rdn| rdn.trim().strip_prefix("CN=").map(str::to_string))
@@ -234,7 +249,7 @@ impl ClaimService {
             &claim.claim_id,
             &claim.public_key_sec1,
             &requested,
-            csr,
+            Csr::Verified(verified),
             now,
         )
         .await
@@ -245,7 +260,7 @@ impl ClaimService {
         claim_id: &str,
         claim_key_sec1: &[u8],
         device: &str,
-        csr: &[u8],
+        csr: Csr<'_>,
         now: u64,
     ) -> Result<(String, String, CertResponse), AuditedRefusal> {
         let claim = self
@@ -292,9 +307,12 @@ impl ClaimService {
             )
             .for_device(device));
         }
-        let verified = verify_csr(csr).map_err(|e| {
-            refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
-        })?;
+        let verified = match csr {
+            Csr::Verified(v) => v,
+            Csr::Der(der) => verify_csr(der).map_err(|e| {
+                refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
+            })?,
+        };
         verified.check_identity(device).map_err(|e| {
             refuse(AceErrorCode::InvalidRequest, format!("CSR refused: {e}")).for_device(device)
         })?;

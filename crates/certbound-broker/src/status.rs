@@ -261,3 +261,43 @@ async fn reserve(
         at: Instant::now(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn used(age: Duration) -> Reserved {
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        Reserved {
+            list: 1,
+            first: 0,
+            next: 64,
+            end: 128,
+            at,
+        }
+    }
+
+    #[test]
+    fn blocks_grow_while_they_go_fast_and_shrink_when_they_last() {
+        let mut block = Block::default();
+        block.adapt(&used(Duration::ZERO));
+        assert_eq!(block.size, 2 * BLOCK);
+        for _ in 0..20 {
+            block.adapt(&used(Duration::ZERO));
+        }
+        assert_eq!(block.size, MAX_BLOCK, "capped");
+        block.adapt(&used(Duration::from_secs(10)));
+        assert_eq!(block.size, MAX_BLOCK, "a moderate pace keeps the size");
+        if Instant::now()
+            .checked_sub(Duration::from_secs(120))
+            .is_some()
+        {
+            block.adapt(&used(Duration::from_secs(120)));
+            assert_eq!(block.size, MAX_BLOCK / 2);
+            for _ in 0..20 {
+                block.adapt(&used(Duration::from_secs(120)));
+            }
+            assert_eq!(block.size, BLOCK, "never below the minimum");
+        }
+    }
+}
