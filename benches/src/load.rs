@@ -17,6 +17,9 @@
 //! target/release/certbound-load mqtt --devices 100 --requests 20000
 //! ```
 
+// Shared with certbound-enroll-load, which uses all of it.
+#[allow(dead_code)]
+mod procstat;
 #[path = "setup.rs"]
 #[allow(dead_code)]
 mod setup;
@@ -41,6 +44,7 @@ use certbound_coap::{ResponseType, content_format};
 use certbound_registry::config::DataDir;
 use clap::{Parser, Subcommand};
 
+use procstat::{process_cpu_ns, server_binary, tick_ns, time_op};
 use setup::{Fixture, RequestFactory, unix_now};
 
 #[derive(Parser)]
@@ -116,23 +120,6 @@ fn free_tcp() -> anyhow::Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let path = match given {
-        Some(p) => p,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the load generator's own path has no directory")?
-            .join("certbound"),
-    };
-    if !path.exists() {
-        bail!(
-            "{} not found: build it first (`cargo build --release -p certbound-cli`) or pass --server",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 fn start_server(binary: &PathBuf, fx: &Fixture, log: &str) -> anyhow::Result<Server> {
     let coap = free_udp()?;
     let mqtt = free_tcp()?;
@@ -152,52 +139,6 @@ fn start_server(binary: &PathBuf, fx: &Fixture, log: &str) -> anyhow::Result<Ser
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     Ok(Server { child, coap, mqtt })
-}
-
-/// CPU time (user + system, all threads) of process `pid`, nanoseconds.
-fn process_cpu_ns(pid: u32, tick_ns: u64) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may hold spaces: fields count from after its ')'.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("unexpected /proc/<pid>/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
-    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok((utime + stime) * tick_ns)
-}
-
-/// Nanoseconds per clock tick of `/proc/<pid>/stat` (`getconf CLK_TCK`).
-fn tick_ns() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|&hz| hz > 0)
-        .map_or(10_000_000, |hz| 1_000_000_000 / hz)
-}
-
-/// Median of 5 timed batches of `op`, nanoseconds per call.
-fn time_op(mut op: impl FnMut()) -> f64 {
-    const N: u32 = 2_000;
-    for _ in 0..N / 4 {
-        op();
-    }
-    let mut samples: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..N {
-                op();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(N)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[2]
 }
 
 /// One ES256 verification and one ES256 signature with aws-lc-rs, ns each.

@@ -1,9 +1,12 @@
-//! CPU time of a process from `/proc/<pid>/stat`, as `load.rs` reads it
-//! (copied here: `load.rs` is a binary and exports nothing).
+//! What both load generators (`certbound-load`, `certbound-enroll-load`)
+//! share: the server binary to start, the CPU time of a process from
+//! `/proc/<pid>/stat`, and the median time of one call (the crypto floor).
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 /// CPU time (user + system, all threads) of process `pid`, nanoseconds.
 pub fn process_cpu_ns(pid: u32, tick_ns: u64) -> anyhow::Result<u64> {
@@ -58,4 +61,41 @@ impl CpuWindow {
             .map(|&(pid, t0)| Ok(process_cpu_ns(pid, self.tick)?.saturating_sub(t0) as f64))
             .collect()
     }
+}
+
+/// The `certbound` binary: `given`, or the one next to this binary.
+pub fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the load generator's own path has no directory")?
+            .join("certbound"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first (`cargo build --release -p certbound-cli`) or pass --server",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Median of 5 timed batches of `op`, nanoseconds per call.
+pub fn time_op(mut op: impl FnMut()) -> f64 {
+    const N: u32 = 2_000;
+    for _ in 0..N / 4 {
+        op();
+    }
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..N {
+                op();
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(N)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[2]
 }

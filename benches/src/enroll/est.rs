@@ -13,10 +13,11 @@ use certbound_agent::keygen::NewKey;
 use hyper::body::Bytes;
 
 use super::cfssl::{self, CfsslArgs};
-use super::fixture::{self, Bench, Server, server_binary};
+use super::fixture::{self, Bench, Server};
 use super::http::{Answer, Conn, Target, excerpt};
 use super::stats::{self, Row, Tally, Window};
 use super::{Common, b64, generate_keys, holds_key, unb64};
+use crate::procstat::server_binary;
 
 /// Which EST operation.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,18 +95,7 @@ pub async fn drive(plan: Arc<Plan>, lanes: Vec<Vec<Job>>) -> (Tally, Vec<(usize,
             tokio::spawn(async move { lane(&plan, jobs).await })
         })
         .collect();
-    let mut tally = Tally::default();
-    let mut answers = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok((t, a)) => {
-                tally.merge(t);
-                answers.extend(a);
-            }
-            Err(e) => tally.refused(|| format!("a lane failed: {e}")),
-        }
-    }
-    (tally, answers)
+    super::stats::join_lanes(tasks).await
 }
 
 async fn lane(plan: &Plan, jobs: Vec<Job>) -> (Tally, Vec<(usize, Bytes)>) {

@@ -282,24 +282,6 @@ pub fn tls(ca_pem: &str, identity: Option<(&str, &str)>) -> anyhow::Result<Arc<C
         .map_err(|e| anyhow::anyhow!("TLS client configuration: {e}"))
 }
 
-/// The `certbound` binary: `given`, or the one next to this binary.
-pub fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let path = match given {
-        Some(p) => p,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the load generator's own path has no directory")?
-            .join("certbound"),
-    };
-    if !path.exists() {
-        bail!(
-            "{} not found: build it first (`cargo build --release -p certbound-cli`) or pass --server",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// Starts `perf record -F 499 -g -p PID -o FILE -- sleep SECS` in the
 /// background (where the server's time goes); `None` when not asked for.
 pub fn perf(pid: u32, out: Option<&PathBuf>, secs: u64) -> anyhow::Result<Option<Child>> {

@@ -1,6 +1,7 @@
 //! Counting what came back, latency percentiles, the crypto floor and the
 //! markdown rows.
 
+use crate::procstat::time_op;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -22,6 +23,25 @@ pub struct Tally {
     pub first_refusal: Option<String>,
     /// Latency of every successful request, microseconds.
     pub latencies_us: Vec<u32>,
+}
+
+/// Awaits every lane and merges their tallies and answers; a lane that
+/// panicked counts as one refusal.
+pub async fn join_lanes<T>(
+    tasks: Vec<tokio::task::JoinHandle<(Tally, Vec<T>)>>,
+) -> (Tally, Vec<T>) {
+    let mut tally = Tally::default();
+    let mut answers = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok((t, a)) => {
+                tally.merge(t);
+                answers.extend(a);
+            }
+            Err(e) => tally.refused(|| format!("a lane failed: {e}")),
+        }
+    }
+    (tally, answers)
 }
 
 impl Tally {
@@ -116,25 +136,6 @@ impl Measured {
     pub fn cores(&self) -> f64 {
         self.server_ns / 1e9 / self.secs.max(1e-9)
     }
-}
-
-/// Median of 5 timed batches of `op`, nanoseconds per call.
-fn time_op(mut op: impl FnMut()) -> f64 {
-    const N: u32 = 2_000;
-    for _ in 0..N / 4 {
-        op();
-    }
-    let mut samples: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..N {
-                op();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(N)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[2]
 }
 
 /// The crypto any CA does per certificate from a CSR: one ECDSA P-256

@@ -16,10 +16,11 @@ use certbound_proto::request::CertRef;
 use hyper::body::Bytes;
 use rand::RngCore as _;
 
-use super::fixture::{self, Bench, ISSUER, Server, server_binary};
+use super::fixture::{self, Bench, ISSUER, Server};
 use super::http::{Conn, Target, excerpt};
 use super::stats::{Tally, Window};
 use super::{Common, b64, generate_keys, unb64};
+use crate::procstat::server_binary;
 
 /// How devices renew.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -242,18 +243,7 @@ async fn all_lanes(
             tokio::spawn(async move { lane(&wave, l, &next, end).await })
         })
         .collect();
-    let mut tally = Tally::default();
-    let mut issued = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok((t, i)) => {
-                tally.merge(t);
-                issued.extend(i);
-            }
-            Err(e) => tally.refused(|| format!("a lane failed: {e}")),
-        }
-    }
-    (tally, issued)
+    super::stats::join_lanes(tasks).await
 }
 
 async fn lane(
