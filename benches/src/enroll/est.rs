@@ -205,15 +205,7 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
             addr: server.https,
             tls: Some(fixture::tls(&ca_pem, Some((cert, key)))?),
         }],
-        Identities::Devices(devices) => devices
-            .iter()
-            .map(|d| {
-                Ok(Target {
-                    addr: server.https,
-                    tls: Some(fixture::tls(&ca_pem, Some((d.cert_pem(), d.key_pem())))?),
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
+        Identities::Devices(devices) => fixture::device_targets(devices, server.https, &ca_pem)?,
     };
     let (path, endpoint) = match args.mode {
         EstMode::Enroll => ("/.well-known/est/simpleenroll", "EST simpleenroll"),

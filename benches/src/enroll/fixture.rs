@@ -277,6 +277,23 @@ impl Server {
 
 /// A TLS client configuration trusting `ca_pem`, with a client identity
 /// (certificate chain and key, PEM) for mutual TLS.
+/// One mTLS target per device at `addr`, each with the device's certificate.
+pub fn device_targets(
+    devices: &[DeviceIdentity],
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+) -> anyhow::Result<Vec<super::http::Target>> {
+    devices
+        .iter()
+        .map(|d| {
+            Ok(super::http::Target {
+                addr,
+                tls: Some(tls(ca_pem, Some((d.cert_pem(), d.key_pem())))?),
+            })
+        })
+        .collect()
+}
+
 pub fn tls(ca_pem: &str, identity: Option<(&str, &str)>) -> anyhow::Result<Arc<ClientConfig>> {
     certbound_verify::http::client_tls_config(ca_pem, identity)
         .map_err(|e| anyhow::anyhow!("TLS client configuration: {e}"))

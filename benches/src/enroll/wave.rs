@@ -137,17 +137,7 @@ pub async fn run(args: WaveArgs) -> anyhow::Result<()> {
             Lanes::Coap(clients)
         }
         WaveTransport::Est if args.agent => Lanes::Est(Vec::new()),
-        WaveTransport::Est => Lanes::Est(
-            devices
-                .iter()
-                .map(|d| {
-                    Ok(Target {
-                        addr: server.https,
-                        tls: Some(fixture::tls(&ca_pem, Some((d.cert_pem(), d.key_pem())))?),
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?,
-        ),
+        WaveTransport::Est => Lanes::Est(fixture::device_targets(&devices, server.https, &ca_pem)?),
     };
     // EST bodies now; CoAP requests are signed when they are sent (a signed
     // request expires 120 s after it is made, and a slow wave drains later).

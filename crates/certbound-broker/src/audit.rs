@@ -226,15 +226,8 @@ async fn writer(
         }
         let take = pending.len().min(BATCH * 8);
         let events: Vec<AuditEvent> = pending.iter().take(take).cloned().collect();
-        let started = std::time::Instant::now();
         match write(&store, &events, &issued).await {
             Ok(()) => {
-                tracing::trace!(
-                    token_records = issued.len(),
-                    events = events.len(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "audit batch committed"
-                );
                 pending.drain(..take);
                 for ack in acks {
                     let _ = ack.send(true);
