@@ -44,7 +44,7 @@ use certbound_coap::{ResponseType, content_format};
 use certbound_registry::config::DataDir;
 use clap::{Parser, Subcommand};
 
-use procstat::{process_cpu_ns, server_binary, tick_ns, time_op};
+use procstat::{per_thread_line, process_cpu_ns, server_binary, thread_cpu_ns, tick_ns, time_op};
 use setup::{Fixture, RequestFactory, unix_now};
 
 #[derive(Parser)]
@@ -379,12 +379,14 @@ async fn run(args: LoadArgs, kind: Kind) -> anyhow::Result<()> {
     let requests = presign(kind, &fx, &mut factory, lanes, args.requests, unix_now())?;
     let tick = tick_ns();
     eprintln!("sending, {lanes} in flight...");
+    let threads0 = thread_cpu_ns(pid, tick)?;
     let cpu0 = process_cpu_ns(pid, tick)?;
     let own0 = process_cpu_ns(std::process::id(), tick)?;
     let t = Instant::now();
     let (ok, refused, why) = send_all(&senders, requests).await;
     let elapsed = t.elapsed().as_secs_f64();
     let server_cpu = process_cpu_ns(pid, tick)?.saturating_sub(cpu0) as f64;
+    let threads = thread_cpu_ns(pid, tick)?;
     let own_cpu = process_cpu_ns(std::process::id(), tick)?.saturating_sub(own0) as f64;
     drop(senders);
     drop(server);
@@ -412,6 +414,10 @@ async fn run(args: LoadArgs, kind: Kind) -> anyhow::Result<()> {
         crypto / 1e3,
         cpu_per_token / crypto,
         rate / limit,
+    );
+    println!(
+        "\nserver CPU per token by thread: {}",
+        per_thread_line(&threads0, &threads, ok)
     );
     if refused > 0 {
         eprintln!(

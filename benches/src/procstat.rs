@@ -24,6 +24,51 @@ pub fn process_cpu_ns(pid: u32, tick_ns: u64) -> anyhow::Result<u64> {
     Ok((utime + stime) * tick_ns)
 }
 
+/// CPU time (user + system) of each thread of process `pid`, summed by
+/// thread name (`tokio-rt-worker`, `sqlx-sqlite-wor`, ...), nanoseconds.
+/// A thread that ends between two readings drops out of the second.
+pub fn thread_cpu_ns(
+    pid: u32,
+    tick_ns: u64,
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let dir = format!("/proc/{pid}/task");
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let Ok(entry) = entry else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some((head, rest)), Some(open)) = (text.rsplit_once(')'), text.find('(')) else {
+            continue;
+        };
+        let name = head.get(open + 1..).unwrap_or("?").to_string();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        *by_name.entry(name).or_insert(0) += ticks * tick_ns;
+    }
+    Ok(by_name)
+}
+
+/// `name X µs, ...` per operation: the CPU each thread name used between
+/// two [`thread_cpu_ns`] readings, divided by `ops`, largest first.
+pub fn per_thread_line(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+    ops: u64,
+) -> String {
+    let mut used: Vec<(&String, u64)> = after
+        .iter()
+        .map(|(name, &t)| (name, t.saturating_sub(before.get(name).copied().unwrap_or(0))))
+        .filter(|&(_, t)| t > 0)
+        .collect();
+    used.sort_by(|a, b| b.1.cmp(&a.1));
+    used.iter()
+        .map(|(name, t)| format!("{name} {:.0} µs", *t as f64 / ops.max(1) as f64 / 1e3))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Nanoseconds per clock tick of `/proc/<pid>/stat` (`getconf CLK_TCK`).
 pub fn tick_ns() -> u64 {
     Command::new("getconf")

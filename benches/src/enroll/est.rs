@@ -15,9 +15,10 @@ use hyper::body::Bytes;
 use super::cfssl::{self, CfsslArgs};
 use super::fixture::{self, Bench, Server};
 use super::http::{Answer, Conn, Target, excerpt};
+use super::library;
 use super::stats::{self, Row, Tally, Window};
 use super::{Common, b64, generate_keys, holds_key, unb64};
-use crate::procstat::server_binary;
+use crate::procstat::{per_thread_line, server_binary, thread_cpu_ns, tick_ns};
 
 /// Which EST operation.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -229,6 +230,7 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
 
     let lanes = split(warm, args.requests, c, job);
     eprintln!("sending {} requests, {c} in flight...", args.requests);
+    let threads0 = thread_cpu_ns(server.pid(), tick_ns())?;
     let window = Window::open(server.pid())?;
     let perf = fixture::perf(
         server.pid(),
@@ -237,6 +239,7 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
     )?;
     let (mut tally, answers) = drive(Arc::clone(&plan), lanes).await;
     let measured = window.close()?;
+    let threads = thread_cpu_ns(server.pid(), tick_ns())?;
     if let Some(mut p) = perf {
         let _ = p.wait();
     }
@@ -250,6 +253,7 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
     };
     stats::issuance_header();
     let refused = tally.refused;
+    let certs_ok = tally.ok;
     let certbound_us = stats::issuance_row(Row {
         server: "certbound serve",
         endpoint: format!("{endpoint} (mTLS, {connection})"),
@@ -265,6 +269,26 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
             b.run(&keys, warm, c, args.handshake_per_request).await?,
         ));
     }
+    let library_us = if args.mode == EstMode::Enroll {
+        eprintln!("the library path on the same CSRs...");
+        let (ok, m) = library::run(&keys[warm..], &subjects[warm..], 30).await?;
+        let us = m.server_us_per(ok);
+        println!(
+            "| certbound-pki + certbound-store in this process (the library path a server would use) | verify CSR, check its identity, sign, record in batches of {} | 1 | {ok} | 0 | {:.2} | {:.0} | | | {us:.0} µs | {:.2} | | yes: device, certificate and audit rows, {} per transaction (SQLite WAL, synchronous=FULL) |",
+            library::BATCH,
+            m.secs,
+            ok as f64 / m.secs.max(1e-9),
+            m.cores(),
+            library::BATCH,
+        );
+        Some(us)
+    } else {
+        None
+    };
+    println!(
+        "\ncertbound server CPU per certificate by thread: {}\n",
+        per_thread_line(&threads0, &threads, certs_ok)
+    );
     let floor = (verify_ns + sign_ns) / 1e3;
     println!();
     println!(
@@ -279,6 +303,12 @@ pub async fn run(args: EstArgs) -> anyhow::Result<()> {
             us / floor,
             certbound_us / us.max(1e-9)
         );
+        if let Some(lib) = library_us {
+            println!(
+                "cfssl (records: {records}): **certbound library path / cfssl server CPU per certificate: {:.2}x**",
+                lib / us.max(1e-9)
+            );
+        }
     }
     println!(
         "certbound commits every certificate (enrollments: with the device row and the claim use, in one transaction) to SQLite before answering and queues its audit event for the batched audit writer; cfssl without -db-config records nothing."

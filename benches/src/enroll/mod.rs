@@ -7,6 +7,7 @@ pub mod cfssl;
 pub mod est;
 pub mod fixture;
 pub mod http;
+pub mod library;
 pub mod stats;
 pub mod wave;
 

@@ -16,7 +16,6 @@ use certbound_proto::claims::{Claims, intersect_scopes};
 use certbound_proto::replay::ReplayCache;
 use certbound_proto::request::GRANT_CLIENT_CREDENTIALS;
 use certbound_proto::token;
-use rand::RngCore;
 
 use crate::audit::AuditLog;
 use crate::device_auth::{Authenticated, DeviceAuth};
@@ -324,8 +323,7 @@ impl TokenService {
             Some(lists) => Some(lists.allocate(now).await.map_err(|e| internal(&e))?),
             None => None,
         };
-        let mut cti = vec![0u8; 16];
-        rand::rng().fill_bytes(&mut cti);
+        let cti = crate::oauth::new_token_id().to_vec();
         let claims = Claims {
             // No `iss`: the signing key names the issuer (docs/protocol.md).
             iss: None,

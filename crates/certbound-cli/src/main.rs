@@ -7,6 +7,13 @@ mod output;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: on the token path (many small,
+/// short-lived allocations on two threads handing work to each other)
+/// glibc's `malloc`/`free`/`malloc_consolidate` took about a tenth of the
+/// request threads' CPU (`perf`, BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     output::init_logging(cli.verbose, cli.log_format);

@@ -137,6 +137,16 @@ pub(crate) fn add_days(now: u64, days: u32) -> Result<u64, PkiError> {
 /// Checks that `spki` is an ECDSA P-256 key whose point is on the curve and
 /// returns the 65-byte uncompressed SEC1 point.
 pub(crate) fn p256_point(spki: &SubjectPublicKeyInfo<'_>, what: &str) -> Result<Vec<u8>, PkiError> {
+    p256_key(spki, what).map(|(point, _)| point)
+}
+
+/// Like [`p256_point`], with the key parsed for verification (parsing is
+/// most of the cost of a check that the point is on the curve: a caller
+/// that verifies with the key parses it once).
+pub(crate) fn p256_key(
+    spki: &SubjectPublicKeyInfo<'_>,
+    what: &str,
+) -> Result<(Vec<u8>, aws_lc_rs::signature::ParsedPublicKey), PkiError> {
     if spki.algorithm.algorithm != OID_KEY_TYPE_EC_PUBLIC_KEY {
         return Err(PkiError::UnsupportedKey(format!(
             "{what} has a key of type {} instead of an EC key",
@@ -159,14 +169,14 @@ pub(crate) fn p256_point(spki: &SubjectPublicKeyInfo<'_>, what: &str) -> Result<
             "{what} has a P-256 key that is not a 65-byte uncompressed point"
         )));
     }
-    aws_lc_rs::signature::ParsedPublicKey::new(
+    let parsed = aws_lc_rs::signature::ParsedPublicKey::new(
         &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
         point,
     )
     .map_err(|_| {
         PkiError::Malformed(format!("{what} has a P-256 point that is not on the curve"))
     })?;
-    Ok(point.to_vec())
+    Ok((point.to_vec(), parsed))
 }
 
 /// The ids of every `urn:certbound:device:` SAN URI (unvalidated).

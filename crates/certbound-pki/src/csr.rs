@@ -11,7 +11,7 @@ use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::X509Version;
 
-use crate::cert::p256_point;
+use crate::cert::p256_key;
 use crate::{IssuedCert, IssuingCa, PkiError};
 
 /// Largest CSR accepted, DER or PEM, in bytes. A P-256 CSR is about 300 bytes
@@ -229,18 +229,14 @@ pub fn verify_csr(der_or_pem: &[u8]) -> Result<VerifiedCsr, PkiError> {
                 .into(),
         ));
     }
-    let public_key_sec1 = p256_point(&info.subject_pki, "the CSR")?;
+    let (public_key_sec1, key) = p256_key(&info.subject_pki, "the CSR")?;
     if csr.signature_value.unused_bits != 0 {
         return Err(PkiError::BadCsr(
             "its signature BIT STRING has unused bits".into(),
         ));
     }
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        &public_key_sec1,
-    )
-    .verify(info.raw, &csr.signature_value.data)
-    .map_err(|_| {
+    key.verify_sig(info.raw, &csr.signature_value.data)
+        .map_err(|_| {
         PkiError::BadCsr(
             "its signature does not verify with the key it contains, so it does not prove \
              possession of that key (the request was altered or signed with another key)"
@@ -311,7 +307,8 @@ impl IssuingCa {
         days: u32,
         now: u64,
     ) -> Result<IssuedCert, PkiError> {
-        self.issue_device_cert(device_id, &csr.spki_der, days, now)
+        // `verify_csr` checked the key (P-256, a point on the curve).
+        self.issue_device_cert_checked(device_id, &csr.spki_der, days, now)
     }
 }
 

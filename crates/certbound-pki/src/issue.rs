@@ -144,6 +144,20 @@ impl IssuingCa {
         self.issue_for_key(Profile::Device(device_id), &key, lifetime_days, now)
     }
 
+    /// [`IssuingCa::issue_device_cert`] for a key already checked to be a
+    /// P-256 point on the curve (a [`crate::VerifiedCsr`]'s).
+    pub(crate) fn issue_device_cert_checked(
+        &self,
+        device_id: &str,
+        spki_der: &[u8],
+        lifetime_days: u32,
+        now: u64,
+    ) -> Result<IssuedCert, PkiError> {
+        validate_device_id(device_id)?;
+        let key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)?;
+        self.issue_for_key(Profile::Device(device_id), &key, lifetime_days, now)
+    }
+
     /// Generates a fresh P-256 key pair and issues a device certificate for it
     /// (same profile as [`IssuingCa::issue_device_cert`]).
     ///

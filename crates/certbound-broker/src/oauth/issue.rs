@@ -4,7 +4,6 @@ use base64::Engine as _;
 use certbound_proto::claims::{Claims, intersect_scopes};
 use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt};
 use certbound_proto::{EcPublicKey, token};
-use rand::RngCore;
 use serde::Serialize;
 
 use super::{AuthMethod, OAuthError, OAuthService, Presented, store_failure};
@@ -183,8 +182,7 @@ impl OAuthService {
             ),
             None => None,
         };
-        let mut jti_bytes = [0u8; 16];
-        rand::rng().fill_bytes(&mut jti_bytes);
+        let jti_bytes = super::new_token_id();
         let exp = now.saturating_add(api.ttl_secs);
         let bound_cert = if method.binds_certificate() {
             presented.peer_cert()

@@ -236,3 +236,12 @@ fn store_failure(e: &dyn std::fmt::Display) -> OAuthError {
 pub fn status_entry_of(s: &certbound_proto::status_list::StatusRef) -> Option<(u64, u64)> {
     own_token::list_id_of(&s.uri).map(|l| (l, s.idx))
 }
+
+/// A new token id (`cti` / `jti` bytes), ordered by issuance time
+/// ([`certbound_proto::token::time_ordered_id`]).
+pub fn new_token_id() -> [u8; certbound_proto::token::TOKEN_ID_LEN] {
+    use rand::RngCore as _;
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    certbound_proto::token::time_ordered_id(crate::clock::unix_now_ms(), random)
+}
