@@ -1,6 +1,8 @@
 //! What both load generators (`certbound-load`, `certbound-enroll-load`)
 //! share: the server binary to start, the CPU time of a process from
-//! `/proc/<pid>/stat`, and the median time of one call (the crypto floor).
+//! `/proc/<pid>/stat` (and of its threads, summed by thread name, from
+//! `/proc/<pid>/task/*/stat`), and the median time of one call (the crypto
+//! floor).
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -327,7 +327,7 @@ impl ClaimService {
         crate::enroll_service::refuse_claim_key(&self.store, &verified.public_key_sec1)
             .await
             .map_err(|r| r.for_device(device))?;
-        crate::enroll_service::refuse_revoked_key(&self.store, &verified.public_key_sec1, now)
+        crate::enroll_service::refuse_revoked_key(&self.store, &verified.public_key_sec1)
             .await
             .map_err(|r| r.for_device(device))?;
         let pki = self.pki.get();

@@ -296,7 +296,7 @@ impl EnrollService {
         refuse_claim_key(&self.store, &verified.public_key_sec1)
             .await
             .map_err(|r| r.for_device(device))?;
-        refuse_revoked_key(&self.store, &verified.public_key_sec1, now)
+        refuse_revoked_key(&self.store, &verified.public_key_sec1)
             .await
             .map_err(|r| r.for_device(device))?;
         let pki = self.pki.get();
@@ -362,20 +362,12 @@ pub(crate) async fn refuse_claim_key(store: &Store, key_sec1: &[u8]) -> Result<(
 /// Refuses a CSR key that belongs to a revoked certificate (of any device):
 /// a key that was revoked, e.g. because it leaked, must never be certified
 /// again, whoever asks.
-pub(crate) async fn refuse_revoked_key(
-    store: &Store,
-    key_sec1: &[u8],
-    _now: u64,
-) -> Result<(), AuditedRefusal> {
-    // Every revoked certificate, expired ones included (`not_after >= 0`).
+pub(crate) async fn refuse_revoked_key(store: &Store, key_sec1: &[u8]) -> Result<(), AuditedRefusal> {
     let revoked = store
-        .revoked_certificates(0)
+        .revoked_serial_with_key(key_sec1)
         .await
         .map_err(|e| internal(&e))?;
-    if let Some(r) = revoked
-        .iter()
-        .find(|r| certbound_pki::public_key_sec1(&r.der).is_ok_and(|k| k == key_sec1))
-    {
+    if let Some(serial) = revoked {
         return Err(AuditedRefusal {
             answer: Refusal::Denied(certbound_proto::ace::AceError::new(
                 AceErrorCode::InvalidRequest,
@@ -384,8 +376,7 @@ pub(crate) async fn refuse_revoked_key(
             device: None,
             x5t: None,
             reason: Some(format!(
-                "CSR refused: its key belongs to revoked certificate {}",
-                r.serial
+                "CSR refused: its key belongs to revoked certificate {serial}"
             )),
         });
     }

@@ -32,6 +32,8 @@ struct BulkRow<'a> {
     not_before: i64,
     not_after: i64,
     der: String,
+    /// SEC1 public key, hex (absent when the DER does not parse).
+    public_key: Option<String>,
     detail: String,
 }
 
@@ -123,6 +125,7 @@ impl Store {
                 not_before: to_i64(c.not_before),
                 not_after: to_i64(c.not_after),
                 der: hex::encode(&c.der),
+                public_key: c.public_key().map(hex::encode),
                 detail: format!(
                     "serial={} groups={group_list} not_after={} bulk=1",
                     c.serial, c.not_after
@@ -167,14 +170,17 @@ impl Store {
         .bind(&groups)
         .execute(&mut *tx)
         .await?;
-        let der = match self.backend {
-            Backend::Sqlite => "unhex(value->>'der')",
-            Backend::Postgres => "decode(value->>'der', 'hex')",
+        let (der, key) = match self.backend {
+            Backend::Sqlite => ("unhex(value->>'der')", "unhex(value->>'public_key')"),
+            Backend::Postgres => (
+                "decode(value->>'der', 'hex')",
+                "decode(value->>'public_key', 'hex')",
+            ),
         };
         let inserted = sqlx::query(&format!(
-            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
+            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at, public_key) \
              SELECT value->>'serial', value->>'id', value->>'thumbprint', CAST(value->>'not_before' AS BIGINT), \
-                    CAST(value->>'not_after' AS BIGINT), {der}, 'active', $2 FROM {rows_of_1}"
+                    CAST(value->>'not_after' AS BIGINT), {der}, 'active', $2, {key} FROM {rows_of_1}"
         ))
         .bind(&rows)
         .bind(now_i)

@@ -11,8 +11,8 @@ impl Store {
     pub async fn add_certificate(&self, cert: &CertRecord, now: u64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)",
+            "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at, public_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)",
         )
         .bind(&cert.serial)
         .bind(&cert.device_id)
@@ -21,6 +21,7 @@ impl Store {
         .bind(to_i64(cert.not_after))
         .bind(&cert.der)
         .bind(to_i64(now))
+        .bind(cert.public_key())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -40,6 +41,38 @@ pub struct RevokedCert {
 }
 
 impl Store {
+    /// The serial of a revoked certificate (of any device, expired ones
+    /// too) whose public key is `key_sec1`, if there is one: an index
+    /// lookup, plus a parse of the revoked certificates recorded before
+    /// version 13 (migration 0013), which have no key column.
+    pub async fn revoked_serial_with_key(
+        &self,
+        key_sec1: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        use sqlx::Row;
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT serial FROM certificates \
+             WHERE status = 'revoked' AND public_key = $1 LIMIT 1",
+        )
+        .bind(key_sec1)
+        .fetch_optional(&self.pool)
+        .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        let legacy = sqlx::query(
+            "SELECT serial, der FROM certificates WHERE status = 'revoked' AND public_key IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(legacy.into_iter().find_map(|r| {
+            let der: Vec<u8> = r.get("der");
+            certbound_pki::public_key_sec1(&der)
+                .is_ok_and(|k| k == key_sec1)
+                .then(|| r.get("serial"))
+        }))
+    }
+
     /// Every revoked certificate that has not expired at `now`.
     pub async fn revoked_certificates(&self, now: u64) -> Result<Vec<RevokedCert>, StoreError> {
         use sqlx::Row;

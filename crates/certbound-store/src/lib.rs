@@ -197,6 +197,14 @@ pub struct CertRecord {
 }
 
 impl CertRecord {
+    /// The certificate's public key (SEC1 point), recorded with it so that
+    /// the keys of revoked certificates are found by an index
+    /// ([`Store::revoked_serial_with_key`]); `None` for a DER that does not
+    /// parse (the check then parses the row).
+    pub fn public_key(&self) -> Option<Vec<u8>> {
+        certbound_pki::public_key_sec1(&self.der).ok()
+    }
+
     /// The record of a certificate just issued to `device_id` (active).
     pub fn issued(device_id: &str, cert: &certbound_pki::IssuedCert) -> Self {
         Self {
@@ -1003,8 +1011,8 @@ pub(crate) async fn insert_device(
             .await?;
     }
     sqlx::query(
-        "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)",
+        "INSERT INTO certificates (serial, device_id, thumbprint, not_before, not_after, der, status, created_at, public_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)",
     )
     .bind(&cert.serial)
     .bind(id)
@@ -1013,6 +1021,7 @@ pub(crate) async fn insert_device(
     .bind(to_i64(cert.not_after))
     .bind(&cert.der)
     .bind(to_i64(now))
+    .bind(cert.public_key())
     .execute(&mut *tx)
     .await?;
     Ok(())
