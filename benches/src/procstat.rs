@@ -45,8 +45,14 @@ pub fn thread_cpu_ns(
         };
         let name = head.get(open + 1..).unwrap_or("?").to_string();
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        let ticks: u64 = fields
+            .get(11)
+            .and_then(|u| u.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
         *by_name.entry(name).or_insert(0) += ticks * tick_ns;
     }
     Ok(by_name)
@@ -61,7 +67,12 @@ pub fn per_thread_line(
 ) -> String {
     let mut used: Vec<(&String, u64)> = after
         .iter()
-        .map(|(name, &t)| (name, t.saturating_sub(before.get(name).copied().unwrap_or(0))))
+        .map(|(name, &t)| {
+            (
+                name,
+                t.saturating_sub(before.get(name).copied().unwrap_or(0)),
+            )
+        })
         .filter(|&(_, t)| t > 0)
         .collect();
     used.sort_by(|a, b| b.1.cmp(&a.1));

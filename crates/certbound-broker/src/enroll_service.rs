@@ -362,7 +362,10 @@ pub(crate) async fn refuse_claim_key(store: &Store, key_sec1: &[u8]) -> Result<(
 /// Refuses a CSR key that belongs to a revoked certificate (of any device):
 /// a key that was revoked, e.g. because it leaked, must never be certified
 /// again, whoever asks.
-pub(crate) async fn refuse_revoked_key(store: &Store, key_sec1: &[u8]) -> Result<(), AuditedRefusal> {
+pub(crate) async fn refuse_revoked_key(
+    store: &Store,
+    key_sec1: &[u8],
+) -> Result<(), AuditedRefusal> {
     let revoked = store
         .revoked_serial_with_key(key_sec1)
         .await

@@ -237,12 +237,12 @@ pub fn verify_csr(der_or_pem: &[u8]) -> Result<VerifiedCsr, PkiError> {
     }
     key.verify_sig(info.raw, &csr.signature_value.data)
         .map_err(|_| {
-        PkiError::BadCsr(
-            "its signature does not verify with the key it contains, so it does not prove \
+            PkiError::BadCsr(
+                "its signature does not verify with the key it contains, so it does not prove \
              possession of that key (the request was altered or signed with another key)"
-                .into(),
-        )
-    })?;
+                    .into(),
+            )
+        })?;
     Ok(VerifiedCsr {
         public_key_sec1,
         spki_der: info.subject_pki.raw.to_vec(),

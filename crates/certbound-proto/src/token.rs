@@ -85,7 +85,10 @@ mod id_tests {
     fn ids_sort_by_time_then_carry_the_random_bytes() {
         let a = time_ordered_id(1_700_000_000_123, [0xff; 10]);
         let b = time_ordered_id(1_700_000_000_124, [0x00; 10]);
-        assert!(a < b, "a later millisecond sorts later whatever the random bytes");
+        assert!(
+            a < b,
+            "a later millisecond sorts later whatever the random bytes"
+        );
         assert!(hex::encode(a) < hex::encode(b), "and so does its hex form");
         assert_eq!(&a[..6], &[0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x7b]);
         assert_eq!(&a[6..], &[0xff; 10]);

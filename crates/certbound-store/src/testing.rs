@@ -249,6 +249,15 @@ impl Store {
         Ok(sqlx::query_scalar(sql).fetch_one(&self.pool).await?)
     }
 
+    /// Runs one SQL statement; returns the rows it changed (tests make a row
+    /// look like one an older version wrote, for example).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Db`].
+    pub async fn execute_sql(&self, sql: &str) -> Result<u64, crate::StoreError> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+
     /// Registers `n` synthetic devices `syn-<i>`, each with one active
     /// certificate of `der_len` bytes and the group `group`, in one write
     /// transaction, straight in SQL (no CA work): for benchmarks of the
