@@ -75,7 +75,7 @@ pub fn per_thread_line(
         })
         .filter(|&(_, t)| t > 0)
         .collect();
-    used.sort_by(|a, b| b.1.cmp(&a.1));
+    used.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
     used.iter()
         .map(|(name, t)| format!("{name} {:.0} µs", *t as f64 / ops.max(1) as f64 / 1e3))
         .collect::<Vec<_>>()
