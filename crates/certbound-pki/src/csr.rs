@@ -239,7 +239,7 @@ pub fn verify_csr(der_or_pem: &[u8]) -> Result<VerifiedCsr, PkiError> {
         .map_err(|_| {
             PkiError::BadCsr(
                 "its signature does not verify with the key it contains, so it does not prove \
-             possession of that key (the request was altered or signed with another key)"
+                 possession of that key (the request was altered or signed with another key)"
                     .into(),
             )
         })?;

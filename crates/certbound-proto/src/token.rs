@@ -31,12 +31,12 @@ pub const TOKEN_ID_LEN: usize = 16;
 /// bits, big-endian) followed by 80 random bits.
 ///
 /// The issuer records every token under its id, and index pages of ids that
-/// sort by time fill at the end, where the previous batch left off: a
-/// batch of records dirties a handful of pages instead of one page per
-/// record, as uniformly random ids did (SQLite WAL, 200 000 records with
-/// their audit events in batches of 500: 36 against 55 µs each). 80 random bits per millisecond
-/// keep ids unique across instances and unguessable; the time they reveal
-/// is the token's `iat` to the millisecond.
+/// sort by time fill at the end, where the previous batch left off: a batch
+/// of records dirties a handful of pages instead of one page per record, as
+/// uniformly random ids did (SQLite WAL, 200 000 records with their audit
+/// events in batches of 500: 36 against 55 µs each). 80 random bits per
+/// millisecond keep ids unique across instances and unguessable; the time
+/// they reveal is the token's `iat` to the millisecond.
 pub fn time_ordered_id(unix_ms: u64, random: [u8; 10]) -> [u8; TOKEN_ID_LEN] {
     let mut id = [0u8; TOKEN_ID_LEN];
     id[..6].copy_from_slice(&unix_ms.to_be_bytes()[2..]);
