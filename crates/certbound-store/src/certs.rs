@@ -50,26 +50,28 @@ impl Store {
         key_sec1: &[u8],
     ) -> Result<Option<String>, StoreError> {
         use sqlx::Row;
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT serial FROM certificates \
-             WHERE status = 'revoked' AND public_key = $1 LIMIT 1",
+        // One statement (every enrollment and renewal makes it), two index
+        // seeks: the rows with this key, and the rows without a recorded key,
+        // which are parsed. (`public_key = $1 OR public_key IS NULL` made
+        // SQLite scan every revoked row's index entry.)
+        let rows = sqlx::query(
+            "SELECT serial, der, public_key FROM certificates \
+             WHERE status = 'revoked' AND public_key = $1 \
+             UNION ALL \
+             SELECT serial, der, public_key FROM certificates \
+             WHERE status = 'revoked' AND public_key IS NULL",
         )
         .bind(key_sec1)
-        .fetch_optional(&self.pool)
-        .await?;
-        if found.is_some() {
-            return Ok(found);
-        }
-        let legacy = sqlx::query(
-            "SELECT serial, der FROM certificates WHERE status = 'revoked' AND public_key IS NULL",
-        )
         .fetch_all(&self.pool)
         .await?;
-        Ok(legacy.into_iter().find_map(|r| {
-            let der: Vec<u8> = r.get("der");
-            certbound_pki::public_key_sec1(&der)
-                .is_ok_and(|k| k == key_sec1)
-                .then(|| r.get("serial"))
+        Ok(rows.into_iter().find_map(|r| {
+            let recorded: Option<Vec<u8>> = r.get("public_key");
+            let matches = match recorded {
+                Some(k) => k == key_sec1,
+                None => certbound_pki::public_key_sec1(&r.get::<Vec<u8>, _>("der"))
+                    .is_ok_and(|k| k == key_sec1),
+            };
+            matches.then(|| r.get("serial"))
         }))
     }
 
