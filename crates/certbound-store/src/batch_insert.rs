@@ -46,6 +46,21 @@ pub(crate) fn multi_row_insert(
     sql
 }
 
+/// `rows` rows as one string of `;`-separated multi-row inserts of
+/// [`ROWS_PER_INSERT`] rows each, anonymous parameters (SQLite: the whole
+/// batch in one hand-off to sqlx's worker thread).
+pub(crate) fn statements(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::new();
+    let mut left = rows;
+    while left > 0 {
+        let n = left.min(ROWS_PER_INSERT);
+        sql.push_str(&multi_row_insert(head, columns, n, tail, false));
+        sql.push_str(";\n");
+        left -= n;
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +79,16 @@ mod tests {
         );
         assert_eq!(multi_row_insert("X ", 1, 1, "", true), "X ($1)");
         assert_eq!(multi_row_insert("X ", 2, 2, "", false), "X (?, ?), (?, ?)");
+    }
+
+    #[test]
+    fn statements_split_rows_into_full_inserts() {
+        assert_eq!(statements("X ", 1, 0, ""), "");
+        let sql = statements("X ", 1, ROWS_PER_INSERT + 1, " T");
+        let parts: Vec<&str> = sql.split(";\n").filter(|p| !p.is_empty()).collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].matches('?').count(), ROWS_PER_INSERT);
+        assert_eq!(parts[1], "X (?) T");
     }
 }
 

@@ -116,27 +116,18 @@ impl Store {
             // for. Not cached: batch sizes vary.
             let clean: Vec<super::AuditEvent> =
                 events.iter().map(crate::audit_fields::sanitize).collect();
-            let mut sql = String::new();
-            for chunk in tokens.chunks(crate::batch_insert::ROWS_PER_INSERT) {
-                sql.push_str(&crate::batch_insert::multi_row_insert(
-                    TOKEN_INSERT_HEAD,
-                    12,
-                    chunk.len(),
-                    TOKEN_INSERT_TAIL,
-                    false,
-                ));
-                sql.push_str(";\n");
-            }
-            for chunk in clean.chunks(crate::batch_insert::ROWS_PER_INSERT) {
-                sql.push_str(&crate::batch_insert::multi_row_insert(
-                    super::audit::EVENT_INSERT_HEAD,
-                    6,
-                    chunk.len(),
-                    "",
-                    false,
-                ));
-                sql.push_str(";\n");
-            }
+            let mut sql = crate::batch_insert::statements(
+                TOKEN_INSERT_HEAD,
+                12,
+                tokens.len(),
+                TOKEN_INSERT_TAIL,
+            );
+            sql.push_str(&crate::batch_insert::statements(
+                super::audit::EVENT_INSERT_HEAD,
+                6,
+                clean.len(),
+                "",
+            ));
             let mut query = sqlx::query(&sql).persistent(false);
             for t in tokens {
                 query = bind_token(query, t);
