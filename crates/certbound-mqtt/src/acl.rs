@@ -8,7 +8,7 @@ use certbound_pki::{
 };
 use certbound_proto::topics::{claim_may_use, device_may_use};
 
-use crate::identity::{Authorizer, Identity, PeerCert};
+use crate::identity::{Authorizer, Identity, PeerCert, TokenGrant};
 use crate::topic::SHARE_PREFIX;
 
 /// Topic prefix the broker identity may use (`cb/`).
@@ -23,6 +23,11 @@ pub const BROKER_SHARE_GROUP: &str = "certbound";
 /// device or a revoked certificate). Called on the connect path: keep it an
 /// in-memory lookup.
 pub type RevocationCheck = Arc<dyn Fn(&Identity, &PeerCert) -> bool + Send + Sync>;
+
+/// Verifies an access token for a session (see [`Authorizer::verify_token`]):
+/// called with the identity, the client certificate (DER) and the token.
+pub type TokenCheck =
+    Arc<dyn Fn(&Identity, &[u8], &[u8]) -> Result<TokenGrant, String> + Send + Sync>;
 
 /// The certbound MQTT policy.
 ///
@@ -59,6 +64,7 @@ pub type RevocationCheck = Arc<dyn Fn(&Identity, &PeerCert) -> bool + Send + Syn
 pub struct CertboundAcl {
     is_revoked: Option<RevocationCheck>,
     broker: Option<String>,
+    tokens: Option<TokenCheck>,
 }
 
 impl fmt::Debug for CertboundAcl {
@@ -66,6 +72,7 @@ impl fmt::Debug for CertboundAcl {
         f.debug_struct("CertboundAcl")
             .field("revocation_check", &self.is_revoked.is_some())
             .field("broker", &self.broker)
+            .field("tokens", &self.tokens.is_some())
             .finish()
     }
 }
@@ -91,6 +98,14 @@ impl CertboundAcl {
     /// connection.
     pub fn with_revocation_check(mut self, f: RevocationCheck) -> Self {
         self.is_revoked = Some(f);
+        self
+    }
+
+    /// Accepts access tokens (MQTT 5 Authentication Method `ace`) checked
+    /// by `f`; without it every token is refused.
+    #[must_use]
+    pub fn with_token_check(mut self, f: TokenCheck) -> Self {
+        self.tokens = Some(f);
         self
     }
 
@@ -186,6 +201,18 @@ impl Authorizer for CertboundAcl {
             Identity::Service(_) if self.is_broker(who) => broker_filter_ok(filter),
             Identity::Service(_) => service_filter_ok(filter),
             Identity::Claim(cn) => claim_may_use(cn, filter, false),
+        }
+    }
+
+    fn verify_token(
+        &self,
+        who: &Identity,
+        peer_cert_der: &[u8],
+        token: &[u8],
+    ) -> Result<TokenGrant, String> {
+        match &self.tokens {
+            Some(check) => check(who, peer_cert_der, token),
+            None => Err("this server does not accept access tokens".to_owned()),
         }
     }
 }

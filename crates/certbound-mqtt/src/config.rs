@@ -48,9 +48,28 @@ pub struct MqttServerConfig {
     /// The same cap for service identities (the broker runs one connection
     /// per instance). Default 64.
     pub max_connections_per_service: usize,
-    /// Most subscriptions one session may hold; further filters get 0x80 in
-    /// the SUBACK. Default 32.
+    /// Most subscriptions one session may hold; further filters get 0x97
+    /// (quota exceeded; 3.1.1: 0x80) in the SUBACK. Default 32.
     pub max_subscriptions_per_session: usize,
+    /// Longest keep-alive a client may ask for, seconds. An MQTT 5 client
+    /// asking for more (or for none) is told this value (Server Keep Alive);
+    /// a 3.1.1 client keeps its own. Default 3600.
+    pub max_keep_alive: u16,
+    /// Longest time a session is kept after its connection ends, seconds
+    /// (MQTT 5 Session Expiry, 3.1.1 Clean Session 0). 0 keeps none.
+    /// Default 86 400 (one day).
+    pub max_session_expiry: u32,
+    /// Sessions kept per identity after their connection ended (the one
+    /// expiring first is ended beyond it). Default 4.
+    pub max_stored_sessions_per_identity: usize,
+    /// QoS 1 and 2 messages queued for a stored session (further ones are
+    /// dropped and counted). Default 1024.
+    pub offline_queue: usize,
+    /// Topics with a retained message (a retained message beyond it is
+    /// routed but not kept, and counted). Default 10 000.
+    pub max_retained_messages: usize,
+    /// Payload bytes of all retained messages. Default 16 MiB.
+    pub max_retained_bytes: usize,
 }
 
 impl std::fmt::Debug for MqttServerConfig {
@@ -74,6 +93,10 @@ impl std::fmt::Debug for MqttServerConfig {
                 "max_subscriptions_per_session",
                 &self.max_subscriptions_per_session,
             )
+            .field("max_keep_alive", &self.max_keep_alive)
+            .field("max_session_expiry", &self.max_session_expiry)
+            .field("offline_queue", &self.offline_queue)
+            .field("max_retained_messages", &self.max_retained_messages)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +121,12 @@ impl MqttServerConfig {
             max_connections_per_device: DEFAULT_MAX_CONNECTIONS_PER_DEVICE,
             max_connections_per_service: DEFAULT_MAX_CONNECTIONS_PER_SERVICE,
             max_subscriptions_per_session: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
+            max_keep_alive: 3600,
+            max_session_expiry: 86_400,
+            max_stored_sessions_per_identity: 4,
+            offline_queue: 1024,
+            max_retained_messages: 10_000,
+            max_retained_bytes: 16 * 1024 * 1024,
         }
     }
 
@@ -133,6 +162,11 @@ impl MqttServerConfig {
             if value == 0 {
                 return Err(MqttError::Config(format!("{name} must be at least 1")));
             }
+        }
+        if self.max_keep_alive == 0 {
+            return Err(MqttError::Config(
+                "max_keep_alive must be at least 1 second".into(),
+            ));
         }
         if self.outgoing_queue == 0 {
             return Err(MqttError::Config(

@@ -1,18 +1,31 @@
-//! The registry of live connections around the [`Router`]: who is
-//! connected, client-id takeover, per-client outgoing queues, and dropping
-//! clients. Synchronous; the server keeps it behind a `std::sync::Mutex` and
-//! never awaits while holding it.
+//! The registry of live connections and stored sessions around the
+//! [`Router`]: who is connected, client-id takeover, per-client outgoing
+//! queues, sessions kept after their connection ended (Session Expiry),
+//! delayed will messages, retained messages, and dropping clients.
+//! Synchronous, time passed in; the server keeps it behind a
+//! `std::sync::Mutex` and never awaits while holding it.
 
-use std::collections::{HashMap, HashSet};
+mod parked;
+mod retained;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rumqttc::QoS;
 use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
 use crate::identity::Identity;
+use crate::message::{Message, SubOpts};
 use crate::router::{ConnId, Router, Target};
-use crate::session::Message;
+use crate::session::Snapshot;
+
+use parked::Parked;
+pub(crate) use retained::RetainedLimits;
+use retained::Retained;
 
 /// Takeover key: a client id is only unique within one identity, so a
 /// device can never push another identity's connection out (§3.1.4 applies
@@ -26,11 +39,21 @@ struct Entry {
     thumbprint: Option<[u8; 32]>,
     /// Past CONNECT (counted against the identity's connection cap).
     admitted: bool,
+    /// The session outlives the connection (Session Expiry > 0).
+    persistent: bool,
     client_key: Option<ClientKey>,
-    tx: mpsc::Sender<Message>,
+    /// The live connection's queue; `None` once parked.
+    tx: Option<mpsc::Sender<Message>>,
     kill: Arc<Notify>,
     /// Being dropped: no more deliveries, not counted by `disconnect`.
     dead: bool,
+    /// The id of the access token the session authenticated with.
+    token: Option<Vec<u8>>,
+    /// A newer connection took this session over; what this one leaves
+    /// unacknowledged goes to it.
+    adopted_by: Option<ConnId>,
+    /// The stored session, once the connection ended.
+    parked: Option<Box<Parked>>,
 }
 
 /// What routing one message did.
@@ -42,20 +65,79 @@ pub(crate) struct RouteOutcome {
     pub dropped: u64,
 }
 
-/// Live connections and their subscriptions.
+/// Limits of the hub.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HubLimits {
+    /// Messages queued for one stored session.
+    pub offline_queue: usize,
+    /// Stored sessions per identity (the oldest is ended beyond it).
+    pub parked_per_identity: usize,
+    /// Stored sessions in all.
+    pub parked_total: usize,
+    /// Retained messages.
+    pub retained: RetainedLimits,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        HubLimits {
+            offline_queue: 1024,
+            parked_per_identity: 4,
+            parked_total: 100_000,
+            retained: RetainedLimits::default(),
+        }
+    }
+}
+
+/// Counters the hub keeps (read under its lock).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct HubCounts {
+    pub routed: u64,
+    pub delivered: u64,
+    pub slow_client_drops: u64,
+    pub offline_drops: u64,
+    pub retained_refused: u64,
+    pub parked: usize,
+    pub retained: usize,
+}
+
+/// Live connections, stored sessions and their subscriptions.
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     router: Router,
     conns: HashMap<ConnId, Entry>,
     by_client: HashMap<ClientKey, ConnId>,
     by_identity: HashMap<Identity, HashSet<ConnId>>,
+    /// When stored sessions expire or their will is due.
+    deadlines: BTreeSet<(Instant, ConnId)>,
+    retained: Retained,
+    limits: HubLimits,
+    counts: HubCounts,
     scratch: Vec<Target>,
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub with default limits.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty hub.
+    pub(crate) fn with_limits(limits: HubLimits) -> Self {
+        Hub {
+            retained: Retained::new(limits.retained),
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The counters.
+    pub(crate) fn counts(&self) -> HubCounts {
+        HubCounts {
+            retained: self.retained.len(),
+            ..self.counts
+        }
     }
 
     /// Adds an authenticated connection: `tx` is its outgoing queue, `kill`
@@ -78,17 +160,23 @@ impl Hub {
                 identity,
                 thumbprint,
                 admitted: false,
+                persistent: false,
                 client_key: None,
-                tx,
+                tx: Some(tx),
                 kill,
                 dead: false,
+                token: None,
+                adopted_by: None,
+                parked: None,
             },
         );
     }
 
-    /// Admits `conn`'s CONNECT with `client_id`: an older live connection
-    /// with the same identity and client id is dropped (takeover, returned);
-    /// otherwise the identity may hold at most `cap` admitted connections.
+    /// Admits `conn`'s CONNECT with `client_id`. An older live connection
+    /// with the same identity and client id is dropped (takeover); a stored
+    /// or taken-over session is resumed unless `clean_start` (returned:
+    /// the session is present); otherwise the identity may hold at most
+    /// `cap` live connections.
     ///
     /// # Errors
     /// Why the connection was not admitted (cap reached, unknown connection).
@@ -96,21 +184,34 @@ impl Hub {
         &mut self,
         conn: ConnId,
         client_id: &str,
+        clean_start: bool,
+        persistent: bool,
         cap: usize,
-    ) -> Result<Option<ConnId>, String> {
+        now: Instant,
+    ) -> Result<Option<Snapshot>, String> {
         let identity = match self.conns.get(&conn) {
             Some(entry) if !entry.dead => entry.identity.clone(),
             _ => return Err("the connection is being dropped".to_owned()),
         };
+        // An empty client id (3.1.1 clean sessions) takes nothing over.
         let key = (!client_id.is_empty()).then(|| (identity.clone(), client_id.to_owned()));
-        let taken_over = key
+        let old = key
             .as_ref()
             .and_then(|k| self.by_client.get(k).copied())
-            .filter(|&old| old != conn && self.conns.get(&old).is_some_and(|e| !e.dead));
+            .filter(|&old| old != conn);
+        let old_live = old.filter(|o| {
+            self.conns
+                .get(o)
+                .is_some_and(|e| !e.dead && e.parked.is_none())
+        });
         let others = self.by_identity.get(&identity).map_or(0, |set| {
             set.iter()
-                .filter(|&&c| c != conn && Some(c) != taken_over)
-                .filter(|c| self.conns.get(c).is_some_and(|e| e.admitted && !e.dead))
+                .filter(|&&c| c != conn && Some(c) != old_live)
+                .filter(|c| {
+                    self.conns
+                        .get(c)
+                        .is_some_and(|e| e.admitted && !e.dead && e.parked.is_none())
+                })
                 .count()
         });
         if others >= cap {
@@ -121,29 +222,60 @@ impl Hub {
         }
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.admitted = true;
+            entry.persistent = persistent;
             entry.client_key.clone_from(&key);
         }
         if let Some(key) = key {
             self.by_client.insert(key, conn);
         }
-        let Some(old) = taken_over else {
+        let Some(old) = old else {
             return Ok(None);
         };
-        info!(
-            old_conn = old,
-            client_id, "client id taken over; closing the older connection"
-        );
-        Ok(self
-            .kill(old, "taken over by a new connection")
-            .then_some(old))
+        let resumed = if self.conns.get(&old).is_some_and(|e| e.parked.is_some()) {
+            self.take_parked(old, conn, clean_start, now)
+        } else if old_live.is_some() {
+            info!(old_conn = old, client_id, "client id taken over; closing the older connection");
+            let adopt = !clean_start && self.conns.get(&old).is_some_and(|e| e.persistent);
+            let snapshot = adopt.then(|| {
+                self.router.rekey(old, conn);
+                if let Some(entry) = self.conns.get_mut(&old) {
+                    entry.adopted_by = Some(conn);
+                }
+                Snapshot {
+                    subscriptions: self.router.subscriptions(conn).into_iter().collect(),
+                    ..Snapshot::default()
+                }
+            });
+            self.kill(old, "taken over by a new connection");
+            snapshot
+        } else {
+            None
+        };
+        Ok(resumed)
     }
 
-    /// Adds subscriptions of `conn` (filters already validated and authorised).
-    pub(crate) fn subscribe(&mut self, conn: ConnId, filters: &[(String, QoS)]) {
-        if self.conns.get(&conn).is_some_and(|e| !e.dead) {
-            for (filter, qos) in filters {
-                if !self.router.subscribe(conn, filter, *qos) {
-                    warn!(%filter, "invalid filter reached the router");
+    /// Records the access token `conn` authenticated with.
+    pub(crate) fn set_token(&mut self, conn: ConnId, id: Vec<u8>) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.token = Some(id);
+        }
+    }
+
+    /// Adds subscriptions of `conn` (filters already validated and
+    /// authorised) and queues the retained messages that match those marked
+    /// to get them.
+    pub(crate) fn subscribe(&mut self, conn: ConnId, filters: &[(String, SubOpts, bool)], now: Instant) {
+        if !self.conns.get(&conn).is_some_and(|e| !e.dead) {
+            return;
+        }
+        for (filter, opts, send_retained) in filters {
+            if !self.router.subscribe(conn, filter, *opts) {
+                warn!(%filter, "invalid filter reached the router");
+                continue;
+            }
+            if *send_retained {
+                for message in self.retained.matching(filter, opts, now) {
+                    self.queue(conn, message);
                 }
             }
         }
@@ -156,50 +288,81 @@ impl Hub {
         }
     }
 
-    /// Queues `message` to every matching subscriber without waiting; a
-    /// subscriber whose queue is full is dropped.
-    pub(crate) fn route(&mut self, message: &Message) -> RouteOutcome {
+    /// Routes a message `publisher` sent: stores it when retained, queues a
+    /// copy to every matching subscriber without waiting (a live subscriber
+    /// whose queue is full is dropped; a stored session queues QoS 1 and 2
+    /// messages up to its limit).
+    pub(crate) fn route(&mut self, message: &Message, publisher: ConnId, now: Instant) -> RouteOutcome {
+        if message.retain && !self.retained.store(message) {
+            self.counts.retained_refused += 1;
+            warn!(topic = %message.topic, "retained message store full; the message is routed but not retained");
+        }
         let conns = &self.conns;
         let available = |c: ConnId| {
-            conns
-                .get(&c)
-                .is_some_and(|e| !e.dead && e.tx.capacity() > 0)
+            conns.get(&c).is_some_and(|e| {
+                !e.dead && e.tx.as_ref().is_some_and(|tx| tx.capacity() > 0)
+            })
         };
         self.router
-            .route(&message.topic, &available, &mut self.scratch);
+            .route(&message.topic, publisher, &available, &mut self.scratch);
         let mut outcome = RouteOutcome::default();
-        let mut overflowed = Vec::new();
-        for target in &self.scratch {
-            let Some(entry) = self.conns.get(&target.conn).filter(|e| !e.dead) else {
-                continue;
-            };
-            let qos = if message.qos == QoS::AtLeastOnce && target.qos == QoS::AtLeastOnce {
-                QoS::AtLeastOnce
-            } else {
-                QoS::AtMostOnce
-            };
+        let targets = std::mem::take(&mut self.scratch);
+        for target in &targets {
+            let qos = lower(message.qos, target.qos);
             let copy = Message {
-                topic: Arc::clone(&message.topic),
-                payload: message.payload.clone(),
                 qos,
+                retain: message.retain && target.retain_as_published,
+                sub_ids: target.sub_ids.clone(),
+                ..message.clone()
             };
-            match entry.tx.try_send(copy) {
-                Ok(()) => outcome.delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(target.conn),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            match self.queue(target.conn, copy) {
+                Queued::Yes => outcome.delivered += 1,
+                Queued::Overflow => outcome.dropped += 1,
+                Queued::No => {}
             }
         }
-        for conn in overflowed {
-            warn!(conn, "outgoing queue full; dropping the slow client");
-            if self.kill(conn, "outgoing queue overflow") {
-                outcome.dropped += 1;
-            }
-        }
+        self.scratch = targets;
+        self.counts.routed += 1;
+        self.counts.delivered += outcome.delivered;
+        self.counts.slow_client_drops += outcome.dropped;
+        let _ = now;
         outcome
     }
 
+    /// Queues `message` to `conn`: its live queue, or its stored session.
+    fn queue(&mut self, conn: ConnId, message: Message) -> Queued {
+        let limit = self.limits.offline_queue;
+        let Some(entry) = self.conns.get_mut(&conn).filter(|e| !e.dead) else {
+            return Queued::No;
+        };
+        if let Some(parked) = entry.parked.as_mut() {
+            return if parked.enqueue(message, limit) {
+                Queued::Yes
+            } else {
+                self.counts.offline_drops += 1;
+                Queued::No
+            };
+        }
+        let Some(tx) = &entry.tx else {
+            return Queued::No;
+        };
+        match tx.try_send(message) {
+            Ok(()) => Queued::Yes,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(conn, "outgoing queue full; dropping the slow client");
+                if self.kill(conn, "outgoing queue overflow") {
+                    Queued::Overflow
+                } else {
+                    Queued::No
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Queued::No,
+        }
+    }
+
     /// Drops `conn`: no more deliveries, subscriptions removed, its task
-    /// notified. Returns `false` when it was unknown or already dropped.
+    /// notified; a stored session is ended (without its will). Returns
+    /// `false` when it was unknown or already dropped.
     pub(crate) fn kill(&mut self, conn: ConnId, why: &'static str) -> bool {
         let Some(entry) = self.conns.get_mut(&conn).filter(|e| !e.dead) else {
             return false;
@@ -207,12 +370,18 @@ impl Hub {
         entry.dead = true;
         entry.kill.notify_one();
         info!(conn, identity = %entry.identity, why, "dropping connection");
-        self.router.remove_conn(conn);
+        let parked = entry.parked.is_some();
+        if entry.adopted_by.is_none() {
+            self.router.remove_conn(conn);
+        }
+        if parked {
+            self.forget(conn);
+        }
         true
     }
 
-    /// Drops every live connection made with the certificate whose SHA-256
-    /// is `thumbprint` (used when a certificate is revoked). Returns how many.
+    /// Drops every live connection (and stored session) made with the
+    /// certificate whose SHA-256 is `thumbprint`. Returns how many.
     pub(crate) fn disconnect_certificate(&mut self, thumbprint: &[u8; 32]) -> usize {
         let conns: Vec<ConnId> = self
             .conns
@@ -226,7 +395,7 @@ impl Hub {
             .count()
     }
 
-    /// Drops every live connection of `who`. Returns how many.
+    /// Drops every live connection (and stored session) of `who`. Returns how many.
     pub(crate) fn disconnect_identity(&mut self, who: &Identity) -> usize {
         let conns: Vec<ConnId> = self
             .by_identity
@@ -239,12 +408,41 @@ impl Hub {
             .count()
     }
 
-    /// Forgets `conn` (its task has ended).
+    /// Drops every live connection that authenticated with the access token
+    /// `id`. Returns how many.
+    pub(crate) fn disconnect_token(&mut self, id: &[u8]) -> usize {
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, e)| !e.dead && e.token.as_deref() == Some(id))
+            .map(|(&c, _)| c)
+            .collect();
+        conns
+            .into_iter()
+            .filter(|&conn| self.kill(conn, "its access token was revoked"))
+            .count()
+    }
+
+    /// Forgets `conn` (its task has ended) unless its session is stored.
     pub(crate) fn unregister(&mut self, conn: ConnId) {
-        self.router.remove_conn(conn);
+        if self.conns.get(&conn).is_some_and(|e| e.parked.is_some() && !e.dead) {
+            return;
+        }
+        self.forget(conn);
+    }
+
+    /// Removes every trace of `conn`.
+    fn forget(&mut self, conn: ConnId) {
+        let adopted = self.conns.get(&conn).and_then(|e| e.adopted_by);
+        if adopted.is_none() {
+            self.router.remove_conn(conn);
+        }
         let Some(entry) = self.conns.remove(&conn) else {
             return;
         };
+        if entry.parked.is_some() {
+            self.counts.parked = self.counts.parked.saturating_sub(1);
+        }
         if let Some(key) = entry.client_key
             && self.by_client.get(&key) == Some(&conn)
         {
@@ -258,156 +456,19 @@ impl Hub {
         }
     }
 
-    /// Number of registered connections.
+    /// Number of registered connections and stored sessions.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.conns.len()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
+enum Queued {
+    Yes,
+    No,
+    Overflow,
+}
 
-    fn add(
-        hub: &mut Hub,
-        conn: ConnId,
-        who: &str,
-        cap: usize,
-    ) -> (mpsc::Receiver<Message>, Arc<Notify>) {
-        let (tx, rx) = mpsc::channel(cap);
-        let kill = Arc::new(Notify::new());
-        hub.register(
-            conn,
-            Identity::Device(who.into()),
-            Some([conn as u8; 32]),
-            tx,
-            Arc::clone(&kill),
-        );
-        (rx, kill)
-    }
-
-    fn message(topic: &str, qos: QoS) -> Message {
-        Message {
-            topic: Arc::from(topic),
-            payload: Bytes::from_static(b"x"),
-            qos,
-        }
-    }
-
-    #[test]
-    fn delivers_at_the_lower_qos() {
-        let mut hub = Hub::new();
-        let (mut rx1, _) = add(&mut hub, 1, "a", 4);
-        let (mut rx2, _) = add(&mut hub, 2, "b", 4);
-        hub.subscribe(1, &[("t".into(), QoS::AtLeastOnce)]);
-        hub.subscribe(2, &[("t".into(), QoS::AtMostOnce)]);
-        let out = hub.route(&message("t", QoS::AtLeastOnce));
-        assert_eq!(
-            out,
-            RouteOutcome {
-                delivered: 2,
-                dropped: 0
-            }
-        );
-        assert_eq!(rx1.try_recv().map(|m| m.qos), Ok(QoS::AtLeastOnce));
-        assert_eq!(rx2.try_recv().map(|m| m.qos), Ok(QoS::AtMostOnce));
-        hub.route(&message("t", QoS::AtMostOnce));
-        assert_eq!(rx1.try_recv().map(|m| m.qos), Ok(QoS::AtMostOnce));
-    }
-
-    #[test]
-    fn overflowing_client_is_dropped_without_blocking() {
-        let mut hub = Hub::new();
-        let (_rx, kill) = add(&mut hub, 1, "slow", 2);
-        hub.subscribe(1, &[("t".into(), QoS::AtMostOnce)]);
-        assert_eq!(hub.route(&message("t", QoS::AtMostOnce)).delivered, 1);
-        assert_eq!(hub.route(&message("t", QoS::AtMostOnce)).delivered, 1);
-        assert_eq!(
-            hub.route(&message("t", QoS::AtMostOnce)),
-            RouteOutcome {
-                delivered: 0,
-                dropped: 1
-            }
-        );
-        // Its subscriptions are gone and the task was told to stop.
-        assert_eq!(
-            hub.route(&message("t", QoS::AtMostOnce)),
-            RouteOutcome::default()
-        );
-        let notified = kill.notified();
-        tokio::pin!(notified);
-        assert!(futures_ready(notified.as_mut()));
-    }
-
-    #[test]
-    fn takeover_is_per_identity() {
-        let mut hub = Hub::new();
-        let (_r1, k1) = add(&mut hub, 1, "a", 1);
-        let (_r2, _k2) = add(&mut hub, 2, "b", 1);
-        let (_r3, _k3) = add(&mut hub, 3, "a", 1);
-        assert_eq!(hub.admit(1, "cid", 4), Ok(None));
-        assert_eq!(
-            hub.admit(2, "cid", 4),
-            Ok(None),
-            "another identity cannot take over"
-        );
-        assert_eq!(hub.admit(3, "cid", 4), Ok(Some(1)));
-        let notified = k1.notified();
-        tokio::pin!(notified);
-        assert!(futures_ready(notified.as_mut()));
-        hub.unregister(1);
-        assert_eq!(hub.len(), 2);
-        assert_eq!(hub.disconnect_identity(&Identity::Device("a".into())), 1);
-        assert_eq!(
-            hub.disconnect_identity(&Identity::Device("a".into())),
-            0,
-            "already dropped"
-        );
-        hub.unregister(2);
-        hub.unregister(3);
-        assert_eq!(hub.len(), 0);
-        assert!(hub.by_client.is_empty() && hub.by_identity.is_empty());
-    }
-
-    #[test]
-    fn connections_per_identity_are_capped_but_takeover_is_not() {
-        let mut hub = Hub::new();
-        let _a: Vec<_> = (1..=3).map(|c| add(&mut hub, c, "d", 1)).collect();
-        assert_eq!(hub.admit(1, "one", 2), Ok(None));
-        assert_eq!(hub.admit(2, "two", 2), Ok(None));
-        let refused = hub.admit(3, "three", 2).expect_err("over the cap");
-        assert!(refused.contains("most allowed is 2"), "{refused}");
-        // The same client id takes over even at the cap.
-        assert_eq!(hub.admit(3, "one", 2), Ok(Some(1)));
-        // Another identity is not affected; empty client ids count too.
-        let _b = add(&mut hub, 4, "other", 1);
-        assert_eq!(hub.admit(4, "", 2), Ok(None));
-        // Dropped connections no longer count.
-        hub.unregister(1);
-        hub.unregister(2);
-        let _c = add(&mut hub, 5, "d", 1);
-        assert_eq!(hub.admit(5, "", 2), Ok(None));
-    }
-
-    #[test]
-    fn disconnect_by_certificate() {
-        let mut hub = Hub::new();
-        let (_r1, k1) = add(&mut hub, 1, "d", 1);
-        let (_r2, _k2) = add(&mut hub, 2, "d", 1);
-        assert_eq!(hub.disconnect_certificate(&[1; 32]), 1);
-        assert_eq!(hub.disconnect_certificate(&[1; 32]), 0, "already dropped");
-        let notified = k1.notified();
-        tokio::pin!(notified);
-        assert!(futures_ready(notified.as_mut()));
-        assert_eq!(hub.disconnect_identity(&Identity::Device("d".into())), 1);
-    }
-
-    /// Polls a future once.
-    fn futures_ready<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> bool {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        f.poll(&mut cx).is_ready()
-    }
+fn lower(a: QoS, b: QoS) -> QoS {
+    if (a as u8) <= (b as u8) { a } else { b }
 }

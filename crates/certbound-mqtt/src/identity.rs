@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 /// The identity a client certificate proves.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -79,7 +80,55 @@ pub trait Authorizer: Send + Sync + 'static {
     fn may_publish(&self, who: &Identity, topic: &str) -> bool;
 
     /// Whether `who` may subscribe to `filter` (as sent, including any
-    /// `$share/{group}/` prefix). A refusal answers 0x80 for that filter in
-    /// the SUBACK; the connection stays up.
+    /// `$share/{group}/` prefix). A refusal answers 0x87 (3.1.1: 0x80) for
+    /// that filter in the SUBACK; the connection stays up.
     fn may_subscribe(&self, who: &Identity, filter: &str) -> bool;
+
+    /// Verifies an access token an MQTT 5 client sent with Authentication
+    /// Method `ace` (in CONNECT, or in AUTH to re-authenticate): signature,
+    /// expiry, audience, revocation, and that the token is bound to the key
+    /// of the client certificate `peer_cert_der` (which the TLS handshake
+    /// proved the client holds). `Err(reason)` refuses it (CONNACK 0x87,
+    /// or DISCONNECT 0x87 on re-authentication). Runs on the connection's
+    /// task: it must be cheap (offline verification) and must not block.
+    ///
+    /// The default refuses every token.
+    fn verify_token(
+        &self,
+        who: &Identity,
+        peer_cert_der: &[u8],
+        token: &[u8],
+    ) -> Result<TokenGrant, String> {
+        let _ = (who, peer_cert_der, token);
+        Err("this server does not accept access tokens".to_owned())
+    }
+}
+
+/// What an accepted access token grants a session: the topic rights of its
+/// scope, on top of what the certificate's identity may do, until it
+/// expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenGrant {
+    /// The token id (`cti`), for [`MqttServer::disconnect_token`](crate::MqttServer::disconnect_token).
+    pub id: Vec<u8>,
+    /// Time left until the token expires: the session ends then unless the
+    /// client re-authenticates with a fresh token.
+    pub lifetime: Duration,
+    /// Topic filters the session may publish to (topic names matching them).
+    pub publish: Vec<String>,
+    /// Topic filters the session may subscribe to (filters they cover).
+    pub subscribe: Vec<String>,
+}
+
+impl TokenGrant {
+    /// A grant for the token `id`, valid for `lifetime`, with topic rights.
+    pub fn new(id: Vec<u8>, lifetime: Duration, publish: Vec<String>, subscribe: Vec<String>) -> Self {
+        TokenGrant {
+            id,
+            lifetime,
+            publish,
+            subscribe,
+        }
+    }
 }

@@ -87,24 +87,26 @@ mod config;
 mod error;
 mod hub;
 mod identity;
+mod message;
 mod router;
 mod server;
 mod session;
 mod stats;
 mod tls;
 mod topic;
+mod wire;
 
 pub mod client;
 pub mod client_tls;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use acl::{BROKER_SHARE_GROUP, CertboundAcl, RevocationCheck};
+pub use acl::{BROKER_SHARE_GROUP, CertboundAcl, RevocationCheck, TokenCheck};
 pub use config::{
     DEFAULT_MAX_CONNECTIONS_PER_DEVICE, DEFAULT_MAX_CONNECTIONS_PER_SERVICE,
     DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, MqttServerConfig,
 };
 pub use error::MqttError;
-pub use identity::{Authorizer, Identity, PeerCert};
+pub use identity::{Authorizer, Identity, PeerCert, TokenGrant};
 pub use server::{MqttServer, MqttServerHandle};
 pub use stats::MqttStats;

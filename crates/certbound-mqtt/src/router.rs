@@ -13,25 +13,44 @@
 //!   matching message goes to exactly one member of the group, round-robin,
 //!   preferring members that can take it right now.
 //! * A connection that matches through several subscriptions gets the message
-//!   once, with the highest granted QoS.
+//!   once, with the highest granted QoS and the identifiers of every matching
+//!   subscription (MQTT 5 §3.3.4).
+//! * No Local subscriptions (MQTT 5) do not get their own connection's
+//!   messages.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rumqttc::QoS;
 
+use crate::message::SubOpts;
 use crate::topic::parse_filter;
 
 /// A connection, as the router knows it.
 pub(crate) type ConnId = u64;
 
 /// One copy of a message to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     /// The receiving connection.
     pub conn: ConnId,
     /// The QoS granted to the matching subscription (the message goes out at
     /// the lower of this and the published QoS).
     pub qos: QoS,
+    /// A matching subscription asked for Retain As Published.
+    pub retain_as_published: bool,
+    /// Identifiers of the matching subscriptions.
+    pub sub_ids: Vec<u32>,
+}
+
+impl Target {
+    fn new(conn: ConnId, opts: &SubOpts) -> Target {
+        Target {
+            conn,
+            qos: opts.qos,
+            retain_as_published: opts.retain_as_published,
+            sub_ids: opts.sub_id.into_iter().collect(),
+        }
+    }
 }
 
 /// Subscriptions of every connection.
@@ -46,14 +65,14 @@ pub(crate) struct Router {
 struct Node {
     children: HashMap<String, Node>,
     /// Ordinary subscriptions whose filter ends at this node.
-    plain: HashMap<ConnId, QoS>,
+    plain: HashMap<ConnId, SubOpts>,
     /// Shared subscriptions whose filter ends at this node, by group name.
     groups: BTreeMap<String, Group>,
 }
 
 #[derive(Debug, Default)]
 struct Group {
-    members: Vec<(ConnId, QoS)>,
+    members: Vec<(ConnId, SubOpts)>,
     /// Index of the member to try first next time.
     next: usize,
 }
@@ -102,22 +121,23 @@ impl Node {
         &mut self,
         levels: &[&str],
         first_level: bool,
+        publisher: ConnId,
         available: &dyn Fn(ConnId) -> bool,
         out: &mut Vec<Target>,
     ) {
         // §4.7.2: `$...` topics are not matched by a leading wildcard.
         let dollar = first_level && levels.first().is_some_and(|l| l.starts_with('$'));
         if !dollar && let Some(rest) = self.children.get_mut("#") {
-            rest.emit(available, out);
+            rest.emit(publisher, available, out);
         }
         match levels.split_first() {
-            None => self.emit(available, out),
+            None => self.emit(publisher, available, out),
             Some((head, rest)) => {
                 if let Some(child) = self.children.get_mut(*head) {
-                    child.collect(rest, false, available, out);
+                    child.collect(rest, false, publisher, available, out);
                 }
                 if !dollar && let Some(child) = self.children.get_mut("+") {
-                    child.collect(rest, false, available, out);
+                    child.collect(rest, false, publisher, available, out);
                 }
             }
         }
@@ -125,8 +145,18 @@ impl Node {
 
     /// Adds the subscribers whose filter ends here: every plain one and one
     /// member of each group.
-    fn emit(&mut self, available: &dyn Fn(ConnId) -> bool, out: &mut Vec<Target>) {
-        out.extend(self.plain.iter().map(|(&conn, &qos)| Target { conn, qos }));
+    fn emit(
+        &mut self,
+        publisher: ConnId,
+        available: &dyn Fn(ConnId) -> bool,
+        out: &mut Vec<Target>,
+    ) {
+        out.extend(
+            self.plain
+                .iter()
+                .filter(|(conn, opts)| !(opts.no_local && **conn == publisher))
+                .map(|(&conn, opts)| Target::new(conn, opts)),
+        );
         for group in self.groups.values_mut() {
             if let Some(target) = group.pick(available) {
                 out.push(target);
@@ -151,15 +181,15 @@ impl Group {
         self.next = (index + 1) % len;
         self.members
             .get(index)
-            .map(|&(conn, qos)| Target { conn, qos })
+            .map(|(conn, opts)| Target::new(*conn, opts))
     }
 }
 
 impl Router {
     /// Subscribes `conn` to `raw` (a filter or `$share/{group}/{filter}`),
-    /// replacing the QoS of an identical earlier subscription (§3.8.4).
+    /// replacing the options of an identical earlier subscription (§3.8.4).
     /// Returns `false` (and changes nothing) for an invalid filter.
-    pub(crate) fn subscribe(&mut self, conn: ConnId, raw: &str, qos: QoS) -> bool {
+    pub(crate) fn subscribe(&mut self, conn: ConnId, raw: &str, opts: SubOpts) -> bool {
         let Some(parsed) = parse_filter(raw) else {
             return false;
         };
@@ -169,13 +199,13 @@ impl Router {
         }
         match parsed.group {
             None => {
-                node.plain.insert(conn, qos);
+                node.plain.insert(conn, opts);
             }
             Some(name) => {
                 let group = node.groups.entry(name.to_owned()).or_default();
                 match group.members.iter_mut().find(|(c, _)| *c == conn) {
-                    Some(member) => member.1 = qos,
-                    None => group.members.push((conn, qos)),
+                    Some(member) => member.1 = opts,
+                    None => group.members.push((conn, opts)),
                 }
             }
         }
@@ -215,24 +245,76 @@ impl Router {
         self.root.remove(&levels, conn, parsed.group)
     }
 
-    /// Fills `out` with the connections that get a message published to
-    /// `topic` (a valid topic name), each once. `available` tells whether a
-    /// connection can take a message now; shared groups skip members that
-    /// cannot.
+    /// Fills `out` with the connections that get a message published by
+    /// `publisher` to `topic` (a valid topic name), each once. `available`
+    /// tells whether a connection can take a message now; shared groups
+    /// skip members that cannot.
     pub(crate) fn route(
         &mut self,
         topic: &str,
+        publisher: ConnId,
         available: &dyn Fn(ConnId) -> bool,
         out: &mut Vec<Target>,
     ) {
         out.clear();
         let levels: Vec<&str> = topic.split('/').collect();
-        self.root.collect(&levels, true, available, out);
+        self.root.collect(&levels, true, publisher, available, out);
         if out.len() > 1 {
-            // One copy per connection, with the highest QoS among its matches.
+            // One copy per connection: the highest QoS among its matches,
+            // every subscription identifier.
             out.sort_unstable_by_key(|t| (t.conn, std::cmp::Reverse(t.qos as u8)));
-            out.dedup_by_key(|t| t.conn);
+            out.dedup_by(|later, first| {
+                if later.conn != first.conn {
+                    return false;
+                }
+                first.retain_as_published |= later.retain_as_published;
+                first.sub_ids.append(&mut later.sub_ids);
+                true
+            });
         }
+    }
+
+    /// Moves every subscription of `from` to `to` (a resumed session on a
+    /// new connection).
+    pub(crate) fn rekey(&mut self, from: ConnId, to: ConnId) {
+        let Some(filters) = self.by_conn.remove(&from) else {
+            return;
+        };
+        for raw in &filters {
+            if let Some(opts) = self.options(from, raw) {
+                self.remove_from_tree(from, raw);
+                self.subscribe(to, raw, opts);
+            }
+        }
+    }
+
+    /// The options of `conn`'s subscription `raw`.
+    fn options(&self, conn: ConnId, raw: &str) -> Option<SubOpts> {
+        let parsed = parse_filter(raw)?;
+        let mut node = &self.root;
+        for level in parsed.filter.split('/') {
+            node = node.children.get(level)?;
+        }
+        match parsed.group {
+            None => node.plain.get(&conn).copied(),
+            Some(name) => node
+                .groups
+                .get(name)?
+                .members
+                .iter()
+                .find(|(c, _)| *c == conn)
+                .map(|(_, o)| *o),
+        }
+    }
+
+    /// The filters `conn` holds, with their options.
+    pub(crate) fn subscriptions(&self, conn: ConnId) -> Vec<(String, SubOpts)> {
+        self.by_conn.get(&conn).map_or_else(Vec::new, |filters| {
+            filters
+                .iter()
+                .filter_map(|raw| Some((raw.clone(), self.options(conn, raw)?)))
+                .collect()
+        })
     }
 
     /// Number of subscriptions of `conn`.

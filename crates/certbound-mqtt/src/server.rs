@@ -15,10 +15,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument as _, Span, debug, field, info, info_span, warn};
 
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits, RetainedLimits};
 use crate::identity::{Authorizer, Identity, PeerCert};
 use crate::router::ConnId;
-use crate::session::{CloseReason, Event, Message, Session, SessionConfig};
+use crate::session::{AdmitRequest, CloseReason, Event, Message, Session, SessionConfig};
 use crate::stats::{Counters, MqttStats, bump};
 use crate::{MqttError, MqttServerConfig, tls};
 
@@ -39,6 +39,12 @@ const DELIVERY_BATCH: usize = 64;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long `shutdown` waits for connections to close before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// QoS 2 messages a client may have unreleased (our Receive Maximum).
+const RECEIVE_MAXIMUM: u16 = 64;
+/// Topic aliases a client may set (our Topic Alias Maximum).
+const TOPIC_ALIAS_MAX: u16 = 32;
+/// How often stored sessions and delayed wills are looked at.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
 
 /// State shared by the accept loop, the connections and [`MqttServer`].
 #[derive(Debug)]
@@ -53,12 +59,14 @@ impl Shared {
         self.hub.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Routes an authorised message and counts it.
-    fn route(&self, message: &Message) {
-        let outcome = self.hub().route(message);
-        bump(&self.counters.routed, 1);
-        bump(&self.counters.delivered, outcome.delivered);
-        bump(&self.counters.slow_client_drops, outcome.dropped);
+    /// Routes an authorised message `publisher` sent.
+    fn route(&self, message: &Message, publisher: ConnId) {
+        self.hub().route(message, publisher, Instant::now());
+    }
+
+    fn stats(&self) -> MqttStats {
+        let counts = self.hub().counts();
+        self.counters.snapshot(&counts)
     }
 }
 
@@ -114,9 +122,14 @@ impl MqttServerHandle {
         self.shared.hub().disconnect_certificate(thumbprint)
     }
 
+    /// See [`MqttServer::disconnect_token`].
+    pub fn disconnect_token(&self, token_id: &[u8]) -> usize {
+        self.shared.hub().disconnect_token(token_id)
+    }
+
     /// See [`MqttServer::stats`].
     pub fn stats(&self) -> MqttStats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
     }
 }
 
@@ -146,8 +159,17 @@ impl MqttServer {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let limits = HubLimits {
+            offline_queue: config.offline_queue,
+            parked_per_identity: config.max_stored_sessions_per_identity,
+            parked_total: config.max_clients,
+            retained: RetainedLimits {
+                count: config.max_retained_messages,
+                bytes: config.max_retained_bytes,
+            },
+        };
         let shared = Arc::new(Shared {
-            hub: Mutex::new(Hub::new()),
+            hub: Mutex::new(Hub::with_limits(limits)),
             counters: Counters::default(),
             next_conn: AtomicU64::new(1),
         });
@@ -160,6 +182,10 @@ impl MqttServer {
                 connect_timeout: config.connect_timeout,
                 max_inflight: MAX_INFLIGHT,
                 max_subscriptions: config.max_subscriptions_per_session,
+                receive_maximum: RECEIVE_MAXIMUM,
+                topic_alias_max: TOPIC_ALIAS_MAX,
+                max_keep_alive: config.max_keep_alive,
+                max_session_expiry: config.max_session_expiry,
             },
             outgoing_queue: config.outgoing_queue,
             max_clients: config.max_clients,
@@ -187,7 +213,14 @@ impl MqttServer {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> MqttStats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
+    }
+
+    /// Drops every live connection whose session authenticated with the
+    /// access token `token_id` (its `cti`; used when a token is revoked).
+    /// Returns how many were closed.
+    pub fn disconnect_token(&self, token_id: &[u8]) -> usize {
+        self.shared.hub().disconnect_token(token_id)
     }
 
     /// Drops every live connection of this identity (used when a device is
@@ -229,10 +262,19 @@ async fn accept_loop<A: Authorizer>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             // Also ends when the MqttServer was dropped (sender gone).
             _ = shutdown.changed() => break,
+            _ = housekeeping.tick() => {
+                let now = Instant::now();
+                let mut hub = context.shared.hub();
+                if hub.next_deadline().is_some_and(|t| t <= now) {
+                    hub.tick(now);
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     // Nagle + delayed ACK stall every mTLS handshake by ~40 ms.
@@ -341,7 +383,8 @@ async fn connection<A: Authorizer>(
     let (tx, mut rx) = mpsc::channel(context.outgoing_queue);
     let kill = Arc::new(Notify::new());
     let mut session = Session::new(auth.clone(), context.session, started)
-        .with_expiry(facts.as_ref().map(|f| expiry_instant(f.not_after)));
+        .with_expiry(facts.as_ref().map(|f| expiry_instant(f.not_after)))
+        .with_peer_cert(peer_cert.as_deref().map(Arc::from), conn);
     if let Ok(identity) = &auth {
         span.record("id", field::debug(identity));
         shared.hub().register(
@@ -353,8 +396,15 @@ async fn connection<A: Authorizer>(
         );
         let cap = context.connection_cap(identity);
         let hub_ref = Arc::clone(&shared);
-        session = session.with_admission(Box::new(move |client_id: &str| {
-            hub_ref.hub().admit(conn, client_id, cap).map(|_| ())
+        session = session.with_admission(Box::new(move |request: &AdmitRequest<'_>| {
+            hub_ref.hub().admit(
+                conn,
+                request.client_id,
+                request.clean_start,
+                request.persistent,
+                cap,
+                Instant::now(),
+            )
         }));
     }
     let (mut reader, mut writer) = tokio::io::split(tls);
@@ -403,14 +453,15 @@ async fn connection<A: Authorizer>(
                 }
             },
             Some(message) = rx.recv(), if room && session.can_deliver() => {
-                session.deliver(&message);
+                let now = Instant::now();
+                session.deliver(&message, now);
                 // Take what else is queued in one go (bounded, to stay fair).
                 for _ in 1..DELIVERY_BATCH {
                     if !session.can_deliver() {
                         break;
                     }
                     match rx.try_recv() {
-                        Ok(message) => session.deliver(&message),
+                        Ok(message) => session.deliver(&message, now),
                         Err(_) => break,
                     }
                 }
@@ -425,9 +476,21 @@ async fn connection<A: Authorizer>(
         writer.shutdown().await
     })
     .await;
-    if let Some(will) = session.take_will() {
-        debug!(topic = %will.topic, "publishing the will message");
-        shared.route(&will);
+    // Messages still queued for this connection belong to its session.
+    let will = session.take_will();
+    let (expiry, snapshot) = session.snapshot();
+    let mut queued = Vec::new();
+    if expiry > 0 {
+        rx.close();
+        while let Ok(message) = rx.try_recv() {
+            queued.push(message);
+        }
+    }
+    let now = Instant::now();
+    let due = shared.hub().park(conn, expiry, snapshot, queued, will, now);
+    for message in due {
+        debug!(topic = %message.topic, "publishing the will message");
+        shared.route(&message, conn);
     }
 }
 
@@ -443,11 +506,18 @@ fn apply_events(session: &mut Session, shared: &Shared, guard: &mut ConnGuard) -
                 shared.counters.connected.fetch_add(1, Ordering::Relaxed);
                 guard.connected = true;
             }
-            Event::Subscribe(filters) => shared.hub().subscribe(conn, &filters),
+            Event::Subscribe(filters) => shared.hub().subscribe(conn, &filters, Instant::now()),
             Event::Unsubscribe(filters) => shared.hub().unsubscribe(conn, &filters),
             Event::Publish(message) => {
-                shared.route(&message);
+                shared.route(&message, conn);
                 routed += 1;
+            }
+            Event::TokenAccepted(id) => {
+                bump(&shared.counters.tokens_accepted, 1);
+                shared.hub().set_token(conn, id);
+            }
+            Event::Closed(CloseReason::TokenExpired) => {
+                bump(&shared.counters.expired_tokens, 1);
             }
             Event::PublishRefused(_) => bump(&shared.counters.publish_refusals, 1),
             Event::SubscribeRefused(_) => bump(&shared.counters.subscribe_refusals, 1),

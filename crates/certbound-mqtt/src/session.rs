@@ -1,59 +1,59 @@
-//! The per-connection MQTT 3.1.1 protocol state machine, without I/O.
+//! The per-connection MQTT 3.1.1 / 5 protocol state machine, without I/O.
 //!
 //! The shell feeds it the bytes read from the TLS stream
 //! ([`Session::handle_input`]), the messages the router hands to this
 //! connection ([`Session::deliver`]) and the current time
 //! ([`Session::handle_timeout`]); it answers with bytes to write
-//! ([`Session::take_transmit`]) and [`Event`]s for the router
+//! ([`Session::take_transmit`]) and [`Event`]s for the hub
 //! ([`Session::poll_event`]). Events are produced before the bytes that
 //! acknowledge them, so a shell that applies every event before writing makes
 //! a subscription active before its SUBACK is on the wire and routes a
 //! message before its PUBACK.
 //!
-//! Behaviour (and what is not supported):
-//! * The first packet must be CONNECT, within the connect timeout. MQTT 3.1.1
-//!   only (other protocol levels get CONNACK 0x01). Username and password are
-//!   ignored: the identity comes from the client certificate. A refused
-//!   identity gets CONNACK 0x05.
-//! * Clean sessions only: CONNECT with `clean_session = false` is accepted
-//!   and treated as clean (CONNACK `session_present = 0`); nothing survives
-//!   the connection. An empty client id with `clean_session = false` gets
-//!   CONNACK 0x02 (§3.1.3-8).
-//! * QoS 0 and 1. A QoS 2 PUBLISH closes the connection; SUBSCRIBE asking for
-//!   QoS 2 is granted QoS 1. PUBREC/PUBREL/PUBCOMP close the connection.
-//! * Retained messages are not stored: the retain flag is ignored and
-//!   messages go out with retain = 0.
-//! * A PUBLISH the ACL refuses closes the connection (3.1.1 has no negative
-//!   PUBACK); a refused SUBSCRIBE filter gets 0x80 in the SUBACK.
-//! * A will message is accepted when the ACL allows its topic (else CONNACK
-//!   0x05) and published when the connection ends without DISCONNECT; not
-//!   when the server itself ends the connection (see [`Session::abort`]).
-//! * Keep-alive: no packet for 1.5 × keep-alive closes the connection.
+//! One state machine for both versions (the protocol level comes from
+//! CONNECT); the codec ([`crate::wire`]) maps MQTT 5 reason codes to 3.1.1
+//! return codes and drops properties for 3.1.1.
+//!
+//! * CONNECT first, within the connect timeout. The identity comes from the
+//!   client certificate; user name and password are ignored. A refused
+//!   identity gets CONNACK 0x87 (3.1.1: 0x05).
+//! * MQTT 5 enhanced authentication with method `ace` (RFC 9431, see
+//!   `connect.rs`): a certbound token bound to the TLS client certificate's
+//!   key adds the topic rights of its scope; AUTH 0x19 re-authenticates
+//!   in-session; a token that expires ends the session (DISCONNECT 0x87).
+//! * QoS 0, 1 and 2 both ways; Receive Maximum both ways; topic aliases both
+//!   ways; Maximum Packet Size both ways; subscription options and
+//!   identifiers; retained messages (stored by the hub); will messages with
+//!   Will Delay; sessions that outlive the connection (Session Expiry), whose
+//!   state the shell parks in the hub ([`Session::snapshot`]).
+//! * A PUBLISH the ACL refuses: 3.1.1 closes the connection (no negative
+//!   PUBACK); MQTT 5 answers PUBACK/PUBREC 0x87, or DISCONNECT 0x87 at QoS 0.
+//!   A refused SUBSCRIBE filter gets 0x87 (3.1.1: 0x80), an invalid one 0x8F,
+//!   one over the per-session cap 0x97 (quota exceeded).
+//! * Keep-alive: no packet for 1.5 × keep-alive closes the connection; the
+//!   server caps keep-alive (MQTT 5: Server Keep Alive in CONNACK).
 //! * The session ends when the client certificate expires
-//!   ([`Session::with_expiry`]; the shell passes notAfter as an `Instant`).
-//! * The shell's admission hook ([`Session::with_admission`]) may refuse a
-//!   CONNECT (per-identity connection cap): CONNACK 0x05.
+//!   ([`Session::with_expiry`]).
 //! * Topic names and filters: UTF-8 (the codec refuses anything else), no
 //!   NUL or control characters, no wildcards in topic names; anything else
 //!   closes the connection ([`CloseReason::InvalidTopic`]).
-//! * At most `max_subscriptions` subscriptions per session; further filters
-//!   get 0x80 in the SUBACK.
-//! * At most `max_inflight` QoS 1 messages await PUBACK from the client;
-//!   [`Session::can_deliver`] tells the shell when to stop handing over
-//!   messages (they then wait in the bounded per-client queue).
 
-use std::collections::{HashSet, VecDeque};
+mod connect;
+mod flow;
+mod subscribe;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use rumqttc::mqttbytes::v4::{Packet, SubscribeReasonCode};
-use rumqttc::mqttbytes::{Error as CodecError, Protocol};
-use rumqttc::{ConnAck, ConnectReturnCode, PubAck, Publish, QoS, SubAck, UnsubAck};
+use bytes::BytesMut;
 use tracing::{debug, info, warn};
 
 use crate::identity::{Authorizer, Identity};
-use crate::topic::{has_control_chars, parse_filter, valid_topic};
+pub(crate) use crate::message::{Message, SubOpts};
+use crate::wire::{self, Level, Packet, Properties, Reasoned, WireError, reason};
 
 /// Limits of one session.
 #[derive(Debug, Clone, Copy)]
@@ -62,45 +62,82 @@ pub(crate) struct SessionConfig {
     pub max_packet_size: usize,
     /// Time from the start of the connection until CONNECT must have arrived.
     pub connect_timeout: Duration,
-    /// QoS 1 messages sent to the client and not yet acknowledged.
+    /// QoS 1 and 2 messages sent to the client and not yet acknowledged
+    /// (lowered by the client's Receive Maximum).
     pub max_inflight: usize,
     /// Subscriptions one session may hold.
     pub max_subscriptions: usize,
+    /// QoS 2 messages from the client awaiting PUBREL (our Receive Maximum).
+    pub receive_maximum: u16,
+    /// Topic aliases the client may set (our Topic Alias Maximum).
+    pub topic_alias_max: u16,
+    /// Longest keep-alive accepted, seconds (longer or 0 is lowered to it).
+    pub max_keep_alive: u16,
+    /// Longest session expiry accepted, seconds.
+    pub max_session_expiry: u32,
+}
+
+/// What a CONNECT asks of the shell's admission hook.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdmitRequest<'a> {
+    /// The client id (assigned by the server when the client sent none).
+    pub client_id: &'a str,
+    /// Clean Start (3.1.1: Clean Session).
+    pub clean_start: bool,
+    /// The session is to outlive the connection (Session Expiry > 0).
+    pub persistent: bool,
+}
+
+/// Session state that outlives a connection (Session Expiry > 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    /// Subscriptions, as sent, with their options.
+    pub subscriptions: HashMap<String, SubOpts>,
+    /// QoS 1 and 2 messages sent and not yet acknowledged, by packet id.
+    pub outgoing: Vec<(u16, Outgoing)>,
+    /// Packet ids of QoS 2 messages received and not yet released.
+    pub incoming_qos2: Vec<u16>,
+}
+
+/// A QoS 1 or 2 message to the client and where its handshake stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outgoing {
+    pub message: Message,
+    pub stage: Stage,
+}
+
+/// The acknowledgement an outgoing message waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// QoS 1, PUBLISH sent.
+    PubAck,
+    /// QoS 2, PUBLISH sent.
+    PubRec,
+    /// QoS 2, PUBREL sent.
+    PubComp,
 }
 
 /// The shell's say on a CONNECT the session accepted: `Err(reason)` refuses
-/// it with CONNACK 0x05 (the per-identity connection cap). Called with the
-/// client id; may take over an older connection of the same identity.
-pub(crate) type Admission = Box<dyn FnMut(&str) -> Result<(), String> + Send>;
-
-/// A message on its way through the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Message {
-    /// Topic name.
-    pub topic: Arc<str>,
-    /// Payload.
-    pub payload: Bytes,
-    /// QoS 0 or 1.
-    pub qos: QoS,
-}
+/// it with CONNACK 0x97 (3.1.1: 0x05; the per-identity connection cap);
+/// `Ok(Some(snapshot))` resumes a stored session (Session Present).
+pub(crate) type Admission =
+    Box<dyn FnMut(&AdmitRequest<'_>) -> Result<Option<Snapshot>, String> + Send>;
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CloseReason {
-    /// The client sent DISCONNECT.
-    Disconnect,
+    /// The client sent DISCONNECT (`true`: MQTT 5 0x04, publish the will).
+    Disconnect(bool),
     /// No CONNECT within the connect timeout.
     ConnectTimeout,
     /// Nothing received for 1.5 × keep-alive.
     KeepAliveTimeout,
-    /// Authentication or the will topic was refused (CONNACK 0x05 sent).
+    /// Authentication or the will topic was refused (CONNACK 0x87/0x05).
     NotAuthorized,
-    /// Not MQTT 3.1.1 (CONNACK 0x01 sent) or an unusable client id (0x02).
+    /// Unsupported protocol, unusable client id or authentication method.
     ConnectRefused,
     /// A PUBLISH to a topic the ACL refuses.
     UnauthorizedPublish,
-    /// A QoS 2 PUBLISH (not supported).
-    QoS2Unsupported,
     /// The connection broke or the peer closed it.
     ConnectionLost,
     /// The server ended the connection (takeover, revocation, overflow, shutdown).
@@ -112,43 +149,49 @@ pub(crate) enum CloseReason {
     InvalidTopic(String),
     /// The client certificate expired (notAfter passed).
     CertificateExpired,
-    /// The admission hook refused the CONNECT (CONNACK 0x05 sent).
+    /// The access token of the session expired without re-authentication.
+    TokenExpired,
+    /// The admission hook refused the CONNECT.
     ConnectionCap(String),
 }
 
 impl CloseReason {
     /// Whether the will message is published after this kind of close.
     fn publishes_will(&self) -> bool {
-        !matches!(
-            self,
-            CloseReason::Disconnect
-                | CloseReason::Server(_)
-                | CloseReason::CertificateExpired
-                | CloseReason::ConnectionCap(_)
-        )
+        match self {
+            CloseReason::Disconnect(with_will) => *with_will,
+            CloseReason::Server(_)
+            | CloseReason::CertificateExpired
+            | CloseReason::ConnectionCap(_) => false,
+            _ => true,
+        }
     }
 }
 
-/// What the session asks of the router.
+/// What the session asks of the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
-    /// CONNECT accepted; `client_id` may be empty (then no takeover applies).
+    /// CONNECT accepted.
     Connected {
-        /// The client id from CONNECT.
+        /// The client id (assigned by the server when the client sent none).
         client_id: String,
     },
-    /// Add these (already authorised) subscriptions with their granted QoS.
-    Subscribe(Vec<(String, QoS)>),
+    /// Add these (already authorised) subscriptions; `true`: send the
+    /// retained messages that match (Retain Handling).
+    Subscribe(Vec<(String, SubOpts, bool)>),
     /// Remove these subscriptions.
     Unsubscribe(Vec<String>),
-    /// Route this authorised message.
+    /// Route this authorised message (and store it when `retain` is set).
     Publish(Message),
     /// The ACL refused a PUBLISH (or a will) to this topic.
     PublishRefused(String),
     /// The ACL refused a SUBSCRIBE filter.
     SubscribeRefused(String),
-    /// The authorizer refused the client certificate.
+    /// The authorizer refused the client certificate or token.
     AuthRefused(String),
+    /// An access token was accepted (CONNECT or re-authentication); its id,
+    /// for revocation.
+    TokenAccepted(Vec<u8>),
     /// The session is over; close the connection after writing what is left.
     Closed(CloseReason),
 }
@@ -166,27 +209,59 @@ enum State {
     Closed(CloseReason),
 }
 
+/// The topic rights and lifetime of an accepted access token.
+#[derive(Debug, Clone)]
+struct TokenState {
+    expires: Instant,
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+}
+
 /// One client connection's protocol state.
 pub(crate) struct Session {
     config: SessionConfig,
     state: State,
+    level: Level,
     auth: Result<Identity, String>,
-    will: Option<Message>,
-    inflight: HashSet<u16>,
-    /// The filters subscribed to, as sent.
-    subscriptions: HashSet<String>,
+    peer_cert: Option<Arc<[u8]>>,
+    client_id: String,
+    will: Option<(Message, u32)>,
+    session_expiry: u32,
+    /// Outgoing QoS 1/2 messages by packet id.
+    inflight: HashMap<u16, Outgoing>,
+    /// The client's Receive Maximum, capped by the configuration.
+    send_quota: usize,
+    /// The client's Maximum Packet Size.
+    client_max_packet: usize,
+    /// The client asked for Reason Strings and User Properties on errors.
+    problem_info: bool,
+    /// QoS 2 packet ids received and not yet released.
+    incoming_qos2: HashSet<u16>,
+    /// Topic aliases the client set.
+    aliases_in: HashMap<u16, String>,
+    /// Topic aliases the server set, and how many the client allows.
+    aliases_out: HashMap<Arc<str>, u16>,
+    alias_out_max: u16,
+    subscriptions: HashMap<String, SubOpts>,
     last_pkid: u16,
+    auth_method: Option<String>,
+    token: Option<TokenState>,
     transmit: BytesMut,
     events: VecDeque<Event>,
     /// When the client certificate expires.
     expires: Option<Instant>,
     admission: Option<Admission>,
+    /// Messages resumed from a stored session, sent after CONNACK.
+    resend: Vec<(u16, Outgoing)>,
+    /// Sequence for assigned client ids.
+    conn_tag: u64,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("state", &self.state)
+            .field("level", &self.level)
             .field("auth", &self.auth)
             .field("inflight", &self.inflight.len())
             .field("subscriptions", &self.subscriptions.len())
@@ -203,16 +278,31 @@ impl Session {
             state: State::AwaitingConnect {
                 deadline: now + config.connect_timeout,
             },
+            level: Level::V311,
             config,
             auth,
+            peer_cert: None,
+            client_id: String::new(),
             will: None,
-            inflight: HashSet::new(),
-            subscriptions: HashSet::new(),
+            session_expiry: 0,
+            inflight: HashMap::new(),
+            send_quota: config.max_inflight,
+            client_max_packet: usize::MAX,
+            problem_info: true,
+            incoming_qos2: HashSet::new(),
+            aliases_in: HashMap::new(),
+            aliases_out: HashMap::new(),
+            alias_out_max: 0,
+            subscriptions: HashMap::new(),
             last_pkid: 0,
+            auth_method: None,
+            token: None,
             transmit: BytesMut::new(),
             events: VecDeque::new(),
             expires: None,
             admission: None,
+            resend: Vec::new(),
+            conn_tag: 0,
         }
     }
 
@@ -228,10 +318,23 @@ impl Session {
         self
     }
 
+    /// The client certificate (DER), for access tokens bound to its key;
+    /// `tag` makes assigned client ids unique.
+    pub(crate) fn with_peer_cert(mut self, der: Option<Arc<[u8]>>, tag: u64) -> Self {
+        self.peer_cert = der;
+        self.conn_tag = tag;
+        self
+    }
+
     /// Number of subscriptions held.
     #[cfg(test)]
     pub(crate) fn subscription_count(&self) -> usize {
         self.subscriptions.len()
+    }
+
+    /// The protocol level of the session (3.1.1 until CONNECT says otherwise).
+    pub(crate) fn level(&self) -> Level {
+        self.level
     }
 
     /// True after CONNACK 0x00 and before the close.
@@ -246,10 +349,10 @@ impl Session {
 
     /// True while another message may be handed to [`Session::deliver`].
     pub(crate) fn can_deliver(&self) -> bool {
-        self.is_connected() && self.inflight.len() < self.config.max_inflight
+        self.is_connected() && self.inflight.len() < self.send_quota
     }
 
-    /// The next event for the router.
+    /// The next event for the hub.
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -270,47 +373,87 @@ impl Session {
             State::Connected { grace: None, .. } => None,
             State::Closed(_) => return None,
         };
-        match (protocol, self.expires) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [protocol, self.expires, self.token.as_ref().map(|t| t.expires)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Closes the session when the certificate has expired or the connect or
-    /// keep-alive deadline has passed.
+    /// Closes the session when the certificate or token has expired or the
+    /// connect or keep-alive deadline has passed.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.is_closed() {
             return;
         }
         if self.expires.is_some_and(|t| now >= t) {
             warn!("client certificate expired (notAfter passed); closing the session");
-            return self.close(CloseReason::CertificateExpired);
+            return self.disconnect(
+                reason::NOT_AUTHORIZED,
+                "the client certificate expired",
+                CloseReason::CertificateExpired,
+            );
+        }
+        if self.token.as_ref().is_some_and(|t| now >= t.expires) {
+            warn!("access token expired without re-authentication; closing the session");
+            return self.disconnect(
+                reason::NOT_AUTHORIZED,
+                "the access token expired: send AUTH (0x19) with a fresh token before it does",
+                CloseReason::TokenExpired,
+            );
         }
         if self.poll_timeout().is_some_and(|t| now >= t) {
-            let reason = if self.is_connected() {
-                CloseReason::KeepAliveTimeout
+            if self.is_connected() {
+                info!("keep-alive timeout; closing");
+                self.disconnect(
+                    reason::KEEP_ALIVE_TIMEOUT,
+                    "keep-alive timeout",
+                    CloseReason::KeepAliveTimeout,
+                );
             } else {
-                CloseReason::ConnectTimeout
-            };
-            info!(?reason, "closing");
-            self.close(reason);
+                info!("no CONNECT in time; closing");
+                self.close(CloseReason::ConnectTimeout);
+            }
         }
     }
 
     /// Ends the session from outside: `ConnectionLost` for a broken
     /// connection (publishes the will), `Server(..)` when the server drops
-    /// the client (does not).
-    pub(crate) fn abort(&mut self, reason: CloseReason) {
-        self.close(reason);
+    /// the client (does not; MQTT 5 clients get DISCONNECT 0x98, or 0x8E
+    /// when taken over).
+    pub(crate) fn abort(&mut self, why: CloseReason) {
+        if let CloseReason::Server(text) = &why {
+            let code = if text.contains("taken over") {
+                reason::SESSION_TAKEN_OVER
+            } else {
+                reason::ADMINISTRATIVE_ACTION
+            };
+            return self.disconnect(code, text, why.clone());
+        }
+        self.close(why);
     }
 
-    /// The will message to publish, once the session has ended without
-    /// DISCONNECT.
-    pub(crate) fn take_will(&mut self) -> Option<Message> {
+    /// The will message to publish once the session has ended without a
+    /// normal DISCONNECT, with its Will Delay Interval (seconds).
+    pub(crate) fn take_will(&mut self) -> Option<(Message, u32)> {
         match &self.state {
-            State::Closed(reason) if reason.publishes_will() => self.will.take(),
+            State::Closed(why) if why.publishes_will() => self.will.take(),
             _ => None,
         }
+    }
+
+    /// After the close: how long the session is to be kept (seconds, 0 =
+    /// not at all) and its state.
+    pub(crate) fn snapshot(&mut self) -> (u32, Snapshot) {
+        let mut outgoing: Vec<(u16, Outgoing)> = self.inflight.drain().collect();
+        outgoing.sort_by_key(|(pkid, _)| *pkid);
+        (
+            self.session_expiry,
+            Snapshot {
+                subscriptions: std::mem::take(&mut self.subscriptions),
+                outgoing,
+                incoming_qos2: self.incoming_qos2.drain().collect(),
+            },
+        )
     }
 
     /// Parses and handles every complete packet in `input` (consumed);
@@ -322,28 +465,10 @@ impl Session {
         acl: &impl Authorizer,
     ) {
         while !self.is_closed() && !input.is_empty() {
-            match Packet::read(input, self.config.max_packet_size) {
-                Ok(packet) => self.handle_packet(packet, now, acl),
-                Err(CodecError::InsufficientBytes(_)) => return,
-                Err(CodecError::TopicNotUtf8) => {
-                    warn!(
-                        "refusing a packet whose topic, filter or client id is not valid \
-                         UTF-8; closing"
-                    );
-                    self.close(CloseReason::InvalidTopic("not valid UTF-8".into()));
-                }
-                Err(CodecError::InvalidProtocolLevel(level)) if !self.is_connected() => {
-                    info!(level, "refusing a protocol other than MQTT 3.1.1");
-                    self.send(Packet::ConnAck(ConnAck::new(
-                        ConnectReturnCode::RefusedProtocolVersion,
-                        false,
-                    )));
-                    self.close(CloseReason::ConnectRefused);
-                }
-                Err(e) => {
-                    warn!(error = %e, "malformed packet");
-                    self.close(CloseReason::Protocol(format!("malformed packet: {e}")));
-                }
+            match wire::read(input, self.level, self.config.max_packet_size) {
+                Ok(Some(packet)) => self.handle_packet(packet, now, acl),
+                Ok(None) => return,
+                Err(e) => self.on_wire_error(&e),
             }
         }
         if self.is_closed() {
@@ -351,14 +476,41 @@ impl Session {
         }
     }
 
+    fn on_wire_error(&mut self, e: &WireError) {
+        match e {
+            WireError::UnsupportedProtocol { name, level } if !self.is_connected() => {
+                info!(%name, level, "refusing an MQTT version other than 3.1.1 and 5");
+                // Answer in the version the client speaks (§3.1.2.2).
+                self.level = if *level >= 5 { Level::V5 } else { Level::V311 };
+                self.refuse(reason::UNSUPPORTED_PROTOCOL_VERSION, CloseReason::ConnectRefused);
+            }
+            WireError::BadUtf8 => {
+                warn!("refusing a packet whose topic, filter or string is not valid UTF-8; closing");
+                self.disconnect(
+                    reason::MALFORMED_PACKET,
+                    "a string is not valid UTF-8",
+                    CloseReason::InvalidTopic("not valid UTF-8".into()),
+                );
+            }
+            e => {
+                warn!(error = %e, "unreadable packet; closing");
+                if self.is_connected() {
+                    self.disconnect(e.reason_code(), &e.to_string(), CloseReason::Protocol(e.to_string()));
+                } else {
+                    self.close(CloseReason::Protocol(e.to_string()));
+                }
+            }
+        }
+    }
+
     /// Handles one packet from the client.
-    pub(crate) fn handle_packet(&mut self, packet: Packet, now: Instant, acl: &impl Authorizer) {
+    fn handle_packet(&mut self, packet: Packet, now: Instant, acl: &impl Authorizer) {
         let identity = match (&mut self.state, &self.auth) {
             (State::Closed(_), _) => return,
             (State::AwaitingConnect { .. }, _) => {
                 match packet {
-                    Packet::Connect(connect) => self.on_connect(connect, now, acl),
-                    other => self.protocol_error(&format!("expected CONNECT, got {other:?}")),
+                    Packet::Connect(connect) => self.on_connect(*connect, now, acl),
+                    other => self.protocol_error(&format!("expected CONNECT, got {}", other.name())),
                 }
                 return;
             }
@@ -367,246 +519,155 @@ impl Session {
                 identity.clone()
             }
             (State::Connected { .. }, Err(_)) => {
-                self.protocol_error("connected without identity");
-                return;
+                return self.protocol_error("connected without identity");
             }
         };
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish, &identity, acl),
-            Packet::PubAck(ack) => {
-                if !self.inflight.remove(&ack.pkid) {
-                    debug!(pkid = ack.pkid, "PUBACK for a packet id not in flight");
-                }
+            Packet::Publish(publish) => self.on_publish(publish, &identity, now, acl),
+            Packet::PubAck(ack) => self.on_puback(ack.pkid),
+            Packet::PubRec(ack) => self.on_pubrec(&ack),
+            Packet::PubRel(ack) => self.on_pubrel(ack.pkid),
+            Packet::PubComp(ack) => self.on_pubcomp(ack.pkid),
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe, &identity, acl),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
             }
-            Packet::Subscribe(subscribe) => {
-                let mut granted = Vec::new();
-                let mut codes = Vec::with_capacity(subscribe.filters.len());
-                for filter in subscribe.filters {
-                    if has_control_chars(&filter.path) {
-                        warn!(filter = ?filter.path, "topic filter with NUL or control characters; closing");
-                        return self.close(CloseReason::InvalidTopic(
-                            "control characters in a topic filter".into(),
-                        ));
-                    }
-                    let known = self.subscriptions.contains(&filter.path);
-                    if parse_filter(&filter.path).is_none() {
-                        debug!(filter = %filter.path, "invalid topic filter");
-                        codes.push(SubscribeReasonCode::Failure);
-                    } else if !known && self.subscriptions.len() >= self.config.max_subscriptions {
-                        warn!(
-                            filter = %filter.path,
-                            max = self.config.max_subscriptions,
-                            "subscription refused: the session holds the most subscriptions allowed"
-                        );
-                        self.events.push_back(Event::SubscribeRefused(filter.path));
-                        codes.push(SubscribeReasonCode::Failure);
-                    } else if !acl.may_subscribe(&identity, &filter.path) {
-                        warn!(filter = %filter.path, "subscription refused by the ACL");
-                        self.events.push_back(Event::SubscribeRefused(filter.path));
-                        codes.push(SubscribeReasonCode::Failure);
-                    } else {
-                        let qos = match filter.qos {
-                            QoS::AtMostOnce => QoS::AtMostOnce,
-                            QoS::AtLeastOnce | QoS::ExactlyOnce => QoS::AtLeastOnce,
-                        };
-                        codes.push(SubscribeReasonCode::Success(qos));
-                        self.subscriptions.insert(filter.path.clone());
-                        granted.push((filter.path, qos));
-                    }
-                }
-                if !granted.is_empty() {
-                    self.events.push_back(Event::Subscribe(granted));
-                }
-                self.send(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
-            }
-            Packet::Unsubscribe(unsubscribe) => {
-                for topic in &unsubscribe.topics {
-                    self.subscriptions.remove(topic);
-                }
-                self.events
-                    .push_back(Event::Unsubscribe(unsubscribe.topics));
-                self.send(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)));
-            }
-            Packet::PingReq => self.send(Packet::PingResp),
-            Packet::Disconnect => {
-                debug!("client disconnected");
-                self.will = None;
-                self.close(CloseReason::Disconnect);
-            }
+            Packet::Disconnect(d) => self.on_disconnect(&d),
+            Packet::Auth(auth) => self.on_auth(auth, &identity, now, acl),
             Packet::Connect(_) => self.protocol_error("second CONNECT"),
-            Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
-                self.protocol_error("QoS 2 flow is not supported");
-            }
-            other => self.protocol_error(&format!("unexpected {other:?} from a client")),
+            other => self.protocol_error(&format!("a client never sends {}", other.name())),
         }
     }
 
-    fn on_connect(&mut self, connect: rumqttc::Connect, now: Instant, acl: &impl Authorizer) {
-        if connect.protocol != Protocol::V4 {
-            info!(protocol = ?connect.protocol, "refusing a protocol other than MQTT 3.1.1");
-            return self.refuse(
-                ConnectReturnCode::RefusedProtocolVersion,
-                CloseReason::ConnectRefused,
-            );
-        }
-        let identity = match &self.auth {
-            Ok(identity) => identity.clone(),
-            Err(reason) => {
-                warn!(%reason, "client certificate refused");
-                self.events.push_back(Event::AuthRefused(reason.clone()));
-                return self.refuse(ConnectReturnCode::NotAuthorized, CloseReason::NotAuthorized);
+    fn on_disconnect(&mut self, d: &Reasoned) {
+        if let Some(expiry) = d.props.session_expiry {
+            if self.session_expiry == 0 && expiry > 0 {
+                // §3.14.2.2.2: not from 0 to non-zero.
+                return self.protocol_error("DISCONNECT sets a session expiry on a session without one");
             }
-        };
-        if has_control_chars(&connect.client_id) {
-            warn!(client_id = ?connect.client_id, "client id with control characters; refusing");
-            return self.refuse(ConnectReturnCode::BadClientId, CloseReason::ConnectRefused);
+            self.session_expiry = expiry.min(self.config.max_session_expiry);
         }
-        if connect.client_id.is_empty() && !connect.clean_session {
-            return self.refuse(ConnectReturnCode::BadClientId, CloseReason::ConnectRefused);
+        let with_will = d.code == reason::DISCONNECT_WITH_WILL;
+        debug!(code = d.code, "client disconnected");
+        if !with_will {
+            self.will = None;
         }
-        let mut will_message = None;
-        if let Some(will) = connect.last_will {
-            if !valid_topic(&will.topic) {
-                warn!(topic = ?will.topic, "invalid will topic (empty, wildcards, NUL or control characters); closing");
-                return self.close(CloseReason::InvalidTopic("invalid will topic".into()));
-            }
-            if !acl.may_publish(&identity, &will.topic) {
-                warn!(topic = %will.topic, "will topic refused by the ACL");
-                self.events.push_back(Event::PublishRefused(will.topic));
-                return self.refuse(ConnectReturnCode::NotAuthorized, CloseReason::NotAuthorized);
-            }
-            will_message = Some(Message {
-                topic: Arc::from(will.topic),
-                payload: will.message,
-                qos: if will.qos == QoS::AtMostOnce {
-                    QoS::AtMostOnce
-                } else {
-                    QoS::AtLeastOnce
-                },
-            });
-        }
-        if let Some(admit) = self.admission.as_mut()
-            && let Err(reason) = admit(&connect.client_id)
-        {
-            warn!(%identity, %reason, "CONNECT refused: connection cap");
-            return self.refuse(
-                ConnectReturnCode::NotAuthorized,
-                CloseReason::ConnectionCap(reason),
-            );
-        }
-        self.will = will_message;
-        if !connect.clean_session {
-            debug!("persistent session requested; treated as a clean session");
-        }
-        let grace = (connect.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
-        self.state = State::Connected {
-            grace,
-            last_seen: now,
-        };
-        info!(client_id = %connect.client_id, keep_alive = connect.keep_alive, "connected");
-        self.events.push_back(Event::Connected {
-            client_id: connect.client_id,
-        });
-        self.send(Packet::ConnAck(ConnAck::new(
-            ConnectReturnCode::Success,
-            false,
-        )));
+        self.close(CloseReason::Disconnect(with_will));
     }
 
-    fn on_publish(&mut self, publish: Publish, identity: &Identity, acl: &impl Authorizer) {
-        if publish.qos == QoS::ExactlyOnce {
-            warn!(topic = %publish.topic, "QoS 2 PUBLISH is not supported; closing");
-            return self.close(CloseReason::QoS2Unsupported);
-        }
-        if !valid_topic(&publish.topic) {
-            warn!(
-                topic = ?publish.topic,
-                "refusing PUBLISH: invalid topic name (empty, wildcards, NUL or control characters); closing"
-            );
-            return self.close(CloseReason::InvalidTopic(
-                "invalid topic name in PUBLISH".into(),
-            ));
-        }
-        if !acl.may_publish(identity, &publish.topic) {
-            warn!(topic = %publish.topic, "PUBLISH refused by the ACL; closing");
-            self.events.push_back(Event::PublishRefused(publish.topic));
-            return self.close(CloseReason::UnauthorizedPublish);
-        }
-        let (qos, pkid) = (publish.qos, publish.pkid);
-        self.events.push_back(Event::Publish(Message {
-            topic: Arc::from(publish.topic),
-            payload: publish.payload,
-            qos,
+    /// Refuses CONNECT with `code` (an MQTT 5 reason; mapped for 3.1.1).
+    fn refuse(&mut self, code: u8, why: CloseReason) {
+        self.send(&Packet::ConnAck(wire::ConnAck {
+            session_present: false,
+            code,
+            props: Properties::default(),
         }));
-        if qos == QoS::AtLeastOnce {
-            self.send(Packet::PubAck(PubAck::new(pkid)));
-        }
+        self.close(why);
     }
 
-    /// Sends `message` (already at its effective QoS) to the client. Ignored
-    /// unless connected; call only while [`Session::can_deliver`].
-    pub(crate) fn deliver(&mut self, message: &Message) {
-        if !self.is_connected() {
-            return;
-        }
-        let pkid = match message.qos {
-            QoS::AtMostOnce => 0,
-            QoS::AtLeastOnce | QoS::ExactlyOnce => match self.next_pkid() {
-                Some(pkid) => pkid,
-                None => return self.close(CloseReason::Server("no free packet id")),
-            },
-        };
-        let qos = if pkid == 0 {
-            QoS::AtMostOnce
-        } else {
-            QoS::AtLeastOnce
-        };
-        self.send(Packet::Publish(Publish {
-            dup: false,
-            qos,
-            retain: false,
-            topic: message.topic.to_string(),
-            pkid,
-            payload: message.payload.clone(),
+    /// Refuses CONNECT with `code` and a reason string (MQTT 5).
+    fn refuse_with(&mut self, code: u8, text: &str, why: CloseReason) {
+        self.send(&Packet::ConnAck(wire::ConnAck {
+            session_present: false,
+            code,
+            props: self.problem(text),
         }));
-    }
-
-    /// A free packet id, marked in flight.
-    fn next_pkid(&mut self) -> Option<u16> {
-        for _ in 0..u16::MAX {
-            self.last_pkid = self.last_pkid.checked_add(1).unwrap_or(1);
-            if self.inflight.insert(self.last_pkid) {
-                return Some(self.last_pkid);
-            }
-        }
-        None
-    }
-
-    fn refuse(&mut self, code: ConnectReturnCode, reason: CloseReason) {
-        self.send(Packet::ConnAck(ConnAck::new(code, false)));
-        self.close(reason);
+        self.close(why);
     }
 
     fn protocol_error(&mut self, what: &str) {
         warn!(error = what, "protocol violation; closing");
-        self.close(CloseReason::Protocol(what.to_owned()));
+        self.disconnect(reason::PROTOCOL_ERROR, what, CloseReason::Protocol(what.to_owned()));
     }
 
-    fn send(&mut self, packet: Packet) {
-        if let Err(e) = packet.write(&mut self.transmit, usize::MAX) {
-            warn!(error = %e, "cannot encode a packet; closing");
-            self.close(CloseReason::Protocol(format!("cannot encode: {e}")));
+    /// Sends DISCONNECT with `code` (MQTT 5 only; 3.1.1 just closes) and
+    /// closes.
+    fn disconnect(&mut self, code: u8, text: &str, why: CloseReason) {
+        if self.is_connected() && self.level == Level::V5 {
+            let props = self.problem(text);
+            self.send(&Packet::Disconnect(Reasoned { code, props }));
+        }
+        self.close(why);
+    }
+
+    /// A Reason String property, when the client wants problem information.
+    fn problem(&self, text: &str) -> Properties {
+        Properties {
+            reason_string: (self.problem_info && self.level == Level::V5).then(|| text.to_owned()),
+            ..Properties::default()
         }
     }
 
-    fn close(&mut self, reason: CloseReason) {
+    /// Encodes `packet`; one larger than the client accepts is sent without
+    /// its Reason String and User Properties, or not at all (§3.1.2.11.4).
+    /// Returns whether it was sent.
+    fn send(&mut self, packet: &Packet) -> bool {
+        let start = self.transmit.len();
+        match wire::write(packet, self.level, &mut self.transmit) {
+            Ok(n) if n <= self.client_max_packet => true,
+            Ok(_) => {
+                self.transmit.truncate(start);
+                match strip_problem_info(packet) {
+                    Some(smaller) => self.send(&smaller),
+                    None => false,
+                }
+            }
+            Err(e) => {
+                self.transmit.truncate(start);
+                warn!(error = %e, packet = packet.name(), "cannot encode a packet");
+                false
+            }
+        }
+    }
+
+    fn close(&mut self, why: CloseReason) {
         if !self.is_closed() {
-            self.events.push_back(Event::Closed(reason.clone()));
-            self.state = State::Closed(reason);
+            self.events.push_back(Event::Closed(why.clone()));
+            self.state = State::Closed(why);
         }
     }
 }
 
-#[cfg(test)]
-mod tests;
+/// `packet` without Reason String and User Properties, when it has any.
+fn strip_problem_info(packet: &Packet) -> Option<Packet> {
+    let strip = |p: &Properties| {
+        let smaller = p.clone().without_problem_info();
+        (smaller != *p).then_some(smaller)
+    };
+    Some(match packet {
+        Packet::ConnAck(a) => Packet::ConnAck(wire::ConnAck {
+            props: strip(&a.props)?,
+            ..a.clone()
+        }),
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            let a = wire::Ack {
+                props: strip(&a.props)?,
+                ..a.clone()
+            };
+            match packet {
+                Packet::PubAck(_) => Packet::PubAck(a),
+                Packet::PubRec(_) => Packet::PubRec(a),
+                Packet::PubRel(_) => Packet::PubRel(a),
+                _ => Packet::PubComp(a),
+            }
+        }
+        Packet::SubAck(s) => Packet::SubAck(wire::SubAck {
+            props: strip(&s.props)?,
+            ..s.clone()
+        }),
+        Packet::UnsubAck(s) => Packet::UnsubAck(wire::SubAck {
+            props: strip(&s.props)?,
+            ..s.clone()
+        }),
+        Packet::Disconnect(d) => Packet::Disconnect(Reasoned {
+            props: strip(&d.props)?,
+            code: d.code,
+        }),
+        Packet::Auth(d) => Packet::Auth(Reasoned {
+            props: strip(&d.props)?,
+            code: d.code,
+        }),
+        _ => return None,
+    })
+}

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::hub::HubCounts;
+
 /// A snapshot of the server's counters ([`MqttServer::stats`](crate::MqttServer::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,6 +35,20 @@ pub struct MqttStats {
     /// Connections closed for an invalid topic name or filter (not UTF-8,
     /// NUL or control characters, wildcards in a topic name).
     pub invalid_topics: u64,
+    /// Sessions kept now for clients that are not connected (Session Expiry).
+    pub stored_sessions: usize,
+    /// Messages not queued for a stored session because its queue was full.
+    pub offline_drops: u64,
+    /// Topics with a retained message now.
+    pub retained_messages: usize,
+    /// Retained messages routed but not kept (the store was full).
+    pub retained_refused: u64,
+    /// Sessions ended because their access token expired without
+    /// re-authentication (DISCONNECT 0x87).
+    pub expired_tokens: u64,
+    /// Access tokens accepted in CONNECT or AUTH (each re-authentication
+    /// keeps a session that would otherwise have to reconnect).
+    pub tokens_accepted: u64,
 }
 
 /// The live counters behind [`MqttStats`].
@@ -41,17 +57,16 @@ pub(crate) struct Counters {
     /// Open connections, including those still in the handshake.
     pub live: AtomicUsize,
     pub connected: AtomicUsize,
-    pub routed: AtomicU64,
-    pub delivered: AtomicU64,
     pub publish_refusals: AtomicU64,
     pub subscribe_refusals: AtomicU64,
     pub auth_failures: AtomicU64,
     pub tls_failures: AtomicU64,
-    pub slow_client_drops: AtomicU64,
     pub refused_over_capacity: AtomicU64,
     pub refused_over_identity_cap: AtomicU64,
     pub expired_certificates: AtomicU64,
     pub invalid_topics: AtomicU64,
+    pub expired_tokens: AtomicU64,
+    pub tokens_accepted: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -60,21 +75,27 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self) -> MqttStats {
+    pub(crate) fn snapshot(&self, hub: &HubCounts) -> MqttStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MqttStats {
             connected_clients: self.connected.load(Ordering::Relaxed),
-            messages_routed: get(&self.routed),
-            messages_delivered: get(&self.delivered),
+            messages_routed: hub.routed,
+            messages_delivered: hub.delivered,
             publish_refusals: get(&self.publish_refusals),
             subscribe_refusals: get(&self.subscribe_refusals),
             auth_failures: get(&self.auth_failures),
             tls_failures: get(&self.tls_failures),
-            slow_client_drops: get(&self.slow_client_drops),
+            slow_client_drops: hub.slow_client_drops,
             refused_over_capacity: get(&self.refused_over_capacity),
             refused_over_identity_cap: get(&self.refused_over_identity_cap),
             expired_certificates: get(&self.expired_certificates),
             invalid_topics: get(&self.invalid_topics),
+            stored_sessions: hub.parked,
+            offline_drops: hub.offline_drops,
+            retained_messages: hub.retained,
+            retained_refused: hub.retained_refused,
+            expired_tokens: get(&self.expired_tokens),
+            tokens_accepted: get(&self.tokens_accepted),
         }
     }
 }

@@ -74,8 +74,8 @@ pub(crate) fn parse_filter(raw: &str) -> Option<ParsedFilter<'_>> {
 /// `$` are not matched by a filter starting with a wildcard (§4.7.2).
 ///
 /// The router matches with its subscription tree; this straightforward
-/// version is the reference its tests compare against.
-#[cfg(test)]
+/// version checks one topic against one filter (token topic rights, retained
+/// messages) and is the reference the router's tests compare against.
 pub(crate) fn matches(topic: &str, filter: &str) -> bool {
     if topic.starts_with('$') && filter.starts_with(['+', '#']) {
         return false;
@@ -93,9 +93,59 @@ pub(crate) fn matches(topic: &str, filter: &str) -> bool {
     topic_levels.next().is_none()
 }
 
+/// True when every topic `asked` (a valid filter) can match is matched by
+/// `granted` (a valid filter): `a/#` covers `a/+/c` and `a`, `+/x` covers
+/// `b/x` but not `#/x`; a filter starting with a wildcard covers no `$`
+/// topic, so it covers no filter starting with `$`.
+pub(crate) fn filter_covers(granted: &str, asked: &str) -> bool {
+    if asked.starts_with('$') && granted.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut asked_levels = asked.split('/');
+    for g in granted.split('/') {
+        if g == "#" {
+            return true;
+        }
+        match asked_levels.next() {
+            Some("#") | None => return false,
+            Some("+") if g != "+" => return false,
+            Some(a) if g == "+" || g == a => {}
+            Some(_) => return false,
+        }
+    }
+    asked_levels.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn covering_filters() {
+        for (granted, asked) in [
+            ("a/#", "a/#"),
+            ("a/#", "a"),
+            ("a/#", "a/+/c"),
+            ("a/+", "a/b"),
+            ("a/+", "a/+"),
+            ("#", "x/#"),
+            ("+/x", "b/x"),
+            ("$SYS/#", "$SYS/a"),
+        ] {
+            assert!(filter_covers(granted, asked), "{granted} covers {asked}");
+        }
+        for (granted, asked) in [
+            ("a/+", "a/#"),
+            ("a/b", "a/+"),
+            ("a/+", "a/b/c"),
+            ("a/b", "a"),
+            ("#", "$SYS/#"),
+            ("+/x", "$a/x"),
+            ("a", "a/b"),
+        ] {
+            assert!(!filter_covers(granted, asked), "{granted} must not cover {asked}");
+        }
+    }
 
     #[test]
     fn topics() {
