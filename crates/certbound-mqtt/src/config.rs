@@ -63,7 +63,9 @@ pub struct MqttServerConfig {
     /// expiring first is ended beyond it). Default 4.
     pub max_stored_sessions_per_identity: usize,
     /// QoS 1 and 2 messages queued for a stored session (further ones are
-    /// dropped and counted). Default 1024.
+    /// dropped and counted); at most `outgoing_queue`, since a resumed
+    /// session's messages go to its new connection's queue at once.
+    /// Default 1024.
     pub offline_queue: usize,
     /// Topics with a retained message (a retained message beyond it is
     /// routed but not kept, and counted). Default 10 000.

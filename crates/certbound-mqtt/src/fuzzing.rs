@@ -29,8 +29,8 @@ use crate::identity::{Authorizer, Identity};
 use crate::message::Message;
 use crate::router::Router;
 use crate::session::{AdmitRequest, Event, Session, SessionConfig};
-use crate::wire::{self, Level};
 use crate::topic::{parse_filter, valid_topic};
+use crate::wire::{self, Level};
 use crate::{BROKER_SHARE_GROUP, CertboundAcl};
 
 const BROKER: &str = "certbound-broker";
@@ -142,7 +142,9 @@ pub fn session(data: &[u8]) {
         let mut written = session.take_transmit();
         while !written.is_empty() {
             let read = match session.level() {
-                Level::V311 => Packet::read(&mut written, usize::MAX).map(|_| ()).map_err(|e| e.to_string()),
+                Level::V311 => Packet::read(&mut written, usize::MAX)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
                 Level::V5 => match wire::read(&mut written, Level::V5, usize::MAX) {
                     Ok(Some(_)) => Ok(()),
                     Ok(None) => Err("a truncated packet".to_owned()),

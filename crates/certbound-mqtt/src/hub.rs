@@ -24,8 +24,8 @@ use crate::router::{ConnId, Router, Target};
 use crate::session::Snapshot;
 
 use parked::Parked;
-pub(crate) use retained::RetainedLimits;
 use retained::Retained;
+pub(crate) use retained::RetainedLimits;
 
 /// Takeover key: a client id is only unique within one identity, so a
 /// device can never push another identity's connection out (§3.1.4 applies
@@ -234,7 +234,10 @@ impl Hub {
         let resumed = if self.conns.get(&old).is_some_and(|e| e.parked.is_some()) {
             self.take_parked(old, conn, clean_start, now)
         } else if old_live.is_some() {
-            info!(old_conn = old, client_id, "client id taken over; closing the older connection");
+            info!(
+                old_conn = old,
+                client_id, "client id taken over; closing the older connection"
+            );
             let adopt = !clean_start && self.conns.get(&old).is_some_and(|e| e.persistent);
             let snapshot = adopt.then(|| {
                 self.router.rekey(old, conn);
@@ -264,8 +267,13 @@ impl Hub {
     /// Adds subscriptions of `conn` (filters already validated and
     /// authorised) and queues the retained messages that match those marked
     /// to get them.
-    pub(crate) fn subscribe(&mut self, conn: ConnId, filters: &[(String, SubOpts, bool)], now: Instant) {
-        if !self.conns.get(&conn).is_some_and(|e| !e.dead) {
+    pub(crate) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        filters: &[(String, SubOpts, bool)],
+        now: Instant,
+    ) {
+        if self.conns.get(&conn).is_none_or(|e| e.dead) {
             return;
         }
         for (filter, opts, send_retained) in filters {
@@ -274,8 +282,15 @@ impl Hub {
                 continue;
             }
             if *send_retained {
-                for message in self.retained.matching(filter, opts, now) {
-                    self.queue(conn, message);
+                let messages = self.retained.matching(filter, opts, now);
+                let total = messages.len();
+                let sent = messages
+                    .into_iter()
+                    .take_while(|m| self.queue_gently(conn, m.clone()))
+                    .count();
+                if sent < total {
+                    warn!(%filter, sent, total, "more retained messages than the client's queue holds; the rest are not sent");
+                    self.counts.offline_drops += (total - sent) as u64;
                 }
             }
         }
@@ -292,16 +307,21 @@ impl Hub {
     /// copy to every matching subscriber without waiting (a live subscriber
     /// whose queue is full is dropped; a stored session queues QoS 1 and 2
     /// messages up to its limit).
-    pub(crate) fn route(&mut self, message: &Message, publisher: ConnId, now: Instant) -> RouteOutcome {
+    pub(crate) fn route(
+        &mut self,
+        message: &Message,
+        publisher: ConnId,
+        now: Instant,
+    ) -> RouteOutcome {
         if message.retain && !self.retained.store(message) {
             self.counts.retained_refused += 1;
             warn!(topic = %message.topic, "retained message store full; the message is routed but not retained");
         }
         let conns = &self.conns;
         let available = |c: ConnId| {
-            conns.get(&c).is_some_and(|e| {
-                !e.dead && e.tx.as_ref().is_some_and(|tx| tx.capacity() > 0)
-            })
+            conns
+                .get(&c)
+                .is_some_and(|e| !e.dead && e.tx.as_ref().is_some_and(|tx| tx.capacity() > 0))
         };
         self.router
             .route(&message.topic, publisher, &available, &mut self.scratch);
@@ -357,6 +377,22 @@ impl Hub {
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Queued::No,
+        }
+    }
+
+    /// Queues `message` to `conn` without ever dropping the client: `false`
+    /// when its queue is full (the message is not queued). For what the
+    /// server itself hands a connection at once (retained messages on
+    /// subscribe, a resumed session's queue).
+    pub(super) fn queue_gently(&mut self, conn: ConnId, message: Message) -> bool {
+        let limit = self.limits.offline_queue;
+        match self.conns.get_mut(&conn).filter(|e| !e.dead) {
+            Some(Entry {
+                parked: Some(parked),
+                ..
+            }) => parked.enqueue(message, limit),
+            Some(Entry { tx: Some(tx), .. }) => tx.try_send(message).is_ok(),
+            _ => false,
         }
     }
 
@@ -425,7 +461,11 @@ impl Hub {
 
     /// Forgets `conn` (its task has ended) unless its session is stored.
     pub(crate) fn unregister(&mut self, conn: ConnId) {
-        if self.conns.get(&conn).is_some_and(|e| e.parked.is_some() && !e.dead) {
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|e| e.parked.is_some() && !e.dead)
+        {
             return;
         }
         self.forget(conn);

@@ -123,7 +123,12 @@ pub struct TokenGrant {
 
 impl TokenGrant {
     /// A grant for the token `id`, valid for `lifetime`, with topic rights.
-    pub fn new(id: Vec<u8>, lifetime: Duration, publish: Vec<String>, subscribe: Vec<String>) -> Self {
+    pub fn new(
+        id: Vec<u8>,
+        lifetime: Duration,
+        publish: Vec<String>,
+        subscribe: Vec<String>,
+    ) -> Self {
         TokenGrant {
             id,
             lifetime,

@@ -160,7 +160,7 @@ impl MqttServer {
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let limits = HubLimits {
-            offline_queue: config.offline_queue,
+            offline_queue: config.offline_queue.min(config.outgoing_queue),
             parked_per_identity: config.max_stored_sessions_per_identity,
             parked_total: config.max_clients,
             retained: RetainedLimits {

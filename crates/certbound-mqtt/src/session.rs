@@ -108,6 +108,7 @@ pub(crate) struct Outgoing {
 
 /// The acknowledgement an outgoing message waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // named after the packets
 pub(crate) enum Stage {
     /// QoS 1, PUBLISH sent.
     PubAck,
@@ -373,10 +374,14 @@ impl Session {
             State::Connected { grace: None, .. } => None,
             State::Closed(_) => return None,
         };
-        [protocol, self.expires, self.token.as_ref().map(|t| t.expires)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            protocol,
+            self.expires,
+            self.token.as_ref().map(|t| t.expires),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Closes the session when the certificate or token has expired or the
@@ -482,10 +487,15 @@ impl Session {
                 info!(%name, level, "refusing an MQTT version other than 3.1.1 and 5");
                 // Answer in the version the client speaks (§3.1.2.2).
                 self.level = if *level >= 5 { Level::V5 } else { Level::V311 };
-                self.refuse(reason::UNSUPPORTED_PROTOCOL_VERSION, CloseReason::ConnectRefused);
+                self.refuse(
+                    reason::UNSUPPORTED_PROTOCOL_VERSION,
+                    CloseReason::ConnectRefused,
+                );
             }
             WireError::BadUtf8 => {
-                warn!("refusing a packet whose topic, filter or string is not valid UTF-8; closing");
+                warn!(
+                    "refusing a packet whose topic, filter or string is not valid UTF-8; closing"
+                );
                 self.disconnect(
                     reason::MALFORMED_PACKET,
                     "a string is not valid UTF-8",
@@ -495,7 +505,13 @@ impl Session {
             e => {
                 warn!(error = %e, "unreadable packet; closing");
                 if self.is_connected() {
-                    self.disconnect(e.reason_code(), &e.to_string(), CloseReason::Protocol(e.to_string()));
+                    // A second CONNECT of another version is a protocol
+                    // error; 0x84 is a CONNACK code, not a DISCONNECT one.
+                    let code = match e {
+                        WireError::UnsupportedProtocol { .. } => reason::PROTOCOL_ERROR,
+                        e => e.reason_code(),
+                    };
+                    self.disconnect(code, &e.to_string(), CloseReason::Protocol(e.to_string()));
                 } else {
                     self.close(CloseReason::Protocol(e.to_string()));
                 }
@@ -510,7 +526,9 @@ impl Session {
             (State::AwaitingConnect { .. }, _) => {
                 match packet {
                     Packet::Connect(connect) => self.on_connect(*connect, now, acl),
-                    other => self.protocol_error(&format!("expected CONNECT, got {}", other.name())),
+                    other => {
+                        self.protocol_error(&format!("expected CONNECT, got {}", other.name()))
+                    }
                 }
                 return;
             }
@@ -544,7 +562,8 @@ impl Session {
         if let Some(expiry) = d.props.session_expiry {
             if self.session_expiry == 0 && expiry > 0 {
                 // §3.14.2.2.2: not from 0 to non-zero.
-                return self.protocol_error("DISCONNECT sets a session expiry on a session without one");
+                return self
+                    .protocol_error("DISCONNECT sets a session expiry on a session without one");
             }
             self.session_expiry = expiry.min(self.config.max_session_expiry);
         }
@@ -578,7 +597,11 @@ impl Session {
 
     fn protocol_error(&mut self, what: &str) {
         warn!(error = what, "protocol violation; closing");
-        self.disconnect(reason::PROTOCOL_ERROR, what, CloseReason::Protocol(what.to_owned()));
+        self.disconnect(
+            reason::PROTOCOL_ERROR,
+            what,
+            CloseReason::Protocol(what.to_owned()),
+        );
     }
 
     /// Sends DISCONNECT with `code` (MQTT 5 only; 3.1.1 just closes) and

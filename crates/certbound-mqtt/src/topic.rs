@@ -143,7 +143,10 @@ mod tests {
             ("+/x", "$a/x"),
             ("a", "a/b"),
         ] {
-            assert!(!filter_covers(granted, asked), "{granted} must not cover {asked}");
+            assert!(
+                !filter_covers(granted, asked),
+                "{granted} must not cover {asked}"
+            );
         }
     }
 

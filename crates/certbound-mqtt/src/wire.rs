@@ -269,6 +269,13 @@ impl Packet {
     }
 }
 
+/// The size of a whole packet whose remaining length is `remaining`
+/// (fixed header byte, remaining length bytes, body): what MQTT 5's
+/// Maximum Packet Size counts.
+pub(crate) fn packet_size(remaining: usize) -> usize {
+    1 + encode::varint_len(remaining) + remaining
+}
+
 /// QoS from its two bits.
 pub(crate) fn qos_from(bits: u8) -> Option<QoS> {
     match bits {

@@ -380,12 +380,12 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_keep_getting_mess
     Packet::Connect(rumqttc::Connect::new("stuck"))
         .write(&mut out, usize::MAX)
         .expect("encode");
-    Packet::Subscribe(rumqttc::Subscribe::new(
-        "cb/v1/+/telemetry",
-        QoS::AtLeastOnce,
-    ))
-    .write(&mut out, usize::MAX)
-    .expect("encode");
+    // Packet ids are never 0 (§2.3.1); rumqttc's constructor leaves it 0.
+    let mut subscribe = rumqttc::Subscribe::new("cb/v1/+/telemetry", QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    Packet::Subscribe(subscribe)
+        .write(&mut out, usize::MAX)
+        .expect("encode");
     stuck.write_all(&out).await.expect("write");
     let mut input = BytesMut::new();
     let mut acks = 0;

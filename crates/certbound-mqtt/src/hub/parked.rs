@@ -59,8 +59,17 @@ impl Hub {
         };
         if let Some(new) = entry.adopted_by {
             let unacked = snapshot.outgoing.into_iter().map(|(_, out)| out.message);
-            for message in unacked.chain(queued) {
-                self.queue(new, message);
+            let lost = unacked
+                .chain(queued)
+                .filter(|m| !self.queue_gently(new, m.clone()))
+                .count();
+            if lost > 0 {
+                warn!(
+                    conn,
+                    lost,
+                    "the connection that took the session over cannot queue every message left"
+                );
+                self.counts.offline_drops += lost as u64;
             }
             return Vec::new();
         }
@@ -70,7 +79,10 @@ impl Hub {
             return will.map(|(m, _)| m).into_iter().collect();
         }
         if self.counts.parked >= self.limits.parked_total {
-            warn!(conn, "too many stored sessions; this one ends with its connection");
+            warn!(
+                conn,
+                "too many stored sessions; this one ends with its connection"
+            );
             return will.map(|(m, _)| m).into_iter().collect();
         }
         self.evict_oldest_of(&identity, now);
@@ -154,8 +166,16 @@ impl Hub {
             snapshot, queue, ..
         } = *parked;
         let queued = queue.len();
-        for message in queue {
-            self.queue(conn, message);
+        let lost = queue
+            .into_iter()
+            .filter(|m| !self.queue_gently(conn, m.clone()))
+            .count();
+        if lost > 0 {
+            warn!(
+                conn,
+                lost, "the resumed connection's queue cannot hold every stored message"
+            );
+            self.counts.offline_drops += lost as u64;
         }
         info!(conn, queued, "stored session resumed");
         Some(snapshot)

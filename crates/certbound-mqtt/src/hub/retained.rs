@@ -48,7 +48,10 @@ impl Retained {
     /// Stores (or, with an empty payload, deletes) the retained message of
     /// its topic. `false` when the store is full.
     pub(super) fn store(&mut self, message: &Message) -> bool {
-        let old = self.by_topic.get(&message.topic).map_or(0, |m| m.payload.len());
+        let old = self
+            .by_topic
+            .get(&message.topic)
+            .map_or(0, |m| m.payload.len());
         if message.payload.is_empty() {
             if self.by_topic.remove(&message.topic).is_some() {
                 self.bytes -= old;
@@ -90,7 +93,11 @@ impl Retained {
             .values()
             .filter(|m| matches(&m.topic, filter))
             .map(|m| Message {
-                qos: if (m.qos as u8) <= (opts.qos as u8) { m.qos } else { opts.qos },
+                qos: if (m.qos as u8) <= (opts.qos as u8) {
+                    m.qos
+                } else {
+                    opts.qos
+                },
                 retain: true,
                 sub_ids: opts.sub_id.into_iter().collect(),
                 ..m.clone()

@@ -196,7 +196,11 @@ fn no_local_and_subscription_identifiers() {
     );
     let mut out = Vec::new();
     r.route("a/b", 2, &all, &mut out);
-    assert_eq!(out.len(), 1, "the publisher's No Local subscription is skipped");
+    assert_eq!(
+        out.len(),
+        1,
+        "the publisher's No Local subscription is skipped"
+    );
     let first = out.first().expect("one target");
     assert_eq!((first.conn, first.qos), (1, Q1));
     let mut ids = first.sub_ids.clone();
@@ -221,7 +225,10 @@ fn rekey_moves_subscriptions_with_their_options() {
     subs.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         subs,
-        vec![("$share/g/b".to_owned(), SubOpts::qos(Q0)), ("a/#".to_owned(), opts)]
+        vec![
+            ("$share/g/b".to_owned(), SubOpts::qos(Q0)),
+            ("a/#".to_owned(), opts)
+        ]
     );
     assert_eq!(conns(&mut r, "a/x"), vec![9]);
     assert_eq!(conns(&mut r, "b"), vec![9]);

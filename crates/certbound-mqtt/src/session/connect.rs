@@ -62,7 +62,8 @@ impl Session {
         if let Some(method) = &props.auth_method {
             if method != ACE {
                 warn!(%method, "unsupported authentication method");
-                let text = format!("authentication method {method:?} is not supported; use \"ace\"");
+                let text =
+                    format!("authentication method {method:?} is not supported; use \"ace\"");
                 return self.refuse_with(
                     reason::BAD_AUTHENTICATION_METHOD,
                     &text,
@@ -82,11 +83,15 @@ impl Session {
         if let Some(will) = connect.will {
             if !valid_topic(&will.topic) {
                 warn!(topic = ?will.topic, "invalid will topic (empty, wildcards, NUL or control characters); closing");
-                return self.refuse(reason::TOPIC_NAME_INVALID, CloseReason::InvalidTopic("invalid will topic".into()));
+                return self.refuse(
+                    reason::TOPIC_NAME_INVALID,
+                    CloseReason::InvalidTopic("invalid will topic".into()),
+                );
             }
             if !self.may_publish(acl, &identity, &will.topic) {
                 warn!(topic = %will.topic, "will topic refused by the ACL");
-                self.events.push_back(Event::PublishRefused(will.topic.clone()));
+                self.events
+                    .push_back(Event::PublishRefused(will.topic.clone()));
                 let text = format!("the will topic {:?} is not allowed", will.topic);
                 return self.refuse_with(reason::NOT_AUTHORIZED, &text, CloseReason::NotAuthorized);
             }
@@ -113,7 +118,11 @@ impl Session {
             Some(Err(why)) => {
                 warn!(%identity, %why, "CONNECT refused: connection cap");
                 let text = why.clone();
-                return self.refuse_with(reason::QUOTA_EXCEEDED, &text, CloseReason::ConnectionCap(why));
+                return self.refuse_with(
+                    reason::QUOTA_EXCEEDED,
+                    &text,
+                    CloseReason::ConnectionCap(why),
+                );
             }
             Some(Ok(resumed)) => resumed,
             None => None,
@@ -144,7 +153,12 @@ impl Session {
         if let Some(snapshot) = resumed {
             self.subscriptions = snapshot.subscriptions;
             self.incoming_qos2 = snapshot.incoming_qos2.into_iter().collect();
-            self.last_pkid = snapshot.outgoing.iter().map(|(id, _)| *id).max().unwrap_or(0);
+            self.last_pkid = snapshot
+                .outgoing
+                .iter()
+                .map(|(id, _)| *id)
+                .max()
+                .unwrap_or(0);
             self.resend = snapshot.outgoing;
         }
         info!(
@@ -163,7 +177,7 @@ impl Session {
             session_expiry: (props.session_expiry.is_some() && self.session_expiry != asked_expiry)
                 .then_some(self.session_expiry),
             receive_max: Some(self.config.receive_maximum),
-            max_packet_size: u32::try_from(self.config.max_packet_size + 5).ok(),
+            max_packet_size: u32::try_from(wire::packet_size(self.config.max_packet_size)).ok(),
             topic_alias_max: Some(self.config.topic_alias_max),
             assigned_client_id: assigned,
             server_keep_alive,
@@ -175,7 +189,7 @@ impl Session {
             code: reason::SUCCESS,
             props: connack_props,
         }));
-        self.resend_stored();
+        self.resend_stored(now);
     }
 
     /// AUTH from the client: re-authentication with a fresh token.
@@ -188,7 +202,8 @@ impl Session {
     ) {
         let Some(method) = self.auth_method.clone() else {
             // §4.12: AUTH without an Authentication Method in CONNECT.
-            return self.protocol_error("AUTH on a session that did not authenticate with a method");
+            return self
+                .protocol_error("AUTH on a session that did not authenticate with a method");
         };
         if auth.props.auth_method.as_deref() != Some(method.as_str()) {
             return self.protocol_error("AUTH with another authentication method than CONNECT");
@@ -246,11 +261,17 @@ impl Session {
 
     /// Whether `identity` may publish to `topic`: by the ACL, or by the
     /// session's token.
-    pub(super) fn may_publish(&self, acl: &impl Authorizer, identity: &Identity, topic: &str) -> bool {
+    pub(super) fn may_publish(
+        &self,
+        acl: &impl Authorizer,
+        identity: &Identity,
+        topic: &str,
+    ) -> bool {
         acl.may_publish(identity, topic)
-            || self.token.as_ref().is_some_and(|t| {
-                t.publish.iter().any(|f| crate::topic::matches(topic, f))
-            })
+            || self
+                .token
+                .as_ref()
+                .is_some_and(|t| t.publish.iter().any(|f| crate::topic::matches(topic, f)))
     }
 }
 
@@ -283,9 +304,18 @@ mod tests {
 
     #[test]
     fn auth_data_framing() {
-        assert_eq!(token_from_auth_data(&[0, 2, 0xd2, 0x84]), Ok(&[0xd2, 0x84][..]));
-        assert_eq!(token_from_auth_data(&[0xd2, 0x84, 0x43]), Ok(&[0xd2, 0x84, 0x43][..]));
-        assert!(token_from_auth_data(&[0, 1, 0xd2, 0x84]).is_err(), "trailing proof");
+        assert_eq!(
+            token_from_auth_data(&[0, 2, 0xd2, 0x84]),
+            Ok(&[0xd2, 0x84][..])
+        );
+        assert_eq!(
+            token_from_auth_data(&[0xd2, 0x84, 0x43]),
+            Ok(&[0xd2, 0x84, 0x43][..])
+        );
+        assert!(
+            token_from_auth_data(&[0, 1, 0xd2, 0x84]).is_err(),
+            "trailing proof"
+        );
         assert!(token_from_auth_data(&[]).is_err());
     }
 }

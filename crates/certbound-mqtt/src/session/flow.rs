@@ -29,7 +29,10 @@ impl Session {
                 warn!(alias, "invalid topic alias; closing");
                 return self.disconnect(
                     reason::TOPIC_ALIAS_INVALID,
-                    &format!("topic alias {alias} is outside 1..={}", self.config.topic_alias_max),
+                    &format!(
+                        "topic alias {alias} is outside 1..={}",
+                        self.config.topic_alias_max
+                    ),
                     CloseReason::Protocol("topic alias invalid".into()),
                 );
             }
@@ -79,17 +82,17 @@ impl Session {
             self.events
                 .push_back(Event::PublishRefused(publish.topic.clone()));
             let text = format!("publishing to {:?} is not allowed", publish.topic);
+            // PUBACK/PUBREC carry the reason code only: the Paho suite's
+            // codec (and clients built like it) refuse properties there.
             return match (self.level, qos) {
-                (Level::V5, QoS::AtLeastOnce) => self.ack_pub(pkid, reason::NOT_AUTHORIZED, &text),
-                (Level::V5, QoS::ExactlyOnce) => {
-                    self.send(&Packet::PubRec(Ack {
-                        pkid,
-                        code: reason::NOT_AUTHORIZED,
-                        props: self.problem(&text),
-                    }));
-                }
+                (Level::V5, QoS::AtLeastOnce) => self.ack_pub(pkid, reason::NOT_AUTHORIZED),
+                (Level::V5, QoS::ExactlyOnce) => self.ack_rec(pkid, reason::NOT_AUTHORIZED),
                 // 3.1.1 has no negative PUBACK; MQTT 5 QoS 0 has no ack at all.
-                _ => self.disconnect(reason::NOT_AUTHORIZED, &text, CloseReason::UnauthorizedPublish),
+                _ => self.disconnect(
+                    reason::NOT_AUTHORIZED,
+                    &text,
+                    CloseReason::UnauthorizedPublish,
+                ),
             };
         }
         let mut message = Message::new(&publish.topic, publish.payload, qos)
@@ -99,7 +102,7 @@ impl Session {
         self.events.push_back(Event::Publish(message));
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.ack_pub(pkid, reason::SUCCESS, ""),
+            QoS::AtLeastOnce => self.ack_pub(pkid, reason::SUCCESS),
             QoS::ExactlyOnce => {
                 self.incoming_qos2.insert(pkid);
                 self.ack_rec(pkid, reason::SUCCESS);
@@ -107,13 +110,12 @@ impl Session {
         }
     }
 
-    fn ack_pub(&mut self, pkid: u16, code: u8, text: &str) {
-        let props = if code == reason::SUCCESS {
-            Properties::default()
-        } else {
-            self.problem(text)
-        };
-        self.send(&Packet::PubAck(Ack { pkid, code, props }));
+    fn ack_pub(&mut self, pkid: u16, code: u8) {
+        self.send(&Packet::PubAck(Ack {
+            pkid,
+            code,
+            props: Properties::default(),
+        }));
     }
 
     fn ack_rec(&mut self, pkid: u16, code: u8) {
@@ -200,11 +202,14 @@ impl Session {
                 }
             },
         };
-        let (topic, topic_alias) = self.outgoing_topic(&message.topic);
+        let (topic, topic_alias, new_alias) = self.outgoing_topic(&message.topic);
         let publish = publish_packet(message, pkid, false, topic, topic_alias, now);
         if !self.send(&Packet::Publish(publish)) {
             debug!(topic = %message.topic, "message larger than the client accepts; dropped");
             return;
+        }
+        if let (true, Some(alias)) = (new_alias, topic_alias) {
+            self.aliases_out.insert(Arc::clone(&message.topic), alias);
         }
         if pkid != 0 {
             let stage = if message.qos == QoS::ExactlyOnce {
@@ -223,28 +228,26 @@ impl Session {
     }
 
     /// The topic and alias to send `topic` with (MQTT 5 Topic Alias: the
-    /// first message sets it, later ones send an empty topic).
-    fn outgoing_topic(&mut self, topic: &Arc<str>) -> (String, Option<u16>) {
+    /// first message sets it, later ones send an empty topic), and whether
+    /// the alias is new (recorded once the PUBLISH is sent).
+    fn outgoing_topic(&self, topic: &Arc<str>) -> (String, Option<u16>, bool) {
         if self.alias_out_max == 0 || self.level != Level::V5 {
-            return (topic.to_string(), None);
+            return (topic.to_string(), None, false);
         }
         if let Some(&alias) = self.aliases_out.get(topic) {
-            return (String::new(), Some(alias));
+            return (String::new(), Some(alias), false);
         }
         let used = u16::try_from(self.aliases_out.len()).unwrap_or(u16::MAX);
         if used < self.alias_out_max {
-            let alias = used + 1;
-            self.aliases_out.insert(Arc::clone(topic), alias);
-            return (topic.to_string(), Some(alias));
+            return (topic.to_string(), Some(used + 1), true);
         }
-        (topic.to_string(), None)
+        (topic.to_string(), None, false)
     }
 
     /// Resends what a resumed session left unacknowledged (§4.4): PUBLISH
     /// with DUP for messages awaiting PUBACK/PUBREC, PUBREL for those
     /// awaiting PUBCOMP, with their packet ids.
-    pub(super) fn resend_stored(&mut self) {
-        let now = Instant::now();
+    pub(super) fn resend_stored(&mut self, now: Instant) {
         for (pkid, out) in std::mem::take(&mut self.resend) {
             match out.stage {
                 Stage::PubComp => self.send_pubrel(pkid, reason::SUCCESS),

@@ -11,7 +11,12 @@ use crate::topic::{filter_covers, has_control_chars, parse_filter};
 use crate::wire::{Packet, SubAck, Subscribe, Unsubscribe, reason};
 
 impl Session {
-    pub(super) fn on_subscribe(&mut self, subscribe: Subscribe, identity: &Identity, acl: &impl Authorizer) {
+    pub(super) fn on_subscribe(
+        &mut self,
+        subscribe: Subscribe,
+        identity: &Identity,
+        acl: &impl Authorizer,
+    ) {
         let sub_id = subscribe.props.subscription_ids.first().copied();
         let mut granted = Vec::new();
         let mut codes = Vec::with_capacity(subscribe.filters.len());
@@ -112,7 +117,11 @@ impl Session {
 
     /// After re-authentication: removes the subscriptions the new token no
     /// longer allows.
-    pub(super) fn drop_unauthorized_subscriptions(&mut self, identity: &Identity, acl: &impl Authorizer) {
+    pub(super) fn drop_unauthorized_subscriptions(
+        &mut self,
+        identity: &Identity,
+        acl: &impl Authorizer,
+    ) {
         let gone: Vec<String> = self
             .subscriptions
             .keys()

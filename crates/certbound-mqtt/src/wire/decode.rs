@@ -182,9 +182,7 @@ fn connect(b: &mut Bytes) -> Result<Connect, WireError> {
     };
     let flags = read_u8(b)?;
     if flags & 1 != 0 {
-        return Err(WireError::Malformed(
-            "CONNECT reserved flag is set".into(),
-        ));
+        return Err(WireError::Malformed("CONNECT reserved flag is set".into()));
     }
     let clean_start = flags & 0b10 != 0;
     let will_flag = flags & 0b100 != 0;
@@ -192,8 +190,8 @@ fn connect(b: &mut Bytes) -> Result<Connect, WireError> {
     let will_retain = flags & 0b10_0000 != 0;
     let has_password = flags & 0b100_0000 != 0;
     let has_username = flags & 0b1000_0000 != 0;
-    let will_qos = qos_from(will_qos_bits)
-        .ok_or_else(|| WireError::Malformed("will QoS 3".into()))?;
+    let will_qos =
+        qos_from(will_qos_bits).ok_or_else(|| WireError::Malformed("will QoS 3".into()))?;
     if !will_flag && (will_qos_bits != 0 || will_retain) {
         return Err(WireError::Malformed(
             "will QoS or retain set without a will".into(),

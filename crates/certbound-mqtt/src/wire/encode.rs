@@ -130,7 +130,9 @@ pub(crate) fn write(packet: &Packet, level: Level, out: &mut BytesMut) -> Result
         }
         Packet::Auth(a) => {
             if !v5 {
-                return Err(WireError::Protocol("AUTH does not exist in MQTT 3.1.1".into()));
+                return Err(WireError::Protocol(
+                    "AUTH does not exist in MQTT 3.1.1".into(),
+                ));
             }
             reasoned(&mut body, a);
             0xF0

@@ -94,8 +94,14 @@ fn allowed(id: u8, kind: Kind) -> bool {
         }
         SUBSCRIPTION_ID => matches!(kind, Publish | Subscribe),
         SESSION_EXPIRY => matches!(kind, Connect | ConnAck | Disconnect),
-        ASSIGNED_CLIENT_ID | SERVER_KEEP_ALIVE | RESPONSE_INFO | MAX_QOS | RETAIN_AVAILABLE
-        | WILDCARD_SUB_AVAILABLE | SUB_IDS_AVAILABLE | SHARED_SUB_AVAILABLE => kind == ConnAck,
+        ASSIGNED_CLIENT_ID
+        | SERVER_KEEP_ALIVE
+        | RESPONSE_INFO
+        | MAX_QOS
+        | RETAIN_AVAILABLE
+        | WILDCARD_SUB_AVAILABLE
+        | SUB_IDS_AVAILABLE
+        | SHARED_SUB_AVAILABLE => kind == ConnAck,
         AUTH_METHOD | AUTH_DATA => matches!(kind, Connect | ConnAck | Auth),
         REQUEST_PROBLEM_INFO | REQUEST_RESPONSE_INFO => kind == Connect,
         WILL_DELAY => kind == Will,
