@@ -24,10 +24,12 @@ use crate::transport::coap::CoapTransport;
 use crate::transport::https::{self, HttpsState};
 use crate::transport::mqtt::{self, MqttClientSettings, MqttTransport};
 use certbound_mqtt::client_tls::client_tls_config;
-use certbound_mqtt::{MqttServer, MqttServerConfig};
+use certbound_mqtt::{Identity, MqttServer, MqttServerConfig};
 
 mod mqtt_access;
+mod mqtt_tokens;
 use mqtt_access::MqttAccess;
+use mqtt_tokens::MqttTokens;
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -243,13 +245,25 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
         None
     };
     let access = MqttAccess::load(&store).await?;
-    let (mqtt_server, mqtt) = start_mqtt(&data, &config, &options, &endpoints, &access).await?;
+    let tokens = MqttTokens::new(
+        config.mqtt.audience.clone(),
+        config.broker.issuer_id.clone(),
+        keys.clone(),
+        status.clone(),
+    );
+    let (mqtt_server, mqtt) =
+        start_mqtt(&data, &config, &options, &endpoints, &access, &tokens).await?;
     if let Some(server) = &mqtt_server {
         metrics.set_mqtt(server.handle());
     }
-    let watcher = mqtt_server
-        .as_ref()
-        .map(|server| tokio::spawn(access.clone().watch(store.clone(), server.handle())));
+    let watcher = mqtt_server.as_ref().map(|server| {
+        let (store, handle) = (store.clone(), server.handle());
+        let watch_tokens = tokens.clone().watch(store.clone(), handle.clone());
+        let watch_access = access.clone().watch(store, handle);
+        tokio::spawn(async move {
+            tokio::join!(watch_access, watch_tokens);
+        })
+    });
     tracing::info!(
         issuer = %config.broker.issuer_id,
         kid = %service.kid(),
@@ -447,6 +461,7 @@ async fn start_mqtt(
     options: &ServeOptions,
     service: &Arc<DeviceEndpoints>,
     access: &Arc<MqttAccess>,
+    tokens: &Arc<MqttTokens>,
 ) -> Result<(Option<MqttServer>, Option<MqttTransport>), BrokerError> {
     let (server, host, port, server_ca) = match config.mqtt.mode {
         MqttMode::Off => return Ok((None, None)),
@@ -461,7 +476,10 @@ async fn start_mqtt(
             server_config.max_connections_per_device = config.mqtt.max_connections_per_device;
             server_config.max_connections_per_service = config.mqtt.max_connections_per_service;
             server_config.max_subscriptions_per_session = config.mqtt.max_subscriptions_per_session;
-            let acl = access.acl();
+            let tokens = Arc::clone(tokens);
+            let acl = access.acl().with_token_check(Arc::new(
+                move |who: &Identity, cert: &[u8], token: &[u8]| tokens.check(who, cert, token),
+            ));
             let server = MqttServer::bind(server_config, Arc::new(acl))
                 .await
                 .map_err(|e| BrokerError::Invalid(format!("embedded MQTT server: {e}")))?;

@@ -138,6 +138,14 @@ impl StatusLists {
         format!("{}/status/{id}", self.config.base_url.trim_end_matches('/'))
     }
 
+    /// The list id a URI of [`StatusLists::uri`] names, `None` for any
+    /// other URI.
+    pub fn list_id(&self, uri: &str) -> Option<u64> {
+        let prefix = self.uri(0);
+        let prefix = prefix.strip_suffix('0')?;
+        uri.strip_prefix(prefix)?.parse().ok()
+    }
+
     /// The cache lifetime verifiers are told.
     pub fn ttl(&self) -> u64 {
         self.config.ttl

@@ -195,11 +195,19 @@ pub struct MqttSection {
     /// the requests. Default true.
     #[serde(default = "default_true")]
     pub shared_subscription: bool,
-    /// MQTT version the broker speaks to the server: "3.1.1" or "5". With 5,
-    /// requests from v5 devices are answered on their response topic with
-    /// their correlation data. The embedded server speaks 3.1.1.
+    /// MQTT version the broker speaks to the server: "5" (default) or
+    /// "3.1.1". With 5, requests from v5 devices are answered on their
+    /// response topic with their correlation data. The embedded server
+    /// speaks both to devices whatever this says.
     #[serde(default = "default_mqtt_protocol")]
     pub protocol: String,
+    /// Embedded server: the API identifier (`aud`) of the access tokens an
+    /// MQTT 5 client may present with Authentication Method `ace` (RFC
+    /// 9431) for topic rights from their scope (`pub:<filter>`,
+    /// `sub:<filter>`). Register an API with this identifier to grant such
+    /// rights. Default `urn:certbound:mqtt`.
+    #[serde(default = "default_mqtt_audience")]
+    pub audience: String,
     /// Requests the broker handles at once over MQTT; more are answered
     /// "temporarily unavailable" (claims: dropped) and counted in
     /// `certbound_requests_shed_total`. Default 256.
@@ -228,6 +236,7 @@ impl Default for MqttSection {
             server_ca: None,
             shared_subscription: true,
             protocol: default_mqtt_protocol(),
+            audience: default_mqtt_audience(),
             max_handlers: default_mqtt_max_handlers(),
             max_connections_per_device: default_mqtt_max_connections_per_device(),
             max_connections_per_service: default_mqtt_max_connections_per_service(),
@@ -248,7 +257,10 @@ fn default_mqtt_mode() -> MqttMode {
     MqttMode::Embedded
 }
 fn default_mqtt_protocol() -> String {
-    "3.1.1".into()
+    "5".into()
+}
+fn default_mqtt_audience() -> String {
+    "urn:certbound:mqtt".into()
 }
 fn default_mqtt_max_connections_per_device() -> usize {
     certbound_mqtt::DEFAULT_MAX_CONNECTIONS_PER_DEVICE
@@ -435,16 +447,9 @@ impl Config {
                 "is 0, which would refuse every request; use at least 1 (default 256)".into(),
             ));
         }
-        match (self.mqtt.protocol.as_str(), self.mqtt.mode) {
-            ("3.1.1", _) => {}
-            ("5", MqttMode::External | MqttMode::Off) => {}
-            ("5", MqttMode::Embedded) => {
-                return Err(bad(
-                    "mqtt.protocol",
-                    "is \"5\" but the embedded server speaks MQTT 3.1.1; use \"3.1.1\" or mode = \"external\"".into(),
-                ));
-            }
-            (other, _) => {
+        match self.mqtt.protocol.as_str() {
+            "3.1.1" | "5" => {}
+            other => {
                 return Err(bad(
                     "mqtt.protocol",
                     format!("{other:?} is not supported: use \"3.1.1\" or \"5\""),
