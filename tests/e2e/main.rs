@@ -19,6 +19,7 @@ mod key_rotation;
 mod live_changes;
 mod metrics;
 mod mqtt;
+mod mqtt_ace;
 mod oauth;
 mod policy;
 mod rate_limits;

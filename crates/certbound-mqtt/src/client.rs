@@ -63,6 +63,60 @@ use bytes::Bytes;
 use certbound_proto::schedule::Backoff;
 
 pub use rumqttc::mqttbytes::QoS;
+
+/// MQTT 5 enhanced authentication for a client: the Authentication Method
+/// (`ace` for RFC 9431 access tokens) and the current Authentication Data
+/// (the token), shared so that a fresh token set by
+/// [`MqttClient::reauthenticate`] is also used by every later reconnect.
+#[derive(Clone)]
+pub struct Authentication {
+    method: String,
+    data: Arc<std::sync::Mutex<Bytes>>,
+}
+
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authentication")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authentication {
+    /// Authenticates with `method` and `data`.
+    pub fn new(method: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        Authentication {
+            method: method.into(),
+            data: Arc::new(std::sync::Mutex::new(data.into())),
+        }
+    }
+
+    /// RFC 9431: method `ace`, the access token as data.
+    pub fn ace(token: impl Into<Bytes>) -> Self {
+        Self::new("ace", token)
+    }
+
+    /// The Authentication Method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The current Authentication Data.
+    pub fn data(&self) -> Bytes {
+        self.data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the Authentication Data (used from the next CONNECT on).
+    pub fn set_data(&self, data: impl Into<Bytes>) {
+        *self
+            .data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = data.into();
+    }
+}
 pub use shell::{Delivery, Event, MqttClient, MqttEvents};
 pub use state::{ClientState, StateConfig, StateEvent, Token};
 
@@ -151,6 +205,9 @@ pub struct ClientOptions {
     /// Reconnect after a lost connection with this backoff; `None` (the
     /// default): the events end with the first connection.
     pub reconnect: Option<Backoff>,
+    /// MQTT 5 enhanced authentication (RFC 9431 `ace` with an access
+    /// token) on every CONNECT; `None` (the default): the certificate only.
+    pub authentication: Option<Authentication>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -163,6 +220,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("protocol", &self.protocol)
             .field("subscriptions", &self.subscriptions)
             .field("reconnect", &self.reconnect)
+            .field("authentication", &self.authentication)
             .finish_non_exhaustive()
     }
 }
@@ -184,7 +242,15 @@ impl ClientOptions {
             queue: 256,
             subscriptions: Vec::new(),
             reconnect: None,
+            authentication: None,
         }
+    }
+
+    /// Authenticates with `authentication` (MQTT 5 only) on every CONNECT.
+    #[must_use]
+    pub fn authenticate(mut self, authentication: Authentication) -> Self {
+        self.authentication = Some(authentication);
+        self
     }
 
     /// Over TLS with `config` (see [`crate::client_tls::client_tls_config`]).
@@ -244,6 +310,10 @@ impl ClientOptions {
             connect_timeout: self.connect_timeout,
             max_packet: self.max_packet_size,
             max_inflight: self.max_inflight,
+            auth: self
+                .authentication
+                .as_ref()
+                .map(|a| (a.method().to_owned(), a.data())),
         }
     }
 }

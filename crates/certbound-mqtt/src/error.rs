@@ -56,6 +56,11 @@ pub enum MqttError {
     /// server refused it (MQTT 5 PUBACK reason).
     #[error("MQTT publish refused: {0}")]
     Publish(String),
+
+    /// The server refused re-authentication (MQTT 5 AUTH), or the session
+    /// does not authenticate with a method.
+    #[error("MQTT re-authentication failed: {0}")]
+    Reauthentication(String),
     /// The client's publish queue is full (the server is slow or unreachable).
     #[error("the MQTT client's queue is full; retry later")]
     QueueFull,

@@ -112,9 +112,16 @@ impl MqttTokens {
             ));
         }
         let exp = verified.claims.exp.unwrap_or(now);
+        if exp <= now {
+            return Err("the token has expired".into());
+        }
         if let Some(entry) = self.status_entry(&verified)? {
             let mut live = self.live();
-            if live.refused.get(&entry.0).is_some_and(|set| set.contains(&entry.1)) {
+            if live
+                .refused
+                .get(&entry.0)
+                .is_some_and(|set| set.contains(&entry.1))
+            {
                 return Err("the token is revoked or its holder suspended".into());
             }
             let id = verified.claims.cti.clone().unwrap_or_default();
@@ -134,7 +141,11 @@ impl MqttTokens {
         for (kid, key) in self.keys.ring().published(now) {
             let _ = keys.insert(kid, key);
         }
-        let config = VerifierConfig::new(self.audience.clone()).with_issuer(self.issuer.clone());
+        let mut config =
+            VerifierConfig::new(self.audience.clone()).with_issuer(self.issuer.clone());
+        // The broker's own clock issued the token: no skew to allow for, and
+        // the session must not outlive `exp`.
+        config.leeway = 0;
         let verifier = TokenVerifier::new(keys, config);
         let result = match std::str::from_utf8(token) {
             Ok(text) if text.starts_with("eyJ") => verifier.verify_jwt(text, &[], now),
@@ -148,9 +159,12 @@ impl MqttTokens {
         let (Some(status), Some(lists)) = (&verified.claims.status, &self.status) else {
             return Ok(None);
         };
-        let list = lists
-            .list_id(&status.uri)
-            .ok_or_else(|| format!("the token's status list {:?} is not this broker's", status.uri))?;
+        let list = lists.list_id(&status.uri).ok_or_else(|| {
+            format!(
+                "the token's status list {:?} is not this broker's",
+                status.uri
+            )
+        })?;
         Ok(Some((list, status.idx)))
     }
 

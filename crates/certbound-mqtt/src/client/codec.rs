@@ -1,14 +1,16 @@
-//! One packet vocabulary for MQTT 3.1.1 and 5 on rumqttc's codec
-//! (`rumqttc::mqttbytes::v4`, `rumqttc::v5::mqttbytes::v5`): the client state
-//! machine speaks only [`Incoming`] and the `encode_*` functions.
+//! The client's packet vocabulary on the server's codec ([`crate::wire`],
+//! MQTT 3.1.1 and 5 including AUTH): the client state machine speaks only
+//! [`Incoming`] and the `encode_*` functions.
+//!
+//! rumqttc's codec served here before; its MQTT 5 reader cannot read AUTH,
+//! which in-session re-authentication (RFC 9431) needs. The tests still
+//! check this client against rumqttc's encoder and decoder.
 
-use bytes::BytesMut;
-use rumqttc::mqttbytes::v4;
-use rumqttc::v5::mqttbytes as m5;
-use rumqttc::v5::mqttbytes::v5;
+use bytes::{Bytes, BytesMut};
 
 use super::{Message, Protocol, QoS};
 use crate::MqttError;
+use crate::wire::{self, Ack, Level, Packet, Properties, Reasoned, SubFilter, reason};
 
 /// A packet from the server, protocol version folded away.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,79 @@ pub(crate) enum Incoming {
     PingResp,
     /// DISCONNECT from the server (MQTT 5 carries a reason).
     Disconnect { reason: String },
+    /// AUTH from the server: `Ok` for Success (re-authentication done),
+    /// `Err` naming any other reason.
+    Auth { outcome: Result<(), String> },
+}
+
+fn level(protocol: Protocol) -> Level {
+    match protocol {
+        Protocol::V311 => Level::V311,
+        Protocol::V5 => Level::V5,
+    }
+}
+
+/// The name of an MQTT 5 reason code, for error messages.
+fn reason_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "Success",
+        0x04 => "DisconnectWithWillMessage",
+        0x10 => "NoMatchingSubscribers",
+        0x18 => "ContinueAuthentication",
+        0x19 => "ReAuthenticate",
+        0x80 => "UnspecifiedError",
+        0x81 => "MalformedPacket",
+        0x82 => "ProtocolError",
+        0x83 => "ImplementationSpecificError",
+        0x84 => "UnsupportedProtocolVersion",
+        0x85 => "ClientIdentifierNotValid",
+        0x86 => "BadUserNamePassword",
+        0x87 => "NotAuthorized",
+        0x88 => "ServerUnavailable",
+        0x89 => "ServerBusy",
+        0x8A => "Banned",
+        0x8B => "ServerShuttingDown",
+        0x8C => "BadAuthenticationMethod",
+        0x8D => "KeepAliveTimeout",
+        0x8E => "SessionTakenOver",
+        0x8F => "TopicFilterInvalid",
+        0x90 => "TopicNameInvalid",
+        0x93 => "ReceiveMaximumExceeded",
+        0x94 => "TopicAliasInvalid",
+        0x95 => "PacketTooLarge",
+        0x97 => "QuotaExceeded",
+        0x98 => "AdministrativeAction",
+        0x99 => "PayloadFormatInvalid",
+        0x9A => "RetainNotSupported",
+        0x9B => "QoSNotSupported",
+        0x9C => "UseAnotherServer",
+        0x9D => "ServerMoved",
+        0x9E => "SharedSubscriptionsNotSupported",
+        0x9F => "ConnectionRateExceeded",
+        _ => "Unknown",
+    }
+}
+
+/// "`Name` (0xNN)" plus the server's reason string, if any.
+fn describe(code: u8, props: &Properties) -> String {
+    let base = format!("{} (0x{code:02x})", reason_name(code));
+    match &props.reason_string {
+        Some(why) => format!("{base}: {why}"),
+        None => base,
+    }
+}
+
+/// The 3.1.1 name of a CONNACK return code.
+fn connack_v311(code: u8) -> String {
+    let name = match code {
+        1 => "RefusedProtocolVersion",
+        2 => "BadClientId",
+        3 => "ServiceUnavailable",
+        4 => "BadUserNamePassword",
+        5 => "NotAuthorized",
+        _ => "Refused",
+    };
+    format!("{name} (0x{code:02x})")
 }
 
 /// Reads one packet from the front of `buf`: `Ok(None)` when more bytes are
@@ -45,28 +120,10 @@ pub(crate) fn read(
     buf: &mut BytesMut,
     max_packet: usize,
 ) -> Result<Option<Incoming>, MqttError> {
-    match protocol {
-        Protocol::V311 => match v4::Packet::read(buf, max_packet) {
-            Ok(packet) => from_v4(packet).map(Some),
-            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-            Err(e) => Err(MqttError::Protocol(format!("unreadable packet: {e}"))),
-        },
-        Protocol::V5 => {
-            // rumqttc's v5 reader refuses a DISCONNECT without a reason code
-            // (remaining length 0), which §3.14.2.1 allows: "normal".
-            if buf.len() >= 2 && buf[0] == 0xE0 && buf[1] == 0 {
-                let _ = buf.split_to(2);
-                return Ok(Some(Incoming::Disconnect {
-                    reason: "NormalDisconnection".into(),
-                }));
-            }
-            let max = u32::try_from(max_packet).unwrap_or(u32::MAX);
-            match v5::Packet::read(buf, Some(max)) {
-                Ok(packet) => from_v5(packet).map(Some),
-                Err(m5::Error::InsufficientBytes(_)) => Ok(None),
-                Err(e) => Err(MqttError::Protocol(format!("unreadable packet: {e}"))),
-            }
-        }
+    match wire::read(buf, level(protocol), max_packet) {
+        Ok(Some(packet)) => from_wire(protocol, packet).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(MqttError::Protocol(format!("unreadable packet: {e}"))),
     }
 }
 
@@ -76,160 +133,84 @@ fn unexpected(what: &str) -> MqttError {
     ))
 }
 
-fn refuse(what: &str) -> Result<Incoming, MqttError> {
-    Err(unexpected(what))
-}
-
-fn from_v4(packet: v4::Packet) -> Result<Incoming, MqttError> {
+fn from_wire(protocol: Protocol, packet: Packet) -> Result<Incoming, MqttError> {
+    let v5 = protocol == Protocol::V5;
     Ok(match packet {
-        v4::Packet::ConnAck(ack) => Incoming::ConnAck {
-            refused: (ack.code != v4::ConnectReturnCode::Success)
-                .then(|| format!("{:?} (0x{:02x})", ack.code, ack.code as u8)),
-            receive_max: None,
-            max_packet: None,
+        Packet::ConnAck(ack) => Incoming::ConnAck {
+            refused: (ack.code != reason::SUCCESS).then(|| {
+                if v5 {
+                    describe(ack.code, &ack.props)
+                } else {
+                    connack_v311(ack.code)
+                }
+            }),
+            receive_max: ack.props.receive_max,
+            max_packet: ack.props.max_packet_size,
         },
-        v4::Packet::Publish(p) => Incoming::Publish {
-            pkid: p.pkid,
-            message: Message {
-                topic: p.topic,
-                payload: p.payload,
-                qos: qos_from_v4(p.qos)?,
-                retain: p.retain,
-                response_topic: None,
-                correlation_data: None,
-            },
-        },
-        v4::Packet::PubAck(ack) => Incoming::PubAck {
-            pkid: ack.pkid,
-            refused: None,
-        },
-        v4::Packet::SubAck(ack) => Incoming::SubAck {
-            pkid: ack.pkid,
-            codes: ack
-                .return_codes
-                .into_iter()
-                .map(|c| match c {
-                    v4::SubscribeReasonCode::Success(q) => Ok(q),
-                    v4::SubscribeReasonCode::Failure => Err("Failure (0x80)".into()),
-                })
-                .collect(),
-        },
-        v4::Packet::UnsubAck(_) => Incoming::UnsubAck,
-        v4::Packet::PingResp => Incoming::PingResp,
-        v4::Packet::Disconnect => refuse("DISCONNECT (MQTT 3.1.1 servers never send it)")?,
-        v4::Packet::PubRec(_) | v4::Packet::PubRel(_) | v4::Packet::PubComp(_) => {
-            refuse("a QoS 2 packet")?
-        }
-        v4::Packet::Connect(_)
-        | v4::Packet::Subscribe(_)
-        | v4::Packet::Unsubscribe(_)
-        | v4::Packet::PingReq => refuse("a client packet")?,
-    })
-}
-
-fn qos_from_v4(q: QoS) -> Result<QoS, MqttError> {
-    match q {
-        QoS::ExactlyOnce => Err(unexpected("a QoS 2 PUBLISH")),
-        q => Ok(q),
-    }
-}
-
-fn qos_from_v5(q: m5::QoS) -> Result<QoS, MqttError> {
-    match q {
-        m5::QoS::AtMostOnce => Ok(QoS::AtMostOnce),
-        m5::QoS::AtLeastOnce => Ok(QoS::AtLeastOnce),
-        m5::QoS::ExactlyOnce => Err(unexpected("a QoS 2 PUBLISH")),
-    }
-}
-
-fn qos_to_v5(q: QoS) -> m5::QoS {
-    match q {
-        QoS::AtMostOnce => m5::QoS::AtMostOnce,
-        QoS::AtLeastOnce => m5::QoS::AtLeastOnce,
-        QoS::ExactlyOnce => m5::QoS::ExactlyOnce,
-    }
-}
-
-fn from_v5(packet: v5::Packet) -> Result<Incoming, MqttError> {
-    Ok(match packet {
-        v5::Packet::ConnAck(ack) => {
-            let props = ack.properties.as_ref();
-            let reason_string = props.and_then(|p| p.reason_string.clone());
-            Incoming::ConnAck {
-                refused: (ack.code != v5::ConnectReturnCode::Success).then(
-                    || match reason_string {
-                        Some(why) => format!("{:?}: {why}", ack.code),
-                        None => format!("{:?}", ack.code),
-                    },
-                ),
-                receive_max: props.and_then(|p| p.receive_max),
-                max_packet: props.and_then(|p| p.max_packet_size),
-            }
-        }
-        v5::Packet::Publish(p) => {
-            let topic = String::from_utf8(p.topic.to_vec())
-                .map_err(|_| MqttError::Protocol("a PUBLISH topic is not UTF-8".into()))?;
-            let props = p.properties.unwrap_or_default();
-            if topic.is_empty() {
+        Packet::Publish(p) => {
+            if p.topic.is_empty() {
                 // Topic aliases are never allowed (CONNECT has no Topic Alias Maximum).
                 return Err(unexpected("a PUBLISH with an empty topic (topic alias)"));
+            }
+            if p.qos == QoS::ExactlyOnce {
+                return Err(unexpected("a QoS 2 PUBLISH"));
             }
             Incoming::Publish {
                 pkid: p.pkid,
                 message: Message {
-                    topic,
+                    topic: p.topic,
                     payload: p.payload,
-                    qos: qos_from_v5(p.qos)?,
+                    qos: p.qos,
                     retain: p.retain,
-                    response_topic: props.response_topic,
-                    correlation_data: props.correlation_data,
+                    response_topic: p.props.response_topic,
+                    correlation_data: p.props.correlation_data,
                 },
             }
         }
-        v5::Packet::PubAck(ack) => Incoming::PubAck {
+        Packet::PubAck(ack) => Incoming::PubAck {
             pkid: ack.pkid,
-            refused: match ack.reason {
-                v5::PubAckReason::Success | v5::PubAckReason::NoMatchingSubscribers => None,
-                other => Some(match ack.properties.and_then(|p| p.reason_string) {
-                    Some(why) => format!("{other:?}: {why}"),
-                    None => format!("{other:?}"),
-                }),
-            },
+            refused: (ack.code >= 0x80).then(|| describe(ack.code, &ack.props)),
         },
-        v5::Packet::SubAck(ack) => Incoming::SubAck {
+        Packet::SubAck(ack) => Incoming::SubAck {
             pkid: ack.pkid,
             codes: ack
-                .return_codes
+                .codes
                 .into_iter()
                 .map(|c| match c {
-                    v5::SubscribeReasonCode::Success(m5::QoS::AtMostOnce) => Ok(QoS::AtMostOnce),
-                    v5::SubscribeReasonCode::Success(m5::QoS::AtLeastOnce) => Ok(QoS::AtLeastOnce),
-                    v5::SubscribeReasonCode::Success(m5::QoS::ExactlyOnce) => Ok(QoS::ExactlyOnce),
-                    other => Err(format!("{other:?}")),
+                    0 => Ok(QoS::AtMostOnce),
+                    1 => Ok(QoS::AtLeastOnce),
+                    2 => Ok(QoS::ExactlyOnce),
+                    other if v5 => Err(describe(other, &Properties::default())),
+                    other => Err(format!("Failure (0x{other:02x})")),
                 })
                 .collect(),
         },
-        v5::Packet::UnsubAck(_) => Incoming::UnsubAck,
-        v5::Packet::PingResp(_) => Incoming::PingResp,
-        v5::Packet::Disconnect(d) => Incoming::Disconnect {
-            reason: match d.properties.and_then(|p| p.reason_string) {
-                Some(why) => format!("{:?}: {why}", d.reason_code),
-                None => format!("{:?}", d.reason_code),
+        Packet::UnsubAck(_) => Incoming::UnsubAck,
+        Packet::PingResp => Incoming::PingResp,
+        Packet::Disconnect(d) if v5 => Incoming::Disconnect {
+            reason: describe(d.code, &d.props),
+        },
+        Packet::Disconnect(_) => Err(unexpected("DISCONNECT (MQTT 3.1.1 servers never send it)"))?,
+        Packet::Auth(a) => Incoming::Auth {
+            outcome: if a.code == reason::SUCCESS {
+                Ok(())
+            } else {
+                Err(describe(a.code, &a.props))
             },
         },
-        v5::Packet::Auth(_) => refuse("AUTH (no authentication method was asked for)")?,
-        v5::Packet::PubRec(_) | v5::Packet::PubRel(_) | v5::Packet::PubComp(_) => {
-            refuse("a QoS 2 packet")?
+        Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
+            Err(unexpected("a QoS 2 packet"))?
         }
-        v5::Packet::Connect(..)
-        | v5::Packet::Subscribe(_)
-        | v5::Packet::Unsubscribe(_)
-        | v5::Packet::PingReq(_) => refuse("a client packet")?,
+        Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::PingReq => {
+            Err(unexpected("a client packet"))?
+        }
     })
 }
 
-fn encode_err(e: impl std::fmt::Display) -> MqttError {
-    MqttError::Protocol(format!("cannot encode the packet: {e}"))
+fn write(protocol: Protocol, packet: &Packet, out: &mut BytesMut) -> Result<(), MqttError> {
+    wire::write(packet, level(protocol), out)
+        .map(drop)
+        .map_err(|e| MqttError::Protocol(format!("cannot encode the packet: {e}")))
 }
 
 /// What CONNECT says.
@@ -240,6 +221,8 @@ pub(crate) struct ConnectParams<'a> {
     pub clean: bool,
     pub max_packet: usize,
     pub receive_max: u16,
+    /// MQTT 5 Authentication Method and Data (RFC 9431: `ace` and a token).
+    pub auth: Option<(&'a str, &'a Bytes)>,
 }
 
 pub(crate) fn encode_connect(
@@ -247,33 +230,44 @@ pub(crate) fn encode_connect(
     p: &ConnectParams<'_>,
     out: &mut BytesMut,
 ) -> Result<(), MqttError> {
-    match protocol {
-        Protocol::V311 => {
-            let mut connect = v4::Connect::new(p.client_id);
-            connect.keep_alive = p.keep_alive_secs;
-            connect.clean_session = p.clean;
-            v4::Packet::Connect(connect)
-                .write(out, usize::MAX)
-                .map_err(encode_err)?;
-        }
-        Protocol::V5 => {
-            let properties = v5::ConnectProperties {
-                receive_maximum: Some(p.receive_max),
-                max_packet_size: Some(u32::try_from(p.max_packet).unwrap_or(u32::MAX)),
-                ..v5::ConnectProperties::new()
-            };
-            let connect = v5::Connect {
-                keep_alive: p.keep_alive_secs,
-                client_id: p.client_id.to_string(),
-                clean_start: p.clean,
-                properties: Some(properties),
-            };
-            v5::Packet::Connect(connect, None, None)
-                .write(out, None)
-                .map_err(encode_err)?;
-        }
-    }
-    Ok(())
+    let props = match protocol {
+        Protocol::V311 => Properties::default(),
+        Protocol::V5 => Properties {
+            receive_max: Some(p.receive_max.max(1)),
+            max_packet_size: Some(u32::try_from(p.max_packet).unwrap_or(u32::MAX).max(1)),
+            auth_method: p.auth.map(|(m, _)| m.to_owned()),
+            auth_data: p.auth.map(|(_, d)| d.clone()),
+            ..Properties::default()
+        },
+    };
+    let connect = wire::Connect {
+        level: level(protocol),
+        clean_start: p.clean,
+        keep_alive: p.keep_alive_secs,
+        client_id: p.client_id.to_owned(),
+        will: None,
+        username: None,
+        password: None,
+        props,
+    };
+    write(protocol, &Packet::Connect(Box::new(connect)), out)
+}
+
+/// AUTH with Re-authenticate (0x19): `method` and fresh `data`.
+pub(crate) fn encode_reauth(
+    method: &str,
+    data: &Bytes,
+    out: &mut BytesMut,
+) -> Result<(), MqttError> {
+    let auth = Reasoned {
+        code: reason::REAUTHENTICATE,
+        props: Properties {
+            auth_method: Some(method.to_owned()),
+            auth_data: Some(data.clone()),
+            ..Properties::default()
+        },
+    };
+    write(Protocol::V5, &Packet::Auth(auth), out)
 }
 
 /// PUBLISH of `message` with packet id `pkid` (ignored for QoS 0); fails when
@@ -285,59 +279,36 @@ pub(crate) fn encode_publish(
     max_packet: usize,
     out: &mut BytesMut,
 ) -> Result<(), MqttError> {
-    let too_large = |size: usize| {
-        MqttError::Publish(format!(
+    let props = match protocol {
+        Protocol::V311 => Properties::default(),
+        Protocol::V5 => Properties {
+            response_topic: message.response_topic.clone(),
+            correlation_data: message.correlation_data.clone(),
+            ..Properties::default()
+        },
+    };
+    let publish = wire::Publish {
+        dup: false,
+        qos: message.qos,
+        retain: message.retain,
+        topic: message.topic.clone(),
+        pkid: if message.qos == QoS::AtMostOnce {
+            0
+        } else {
+            pkid
+        },
+        payload: message.payload.clone(),
+        props,
+    };
+    let start = out.len();
+    write(protocol, &Packet::Publish(publish), out)?;
+    let size = out.len() - start;
+    if size > max_packet {
+        out.truncate(start);
+        return Err(MqttError::Publish(format!(
             "a {size}-byte PUBLISH to {} exceeds the {max_packet}-byte packet limit",
             message.topic
-        ))
-    };
-    match protocol {
-        Protocol::V311 => {
-            let mut p = v4::Publish::from_bytes(
-                message.topic.as_str(),
-                message.qos,
-                message.payload.clone(),
-            );
-            p.retain = message.retain;
-            p.pkid = if message.qos == QoS::AtMostOnce {
-                0
-            } else {
-                pkid
-            };
-            let packet = v4::Packet::Publish(p);
-            if packet.size() > max_packet {
-                return Err(too_large(packet.size()));
-            }
-            packet.write(out, max_packet).map_err(encode_err)?;
-        }
-        Protocol::V5 => {
-            let properties = (message.response_topic.is_some()
-                || message.correlation_data.is_some())
-            .then(|| v5::PublishProperties {
-                response_topic: message.response_topic.clone(),
-                correlation_data: message.correlation_data.clone(),
-                ..v5::PublishProperties::default()
-            });
-            let mut p = v5::Publish::new(
-                message.topic.as_str(),
-                qos_to_v5(message.qos),
-                message.payload.clone(),
-                properties,
-            );
-            p.retain = message.retain;
-            p.pkid = if message.qos == QoS::AtMostOnce {
-                0
-            } else {
-                pkid
-            };
-            let packet = v5::Packet::Publish(p);
-            if packet.size() > max_packet {
-                return Err(too_large(packet.size()));
-            }
-            packet
-                .write(out, Some(u32::try_from(max_packet).unwrap_or(u32::MAX)))
-                .map_err(encode_err)?;
-        }
+        )));
     }
     Ok(())
 }
@@ -347,16 +318,14 @@ pub(crate) fn encode_puback(
     pkid: u16,
     out: &mut BytesMut,
 ) -> Result<(), MqttError> {
-    match protocol {
-        Protocol::V311 => v4::Packet::PubAck(v4::PubAck::new(pkid))
-            .write(out, usize::MAX)
-            .map(drop)
-            .map_err(encode_err),
-        Protocol::V5 => v5::Packet::PubAck(v5::PubAck::new(pkid, None))
-            .write(out, None)
-            .map(drop)
-            .map_err(encode_err),
-    }
+    write(
+        protocol,
+        &Packet::PubAck(Ack {
+            pkid,
+            ..Ack::default()
+        }),
+        out,
+    )
 }
 
 pub(crate) fn encode_subscribe(
@@ -365,57 +334,35 @@ pub(crate) fn encode_subscribe(
     filters: &[(String, QoS)],
     out: &mut BytesMut,
 ) -> Result<(), MqttError> {
-    match protocol {
-        Protocol::V311 => {
-            let mut s = v4::Subscribe::new_many(
-                filters
-                    .iter()
-                    .map(|(f, q)| v4::SubscribeFilter::new(f.clone(), *q)),
-            );
-            s.pkid = pkid;
-            v4::Packet::Subscribe(s)
-                .write(out, usize::MAX)
-                .map(drop)
-                .map_err(encode_err)
-        }
-        Protocol::V5 => {
-            let mut s = v5::Subscribe::new_many(
-                filters
-                    .iter()
-                    .map(|(f, q)| v5::Filter::new(f.clone(), qos_to_v5(*q))),
-                None,
-            );
-            s.pkid = pkid;
-            v5::Packet::Subscribe(s)
-                .write(out, None)
-                .map(drop)
-                .map_err(encode_err)
-        }
-    }
+    let subscribe = wire::Subscribe {
+        pkid,
+        filters: filters
+            .iter()
+            .map(|(f, q)| SubFilter {
+                filter: f.clone(),
+                qos: *q,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: 0,
+            })
+            .collect(),
+        props: Properties::default(),
+    };
+    write(protocol, &Packet::Subscribe(subscribe), out)
 }
 
 pub(crate) fn encode_pingreq(protocol: Protocol, out: &mut BytesMut) -> Result<(), MqttError> {
-    match protocol {
-        Protocol::V311 => v4::Packet::PingReq
-            .write(out, usize::MAX)
-            .map_err(encode_err),
-        Protocol::V5 => v5::Packet::PingReq(v5::PingReq)
-            .write(out, None)
-            .map_err(encode_err),
-    }
-    .map(drop)
+    write(protocol, &Packet::PingReq, out)
 }
 
 pub(crate) fn encode_disconnect(protocol: Protocol, out: &mut BytesMut) -> Result<(), MqttError> {
     match protocol {
-        Protocol::V311 => v4::Packet::Disconnect
-            .write(out, usize::MAX)
-            .map_err(encode_err),
-        Protocol::V5 => v5::Packet::Disconnect(v5::Disconnect::new(
-            v5::DisconnectReasonCode::NormalDisconnection,
-        ))
-        .write(out, None)
-        .map_err(encode_err),
+        // 3.1.1: DISCONNECT is just the fixed header (the shared encoder
+        // writes nothing for 3.1.1, where only clients send it).
+        Protocol::V311 => {
+            out.extend_from_slice(&[0xE0, 0x00]);
+            Ok(())
+        }
+        Protocol::V5 => write(protocol, &Packet::Disconnect(Reasoned::default()), out),
     }
-    .map(drop)
 }

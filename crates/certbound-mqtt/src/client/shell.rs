@@ -6,13 +6,13 @@ use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connect::{Conn, establish, lost};
 use super::state::{StateEvent, Token};
-use super::{ClientOptions, Message, QoS};
+use super::{Authentication, ClientOptions, Message, QoS};
 use crate::MqttError;
 
 /// What the client reports, in order.
@@ -81,6 +81,7 @@ type SubAckCodes = Vec<Result<QoS, String>>;
 
 enum Command {
     Publish(Message, oneshot::Sender<Result<(), MqttError>>),
+    Reauthenticate(Bytes, oneshot::Sender<Result<(), MqttError>>),
     Subscribe(
         Vec<(String, QoS)>,
         oneshot::Sender<Result<SubAckCodes, MqttError>>,
@@ -96,6 +97,7 @@ enum Stop {
 
 struct Inner {
     commands: mpsc::Sender<Command>,
+    authentication: Option<Authentication>,
     stop: watch::Sender<Stop>,
     connected: watch::Receiver<bool>,
     done: watch::Receiver<bool>,
@@ -144,6 +146,7 @@ impl MqttClient {
         let (stop, stop_rx) = watch::channel(Stop::Run);
         let (connected_tx, connected) = watch::channel(true);
         let (done_tx, done) = watch::channel(false);
+        let authentication = options.authentication.clone();
         tokio::spawn(drive(Driver {
             options,
             subscriptions,
@@ -158,6 +161,7 @@ impl MqttClient {
             MqttClient {
                 inner: Arc::new(Inner {
                     commands,
+                    authentication,
                     stop,
                     connected,
                     done,
@@ -230,6 +234,34 @@ impl MqttClient {
             .ok_or_else(|| MqttError::Protocol("a SUBACK without a return code".into()))
     }
 
+    /// Re-authenticates the live session in place (MQTT 5 AUTH with the
+    /// method of [`ClientOptions::authenticate`]; RFC 9431: a fresh access
+    /// token): no reconnect, no new TLS handshake, subscriptions kept.
+    /// Resolves once the server accepts it. `data` is also used by every
+    /// later CONNECT.
+    ///
+    /// # Errors
+    /// [`MqttError::Reauthentication`] when the server refuses it (it then
+    /// also ends the connection) or the session has no Authentication
+    /// Method; [`MqttError::ConnectionLost`] when the connection ends first;
+    /// [`MqttError::Closed`].
+    pub async fn reauthenticate(&self, data: impl Into<Bytes>) -> Result<(), MqttError> {
+        let data = data.into();
+        let Some(authentication) = &self.inner.authentication else {
+            return Err(MqttError::Reauthentication(
+                "the client was not configured with an authentication method".into(),
+            ));
+        };
+        authentication.set_data(data.clone());
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Reauthenticate(data, tx))
+            .await
+            .map_err(|_| MqttError::Closed)?;
+        rx.await.map_err(|_| MqttError::Closed)?
+    }
+
     /// Sends DISCONNECT (when connected) and stops; returns once stopped.
     pub async fn disconnect(&self) {
         self.stop(Stop::Disconnect).await;
@@ -267,6 +299,7 @@ struct Driver {
 
 enum Pending {
     Publish(oneshot::Sender<Result<(), MqttError>>),
+    Reauthenticate(oneshot::Sender<Result<(), MqttError>>),
     Subscribe(
         Vec<(String, QoS)>,
         oneshot::Sender<Result<SubAckCodes, MqttError>>,
@@ -389,6 +422,11 @@ async fn run_connection(d: &mut Driver, mut conn: Conn) -> End {
                         let _ = tx.send(Ok(codes));
                     }
                 }
+                StateEvent::Reauthenticated(t, outcome) => {
+                    if let Some(Pending::Reauthenticate(tx)) = pending.remove(&t) {
+                        let _ = tx.send(outcome.map_err(MqttError::Reauthentication));
+                    }
+                }
                 StateEvent::Connected | StateEvent::ServerDisconnect(_) => {}
             }
         }
@@ -452,6 +490,18 @@ async fn run_connection(d: &mut Driver, mut conn: Conn) -> End {
                             Err(e) => break End::Lost(e),
                         }
                     }
+                    Some(Command::Reauthenticate(data, tx)) => {
+                        let token = next_token;
+                        next_token += 1;
+                        match conn.state.reauthenticate(data, token, now) {
+                            Ok(()) => {
+                                pending.insert(token, Pending::Reauthenticate(tx));
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                            }
+                        }
+                    }
                     Some(Command::Subscribe(filters, tx)) => {
                         let token = next_token;
                         next_token += 1;
@@ -495,7 +545,7 @@ async fn run_connection(d: &mut Driver, mut conn: Conn) -> End {
 
 fn fail(p: Pending, reason: &str) {
     match p {
-        Pending::Publish(tx) => {
+        Pending::Publish(tx) | Pending::Reauthenticate(tx) => {
             let _ = tx.send(Err(MqttError::ConnectionLost(reason.to_string())));
         }
         Pending::Subscribe(_, tx) => {

@@ -46,6 +46,8 @@ pub struct StateConfig {
     pub max_packet: usize,
     /// QoS 1 publishes awaiting PUBACK at most.
     pub max_inflight: usize,
+    /// MQTT 5 Authentication Method and Data for CONNECT.
+    pub auth: Option<(String, Bytes)>,
 }
 
 /// What the connection reports.
@@ -63,6 +65,8 @@ pub enum StateEvent {
     Subscribed(Token, Vec<Result<QoS, String>>),
     /// The server ended the connection (MQTT 5 DISCONNECT).
     ServerDisconnect(String),
+    /// The server answered a re-authentication (AUTH): `Ok` for Success.
+    Reauthenticated(Token, Result<(), String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,8 @@ pub struct ClientState {
     waiting: VecDeque<(Message, Token)>,
     max_inflight: usize,
     max_out: usize,
+    /// The re-authentication awaiting the server's AUTH.
+    reauth: Option<Token>,
 }
 
 impl ClientState {
@@ -107,6 +113,7 @@ impl ClientState {
                 clean: true,
                 max_packet: config.max_packet,
                 receive_max: u16::try_from(config.max_inflight.max(1)).unwrap_or(u16::MAX),
+                auth: config.auth.as_ref().map(|(m, d)| (m.as_str(), d)),
             },
             &mut out,
         )?;
@@ -125,6 +132,7 @@ impl ClientState {
             waiting: VecDeque::new(),
             max_inflight: config.max_inflight.max(1),
             max_out: config.max_packet,
+            reauth: None,
             config,
         })
     }
@@ -231,6 +239,15 @@ impl ClientState {
                     )));
                 };
                 self.events.push_back(StateEvent::Subscribed(token, codes));
+            }
+            Incoming::Auth { outcome } => {
+                let Some(token) = self.reauth.take() else {
+                    return Err(MqttError::Protocol(
+                        "AUTH from the server without a re-authentication in progress".into(),
+                    ));
+                };
+                self.events
+                    .push_back(StateEvent::Reauthenticated(token, outcome));
             }
             Incoming::UnsubAck => {}
             Incoming::PingResp => self.ping_sent = None,
@@ -353,6 +370,42 @@ impl ClientState {
         Ok(())
     }
 
+    /// Sends AUTH (Re-authenticate, 0x19) with fresh Authentication Data
+    /// under the method of CONNECT (MQTT 5; RFC 9431: a fresh token). The
+    /// outcome comes as [`StateEvent::Reauthenticated`]; a refusal also
+    /// ends the connection (the server sends DISCONNECT).
+    ///
+    /// # Errors
+    /// [`MqttError::Reauthentication`] before CONNACK, on MQTT 3.1.1, without
+    /// an Authentication Method, or while another re-authentication runs.
+    pub fn reauthenticate(
+        &mut self,
+        data: Bytes,
+        token: Token,
+        now: Instant,
+    ) -> Result<(), MqttError> {
+        if self.phase != Phase::Connected || self.config.protocol != Protocol::V5 {
+            return Err(MqttError::Reauthentication(
+                "re-authentication needs a connected MQTT 5 session".into(),
+            ));
+        }
+        let Some((method, _)) = &self.config.auth else {
+            return Err(MqttError::Reauthentication(
+                "the session did not authenticate with a method at CONNECT".into(),
+            ));
+        };
+        if self.reauth.is_some() {
+            return Err(MqttError::Reauthentication(
+                "a re-authentication is already in progress".into(),
+            ));
+        }
+        codec::encode_reauth(method, &data, &mut self.out)?;
+        self.config.auth = Some((method.clone(), data));
+        self.reauth = Some(token);
+        self.last_sent = now;
+        Ok(())
+    }
+
     /// Queues DISCONNECT; the connection is closed afterwards.
     pub fn disconnect(&mut self) {
         if self.phase == Phase::Connected {
@@ -425,6 +478,7 @@ impl ClientState {
         self.phase = Phase::Closed;
         let mut tokens: Vec<Token> = self.inflight.drain().map(|(_, t)| t).collect();
         tokens.extend(self.subscribing.drain().map(|(_, t)| t));
+        tokens.extend(self.reauth.take());
         tokens.extend(self.waiting.drain(..).map(|(_, t)| t));
         tokens
     }

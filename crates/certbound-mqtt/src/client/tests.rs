@@ -19,6 +19,7 @@ fn config(protocol: Protocol) -> StateConfig {
         connect_timeout: Duration::from_secs(10),
         max_packet: 64 * 1024,
         max_inflight: 2,
+        auth: None,
     }
 }
 
