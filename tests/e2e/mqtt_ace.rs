@@ -405,3 +405,82 @@ async fn a_revoked_token_ends_its_session_within_the_status_list_ttl() {
     assert!(err.to_string().contains("revoked"), "{err}");
     broker.shutdown().await;
 }
+
+/// The Python interpreter with paho-mqtt, if any.
+fn python_with_paho() -> Option<PathBuf> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        std::env::var_os("CERTBOUND_PYTHON").map(PathBuf::from),
+        Some(workspace.join(".venv/bin/python")),
+        Some("python3".into()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import paho.mqtt.client"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paho_mqtt5_device_gets_a_token_on_its_response_topic_with_its_correlation_data() {
+    let Some(python) = python_with_paho() else {
+        return certbound_e2e::mosquitto::skip_or_fail(
+            "python with paho-mqtt (tests/interop/requirements.txt)",
+        );
+    };
+    let s = setup(600).await;
+    let broker = s.broker().await;
+    let identity = s.identity("sensor-1");
+    let params = TokenRequestParams::new(ISSUER, MQTT_API).with_scope(SCOPE);
+    let request =
+        certbound_agent::build_token_request(&identity, &params, now(), [3; 16]).unwrap();
+    let files = s._tmp.path();
+    std::fs::write(files.join("request.cose"), &request).unwrap();
+    let settings = s.settings("sensor-1", &broker);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/paho_v5_token.py");
+    let output = tokio::task::spawn_blocking({
+        let (host, port) = (settings.host.clone(), settings.port.to_string());
+        let chain = DataDir::new(&s.dir).pki().chain();
+        let cert = s.devices.join("sensor-1.cert.pem");
+        let key = s.devices.join("sensor-1.key.pem");
+        let request = files.join("request.cose");
+        move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .args([host, port])
+                .args([chain, cert, key])
+                .arg("sensor-1")
+                .arg(request)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "paho failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["connack"], 0, "{report}");
+    assert_eq!(report["suback"], serde_json::json!([1]), "{report}");
+    assert_eq!(report["topic"], "cb/v1/sensor-1/inbox/paho", "{report}");
+    assert_eq!(report["correlation"], report["sent_correlation"], "{report}");
+    let answer = hex::decode(report["payload"].as_str().unwrap()).unwrap();
+    let token = certbound_agent::decode_token_response(
+        certbound_coap::ResponseType::Created,
+        Some(certbound_coap::content_format::ACE_CBOR),
+        &answer,
+    )
+    .expect("a token, not an error");
+    let claims = claims_of(&token.access_token);
+    assert_eq!(claims.sub.as_deref(), Some("sensor-1"));
+    assert_eq!(claims.aud, vec![MQTT_API.to_owned()]);
+    broker.shutdown().await;
+}

@@ -55,17 +55,24 @@ listen = "127.0.0.1:8883"
 # server_ca = "/etc/ssl/mqtt-ca.pem"
 # Subscribe through $share/certbound/... so several brokers split the requests.
 shared_subscription = true
-# MQTT version towards the server: "3.1.1", or "5" (external servers only) to answer
-# v5 devices on their response topic with their correlation data.
-protocol = "3.1.1"
+# MQTT version the broker speaks to the server: "5" answers v5 devices on their
+# response topic with their correlation data; "3.1.1" for servers without MQTT 5.
+# The embedded server speaks both to devices either way.
+protocol = "5"
+# Access tokens in MQTT sessions (RFC 9431, embedded server): the API identifier of
+# the tokens an MQTT 5 client may present with Authentication Method "ace" for the
+# topic rights of their scope: "pub:<filter>" publishes to matching topics,
+# "sub:<filter>" subscribes to filters it covers. Register an API with this
+# identifier and grant such scopes to give devices topics beyond cb/v1/{{device}}/#.
+audience = "urn:certbound:mqtt"
 # Requests (token, certificate, claim) handled at once over MQTT. Over that, token and
 # certificate requests are answered "temporarily unavailable: retry later" at once and
 # claim requests are dropped; both count in certbound_requests_shed_total.
 max_handlers = 256
 # Embedded server caps. Connections one device (or claim) certificate may hold at
-# once (a reconnect with the same client id takes the old one over), CONNACK 0x05
-# past it; the same for a service identity (one per broker instance); subscriptions
-# per MQTT session (SUBACK 0x80 past it).
+# once (a reconnect with the same client id takes the old one over), CONNACK 0x97
+# (3.1.1: 0x05) past it; the same for a service identity (one per broker instance); subscriptions
+# per MQTT session (SUBACK 0x97 quota exceeded past it; 3.1.1: 0x80).
 max_connections_per_device = 4
 max_connections_per_service = 64
 max_subscriptions_per_session = 32
