@@ -436,8 +436,7 @@ async fn a_paho_mqtt5_device_gets_a_token_on_its_response_topic_with_its_correla
     let broker = s.broker().await;
     let identity = s.identity("sensor-1");
     let params = TokenRequestParams::new(ISSUER, MQTT_API).with_scope(SCOPE);
-    let request =
-        certbound_agent::build_token_request(&identity, &params, now(), [3; 16]).unwrap();
+    let request = certbound_agent::build_token_request(&identity, &params, now(), [3; 16]).unwrap();
     let files = s._tmp.path();
     std::fs::write(files.join("request.cose"), &request).unwrap();
     let settings = s.settings("sensor-1", &broker);
@@ -471,7 +470,10 @@ async fn a_paho_mqtt5_device_gets_a_token_on_its_response_topic_with_its_correla
     assert_eq!(report["connack"], 0, "{report}");
     assert_eq!(report["suback"], serde_json::json!([1]), "{report}");
     assert_eq!(report["topic"], "cb/v1/sensor-1/inbox/paho", "{report}");
-    assert_eq!(report["correlation"], report["sent_correlation"], "{report}");
+    assert_eq!(
+        report["correlation"], report["sent_correlation"],
+        "{report}"
+    );
     let answer = hex::decode(report["payload"].as_str().unwrap()).unwrap();
     let token = certbound_agent::decode_token_response(
         certbound_coap::ResponseType::Created,

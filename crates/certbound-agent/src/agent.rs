@@ -83,6 +83,14 @@ pub struct AgentStatus {
     /// The certificate expired beyond `renewal.expired_grace_days`: the
     /// device must be re-provisioned.
     pub reprovision_needed: bool,
+    /// The MQTT session is authenticated with an access token (RFC 9431).
+    pub mqtt_session_token: bool,
+    /// Session tokens renewed in-session (MQTT 5 AUTH): each is a reconnect
+    /// (TCP, TLS handshake, CONNECT, SUBSCRIBE) avoided.
+    pub reconnects_avoided: u64,
+    /// Re-authentications the server refused (the session was then
+    /// re-established with the new token).
+    pub reauth_failures: u64,
 }
 
 /// A started agent.
@@ -277,7 +285,12 @@ pub async fn start(
         connect: ConnectOptions {
             reconnect: backoff,
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+            protocol: match config.mqtt.protocol {
+                crate::config::MqttProtocol::V5 => certbound_mqtt::client::Protocol::V5,
+                crate::config::MqttProtocol::V311 => certbound_mqtt::client::Protocol::V311,
+            },
         },
+        session_audience: config.mqtt.session_audience.clone(),
         backoff,
         broker_id: config.broker.issuer_id.clone(),
         tokens: TokenManager::new(

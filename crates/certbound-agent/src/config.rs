@@ -161,6 +161,25 @@ pub struct MqttConfig {
     pub keep_alive_secs: u64,
     /// Telemetry publishes awaiting PUBACK at once (default 16).
     pub max_inflight: usize,
+    /// `"5"` (default) or `"3.1.1"`.
+    pub protocol: MqttProtocol,
+    /// The `[[token]]` audience whose token authenticates the MQTT session
+    /// itself (RFC 9431, MQTT 5 only; the broker's `[mqtt] audience`): the
+    /// agent connects with it and renews it in-session with AUTH instead of
+    /// reconnecting. Default: none (the certificate alone).
+    pub session_audience: Option<String>,
+}
+
+/// `[mqtt] protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum MqttProtocol {
+    /// MQTT 5.
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1.
+    #[serde(rename = "3.1.1")]
+    V311,
 }
 
 impl Default for MqttConfig {
@@ -173,6 +192,8 @@ impl Default for MqttConfig {
             timeout_secs: 10,
             keep_alive_secs: 30,
             max_inflight: 16,
+            protocol: MqttProtocol::V5,
+            session_audience: None,
         }
     }
 }
@@ -442,6 +463,21 @@ impl AgentConfig {
             !self.tokens.is_empty(),
             "[[token]]: at least one is needed (the telemetry token)".into(),
         );
+        if let Some(audience) = &self.mqtt.session_audience {
+            need(
+                self.mqtt.protocol == MqttProtocol::V5,
+                "mqtt.session_audience: access tokens in the MQTT session need \
+                 mqtt.protocol = \"5\""
+                    .into(),
+            );
+            need(
+                self.tokens.iter().any(|t| &t.audience == audience),
+                format!(
+                    "mqtt.session_audience = {audience:?}: add a [[token]] with this audience \
+                     (the broker's [mqtt] audience)"
+                ),
+            );
+        }
         for (i, t) in self.tokens.iter().enumerate() {
             need(
                 !t.audience.trim().is_empty(),

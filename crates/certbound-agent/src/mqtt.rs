@@ -20,7 +20,7 @@ use std::time::Duration;
 use certbound_coap::{ResponseType, content_format};
 use certbound_mqtt::MqttError;
 use certbound_mqtt::client::{
-    ClientOptions, Delivery, Event, Message, MqttClient, MqttEvents, QoS,
+    Authentication, ClientOptions, Delivery, Event, Message, MqttClient, MqttEvents, Protocol, QoS,
 };
 use certbound_proto::schedule::Backoff;
 use certbound_proto::topics::{self, TopicKind};
@@ -68,14 +68,19 @@ pub struct ConnectOptions {
     pub reconnect: Backoff,
     /// MQTT keep-alive interval.
     pub keep_alive: Duration,
+    /// MQTT 5 (default: answers on a response topic with correlation data,
+    /// access tokens in the session) or 3.1.1.
+    pub protocol: Protocol,
 }
 
 impl Default for ConnectOptions {
-    /// [`Backoff::default`] (500 ms doubling to 60 s) and a 30 s keep-alive.
+    /// [`Backoff::default`] (500 ms doubling to 60 s), a 30 s keep-alive,
+    /// MQTT 5.
     fn default() -> Self {
         Self {
             reconnect: Backoff::default(),
             keep_alive: Duration::from_secs(30),
+            protocol: Protocol::V5,
         }
     }
 }
@@ -122,7 +127,10 @@ fn mqtt_error(e: MqttError) -> AgentError {
 pub struct MqttDevice {
     device_id: String,
     client: MqttClient,
-    responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
+    protocol: Protocol,
+    /// The session authenticates with an access token (RFC 9431).
+    authenticated: bool,
+    responses: tokio::sync::Mutex<mpsc::Receiver<Answer>>,
     cert_responses: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     timeout: Duration,
     link: watch::Receiver<LinkState>,
@@ -154,11 +162,26 @@ impl MqttDevice {
         Self::connect_with(identity, settings, ConnectOptions::default()).await
     }
 
-    /// [`MqttDevice::connect`] with explicit reconnection and keep-alive.
+    /// [`MqttDevice::connect`] with explicit reconnection, keep-alive and
+    /// protocol.
     pub async fn connect_with(
         identity: &DeviceIdentity,
         settings: &MqttConnectSettings,
         options: ConnectOptions,
+    ) -> Result<Self, AgentError> {
+        Self::connect_authenticated(identity, settings, options, None).await
+    }
+
+    /// [`MqttDevice::connect_with`], presenting `token` (an access token for
+    /// the MQTT server's audience, bound to this device's key) with MQTT 5
+    /// Authentication Method `ace` (RFC 9431): the session gets the topic
+    /// rights of its scope and is kept alive past the token's expiry by
+    /// [`MqttDevice::reauthenticate`]. Reconnects present the latest token.
+    pub async fn connect_authenticated(
+        identity: &DeviceIdentity,
+        settings: &MqttConnectSettings,
+        options: ConnectOptions,
+        token: Option<Vec<u8>>,
     ) -> Result<Self, AgentError> {
         let tls = certbound_mqtt::client_tls::client_tls_config(
             &settings.ca_pem,
@@ -177,7 +200,18 @@ impl MqttDevice {
                 .queue(64)
                 .subscribe(response_topic.clone(), QoS::AtLeastOnce)
                 .subscribe(cert_topic.clone(), QoS::AtLeastOnce)
-                .reconnect(options.reconnect);
+                .reconnect(options.reconnect)
+                .protocol(options.protocol);
+        let authenticated = token.is_some() && options.protocol == Protocol::V5;
+        if options.protocol != Protocol::V5 && token.is_some() {
+            return Err(AgentError::Mqtt(
+                "access tokens in the MQTT session need MQTT 5".into(),
+            ));
+        }
+        let client_options = match token {
+            Some(token) => client_options.authenticate(Authentication::ace(token)),
+            None => client_options,
+        };
         let (client, events) = MqttClient::connect(client_options).await.map_err(|e| {
             AgentError::Mqtt(format!(
                 "connecting to {}:{}: {e}",
@@ -203,6 +237,8 @@ impl MqttDevice {
         Ok(Self {
             device_id,
             client,
+            protocol: options.protocol,
+            authenticated,
             responses: tokio::sync::Mutex::new(rx),
             cert_responses: tokio::sync::Mutex::new(cert_rx),
             timeout: settings.timeout,
@@ -224,6 +260,31 @@ impl MqttDevice {
     /// True while connected and subscribed.
     pub fn is_connected(&self) -> bool {
         self.link.borrow().connected
+    }
+
+    /// True when the session authenticated with an access token (RFC 9431).
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Replaces the session's access token in place (MQTT 5 AUTH,
+    /// re-authentication): no reconnect, no new TLS handshake. Later
+    /// reconnects present it too.
+    ///
+    /// # Errors
+    /// [`AgentError::Mqtt`] when the session did not authenticate with a
+    /// token, or the server refused the new one (it then ends the session;
+    /// the connection is re-established with the new token).
+    pub async fn reauthenticate(&self, token: Vec<u8>) -> Result<(), AgentError> {
+        if !self.authenticated {
+            return Err(AgentError::Mqtt(
+                "the MQTT session did not authenticate with an access token".into(),
+            ));
+        }
+        tokio::time::timeout(self.timeout, self.client.reauthenticate(token))
+            .await
+            .map_err(|_| AgentError::Mqtt(format!("no AUTH answer within {:?}", self.timeout)))?
+            .map_err(mqtt_error)
     }
 
     /// Requests a token and waits for the answer.
@@ -260,20 +321,43 @@ impl MqttDevice {
     /// [`build_token_request`]) on `token/req` and returns the raw ACE answer
     /// from `token/res`, unchecked: for load generators and tests that send
     /// pre-signed requests.
+    ///
+    /// Over MQTT 5 the request names the response topic and carries fresh
+    /// correlation data, and only the answer with that correlation data is
+    /// taken (a late answer to an earlier request cannot be mistaken for it).
     pub async fn exchange_token_request(&self, body: Vec<u8>) -> Result<Vec<u8>, AgentError> {
         let mut responses = self.responses.lock().await;
         // Drop answers to earlier, timed-out requests.
         while responses.try_recv().is_ok() {}
-        self.hand_over(
-            topics::topic(&self.device_id, TopicKind::TokenRequest),
-            body,
-            None,
-        )
-        .await?;
-        tokio::time::timeout(self.timeout, responses.recv())
+        let topic = topics::topic(&self.device_id, TopicKind::TokenRequest);
+        let correlation = (self.protocol == Protocol::V5).then(|| {
+            let mut c = [0u8; 8];
+            rand::rng().fill_bytes(&mut c);
+            c.to_vec()
+        });
+        let mut message = Message::new(topic, body, QoS::AtLeastOnce);
+        if let Some(c) = &correlation {
+            message = message
+                .with_response_topic(topics::topic(&self.device_id, TopicKind::TokenResponse))
+                .with_correlation_data(c.clone());
+        }
+        self.hand_over_message(message, None).await?;
+        let wait = async {
+            loop {
+                let Some(answer) = responses.recv().await else {
+                    return Err(AgentError::Mqtt("the MQTT connection closed".into()));
+                };
+                match (&correlation, &answer.correlation) {
+                    (Some(sent), Some(got)) if sent != got => {
+                        tracing::debug!("dropping an answer to an earlier token request");
+                    }
+                    _ => return Ok(answer.payload),
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, wait)
             .await
             .map_err(|_| AgentError::Mqtt(format!("no token response within {:?}", self.timeout)))?
-            .ok_or_else(|| AgentError::Mqtt("the MQTT connection closed".into()))
     }
 
     /// Publishes a signed re-enrollment request (see [`crate::reenroll`]) on
@@ -341,8 +425,16 @@ impl MqttDevice {
         payload: Vec<u8>,
         track: Option<Tracked>,
     ) -> Result<Option<PendingAck>, AgentError> {
+        self.hand_over_message(Message::new(topic, payload, QoS::AtLeastOnce), track)
+            .await
+    }
+
+    async fn hand_over_message(
+        &self,
+        message: Message,
+        track: Option<Tracked>,
+    ) -> Result<Option<PendingAck>, AgentError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let message = Message::new(topic, payload, QoS::AtLeastOnce);
         loop {
             match self.client.try_publish(message.clone()) {
                 Ok(delivery) => return Ok(track.map(|Tracked| PendingAck { delivery })),
@@ -373,11 +465,17 @@ impl MqttDevice {
 /// Asks [`MqttDevice::hand_over`] for a [`PendingAck`].
 struct Tracked;
 
+/// An answer on the token response topic, with its MQTT 5 correlation data.
+struct Answer {
+    payload: Vec<u8>,
+    correlation: Option<Vec<u8>>,
+}
+
 struct Pump {
     events: MqttEvents,
     response_topic: String,
     cert_topic: String,
-    responses: mpsc::Sender<Vec<u8>>,
+    responses: mpsc::Sender<Answer>,
     cert_responses: mpsc::Sender<Vec<u8>>,
     link: watch::Sender<LinkState>,
 }
@@ -390,7 +488,10 @@ async fn pump(mut p: Pump) {
         match event {
             Event::Message(msg) if msg.topic == p.response_topic => {
                 // Nobody waiting and the queue full: only stale answers are lost.
-                let _ = p.responses.try_send(msg.payload.to_vec());
+                let _ = p.responses.try_send(Answer {
+                    payload: msg.payload.to_vec(),
+                    correlation: msg.correlation_data.as_ref().map(|c| c.to_vec()),
+                });
             }
             Event::Message(msg) if msg.topic == p.cert_topic => {
                 let _ = p.cert_responses.try_send(msg.payload.to_vec());

@@ -55,6 +55,8 @@ pub(super) struct Runner {
     /// A renewed pair found staged at start, to be tried first.
     pub staged: Option<RenewedIdentity>,
     pub telemetry_audience: String,
+    /// The audience of the token that authenticates the MQTT session (RFC 9431).
+    pub session_audience: Option<String>,
     pub spool: SharedSpool,
     pub wake: Arc<Notify>,
     pub clock: Arc<dyn Clock>,
@@ -102,6 +104,8 @@ struct Flight {
 struct Link {
     device: Option<MqttDevice>,
     watch: Option<watch::Receiver<LinkState>>,
+    /// `cti` of the access token the session authenticated with last.
+    session_cti: Option<Vec<u8>>,
     failures: u32,
     next_attempt: Option<Instant>,
 }
@@ -136,9 +140,12 @@ impl Runner {
             let hold = deadline.is_none() && self.renewal_waiting(&link);
             if let Some(device) = link.device.as_ref().filter(|d| d.is_connected()) {
                 self.renew_due(device).await;
-                if !hold {
-                    self.fill(device, &mut inflight, &mut cursor).await;
-                }
+            }
+            self.refresh_session_token(&mut link).await;
+            if let Some(device) = link.device.as_ref().filter(|d| d.is_connected())
+                && !hold
+            {
+                self.fill(device, &mut inflight, &mut cursor).await;
             }
 
             let wake_at = self.next_wake(&link, deadline);
@@ -187,13 +194,23 @@ impl Runner {
         if let Some(d) = deadline {
             limit = limit.min(d.saturating_duration_since(Instant::now()));
         }
-        let attempt = MqttDevice::connect_with(&self.identity, &self.settings, self.connect);
+        let session = self.session_token();
+        let attempt = MqttDevice::connect_authenticated(
+            &self.identity,
+            &self.settings,
+            self.connect,
+            session.as_ref().map(|(token, _)| token.clone()),
+        );
         match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(device)) => {
                 tracing::info!(
                     server = %format!("{}:{}", self.settings.host, self.settings.port),
+                    session_token = session.is_some(),
                     "connected to the MQTT server"
                 );
+                link.session_cti = session.map(|(_, cti)| cti);
+                self.status
+                    .send_modify(|s| s.mqtt_session_token = link.session_cti.is_some());
                 link.watch = Some(device.link());
                 link.device = Some(device);
                 link.failures = 0;
@@ -210,6 +227,54 @@ impl Runner {
                 link.next_attempt = Some(Instant::now() + Duration::from_millis(delay));
             }
         }
+    }
+
+    /// The usable token (and its `cti`) of `[mqtt] session_audience`.
+    fn session_token(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let audience = self.session_audience.as_deref()?;
+        let held = self.tokens.held(audience)?;
+        held.usable(self.clock.now_secs())
+            .then(|| (held.token.clone(), held.cti.clone()))
+    }
+
+    /// Keeps the MQTT session authenticated with the current session token
+    /// (RFC 9431): a renewed token is handed over in-session with AUTH (a
+    /// reconnect avoided); a session that connected before the agent had
+    /// one is re-established with it once.
+    async fn refresh_session_token(&mut self, link: &mut Link) {
+        let Some((token, cti)) = self.session_token() else {
+            return;
+        };
+        let Some(device) = link.device.as_ref().filter(|d| d.is_connected()) else {
+            return;
+        };
+        if link.session_cti.as_ref() == Some(&cti) {
+            return;
+        }
+        if !device.is_authenticated() {
+            tracing::info!("reconnecting to authenticate the MQTT session with its access token");
+            if let Some(device) = link.device.take() {
+                device.disconnect().await;
+            }
+            link.watch = None;
+            link.next_attempt = None;
+            return;
+        }
+        match device.reauthenticate(token).await {
+            Ok(()) => {
+                self.status.send_modify(|s| s.reconnects_avoided += 1);
+                tracing::info!(
+                    cti = %hex(&cti),
+                    reconnects_avoided = self.status.borrow().reconnects_avoided,
+                    "MQTT session re-authenticated in place with a fresh token"
+                );
+            }
+            Err(e) => {
+                self.status.send_modify(|s| s.reauth_failures += 1);
+                tracing::warn!(error = %e, "MQTT re-authentication refused; the session is re-established with the new token");
+            }
+        }
+        link.session_cti = Some(cti);
     }
 
     /// Requests the tokens that are due (missing, past their renewal point,

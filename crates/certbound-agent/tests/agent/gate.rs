@@ -6,6 +6,8 @@
 //! subscribed to yet).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,6 +32,8 @@ pub struct Gate {
     mode: watch::Sender<Mode>,
     /// Forwarding writes in progress.
     writing: watch::Sender<usize>,
+    /// Connections accepted from the agent.
+    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,8 +51,11 @@ impl Gate {
         let (writing, _) = watch::channel(0usize);
         let modes = mode.clone();
         let writes = writing.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
         let task = tokio::spawn(async move {
             while let Ok((downstream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
                 let mut mode = modes.subscribe();
                 let writes = writes.clone();
                 tokio::spawn(async move {
@@ -77,8 +84,14 @@ impl Gate {
             addr,
             mode,
             writing,
+            accepted,
             task,
         }
+    }
+
+    /// Connections the agent opened through the gate so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Where the agent connects.

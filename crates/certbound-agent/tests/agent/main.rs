@@ -6,4 +6,5 @@ mod gate;
 mod offline;
 mod renewal;
 mod restarts;
+mod session_token;
 mod telemetry;
