@@ -301,11 +301,10 @@ async fn attack_mqtt_control_characters_in_topic() -> anyhow::Result<()> {
         .await?;
     raw.expect_closed().await?;
     let mut raw = fx.session(&device, "nul").await?;
-    raw.send(Packet::Subscribe(Subscribe::new(
-        "cb/v1/sensor-1/\0",
-        QoS::AtMostOnce,
-    )))
-    .await?;
+    // Packet ids are never 0 (§2.3.1; rumqttc's constructor leaves it 0).
+    let mut subscribe = Subscribe::new("cb/v1/sensor-1/\0", QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    raw.send(Packet::Subscribe(subscribe)).await?;
     raw.expect_closed().await?;
     ensure!(fx.stats().invalid_topics == 2);
     let mut raw = fx.tls(&device).await?;
