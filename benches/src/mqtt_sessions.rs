@@ -16,7 +16,7 @@
 //! ```sh
 //! cargo build --release -p certbound-cli -p certbound-bench
 //! target/release/certbound-mqtt-sessions reauth --devices 50 --rounds 40
-//! ulimit -n 65536; target/release/certbound-mqtt-sessions sessions --devices 10000
+//! target/release/certbound-mqtt-sessions sessions --devices 10000   # needs ulimit -n >= 10256
 //! ```
 //!
 //! Tokens are minted here with the broker's own signing key, as the broker
@@ -250,8 +250,8 @@ async fn reauth(devices: usize, rounds: usize, server: Option<PathBuf>) -> anyho
         clients.push((client, events));
     }
     // Warm-up: one renewal each.
-    for (client, _) in &clients {
-        client.reauthenticate(tokens[0].clone()).await.ok();
+    for ((client, _), token) in clients.iter().zip(&tokens) {
+        client.reauthenticate(token.clone()).await?;
     }
     // Every device renews with its own token again: AUTH 0x19 -> AUTH 0x00.
     let reauths = devices * rounds;
@@ -351,10 +351,10 @@ async fn sessions(
     server: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let limit = open_files_limit()?;
-    if limit < (devices as u64) * 2 + 256 {
+    if limit < devices as u64 + 256 {
         bail!(
-            "the open-files limit is {limit}, too low for {devices} sessions (client and \
-             server each hold one socket per session): run `ulimit -n 65536` first"
+            "the open-files limit is {limit}, too low for {devices} sessions (this process \
+             and the server each hold one socket per session): raise it with `ulimit -n`"
         );
     }
     let binary = server_binary(server)?;

@@ -30,9 +30,12 @@ const MAX_INFLIGHT: usize = 256;
 /// Stop reading from a client (and taking its deliveries) while this much
 /// output waits for it.
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
-/// Most bytes read from one client per turn, so that one publisher's burst
-/// cannot fill its subscribers' queues before they get to run.
-const READ_CHUNK: usize = 16 * 1024;
+/// Room made in a connection's input buffer before a read. An idle session
+/// keeps no more than this (a buffer grown by a burst is dropped once it is
+/// empty): buffers are most of what a held session costs (BENCHMARKS.md).
+const READ_CHUNK: usize = 2 * 1024;
+/// An empty input or output buffer larger than this is released.
+const KEEP_BUFFER: usize = 16 * 1024;
 /// Most queued messages handed to one session per turn.
 const DELIVERY_BATCH: usize = 64;
 /// How long the last bytes (a refusing CONNACK, say) may take to go out.
@@ -409,7 +412,6 @@ async fn connection<A: Authorizer>(
     }
     let (mut reader, mut writer) = tokio::io::split(tls);
     let mut input = BytesMut::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
     let mut output = BytesMut::new();
     let mut need_flush = false;
 
@@ -425,27 +427,38 @@ async fn connection<A: Authorizer>(
         }
         let timeout = session.poll_timeout();
         let room = output.len() < OUTPUT_HIGH_WATER;
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            input.reserve(READ_CHUNK);
+        }
         tokio::select! {
             biased;
             () = kill.notified() => session.abort(CloseReason::Server("dropped by the server")),
             _ = shutdown.changed() => session.abort(CloseReason::Server("server shutdown")),
             written = write_some(&mut writer, &mut output), if !output.is_empty() || need_flush => {
                 match written {
-                    Ok(flush_pending) => need_flush = flush_pending,
+                    Ok(flush_pending) => {
+                        need_flush = flush_pending;
+                        if output.is_empty() && output.capacity() > KEEP_BUFFER {
+                            output = BytesMut::new();
+                        }
+                    }
                     Err(e) => {
                         debug!(error = %e, "write failed");
                         session.abort(CloseReason::ConnectionLost);
                     }
                 }
             }
-            read = reader.read(&mut chunk), if room => match read {
+            // Cancel safe: bytes enter `input` only when read.
+            read = reader.read_buf(&mut input), if room => match read {
                 Ok(0) => {
                     debug!("peer closed the connection");
                     session.abort(CloseReason::ConnectionLost);
                 }
-                Ok(n) => {
-                    input.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                Ok(_) => {
                     session.handle_input(&mut input, Instant::now(), &*context.authorizer);
+                    if input.is_empty() && input.capacity() > KEEP_BUFFER {
+                        input = BytesMut::new();
+                    }
                 }
                 Err(e) => {
                     debug!(error = %e, "read failed");

@@ -47,6 +47,16 @@ pub(crate) struct MqttTokens {
     /// This broker's status lists, when it has them.
     status: Option<Arc<StatusLists>>,
     live: Mutex<Live>,
+    /// The verifier for the key ring it was built from, rebuilt when the
+    /// ring is replaced (`keys rotate`) or a minute has passed (keys are
+    /// published on a schedule).
+    verifier: Mutex<Option<CachedVerifier>>,
+}
+
+struct CachedVerifier {
+    ring: Arc<certbound_registry::keys::KeyRing>,
+    built: u64,
+    verifier: Arc<TokenVerifier>,
 }
 
 impl std::fmt::Debug for MqttTokens {
@@ -82,6 +92,7 @@ impl MqttTokens {
             keys,
             status,
             live: Mutex::new(Live::default()),
+            verifier: Mutex::new(None),
         })
     }
 
@@ -136,9 +147,18 @@ impl MqttTokens {
         ))
     }
 
-    fn verify(&self, token: &[u8], now: u64) -> Result<VerifiedToken, String> {
+    /// The verifier of the current key ring.
+    fn verifier(&self, now: u64) -> Arc<TokenVerifier> {
+        let ring = self.keys.ring();
+        let mut cached = self.verifier.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cached.as_ref()
+            && Arc::ptr_eq(&c.ring, &ring)
+            && now < c.built + 60
+        {
+            return Arc::clone(&c.verifier);
+        }
         let mut keys = KeySet::new();
-        for (kid, key) in self.keys.ring().published(now) {
+        for (kid, key) in ring.published(now) {
             let _ = keys.insert(kid, key);
         }
         let mut config =
@@ -146,7 +166,17 @@ impl MqttTokens {
         // The broker's own clock issued the token: no skew to allow for, and
         // the session must not outlive `exp`.
         config.leeway = 0;
-        let verifier = TokenVerifier::new(keys, config);
+        let verifier = Arc::new(TokenVerifier::new(keys, config));
+        *cached = Some(CachedVerifier {
+            ring,
+            built: now,
+            verifier: Arc::clone(&verifier),
+        });
+        verifier
+    }
+
+    fn verify(&self, token: &[u8], now: u64) -> Result<VerifiedToken, String> {
+        let verifier = self.verifier(now);
         let result = match std::str::from_utf8(token) {
             Ok(text) if text.starts_with("eyJ") => verifier.verify_jwt(text, &[], now),
             _ => verifier.verify(token, &[], now),

@@ -67,21 +67,13 @@ pub(crate) fn write(packet: &Packet, level: Level, out: &mut BytesMut) -> Result
             }
             0x20
         }
-        Packet::Publish(p) => {
-            put_string(&mut body, &p.topic);
-            if p.qos != rumqttc::QoS::AtMostOnce {
-                body.put_u16(p.pkid);
-            }
-            if v5 {
-                p.props.write(&mut body);
-            }
-            body.put_slice(&p.payload);
-            0x30 | (u8::from(p.dup) << 3) | (qos_bits(p.qos) << 1) | u8::from(p.retain)
-        }
-        Packet::PubAck(a) => ack(&mut body, a, v5, 0x40),
-        Packet::PubRec(a) => ack(&mut body, a, v5, 0x50),
-        Packet::PubRel(a) => ack(&mut body, a, v5, 0x62),
-        Packet::PubComp(a) => ack(&mut body, a, v5, 0x70),
+        // The hot paths are written in place, without the body buffer
+        // (`BytesMut::new` does not allocate).
+        Packet::Publish(p) => return write_publish(p, v5, out),
+        Packet::PubAck(a) => return Ok(write_ack(a, v5, 0x40, out)),
+        Packet::PubRec(a) => return Ok(write_ack(a, v5, 0x50, out)),
+        Packet::PubRel(a) => return Ok(write_ack(a, v5, 0x62, out)),
+        Packet::PubComp(a) => return Ok(write_ack(a, v5, 0x70, out)),
         Packet::Subscribe(s) => {
             body.put_u16(s.pkid);
             if v5 {
@@ -150,15 +142,63 @@ pub(crate) fn write(packet: &Packet, level: Level, out: &mut BytesMut) -> Result
     Ok(out.len() - start)
 }
 
-fn ack(body: &mut BytesMut, a: &Ack, v5: bool, first: u8) -> u8 {
-    body.put_u16(a.pkid);
-    if v5 && (a.code != reason::SUCCESS || !a.props.is_empty()) {
-        body.put_u8(a.code);
-        if !a.props.is_empty() {
-            a.props.write(body);
+fn write_publish(p: &super::Publish, v5: bool, out: &mut BytesMut) -> Result<usize, WireError> {
+    let start = out.len();
+    let with_pkid = p.qos != rumqttc::QoS::AtMostOnce;
+    let props = if v5 { p.props.len() } else { 0 };
+    let topic = p.topic.len().min(usize::from(u16::MAX));
+    let remaining = 2
+        + topic
+        + if with_pkid { 2 } else { 0 }
+        + if v5 { varint_len(props) + props } else { 0 }
+        + p.payload.len();
+    if remaining > 268_435_455 {
+        return Err(WireError::TooLarge {
+            size: remaining,
+            max: 268_435_455,
+        });
+    }
+    out.reserve(1 + varint_len(remaining) + remaining);
+    out.put_u8(0x30 | (u8::from(p.dup) << 3) | (qos_bits(p.qos) << 1) | u8::from(p.retain));
+    put_varint(out, remaining);
+    put_string(out, &p.topic);
+    if with_pkid {
+        out.put_u16(p.pkid);
+    }
+    if v5 {
+        p.props.write(out);
+    }
+    out.put_slice(&p.payload);
+    Ok(out.len() - start)
+}
+
+/// An acknowledgement in place: packet id, then (MQTT 5, when not plain
+/// success) the reason code and properties.
+fn write_ack(a: &Ack, v5: bool, first: u8, out: &mut BytesMut) -> usize {
+    let start = out.len();
+    let with_code = v5 && (a.code != reason::SUCCESS || !a.props.is_empty());
+    let props = if with_code && !a.props.is_empty() {
+        a.props.len()
+    } else {
+        0
+    };
+    let remaining = 2
+        + usize::from(with_code)
+        + if props > 0 {
+            varint_len(props) + props
+        } else {
+            0
+        };
+    out.put_u8(first);
+    put_varint(out, remaining);
+    out.put_u16(a.pkid);
+    if with_code {
+        out.put_u8(a.code);
+        if props > 0 {
+            a.props.write(out);
         }
     }
-    first
+    out.len() - start
 }
 
 fn suback(body: &mut BytesMut, s: &SubAck, v5: bool, is_suback: bool) {
