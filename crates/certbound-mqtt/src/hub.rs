@@ -47,6 +47,8 @@ struct Entry {
     kill: Arc<Notify>,
     /// Being dropped: no more deliveries, not counted by `disconnect`.
     dead: bool,
+    /// Why it is being dropped (its task tells the client: MQTT 5 DISCONNECT).
+    killed_because: Option<&'static str>,
     /// The id of the access token the session authenticated with.
     token: Option<Vec<u8>>,
     /// A newer connection took this session over; what this one leaves
@@ -165,6 +167,7 @@ impl Hub {
                 tx: Some(tx),
                 kill,
                 dead: false,
+                killed_because: None,
                 token: None,
                 adopted_by: None,
                 parked: None,
@@ -313,6 +316,9 @@ impl Hub {
         publisher: ConnId,
         now: Instant,
     ) -> RouteOutcome {
+        if message.expired(now) {
+            return RouteOutcome::default();
+        }
         if message.retain && !self.retained.store(message) {
             self.counts.retained_refused += 1;
             warn!(topic = %message.topic, "retained message store full; the message is routed but not retained");
@@ -345,7 +351,6 @@ impl Hub {
         self.counts.routed += 1;
         self.counts.delivered += outcome.delivered;
         self.counts.slow_client_drops += outcome.dropped;
-        let _ = now;
         outcome
     }
 
@@ -404,6 +409,7 @@ impl Hub {
             return false;
         };
         entry.dead = true;
+        entry.killed_because = Some(why);
         entry.kill.notify_one();
         info!(conn, identity = %entry.identity, why, "dropping connection");
         let parked = entry.parked.is_some();
@@ -414,6 +420,11 @@ impl Hub {
             self.forget(conn);
         }
         true
+    }
+
+    /// Why `conn` was dropped, once [`Hub::kill`] ran.
+    pub(crate) fn kill_reason(&self, conn: ConnId) -> Option<&'static str> {
+        self.conns.get(&conn).and_then(|e| e.killed_because)
     }
 
     /// Drops every live connection (and stored session) made with the

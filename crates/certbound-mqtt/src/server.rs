@@ -432,7 +432,10 @@ async fn connection<A: Authorizer>(
         }
         tokio::select! {
             biased;
-            () = kill.notified() => session.abort(CloseReason::Server("dropped by the server")),
+            () = kill.notified() => {
+                let why = shared.hub().kill_reason(conn).unwrap_or("dropped by the server");
+                session.abort(CloseReason::Server(why));
+            }
             _ = shutdown.changed() => session.abort(CloseReason::Server("server shutdown")),
             written = write_some(&mut writer, &mut output), if !output.is_empty() || need_flush => {
                 match written {

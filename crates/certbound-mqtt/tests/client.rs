@@ -519,3 +519,35 @@ async fn keep_alive_pings_hold_an_idle_connection_open() {
     assert!(device.is_connected());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_mqtt5_session_taken_over_or_dropped_by_the_server_is_told_why() {
+    let pki = Pki::new();
+    let server: MqttServer = pki.start().await;
+    let port = server.local_addr().port();
+    let bundle = pki.device("sensor-1");
+    let opts = || options(&pki.chain_pem, &bundle, "same-id", port).protocol(Protocol::V5);
+    let (_old, mut old_events) = MqttClient::connect(opts()).await.expect("first");
+    let (_new, mut new_events) = MqttClient::connect(opts()).await.expect("second");
+    let reason = disconnected(&mut old_events).await;
+    assert!(reason.contains("SessionTakenOver (0x8e)"), "{reason}");
+    // Revocation-style drop: 0x98 Administrative action.
+    assert_eq!(server.disconnect(&Identity::Device("sensor-1".into())), 1);
+    let reason = disconnected(&mut new_events).await;
+    assert!(reason.contains("AdministrativeAction (0x98)"), "{reason}");
+    server.shutdown().await;
+}
+
+async fn disconnected(events: &mut MqttEvents) -> String {
+    tokio::time::timeout(GUARD, async {
+        loop {
+            match events.recv().await {
+                Some(Event::Disconnected { reason }) => return reason,
+                Some(_) => {}
+                None => return "events ended".to_owned(),
+            }
+        }
+    })
+    .await
+    .expect("told in time")
+}
