@@ -30,6 +30,8 @@
 #![forbid(unsafe_code)]
 
 mod enroll;
+// Shared with certbound-load and certbound-mqtt-sessions (the ES256 baseline is theirs).
+#[allow(dead_code)]
 mod procstat;
 
 use clap::{Parser, Subcommand};

@@ -17,7 +17,7 @@
 //! target/release/certbound-load mqtt --devices 100 --requests 20000
 //! ```
 
-// Shared with certbound-enroll-load, which uses all of it.
+// Shared with certbound-enroll-load and certbound-mqtt-sessions.
 #[allow(dead_code)]
 mod procstat;
 #[path = "setup.rs"]
@@ -32,11 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-    ParsedPublicKey,
-};
 use certbound_agent::decode_token_response;
 use certbound_agent::mqtt::{MqttConnectSettings, MqttDevice};
 use certbound_coap::Client;
@@ -44,7 +39,7 @@ use certbound_coap::{ResponseType, content_format};
 use certbound_registry::config::DataDir;
 use clap::{Parser, Subcommand};
 
-use procstat::{per_thread_line, process_cpu_ns, server_binary, thread_cpu_ns, tick_ns, time_op};
+use procstat::{per_thread_line, process_cpu_ns, server_binary, thread_cpu_ns, tick_ns};
 use setup::{Fixture, RequestFactory, unix_now};
 
 #[derive(Parser)]
@@ -139,33 +134,6 @@ fn start_server(binary: &PathBuf, fx: &Fixture, log: &str) -> anyhow::Result<Ser
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     Ok(Server { child, coap, mqtt })
-}
-
-/// One ES256 verification and one ES256 signature with aws-lc-rs, ns each.
-fn crypto_baseline() -> anyhow::Result<(f64, f64)> {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let message = [0x5au8; 256];
-    let signature = key
-        .sign(&rng, &message)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Parsed once, as the broker's verifier holds a device key.
-    let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sign = time_op(|| {
-        std::hint::black_box(key.sign(&rng, std::hint::black_box(&message)).is_ok());
-    });
-    let verify = time_op(|| {
-        std::hint::black_box(
-            public
-                .verify_sig(std::hint::black_box(&message), signature.as_ref())
-                .is_ok(),
-        );
-    });
-    Ok((verify, sign))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -341,7 +309,7 @@ async fn run(args: LoadArgs, kind: Kind) -> anyhow::Result<()> {
     );
     let binary = server_binary(args.server)?;
     eprintln!("crypto baseline (aws-lc-rs ES256, this process)...");
-    let (t_verify, t_sign) = crypto_baseline()?;
+    let (t_verify, t_sign) = procstat::es256_verify_sign_ns()?;
     eprintln!("provisioning {} devices...", args.devices);
     let fx = Fixture::new(args.devices).await?;
     let server = start_server(&binary, &fx, &args.server_log)?;

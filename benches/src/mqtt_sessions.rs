@@ -35,17 +35,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-    ParsedPublicKey,
-};
 use certbound_mqtt::client::{Authentication, ClientOptions, MqttClient, Protocol, QoS};
 use certbound_registry::config::DataDir;
 use certbound_registry::registry::Registry;
 use clap::{Parser, Subcommand};
 
-use procstat::{CpuWindow, server_binary, time_op};
+use procstat::{CpuWindow, server_binary};
 use setup::{Fixture, unix_now};
 
 const MQTT_API: &str = "urn:certbound:mqtt";
@@ -207,35 +202,13 @@ fn options(
     })
 }
 
-/// One ES256 verification with aws-lc-rs, ns.
-fn es256_verify_ns() -> anyhow::Result<f64> {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let message = [0x5au8; 256];
-    let signature = key
-        .sign(&rng, &message)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(time_op(|| {
-        std::hint::black_box(
-            public
-                .verify_sig(std::hint::black_box(&message), signature.as_ref())
-                .is_ok(),
-        );
-    }))
-}
-
 async fn reauth(devices: usize, rounds: usize, server: Option<PathBuf>) -> anyhow::Result<()> {
     anyhow::ensure!(
         devices > 0 && rounds > 0,
         "--devices and --rounds must be at least 1"
     );
     let binary = server_binary(server)?;
-    let verify_ns = es256_verify_ns()?;
+    let (verify_ns, _) = procstat::es256_verify_sign_ns()?;
     eprintln!("setting up {devices} devices ...");
     let fx = Arc::new(fixture(devices).await?);
     let server = Arc::new(start_server(&binary, &fx).await?);
@@ -281,8 +254,8 @@ async fn reauth(devices: usize, rounds: usize, server: Option<PathBuf>) -> anyho
     let window = CpuWindow::start(&[pid])?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..devices {
-        let (fx, server, token) = (Arc::clone(&fx), Arc::clone(&server), tokens[i].clone());
+    for (i, token) in tokens.iter().enumerate() {
+        let (fx, server, token) = (Arc::clone(&fx), Arc::clone(&server), token.clone());
         tasks.spawn(async move {
             for _ in 0..rounds {
                 let (client, _events) =

@@ -157,3 +157,35 @@ pub fn time_op(mut op: impl FnMut()) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[2]
 }
+
+/// One ES256 verification and one ES256 signature with aws-lc-rs, ns each.
+pub fn es256_verify_sign_ns() -> anyhow::Result<(f64, f64)> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+        ParsedPublicKey,
+    };
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let message = [0x5au8; 256];
+    let signature = key
+        .sign(&rng, &message)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Parsed once, as the broker's verifier holds a device key.
+    let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sign = time_op(|| {
+        std::hint::black_box(key.sign(&rng, std::hint::black_box(&message)).is_ok());
+    });
+    let verify = time_op(|| {
+        std::hint::black_box(
+            public
+                .verify_sig(std::hint::black_box(&message), signature.as_ref())
+                .is_ok(),
+        );
+    });
+    Ok((verify, sign))
+}
