@@ -12,11 +12,19 @@ use super::{ConnId, Hub};
 use crate::message::Message;
 use crate::session::Snapshot;
 
+/// Payload bytes queued for one stored session at most, whatever the
+/// message count: without it a device could make the server hold its
+/// stored sessions' queues full of 64 KiB messages (4 sessions x 1 024
+/// messages x 64 KiB = 256 MiB per identity).
+pub(crate) const OFFLINE_QUEUE_BYTES: usize = 1024 * 1024;
+
 /// A stored session.
 #[derive(Debug)]
 pub(super) struct Parked {
     snapshot: Snapshot,
     queue: VecDeque<Message>,
+    /// Payload bytes in `queue`.
+    queued_bytes: usize,
     expires_at: Instant,
     /// The will and when it is due.
     will: Option<(Message, Instant)>,
@@ -29,9 +37,12 @@ impl Parked {
         if message.qos == QoS::AtMostOnce {
             return false;
         }
-        if self.queue.len() >= limit {
+        if self.queue.len() >= limit
+            || self.queued_bytes + message.payload.len() > OFFLINE_QUEUE_BYTES
+        {
             return false;
         }
+        self.queued_bytes += message.payload.len();
         self.queue.push_back(message);
         true
     }
@@ -106,6 +117,7 @@ impl Hub {
             let mut parked = Parked {
                 snapshot,
                 queue: VecDeque::new(),
+                queued_bytes: 0,
                 expires_at,
                 will,
             };

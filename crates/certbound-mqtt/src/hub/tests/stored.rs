@@ -505,3 +505,32 @@ fn resuming_a_session_with_a_long_offline_queue_does_not_drop_it() {
         "the resumed connection is dropped as a slow client"
     );
 }
+
+#[test]
+fn a_stored_sessions_queue_is_bounded_in_bytes_as_well_as_in_messages() {
+    let t0 = now();
+    let mut hub = Hub::new();
+    let (_rx, _kill) = persistent(&mut hub, 1, "a", "c1", t0);
+    hub.subscribe(1, &subs(&[("t", QoS::AtLeastOnce)]), t0);
+    hub.park(
+        1,
+        60,
+        snapshot_of(&[("t", QoS::AtLeastOnce)]),
+        Vec::new(),
+        None,
+        t0,
+    );
+    hub.unregister(1);
+    // 100 KiB messages: ten fit in the byte bound, far below the count bound.
+    let big = Message::new(
+        "t",
+        bytes::Bytes::from(vec![0u8; 100 * 1024]),
+        QoS::AtLeastOnce,
+    );
+    let queued: u64 = (0..20).map(|_| hub.route(&big, NO_ONE, t0).delivered).sum();
+    assert_eq!(
+        queued as usize,
+        crate::hub::parked::OFFLINE_QUEUE_BYTES / (100 * 1024)
+    );
+    assert_eq!(hub.counts().offline_drops, 20 - queued);
+}
