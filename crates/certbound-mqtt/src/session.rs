@@ -108,7 +108,6 @@ pub(crate) struct Session {
     level: Level,
     auth: Result<Identity, String>,
     peer_cert: Option<Arc<[u8]>>,
-    client_id: String,
     will: Option<(Message, u32)>,
     session_expiry: u32,
     /// Outgoing QoS 1/2 messages by packet id.
@@ -166,7 +165,6 @@ impl Session {
             config,
             auth,
             peer_cert: None,
-            client_id: String::new(),
             will: None,
             session_expiry: 0,
             inflight: HashMap::new(),

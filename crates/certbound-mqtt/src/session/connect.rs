@@ -128,7 +128,6 @@ impl Session {
             None => None,
         };
         self.will = will_message;
-        self.client_id.clone_from(&client_id);
         self.session_expiry = session_expiry;
         if let Some(max) = props.receive_max {
             self.send_quota = self.config.max_inflight.min(usize::from(max));
