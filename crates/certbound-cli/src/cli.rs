@@ -10,11 +10,13 @@ mod lifecycle;
 mod migrate;
 mod oauth;
 mod prune;
+mod roles;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
 pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
 pub use prune::PruneArgs;
+pub use roles::{RoleCommand, RoleHolderArgs};
 
 /// certbound: certificate-bound access tokens for IoT fleets and backend services.
 ///
@@ -132,6 +134,10 @@ pub enum Command {
     /// Manage groups (sets of grants given to devices): create, list, grant, revoke-grant, delete.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Manage roles (named sets of permissions across APIs, given to clients and groups):
+    /// create, list, grant, revoke-grant, assign, unassign, delete.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Manage devices: provision, list, show, suspend, resume, revoke.
     #[command(subcommand)]
     Device(DeviceCommand),

@@ -569,6 +569,7 @@ pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
+mod roles;
 pub(crate) mod services;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
@@ -580,3 +581,4 @@ pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
 pub use lifecycle::{
     CRL_VALIDITY_SECS, CreatedClaim, IssuerCrl, SignedDevice, TrustedCa, crl_of, crl_set,
 };
+pub use roles::{MAX_DESCRIPTION, RoleAssignment, RoleGrantChange, RoleTarget};

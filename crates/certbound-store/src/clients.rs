@@ -86,8 +86,13 @@ pub struct Client {
     pub auth_method: ClientAuthMethod,
     /// `active` or `revoked`.
     pub status: String,
-    /// What the client may ask for.
+    /// What the client may ask for: its own grants.
     pub grants: Vec<Grant>,
+    /// Its roles, by name.
+    pub roles: Vec<String>,
+    /// What its roles give it (one entry per role and API).
+    #[serde(skip)]
+    pub role_grants: Vec<Grant>,
     /// Creation time, Unix seconds.
     pub created_at: u64,
 }
@@ -98,12 +103,22 @@ impl Client {
         self.status == "active"
     }
 
-    /// The scopes granted for `api`, if any grant names it.
-    pub fn granted_for(&self, api: &str) -> Option<&[String]> {
-        self.grants
-            .iter()
-            .find(|g| g.api_id == api)
-            .map(|g| g.scopes.as_slice())
+    /// The scopes granted for `api`, if any grant names it: the union of
+    /// the client's own grant and its roles' grants for that API.
+    pub fn granted_for(&self, api: &str) -> Option<Vec<String>> {
+        crate::merge_grants(
+            self.grants
+                .iter()
+                .chain(&self.role_grants)
+                .filter(|g| g.api_id == api),
+        )
+        .pop()
+        .map(|g| g.scopes)
+    }
+
+    /// Its effective permissions: own grants and role grants, unioned per API.
+    pub fn effective_grants(&self) -> Vec<Grant> {
+        crate::merge_grants(self.grants.iter().chain(&self.role_grants))
     }
 }
 
@@ -183,7 +198,18 @@ impl Store {
         };
         let id: String = row.get("id");
         let grants = self.client_grants(&id).await?;
-        Ok(Some(client_from_row(&row, grants)))
+        let mut client = client_from_row(&row, grants);
+        self.with_roles(&mut client).await?;
+        Ok(Some(client))
+    }
+
+    async fn with_roles(&self, client: &mut Client) -> Result<(), StoreError> {
+        let holder = crate::RoleHolder::Client(&client.id);
+        client.roles = self.roles_of(holder).await?;
+        if !client.roles.is_empty() {
+            client.role_grants = self.role_grants_of(holder).await?;
+        }
+        Ok(())
     }
 
     async fn client_grants(&self, id: &str) -> Result<Vec<Grant>, StoreError> {
@@ -212,7 +238,9 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let grants = self.client_grants(row.get("id")).await?;
-            out.push(client_from_row(&row, grants));
+            let mut client = client_from_row(&row, grants);
+            self.with_roles(&mut client).await?;
+            out.push(client);
         }
         Ok(out)
     }
@@ -399,6 +427,8 @@ fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
             .unwrap_or(ClientAuthMethod::ClientSecretBasic),
         status: row.get("status"),
         grants,
+        roles: Vec::new(),
+        role_grants: Vec::new(),
         created_at: to_u64(row.get("created_at")),
     }
 }

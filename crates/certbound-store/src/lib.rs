@@ -152,8 +152,8 @@ pub struct Api {
     pub scopes: Vec<String>,
 }
 
-/// A grant of a group.
-#[derive(Debug, Clone, Serialize)]
+/// A grant of a group, client or role.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Grant {
     /// The API.
     pub api_id: String,
@@ -234,7 +234,8 @@ pub struct TokenView {
     pub device_status: DeviceStatus,
     /// Token lifetime of the requested API; `None`: no such API.
     pub api_ttl: Option<u64>,
-    /// Scopes granted to the device for that API (union over its groups, with
+    /// Scopes granted to the device for that API (union over its groups and
+    /// their roles, with
     /// `{device}` placeholders); `None`: no grant.
     pub granted: Option<Vec<String>>,
 }
@@ -946,8 +947,13 @@ impl Store {
         let sql = format!(
             "SELECT c.der, c.serial, c.status AS cert_status, d.id AS device_id, d.status AS device_status, \
              (SELECT ttl_secs FROM apis WHERE id = $2) AS api_ttl, \
-             (SELECT {}(g.scopes, ' ') FROM grants g JOIN device_groups dg ON dg.group_name = g.group_name \
-              WHERE dg.device_id = d.id AND g.api_id = $2) AS granted \
+             (SELECT {}(x.scopes, ' ') FROM \
+              (SELECT g.scopes FROM grants g JOIN device_groups dg ON dg.group_name = g.group_name \
+               WHERE dg.device_id = d.id AND g.api_id = $2 \
+               UNION ALL SELECT rg.scopes FROM role_grants rg \
+               JOIN group_roles gr ON gr.role_name = rg.role_name \
+               JOIN device_groups dg ON dg.group_name = gr.group_name \
+               WHERE dg.device_id = d.id AND rg.api_id = $2) x) AS granted \
              FROM certificates c JOIN devices d ON d.id = c.device_id WHERE c.thumbprint = $1",
             self.string_agg()
         );
@@ -1053,6 +1059,7 @@ mod instances;
 mod issued;
 pub mod policy;
 mod prune;
+mod roles;
 mod services;
 pub mod snapshot;
 pub mod testing;
@@ -1067,4 +1074,5 @@ pub use groups::GroupDeletion;
 pub use instances::{ExternalCa, PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
 pub use issued::{IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState};
 pub use prune::{DEFAULT_BATCH, EXPIRED_KEPT_SECS, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
+pub use roles::{Role, RoleHolder, merge_grants};
 pub use services::ServiceCert;

@@ -464,11 +464,7 @@ impl Snapshot {
                 d.groups.push(r.get("group_name"));
             }
         }
-        for r in
-            sqlx::query("SELECT group_name, api_id, scopes FROM grants ORDER BY group_name, api_id")
-                .fetch_all(pool)
-                .await?
-        {
+        for r in sqlx::query(GROUP_GRANTS_ALL).fetch_all(pool).await? {
             facts
                 .grants
                 .entry(r.get("group_name"))
@@ -544,17 +540,26 @@ impl Snapshot {
     }
 
     async fn read_group(&self, group: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT api_id, scopes FROM grants WHERE group_name = $1 ORDER BY api_id")
-                .bind(group)
-                .fetch_all(&self.store.pool)
-                .await?;
+        let rows = sqlx::query(GROUP_GRANTS_ONE)
+            .bind(group)
+            .fetch_all(&self.store.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| (r.get("api_id"), r.get("scopes")))
             .collect())
     }
 }
+
+/// Every group's grants: its own and its roles' (one row each; the token
+/// view unions them per API).
+const GROUP_GRANTS_ALL: &str = "SELECT group_name, api_id, scopes FROM grants \
+     UNION ALL SELECT gr.group_name, rg.api_id, rg.scopes FROM group_roles gr \
+     JOIN role_grants rg ON rg.role_name = gr.role_name ORDER BY 1, 2";
+/// One group's grants, as [`GROUP_GRANTS_ALL`].
+const GROUP_GRANTS_ONE: &str = "SELECT api_id, scopes FROM grants WHERE group_name = $1 \
+     UNION ALL SELECT rg.api_id, rg.scopes FROM group_roles gr \
+     JOIN role_grants rg ON rg.role_name = gr.role_name WHERE gr.group_name = $1 ORDER BY 1";
 
 fn cert_entry(r: &sqlx::any::AnyRow) -> CertEntry {
     CertEntry {

@@ -155,7 +155,7 @@ impl OAuthService {
                 format!("client {} has no grant for {audience}", client.id),
             ))
         })?;
-        let scopes = intersect_scopes(form.scope.as_deref(), granted);
+        let scopes = intersect_scopes(form.scope.as_deref(), &granted);
         if scopes.is_empty() {
             return Err(fail(OAuthError::new(
                 400,

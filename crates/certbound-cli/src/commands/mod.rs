@@ -11,6 +11,7 @@ mod lifecycle;
 mod migrate;
 mod policy;
 mod prune;
+mod roles;
 mod serve;
 mod token;
 
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Client(cmd) => clients::run(cmd).await,
         Command::Api(cmd) => admin::api(cmd).await,
         Command::Group(cmd) => admin::group(cmd).await,
+        Command::Role(cmd) => roles::run(cmd).await,
         Command::Device(cmd) => admin::device(cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Audit(cmd) => admin::audit(cmd).await,

@@ -11,7 +11,7 @@ use crate::clock::unix_now;
 use crate::error::RegistryError;
 use crate::registry::CreatedClient;
 use crate::store::policy::{self as db, PolicyConn};
-use crate::store::{Api, Store};
+use crate::store::{Api, RoleHolder, Store};
 
 /// Options of [`apply`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,11 +75,13 @@ pub async fn apply(
         };
         db::upsert_api(conn, &api, now).await?;
     }
+    super::roles::apply_roles(conn, &plan, &desired.role, now).await?;
     for g in &desired.group {
         if !plan_changes(&plan, "group", &g.name) {
             continue;
         }
         db::replace_group(conn, &g.name, &store_grants(&g.grant), now).await?;
+        db::replace_roles_of(conn, RoleHolder::Group(&g.name), &g.roles).await?;
     }
     let created = apply_clients(conn, &plan, &stored, &desired.client, now).await?;
     for ch in plan
@@ -89,6 +91,7 @@ pub async fn apply(
     {
         db::delete_group(conn, &ch.name).await?;
     }
+    super::roles::remove_roles(conn, &plan).await?;
     // APIs last: by now no grant in the target state names them.
     for ch in plan
         .changes

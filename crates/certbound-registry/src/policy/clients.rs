@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::apply::{grant_rows, plan_changes};
 use super::plan::{Change, Op, Plan, grant_details};
+use super::roles::role_details;
 use super::state::{grants_of, store_grants};
 use super::validate::{ApiScopes, check_grants};
 use super::{ADMIN_CLIENT, ClientSpec};
@@ -14,8 +15,8 @@ use crate::error::RegistryError;
 use crate::registry::{CheckedCredential, ClientCredential, CreatedClient, check_client_name};
 use crate::store::policy::{self as db, ClientCredentials, PolicyConn};
 use crate::store::{
-    CREDENTIAL_COLUMNS, ClientAuthMethod, credential_holder, credential_taken, insert_client,
-    revoke_client_row,
+    CREDENTIAL_COLUMNS, ClientAuthMethod, RoleHolder, credential_holder, credential_taken,
+    insert_client, revoke_client_row,
 };
 
 /// A client as stored (with its id, which is not policy).
@@ -40,6 +41,7 @@ pub(super) async fn read_clients(
                 tls_subject: c.tls_subject,
                 tls_san: c.tls_san,
                 thumbprint: c.thumbprint,
+                roles: c.roles,
                 grant: grants_of(c.grants),
             },
         })
@@ -274,6 +276,7 @@ pub(super) async fn diff_clients(
         match old.get(name) {
             None => {
                 let mut d = new_client_details(c);
+                d.extend(role_details(&[], &c.roles));
                 d.extend(grant_details(&[], &c.grant));
                 plan.changes.push(Change {
                     op: Op::Add,
@@ -297,6 +300,7 @@ pub(super) async fn diff_clients(
                         method.as_str()
                     )));
                 }
+                d.extend(role_details(&o.spec.roles, &c.roles));
                 d.extend(grant_details(&o.spec.grant, &c.grant));
                 if !d.is_empty() {
                     plan.changes.push(Change {
@@ -370,6 +374,7 @@ pub(super) async fn apply_clients(
             thumbprint: c.thumbprint.as_deref(),
         };
         db::replace_client(conn, &s.id, &credentials, &store_grants(&c.grant), now).await?;
+        db::replace_roles_of(conn, RoleHolder::Client(&s.id), &c.roles).await?;
     }
     let mut created = Vec::new();
     for c in changed.filter(|c| !stored.contains_key(c.name.as_str())) {
@@ -392,6 +397,7 @@ pub(super) async fn apply_clients(
         )
         .await
         .map_err(|e| for_client(&c.name, e.into()))?;
+        db::replace_roles_of(conn, RoleHolder::Client(&id), &c.roles).await?;
         created.push(credential.created(id, secret, &c.name));
     }
     Ok(created)

@@ -14,7 +14,10 @@ pub struct PolicyDoc {
     /// APIs (resource servers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api: Vec<ApiSpec>,
-    /// Groups (roles given to devices).
+    /// Roles: named sets of grants given to groups and clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role: Vec<RoleSpec>,
+    /// Groups (sets of grants given to devices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<GroupSpec>,
     /// Backend-service clients, matched by name.
@@ -38,12 +41,29 @@ pub struct ApiSpec {
     pub format: String,
 }
 
+/// `[[role]]`: a named set of grants across APIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Role name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// `[[role.grant]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant: Vec<GrantSpec>,
+}
+
 /// `[[group]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Group name.
     pub name: String,
+    /// Roles the group holds (defined by `[[role]]`); its devices get their grants too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// `[[group.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -74,6 +94,9 @@ pub struct ClientSpec {
     /// base64url SHA-256 of its DER (`x5t#S256`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbprint: Option<String>,
+    /// Roles the client holds (defined by `[[role]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// `[[client.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -139,11 +162,21 @@ impl PolicyDoc {
                     format: esc(&a.format),
                 })
                 .collect(),
+            role: self
+                .role
+                .iter()
+                .map(|r| RoleSpec {
+                    name: esc(&r.name),
+                    description: esc(&r.description),
+                    grant: grants(&r.grant),
+                })
+                .collect(),
             group: self
                 .group
                 .iter()
                 .map(|g| GroupSpec {
                     name: esc(&g.name),
+                    roles: g.roles.iter().map(|r| esc(r)).collect(),
                     grant: grants(&g.grant),
                 })
                 .collect(),
@@ -156,6 +189,7 @@ impl PolicyDoc {
                     tls_subject: c.tls_subject.as_deref().map(esc),
                     tls_san: c.tls_san.as_deref().map(esc),
                     thumbprint: c.thumbprint.as_deref().map(esc),
+                    roles: c.roles.iter().map(|r| esc(r)).collect(),
                     grant: grants(&c.grant),
                 })
                 .collect(),

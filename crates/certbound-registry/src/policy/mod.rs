@@ -1,4 +1,4 @@
-//! Policy as code: the APIs, groups (with their grants) and backend-service
+//! Policy as code: the APIs, roles, groups (with their grants and roles) and backend-service
 //! clients (with their authentication method and grants) of a data
 //! directory as one TOML document.
 //!
@@ -17,11 +17,12 @@ mod apply;
 mod clients;
 mod document;
 mod plan;
+mod roles;
 mod state;
 mod validate;
 
 pub use apply::{Applied, ApplyOptions, apply};
-pub use document::{ApiSpec, ClientSpec, GrantSpec, GroupSpec, PolicyDoc, substitute};
+pub use document::{ApiSpec, ClientSpec, GrantSpec, GroupSpec, PolicyDoc, RoleSpec, substitute};
 pub use plan::{Change, Op, Plan};
 
 use crate::error::RegistryError;

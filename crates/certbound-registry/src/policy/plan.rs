@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::clients::{StoredClient, diff_clients, read_clients};
+use super::roles::role_details;
 use super::state::{read_apis, read_groups};
 use super::{ApiSpec, GrantSpec, GroupSpec, PolicyDoc};
 use crate::clock::unix_now;
@@ -28,7 +29,7 @@ pub enum Op {
 pub struct Change {
     /// Add, change or remove.
     pub op: Op,
-    /// `api`, `group` or `client`.
+    /// `api`, `role`, `group` or `client`.
     pub kind: &'static str,
     /// API identifier, group or client name.
     pub name: String,
@@ -54,7 +55,7 @@ impl std::fmt::Display for Change {
 /// The difference between the store and a document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// Changes: APIs, then groups, then clients; each sorted by name.
+    /// Changes: APIs, then roles, then groups, then clients; each sorted by name.
     pub changes: Vec<Change>,
     /// Removals that `--prune` is needed for (they touch inventory).
     pub needs_prune: Vec<String>,
@@ -133,6 +134,7 @@ pub(super) async fn diff(
     desired: &mut PolicyDoc,
 ) -> Result<(Plan, Vec<StoredClient>), RegistryError> {
     let apis = read_apis(conn).await?;
+    let roles = super::roles::read_roles(conn).await?;
     let groups = read_groups(conn).await?;
     let clients = read_clients(conn).await?;
     let mut plan = Plan::default();
@@ -194,6 +196,8 @@ pub(super) async fn diff(
         }
     }
 
+    super::roles::diff_roles(&roles, &desired.role, &mut plan);
+
     let old: BTreeMap<&str, &GroupSpec> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
     let new: BTreeMap<&str, &GroupSpec> =
         desired.group.iter().map(|g| (g.name.as_str(), g)).collect();
@@ -203,10 +207,14 @@ pub(super) async fn diff(
                 op: Op::Add,
                 kind: "group",
                 name: name.to_string(),
-                details: grant_details(&[], &g.grant),
+                details: role_details(&[], &g.roles)
+                    .into_iter()
+                    .chain(grant_details(&[], &g.grant))
+                    .collect(),
             }),
             Some(o) => {
-                let d = grant_details(&o.grant, &g.grant);
+                let mut d = role_details(&o.roles, &g.roles);
+                d.extend(grant_details(&o.grant, &g.grant));
                 if !d.is_empty() {
                     plan.changes.push(Change {
                         op: Op::Change,

@@ -47,6 +47,7 @@ pub(super) async fn read_groups(conn: &mut PolicyConn) -> Result<Vec<GroupSpec>,
         .into_iter()
         .map(|g| GroupSpec {
             name: g.name,
+            roles: g.roles,
             grant: grants_of(g.grants),
         })
         .collect())
@@ -55,6 +56,7 @@ pub(super) async fn read_groups(conn: &mut PolicyConn) -> Result<Vec<GroupSpec>,
 pub(super) async fn read_state(conn: &mut PolicyConn) -> Result<PolicyDoc, RegistryError> {
     Ok(PolicyDoc {
         api: read_apis(conn).await?,
+        role: super::roles::read_roles(conn).await?,
         group: read_groups(conn).await?,
         client: read_clients(conn)
             .await?

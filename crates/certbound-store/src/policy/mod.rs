@@ -30,10 +30,11 @@ use sqlx::{Any, Transaction};
 
 pub use read::{
     admin_api_scopes, group_member_count, live_tokens_of_api, read_apis, read_clients, read_groups,
+    read_roles,
 };
 pub use write::{
-    ClientCredentials, delete_api, delete_group, record_change, replace_client, replace_group,
-    upsert_api,
+    ClientCredentials, delete_api, delete_group, delete_role, record_change, replace_client,
+    replace_group, replace_role, replace_roles_of, upsert_api,
 };
 
 use super::{ClientAuthMethod, Grant, Store};
@@ -48,6 +49,19 @@ pub type PolicyConn = sqlx::AnyConnection;
 pub struct PolicyGroup {
     /// Group name.
     pub name: String,
+    /// Its grants.
+    pub grants: Vec<Grant>,
+    /// Its roles, by name.
+    pub roles: Vec<String>,
+}
+
+/// A role with its grants, sorted by API.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyRole {
+    /// Role name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
     /// Its grants.
     pub grants: Vec<Grant>,
 }
@@ -72,6 +86,8 @@ pub struct PolicyClient {
     pub thumbprint: Option<String>,
     /// Its grants, sorted by API.
     pub grants: Vec<Grant>,
+    /// Its roles, by name.
+    pub roles: Vec<String>,
 }
 
 /// A read transaction of policy (one consistent snapshot); dereferences to

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{PolicyClient, PolicyConn, PolicyGroup};
+use super::{PolicyClient, PolicyConn, PolicyGroup, PolicyRole};
 use crate::error::StoreError;
 use crate::{Api, ClientAuthMethod, Grant, split_scopes, to_i64, to_u64};
 
@@ -45,9 +45,11 @@ pub async fn read_groups(conn: &mut PolicyConn) -> Result<Vec<PolicyGroup>, Stor
                 .bind(&name)
                 .fetch_all(&mut *conn)
                 .await?;
+        let roles = holder_roles(conn, "group_roles", "group_name", &name).await?;
         out.push(PolicyGroup {
             name,
             grants: grants_of(rows),
+            roles,
         });
     }
     Ok(out)
@@ -77,6 +79,7 @@ pub async fn read_clients(
         .bind(&id)
         .fetch_all(&mut *conn)
         .await?;
+        let roles = holder_roles(conn, "client_roles", "client_id", &id).await?;
         out.push(PolicyClient {
             id,
             name: r.get("name"),
@@ -86,6 +89,45 @@ pub async fn read_clients(
             tls_subject: r.get("tls_subject"),
             tls_san: r.get("tls_san"),
             thumbprint: r.get("thumbprint"),
+            grants: grants_of(grants),
+            roles,
+        });
+    }
+    Ok(out)
+}
+
+/// The roles of one holder (`table`: `group_roles` or `client_roles`), by name.
+async fn holder_roles(
+    conn: &mut PolicyConn,
+    table: &str,
+    column: &str,
+    id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT role_name FROM {table} WHERE {column} = $1 ORDER BY role_name"
+    ))
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Every role with its grants, by name.
+pub async fn read_roles(conn: &mut PolicyConn) -> Result<Vec<PolicyRole>, StoreError> {
+    let rows = sqlx::query("SELECT name, description FROM roles ORDER BY name")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let name: String = r.get("name");
+        let grants = sqlx::query(
+            "SELECT api_id, scopes FROM role_grants WHERE role_name = $1 ORDER BY api_id",
+        )
+        .bind(&name)
+        .fetch_all(&mut *conn)
+        .await?;
+        out.push(PolicyRole {
+            name,
+            description: r.get("description"),
             grants: grants_of(grants),
         });
     }

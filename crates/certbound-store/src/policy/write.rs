@@ -138,3 +138,76 @@ pub async fn record_change(
     .await?;
     Ok(())
 }
+
+/// Creates role `name` when missing, sets its description and replaces its
+/// grants with `grants` (each API must exist).
+pub async fn replace_role(
+    conn: &mut PolicyConn,
+    name: &str,
+    description: &str,
+    grants: &[Grant],
+    now: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO roles (name, description, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT(name) DO UPDATE SET description = $2",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(to_i64(now))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM role_grants WHERE role_name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    for g in grants {
+        sqlx::query("INSERT INTO role_grants (role_name, api_id, scopes) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(&g.api_id)
+            .bind(g.scopes.join(" "))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Replaces the roles of a holder with `roles` (each must exist).
+pub async fn replace_roles_of(
+    conn: &mut PolicyConn,
+    holder: crate::RoleHolder<'_>,
+    roles: &[String],
+) -> Result<(), StoreError> {
+    let (table, column, id) = match holder {
+        crate::RoleHolder::Client(id) => ("client_roles", "client_id", id),
+        crate::RoleHolder::Group(name) => ("group_roles", "group_name", name),
+    };
+    sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for r in roles {
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({column}, role_name) VALUES ($1, $2)"
+        ))
+        .bind(id)
+        .bind(r)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes role `name`: holders first (so the change feed names them), then
+/// its grants and the role.
+pub async fn delete_role(conn: &mut PolicyConn, name: &str) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM client_roles WHERE role_name = $1",
+        "DELETE FROM group_roles WHERE role_name = $1",
+        "DELETE FROM role_grants WHERE role_name = $1",
+        "DELETE FROM roles WHERE name = $1",
+    ] {
+        sqlx::query(sql).bind(name).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
