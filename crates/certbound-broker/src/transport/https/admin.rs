@@ -39,7 +39,10 @@ pub fn routes() -> Router<HttpsState> {
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
         .route("/audit", get(audit))
+        .merge(roles::routes())
 }
+
+mod roles;
 
 /// An admin API error: `{"error", "message"}`.
 struct AdminError(StatusCode, &'static str, String);
@@ -235,12 +238,21 @@ async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Pe
         .list_groups()
         .await?
         .into_iter()
+        .map(|(name, grants)| (name, grants))
+        .collect::<Vec<_>>()
+        .into_iter()
         .map(|(name, grants)| json!({ "name": name, "grants": grants }))
         .collect();
+    let mut groups = groups;
+    for g in &mut groups {
+        let name = g["name"].as_str().unwrap_or_default().to_string();
+        g["roles"] = json!(reg.group_roles(&name).await?);
+    }
     ok(groups)
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GrantBody {
     api: String,
     scopes: String,
