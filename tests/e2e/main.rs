@@ -26,5 +26,6 @@ mod rate_limits;
 mod rejections;
 mod renewal;
 mod revocation;
+mod roles;
 mod telemetry;
 mod token_flow;

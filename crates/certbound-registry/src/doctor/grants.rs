@@ -1,6 +1,6 @@
 //! Doctor checks 3 and 4: token lifetimes, scopes and grants. Their fixes
-//! are `certbound api set-ttl`, `group delete`, `group grant` and
-//! `group revoke-grant` commands.
+//! are `certbound api set-ttl`, `group delete`, `group grant`,
+//! `group revoke-grant` and `role grant|revoke-grant|delete` commands.
 
 use super::{
     CHECK_SCOPES, CHECK_TOKEN_TTL, DoctorOptions, Finding, Severity, dir_arg, shell_quote,
@@ -31,6 +31,75 @@ pub(super) async fn check_token_ttl(
                     shell_quote(&api.id),
                     opts.max_token_ttl_secs
                 ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Roles: one granting nothing (its holders get nothing from it), one
+/// granting a wildcard or over-broad scope (every holder gets it).
+async fn check_roles(reg: &Registry, out: &mut Vec<Finding>) -> Result<(), RegistryError> {
+    let dir = dir_arg(reg);
+    for role in reg.list_roles().await? {
+        let holders = role.clients.len() + role.groups.len();
+        if role.grants.is_empty() {
+            out.push(Finding {
+                check: CHECK_SCOPES,
+                severity: Severity::Warning,
+                message: format!(
+                    "role {} grants nothing: its {holders} holder(s) get no permission from it; \
+                     give it grants with `certbound role grant`, or delete it",
+                    role.name
+                ),
+                fix: format!(
+                    "certbound role delete --dir {dir} --name {}{}",
+                    shell_quote(&role.name),
+                    if holders == 0 { "" } else { " --force" }
+                ),
+            });
+            continue;
+        }
+        for grant in &role.grants {
+            let broad: Vec<&str> = grant
+                .scopes
+                .iter()
+                .filter(|s| s.contains('*') || is_broad_scope(s))
+                .map(String::as_str)
+                .collect();
+            if broad.is_empty() {
+                continue;
+            }
+            let narrow: Vec<&str> = grant
+                .scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !broad.contains(s))
+                .collect();
+            out.push(Finding {
+                check: CHECK_SCOPES,
+                severity: Severity::Warning,
+                message: format!(
+                    "role {} grants the over-broad or wildcard scope(s) {} of API {} to its \
+                     {holders} holder(s): grant only what they need",
+                    role.name,
+                    broad.join(" "),
+                    grant.api_id
+                ),
+                fix: if narrow.is_empty() {
+                    format!(
+                        "certbound role revoke-grant --dir {dir} --name {} --api {}",
+                        shell_quote(&role.name),
+                        shell_quote(&grant.api_id)
+                    )
+                } else {
+                    format!(
+                        "certbound role grant --dir {dir} --name {} --api {} --scopes {}",
+                        shell_quote(&role.name),
+                        shell_quote(&grant.api_id),
+                        shell_quote(&narrow.join(" "))
+                    )
+                },
             });
         }
     }
@@ -75,14 +144,15 @@ pub(super) async fn check_scopes(
         }
     }
     for (group, grants) in reg.store.list_groups().await? {
-        if grants.is_empty() {
+        if grants.is_empty() && reg.group_roles(&group).await?.is_empty() {
             let members = reg.store.group_members(&group).await?;
             out.push(Finding {
                 check: CHECK_SCOPES,
                 severity: Severity::Warning,
                 message: format!(
                     "group {group} grants nothing: its {} member device(s) get no token from it; \
-                     remove it, or give it grants with `certbound group grant`",
+                     remove it, or give it grants with `certbound group grant` or a role with \
+                     `certbound role assign`",
                     members.len()
                 ),
                 // --force only drops memberships that give nothing.
@@ -136,5 +206,5 @@ pub(super) async fn check_scopes(
             }
         }
     }
-    Ok(())
+    check_roles(reg, out).await
 }
