@@ -72,6 +72,7 @@ async fn plan_shows_each_kind_of_change() {
             api: "https://new.example.com".into(),
             scopes: vec!["x".into()],
         }],
+        ..Default::default()
     });
     doc.client.retain(|c| c.name != "reporting");
     doc.client[0].tls_subject = Some("CN=updater2".into());
