@@ -143,18 +143,26 @@ pub async fn group(cmd: GroupCommand) -> anyhow::Result<ExitCode> {
         GroupCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
             let groups = reg.store.list_groups().await?;
+            let mut roles = Vec::with_capacity(groups.len());
+            for (name, _) in &groups {
+                roles.push(reg.group_roles(name).await?);
+            }
             reg.close().await;
             if json {
                 let v: Vec<_> = groups
                     .iter()
-                    .map(|(n, g)| serde_json::json!({"name": n, "grants": g}))
+                    .zip(&roles)
+                    .map(|((n, g), r)| serde_json::json!({"name": n, "grants": g, "roles": r}))
                     .collect();
                 print_json(&v)?;
             } else {
-                for (name, grants) in groups {
+                for ((name, grants), roles) in groups.into_iter().zip(roles) {
                     println!("{name}");
                     for g in grants {
                         println!("  {} -> {}", g.api_id, g.scopes.join(" "));
+                    }
+                    if !roles.is_empty() {
+                        println!("  roles: {}", roles.join(", "));
                     }
                 }
             }

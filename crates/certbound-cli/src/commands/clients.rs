@@ -81,6 +81,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
                         .grants
                         .iter()
                         .map(|g| format!("{}={}", g.api_id, g.scopes.join(" ")))
+                        .chain(c.roles.iter().map(|r| format!("role {r}")))
                         .collect();
                     println!(
                         "{:<20} {:<24} {:<28} created {}  {}",
