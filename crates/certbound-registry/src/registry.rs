@@ -570,6 +570,8 @@ mod clients;
 mod groups;
 mod lifecycle;
 pub(crate) mod services;
+pub mod signing_alg;
+pub use signing_alg::{ApiWithAlg, check_alg_for_format, parse_alg};
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{

@@ -1054,6 +1054,7 @@ mod issued;
 pub mod policy;
 mod prune;
 mod services;
+pub mod signing_algs;
 pub mod snapshot;
 pub mod testing;
 pub use bulk::RegisteredCert;
@@ -1065,6 +1066,8 @@ pub use clients::{
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
 pub use instances::{ExternalCa, PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
-pub use issued::{IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState};
+pub use issued::{
+    DEFAULT_SIGNING_ALG, IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState,
+};
 pub use prune::{DEFAULT_BATCH, EXPIRED_KEPT_SECS, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
 pub use services::ServiceCert;

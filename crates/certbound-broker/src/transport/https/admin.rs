@@ -6,7 +6,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use certbound_verify::http::PeerCertificates;
@@ -28,6 +28,7 @@ pub fn routes() -> Router<HttpsState> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/apis", get(list_apis).post(create_api))
+        .route("/apis/{id}/alg", put(set_api_alg))
         .route("/groups", get(list_groups).post(create_group))
         .route("/devices", get(list_devices).post(provision_device))
         .route("/devices/{id}", get(show_device))
@@ -195,7 +196,7 @@ type Peer = Option<Extension<PeerCertificates>>;
 
 async fn list_apis(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    ok(reg.store.list_apis().await?)
+    ok(reg.apis_with_algs().await?)
 }
 
 #[derive(Deserialize)]
@@ -206,6 +207,15 @@ struct NewApi {
     ttl_secs: u64,
     #[serde(default = "default_format")]
     format: String,
+    /// `ES256` (default), or for a JWT API `RS256`, `PS256`, `EdDSA`.
+    #[serde(default)]
+    alg: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAlg {
+    alg: String,
 }
 fn default_ttl() -> u64 {
     3600
@@ -222,10 +232,28 @@ async fn create_api(
     Json(body): Json<NewApi>,
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
+    let alg = body
+        .alg
+        .as_deref()
+        .map(certbound_registry::registry::parse_alg)
+        .transpose()?;
     created(
-        reg.create_api_with_format(&body.id, &body.scopes, body.ttl_secs, &body.format)
+        reg.create_api_with_alg(&body.id, &body.scopes, body.ttl_secs, &body.format, alg)
             .await?,
     )
+}
+
+async fn set_api_alg(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+    Json(body): Json<NewAlg>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let alg = certbound_registry::registry::parse_alg(&body.alg)?;
+    ok(reg.set_api_alg(&id, alg).await?)
 }
 
 async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
