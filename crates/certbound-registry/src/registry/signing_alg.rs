@@ -109,6 +109,14 @@ impl Registry {
         })
     }
 
+    /// Creates this instance's signing keys of the algorithms the APIs ask
+    /// for and it has none of (after `policy apply`). Returns the new kids.
+    pub async fn ensure_api_signing_keys(&self) -> Result<Vec<String>, RegistryError> {
+        let dir = self.data.key_dir();
+        let ring = keys::KeyRing::load(&self.store, &dir).await?;
+        keys::jose::ensure_for_apis(&self.store, &dir, &ring, unix_now()).await
+    }
+
     /// Every API with its signing algorithm.
     pub async fn apis_with_algs(&self) -> Result<Vec<ApiWithAlg>, RegistryError> {
         let algs = self.store.api_signing_algs().await?;
