@@ -283,7 +283,7 @@ impl VerifyError {
     /// |---|---|
     /// | `malformed` | not a well-formed token, envelope or token text |
     /// | `wrong_type` | a signed object of another kind (`typ` is not `at+cwt` / `at+jwt`) |
-    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 (JWT: other than ES256) |
+    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 (JWT: other than the key's: ES256, RS256, PS256 or EdDSA) |
     /// | `too_large` | over the configured size bound |
     /// | `unknown_key` | `kid` not in the key set |
     /// | `bad_signature` | token signature does not verify |
@@ -316,7 +316,9 @@ impl VerifyError {
         match self {
             VerifyError::Malformed(ProtoError::WrongType { .. }) => "wrong_type",
             VerifyError::Malformed(
-                ProtoError::UnsupportedAlgorithm(_) | ProtoError::UnsupportedJwsAlgorithm(_),
+                ProtoError::UnsupportedAlgorithm(_)
+                | ProtoError::UnsupportedJwsAlgorithm(_)
+                | ProtoError::AlgorithmMismatch { .. },
             ) => "unsupported_alg",
             VerifyError::Malformed(ProtoError::TooLarge { .. }) => "too_large",
             VerifyError::Malformed(ProtoError::BadSignature) | VerifyError::BadSignature => {
