@@ -24,6 +24,7 @@ mod oauth;
 mod policy;
 mod rate_limits;
 mod rejections;
+mod signing_algs;
 mod renewal;
 mod revocation;
 mod telemetry;
