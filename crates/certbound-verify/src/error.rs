@@ -149,7 +149,7 @@ pub enum VerifyError {
     BadCertificate(String),
     /// A key set (JWKS, COSE_KeySet or an inserted key) is refused.
     #[error(
-        "invalid key set: {0}; publish only EC P-256 (ES256) public keys, each with a unique kid"
+        "invalid key set: {0}; publish only public keys (EC P-256 for ES256, RSA of 2048 bits or more with alg RS256 or PS256, OKP Ed25519 for EdDSA), each with a unique kid"
     )]
     InvalidKeySet(String),
     /// Token text (hex/base64) pasted on a command line could not be decoded.
