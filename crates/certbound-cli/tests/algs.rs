@@ -125,7 +125,7 @@ fn rs256_ps256_and_eddsa_jwts_verify_with_pyjwt() {
     assert_eq!(json(&["keys", "list", "--dir", d, "--json"]).as_array().unwrap().len(), 4);
 
     // Policy as code exports the algorithm and reads it back unchanged.
-    let exported = ok(&["policy", "export", "--dir", d]);
+    let exported = ok(&["export", "--dir", d]);
     assert!(exported.contains("alg = \"RS256\""), "{exported}");
     assert!(exported.contains("alg = \"EdDSA\""), "{exported}");
 
