@@ -48,7 +48,11 @@ async fn apis_ask_for_rs256_ps256_or_eddsa_and_get_them() -> anyhow::Result<()> 
         )
         .await?;
     assert_eq!(a.status, 400, "{}", a.json);
-    assert!(a.json.to_string().contains("CWTs are always ES256"), "{}", a.json);
+    assert!(
+        a.json.to_string().contains("CWTs are always ES256"),
+        "{}",
+        a.json
+    );
     let a = https
         .json(
             Method::POST,
@@ -72,7 +76,12 @@ async fn apis_ask_for_rs256_ps256_or_eddsa_and_get_them() -> anyhow::Result<()> 
         assert_eq!(a.json["alg"], alg);
     }
     let a = https
-        .json(Method::PUT, &format!("/admin/v1/apis/{}/alg", urlencode(PS)), &admin, &json!({"alg": "PS256"}))
+        .json(
+            Method::PUT,
+            &format!("/admin/v1/apis/{}/alg", urlencode(PS)),
+            &admin,
+            &json!({"alg": "PS256"}),
+        )
         .await?;
     assert_eq!(a.status, 200, "{}", a.json);
     assert_eq!(a.json["alg"], "PS256");
@@ -104,7 +113,10 @@ async fn apis_ask_for_rs256_ps256_or_eddsa_and_get_them() -> anyhow::Result<()> 
             true,
         )
         .await?;
-    let (id, secret) = (client.client_id.clone(), client.client_secret.context("secret")?);
+    let (id, secret) = (
+        client.client_id.clone(),
+        client.client_secret.context("secret")?,
+    );
 
     // The JWKS has both RSA keys, each with its own alg and kid.
     let jwks = https.get("/.well-known/jwks.json", None).await?;
@@ -140,7 +152,11 @@ async fn apis_ask_for_rs256_ps256_or_eddsa_and_get_them() -> anyhow::Result<()> 
         // Introspection: active; relabelled to the other RSA algorithm (or
         // HS256, none): inactive.
         let a = https
-            .form("/oauth/introspect", &[("token", token)], Some((&id, &secret)))
+            .form(
+                "/oauth/introspect",
+                &[("token", token)],
+                Some((&id, &secret)),
+            )
             .await?;
         assert_eq!(a.json["active"], true, "{alg}: {}", a.json);
         let (_, rest) = token.split_once('.').context("dot")?;
@@ -151,7 +167,11 @@ async fn apis_ask_for_rs256_ps256_or_eddsa_and_get_them() -> anyhow::Result<()> 
             let h = json!({"alg": other, "typ": "at+jwt", "kid": header["kid"]});
             let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()));
             let a = https
-                .form("/oauth/introspect", &[("token", &forged)], Some((&id, &secret)))
+                .form(
+                    "/oauth/introspect",
+                    &[("token", &forged)],
+                    Some((&id, &secret)),
+                )
                 .await?;
             assert_eq!(a.json, json!({"active": false}), "{alg} relabelled {other}");
         }

@@ -410,8 +410,7 @@ async fn watch_key_ring(store: Store, data: DataDir, keys: SharedKeys, leeway: u
             Ok(ring) => {
                 // An API asking for an algorithm this instance has no key of
                 // (changed elsewhere, or this instance joined later).
-                match crate::keys::jose::ensure_for_apis(&store, &data.key_dir(), &ring, now)
-                    .await
+                match crate::keys::jose::ensure_for_apis(&store, &data.key_dir(), &ring, now).await
                 {
                     Ok(made) if !made.is_empty() => {
                         match KeyRing::load(&store, &data.key_dir()).await {

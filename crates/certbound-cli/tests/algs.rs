@@ -63,8 +63,16 @@ fn a_cwt_api_cannot_ask_for_another_algorithm() {
         assert!(!out.status.success(), "{alg} accepted");
     }
     // No API was made, no key of another algorithm either.
-    assert!(json(&["api", "list", "--dir", d, "--json"]).as_array().unwrap().is_empty());
-    assert_eq!(algs_of(&json(&["keys", "list", "--dir", d, "--json"])), ["ES256"]);
+    assert!(
+        json(&["api", "list", "--dir", d, "--json"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        algs_of(&json(&["keys", "list", "--dir", d, "--json"])),
+        ["ES256"]
+    );
     // set-alg on a CWT API is refused the same way; ES256 is fine.
     ok(&["api", "create", "--dir", d, "--id", API, "--scopes", "read"]);
     let out = certbound(&["api", "set-alg", "--dir", d, "--api", API, "--alg", "rs256"]);
@@ -82,7 +90,9 @@ fn rs256_ps256_and_eddsa_jwts_verify_with_pyjwt() {
     assert_eq!(api(d, PS, "ps256")["alg"], "PS256");
     // EdDSA by set-alg on an existing ES256 JWT API.
     assert_eq!(api(d, ED, "ES256")["alg"], "ES256");
-    let changed = json(&["api", "set-alg", "--dir", d, "--api", ED, "--alg", "EdDSA", "--json"]);
+    let changed = json(&[
+        "api", "set-alg", "--dir", d, "--api", ED, "--alg", "EdDSA", "--json",
+    ]);
     assert_eq!(changed["alg"], "EdDSA");
     let listed = json(&["api", "list", "--dir", d, "--json"]);
     let alg_of = |id: &str| {
@@ -122,7 +132,13 @@ fn rs256_ps256_and_eddsa_jwts_verify_with_pyjwt() {
     assert!(text.contains("RS256") && text.contains("EdDSA"), "{text}");
     // Asking again does not make another key.
     api(d, "https://rs2.example.com", "RS256");
-    assert_eq!(json(&["keys", "list", "--dir", d, "--json"]).as_array().unwrap().len(), 4);
+    assert_eq!(
+        json(&["keys", "list", "--dir", d, "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 
     // Policy as code exports the algorithm and reads it back unchanged.
     let exported = ok(&["export", "--dir", d]);
@@ -140,7 +156,14 @@ fn rs256_ps256_and_eddsa_jwts_verify_with_pyjwt() {
 
     // The exported JWKS (token inspect) holds every algorithm's key.
     let jwks_file = dir.path().join("jwks.json");
-    ok(&["keys", "export", "--dir", d, "--out", jwks_file.to_str().unwrap()]);
+    ok(&[
+        "keys",
+        "export",
+        "--dir",
+        d,
+        "--out",
+        jwks_file.to_str().unwrap(),
+    ]);
     let jwks: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&jwks_file).unwrap()).unwrap();
     let ktys: Vec<&str> = jwks["keys"]
@@ -160,7 +183,13 @@ fn rs256_ps256_and_eddsa_jwts_verify_with_pyjwt() {
     let run = || {
         Command::new(&py)
             .arg(&script)
-            .args([&serve.https, ca.to_str().unwrap(), ISSUER, &client_id, &secret])
+            .args([
+                &serve.https,
+                ca.to_str().unwrap(),
+                ISSUER,
+                &client_id,
+                &secret,
+            ])
             .args([
                 format!("{RS}=RS256"),
                 format!("{PS}=PS256"),
@@ -216,7 +245,10 @@ fn rs256_ps256_and_eddsa_jwts_verify_with_pyjwt() {
     let mut attempts = 0;
     let report = loop {
         attempts += 1;
-        assert!(attempts < 200, "the server never signed with the rotated keys");
+        assert!(
+            attempts < 200,
+            "the server never signed with the rotated keys"
+        );
         let result = run();
         assert!(
             result.status.success(),

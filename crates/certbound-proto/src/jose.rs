@@ -276,8 +276,8 @@ impl JwsKey {
         signature: &[u8],
     ) -> Result<(), ProtoError> {
         use aws_lc_rs::signature::{
-            ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
-            RsaPublicKeyComponents, UnparsedPublicKey,
+            ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, RsaPublicKeyComponents,
+            UnparsedPublicKey,
         };
         if header_alg != self.alg {
             return Err(ProtoError::AlgorithmMismatch {

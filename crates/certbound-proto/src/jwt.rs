@@ -193,7 +193,9 @@ impl JwtClaims {
 /// `{"alg":"ES256","typ":"at+jwt","kid":"<kid>"}` and the 64-byte `r || s`
 /// signature (RFC 7518 §3.4).
 pub fn sign_jwt(claims: &JwtClaims, kid: &str, signer: &dyn Signer) -> Result<String, ProtoError> {
-    sign_jwt_as(claims, kid, JwsAlg::Es256, &|m| Ok(signer.sign(m)?.to_vec()))
+    sign_jwt_as(claims, kid, JwsAlg::Es256, &|m| {
+        Ok(signer.sign(m)?.to_vec())
+    })
 }
 
 /// Signs `claims` with any [`JwsSigner`]: the header's `alg` is the

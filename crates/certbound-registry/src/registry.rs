@@ -571,7 +571,6 @@ mod groups;
 mod lifecycle;
 pub(crate) mod services;
 pub mod signing_alg;
-pub use signing_alg::{ApiWithAlg, check_alg_for_format, parse_alg};
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{
@@ -582,3 +581,4 @@ pub use groups::{DeletedGroup, GrantChange, TTL_RANGE, TtlChange};
 pub use lifecycle::{
     CRL_VALIDITY_SECS, CreatedClaim, IssuerCrl, SignedDevice, TrustedCa, crl_of, crl_set,
 };
+pub use signing_alg::{ApiWithAlg, check_alg_for_format, parse_alg};

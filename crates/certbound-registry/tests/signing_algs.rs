@@ -41,13 +41,25 @@ async fn keys_are_made_once_per_algorithm_and_rotate() {
         .await
         .unwrap();
     assert_eq!(made.alg, "RS256");
-    reg.create_api_with_alg("https://rs2.example.com", "read", 600, "jwt", Some(JwsAlg::Rs256))
+    reg.create_api_with_alg(
+        "https://rs2.example.com",
+        "read",
+        600,
+        "jwt",
+        Some(JwsAlg::Rs256),
+    )
+    .await
+    .unwrap();
+    reg.create_api_with_alg(ED, "read", 600, "jwt", None)
         .await
         .unwrap();
-    reg.create_api_with_alg(ED, "read", 600, "jwt", None).await.unwrap();
     reg.set_api_alg(ED, JwsAlg::EdDsa).await.unwrap();
     let files = key_files(tmp.path());
-    assert_eq!(files.len(), 3, "ES256, one RS256 key for two APIs, EdDSA: {files:?}");
+    assert_eq!(
+        files.len(),
+        3,
+        "ES256, one RS256 key for two APIs, EdDSA: {files:?}"
+    );
     assert!(files.iter().any(|f| f.ends_with(".RS256.key.pem")));
     assert!(files.iter().any(|f| f.ends_with(".EdDSA.key.pem")));
 
@@ -58,8 +70,15 @@ async fn keys_are_made_once_per_algorithm_and_rotate() {
     assert!(ring.jose_signing_key(JwsAlg::Ps256, now).is_none());
     assert_eq!(rs.signer.jws_key().rsa_bits(), Some(2048));
     assert_eq!(ring.published_jws(now).len(), 3);
-    assert_eq!(ring.published(now).len(), 1, "the COSE/CWT keys: ES256 only");
-    assert_eq!(ring.own_algs(), [JwsAlg::Es256, JwsAlg::Rs256, JwsAlg::EdDsa]);
+    assert_eq!(
+        ring.published(now).len(),
+        1,
+        "the COSE/CWT keys: ES256 only"
+    );
+    assert_eq!(
+        ring.own_algs(),
+        [JwsAlg::Es256, JwsAlg::Rs256, JwsAlg::EdDsa]
+    );
 
     // Rotation: a successor for every algorithm; the old keys retire.
     let rotation = reg.rotate_keys(0).await.unwrap();
@@ -69,7 +88,13 @@ async fn keys_are_made_once_per_algorithm_and_rotate() {
     let ring = KeyRing::load(&reg.store, &dir).await.unwrap();
     let schedules = ring.schedules();
     assert_eq!(schedules.len(), 6);
-    assert_eq!(schedules.iter().filter(|s| s.retire_after.is_some()).count(), 3);
+    assert_eq!(
+        schedules
+            .iter()
+            .filter(|s| s.retire_after.is_some())
+            .count(),
+        3
+    );
     let rs_new = ring
         .jose_signing_key(JwsAlg::Rs256, rotation.active_from)
         .unwrap();
@@ -80,7 +105,9 @@ async fn keys_are_made_once_per_algorithm_and_rotate() {
         .max()
         .unwrap();
     // After retirement: unpublished, files deleted.
-    let gone = keys::prune_retired(&reg.store, &dir.path, retire).await.unwrap();
+    let gone = keys::prune_retired(&reg.store, &dir.path, retire)
+        .await
+        .unwrap();
     assert_eq!(gone.len(), 3, "{gone:?}");
     let files = key_files(tmp.path());
     assert_eq!(files.len(), 3, "{files:?}");
@@ -111,9 +138,7 @@ async fn policy_documents_carry_the_algorithm() {
     let reg = fresh(tmp.path()).await;
     let doc = |alg: &str, format: &str| {
         PolicyDoc::parse(
-            &format!(
-                "[[api]]\nid = \"{RS}\"\nscopes = [\"read\"]\nformat = \"{format}\"\n{alg}\n"
-            ),
+            &format!("[[api]]\nid = \"{RS}\"\nscopes = [\"read\"]\nformat = \"{format}\"\n{alg}\n"),
             |_| None,
         )
         .unwrap()
@@ -143,16 +168,28 @@ async fn policy_documents_carry_the_algorithm() {
         Some("PS256")
     );
     reg.ensure_api_signing_keys().await.unwrap();
-    assert!(key_files(tmp.path()).iter().any(|f| f.ends_with(".PS256.key.pem")));
+    assert!(
+        key_files(tmp.path())
+            .iter()
+            .any(|f| f.ends_with(".PS256.key.pem"))
+    );
     let text = export_text(&reg).await;
     assert!(text.contains("alg = \"PS256\""), "{text}");
     // Same document again: nothing to do.
-    let again = policy::plan(&reg.store, &doc("alg = \"PS256\"", "jwt")).await.unwrap();
+    let again = policy::plan(&reg.store, &doc("alg = \"PS256\"", "jwt"))
+        .await
+        .unwrap();
     assert!(again.is_empty(), "{}", again.render());
     // EdDSA: a change; ES256 written out is the default (no alg).
-    let change = policy::plan(&reg.store, &doc("alg = \"EdDSA\"", "jwt")).await.unwrap();
+    let change = policy::plan(&reg.store, &doc("alg = \"EdDSA\"", "jwt"))
+        .await
+        .unwrap();
     assert_eq!(change.changes[0].op, Op::Change);
-    assert!(change.render().contains("alg PS256 -> EdDSA"), "{}", change.render());
+    assert!(
+        change.render().contains("alg PS256 -> EdDSA"),
+        "{}",
+        change.render()
+    );
     policy::apply(&reg.store, &doc("alg = \"ES256\"", "jwt"), "test", yes())
         .await
         .unwrap();

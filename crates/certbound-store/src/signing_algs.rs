@@ -7,9 +7,9 @@
 
 use sqlx::Row;
 
+use crate::Store;
 use crate::error::StoreError;
 use crate::policy::PolicyConn;
-use crate::Store;
 
 impl Store {
     /// The signing algorithm an API asked for (`None`: the default, ES256,
@@ -54,11 +54,13 @@ impl Store {
 pub async fn read_api_signing_algs(
     conn: &mut PolicyConn,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, signing_alg FROM apis WHERE signing_alg IS NOT NULL ORDER BY id",
+    Ok(
+        sqlx::query_as(
+            "SELECT id, signing_alg FROM apis WHERE signing_alg IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?,
     )
-    .fetch_all(&mut *conn)
-    .await?)
 }
 
 /// Sets an API's signing algorithm on a policy transaction (after

@@ -19,22 +19,39 @@ fn api(id: &str, format: &str) -> Api {
 async fn api_signing_algs_are_stored_and_seen_by_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let store = current().open(dir.path()).await;
-    store.create_api(&api("https://rs.example", "jwt"), NOW).await.unwrap();
-    store.create_api(&api("https://es.example", "jwt"), NOW).await.unwrap();
+    store
+        .create_api(&api("https://rs.example", "jwt"), NOW)
+        .await
+        .unwrap();
+    store
+        .create_api(&api("https://es.example", "jwt"), NOW)
+        .await
+        .unwrap();
     let snapshot = store.load_snapshot().await.unwrap();
 
-    assert_eq!(store.api_signing_alg("https://rs.example").await.unwrap(), None);
-    assert!(store.api_signing_algs().await.unwrap().is_empty());
-    assert!(store
-        .set_api_signing_alg("https://rs.example", Some("RS256"))
-        .await
-        .unwrap());
-    assert!(!store
-        .set_api_signing_alg("https://nope.example", Some("RS256"))
-        .await
-        .unwrap());
     assert_eq!(
-        store.api_signing_alg("https://rs.example").await.unwrap().as_deref(),
+        store.api_signing_alg("https://rs.example").await.unwrap(),
+        None
+    );
+    assert!(store.api_signing_algs().await.unwrap().is_empty());
+    assert!(
+        store
+            .set_api_signing_alg("https://rs.example", Some("RS256"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_api_signing_alg("https://nope.example", Some("RS256"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .api_signing_alg("https://rs.example")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("RS256")
     );
     assert_eq!(
@@ -44,14 +61,27 @@ async fn api_signing_algs_are_stored_and_seen_by_the_snapshot() {
     // The change reaches the snapshot through the change feed.
     snapshot.refresh().await.unwrap();
     assert_eq!(
-        snapshot.api("https://rs.example").unwrap().signing_alg.as_deref(),
+        snapshot
+            .api("https://rs.example")
+            .unwrap()
+            .signing_alg
+            .as_deref(),
         Some("RS256")
     );
-    assert_eq!(snapshot.api("https://es.example").unwrap().signing_alg, None);
+    assert_eq!(
+        snapshot.api("https://es.example").unwrap().signing_alg,
+        None
+    );
     // Back to the default.
-    store.set_api_signing_alg("https://rs.example", None).await.unwrap();
+    store
+        .set_api_signing_alg("https://rs.example", None)
+        .await
+        .unwrap();
     snapshot.refresh().await.unwrap();
-    assert_eq!(snapshot.api("https://rs.example").unwrap().signing_alg, None);
+    assert_eq!(
+        snapshot.api("https://rs.example").unwrap().signing_alg,
+        None
+    );
 
     // Keys: the algorithm is recorded; a key written without one is ES256.
     store
@@ -82,7 +112,10 @@ async fn api_signing_algs_are_stored_and_seen_by_the_snapshot() {
         .into_iter()
         .map(|k| (k.kid, k.alg))
         .collect();
-    assert!(algs.contains(&("rsa-key".into(), "PS256".into())), "{algs:?}");
+    assert!(
+        algs.contains(&("rsa-key".into(), "PS256".into())),
+        "{algs:?}"
+    );
     assert!(
         algs.contains(&("old-key".into(), DEFAULT_SIGNING_ALG.into())),
         "{algs:?}"

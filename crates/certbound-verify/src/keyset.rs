@@ -368,8 +368,12 @@ fn coordinate(value: Option<&str>, name: &str) -> Result<[u8; 32], String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|e| format!("{name} is not base64url without padding: {e}"))?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{name} is {} bytes; a P-256 coordinate or an Ed25519 key is 32", bytes.len()))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "{name} is {} bytes; a P-256 coordinate or an Ed25519 key is 32",
+            bytes.len()
+        )
+    })
 }
 
 #[derive(Serialize)]

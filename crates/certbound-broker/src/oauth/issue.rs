@@ -3,7 +3,9 @@
 use base64::Engine as _;
 use certbound_proto::claims::{Claims, intersect_scopes};
 use certbound_proto::jose::JwsAlg;
-use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt, sign_jwt_with};
+use certbound_proto::jwt::{
+    JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt, sign_jwt_with,
+};
 use certbound_proto::{EcPublicKey, token};
 use serde::Serialize;
 

@@ -321,7 +321,10 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("New signing key {} published now", r.new_kid);
                 for other in &r.others {
-                    println!("New {} signing key {} published now", other.alg, other.new_kid);
+                    println!(
+                        "New {} signing key {} published now",
+                        other.alg, other.new_kid
+                    );
                 }
                 println!("  signs from:        {}", iso(r.active_from));
                 println!(

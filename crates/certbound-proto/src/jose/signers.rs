@@ -27,7 +27,12 @@ pub struct RsaSigner {
 
 impl std::fmt::Debug for RsaSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RsaSigner({}, {}, private key ...)", self.alg, self.public.kid())
+        write!(
+            f,
+            "RsaSigner({}, {}, private key ...)",
+            self.alg,
+            self.public.kid()
+        )
     }
 }
 

@@ -50,7 +50,10 @@ fn stored_form_round_trips() {
     trailing.push(0);
     assert!(parse_rsa_public_der(&trailing).is_err());
     let ed = JwsKey::ed25519([9; 32]);
-    assert_eq!(JwsKey::from_stored(JwsAlg::EdDsa, &ed.to_stored()).unwrap(), ed);
+    assert_eq!(
+        JwsKey::from_stored(JwsAlg::EdDsa, &ed.to_stored()).unwrap(),
+        ed
+    );
     assert!(JwsKey::from_stored(JwsAlg::EdDsa, &[9; 31]).is_err());
 }
 

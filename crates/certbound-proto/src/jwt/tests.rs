@@ -162,7 +162,10 @@ fn algorithm_rules() {
         (r#"{"alg":"RS512","typ":"at+jwt"}"#, "RS512"),
         (r#"{"alg":"PS384","typ":"at+jwt"}"#, "PS384"),
         (r#"{"alg":"HS512","typ":"at+jwt"}"#, "HS512"),
-        (r#"{"alg":"Ed25519","typ":"at+jwt"}"#, "Ed25519 is not a JWS alg name"),
+        (
+            r#"{"alg":"Ed25519","typ":"at+jwt"}"#,
+            "Ed25519 is not a JWS alg name",
+        ),
         (r#"{"alg":"rs256","typ":"at+jwt"}"#, "case rs256"),
         (r#"{"alg":"ES384","typ":"at+jwt"}"#, "ES384"),
         (r#"{"alg":"es256","typ":"at+jwt"}"#, "case"),

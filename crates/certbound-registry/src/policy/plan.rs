@@ -150,7 +150,10 @@ pub(super) async fn diff(
                     words(&a.scopes),
                     a.ttl_secs,
                     a.format,
-                    a.alg.as_deref().map(|g| format!(" alg {g}")).unwrap_or_default()
+                    a.alg
+                        .as_deref()
+                        .map(|g| format!(" alg {g}"))
+                        .unwrap_or_default()
                 )],
             }),
             Some(o) => {

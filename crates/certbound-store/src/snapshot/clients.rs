@@ -148,12 +148,14 @@ impl Snapshot {
     }
 
     pub(super) async fn load_apis(&self) -> Result<HashMap<String, ApiEntry>, StoreError> {
-        Ok(sqlx::query("SELECT id, ttl_secs, format, signing_alg FROM apis")
-            .fetch_all(&self.store.pool)
-            .await?
-            .into_iter()
-            .map(|r| (r.get("id"), api_entry(&r)))
-            .collect())
+        Ok(
+            sqlx::query("SELECT id, ttl_secs, format, signing_alg FROM apis")
+                .fetch_all(&self.store.pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.get("id"), api_entry(&r)))
+                .collect(),
+        )
     }
 
     pub(super) async fn read_api(&self, id: &str) -> Result<Option<ApiEntry>, StoreError> {

@@ -380,7 +380,8 @@ mod other_algorithms {
             let mut parts: Vec<&str> = text.split('.').collect();
             let mut forged_claims = c.clone();
             forged_claims.scope = Some("admin".into());
-            let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
+            let forged_payload =
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
             parts[1] = &forged_payload;
             let err = v.verify_jwt(&parts.join("."), &[], NOW).unwrap_err();
             assert_eq!(err.reason_code(), "bad_signature", "{}", s.alg());
@@ -390,9 +391,11 @@ mod other_algorithms {
                 if other == s.alg().as_str() {
                     continue;
                 }
-                let header = URL_SAFE_NO_PAD
-                    .encode(format!(r#"{{"alg":"{other}","typ":"at+jwt","kid":"{kid}"}}"#));
-                let relabelled = format!("{header}.{}.{}", parts[1], text.split('.').nth(2).unwrap());
+                let header = URL_SAFE_NO_PAD.encode(format!(
+                    r#"{{"alg":"{other}","typ":"at+jwt","kid":"{kid}"}}"#
+                ));
+                let relabelled =
+                    format!("{header}.{}.{}", parts[1], text.split('.').nth(2).unwrap());
                 let err = v.verify_jwt(&relabelled, &[], NOW).unwrap_err();
                 assert!(
                     matches!(err.reason_code(), "unsupported_alg" | "malformed"),
@@ -405,9 +408,12 @@ mod other_algorithms {
         let es = sign(&c, &broker());
         let (_, rest) = es.split_once('.').unwrap();
         let rsa_kid = signers[0].jws_key().kid();
-        let header =
-            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{rsa_kid}"}}"#));
-        let err = v.verify_jwt(&format!("{header}.{rest}"), &[], NOW).unwrap_err();
+        let header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"ES256","typ":"at+jwt","kid":"{rsa_kid}"}}"#
+        ));
+        let err = v
+            .verify_jwt(&format!("{header}.{rest}"), &[], NOW)
+            .unwrap_err();
         assert_eq!(err.reason_code(), "unsupported_alg", "{err}");
     }
 
@@ -424,16 +430,26 @@ mod other_algorithms {
     #[test]
     fn jwks_rules_for_rsa_and_okp_keys() {
         // An RSA key needs its alg; the algorithm is never guessed.
-        let err = KeySet::from_jwks(&rsa_jwk(2048, None)).unwrap_err().to_string();
-        assert!(err.contains("RS256") && err.contains("never guessed"), "{err}");
+        let err = KeySet::from_jwks(&rsa_jwk(2048, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RS256") && err.contains("never guessed"),
+            "{err}"
+        );
         // RSA under 2048 bits: refused.
         for bits in [512, 1024] {
-            let err = KeySet::from_jwks(&rsa_jwk(bits, Some("RS256"))).unwrap_err().to_string();
+            let err = KeySet::from_jwks(&rsa_jwk(bits, Some("RS256")))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("2048"), "{bits}: {err}");
         }
         // An RSA key for HMAC or ECDSA: refused.
         for alg in ["HS256", "ES256", "EdDSA", "none"] {
-            assert!(KeySet::from_jwks(&rsa_jwk(2048, Some(alg))).is_err(), "{alg}");
+            assert!(
+                KeySet::from_jwks(&rsa_jwk(2048, Some(alg))).is_err(),
+                "{alg}"
+            );
         }
         let keys = KeySet::from_jwks(&rsa_jwk(2048, Some("PS256"))).unwrap();
         assert_eq!(keys.alg("r1"), Some(JwsAlg::Ps256));
@@ -455,9 +471,13 @@ mod other_algorithms {
         // The COSE key set keeps only ES256 keys.
         let mut with_rsa = keys_of(&[&broker()]);
         let (rs, _) = jose::generate(JwsAlg::Rs256).unwrap();
-        with_rsa.insert_jws(rs.jws_key().kid(), rs.jws_key()).unwrap();
+        with_rsa
+            .insert_jws(rs.jws_key().kid(), rs.jws_key())
+            .unwrap();
         assert_eq!(
-            KeySet::from_cose_key_set(&with_rsa.to_cose_key_set()).unwrap().len(),
+            KeySet::from_cose_key_set(&with_rsa.to_cose_key_set())
+                .unwrap()
+                .len(),
             1
         );
         let _: Option<JwsKey> = with_rsa.get_jws(&rs.jws_key().kid());
