@@ -95,10 +95,26 @@ async fn keys_are_made_once_per_algorithm_and_rotate() {
             .count(),
         3
     );
-    let rs_new = ring
-        .jose_signing_key(JwsAlg::Rs256, rotation.active_from)
+    let rs_new_kid = rotation
+        .others
+        .iter()
+        .find(|o| o.alg == "RS256")
+        .map(|o| o.new_kid.clone())
         .unwrap();
-    assert_ne!(rs_new.kid, rs.kid);
+    assert_ne!(rs_new_kid, rs.kid);
+    assert!(ring.own_kids_of(JwsAlg::Rs256).contains(&rs_new_kid));
+    // Once the old key is retired, the new one signs.
+    let old_retires = schedules
+        .iter()
+        .find(|s| s.kid == rs.kid)
+        .and_then(|s| s.retire_after)
+        .unwrap();
+    assert_eq!(
+        ring.jose_signing_key(JwsAlg::Rs256, old_retires)
+            .unwrap()
+            .kid,
+        rs_new_kid
+    );
     let retire = schedules
         .iter()
         .filter_map(|s| s.retire_after)
@@ -126,10 +142,10 @@ async fn keys_are_made_once_per_algorithm_and_rotate() {
     let ring = KeyRing::load(&reg.store, &sealed_dir).await.unwrap();
     assert!(ring.jose_signing_key(JwsAlg::EdDsa, retire).is_some());
     // A sealed RSA file renamed to the other RSA algorithm does not open.
-    let rs_file = dir.path.join(format!("{}.RS256.key.pem", rs_new.kid));
-    let renamed = dir.path.join(format!("{}.PS256.key.pem", rs_new.kid));
+    let rs_file = dir.path.join(format!("{rs_new_kid}.RS256.key.pem"));
+    let renamed = dir.path.join(format!("{rs_new_kid}.PS256.key.pem"));
     std::fs::copy(&rs_file, &renamed).unwrap();
-    assert!(keys::jose::load(&sealed_dir, &rs_new.kid, JwsAlg::Ps256).is_err());
+    assert!(keys::jose::load(&sealed_dir, &rs_new_kid, JwsAlg::Ps256).is_err());
     reg.close().await;
 }
 

@@ -237,10 +237,20 @@ async fn create_api(
         .as_deref()
         .map(certbound_registry::registry::parse_alg)
         .transpose()?;
-    created(
-        reg.create_api_with_alg(&body.id, &body.scopes, body.ttl_secs, &body.format, alg)
-            .await?,
-    )
+    let api = reg
+        .create_api_with_alg(&body.id, &body.scopes, body.ttl_secs, &body.format, alg)
+        .await?;
+    reload_keys(&s, &reg).await;
+    created(api)
+}
+
+/// Reloads this instance's key ring at once (a key an API just asked for
+/// signs its first token without waiting for the next reload).
+async fn reload_keys(s: &HttpsState, reg: &certbound_registry::Registry) {
+    match crate::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await {
+        Ok(ring) => s.keys.replace(ring),
+        Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
+    }
 }
 
 async fn set_api_alg(
@@ -253,7 +263,9 @@ async fn set_api_alg(
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
     let alg = certbound_registry::registry::parse_alg(&body.alg)?;
-    ok(reg.set_api_alg(&id, alg).await?)
+    let changed = reg.set_api_alg(&id, alg).await?;
+    reload_keys(&s, &reg).await;
+    ok(changed)
 }
 
 async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
