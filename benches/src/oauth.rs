@@ -63,6 +63,7 @@ pub fn tokens(bench: &mut Bench, fx: &Fixture) -> anyhow::Result<()> {
             Ok(())
         },
     );
+    other_algorithms(bench, &claims, now)?;
 
     // A full default list: 65 536 entries at 2 bits, 1 % revoked.
     let uri = "https://127.0.0.1:8443/status/1";
@@ -174,5 +175,34 @@ pub fn endpoint(
         },
     );
     rt.block_on(broker.shutdown());
+    Ok(())
+}
+
+/// JWT sign and verify with the other algorithms an API may ask for
+/// (RS256 and PS256 with 2048-bit keys, EdDSA), same claims as ES256.
+fn other_algorithms(bench: &mut Bench, claims: &JwtClaims, now: u64) -> anyhow::Result<()> {
+    use certbound_proto::jose::{self, JwsAlg};
+    use certbound_proto::jwt::sign_jwt_with;
+    for alg in [JwsAlg::Rs256, JwsAlg::Ps256, JwsAlg::EdDsa] {
+        let (signer, _) = jose::generate(alg)?;
+        let key = signer.jws_key();
+        let kid = key.kid();
+        let jwt = sign_jwt_with(claims, &kid, signer.as_ref())?;
+        bench.run_fn(
+            &format!("JWT sign {alg} (jwt::sign_jwt_with)"),
+            &format!("JSON + base64url + {alg}; {} B", jwt.len()),
+            || sign_jwt_with(black_box(claims), &kid, signer.as_ref()),
+        );
+        bench.run_fn(
+            &format!("JWT verify {alg} (parse + verify_key + validate)"),
+            "strict parse + signature (key decides the alg) + claims",
+            || -> anyhow::Result<()> {
+                let parsed = UnverifiedJwt::parse(black_box(&jwt), 8192)?;
+                let c = parsed.verify_key(&key)?;
+                c.validate(crate::setup::ISSUER, JWT_API, now, 60)?;
+                Ok(())
+            },
+        );
+    }
     Ok(())
 }

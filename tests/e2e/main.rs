@@ -27,5 +27,6 @@ mod rejections;
 mod renewal;
 mod revocation;
 mod roles;
+mod signing_algs;
 mod telemetry;
 mod token_flow;

@@ -82,7 +82,16 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
     crate::registry::Registry::with_store(dir, config.clone(), store.clone(), "broker".into())
         .ensure_admin()
         .await?;
-    let keys = SharedKeys::new(KeyRing::load(&store, &data.key_dir()).await?);
+    let ring = KeyRing::load(&store, &data.key_dir()).await?;
+    let ring = if crate::keys::jose::ensure_for_apis(&store, &data.key_dir(), &ring, now)
+        .await?
+        .is_empty()
+    {
+        ring
+    } else {
+        KeyRing::load(&store, &data.key_dir()).await?
+    };
+    let keys = SharedKeys::new(ring);
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (audit, audit_task) = AuditLog::spawn_with(
         store.clone(),
@@ -398,7 +407,24 @@ async fn watch_key_ring(store: Store, data: DataDir, keys: SharedKeys, leeway: u
             Err(e) => tracing::warn!(error = %e, "could not prune retired keys"),
         }
         match KeyRing::load(&store, &data.key_dir()).await {
-            Ok(ring) => keys.replace(ring),
+            Ok(ring) => {
+                // An API asking for an algorithm this instance has no key of
+                // (changed elsewhere, or this instance joined later).
+                match crate::keys::jose::ensure_for_apis(&store, &data.key_dir(), &ring, now).await
+                {
+                    Ok(made) if !made.is_empty() => {
+                        match KeyRing::load(&store, &data.key_dir()).await {
+                            Ok(ring) => keys.replace(ring),
+                            Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
+                        }
+                    }
+                    Ok(_) => keys.replace(ring),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not create a signing key an API asks for");
+                        keys.replace(ring);
+                    }
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
         }
     }

@@ -113,6 +113,7 @@ async fn plant() -> Planted {
                     active_from: at,
                     retire_after: None,
                     public_key: None,
+                    alg: "ES256".into(),
                 },
                 &if kid == "k-new" {
                     vec!["k-old".to_string()]

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod algs;
 mod grants;
 mod lifecycle;
 mod migrate;
 mod oauth;
 mod prune;
 mod roles;
+pub use algs::{ApiSetAlgArgs, SigningAlg};
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
@@ -266,6 +268,11 @@ pub enum ApiCommand {
         /// Devices always get CWTs.
         #[arg(long, value_enum, default_value_t = TokenFormat::Cwt)]
         format: TokenFormat,
+        /// JWS algorithm of the API's JWTs: ES256 (default), or for --format jwt
+        /// RS256, PS256 or EdDSA for consumers that cannot verify ES256 (CWTs are
+        /// always ES256). The key is created if none exists and published in the JWKS.
+        #[arg(long, value_enum, ignore_case = true)]
+        alg: Option<SigningAlg>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -279,6 +286,7 @@ pub enum ApiCommand {
         json: bool,
     },
     SetTtl(ApiSetTtlArgs),
+    SetAlg(ApiSetAlgArgs),
 }
 
 /// `certbound group ...`

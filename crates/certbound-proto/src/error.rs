@@ -77,12 +77,24 @@ pub enum ProtoError {
     /// A compact JWS / JWT is malformed.
     #[error("invalid JWT: {0}")]
     InvalidJwt(String),
-    /// The JWS `alg` is not ES256.
+    /// The JWS `alg` is not one certbound signs with.
     #[error(
-        "unsupported JWS algorithm {0:?}: only ES256 is accepted \
-         (\"none\", HMAC and RSA algorithms are always refused)"
+        "unsupported JWS algorithm {0:?}: only ES256, RS256, PS256 and EdDSA are accepted \
+         (\"none\" and HMAC are always refused)"
     )]
     UnsupportedJwsAlgorithm(String),
+    /// The JWS header names another algorithm than the key's (algorithm
+    /// confusion): the key's type and its JWK `alg` decide, never the header.
+    #[error(
+        "JWS alg {header} does not match the signing key, which is a {key} key: refused \
+         (the key decides the algorithm, never the token)"
+    )]
+    AlgorithmMismatch {
+        /// The header's `alg`.
+        header: String,
+        /// The key's algorithm.
+        key: String,
+    },
 }
 
 /// Why a set of claims (of a token or of a device request) was refused.

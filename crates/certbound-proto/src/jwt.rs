@@ -1,15 +1,18 @@
-//! JWT access tokens for backend services: RFC 7515 compact JWS with ES256,
-//! under the RFC 9068 profile (`typ` `at+jwt`) with RFC 8705 certificate
+//! JWT access tokens for backend services: RFC 7515 compact JWS with ES256
+//! (or, for an API that asks for it, RS256, PS256 or EdDSA: see
+//! [`crate::jose`]), under the RFC 9068 profile (`typ` `at+jwt`) with RFC 8705 certificate
 //! binding (`cnf.x5t#S256`) and the Token Status List `status` claim.
 //!
 //! [`UnverifiedJwt::parse`] is strict before any crypto: a size bound,
 //! exactly three non-empty parts, base64url without padding and with
 //! canonical trailing bits, JSON objects without duplicate keys (at any
-//! depth), `alg` exactly `ES256` (so `none`, HMAC and RSA are refused), `typ`
-//! `at+jwt` or `application/at+jwt` (case-insensitive), no `crit`, and a
-//! 64-byte `r || s` signature. [`UnverifiedJwt::verify`] checks the signature
-//! over the `header.payload` text exactly as received, then decodes the
-//! claims; [`JwtClaims::validate`] checks them with time passed in.
+//! depth), `alg` exactly `ES256`, `RS256`, `PS256` or `EdDSA` (so `none`
+//! and HMAC are refused), `typ` `at+jwt` or `application/at+jwt`
+//! (case-insensitive), no `crit`, and for ES256 a 64-byte `r || s`
+//! signature. [`UnverifiedJwt::verify`] (ES256 keys) and
+//! [`UnverifiedJwt::verify_key`] (any [`crate::jose::JwsKey`], whose algorithm must be
+//! the header's) check the signature over the `header.payload` text exactly
+//! as received, then decode the claims; [`JwtClaims::validate`] checks them with time passed in.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -21,6 +24,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::crypto::{Signer, Verifier};
 use crate::error::{ClaimError, ProtoError};
+use crate::jose::{JwsAlg, JwsSigner};
 use crate::status_list::StatusRef;
 
 /// `typ` of an RFC 9068 JWT access token.
@@ -189,16 +193,39 @@ impl JwtClaims {
 /// `{"alg":"ES256","typ":"at+jwt","kid":"<kid>"}` and the 64-byte `r || s`
 /// signature (RFC 7518 §3.4).
 pub fn sign_jwt(claims: &JwtClaims, kid: &str, signer: &dyn Signer) -> Result<String, ProtoError> {
+    sign_jwt_as(claims, kid, JwsAlg::Es256, &|m| {
+        Ok(signer.sign(m)?.to_vec())
+    })
+}
+
+/// Signs `claims` with any [`JwsSigner`]: the header's `alg` is the
+/// signer's (`ES256`, `RS256`, `PS256` or `EdDSA`).
+pub fn sign_jwt_with(
+    claims: &JwtClaims,
+    kid: &str,
+    signer: &dyn JwsSigner,
+) -> Result<String, ProtoError> {
+    sign_jwt_as(claims, kid, signer.alg(), &|m| signer.sign_jws(m))
+}
+
+type SignFn<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, ProtoError> + 'a;
+
+fn sign_jwt_as(
+    claims: &JwtClaims,
+    kid: &str,
+    alg: JwsAlg,
+    sign: &SignFn<'_>,
+) -> Result<String, ProtoError> {
     let json = |e: serde_json::Error| ProtoError::SigningFailed(format!("JSON encoding: {e}"));
     let header = format!(
-        r#"{{"alg":"ES256","typ":"{TYP_AT_JWT}","kid":{}}}"#,
+        r#"{{"alg":"{alg}","typ":"{TYP_AT_JWT}","kid":{}}}"#,
         serde_json::to_string(kid).map_err(json)?
     );
     let payload = serde_json::to_vec(claims).map_err(json)?;
     let mut out = URL_SAFE_NO_PAD.encode(header.as_bytes());
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(payload));
-    let signature = signer.sign(out.as_bytes())?;
+    let signature = sign(out.as_bytes())?;
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(signature));
     Ok(out)
@@ -209,9 +236,10 @@ pub fn sign_jwt(claims: &JwtClaims, kid: &str, signer: &dyn Signer) -> Result<St
 #[derive(Debug, Clone)]
 pub struct UnverifiedJwt {
     signing_input: String,
+    alg: JwsAlg,
     kid: Option<String>,
     payload: Vec<u8>,
-    signature: [u8; 64],
+    signature: Vec<u8>,
 }
 
 fn invalid(reason: impl Into<String>) -> ProtoError {
@@ -252,29 +280,35 @@ impl UnverifiedJwt {
         let header_json = b64(header_b64, "header")?;
         let payload = b64(payload_b64, "payload")?;
         let signature = b64(signature_b64, "signature")?;
-        let signature: [u8; 64] = signature.as_slice().try_into().map_err(|_| {
-            invalid(format!(
-                "signature is {} bytes; an ES256 JWS signature is exactly 64 bytes (r || s, not DER)",
-                signature.len()
-            ))
-        })?;
         if !strict_json_object(&header_json, "header")? {
             return Err(invalid("header is not a JSON object"));
         }
         let header: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&header_json)
                 .map_err(|e| invalid(format!("header is not a JSON object: {e}")))?;
-        let kid = check_header(&header)?;
+        let (alg, kid) = check_header(&header)?;
+        if alg == JwsAlg::Es256 && signature.len() != 64 {
+            return Err(invalid(format!(
+                "signature is {} bytes; an ES256 JWS signature is exactly 64 bytes (r || s, not DER)",
+                signature.len()
+            )));
+        }
         if !strict_json_object(&payload, "payload")? {
             return Err(invalid("payload is not a JSON object (a JWT claims set)"));
         }
         let signing_input = text[..header_b64.len() + 1 + payload_b64.len()].to_string();
         Ok(Self {
             signing_input,
+            alg,
             kid,
             payload,
             signature,
         })
+    }
+
+    /// The header's `alg` (a hint only: the verification key decides).
+    pub fn alg(&self) -> JwsAlg {
+        self.alg
     }
 
     /// The `kid` lookup hint, if the header has one.
@@ -290,27 +324,44 @@ impl UnverifiedJwt {
 
     /// Verifies the signature over `header.payload` exactly as received and
     /// returns the claims (not yet validated: call [`JwtClaims::validate`]).
+    /// The verifier is an ES256 one: a header naming another algorithm is
+    /// refused ([`ProtoError::AlgorithmMismatch`]).
     pub fn verify(&self, verifier: &dyn Verifier) -> Result<JwtClaims, ProtoError> {
+        if self.alg != JwsAlg::Es256 {
+            return Err(ProtoError::AlgorithmMismatch {
+                header: self.alg.as_str().into(),
+                key: JwsAlg::Es256.as_str().into(),
+            });
+        }
         verifier.verify(self.signing_input.as_bytes(), &self.signature)?;
+        self.unverified_claims()
+    }
+
+    /// Verifies the signature with `key`, whose algorithm must be the
+    /// header's, and returns the claims (not yet validated).
+    #[cfg(feature = "aws-lc")]
+    pub fn verify_key(&self, key: &crate::jose::JwsKey) -> Result<JwtClaims, ProtoError> {
+        key.verify(self.alg, self.signing_input.as_bytes(), &self.signature)?;
         self.unverified_claims()
     }
 }
 
-/// Applies the header rules; returns the `kid`.
+/// Applies the header rules; returns the `alg` and the `kid`.
 fn check_header(
     header: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Option<String>, ProtoError> {
+) -> Result<(JwsAlg, Option<String>), ProtoError> {
     use serde_json::Value;
-    match header.get("alg") {
-        Some(Value::String(alg)) if alg == "ES256" => {}
-        Some(Value::String(alg)) => return Err(ProtoError::UnsupportedJwsAlgorithm(alg.clone())),
+    let alg = match header.get("alg") {
+        Some(Value::String(alg)) => JwsAlg::from_jose(alg)
+            .ok_or_else(|| ProtoError::UnsupportedJwsAlgorithm(alg.clone()))?,
         Some(_) => return Err(ProtoError::BadHeader("JWS alg must be a string".into())),
         None => {
             return Err(ProtoError::BadHeader(
-                "JWS alg is missing; it must be \"ES256\"".into(),
+                "JWS alg is missing; it must be \"ES256\", \"RS256\", \"PS256\" or \"EdDSA\""
+                    .into(),
             ));
         }
-    }
+    };
     match header.get("typ") {
         Some(Value::String(t))
             if t.eq_ignore_ascii_case(TYP_AT_JWT) || t.eq_ignore_ascii_case(TYP_AT_JWT_FULL) => {}
@@ -331,8 +382,8 @@ fn check_header(
         )));
     }
     match header.get("kid") {
-        None => Ok(None),
-        Some(Value::String(kid)) => Ok(Some(kid.clone())),
+        None => Ok((alg, None)),
+        Some(Value::String(kid)) => Ok((alg, Some(kid.clone()))),
         Some(_) => Err(ProtoError::BadHeader("JWS kid must be a string".into())),
     }
 }

@@ -86,6 +86,7 @@ pub mod crypto;
 pub mod enroll;
 pub mod error;
 pub mod form;
+pub mod jose;
 pub mod jwt;
 pub mod key;
 pub mod rate_limit;

@@ -222,6 +222,7 @@ async fn join_with(
                 active_from,
                 retire_after: None,
                 public_key: Some(key.signer.public_key().to_sec1()),
+                alg: crate::store::DEFAULT_SIGNING_ALG.into(),
             },
             &[],
             0,

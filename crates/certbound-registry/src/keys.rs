@@ -7,6 +7,12 @@
 //! time has come signs) and is unpublished at `retire_after`, once no token
 //! it signed can still be valid. `certbound keys rotate` adds a key; see
 //! [`rotate`].
+//!
+//! Besides the P-256 (ES256) keys, the ring holds RS256, PS256 and EdDSA
+//! keys for the APIs that ask for those algorithms (see [`jose`]): one key
+//! per algorithm (an RSA key never signs both RS256 and PS256), created when
+//! an API first asks for it ([`ensure_signing_key`]) and rotated with the
+//! ES256 key. Their files are `<kid>.<ALG>.key.pem`.
 
 use std::fs;
 use std::io::Write;
@@ -15,10 +21,14 @@ use std::path::{Path, PathBuf};
 use certbound_pki::{KeyEncryptionKey, key_file_text, open_key, seal_key_file};
 use certbound_proto::EcPublicKey;
 use certbound_proto::crypto::{AwsLcSigner, Signer};
+use certbound_proto::jose::{JwsAlg, JwsKey};
 use zeroize::Zeroizing;
 
 use crate::error::RegistryError;
 use crate::store::{KeySchedule, Store};
+
+pub mod jose;
+pub use jose::{JoseKey, ensure_signing_key};
 
 /// A loaded signing key.
 #[derive(Debug)]
@@ -116,7 +126,7 @@ pub fn public_keys_in(keys: &KeyDir<'_>) -> Result<Vec<(String, EcPublicKey)>, R
     Ok(out)
 }
 
-/// The kids of the `<kid>.key.pem` files in `dir`.
+/// The kids of the `<kid>.key.pem` files (ES256 keys) in `dir`.
 fn key_files(dir: &Path) -> Result<Vec<String>, RegistryError> {
     let mut out = Vec::new();
     let entries = fs::read_dir(dir).map_err(RegistryError::io(dir))?;
@@ -125,6 +135,7 @@ fn key_files(dir: &Path) -> Result<Vec<String>, RegistryError> {
         let name = entry.file_name().to_string_lossy().to_string();
         if let Some(kid) = name.strip_suffix(".key.pem")
             && !kid.starts_with('.')
+            && !kid.contains('.')
         {
             out.push(kid.to_owned());
         }
@@ -157,6 +168,7 @@ pub fn seal_signing_keys(keys: &KeyDir<'_>) -> Result<Vec<PathBuf>, RegistryErro
             sealed.push(path);
         }
     }
+    sealed.extend(jose::seal(keys, kek)?);
     Ok(sealed)
 }
 
@@ -165,8 +177,20 @@ pub fn seal_signing_keys(keys: &KeyDir<'_>) -> Result<Vec<PathBuf>, RegistryErro
 #[derive(Debug)]
 struct RingKey {
     schedule: KeySchedule,
-    public: EcPublicKey,
+    /// The algorithm (ES256 for keys recorded before 0014).
+    alg: JwsAlg,
+    /// The public key, as published in the JWKS.
+    public: JwsKey,
+    /// The ES256 private key, when held here.
     private: Option<std::sync::Arc<SigningKey>>,
+    /// The private key of another algorithm, when held here.
+    jose: Option<std::sync::Arc<JoseKey>>,
+}
+
+impl RingKey {
+    fn held(&self) -> bool {
+        self.private.is_some() || self.jose.is_some()
+    }
 }
 
 /// The loaded key ring: every scheduled key of every instance on the store,
@@ -208,13 +232,32 @@ impl KeyRing {
                     active_from: since,
                     retire_after: None,
                     public_key: Some(key.signer.public_key().to_sec1()),
+                    alg: JwsAlg::Es256.as_str().into(),
                 };
                 store.add_signing_key(&entry, &[], 0).await?;
                 schedules.push(entry);
             }
         }
+        let local_jose = if dir.path.exists() {
+            jose::key_files(&dir.path)?
+        } else {
+            Vec::new()
+        };
         let mut keys = Vec::with_capacity(schedules.len());
         for schedule in schedules {
+            let Some(alg) = JwsAlg::from_jose(&schedule.alg) else {
+                tracing::warn!(
+                    kid = %schedule.kid, alg = %schedule.alg,
+                    "signing key of an unknown algorithm (recorded by a newer version?); not used"
+                );
+                continue;
+            };
+            if alg != JwsAlg::Es256 {
+                if let Some(k) = jose::ring_key(dir, &local_jose, schedule, alg)? {
+                    keys.push(k);
+                }
+                continue;
+            }
             if local.contains(&schedule.kid) {
                 let key = load(dir, &schedule.kid)?;
                 let public = key.signer.public_key().clone();
@@ -225,16 +268,20 @@ impl KeyRing {
                 }
                 keys.push(RingKey {
                     schedule,
-                    public,
+                    alg,
+                    public: JwsKey::es256(public),
                     private: Some(std::sync::Arc::new(key)),
+                    jose: None,
                 });
                 continue;
             }
             match schedule.public_key.as_deref().map(EcPublicKey::from_sec1) {
                 Some(Ok(public)) => keys.push(RingKey {
                     schedule,
-                    public,
+                    alg,
+                    public: JwsKey::es256(public),
                     private: None,
+                    jose: None,
                 }),
                 Some(Err(e)) => tracing::warn!(
                     kid = %schedule.kid, error = %e,
@@ -251,11 +298,12 @@ impl KeyRing {
         Ok(Self { keys })
     }
 
-    /// The key that signs at `now`: the newest of this instance's own keys
-    /// whose `active_from` has come and that is not retired.
+    /// The ES256 key that signs at `now`: the newest of this instance's
+    /// own ES256 keys whose `active_from` has come and that is not retired.
     pub fn signing_key(&self, now: u64) -> Option<&std::sync::Arc<SigningKey>> {
         self.keys
             .iter()
+            .filter(|k| k.alg == JwsAlg::Es256)
             .filter(|k| {
                 let s = &k.schedule;
                 s.active_from <= now && s.retire_after.is_none_or(|r| now < r)
@@ -265,10 +313,23 @@ impl KeyRing {
             .map(|(_, k)| k)
     }
 
-    /// The keys verifiers must know at `now` (published, not retired), of
-    /// every instance, by kid.
+    /// The ES256 keys verifiers must know at `now` (published, not
+    /// retired), of every instance, by kid: the keys of CWTs and of the COSE
+    /// key set. [`KeyRing::published_jws`] has the keys of every algorithm.
     pub fn published(&self, now: u64) -> Vec<(String, EcPublicKey)> {
-        let mut out: Vec<(String, EcPublicKey)> = self
+        self.published_jws(now)
+            .into_iter()
+            .filter_map(|(kid, key)| match key.material() {
+                certbound_proto::jose::PublicMaterial::Ec(ec) => Some((kid, ec.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The keys of every algorithm verifiers must know at `now` (the JWKS),
+    /// by kid.
+    pub fn published_jws(&self, now: u64) -> Vec<(String, JwsKey)> {
+        let mut out: Vec<(String, JwsKey)> = self
             .keys
             .iter()
             .filter(|k| {
@@ -281,12 +342,59 @@ impl KeyRing {
         out
     }
 
-    /// The public key of `kid`, when it is published at `now`.
+    /// The ES256 public key of `kid`, when it is published at `now`.
     pub fn public_key(&self, kid: &str, now: u64) -> Option<EcPublicKey> {
         self.published(now)
             .into_iter()
             .find(|(k, _)| k == kid)
             .map(|(_, key)| key)
+    }
+
+    /// The public key of `kid` of any algorithm, when published at `now`.
+    pub fn jws_public_key(&self, kid: &str, now: u64) -> Option<JwsKey> {
+        self.published_jws(now)
+            .into_iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key)
+    }
+
+    /// The key of `alg` (not ES256: see [`KeyRing::signing_key`]) that
+    /// signs at `now`: the newest of this instance's own keys of that
+    /// algorithm whose `active_from` has come and that is not retired.
+    pub fn jose_signing_key(&self, alg: JwsAlg, now: u64) -> Option<&std::sync::Arc<JoseKey>> {
+        self.keys
+            .iter()
+            .filter(|k| k.alg == alg)
+            .filter(|k| {
+                let s = &k.schedule;
+                s.active_from <= now && s.retire_after.is_none_or(|r| now < r)
+            })
+            .filter_map(|k| k.jose.as_ref().map(|p| (&k.schedule, p)))
+            .max_by_key(|(s, _)| (s.active_from, s.created_at))
+            .map(|(_, k)| k)
+    }
+
+    /// The kids of this instance's own keys of `alg`.
+    pub fn own_kids_of(&self, alg: JwsAlg) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|k| k.held() && k.alg == alg)
+            .map(|k| k.schedule.kid.clone())
+            .collect()
+    }
+
+    /// The algorithms of this instance's own keys that are not retired
+    /// (the ones a rotation gives a successor).
+    pub fn own_algs(&self) -> Vec<JwsAlg> {
+        let mut out: Vec<JwsAlg> = self
+            .keys
+            .iter()
+            .filter(|k| k.held() && k.schedule.retire_after.is_none())
+            .map(|k| k.alg)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The schedules, oldest first.
@@ -298,7 +406,7 @@ impl KeyRing {
     pub fn own_kids(&self) -> Vec<String> {
         self.keys
             .iter()
-            .filter(|k| k.private.is_some())
+            .filter(|k| k.held())
             .map(|k| k.schedule.kid.clone())
             .collect()
     }
@@ -344,8 +452,13 @@ pub const DEFAULT_ROTATION_GRACE: u64 = 300;
 /// What `keys rotate` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rotation {
-    /// The new key.
+    /// The new key (ES256).
     pub new_kid: String,
+    /// The new keys of the other algorithms this instance signs with
+    /// (`RS256`, `PS256`, `EdDSA`), each succeeding the keys of its own
+    /// algorithm on the same schedule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<jose::RotatedKey>,
     /// When it starts signing (published at once).
     pub active_from: u64,
     /// When the keys it replaces are unpublished, as far as known now (later
@@ -371,7 +484,8 @@ pub async fn rotate(
 ) -> Result<Rotation, RegistryError> {
     // Make sure a legacy directory has its ring before adding to it; the
     // keys this rotation replaces are this instance's own.
-    let own = KeyRing::load(store, keys).await?.own_kids();
+    let ring = KeyRing::load(store, keys).await?;
+    let own = ring.own_kids_of(JwsAlg::Es256);
     let dir = keys.path.as_path();
     fs::create_dir_all(dir).map_err(RegistryError::io(dir))?;
     let (signer, der) = AwsLcSigner::generate()?;
@@ -390,11 +504,14 @@ pub async fn rotate(
                 active_from,
                 retire_after: None,
                 public_key: Some(signer.public_key().to_sec1()),
+                alg: JwsAlg::Es256.as_str().into(),
             },
             &own,
             floor,
         )
         .await?;
+    let others = jose::rotate_others(store, keys, &ring, now, active_from, floor).await?;
+    let own: Vec<String> = ring.own_kids();
     store.extend_retirements(leeway).await?;
     let retire_old_after = store
         .key_schedules()
@@ -408,6 +525,7 @@ pub async fn rotate(
     fs::write(&current, format!("{kid}\n")).map_err(RegistryError::io(&current))?;
     Ok(Rotation {
         new_kid: kid,
+        others,
         active_from,
         retire_old_after,
     })
@@ -421,14 +539,19 @@ pub async fn prune_retired(
     dir: &Path,
     now: u64,
 ) -> Result<Vec<String>, RegistryError> {
-    let own = if dir.exists() {
-        key_files(dir)?
+    let (own, own_jose) = if dir.exists() {
+        (key_files(dir)?, jose::key_files(dir)?)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
-    let gone = store.drop_retired_keys(now, &own).await?;
-    for kid in gone.iter().filter(|k| own.contains(k)) {
-        let path = key_path(dir, kid);
+    let mut all_own = own.clone();
+    all_own.extend(own_jose.iter().map(|(k, _)| k.clone()));
+    let gone = store.drop_retired_keys(now, &all_own).await?;
+    for kid in gone.iter().filter(|k| all_own.contains(k)) {
+        let path = match own_jose.iter().find(|(k, _)| k == kid) {
+            Some((_, alg)) => jose::key_path(dir, kid, *alg),
+            None => key_path(dir, kid),
+        };
         if let Err(e) = fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -458,90 +581,4 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), RegistryError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_load_and_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let kid = create_signing_key(&KeyDir::plain(dir.path())).unwrap();
-        let key = load_current(&KeyDir::plain(dir.path())).unwrap();
-        assert_eq!(key.kid, kid);
-        let pubs = public_keys(dir.path()).unwrap();
-        assert_eq!(pubs.len(), 1);
-        assert_eq!(&pubs[0].1, key.signer.public_key());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(key_path(dir.path(), &kid))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn encrypted_signing_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let kek = KeyEncryptionKey::generate().unwrap();
-        let sealed = KeyDir {
-            path: dir.path().to_path_buf(),
-            kek: Some(&kek),
-        };
-        let kid = create_signing_key(&sealed).unwrap();
-        let path = key_path(dir.path(), &kid);
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(certbound_pki::is_sealed(&text));
-        assert!(!text.contains("BEGIN PRIVATE KEY"));
-        assert_eq!(load_current(&sealed).unwrap().kid, kid);
-
-        // No key, or another key: refused, naming the file.
-        let err = load_current(&KeyDir::plain(dir.path())).unwrap_err();
-        assert!(
-            matches!(&err, RegistryError::Pki(certbound_pki::PkiError::SealedKeyNoKek(p)) if *p == path),
-            "{err}"
-        );
-        let other = KeyEncryptionKey::generate().unwrap();
-        let wrong = KeyDir {
-            path: dir.path().to_path_buf(),
-            kek: Some(&other),
-        };
-        let err = load_current(&wrong).unwrap_err();
-        assert!(
-            matches!(&err, RegistryError::Pki(certbound_pki::PkiError::SealedKeyOpen(p)) if *p == path),
-            "{err}"
-        );
-        // A sealed key moved to another kid's name fails (the kid is the AAD).
-        let (other_signer, _) = AwsLcSigner::generate().unwrap();
-        let other_kid = other_signer.public_key().kid();
-        fs::copy(&path, key_path(dir.path(), &other_kid)).unwrap();
-        assert!(matches!(
-            load(&sealed, &other_kid).unwrap_err(),
-            RegistryError::Pki(certbound_pki::PkiError::SealedKeyOpen(_))
-        ));
-    }
-
-    #[test]
-    fn plaintext_signing_keys_are_sealed_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let plain = KeyDir::plain(dir.path());
-        let kid = create_signing_key(&plain).unwrap();
-        assert!(matches!(
-            seal_signing_keys(&plain).unwrap_err(),
-            RegistryError::Invalid(_)
-        ));
-        let kek = KeyEncryptionKey::generate().unwrap();
-        let sealed = KeyDir {
-            path: dir.path().to_path_buf(),
-            kek: Some(&kek),
-        };
-        assert_eq!(
-            seal_signing_keys(&sealed).unwrap(),
-            vec![key_path(dir.path(), &kid)]
-        );
-        assert!(seal_signing_keys(&sealed).unwrap().is_empty());
-        assert_eq!(load_current(&sealed).unwrap().kid, kid);
-        assert!(load_current(&plain).is_err());
-    }
-}
+mod tests;

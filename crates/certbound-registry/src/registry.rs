@@ -571,6 +571,7 @@ mod groups;
 mod lifecycle;
 mod roles;
 pub(crate) mod services;
+pub mod signing_alg;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{
@@ -582,3 +583,4 @@ pub use lifecycle::{
     CRL_VALIDITY_SECS, CreatedClaim, IssuerCrl, SignedDevice, TrustedCa, crl_of, crl_set,
 };
 pub use roles::{MAX_DESCRIPTION, RoleAssignment, RoleGrantChange, RoleTarget};
+pub use signing_alg::{ApiWithAlg, check_alg_for_format, parse_alg};

@@ -62,6 +62,7 @@ async fn plan_shows_each_kind_of_change() {
         scopes: vec!["x".into()],
         ttl_secs: 60,
         format: "cwt".into(),
+        alg: None,
     });
     doc.group.retain(|g| g.name != "readers");
     let sensors = doc.group.iter_mut().find(|g| g.name == "sensors").unwrap();

@@ -82,7 +82,16 @@ pub struct KeySchedule {
     /// in, [`Store::set_signing_public_key`]).
     #[serde(skip)]
     pub public_key: Option<Vec<u8>>,
+    /// The JWS algorithm the key signs (`ES256`, `RS256`, `PS256`,
+    /// `EdDSA`; 0014). ES256 keys sign CWTs and the JWTs of ES256 APIs; the
+    /// others only the JWTs of the APIs that ask for them. For RSA keys
+    /// [`KeySchedule::public_key`] is the PKCS#1 `RSAPublicKey` DER, for
+    /// Ed25519 keys the 32 raw bytes.
+    pub alg: String,
 }
+
+/// The algorithm of keys recorded before 0014, and of every ES256 key.
+pub const DEFAULT_SIGNING_ALG: &str = "ES256";
 
 /// A retired key whose instance has not removed it this long after its
 /// retirement is removed by any instance (one day).
@@ -332,7 +341,7 @@ impl Store {
     /// The key ring, oldest first.
     pub async fn key_schedules(&self) -> Result<Vec<KeySchedule>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, created_at, active_from, retire_after, public_key FROM signing_keys ORDER BY active_from, created_at",
+            "SELECT kid, created_at, active_from, retire_after, public_key, alg FROM signing_keys ORDER BY active_from, created_at",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -344,6 +353,7 @@ impl Store {
                 active_from: to_u64(r.get("active_from")),
                 retire_after: r.get::<Option<i64>, _>("retire_after").map(to_u64),
                 public_key: r.get("public_key"),
+                alg: r.get("alg"),
             })
             .collect())
     }
@@ -387,14 +397,15 @@ impl Store {
             .await?;
         }
         sqlx::query(
-            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after, public_key) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO signing_keys (kid, created_at, active_from, retire_after, public_key, alg) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&key.kid)
         .bind(to_i64(key.created_at))
         .bind(to_i64(key.active_from))
         .bind(key.retire_after.map(to_i64))
         .bind(key.public_key.as_deref())
+        .bind(&key.alg)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -1061,6 +1061,7 @@ pub mod policy;
 mod prune;
 mod roles;
 mod services;
+pub mod signing_algs;
 pub mod snapshot;
 pub mod testing;
 pub use bulk::RegisteredCert;
@@ -1072,7 +1073,9 @@ pub use clients::{
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use groups::GroupDeletion;
 pub use instances::{ExternalCa, PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
-pub use issued::{IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState};
+pub use issued::{
+    DEFAULT_SIGNING_ALG, IssuedToken, KeySchedule, ORPHANED_KEY_SECS, TokenHolder, TokenState,
+};
 pub use prune::{DEFAULT_BATCH, EXPIRED_KEPT_SECS, MAX_BLOCK_AGE_SECS, PrunePolicy, PruneReport};
 pub use roles::{Role, RoleHolder, merge_grants};
 pub use services::ServiceCert;

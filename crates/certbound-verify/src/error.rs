@@ -149,7 +149,7 @@ pub enum VerifyError {
     BadCertificate(String),
     /// A key set (JWKS, COSE_KeySet or an inserted key) is refused.
     #[error(
-        "invalid key set: {0}; publish only EC P-256 (ES256) public keys, each with a unique kid"
+        "invalid key set: {0}; publish only public keys (EC P-256 for ES256, RSA of 2048 bits or more with alg RS256 or PS256, OKP Ed25519 for EdDSA), each with a unique kid"
     )]
     InvalidKeySet(String),
     /// Token text (hex/base64) pasted on a command line could not be decoded.
@@ -283,7 +283,7 @@ impl VerifyError {
     /// |---|---|
     /// | `malformed` | not a well-formed token, envelope or token text |
     /// | `wrong_type` | a signed object of another kind (`typ` is not `at+cwt` / `at+jwt`) |
-    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 (JWT: other than ES256) |
+    /// | `unsupported_alg` | an algorithm other than ES256/ESP256 (JWT: other than the key's: ES256, RS256, PS256 or EdDSA) |
     /// | `too_large` | over the configured size bound |
     /// | `unknown_key` | `kid` not in the key set |
     /// | `bad_signature` | token signature does not verify |
@@ -316,7 +316,9 @@ impl VerifyError {
         match self {
             VerifyError::Malformed(ProtoError::WrongType { .. }) => "wrong_type",
             VerifyError::Malformed(
-                ProtoError::UnsupportedAlgorithm(_) | ProtoError::UnsupportedJwsAlgorithm(_),
+                ProtoError::UnsupportedAlgorithm(_)
+                | ProtoError::UnsupportedJwsAlgorithm(_)
+                | ProtoError::AlgorithmMismatch { .. },
             ) => "unsupported_alg",
             VerifyError::Malformed(ProtoError::TooLarge { .. }) => "too_large",
             VerifyError::Malformed(ProtoError::BadSignature) | VerifyError::BadSignature => {

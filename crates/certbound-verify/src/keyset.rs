@@ -1,6 +1,12 @@
 //! [`KeySet`]: the broker's token-signing public keys by `kid`, loaded from a
 //! JWKS (RFC 7517) or a COSE_KeySet (RFC 9052 §7), with an ES256 verifier built
 //! once per key.
+//!
+//! Besides EC P-256 (ES256) keys, a JWKS may hold RSA keys (`RS256` or
+//! `PS256`, at least 2048 bits) and Ed25519 keys (`OKP`, `EdDSA`, RFC 8037)
+//! for the APIs that ask for those algorithms; they verify JWTs only (CWTs
+//! are ES256). Each key verifies exactly one algorithm, taken from its type
+//! and its JWK `alg`, never from a token's header.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use certbound_proto::EcPublicKey;
 use certbound_proto::cbor::{self, Limits};
 use certbound_proto::crypto::AwsLcVerifier;
+use certbound_proto::jose::{JwsAlg, JwsKey, PublicMaterial};
 use certbound_proto::key::labels;
 use ciborium::Value;
 use serde::{Deserialize, Serialize};
@@ -24,12 +31,18 @@ const KEY_SET_LIMITS: Limits = Limits {
 };
 
 #[derive(Debug)]
-struct Entry {
-    key: EcPublicKey,
-    verifier: AwsLcVerifier,
+enum Entry {
+    /// An ES256 key with its verifier.
+    Ec {
+        key: EcPublicKey,
+        verifier: AwsLcVerifier,
+    },
+    /// An RS256, PS256 or EdDSA key (JWTs only).
+    Jose(JwsKey),
 }
 
-/// Verification keys by `kid`. Only EC P-256 / ES256 keys are accepted.
+/// Verification keys by `kid`: EC P-256 / ES256 keys, and for JWTs RSA
+/// (RS256 or PS256) and Ed25519 (EdDSA) keys.
 ///
 /// Each key's verifier (aws-lc-rs) is built once, on insertion; cloning a
 /// `KeySet` is cheap (the verifiers are shared).
@@ -60,15 +73,39 @@ impl KeySet {
         }
         let verifier = AwsLcVerifier::new(&key)
             .map_err(|e| VerifyError::InvalidKeySet(format!("key {kid:?}: {e}")))?;
-        self.keys.insert(kid, Arc::new(Entry { key, verifier }));
+        self.keys.insert(kid, Arc::new(Entry::Ec { key, verifier }));
+        Ok(())
+    }
+
+    /// Adds a key of any algorithm under `kid` (an ES256 key goes through
+    /// [`KeySet::insert`]).
+    ///
+    /// # Errors
+    /// As [`KeySet::insert`].
+    pub fn insert_jws(&mut self, kid: String, key: JwsKey) -> Result<(), VerifyError> {
+        if let PublicMaterial::Ec(ec) = key.material() {
+            return self.insert(kid, ec.clone());
+        }
+        if kid.is_empty() {
+            return Err(VerifyError::InvalidKeySet("a key has an empty kid".into()));
+        }
+        if self.keys.contains_key(&kid) {
+            return Err(VerifyError::InvalidKeySet(format!(
+                "kid {kid:?} appears more than once"
+            )));
+        }
+        self.keys.insert(kid, Arc::new(Entry::Jose(key)));
         Ok(())
     }
 
     /// Reads a JWK Set (RFC 7517 §5):
     /// `{"keys":[{"kty":"EC","crv":"P-256","x":..,"y":..,"kid":..,"alg"?:"ES256","use"?:"sig"}]}`.
     ///
-    /// Unknown members are ignored (RFC 7517 §4). `alg` may be `ES256` or its
-    /// fully specified twin `ESP256` (RFC 9864).
+    /// Unknown members are ignored (RFC 7517 §4). For EC keys `alg` may be
+    /// `ES256` or its fully specified twin `ESP256` (RFC 9864). RSA keys
+    /// (`kty` `RSA`, `n`, `e`) must carry `alg` `RS256` or `PS256` (the
+    /// algorithm is never guessed) and at least 2048 bits; Ed25519 keys
+    /// (`kty` `OKP`, `crv` `Ed25519`, `x`) may carry `alg` `EdDSA`.
     ///
     /// # Errors
     /// [`VerifyError::InvalidKeySet`] for invalid JSON, a duplicate member, a
@@ -84,26 +121,32 @@ impl KeySet {
             let (kid, key) = jwk
                 .into_key()
                 .map_err(|e| VerifyError::InvalidKeySet(format!("key #{i}: {e}")))?;
-            out.insert(kid, key)?;
+            out.insert_jws(kid, key)?;
         }
         Ok(out)
     }
 
-    /// The key set as a pretty-printed JWK Set; each key carries `kty`, `crv`,
-    /// `x`, `y` (base64url without padding), `kid`, `alg: ES256` and `use: sig`.
+    /// The key set as a pretty-printed JWK Set; each EC key carries `kty`,
+    /// `crv`, `x`, `y` (base64url without padding), `kid`, `alg: ES256` and
+    /// `use: sig`; RSA keys `kty: RSA`, `n`, `e` and `alg` `RS256` or
+    /// `PS256`; Ed25519 keys `kty: OKP`, `crv: Ed25519`, `x`, `alg: EdDSA`.
     pub fn to_jwks(&self) -> String {
         let set = JwksOut {
             keys: self
                 .keys
                 .iter()
-                .map(|(kid, e)| JwkOut {
-                    kty: "EC",
-                    crv: "P-256",
-                    x: URL_SAFE_NO_PAD.encode(e.key.x),
-                    y: URL_SAFE_NO_PAD.encode(e.key.y),
-                    kid,
-                    alg: "ES256",
-                    use_: "sig",
+                .map(|(kid, e)| match &**e {
+                    Entry::Ec { key, .. } => serde_json::to_value(JwkOut {
+                        kty: "EC",
+                        crv: "P-256",
+                        x: URL_SAFE_NO_PAD.encode(key.x),
+                        y: URL_SAFE_NO_PAD.encode(key.y),
+                        kid,
+                        alg: "ES256",
+                        use_: "sig",
+                    })
+                    .unwrap_or_default(),
+                    Entry::Jose(key) => key.to_jwk(kid),
                 })
                 .collect(),
         };
@@ -145,24 +188,60 @@ impl KeySet {
         Ok(out)
     }
 
-    /// The key set as a COSE_KeySet (array of COSE_Keys with `kid` and `alg: ES256`).
+    /// The key set as a COSE_KeySet (array of COSE_Keys with `kid` and
+    /// `alg: ES256`): the ES256 keys only (CWTs are ES256).
     pub fn to_cose_key_set(&self) -> Vec<u8> {
         cbor::encode(&Value::Array(
             self.keys
                 .iter()
-                .map(|(kid, e)| e.key.to_cose_key_with_kid(kid))
+                .filter_map(|(kid, e)| match &**e {
+                    Entry::Ec { key, .. } => Some(key.to_cose_key_with_kid(kid)),
+                    Entry::Jose(_) => None,
+                })
                 .collect(),
         ))
     }
 
-    /// The key for `kid`.
+    /// The ES256 key for `kid`.
     pub fn get(&self, kid: &str) -> Option<&EcPublicKey> {
-        self.keys.get(kid).map(|e| &e.key)
+        match self.keys.get(kid).map(|e| &**e) {
+            Some(Entry::Ec { key, .. }) => Some(key),
+            _ => None,
+        }
     }
 
-    /// The verifier built for `kid`.
+    /// The key for `kid` of any algorithm.
+    pub fn get_jws(&self, kid: &str) -> Option<JwsKey> {
+        match self.keys.get(kid).map(|e| &**e) {
+            Some(Entry::Ec { key, .. }) => Some(JwsKey::es256(key.clone())),
+            Some(Entry::Jose(key)) => Some(key.clone()),
+            None => None,
+        }
+    }
+
+    /// The algorithm `kid` verifies.
+    pub fn alg(&self, kid: &str) -> Option<JwsAlg> {
+        match self.keys.get(kid).map(|e| &**e) {
+            Some(Entry::Ec { .. }) => Some(JwsAlg::Es256),
+            Some(Entry::Jose(key)) => Some(key.alg()),
+            None => None,
+        }
+    }
+
+    /// The ES256 verifier built for `kid`.
     pub(crate) fn verifier(&self, kid: &str) -> Option<&AwsLcVerifier> {
-        self.keys.get(kid).map(|e| &e.verifier)
+        match self.keys.get(kid).map(|e| &**e) {
+            Some(Entry::Ec { verifier, .. }) => Some(verifier),
+            _ => None,
+        }
+    }
+
+    /// The key of another algorithm than ES256 for `kid`.
+    pub(crate) fn jose_key(&self, kid: &str) -> Option<&JwsKey> {
+        match self.keys.get(kid).map(|e| &**e) {
+            Some(Entry::Jose(key)) => Some(key),
+            _ => None,
+        }
     }
 
     /// All kids, sorted.
@@ -193,6 +272,8 @@ struct JwkIn {
     crv: Option<String>,
     x: Option<String>,
     y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
     kid: Option<String>,
     alg: Option<String>,
     #[serde(rename = "use")]
@@ -202,25 +283,49 @@ struct JwkIn {
 }
 
 impl JwkIn {
-    fn into_key(self) -> Result<(String, EcPublicKey), String> {
+    fn into_key(self) -> Result<(String, JwsKey), String> {
         if self.d.is_some() {
             return Err(
                 "contains a private key (\"d\"); publish only the public part (drop \"d\")".into(),
             );
         }
-        match self.kty.as_deref() {
-            Some("EC") => {}
-            Some(other) => return Err(format!("kty is {other:?}; only \"EC\" is accepted")),
+        let kind = match self.kty.as_deref() {
+            Some(k @ ("EC" | "RSA" | "OKP")) => k,
+            Some(other) => {
+                return Err(format!(
+                    "kty is {other:?}; only \"EC\", \"RSA\" and \"OKP\" are accepted"
+                ));
+            }
             None => return Err("kty is missing".into()),
-        }
-        match self.crv.as_deref() {
-            Some("P-256") => {}
-            Some(other) => return Err(format!("crv is {other:?}; only \"P-256\" is accepted")),
-            None => return Err("crv is missing".into()),
-        }
-        match self.alg.as_deref() {
-            None | Some("ES256" | "ESP256") => {}
-            Some(other) => return Err(format!("alg is {other:?}; only \"ES256\" is accepted")),
+        };
+        let alg = match (kind, self.alg.as_deref()) {
+            ("EC", None | Some("ES256" | "ESP256")) => JwsAlg::Es256,
+            ("RSA", Some("RS256")) => JwsAlg::Rs256,
+            ("RSA", Some("PS256")) => JwsAlg::Ps256,
+            ("RSA", None) => {
+                return Err(
+                    "an RSA key needs alg \"RS256\" or \"PS256\": the algorithm is never guessed"
+                        .into(),
+                );
+            }
+            ("OKP", None | Some("EdDSA")) => JwsAlg::EdDsa,
+            (kty, Some(other)) => {
+                return Err(format!("alg {other:?} is not accepted for a {kty} key"));
+            }
+            (kty, None) => return Err(format!("kty {kty} needs an alg")),
+        };
+        let expected_crv = match kind {
+            "EC" => Some("P-256"),
+            "OKP" => Some("Ed25519"),
+            _ => None,
+        };
+        match (expected_crv, self.crv.as_deref()) {
+            (Some(want), Some(got)) if want == got => {}
+            (Some(want), Some(other)) => {
+                return Err(format!("crv is {other:?}; only {want:?} is accepted"));
+            }
+            (Some(_), None) => return Err("crv is missing".into()),
+            (None, _) => {}
         }
         match self.use_.as_deref() {
             None | Some("sig") => {}
@@ -235,12 +340,27 @@ impl JwkIn {
             Some(k) if !k.is_empty() => k,
             _ => return Err("kid is missing; every key needs a kid".into()),
         };
-        let key = EcPublicKey {
-            x: coordinate(self.x.as_deref(), "x")?,
-            y: coordinate(self.y.as_deref(), "y")?,
+        let key = match alg {
+            JwsAlg::Es256 => JwsKey::es256(EcPublicKey {
+                x: coordinate(self.x.as_deref(), "x")?,
+                y: coordinate(self.y.as_deref(), "y")?,
+            }),
+            JwsAlg::EdDsa => JwsKey::ed25519(coordinate(self.x.as_deref(), "x")?),
+            JwsAlg::Rs256 | JwsAlg::Ps256 => {
+                let n = big_endian(self.n.as_deref(), "n")?;
+                let e = big_endian(self.e.as_deref(), "e")?;
+                JwsKey::rsa(alg, &n, &e).map_err(|e| e.to_string())?
+            }
         };
         Ok((kid, key))
     }
+}
+
+fn big_endian(value: Option<&str>, name: &str) -> Result<Vec<u8>, String> {
+    let text = value.ok_or_else(|| format!("{name} is missing"))?;
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|e| format!("{name} is not base64url without padding: {e}"))
 }
 
 fn coordinate(value: Option<&str>, name: &str) -> Result<[u8; 32], String> {
@@ -248,13 +368,17 @@ fn coordinate(value: Option<&str>, name: &str) -> Result<[u8; 32], String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|e| format!("{name} is not base64url without padding: {e}"))?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{name} is {} bytes; a P-256 coordinate is 32", bytes.len()))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "{name} is {} bytes; a P-256 coordinate or an Ed25519 key is 32",
+            bytes.len()
+        )
+    })
 }
 
 #[derive(Serialize)]
-struct JwksOut<'a> {
-    keys: Vec<JwkOut<'a>>,
+struct JwksOut {
+    keys: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize)]

@@ -133,9 +133,11 @@ impl TokenVerifier {
     /// `now` and requires every scope of `required_scopes`.
     ///
     /// The same rules as [`TokenVerifier::verify`], in the JWT form: at most
-    /// `limits.max_size` bytes of text; header `typ` `at+jwt`, `alg` exactly
-    /// `ES256` (`none`, HMAC and RSA are refused), no `crit`, a `kid` naming
-    /// a key of the set; the signature over the text as received; then
+    /// `limits.max_size` bytes of text; header `typ` `at+jwt`, `alg` the
+    /// algorithm of the key its `kid` names (`ES256` for EC keys, `RS256` or
+    /// `PS256` as the RSA key's JWK says, `EdDSA` for Ed25519 keys; `none`,
+    /// HMAC and any other are refused), no `crit`; the signature over the
+    /// text as received; then
     /// `exp` (required), `nbf`/`iat` with leeway, `iss` when configured,
     /// `aud` (string or array) containing the audience, the scopes, and
     /// `cnf` (`x5t#S256`, RFC 8705) present unless `allow_bearer`.
@@ -249,10 +251,13 @@ fn verify_jwt_with(
             "JWS kid is missing; certbound JWTs name their signing key".into(),
         ))
     })?;
-    let verifier = keys
-        .verifier(kid)
-        .ok_or_else(|| VerifyError::UnknownKey { kid: kid.into() })?;
-    let jwt = parsed.verify(verifier)?;
+    // The key decides the algorithm: an ES256 key verifies only ES256, an
+    // RS256 key only RS256 (a header naming another is refused).
+    let jwt = match (keys.verifier(kid), keys.jose_key(kid)) {
+        (Some(verifier), _) => parsed.verify(verifier)?,
+        (None, Some(key)) => parsed.verify_key(key)?,
+        (None, None) => return Err(VerifyError::UnknownKey { kid: kid.into() }),
+    };
     let x5t_s256 = match &jwt.cnf {
         None => None,
         Some(cnf) => Some(decode_x5t(&cnf.x5t_s256)?),

@@ -2,7 +2,10 @@
 
 use base64::Engine as _;
 use certbound_proto::claims::{Claims, intersect_scopes};
-use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt};
+use certbound_proto::jose::JwsAlg;
+use certbound_proto::jwt::{
+    JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt, sign_jwt_with,
+};
 use certbound_proto::{EcPublicKey, token};
 use serde::Serialize;
 
@@ -173,6 +176,24 @@ impl OAuthService {
             tracing::error!("no signing key is active; check `certbound keys list`");
             fail(OAuthError::unavailable())
         })?;
+        // An API may ask for RS256, PS256 or EdDSA JWTs (never CWTs).
+        let jose_alg = match api.signing_alg.as_deref().map(JwsAlg::from_jose) {
+            _ if api.format != "jwt" => None,
+            None | Some(Some(JwsAlg::Es256)) => None,
+            Some(Some(alg)) => Some(alg),
+            Some(None) => {
+                tracing::error!(api = %audience, alg = ?api.signing_alg, "the API asks for an unknown signing algorithm");
+                return Err(fail(OAuthError::server_error()));
+            }
+        };
+        let jose_key = match jose_alg {
+            Some(alg) => Some(ring.jose_signing_key(alg, now).ok_or_else(|| {
+                tracing::error!(api = %audience, %alg, "no signing key of the algorithm this API asks for is active yet; the server creates one within a second");
+                fail(OAuthError::unavailable())
+            })?),
+            None => None,
+        };
+        let kid = jose_key.map_or_else(|| key.kid.clone(), |k| k.kid.clone());
         let status = match &self.status {
             Some(lists) => Some(
                 lists
@@ -208,7 +229,11 @@ impl OAuthService {
                 cnf: x5t.clone().map(|x5t_s256| JwtConfirmation { x5t_s256 }),
                 status: status.clone().map(|s| JwtStatus { status_list: s }),
             };
-            let text = sign_jwt(&claims, &key.kid, &key.signer).map_err(|e| {
+            let signed = match jose_key {
+                Some(k) => sign_jwt_with(&claims, &k.kid, k.signer.as_ref()),
+                None => sign_jwt(&claims, &key.kid, &key.signer),
+            };
+            let text = signed.map_err(|e| {
                 tracing::error!(error = %e, "signing a client JWT failed");
                 fail(OAuthError::server_error())
             })?;
@@ -259,7 +284,7 @@ impl OAuthService {
                 api_id: audience.clone(),
                 scope: scope.clone(),
                 format: api.format.clone(),
-                kid: key.kid.clone(),
+                kid,
                 cnf: bound_cert.map(|der| hex::encode(certbound_pki::thumbprint_sha256(der))),
                 status_entry: status
                     .as_ref()

@@ -183,14 +183,14 @@ impl OAuthService {
             snapshot.refresh_if_written().await?;
             return snapshot.api_or_refresh(id).await;
         }
-        Ok(self
-            .store
-            .get_api(id)
-            .await?
-            .map(|a| crate::store::snapshot::clients::ApiEntry {
-                ttl_secs: a.ttl_secs,
-                format: a.format,
-            }))
+        let Some(api) = self.store.get_api(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::store::snapshot::clients::ApiEntry {
+            ttl_secs: api.ttl_secs,
+            format: api.format,
+            signing_alg: self.store.api_signing_alg(id).await?,
+        }))
     }
 
     /// Decides client certificates with `trust` (default: no CA is trusted,

@@ -64,30 +64,34 @@ pub async fn api(cmd: ApiCommand) -> anyhow::Result<ExitCode> {
             scopes,
             ttl,
             format,
+            alg,
             json,
         } => {
             let reg = Registry::open(&dir.dir).await?;
             let api = reg
-                .create_api_with_format(&id, &scopes, ttl, format.as_str())
+                .create_api_with_alg(&id, &scopes, ttl, format.as_str(), alg.map(|a| a.jws()))
                 .await;
             reg.close().await;
-            let api = api?;
+            let created = api?;
             if json {
-                print_json(&api)?;
+                print_json(&created)?;
             } else {
+                let api = &created.api;
                 println!(
-                    "API {} created: scopes [{}], token lifetime {} s, client tokens {}",
+                    "API {} created: scopes [{}], token lifetime {} s, client tokens {} ({})",
                     api.id,
                     api.scopes.join(" "),
                     api.ttl_secs,
-                    api.format
+                    api.format,
+                    created.alg
                 );
             }
         }
         ApiCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
-            let apis = reg.store.list_apis().await?;
+            let apis = reg.apis_with_algs().await;
             reg.close().await;
+            let apis = apis?;
             if json {
                 print_json(&apis)?;
             } else if apis.is_empty() {
@@ -95,15 +99,18 @@ pub async fn api(cmd: ApiCommand) -> anyhow::Result<ExitCode> {
             } else {
                 for a in apis {
                     println!(
-                        "{}  ttl={}s  scopes=[{}]",
-                        a.id,
-                        a.ttl_secs,
-                        a.scopes.join(" ")
+                        "{}  ttl={}s  format={} alg={}  scopes=[{}]",
+                        a.api.id,
+                        a.api.ttl_secs,
+                        a.api.format,
+                        a.alg,
+                        a.api.scopes.join(" ")
                     );
                 }
             }
         }
         ApiCommand::SetTtl(args) => return super::grants::set_ttl(args).await,
+        ApiCommand::SetAlg(args) => return super::algs::set_alg(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -296,7 +303,7 @@ async fn set_status(
 pub async fn key_set(dir: &Path) -> anyhow::Result<KeySet> {
     let mut set = KeySet::new();
     let reg = Registry::open(dir).await?;
-    let keys = reg.public_keys().await;
+    let keys = reg.public_jws_keys().await;
     reg.close().await;
     let keys = keys.with_context(|| {
         format!(
@@ -305,7 +312,7 @@ pub async fn key_set(dir: &Path) -> anyhow::Result<KeySet> {
         )
     })?;
     for (kid, key) in keys {
-        set.insert(kid, key)?;
+        set.insert_jws(kid, key)?;
     }
     Ok(set)
 }
@@ -321,6 +328,12 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 print_json(&r)?;
             } else {
                 println!("New signing key {} published now", r.new_kid);
+                for other in &r.others {
+                    println!(
+                        "New {} signing key {} published now",
+                        other.alg, other.new_kid
+                    );
+                }
                 println!("  signs from:        {}", iso(r.active_from));
                 println!(
                     "  old keys retire:   {} (or later, once the last token they signed expires)",
@@ -363,8 +376,9 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             } else {
                 for k in schedules {
                     println!(
-                        "{}  published {}  signs from {}  retires {}  {}",
+                        "{}  {:<5}  published {}  signs from {}  retires {}  {}",
                         k.kid,
+                        k.alg,
                         iso(k.created_at),
                         iso(k.active_from),
                         k.retire_after.map(iso).unwrap_or_else(|| "-".into()),

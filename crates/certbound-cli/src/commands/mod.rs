@@ -1,6 +1,7 @@
 //! Command implementations.
 
 mod admin;
+mod algs;
 mod bulk;
 mod clients;
 mod demo;

@@ -96,6 +96,9 @@ pub async fn apply(
             },
         )
         .await?;
+        // The signing keys of the algorithms the APIs now ask for (a running
+        // broker would make them within a second, but not before a token).
+        reg.ensure_api_signing_keys().await?;
         Ok::<_, anyhow::Error>(Some(applied))
     }
     .await;

@@ -159,7 +159,14 @@ fn algorithm_rules() {
     let cases = [
         (r#"{"alg":"none","typ":"at+jwt"}"#, "none"),
         (r#"{"alg":"HS256","typ":"at+jwt"}"#, "HS256"),
-        (r#"{"alg":"RS256","typ":"at+jwt"}"#, "RS256"),
+        (r#"{"alg":"RS512","typ":"at+jwt"}"#, "RS512"),
+        (r#"{"alg":"PS384","typ":"at+jwt"}"#, "PS384"),
+        (r#"{"alg":"HS512","typ":"at+jwt"}"#, "HS512"),
+        (
+            r#"{"alg":"Ed25519","typ":"at+jwt"}"#,
+            "Ed25519 is not a JWS alg name",
+        ),
+        (r#"{"alg":"rs256","typ":"at+jwt"}"#, "case rs256"),
         (r#"{"alg":"ES384","typ":"at+jwt"}"#, "ES384"),
         (r#"{"alg":"es256","typ":"at+jwt"}"#, "case"),
     ];
@@ -168,6 +175,16 @@ fn algorithm_rules() {
         assert!(
             matches!(r, Err(ProtoError::UnsupportedJwsAlgorithm(_))),
             "{why}: {r:?}"
+        );
+    }
+    // RS256, PS256 and EdDSA parse, but an ES256 verifier refuses them:
+    // the key decides the algorithm.
+    for alg in ["RS256", "PS256", "EdDSA"] {
+        let header = format!(r#"{{"alg":"{alg}","typ":"at+jwt"}}"#);
+        let r = parse(&hand_built(&header, MIN_PAYLOAD)).and_then(|p| p.verify(&verifier()));
+        assert!(
+            matches!(r, Err(ProtoError::AlgorithmMismatch { .. })),
+            "{alg}: {r:?}"
         );
     }
     for header in [r#"{"typ":"at+jwt"}"#, r#"{"alg":-7,"typ":"at+jwt"}"#] {

@@ -74,6 +74,7 @@ pub async fn apply(
             scopes: a.scopes.clone(),
         };
         db::upsert_api(conn, &api, now).await?;
+        crate::store::signing_algs::write_api_signing_alg(conn, &a.id, a.alg.as_deref()).await?;
     }
     super::roles::apply_roles(conn, &plan, &desired.role, now).await?;
     for g in &desired.group {

@@ -39,6 +39,11 @@ pub struct ApiSpec {
     /// Token format of its clients: `cwt` (default) or `jwt`.
     #[serde(default = "default_format")]
     pub format: String,
+    /// JWS algorithm of its JWTs: `ES256` when absent (and always for
+    /// `cwt`), or `RS256`, `PS256`, `EdDSA` for a `jwt` API. Exported only
+    /// when not ES256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
 }
 
 /// `[[role]]`: a named set of grants across APIs.
@@ -160,6 +165,7 @@ impl PolicyDoc {
                     scopes: a.scopes.iter().map(|s| esc(s)).collect(),
                     ttl_secs: a.ttl_secs,
                     format: esc(&a.format),
+                    alg: a.alg.as_deref().map(esc),
                 })
                 .collect(),
             role: self
@@ -298,6 +304,7 @@ mod tests {
                 scopes: vec!["a$${b".into()],
                 ttl_secs: 60,
                 format: "cwt".into(),
+                alg: None,
             }],
             ..Default::default()
         };

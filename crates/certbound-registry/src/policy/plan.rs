@@ -148,10 +148,14 @@ pub(super) async fn diff(
                 kind: "api",
                 name: id.to_string(),
                 details: vec![format!(
-                    "scopes {} ttl_secs {} format {}",
+                    "scopes {} ttl_secs {} format {}{}",
                     words(&a.scopes),
                     a.ttl_secs,
-                    a.format
+                    a.format,
+                    a.alg
+                        .as_deref()
+                        .map(|g| format!(" alg {g}"))
+                        .unwrap_or_default()
                 )],
             }),
             Some(o) => {
@@ -168,6 +172,10 @@ pub(super) async fn diff(
                 }
                 if o.format != a.format {
                     d.push(format!("format {} -> {}", o.format, a.format));
+                }
+                if o.alg != a.alg {
+                    let show = |alg: &Option<String>| alg.clone().unwrap_or_else(|| "ES256".into());
+                    d.push(format!("alg {} -> {}", show(&o.alg), show(&a.alg)));
                 }
                 if !d.is_empty() {
                     plan.changes.push(Change {

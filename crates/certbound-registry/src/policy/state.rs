@@ -29,10 +29,15 @@ pub(super) fn store_grants(grants: &[GrantSpec]) -> Vec<Grant> {
 }
 
 pub(super) async fn read_apis(conn: &mut PolicyConn) -> Result<Vec<ApiSpec>, RegistryError> {
+    let algs = crate::store::signing_algs::read_api_signing_algs(conn).await?;
     Ok(db::read_apis(conn, ADMIN_API)
         .await?
         .into_iter()
         .map(|a| ApiSpec {
+            alg: algs
+                .iter()
+                .find(|(id, _)| *id == a.id)
+                .map(|(_, alg)| alg.clone()),
             id: a.id,
             scopes: a.scopes,
             ttl_secs: a.ttl_secs,

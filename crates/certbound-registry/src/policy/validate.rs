@@ -69,6 +69,15 @@ pub(super) fn check_grants(
 /// are the scopes of the admin API (grants may name it). Normalises client
 /// credentials in place.
 pub(super) fn validate(doc: &mut PolicyDoc, admin_scopes: &[String]) -> Result<(), RegistryError> {
+    // The canonical `alg`: ES256 is none (the default), the others their
+    // JOSE names; a non-ES256 alg needs format jwt.
+    for a in &mut doc.api {
+        if let Some(name) = a.alg.take() {
+            let alg = crate::registry::parse_alg(&name)?;
+            crate::registry::check_alg_for_format(&a.id, alg, &a.format)?;
+            a.alg = (alg != certbound_proto::jose::JwsAlg::Es256).then(|| alg.as_str().to_string());
+        }
+    }
     let mut apis: ApiScopes<'_> = BTreeMap::new();
     apis.insert(ADMIN_API, admin_scopes);
     for a in &doc.api {

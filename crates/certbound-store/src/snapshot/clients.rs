@@ -19,6 +19,9 @@ pub struct ApiEntry {
     pub ttl_secs: u64,
     /// Token format (`cwt` or `jwt`).
     pub format: String,
+    /// The JWS algorithm of its JWTs when not ES256 (`RS256`, `PS256`,
+    /// `EdDSA`; store version 0014).
+    pub signing_alg: Option<String>,
 }
 
 /// Clients by id, with indexes by credential.
@@ -145,16 +148,18 @@ impl Snapshot {
     }
 
     pub(super) async fn load_apis(&self) -> Result<HashMap<String, ApiEntry>, StoreError> {
-        Ok(sqlx::query("SELECT id, ttl_secs, format FROM apis")
-            .fetch_all(&self.store.pool)
-            .await?
-            .into_iter()
-            .map(|r| (r.get("id"), api_entry(&r)))
-            .collect())
+        Ok(
+            sqlx::query("SELECT id, ttl_secs, format, signing_alg FROM apis")
+                .fetch_all(&self.store.pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.get("id"), api_entry(&r)))
+                .collect(),
+        )
     }
 
     pub(super) async fn read_api(&self, id: &str) -> Result<Option<ApiEntry>, StoreError> {
-        let row = sqlx::query("SELECT id, ttl_secs, format FROM apis WHERE id = $1")
+        let row = sqlx::query("SELECT id, ttl_secs, format, signing_alg FROM apis WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.store.pool)
             .await?;
@@ -166,5 +171,6 @@ fn api_entry(r: &sqlx::any::AnyRow) -> ApiEntry {
     ApiEntry {
         ttl_secs: to_u64(r.get("ttl_secs")),
         format: r.get("format"),
+        signing_alg: r.get("signing_alg"),
     }
 }

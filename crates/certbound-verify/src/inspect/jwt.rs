@@ -1,7 +1,6 @@
 //! [`inspect_jwt`]: the JWT (RFC 9068) twin of [`super::inspect`].
 
 use certbound_proto::claims::Claims;
-use certbound_proto::crypto::AwsLcVerifier;
 use certbound_proto::jwt::{TYP_AT_JWT, UnverifiedJwt};
 use serde_json::json;
 
@@ -43,7 +42,7 @@ pub fn inspect_jwt(
         }
     };
     out.kid = jwt.kid().map(str::to_string);
-    // UnverifiedJwt::parse already requires typ at+jwt and alg ES256.
+    // UnverifiedJwt::parse already requires typ at+jwt and a supported alg.
     out.typ = Some(TYP_AT_JWT.into());
     out.checks.push(("typ".into(), CheckResult::Ok));
     out.signature = match (keys, jwt.kid()) {
@@ -51,11 +50,14 @@ pub fn inspect_jwt(
             CheckResult::Skipped("no verification key given: signature not checked".into())
         }
         (Some(_), None) => CheckResult::Failed("token has no kid, so no key can be chosen".into()),
-        (Some(keys), Some(kid)) => match keys.get(kid).map(AwsLcVerifier::new) {
+        (Some(keys), Some(kid)) => match keys.get_jws(kid) {
             None => CheckResult::Failed(format!("signed by kid {kid} which is not in the key set")),
-            Some(Err(e)) => CheckResult::Failed(format!("key {kid} is unusable: {e}")),
-            Some(Ok(verifier)) => match jwt.verify(&verifier) {
+            // The key decides the algorithm (ES256, RS256, PS256 or EdDSA).
+            Some(key) => match jwt.verify_key(&key) {
                 Ok(_) => CheckResult::Ok,
+                Err(e @ certbound_proto::ProtoError::AlgorithmMismatch { .. }) => {
+                    CheckResult::Failed(e.to_string())
+                }
                 Err(_) => CheckResult::Failed(format!(
                     "signature does not verify with the key of kid {kid}: the token was altered or forged"
                 )),

@@ -334,3 +334,152 @@ fn cwt_text_is_not_a_jwt() {
     let cwt = URL_SAFE_NO_PAD.encode(mint(&claims(&device()), &broker()));
     assert_eq!(code(&cwt, &[]), "malformed");
 }
+
+mod other_algorithms {
+    //! RS256, PS256 and EdDSA keys from a JWKS: each verifies its own
+    //! algorithm only; algorithm confusion is refused.
+    use certbound_proto::jose::{self, JwsAlg, JwsKey, JwsSigner};
+    use certbound_proto::jwt::sign_jwt_with;
+
+    use super::*;
+
+    fn key_set_with(signers: &[&dyn JwsSigner]) -> KeySet {
+        let mut keys = keys_of(&[&broker()]);
+        for s in signers {
+            keys.insert_jws(s.jws_key().kid(), s.jws_key()).unwrap();
+        }
+        // Through the JWKS text, as a verifier gets it.
+        KeySet::from_jwks(&keys.to_jwks()).unwrap()
+    }
+
+    fn verifier_with(keys: KeySet) -> TokenVerifier {
+        let mut config = VerifierConfig::new(AUD);
+        config.issuer = Some(ISS.into());
+        TokenVerifier::new(keys, config)
+    }
+
+    #[test]
+    fn each_key_verifies_its_own_algorithm_only() {
+        let signers: Vec<Box<dyn JwsSigner>> = [JwsAlg::Rs256, JwsAlg::Ps256, JwsAlg::EdDsa]
+            .into_iter()
+            .map(|a| jose::generate(a).unwrap().0)
+            .collect();
+        let refs: Vec<&dyn JwsSigner> = signers.iter().map(|s| s.as_ref()).collect();
+        let keys = key_set_with(&refs);
+        for s in &signers {
+            assert_eq!(keys.alg(&s.jws_key().kid()), Some(s.alg()));
+        }
+        let v = verifier_with(keys);
+        let c = jwt_claims();
+        for s in &signers {
+            let kid = s.jws_key().kid();
+            let text = sign_jwt_with(&c, &kid, s.as_ref()).unwrap();
+            let ok = v.verify_jwt(&text, &["telemetry:read"], NOW).unwrap();
+            assert_eq!(ok.kid, kid);
+            // Tampered: refused.
+            let mut parts: Vec<&str> = text.split('.').collect();
+            let mut forged_claims = c.clone();
+            forged_claims.scope = Some("admin".into());
+            let forged_payload =
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
+            parts[1] = &forged_payload;
+            let err = v.verify_jwt(&parts.join("."), &[], NOW).unwrap_err();
+            assert_eq!(err.reason_code(), "bad_signature", "{}", s.alg());
+            // The same signature under every other header alg: refused as
+            // unsupported_alg (the key decides, never the header).
+            for other in ["ES256", "RS256", "PS256", "EdDSA", "HS256", "none"] {
+                if other == s.alg().as_str() {
+                    continue;
+                }
+                let header = URL_SAFE_NO_PAD.encode(format!(
+                    r#"{{"alg":"{other}","typ":"at+jwt","kid":"{kid}"}}"#
+                ));
+                let relabelled =
+                    format!("{header}.{}.{}", parts[1], text.split('.').nth(2).unwrap());
+                let err = v.verify_jwt(&relabelled, &[], NOW).unwrap_err();
+                assert!(
+                    matches!(err.reason_code(), "unsupported_alg" | "malformed"),
+                    "{} key, header {other}: {err}",
+                    s.alg()
+                );
+            }
+        }
+        // An ES256 token under an RSA key's kid (and the reverse) is refused.
+        let es = sign(&c, &broker());
+        let (_, rest) = es.split_once('.').unwrap();
+        let rsa_kid = signers[0].jws_key().kid();
+        let header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"ES256","typ":"at+jwt","kid":"{rsa_kid}"}}"#
+        ));
+        let err = v
+            .verify_jwt(&format!("{header}.{rest}"), &[], NOW)
+            .unwrap_err();
+        assert_eq!(err.reason_code(), "unsupported_alg", "{err}");
+    }
+
+    fn rsa_jwk(bits: usize, alg: Option<&str>) -> String {
+        let mut n = vec![0xc5u8; bits / 8];
+        *n.last_mut().unwrap() |= 1;
+        let alg = alg.map(|a| format!(r#","alg":"{a}""#)).unwrap_or_default();
+        format!(
+            r#"{{"keys":[{{"kty":"RSA","kid":"r1","n":"{}","e":"AQAB"{alg}}}]}}"#,
+            URL_SAFE_NO_PAD.encode(n)
+        )
+    }
+
+    #[test]
+    fn jwks_rules_for_rsa_and_okp_keys() {
+        // An RSA key needs its alg; the algorithm is never guessed.
+        let err = KeySet::from_jwks(&rsa_jwk(2048, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RS256") && err.contains("never guessed"),
+            "{err}"
+        );
+        // RSA under 2048 bits: refused.
+        for bits in [512, 1024] {
+            let err = KeySet::from_jwks(&rsa_jwk(bits, Some("RS256")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("2048"), "{bits}: {err}");
+        }
+        // An RSA key for HMAC or ECDSA: refused.
+        for alg in ["HS256", "ES256", "EdDSA", "none"] {
+            assert!(
+                KeySet::from_jwks(&rsa_jwk(2048, Some(alg))).is_err(),
+                "{alg}"
+            );
+        }
+        let keys = KeySet::from_jwks(&rsa_jwk(2048, Some("PS256"))).unwrap();
+        assert_eq!(keys.alg("r1"), Some(JwsAlg::Ps256));
+        assert!(keys.get("r1").is_none(), "not an ES256 key");
+        // OKP: Ed25519 only, alg EdDSA (or none given).
+        let x = URL_SAFE_NO_PAD.encode([3u8; 32]);
+        let okp = |crv: &str, alg: &str| {
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"{crv}","kid":"o1","x":"{x}"{alg}}}]}}"#)
+        };
+        assert_eq!(
+            KeySet::from_jwks(&okp("Ed25519", "")).unwrap().alg("o1"),
+            Some(JwsAlg::EdDsa)
+        );
+        assert!(KeySet::from_jwks(&okp("X25519", "")).is_err());
+        assert!(KeySet::from_jwks(&okp("Ed448", "")).is_err());
+        assert!(KeySet::from_jwks(&okp("Ed25519", r#","alg":"ES256""#)).is_err());
+        // Symmetric keys are not keys here.
+        assert!(KeySet::from_jwks(r#"{"keys":[{"kty":"oct","kid":"s","k":"AAAA"}]}"#).is_err());
+        // The COSE key set keeps only ES256 keys.
+        let mut with_rsa = keys_of(&[&broker()]);
+        let (rs, _) = jose::generate(JwsAlg::Rs256).unwrap();
+        with_rsa
+            .insert_jws(rs.jws_key().kid(), rs.jws_key())
+            .unwrap();
+        assert_eq!(
+            KeySet::from_cose_key_set(&with_rsa.to_cose_key_set())
+                .unwrap()
+                .len(),
+            1
+        );
+        let _: Option<JwsKey> = with_rsa.get_jws(&rs.jws_key().kid());
+    }
+}

@@ -91,6 +91,14 @@ fn jwks_rejections() {
         ),
         (
             r#"{"keys":[{"kty":"RSA","kid":"k","n":"AQAB","e":"AQAB"}]}"#.to_string(),
+            "never guessed",
+        ),
+        (
+            r#"{"keys":[{"kty":"RSA","kid":"k","n":"AQAB","e":"AQAB","alg":"RS256"}]}"#.to_string(),
+            "2048",
+        ),
+        (
+            r#"{"keys":[{"kty":"oct","kid":"k","k":"AQAB"}]}"#.to_string(),
             "kty",
         ),
         (

@@ -6,7 +6,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use certbound_verify::http::PeerCertificates;
@@ -28,6 +28,7 @@ pub fn routes() -> Router<HttpsState> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/apis", get(list_apis).post(create_api))
+        .route("/apis/{id}/alg", put(set_api_alg))
         .route("/groups", get(list_groups).post(create_group))
         .route("/devices", get(list_devices).post(provision_device))
         .route("/devices/{id}", get(show_device))
@@ -198,7 +199,7 @@ type Peer = Option<Extension<PeerCertificates>>;
 
 async fn list_apis(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    ok(reg.store.list_apis().await?)
+    ok(reg.apis_with_algs().await?)
 }
 
 #[derive(Deserialize)]
@@ -209,6 +210,15 @@ struct NewApi {
     ttl_secs: u64,
     #[serde(default = "default_format")]
     format: String,
+    /// `ES256` (default), or for a JWT API `RS256`, `PS256`, `EdDSA`.
+    #[serde(default)]
+    alg: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAlg {
+    alg: String,
 }
 fn default_ttl() -> u64 {
     3600
@@ -225,10 +235,40 @@ async fn create_api(
     Json(body): Json<NewApi>,
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    created(
-        reg.create_api_with_format(&body.id, &body.scopes, body.ttl_secs, &body.format)
-            .await?,
-    )
+    let alg = body
+        .alg
+        .as_deref()
+        .map(certbound_registry::registry::parse_alg)
+        .transpose()?;
+    let api = reg
+        .create_api_with_alg(&body.id, &body.scopes, body.ttl_secs, &body.format, alg)
+        .await?;
+    reload_keys(&s, &reg).await;
+    created(api)
+}
+
+/// Reloads this instance's key ring at once (a key an API just asked for
+/// signs its first token without waiting for the next reload).
+async fn reload_keys(s: &HttpsState, reg: &certbound_registry::Registry) {
+    match crate::keys::KeyRing::load(&reg.store, &reg.data.key_dir()).await {
+        Ok(ring) => s.keys.replace(ring),
+        Err(e) => tracing::warn!(error = %e, "could not reload the key ring"),
+    }
+}
+
+async fn set_api_alg(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+    Json(body): Json<NewAlg>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    let alg = certbound_registry::registry::parse_alg(&body.alg)?;
+    let changed = reg.set_api_alg(&id, alg).await?;
+    reload_keys(&s, &reg).await;
+    ok(changed)
 }
 
 async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {

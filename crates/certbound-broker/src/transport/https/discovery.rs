@@ -53,10 +53,12 @@ pub async fn metadata(State(state): State<HttpsState>) -> Response {
     )
 }
 
+/// Every published key: ES256, and the RS256, PS256 and EdDSA keys of the
+/// APIs that ask for them (the COSE key set keeps the ES256 ones only).
 fn key_set(state: &HttpsState) -> KeySet {
     let mut set = KeySet::new();
-    for (kid, key) in state.keys.ring().published(unix_now()) {
-        if let Err(e) = set.insert(kid.clone(), key) {
+    for (kid, key) in state.keys.ring().published_jws(unix_now()) {
+        if let Err(e) = set.insert_jws(kid.clone(), key) {
             tracing::error!(%kid, error = %e, "signing key left out of the key set");
         }
     }
