@@ -240,6 +240,7 @@ async fn every_documented_route_exists() -> anyhow::Result<()> {
         for method in ops.as_object().context("ops")?.keys() {
             let concrete = path
                 .replace("{id}", "no-such-thing")
+                .replace("{name}", "no-such-thing")
                 .replace("{action}", "suspend");
             let m = Method::from_bytes(method.to_uppercase().as_bytes())?;
             let a = https

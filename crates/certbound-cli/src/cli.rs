@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod apikey;
 mod grants;
 mod lifecycle;
 mod migrate;
 mod oauth;
 mod prune;
+pub use apikey::ApiKeyCommand;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
@@ -126,6 +128,10 @@ pub enum Command {
     /// Manage backend-service clients (OAuth 2.0 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage API keys (a header credential for jobs that cannot do OAuth): create,
+    /// list, revoke. A key is exchanged at /oauth/token for a short-lived token.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
     /// Manage APIs (the resource servers tokens are for): create, list, set-ttl.
     #[command(subcommand)]
     Api(ApiCommand),

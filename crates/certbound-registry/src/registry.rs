@@ -565,11 +565,13 @@ impl Registry {
     }
 }
 
+mod api_keys;
 pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
 pub(crate) mod services;
+pub use api_keys::{CreatedApiKey, check_api_key_grants, check_api_key_name};
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{

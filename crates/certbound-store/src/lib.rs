@@ -1039,6 +1039,7 @@ fn cert_from_row(r: sqlx::any::AnyRow) -> CertRecord {
     }
 }
 
+mod api_keys;
 mod audit;
 pub mod audit_fields;
 mod batch_insert;
@@ -1056,6 +1057,10 @@ mod prune;
 mod services;
 pub mod snapshot;
 pub mod testing;
+pub use api_keys::{
+    API_KEY_SUBJECT_PREFIX, ApiKey, NewApiKey, api_key_name_of, api_key_subject, insert_api_key,
+    read_api_keys, replace_api_key_grants, revoke_api_key_row, set_api_key_expiry,
+};
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};
