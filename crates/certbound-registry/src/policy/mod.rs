@@ -1,6 +1,7 @@
 //! Policy as code: the APIs, groups (with their grants) and backend-service
-//! clients (with their authentication method and grants) of a data
-//! directory as one TOML document.
+//! clients (with their authentication method and grants) and API keys
+//! (grants and expiry; never the key) of a data directory as one TOML
+//! document.
 //!
 //! - [`export`] writes the current policy ([`PolicyDoc::to_toml`]);
 //! - [`plan`] compares a document with the store and lists the changes;
@@ -13,6 +14,7 @@
 //! built-in admin API (`urn:certbound:admin`) and the bootstrap `admin`
 //! client are never exported, changed or removed. See `docs/policy.md`.
 
+mod api_keys;
 mod apply;
 mod clients;
 mod document;
@@ -21,7 +23,7 @@ mod state;
 mod validate;
 
 pub use apply::{Applied, ApplyOptions, apply};
-pub use document::{ApiSpec, ClientSpec, GrantSpec, GroupSpec, PolicyDoc, substitute};
+pub use document::{ApiKeySpec, ApiSpec, ClientSpec, GrantSpec, GroupSpec, PolicyDoc, substitute};
 pub use plan::{Change, Op, Plan};
 
 use crate::error::RegistryError;

@@ -110,5 +110,6 @@ pub(super) fn validate(doc: &mut PolicyDoc, admin_scopes: &[String]) -> Result<(
         // As `certbound group create`: group scopes must be defined by the API.
         check_grants(&apis, &format!("group {}", g.name), &g.grant, true)?;
     }
-    super::clients::validate_clients(&mut doc.client, &apis)
+    super::clients::validate_clients(&mut doc.client, &apis)?;
+    super::api_keys::validate_keys(&doc.apikey, &apis)
 }
