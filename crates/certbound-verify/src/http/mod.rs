@@ -54,7 +54,7 @@ pub mod tls;
 pub use fetch::{Fetched, HttpsFetcher, RawResponse};
 pub use keys::{RemoteKeys, RemoteKeysConfig};
 pub use layer::{
-    AuthError, AuthStats, Authenticator, KeySource, StatusCheck, VerifyConfig, VerifyLayer,
+    API_KEY_HEADER, ApiKeyIntrospection, AuthError, AuthStats, Authenticator, KeySource, StatusCheck, VerifyConfig, VerifyLayer,
     VerifyService, layer,
 };
 pub use serve::{
