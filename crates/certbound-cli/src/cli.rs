@@ -181,8 +181,8 @@ pub enum Command {
         #[arg(long, value_name = "SERIAL")]
         ca: Option<String>,
     },
-    /// Print the policy (APIs, groups, clients and their grants) as TOML: `certbound export > policy.toml`.
-    /// Devices, certificates and secrets are not policy. See docs/policy.md.
+    /// Print the policy (APIs, groups, clients, API keys and their grants) as TOML:
+    /// `certbound export > policy.toml`. Devices, certificates, secrets and keys are not policy. See docs/policy.md.
     Export {
         #[command(flatten)]
         dir: DirArg,
@@ -198,7 +198,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Make the store match a policy file, atomically (all changes or none).
+    /// Make the store match a policy file, atomically (all changes or none). Clients
+    /// absent from the file are deleted and API keys absent from it revoked; new
+    /// clients' secrets and new API keys are printed once.
     Apply {
         #[command(flatten)]
         dir: DirArg,
