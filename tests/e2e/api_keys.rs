@@ -28,7 +28,10 @@ async fn exchange(
 ) -> anyhow::Result<JsonAnswer> {
     let body = serde_urlencoded::to_string(form)?;
     let mut headers = vec![
-        ("content-type", "application/x-www-form-urlencoded".to_string()),
+        (
+            "content-type",
+            "application/x-www-form-urlencoded".to_string(),
+        ),
         ("x-api-key", key.to_string()),
     ];
     if let Some((id, secret)) = basic {
@@ -81,7 +84,10 @@ async fn audited(
         if events.iter().any(&pred) {
             return Ok(());
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "not audited: {what}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not audited: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -110,7 +116,10 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
     assert_eq!(a.json["token_type"], "Bearer");
     assert_eq!(a.json["expires_in"], 600);
     assert_eq!(a.json["scope"], "reports:read");
-    let jwt = a.json["access_token"].as_str().context("token")?.to_string();
+    let jwt = a.json["access_token"]
+        .as_str()
+        .context("token")?
+        .to_string();
     let claims = {
         use certbound_proto::crypto::AwsLcVerifier;
         use certbound_proto::jwt::UnverifiedJwt;
@@ -126,7 +135,11 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
     let a = exchange(
         &o.https,
         &key,
-        &[CC, ("audience", JWT_API), ("scope", "reports:read reports:write")],
+        &[
+            CC,
+            ("audience", JWT_API),
+            ("scope", "reports:read reports:write"),
+        ],
         None,
     )
     .await?;
@@ -151,7 +164,11 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
     assert_eq!(i["active"], true, "{i}");
     assert_eq!(i["sub"], subject);
     assert_eq!(i["exp"], created.expires_at.context("expiry")?);
-    assert!(i["scope"].as_str().is_some_and(|s| s.contains("reports:read")));
+    assert!(
+        i["scope"]
+            .as_str()
+            .is_some_and(|s| s.contains("reports:read"))
+    );
     // ... and the tokens it was exchanged for.
     let t = introspect(&o.https, reporting, &jwt).await?;
     assert_eq!(t["active"], true, "{t}");
@@ -173,9 +190,14 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
     let i = introspect(&o.https, (&other.client_id, &other_secret), &key).await?;
     assert_eq!(i, serde_json::json!({ "active": false }));
     // And the key cannot ask for that API.
-    exchange(&o.https, &key, &[CC, ("audience", "https://other.example.com")], None)
-        .await?
-        .expect_error(400, "unauthorized_client")?;
+    exchange(
+        &o.https,
+        &key,
+        &[CC, ("audience", "https://other.example.com")],
+        None,
+    )
+    .await?
+    .expect_error(400, "unauthorized_client")?;
 
     // One credential per request.
     exchange(
@@ -215,8 +237,12 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
         .expect_error(400, "invalid_request")?;
 
     // Unknown, malformed and expired keys read like any failed client auth.
-    expect_auth_failed(&exchange(&o.https, &new_api_key(), &[CC, ("audience", JWT_API)], None).await?)?;
-    expect_auth_failed(&exchange(&o.https, "cbk_short", &[CC, ("audience", JWT_API)], None).await?)?;
+    expect_auth_failed(
+        &exchange(&o.https, &new_api_key(), &[CC, ("audience", JWT_API)], None).await?,
+    )?;
+    expect_auth_failed(
+        &exchange(&o.https, "cbk_short", &[CC, ("audience", JWT_API)], None).await?,
+    )?;
     let expired = new_api_key();
     reg.store
         .create_api_key(
@@ -238,19 +264,37 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
 
     // The last use is recorded.
     let listed = reg.list_api_keys(false).await?;
-    let k = listed.iter().find(|k| k.name == KEY_NAME).context("listed")?;
-    assert!(k.last_used_at.is_some_and(|t| t + 120 >= unix_now()), "{k:?}");
+    let k = listed
+        .iter()
+        .find(|k| k.name == KEY_NAME)
+        .context("listed")?;
+    assert!(
+        k.last_used_at.is_some_and(|t| t + 120 >= unix_now()),
+        "{k:?}"
+    );
 
     // Revocation: the next use is refused, its tokens turn inactive.
     reg.revoke_api_key(KEY_NAME).await?;
     expect_auth_failed(&exchange(&o.https, &key, &[CC, ("audience", JWT_API)], None).await?)?;
-    assert_eq!(introspect(&o.https, reporting, &key).await?["active"], false);
-    assert_eq!(introspect(&o.https, reporting, &jwt).await?["active"], false);
-    assert_eq!(introspect(&o.https, reporting, &cwt).await?["active"], false);
+    assert_eq!(
+        introspect(&o.https, reporting, &key).await?["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&o.https, reporting, &jwt).await?["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&o.https, reporting, &cwt).await?["active"],
+        false
+    );
 
     // Audited under the key's name, never the key.
     let actor = format!("apikey:{KEY_NAME}");
-    audited(&o, "token.issued", |e| e.action == "token.issued" && e.actor == actor).await?;
+    audited(&o, "token.issued", |e| {
+        e.action == "token.issued" && e.actor == actor
+    })
+    .await?;
     audited(&o, "token.refused (scope)", |e| {
         e.action == "token.refused" && e.actor == actor
     })
@@ -259,8 +303,14 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
         e.action == "token.refused" && e.actor.starts_with("apikey:(")
     })
     .await?;
-    audited(&o, "apikey.created", |e| e.action == "apikey.created" && e.subject == subject).await?;
-    audited(&o, "apikey.revoked", |e| e.action == "apikey.revoked" && e.subject == subject).await?;
+    audited(&o, "apikey.created", |e| {
+        e.action == "apikey.created" && e.subject == subject
+    })
+    .await?;
+    audited(&o, "apikey.revoked", |e| {
+        e.action == "apikey.revoked" && e.subject == subject
+    })
+    .await?;
     let events = reg.store.recent_audit(None, 10_000).await?;
     let text = serde_json::to_string(&events)?;
     assert!(!text.contains(&key[4..]), "the key is in the audit log");
@@ -273,12 +323,11 @@ async fn api_key_is_exchanged_introspected_revoked_and_refused() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_with_a_certificate_is_refused() -> anyhow::Result<()> {
     let o = OAuthFixture::new().await?;
-    let key = o
-        .fx
-        .registry
-        .create_api_key("job", &[(JWT_API.into(), "reports:read".into())], None)
-        .await?
-        .api_key;
+    let key =
+        o.fx.registry
+            .create_api_key("job", &[(JWT_API.into(), "reports:read".into())], None)
+            .await?
+            .api_key;
     let device = o.fx.device("sensor-1").await?;
     let as_device = HttpsClient::new(
         &o.fx.https_url(),
@@ -294,11 +343,10 @@ async fn api_key_with_a_certificate_is_refused() -> anyhow::Result<()> {
         "{}",
         a.json
     );
-    let service = o
-        .fx
-        .registry
-        .provision_service("reporting", &o.fx.path().join("services"), 30)
-        .await?;
+    let service =
+        o.fx.registry
+            .provision_service("reporting", &o.fx.path().join("services"), 30)
+            .await?;
     let as_service = HttpsClient::new(
         &o.fx.https_url(),
         o.fx.path(),
@@ -324,15 +372,27 @@ async fn api_keys_are_rate_limited_per_key() -> anyhow::Result<()> {
     .await?;
     let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
     let grants = [(API.to_string(), GRANTED_SCOPE.to_string())];
-    let a = fx.registry.create_api_key("a", &grants, None).await?.api_key;
-    let b = fx.registry.create_api_key("b", &grants, None).await?.api_key;
+    let a = fx
+        .registry
+        .create_api_key("a", &grants, None)
+        .await?
+        .api_key;
+    let b = fx
+        .registry
+        .create_api_key("b", &grants, None)
+        .await?
+        .api_key;
     for _ in 0..2 {
         let r = exchange(&https, &a, &[CC, ("audience", API)], None).await?;
         assert_eq!(r.status, 200, "{}", r.json);
     }
     let r = exchange(&https, &a, &[CC, ("audience", API)], None).await?;
     assert_eq!(r.status, 429, "{}", r.json);
-    assert!(r.json["error_description"].as_str().is_some_and(|d| d.contains("API key a")));
+    assert!(
+        r.json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("API key a"))
+    );
     // Another key is not limited by the first.
     let r = exchange(&https, &b, &[CC, ("audience", API)], None).await?;
     assert_eq!(r.status, 200, "{}", r.json);
@@ -391,7 +451,10 @@ async fn admin_api_creates_lists_and_revokes_api_keys() -> anyhow::Result<()> {
     assert_eq!(l.json[0]["name"], "nightly");
     assert_eq!(l.json[0]["state"], "active");
     let text = String::from_utf8_lossy(&l.raw.body).to_string();
-    assert!(!text.contains(&key[4..]) && !text.contains(&hash_secret(&key)), "{text}");
+    assert!(
+        !text.contains(&key[4..]) && !text.contains(&hash_secret(&key)),
+        "{text}"
+    );
     // The admin API cannot be granted to a key.
     let bad = o
         .https
@@ -428,7 +491,10 @@ async fn admin_api_creates_lists_and_revokes_api_keys() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(again.status, 404, "{}", again.json);
-    let l = o.https.get("/admin/v1/api-keys?all=true", Some(&token)).await?;
+    let l = o
+        .https
+        .get("/admin/v1/api-keys?all=true", Some(&token))
+        .await?;
     assert_eq!(l.json[0]["state"], "revoked", "{}", l.json);
     o.fx.shutdown().await;
     Ok(())
@@ -440,23 +506,26 @@ async fn admin_api_creates_lists_and_revokes_api_keys() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_layer_accepts_api_keys_through_introspection() -> anyhow::Result<()> {
     use axum::routing::get;
-    use certbound_verify::VerifierConfig;
     use certbound_verify::VerifiedToken;
+    use certbound_verify::VerifierConfig;
     use certbound_verify::http::{
         ApiKeyIntrospection, ClientAuth, HttpsFetcher, StatusCheck, TlsServer, VerifyConfig,
         VerifyLayer, client_tls_config, server_tls_config,
     };
 
     let o = OAuthFixture::new().await?;
-    let key = o
-        .fx
-        .registry
-        .create_api_key("job", &[(JWT_API.into(), "reports:read".into())], None)
-        .await?
-        .api_key;
+    let key =
+        o.fx.registry
+            .create_api_key("job", &[(JWT_API.into(), "reports:read".into())], None)
+            .await?
+            .api_key;
     let data = DataDir::new(o.fx.path());
     let ca = std::fs::read_to_string(data.pki().chain())?;
-    let fetcher = HttpsFetcher::new(client_tls_config(&ca, None)?, Duration::from_secs(10), 1 << 16);
+    let fetcher = HttpsFetcher::new(
+        client_tls_config(&ca, None)?,
+        Duration::from_secs(10),
+        1 << 16,
+    );
     let mut introspection = ApiKeyIntrospection::new(
         format!("{}/oauth/introspect", o.fx.https_url()),
         &o.client_id,
@@ -472,11 +541,21 @@ async fn verify_layer_accepts_api_keys_through_introspection() -> anyhow::Result
         .with_api_keys(introspection);
     let auth = VerifyLayer::new(config)?;
     async fn whoami(token: VerifiedToken) -> String {
-        format!("{} {}", token.subject().unwrap_or("-"), token.format.as_str())
+        format!(
+            "{} {}",
+            token.subject().unwrap_or("-"),
+            token.format.as_str()
+        )
     }
     let app = axum::Router::new()
-        .route("/read", get(whoami).layer(auth.with_scopes(["reports:read"])))
-        .route("/write", get(whoami).layer(auth.with_scopes(["reports:write"])));
+        .route(
+            "/read",
+            get(whoami).layer(auth.with_scopes(["reports:read"])),
+        )
+        .route(
+            "/write",
+            get(whoami).layer(auth.with_scopes(["reports:write"])),
+        );
     let tls = server_tls_config(
         &std::fs::read_to_string(data.server_cert())?,
         &std::fs::read_to_string(data.server_key())?,
@@ -495,7 +574,10 @@ async fn verify_layer_accepts_api_keys_through_introspection() -> anyhow::Result
     // A scope the key lacks.
     assert_eq!(with_key(&backend, "/write", &key).await?.status, 403);
     // An unknown key.
-    assert_eq!(with_key(&backend, "/read", &new_api_key()).await?.status, 401);
+    assert_eq!(
+        with_key(&backend, "/read", &new_api_key()).await?.status,
+        401
+    );
     // Revoked: refused.
     o.fx.registry.revoke_api_key("job").await?;
     assert_eq!(with_key(&backend, "/read", &key).await?.status, 401);

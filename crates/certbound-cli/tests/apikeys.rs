@@ -27,7 +27,10 @@ fn run(outputs: &mut Vec<(String, String)>, args: &[&str]) -> String {
         out.status.success(),
         "certbound {args:?} failed: {stdout}\n{stderr}"
     );
-    outputs.push((format!("certbound {}", args.join(" ")), format!("{stdout}\n{stderr}")));
+    outputs.push((
+        format!("certbound {}", args.join(" ")),
+        format!("{stdout}\n{stderr}"),
+    ));
     stdout
 }
 
@@ -121,14 +124,26 @@ async fn api_key_never_leaks(store_url: Option<String>) {
     run(
         &mut outputs,
         &[
-            "api", "create", "--dir", d, "--id", REPORTS, "--scopes",
-            "reports:read reports:write", "--format", "jwt", "--ttl", "600",
+            "api",
+            "create",
+            "--dir",
+            d,
+            "--id",
+            REPORTS,
+            "--scopes",
+            "reports:read reports:write",
+            "--format",
+            "jwt",
+            "--ttl",
+            "600",
         ],
     );
     let grant = format!("{REPORTS}=reports:read");
     let backend: serde_json::Value = serde_json::from_str(&run(
         &mut outputs,
-        &["client", "create", "--dir", d, "--name", "backend", "--grant", &grant, "--json"],
+        &[
+            "client", "create", "--dir", d, "--name", "backend", "--grant", &grant, "--json",
+        ],
     ))
     .unwrap();
     let client_id = backend["client_id"].as_str().unwrap().to_string();
@@ -141,8 +156,16 @@ async fn api_key_never_leaks(store_url: Option<String>) {
     let created = run(
         &mut outputs,
         &[
-            "apikey", "create", "--dir", d, "--name", "nightly-export", "--grant", &grant,
-            "--expires", "90d",
+            "apikey",
+            "create",
+            "--dir",
+            d,
+            "--name",
+            "nightly-export",
+            "--grant",
+            &grant,
+            "--expires",
+            "90d",
         ],
     );
     let key = created
@@ -155,7 +178,10 @@ async fn api_key_never_leaks(store_url: Option<String>) {
     // The create output is the one place the key is, which proves that the
     // search below finds it where it is.
     let (create_cmd, create_out) = outputs.pop().unwrap();
-    assert!(create_out.contains(&key) && create_out.contains(&random), "{create_cmd}");
+    assert!(
+        create_out.contains(&key) && create_out.contains(&random),
+        "{create_cmd}"
+    );
 
     let https = HttpsClient::new(&serve.https, &dir, None).unwrap();
     let exchange = |k: String| {
@@ -183,13 +209,21 @@ async fn api_key_never_leaks(store_url: Option<String>) {
     let jwt = a.json["access_token"].as_str().unwrap().to_string();
     // Use: the backend introspects the key, and the token.
     let i = https
-        .form("/oauth/introspect", &[("token", &key)], Some((&client_id, &secret)))
+        .form(
+            "/oauth/introspect",
+            &[("token", &key)],
+            Some((&client_id, &secret)),
+        )
         .await
         .unwrap();
     assert_eq!(i.json["active"], true, "{}", i.json);
     assert_eq!(i.json["sub"], "cb_apikey:nightly-export");
     let i = https
-        .form("/oauth/introspect", &[("token", &jwt)], Some((&client_id, &secret)))
+        .form(
+            "/oauth/introspect",
+            &[("token", &jwt)],
+            Some((&client_id, &secret)),
+        )
         .await
         .unwrap();
     assert_eq!(i.json["active"], true, "{}", i.json);
@@ -199,38 +233,64 @@ async fn api_key_never_leaks(store_url: Option<String>) {
 
     // Listings (text and JSON), before and after the revocation.
     let list = run(&mut outputs, &["apikey", "list", "--dir", d]);
-    assert!(list.contains("nightly-export") && list.contains("active"), "{list}");
-    let listed: serde_json::Value =
-        serde_json::from_str(&run(&mut outputs, &["apikey", "list", "--dir", d, "--json"])).unwrap();
+    assert!(
+        list.contains("nightly-export") && list.contains("active"),
+        "{list}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&run(
+        &mut outputs,
+        &["apikey", "list", "--dir", d, "--json"],
+    ))
+    .unwrap();
     assert_eq!(listed[0]["name"], "nightly-export");
     assert!(listed[0]["last_used_at"].as_u64().is_some(), "{listed}");
     assert!(listed[0]["expires_at"].as_u64().is_some(), "{listed}");
     run(&mut outputs, &["export", "--dir", d]);
 
     // Revoke: the next use is refused, the token turns inactive.
-    run(&mut outputs, &["apikey", "revoke", "--dir", d, "nightly-export"]);
+    run(
+        &mut outputs,
+        &["apikey", "revoke", "--dir", d, "nightly-export"],
+    );
     let refused = exchange(key.clone()).await;
     assert_eq!(refused.status, 401, "{}", refused.json);
     assert_eq!(refused.json["error"], "invalid_client");
     let i = https
-        .form("/oauth/introspect", &[("token", &key)], Some((&client_id, &secret)))
+        .form(
+            "/oauth/introspect",
+            &[("token", &key)],
+            Some((&client_id, &secret)),
+        )
         .await
         .unwrap();
     assert_eq!(i.json, serde_json::json!({ "active": false }));
     let i = https
-        .form("/oauth/introspect", &[("token", &jwt)], Some((&client_id, &secret)))
+        .form(
+            "/oauth/introspect",
+            &[("token", &jwt)],
+            Some((&client_id, &secret)),
+        )
         .await
         .unwrap();
     assert_eq!(i.json["active"], false);
 
     let list = run(&mut outputs, &["apikey", "list", "--dir", d, "--all"]);
     assert!(list.contains("revoked"), "{list}");
-    run(&mut outputs, &["apikey", "list", "--dir", d, "--all", "--json"]);
+    run(
+        &mut outputs,
+        &["apikey", "list", "--dir", d, "--all", "--json"],
+    );
 
     // The audit log: CLI and admin API.
     let audit = run(&mut outputs, &["audit", "tail", "--dir", d, "-n", "10000"]);
-    assert!(audit.contains("apikey.created") && audit.contains("apikey:nightly-export"), "{audit}");
-    run(&mut outputs, &["audit", "tail", "--dir", d, "-n", "10000", "--json"]);
+    assert!(
+        audit.contains("apikey.created") && audit.contains("apikey:nightly-export"),
+        "{audit}"
+    );
+    run(
+        &mut outputs,
+        &["audit", "tail", "--dir", d, "-n", "10000", "--json"],
+    );
     let admin: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("admin-client.json")).unwrap())
             .unwrap();
@@ -277,9 +337,13 @@ async fn api_key_never_leaks(store_url: Option<String>) {
             }
             assert!(places.iter().any(|(n, _)| n == "certbound.db"));
         }
-        Some(url) => places.push(("every PostgreSQL table".into(), postgres_rows(url).await.into_bytes())),
+        Some(url) => places.push((
+            "every PostgreSQL table".into(),
+            postgres_rows(url).await.into_bytes(),
+        )),
     }
-    let found = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let found =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
     for (what, bytes) in &places {
         assert!(!found(bytes, &random), "the API key is in {what}");
     }

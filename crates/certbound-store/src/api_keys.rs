@@ -86,8 +86,7 @@ pub struct NewApiKey<'a> {
     pub grants: &'a [(String, String)],
 }
 
-const COLUMNS: &str =
-    "id, name, status, created_at, expires_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, name, status, created_at, expires_at, last_used_at, revoked_at";
 
 impl Store {
     /// Registers an API key and its grants atomically.
@@ -191,12 +190,11 @@ async fn api_key_grants(
     conn: &mut sqlx::AnyConnection,
     id: &str,
 ) -> Result<Vec<Grant>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT api_id, scopes FROM api_key_grants WHERE key_id = $1 ORDER BY api_id",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT api_id, scopes FROM api_key_grants WHERE key_id = $1 ORDER BY api_id")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     Ok(rows
         .into_iter()
         .map(|r| Grant {
@@ -344,12 +342,19 @@ mod tests {
         };
         store.create_api_key(&new, 10).await.unwrap();
         // The name is taken while the key is active.
-        let again = NewApiKey { id: "k2", ..new.clone() };
+        let again = NewApiKey {
+            id: "k2",
+            ..new.clone()
+        };
         assert!(matches!(
             store.create_api_key(&again, 10).await,
             Err(StoreError::Conflict { .. })
         ));
-        let key = store.api_key_by_hash(&"ab".repeat(32)).await.unwrap().unwrap();
+        let key = store
+            .api_key_by_hash(&"ab".repeat(32))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(key.name, "nightly");
         assert_eq!(key.granted_for(&api.id), Some(&["a".to_string()][..]));
         assert!(key.usable_at(99) && !key.usable_at(100));
@@ -372,12 +377,21 @@ mod tests {
             iat: 30,
             exp: 1_000_000_000_000,
         };
-        store.record_issued(std::slice::from_ref(&token)).await.unwrap();
+        store
+            .record_issued(std::slice::from_ref(&token))
+            .await
+            .unwrap();
         assert!(!store.token_state("j1").await.unwrap().unwrap().revoked);
         let revoked = store.revoke_api_key("nightly", 40).await.unwrap().unwrap();
         assert_eq!(revoked.id, "k1");
         assert!(store.token_state("j1").await.unwrap().unwrap().revoked);
-        assert!(store.api_key_by_hash(&"ab".repeat(32)).await.unwrap().is_none());
+        assert!(
+            store
+                .api_key_by_hash(&"ab".repeat(32))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(store.revoke_api_key("nightly", 41).await.unwrap().is_none());
         // Revoked is final, even for an operator with SQL.
         let back = sqlx::query("UPDATE api_keys SET status = 'active' WHERE id = 'k1'")

@@ -44,7 +44,10 @@ impl std::fmt::Debug for Presented {
         f.debug_struct("Presented")
             .field("basic_client_id", &self.basic.as_ref().map(|(id, _)| id))
             .field("form_client_id", &self.form_client_id)
-            .field("form_client_secret", &self.form_client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "form_client_secret",
+                &self.form_client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("peer_chain_len", &self.peer_chain.len())
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -123,7 +126,10 @@ impl OAuthService {
     /// Checks the kind of the presented certificate: device, claim and
     /// broker certificates are never OAuth clients, a revoked service
     /// certificate is refused.
-    pub(super) fn client_cert<'a>(&self, chain: &'a [Vec<u8>]) -> Result<Option<ClientCert<'a>>, OAuthError> {
+    pub(super) fn client_cert<'a>(
+        &self,
+        chain: &'a [Vec<u8>],
+    ) -> Result<Option<ClientCert<'a>>, OAuthError> {
         let Some(leaf) = chain.first() else {
             return Ok(None);
         };

@@ -126,7 +126,12 @@ impl OAuthService {
                 .await
                 .map_err(|e| (None, e))?;
             let label = format!("API key {}", key.name);
-            (api_key_subject(&key.name), label, grants, AuthMethod::ApiKey)
+            (
+                api_key_subject(&key.name),
+                label,
+                grants,
+                AuthMethod::ApiKey,
+            )
         } else {
             let (client, method) = self
                 .authenticate(presented)

@@ -22,7 +22,9 @@ pub async fn run(cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
                 .map(|g| parse_grant(g))
                 .collect::<Result<Vec<_>, _>>()?;
             let expires_at = match expires.as_deref() {
-                Some(text) => Some(unix_now().saturating_add(super::lifecycle::parse_duration(text)?)),
+                Some(text) => {
+                    Some(unix_now().saturating_add(super::lifecycle::parse_duration(text)?))
+                }
                 None => None,
             };
             let reg = Registry::open(&dir.dir).await?;

@@ -77,7 +77,10 @@ pub(super) fn specs(keys: Vec<StoredApiKey>) -> Vec<ApiKeySpec> {
 
 /// Checks the keys of a document: names, grants (as `apikey create`: the
 /// API must exist, never the admin API), expiry.
-pub(super) fn validate_keys(keys: &[ApiKeySpec], apis: &ApiScopes<'_>) -> Result<(), RegistryError> {
+pub(super) fn validate_keys(
+    keys: &[ApiKeySpec],
+    apis: &ApiScopes<'_>,
+) -> Result<(), RegistryError> {
     let mut names = BTreeSet::new();
     for k in keys {
         check_api_key_name(&k.name)?;
@@ -126,7 +129,10 @@ pub(super) fn diff_keys(
                         shown(expires)
                     )));
                 }
-                let mut d = vec![format!("new key (printed once by apply), expires {}", shown(expires))];
+                let mut d = vec![format!(
+                    "new key (printed once by apply), expires {}",
+                    shown(expires)
+                )];
                 d.extend(grant_details(&[], &k.grant));
                 plan.changes.push(Change {
                     op: Op::Add,

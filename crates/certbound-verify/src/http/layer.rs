@@ -325,17 +325,7 @@ impl Authenticator {
             let result = checker
                 .check(key, &self.verifier.audience)
                 .await
-                .and_then(|token| {
-                    for needed in &scopes {
-                        if !token.has_scope(needed) {
-                            return Err(VerifyError::Claims(ClaimError::ScopeMissing {
-                                missing: (*needed).to_string(),
-                                granted: token.claims.scope.clone().unwrap_or_default(),
-                            }));
-                        }
-                    }
-                    Ok(token)
-                })
+                .and_then(|token| api_keys::require_scopes(token, &scopes))
                 .map_err(|e| AuthError::from_verify(e, &self.verifier.audience, &scopes));
             let counter = match &result {
                 Ok(_) => &self.counters.accepted,

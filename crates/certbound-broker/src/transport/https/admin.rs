@@ -43,7 +43,11 @@ pub fn routes() -> Router<HttpsState> {
 }
 
 /// An admin API error: `{"error", "message"}`.
-pub(super) struct AdminError(pub(super) StatusCode, pub(super) &'static str, pub(super) String);
+pub(super) struct AdminError(
+    pub(super) StatusCode,
+    pub(super) &'static str,
+    pub(super) String,
+);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {

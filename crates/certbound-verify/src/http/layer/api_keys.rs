@@ -119,7 +119,11 @@ pub(super) fn api_key_header(headers: &HeaderMap) -> Result<Option<&str>, AuthEr
         .ok()
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= MAX_KEY_LEN)
-        .ok_or_else(|| AuthError::invalid_request("the X-API-Key header is empty, too long or not visible ASCII"))?;
+        .ok_or_else(|| {
+            AuthError::invalid_request(
+                "the X-API-Key header is empty, too long or not visible ASCII",
+            )
+        })?;
     if headers.contains_key(header::AUTHORIZATION) {
         return Err(AuthError::invalid_request(
             "send either Authorization: Bearer or X-API-Key, not both",
@@ -137,7 +141,11 @@ impl ApiKeyChecker {
     }
 
     /// The key's claims for `audience`, from the cache or the broker.
-    pub(super) async fn check(&self, key: &str, audience: &str) -> Result<VerifiedToken, VerifyError> {
+    pub(super) async fn check(
+        &self,
+        key: &str,
+        audience: &str,
+    ) -> Result<VerifiedToken, VerifyError> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let now = Instant::now();
         let cached = lock(&self.cache)
@@ -183,8 +191,11 @@ impl ApiKeyChecker {
     async fn introspect(&self, key: &str, audience: &str) -> Result<Option<Claims>, VerifyError> {
         let c = &self.config;
         let enc = |s: &str| form_encode(s);
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", enc(&c.client_id), enc(&c.client_secret)));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(&c.client_id),
+            enc(&c.client_secret)
+        ));
         let headers = vec![
             (
                 header::CONTENT_TYPE,
@@ -193,7 +204,9 @@ impl ApiKeyChecker {
             (
                 header::AUTHORIZATION,
                 HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-                    VerifyError::InvalidTokenText("the client credentials are not header-safe".into())
+                    VerifyError::InvalidTokenText(
+                        "the client credentials are not header-safe".into(),
+                    )
                 })?,
             ),
             (header::ACCEPT, HeaderValue::from_static("application/json")),
@@ -208,7 +221,10 @@ impl ApiKeyChecker {
             return Err(VerifyError::HttpStatus {
                 url: c.endpoint.clone(),
                 status: raw.status,
-                body: String::from_utf8_lossy(&raw.body).chars().take(256).collect(),
+                body: String::from_utf8_lossy(&raw.body)
+                    .chars()
+                    .take(256)
+                    .collect(),
             });
         }
         let answer: serde_json::Value =
@@ -220,6 +236,22 @@ impl ApiKeyChecker {
     }
 }
 
+/// `token` when it carries every scope of `scopes`.
+pub(super) fn require_scopes(
+    token: VerifiedToken,
+    scopes: &[&str],
+) -> Result<VerifiedToken, VerifyError> {
+    if let Some(missing) = scopes.iter().find(|s| !token.has_scope(s)) {
+        return Err(VerifyError::Claims(
+            certbound_proto::ClaimError::ScopeMissing {
+                missing: (*missing).to_string(),
+                granted: token.claims.scope.unwrap_or_default(),
+            },
+        ));
+    }
+    Ok(token)
+}
+
 /// The claims of an RFC 7662 answer when it is active for `audience`.
 fn claims_of(answer: &serde_json::Value, audience: &str) -> Option<Claims> {
     if answer["active"] != serde_json::Value::Bool(true) {
@@ -227,7 +259,10 @@ fn claims_of(answer: &serde_json::Value, audience: &str) -> Option<Claims> {
     }
     let aud: Vec<String> = match &answer["aud"] {
         serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     };
     if !aud.iter().any(|a| a == audience) {
