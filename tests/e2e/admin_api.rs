@@ -247,6 +247,7 @@ async fn every_documented_route_exists() -> anyhow::Result<()> {
         for method in operations {
             let concrete = path
                 .replace("{id}", "no-such-thing")
+                .replace("{name}", "no-such-thing")
                 .replace("{action}", "suspend");
             let m = Method::from_bytes(method.to_uppercase().as_bytes())?;
             let a = https

@@ -10,6 +10,7 @@
 
 mod admin_api;
 mod agent_mosquitto;
+mod api_keys;
 mod attack_matrix;
 mod claims;
 mod doctor_audit;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod algs;
+mod apikey;
 mod grants;
 mod lifecycle;
 mod migrate;
@@ -13,6 +14,7 @@ mod oauth;
 mod prune;
 mod roles;
 pub use algs::{ApiSetAlgArgs, SigningAlg};
+pub use apikey::ApiKeyCommand;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
@@ -130,6 +132,10 @@ pub enum Command {
     /// Manage backend-service clients (OAuth 2.0 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage API keys (a header credential for jobs that cannot do OAuth): create,
+    /// list, revoke. A key is exchanged at /oauth/token for a short-lived token.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
     /// Manage APIs (the resource servers tokens are for): create, list, set-ttl.
     #[command(subcommand)]
     Api(ApiCommand),
@@ -183,8 +189,8 @@ pub enum Command {
         #[arg(long, value_name = "SERIAL")]
         ca: Option<String>,
     },
-    /// Print the policy (APIs, groups, clients and their grants) as TOML: `certbound export > policy.toml`.
-    /// Devices, certificates and secrets are not policy. See docs/policy.md.
+    /// Print the policy (APIs, groups, clients, API keys and their grants) as TOML:
+    /// `certbound export > policy.toml`. Devices, certificates, secrets and keys are not policy. See docs/policy.md.
     Export {
         #[command(flatten)]
         dir: DirArg,
@@ -200,7 +206,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Make the store match a policy file, atomically (all changes or none).
+    /// Make the store match a policy file, atomically (all changes or none). Clients
+    /// absent from the file are deleted and API keys absent from it revoked; new
+    /// clients' secrets and new API keys are printed once.
     Apply {
         #[command(flatten)]
         dir: DirArg,

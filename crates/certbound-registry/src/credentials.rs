@@ -57,6 +57,43 @@ pub fn normalise_dn(dn: &str) -> String {
         .join(",")
 }
 
+/// The prefix of every API key: `cbk_` (a secret scanner can recognise it).
+pub const API_KEY_PREFIX: &str = "cbk_";
+
+/// Characters of the random part of an API key: base64url of 32 bytes.
+pub const API_KEY_RANDOM_LEN: usize = 43;
+
+/// A new API key: [`API_KEY_PREFIX`] + base64url of 32 random bytes (256
+/// bits). It is shown once; only its hash ([`hash_secret`]) is stored.
+pub fn new_api_key() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    format!(
+        "{API_KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
+/// Whether `text` has the shape of an API key ([`new_api_key`]): checked
+/// before any hashing or database read.
+pub fn looks_like_api_key(text: &str) -> bool {
+    text.strip_prefix(API_KEY_PREFIX).is_some_and(|r| {
+        r.len() == API_KEY_RANDOM_LEN
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// A new random row id of an API key (not secret, not the key).
+pub fn new_api_key_id() -> String {
+    let mut b = [0u8; 9];
+    rand::rng().fill_bytes(&mut b);
+    format!(
+        "ak_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +116,26 @@ mod tests {
         assert!(same_hash(&hash_secret(&a), &hash_secret(&a)));
         assert!(!same_hash(&hash_secret(&a), &hash_secret(&b)));
         assert!(!same_hash("ab", "abc"));
+    }
+
+    #[test]
+    fn api_keys_have_their_shape() {
+        let k = new_api_key();
+        assert!(
+            k.starts_with(API_KEY_PREFIX) && k.len() == 4 + API_KEY_RANDOM_LEN,
+            "{k}"
+        );
+        assert!(looks_like_api_key(&k));
+        assert_ne!(k, new_api_key());
+        for bad in [
+            "",
+            "cbk_",
+            "cbs_x",
+            &k[..k.len() - 1],
+            &format!("{k}A"),
+            &k.replace('_', "="),
+        ] {
+            assert!(!looks_like_api_key(bad), "{bad}");
+        }
     }
 }

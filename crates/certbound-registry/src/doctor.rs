@@ -13,6 +13,7 @@ use crate::registry::ADMIN_CLIENT_FILE;
 use crate::registry::Registry;
 use crate::store::DeviceStatus;
 
+mod api_keys;
 mod grants;
 mod sightings;
 mod store_tls;
@@ -97,6 +98,7 @@ pub const CHECKS: &[&str] = &[
     CHECK_CLOCK_SKEW,
     CHECK_CLONED,
     CHECK_REVOKED_CONNECTED,
+    CHECK_API_KEYS,
 ];
 
 /// Root / issuing CA expiry.
@@ -123,6 +125,8 @@ pub const CHECK_CLONED: &str = "cloned-credentials";
 pub const CHECK_REVOKED_CONNECTED: &str = "revoked-still-connected";
 /// A PostgreSQL store reached over a network without verified TLS.
 pub const CHECK_STORE_TLS: &str = "store-tls";
+/// API keys without expiry, or expired and not revoked.
+pub const CHECK_API_KEYS: &str = "api-keys";
 
 const DAY: u64 = 86_400;
 /// How many ids a fleet-wide finding names before "and N more".
@@ -160,6 +164,7 @@ pub async fn run(
     check_cloned(reg, opts, &mut out).await?;
     check_revoked_connected(reg, opts, &mut out).await?;
     check_store_tls(reg, &mut out).await?;
+    api_keys::check_api_keys(reg, now, &mut out).await?;
     Ok(out)
 }
 

@@ -565,6 +565,7 @@ impl Registry {
     }
 }
 
+mod api_keys;
 pub mod bulk;
 mod clients;
 mod groups;
@@ -572,6 +573,7 @@ mod lifecycle;
 mod roles;
 pub(crate) mod services;
 pub mod signing_alg;
+pub use api_keys::{CreatedApiKey, check_api_key_grants, check_api_key_name};
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{

@@ -403,7 +403,42 @@ fn exit_codes() {
     );
 }
 
+async fn api_keys_without_expiry_or_expired() {
+    let (_tmp, reg) = setup().await;
+    let grants = [(API.to_string(), "telemetry:write".to_string())];
+    let now = unix_now();
+    reg.create_api_key("forever", &grants, None).await.unwrap();
+    reg.create_api_key("short", &grants, Some(now + DAY))
+        .await
+        .unwrap();
+    let all = findings(&reg, &DoctorOptions::default(), now).await;
+    let keys = of(&all, "api-keys");
+    assert_eq!(keys.len(), 1, "{all:#?}");
+    assert_eq!(keys[0].severity, Severity::Warning);
+    assert!(keys[0].message.contains("forever"));
+    // Two days later `short` expired but is still listed.
+    let later = findings(&reg, &DoctorOptions::default(), now + 2 * DAY).await;
+    let keys = of(&later, "api-keys");
+    assert_eq!(keys.len(), 2, "{later:#?}");
+    assert!(
+        keys.iter()
+            .any(|f| f.severity == Severity::Info && f.message.contains("short"))
+    );
+    // Revoked keys are not reported.
+    reg.revoke_api_key("forever").await.unwrap();
+    reg.revoke_api_key("short").await.unwrap();
+    assert!(
+        of(
+            &findings(&reg, &DoctorOptions::default(), now + 2 * DAY).await,
+            "api-keys"
+        )
+        .is_empty()
+    );
+    reg.close().await;
+}
+
 certbound_registry::store::on_every_backend!(
+    api_keys_without_expiry_or_expired,
     clean_directory_has_no_findings,
     ca_expiring_within_the_window,
     device_certificates_expiring_and_expired,

@@ -1045,6 +1045,7 @@ fn cert_from_row(r: sqlx::any::AnyRow) -> CertRecord {
     }
 }
 
+mod api_keys;
 mod audit;
 pub mod audit_fields;
 mod batch_insert;
@@ -1064,6 +1065,10 @@ mod services;
 pub mod signing_algs;
 pub mod snapshot;
 pub mod testing;
+pub use api_keys::{
+    API_KEY_SUBJECT_PREFIX, ApiKey, NewApiKey, api_key_name_of, api_key_subject, insert_api_key,
+    read_api_keys, replace_api_key_grants, revoke_api_key_row, set_api_key_expiry,
+};
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};

@@ -226,6 +226,13 @@ pub enum VerifyError {
         /// The start of the response body (printable text, at most 256 characters).
         body: String,
     },
+    /// (feature `http`) An `X-API-Key` the broker's introspection does not
+    /// report active for this API (unknown, revoked, expired, or granted
+    /// no API this backend's client is granted).
+    #[error(
+        "the API key is not active for this API: it is unknown, revoked or expired, or not granted this API; ask its owner for a valid key (`certbound apikey list`)"
+    )]
+    ApiKeyInactive,
     /// (feature `http`) The response body exceeds the client's size limit.
     #[error(
         "the response from {url} is larger than the limit of {limit} bytes, so it was refused; check that the URL names the intended document, or raise the fetcher's max_body if it is legitimately this large"
@@ -351,6 +358,7 @@ impl VerifyError {
             VerifyError::HttpTimeout { .. } => "http_timeout",
             VerifyError::HttpStatus { .. } => "http_status",
             VerifyError::BodyTooLarge { .. } => "body_too_large",
+            VerifyError::ApiKeyInactive => "api_key_inactive",
         }
     }
 

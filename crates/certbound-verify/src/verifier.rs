@@ -324,14 +324,18 @@ pub enum TokenFormat {
     Cwt,
     /// An RFC 9068 JWT (`typ` `at+jwt`), bound by `cnf.x5t#S256` (RFC 8705).
     Jwt,
+    /// Not a token: an API key (`X-API-Key`) the broker's introspection
+    /// reported active (feature `http`, [`crate::http::ApiKeyIntrospection`]).
+    ApiKey,
 }
 
 impl TokenFormat {
-    /// `"cwt"` or `"jwt"`.
+    /// `"cwt"`, `"jwt"` or `"api_key"`.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenFormat::Cwt => "cwt",
             TokenFormat::Jwt => "jwt",
+            TokenFormat::ApiKey => "api_key",
         }
     }
 }

@@ -23,8 +23,8 @@ use crate::store::{Client, ClientAuthMethod};
 /// wrong secret, deleted client, wrong method, unregistered certificate).
 pub const AUTH_FAILED: &str = "client authentication failed: unknown client, wrong credentials, or a method this client is not registered for (see `certbound client list`)";
 
-/// The credentials a request presented.
-#[derive(Debug, Clone, Default)]
+/// The credentials a request presented. Its `Debug` form shows no secret.
+#[derive(Clone, Default)]
 pub struct Presented {
     /// From `Authorization: Basic` (already percent-decoded).
     pub basic: Option<(String, String)>,
@@ -35,6 +35,23 @@ pub struct Presented {
     /// The TLS client certificate chain (DER, leaf first), when the client
     /// showed one.
     pub peer_chain: Vec<Vec<u8>>,
+    /// The `X-API-Key` header, when sent (`/oauth/token` only).
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field("basic_client_id", &self.basic.as_ref().map(|(id, _)| id))
+            .field("form_client_id", &self.form_client_id)
+            .field(
+                "form_client_secret",
+                &self.form_client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("peer_chain_len", &self.peer_chain.len())
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Presented {
@@ -55,6 +72,8 @@ pub enum AuthMethod {
     TlsClientAuth,
     /// mTLS, pinned self-signed certificate.
     SelfSignedTlsClientAuth,
+    /// An API key in `X-API-Key` (not a client: see `oauth::api_keys`).
+    ApiKey,
 }
 
 impl AuthMethod {
@@ -65,6 +84,7 @@ impl AuthMethod {
             AuthMethod::SecretPost => "client_secret_post",
             AuthMethod::TlsClientAuth => "tls_client_auth",
             AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            AuthMethod::ApiKey => "api_key",
         }
     }
 
@@ -95,7 +115,7 @@ impl AuthMethod {
 }
 
 /// What the client certificate is, once its kind allows it at `/oauth`.
-struct ClientCert<'a> {
+pub(super) struct ClientCert<'a> {
     chain: &'a [Vec<u8>],
     dn: String,
     sans: Vec<String>,
@@ -106,7 +126,10 @@ impl OAuthService {
     /// Checks the kind of the presented certificate: device, claim and
     /// broker certificates are never OAuth clients, a revoked service
     /// certificate is refused.
-    fn client_cert<'a>(&self, chain: &'a [Vec<u8>]) -> Result<Option<ClientCert<'a>>, OAuthError> {
+    pub(super) fn client_cert<'a>(
+        &self,
+        chain: &'a [Vec<u8>],
+    ) -> Result<Option<ClientCert<'a>>, OAuthError> {
         let Some(leaf) = chain.first() else {
             return Ok(None);
         };
@@ -190,6 +213,12 @@ impl OAuthService {
         // The certificate's kind first: a device or claim certificate is
         // refused even next to a valid secret.
         let cert = self.client_cert(&p.peer_chain)?;
+        if p.api_key.is_some() {
+            return Err(OAuthError::invalid_request(
+                "an API key (X-API-Key) is not a client credential here: exchange it at \
+                 /oauth/token, and authenticate this request as a client",
+            ));
+        }
         if p.basic.is_some() && p.form_client_secret.is_some() {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method: either HTTP Basic or client_secret in the form, not both",

@@ -91,6 +91,12 @@ impl OAuthService {
         now: u64,
     ) -> Result<Value, OAuthError> {
         let (caller, _) = self.authenticate(presented).await?;
+        if text
+            .trim()
+            .starts_with(certbound_registry::credentials::API_KEY_PREFIX)
+        {
+            return self.introspect_api_key(&caller, text, admin_api, now).await;
+        }
         let Some((token, holder, active)) = self.token_status(text, now).await? else {
             return Ok(json!({ "active": false }));
         };

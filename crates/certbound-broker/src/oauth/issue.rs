@@ -10,7 +10,7 @@ use certbound_proto::{EcPublicKey, token};
 use serde::Serialize;
 
 use super::{AuthMethod, OAuthError, OAuthService, Presented, store_failure};
-use crate::store::{AuditEvent, IssuedToken, TokenHolder};
+use crate::store::{AuditEvent, IssuedToken, TokenHolder, api_key_subject};
 
 /// The form fields of a token request.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +66,12 @@ impl OAuthService {
                 format!("transport=https {}", e.description),
             ),
         };
+        // An API key is named by its name, never by the key.
+        let actor = match crate::store::api_key_name_of(&subject) {
+            Some(name) => format!("apikey:{name}"),
+            None if presented.api_key.is_some() => format!("apikey:{subject}"),
+            None => format!("client:{subject}"),
+        };
         let action = if result.is_ok() {
             "token.issued"
         } else {
@@ -76,7 +82,7 @@ impl OAuthService {
         self.audit
             .record(AuditEvent {
                 ts_ms: now.saturating_mul(1000),
-                actor: format!("client:{subject}"),
+                actor,
                 action: action.into(),
                 subject,
                 outcome,
@@ -115,18 +121,34 @@ impl OAuthService {
             .as_ref()
             .map(|(id, _)| id.clone())
             .or_else(|| presented.form_client_id.clone());
-        let (client, method) = self
-            .authenticate(presented)
-            .await
-            .map_err(|e| (claimed.clone(), e))?;
-        let who = Some(client.id.clone());
+        // Who asks: a client, or an API key (`oauth::api_keys`), with what
+        // it may ask for.
+        let (subject, label, grants, method) = if presented.api_key.is_some() {
+            let (key, grants) = self
+                .authenticate_api_key(presented, now)
+                .await
+                .map_err(|e| (None, e))?;
+            let label = format!("API key {}", key.name);
+            (
+                api_key_subject(&key.name),
+                label,
+                grants,
+                AuthMethod::ApiKey,
+            )
+        } else {
+            let (client, method) = self
+                .authenticate(presented)
+                .await
+                .map_err(|e| (claimed.clone(), e))?;
+            let label = format!("client {}", client.id);
+            let grants = client.effective_grants();
+            (client.id, label, grants, method)
+        };
+        let who = Some(subject.clone());
         let fail = |e: OAuthError| (who.clone(), e);
-        self.limits.check_client(&client.id, now).map_err(|retry| {
-            fail(OAuthError::rate_limited(
-                &format!("client {}", client.id),
-                retry,
-            ))
-        })?;
+        self.limits
+            .check_client(&subject, now)
+            .map_err(|retry| fail(OAuthError::rate_limited(&label, retry)))?;
         let audience = match (form.audience.as_deref(), form.resource.as_deref()) {
             (Some(a), Some(r)) if a != r => {
                 return Err(fail(OAuthError::invalid_request(format!(
@@ -151,22 +173,25 @@ impl OAuthService {
                     format!("unknown audience {audience:?}: no such API is registered"),
                 ))
             })?;
-        let granted = client.granted_for(&audience).ok_or_else(|| {
-            fail(OAuthError::new(
-                400,
-                "unauthorized_client",
-                format!("client {} has no grant for {audience}", client.id),
-            ))
-        })?;
-        let scopes = intersect_scopes(form.scope.as_deref(), &granted);
+        let granted = grants
+            .iter()
+            .find(|g| g.api_id == audience)
+            .map(|g| g.scopes.as_slice())
+            .ok_or_else(|| {
+                fail(OAuthError::new(
+                    400,
+                    "unauthorized_client",
+                    format!("{label} has no grant for {audience}"),
+                ))
+            })?;
+        let scopes = intersect_scopes(form.scope.as_deref(), granted);
         if scopes.is_empty() {
             return Err(fail(OAuthError::new(
                 400,
                 "invalid_scope",
                 format!(
-                    "none of the requested scopes ({}) is granted to client {} for {audience}",
+                    "none of the requested scopes ({}) is granted to {label} for {audience}",
                     form.scope.as_deref().unwrap_or(""),
-                    client.id
                 ),
             )));
         }
@@ -218,13 +243,13 @@ impl OAuthService {
             let jti = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti_bytes);
             let claims = JwtClaims {
                 iss: self.config.issuer_id.clone(),
-                sub: client.id.clone(),
+                sub: subject.clone(),
                 aud: JwtAudience(vec![audience.clone()]),
                 exp,
                 iat: now,
                 nbf: None,
                 jti: jti.clone(),
-                client_id: client.id.clone(),
+                client_id: subject.clone(),
                 scope: Some(scope.clone()),
                 cnf: x5t.clone().map(|x5t_s256| JwtConfirmation { x5t_s256 }),
                 status: status.clone().map(|s| JwtStatus { status_list: s }),
@@ -257,7 +282,7 @@ impl OAuthService {
             let claims = Claims {
                 // No `iss` in a CWT: the signing key names the issuer.
                 iss: None,
-                sub: Some(client.id.clone()),
+                sub: Some(subject.clone()),
                 aud: vec![audience.clone()],
                 exp: Some(exp),
                 iat: Some(now),
@@ -280,7 +305,7 @@ impl OAuthService {
             .record_issued(IssuedToken {
                 jti,
                 holder: TokenHolder::Client,
-                subject: client.id.clone(),
+                subject: subject.clone(),
                 api_id: audience.clone(),
                 scope: scope.clone(),
                 format: api.format.clone(),
@@ -295,11 +320,11 @@ impl OAuthService {
             .await
             .map_err(|e| {
                 // Durable before handed out (see `crate::audit`).
-                tracing::error!(error = %e, client = %client.id, "token not issued: its record was not kept");
+                tracing::error!(error = %e, subject = %subject, "token not issued: its record was not kept");
                 fail(OAuthError::unavailable())
             })?;
         Ok((
-            client.id.clone(),
+            subject.clone(),
             TokenGrant {
                 access_token,
                 token_type: "Bearer",

@@ -6,6 +6,7 @@
 //! [`Presented`] credentials and form fields, and [`OAuthError`]s into
 //! RFC 6749 §5.2 JSON answers.
 
+mod api_keys;
 mod client_auth;
 mod introspect;
 mod issue;
@@ -14,6 +15,7 @@ mod trust;
 
 use std::sync::Arc;
 
+pub use api_keys::LAST_USED_EVERY;
 pub use client_auth::{AUTH_FAILED, AuthMethod, Presented};
 pub use introspect::ADMIN_WRITE_SCOPE;
 pub use issue::{TokenForm, TokenGrant};
@@ -123,6 +125,8 @@ pub struct OAuthService {
     /// The in-memory registry (clients, APIs), when the broker keeps one
     /// (`serve` does): then `/oauth/token` reads no database to decide.
     snapshot: Option<crate::store::snapshot::Snapshot>,
+    /// When this process last recorded each API key's use.
+    api_key_uses: Arc<api_keys::KeyUses>,
 }
 
 impl OAuthService {
@@ -145,6 +149,7 @@ impl OAuthService {
             metrics: Arc::default(),
             trust: Arc::default(),
             snapshot: None,
+            api_key_uses: Arc::default(),
         }
     }
 

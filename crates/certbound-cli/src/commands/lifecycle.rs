@@ -312,7 +312,7 @@ async fn trust(cmd: TrustCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// `90`, `90s`, `30m`, `12h`, `7d` as seconds.
-fn parse_duration(text: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
     let (num, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => t.split_at(i),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod algs;
+mod apikeys;
 mod bulk;
 mod clients;
 mod demo;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             https_listen,
         } => serve::serve(&dir.dir, coap_listen, mqtt_listen, https_listen).await,
         Command::Client(cmd) => clients::run(cmd).await,
+        Command::Apikey(cmd) => apikeys::run(cmd).await,
         Command::Api(cmd) => admin::api(cmd).await,
         Command::Group(cmd) => admin::group(cmd).await,
         Command::Role(cmd) => roles::run(cmd).await,

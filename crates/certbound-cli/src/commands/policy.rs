@@ -121,5 +121,10 @@ pub async fn apply(
     for c in &applied.created_clients {
         super::clients::print_created(c, "created");
     }
+    for k in &applied.created_api_keys {
+        println!("API key {} created", k.name);
+        println!("  api_key:  {}", k.api_key);
+        println!("  (shown once: store it now; only its hash is kept)");
+    }
     Ok(ExitCode::SUCCESS)
 }

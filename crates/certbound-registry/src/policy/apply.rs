@@ -9,7 +9,7 @@ use super::validate::validate;
 use super::{GrantSpec, PolicyDoc};
 use crate::clock::unix_now;
 use crate::error::RegistryError;
-use crate::registry::CreatedClient;
+use crate::registry::{CreatedApiKey, CreatedClient};
 use crate::store::policy::{self as db, PolicyConn};
 use crate::store::{Api, RoleHolder, Store};
 
@@ -29,6 +29,8 @@ pub struct Applied {
     pub plan: Plan,
     /// Clients created, with their secrets (shown only here).
     pub created_clients: Vec<CreatedClient>,
+    /// API keys created, with their keys (shown only here).
+    pub created_api_keys: Vec<CreatedApiKey>,
 }
 
 pub(super) fn grant_rows(grants: &[GrantSpec]) -> impl Iterator<Item = (&str, String)> {
@@ -60,6 +62,7 @@ pub async fn apply(
         return Ok(Applied {
             plan,
             created_clients: vec![],
+            created_api_keys: vec![],
         });
     }
     let now = unix_now();
@@ -85,6 +88,9 @@ pub async fn apply(
         db::replace_roles_of(conn, RoleHolder::Group(&g.name), &g.roles).await?;
     }
     let created = apply_clients(conn, &plan, &stored, &desired.client, now).await?;
+    let keys = super::api_keys::read_keys(conn).await?;
+    let created_keys =
+        super::api_keys::apply_keys(conn, &plan, &keys, &desired.apikey, now).await?;
     for ch in plan
         .changes
         .iter()
@@ -121,6 +127,7 @@ pub async fn apply(
     Ok(Applied {
         plan,
         created_clients: created,
+        created_api_keys: created_keys,
     })
 }
 

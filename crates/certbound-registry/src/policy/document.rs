@@ -23,6 +23,23 @@ pub struct PolicyDoc {
     /// Backend-service clients, matched by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client: Vec<ClientSpec>,
+    /// API keys, matched by name (the key itself is never in a document).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apikey: Vec<ApiKeySpec>,
+}
+
+/// `[[apikey]]`: an API key as `certbound apikey create` makes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// Key name (the match key).
+    pub name: String,
+    /// Expiry, RFC 3339 (`2027-03-01T00:00:00Z`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// `[[apikey.grant]]`: at least one; never the admin API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant: Vec<GrantSpec>,
 }
 
 /// `[[api]]`.
@@ -197,6 +214,15 @@ impl PolicyDoc {
                     thumbprint: c.thumbprint.as_deref().map(esc),
                     roles: c.roles.iter().map(|r| esc(r)).collect(),
                     grant: grants(&c.grant),
+                })
+                .collect(),
+            apikey: self
+                .apikey
+                .iter()
+                .map(|k| ApiKeySpec {
+                    name: esc(&k.name),
+                    expires: k.expires.as_deref().map(esc),
+                    grant: grants(&k.grant),
                 })
                 .collect(),
         };

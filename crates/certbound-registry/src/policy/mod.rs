@@ -1,5 +1,6 @@
-//! Policy as code: the APIs, roles, groups (with their grants and roles) and backend-service
-//! clients (with their authentication method and grants) of a data
+//! Policy as code: the APIs, roles, groups (with their grants and roles),
+//! backend-service clients (with their authentication method, grants and
+//! roles) and API keys (grants and expiry; never the key) of a data
 //! directory as one TOML document.
 //!
 //! - [`export`] writes the current policy ([`PolicyDoc::to_toml`]);
@@ -13,6 +14,7 @@
 //! built-in admin API (`urn:certbound:admin`) and the bootstrap `admin`
 //! client are never exported, changed or removed. See `docs/policy.md`.
 
+mod api_keys;
 mod apply;
 mod clients;
 mod document;
@@ -22,7 +24,9 @@ mod state;
 mod validate;
 
 pub use apply::{Applied, ApplyOptions, apply};
-pub use document::{ApiSpec, ClientSpec, GrantSpec, GroupSpec, PolicyDoc, RoleSpec, substitute};
+pub use document::{
+    ApiKeySpec, ApiSpec, ClientSpec, GrantSpec, GroupSpec, PolicyDoc, RoleSpec, substitute,
+};
 pub use plan::{Change, Op, Plan};
 
 use crate::error::RegistryError;

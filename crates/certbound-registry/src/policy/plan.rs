@@ -29,7 +29,7 @@ pub enum Op {
 pub struct Change {
     /// Add, change or remove.
     pub op: Op,
-    /// `api`, `role`, `group` or `client`.
+    /// `api`, `role`, `group`, `client` or `apikey`.
     pub kind: &'static str,
     /// API identifier, group or client name.
     pub name: String,
@@ -55,7 +55,7 @@ impl std::fmt::Display for Change {
 /// The difference between the store and a document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// Changes: APIs, then roles, then groups, then clients; each sorted by name.
+    /// Changes: APIs, then roles, then groups, then clients, then API keys; each sorted by name.
     pub changes: Vec<Change>,
     /// Removals that `--prune` is needed for (they touch inventory).
     pub needs_prune: Vec<String>,
@@ -249,5 +249,7 @@ pub(super) async fn diff(
         }
     }
     diff_clients(conn, &clients, &mut desired.client, &mut plan).await?;
+    let keys = super::api_keys::read_keys(conn).await?;
+    super::api_keys::diff_keys(&keys, &desired.apikey, now, &mut plan)?;
     Ok((plan, clients))
 }

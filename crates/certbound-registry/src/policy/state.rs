@@ -68,6 +68,7 @@ pub(super) async fn read_state(conn: &mut PolicyConn) -> Result<PolicyDoc, Regis
             .into_iter()
             .map(|c| c.spec)
             .collect(),
+        apikey: super::api_keys::specs(super::api_keys::read_keys(conn).await?),
     })
 }
 

@@ -120,5 +120,6 @@ pub(super) fn validate(doc: &mut PolicyDoc, admin_scopes: &[String]) -> Result<(
         check_grants(&apis, &format!("group {}", g.name), &g.grant, true)?;
     }
     super::roles::validate_roles(doc, &apis)?;
-    super::clients::validate_clients(&mut doc.client, &apis)
+    super::clients::validate_clients(&mut doc.client, &apis)?;
+    super::api_keys::validate_keys(&doc.apikey, &apis)
 }

@@ -80,8 +80,10 @@ use certbound_proto::ClaimError;
 use certbound_proto::status_list::{StatusRef, UnverifiedStatusList};
 use tower::{Layer, Service};
 
+mod api_keys;
 mod auth_error;
 mod telemetry;
+pub use api_keys::{API_KEY_HEADER, ApiKeyIntrospection};
 pub use auth_error::AuthError;
 use auth_error::bearer_token;
 
@@ -168,6 +170,9 @@ pub struct VerifyConfig {
     /// Scopes every request must carry (more per route with
     /// [`VerifyLayer::with_scopes`]).
     pub required_scopes: Vec<String>,
+    /// API keys (`X-API-Key`) checked by introspection; `None` (the
+    /// default): the header is ignored.
+    pub api_keys: Option<ApiKeyIntrospection>,
 }
 
 impl VerifyConfig {
@@ -178,7 +183,16 @@ impl VerifyConfig {
             keys: keys.into(),
             status,
             required_scopes: Vec::new(),
+            api_keys: None,
         }
+    }
+
+    /// Also admits requests with an API key (`X-API-Key`, no
+    /// `Authorization`), checked by the broker's introspection ([`ApiKeyIntrospection`]).
+    #[must_use]
+    pub fn with_api_keys(mut self, introspection: ApiKeyIntrospection) -> Self {
+        self.api_keys = Some(introspection);
+        self
     }
 }
 
@@ -222,6 +236,7 @@ pub struct Authenticator {
     keys: KeySource,
     status: Option<StatusChecker>,
     required_scopes: Vec<String>,
+    api_keys: Option<api_keys::ApiKeyChecker>,
     counters: Counters,
 }
 
@@ -255,6 +270,7 @@ impl Authenticator {
             keys: config.keys,
             status,
             required_scopes: config.required_scopes,
+            api_keys: config.api_keys.map(api_keys::ApiKeyChecker::new),
             counters: Counters::default(),
         })
     }
@@ -292,6 +308,32 @@ impl Authenticator {
         peer: Option<&PeerCertificates>,
         extra_scopes: &[&str],
     ) -> Result<VerifiedToken, AuthError> {
+        let api_key = match &self.api_keys {
+            Some(checker) => match api_keys::api_key_header(headers) {
+                Ok(Some(key)) => Some((checker, key)),
+                Ok(None) => None,
+                Err(e) => {
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.with_realm(&self.verifier.audience));
+                }
+            },
+            None => None,
+        };
+        if let Some((checker, key)) = api_key {
+            let mut scopes: Vec<&str> = self.required_scopes.iter().map(String::as_str).collect();
+            scopes.extend_from_slice(extra_scopes);
+            let result = checker
+                .check(key, &self.verifier.audience)
+                .await
+                .and_then(|token| api_keys::require_scopes(token, &scopes))
+                .map_err(|e| AuthError::from_verify(e, &self.verifier.audience, &scopes));
+            let counter = match &result {
+                Ok(_) => &self.counters.accepted,
+                Err(_) => &self.counters.rejected,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return result;
+        }
         let result = match bearer_token(headers) {
             Ok(token) => {
                 let mut scopes: Vec<&str> =

@@ -54,8 +54,8 @@ pub mod tls;
 pub use fetch::{Fetched, HttpsFetcher, RawResponse};
 pub use keys::{RemoteKeys, RemoteKeysConfig};
 pub use layer::{
-    AuthError, AuthStats, Authenticator, KeySource, StatusCheck, VerifyConfig, VerifyLayer,
-    VerifyService, layer,
+    API_KEY_HEADER, ApiKeyIntrospection, AuthError, AuthStats, Authenticator, KeySource,
+    StatusCheck, VerifyConfig, VerifyLayer, VerifyService, layer,
 };
 pub use serve::{
     BodyTimeout, PeerCertificates, RemoteAddr, ServeLimits, TlsServer, serve_tls, serve_tls_with,

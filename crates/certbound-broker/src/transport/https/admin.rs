@@ -41,12 +41,17 @@ pub fn routes() -> Router<HttpsState> {
         .route("/keys/rotate", post(rotate_keys))
         .route("/audit", get(audit))
         .merge(roles::routes())
+        .merge(super::admin_api_keys::routes())
 }
 
 mod roles;
 
 /// An admin API error: `{"error", "message"}`.
-struct AdminError(StatusCode, &'static str, String);
+pub(super) struct AdminError(
+    pub(super) StatusCode,
+    pub(super) &'static str,
+    pub(super) String,
+);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
@@ -100,12 +105,12 @@ fn internal(message: String) -> AdminError {
     AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
 }
 
-type AdminResult = Result<Response, AdminError>;
+pub(super) type AdminResult = Result<Response, AdminError>;
 
 /// Authenticates the caller: a valid, unrevoked certbound token for the
 /// admin API with the scope the method needs, bound (when it has `cnf`) to
 /// the TLS client certificate of this connection.
-async fn caller(
+pub(super) async fn caller(
     state: &HttpsState,
     method: &Method,
     headers: &HeaderMap,
@@ -183,11 +188,11 @@ macro_rules! admin {
     };
 }
 
-fn ok(value: impl serde::Serialize) -> AdminResult {
+pub(super) fn ok(value: impl serde::Serialize) -> AdminResult {
     Ok(Json(value).into_response())
 }
 
-fn created(value: impl serde::Serialize) -> AdminResult {
+pub(super) fn created(value: impl serde::Serialize) -> AdminResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
@@ -195,7 +200,7 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-type Peer = Option<Extension<PeerCertificates>>;
+pub(super) type Peer = Option<Extension<PeerCertificates>>;
 
 async fn list_apis(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
     let reg = admin!(s, m, h, p);
@@ -293,9 +298,9 @@ async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Pe
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GrantBody {
-    api: String,
-    scopes: String,
+pub(super) struct GrantBody {
+    pub(super) api: String,
+    pub(super) scopes: String,
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@
 //! [`crate::oauth`], [`crate::token_service`] and [`crate::registry`].
 
 mod admin;
+mod admin_api_keys;
 mod discovery;
 mod est;
 mod oauth_routes;

@@ -117,12 +117,33 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
+/// The header an API key is sent in.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// `X-API-Key`, when sent once (twice is a malformed request).
+fn api_key(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "X-API-Key is sent more than once: send one key",
+        ));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| OAuthError::invalid_client(crate::oauth::AUTH_FAILED))?;
+    Ok(Some(text.trim().to_string()))
+}
+
 fn presented(
     headers: &HeaderMap,
     form: &Form,
     peer: Option<&PeerCertificates>,
 ) -> Result<Presented, OAuthError> {
     Ok(Presented {
+        api_key: api_key(headers)?,
         basic: basic_credentials(headers)?,
         form_client_id: field(form, "client_id"),
         form_client_secret: field(form, "client_secret"),
