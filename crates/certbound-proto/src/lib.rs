@@ -26,6 +26,8 @@
 //!   signed Status List Token (`typ` `application/statuslist+cwt`).
 //! * [`jwt`]: RFC 9068 JWT access tokens (compact JWS, ES256, `at+jwt`) for
 //!   backend services, parsed strictly before any crypto.
+//! * [`jose`]: RS256, PS256 and EdDSA for the JWTs of APIs that ask for them:
+//!   one algorithm per key, the key decides (no algorithm confusion).
 //! * [`form`]: OAuth form bodies (`application/x-www-form-urlencoded`), strict
 //!   and linear-time, with size and parameter-count bounds.
 //! * [`refusal`]: the one refusal type (final, rate limited, unavailable)

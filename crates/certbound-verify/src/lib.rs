@@ -7,7 +7,9 @@
 //!   (`/.well-known/jwks.json`) or COSE_KeySet (`/.well-known/cose-keys`).
 //! * [`TokenVerifier::verify`] (CWT), [`TokenVerifier::verify_jwt`] (RFC 9068
 //!   JWT) and [`TokenVerifier::verify_text`] (either, as sent in a `Bearer`
-//!   header): strict parsing, ES256 signature, `exp`/`nbf`/`iat` with leeway,
+//!   header): strict parsing, ES256 signature (JWTs of an API that asks for
+//!   it: RS256, PS256 or EdDSA, the algorithm decided by the key, never by
+//!   the header), `exp`/`nbf`/`iat` with leeway,
 //!   issuer (required: configure it, or opt out explicitly with
 //!   [`VerifierConfig::any_issuer`]), audience (string or array), scopes, and `cnf` required
 //!   (certificate-bound tokens only, unless bearer tokens are allowed).

@@ -46,7 +46,7 @@ fn stored_form_round_trips() {
     let stored = key.to_stored();
     assert_eq!(JwsKey::from_stored(JwsAlg::Rs256, &stored).unwrap(), key);
     assert!(parse_rsa_public_der(&stored[..stored.len() - 1]).is_err());
-    let mut trailing = stored.clone();
+    let mut trailing = stored;
     trailing.push(0);
     assert!(parse_rsa_public_der(&trailing).is_err());
     let ed = JwsKey::ed25519([9; 32]);
