@@ -20,6 +20,8 @@ pub enum RoleHolder<'a> {
     Client(&'a str),
     /// A group, by name.
     Group(&'a str),
+    /// An API key, by its row id (not the key).
+    ApiKey(&'a str),
 }
 
 impl RoleHolder<'_> {
@@ -27,6 +29,7 @@ impl RoleHolder<'_> {
         match self {
             RoleHolder::Client(_) => ("client_roles", "client_id", "clients", "id"),
             RoleHolder::Group(_) => ("group_roles", "group_name", "groups", "name"),
+            RoleHolder::ApiKey(_) => ("api_key_roles", "key_id", "api_keys", "id"),
         }
     }
 
@@ -34,12 +37,15 @@ impl RoleHolder<'_> {
         match self {
             RoleHolder::Client(_) => "client",
             RoleHolder::Group(_) => "group",
+            RoleHolder::ApiKey(_) => "apikey",
         }
     }
 
     fn id(self) -> String {
         match self {
-            RoleHolder::Client(id) | RoleHolder::Group(id) => id.to_string(),
+            RoleHolder::Client(id) | RoleHolder::Group(id) | RoleHolder::ApiKey(id) => {
+                id.to_string()
+            }
         }
     }
 }
@@ -57,6 +63,8 @@ pub struct Role {
     pub clients: Vec<String>,
     /// Groups holding it, by name.
     pub groups: Vec<String>,
+    /// Active API keys holding it, by name.
+    pub api_keys: Vec<String>,
     /// Creation time, Unix seconds.
     pub created_at: u64,
 }
@@ -117,6 +125,7 @@ impl Store {
         for sql in [
             "DELETE FROM client_roles WHERE role_name = $1",
             "DELETE FROM group_roles WHERE role_name = $1",
+            "DELETE FROM api_key_roles WHERE role_name = $1",
             "DELETE FROM role_grants WHERE role_name = $1",
             "DELETE FROM roles WHERE name = $1",
         ] {
@@ -332,7 +341,15 @@ impl Store {
         .bind(&name)
         .fetch_all(&self.pool)
         .await?;
+        let api_keys = sqlx::query_scalar(
+            "SELECT k.name FROM api_key_roles r JOIN api_keys k ON k.id = r.key_id \
+             WHERE r.role_name = $1 AND k.status = 'active' ORDER BY k.name",
+        )
+        .bind(&name)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(Role {
+            api_keys,
             description: row.get("description"),
             created_at: to_u64(row.get("created_at")),
             name,

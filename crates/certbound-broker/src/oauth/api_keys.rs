@@ -73,7 +73,15 @@ impl OAuthService {
     /// its own grants; every decision about a key's permissions goes
     /// through here.)
     pub async fn api_key_grants(&self, key: &ApiKey) -> Result<Vec<Grant>, OAuthError> {
-        Ok(key.grants.clone())
+        // Its own grants and its roles' (read on each use, like the key).
+        let from_roles = self
+            .store
+            .role_grants_of(crate::store::RoleHolder::ApiKey(&key.id))
+            .await
+            .map_err(|e| store_failure(&e))?;
+        Ok(crate::store::merge_grants(
+            key.grants.iter().chain(&from_roles),
+        ))
     }
 
     /// The key `text` names when it is usable at `now` (active, unexpired).

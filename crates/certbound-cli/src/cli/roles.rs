@@ -1,12 +1,12 @@
 //! `certbound role ...`: roles (named sets of permissions across APIs)
-//! given to clients and groups. A running broker applies every change from
+//! given to clients, groups and API keys. A running broker applies every change from
 //! the next token on.
 
 use clap::{Args, Subcommand};
 
 use super::DirArg;
 
-/// Who gets or loses a role: exactly one of --client / --group.
+/// Who gets or loses a role: exactly one of --client / --group / --apikey.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct RoleHolderArgs {
@@ -16,6 +16,9 @@ pub struct RoleHolderArgs {
     /// A group, by name (see `certbound group list`).
     #[arg(long)]
     pub group: Option<String>,
+    /// An API key, by name (see `certbound apikey list`).
+    #[arg(long)]
+    pub apikey: Option<String>,
 }
 
 /// `certbound role ...`
@@ -88,7 +91,7 @@ pub enum RoleCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Give a client or a group the role
+    /// Give a client, a group or an API key the role
     ///
     /// Example:
     ///   certbound role assign --name telemetry-writer --client reporting
@@ -105,7 +108,7 @@ pub enum RoleCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Take the role from a client or a group.
+    /// Take the role from a client, a group or an API key.
     Unassign {
         #[command(flatten)]
         dir: DirArg,

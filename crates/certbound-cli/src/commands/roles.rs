@@ -8,10 +8,11 @@ use crate::cli::{RoleCommand, RoleHolderArgs};
 use crate::output::{iso, print_json};
 
 fn target(holder: RoleHolderArgs) -> anyhow::Result<RoleTarget> {
-    match (holder.client, holder.group) {
-        (Some(c), None) => Ok(RoleTarget::Client(c)),
-        (None, Some(g)) => Ok(RoleTarget::Group(g)),
-        _ => anyhow::bail!("name exactly one holder: --client or --group"),
+    match (holder.client, holder.group, holder.apikey) {
+        (Some(c), None, None) => Ok(RoleTarget::Client(c)),
+        (None, Some(g), None) => Ok(RoleTarget::Group(g)),
+        (None, None, Some(k)) => Ok(RoleTarget::ApiKey(k)),
+        _ => anyhow::bail!("name exactly one holder: --client, --group or --apikey"),
     }
 }
 
@@ -73,6 +74,7 @@ pub async fn run(cmd: RoleCommand) -> anyhow::Result<ExitCode> {
                         .iter()
                         .map(|c| format!("client {c}"))
                         .chain(r.groups.iter().map(|g| format!("group {g}")))
+                        .chain(r.api_keys.iter().map(|k| format!("API key {k}")))
                         .collect();
                     if holders.is_empty() {
                         println!("  held by nobody");

@@ -1,5 +1,5 @@
 //! Roles (the Logto model): a named set of permissions across APIs, given
-//! to clients and groups. A holder's effective permissions are the union of
+//! to clients, groups and API keys. A holder's effective permissions are the union of
 //! its own grants and its roles' grants; a running broker applies every
 //! change from the next token on (the change feed names the holders). Every
 //! change is audited (`role.*`).
@@ -21,6 +21,8 @@ pub enum RoleTarget {
     Client(String),
     /// A group, by name.
     Group(String),
+    /// An active API key, by name.
+    ApiKey(String),
 }
 
 /// The result of [`Registry::assign_role`] and [`Registry::unassign_role`].
@@ -28,9 +30,9 @@ pub enum RoleTarget {
 pub struct RoleAssignment {
     /// Role name.
     pub role: String,
-    /// `client` or `group`.
+    /// `client`, `group` or `apikey`.
     pub holder_kind: &'static str,
-    /// The client id or group name.
+    /// The client id, group name or API key name.
     pub holder: String,
     /// Whether anything changed (false: it held / did not hold it already).
     pub changed: bool,
@@ -109,17 +111,19 @@ impl Registry {
     /// permissions).
     pub async fn delete_role(&self, name: &str, force: bool) -> Result<Role, RegistryError> {
         let role = self.role(name).await?;
-        let holders = role.clients.len() + role.groups.len();
+        let holders = role.clients.len() + role.groups.len() + role.api_keys.len();
         if holders > 0 && !force {
             return Err(RegistryError::Invalid(format!(
-                "role {name} is held by {} client(s) and {} group(s) ({}); pass --force to delete \
-                 it and take it from them, or `certbound role unassign` first",
+                "role {name} is held by {} client(s), {} group(s) and {} API key(s) ({}); pass \
+                 --force to delete it and take it from them, or `certbound role unassign` first",
                 role.clients.len(),
                 role.groups.len(),
+                role.api_keys.len(),
                 role.clients
                     .iter()
                     .map(|c| format!("client {c}"))
                     .chain(role.groups.iter().map(|g| format!("group {g}")))
+                    .chain(role.api_keys.iter().map(|k| format!("API key {k}")))
                     .take(5)
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -230,9 +234,20 @@ impl Registry {
                 }
                 ("group", name.clone())
             }
+            RoleTarget::ApiKey(name) => {
+                let key = self.store.api_key_by_name(name).await?.ok_or_else(|| {
+                    RegistryError::NotFound {
+                        kind: "API key",
+                        name: name.clone(),
+                        hint: "; `certbound apikey list` shows them".into(),
+                    }
+                })?;
+                ("apikey", key.id)
+            }
         };
         let holder = match kind {
             "client" => RoleHolder::Client(&holder_id),
+            "apikey" => RoleHolder::ApiKey(&holder_id),
             _ => RoleHolder::Group(&holder_id),
         };
         let changed = if assign {
@@ -249,10 +264,14 @@ impl Registry {
             self.audit(action, role, format!("{kind}={holder_id}"))
                 .await?;
         }
+        let holder_name = match target {
+            RoleTarget::ApiKey(name) => name.clone(),
+            _ => holder_id,
+        };
         Ok(RoleAssignment {
             role: role.into(),
             holder_kind: kind,
-            holder: holder_id,
+            holder: holder_name,
             changed,
         })
     }

@@ -181,6 +181,7 @@ pub async fn replace_roles_of(
     let (table, column, id) = match holder {
         crate::RoleHolder::Client(id) => ("client_roles", "client_id", id),
         crate::RoleHolder::Group(name) => ("group_roles", "group_name", name),
+        crate::RoleHolder::ApiKey(id) => ("api_key_roles", "key_id", id),
     };
     sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
         .bind(id)
@@ -204,6 +205,7 @@ pub async fn delete_role(conn: &mut PolicyConn, name: &str) -> Result<(), StoreE
     for sql in [
         "DELETE FROM client_roles WHERE role_name = $1",
         "DELETE FROM group_roles WHERE role_name = $1",
+        "DELETE FROM api_key_roles WHERE role_name = $1",
         "DELETE FROM role_grants WHERE role_name = $1",
         "DELETE FROM roles WHERE name = $1",
     ] {

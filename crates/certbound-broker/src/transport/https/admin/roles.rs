@@ -120,23 +120,26 @@ async fn revoke_grant(
     ok(reg.remove_role_grant(&name, &body.api).await?)
 }
 
-/// Exactly one of `client` (client_id or name) and `group`.
+/// Exactly one of `client` (client_id or name), `group` and `apikey` (name).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HolderBody {
     client: Option<String>,
     group: Option<String>,
+    apikey: Option<String>,
 }
 
 impl HolderBody {
     fn target(self) -> Result<RoleTarget, AdminError> {
-        match (self.client, self.group) {
-            (Some(c), None) => Ok(RoleTarget::Client(c)),
-            (None, Some(g)) => Ok(RoleTarget::Group(g)),
+        match (self.client, self.group, self.apikey) {
+            (Some(c), None, None) => Ok(RoleTarget::Client(c)),
+            (None, Some(g), None) => Ok(RoleTarget::Group(g)),
+            (None, None, Some(k)) => Ok(RoleTarget::ApiKey(k)),
             _ => Err(AdminError(
                 axum::http::StatusCode::BAD_REQUEST,
                 "invalid",
-                "name exactly one holder: {\"client\": <client_id or name>} or {\"group\": <name>}"
+                "name exactly one holder: {\"client\": <client_id or name>}, {\"group\": <name>} \
+                 or {\"apikey\": <name>}"
                     .into(),
             )),
         }

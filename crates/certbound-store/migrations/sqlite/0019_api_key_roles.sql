@@ -1,0 +1,9 @@
+-- certbound store, version 19: API keys hold roles too (as clients and
+-- groups, version 17). Keys are read from the database on every use, so no
+-- change-feed trigger is needed: a role change counts from the next use.
+CREATE TABLE api_key_roles (
+    key_id      TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+    role_name   TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, role_name)
+);
+CREATE INDEX api_key_roles_role ON api_key_roles(role_name);
