@@ -569,6 +569,7 @@ pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
+pub mod registration;
 pub(crate) mod services;
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;

@@ -1045,6 +1045,7 @@ mod batch_insert;
 mod bulk;
 mod certs;
 mod claims;
+mod client_assertions;
 mod clients;
 #[cfg(test)]
 mod durability_tests;
@@ -1053,6 +1054,7 @@ mod instances;
 mod issued;
 pub mod policy;
 mod prune;
+pub mod registration;
 mod services;
 pub mod snapshot;
 pub mod testing;

@@ -159,6 +159,7 @@ pub mod http;
 mod inspect;
 mod keyset;
 pub mod status;
+pub mod url_allow;
 mod telemetry;
 mod text;
 mod verifier;

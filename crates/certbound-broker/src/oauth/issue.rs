@@ -60,7 +60,10 @@ impl OAuthService {
             Err((client, e)) => (
                 client.clone().unwrap_or_else(|| "(unauthenticated)".into()),
                 e.error.to_string(),
-                format!("transport=https {}", e.description),
+                match &e.detail {
+                    Some(why) => format!("transport=https {} ({why})", e.description),
+                    None => format!("transport=https {}", e.description),
+                },
             ),
         };
         let action = if result.is_ok() {
@@ -107,13 +110,9 @@ impl OAuthService {
             }
         }
         // A failed authentication is audited under the client it claimed to be.
-        let claimed = presented
-            .basic
-            .as_ref()
-            .map(|(id, _)| id.clone())
-            .or_else(|| presented.form_client_id.clone());
+        let claimed = presented.claimed_client_id();
         let (client, method) = self
-            .authenticate(presented)
+            .authenticate_at(presented, now)
             .await
             .map_err(|e| (claimed.clone(), e))?;
         let who = Some(client.id.clone());

@@ -6,15 +6,19 @@
 //! [`Presented`] credentials and form fields, and [`OAuthError`]s into
 //! RFC 6749 §5.2 JSON answers.
 
+mod assertion;
 mod client_auth;
 mod introspect;
+mod jwks_fetch;
 mod issue;
 mod own_token;
 mod trust;
 
 use std::sync::Arc;
 
+pub use assertion::{ASSERTION_TYPE_JWT_BEARER, MAX_ASSERTION_BYTES};
 pub use client_auth::{AUTH_FAILED, AuthMethod, Presented};
+pub use jwks_fetch::{JwksFetcher, JwksFetcherConfig};
 pub use introspect::ADMIN_WRITE_SCOPE;
 pub use issue::{TokenForm, TokenGrant};
 pub use own_token::KnownToken;
@@ -40,6 +44,10 @@ pub struct OAuthError {
     pub retry_after: Option<u64>,
     /// Answer with `WWW-Authenticate: Basic` (the client used Basic auth).
     pub basic_challenge: bool,
+    /// What exactly was wrong, for the audit log and the server log only
+    /// (never answered): e.g. why a client assertion was refused, when the
+    /// answer is the one [`AUTH_FAILED`].
+    pub detail: Option<String>,
 }
 
 impl OAuthError {
@@ -50,6 +58,7 @@ impl OAuthError {
             description: description.into(),
             retry_after: None,
             basic_challenge: false,
+            detail: None,
         }
     }
     /// 400 invalid_request.
@@ -109,6 +118,20 @@ pub struct OAuthConfig {
     pub max_token_bytes: usize,
 }
 
+/// What a `private_key_jwt` client assertion is checked against
+/// ([`OAuthService::with_assertions`]).
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    /// The token endpoint URL (`https://host:port/oauth/token`): an
+    /// assertion's `aud` must hold it or the issuer identifier.
+    pub token_endpoint: String,
+    /// Longest `exp - now`, seconds (`[oauth] max_assertion_lifetime_secs`).
+    pub max_lifetime: u64,
+    /// Fetches the JWK Sets of clients registered with a `jwks_uri`
+    /// (allow-listed, cached); `None`: such clients cannot authenticate.
+    pub fetcher: Option<Arc<JwksFetcher>>,
+}
+
 /// The OAuth endpoints' decision logic.
 #[derive(Debug, Clone)]
 pub struct OAuthService {
@@ -123,6 +146,8 @@ pub struct OAuthService {
     /// The in-memory registry (clients, APIs), when the broker keeps one
     /// (`serve` does): then `/oauth/token` reads no database to decide.
     snapshot: Option<crate::store::snapshot::Snapshot>,
+    /// `private_key_jwt`: `None` refuses every client assertion.
+    assertions: Option<Arc<AssertionConfig>>,
 }
 
 impl OAuthService {
@@ -145,7 +170,14 @@ impl OAuthService {
             metrics: Arc::default(),
             trust: Arc::default(),
             snapshot: None,
+            assertions: None,
         }
+    }
+
+    /// Accepts `private_key_jwt` client assertions checked against `config`.
+    pub fn with_assertions(mut self, config: AssertionConfig) -> Self {
+        self.assertions = Some(Arc::new(config));
+        self
     }
 
     /// Decides clients and APIs from `snapshot` instead of reading the

@@ -161,6 +161,8 @@ async fn policy_writes_in_the_callers_transaction() {
                     tls_subject: None,
                     tls_san: None,
                     thumbprint,
+                    jwks: None,
+                    jwks_uri: None,
                     auth_method: if thumbprint.is_some() {
                         ClientAuthMethod::SelfSignedTlsClientAuth
                     } else {
@@ -237,6 +239,8 @@ async fn policy_writes_in_the_callers_transaction() {
             tls_subject: None,
             tls_san: None,
             thumbprint: None,
+            jwks: None,
+            jwks_uri: None,
             auth_method: ClientAuthMethod::ClientSecretPost,
             grants: &grants,
         },

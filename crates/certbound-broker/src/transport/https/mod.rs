@@ -169,6 +169,35 @@ pub async fn client_trust(
     Ok(trust)
 }
 
+/// The fetcher of `private_key_jwt` clients' JWK Set URLs: `None` when
+/// `[oauth] jwks_uri_allowed_prefixes` is empty (nothing may be fetched).
+/// Servers must present a certificate of the certbound CA or of a CA in
+/// `[oauth] jwks_ca_file`.
+pub fn jwks_fetcher(
+    data: &DataDir,
+    config: &Config,
+) -> Result<Option<Arc<crate::oauth::JwksFetcher>>, BrokerError> {
+    let allow = config.oauth.jwks_uri_allow_list().map_err(|e| {
+        BrokerError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}"))
+    })?;
+    if allow.prefixes().is_empty() {
+        return Ok(None);
+    }
+    let read =
+        |path: &std::path::Path| std::fs::read_to_string(path).map_err(BrokerError::io(path));
+    let mut cas = read(&data.pki().chain())?;
+    if let Some(file) = &config.oauth.jwks_ca_file {
+        cas.push('\n');
+        cas.push_str(&read(&data.root.join(file))?);
+    }
+    let tls = certbound_verify::http::client_tls_config(&cas, None)
+        .map_err(|e| BrokerError::Invalid(format!("[oauth] JWK Set fetching: {e}")))?;
+    Ok(Some(Arc::new(crate::oauth::JwksFetcher::new(
+        tls,
+        crate::oauth::JwksFetcherConfig::new(allow),
+    ))))
+}
+
 /// The connection limits of `[https]`.
 pub fn serve_limits(config: &Config) -> ServeLimits {
     let h = &config.https;
