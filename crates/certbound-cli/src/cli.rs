@@ -13,7 +13,7 @@ mod prune;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
-pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
+pub use oauth::{ClientCommand, KeyFormat, KeysCommand, RegistrationTokenCommand, TokenFormat};
 pub use prune::PruneArgs;
 
 /// certbound: certificate-bound access tokens for IoT fleets and backend services.

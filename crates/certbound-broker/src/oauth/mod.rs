@@ -248,6 +248,11 @@ impl OAuthService {
         &self.metrics
     }
 
+    /// The audit log this service writes to.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
     /// The issuer id.
     pub fn issuer(&self) -> &str {
         &self.config.issuer_id

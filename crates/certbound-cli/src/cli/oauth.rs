@@ -91,7 +91,7 @@ pub enum ClientCommand {
     /// Example:
     ///   certbound client registration-token --grant "https://api.example.com=read write" \
     ///       --methods private_key_jwt,tls_client_auth --uses 10 --expires 7d
-    #[command(verbatim_doc_comment)]
+    #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
     RegistrationToken {
         #[command(subcommand)]
         action: Option<RegistrationTokenCommand>,

@@ -11,6 +11,7 @@ mod lifecycle;
 mod migrate;
 mod policy;
 mod prune;
+mod registration;
 mod serve;
 mod token;
 

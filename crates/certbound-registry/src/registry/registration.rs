@@ -60,6 +60,9 @@ impl From<RegistryError> for RegistrationError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Invalid(m) => RegistrationError::InvalidMetadata(m),
+            e @ (RegistryError::Conflict { .. } | RegistryError::NotFound { .. }) => {
+                RegistrationError::InvalidMetadata(e.to_string())
+            }
             other => RegistrationError::Unavailable(other.to_string()),
         }
     }

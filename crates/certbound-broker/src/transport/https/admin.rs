@@ -35,6 +35,14 @@ pub fn routes() -> Router<HttpsState> {
         .route("/clients", get(list_clients).post(create_client))
         .route("/clients/{id}", axum::routing::delete(delete_client))
         .route("/clients/{id}/rotate-secret", post(rotate_secret))
+        .route(
+            "/registration-tokens",
+            get(super::admin_registration::list_tokens).post(super::admin_registration::create_token),
+        )
+        .route(
+            "/registration-tokens/{id}",
+            axum::routing::delete(super::admin_registration::revoke_token),
+        )
         .route("/revocations", post(revoke_token))
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
@@ -42,7 +50,11 @@ pub fn routes() -> Router<HttpsState> {
 }
 
 /// An admin API error: `{"error", "message"}`.
-struct AdminError(StatusCode, &'static str, String);
+pub(super) struct AdminError(
+    pub(super) StatusCode,
+    pub(super) &'static str,
+    pub(super) String,
+);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
@@ -96,12 +108,12 @@ fn internal(message: String) -> AdminError {
     AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
 }
 
-type AdminResult = Result<Response, AdminError>;
+pub(super) type AdminResult = Result<Response, AdminError>;
 
 /// Authenticates the caller: a valid, unrevoked certbound token for the
 /// admin API with the scope the method needs, bound (when it has `cnf`) to
 /// the TLS client certificate of this connection.
-async fn caller(
+pub(super) async fn caller(
     state: &HttpsState,
     method: &Method,
     headers: &HeaderMap,
@@ -179,11 +191,11 @@ macro_rules! admin {
     };
 }
 
-fn ok(value: impl serde::Serialize) -> AdminResult {
+pub(super) fn ok(value: impl serde::Serialize) -> AdminResult {
     Ok(Json(value).into_response())
 }
 
-fn created(value: impl serde::Serialize) -> AdminResult {
+pub(super) fn created(value: impl serde::Serialize) -> AdminResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
@@ -191,7 +203,7 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-type Peer = Option<Extension<PeerCertificates>>;
+pub(super) type Peer = Option<Extension<PeerCertificates>>;
 
 async fn list_apis(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
     let reg = admin!(s, m, h, p);
@@ -241,9 +253,9 @@ async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Pe
 }
 
 #[derive(Deserialize)]
-struct GrantBody {
-    api: String,
-    scopes: String,
+pub(super) struct GrantBody {
+    pub(super) api: String,
+    pub(super) scopes: String,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +390,10 @@ struct NewClientBody {
     #[serde(default)]
     grants: Vec<GrantBody>,
     tls_subject: Option<String>,
+    /// `private_key_jwt` with this JWK Set (a JSON object).
+    jwks: Option<Value>,
+    /// `private_key_jwt` with the JWK Set at this URL.
+    jwks_uri: Option<String>,
 }
 
 async fn create_client(
@@ -390,11 +406,23 @@ async fn create_client(
     let reg = admin!(s, m, h, p);
     let grants: Vec<(String, String)> =
         body.grants.into_iter().map(|g| (g.api, g.scopes)).collect();
-    let secret = body.tls_subject.is_none();
-    created(
-        reg.create_client(&body.name, &grants, body.tls_subject.as_deref(), secret)
-            .await?,
-    )
+    use crate::registry::ClientCredential;
+    let credential = match (body.tls_subject, body.jwks, body.jwks_uri) {
+        (None, Some(jwks), None) => ClientCredential::Jwks(jwks.to_string()),
+        (None, None, Some(uri)) => ClientCredential::JwksUri(uri),
+        (Some(dn), None, None) => ClientCredential::TlsSubject(dn),
+        (None, None, None) => {
+            ClientCredential::Secret(crate::store::ClientAuthMethod::ClientSecret)
+        }
+        _ => {
+            return Err(AdminError(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give one of tls_subject, jwks and jwks_uri (or none: a secret)".into(),
+            ));
+        }
+    };
+    created(reg.create_client_with(&body.name, &grants, credential).await?)
 }
 
 async fn delete_client(

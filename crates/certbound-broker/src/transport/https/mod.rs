@@ -5,9 +5,11 @@
 //! [`crate::oauth`], [`crate::token_service`] and [`crate::registry`].
 
 mod admin;
+mod admin_registration;
 mod discovery;
 mod est;
 mod oauth_routes;
+mod register_routes;
 mod reply;
 
 use std::path::PathBuf;
@@ -73,6 +75,15 @@ pub fn router(state: HttpsState) -> Router {
         .route("/oauth/introspect", post(oauth_routes::introspect))
         .route("/oauth/revoke", post(oauth_routes::revoke))
         .layer(DefaultBodyLimit::max(oauth_routes::OAUTH_MAX_BODY));
+    let register = Router::new()
+        .route("/oauth/register", post(register_routes::register))
+        .route(
+            "/oauth/register/{client_id}",
+            get(register_routes::read)
+                .put(register_routes::update)
+                .delete(register_routes::delete),
+        )
+        .layer(DefaultBodyLimit::max(register_routes::REGISTER_MAX_BODY));
     let ace = Router::new()
         .route("/ace/token", post(oauth_routes::ace_token))
         .layer(DefaultBodyLimit::max(ace_max));
@@ -82,6 +93,7 @@ pub fn router(state: HttpsState) -> Router {
         .layer(DefaultBodyLimit::max(EST_MAX_BODY));
     Router::new()
         .merge(oauth)
+        .merge(register)
         .merge(ace)
         .merge(est)
         .route(
