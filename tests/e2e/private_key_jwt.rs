@@ -42,7 +42,8 @@ fn script() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pyjwt_assertions_and_authlib_get_tokens_replays_and_forgeries_do_not() -> anyhow::Result<()> {
+async fn pyjwt_assertions_and_authlib_get_tokens_replays_and_forgeries_do_not() -> anyhow::Result<()>
+{
     let Some(python) = python_with_authlib() else {
         certbound_e2e::mosquitto::skip_or_fail(
             "python with pyjwt, authlib, requests, cryptography (tests/interop/requirements.txt)",
@@ -61,16 +62,17 @@ async fn pyjwt_assertions_and_authlib_get_tokens_replays_and_forgeries_do_not() 
     let mut ids = Vec::new();
     for name in ["ec", "rsa"] {
         let jwks = std::fs::read_to_string(keys.path().join(format!("{name}.jwks.json")))?;
-        let created = o
-            .fx
-            .registry
-            .create_client_with(&format!("pk-{name}"), &grants, ClientCredential::Jwks(jwks))
-            .await?;
+        let created =
+            o.fx.registry
+                .create_client_with(&format!("pk-{name}"), &grants, ClientCredential::Jwks(jwks))
+                .await?;
         assert_eq!(created.auth_method, ClientAuthMethod::PrivateKeyJwt);
         assert!(created.client_secret.is_none());
         ids.push(created.client_id);
     }
-    let ca = certbound_registry::config::DataDir::new(o.fx.path()).pki().chain();
+    let ca = certbound_registry::config::DataDir::new(o.fx.path())
+        .pki()
+        .chain();
     let base = o.fx.https_url();
     let out = tokio::task::spawn_blocking({
         let (python, keys, ids) = (python.clone(), keys.path().to_path_buf(), ids.clone());
@@ -93,8 +95,17 @@ async fn pyjwt_assertions_and_authlib_get_tokens_replays_and_forgeries_do_not() 
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(stdout.lines().last().context("no output")?)?;
-    for case in ["pyjwt_es256", "replayed", "authlib", "alg_none", "wrong_key"] {
-        assert!(report["results"].get(case).is_some(), "{case} did not run: {report}");
+    for case in [
+        "pyjwt_es256",
+        "replayed",
+        "authlib",
+        "alg_none",
+        "wrong_key",
+    ] {
+        assert!(
+            report["results"].get(case).is_some(),
+            "{case} did not run: {report}"
+        );
     }
     // The refusal is audited with its precise reason (the first of a
     // window per client is written at once; the writer batches: wait).
@@ -141,7 +152,12 @@ fn ec_key(kid: &str) -> anyhow::Result<(AwsLcSigner, Value)> {
 }
 
 /// An ES256 client assertion for `client_id`.
-fn assertion(signer: &AwsLcSigner, kid: &str, client_id: &str, aud: &str) -> anyhow::Result<String> {
+fn assertion(
+    signer: &AwsLcSigner,
+    kid: &str,
+    client_id: &str,
+    aud: &str,
+) -> anyhow::Result<String> {
     let now = unix_now();
     let header = b64(json!({"alg": "ES256", "kid": kid}).to_string().as_bytes());
     let claims = json!({
@@ -166,7 +182,10 @@ async fn json_request(
         .send(
             method,
             path,
-            &[("authorization", &auth), ("content-type", "application/json")],
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
             body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
         )
         .await?;
@@ -199,20 +218,32 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
         issued.token.clone(),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_client_metadata")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{b}"
+    );
     let (s, b) = register(
         json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks,
                "certbound_grants": {API: GRANTED_SCOPE}}),
         issued.token.clone(),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_client_metadata")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{b}"
+    );
     let (s, b) = register(
         json!({"token_endpoint_auth_method": "client_secret_basic"}),
         issued.token.clone(),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_client_metadata")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{b}"
+    );
     // A private key in the JWK Set.
     let mut private = jwks.clone();
     private["keys"][0]["d"] = json!(b64(&[7; 32]));
@@ -221,10 +252,18 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
         issued.token.clone(),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_client_metadata")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{b}"
+    );
     // Unknown token, no token.
     let (s, b) = register(json!({}), "cbr_nope".into()).await?;
-    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_token")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_token")),
+        "{b}"
+    );
 
     // Within the bounds: 201, and the client gets a token with private_key_jwt.
     let (s, b) = register(
@@ -235,8 +274,14 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
     .await?;
     assert_eq!(s, 201, "{b}");
     let client_id = b["client_id"].as_str().context("client_id")?.to_string();
-    let rat = b["registration_access_token"].as_str().context("rat")?.to_string();
-    let uri = b["registration_client_uri"].as_str().context("uri")?.to_string();
+    let rat = b["registration_access_token"]
+        .as_str()
+        .context("rat")?
+        .to_string();
+    let uri = b["registration_client_uri"]
+        .as_str()
+        .context("uri")?
+        .to_string();
     assert!(b.get("client_secret").is_none());
     assert_eq!(b["scope"], "reports:read");
     let a = assertion(&signer, "k1", &client_id, &token_url)?;
@@ -257,13 +302,26 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
     assert_eq!(t.json["scope"], "reports:read");
 
     // RFC 7592: read, update within the bounds, refuse beyond, delete.
-    let path = uri.strip_prefix(&o.fx.https_url()).context("uri on this server")?;
+    let path = uri
+        .strip_prefix(&o.fx.https_url())
+        .context("uri on this server")?;
     let (s, b) = json_request(&o, Method::GET, path, &rat, None).await?;
-    assert_eq!((s, b["client_id"].as_str()), (200, Some(client_id.as_str())), "{b}");
+    assert_eq!(
+        (s, b["client_id"].as_str()),
+        (200, Some(client_id.as_str())),
+        "{b}"
+    );
     let (s, b) = json_request(&o, Method::GET, path, "cbra_wrong", None).await?;
-    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_token")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_token")),
+        "{b}"
+    );
     let (s, b) = json_request(&o, Method::GET, path, &issued.token, None).await?;
-    assert_eq!(s, 401, "the initial token is no registration access token: {b}");
+    assert_eq!(
+        s, 401,
+        "the initial token is no registration access token: {b}"
+    );
     let (s, b) = json_request(
         &o,
         Method::PUT,
@@ -274,7 +332,11 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
                      "scope": "reports:write"})),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_client_metadata")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{b}"
+    );
     let (s, b) = json_request(
         &o,
         Method::PUT,
@@ -284,7 +346,11 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
                      "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks})),
     )
     .await?;
-    assert_eq!((s, b["client_name"].as_str()), (200, Some("renamed")), "{b}");
+    assert_eq!(
+        (s, b["client_name"].as_str()),
+        (200, Some("renamed")),
+        "{b}"
+    );
     let (s, _) = json_request(&o, Method::DELETE, path, "cbra_wrong", None).await?;
     assert_eq!(s, 401);
     let (s, _) = json_request(&o, Method::DELETE, path, &rat, None).await?;
@@ -319,7 +385,11 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
         issued.token.clone(),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_token")), "exhausted: {b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_token")),
+        "exhausted: {b}"
+    );
 
     // An expired token (1 s lifetime; the broker's clock decides, so wait
     // for the store to see it expired rather than sleeping a fixed time).
@@ -339,7 +409,11 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
         short.token.clone(),
     )
     .await?;
-    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_token")), "expired: {b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_token")),
+        "expired: {b}"
+    );
     // Every registration event is audited.
     for a in [
         "client.registered",

@@ -105,12 +105,11 @@ impl ClientJwks {
         if text.len() > MAX_JWKS_BYTES {
             return Err(invalid(format!("it is larger than {MAX_JWKS_BYTES} bytes")));
         }
-        let doc: Value = serde_json::from_str(text)
-            .map_err(|e| invalid(format!("not JSON: {e}")))?;
-        let keys = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| invalid("it has no \"keys\" array: write {\"keys\": [<JWK>, ...]}".into()))?;
+        let doc: Value =
+            serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        let keys = doc.get("keys").and_then(Value::as_array).ok_or_else(|| {
+            invalid("it has no \"keys\" array: write {\"keys\": [<JWK>, ...]}".into())
+        })?;
         if keys.is_empty() || keys.len() > MAX_KEYS {
             return Err(invalid(format!(
                 "it holds {} keys; give 1 to {MAX_KEYS}",
@@ -162,8 +161,7 @@ pub fn normalise_jwks(text: &str) -> Result<String, RegistryError> {
     ClientJwks::parse(text)?;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| RegistryError::Invalid(format!("JWK Set: not JSON: {e}")))?;
-    serde_json::to_string(&value)
-        .map_err(|e| RegistryError::Invalid(format!("JWK Set: {e}")))
+    serde_json::to_string(&value).map_err(|e| RegistryError::Invalid(format!("JWK Set: {e}")))
 }
 
 /// Checks a `jwks_uri` by the rules of every URL certbound fetches
@@ -173,12 +171,15 @@ pub fn normalise_jwks(text: &str) -> Result<String, RegistryError> {
 /// # Errors
 /// [`RegistryError::Invalid`] saying what is wrong.
 pub fn check_jwks_uri(uri: &str, allowed: &UrlAllowList) -> Result<String, RegistryError> {
-    allowed.check(uri).map(|()| uri.to_string()).map_err(|reason| {
-        RegistryError::Invalid(format!(
-            "jwks_uri {uri:?} cannot be used: {reason} (the operator allows JWK Set URLs with \
+    allowed
+        .check(uri)
+        .map(|()| uri.to_string())
+        .map_err(|reason| {
+            RegistryError::Invalid(format!(
+                "jwks_uri {uri:?} cannot be used: {reason} (the operator allows JWK Set URLs with \
              [oauth] jwks_uri_allowed_prefixes in certbound.toml)"
-        ))
-    })
+            ))
+        })
 }
 
 fn b64(key: &Map<String, Value>, member: &str) -> Result<Vec<u8>, String> {
@@ -208,7 +209,9 @@ fn parse_key(key: &Map<String, Value>) -> Result<ClientKey, String> {
     if let Some(u) = text("use")?
         && u != "sig"
     {
-        return Err(format!("\"use\" is {u:?}; a client assertion key is \"sig\""));
+        return Err(format!(
+            "\"use\" is {u:?}; a client assertion key is \"sig\""
+        ));
     }
     let kid = text("kid")?;
     if kid.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
@@ -220,7 +223,9 @@ fn parse_key(key: &Map<String, Value>) -> Result<ClientKey, String> {
         "EC" => {
             let crv = text("crv")?.unwrap_or_default();
             if crv != "P-256" {
-                return Err(format!("crv {crv:?}: only EC keys on \"P-256\" are accepted"));
+                return Err(format!(
+                    "crv {crv:?}: only EC keys on \"P-256\" are accepted"
+                ));
             }
             let (x, y) = (b64(key, "x")?, b64(key, "y")?);
             if x.len() != 32 || y.len() != 32 {
@@ -257,7 +262,9 @@ fn parse_key(key: &Map<String, Value>) -> Result<ClientKey, String> {
         "OKP" => {
             let crv = text("crv")?.unwrap_or_default();
             if crv != "Ed25519" {
-                return Err(format!("crv {crv:?}: only OKP keys on \"Ed25519\" are accepted"));
+                return Err(format!(
+                    "crv {crv:?}: only OKP keys on \"Ed25519\" are accepted"
+                ));
             }
             let x = b64(key, "x")?;
             if x.len() != 32 {

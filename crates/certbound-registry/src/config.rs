@@ -356,9 +356,9 @@ mod keys;
 mod oauth;
 mod template;
 pub use audit::AuditSection;
-pub use oauth::OAuthSection;
 pub use https::{HttpsSection, RateLimitsSection, StatusSection};
 pub use keys::{KEY_ENCRYPTION_KEY_ENV, KeysSection};
+pub use oauth::OAuthSection;
 pub use template::template;
 
 impl Config {

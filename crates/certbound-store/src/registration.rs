@@ -76,8 +76,7 @@ pub struct NewRegistration<'a> {
     pub metadata: &'a str,
 }
 
-const TOKEN_COLUMNS: &str =
-    "id, grants, methods, uses_left, expires_at, created_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, grants, methods, uses_left, expires_at, created_at, revoked_at";
 
 fn token_from_row(r: &sqlx::any::AnyRow) -> RegistrationToken {
     RegistrationToken {
@@ -165,8 +164,9 @@ impl Store {
             return Err(StoreError::NotFound {
                 kind: "registration token",
                 name: id.into(),
-                hint: "; see `certbound client registration-token list` (revoked ones stay revoked)"
-                    .into(),
+                hint:
+                    "; see `certbound client registration-token list` (revoked ones stay revoked)"
+                        .into(),
             });
         }
         Ok(())
@@ -344,13 +344,22 @@ mod tests {
             access_token_hash: h,
             metadata: "{}",
         };
+        let (ca, cb) = (client("cb_a", "{}"), client("cb_b", "{}"));
+        let (ra, rb) = (reg("a"), reg("b"));
         let (a, b) = tokio::join!(
-            store.register_client("rt1", &client("cb_a", "{}"), &reg("a"), ("{}", ""), 1500),
-            store.register_client("rt1", &client("cb_b", "{}"), &reg("b"), ("{}", ""), 1500),
+            store.register_client("rt1", &ca, &ra, ("{}", ""), 1500),
+            store.register_client("rt1", &cb, &rb, ("{}", ""), 1500),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
-        assert!(a ^ b, "exactly one of two concurrent registrations takes the last use");
-        let t = store.registration_token_by_hash("h1").await.unwrap().unwrap();
+        assert!(
+            a ^ b,
+            "exactly one of two concurrent registrations takes the last use"
+        );
+        let t = store
+            .registration_token_by_hash("h1")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(t.uses_left, 0);
         let loser = if a { "cb_b" } else { "cb_a" };
         assert!(store.get_client(loser).await.unwrap().is_none());
@@ -370,17 +379,37 @@ mod tests {
             .await
             .unwrap();
         let c = client("cb_c", "{}");
-        assert!(!store.register_client("rt2", &c, &reg("c"), ("{}", ""), 2000).await.unwrap());
+        assert!(
+            !store
+                .register_client("rt2", &c, &reg("c"), ("{}", ""), 2000)
+                .await
+                .unwrap()
+        );
         store.revoke_registration_token("rt2", 1600).await.unwrap();
-        assert!(!store.register_client("rt2", &c, &reg("c"), ("{}", ""), 1700).await.unwrap());
+        assert!(
+            !store
+                .register_client("rt2", &c, &reg("c"), ("{}", ""), 1700)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.list_registration_tokens().await.unwrap().len(), 2);
         // Management by registration access token; delete revokes the client.
         let winner = if a { "cb_a" } else { "cb_b" };
         let hash = if a { "a" } else { "b" };
-        let r = store.registration_by_access_token(hash).await.unwrap().unwrap();
+        let r = store
+            .registration_by_access_token(hash)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(r.client_id, winner);
         store.delete_registered_client(winner, 1800).await.unwrap();
-        assert!(store.registration_by_access_token(hash).await.unwrap().is_none());
+        assert!(
+            store
+                .registration_by_access_token(hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(!store.get_client(winner).await.unwrap().unwrap().is_active());
     }
     crate::on_every_backend!(the_last_use_is_taken_once);

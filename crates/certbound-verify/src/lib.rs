@@ -159,9 +159,9 @@ pub mod http;
 mod inspect;
 mod keyset;
 pub mod status;
-pub mod url_allow;
 mod telemetry;
 mod text;
+pub mod url_allow;
 mod verifier;
 
 pub use certbound_proto::cbor::Limits;

@@ -60,8 +60,8 @@ use certbound_proto::status_list::{
 };
 
 use crate::error::VerifyError;
-use crate::url_allow::split_https;
 use crate::keyset::KeySet;
+use crate::url_allow::split_https;
 use crate::verifier::{DEFAULT_LEEWAY, kid_text};
 
 /// Default [`StatusCacheConfig::max_staleness`], seconds.

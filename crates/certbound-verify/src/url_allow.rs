@@ -44,7 +44,11 @@ impl UrlAllowList {
     pub fn check(&self, uri: &str) -> Result<(), String> {
         let (authority, path) = split_https(uri)?;
         let normalised = format!("https://{}{path}", authority.to_ascii_lowercase());
-        if self.prefixes.iter().any(|p| normalised.starts_with(p.as_str())) {
+        if self
+            .prefixes
+            .iter()
+            .any(|p| normalised.starts_with(p.as_str()))
+        {
             Ok(())
         } else if self.prefixes.is_empty() {
             Err("no URL prefix is allowed".into())
@@ -104,13 +108,26 @@ mod tests {
     #[test]
     fn prefixes_match_at_path_boundaries_only() {
         let list = UrlAllowList::new(&["https://Keys.Example.com/clients"]).unwrap();
-        assert!(list.check("https://keys.example.com/clients/a.json").is_ok());
-        assert!(list.check("https://keys.example.com/clientsX/a.json").is_err());
-        assert!(list.check("https://keys.example.com.evil.example/clients/a").is_err());
+        assert!(
+            list.check("https://keys.example.com/clients/a.json")
+                .is_ok()
+        );
+        assert!(
+            list.check("https://keys.example.com/clientsX/a.json")
+                .is_err()
+        );
+        assert!(
+            list.check("https://keys.example.com.evil.example/clients/a")
+                .is_err()
+        );
         assert!(list.check("https://u@keys.example.com/clients/a").is_err());
         assert!(list.check("https://keys.example.com/clients/../x").is_err());
         assert!(list.check("http://keys.example.com/clients/a").is_err());
-        assert!(UrlAllowList::default().check("https://a.example/x").is_err());
+        assert!(
+            UrlAllowList::default()
+                .check("https://a.example/x")
+                .is_err()
+        );
         assert!(UrlAllowList::new(&["http://a.example"]).is_err());
     }
 }

@@ -88,7 +88,11 @@ fn number(claims: &serde_json::Map<String, Value>, name: &str) -> Result<Option<
         None => Ok(None),
         Some(v) => v
             .as_u64()
-            .or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.is_finite()).map(|f| f as u64))
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
             .map(Some)
             .ok_or_else(|| format!("{name} is not a NumericDate")),
     }
@@ -122,7 +126,8 @@ pub(crate) fn check_assertion<'a>(
         ));
     }
     let mut parts = text.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("the assertion is not a compact JWS (header.payload.signature)".into());
     };
@@ -236,10 +241,15 @@ impl OAuthService {
             OAuthError::invalid_request("client_assertion is missing (RFC 7521 §4.2)")
         })?;
         let Some(config) = &self.assertions else {
-            return Err(refuse("client assertions are not enabled on this server".into()));
+            return Err(refuse(
+                "client assertions are not enabled on this server".into(),
+            ));
         };
         let expect = Expect {
-            audiences: [self.config.issuer_id.as_str(), config.token_endpoint.as_str()],
+            audiences: [
+                self.config.issuer_id.as_str(),
+                config.token_endpoint.as_str(),
+            ],
             form_client_id: p.form_client_id.as_deref(),
             now,
             leeway: self.config.leeway,
@@ -262,10 +272,19 @@ impl OAuthService {
                 client.auth_method.as_str()
             )));
         }
-        let keys = self.client_keys(&client, assertion.kid.as_deref(), config).await.map_err(refuse)?;
+        let keys = self
+            .client_keys(&client, assertion.kid.as_deref(), config)
+            .await
+            .map_err(refuse)?;
         let verified = keys
             .candidates(&assertion.alg, assertion.kid.as_deref())
-            .any(|k| k.verify(&assertion.alg, assertion.signing_input, &assertion.signature));
+            .any(|k| {
+                k.verify(
+                    &assertion.alg,
+                    assertion.signing_input,
+                    &assertion.signature,
+                )
+            });
         if !verified {
             return Err(refuse(format!(
                 "the signature ({}, kid {:?}) does not verify with a registered key",

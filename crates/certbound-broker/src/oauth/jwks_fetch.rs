@@ -137,14 +137,15 @@ impl JwksFetcher {
         if !fetched_meanwhile && may_fetch {
             self.fetch(uri, &entry).await;
         }
-        self.usable(&entry, kid, Instant::now(), true).ok_or_else(|| {
-            let s = lock(&entry.state);
-            match (&s.error, &s.keys) {
-                (Some(e), _) => format!("fetching the JWK Set {uri} failed: {e}"),
-                (None, Some(_)) => format!("the JWK Set of {uri} has no key {kid:?}"),
-                (None, None) => format!("no JWK Set from {uri} yet"),
-            }
-        })
+        self.usable(&entry, kid, Instant::now(), true)
+            .ok_or_else(|| {
+                let s = lock(&entry.state);
+                match (&s.error, &s.keys) {
+                    (Some(e), _) => format!("fetching the JWK Set {uri} failed: {e}"),
+                    (None, Some(_)) => format!("the JWK Set of {uri} has no key {kid:?}"),
+                    (None, None) => format!("no JWK Set from {uri} yet"),
+                }
+            })
     }
 
     /// The cached set if it may be used now: fresh and holding `kid`, or,
@@ -169,8 +170,7 @@ impl JwksFetcher {
             .is_some_and(|t| now.saturating_duration_since(t) < self.config.cooldown);
         // Unknown kid or expired, but no fetch allowed yet: the cached set
         // answers (the signature check then fails for an unknown kid).
-        ((settle || cooling) && age < self.config.ttl + self.config.max_stale)
-            .then(|| keys.clone())
+        ((settle || cooling) && age < self.config.ttl + self.config.max_stale).then(|| keys.clone())
     }
 
     async fn fetch(&self, uri: &str, entry: &Entry) {

@@ -9,8 +9,8 @@
 mod assertion;
 mod client_auth;
 mod introspect;
-mod jwks_fetch;
 mod issue;
+mod jwks_fetch;
 mod own_token;
 mod trust;
 
@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 pub use assertion::{ASSERTION_TYPE_JWT_BEARER, MAX_ASSERTION_BYTES};
 pub use client_auth::{AUTH_FAILED, AuthMethod, Presented};
-pub use jwks_fetch::{JwksFetcher, JwksFetcherConfig};
 pub use introspect::ADMIN_WRITE_SCOPE;
 pub use issue::{TokenForm, TokenGrant};
+pub use jwks_fetch::{JwksFetcher, JwksFetcherConfig};
 pub use own_token::KnownToken;
 pub use trust::{ClientTrust, REFRESH_EVERY};
 

@@ -83,7 +83,10 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
             uses,
             expires,
             json,
-        } => return super::registration::run(action, dir, grants, methods, uses, expires, json).await,
+        } => {
+            return super::registration::run(action, dir, grants, methods, uses, expires, json)
+                .await;
+        }
         ClientCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
             let clients = reg.list_clients().await;

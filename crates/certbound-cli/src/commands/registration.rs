@@ -27,7 +27,9 @@ pub async fn run(
             if json {
                 print_json(&tokens)?;
             } else if tokens.is_empty() {
-                println!("No registration tokens. Issue one with `certbound client registration-token --grant ...`");
+                println!(
+                    "No registration tokens. Issue one with `certbound client registration-token --grant ...`"
+                );
             } else {
                 for t in tokens {
                     let state = match t.revoked_at {
@@ -66,14 +68,18 @@ pub async fn run(
             } else {
                 println!("Registration token {} issued", issued.id);
                 println!("  token:    {}", issued.token);
-                println!("  (shown once: give it to the party that registers; only its hash is kept)");
+                println!(
+                    "  (shown once: give it to the party that registers; only its hash is kept)"
+                );
                 println!("  methods:  {}", issued.methods.join(", "));
                 println!("  uses:     {}", issued.uses);
                 println!("  expires:  {}", iso(issued.expires_at));
                 for (api, scopes) in &issued.grants {
                     println!("  grant:    {api} = {scopes}");
                 }
-                println!("  register: POST <https public url>/oauth/register with Authorization: Bearer <token>");
+                println!(
+                    "  register: POST <https public url>/oauth/register with Authorization: Bearer <token>"
+                );
             }
         }
     }

@@ -39,21 +39,40 @@ fn keys_of_every_type_verify_their_algorithms_only() {
     assert_eq!(set.keys.len(), 3);
     let msg = b"header.payload";
     let sig = ec.sign(&rng, msg).unwrap();
-    assert!(set.candidates("ES256", Some("ec1")).any(|k| k.verify("ES256", msg, sig.as_ref())));
-    assert!(!set.candidates("ES256", Some("ec1")).any(|k| k.verify("ES256", b"other", sig.as_ref())));
+    assert!(
+        set.candidates("ES256", Some("ec1"))
+            .any(|k| k.verify("ES256", msg, sig.as_ref()))
+    );
+    assert!(!set.candidates("ES256", Some("ec1")).any(|k| k.verify(
+        "ES256",
+        b"other",
+        sig.as_ref()
+    )));
     // The EC key never verifies as another algorithm.
     assert_eq!(set.candidates("RS256", Some("ec1")).count(), 0);
     let sig = ed.sign(msg);
-    assert!(set.candidates("EdDSA", None).any(|k| k.verify("EdDSA", msg, sig.as_ref())));
+    assert!(
+        set.candidates("EdDSA", None)
+            .any(|k| k.verify("EdDSA", msg, sig.as_ref()))
+    );
     for (alg, pad) in [
-        ("RS256", &signature::RSA_PKCS1_SHA256 as &dyn signature::RsaEncoding),
+        (
+            "RS256",
+            &signature::RSA_PKCS1_SHA256 as &dyn signature::RsaEncoding,
+        ),
         ("PS256", &signature::RSA_PSS_SHA256),
     ] {
         let mut out = vec![0; rsa.public_modulus_len()];
         rsa.sign(pad, &rng, msg, &mut out).unwrap();
-        assert!(set.candidates(alg, None).any(|k| k.verify(alg, msg, &out)), "{alg}");
+        assert!(
+            set.candidates(alg, None).any(|k| k.verify(alg, msg, &out)),
+            "{alg}"
+        );
         let other = if alg == "RS256" { "PS256" } else { "RS256" };
-        assert!(!set.candidates(other, None).any(|k| k.verify(other, msg, &out)));
+        assert!(
+            !set.candidates(other, None)
+                .any(|k| k.verify(other, msg, &out))
+        );
     }
     assert_eq!(set.candidates("HS256", None).count(), 0);
     assert_eq!(set.candidates("none", None).count(), 0);
@@ -67,15 +86,30 @@ fn private_symmetric_weak_and_odd_keys_are_refused() {
         let e = ClientJwks::parse(&doc).unwrap_err().to_string();
         assert!(e.contains(why), "{doc}: {e}");
     };
-    refused(format!(r#"{{"keys":[{}]}}"#, with(r#""d":"AAAA""#)), "private member \"d\"");
-    refused(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into(), "private member \"k\"");
+    refused(
+        format!(r#"{{"keys":[{}]}}"#, with(r#""d":"AAAA""#)),
+        "private member \"d\"",
+    );
+    refused(
+        r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into(),
+        "private member \"k\"",
+    );
     refused(r#"{"keys":[{"kty":"oct"}]}"#.into(), "symmetric");
-    refused(format!(r#"{{"keys":[{}]}}"#, with(r#""alg":"RS256""#)), "does not fit");
-    refused(format!(r#"{{"keys":[{}]}}"#, ec_jwk.replace("\"sig\"", "\"enc\"")), "\"use\"");
+    refused(
+        format!(r#"{{"keys":[{}]}}"#, with(r#""alg":"RS256""#)),
+        "does not fit",
+    );
+    refused(
+        format!(r#"{{"keys":[{}]}}"#, ec_jwk.replace("\"sig\"", "\"enc\"")),
+        "\"use\"",
+    );
     refused(format!(r#"{{"keys":[{ec_jwk},{ec_jwk}]}}"#), "used twice");
     refused(r#"{"keys":[]}"#.into(), "give 1 to");
     refused("[]".into(), "no \"keys\"");
-    let small = format!(r#"{{"keys":[{{"kty":"RSA","n":"{}","e":"AQAB"}}]}}"#, b64(&[0xc1; 128]));
+    let small = format!(
+        r#"{{"keys":[{{"kty":"RSA","n":"{}","e":"AQAB"}}]}}"#,
+        b64(&[0xc1; 128])
+    );
     refused(small, "1024 bits");
     let off_curve = format!(
         r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}]}}"#,

@@ -93,7 +93,8 @@ fn check_credential(c: &mut ClientSpec) -> Result<(), RegistryError> {
             return invalid(format!(
                 "{field} is set, but the client authenticates with {}: remove {field}, or write \
                  auth_method = \"private_key_jwt\" without certificate fields",
-                c.auth_method.map_or("a certificate", ClientAuthMethod::as_str)
+                c.auth_method
+                    .map_or("a certificate", ClientAuthMethod::as_str)
             ));
         }
     }

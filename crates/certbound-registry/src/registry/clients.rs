@@ -202,10 +202,9 @@ impl CheckedCredential {
     /// (`[oauth] jwks_uri_allowed_prefixes`).
     pub fn check_allowed(&self, config: &crate::config::Config) -> Result<(), RegistryError> {
         if let Some(uri) = &self.jwks_uri {
-            let list = config
-                .oauth
-                .jwks_uri_allow_list()
-                .map_err(|e| RegistryError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}")))?;
+            let list = config.oauth.jwks_uri_allow_list().map_err(|e| {
+                RegistryError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}"))
+            })?;
             crate::client_jwks::check_jwks_uri(uri, &list)?;
         }
         Ok(())

@@ -102,7 +102,9 @@ pub struct Bounds {
 
 /// The grants a registration token allows: today its own `--grant`s (when
 /// roles exist, a token's roles will add theirs here).
-pub fn allowed_grants(grants_json: &str) -> Result<BTreeMap<String, BTreeSet<String>>, RegistryError> {
+pub fn allowed_grants(
+    grants_json: &str,
+) -> Result<BTreeMap<String, BTreeSet<String>>, RegistryError> {
     let map: BTreeMap<String, String> = serde_json::from_str(grants_json)
         .map_err(|e| RegistryError::Invalid(format!("stored registration grants: {e}")))?;
     Ok(map
@@ -153,9 +155,11 @@ pub fn parse_lifetime(text: &str) -> Result<u64, RegistryError> {
         Some((i, _)) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| RegistryError::Invalid(format!("lifetime {text:?}: write e.g. 3600, 90m, 12h or 7d")))?;
+    let n: u64 = num.parse().map_err(|_| {
+        RegistryError::Invalid(format!(
+            "lifetime {text:?}: write e.g. 3600, 90m, 12h or 7d"
+        ))
+    })?;
     let factor = match unit {
         "s" => 1,
         "m" => 60,
@@ -204,9 +208,9 @@ pub fn check_metadata(
     bounds: &Bounds,
     allow: &certbound_verify::url_allow::UrlAllowList,
 ) -> Result<CheckedMetadata, RegistrationError> {
-    let m = body
-        .as_object()
-        .ok_or_else(|| RegistrationError::InvalidRequest("the body must be a JSON object".into()))?;
+    let m = body.as_object().ok_or_else(|| {
+        RegistrationError::InvalidRequest("the body must be a JSON object".into())
+    })?;
     let text = |k: &str| -> Result<Option<&str>, RegistrationError> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(None),
@@ -219,21 +223,36 @@ pub fn check_metadata(
             .as_array()
             .is_some_and(|a| a.iter().all(|t| t.as_str() == Some("client_credentials")));
         if !ok {
-            return Err(meta_err("grant_types: only [\"client_credentials\"] is supported"));
+            return Err(meta_err(
+                "grant_types: only [\"client_credentials\"] is supported",
+            ));
         }
     }
-    if m.get("response_types").is_some_and(|r| r.as_array().is_none_or(|a| !a.is_empty())) {
-        return Err(meta_err("response_types: none is supported (client credentials only)"));
+    if m.get("response_types")
+        .is_some_and(|r| r.as_array().is_none_or(|a| !a.is_empty()))
+    {
+        return Err(meta_err(
+            "response_types: none is supported (client credentials only)",
+        ));
     }
     let method_name = text("token_endpoint_auth_method")?.unwrap_or("client_secret_basic");
     let method = ClientAuthMethod::parse(method_name)
         .filter(|p| REGISTRABLE_METHODS.contains(p))
-        .ok_or_else(|| meta_err(format!("token_endpoint_auth_method {method_name:?} is not supported")))?;
+        .ok_or_else(|| {
+            meta_err(format!(
+                "token_endpoint_auth_method {method_name:?} is not supported"
+            ))
+        })?;
     if !bounds.methods.contains(method.as_str()) {
         return Err(meta_err(format!(
             "token_endpoint_auth_method {method_name:?} is not allowed by the initial access token \
              (allowed: {})",
-            bounds.methods.iter().copied().collect::<Vec<_>>().join(", ")
+            bounds
+                .methods
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let tls_fields = [
@@ -255,7 +274,9 @@ pub fn check_metadata(
     let credential = match method {
         ClientAuthMethod::PrivateKeyJwt => {
             if !tls.is_empty() {
-                return Err(meta_err("tls_client_auth_* members are for tls_client_auth"));
+                return Err(meta_err(
+                    "tls_client_auth_* members are for tls_client_auth",
+                ));
             }
             match (jwks, jwks_uri) {
                 (Some(j), None) => {
@@ -263,11 +284,14 @@ pub fn check_metadata(
                     ClientCredential::Jwks(j.to_string())
                 }
                 (None, Some(u)) => {
-                    crate::client_jwks::check_jwks_uri(u, allow).map_err(RegistrationError::from)?;
+                    crate::client_jwks::check_jwks_uri(u, allow)
+                        .map_err(RegistrationError::from)?;
                     out.insert("jwks_uri".into(), u.into());
                     ClientCredential::JwksUri(u.into())
                 }
-                (Some(_), Some(_)) => return Err(meta_err("send jwks or jwks_uri, not both (RFC 7591 §2)")),
+                (Some(_), Some(_)) => {
+                    return Err(meta_err("send jwks or jwks_uri, not both (RFC 7591 §2)"));
+                }
                 (None, None) => return Err(meta_err("private_key_jwt needs jwks or jwks_uri")),
             }
         }
@@ -290,7 +314,10 @@ pub fn check_metadata(
         }
         secret => {
             if jwks.is_some() || jwks_uri.is_some() || !tls.is_empty() {
-                return Err(meta_err(format!("{} takes no keys or certificate fields", secret.as_str())));
+                return Err(meta_err(format!(
+                    "{} takes no keys or certificate fields",
+                    secret.as_str()
+                )));
             }
             ClientCredential::Secret(secret)
         }
@@ -303,15 +330,25 @@ pub fn check_metadata(
         .iter()
         .flat_map(|(_, s)| s.split_whitespace())
         .collect();
-    out.insert("scope".into(), scope.into_iter().collect::<Vec<_>>().join(" ").into());
+    out.insert(
+        "scope".into(),
+        scope.into_iter().collect::<Vec<_>>().join(" ").into(),
+    );
     out.insert(
         "certbound_grants".into(),
-        Value::Object(grants.iter().map(|(a, s)| (a.clone(), Value::from(s.clone()))).collect()),
+        Value::Object(
+            grants
+                .iter()
+                .map(|(a, s)| (a.clone(), Value::from(s.clone())))
+                .collect(),
+        ),
     );
     let client_name = text("client_name")?.map(str::to_owned);
     if let Some(n) = &client_name {
         if n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control) {
-            return Err(meta_err("client_name must be 1 to 128 printable characters"));
+            return Err(meta_err(
+                "client_name must be 1 to 128 printable characters",
+            ));
         }
         out.insert("client_name".into(), n.clone().into());
     }
@@ -325,23 +362,28 @@ pub fn check_metadata(
 
 /// The grants asked for (`certbound_grants`, or `scope`, or everything),
 /// each within the bounds.
-fn choose_grants(m: &Map<String, Value>, bounds: &Bounds) -> Result<Vec<(String, String)>, RegistrationError> {
+fn choose_grants(
+    m: &Map<String, Value>,
+    bounds: &Bounds,
+) -> Result<Vec<(String, String)>, RegistrationError> {
     let asked = m.get("certbound_grants").filter(|v| !v.is_null());
     let scope = m.get("scope").filter(|v| !v.is_null());
     let mut out = Vec::new();
     match (asked, scope) {
         (Some(_), Some(_)) => return Err(meta_err("send scope or certbound_grants, not both")),
         (Some(asked), None) => {
-            let asked = asked
-                .as_object()
-                .ok_or_else(|| meta_err("certbound_grants must be an object {\"<api>\": \"<scopes>\"}"))?;
+            let asked = asked.as_object().ok_or_else(|| {
+                meta_err("certbound_grants must be an object {\"<api>\": \"<scopes>\"}")
+            })?;
             for (api, scopes) in asked {
                 let allowed = bounds.grants.get(api).ok_or_else(|| {
-                    meta_err(format!("the initial access token grants nothing for API {api:?}"))
+                    meta_err(format!(
+                        "the initial access token grants nothing for API {api:?}"
+                    ))
                 })?;
-                let scopes = scopes
-                    .as_str()
-                    .ok_or_else(|| meta_err(format!("certbound_grants[{api:?}] must be a string")))?;
+                let scopes = scopes.as_str().ok_or_else(|| {
+                    meta_err(format!("certbound_grants[{api:?}] must be a string"))
+                })?;
                 let scopes = parse_scopes(scopes).map_err(RegistrationError::from)?;
                 if let Some(s) = scopes.iter().find(|s| !allowed.contains(*s)) {
                     return Err(meta_err(format!(
@@ -354,10 +396,17 @@ fn choose_grants(m: &Map<String, Value>, bounds: &Bounds) -> Result<Vec<(String,
             }
         }
         (None, Some(scope)) => {
-            let scope = scope.as_str().ok_or_else(|| meta_err("scope must be a string"))?;
+            let scope = scope
+                .as_str()
+                .ok_or_else(|| meta_err("scope must be a string"))?;
             let scopes = parse_scopes(scope).map_err(RegistrationError::from)?;
-            if let Some(s) = scopes.iter().find(|s| !bounds.grants.values().any(|g| g.contains(*s))) {
-                return Err(meta_err(format!("scope {s:?} is not granted by the initial access token")));
+            if let Some(s) = scopes
+                .iter()
+                .find(|s| !bounds.grants.values().any(|g| g.contains(*s)))
+            {
+                return Err(meta_err(format!(
+                    "scope {s:?} is not granted by the initial access token"
+                )));
             }
             for (api, allowed) in &bounds.grants {
                 let mine: Vec<&str> = scopes
@@ -408,7 +457,9 @@ impl Registry {
             ));
         }
         if !(1..=10_000).contains(&uses) {
-            return Err(RegistryError::Invalid("--uses must be between 1 and 10000".into()));
+            return Err(RegistryError::Invalid(
+                "--uses must be between 1 and 10000".into(),
+            ));
         }
         let mut map = BTreeMap::new();
         for (api, scopes) in grants {
@@ -444,7 +495,10 @@ impl Registry {
         self.audit(
             "registration_token.created",
             &id,
-            format!("grants={grants_json} methods={} uses={uses} expires_at={expires_at}", methods.join(",")),
+            format!(
+                "grants={grants_json} methods={} uses={uses} expires_at={expires_at}",
+                methods.join(",")
+            ),
         )
         .await?;
         Ok(IssuedRegistrationToken {
@@ -465,17 +519,24 @@ impl Registry {
     /// Revokes an initial access token.
     pub async fn revoke_registration_token(&self, id: &str) -> Result<(), RegistryError> {
         self.store.revoke_registration_token(id, unix_now()).await?;
-        self.audit("registration_token.revoked", id, String::new()).await
+        self.audit("registration_token.revoked", id, String::new())
+            .await
     }
 
     /// The usable initial access token `bearer` (RFC 6750 `invalid_token`
     /// when it is unknown, revoked, expired or used up).
-    pub async fn initial_token(&self, bearer: &str, now: u64) -> Result<RegistrationToken, RegistrationError> {
+    pub async fn initial_token(
+        &self,
+        bearer: &str,
+        now: u64,
+    ) -> Result<RegistrationToken, RegistrationError> {
         let token = self
             .store
             .registration_token_by_hash(&hash_secret(bearer))
             .await?
-            .ok_or_else(|| RegistrationError::InvalidToken("unknown initial access token".into()))?;
+            .ok_or_else(|| {
+                RegistrationError::InvalidToken("unknown initial access token".into())
+            })?;
         let why = if token.revoked_at.is_some() {
             Some("revoked")
         } else if token.expires_at <= now {
@@ -486,7 +547,10 @@ impl Registry {
             None
         };
         match why {
-            Some(w) => Err(RegistrationError::InvalidToken(format!("the initial access token {} is {w}", token.id))),
+            Some(w) => Err(RegistrationError::InvalidToken(format!(
+                "the initial access token {} is {w}",
+                token.id
+            ))),
             None => Ok(token),
         }
     }
@@ -500,15 +564,28 @@ impl Registry {
         now: u64,
     ) -> Result<RegistrationAnswer, RegistrationError> {
         let bounds = Bounds::from_stored(&token.grants, &token.methods)?;
-        let allow = self.config.oauth.jwks_uri_allow_list().map_err(RegistrationError::Unavailable)?;
+        let allow = self
+            .config
+            .oauth
+            .jwks_uri_allow_list()
+            .map_err(RegistrationError::Unavailable)?;
         let checked = check_metadata(body, &bounds, &allow)?;
         let client_id = new_client_id();
         let name = registered_name(checked.client_name.as_deref(), &client_id);
-        let secret = checked.credential.auth_method.uses_secret().then(new_client_secret);
+        let secret = checked
+            .credential
+            .auth_method
+            .uses_secret()
+            .then(new_client_secret);
         let secret_hash = secret.as_deref().map(hash_secret);
         let access_token = random_token(REGISTRATION_ACCESS_PREFIX);
         let metadata = Value::Object(checked.metadata.clone()).to_string();
-        let client = checked.credential.new_client(&client_id, &name, secret_hash.as_deref(), &checked.grants);
+        let client = checked.credential.new_client(
+            &client_id,
+            &name,
+            secret_hash.as_deref(),
+            &checked.grants,
+        );
         let taken = self
             .store
             .register_client(
@@ -531,7 +608,11 @@ impl Registry {
         self.audit(
             "client.registered",
             &client_id,
-            format!("token={} name={name} auth={} metadata={metadata}", token.id, checked.credential.auth_method.as_str()),
+            format!(
+                "token={} name={name} auth={} metadata={metadata}",
+                token.id,
+                checked.credential.auth_method.as_str()
+            ),
         )
         .await?;
         let mut body = answer(&client_id, now, checked.metadata);
@@ -563,7 +644,11 @@ impl Registry {
     }
 
     /// RFC 7592 §2.1: the client's metadata.
-    pub async fn read_registration(&self, client_id: &str, access_token: &str) -> Result<RegistrationAnswer, RegistrationError> {
+    pub async fn read_registration(
+        &self,
+        client_id: &str,
+        access_token: &str,
+    ) -> Result<RegistrationAnswer, RegistrationError> {
         let reg = self.managed(client_id, access_token).await?;
         let meta: Map<String, Value> = serde_json::from_str(&reg.metadata).unwrap_or_default();
         Ok(RegistrationAnswer {
@@ -582,11 +667,21 @@ impl Registry {
         now: u64,
     ) -> Result<RegistrationAnswer, RegistrationError> {
         let reg = self.managed(client_id, access_token).await?;
-        if body.get("client_id").and_then(Value::as_str).is_some_and(|id| id != client_id) {
-            return Err(RegistrationError::InvalidRequest("client_id differs from the client being updated".into()));
+        if body
+            .get("client_id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id != client_id)
+        {
+            return Err(RegistrationError::InvalidRequest(
+                "client_id differs from the client being updated".into(),
+            ));
         }
         let bounds = Bounds::from_stored(&reg.grants, &reg.methods)?;
-        let allow = self.config.oauth.jwks_uri_allow_list().map_err(RegistrationError::Unavailable)?;
+        let allow = self
+            .config
+            .oauth
+            .jwks_uri_allow_list()
+            .map_err(RegistrationError::Unavailable)?;
         let checked = check_metadata(body, &bounds, &allow)?;
         let current = self
             .store
@@ -602,9 +697,19 @@ impl Registry {
         }
         let name = registered_name(checked.client_name.as_deref(), client_id);
         let metadata = Value::Object(checked.metadata.clone()).to_string();
-        let client: NewClient<'_> = checked.credential.new_client(client_id, &name, None, &checked.grants);
-        self.store.update_registered_client(&client, &metadata, now).await?;
-        self.audit("client.registration_updated", client_id, format!("metadata={metadata}")).await?;
+        let client: NewClient<'_> =
+            checked
+                .credential
+                .new_client(client_id, &name, None, &checked.grants);
+        self.store
+            .update_registered_client(&client, &metadata, now)
+            .await?;
+        self.audit(
+            "client.registration_updated",
+            client_id,
+            format!("metadata={metadata}"),
+        )
+        .await?;
         Ok(RegistrationAnswer {
             client_id: client_id.into(),
             body: answer(client_id, reg.created_at, checked.metadata),
@@ -612,10 +717,16 @@ impl Registry {
     }
 
     /// RFC 7592 §2.3: deletes the client (as `certbound client delete`).
-    pub async fn delete_registration(&self, client_id: &str, access_token: &str, now: u64) -> Result<(), RegistrationError> {
+    pub async fn delete_registration(
+        &self,
+        client_id: &str,
+        access_token: &str,
+        now: u64,
+    ) -> Result<(), RegistrationError> {
         self.managed(client_id, access_token).await?;
         self.store.delete_registered_client(client_id, now).await?;
-        self.audit("client.registration_deleted", client_id, String::new()).await?;
+        self.audit("client.registration_deleted", client_id, String::new())
+            .await?;
         Ok(())
     }
 }
@@ -623,12 +734,25 @@ impl Registry {
 /// The name of a registered client: its `client_name` (made a valid,
 /// unique client name) with the end of its id, or the id.
 fn registered_name(client_name: Option<&str>, client_id: &str) -> String {
-    let tail: String = client_id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = client_id
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     match client_name {
         Some(n) => {
             let clean: String = n
                 .chars()
-                .map(|c| if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '#') { c } else { '-' })
+                .map(|c| {
+                    if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '#') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
                 .take(64)
                 .collect();
             format!("{clean}.{tail}")

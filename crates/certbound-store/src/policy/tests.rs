@@ -223,6 +223,8 @@ async fn policy_writes_in_the_callers_transaction() {
             tls_subject: None,
             tls_san: Some("dns:svc.example"),
             thumbprint: None,
+            jwks: None,
+            jwks_uri: None,
         },
         &[grant("https://new", &["r"])],
         12,

@@ -52,29 +52,56 @@ fn a_well_formed_assertion_passes_the_cheap_checks() {
     assert_eq!(a.signature, b"sig");
     assert_eq!(a.signing_input, text.rsplit_once('.').unwrap().0.as_bytes());
     // The issuer identifier in an aud array works as well.
-    let text = jwt(r#"{"alg":"EdDSA"}"#, &claims(&format!(r#""aud":["x","{ISS}"]"#)));
+    let text = jwt(
+        r#"{"alg":"EdDSA"}"#,
+        &claims(&format!(r#""aud":["x","{ISS}"]"#)),
+    );
     assert!(check_assertion(&text, &expect()).is_ok());
 }
 
 #[test]
 fn every_claim_rule_refuses_a_violation() {
     let es = r#"{"alg":"ES256"}"#;
-    refused(&jwt(r#"{"alg":"none"}"#, &claims("")), "alg \"none\" is refused");
-    refused(&jwt(r#"{"alg":"HS256"}"#, &claims("")), "alg \"HS256\" is refused");
+    refused(
+        &jwt(r#"{"alg":"none"}"#, &claims("")),
+        "alg \"none\" is refused",
+    );
+    refused(
+        &jwt(r#"{"alg":"HS256"}"#, &claims("")),
+        "alg \"HS256\" is refused",
+    );
     refused(&jwt(r#"{"alg":"ES256","crit":["x"]}"#, &claims("")), "crit");
     refused(&jwt(es, &claims(r#""sub":"cb_y""#)), "iss and sub differ");
-    refused(&jwt(es, &claims(r#""aud":"https://other.example""#)), "aud does not name");
-    refused(&jwt(es, &claims(&format!(r#""exp":{}"#, NOW - 61))), "expired");
-    refused(&jwt(es, &claims(&format!(r#""exp":{}"#, NOW + 301))), "more than the 300 s");
+    refused(
+        &jwt(es, &claims(r#""aud":"https://other.example""#)),
+        "aud does not name",
+    );
+    refused(
+        &jwt(es, &claims(&format!(r#""exp":{}"#, NOW - 61))),
+        "expired",
+    );
+    refused(
+        &jwt(es, &claims(&format!(r#""exp":{}"#, NOW + 301))),
+        "more than the 300 s",
+    );
     refused(&jwt(es, &claims(&format!(r#""iat":{}"#, NOW + 61))), "iat");
     refused(&jwt(es, &claims(&format!(r#""nbf":{}"#, NOW + 61))), "nbf");
     refused(&jwt(es, &claims(r#""jti":"""#)), "jti must be");
     refused(
-        &jwt(es, &format!(r#"{{"iss":"cb_x","sub":"cb_x","aud":"{ISS}","jti":"j"}}"#)),
+        &jwt(
+            es,
+            &format!(r#"{{"iss":"cb_x","sub":"cb_x","aud":"{ISS}","jti":"j"}}"#),
+        ),
         "exp is missing",
     );
     refused(
-        &jwt(es, &format!(r#"{{"iss":"cb_x","sub":"cb_x","aud":"{ISS}","exp":{}}}"#, NOW + 5)),
+        &jwt(
+            es,
+            &format!(
+                r#"{{"iss":"cb_x","sub":"cb_x","aud":"{ISS}","exp":{}}}"#,
+                NOW + 5
+            ),
+        ),
         "jti is missing",
     );
     refused("a.b", "not a compact JWS");
@@ -89,6 +116,9 @@ fn every_claim_rule_refuses_a_violation() {
 fn the_claimed_issuer_is_short_and_unverified() {
     let text = jwt(r#"{"alg":"ES256"}"#, &claims(""));
     assert_eq!(unverified_issuer(&text).as_deref(), Some("cb_x"));
-    let long = jwt(r#"{"alg":"ES256"}"#, &claims(&format!(r#""iss":"{}""#, "x".repeat(200))));
+    let long = jwt(
+        r#"{"alg":"ES256"}"#,
+        &claims(&format!(r#""iss":"{}""#, "x".repeat(200))),
+    );
     assert_eq!(unverified_issuer(&long), None);
 }

@@ -37,7 +37,8 @@ pub fn routes() -> Router<HttpsState> {
         .route("/clients/{id}/rotate-secret", post(rotate_secret))
         .route(
             "/registration-tokens",
-            get(super::admin_registration::list_tokens).post(super::admin_registration::create_token),
+            get(super::admin_registration::list_tokens)
+                .post(super::admin_registration::create_token),
         )
         .route(
             "/registration-tokens/{id}",
@@ -422,7 +423,10 @@ async fn create_client(
             ));
         }
     };
-    created(reg.create_client_with(&body.name, &grants, credential).await?)
+    created(
+        reg.create_client_with(&body.name, &grants, credential)
+            .await?,
+    )
 }
 
 async fn delete_client(

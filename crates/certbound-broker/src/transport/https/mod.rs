@@ -189,9 +189,10 @@ pub fn jwks_fetcher(
     data: &DataDir,
     config: &Config,
 ) -> Result<Option<Arc<crate::oauth::JwksFetcher>>, BrokerError> {
-    let allow = config.oauth.jwks_uri_allow_list().map_err(|e| {
-        BrokerError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}"))
-    })?;
+    let allow = config
+        .oauth
+        .jwks_uri_allow_list()
+        .map_err(|e| BrokerError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}")))?;
     if allow.prefixes().is_empty() {
         return Ok(None);
     }

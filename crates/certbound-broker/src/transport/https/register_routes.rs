@@ -34,7 +34,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn registry(state: &HttpsState, actor: String) -> Registry {
-    Registry::with_store(&state.dir, (*state.config).clone(), state.store.clone(), actor)
+    Registry::with_store(
+        &state.dir,
+        (*state.config).clone(),
+        state.store.clone(),
+        actor,
+    )
 }
 
 fn error_body(status: StatusCode, error: &str, description: &str) -> Response {
@@ -54,13 +59,24 @@ fn error_body(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// The answer to a refusal, and its audit event.
-async fn refused(state: &HttpsState, action: &str, subject: &str, e: &RegistrationError) -> Response {
+async fn refused(
+    state: &HttpsState,
+    action: &str,
+    subject: &str,
+    e: &RegistrationError,
+) -> Response {
     let (status, code, text) = match e {
-        RegistrationError::InvalidToken(m) => (StatusCode::UNAUTHORIZED, "invalid_token", m.as_str()),
-        RegistrationError::InvalidMetadata(m) => {
-            (StatusCode::BAD_REQUEST, "invalid_client_metadata", m.as_str())
+        RegistrationError::InvalidToken(m) => {
+            (StatusCode::UNAUTHORIZED, "invalid_token", m.as_str())
         }
-        RegistrationError::InvalidRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.as_str()),
+        RegistrationError::InvalidMetadata(m) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            m.as_str(),
+        ),
+        RegistrationError::InvalidRequest(m) => {
+            (StatusCode::BAD_REQUEST, "invalid_request", m.as_str())
+        }
         RegistrationError::Unavailable(m) => {
             tracing::error!(error = %m, "client registration failed in the store");
             (
@@ -121,7 +137,9 @@ pub async fn register(
     const ACTION: &str = "client.registration_refused";
     let now = unix_now();
     let Some(bearer) = bearer(&headers) else {
-        let e = RegistrationError::InvalidToken("no Authorization: Bearer <initial access token>".into());
+        let e = RegistrationError::InvalidToken(
+            "no Authorization: Bearer <initial access token>".into(),
+        );
         return refused(&state, ACTION, UNAUTHENTICATED, &e).await;
     };
     let reg = registry(&state, "registration".into());
@@ -175,7 +193,10 @@ pub async fn update(
         return refused(&state, ACTION, UNAUTHENTICATED, &e).await;
     }
     let result = match parse_body(&body) {
-        Ok(json) => reg.update_registration(&client_id, bearer, &json, unix_now()).await,
+        Ok(json) => {
+            reg.update_registration(&client_id, bearer, &json, unix_now())
+                .await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -196,7 +217,10 @@ pub async fn delete(
         return refused(&state, ACTION, UNAUTHENTICATED, &e).await;
     };
     let reg = registry(&state, format!("registration:{client_id}"));
-    match reg.delete_registration(&client_id, bearer, unix_now()).await {
+    match reg
+        .delete_registration(&client_id, bearer, unix_now())
+        .await
+    {
         Ok(()) => (StatusCode::NO_CONTENT, no_store()).into_response(),
         Err(e) => refused(&state, ACTION, UNAUTHENTICATED, &e).await,
     }
