@@ -234,7 +234,8 @@ fn parse_key(key: &Map<String, Value>) -> Result<ClientKey, String> {
             let mut point = vec![4u8];
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            certbound_proto::EcPublicKey::from_sec1(&point)
+            // aws-lc-rs checks that the point is on the curve when it parses it.
+            signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
                 .map_err(|_| "the point is not on the P-256 curve".to_string())?;
             Material::P256(point)
         }
