@@ -426,3 +426,62 @@ async fn registration_stays_within_the_initial_tokens_bounds() -> anyhow::Result
     o.fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_as_code_creates_and_exports_private_key_jwt_clients() -> anyhow::Result<()> {
+    use certbound_registry::policy::{self, ApplyOptions, PolicyDoc};
+    let o = OAuthFixture::new().await?;
+    let (signer, jwks) = ec_key("p1")?;
+    let mut doc = policy::export(&o.fx.registry.store).await?;
+    let text = format!(
+        "{}\n[[client]]\nname = \"signer\"\njwks = '{}'\n[[client.grant]]\napi = \"{JWT_API}\"\nscopes = [\"reports:read\"]\n",
+        doc.to_toml()?,
+        jwks
+    );
+    doc = PolicyDoc::parse(&text, |_| None)?;
+    let applied =
+        policy::apply(&o.fx.registry.store, &doc, "test", ApplyOptions::default()).await?;
+    let created = applied
+        .created_clients
+        .iter()
+        .find(|c| c.name == "signer")
+        .context("signer created")?;
+    assert_eq!(created.auth_method, ClientAuthMethod::PrivateKeyJwt);
+    assert!(created.client_secret.is_none());
+    // Export writes it back; a private key in the document is refused.
+    let exported = policy::export(&o.fx.registry.store).await?;
+    let spec = exported
+        .client
+        .iter()
+        .find(|c| c.name == "signer")
+        .context("exported")?;
+    assert_eq!(spec.auth_method, Some(ClientAuthMethod::PrivateKeyJwt));
+    assert!(spec.jwks.as_deref().is_some_and(|j| j.contains("\"p1\"")));
+    let mut private = jwks.clone();
+    private["keys"][0]["d"] = json!(b64(&[7; 32]));
+    let bad = PolicyDoc::parse(
+        &text.replace(&jwks.to_string(), &private.to_string()),
+        |_| None,
+    )?;
+    let e = policy::plan(&o.fx.registry.store, &bad).await.unwrap_err();
+    assert!(e.to_string().contains("private member"), "{e}");
+    // The client gets a token with its key (a running broker sees the change).
+    let token_url = format!("{}/oauth/token", o.fx.https_url());
+    let a = assertion(&signer, "p1", &created.client_id, &token_url)?;
+    let t = o
+        .https
+        .form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", JWT_API),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &a),
+            ],
+            None,
+        )
+        .await?;
+    assert_eq!(t.status, 200, "{}", t.json);
+    o.fx.shutdown().await;
+    Ok(())
+}
