@@ -23,6 +23,7 @@ mod mqtt;
 mod mqtt_ace;
 mod oauth;
 mod policy;
+mod private_key_jwt;
 mod rate_limits;
 mod rejections;
 mod renewal;

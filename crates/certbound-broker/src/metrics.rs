@@ -374,6 +374,7 @@ mod tests {
             issued_tokens: 7,
             status_lists: 0,
             audit_events: 2,
+            client_assertions: 0,
             dry_run: false,
         });
         m.pruned(&crate::store::PruneReport {

@@ -201,7 +201,12 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
             )
             .with_snapshot(snapshot.clone())
             .with_metrics(metrics.clone())
-            .with_client_trust(https::client_trust(&data, &config, &store).await?);
+            .with_client_trust(https::client_trust(&data, &config, &store).await?)
+            .with_assertions(crate::oauth::AssertionConfig {
+                token_endpoint: format!("{base_url}/oauth/token"),
+                max_lifetime: config.oauth.max_assertion_lifetime_secs,
+                fetcher: https::jwks_fetcher(&data, &config)?,
+            });
             let state = HttpsState {
                 oauth,
                 devices: endpoints.clone(),

@@ -146,6 +146,7 @@ const EXPECTED: PruneReport = PruneReport {
     issued_tokens: 28, // old-1-* (25), old-2, old-3, old-4
     status_lists: 1,   // list 1
     audit_events: 2,   // ancient, old
+    client_assertions: 0,
     dry_run: false,
 };
 

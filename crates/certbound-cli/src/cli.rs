@@ -18,7 +18,7 @@ pub use apikey::ApiKeyCommand;
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
-pub use oauth::{ClientCommand, KeyFormat, KeysCommand, TokenFormat};
+pub use oauth::{ClientCommand, KeyFormat, KeysCommand, RegistrationTokenCommand, TokenFormat};
 pub use prune::PruneArgs;
 pub use roles::{RoleCommand, RoleHolderArgs};
 

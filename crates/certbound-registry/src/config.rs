@@ -47,6 +47,9 @@ pub struct Config {
     /// `[store]`
     #[serde(default)]
     pub store: StoreSection,
+    /// `[oauth]`
+    #[serde(default)]
+    pub oauth: OAuthSection,
 }
 
 /// `[store]`: where the registry lives.
@@ -350,10 +353,12 @@ fn default_replay_capacity() -> usize {
 mod audit;
 mod https;
 mod keys;
+mod oauth;
 mod template;
 pub use audit::AuditSection;
 pub use https::{HttpsSection, RateLimitsSection, StatusSection};
 pub use keys::{KEY_ENCRYPTION_KEY_ENV, KeysSection};
+pub use oauth::OAuthSection;
 pub use template::template;
 
 impl Config {
@@ -533,6 +538,15 @@ impl Config {
             return Err(bad(
                 "audit.prune_every_secs",
                 "must be between 1 and 86400".into(),
+            ));
+        }
+        if let Err(reason) = self.oauth.jwks_uri_allow_list() {
+            return Err(bad("oauth.jwks_uri_allowed_prefixes", reason));
+        }
+        if !(10..=3600).contains(&self.oauth.max_assertion_lifetime_secs) {
+            return Err(bad(
+                "oauth.max_assertion_lifetime_secs",
+                "must be between 10 and 3600".into(),
             ));
         }
         if self.limits.replay_cache_entries < 1000 {

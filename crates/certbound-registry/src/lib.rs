@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client_jwks;
 pub mod clock;
 pub mod config;
 pub mod credentials;

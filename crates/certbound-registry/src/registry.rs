@@ -570,6 +570,7 @@ pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
+pub mod registration;
 mod roles;
 pub(crate) mod services;
 pub mod signing_alg;

@@ -24,6 +24,9 @@ pub enum ClientAuthMethod {
     /// RFC 8705 self-signed method: the certificate whose SHA-256 thumbprint
     /// is pinned.
     SelfSignedTlsClientAuth,
+    /// RFC 7523 §2.2: a JWT assertion signed with a key of the client's
+    /// registered JWK Set (`jwks`, or fetched from `jwks_uri`).
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -35,6 +38,7 @@ impl ClientAuthMethod {
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
             ClientAuthMethod::TlsClientAuth => "tls_client_auth",
             ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -46,6 +50,7 @@ impl ClientAuthMethod {
             ClientAuthMethod::ClientSecretPost,
             ClientAuthMethod::TlsClientAuth,
             ClientAuthMethod::SelfSignedTlsClientAuth,
+            ClientAuthMethod::PrivateKeyJwt,
         ]
         .into_iter()
         .find(|m| m.as_str() == text)
@@ -82,6 +87,10 @@ pub struct Client {
     /// Pinned certificate thumbprint (base64url SHA-256, `x5t#S256`) for
     /// `self_signed_tls_client_auth`.
     pub thumbprint: Option<String>,
+    /// `private_key_jwt`: the registered JWK Set (public keys only, JSON).
+    pub jwks: Option<String>,
+    /// `private_key_jwt`: where the JWK Set is fetched.
+    pub jwks_uri: Option<String>,
     /// The one method the client authenticates with.
     pub auth_method: ClientAuthMethod,
     /// `active` or `revoked`.
@@ -137,6 +146,10 @@ pub struct NewClient<'a> {
     pub tls_san: Option<&'a str>,
     /// Pinned thumbprint for `self_signed_tls_client_auth`.
     pub thumbprint: Option<&'a str>,
+    /// `private_key_jwt`: the JWK Set (checked: public keys only).
+    pub jwks: Option<&'a str>,
+    /// `private_key_jwt`: the JWK Set URL (checked against the allow-list).
+    pub jwks_uri: Option<&'a str>,
     /// The pinned method.
     pub auth_method: ClientAuthMethod,
     /// Grants `(api, scopes)`.
@@ -344,8 +357,8 @@ pub async fn insert_client(
     }
     sqlx::query(
         "INSERT INTO clients (id, name, secret_hash, tls_subject, tls_san, thumbprint, \
-         auth_method, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
+         jwks, jwks_uri, auth_method, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'active', $10, $11)",
     )
     .bind(client.id)
     .bind(client.name)
@@ -353,6 +366,8 @@ pub async fn insert_client(
     .bind(client.tls_subject)
     .bind(client.tls_san)
     .bind(client.thumbprint)
+    .bind(client.jwks)
+    .bind(client.jwks_uri)
     .bind(client.auth_method.as_str())
     .bind(to_i64(now))
     .bind(to_i64(now))
@@ -389,7 +404,7 @@ pub async fn revoke_client_row(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE clients SET status = 'revoked', secret_hash = 'revoked', tls_subject = NULL, \
-         tls_san = NULL, thumbprint = NULL, name = name || '#deleted-' || $1, updated_at = $2 \
+         tls_san = NULL, thumbprint = NULL, jwks = NULL, jwks_uri = NULL, name = name || '#deleted-' || $1, updated_at = $2 \
          WHERE id = $1 AND status = 'active'",
     )
     .bind(id)
@@ -407,8 +422,8 @@ fn client_not_found(id: &str) -> StoreError {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at";
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, tls_subject, tls_san, thumbprint, jwks, \
+     jwks_uri, auth_method, status, created_at";
 
 fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
     let secret_hash: Option<String> = row.get("secret_hash");
@@ -421,6 +436,8 @@ fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
         tls_subject: row.get("tls_subject"),
         tls_san: row.get("tls_san"),
         thumbprint: row.get("thumbprint"),
+        jwks: row.get("jwks"),
+        jwks_uri: row.get("jwks_uri"),
         // The column's CHECK admits only known names; an unknown one can
         // authenticate nothing (secret hash compare still needs a secret method).
         auth_method: ClientAuthMethod::parse(&method)

@@ -1052,6 +1052,7 @@ mod batch_insert;
 mod bulk;
 mod certs;
 mod claims;
+mod client_assertions;
 mod clients;
 #[cfg(test)]
 mod durability_tests;
@@ -1060,6 +1061,7 @@ mod instances;
 mod issued;
 pub mod policy;
 mod prune;
+pub mod registration;
 mod roles;
 mod services;
 pub mod signing_algs;

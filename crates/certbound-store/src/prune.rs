@@ -85,6 +85,10 @@ pub struct PruneReport {
     pub status_lists: u64,
     /// `audit_events` rows.
     pub audit_events: u64,
+    /// `client_assertion_jtis` rows: the jti of a `private_key_jwt`
+    /// assertion is remembered until the assertion expires (plus the
+    /// token margin, which covers the leeway).
+    pub client_assertions: u64,
     /// Nothing was deleted: these are the counts that would have been.
     pub dry_run: bool,
 }
@@ -92,15 +96,16 @@ pub struct PruneReport {
 impl PruneReport {
     /// Rows deleted in all tables.
     pub fn total(&self) -> u64 {
-        self.issued_tokens + self.status_lists + self.audit_events
+        self.issued_tokens + self.status_lists + self.audit_events + self.client_assertions
     }
 
     /// `(table, rows)` for each table.
-    pub fn by_table(&self) -> [(&'static str, u64); 3] {
+    pub fn by_table(&self) -> [(&'static str, u64); 4] {
         [
             ("issued_tokens", self.issued_tokens),
             ("status_lists", self.status_lists),
             ("audit_events", self.audit_events),
+            ("client_assertion_jtis", self.client_assertions),
         ]
     }
 }
@@ -155,6 +160,13 @@ impl Store {
                     )
                     .await?;
             }
+            report.client_assertions = self
+                .count(
+                    "SELECT COUNT(*) FROM client_assertion_jtis WHERE exp < $1",
+                    token_cutoff,
+                    None,
+                )
+                .await?;
             return Ok(report);
         }
         report.issued_tokens = self
@@ -175,6 +187,17 @@ impl Store {
                 i64::MIN,
                 batch,
                 Some(list_cutoff),
+            )
+            .await?;
+        // A jti is needed until its assertion expires (+ leeway, inside
+        // the margin): after that the assertion is refused on its exp alone.
+        report.client_assertions = self
+            .delete_batches(
+                "DELETE FROM client_assertion_jtis WHERE (client_id, jti) IN \
+                 (SELECT client_id, jti FROM client_assertion_jtis WHERE exp < $1 LIMIT $2)",
+                token_cutoff,
+                batch,
+                None,
             )
             .await?;
         if let Some(cutoff) = audit_cutoff {

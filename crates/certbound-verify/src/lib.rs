@@ -163,6 +163,7 @@ mod keyset;
 pub mod status;
 mod telemetry;
 mod text;
+pub mod url_allow;
 mod verifier;
 
 pub use certbound_proto::cbor::Limits;

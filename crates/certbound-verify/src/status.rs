@@ -61,6 +61,7 @@ use certbound_proto::status_list::{
 
 use crate::error::VerifyError;
 use crate::keyset::KeySet;
+use crate::url_allow::split_https;
 use crate::verifier::{DEFAULT_LEEWAY, kid_text};
 
 /// Default [`StatusCacheConfig::max_staleness`], seconds.
@@ -430,45 +431,6 @@ impl StatusCache {
             self.entries.remove(&oldest);
         }
     }
-}
-
-/// Splits an `https://authority/path` URL after checking it is one we may
-/// fetch: scheme exactly `https`, a non-empty authority without user info,
-/// no query or fragment, no whitespace, control characters, backslashes,
-/// percent-encoded or literal dot segments.
-fn split_https(url: &str) -> Result<(&str, &str), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or_else(|| "only https:// URLs are fetched".to_string())?;
-    if url.len() > 2048 {
-        return Err("it is longer than 2048 characters".into());
-    }
-    if url
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '\\' || !c.is_ascii())
-    {
-        return Err("it contains whitespace, control, non-ASCII characters or backslashes".into());
-    }
-    if url.contains(['?', '#']) {
-        return Err("it has a query or fragment".into());
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err("it has no host".into());
-    }
-    if authority.contains('@') {
-        return Err("it has user info (user@host)".into());
-    }
-    if path
-        .split('/')
-        .any(|segment| segment == "." || segment == ".." || segment.contains('%'))
-    {
-        return Err("its path has dot segments or percent-encoding".into());
-    }
-    Ok((authority, path))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! `client_secret` client may use either), `tls_client_auth` (RFC 8705
 //! §2.1.2, PKI method: the certificate chains to a trusted CA and its subject
 //! DN or SAN is the registered one) and `self_signed_tls_client_auth`
-//! (RFC 8705 §2.2: the certificate's thumbprint is the pinned one).
+//! (RFC 8705 §2.2: the certificate's thumbprint is the pinned one) and
+//! `private_key_jwt` (RFC 7523 §2.2: a signed assertion, see
+//! [`super::assertion`]).
 //!
 //! Identity kinds come first: a device, claim or broker certificate is
 //! refused at every `/oauth/*` route whatever its subject says and whatever
@@ -32,6 +34,10 @@ pub struct Presented {
     pub form_client_id: Option<String>,
     /// `client_secret` form field.
     pub form_client_secret: Option<String>,
+    /// `client_assertion_type` form field (RFC 7521 §4.2).
+    pub client_assertion_type: Option<String>,
+    /// `client_assertion` form field.
+    pub client_assertion: Option<String>,
     /// The TLS client certificate chain (DER, leaf first), when the client
     /// showed one.
     pub peer_chain: Vec<Vec<u8>>,
@@ -59,6 +65,21 @@ impl Presented {
     pub fn peer_cert(&self) -> Option<&[u8]> {
         self.peer_chain.first().map(Vec::as_slice)
     }
+
+    /// The client id the request claims to be (for the audit of a failed
+    /// authentication): Basic, the form's `client_id`, or the unverified
+    /// `iss` of a client assertion.
+    pub fn claimed_client_id(&self) -> Option<String> {
+        self.basic
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or_else(|| self.form_client_id.clone())
+            .or_else(|| {
+                self.client_assertion
+                    .as_deref()
+                    .and_then(super::assertion::unverified_issuer)
+            })
+    }
 }
 
 /// How the client authenticated.
@@ -74,6 +95,8 @@ pub enum AuthMethod {
     SelfSignedTlsClientAuth,
     /// An API key in `X-API-Key` (not a client: see `oauth::api_keys`).
     ApiKey,
+    /// A signed JWT assertion (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -85,6 +108,7 @@ impl AuthMethod {
             AuthMethod::TlsClientAuth => "tls_client_auth",
             AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             AuthMethod::ApiKey => "api_key",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -110,6 +134,7 @@ impl AuthMethod {
                     ClientAuthMethod::SelfSignedTlsClientAuth,
                     AuthMethod::SelfSignedTlsClientAuth
                 )
+                | (ClientAuthMethod::PrivateKeyJwt, AuthMethod::PrivateKeyJwt)
         )
     }
 }
@@ -203,8 +228,18 @@ impl OAuthService {
         Ok(None)
     }
 
-    /// Authenticates the client of a request.
+    /// Authenticates the client of a request (now).
     pub async fn authenticate(&self, p: &Presented) -> Result<(Client, AuthMethod), OAuthError> {
+        self.authenticate_at(p, crate::clock::unix_now()).await
+    }
+
+    /// Authenticates the client of a request at `now` (Unix seconds: a
+    /// client assertion's `exp`, `iat` and `nbf` are checked against it).
+    pub async fn authenticate_at(
+        &self,
+        p: &Presented,
+        now: u64,
+    ) -> Result<(Client, AuthMethod), OAuthError> {
         let failed = || {
             let mut e = OAuthError::invalid_client(AUTH_FAILED);
             e.basic_challenge = p.basic.is_some();
@@ -223,6 +258,14 @@ impl OAuthService {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method: either HTTP Basic or client_secret in the form, not both",
             ));
+        }
+        if p.client_assertion.is_some() || p.client_assertion_type.is_some() {
+            if p.basic.is_some() || p.form_client_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: a client assertion or a secret, not both",
+                ));
+            }
+            return self.authenticate_assertion(p, now).await;
         }
         let secret_attempt = match (&p.basic, &p.form_client_id, &p.form_client_secret) {
             (Some((id, secret)), form_id, _) => {
@@ -272,7 +315,7 @@ impl OAuthService {
             };
         }
         Err(OAuthError::invalid_client(
-            "no client authentication: use HTTP Basic, client_id + client_secret in the form, or a TLS client certificate, as the client is registered",
+            "no client authentication: use HTTP Basic, client_id + client_secret in the form, a client assertion (private_key_jwt), or a TLS client certificate, as the client is registered",
         ))
     }
 }

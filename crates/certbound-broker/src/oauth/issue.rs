@@ -63,7 +63,10 @@ impl OAuthService {
             Err((client, e)) => (
                 client.clone().unwrap_or_else(|| "(unauthenticated)".into()),
                 e.error.to_string(),
-                format!("transport=https {}", e.description),
+                match &e.detail {
+                    Some(why) => format!("transport=https {} ({why})", e.description),
+                    None => format!("transport=https {}", e.description),
+                },
             ),
         };
         // An API key is named by its name, never by the key.
@@ -116,11 +119,7 @@ impl OAuthService {
             }
         }
         // A failed authentication is audited under the client it claimed to be.
-        let claimed = presented
-            .basic
-            .as_ref()
-            .map(|(id, _)| id.clone())
-            .or_else(|| presented.form_client_id.clone());
+        let claimed = presented.claimed_client_id();
         // Who asks: a client, or an API key (`oauth::api_keys`), with what
         // it may ask for.
         let (subject, label, grants, method) = if presented.api_key.is_some() {
@@ -137,7 +136,7 @@ impl OAuthService {
             )
         } else {
             let (client, method) = self
-                .authenticate(presented)
+                .authenticate_at(presented, now)
                 .await
                 .map_err(|e| (claimed.clone(), e))?;
             let label = format!("client {}", client.id);

@@ -7,18 +7,22 @@
 //! RFC 6749 §5.2 JSON answers.
 
 mod api_keys;
+mod assertion;
 mod client_auth;
 mod introspect;
 mod issue;
+mod jwks_fetch;
 mod own_token;
 mod trust;
 
 use std::sync::Arc;
 
 pub use api_keys::LAST_USED_EVERY;
+pub use assertion::{ASSERTION_TYPE_JWT_BEARER, MAX_ASSERTION_BYTES};
 pub use client_auth::{AUTH_FAILED, AuthMethod, Presented};
 pub use introspect::ADMIN_WRITE_SCOPE;
 pub use issue::{TokenForm, TokenGrant};
+pub use jwks_fetch::{JwksFetcher, JwksFetcherConfig};
 pub use own_token::KnownToken;
 pub use trust::{ClientTrust, REFRESH_EVERY};
 
@@ -42,6 +46,10 @@ pub struct OAuthError {
     pub retry_after: Option<u64>,
     /// Answer with `WWW-Authenticate: Basic` (the client used Basic auth).
     pub basic_challenge: bool,
+    /// What exactly was wrong, for the audit log and the server log only
+    /// (never answered): e.g. why a client assertion was refused, when the
+    /// answer is the one [`AUTH_FAILED`].
+    pub detail: Option<String>,
 }
 
 impl OAuthError {
@@ -52,6 +60,7 @@ impl OAuthError {
             description: description.into(),
             retry_after: None,
             basic_challenge: false,
+            detail: None,
         }
     }
     /// 400 invalid_request.
@@ -111,6 +120,20 @@ pub struct OAuthConfig {
     pub max_token_bytes: usize,
 }
 
+/// What a `private_key_jwt` client assertion is checked against
+/// ([`OAuthService::with_assertions`]).
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    /// The token endpoint URL (`https://host:port/oauth/token`): an
+    /// assertion's `aud` must hold it or the issuer identifier.
+    pub token_endpoint: String,
+    /// Longest `exp - now`, seconds (`[oauth] max_assertion_lifetime_secs`).
+    pub max_lifetime: u64,
+    /// Fetches the JWK Sets of clients registered with a `jwks_uri`
+    /// (allow-listed, cached); `None`: such clients cannot authenticate.
+    pub fetcher: Option<Arc<JwksFetcher>>,
+}
+
 /// The OAuth endpoints' decision logic.
 #[derive(Debug, Clone)]
 pub struct OAuthService {
@@ -127,6 +150,8 @@ pub struct OAuthService {
     snapshot: Option<crate::store::snapshot::Snapshot>,
     /// When this process last recorded each API key's use.
     api_key_uses: Arc<api_keys::KeyUses>,
+    /// `private_key_jwt`: `None` refuses every client assertion.
+    assertions: Option<Arc<AssertionConfig>>,
 }
 
 impl OAuthService {
@@ -150,7 +175,14 @@ impl OAuthService {
             trust: Arc::default(),
             snapshot: None,
             api_key_uses: Arc::default(),
+            assertions: None,
         }
+    }
+
+    /// Accepts `private_key_jwt` client assertions checked against `config`.
+    pub fn with_assertions(mut self, config: AssertionConfig) -> Self {
+        self.assertions = Some(Arc::new(config));
+        self
     }
 
     /// Decides clients and APIs from `snapshot` instead of reading the
@@ -219,6 +251,11 @@ impl OAuthService {
     /// The metrics this service counts in.
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+
+    /// The audit log this service writes to.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// The issuer id.

@@ -59,9 +59,59 @@ pub enum ClientCommand {
         #[arg(long, group = "method", value_name = "CERT_PEM")]
         self_signed_cert: Option<PathBuf>,
         /// The secret method: client_secret (Basic or form, the default),
-        /// client_secret_basic or client_secret_post (that one only).
+        /// client_secret_basic or client_secret_post (that one only); or
+        /// private_key_jwt with --jwks-file or --jwks-uri.
         #[arg(long, group = "method", value_name = "METHOD")]
         auth_method: Option<String>,
+        /// Authenticate with a signed JWT assertion (RFC 7523 private_key_jwt)
+        /// verified with the public keys of this JWK Set file ({"keys":[...]};
+        /// EC P-256, RSA >= 2048 bits or Ed25519; private members are refused).
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with_all = ["tls_subject", "tls_san", "self_signed_cert", "jwks_uri"]
+        )]
+        jwks_file: Option<PathBuf>,
+        /// private_key_jwt with the JWK Set fetched from this https:// URL (it
+        /// must be under [oauth] jwks_uri_allowed_prefixes of certbound.toml).
+        #[arg(
+            long,
+            value_name = "URL",
+            conflicts_with_all = ["tls_subject", "tls_san", "self_signed_cert"]
+        )]
+        jwks_uri: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue an initial access token for dynamic client registration
+    /// (`POST /oauth/register`, RFC 7591). Printed once; only its hash is stored.
+    /// Clients registered with it get at most its grants and one of its methods.
+    ///
+    /// Example:
+    ///   certbound client registration-token --grant "https://api.example.com=read write" \
+    ///       --methods private_key_jwt,tls_client_auth --uses 10 --expires 7d
+    #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+    RegistrationToken {
+        #[command(subcommand)]
+        action: Option<RegistrationTokenCommand>,
+        #[command(flatten)]
+        dir: DirArg,
+        /// The most a registered client may get: "<API identifier>=<scope> <scope>"
+        /// (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Methods a registered client may use, comma separated (private_key_jwt,
+        /// tls_client_auth, self_signed_tls_client_auth, client_secret_basic,
+        /// client_secret_post).
+        #[arg(long, value_delimiter = ',', default_value = "private_key_jwt")]
+        methods: Vec<String>,
+        /// How many clients it may register.
+        #[arg(long, default_value_t = 1)]
+        uses: u64,
+        /// Lifetime: seconds, or a number with s, m, h or d (e.g. 7d).
+        #[arg(long, default_value = "1d")]
+        expires: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -91,6 +141,27 @@ pub enum ClientCommand {
         dir: DirArg,
         /// client_id or name.
         client: String,
+    },
+}
+
+/// `certbound client registration-token list|revoke`.
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCommand {
+    /// List initial access tokens (never the tokens): grants, methods, uses left,
+    /// expiry.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an initial access token at once (clients registered with it stay).
+    Revoke {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The token's id (see `list`).
+        id: String,
     },
 }
 

@@ -21,13 +21,30 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
             tls_san,
             self_signed_cert,
             auth_method,
+            jwks_file,
+            jwks_uri,
             json,
         } => {
             let grants = grants
                 .iter()
                 .map(|g| parse_grant(g))
                 .collect::<Result<Vec<_>, _>>()?;
-            let credential = if let Some(dn) = tls_subject {
+            let wants_jwt = jwks_file.is_some() || jwks_uri.is_some();
+            if let Some(m) = auth_method.as_deref()
+                && (m == "private_key_jwt") != wants_jwt
+            {
+                anyhow::bail!(
+                    "--auth-method private_key_jwt goes with --jwks-file FILE or --jwks-uri URL \
+                     (and those with private_key_jwt only)"
+                );
+            }
+            let credential = if let Some(path) = jwks_file {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                ClientCredential::Jwks(text)
+            } else if let Some(uri) = jwks_uri {
+                ClientCredential::JwksUri(uri)
+            } else if let Some(dn) = tls_subject {
                 ClientCredential::TlsSubject(dn)
             } else if let Some(san) = tls_san {
                 ClientCredential::TlsSan(san)
@@ -58,6 +75,18 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        ClientCommand::RegistrationToken {
+            action,
+            dir,
+            grants,
+            methods,
+            uses,
+            expires,
+            json,
+        } => {
+            return super::registration::run(action, dir, grants, methods, uses, expires, json)
+                .await;
+        }
         ClientCommand::List { dir, json } => {
             let reg = Registry::open(&dir.dir).await?;
             let clients = reg.list_clients().await;
@@ -75,6 +104,9 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
                         (Some(dn), _, _) => format!("tls_client_auth {dn}"),
                         (None, Some(san), _) => format!("tls_client_auth {san}"),
                         (None, None, Some(x5t)) => format!("self_signed_tls_client_auth {x5t}"),
+                        _ if c.jwks_uri.is_some() => {
+                            format!("private_key_jwt {}", c.jwks_uri.as_deref().unwrap_or(""))
+                        }
                         _ => c.auth_method.as_str().to_string(),
                     };
                     let grants: Vec<String> = c
@@ -139,5 +171,11 @@ pub(crate) fn print_created(c: &CreatedClient, what: &str) {
     }
     if let Some(x5t) = &c.thumbprint {
         println!("  thumbprint:    {x5t} (x5t#S256 of the pinned certificate)");
+    }
+    if let Some(uri) = &c.jwks_uri {
+        println!("  jwks_uri:      {uri} (signed assertions, RFC 7523)");
+    }
+    if c.jwks.is_some() {
+        println!("  jwks:          registered (signed assertions with these keys, RFC 7523)");
     }
 }

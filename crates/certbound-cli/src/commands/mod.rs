@@ -13,6 +13,7 @@ mod lifecycle;
 mod migrate;
 mod policy;
 mod prune;
+mod registration;
 mod roles;
 mod serve;
 mod token;

@@ -144,6 +144,16 @@ prune_every_secs = 300
 # when the window ends. certbound_unauthenticated_refusals_total counts every one.
 aggregate_secs = 60
 
+[oauth]
+# https:// URL prefixes a private_key_jwt client's jwks_uri may be under (at a path
+# boundary). Empty: clients register their JWK Set itself and nothing is fetched.
+jwks_uri_allowed_prefixes = []
+# PEM file of the CAs a jwks_uri server's certificate may chain to, besides the
+# certbound CA (relative to this directory).
+# jwks_ca_file = "pki/jwks-servers-ca.pem"
+# Longest lifetime of a client assertion (exp - now), seconds (10..3600).
+max_assertion_lifetime_secs = 300
+
 [keys]
 # Encrypt private keys at rest (the CA keys and the token signing keys) with the key in
 # this file: base64 of 32 random bytes (`openssl rand -base64 32`). Keep the file off the

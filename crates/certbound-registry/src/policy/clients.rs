@@ -42,6 +42,8 @@ pub(super) async fn read_clients(
                 tls_san: c.tls_san,
                 thumbprint: c.thumbprint,
                 roles: c.roles,
+                jwks: c.jwks,
+                jwks_uri: c.jwks_uri,
                 grant: grants_of(c.grants),
             },
         })
@@ -79,6 +81,25 @@ fn check_credential(c: &mut ClientSpec) -> Result<(), RegistryError> {
         (None, Some(_)) => Some("tls_san"),
         (None, None) => None,
     };
+    let jwks_field = match (&c.jwks, &c.jwks_uri) {
+        (Some(_), _) => Some("jwks"),
+        (None, Some(_)) => Some("jwks_uri"),
+        (None, None) => None,
+    };
+    if c.auth_method != Some(M::PrivateKeyJwt)
+        && let Some(field) = jwks_field
+    {
+        if c.auth_method.is_none() && c.thumbprint.is_none() && cert_field.is_none() {
+            c.auth_method = Some(M::PrivateKeyJwt);
+        } else {
+            return invalid(format!(
+                "{field} is set, but the client authenticates with {}: remove {field}, or write \
+                 auth_method = \"private_key_jwt\" without certificate fields",
+                c.auth_method
+                    .map_or("a certificate", ClientAuthMethod::as_str)
+            ));
+        }
+    }
     let method = match (c.auth_method, &c.thumbprint, cert_field) {
         (Some(m), _, _) => m,
         (None, Some(_), Some(field)) => {
@@ -93,8 +114,34 @@ fn check_credential(c: &mut ClientSpec) -> Result<(), RegistryError> {
         (None, None, None) => return Ok(()),
     };
     let credential = match method {
+        M::PrivateKeyJwt => {
+            if let Some(field) = cert_field.or(c.thumbprint.as_ref().map(|_| "thumbprint")) {
+                return invalid(format!(
+                    "{field} is set, but auth_method \"private_key_jwt\" authenticates with a \
+                     signed assertion: remove {field}"
+                ));
+            }
+            match (&c.jwks, &c.jwks_uri) {
+                (Some(jwks), None) => ClientCredential::Jwks(jwks.clone()),
+                (None, Some(uri)) => ClientCredential::JwksUri(uri.clone()),
+                (Some(_), Some(_)) => {
+                    return invalid(
+                        "jwks and jwks_uri are both set: keep one (RFC 7591 §2)".into(),
+                    );
+                }
+                (None, None) => {
+                    return invalid(
+                        "auth_method \"private_key_jwt\" needs the client's public keys: add \
+                         jwks = '{\"keys\":[...]}' or jwks_uri = \"https://...\""
+                            .into(),
+                    );
+                }
+            }
+        }
         M::ClientSecret | M::ClientSecretBasic | M::ClientSecretPost => {
-            let field = cert_field.or(c.thumbprint.as_ref().map(|_| "thumbprint"));
+            let field = cert_field
+                .or(c.thumbprint.as_ref().map(|_| "thumbprint"))
+                .or(jwks_field);
             if let Some(field) = field {
                 let instead = if field == "thumbprint" {
                     "self_signed_tls_client_auth"
@@ -164,6 +211,8 @@ fn check_credential(c: &mut ClientSpec) -> Result<(), RegistryError> {
     c.tls_subject = checked.tls_subject;
     c.tls_san = checked.tls_san;
     c.thumbprint = checked.thumbprint;
+    c.jwks = checked.jwks;
+    c.jwks_uri = checked.jwks_uri;
     Ok(())
 }
 
@@ -222,6 +271,15 @@ fn new_client_details(c: &ClientSpec) -> Vec<String> {
     for (column, _, value) in credentials(c) {
         d.push(format!("{column} {value:?}"));
     }
+    if method == ClientAuthMethod::PrivateKeyJwt {
+        d.push("auth_method private_key_jwt".to_string());
+        if let Some(uri) = &c.jwks_uri {
+            d.push(format!("jwks_uri {uri:?}"));
+        }
+        if c.jwks.is_some() {
+            d.push("jwks (registered public keys)".to_string());
+        }
+    }
     d
 }
 
@@ -244,10 +302,14 @@ fn credential_changes(old: &ClientSpec, new: &ClientSpec) -> Vec<String> {
         ("tls_subject", &old.tls_subject, &new.tls_subject),
         ("tls_san", &old.tls_san, &new.tls_san),
         ("thumbprint", &old.thumbprint, &new.thumbprint),
+        ("jwks_uri", &old.jwks_uri, &new.jwks_uri),
     ] {
         if o != n {
             d.push(format!("{column} {} -> {}", show(o), show(n)));
         }
+    }
+    if old.jwks != new.jwks {
+        d.push("jwks (registered public keys) changed".to_string());
     }
     d
 }
@@ -372,6 +434,8 @@ pub(super) async fn apply_clients(
             tls_subject: c.tls_subject.as_deref(),
             tls_san: c.tls_san.as_deref(),
             thumbprint: c.thumbprint.as_deref(),
+            jwks: c.jwks.as_deref(),
+            jwks_uri: c.jwks_uri.as_deref(),
         };
         db::replace_client(conn, &s.id, &credentials, &store_grants(&c.grant), now).await?;
         db::replace_roles_of(conn, RoleHolder::Client(&s.id), &c.roles).await?;
@@ -383,6 +447,8 @@ pub(super) async fn apply_clients(
             tls_subject: c.tls_subject.clone(),
             tls_san: c.tls_san.clone(),
             thumbprint: c.thumbprint.clone(),
+            jwks: c.jwks.clone(),
+            jwks_uri: c.jwks_uri.clone(),
         };
         let id = new_client_id();
         let secret = credential.auth_method.uses_secret().then(new_client_secret);

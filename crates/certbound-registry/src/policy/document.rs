@@ -100,7 +100,8 @@ pub struct ClientSpec {
     pub name: String,
     /// The one authentication method (RFC 8414 name). When absent it
     /// follows from the other fields: `thumbprint` ->
-    /// `self_signed_tls_client_auth`, `tls_subject` or `tls_san` ->
+    /// `self_signed_tls_client_auth`, `jwks` or `jwks_uri` ->
+    /// `private_key_jwt`, `tls_subject` or `tls_san` ->
     /// `tls_client_auth`, none of them -> a secret (`client_secret` for a
     /// new client; an existing secret client keeps its secret method).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +120,14 @@ pub struct ClientSpec {
     /// Roles the client holds (defined by `[[role]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// `private_key_jwt`: the client's JWK Set (public keys only), as JSON
+    /// text, e.g. `jwks = '{"keys":[...]}'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    /// `private_key_jwt`: the `https://` URL of the client's JWK Set (under
+    /// `[oauth] jwks_uri_allowed_prefixes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// `[[client.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -213,6 +222,8 @@ impl PolicyDoc {
                     tls_san: c.tls_san.as_deref().map(esc),
                     thumbprint: c.thumbprint.as_deref().map(esc),
                     roles: c.roles.iter().map(|r| esc(r)).collect(),
+                    jwks: c.jwks.as_deref().map(esc),
+                    jwks_uri: c.jwks_uri.as_deref().map(esc),
                     grant: grants(&c.grant),
                 })
                 .collect(),

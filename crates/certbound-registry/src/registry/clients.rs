@@ -37,6 +37,12 @@ pub struct CreatedClient {
     pub tls_san: Option<String>,
     /// Pinned certificate thumbprint (base64url SHA-256).
     pub thumbprint: Option<String>,
+    /// `private_key_jwt`: the registered JWK Set (public keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    /// `private_key_jwt`: the JWK Set URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// The one method the client authenticates with.
     pub auth_method: ClientAuthMethod,
 }
@@ -57,6 +63,11 @@ pub enum ClientCredential {
     /// `self_signed_tls_client_auth`: the certificate with this thumbprint
     /// (base64url SHA-256 of its DER, as in `x5t#S256`).
     SelfSigned(String),
+    /// `private_key_jwt` (RFC 7523) with this JWK Set (public keys only).
+    Jwks(String),
+    /// `private_key_jwt` with the JWK Set fetched from this `https://` URL
+    /// (which must be under `[oauth] jwks_uri_allowed_prefixes`).
+    JwksUri(String),
 }
 
 /// A checked and normalised credential: the method and the one value a
@@ -72,6 +83,10 @@ pub struct CheckedCredential {
     pub tls_san: Option<String>,
     /// `self_signed_tls_client_auth`: base64url SHA-256, unpadded.
     pub thumbprint: Option<String>,
+    /// `private_key_jwt`: the JWK Set (checked, compact JSON).
+    pub jwks: Option<String>,
+    /// `private_key_jwt`: the JWK Set URL (checked).
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientCredential {
@@ -85,6 +100,8 @@ impl ClientCredential {
             tls_subject: None,
             tls_san: None,
             thumbprint: None,
+            jwks: None,
+            jwks_uri: None,
         };
         match self {
             ClientCredential::Secret(m) if m.uses_secret() => out.auth_method = m,
@@ -122,6 +139,17 @@ impl ClientCredential {
                 ));
                 out.auth_method = ClientAuthMethod::SelfSignedTlsClientAuth;
             }
+            ClientCredential::Jwks(text) => {
+                out.jwks = Some(crate::client_jwks::normalise_jwks(&text)?);
+                out.auth_method = ClientAuthMethod::PrivateKeyJwt;
+            }
+            ClientCredential::JwksUri(uri) => {
+                certbound_verify::url_allow::split_https(&uri).map_err(|reason| {
+                    RegistryError::Invalid(format!("jwks_uri {uri:?}: {reason}"))
+                })?;
+                out.jwks_uri = Some(uri);
+                out.auth_method = ClientAuthMethod::PrivateKeyJwt;
+            }
         }
         Ok(out)
     }
@@ -143,6 +171,8 @@ impl CheckedCredential {
             tls_subject: self.tls_subject.as_deref(),
             tls_san: self.tls_san.as_deref(),
             thumbprint: self.thumbprint.as_deref(),
+            jwks: self.jwks.as_deref(),
+            jwks_uri: self.jwks_uri.as_deref(),
             auth_method: self.auth_method,
             grants,
         }
@@ -162,8 +192,22 @@ impl CheckedCredential {
             tls_subject: self.tls_subject,
             tls_san: self.tls_san,
             thumbprint: self.thumbprint,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
             auth_method: self.auth_method,
         }
+    }
+
+    /// Refuses a `jwks_uri` outside the operator's allow-list
+    /// (`[oauth] jwks_uri_allowed_prefixes`).
+    pub fn check_allowed(&self, config: &crate::config::Config) -> Result<(), RegistryError> {
+        if let Some(uri) = &self.jwks_uri {
+            let list = config.oauth.jwks_uri_allow_list().map_err(|e| {
+                RegistryError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}"))
+            })?;
+            crate::client_jwks::check_jwks_uri(uri, &list)?;
+        }
+        Ok(())
     }
 }
 
@@ -287,6 +331,7 @@ impl Registry {
     ) -> Result<CreatedClient, RegistryError> {
         check_client_name(name)?;
         let credential = credential.check()?;
+        credential.check_allowed(&self.config)?;
         let client_id = new_client_id();
         let client_secret = credential.auth_method.uses_secret().then(new_client_secret);
         let hash = client_secret.as_deref().map(hash_secret);
@@ -372,6 +417,8 @@ impl Registry {
             tls_subject: client.tls_subject,
             tls_san: client.tls_san,
             thumbprint: client.thumbprint,
+            jwks: client.jwks,
+            jwks_uri: client.jwks_uri,
             auth_method: client.auth_method,
         })
     }

@@ -84,6 +84,10 @@ pub struct PolicyClient {
     pub tls_san: Option<String>,
     /// Pinned thumbprint for `self_signed_tls_client_auth`.
     pub thumbprint: Option<String>,
+    /// `private_key_jwt`: the JWK Set.
+    pub jwks: Option<String>,
+    /// `private_key_jwt`: the JWK Set URL.
+    pub jwks_uri: Option<String>,
     /// Its grants, sorted by API.
     pub grants: Vec<Grant>,
     /// Its roles, by name.

@@ -62,7 +62,8 @@ pub async fn read_clients(
     except: &str,
 ) -> Result<Vec<PolicyClient>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method FROM clients \
+        "SELECT id, name, secret_hash, tls_subject, tls_san, thumbprint, jwks, jwks_uri, \
+         auth_method FROM clients \
          WHERE status = 'active' AND name != $1 ORDER BY name",
     )
     .bind(except)
@@ -89,6 +90,8 @@ pub async fn read_clients(
             tls_subject: r.get("tls_subject"),
             tls_san: r.get("tls_san"),
             thumbprint: r.get("thumbprint"),
+            jwks: r.get("jwks"),
+            jwks_uri: r.get("jwks_uri"),
             grants: grants_of(grants),
             roles,
         });

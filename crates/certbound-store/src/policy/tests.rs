@@ -161,6 +161,8 @@ async fn policy_writes_in_the_callers_transaction() {
                     tls_subject: None,
                     tls_san: None,
                     thumbprint,
+                    jwks: None,
+                    jwks_uri: None,
                     auth_method: if thumbprint.is_some() {
                         ClientAuthMethod::SelfSignedTlsClientAuth
                     } else {
@@ -221,6 +223,8 @@ async fn policy_writes_in_the_callers_transaction() {
             tls_subject: None,
             tls_san: Some("dns:svc.example"),
             thumbprint: None,
+            jwks: None,
+            jwks_uri: None,
         },
         &[grant("https://new", &["r"])],
         12,
@@ -237,6 +241,8 @@ async fn policy_writes_in_the_callers_transaction() {
             tls_subject: None,
             tls_san: None,
             thumbprint: None,
+            jwks: None,
+            jwks_uri: None,
             auth_method: ClientAuthMethod::ClientSecretPost,
             grants: &grants,
         },

@@ -76,6 +76,10 @@ pub struct ClientCredentials<'a> {
     pub tls_san: Option<&'a str>,
     /// Pinned thumbprint for `self_signed_tls_client_auth`.
     pub thumbprint: Option<&'a str>,
+    /// `private_key_jwt`: the JWK Set.
+    pub jwks: Option<&'a str>,
+    /// `private_key_jwt`: the JWK Set URL.
+    pub jwks_uri: Option<&'a str>,
 }
 
 /// Sets the method and credential of client `id` and replaces its grants
@@ -90,7 +94,7 @@ pub async fn replace_client(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE clients SET auth_method = $1, tls_subject = $2, tls_san = $3, thumbprint = $4, \
-         updated_at = $5 WHERE id = $6",
+         jwks = $7, jwks_uri = $8, updated_at = $5 WHERE id = $6",
     )
     .bind(credentials.auth_method.as_str())
     .bind(credentials.tls_subject)
@@ -98,6 +102,8 @@ pub async fn replace_client(
     .bind(credentials.thumbprint)
     .bind(to_i64(now))
     .bind(id)
+    .bind(credentials.jwks)
+    .bind(credentials.jwks_uri)
     .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM client_grants WHERE client_id = $1")

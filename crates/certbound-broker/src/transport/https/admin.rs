@@ -36,6 +36,15 @@ pub fn routes() -> Router<HttpsState> {
         .route("/clients", get(list_clients).post(create_client))
         .route("/clients/{id}", axum::routing::delete(delete_client))
         .route("/clients/{id}/rotate-secret", post(rotate_secret))
+        .route(
+            "/registration-tokens",
+            get(super::admin_registration::list_tokens)
+                .post(super::admin_registration::create_token),
+        )
+        .route(
+            "/registration-tokens/{id}",
+            axum::routing::delete(super::admin_registration::revoke_token),
+        )
         .route("/revocations", post(revoke_token))
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
@@ -435,6 +444,10 @@ struct NewClientBody {
     #[serde(default)]
     grants: Vec<GrantBody>,
     tls_subject: Option<String>,
+    /// `private_key_jwt` with this JWK Set (a JSON object).
+    jwks: Option<Value>,
+    /// `private_key_jwt` with the JWK Set at this URL.
+    jwks_uri: Option<String>,
 }
 
 async fn create_client(
@@ -447,9 +460,24 @@ async fn create_client(
     let reg = admin!(s, m, h, p);
     let grants: Vec<(String, String)> =
         body.grants.into_iter().map(|g| (g.api, g.scopes)).collect();
-    let secret = body.tls_subject.is_none();
+    use crate::registry::ClientCredential;
+    let credential = match (body.tls_subject, body.jwks, body.jwks_uri) {
+        (None, Some(jwks), None) => ClientCredential::Jwks(jwks.to_string()),
+        (None, None, Some(uri)) => ClientCredential::JwksUri(uri),
+        (Some(dn), None, None) => ClientCredential::TlsSubject(dn),
+        (None, None, None) => {
+            ClientCredential::Secret(crate::store::ClientAuthMethod::ClientSecret)
+        }
+        _ => {
+            return Err(AdminError(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give one of tls_subject, jwks and jwks_uri (or none: a secret)".into(),
+            ));
+        }
+    };
     created(
-        reg.create_client(&body.name, &grants, body.tls_subject.as_deref(), secret)
+        reg.create_client_with(&body.name, &grants, credential)
             .await?,
     )
 }

@@ -21,6 +21,7 @@ pub async fn metadata(State(state): State<HttpsState>) -> Response {
         "client_secret_basic",
         "client_secret_post",
         "tls_client_auth",
+        "private_key_jwt",
     ];
     let body = json!({
         "issuer": state.oauth.issuer(),
@@ -33,7 +34,10 @@ pub async fn metadata(State(state): State<HttpsState>) -> Response {
         "token_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+        // The algorithms of private_key_jwt client assertions.
+        "token_endpoint_auth_signing_alg_values_supported":
+            certbound_registry::client_jwks::SIGNING_ALGS,
+        "registration_endpoint": format!("{base}/oauth/register"),
         "tls_client_certificate_bound_access_tokens": true,
         "mtls_endpoint_aliases": {
             "token_endpoint": format!("{base}/oauth/token"),

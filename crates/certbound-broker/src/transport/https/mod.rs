@@ -6,9 +6,11 @@
 
 mod admin;
 mod admin_api_keys;
+mod admin_registration;
 mod discovery;
 mod est;
 mod oauth_routes;
+mod register_routes;
 mod reply;
 
 use std::path::PathBuf;
@@ -74,6 +76,15 @@ pub fn router(state: HttpsState) -> Router {
         .route("/oauth/introspect", post(oauth_routes::introspect))
         .route("/oauth/revoke", post(oauth_routes::revoke))
         .layer(DefaultBodyLimit::max(oauth_routes::OAUTH_MAX_BODY));
+    let register = Router::new()
+        .route("/oauth/register", post(register_routes::register))
+        .route(
+            "/oauth/register/{client_id}",
+            get(register_routes::read)
+                .put(register_routes::update)
+                .delete(register_routes::delete),
+        )
+        .layer(DefaultBodyLimit::max(register_routes::REGISTER_MAX_BODY));
     let ace = Router::new()
         .route("/ace/token", post(oauth_routes::ace_token))
         .layer(DefaultBodyLimit::max(ace_max));
@@ -83,6 +94,7 @@ pub fn router(state: HttpsState) -> Router {
         .layer(DefaultBodyLimit::max(EST_MAX_BODY));
     Router::new()
         .merge(oauth)
+        .merge(register)
         .merge(ace)
         .merge(est)
         .route(
@@ -168,6 +180,36 @@ pub async fn client_trust(
     let trust = Arc::new(ClientTrust::new(&cas)?);
     trust.refresh(store, crate::clock::unix_now()).await?;
     Ok(trust)
+}
+
+/// The fetcher of `private_key_jwt` clients' JWK Set URLs: `None` when
+/// `[oauth] jwks_uri_allowed_prefixes` is empty (nothing may be fetched).
+/// Servers must present a certificate of the certbound CA or of a CA in
+/// `[oauth] jwks_ca_file`.
+pub fn jwks_fetcher(
+    data: &DataDir,
+    config: &Config,
+) -> Result<Option<Arc<crate::oauth::JwksFetcher>>, BrokerError> {
+    let allow = config
+        .oauth
+        .jwks_uri_allow_list()
+        .map_err(|e| BrokerError::Invalid(format!("[oauth] jwks_uri_allowed_prefixes: {e}")))?;
+    if allow.prefixes().is_empty() {
+        return Ok(None);
+    }
+    let read =
+        |path: &std::path::Path| std::fs::read_to_string(path).map_err(BrokerError::io(path));
+    let mut cas = read(&data.pki().chain())?;
+    if let Some(file) = &config.oauth.jwks_ca_file {
+        cas.push('\n');
+        cas.push_str(&read(&data.root.join(file))?);
+    }
+    let tls = certbound_verify::http::client_tls_config(&cas, None)
+        .map_err(|e| BrokerError::Invalid(format!("[oauth] JWK Set fetching: {e}")))?;
+    Ok(Some(Arc::new(crate::oauth::JwksFetcher::new(
+        tls,
+        crate::oauth::JwksFetcherConfig::new(allow),
+    ))))
 }
 
 /// The connection limits of `[https]`.

@@ -147,6 +147,8 @@ fn presented(
         basic: basic_credentials(headers)?,
         form_client_id: field(form, "client_id"),
         form_client_secret: field(form, "client_secret"),
+        client_assertion_type: field(form, "client_assertion_type"),
+        client_assertion: field(form, "client_assertion"),
         peer_chain: peer.map(|p| p.0.as_ref().clone()).unwrap_or_default(),
     })
 }
@@ -235,6 +237,7 @@ pub async fn revoke(
                     ),
                     retry_after: None,
                     basic_challenge: false,
+                    detail: None,
                 });
             }
         }
