@@ -431,5 +431,8 @@ fn optional_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>,
     numeric_date(d).map(Some)
 }
 
+mod custom;
+pub use custom::{json_to_cbor, sign_jwt_with_custom};
+
 #[cfg(test)]
 mod tests;

@@ -82,6 +82,7 @@ pub mod ace;
 pub mod cbor;
 pub mod claims;
 pub mod cose;
+pub mod custom_claims;
 pub mod crypto;
 pub mod enroll;
 pub mod error;

@@ -90,6 +90,9 @@ pub struct Client {
     pub grants: Vec<Grant>,
     /// Creation time, Unix seconds.
     pub created_at: u64,
+    /// Attributes (`site`, `department`, ...), for custom claims and
+    /// `{attr.NAME}` scopes.
+    pub attributes: crate::attributes::Attributes,
 }
 
 impl Client {
@@ -380,7 +383,7 @@ fn client_not_found(id: &str) -> StoreError {
 }
 
 const CLIENT_COLUMNS: &str =
-    "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at";
+    "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at, attributes";
 
 fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
     let secret_hash: Option<String> = row.get("secret_hash");
@@ -400,5 +403,8 @@ fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
         status: row.get("status"),
         grants,
         created_at: to_u64(row.get("created_at")),
+        // Checked when written; an unreadable value counts as none.
+        attributes: crate::attributes::Attributes::from_json(&row.get::<String, _>("attributes"))
+            .unwrap_or_default(),
     }
 }

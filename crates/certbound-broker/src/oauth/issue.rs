@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use certbound_proto::claims::{Claims, intersect_scopes};
-use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt};
+use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt_with_custom};
 use certbound_proto::{EcPublicKey, token};
 use serde::Serialize;
 
@@ -155,7 +155,10 @@ impl OAuthService {
                 format!("client {} has no grant for {audience}", client.id),
             ))
         })?;
-        let scopes = intersect_scopes(form.scope.as_deref(), granted);
+        // `{attr.NAME}` placeholders (a scope whose attribute the client
+        // lacks is not granted; `{device}` never expands for a client).
+        let granted = crate::store::attributes::expand_scopes(granted, None, &client.attributes);
+        let scopes = intersect_scopes(form.scope.as_deref(), &granted);
         if scopes.is_empty() {
             return Err(fail(OAuthError::new(
                 400,
@@ -208,7 +211,13 @@ impl OAuthService {
                 cnf: x5t.clone().map(|x5t_s256| JwtConfirmation { x5t_s256 }),
                 status: status.clone().map(|s| JwtStatus { status_list: s }),
             };
-            let text = sign_jwt(&claims, &key.kid, &key.signer).map_err(|e| {
+            let custom = crate::custom_claims::for_jwt(
+                &api.claims,
+                &client.attributes,
+                &client.id,
+                &audience,
+            );
+            let text = sign_jwt_with_custom(&claims, &custom, &key.kid, &key.signer).map_err(|e| {
                 tracing::error!(error = %e, "signing a client JWT failed");
                 fail(OAuthError::server_error())
             })?;
@@ -229,7 +238,7 @@ impl OAuthService {
                 ),
                 None => None,
             };
-            let claims = Claims {
+            let mut claims = Claims {
                 // No `iss` in a CWT: the signing key names the issuer.
                 iss: None,
                 sub: Some(client.id.clone()),
@@ -242,6 +251,13 @@ impl OAuthService {
                 status: status.clone(),
                 ..Claims::default()
             };
+            crate::custom_claims::add_to_cwt(
+                &mut claims,
+                &api.claims,
+                &client.attributes,
+                &client.id,
+                &audience,
+            );
             let bytes = token::mint(&claims, &key.kid, &key.signer).map_err(|e| {
                 tracing::error!(error = %e, "signing a client CWT failed");
                 fail(OAuthError::server_error())

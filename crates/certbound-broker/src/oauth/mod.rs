@@ -183,14 +183,14 @@ impl OAuthService {
             snapshot.refresh_if_written().await?;
             return snapshot.api_or_refresh(id).await;
         }
-        Ok(self
-            .store
-            .get_api(id)
-            .await?
-            .map(|a| crate::store::snapshot::clients::ApiEntry {
-                ttl_secs: a.ttl_secs,
-                format: a.format,
-            }))
+        let Some(a) = self.store.get_api(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::store::snapshot::clients::ApiEntry {
+            ttl_secs: a.ttl_secs,
+            format: a.format,
+            claims: self.store.api_claims(id).await?,
+        }))
     }
 
     /// Decides client certificates with `trust` (default: no CA is trusted,

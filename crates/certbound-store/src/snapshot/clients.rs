@@ -19,6 +19,8 @@ pub struct ApiEntry {
     pub ttl_secs: u64,
     /// Token format (`cwt` or `jwt`).
     pub format: String,
+    /// The custom claims the API declares.
+    pub claims: Vec<crate::attributes::ClaimDecl>,
 }
 
 /// Clients by id, with indexes by credential.
@@ -145,7 +147,7 @@ impl Snapshot {
     }
 
     pub(super) async fn load_apis(&self) -> Result<HashMap<String, ApiEntry>, StoreError> {
-        Ok(sqlx::query("SELECT id, ttl_secs, format FROM apis")
+        Ok(sqlx::query("SELECT id, ttl_secs, format, claims FROM apis")
             .fetch_all(&self.store.pool)
             .await?
             .into_iter()
@@ -154,7 +156,7 @@ impl Snapshot {
     }
 
     pub(super) async fn read_api(&self, id: &str) -> Result<Option<ApiEntry>, StoreError> {
-        let row = sqlx::query("SELECT id, ttl_secs, format FROM apis WHERE id = $1")
+        let row = sqlx::query("SELECT id, ttl_secs, format, claims FROM apis WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.store.pool)
             .await?;
@@ -166,5 +168,12 @@ fn api_entry(r: &sqlx::any::AnyRow) -> ApiEntry {
     ApiEntry {
         ttl_secs: to_u64(r.get("ttl_secs")),
         format: r.get("format"),
+        // Declarations are checked when written; one that no longer parses
+        // adds no claims (and is logged) rather than stopping every token.
+        claims: crate::attributes::claims_from_json(&r.get::<String, _>("claims"))
+            .unwrap_or_else(|e| {
+                tracing::warn!(api = %r.get::<String, _>("id"), error = %e, "custom claims ignored");
+                Vec::new()
+            }),
     }
 }
