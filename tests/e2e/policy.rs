@@ -74,6 +74,7 @@ async fn applied_san_and_self_signed_clients_get_tokens() -> anyhow::Result<()> 
         scopes: vec!["reports:read".into()],
         ttl_secs: 600,
         format: "jwt".into(),
+        claim: vec![],
     });
     doc.client.push(ClientSpec {
         tls_san: Some(SAN.into()),

@@ -565,11 +565,15 @@ impl Registry {
     }
 }
 
+mod attributes;
 pub mod bulk;
 mod clients;
 mod groups;
 mod lifecycle;
 pub(crate) mod services;
+pub use attributes::{
+    AttributesChange, AttributesView, ClaimsChange, describe_claims, parse_claim_decl, parse_holder,
+};
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{

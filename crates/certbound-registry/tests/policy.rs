@@ -62,12 +62,14 @@ async fn plan_shows_each_kind_of_change() {
         scopes: vec!["x".into()],
         ttl_secs: 60,
         format: "cwt".into(),
+        claim: vec![],
     });
     doc.group.retain(|g| g.name != "readers");
     let sensors = doc.group.iter_mut().find(|g| g.name == "sensors").unwrap();
     sensors.grant[0].scopes = vec!["firmware:read".into(), "firmware:write".into()];
     doc.group.push(policy::GroupSpec {
         name: "gateways".into(),
+        attributes: Default::default(),
         grant: vec![policy::GrantSpec {
             api: "https://new.example.com".into(),
             scopes: vec!["x".into()],

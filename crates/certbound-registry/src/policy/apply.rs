@@ -82,6 +82,7 @@ pub async fn apply(
         db::replace_group(conn, &g.name, &store_grants(&g.grant), now).await?;
     }
     let created = apply_clients(conn, &plan, &stored, &desired.client, now).await?;
+    super::attrs::apply(conn, &desired).await?;
     for ch in plan
         .changes
         .iter()

@@ -41,6 +41,7 @@ pub(super) async fn read_clients(
                 tls_san: c.tls_san,
                 thumbprint: c.thumbprint,
                 grant: grants_of(c.grants),
+                ..ClientSpec::default()
             },
         })
         .collect())

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::DEFAULT_TTL_SECS;
 use crate::error::RegistryError;
 use crate::store::ClientAuthMethod;
+use crate::store::attributes::{Attributes, ClaimDecl, ClaimValue, CwtLabel};
 
 /// The policy document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,9 @@ pub struct ApiSpec {
     /// Token format of its clients: `cwt` (default) or `jwt`.
     #[serde(default = "default_format")]
     pub format: String,
+    /// `[[api.claim]]`: the custom claims of its tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claim: Vec<ClaimDecl>,
 }
 
 /// `[[group]]`.
@@ -44,6 +48,9 @@ pub struct ApiSpec {
 pub struct GroupSpec {
     /// Group name.
     pub name: String,
+    /// Attributes its devices inherit (`attributes = { site = "berlin" }`).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
     /// `[[group.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -74,6 +81,9 @@ pub struct ClientSpec {
     /// base64url SHA-256 of its DER (`x5t#S256`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbprint: Option<String>,
+    /// Attributes (`attributes = { department = "billing" }`).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
     /// `[[client.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -137,6 +147,19 @@ impl PolicyDoc {
                     scopes: a.scopes.iter().map(|s| esc(s)).collect(),
                     ttl_secs: a.ttl_secs,
                     format: esc(&a.format),
+                    claim: a
+                        .claim
+                        .iter()
+                        .map(|c| ClaimDecl {
+                            attribute: c.attribute.clone(),
+                            jwt: c.jwt.as_deref().map(esc),
+                            cwt: c.cwt.clone().map(|l| match l {
+                                CwtLabel::Text(t) => CwtLabel::Text(esc(&t)),
+                                int => int,
+                            }),
+                            ty: c.ty,
+                        })
+                        .collect(),
                 })
                 .collect(),
             group: self
@@ -144,6 +167,7 @@ impl PolicyDoc {
                 .iter()
                 .map(|g| GroupSpec {
                     name: esc(&g.name),
+                    attributes: esc_attrs(&g.attributes),
                     grant: grants(&g.grant),
                 })
                 .collect(),
@@ -156,6 +180,7 @@ impl PolicyDoc {
                     tls_subject: c.tls_subject.as_deref().map(esc),
                     tls_san: c.tls_san.as_deref().map(esc),
                     thumbprint: c.thumbprint.as_deref().map(esc),
+                    attributes: esc_attrs(&c.attributes),
                     grant: grants(&c.grant),
                 })
                 .collect(),
@@ -166,6 +191,23 @@ impl PolicyDoc {
             "# certbound policy (see docs/policy.md). Devices, certificates and secrets are not policy.\n\n{body}"
         ))
     }
+}
+
+/// Attributes with `${` in text values written as `$${`.
+fn esc_attrs(attrs: &Attributes) -> Attributes {
+    Attributes(
+        attrs
+            .0
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    ClaimValue::Text(t) => ClaimValue::Text(t.replace("${", "$${")),
+                    other => other.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
 }
 
 /// Replaces `${NAME}` by `lookup(NAME)`; `$${` is a literal `${`.
@@ -264,6 +306,7 @@ mod tests {
                 scopes: vec!["a$${b".into()],
                 ttl_secs: 60,
                 format: "cwt".into(),
+                claim: vec![],
             }],
             ..Default::default()
         };

@@ -14,6 +14,7 @@
 //! client are never exported, changed or removed. See `docs/policy.md`.
 
 mod apply;
+mod attrs;
 mod clients;
 mod document;
 mod plan;

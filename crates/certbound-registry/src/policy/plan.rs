@@ -233,5 +233,6 @@ pub(super) async fn diff(
         }
     }
     diff_clients(conn, &clients, &mut desired.client, &mut plan).await?;
+    super::attrs::diff(conn, desired, &mut plan).await?;
     Ok((plan, clients))
 }

@@ -37,6 +37,7 @@ pub(super) async fn read_apis(conn: &mut PolicyConn) -> Result<Vec<ApiSpec>, Reg
             scopes: a.scopes,
             ttl_secs: a.ttl_secs,
             format: a.format,
+            claim: Vec::new(),
         })
         .collect())
 }
@@ -47,13 +48,14 @@ pub(super) async fn read_groups(conn: &mut PolicyConn) -> Result<Vec<GroupSpec>,
         .into_iter()
         .map(|g| GroupSpec {
             name: g.name,
+            attributes: Default::default(),
             grant: grants_of(g.grants),
         })
         .collect())
 }
 
 pub(super) async fn read_state(conn: &mut PolicyConn) -> Result<PolicyDoc, RegistryError> {
-    Ok(PolicyDoc {
+    let mut doc = PolicyDoc {
         api: read_apis(conn).await?,
         group: read_groups(conn).await?,
         client: read_clients(conn)
@@ -61,7 +63,9 @@ pub(super) async fn read_state(conn: &mut PolicyConn) -> Result<PolicyDoc, Regis
             .into_iter()
             .map(|c| c.spec)
             .collect(),
-    })
+    };
+    super::attrs::fill(conn, &mut doc).await?;
+    Ok(doc)
 }
 
 pub(super) async fn admin_scopes(conn: &mut PolicyConn) -> Result<Vec<String>, RegistryError> {
