@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod attrs;
 mod grants;
 mod lifecycle;
 mod migrate;
 mod oauth;
 mod prune;
+pub use attrs::{
+    ApiClaimsArgs, ApiSetClaimsArgs, AttrCommand, AttrHolderArgs, AttrSetArgs, AttrShowArgs,
+    AttrUnsetArgs,
+};
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
@@ -126,9 +131,13 @@ pub enum Command {
     /// Manage backend-service clients (OAuth 2.0 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Manage APIs (the resource servers tokens are for): create, list, set-ttl.
+    /// Manage APIs (the resource servers tokens are for): create, list, set-ttl, set-claims, claims.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Attributes of devices, groups and clients (for custom claims and
+    /// {attr.NAME} scopes): set, unset, show.
+    #[command(subcommand)]
+    Attr(AttrCommand),
     /// Manage groups (sets of grants given to devices): create, list, grant, revoke-grant, delete.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -273,6 +282,8 @@ pub enum ApiCommand {
         json: bool,
     },
     SetTtl(ApiSetTtlArgs),
+    SetClaims(ApiSetClaimsArgs),
+    Claims(ApiClaimsArgs),
 }
 
 /// `certbound group ...`

@@ -1,6 +1,7 @@
 //! Command implementations.
 
 mod admin;
+mod attrs;
 mod bulk;
 mod clients;
 mod demo;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => serve::serve(&dir.dir, coap_listen, mqtt_listen, https_listen).await,
         Command::Client(cmd) => clients::run(cmd).await,
         Command::Api(cmd) => admin::api(cmd).await,
+        Command::Attr(cmd) => attrs::run(cmd).await,
         Command::Group(cmd) => admin::group(cmd).await,
         Command::Device(cmd) => admin::device(cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
