@@ -12,6 +12,7 @@ mod admin_api;
 mod agent_mosquitto;
 mod attack_matrix;
 mod claims;
+mod custom_claims;
 mod doctor_audit;
 mod instances;
 mod jit;

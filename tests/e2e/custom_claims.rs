@@ -1,0 +1,255 @@
+//! Custom claims end to end: attributes on a group, a device and a client;
+//! an API declaring which go into its tokens; `{attr.NAME}` scopes; the
+//! device CWT and the client JWT decoded by the offline verifier (typed),
+//! and by implementations we did not write (python-cwt + cbor2, PyJWT; see
+//! tests/interop/custom_claims.py; skipped loudly without them unless
+//! `CERTBOUND_REQUIRE_ALL=1`).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use certbound_agent::TokenRequestParams;
+use certbound_e2e::https::HttpsClient;
+use certbound_e2e::{Fixture, GROUP, ISSUER, unix_now, verifier_for};
+use certbound_registry::store::AttrHolder;
+use certbound_registry::store::attributes::{ClaimDecl, ClaimType, ClaimValue, CwtLabel};
+use certbound_verify::{ClaimKey, VerifierConfig, VerifyError};
+
+/// An API with `{attr.NAME}` scopes and custom claims; client tokens are JWTs.
+const SITES: &str = "https://sites.example.com";
+
+fn decl(attribute: &str, jwt: Option<&str>, cwt: Option<CwtLabel>, ty: ClaimType) -> ClaimDecl {
+    ClaimDecl {
+        attribute: attribute.into(),
+        jwt: jwt.map(String::from),
+        cwt,
+        ty,
+    }
+}
+
+fn text(t: &str) -> ClaimValue {
+    ClaimValue::Text(t.into())
+}
+
+/// The Python interpreter with `cwt`, `cbor2` and `jwt`, or `None` after a
+/// loud skip message (a failure under `CERTBOUND_REQUIRE_ALL=1`).
+fn python() -> Option<PathBuf> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let found = [
+        std::env::var_os("CERTBOUND_PYTHON").map(PathBuf::from),
+        Some(workspace.join(".venv/bin/python")),
+        Some("python3".into()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import cwt, cbor2, jwt"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CERTBOUND_REQUIRE_ALL").as_deref() != Ok("1"),
+            "Python with cwt, cbor2 and PyJWT is required (CERTBOUND_REQUIRE_ALL=1); see tests/interop/requirements.txt"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the Python interop part of custom claims: no Python with cwt, cbor2 and PyJWT (set CERTBOUND_PYTHON; tests/interop/requirements.txt) ***\n"
+        );
+    }
+    found
+}
+
+fn run_script(python: &PathBuf, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/custom_claims.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the Python check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    println!("python: {line}");
+    Ok(serde_json::from_str(line.trim())?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_claims_appear_in_device_cwts_and_client_jwts_as_declared() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let reg = &fx.registry;
+    reg.create_api_with_format(SITES, "read:{attr.site} read:{attr.zone} list", 600, "jwt")
+        .await?;
+    reg.set_api_claims(
+        SITES,
+        &[
+            decl("site", Some("site"), Some(CwtLabel::Int(-65537)), ClaimType::Text),
+            decl("floor", Some("floor"), Some(CwtLabel::Text("floor".into())), ClaimType::Int),
+            decl("sealed", Some("sealed"), Some(CwtLabel::Int(-65538)), ClaimType::Bool),
+            // The device's `model` is an integer: declared text, left out.
+            decl("model", Some("model"), Some(CwtLabel::Int(-65539)), ClaimType::Text),
+            // Nobody has `zone`: no claim, and `read:{attr.zone}` is not granted.
+            decl("zone", Some("zone"), Some(CwtLabel::Int(-65540)), ClaimType::Text),
+        ],
+    )
+    .await?;
+    reg.set_grant(GROUP, SITES, "read:{attr.site} read:{attr.zone} list")
+        .await?;
+    let device = fx.device("sensor-attrs").await?;
+    // The group gives site and floor; the device's own site wins.
+    reg.change_attributes(
+        AttrHolder::Group,
+        GROUP,
+        &[("site".into(), text("paris")), ("floor".into(), ClaimValue::Int(3))],
+        &[],
+    )
+    .await?;
+    reg.change_attributes(
+        AttrHolder::Device,
+        "sensor-attrs",
+        &[
+            ("site".into(), text("berlin")),
+            ("sealed".into(), ClaimValue::Bool(true)),
+            ("model".into(), ClaimValue::Int(7)),
+        ],
+        &[],
+    )
+    .await?;
+
+    // The device CWT.
+    let params = TokenRequestParams::new(ISSUER, SITES);
+    let token = fx.obtain(&device, &params).await?;
+    let verifier = verifier_for(fx.path(), SITES)?;
+    let verified = verifier.verify(&token.access_token, &[], unix_now())?;
+    assert_eq!(
+        verified.claims.scope.as_deref(),
+        Some("read:berlin list"),
+        "the placeholder scope with a missing attribute is not granted, never literal"
+    );
+    assert_eq!(verified.claim_text(-65537)?, Some("berlin"));
+    assert_eq!(verified.claim_int("floor")?, Some(3));
+    assert_eq!(verified.claim_bool(-65538)?, Some(true));
+    assert_eq!(verified.claim(-65539), None, "mistyped attribute left out");
+    assert_eq!(verified.claim(-65540), None, "missing attribute left out");
+    // The wrong type is refused by the accessor...
+    let err = verified.claim_int(-65537).unwrap_err();
+    assert!(matches!(err, VerifyError::ClaimType { .. }), "{err}");
+    assert_eq!(err.reason_code(), "claim_type");
+    // ...and by a verifier that declares the type.
+    let strict = certbound_verify::TokenVerifier::new(
+        verifier.keys().clone(),
+        VerifierConfig::new(SITES)
+            .with_issuer(ISSUER)
+            .expect_claim(-65537, ClaimType::Int),
+    );
+    let err = strict
+        .verify(&token.access_token, &[], unix_now())
+        .unwrap_err();
+    assert_eq!(err.reason_code(), "claim_type", "{err}");
+    let declared = certbound_verify::TokenVerifier::new(
+        verifier.keys().clone(),
+        VerifierConfig::new(SITES)
+            .with_issuer(ISSUER)
+            .expect_claim(-65537, ClaimType::Text)
+            .expect_claim(ClaimKey::from("floor"), ClaimType::Int),
+    );
+    declared.verify(&token.access_token, &[], unix_now())?;
+
+    // A client with attributes gets them in its JWT.
+    let created = reg
+        .create_client("site-reader", &[(SITES.into(), "read:{attr.site} list".into())], None, true)
+        .await?;
+    reg.change_attributes(
+        AttrHolder::Client,
+        "site-reader",
+        &[("site".into(), text("lyon")), ("floor".into(), ClaimValue::Int(-2))],
+        &[],
+    )
+    .await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let grant = https
+        .token_with_secret(
+            &created.client_id,
+            created.client_secret.as_deref().context("secret")?,
+            SITES,
+            None,
+        )
+        .await?;
+    assert_eq!(grant["scope"], "read:lyon list");
+    let jwt = grant["access_token"].as_str().context("access_token")?;
+    let mut config = VerifierConfig::new(SITES).with_issuer(ISSUER);
+    config.allow_bearer = true;
+    let jwt_verifier = certbound_verify::TokenVerifier::new(verifier.keys().clone(), config);
+    let v = jwt_verifier.verify_jwt(jwt, &[], unix_now())?;
+    assert_eq!(v.claim_text("site")?, Some("lyon"));
+    assert_eq!(v.claim_int("floor")?, Some(-2));
+    assert_eq!(v.claim("sealed"), None);
+    assert!(v.claim_bool("site").is_err());
+
+    // Implementations we did not write.
+    if let Some(py) = python() {
+        let jwks = https.get("/.well-known/jwks.json", None).await?;
+        anyhow::ensure!(jwks.status == 200, "jwks: {}", jwks.status);
+        let jwks_file = fx.path().join("jwks.json");
+        std::fs::write(&jwks_file, &jwks.raw.body)?;
+        let jwks_file = jwks_file.to_str().context("path")?;
+        let expected = serde_json::json!({
+            "-65537": "berlin", "floor": 3, "-65538": true, "-65539": null, "-65540": null,
+        });
+        let out = run_script(
+            &py,
+            &[
+                "cwt",
+                jwks_file,
+                &hex::encode(&token.access_token),
+                &expected.to_string(),
+            ],
+        )?;
+        assert_eq!(out["scope"], "read:berlin list");
+        let expected = serde_json::json!({ "site": "lyon", "floor": -2, "sealed": null });
+        let out = run_script(&py, &["jwt", jwks_file, jwt, SITES, &expected.to_string()])?;
+        assert_eq!(out["claims"]["site"], "lyon");
+    }
+    fx.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_declarations_that_could_replace_registered_claims_are_refused() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let reg = &fx.registry;
+    for bad in [
+        decl("site", None, Some(CwtLabel::Int(2)), ClaimType::Text),
+        decl("site", None, Some(CwtLabel::Int(9)), ClaimType::Text),
+        decl("site", None, Some(CwtLabel::Int(65535)), ClaimType::Text),
+        decl("site", None, Some(CwtLabel::Int(-65536)), ClaimType::Text),
+        decl("site", Some("sub"), None, ClaimType::Text),
+        decl("site", Some("client_id"), None, ClaimType::Text),
+        decl("site", Some("scope"), None, ClaimType::Text),
+        decl("site", None, Some(CwtLabel::Text("cnf".into())), ClaimType::Text),
+    ] {
+        let err = reg
+            .set_api_claims(certbound_e2e::API, std::slice::from_ref(&bad))
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("claim"), "{err}");
+    }
+    assert!(reg.api_claims(certbound_e2e::API).await?.is_empty());
+    // Attributes out of bounds are refused with a clear error.
+    let err = reg
+        .change_attributes(AttrHolder::Group, GROUP, &[("Bad".into(), text("x"))], &[])
+        .await
+        .expect_err("bad name");
+    assert!(err.to_string().contains("[a-z]"), "{err}");
+    let err = reg
+        .change_attributes(AttrHolder::Device, "nobody", &[("site".into(), text("x"))], &[])
+        .await
+        .expect_err("no such device");
+    assert!(err.to_string().contains("nobody"), "{err}");
+    fx.shutdown().await;
+    Ok(())
+}
