@@ -97,7 +97,7 @@ pub struct AttrShowArgs {
 /// Replaces the API's declarations (no --claim: none). Each --claim is
 /// ATTRIBUTE[:TYPE][,jwt=NAME][,cwt=LABEL]: TYPE is text (default), int
 /// or bool; NAME the JWT claim name; LABEL the CWT label, a private-use
-/// integer below -65536 (3 bytes smaller per token than a text label) or
+/// integer below -65536 (5 bytes on the wire, as a 4-letter text label) or
 /// a short text label [a-z][a-z0-9_]{0,15}. Names and labels of
 /// registered claims (iss, sub, scope, cnf, 1..9, 65535, ...) are refused.
 /// A holder without the attribute gets no claim; one whose attribute has
