@@ -253,3 +253,97 @@ async fn claim_declarations_that_could_replace_registered_claims_are_refused() -
     fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_sets_attributes_and_claims_and_the_audit_log_has_them() -> anyhow::Result<()>
+{
+    use http::Method;
+    let fx = Fixture::new().await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let write = crate::admin_api::admin_token(&fx, &https, Some("admin:write")).await?;
+    let read = crate::admin_api::admin_token(&fx, &https, Some("admin:read")).await?;
+    fx.device("sensor-api").await?;
+    let a = https
+        .json(
+            Method::PATCH,
+            &format!("/admin/v1/groups/{GROUP}/attributes"),
+            &write,
+            &serde_json::json!({ "set": { "site": "paris", "floor": 4 } }),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let a = https
+        .json(
+            Method::PATCH,
+            "/admin/v1/devices/sensor-api/attributes",
+            &write,
+            &serde_json::json!({ "set": { "site": "berlin", "sealed": true }, "unset": [] }),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["attributes"]["sealed"], true);
+    // Reading needs admin:read only; the effective attributes merge the group's.
+    let a = https
+        .get("/admin/v1/devices/sensor-api/attributes", Some(&read))
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["effective"]["site"], "berlin");
+    assert_eq!(a.json["effective"]["floor"], 4);
+    // Writing with admin:read is refused.
+    let a = https
+        .json(
+            Method::PATCH,
+            "/admin/v1/devices/sensor-api/attributes",
+            &read,
+            &serde_json::json!({ "set": { "site": "x" } }),
+        )
+        .await?;
+    assert_eq!(a.status, 403, "{}", a.json);
+    // A bad value type and a bad name are refused with 400.
+    for body in [
+        serde_json::json!({ "set": { "site": 1.5 } }),
+        serde_json::json!({ "set": { "Site": "x" } }),
+    ] {
+        let a = https
+            .json(Method::PATCH, "/admin/v1/devices/sensor-api/attributes", &write, &body)
+            .await?;
+        assert!(a.status == 400 || a.status == 422, "{body}: {} {}", a.status, a.json);
+    }
+    // Claims of an API (its id percent-encoded).
+    let path = format!("/admin/v1/apis/{}/claims", certbound_e2e::API.replace(':', "%3A").replace('/', "%2F"));
+    let a = https
+        .json(
+            Method::PUT,
+            &path,
+            &write,
+            &serde_json::json!({ "claims": [ { "attribute": "site", "jwt": "site", "cwt": -65537, "type": "text" } ] }),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let a = https
+        .json(
+            Method::PUT,
+            &path,
+            &write,
+            &serde_json::json!({ "claims": [ { "attribute": "site", "cwt": 8, "type": "text" } ] }),
+        )
+        .await?;
+    assert_eq!(a.status, 400, "a registered label is refused: {}", a.json);
+    let a = https.get(&path, Some(&read)).await?;
+    assert_eq!(a.json["claims"][0]["cwt"], -65537, "{}", a.json);
+    // The device's next token carries the claim.
+    let token = fx.obtain(&fx.device("sensor-api-2").await?, &fx.params(None)).await?;
+    let v = fx.verifier.verify(&token.access_token, &[], unix_now())?;
+    assert_eq!(v.claim_text(-65537)?, Some("paris"), "the group's site");
+    // Audited.
+    let events = fx.registry.store.recent_audit(None, 200).await?;
+    assert!(
+        events.iter().any(|e| e.action == "attributes.changed"
+            && e.subject == "device:sensor-api"
+            && e.detail.contains("sealed=true")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e.action == "api.claims_changed"));
+    fx.shutdown().await;
+    Ok(())
+}

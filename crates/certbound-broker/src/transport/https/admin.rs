@@ -39,7 +39,10 @@ pub fn routes() -> Router<HttpsState> {
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
         .route("/audit", get(audit))
+        .merge(attrs::routes())
 }
+
+mod attrs;
 
 /// An admin API error: `{"error", "message"}`.
 struct AdminError(StatusCode, &'static str, String);
