@@ -347,3 +347,60 @@ async fn the_admin_api_sets_attributes_and_claims_and_the_audit_log_has_them() -
     fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_flags_group_conflicts_and_mistyped_attributes() -> anyhow::Result<()> {
+    use certbound_registry::doctor;
+    let fx = Fixture::new().await?;
+    let reg = &fx.registry;
+    reg.create_group("a-site", &[]).await?;
+    certbound_e2e::provision(
+        reg,
+        "sensor-both",
+        &[GROUP.to_string(), "a-site".to_string()],
+        &fx.devices_dir(),
+    )
+    .await?;
+    reg.change_attributes(AttrHolder::Group, GROUP, &[("site".into(), text("paris"))], &[])
+        .await?;
+    reg.change_attributes(AttrHolder::Group, "a-site", &[("site".into(), text("berlin"))], &[])
+        .await?;
+    reg.change_attributes(AttrHolder::Device, "sensor-both", &[("floor".into(), text("3"))], &[])
+        .await?;
+    reg.set_api_claims(
+        certbound_e2e::API,
+        &[decl("floor", Some("floor"), None, ClaimType::Int)],
+    )
+    .await?;
+    let findings = doctor::run(reg, &doctor::DoctorOptions::default(), unix_now()).await?;
+    let ours: Vec<_> = findings
+        .iter()
+        .filter(|f| f.check == doctor::CHECK_CUSTOM_CLAIMS)
+        .collect();
+    assert!(
+        ours.iter().any(|f| f.message.contains("sensor-both")
+            && f.message.contains("disagree on attribute site")
+            && f.message.contains("a-site=berlin")),
+        "{ours:?}"
+    );
+    assert!(
+        ours.iter().any(|f| f.message.contains("declares claim floor as int")
+            && f.fix.contains("--device sensor-both")),
+        "{ours:?}"
+    );
+    // The device's own value settles the conflict; the right type clears the other.
+    reg.change_attributes(
+        AttrHolder::Device,
+        "sensor-both",
+        &[("site".into(), text("lyon")), ("floor".into(), ClaimValue::Int(3))],
+        &[],
+    )
+    .await?;
+    let findings = doctor::run(reg, &doctor::DoctorOptions::default(), unix_now()).await?;
+    assert!(
+        !findings.iter().any(|f| f.check == doctor::CHECK_CUSTOM_CLAIMS),
+        "{findings:?}"
+    );
+    fx.shutdown().await;
+    Ok(())
+}
