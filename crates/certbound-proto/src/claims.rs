@@ -7,6 +7,8 @@ use crate::cbor::{self, Limits, int, map_get, uint};
 use crate::error::{ClaimError, ProtoError};
 use crate::key::EcPublicKey;
 use crate::status_list::StatusRef;
+#[cfg(test)]
+use crate::status_list::CLAIM_STATUS;
 
 /// Registered CWT claim keys.
 pub mod label {

@@ -325,3 +325,118 @@ mod tests {
         assert_eq!(ClaimType::of_cbor(&Value::Float(1.0)), None);
     }
 }
+
+#[cfg(test)]
+mod encoding_tests {
+    use ciborium::Value;
+
+    use crate::cbor::{self, Limits};
+    use crate::claims::Claims;
+    use crate::crypto::{P256Signer, Signer as _};
+    use crate::jwt::{JwtAudience, JwtClaims, UnverifiedJwt, sign_jwt_with_custom};
+    use crate::status_list::StatusRef;
+
+    use super::ClaimValue;
+
+    fn base() -> Claims {
+        Claims {
+            sub: Some("d1".into()),
+            aud: vec!["https://api".into()],
+            exp: Some(2_000),
+            scope: Some("read".into()),
+            status: Some(StatusRef {
+                idx: 1,
+                uri: "https://x/status/1".into(),
+            }),
+            ..Claims::default()
+        }
+    }
+
+    #[test]
+    fn custom_cwt_claims_are_deterministically_ordered_and_round_trip() {
+        let mut c = base();
+        c.set_custom(Value::Text("site".into()), Value::Text("berlin".into()))
+            .unwrap();
+        c.set_custom(Value::Integer((-65537).into()), Value::Integer(3.into()))
+            .unwrap();
+        c.set_custom(Value::Text("ab".into()), Value::Bool(true)).unwrap();
+        let bytes = c.to_cbor();
+        // Strict decoding checks the map's key order (RFC 8949 §4.2.1).
+        cbor::check_strict(&bytes, Limits::default()).unwrap();
+        let back = Claims::from_cbor(&bytes, Limits::default()).unwrap();
+        assert_eq!(back.custom(&Value::Text("site".into())), Some(&Value::Text("berlin".into())));
+        assert_eq!(back.custom(&Value::Integer((-65537).into())), Some(&Value::Integer(3.into())));
+        assert_eq!(back.sub.as_deref(), Some("d1"));
+        assert_eq!(back.status, c.status);
+        let keys: Vec<Value> = match cbor::decode_strict(&bytes, Limits::default()).unwrap() {
+            Value::Map(m) => m.into_iter().map(|(k, _)| k).collect(),
+            _ => panic!("not a map"),
+        };
+        let encoded: Vec<Vec<u8>> = keys.iter().map(cbor::encode).collect();
+        let mut sorted = encoded.clone();
+        sorted.sort();
+        assert_eq!(encoded, sorted);
+    }
+
+    #[test]
+    fn a_custom_claim_can_never_replace_a_registered_one() {
+        let mut c = base();
+        for label in [2i64, 3, 8, 9, 65535, 0, -1, -65536] {
+            assert!(
+                c.set_custom(Value::Integer(label.into()), Value::Text("evil".into()))
+                    .is_err(),
+                "{label} accepted"
+            );
+        }
+        assert!(c.set_custom(Value::Text("sub".into()), Value::Text("x".into())).is_err());
+        // Even pushed into `other` directly, a registered label is not written twice.
+        c.other.push((Value::Integer(2.into()), Value::Text("evil".into())));
+        let back = Claims::from_cbor(&c.to_cbor(), Limits::default()).unwrap();
+        assert_eq!(back.sub.as_deref(), Some("d1"));
+    }
+
+    #[test]
+    fn custom_jwt_claims_are_typed_json_and_never_replace_registered_ones() {
+        let signer = P256Signer::from_scalar(&[7u8; 32]).unwrap();
+        let claims = JwtClaims {
+            iss: "https://iss".into(),
+            sub: "c1".into(),
+            aud: JwtAudience::from("https://api"),
+            exp: 2_000,
+            iat: 1_000,
+            nbf: None,
+            jti: "j".into(),
+            client_id: "c1".into(),
+            scope: None,
+            cnf: None,
+            status: None,
+        };
+        let custom = vec![
+            ("site".to_string(), ClaimValue::Text("berlin".into())),
+            ("floor".to_string(), ClaimValue::Int(-3)),
+            ("sealed".to_string(), ClaimValue::Bool(false)),
+        ];
+        let text = sign_jwt_with_custom(&claims, &custom, "k", &signer).unwrap();
+        let jwt = UnverifiedJwt::parse(&text, 8192).unwrap();
+        let verifier = crate::crypto::P256Verifier::new(signer.public_key()).unwrap();
+        assert_eq!(jwt.verify(&verifier).unwrap(), claims);
+        let found = jwt.custom_claims().unwrap();
+        assert_eq!(
+            found,
+            vec![
+                ("floor".to_string(), serde_json::json!(-3)),
+                ("sealed".to_string(), serde_json::json!(false)),
+                ("site".to_string(), serde_json::json!("berlin")),
+            ]
+        );
+        for bad in ["sub", "iss", "client_id", "scope", "cnf", "status", "aud"] {
+            let e = sign_jwt_with_custom(
+                &claims,
+                &[(bad.to_string(), ClaimValue::Text("x".into()))],
+                "k",
+                &signer,
+            );
+            assert!(e.is_err(), "{bad} accepted");
+        }
+    }
+}
