@@ -87,13 +87,38 @@ async fn custom_claims_appear_in_device_cwts_and_client_jwts_as_declared() -> an
     reg.set_api_claims(
         SITES,
         &[
-            decl("site", Some("site"), Some(CwtLabel::Int(-65537)), ClaimType::Text),
-            decl("floor", Some("floor"), Some(CwtLabel::Text("floor".into())), ClaimType::Int),
-            decl("sealed", Some("sealed"), Some(CwtLabel::Int(-65538)), ClaimType::Bool),
+            decl(
+                "site",
+                Some("site"),
+                Some(CwtLabel::Int(-65537)),
+                ClaimType::Text,
+            ),
+            decl(
+                "floor",
+                Some("floor"),
+                Some(CwtLabel::Text("floor".into())),
+                ClaimType::Int,
+            ),
+            decl(
+                "sealed",
+                Some("sealed"),
+                Some(CwtLabel::Int(-65538)),
+                ClaimType::Bool,
+            ),
             // The device's `model` is an integer: declared text, left out.
-            decl("model", Some("model"), Some(CwtLabel::Int(-65539)), ClaimType::Text),
+            decl(
+                "model",
+                Some("model"),
+                Some(CwtLabel::Int(-65539)),
+                ClaimType::Text,
+            ),
             // Nobody has `zone`: no claim, and `read:{attr.zone}` is not granted.
-            decl("zone", Some("zone"), Some(CwtLabel::Int(-65540)), ClaimType::Text),
+            decl(
+                "zone",
+                Some("zone"),
+                Some(CwtLabel::Int(-65540)),
+                ClaimType::Text,
+            ),
         ],
     )
     .await?;
@@ -104,7 +129,10 @@ async fn custom_claims_appear_in_device_cwts_and_client_jwts_as_declared() -> an
     reg.change_attributes(
         AttrHolder::Group,
         GROUP,
-        &[("site".into(), text("paris")), ("floor".into(), ClaimValue::Int(3))],
+        &[
+            ("site".into(), text("paris")),
+            ("floor".into(), ClaimValue::Int(3)),
+        ],
         &[],
     )
     .await?;
@@ -161,12 +189,20 @@ async fn custom_claims_appear_in_device_cwts_and_client_jwts_as_declared() -> an
 
     // A client with attributes gets them in its JWT.
     let created = reg
-        .create_client("site-reader", &[(SITES.into(), "read:{attr.site} list".into())], None, true)
+        .create_client(
+            "site-reader",
+            &[(SITES.into(), "read:{attr.site} list".into())],
+            None,
+            true,
+        )
         .await?;
     reg.change_attributes(
         AttrHolder::Client,
         "site-reader",
-        &[("site".into(), text("lyon")), ("floor".into(), ClaimValue::Int(-2))],
+        &[
+            ("site".into(), text("lyon")),
+            ("floor".into(), ClaimValue::Int(-2)),
+        ],
         &[],
     )
     .await?;
@@ -219,7 +255,8 @@ async fn custom_claims_appear_in_device_cwts_and_client_jwts_as_declared() -> an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claim_declarations_that_could_replace_registered_claims_are_refused() -> anyhow::Result<()> {
+async fn claim_declarations_that_could_replace_registered_claims_are_refused() -> anyhow::Result<()>
+{
     let fx = Fixture::new().await?;
     let reg = &fx.registry;
     for bad in [
@@ -230,7 +267,12 @@ async fn claim_declarations_that_could_replace_registered_claims_are_refused() -
         decl("site", Some("sub"), None, ClaimType::Text),
         decl("site", Some("client_id"), None, ClaimType::Text),
         decl("site", Some("scope"), None, ClaimType::Text),
-        decl("site", None, Some(CwtLabel::Text("cnf".into())), ClaimType::Text),
+        decl(
+            "site",
+            None,
+            Some(CwtLabel::Text("cnf".into())),
+            ClaimType::Text,
+        ),
     ] {
         let err = reg
             .set_api_claims(certbound_e2e::API, std::slice::from_ref(&bad))
@@ -246,7 +288,12 @@ async fn claim_declarations_that_could_replace_registered_claims_are_refused() -
         .expect_err("bad name");
     assert!(err.to_string().contains("[a-z]"), "{err}");
     let err = reg
-        .change_attributes(AttrHolder::Device, "nobody", &[("site".into(), text("x"))], &[])
+        .change_attributes(
+            AttrHolder::Device,
+            "nobody",
+            &[("site".into(), text("x"))],
+            &[],
+        )
         .await
         .expect_err("no such device");
     assert!(err.to_string().contains("nobody"), "{err}");
@@ -305,12 +352,25 @@ async fn the_admin_api_sets_attributes_and_claims_and_the_audit_log_has_them() -
         serde_json::json!({ "set": { "Site": "x" } }),
     ] {
         let a = https
-            .json(Method::PATCH, "/admin/v1/devices/sensor-api/attributes", &write, &body)
+            .json(
+                Method::PATCH,
+                "/admin/v1/devices/sensor-api/attributes",
+                &write,
+                &body,
+            )
             .await?;
-        assert!(a.status == 400 || a.status == 422, "{body}: {} {}", a.status, a.json);
+        assert!(
+            a.status == 400 || a.status == 422,
+            "{body}: {} {}",
+            a.status,
+            a.json
+        );
     }
     // Claims of an API (its id percent-encoded).
-    let path = format!("/admin/v1/apis/{}/claims", certbound_e2e::API.replace(':', "%3A").replace('/', "%2F"));
+    let path = format!(
+        "/admin/v1/apis/{}/claims",
+        certbound_e2e::API.replace(':', "%3A").replace('/', "%2F")
+    );
     let a = https
         .json(
             Method::PUT,
@@ -332,7 +392,9 @@ async fn the_admin_api_sets_attributes_and_claims_and_the_audit_log_has_them() -
     let a = https.get(&path, Some(&read)).await?;
     assert_eq!(a.json["claims"][0]["cwt"], -65537, "{}", a.json);
     // The device's next token carries the claim.
-    let token = fx.obtain(&fx.device("sensor-api-2").await?, &fx.params(None)).await?;
+    let token = fx
+        .obtain(&fx.device("sensor-api-2").await?, &fx.params(None))
+        .await?;
     let v = fx.verifier.verify(&token.access_token, &[], unix_now())?;
     assert_eq!(v.claim_text(-65537)?, Some("paris"), "the group's site");
     // Audited.
@@ -361,12 +423,27 @@ async fn the_doctor_flags_group_conflicts_and_mistyped_attributes() -> anyhow::R
         &fx.devices_dir(),
     )
     .await?;
-    reg.change_attributes(AttrHolder::Group, GROUP, &[("site".into(), text("paris"))], &[])
-        .await?;
-    reg.change_attributes(AttrHolder::Group, "a-site", &[("site".into(), text("berlin"))], &[])
-        .await?;
-    reg.change_attributes(AttrHolder::Device, "sensor-both", &[("floor".into(), text("3"))], &[])
-        .await?;
+    reg.change_attributes(
+        AttrHolder::Group,
+        GROUP,
+        &[("site".into(), text("paris"))],
+        &[],
+    )
+    .await?;
+    reg.change_attributes(
+        AttrHolder::Group,
+        "a-site",
+        &[("site".into(), text("berlin"))],
+        &[],
+    )
+    .await?;
+    reg.change_attributes(
+        AttrHolder::Device,
+        "sensor-both",
+        &[("floor".into(), text("3"))],
+        &[],
+    )
+    .await?;
     reg.set_api_claims(
         certbound_e2e::API,
         &[decl("floor", Some("floor"), None, ClaimType::Int)],
@@ -384,22 +461,137 @@ async fn the_doctor_flags_group_conflicts_and_mistyped_attributes() -> anyhow::R
         "{ours:?}"
     );
     assert!(
-        ours.iter().any(|f| f.message.contains("declares claim floor as int")
-            && f.fix.contains("--device sensor-both")),
+        ours.iter()
+            .any(|f| f.message.contains("declares claim floor as int")
+                && f.fix.contains("--device sensor-both")),
         "{ours:?}"
     );
     // The device's own value settles the conflict; the right type clears the other.
     reg.change_attributes(
         AttrHolder::Device,
         "sensor-both",
-        &[("site".into(), text("lyon")), ("floor".into(), ClaimValue::Int(3))],
+        &[
+            ("site".into(), text("lyon")),
+            ("floor".into(), ClaimValue::Int(3)),
+        ],
         &[],
     )
     .await?;
     let findings = doctor::run(reg, &doctor::DoctorOptions::default(), unix_now()).await?;
     assert!(
-        !findings.iter().any(|f| f.check == doctor::CHECK_CUSTOM_CLAIMS),
+        !findings
+            .iter()
+            .any(|f| f.check == doctor::CHECK_CUSTOM_CLAIMS),
         "{findings:?}"
+    );
+    fx.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_as_code_exports_plans_and_applies_claims_and_attributes() -> anyhow::Result<()> {
+    use certbound_registry::policy::{self, ApplyOptions, PolicyDoc};
+    let fx = Fixture::new().await?;
+    let store = &fx.registry.store;
+    let current = policy::export(store).await?.to_toml()?;
+    // Declarations and attributes as an operator writes them.
+    let mut doc = PolicyDoc::parse(&current, |_| None)?;
+    let extra = PolicyDoc::parse(
+        r#"
+[[api]]
+id = "https://sites.example.com"
+scopes = ["read:{attr.site}"]
+format = "jwt"
+
+[[api.claim]]
+attribute = "site"
+jwt = "site"
+cwt = -65537
+type = "text"
+
+[[api.claim]]
+attribute = "floor"
+cwt = "floor"
+type = "int"
+
+[[group]]
+name = "berlin"
+attributes = { site = "berlin", floor = 3, sealed = true }
+
+[[client]]
+name = "billing"
+attributes = { department = "finance" }
+"#,
+        |_| None,
+    )?;
+    doc.api.extend(extra.api);
+    doc.group.extend(extra.group);
+    doc.client.extend(extra.client);
+    let plan = policy::plan(store, &doc).await?;
+    let rendered = plan.render();
+    assert!(
+        rendered.contains("claims (none) -> [site:text jwt=site cwt=-65537]"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("attributes (none) -> floor=3 sealed=true site=\"berlin\""),
+        "{rendered}"
+    );
+    policy::apply(store, &doc, "test", ApplyOptions::default()).await?;
+    // Applied: the store has them, the export shows them, a second plan is empty.
+    let decls = store.api_claims("https://sites.example.com").await?;
+    assert_eq!(decls.len(), 2);
+    assert_eq!(decls[1].cwt, Some(CwtLabel::Text("floor".into())));
+    let attrs = store.attributes(AttrHolder::Group, "berlin").await?;
+    assert_eq!(attrs.get("floor"), Some(&ClaimValue::Int(3)));
+    let exported = policy::export(store).await?;
+    let again = exported.to_toml()?;
+    assert!(again.contains("[[api.claim]]"), "{again}");
+    assert!(again.contains("department = \"finance\""), "{again}");
+    assert_eq!(
+        PolicyDoc::parse(&again, |_| None)?,
+        exported,
+        "the export reads back the same"
+    );
+    assert!(policy::plan(store, &exported).await?.is_empty());
+    // A declaration that could replace a registered claim is refused; nothing changes.
+    let mut bad = exported.clone();
+    bad.api
+        .iter_mut()
+        .find(|a| a.id == "https://sites.example.com")
+        .context("api")?
+        .claim[0]
+        .jwt = Some("sub".into());
+    bad.group
+        .iter_mut()
+        .find(|g| g.name == "berlin")
+        .context("group")?
+        .attributes = Default::default();
+    let err = policy::apply(store, &bad, "test", ApplyOptions::default())
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("sub"), "{err}");
+    assert_eq!(
+        store
+            .attributes(AttrHolder::Group, "berlin")
+            .await?
+            .get("site"),
+        Some(&text("berlin"))
+    );
+    // Removing the attributes in the document removes them.
+    let mut cleared = exported.clone();
+    cleared
+        .group
+        .iter_mut()
+        .find(|g| g.name == "berlin")
+        .context("group")?
+        .attributes = Default::default();
+    policy::apply(store, &cleared, "test", ApplyOptions::default()).await?;
+    assert!(
+        store
+            .attributes(AttrHolder::Group, "berlin")
+            .await?
+            .is_empty()
     );
     fx.shutdown().await;
     Ok(())

@@ -286,22 +286,16 @@ impl TokenService {
                 format!("unknown audience {audience:?}: no such API is registered"),
             ))
         })?;
-        let granted: Vec<String> = view
-            .granted
-            .ok_or_else(|| {
-                with_device(refuse(
-                    AceErrorCode::UnauthorizedClient,
-                    format!("device {device_id} has no grant for {audience}"),
-                ))
-            })?
-;
+        let granted: Vec<String> = view.granted.ok_or_else(|| {
+            with_device(refuse(
+                AceErrorCode::UnauthorizedClient,
+                format!("device {device_id} has no grant for {audience}"),
+            ))
+        })?;
         // `{device}` and `{attr.NAME}` placeholders; a scope whose attribute
         // the device lacks is not granted.
-        let granted = crate::store::attributes::expand_scopes(
-            &granted,
-            Some(&device_id),
-            &view.attributes,
-        );
+        let granted =
+            crate::store::attributes::expand_scopes(&granted, Some(&device_id), &view.attributes);
         let scopes = intersect_scopes(req.scope.as_deref(), &granted);
         if scopes.is_empty() {
             return Err(with_device(refuse(

@@ -6,9 +6,9 @@ use ciborium::Value;
 use crate::cbor::{self, Limits, int, map_get, uint};
 use crate::error::{ClaimError, ProtoError};
 use crate::key::EcPublicKey;
-use crate::status_list::StatusRef;
 #[cfg(test)]
 use crate::status_list::CLAIM_STATUS;
+use crate::status_list::StatusRef;
 
 /// Registered CWT claim keys.
 pub mod label {

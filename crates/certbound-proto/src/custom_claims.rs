@@ -301,7 +301,11 @@ mod tests {
         }
         assert!(CwtLabel::Text("site".into()).check().is_ok());
         assert!(CwtLabel::Text("Site".into()).check().is_err());
-        assert!(CwtLabel::Text("a_very_long_label_x".into()).check().is_err());
+        assert!(
+            CwtLabel::Text("a_very_long_label_x".into())
+                .check()
+                .is_err()
+        );
         assert!(check_jwt_name("site").is_ok());
         assert!(check_jwt_name("https://example.com/site").is_ok());
         assert!(check_jwt_name("").is_err());
@@ -321,7 +325,10 @@ mod tests {
             ]
         );
         assert!(serde_json::from_str::<ClaimValue>("3.5").is_err());
-        assert_eq!(ClaimType::of_cbor(&Value::Bool(false)), Some(ClaimType::Bool));
+        assert_eq!(
+            ClaimType::of_cbor(&Value::Bool(false)),
+            Some(ClaimType::Bool)
+        );
         assert_eq!(ClaimType::of_cbor(&Value::Float(1.0)), None);
     }
 }
@@ -359,13 +366,20 @@ mod encoding_tests {
             .unwrap();
         c.set_custom(Value::Integer((-65537).into()), Value::Integer(3.into()))
             .unwrap();
-        c.set_custom(Value::Text("ab".into()), Value::Bool(true)).unwrap();
+        c.set_custom(Value::Text("ab".into()), Value::Bool(true))
+            .unwrap();
         let bytes = c.to_cbor();
         // Strict decoding checks the map's key order (RFC 8949 §4.2.1).
         cbor::check_strict(&bytes, Limits::default()).unwrap();
         let back = Claims::from_cbor(&bytes, Limits::default()).unwrap();
-        assert_eq!(back.custom(&Value::Text("site".into())), Some(&Value::Text("berlin".into())));
-        assert_eq!(back.custom(&Value::Integer((-65537).into())), Some(&Value::Integer(3.into())));
+        assert_eq!(
+            back.custom(&Value::Text("site".into())),
+            Some(&Value::Text("berlin".into()))
+        );
+        assert_eq!(
+            back.custom(&Value::Integer((-65537).into())),
+            Some(&Value::Integer(3.into()))
+        );
         assert_eq!(back.sub.as_deref(), Some("d1"));
         assert_eq!(back.status, c.status);
         let keys: Vec<Value> = match cbor::decode_strict(&bytes, Limits::default()).unwrap() {
@@ -388,9 +402,13 @@ mod encoding_tests {
                 "{label} accepted"
             );
         }
-        assert!(c.set_custom(Value::Text("sub".into()), Value::Text("x".into())).is_err());
+        assert!(
+            c.set_custom(Value::Text("sub".into()), Value::Text("x".into()))
+                .is_err()
+        );
         // Even pushed into `other` directly, a registered label is not written twice.
-        c.other.push((Value::Integer(2.into()), Value::Text("evil".into())));
+        c.other
+            .push((Value::Integer(2.into()), Value::Text("evil".into())));
         let back = Claims::from_cbor(&c.to_cbor(), Limits::default()).unwrap();
         assert_eq!(back.sub.as_deref(), Some("d1"));
     }

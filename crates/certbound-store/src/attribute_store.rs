@@ -65,7 +65,11 @@ pub struct AttrChange {
 impl Store {
     /// The attributes of one holder. [`StoreError::NotFound`] when there is
     /// no such holder.
-    pub async fn attributes(&self, holder: AttrHolder, key: &str) -> Result<Attributes, StoreError> {
+    pub async fn attributes(
+        &self,
+        holder: AttrHolder,
+        key: &str,
+    ) -> Result<Attributes, StoreError> {
         let (table, column) = holder.table_key();
         let text: Option<String> = sqlx::query_scalar(&format!(
             "SELECT attributes FROM {table} WHERE {column} = $1"
@@ -146,12 +150,18 @@ impl Store {
 
     /// Every group's attributes (groups without any left out), by name.
     pub async fn group_attributes(&self) -> Result<Vec<(String, Attributes)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, attributes FROM groups WHERE attributes <> '{}' ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT name, attributes FROM groups WHERE attributes <> '{}' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.get("name"), Attributes::from_json(&r.get::<String, _>("attributes"))?)))
+            .map(|r| {
+                Ok((
+                    r.get("name"),
+                    Attributes::from_json(&r.get::<String, _>("attributes"))?,
+                ))
+            })
             .collect()
     }
 
@@ -168,7 +178,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.get("name"), Attributes::from_json(&r.get::<String, _>("attributes"))?)))
+            .map(|r| {
+                Ok((
+                    r.get("name"),
+                    Attributes::from_json(&r.get::<String, _>("attributes"))?,
+                ))
+            })
             .collect()
     }
 
@@ -217,7 +232,12 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.get("id"), claims_from_json(&r.get::<String, _>("claims"))?)))
+            .map(|r| {
+                Ok((
+                    r.get("id"),
+                    claims_from_json(&r.get::<String, _>("claims"))?,
+                ))
+            })
             .collect()
     }
 
@@ -254,4 +274,3 @@ fn no_api(id: &str) -> StoreError {
         hint: "; `certbound api list` shows them".into(),
     }
 }
-

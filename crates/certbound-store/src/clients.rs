@@ -382,8 +382,7 @@ fn client_not_found(id: &str) -> StoreError {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at, attributes";
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, tls_subject, tls_san, thumbprint, auth_method, status, created_at, attributes";
 
 fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
     let secret_hash: Option<String> = row.get("secret_hash");

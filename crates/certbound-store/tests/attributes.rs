@@ -4,9 +4,7 @@
 //! after changes made by another handle (a group's attributes reach its
 //! devices through the change feed), and out-of-bounds values are refused.
 
-use certbound_store::attributes::{
-    Attributes, ClaimDecl, ClaimType, ClaimValue, CwtLabel,
-};
+use certbound_store::attributes::{Attributes, ClaimDecl, ClaimType, ClaimValue, CwtLabel};
 use certbound_store::testing::current;
 use certbound_store::{Api, AttrHolder, CertRecord, Grant, Store, StoreError};
 
@@ -28,7 +26,11 @@ fn text(t: &str) -> ClaimValue {
     ClaimValue::Text(t.into())
 }
 
-async fn views_agree(store: &Store, snapshot: &certbound_store::snapshot::Snapshot, device: &str) -> Attributes {
+async fn views_agree(
+    store: &Store,
+    snapshot: &certbound_store::snapshot::Snapshot,
+    device: &str,
+) -> Attributes {
     let t = cert(device).thumbprint;
     let want = store.token_view(&t, TEL).await.unwrap().unwrap();
     let got = snapshot.token_view(&t, TEL).unwrap();
@@ -40,7 +42,9 @@ async fn views_agree(store: &Store, snapshot: &certbound_store::snapshot::Snapsh
 async fn attributes_and_claims_reach_the_token_view_through_the_feed() {
     let dir = tempfile::tempdir().unwrap();
     let store = current().open(dir.path()).await;
-    let other = Store::connect(&current().url_for(dir.path())).await.unwrap();
+    let other = Store::connect(&current().url_for(dir.path()))
+        .await
+        .unwrap();
     store
         .create_api(
             &Api {
@@ -69,15 +73,30 @@ async fn attributes_and_claims_reach_the_token_view_through_the_feed() {
 
     // Another handle changes group, device and API: the next refresh has them.
     other
-        .change_attributes(AttrHolder::Group, "zeta", &[("site".into(), text("paris")), ("model".into(), text("z"))], &[])
+        .change_attributes(
+            AttrHolder::Group,
+            "zeta",
+            &[("site".into(), text("paris")), ("model".into(), text("z"))],
+            &[],
+        )
         .await
         .unwrap();
     other
-        .change_attributes(AttrHolder::Group, "alpha", &[("model".into(), text("a"))], &[])
+        .change_attributes(
+            AttrHolder::Group,
+            "alpha",
+            &[("model".into(), text("a"))],
+            &[],
+        )
         .await
         .unwrap();
     other
-        .change_attributes(AttrHolder::Device, "d1", &[("floor".into(), ClaimValue::Int(3))], &[])
+        .change_attributes(
+            AttrHolder::Device,
+            "d1",
+            &[("floor".into(), ClaimValue::Int(3))],
+            &[],
+        )
         .await
         .unwrap();
     let decl = ClaimDecl {
@@ -86,21 +105,42 @@ async fn attributes_and_claims_reach_the_token_view_through_the_feed() {
         cwt: Some(CwtLabel::Int(-65537)),
         ty: ClaimType::Text,
     };
-    other.set_api_claims(TEL, std::slice::from_ref(&decl)).await.unwrap();
-    snapshot.refresh().await.unwrap();
-    let eff = views_agree(&store, &snapshot, "d1").await;
-    assert_eq!(eff.get("site"), Some(&text("paris")));
-    assert_eq!(eff.get("model"), Some(&text("a")), "the first group by name wins");
-    assert_eq!(eff.get("floor"), Some(&ClaimValue::Int(3)));
-    assert_eq!(snapshot.token_view(&cert("d1").thumbprint, TEL).unwrap().claims, vec![decl]);
-
-    // The device's own value wins; unsetting it falls back to the group's.
     other
-        .change_attributes(AttrHolder::Device, "d1", &[("site".into(), text("berlin"))], &[])
+        .set_api_claims(TEL, std::slice::from_ref(&decl))
         .await
         .unwrap();
     snapshot.refresh().await.unwrap();
-    assert_eq!(views_agree(&store, &snapshot, "d1").await.get("site"), Some(&text("berlin")));
+    let eff = views_agree(&store, &snapshot, "d1").await;
+    assert_eq!(eff.get("site"), Some(&text("paris")));
+    assert_eq!(
+        eff.get("model"),
+        Some(&text("a")),
+        "the first group by name wins"
+    );
+    assert_eq!(eff.get("floor"), Some(&ClaimValue::Int(3)));
+    assert_eq!(
+        snapshot
+            .token_view(&cert("d1").thumbprint, TEL)
+            .unwrap()
+            .claims,
+        vec![decl]
+    );
+
+    // The device's own value wins; unsetting it falls back to the group's.
+    other
+        .change_attributes(
+            AttrHolder::Device,
+            "d1",
+            &[("site".into(), text("berlin"))],
+            &[],
+        )
+        .await
+        .unwrap();
+    snapshot.refresh().await.unwrap();
+    assert_eq!(
+        views_agree(&store, &snapshot, "d1").await.get("site"),
+        Some(&text("berlin"))
+    );
     other
         .change_attributes(AttrHolder::Device, "d1", &[], &["site".into()])
         .await
@@ -116,18 +156,43 @@ async fn attributes_and_claims_reach_the_token_view_through_the_feed() {
 
     // Bounds.
     let err = store
-        .change_attributes(AttrHolder::Device, "d1", &[("x".into(), text(&"y".repeat(257)))], &[])
+        .change_attributes(
+            AttrHolder::Device,
+            "d1",
+            &[("x".into(), text(&"y".repeat(257)))],
+            &[],
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-    let many: Vec<(String, ClaimValue)> = (0..33).map(|i| (format!("a{i}"), ClaimValue::Int(i))).collect();
-    assert!(store.change_attributes(AttrHolder::Group, "alpha", &many, &[]).await.is_err());
+    let many: Vec<(String, ClaimValue)> = (0..33)
+        .map(|i| (format!("a{i}"), ClaimValue::Int(i)))
+        .collect();
+    assert!(
+        store
+            .change_attributes(AttrHolder::Group, "alpha", &many, &[])
+            .await
+            .is_err()
+    );
     let err = store
-        .change_attributes(AttrHolder::Client, "nobody", &[("x".into(), ClaimValue::Bool(true))], &[])
+        .change_attributes(
+            AttrHolder::Client,
+            "nobody",
+            &[("x".into(), ClaimValue::Bool(true))],
+            &[],
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
-    let bad = ClaimDecl { cwt: Some(CwtLabel::Int(8)), ..ClaimDecl { attribute: "site".into(), jwt: None, cwt: None, ty: ClaimType::Text } };
+    let bad = ClaimDecl {
+        cwt: Some(CwtLabel::Int(8)),
+        ..ClaimDecl {
+            attribute: "site".into(),
+            jwt: None,
+            cwt: None,
+            ty: ClaimType::Text,
+        }
+    };
     assert!(store.set_api_claims(TEL, &[bad]).await.is_err());
 }
 

@@ -2,7 +2,9 @@
 
 use base64::Engine as _;
 use certbound_proto::claims::{Claims, intersect_scopes};
-use certbound_proto::jwt::{JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt_with_custom};
+use certbound_proto::jwt::{
+    JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt_with_custom,
+};
 use certbound_proto::{EcPublicKey, token};
 use serde::Serialize;
 
@@ -217,10 +219,11 @@ impl OAuthService {
                 &client.id,
                 &audience,
             );
-            let text = sign_jwt_with_custom(&claims, &custom, &key.kid, &key.signer).map_err(|e| {
-                tracing::error!(error = %e, "signing a client JWT failed");
-                fail(OAuthError::server_error())
-            })?;
+            let text =
+                sign_jwt_with_custom(&claims, &custom, &key.kid, &key.signer).map_err(|e| {
+                    tracing::error!(error = %e, "signing a client JWT failed");
+                    fail(OAuthError::server_error())
+                })?;
             (text, jti)
         } else {
             // CWT: bound to the certificate's public key (cnf COSE_Key), the

@@ -64,7 +64,10 @@ pub(super) async fn check_custom_claims(
         .collect();
     for (api, decls) in reg.store.all_api_claims().await? {
         for d in &decls {
-            for (kind, flag, holders) in [("device", "--device", &effective), ("client", "--client", &clients)] {
+            for (kind, flag, holders) in [
+                ("device", "--device", &effective),
+                ("client", "--client", &clients),
+            ] {
                 let wrong: Vec<String> = holders
                     .iter()
                     .filter(|(_, a)| a.get(&d.attribute).is_some_and(|v| v.claim_type() != d.ty))

@@ -15,14 +15,29 @@ fn text(t: &str) -> ClaimValue {
 
 #[test]
 fn assignments_infer_the_type_and_colon_equals_forces_text() {
-    assert_eq!(parse_assignment("site=berlin").unwrap(), ("site".into(), text("berlin")));
-    assert_eq!(parse_assignment("floor=3").unwrap(), ("floor".into(), ClaimValue::Int(3)));
-    assert_eq!(parse_assignment("delta=-12").unwrap().1, ClaimValue::Int(-12));
-    assert_eq!(parse_assignment("sealed=true").unwrap().1, ClaimValue::Bool(true));
+    assert_eq!(
+        parse_assignment("site=berlin").unwrap(),
+        ("site".into(), text("berlin"))
+    );
+    assert_eq!(
+        parse_assignment("floor=3").unwrap(),
+        ("floor".into(), ClaimValue::Int(3))
+    );
+    assert_eq!(
+        parse_assignment("delta=-12").unwrap().1,
+        ClaimValue::Int(-12)
+    );
+    assert_eq!(
+        parse_assignment("sealed=true").unwrap().1,
+        ClaimValue::Bool(true)
+    );
     assert_eq!(parse_assignment("zip=01234").unwrap().1, text("01234"));
     assert_eq!(parse_assignment("id:=3").unwrap(), ("id".into(), text("3")));
     assert_eq!(parse_assignment("flag:=true").unwrap().1, text("true"));
-    assert_eq!(parse_assignment("big=99999999999999999999").unwrap().1, text("99999999999999999999"));
+    assert_eq!(
+        parse_assignment("big=99999999999999999999").unwrap().1,
+        text("99999999999999999999")
+    );
     assert_eq!(parse_assignment("empty=").unwrap().1, text(""));
     for bad in ["noequals", "Site=x", "1st=x", "=x", "a-b=x", "x=a\u{7}b"] {
         assert!(parse_assignment(bad).is_err(), "{bad} accepted");
@@ -33,7 +48,11 @@ fn assignments_infer_the_type_and_colon_equals_forces_text() {
 
 #[test]
 fn attributes_are_bounded_and_round_trip_as_json() {
-    let a = attrs(&[("site", text("berlin")), ("floor", ClaimValue::Int(3)), ("sealed", ClaimValue::Bool(true))]);
+    let a = attrs(&[
+        ("site", text("berlin")),
+        ("floor", ClaimValue::Int(3)),
+        ("sealed", ClaimValue::Bool(true)),
+    ]);
     assert_eq!(a.to_json(), r#"{"floor":3,"sealed":true,"site":"berlin"}"#);
     assert_eq!(Attributes::from_json(&a.to_json()).unwrap(), a);
     assert!(Attributes::from_json(r#"{"x":1.5}"#).is_err());
@@ -66,7 +85,10 @@ fn device_attributes_win_over_groups_and_the_first_group_by_name_wins() {
 #[test]
 fn placeholders_expand_and_a_missing_attribute_drops_the_scope() {
     let a = attrs(&[("site", text("berlin")), ("floor", ClaimValue::Int(3))]);
-    assert_eq!(expand_scope("read:{attr.site}", None, &a).as_deref(), Some("read:berlin"));
+    assert_eq!(
+        expand_scope("read:{attr.site}", None, &a).as_deref(),
+        Some("read:berlin")
+    );
     assert_eq!(
         expand_scope("t/{device}/{attr.site}/{attr.floor}", Some("dev-1"), &a).as_deref(),
         Some("t/dev-1/berlin/3")
@@ -77,15 +99,31 @@ fn placeholders_expand_and_a_missing_attribute_drops_the_scope() {
     assert_eq!(expand_scope("read:{attr.site", None, &a), None);
     assert_eq!(expand_scope("read:{other}", None, &a), None);
     assert_eq!(expand_scope("read:}x", None, &a), None);
-    let granted = vec!["read:{attr.site}".to_string(), "read:{attr.model}".to_string(), "x".to_string()];
+    let granted = vec![
+        "read:{attr.site}".to_string(),
+        "read:{attr.model}".to_string(),
+        "x".to_string(),
+    ];
     assert_eq!(expand_scopes(&granted, None, &a), vec!["read:berlin", "x"]);
 }
 
 #[test]
 fn an_attribute_value_can_never_smuggle_in_another_scope() {
-    for evil in ["berlin admin:all", "berlin\tx", "a\"b", "a\\b", "{attr.site}", "", "ü"] {
+    for evil in [
+        "berlin admin:all",
+        "berlin\tx",
+        "a\"b",
+        "a\\b",
+        "{attr.site}",
+        "",
+        "ü",
+    ] {
         let a = attrs(&[("site", text(evil))]);
-        assert_eq!(expand_scope("read:{attr.site}", None, &a), None, "{evil:?} expanded");
+        assert_eq!(
+            expand_scope("read:{attr.site}", None, &a),
+            None,
+            "{evil:?} expanded"
+        );
     }
 }
 
@@ -109,29 +147,53 @@ fn claim_declarations_refuse_collisions_with_registered_claims() {
     assert!(with(&|d| d.cwt = Some(CwtLabel::Text("scope".into()))).is_err());
     assert!(with(&|d| d.jwt = Some("client_id".into())).is_err());
     assert!(with(&|d| d.jwt = Some("iss".into())).is_err());
-    assert!(with(&|d| {
-        d.jwt = None;
-        d.cwt = None;
-    })
-    .is_err());
+    assert!(
+        with(&|d| {
+            d.jwt = None;
+            d.cwt = None;
+        })
+        .is_err()
+    );
     let mut twice = ok.clone();
     twice.attribute = "model".into();
     assert!(validate_claims(&[ok.clone(), twice.clone()]).is_err());
     twice.jwt = Some("model".into());
-    assert!(validate_claims(&[ok.clone(), twice.clone()]).is_err(), "same CWT label");
+    assert!(
+        validate_claims(&[ok.clone(), twice.clone()]).is_err(),
+        "same CWT label"
+    );
     twice.cwt = Some(CwtLabel::Text("model".into()));
     validate_claims(&[ok.clone(), twice]).unwrap();
-    let parsed = claims_from_json(r#"[{"attribute":"site","jwt":"site","cwt":-65537,"type":"text"}]"#).unwrap();
+    let parsed =
+        claims_from_json(r#"[{"attribute":"site","jwt":"site","cwt":-65537,"type":"text"}]"#)
+            .unwrap();
     assert_eq!(parsed, vec![ok]);
-    assert!(claims_from_json(r#"[{"attribute":"site","jwt":"site","type":"text","extra":1}]"#).is_err());
+    assert!(
+        claims_from_json(r#"[{"attribute":"site","jwt":"site","type":"text","extra":1}]"#).is_err()
+    );
 }
 
 #[test]
 fn claim_values_leave_out_missing_and_mistyped_attributes() {
     let decls = vec![
-        ClaimDecl { attribute: "site".into(), jwt: Some("site".into()), cwt: None, ty: ClaimType::Text },
-        ClaimDecl { attribute: "floor".into(), jwt: Some("floor".into()), cwt: None, ty: ClaimType::Text },
-        ClaimDecl { attribute: "model".into(), jwt: Some("model".into()), cwt: None, ty: ClaimType::Text },
+        ClaimDecl {
+            attribute: "site".into(),
+            jwt: Some("site".into()),
+            cwt: None,
+            ty: ClaimType::Text,
+        },
+        ClaimDecl {
+            attribute: "floor".into(),
+            jwt: Some("floor".into()),
+            cwt: None,
+            ty: ClaimType::Text,
+        },
+        ClaimDecl {
+            attribute: "model".into(),
+            jwt: Some("model".into()),
+            cwt: None,
+            ty: ClaimType::Text,
+        },
     ];
     let a = attrs(&[("site", text("berlin")), ("floor", ClaimValue::Int(3))]);
     let out = claim_values(&decls, &a);

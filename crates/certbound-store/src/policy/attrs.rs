@@ -17,7 +17,12 @@ pub async fn read_api_claims(
         .fetch_all(&mut *conn)
         .await?;
     rows.iter()
-        .map(|r| Ok((r.get("id"), claims_from_json(&r.get::<String, _>("claims"))?)))
+        .map(|r| {
+            Ok((
+                r.get("id"),
+                claims_from_json(&r.get::<String, _>("claims"))?,
+            ))
+        })
         .collect()
 }
 
@@ -25,7 +30,11 @@ pub async fn read_api_claims(
 pub async fn read_group_attributes(
     conn: &mut PolicyConn,
 ) -> Result<BTreeMap<String, Attributes>, StoreError> {
-    read_attrs(conn, "SELECT name, attributes FROM groups WHERE attributes <> '{}'").await
+    read_attrs(
+        conn,
+        "SELECT name, attributes FROM groups WHERE attributes <> '{}'",
+    )
+    .await
 }
 
 /// Attributes of every active client (by NAME, the policy's key) with some.

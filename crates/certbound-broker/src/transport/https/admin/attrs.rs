@@ -52,7 +52,14 @@ struct ClaimsBody {
     claims: Vec<ClaimDecl>,
 }
 
-async fn show(s: HttpsState, m: Method, h: HeaderMap, p: Peer, kind: AttrHolder, id: String) -> AdminResult {
+async fn show(
+    s: HttpsState,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    kind: AttrHolder,
+    id: String,
+) -> AdminResult {
     let reg = caller(&s, &m, &h, p.as_ref().map(|e| &e.0)).await?;
     ok(reg.show_attributes(kind, &id).await?)
 }
@@ -71,15 +78,33 @@ async fn change(
     ok(reg.change_attributes(kind, &id, &set, &body.unset).await?)
 }
 
-async fn show_device(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer, Path(id): Path<String>) -> AdminResult {
+async fn show_device(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
     show(s, m, h, p, AttrHolder::Device, id).await
 }
 
-async fn show_group(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer, Path(id): Path<String>) -> AdminResult {
+async fn show_group(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
     show(s, m, h, p, AttrHolder::Group, id).await
 }
 
-async fn show_client(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer, Path(id): Path<String>) -> AdminResult {
+async fn show_client(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
     show(s, m, h, p, AttrHolder::Client, id).await
 }
 
@@ -116,7 +141,13 @@ async fn change_client(
     change(s, m, h, p, AttrHolder::Client, id, body).await
 }
 
-async fn show_claims(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer, Path(id): Path<String>) -> AdminResult {
+async fn show_claims(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(id): Path<String>,
+) -> AdminResult {
     let reg = caller(&s, &m, &h, p.as_ref().map(|e| &e.0)).await?;
     ok(serde_json::json!({ "api": id, "claims": reg.api_claims(&id).await? }))
 }
