@@ -62,7 +62,10 @@ async fn attributes_and_claims_reach_the_token_view_through_the_feed() {
         scopes: vec!["read:{attr.site}".into()],
     };
     for g in ["alpha", "zeta"] {
-        store.create_group(g, &[grant.clone()], 1).await.unwrap();
+        store
+            .create_group(g, std::slice::from_ref(&grant), 1)
+            .await
+            .unwrap();
     }
     store
         .create_device("d1", &["alpha".into(), "zeta".into()], &cert("d1"), 1)

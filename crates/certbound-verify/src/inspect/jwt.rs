@@ -87,7 +87,6 @@ pub fn inspect_jwt(
                         )
                     })
                     .collect(),
-                ..Claims::default()
             };
             let mut j = claims_json(&claims);
             j["jti"] = json!(c.jti);
