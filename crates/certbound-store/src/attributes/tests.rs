@@ -98,7 +98,9 @@ fn placeholders_expand_and_a_missing_attribute_drops_the_scope() {
     assert_eq!(expand_scope("read:{device}", None, &a), None);
     assert_eq!(expand_scope("read:{attr.site", None, &a), None);
     assert_eq!(expand_scope("read:{other}", None, &a), None);
-    assert_eq!(expand_scope("read:}x", None, &a), None);
+    assert_eq!(expand_scope("read:{attr.site}}", None, &a), None);
+    // Without a placeholder a scope is taken as the API defines it.
+    assert_eq!(expand_scope("read:}x", None, &a).as_deref(), Some("read:}x"));
     let granted = vec![
         "read:{attr.site}".to_string(),
         "read:{attr.model}".to_string(),
