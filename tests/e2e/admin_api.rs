@@ -8,7 +8,7 @@ use certbound_registry::registry::{ADMIN_API, ADMIN_CLIENT_FILE};
 use http::Method;
 use serde_json::json;
 
-async fn admin_token(
+pub(crate) async fn admin_token(
     fx: &Fixture,
     https: &HttpsClient,
     scope: Option<&str>,

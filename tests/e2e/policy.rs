@@ -75,6 +75,7 @@ async fn applied_san_and_self_signed_clients_get_tokens() -> anyhow::Result<()> 
         ttl_secs: 600,
         format: "jwt".into(),
         alg: None,
+        claim: vec![],
     });
     doc.client.push(ClientSpec {
         tls_san: Some(SAN.into()),

@@ -38,6 +38,7 @@ pub mod audit;
 mod cert_cache;
 pub mod claim_service;
 pub mod crl_cache;
+mod custom_claims;
 mod device_auth;
 pub mod enroll_service;
 pub mod error;

@@ -286,17 +286,16 @@ impl TokenService {
                 format!("unknown audience {audience:?}: no such API is registered"),
             ))
         })?;
-        let granted: Vec<String> = view
-            .granted
-            .ok_or_else(|| {
-                with_device(refuse(
-                    AceErrorCode::UnauthorizedClient,
-                    format!("device {device_id} has no grant for {audience}"),
-                ))
-            })?
-            .into_iter()
-            .map(|s| s.replace("{device}", &device_id))
-            .collect();
+        let granted: Vec<String> = view.granted.ok_or_else(|| {
+            with_device(refuse(
+                AceErrorCode::UnauthorizedClient,
+                format!("device {device_id} has no grant for {audience}"),
+            ))
+        })?;
+        // `{device}` and `{attr.NAME}` placeholders; a scope whose attribute
+        // the device lacks is not granted.
+        let granted =
+            crate::store::attributes::expand_scopes(&granted, Some(&device_id), &view.attributes);
         let scopes = intersect_scopes(req.scope.as_deref(), &granted);
         if scopes.is_empty() {
             return Err(with_device(refuse(
@@ -324,7 +323,7 @@ impl TokenService {
             None => None,
         };
         let cti = crate::oauth::new_token_id().to_vec();
-        let claims = Claims {
+        let mut claims = Claims {
             // No `iss`: the signing key names the issuer (docs/protocol.md).
             iss: None,
             sub: Some(device_id.clone()),
@@ -337,6 +336,13 @@ impl TokenService {
             status: status.clone(),
             ..Claims::default()
         };
+        crate::custom_claims::add_to_cwt(
+            &mut claims,
+            &view.claims,
+            &view.attributes,
+            &device_id,
+            audience,
+        );
         // A signing failure is the broker's fault, not the client's: 5.03,
         // retry, never a final `invalid_request`.
         let access_token = token::mint(&claims, &key.kid, &key.signer).map_err(|e| {

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod algs;
 mod apikey;
+mod attrs;
 mod grants;
 mod lifecycle;
 mod migrate;
@@ -15,6 +16,10 @@ mod prune;
 mod roles;
 pub use algs::{ApiSetAlgArgs, SigningAlg};
 pub use apikey::ApiKeyCommand;
+pub use attrs::{
+    ApiClaimsArgs, ApiSetClaimsArgs, AttrCommand, AttrHolderArgs, AttrSetArgs, AttrShowArgs,
+    AttrUnsetArgs,
+};
 pub use grants::{ApiSetTtlArgs, GroupDeleteArgs, GroupGrantArgs, GroupRevokeGrantArgs};
 pub use lifecycle::{CaCommand, ClaimCommand, TrustCommand};
 pub use migrate::MigrateArgs;
@@ -136,9 +141,14 @@ pub enum Command {
     /// list, revoke. A key is exchanged at /oauth/token for a short-lived token.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
-    /// Manage APIs (the resource servers tokens are for): create, list, set-ttl.
+    /// Manage APIs (the resource servers tokens are for): create, list, set-ttl, set-alg,
+    /// set-claims, claims.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Attributes of devices, groups and clients (for custom claims and
+    /// {attr.NAME} scopes): set, unset, show.
+    #[command(subcommand)]
+    Attr(AttrCommand),
     /// Manage groups (sets of grants given to devices): create, list, grant, revoke-grant, delete.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -295,6 +305,8 @@ pub enum ApiCommand {
     },
     SetTtl(ApiSetTtlArgs),
     SetAlg(ApiSetAlgArgs),
+    SetClaims(ApiSetClaimsArgs),
+    Claims(ApiClaimsArgs),
 }
 
 /// `certbound group ...`

@@ -6,7 +6,9 @@ use ciborium::Value;
 use crate::cbor::{self, Limits, int, map_get, uint};
 use crate::error::{ClaimError, ProtoError};
 use crate::key::EcPublicKey;
-use crate::status_list::{CLAIM_STATUS, StatusRef};
+#[cfg(test)]
+use crate::status_list::CLAIM_STATUS;
+use crate::status_list::StatusRef;
 
 /// Registered CWT claim keys.
 pub mod label {
@@ -105,23 +107,40 @@ impl Claims {
         if let Some(v) = &self.scope {
             m.push((int(label::SCOPE), Value::Text(v.clone())));
         }
-        match &self.status {
-            None => m.extend(self.other.iter().cloned()),
-            Some(status) => {
-                // `status` (65535) goes after the unsigned labels of `other`
-                // below it and before every other key (larger or negative
-                // integers, text), which is where RFC 8949 §4.2.1 sorts it.
-                let (before, after): (Vec<_>, Vec<_>) =
-                    self.other.iter().cloned().partition(|(k, _)| {
-                        matches!(k, Value::Integer(i)
-                            if (0..i128::from(CLAIM_STATUS)).contains(&i128::from(*i)))
-                    });
-                m.extend(before);
-                m.push((int(label::STATUS), status.to_claim_value()));
-                m.extend(after);
+        if let Some(status) = &self.status {
+            m.push((int(label::STATUS), status.to_claim_value()));
+        }
+        // Other claims never replace one written above (a key already in
+        // the map is skipped), and the map's keys are sorted as RFC 8949
+        // §4.2.1 orders them: bytewise by their encoding (1..9 < 65535 <
+        // negative labels < text labels).
+        for (k, v) in &self.other {
+            if !m.iter().any(|(have, _)| have == k) {
+                m.push((k.clone(), v.clone()));
             }
         }
+        m.sort_by_cached_key(|(k, _)| cbor::encode(k));
         Value::Map(m)
+    }
+
+    /// Adds a custom claim (see [`crate::custom_claims`]): `key` must be a
+    /// private-use integer label or a short text label that names no
+    /// registered claim; a claim already set under `key` is replaced.
+    ///
+    /// # Errors
+    /// [`ProtoError::InvalidStructure`] for any other key.
+    pub fn set_custom(&mut self, key: Value, value: Value) -> Result<(), ProtoError> {
+        if !crate::custom_claims::cwt_key_allowed(&key) {
+            return Err(crate::custom_claims::refuse_cwt_key(&key));
+        }
+        self.other.retain(|(k, _)| *k != key);
+        self.other.push((key, value));
+        Ok(())
+    }
+
+    /// The value of the claim under `key` among the other (custom) claims.
+    pub fn custom(&self, key: &Value) -> Option<&Value> {
+        self.other.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Decodes claims from strictly-encoded CBOR (duplicate keys, trailing bytes,

@@ -217,11 +217,23 @@ fn sign_jwt_as(
     sign: &SignFn<'_>,
 ) -> Result<String, ProtoError> {
     let json = |e: serde_json::Error| ProtoError::SigningFailed(format!("JSON encoding: {e}"));
+    let payload = serde_json::to_vec(claims).map_err(json)?;
+    sign_payload_as(&payload, kid, alg, sign)
+}
+
+/// The compact JWS of `payload` (a claims set, JSON) with the access-token
+/// header for `alg` and `kid`.
+pub(crate) fn sign_payload_as(
+    payload: &[u8],
+    kid: &str,
+    alg: JwsAlg,
+    sign: &SignFn<'_>,
+) -> Result<String, ProtoError> {
+    let json = |e: serde_json::Error| ProtoError::SigningFailed(format!("JSON encoding: {e}"));
     let header = format!(
         r#"{{"alg":"{alg}","typ":"{TYP_AT_JWT}","kid":{}}}"#,
         serde_json::to_string(kid).map_err(json)?
     );
-    let payload = serde_json::to_vec(claims).map_err(json)?;
     let mut out = URL_SAFE_NO_PAD.encode(header.as_bytes());
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(payload));
@@ -481,6 +493,9 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 fn optional_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     numeric_date(d).map(Some)
 }
+
+mod custom;
+pub use custom::{json_to_cbor, sign_jwt_with_custom, sign_jwt_with_custom_jws};
 
 #[cfg(test)]
 mod tests;

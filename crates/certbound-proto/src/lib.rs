@@ -85,6 +85,7 @@ pub mod cbor;
 pub mod claims;
 pub mod cose;
 pub mod crypto;
+pub mod custom_claims;
 pub mod enroll;
 pub mod error;
 pub mod form;

@@ -14,9 +14,11 @@ use crate::registry::Registry;
 use crate::store::DeviceStatus;
 
 mod api_keys;
+mod claims;
 mod grants;
 mod sightings;
 mod store_tls;
+use claims::check_custom_claims;
 use grants::{check_scopes, check_token_ttl};
 use sightings::{check_cloned, check_revoked_connected};
 use store_tls::check_store_tls;
@@ -92,6 +94,7 @@ pub const CHECKS: &[&str] = &[
     CHECK_DEVICE_CERTS,
     CHECK_TOKEN_TTL,
     CHECK_SCOPES,
+    CHECK_CUSTOM_CLAIMS,
     CHECK_KEY_AGE,
     CHECK_PERMISSIONS,
     CHECK_REVOKED,
@@ -109,6 +112,9 @@ pub const CHECK_DEVICE_CERTS: &str = "device-certs";
 pub const CHECK_TOKEN_TTL: &str = "token-ttl";
 /// Wildcard / over-broad scopes and groups granting nothing.
 pub const CHECK_SCOPES: &str = "scopes";
+/// Devices whose groups disagree on an attribute; attributes whose type is
+/// not the one an API's custom claim declares.
+pub const CHECK_CUSTOM_CLAIMS: &str = "custom-claims";
 /// Age of the token signing key.
 pub const CHECK_KEY_AGE: &str = "signing-key-age";
 /// Permissions of private key and credential files.
@@ -156,6 +162,7 @@ pub async fn run(
     check_device_certs(reg, opts, now, &mut out).await?;
     check_token_ttl(reg, opts, &mut out).await?;
     check_scopes(reg, &mut out).await?;
+    check_custom_claims(reg, &mut out).await?;
     check_key_age(reg, opts, now, &mut out).await?;
     check_permissions(reg, &mut out)?;
     check_root_key(reg, &mut out);

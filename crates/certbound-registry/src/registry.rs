@@ -566,6 +566,7 @@ impl Registry {
 }
 
 mod api_keys;
+mod attributes;
 pub mod bulk;
 mod clients;
 mod groups;
@@ -575,6 +576,9 @@ mod roles;
 pub(crate) mod services;
 pub mod signing_alg;
 pub use api_keys::{CreatedApiKey, check_api_key_grants, check_api_key_name};
+pub use attributes::{
+    AttributesChange, AttributesView, ClaimsChange, describe_claims, parse_claim_decl, parse_holder,
+};
 pub use bulk::{BulkControl, BulkOptions, BulkProgress, BulkReport};
 pub(crate) use clients::check_client_name;
 pub use clients::{

@@ -63,12 +63,14 @@ async fn plan_shows_each_kind_of_change() {
         ttl_secs: 60,
         format: "cwt".into(),
         alg: None,
+        claim: vec![],
     });
     doc.group.retain(|g| g.name != "readers");
     let sensors = doc.group.iter_mut().find(|g| g.name == "sensors").unwrap();
     sensors.grant[0].scopes = vec!["firmware:read".into(), "firmware:write".into()];
     doc.group.push(policy::GroupSpec {
         name: "gateways".into(),
+        attributes: Default::default(),
         grant: vec![policy::GrantSpec {
             api: "https://new.example.com".into(),
             scopes: vec!["x".into()],

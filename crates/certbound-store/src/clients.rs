@@ -104,6 +104,9 @@ pub struct Client {
     pub role_grants: Vec<Grant>,
     /// Creation time, Unix seconds.
     pub created_at: u64,
+    /// Attributes (`site`, `department`, ...), for custom claims and
+    /// `{attr.NAME}` scopes.
+    pub attributes: crate::attributes::Attributes,
 }
 
 impl Client {
@@ -423,7 +426,7 @@ fn client_not_found(id: &str) -> StoreError {
 }
 
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, tls_subject, tls_san, thumbprint, jwks, \
-     jwks_uri, auth_method, status, created_at";
+     jwks_uri, auth_method, status, created_at, attributes";
 
 fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
     let secret_hash: Option<String> = row.get("secret_hash");
@@ -447,5 +450,8 @@ fn client_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Client {
         roles: Vec::new(),
         role_grants: Vec::new(),
         created_at: to_u64(row.get("created_at")),
+        // Checked when written; an unreadable value counts as none.
+        attributes: crate::attributes::Attributes::from_json(&row.get::<String, _>("attributes"))
+            .unwrap_or_default(),
     }
 }

@@ -238,6 +238,11 @@ pub struct TokenView {
     /// their roles, with
     /// `{device}` placeholders); `None`: no grant.
     pub granted: Option<Vec<String>>,
+    /// The device's effective attributes (its own, then its groups', see
+    /// [`attributes::effective_attributes`]).
+    pub attributes: attributes::Attributes,
+    /// The custom claims the API declares (empty: none, or no such API).
+    pub claims: Vec<attributes::ClaimDecl>,
 }
 
 /// One audit event.
@@ -947,15 +952,19 @@ impl Store {
         let sql = format!(
             "SELECT c.der, c.serial, c.status AS cert_status, d.id AS device_id, d.status AS device_status, \
              (SELECT ttl_secs FROM apis WHERE id = $2) AS api_ttl, \
-             (SELECT {}(x.scopes, ' ') FROM \
+             (SELECT {agg}(x.scopes, ' ') FROM \
               (SELECT g.scopes FROM grants g JOIN device_groups dg ON dg.group_name = g.group_name \
                WHERE dg.device_id = d.id AND g.api_id = $2 \
                UNION ALL SELECT rg.scopes FROM role_grants rg \
                JOIN group_roles gr ON gr.role_name = rg.role_name \
                JOIN device_groups dg ON dg.group_name = gr.group_name \
-               WHERE dg.device_id = d.id AND rg.api_id = $2) x) AS granted \
+               WHERE dg.device_id = d.id AND rg.api_id = $2) x) AS granted, \
+             d.attributes AS device_attributes, (SELECT claims FROM apis WHERE id = $2) AS api_claims, \
+             (SELECT {agg}(gr.name || ' ' || gr.attributes, '\n') FROM groups gr \
+              JOIN device_groups dga ON dga.group_name = gr.name \
+              WHERE dga.device_id = d.id AND gr.attributes <> '{{}}') AS group_attributes \
              FROM certificates c JOIN devices d ON d.id = c.device_id WHERE c.thumbprint = $1",
-            self.string_agg()
+            agg = self.string_agg()
         );
         let row = sqlx::query(&sql)
             .bind(thumbprint_hex)
@@ -978,8 +987,32 @@ impl Store {
             device_status: r.get::<String, _>("device_status").parse()?,
             api_ttl: r.get::<Option<i64>, _>("api_ttl").map(to_u64),
             granted: granted.map(|_| scopes),
+            attributes: token_view_attributes(&r)?,
+            claims: match r.get::<Option<String>, _>("api_claims") {
+                Some(text) => attributes::claims_from_json(&text)?,
+                None => Vec::new(),
+            },
         }))
     }
+}
+
+/// The effective attributes of [`Store::token_view`]'s row: the device's
+/// own, and its groups' (`name attributes` lines; group names hold no
+/// spaces, compact JSON no newlines).
+fn token_view_attributes(r: &sqlx::any::AnyRow) -> Result<attributes::Attributes, StoreError> {
+    let own = attributes::Attributes::from_json(&r.get::<String, _>("device_attributes"))?;
+    let Some(groups) = r.get::<Option<String>, _>("group_attributes") else {
+        return Ok(own);
+    };
+    let mut parsed = Vec::new();
+    for line in groups.lines() {
+        if let Some((name, json)) = line.split_once(' ') {
+            parsed.push((name.to_string(), attributes::Attributes::from_json(json)?));
+        }
+    }
+    let refs: Vec<(&str, &attributes::Attributes)> =
+        parsed.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    Ok(attributes::effective_attributes(&own, &refs))
 }
 
 /// Inserts a new device, its groups and its first certificate inside `tx`;
@@ -1046,6 +1079,8 @@ fn cert_from_row(r: sqlx::any::AnyRow) -> CertRecord {
 }
 
 mod api_keys;
+mod attribute_store;
+pub mod attributes;
 mod audit;
 pub mod audit_fields;
 mod batch_insert;
@@ -1071,6 +1106,7 @@ pub use api_keys::{
     API_KEY_SUBJECT_PREFIX, ApiKey, NewApiKey, api_key_name_of, api_key_subject, insert_api_key,
     read_api_keys, replace_api_key_grants, revoke_api_key_row, set_api_key_expiry,
 };
+pub use attribute_store::{AttrChange, AttrHolder};
 pub use bulk::RegisteredCert;
 pub use certs::RevokedCert;
 pub use claims::{Claim, glob_match};

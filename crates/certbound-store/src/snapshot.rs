@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
+use crate::attributes::{Attributes, effective_attributes};
 use crate::error::StoreError;
 use crate::{DeviceStatus, Store, TokenView, split_scopes};
 
@@ -49,6 +50,7 @@ struct CertEntry {
 struct DeviceEntry {
     status: DeviceStatus,
     groups: Vec<String>,
+    attributes: Attributes,
 }
 
 /// The registry facts, as of change `version`.
@@ -60,6 +62,8 @@ struct Facts {
     grants: HashMap<String, Vec<(String, String)>>,
     /// api -> token lifetime and format
     apis: HashMap<String, ApiEntry>,
+    /// group -> attributes (groups with attributes only)
+    group_attrs: HashMap<String, Attributes>,
     /// OAuth clients.
     clients: ClientFacts,
     /// The last change applied.
@@ -84,15 +88,34 @@ impl Facts {
                 }
             }
         }
+        let api = self.apis.get(audience);
+        let attributes = self.effective_attributes(device);
         Some(TokenView {
             der: cert.der.to_vec(),
             serial: cert.serial.clone(),
             cert_active: cert.active,
             device_id: cert.device_id.clone(),
             device_status: device.status,
-            api_ttl: self.apis.get(audience).map(|a| a.ttl_secs),
+            api_ttl: api.map(|a| a.ttl_secs),
             granted: any_grant.then_some(scopes),
+            attributes,
+            claims: api.map(|a| a.claims.clone()).unwrap_or_default(),
         })
+    }
+
+    /// A device's own attributes, then its groups' (cheap when none of its
+    /// groups has any).
+    fn effective_attributes(&self, device: &DeviceEntry) -> Attributes {
+        let groups: Vec<(&str, &Attributes)> = device
+            .groups
+            .iter()
+            .filter_map(|g| self.group_attrs.get(g).map(|a| (g.as_str(), a)))
+            .collect();
+        if groups.is_empty() {
+            device.attributes.clone()
+        } else {
+            effective_attributes(&device.attributes, &groups)
+        }
     }
 }
 
@@ -368,7 +391,11 @@ impl Snapshot {
             match kind.as_str() {
                 "cert" => certs.push((key.clone(), changed_certs.remove(key))),
                 "device" => devices.push((key.clone(), changed_devices.remove(key))),
-                "group" => groups.push((key.clone(), self.read_group(key).await?)),
+                "group" => groups.push((
+                    key.clone(),
+                    self.read_group(key).await?,
+                    self.read_group_attributes(key).await?,
+                )),
                 "api" => apis.push((key.clone(), self.read_api(key).await?)),
                 "client" => clients.push((key.clone(), self.read_client(key).await?)),
                 _ => {}
@@ -387,7 +414,11 @@ impl Snapshot {
                 None => f.devices.remove(&k),
             };
         }
-        for (k, v) in groups {
+        for (k, v, attrs) in groups {
+            match attrs {
+                Some(a) if !a.is_empty() => f.group_attrs.insert(k.clone(), a),
+                _ => f.group_attrs.remove(&k),
+            };
             if v.is_empty() {
                 f.grants.remove(&k);
             } else {
@@ -442,16 +473,19 @@ impl Snapshot {
         {
             facts.certs.insert(r.get("thumbprint"), cert_entry(&r));
         }
-        for r in sqlx::query("SELECT id, status FROM devices")
+        for r in sqlx::query("SELECT id, status, attributes FROM devices")
             .fetch_all(pool)
             .await?
         {
-            facts.devices.insert(
-                r.get("id"),
-                DeviceEntry {
-                    status: r.get::<String, _>("status").parse()?,
-                    groups: Vec::new(),
-                },
+            facts.devices.insert(r.get("id"), device_entry(&r)?);
+        }
+        for r in sqlx::query("SELECT name, attributes FROM groups WHERE attributes <> '{}'")
+            .fetch_all(pool)
+            .await?
+        {
+            facts.group_attrs.insert(
+                r.get("name"),
+                Attributes::from_json(&r.get::<String, _>("attributes"))?,
             );
         }
         for r in sqlx::query(
@@ -508,20 +542,14 @@ impl Snapshot {
             "(SELECT key FROM registry_changes WHERE kind = 'device' AND id > $1 AND id <= $2)";
         let mut out = HashMap::new();
         for r in sqlx::query(&format!(
-            "SELECT id, status FROM devices WHERE id IN {CHANGED}"
+            "SELECT id, status, attributes FROM devices WHERE id IN {CHANGED}"
         ))
         .bind(after)
         .bind(upto)
         .fetch_all(&self.store.pool)
         .await?
         {
-            out.insert(
-                r.get::<String, _>("id"),
-                DeviceEntry {
-                    status: r.get::<String, _>("status").parse()?,
-                    groups: Vec::new(),
-                },
-            );
+            out.insert(r.get::<String, _>("id"), device_entry(&r)?);
         }
         for r in sqlx::query(&format!(
             "SELECT device_id, group_name FROM device_groups WHERE device_id IN {CHANGED} \
@@ -537,6 +565,15 @@ impl Snapshot {
             }
         }
         Ok(out)
+    }
+
+    async fn read_group_attributes(&self, group: &str) -> Result<Option<Attributes>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT attributes FROM groups WHERE name = $1")
+                .bind(group)
+                .fetch_optional(&self.store.pool)
+                .await?;
+        text.map(|t| Attributes::from_json(&t)).transpose()
     }
 
     async fn read_group(&self, group: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -560,6 +597,13 @@ const GROUP_GRANTS_ALL: &str = "SELECT group_name, api_id, scopes FROM grants \
 const GROUP_GRANTS_ONE: &str = "SELECT api_id, scopes FROM grants WHERE group_name = $1 \
      UNION ALL SELECT rg.api_id, rg.scopes FROM group_roles gr \
      JOIN role_grants rg ON rg.role_name = gr.role_name WHERE gr.group_name = $1 ORDER BY 1";
+fn device_entry(r: &sqlx::any::AnyRow) -> Result<DeviceEntry, StoreError> {
+    Ok(DeviceEntry {
+        status: r.get::<String, _>("status").parse()?,
+        groups: Vec::new(),
+        attributes: Attributes::from_json(&r.get::<String, _>("attributes"))?,
+    })
+}
 
 fn cert_entry(r: &sqlx::any::AnyRow) -> CertEntry {
     CertEntry {

@@ -37,6 +37,20 @@ pub enum VerifyError {
         "this verifier has no expected issuer configured, so it refuses every token; set VerifierConfig::issuer to the broker's issuer id (or, for a key set that holds one issuer's keys only, opt out with any_issuer = true)"
     )]
     IssuerNotConfigured,
+    /// A claim has another type than the one expected of it (a custom claim
+    /// read with a typed accessor, or declared with
+    /// `VerifierConfig::expect_claim`).
+    #[error(
+        "token claim {claim} is {found}, not {expected} as expected; the API's claim declaration (certbound api set-claims) and this service disagree — fix one of them, the token is refused"
+    )]
+    ClaimType {
+        /// The claim: its JWT name or CWT label.
+        claim: String,
+        /// The type expected.
+        expected: certbound_proto::custom_claims::ClaimType,
+        /// What it is.
+        found: String,
+    },
     /// The token has no `cnf` and bearer tokens are not allowed.
     #[error(
         "token has no confirmation key (cnf), so it is a bearer token; certbound requires certificate-bound tokens — request the token with the device certificate, or set allow_bearer for this audience"
@@ -304,6 +318,7 @@ impl VerifyError {
     /// | `revoked` / `suspended` | the token's status list entry says so |
     /// | `status_unknown` | an application-specific status value |
     /// | `status_unavailable` | no fresh status list at hand (fail closed) |
+    /// | `claim_type` | a claim of another type than expected |
     /// | `status_uri` | the token names a status list outside the allow-list |
     /// | `telemetry_cti` | telemetry body signed for another token |
     /// | `pop` | telemetry body not signed by the `cnf` key |
@@ -335,6 +350,7 @@ impl VerifyError {
             VerifyError::UnknownKey { .. } => "unknown_key",
             VerifyError::Claims(c) => claim_code(c),
             VerifyError::MissingConfirmation => "no_cnf",
+            VerifyError::ClaimType { .. } => "claim_type",
             VerifyError::IssuerNotConfigured => "issuer_not_configured",
             VerifyError::BindingMismatch => "binding",
             VerifyError::NoClientCertificate => "no_certificate",

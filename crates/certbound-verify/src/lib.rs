@@ -155,6 +155,7 @@
 )]
 
 mod binding;
+mod custom;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;
@@ -169,6 +170,7 @@ mod verifier;
 pub use certbound_proto::cbor::Limits;
 pub use certbound_proto::telemetry::{TelemetryPayload, UnverifiedTelemetry};
 pub use certbound_proto::{EcPublicKey, claims::Claims};
+pub use custom::{ClaimKey, ClaimType, ClaimValue};
 pub use error::VerifyError;
 pub use inspect::{CheckResult, Inspection, escape_control, inspect, inspect_jwt};
 pub use keyset::KeySet;

@@ -39,6 +39,9 @@ pub struct VerifierConfig {
     /// Accept tokens without `cnf` (bearer tokens). Default `false`: such
     /// tokens are refused with [`VerifyError::MissingConfirmation`].
     pub allow_bearer: bool,
+    /// Custom claims whose type is declared ([`VerifierConfig::expect_claim`]):
+    /// a token carrying one with another type is refused.
+    pub expected_claims: Vec<(crate::custom::ClaimKey, crate::custom::ClaimType)>,
 }
 
 impl VerifierConfig {
@@ -54,6 +57,7 @@ impl VerifierConfig {
             leeway: DEFAULT_LEEWAY,
             limits: Limits::default(),
             allow_bearer: false,
+            expected_claims: Vec::new(),
         }
     }
 
@@ -225,6 +229,7 @@ fn verify_cwt_with(
         .ok_or_else(|| VerifyError::UnknownKey { kid: kid.clone() })?;
     let claims = parsed.verify(verifier, limits)?;
     claims.validate(&expectations(config, required_scopes, now)?)?;
+    crate::custom::check_expected(config, &claims)?;
     if claims.cnf.is_none() && !config.allow_bearer {
         return Err(VerifyError::MissingConfirmation);
     }
@@ -258,6 +263,16 @@ fn verify_jwt_with(
         (None, Some(key)) => parsed.verify_key(key)?,
         (None, None) => return Err(VerifyError::UnknownKey { kid: kid.into() }),
     };
+    let other = parsed
+        .custom_claims()?
+        .iter()
+        .map(|(k, v)| {
+            (
+                ciborium::Value::Text(k.clone()),
+                certbound_proto::jwt::json_to_cbor(v),
+            )
+        })
+        .collect();
     let x5t_s256 = match &jwt.cnf {
         None => None,
         Some(cnf) => Some(decode_x5t(&cnf.x5t_s256)?),
@@ -273,9 +288,10 @@ fn verify_jwt_with(
         scope: jwt.scope,
         cnf: None,
         status: jwt.status.map(|s| s.status_list),
-        other: Vec::new(),
+        other,
     };
     claims.validate(&expectations(config, required_scopes, now)?)?;
+    crate::custom::check_expected(config, &claims)?;
     if x5t_s256.is_none() && !config.allow_bearer {
         return Err(VerifyError::MissingConfirmation);
     }

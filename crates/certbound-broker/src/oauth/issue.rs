@@ -4,7 +4,8 @@ use base64::Engine as _;
 use certbound_proto::claims::{Claims, intersect_scopes};
 use certbound_proto::jose::JwsAlg;
 use certbound_proto::jwt::{
-    JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt, sign_jwt_with,
+    JwtAudience, JwtClaims, JwtConfirmation, JwtStatus, sign_jwt_with_custom,
+    sign_jwt_with_custom_jws,
 };
 use certbound_proto::{EcPublicKey, token};
 use serde::Serialize;
@@ -122,7 +123,7 @@ impl OAuthService {
         let claimed = presented.claimed_client_id();
         // Who asks: a client, or an API key (`oauth::api_keys`), with what
         // it may ask for.
-        let (subject, label, grants, method) = if presented.api_key.is_some() {
+        let (subject, label, grants, attributes, method) = if presented.api_key.is_some() {
             let (key, grants) = self
                 .authenticate_api_key(presented, now)
                 .await
@@ -132,6 +133,9 @@ impl OAuthService {
                 api_key_subject(&key.name),
                 label,
                 grants,
+                // API keys carry no attributes (yet): no custom claims, and
+                // a grant scope with `{attr.NAME}` is not granted to them.
+                crate::store::attributes::Attributes::default(),
                 AuthMethod::ApiKey,
             )
         } else {
@@ -141,7 +145,7 @@ impl OAuthService {
                 .map_err(|e| (claimed.clone(), e))?;
             let label = format!("client {}", client.id);
             let grants = client.effective_grants();
-            (client.id, label, grants, method)
+            (client.id, label, grants, client.attributes, method)
         };
         let who = Some(subject.clone());
         let fail = |e: OAuthError| (who.clone(), e);
@@ -183,7 +187,10 @@ impl OAuthService {
                     format!("{label} has no grant for {audience}"),
                 ))
             })?;
-        let scopes = intersect_scopes(form.scope.as_deref(), granted);
+        // `{attr.NAME}` placeholders (a scope whose attribute the holder
+        // lacks is not granted; `{device}` never expands for a client).
+        let granted = crate::store::attributes::expand_scopes(granted, None, &attributes);
+        let scopes = intersect_scopes(form.scope.as_deref(), &granted);
         if scopes.is_empty() {
             return Err(fail(OAuthError::new(
                 400,
@@ -253,9 +260,11 @@ impl OAuthService {
                 cnf: x5t.clone().map(|x5t_s256| JwtConfirmation { x5t_s256 }),
                 status: status.clone().map(|s| JwtStatus { status_list: s }),
             };
+            let custom =
+                crate::custom_claims::for_jwt(&api.claims, &attributes, &subject, &audience);
             let signed = match jose_key {
-                Some(k) => sign_jwt_with(&claims, &k.kid, k.signer.as_ref()),
-                None => sign_jwt(&claims, &key.kid, &key.signer),
+                Some(k) => sign_jwt_with_custom_jws(&claims, &custom, &k.kid, k.signer.as_ref()),
+                None => sign_jwt_with_custom(&claims, &custom, &key.kid, &key.signer),
             };
             let text = signed.map_err(|e| {
                 tracing::error!(error = %e, "signing a client JWT failed");
@@ -278,7 +287,7 @@ impl OAuthService {
                 ),
                 None => None,
             };
-            let claims = Claims {
+            let mut claims = Claims {
                 // No `iss` in a CWT: the signing key names the issuer.
                 iss: None,
                 sub: Some(subject.clone()),
@@ -291,6 +300,13 @@ impl OAuthService {
                 status: status.clone(),
                 ..Claims::default()
             };
+            crate::custom_claims::add_to_cwt(
+                &mut claims,
+                &api.claims,
+                &attributes,
+                &subject,
+                &audience,
+            );
             let bytes = token::mint(&claims, &key.kid, &key.signer).map_err(|e| {
                 tracing::error!(error = %e, "signing a client CWT failed");
                 fail(OAuthError::server_error())

@@ -227,6 +227,7 @@ impl OAuthService {
             ttl_secs: api.ttl_secs,
             format: api.format,
             signing_alg: self.store.api_signing_alg(id).await?,
+            claims: self.store.api_claims(id).await?,
         }))
     }
 

@@ -111,6 +111,8 @@ pub async fn api(cmd: ApiCommand) -> anyhow::Result<ExitCode> {
         }
         ApiCommand::SetTtl(args) => return super::grants::set_ttl(args).await,
         ApiCommand::SetAlg(args) => return super::algs::set_alg(args).await,
+        ApiCommand::SetClaims(args) => return super::attrs::set_claims(args).await,
+        ApiCommand::Claims(args) => return super::attrs::claims(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

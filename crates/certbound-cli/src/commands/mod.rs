@@ -3,6 +3,7 @@
 mod admin;
 mod algs;
 mod apikeys;
+mod attrs;
 mod bulk;
 mod clients;
 mod demo;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Client(cmd) => clients::run(cmd).await,
         Command::Apikey(cmd) => apikeys::run(cmd).await,
         Command::Api(cmd) => admin::api(cmd).await,
+        Command::Attr(cmd) => attrs::run(cmd).await,
         Command::Group(cmd) => admin::group(cmd).await,
         Command::Role(cmd) => roles::run(cmd).await,
         Command::Device(cmd) => admin::device(cmd).await,

@@ -191,8 +191,9 @@ fn status_claim_in_access_token_claims() {
             int(4),
             int(65_000),
             int(65_535),
-            Value::Text("note".into()),
-            int(-3)
+            // Bytewise by encoding (RFC 8949 §4.2.1): -3 (0x22) < "note" (0x64).
+            int(-3),
+            Value::Text("note".into())
         ]
     );
     let back = Claims::from_cbor(&bytes, Limits::default()).unwrap();

@@ -91,6 +91,7 @@ pub async fn apply(
     let keys = super::api_keys::read_keys(conn).await?;
     let created_keys =
         super::api_keys::apply_keys(conn, &plan, &keys, &desired.apikey, now).await?;
+    super::attrs::apply(conn, &desired).await?;
     for ch in plan
         .changes
         .iter()

@@ -45,6 +45,7 @@ pub(super) async fn read_clients(
                 jwks: c.jwks,
                 jwks_uri: c.jwks_uri,
                 grant: grants_of(c.grants),
+                ..ClientSpec::default()
             },
         })
         .collect())

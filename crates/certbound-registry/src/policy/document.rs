@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::DEFAULT_TTL_SECS;
 use crate::error::RegistryError;
 use crate::store::ClientAuthMethod;
+use crate::store::attributes::{Attributes, ClaimDecl, ClaimValue, CwtLabel};
 
 /// The policy document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +62,9 @@ pub struct ApiSpec {
     /// when not ES256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
+    /// `[[api.claim]]`: the custom claims of its tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claim: Vec<ClaimDecl>,
 }
 
 /// `[[role]]`: a named set of grants across APIs.
@@ -86,6 +90,9 @@ pub struct GroupSpec {
     /// Roles the group holds (defined by `[[role]]`); its devices get their grants too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Attributes its devices inherit (`attributes = { site = "berlin" }`).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
     /// `[[group.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -128,6 +135,9 @@ pub struct ClientSpec {
     /// `[oauth] jwks_uri_allowed_prefixes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// Attributes (`attributes = { department = "billing" }`).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
     /// `[[client.grant]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -192,6 +202,19 @@ impl PolicyDoc {
                     ttl_secs: a.ttl_secs,
                     format: esc(&a.format),
                     alg: a.alg.as_deref().map(esc),
+                    claim: a
+                        .claim
+                        .iter()
+                        .map(|c| ClaimDecl {
+                            attribute: c.attribute.clone(),
+                            jwt: c.jwt.as_deref().map(esc),
+                            cwt: c.cwt.clone().map(|l| match l {
+                                CwtLabel::Text(t) => CwtLabel::Text(esc(&t)),
+                                int => int,
+                            }),
+                            ty: c.ty,
+                        })
+                        .collect(),
                 })
                 .collect(),
             role: self
@@ -209,6 +232,7 @@ impl PolicyDoc {
                 .map(|g| GroupSpec {
                     name: esc(&g.name),
                     roles: g.roles.iter().map(|r| esc(r)).collect(),
+                    attributes: esc_attrs(&g.attributes),
                     grant: grants(&g.grant),
                 })
                 .collect(),
@@ -224,6 +248,7 @@ impl PolicyDoc {
                     roles: c.roles.iter().map(|r| esc(r)).collect(),
                     jwks: c.jwks.as_deref().map(esc),
                     jwks_uri: c.jwks_uri.as_deref().map(esc),
+                    attributes: esc_attrs(&c.attributes),
                     grant: grants(&c.grant),
                 })
                 .collect(),
@@ -243,6 +268,23 @@ impl PolicyDoc {
             "# certbound policy (see docs/policy.md). Devices, certificates and secrets are not policy.\n\n{body}"
         ))
     }
+}
+
+/// Attributes with `${` in text values written as `$${`.
+fn esc_attrs(attrs: &Attributes) -> Attributes {
+    Attributes(
+        attrs
+            .0
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    ClaimValue::Text(t) => ClaimValue::Text(t.replace("${", "$${")),
+                    other => other.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
 }
 
 /// Replaces `${NAME}` by `lookup(NAME)`; `$${` is a literal `${`.
@@ -342,6 +384,7 @@ mod tests {
                 ttl_secs: 60,
                 format: "cwt".into(),
                 alg: None,
+                claim: vec![],
             }],
             ..Default::default()
         };

@@ -16,6 +16,7 @@
 
 mod api_keys;
 mod apply;
+mod attrs;
 mod clients;
 mod document;
 mod plan;

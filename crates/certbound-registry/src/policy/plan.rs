@@ -251,5 +251,6 @@ pub(super) async fn diff(
     diff_clients(conn, &clients, &mut desired.client, &mut plan).await?;
     let keys = super::api_keys::read_keys(conn).await?;
     super::api_keys::diff_keys(&keys, &desired.apikey, now, &mut plan)?;
+    super::attrs::diff(conn, desired, &mut plan).await?;
     Ok((plan, clients))
 }

@@ -42,6 +42,7 @@ pub(super) async fn read_apis(conn: &mut PolicyConn) -> Result<Vec<ApiSpec>, Reg
             scopes: a.scopes,
             ttl_secs: a.ttl_secs,
             format: a.format,
+            claim: Vec::new(),
         })
         .collect())
 }
@@ -53,13 +54,14 @@ pub(super) async fn read_groups(conn: &mut PolicyConn) -> Result<Vec<GroupSpec>,
         .map(|g| GroupSpec {
             name: g.name,
             roles: g.roles,
+            attributes: Default::default(),
             grant: grants_of(g.grants),
         })
         .collect())
 }
 
 pub(super) async fn read_state(conn: &mut PolicyConn) -> Result<PolicyDoc, RegistryError> {
-    Ok(PolicyDoc {
+    let mut doc = PolicyDoc {
         api: read_apis(conn).await?,
         role: super::roles::read_roles(conn).await?,
         group: read_groups(conn).await?,
@@ -69,7 +71,9 @@ pub(super) async fn read_state(conn: &mut PolicyConn) -> Result<PolicyDoc, Regis
             .map(|c| c.spec)
             .collect(),
         apikey: super::api_keys::specs(super::api_keys::read_keys(conn).await?),
-    })
+    };
+    super::attrs::fill(conn, &mut doc).await?;
+    Ok(doc)
 }
 
 pub(super) async fn admin_scopes(conn: &mut PolicyConn) -> Result<Vec<String>, RegistryError> {

@@ -19,6 +19,7 @@
 //!   events of the applied changes. Clients are created and deleted with
 //!   [`crate::insert_client`] and [`crate::revoke_client_row`].
 
+pub mod attrs;
 pub mod read;
 pub mod write;
 

@@ -22,6 +22,8 @@ pub struct ApiEntry {
     /// The JWS algorithm of its JWTs when not ES256 (`RS256`, `PS256`,
     /// `EdDSA`; store version 0014).
     pub signing_alg: Option<String>,
+    /// The custom claims the API declares.
+    pub claims: Vec<crate::attributes::ClaimDecl>,
 }
 
 /// Clients by id, with indexes by credential.
@@ -149,7 +151,7 @@ impl Snapshot {
 
     pub(super) async fn load_apis(&self) -> Result<HashMap<String, ApiEntry>, StoreError> {
         Ok(
-            sqlx::query("SELECT id, ttl_secs, format, signing_alg FROM apis")
+            sqlx::query("SELECT id, ttl_secs, format, signing_alg, claims FROM apis")
                 .fetch_all(&self.store.pool)
                 .await?
                 .into_iter()
@@ -159,10 +161,11 @@ impl Snapshot {
     }
 
     pub(super) async fn read_api(&self, id: &str) -> Result<Option<ApiEntry>, StoreError> {
-        let row = sqlx::query("SELECT id, ttl_secs, format, signing_alg FROM apis WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.store.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, ttl_secs, format, signing_alg, claims FROM apis WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.store.pool)
+                .await?;
         Ok(row.map(|r| api_entry(&r)))
     }
 }
@@ -172,5 +175,12 @@ fn api_entry(r: &sqlx::any::AnyRow) -> ApiEntry {
         ttl_secs: to_u64(r.get("ttl_secs")),
         format: r.get("format"),
         signing_alg: r.get("signing_alg"),
+        // Declarations are checked when written; one that no longer parses
+        // adds no claims (and is logged) rather than stopping every token.
+        claims: crate::attributes::claims_from_json(&r.get::<String, _>("claims"))
+            .unwrap_or_else(|e| {
+                tracing::warn!(api = %r.get::<String, _>("id"), error = %e, "custom claims ignored");
+                Vec::new()
+            }),
     }
 }

@@ -77,7 +77,18 @@ pub fn inspect_jwt(
                 scope: c.scope.clone(),
                 cnf: None,
                 status: c.status.as_ref().map(|s| s.status_list.clone()),
-                ..Claims::default()
+                // Custom claims (`site`, ...), shown under their names.
+                other: jwt
+                    .custom_claims()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            ciborium::Value::Text(k.clone()),
+                            certbound_proto::jwt::json_to_cbor(v),
+                        )
+                    })
+                    .collect(),
             };
             let mut j = claims_json(&claims);
             j["jti"] = json!(c.jti);
@@ -143,6 +154,29 @@ mod tests {
             sign_jwt(&claims, &kid, &signer).unwrap_or_else(|e| panic!("{e}")),
             keys,
         )
+    }
+
+    #[test]
+    fn custom_claims_are_shown_under_their_names() {
+        use certbound_proto::custom_claims::ClaimValue;
+        let signer = P256Signer::from_scalar(&[9u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let (t, keys) = token(5_000);
+        let claims = UnverifiedJwt::parse(&t, 8192)
+            .and_then(|j| j.unverified_claims())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let custom = vec![
+            ("site".to_string(), ClaimValue::Text("berlin".into())),
+            ("floor".to_string(), ClaimValue::Int(3)),
+        ];
+        let kid = signer.public_key().kid();
+        let t = certbound_proto::jwt::sign_jwt_with_custom(&claims, &custom, &kid, &signer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let report = inspect_jwt(&t, Some(&keys), None, None, 2_000, 0);
+        let c = report.claims.clone().unwrap_or_default();
+        assert_eq!(c["site"], json!("berlin"));
+        assert_eq!(c["floor"], json!(3));
+        let text = report.to_string();
+        assert!(text.contains("site   \"berlin\""), "{text}");
     }
 
     #[test]

@@ -51,8 +51,10 @@ pub fn routes() -> Router<HttpsState> {
         .route("/audit", get(audit))
         .merge(roles::routes())
         .merge(super::admin_api_keys::routes())
+        .merge(attrs::routes())
 }
 
+mod attrs;
 mod roles;
 
 /// An admin API error: `{"error", "message"}`.
