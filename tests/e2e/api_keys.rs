@@ -593,3 +593,65 @@ async fn verify_layer_accepts_api_keys_through_introspection() -> anyhow::Result
     o.fx.shutdown().await;
     Ok(())
 }
+
+/// API keys hold roles: the key's effective grants are its own and its
+/// roles', a role change counts from the next exchange, and a role can never
+/// give a key the admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_get_the_grants_of_their_roles_but_never_the_admin_api() -> anyhow::Result<()> {
+    use certbound_registry::registry::{ADMIN_API, RoleTarget};
+    let o = OAuthFixture::new().await?;
+    let reg = &o.fx.registry;
+    let key = reg
+        .create_api_key("etl", &[(JWT_API.into(), "reports:read".into())], None)
+        .await?
+        .api_key;
+    reg.create_role(
+        "writer",
+        "",
+        &[
+            (JWT_API.into(), "reports:write".into()),
+            (API.into(), GRANTED_SCOPE.into()),
+        ],
+    )
+    .await?;
+    reg.create_role("operator", "", &[(ADMIN_API.into(), "admin:read".into())])
+        .await?;
+    for role in ["writer", "operator"] {
+        let done = reg
+            .assign_role(role, &RoleTarget::ApiKey("etl".into()))
+            .await?;
+        assert_eq!(done.holder_kind, "apikey");
+    }
+    let scope_for = |aud: &'static str| {
+        let h = &o.https;
+        let key = key.clone();
+        async move { exchange(h, &key, &[CC, ("audience", aud)], None).await }
+    };
+    let a = scope_for(JWT_API).await?;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let mut got: Vec<&str> = a.json["scope"]
+        .as_str()
+        .context("scope")?
+        .split(' ')
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        ["reports:read", "reports:write"],
+        "own grant and the role's"
+    );
+    let a = scope_for(API).await?;
+    assert_eq!(a.status, 200, "a grant from the role alone: {}", a.json);
+    let a = scope_for(ADMIN_API).await?;
+    a.expect_error(400, "unauthorized_client")?;
+    // Taking the role away counts from the next exchange.
+    reg.unassign_role("writer", &RoleTarget::ApiKey("etl".into()))
+        .await?;
+    let a = scope_for(API).await?;
+    a.expect_error(400, "unauthorized_client")?;
+    let role = reg.role("operator").await?;
+    assert_eq!(role.api_keys, ["etl"], "the role lists the key by name");
+    o.fx.shutdown().await;
+    Ok(())
+}

@@ -485,3 +485,73 @@ async fn policy_as_code_creates_and_exports_private_key_jwt_clients() -> anyhow:
     o.fx.shutdown().await;
     Ok(())
 }
+
+/// `--role`: a registration token bounded by a role's grants (as of its
+/// issuance) registers within them and refuses beyond them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_token_bounded_by_a_role() -> anyhow::Result<()> {
+    let o = OAuthFixture::new().await?;
+    let reg = &o.fx.registry;
+    reg.create_role(
+        "report-reader",
+        "",
+        &[(JWT_API.into(), "reports:read".into())],
+    )
+    .await?;
+    let empty = reg.create_role("nothing", "", &[]).await?;
+    assert!(
+        reg.create_registration_token_with_roles(
+            &[],
+            std::slice::from_ref(&empty.name),
+            &[ClientAuthMethod::PrivateKeyJwt],
+            1,
+            3600
+        )
+        .await
+        .is_err(),
+        "a role granting nothing bounds nothing"
+    );
+    let issued = reg
+        .create_registration_token_with_roles(
+            &[],
+            &["report-reader".into()],
+            &[ClientAuthMethod::PrivateKeyJwt],
+            2,
+            3600,
+        )
+        .await?;
+    // A later change to the role does not widen the issued token.
+    reg.set_role_grant("report-reader", JWT_API, "reports:read reports:write")
+        .await?;
+    let (_, jwks) = ec_key("k1")?;
+    let (s, b) = json_request(
+        &o,
+        Method::POST,
+        "/oauth/register",
+        &issued.token,
+        Some(
+            &json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks,
+                     "scope": "reports:write"}),
+        ),
+    )
+    .await?;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{b}"
+    );
+    let (s, b) = json_request(
+        &o,
+        Method::POST,
+        "/oauth/register",
+        &issued.token,
+        Some(
+            &json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks,
+                     "scope": "reports:read"}),
+        ),
+    )
+    .await?;
+    assert_eq!(s, 201, "{b}");
+    o.fx.shutdown().await;
+    Ok(())
+}

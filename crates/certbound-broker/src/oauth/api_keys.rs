@@ -79,8 +79,14 @@ impl OAuthService {
             .role_grants_of(crate::store::RoleHolder::ApiKey(&key.id))
             .await
             .map_err(|e| store_failure(&e))?;
+        // A header-only credential never administers the broker: a role
+        // granting the admin API gives a key nothing there (as `apikey
+        // create` refuses such a grant), whenever the role got it.
         Ok(crate::store::merge_grants(
-            key.grants.iter().chain(&from_roles),
+            key.grants
+                .iter()
+                .chain(&from_roles)
+                .filter(|g| g.api_id != crate::registry::ADMIN_API),
         ))
     }
 

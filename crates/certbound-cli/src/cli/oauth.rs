@@ -91,6 +91,7 @@ pub enum ClientCommand {
     /// Example:
     ///   certbound client registration-token --grant "https://api.example.com=read write" \
     ///       --methods private_key_jwt,tls_client_auth --uses 10 --expires 7d
+    ///   certbound client registration-token --role telemetry-writer --methods private_key_jwt
     #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
     RegistrationToken {
         #[command(subcommand)]
@@ -101,6 +102,10 @@ pub enum ClientCommand {
         /// (repeatable).
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// A role whose grants (as of now) a registered client may get too
+        /// (repeatable; see `certbound role list`).
+        #[arg(long = "role")]
+        roles: Vec<String>,
         /// Methods a registered client may use, comma separated (private_key_jwt,
         /// tls_client_auth, self_signed_tls_client_auth, client_secret_basic,
         /// client_secret_post).

@@ -79,12 +79,14 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
             action,
             dir,
             grants,
+            roles,
             methods,
             uses,
             expires,
             json,
         } => {
-            return super::registration::run(action, dir, grants, methods, uses, expires, json)
+            let bounds = super::registration::Bounds { grants, roles };
+            return super::registration::run(action, dir, bounds, methods, uses, expires, json)
                 .await;
         }
         ClientCommand::List { dir, json } => {

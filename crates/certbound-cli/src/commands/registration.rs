@@ -9,10 +9,16 @@ use certbound_registry::registry::{Registry, parse_grant};
 use crate::cli::{DirArg, RegistrationTokenCommand};
 use crate::output::{iso, print_json};
 
+/// What a new registration token allows: `--grant`s and `--role`s.
+pub struct Bounds {
+    pub grants: Vec<String>,
+    pub roles: Vec<String>,
+}
+
 pub async fn run(
     action: Option<RegistrationTokenCommand>,
     dir: DirArg,
-    grants: Vec<String>,
+    bounds: Bounds,
     methods: Vec<String>,
     uses: u64,
     expires: String,
@@ -51,6 +57,7 @@ pub async fn run(
             println!("Registration token {id} revoked: it registers no more clients");
         }
         None => {
+            let Bounds { grants, roles } = bounds;
             let grants = grants
                 .iter()
                 .map(|g| parse_grant(g))
@@ -59,7 +66,7 @@ pub async fn run(
             let lifetime = parse_lifetime(&expires)?;
             let reg = Registry::open(&dir.dir).await?;
             let issued = reg
-                .create_registration_token(&grants, &methods, uses, lifetime)
+                .create_registration_token_with_roles(&grants, &roles, &methods, uses, lifetime)
                 .await;
             reg.close().await;
             let issued = issued?;

@@ -20,7 +20,8 @@ use super::{ApiKeySpec, GrantSpec};
 use crate::credentials::{hash_secret, new_api_key, new_api_key_id};
 use crate::error::RegistryError;
 use crate::registry::{CreatedApiKey, check_api_key_grants, check_api_key_name};
-use crate::store::policy::PolicyConn;
+use crate::store::RoleHolder;
+use crate::store::policy::{self as db, PolicyConn};
 use crate::store::{
     NewApiKey, api_key_subject, insert_api_key, read_api_keys, replace_api_key_grants,
     revoke_api_key_row, set_api_key_expiry,
@@ -55,19 +56,21 @@ pub(super) fn parse_expires(name: &str, text: &str) -> Result<u64, RegistryError
 }
 
 pub(super) async fn read_keys(conn: &mut PolicyConn) -> Result<Vec<StoredApiKey>, RegistryError> {
-    Ok(read_api_keys(conn, false)
-        .await?
-        .into_iter()
-        .map(|k| StoredApiKey {
+    let mut out = Vec::new();
+    for k in read_api_keys(conn, false).await? {
+        let roles = crate::store::policy::read::api_key_roles(conn, &k.id).await?;
+        out.push(StoredApiKey {
             id: k.id,
             expires_at: k.expires_at,
             spec: ApiKeySpec {
                 name: k.name,
                 expires: k.expires_at.map(rfc3339),
+                roles,
                 grant: grants_of(k.grants),
             },
-        })
-        .collect())
+        });
+    }
+    Ok(out)
 }
 
 /// The store form of the key specs (exported as is).
@@ -133,6 +136,7 @@ pub(super) fn diff_keys(
                     "new key (printed once by apply), expires {}",
                     shown(expires)
                 )];
+                d.extend(super::roles::role_details(&[], &k.roles));
                 d.extend(grant_details(&[], &k.grant));
                 plan.changes.push(Change {
                     op: Op::Add,
@@ -150,6 +154,7 @@ pub(super) fn diff_keys(
                         shown(expires)
                     ));
                 }
+                d.extend(super::roles::role_details(&o.spec.roles, &k.roles));
                 d.extend(grant_details(&o.spec.grant, &k.grant));
                 if !d.is_empty() {
                     plan.changes.push(Change {
@@ -208,6 +213,7 @@ pub(super) async fn apply_keys(
             Some(s) => {
                 replace_api_key_grants(conn, &s.id, &grants).await?;
                 set_api_key_expiry(conn, &s.id, expires_at, now).await?;
+                db::replace_roles_of(conn, RoleHolder::ApiKey(&s.id), &k.roles).await?;
             }
             None => {
                 let key = new_api_key();
@@ -224,6 +230,7 @@ pub(super) async fn apply_keys(
                     now,
                 )
                 .await?;
+                db::replace_roles_of(conn, RoleHolder::ApiKey(&id), &k.roles).await?;
                 created.push(CreatedApiKey {
                     name: k.name.clone(),
                     api_key: key,

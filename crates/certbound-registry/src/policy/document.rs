@@ -38,6 +38,9 @@ pub struct ApiKeySpec {
     /// Expiry, RFC 3339 (`2027-03-01T00:00:00Z`); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Roles the key holds (defined by `[[role]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// `[[apikey.grant]]`: at least one; never the admin API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -258,6 +261,7 @@ impl PolicyDoc {
                 .map(|k| ApiKeySpec {
                     name: esc(&k.name),
                     expires: k.expires.as_deref().map(esc),
+                    roles: k.roles.iter().map(|r| esc(r)).collect(),
                     grant: grants(&k.grant),
                 })
                 .collect(),

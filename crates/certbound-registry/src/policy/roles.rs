@@ -56,6 +56,11 @@ pub(super) fn validate_roles(doc: &PolicyDoc, apis: &ApiScopes<'_>) -> Result<()
             doc.client
                 .iter()
                 .map(|c| (format!("client {}", c.name), &c.roles)),
+        )
+        .chain(
+            doc.apikey
+                .iter()
+                .map(|k| (format!("apikey {}", k.name), &k.roles)),
         );
     for (holder, roles) in holders {
         let mut seen = BTreeSet::new();

@@ -99,8 +99,8 @@ pub struct Bounds {
     pub methods: BTreeSet<&'static str>,
 }
 
-/// The grants a registration token allows: today its own `--grant`s (when
-/// roles exist, a token's roles will add theirs here).
+/// The grants a registration token allows: its `--grant`s and the grants
+/// its `--role`s had when it was issued (merged at issuance).
 pub fn allowed_grants(
     grants_json: &str,
 ) -> Result<BTreeMap<String, BTreeSet<String>>, RegistryError> {
@@ -203,9 +203,55 @@ impl Registry {
         uses: u64,
         lifetime_secs: u64,
     ) -> Result<IssuedRegistrationToken, RegistryError> {
+        self.create_registration_token_with_roles(grants, &[], methods, uses, lifetime_secs)
+            .await
+    }
+
+    /// [`Registry::create_registration_token`] whose bounds also take the
+    /// grants of `roles` (`--role`), as those roles grant at this moment: a
+    /// later change to a role does not widen or narrow a token already
+    /// issued (issue a new one).
+    pub async fn create_registration_token_with_roles(
+        &self,
+        grants: &[(String, String)],
+        roles: &[String],
+        methods: &[ClientAuthMethod],
+        uses: u64,
+        lifetime_secs: u64,
+    ) -> Result<IssuedRegistrationToken, RegistryError> {
+        let mut grants = grants.to_vec();
+        for name in roles {
+            let role = self.role(name).await?;
+            if role.grants.is_empty() {
+                return Err(RegistryError::Invalid(format!(
+                    "role {name} grants nothing: a registration token bounded by it could register \
+                     clients with no permission (`certbound role grant` first)"
+                )));
+            }
+            grants.extend(
+                role.grants
+                    .into_iter()
+                    .map(|g| (g.api_id, g.scopes.join(" "))),
+            );
+        }
+        // One entry per API: the union of every --grant and role for it.
+        let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (api, scopes) in &grants {
+            let entry = merged.entry(api.clone()).or_default();
+            for s in scopes.split_whitespace() {
+                if !entry.iter().any(|e| e == s) {
+                    entry.push(s.to_string());
+                }
+            }
+        }
+        let grants: Vec<(String, String)> = merged
+            .into_iter()
+            .map(|(api, scopes)| (api, scopes.join(" ")))
+            .collect();
+        let grants = grants.as_slice();
         if grants.is_empty() {
             return Err(RegistryError::Invalid(
-                "give at least one --grant \"<api>=<scopes>\": registered clients get at most these".into(),
+                "give at least one --grant \"<api>=<scopes>\" or --role: registered clients get at most these".into(),
             ));
         }
         if !(1..=10_000).contains(&uses) {

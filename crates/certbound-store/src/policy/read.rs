@@ -176,3 +176,8 @@ pub async fn group_member_count(conn: &mut PolicyConn, name: &str) -> Result<u64
             .await?;
     Ok(to_u64(members))
 }
+
+/// The roles of API key `id` (its row id), by name.
+pub async fn api_key_roles(conn: &mut PolicyConn, id: &str) -> Result<Vec<String>, StoreError> {
+    holder_roles(conn, "api_key_roles", "key_id", id).await
+}

@@ -289,20 +289,10 @@ async fn set_api_alg(
 
 async fn list_groups(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    let groups: Vec<Value> = reg
-        .store
-        .list_groups()
-        .await?
-        .into_iter()
-        .map(|(name, grants)| (name, grants))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|(name, grants)| json!({ "name": name, "grants": grants }))
-        .collect();
-    let mut groups = groups;
-    for g in &mut groups {
-        let name = g["name"].as_str().unwrap_or_default().to_string();
-        g["roles"] = json!(reg.group_roles(&name).await?);
+    let mut groups: Vec<Value> = Vec::new();
+    for (name, grants) in reg.store.list_groups().await? {
+        let roles = reg.group_roles(&name).await?;
+        groups.push(json!({ "name": name, "grants": grants, "roles": roles }));
     }
     ok(groups)
 }

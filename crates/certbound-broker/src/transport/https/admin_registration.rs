@@ -15,7 +15,11 @@ use crate::registry::registration::parse_methods;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewTokenBody {
+    #[serde(default)]
     grants: Vec<GrantBody>,
+    /// Roles whose grants (as of now) bound the registered clients too.
+    #[serde(default)]
+    roles: Vec<String>,
     #[serde(default)]
     methods: Vec<String>,
     #[serde(default = "one")]
@@ -66,8 +70,14 @@ pub(super) async fn create_token(
         ));
     }
     created(
-        reg.create_registration_token(&grants, &methods, body.uses, body.expires_in)
-            .await?,
+        reg.create_registration_token_with_roles(
+            &grants,
+            &body.roles,
+            &methods,
+            body.uses,
+            body.expires_in,
+        )
+        .await?,
     )
 }
 
