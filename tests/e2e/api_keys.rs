@@ -655,3 +655,71 @@ async fn api_keys_get_the_grants_of_their_roles_but_never_the_admin_api() -> any
     o.fx.shutdown().await;
     Ok(())
 }
+
+/// API keys carry attributes: the API's declared custom claims and
+/// `{attr.NAME}` scopes come from them, as for clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_attributes_become_custom_claims_and_scopes() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use certbound_broker::store::AttrHolder;
+    use certbound_proto::custom_claims::ClaimValue;
+    use certbound_registry::registry::parse_claim_decl;
+    let o = OAuthFixture::new().await?;
+    let reg = &o.fx.registry;
+    reg.create_api_with_format(
+        "https://sites.example.com",
+        "read:berlin read:paris",
+        600,
+        "jwt",
+    )
+    .await?;
+    reg.set_api_claims(
+        "https://sites.example.com",
+        &[parse_claim_decl("site,jwt=site")?],
+    )
+    .await?;
+    let key = reg
+        .create_api_key(
+            "site-job",
+            &[(
+                "https://sites.example.com".into(),
+                "read:{attr.site}".into(),
+            )],
+            None,
+        )
+        .await?
+        .api_key;
+    // Without the attribute: the placeholder grants nothing.
+    let a = exchange(
+        &o.https,
+        &key,
+        &[CC, ("audience", "https://sites.example.com")],
+        None,
+    )
+    .await?;
+    a.expect_error(400, "invalid_scope")?;
+    reg.change_attributes(
+        AttrHolder::ApiKey,
+        "site-job",
+        &[("site".into(), ClaimValue::Text("berlin".into()))],
+        &[],
+    )
+    .await?;
+    let a = exchange(
+        &o.https,
+        &key,
+        &[CC, ("audience", "https://sites.example.com")],
+        None,
+    )
+    .await?;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["scope"], "read:berlin");
+    let jwt = a.json["access_token"].as_str().context("token")?;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).context("payload")?)?,
+    )?;
+    assert_eq!(claims["site"], "berlin", "{claims}");
+    o.fx.shutdown().await;
+    Ok(())
+}

@@ -124,7 +124,61 @@ async fn bad_api_keys_are_refused() {
     assert!(reg.list_api_keys(true).await.unwrap().is_empty());
 }
 
+/// `[[apikey]] roles` and `attributes`: applied, exported back, and the
+/// key's effective grants are its own and its roles'.
+async fn api_keys_hold_roles_and_attributes_in_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = populated(&tmp.path().join("a")).await;
+    let mut doc = policy::export(&reg.store).await.unwrap();
+    doc.role.push(policy::RoleSpec {
+        name: "fw-reader".into(),
+        description: String::new(),
+        grant: vec![policy::GrantSpec {
+            api: FW.into(),
+            scopes: vec!["firmware:read".into()],
+        }],
+    });
+    let text = doc.to_toml().unwrap()
+        + "\n[[apikey]]\nname = \"job\"\nroles = [\"fw-reader\"]\nattributes = { site = \"berlin\", floor = 3 }\n\n[[apikey.grant]]\napi = \"https://telemetry.example.com\"\nscopes = [\"telemetry:read\"]\n";
+    let doc = PolicyDoc::parse(&text, |_| None).unwrap();
+    let applied = policy::apply(&reg.store, &doc, "test", yes())
+        .await
+        .unwrap();
+    let rendered = applied.plan.render();
+    assert!(
+        rendered.contains("+ role fw-reader") && rendered.contains("attributes"),
+        "{rendered}"
+    );
+    let key = reg.store.api_key_by_name("job").await.unwrap().unwrap();
+    let roles = reg
+        .store
+        .roles_of(certbound_registry::store::RoleHolder::ApiKey(&key.id))
+        .await
+        .unwrap();
+    assert_eq!(roles, ["fw-reader"]);
+    let attrs = reg
+        .store
+        .attributes(certbound_registry::store::AttrHolder::ApiKey, &key.id)
+        .await
+        .unwrap();
+    assert_eq!(attrs.summary(), "floor=3 site=\"berlin\"", "{attrs:?}");
+    let exported = export_text(&reg).await;
+    assert!(
+        exported.contains("roles = [\"fw-reader\"]") && exported.contains("site = \"berlin\""),
+        "{exported}"
+    );
+    // The export applies to no change.
+    let again = PolicyDoc::parse(&exported, |_| None).unwrap();
+    let plan = policy::plan(&reg.store, &again).await.unwrap();
+    assert!(plan.is_empty(), "{}", plan.render());
+    // A role the document does not define is refused.
+    let bad = text.replace("roles = [\"fw-reader\"]", "roles = [\"nobody\"]");
+    let bad = PolicyDoc::parse(&bad, |_| None).unwrap();
+    assert!(policy::plan(&reg.store, &bad).await.is_err());
+}
+
 certbound_registry::store::on_every_backend!(
     api_keys_round_trip_through_policy,
-    bad_api_keys_are_refused
+    bad_api_keys_are_refused,
+    api_keys_hold_roles_and_attributes_in_policy
 );

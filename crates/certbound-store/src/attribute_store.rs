@@ -1,4 +1,4 @@
-//! Attributes of devices, groups and clients, and the custom claims of
+//! Attributes of devices, groups, clients and API keys, and the custom claims of
 //! APIs, in the [`Store`] (see [`crate::attributes`] for the rules).
 
 use sqlx::Row;
@@ -19,6 +19,8 @@ pub enum AttrHolder {
     Group,
     /// An OAuth client, by `client_id`.
     Client,
+    /// An API key, by its row id (never the key).
+    ApiKey,
 }
 
 impl AttrHolder {
@@ -28,6 +30,7 @@ impl AttrHolder {
             AttrHolder::Device => "device",
             AttrHolder::Group => "group",
             AttrHolder::Client => "client",
+            AttrHolder::ApiKey => "apikey",
         }
     }
 
@@ -36,6 +39,7 @@ impl AttrHolder {
             AttrHolder::Device => ("devices", "id"),
             AttrHolder::Group => ("groups", "name"),
             AttrHolder::Client => ("clients", "id"),
+            AttrHolder::ApiKey => ("api_keys", "id"),
         }
     }
 
@@ -44,6 +48,7 @@ impl AttrHolder {
             AttrHolder::Device => "; `certbound device list` shows them",
             AttrHolder::Group => "; `certbound group list` shows them",
             AttrHolder::Client => "; `certbound client list` shows them",
+            AttrHolder::ApiKey => "; `certbound apikey list` shows them",
         };
         StoreError::NotFound {
             kind: self.as_str(),

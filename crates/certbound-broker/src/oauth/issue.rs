@@ -129,13 +129,18 @@ impl OAuthService {
                 .await
                 .map_err(|e| (None, e))?;
             let label = format!("API key {}", key.name);
+            // Its attributes: custom claims and `{attr.NAME}` scopes, as a
+            // client's (read with the key, on every use).
+            let attributes = self
+                .store
+                .attributes(crate::store::AttrHolder::ApiKey, &key.id)
+                .await
+                .map_err(|e| (Some(api_key_subject(&key.name)), store_failure(&e)))?;
             (
                 api_key_subject(&key.name),
                 label,
                 grants,
-                // API keys carry no attributes (yet): no custom claims, and
-                // a grant scope with `{attr.NAME}` is not granted to them.
-                crate::store::attributes::Attributes::default(),
+                attributes,
                 AuthMethod::ApiKey,
             )
         } else {

@@ -18,6 +18,9 @@ pub struct AttrHolderArgs {
     /// A backend-service client, by name or client_id.
     #[arg(long)]
     pub client: Option<String>,
+    /// An API key, by name (its tokens get the attributes' claims).
+    #[arg(long)]
+    pub apikey: Option<String>,
 }
 
 /// `certbound attr ...`

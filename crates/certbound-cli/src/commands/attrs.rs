@@ -13,11 +13,14 @@ use crate::cli::{
 use crate::output::print_json;
 
 fn holder(args: &AttrHolderArgs) -> anyhow::Result<(AttrHolder, &str)> {
-    match (&args.device, &args.group, &args.client) {
-        (Some(d), None, None) => Ok((AttrHolder::Device, d)),
-        (None, Some(g), None) => Ok((AttrHolder::Group, g)),
-        (None, None, Some(c)) => Ok((AttrHolder::Client, c)),
-        _ => anyhow::bail!("name exactly one holder: --device ID, --group NAME or --client NAME"),
+    match (&args.device, &args.group, &args.client, &args.apikey) {
+        (Some(d), None, None, None) => Ok((AttrHolder::Device, d)),
+        (None, Some(g), None, None) => Ok((AttrHolder::Group, g)),
+        (None, None, Some(c), None) => Ok((AttrHolder::Client, c)),
+        (None, None, None, Some(k)) => Ok((AttrHolder::ApiKey, k)),
+        _ => anyhow::bail!(
+            "name exactly one holder: --device ID, --group NAME, --client NAME or --apikey NAME"
+        ),
     }
 }
 

@@ -66,6 +66,8 @@ pub(super) async fn read_keys(conn: &mut PolicyConn) -> Result<Vec<StoredApiKey>
                 name: k.name,
                 expires: k.expires_at.map(rfc3339),
                 roles,
+                // Filled with the other attributes (`policy::attrs::fill`).
+                attributes: Default::default(),
                 grant: grants_of(k.grants),
             },
         });

@@ -1,5 +1,5 @@
 //! Policy as code for custom claims: `[[api.claim]]` declarations and
-//! `attributes = {...}` of groups and clients (devices are inventory: their
+//! `attributes = {...}` of groups, clients and API keys (devices are inventory: their
 //! attributes are set with `certbound attr set --device`).
 
 use std::collections::BTreeMap;
@@ -24,6 +24,10 @@ pub(super) async fn fill(conn: &mut PolicyConn, doc: &mut PolicyDoc) -> Result<(
     let mut clients = db::read_client_attributes(conn).await?;
     for c in &mut doc.client {
         c.attributes = clients.remove(&c.name).unwrap_or_default();
+    }
+    let mut keys = db::read_api_key_attributes(conn).await?;
+    for k in &mut doc.apikey {
+        k.attributes = keys.remove(&k.name).unwrap_or_default();
     }
     Ok(())
 }
@@ -55,7 +59,7 @@ fn note(plan: &mut Plan, kind: &'static str, name: &str, detail: String) {
         c.details.push(detail);
         return;
     }
-    const ORDER: [&str; 3] = ["api", "group", "client"];
+    const ORDER: [&str; 5] = ["api", "role", "group", "client", "apikey"];
     let rank = |k: &str| ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
     let at = plan
         .changes
@@ -94,6 +98,11 @@ pub(super) async fn diff(
             .validate()
             .map_err(|e| RegistryError::Invalid(format!("client {}: {e}", c.name)))?;
     }
+    for k in &desired.apikey {
+        k.attributes
+            .validate()
+            .map_err(|e| RegistryError::Invalid(format!("apikey {}: {e}", k.name)))?;
+    }
     let claims = db::read_api_claims(conn).await?;
     for a in &desired.api {
         let old = claims.get(&a.id).map(Vec::as_slice).unwrap_or_default();
@@ -119,6 +128,12 @@ pub(super) async fn diff(
             note(plan, "client", &c.name, d);
         }
     }
+    let keys = db::read_api_key_attributes(conn).await?;
+    for k in &desired.apikey {
+        if let Some(d) = attrs_diff(&keys, &k.name, &k.attributes) {
+            note(plan, "apikey", &k.name, d);
+        }
+    }
     Ok(())
 }
 
@@ -141,6 +156,12 @@ pub(super) async fn apply(conn: &mut PolicyConn, desired: &PolicyDoc) -> Result<
     for c in &desired.client {
         if clients.get(&c.name).cloned().unwrap_or_default() != c.attributes {
             db::write_client_attributes(conn, &c.name, &c.attributes).await?;
+        }
+    }
+    let keys = db::read_api_key_attributes(conn).await?;
+    for k in &desired.apikey {
+        if keys.get(&k.name).cloned().unwrap_or_default() != k.attributes {
+            db::write_api_key_attributes(conn, &k.name, &k.attributes).await?;
         }
     }
     Ok(())

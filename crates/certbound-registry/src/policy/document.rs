@@ -41,6 +41,9 @@ pub struct ApiKeySpec {
     /// Roles the key holds (defined by `[[role]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Attributes (custom claims and `{attr.NAME}` scopes of its tokens).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
     /// `[[apikey.grant]]`: at least one; never the admin API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
@@ -262,6 +265,7 @@ impl PolicyDoc {
                     name: esc(&k.name),
                     expires: k.expires.as_deref().map(esc),
                     roles: k.roles.iter().map(|r| esc(r)).collect(),
+                    attributes: esc_attrs(&k.attributes),
                     grant: grants(&k.grant),
                 })
                 .collect(),

@@ -64,8 +64,9 @@ pub fn parse_holder(kind: &str) -> Result<AttrHolder, RegistryError> {
         "device" | "devices" => Ok(AttrHolder::Device),
         "group" | "groups" => Ok(AttrHolder::Group),
         "client" | "clients" => Ok(AttrHolder::Client),
+        "apikey" | "apikeys" | "api-keys" => Ok(AttrHolder::ApiKey),
         other => Err(RegistryError::Invalid(format!(
-            "{other:?} holds no attributes: use device, group or client"
+            "{other:?} holds no attributes: use device, group, client or apikey"
         ))),
     }
 }
@@ -75,6 +76,17 @@ impl Registry {
     async fn holder_key(&self, holder: AttrHolder, key: &str) -> Result<String, RegistryError> {
         Ok(match holder {
             AttrHolder::Client => self.find_client(key).await?.id,
+            AttrHolder::ApiKey => {
+                self.store
+                    .api_key_by_name(key)
+                    .await?
+                    .ok_or_else(|| RegistryError::NotFound {
+                        kind: "API key",
+                        name: key.into(),
+                        hint: "; `certbound apikey list` shows them".into(),
+                    })?
+                    .id
+            }
             _ => key.to_string(),
         })
     }

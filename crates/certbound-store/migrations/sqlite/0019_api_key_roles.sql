@@ -1,4 +1,4 @@
--- certbound store, version 19: API keys hold roles too (as clients and
+-- certbound store, version 19: API keys hold roles and attributes too (as clients and
 -- groups, version 17). Keys are read from the database on every use, so no
 -- change-feed trigger is needed: a role change counts from the next use.
 CREATE TABLE api_key_roles (
@@ -7,3 +7,8 @@ CREATE TABLE api_key_roles (
     PRIMARY KEY (key_id, role_name)
 );
 CREATE INDEX api_key_roles_role ON api_key_roles(role_name);
+
+-- API keys carry attributes too (custom claims and {attr.NAME} scopes of
+-- the tokens they are exchanged for), as devices, groups and clients
+-- (version 18).
+ALTER TABLE api_keys ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';

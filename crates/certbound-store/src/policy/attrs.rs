@@ -104,3 +104,28 @@ pub async fn write_client_attributes(
         .await?;
     Ok(())
 }
+
+/// Every active API key's attributes (not empty), by name.
+pub async fn read_api_key_attributes(
+    conn: &mut PolicyConn,
+) -> Result<BTreeMap<String, Attributes>, StoreError> {
+    read_attrs(
+        conn,
+        "SELECT name, attributes FROM api_keys WHERE attributes <> '{}' AND status = 'active'",
+    )
+    .await
+}
+
+/// Sets an active API key's attributes, by name.
+pub async fn write_api_key_attributes(
+    conn: &mut PolicyConn,
+    name: &str,
+    attrs: &Attributes,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE api_keys SET attributes = $1 WHERE name = $2 AND status = 'active'")
+        .bind(attrs.to_json())
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

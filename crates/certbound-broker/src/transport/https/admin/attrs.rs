@@ -30,6 +30,10 @@ pub(super) fn routes() -> Router<HttpsState> {
             "/clients/{id}/attributes",
             get(show_client).patch(change_client),
         )
+        .route(
+            "/api-keys/{name}/attributes",
+            get(show_api_key).patch(change_api_key),
+        )
         .route("/apis/{id}/claims", get(show_claims).put(set_claims))
 }
 
@@ -139,6 +143,27 @@ async fn change_client(
     Json(body): Json<AttrPatch>,
 ) -> AdminResult {
     change(s, m, h, p, AttrHolder::Client, id, body).await
+}
+
+async fn show_api_key(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(name): Path<String>,
+) -> AdminResult {
+    show(s, m, h, p, AttrHolder::ApiKey, name).await
+}
+
+async fn change_api_key(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path(name): Path<String>,
+    Json(body): Json<AttrPatch>,
+) -> AdminResult {
+    change(s, m, h, p, AttrHolder::ApiKey, name, body).await
 }
 
 async fn show_claims(
