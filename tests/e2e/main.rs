@@ -17,6 +17,7 @@ mod custom_claims;
 mod doctor_audit;
 mod instances;
 mod jit;
+mod jwks_uri;
 mod key_rotation;
 mod live_changes;
 mod metrics;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::oauth::{JWT_API, OAuthFixture};
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The Python interpreter with PyJWT, Authlib and requests, if any.
 fn python_with_authlib() -> Option<PathBuf> {
@@ -141,7 +141,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A P-256 key and its public JWK Set.
-fn ec_key(kid: &str) -> anyhow::Result<(AwsLcSigner, Value)> {
+pub(crate) fn ec_key(kid: &str) -> anyhow::Result<(AwsLcSigner, Value)> {
     let (signer, _) = AwsLcSigner::generate()?;
     let point = signer.public_key().to_sec1();
     let jwks = json!({"keys": [{
@@ -152,7 +152,7 @@ fn ec_key(kid: &str) -> anyhow::Result<(AwsLcSigner, Value)> {
 }
 
 /// An ES256 client assertion for `client_id`.
-fn assertion(
+pub(crate) fn assertion(
     signer: &AwsLcSigner,
     kid: &str,
     client_id: &str,
