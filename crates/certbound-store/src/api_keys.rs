@@ -35,6 +35,8 @@ pub struct ApiKey {
     pub status: String,
     /// What the key may ask for.
     pub grants: Vec<Grant>,
+    /// Its attributes (custom claims and `{attr.NAME}` scopes of its tokens).
+    pub attributes: crate::attributes::Attributes,
     /// Creation time, Unix seconds.
     pub created_at: u64,
     /// Expiry, Unix seconds; `None`: none.
@@ -86,7 +88,8 @@ pub struct NewApiKey<'a> {
     pub grants: &'a [(String, String)],
 }
 
-const COLUMNS: &str = "id, name, status, created_at, expires_at, last_used_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, status, created_at, expires_at, last_used_at, revoked_at, attributes";
 
 impl Store {
     /// Registers an API key and its grants atomically.
@@ -164,7 +167,7 @@ async fn api_key_where(
         return Ok(None);
     };
     let grants = api_key_grants(conn, row.get("id")).await?;
-    Ok(Some(api_key_from_row(&row, grants)))
+    Ok(Some(api_key_from_row(&row, grants)?))
 }
 
 /// Every key (revoked ones too when `all`), by name, on `conn`.
@@ -181,7 +184,7 @@ pub async fn read_api_keys(
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let grants = api_key_grants(conn, row.get("id")).await?;
-        out.push(api_key_from_row(&row, grants));
+        out.push(api_key_from_row(&row, grants)?);
     }
     Ok(out)
 }
@@ -303,18 +306,19 @@ pub async fn revoke_api_key_row(
     Ok(done.rows_affected() > 0)
 }
 
-fn api_key_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> ApiKey {
+fn api_key_from_row(row: &sqlx::any::AnyRow, grants: Vec<Grant>) -> Result<ApiKey, StoreError> {
     let opt = |c: &str| row.get::<Option<i64>, _>(c).map(to_u64);
-    ApiKey {
+    Ok(ApiKey {
         id: row.get("id"),
         name: row.get("name"),
         status: row.get("status"),
         grants,
+        attributes: crate::attributes::Attributes::from_json(&row.get::<String, _>("attributes"))?,
         created_at: to_u64(row.get("created_at")),
         expires_at: opt("expires_at"),
         last_used_at: opt("last_used_at"),
         revoked_at: opt("revoked_at"),
-    }
+    })
 }
 
 #[cfg(test)]

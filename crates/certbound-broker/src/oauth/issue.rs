@@ -129,13 +129,9 @@ impl OAuthService {
                 .await
                 .map_err(|e| (None, e))?;
             let label = format!("API key {}", key.name);
-            // Its attributes: custom claims and `{attr.NAME}` scopes, as a
-            // client's (read with the key, on every use).
-            let attributes = self
-                .store
-                .attributes(crate::store::AttrHolder::ApiKey, &key.id)
-                .await
-                .map_err(|e| (Some(api_key_subject(&key.name)), store_failure(&e)))?;
+            // Its attributes (custom claims, `{attr.NAME}` scopes), read
+            // with the key's row.
+            let attributes = key.attributes.clone();
             (
                 api_key_subject(&key.name),
                 label,
