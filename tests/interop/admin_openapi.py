@@ -77,6 +77,10 @@ def fuzz(base, ca, token, max_examples, workdir):
         "Authorization: Bearer " + token,
         "--request-tls-verify",
         ca,
+        # Valid and invalid data: invalid requests must be refused with a
+        # documented 4xx, never a 5xx.
+        "--data-generation-method",
+        "all",
         "--hypothesis-max-examples",
         str(max_examples),
         "--hypothesis-phases",
