@@ -6,9 +6,9 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use certbound_registry::RegistryError;
 use axum::routing::{delete, post, put};
 use axum::{Json, Router};
+use certbound_registry::RegistryError;
 use serde::Deserialize;
 
 use super::{AdminError, AdminResult, GrantBody, HttpsState, Peer, caller, ok};

@@ -5,9 +5,9 @@
 //! string that does not parse (400), an oversized body (413) and a method
 //! the route does not have (405).
 
+use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -65,5 +65,3 @@ pub(super) async fn to_json(response: Response) -> Response {
     );
     Response::from_parts(parts, Body::new(json_body))
 }
-
-
