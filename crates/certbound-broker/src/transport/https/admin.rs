@@ -55,6 +55,7 @@ pub fn routes() -> Router<HttpsState> {
         .merge(grants::routes())
         .merge(lifecycle::routes())
         .merge(policy::routes())
+        .fallback(json_errors::no_such_route)
         .layer(axum::middleware::map_response(json_errors::to_json))
 }
 

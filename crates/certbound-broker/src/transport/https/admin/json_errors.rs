@@ -65,3 +65,17 @@ pub(super) async fn to_json(response: Response) -> Response {
     );
     Response::from_parts(parts, Body::new(json_body))
 }
+
+/// An unknown path under `/admin/v1`: the `Error` shape too.
+pub(super) async fn no_such_route(uri: axum::http::Uri) -> Response {
+    super::AdminError(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no admin route {}; see /admin/v1/openapi.json (an API identifier in a path is \
+             percent-encoded: https%3A%2F%2F...)",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
