@@ -237,6 +237,27 @@ async fn pki_routes_and_policy_work_like_the_cli() -> anyhow::Result<()> {
         .await?;
     expect(&r, 200)?;
     audited(&https, &token, &id, "claim.revoked").await?;
+    // A policy without the group the claim enrolls into: refused, not a 500
+    // from the database (the claim's row names the group), prune or not.
+    let prune = https
+        .send(
+            Method::POST,
+            "/admin/v1/policy/apply?prune=true",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/toml"),
+            ],
+            Vec::new(),
+        )
+        .await?;
+    expect(&prune, 400)?;
+    assert!(
+        prune.json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot be removed") && m.contains(&id)),
+        "{}",
+        prune.json
+    );
     let none = https
         .json(
             Method::POST,
