@@ -420,3 +420,64 @@ async fn body_errors_are_json() -> anyhow::Result<()> {
     fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_group_membership_reaches_the_running_broker() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let token = admin_token(&fx, &https, None).await?;
+    let auth = format!("Bearer {token}");
+    let device = fx.device("sensor-member").await?;
+    let g = https
+        .json(
+            Method::POST,
+            "/admin/v1/groups",
+            &token,
+            &json!({"name": "firmware", "grants": [{"api": API, "scopes": "firmware:read"}]}),
+        )
+        .await?;
+    expect(&g, 201)?;
+    let firmware = fx.params(Some("firmware:read"));
+    let refused = fx.post_token(fx.agent_request(&device, &firmware)?).await?;
+    assert!(refused.error().is_ok(), "not a member yet");
+
+    let path = "/admin/v1/devices/sensor-member/groups/firmware";
+    let join = https
+        .send(Method::PUT, path, &[("authorization", &auth)], Vec::new())
+        .await?;
+    expect(&join, 200)?;
+    assert_eq!(join.json["changed"], true);
+    fx.obtain(&device, &firmware).await?;
+    audited(&https, &token, "sensor-member", "device.group_added").await?;
+    let again = https
+        .send(Method::PUT, path, &[("authorization", &auth)], Vec::new())
+        .await?;
+    expect(&again, 200)?;
+    assert_eq!(again.json["changed"], false);
+
+    let leave = https
+        .send(
+            Method::DELETE,
+            path,
+            &[("authorization", &auth)],
+            Vec::new(),
+        )
+        .await?;
+    expect(&leave, 200)?;
+    let refused = fx.post_token(fx.agent_request(&device, &firmware)?).await?;
+    assert!(refused.error().is_ok(), "left the group, lost its grant");
+    fx.assert_serves(&device).await?;
+    audited(&https, &token, "sensor-member", "device.group_removed").await?;
+
+    let unknown = https
+        .send(
+            Method::PUT,
+            "/admin/v1/devices/sensor-member/groups/nope",
+            &[("authorization", &auth)],
+            Vec::new(),
+        )
+        .await?;
+    expect(&unknown, 404)?;
+    fx.shutdown().await;
+    Ok(())
+}
