@@ -156,7 +156,19 @@ async fn group_and_api_changes_reach_the_running_broker() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pki_routes_and_policy_work_like_the_cli() -> anyhow::Result<()> {
-    let fx = Fixture::new().await?;
+    pki_routes_and_policy(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pki_routes_and_policy_on_postgres() -> anyhow::Result<()> {
+    let Some(url) = certbound_broker::store::testing::fresh_postgres().await else {
+        return Ok(());
+    };
+    pki_routes_and_policy(Some(url)).await
+}
+
+async fn pki_routes_and_policy(store: Option<String>) -> anyhow::Result<()> {
+    let fx = Fixture::on_store(store, &[]).await?;
     let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
     let token = admin_token(&fx, &https, None).await?;
     let read = admin_token(&fx, &https, Some("admin:read")).await?;
@@ -423,7 +435,21 @@ async fn body_errors_are_json() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_group_membership_reaches_the_running_broker() -> anyhow::Result<()> {
-    let fx = Fixture::new().await?;
+    device_group_membership(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_group_membership_on_postgres() -> anyhow::Result<()> {
+    // `None` (after a loud message; a failure with CERTBOUND_REQUIRE_ALL=1)
+    // when no PostgreSQL server is reachable.
+    let Some(url) = certbound_broker::store::testing::fresh_postgres().await else {
+        return Ok(());
+    };
+    device_group_membership(Some(url)).await
+}
+
+async fn device_group_membership(store: Option<String>) -> anyhow::Result<()> {
+    let fx = Fixture::on_store(store, &[]).await?;
     let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
     let token = admin_token(&fx, &https, None).await?;
     let auth = format!("Bearer {token}");
