@@ -507,3 +507,40 @@ async fn device_group_membership(store: Option<String>) -> anyhow::Result<()> {
     fx.shutdown().await;
     Ok(())
 }
+
+/// A failure inside the server (here: a table gone) is a 500 `internal`
+/// whose message names nothing internal (no database detail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_failures_say_nothing_internal() -> anyhow::Result<()> {
+    if std::process::Command::new("sqlite3")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        certbound_e2e::mosquitto::skip_or_fail("sqlite3 (the SQLite command-line tool)");
+        return Ok(());
+    }
+    let fx = Fixture::new().await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let token = admin_token(&fx, &https, Some("admin:read")).await?;
+    let db = certbound_registry::config::DataDir::new(fx.path()).database();
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(".timeout 20000")
+        .arg("ALTER TABLE claims RENAME TO claims_away;")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = https.get("/admin/v1/claims", Some(&token)).await?;
+    expect(&a, 500)?;
+    assert_eq!(a.json["error"], "internal");
+    let text = a.json.to_string().to_ascii_lowercase();
+    for word in ["sqlite", "claims", "table", "database", "sqlx"] {
+        assert!(!text.contains(word), "the answer names {word}: {text}");
+    }
+    fx.shutdown().await;
+    Ok(())
+}
