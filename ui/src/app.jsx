@@ -80,6 +80,7 @@ export function App() {
       first.current = false;
       return;
     }
+    window.scrollTo(0, 0);
     const h = main.current && main.current.querySelector('h1');
     if (h) {
       h.setAttribute('tabindex', '-1');

@@ -2,4 +2,7 @@ import { render } from 'preact';
 import { App } from './app.jsx';
 import './style.css';
 
-render(<App />, document.getElementById('app'));
+const root = document.getElementById('app');
+// index.html holds a "Loading…" line for the time before this runs.
+root.textContent = '';
+render(<App />, root);

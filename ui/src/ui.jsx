@@ -87,9 +87,11 @@ export function Loading({ what }) {
   );
 }
 
-export function Badge({ value }) {
+/** A status word as a coloured pill; outcome: "ok" is good, anything else a refusal or error. */
+export function Badge({ value, outcome = false }) {
   const v = String(value ?? 'unknown');
-  return <span class={`badge badge-${v.replace(/[^a-z_]/gi, '')}`}>{v}</span>;
+  const cls = outcome ? (v === 'ok' ? 'ok' : 'error') : v.replace(/[^a-z_]/gi, '');
+  return <span class={`badge badge-${cls}`}>{v}</span>;
 }
 
 /** A table of objects; columns from `columns` ([key, label, render?]) or from the rows. */
@@ -151,7 +153,15 @@ export function ConfirmDialog({ open, title, children, confirmLabel, danger, onC
     const d = ref.current;
     if (!d) return undefined;
     const closed = () => {
-      if (opener.current && opener.current.isConnected) opener.current.focus();
+      if (opener.current && opener.current.isConnected && !opener.current.disabled) opener.current.focus();
+      else {
+        // The opener is gone (e.g. "Revoke…" after revoking): focus the page heading.
+        const h = document.querySelector('main h1');
+        if (h) {
+          h.setAttribute('tabindex', '-1');
+          h.focus();
+        }
+      }
       onClose();
     };
     d.addEventListener('close', closed);

@@ -149,7 +149,7 @@ export function Audit() {
                 </td>
                 <td>{r.subject}</td>
                 <td>
-                  <Badge value={r.outcome} />
+                  <Badge value={r.outcome} outcome />
                 </td>
                 <td class="detail">{r.detail}</td>
               </tr>

@@ -150,7 +150,7 @@ export function Device({ id }) {
                 ['ts_ms', 'Time', (v, r) => fmtTime(v ?? r.ts, v !== undefined)],
                 ['actor', 'Actor'],
                 ['action', 'Action'],
-                ['outcome', 'Outcome', (v) => <Badge value={v} />],
+                ['outcome', 'Outcome', (v) => <Badge value={v} outcome />],
                 ['detail', 'Detail'],
               ]}
             />

@@ -68,7 +68,7 @@ export function Policy() {
         <textarea
           id="policy-toml"
           class="code-edit"
-          rows={18}
+          rows={Math.min(40, Math.max(10, text.split('\n').length + 2))}
           spellcheck={false}
           value={text}
           onInput={(e) => setText(e.currentTarget.value)}

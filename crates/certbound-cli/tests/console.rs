@@ -1,0 +1,233 @@
+//! The operator console in a real browser: `certbound serve` with a
+//! firmware-sim fleet getting tokens over CoAP, MQTT and HTTPS, 2 000 more
+//! devices, and `node ui/e2e/console.mjs` driving Debian's Chromium
+//! (playwright-core) through the console: form and one-time-link sign-in,
+//! dashboard charts with the fleet's numbers, a device found by the search
+//! box among thousands, revoked through the confirmation dialog, keyboard
+//! operation, screenshots. Then the revoked device is refused a token over
+//! CoAP (real UDP) and another device still gets one.
+//!
+//! Skipped loudly without node, chromium or ui/node_modules (a failure under
+//! `CERTBOUND_REQUIRE_ALL=1`). Screenshots go to a temporary directory, or to
+//! `CERTBOUND_UI_SCREENSHOTS` (e.g. `docs/console` to refresh the README's).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use certbound_agent::{
+    AgentError, DeviceIdentity, TokenRequestParams, build_token_request, decode_token_response,
+};
+use certbound_coap::content_format;
+use certbound_registry::registry::{ADMIN_CLIENT_FILE, BulkControl, BulkOptions, Registry};
+use common::{ISSUER, Serve, ok, skip_or_fail};
+use firmware_sim::{BrokerTarget, RemoteFleet, SimOptions, TransportMix};
+
+/// The API and group of the 2 000 extra devices.
+const API: &str = "https://meters.example.com";
+const GROUP: &str = "meters";
+const EXTRA: u64 = 2000;
+/// The device the browser finds and revokes, and one that stays active.
+const VICTIM: &str = "meter-1234";
+const BYSTANDER: &str = "meter-1235";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// node, chromium and ui/node_modules/playwright-core, or `None` after a
+/// loud skip (a failure under `CERTBOUND_REQUIRE_ALL=1`).
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let node = std::env::var_os("CERTBOUND_NODE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("node"));
+    let node_ok = Command::new(&node)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node_ok {
+        skip_or_fail("node (Debian package nodejs, or CERTBOUND_NODE)");
+        return None;
+    }
+    let chromium = std::env::var_os("CERTBOUND_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if !chromium.exists() {
+        skip_or_fail("chromium (Debian package chromium, or CERTBOUND_CHROMIUM)");
+        return None;
+    }
+    if !workspace().join("ui/node_modules/playwright-core").exists() {
+        skip_or_fail("ui/node_modules (run `npm ci` in ui/)");
+        return None;
+    }
+    Some((node, chromium))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A token request of `device` for `API` over CoAP to `addr`.
+async fn coap_token(
+    addr: &str,
+    device: &DeviceIdentity,
+) -> Result<certbound_agent::ObtainedToken, AgentError> {
+    let client = certbound_coap::Client::connect(addr.parse().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let params = TokenRequestParams::new(ISSUER, API).with_scope("read");
+    let body = build_token_request(device, &params, unix_now(), rand::random())?;
+    let r = client
+        .post("token", content_format::COSE_SIGN1, body)
+        .await?;
+    decode_token_response(r.code, r.content_format, &r.payload)
+}
+
+/// The key and certificate files of `id` from a bulk run's manifest.csv.
+fn identity(out: &Path, id: &str) -> DeviceIdentity {
+    let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with(&format!("{id},")))
+        .unwrap_or_else(|| panic!("{id} is not in the manifest"));
+    let cols: Vec<&str> = line.split(',').collect();
+    let path = |p: &str| {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            out.join(p)
+        }
+    };
+    DeviceIdentity::load(&path(cols[4]), &path(cols[5])).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
+    let Some((node, chromium)) = browser_tools() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cb");
+    let d = dir.to_str().unwrap().to_string();
+    ok(&["init", "--dir", &d, "--issuer-id", ISSUER]);
+
+    // 2 000 devices besides the fleet, so that the search box matters.
+    let registry = Registry::open(&dir).await.unwrap();
+    registry.create_api(API, "read", 600).await.unwrap();
+    registry
+        .create_group(GROUP, &[(API.into(), "read".into())])
+        .await
+        .unwrap();
+    let out = tmp.path().join("meters");
+    let bulk = BulkOptions {
+        groups: vec![GROUP.into()],
+        ..BulkOptions::new("meter-", EXTRA, &out)
+    };
+    let report = registry
+        .provision_bulk(
+            &bulk,
+            &BulkControl {
+                stop: None,
+                progress: None,
+            },
+        )
+        .await
+        .unwrap();
+    eprintln!("{EXTRA} extra devices provisioned: {report:?}");
+    registry.close().await;
+    let victim = identity(&out, VICTIM);
+    let bystander = identity(&out, BYSTANDER);
+
+    let serve = Serve::start(&dir);
+    coap_token(&serve.addr, &victim)
+        .await
+        .expect("the device gets a token before the console revokes it");
+
+    // The fleet: tokens over CoAP, MQTT and HTTPS for the whole browser run.
+    let mut o = SimOptions::new(12);
+    o.transports = TransportMix::parse("coap,mqtt,https").unwrap();
+    o.duration = Duration::from_secs(900);
+    o.telemetry_every = Duration::from_secs(2);
+    o.token_lifetime = Duration::from_secs(10);
+    o.broker = BrokerTarget::Remote(RemoteFleet {
+        data_dirs: vec![dir.clone()],
+        instances: vec![
+            firmware_sim::options::parse_instance(&format!(
+                "coap={},https={},mqtt={}",
+                serve.addr, serve.https, serve.mqtt
+            ))
+            .unwrap(),
+        ],
+    });
+    let sim = tokio::spawn(async move { firmware_sim::run(&o, &|_| {}).await });
+
+    // A one-time sign-in link, and the admin client for the form sign-in.
+    let link: serde_json::Value = serde_json::from_str(&ok(&[
+        "ui-login",
+        "--dir",
+        &d,
+        "--json",
+        "--label",
+        "e2e",
+        "--base-url",
+        &serve.https,
+    ]))
+    .unwrap();
+    let link = link["url"].as_str().expect("ui-login --json gives a url");
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(ADMIN_CLIENT_FILE)).unwrap())
+            .unwrap();
+
+    let shots = std::env::var_os("CERTBOUND_UI_SCREENSHOTS")
+        .map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { workspace().join(p) }
+        })
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
+    let script = workspace().join("ui/e2e/console.mjs");
+    let mut browser = tokio::process::Command::new(&node)
+        .arg(&script)
+        .current_dir(workspace().join("ui"))
+        .env("CERTBOUND_UI_BASE", &serve.https)
+        .env("CERTBOUND_UI_LINK", link)
+        .env("CERTBOUND_UI_DEVICE", VICTIM)
+        .env("CERTBOUND_UI_CLIENT_ID", creds["client_id"].as_str().unwrap())
+        .env(
+            "CERTBOUND_UI_CLIENT_SECRET",
+            creds["client_secret"].as_str().unwrap(),
+        )
+        .env("CERTBOUND_UI_OUT", &shots)
+        .env("CERTBOUND_CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let status = tokio::select! {
+        s = browser.wait() => s.unwrap(),
+        ended = sim => match ended {
+            Ok(Ok(outcome)) => panic!("the fleet stopped early:\n{}", outcome.report.summary()),
+            Ok(Err(e)) => panic!("the fleet failed: {e}"),
+            Err(e) => panic!("the fleet task failed: {e}"),
+        },
+        () = tokio::time::sleep(Duration::from_secs(600)) => panic!("the browser run took over 10 min"),
+    };
+    assert!(status.success(), "ui/e2e/console.mjs failed: {status}");
+    eprintln!("screenshots in {}", shots.display());
+
+    // Revoked in the browser: refused over CoAP at once; others still served.
+    match coap_token(&serve.addr, &victim).await {
+        Err(AgentError::Refused(e)) => eprintln!("{VICTIM} refused over CoAP: {e}"),
+        Ok(_) => panic!("{VICTIM} got a token after the console revoked it"),
+        Err(e) => panic!("{VICTIM}: {e}"),
+    }
+    coap_token(&serve.addr, &bystander)
+        .await
+        .expect("another device still gets a token");
+}
