@@ -36,6 +36,7 @@ export function fmtValue(key, v) {
 }
 
 function compact(o) {
+  if (Array.isArray(o) && o.length === 2 && o.every((x) => typeof x === 'string')) return `${o[0]}: ${o[1]}`;
   if (o && typeof o === 'object' && 'api' in o && 'scopes' in o) {
     return `${o.api}: ${Array.isArray(o.scopes) ? o.scopes.join(' ') : o.scopes}`;
   }
@@ -101,7 +102,7 @@ export function DataTable({ rows, columns, caption, empty = 'Nothing here yet.',
     columns ||
     Array.from(rows.reduce((set, r) => (Object.keys(r).forEach((k) => set.add(k)), set), new Set())).map((k) => [
       k,
-      k.replace(/_/g, ' '),
+      k.charAt(0).toUpperCase() + k.slice(1).replace(/_/g, ' '),
     ]);
   return (
     <div class="table-wrap">

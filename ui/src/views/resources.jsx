@@ -172,14 +172,17 @@ export function Clients() {
             ['name', 'Name'],
             ['auth_method', 'Authentication', (v, r) => v || r.method || '—'],
             ['grants', 'Grants'],
+            ['roles', 'Roles'],
             [
               'actions',
               'Actions',
               (_, r) => (
                 <span class="row-actions">
-                  <button type="button" class="secondary small" onClick={() => setTarget({ op: 'rotate', id: r.client_id || r.id })}>
-                    Rotate secret…
-                  </button>
+                  {r.has_secret !== false ? (
+                    <button type="button" class="secondary small" onClick={() => setTarget({ op: 'rotate', id: r.client_id || r.id })}>
+                      Rotate secret…
+                    </button>
+                  ) : null}
                   <button type="button" class="danger small" onClick={() => setTarget({ op: 'delete', id: r.client_id || r.id })}>
                     Delete…
                   </button>
@@ -268,6 +271,24 @@ export function Roles() {
 }
 
 export function ApiKeys() {
+  const [target, setTarget] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const reloadRef = useRef(() => {});
+  const close = useCallback(() => setTarget(null), []);
+  const revoke = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await send('DELETE', `api-keys/${encodeURIComponent(target)}`);
+      setTarget(null);
+      reloadRef.current();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
   return (
     <>
       <h1>API keys</h1>
@@ -275,6 +296,7 @@ export function ApiKeys() {
         path="api-keys"
         what="API keys"
         rowKey={(r) => r.name}
+        reloadRef={reloadRef}
         columns={() => [
           ['name', 'Name'],
           ['state', 'State', (v) => <Badge value={v} />],
@@ -282,6 +304,16 @@ export function ApiKeys() {
           ['created_at', 'Created'],
           ['expires_at', 'Expires'],
           ['last_used_at', 'Last used'],
+          [
+            'actions',
+            'Actions',
+            (_, r) =>
+              r.state === 'active' || r.state === undefined ? (
+                <button type="button" class="danger small" onClick={() => setTarget(r.name)}>
+                  Revoke…
+                </button>
+              ) : null,
+          ],
         ]}
       >
         {(reload) => (
@@ -302,6 +334,18 @@ export function ApiKeys() {
           />
         )}
       </ListSection>
+      <ConfirmDialog
+        open={!!target}
+        title={`Revoke API key ${target || ''}?`}
+        confirmLabel="Revoke"
+        danger
+        busy={busy}
+        onConfirm={revoke}
+        onClose={close}
+      >
+        <p>The key can no longer be exchanged for tokens.</p>
+        <ErrorBox error={target ? error : null} />
+      </ConfirmDialog>
     </>
   );
 }
