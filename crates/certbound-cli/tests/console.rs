@@ -90,23 +90,27 @@ async fn coap_token(
     decode_token_response(r.code, r.content_format, &r.payload)
 }
 
-/// The key and certificate files of `id` from a bulk run's manifest.csv.
+/// The key and certificate files of `id` from the manifest.csv of one of
+/// the bulk runs under `out`.
 fn identity(out: &Path, id: &str) -> DeviceIdentity {
-    let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
-    let line = manifest
-        .lines()
-        .find(|l| l.starts_with(&format!("{id},")))
-        .unwrap_or_else(|| panic!("{id} is not in the manifest"));
-    let cols: Vec<&str> = line.split(',').collect();
-    let path = |p: &str| {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            out.join(p)
-        }
-    };
-    DeviceIdentity::load(&path(cols[4]), &path(cols[5])).unwrap()
+    for batch in std::fs::read_dir(out).unwrap() {
+        let batch = batch.unwrap().path();
+        let manifest = std::fs::read_to_string(batch.join("manifest.csv")).unwrap();
+        let Some(line) = manifest.lines().find(|l| l.starts_with(&format!("{id},"))) else {
+            continue;
+        };
+        let cols: Vec<&str> = line.split(',').collect();
+        let path = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                batch.join(p)
+            }
+        };
+        return DeviceIdentity::load(&path(cols[4]), &path(cols[5])).unwrap();
+    }
+    panic!("{id} is in no manifest under {}", out.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,22 +130,30 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
         .create_group(GROUP, &[(API.into(), "read".into())])
         .await
         .unwrap();
+    // In 20 batches whose certificates expire 5, 9, ... 81 days from now:
+    // the dashboard's 90-day expiry chart has something to show.
     let out = tmp.path().join("meters");
-    let bulk = BulkOptions {
-        groups: vec![GROUP.into()],
-        ..BulkOptions::new("meter-", EXTRA, &out)
-    };
-    let report = registry
-        .provision_bulk(
-            &bulk,
-            &BulkControl {
-                stop: None,
-                progress: None,
-            },
-        )
-        .await
-        .unwrap();
-    eprintln!("{EXTRA} extra devices provisioned: {report:?}");
+    let batches = 20;
+    let per = EXTRA / batches;
+    for k in 0..batches {
+        let bulk = BulkOptions {
+            groups: vec![GROUP.into()],
+            start: 1 + k * per,
+            lifetime_days: Some(5 + 4 * k as u32),
+            ..BulkOptions::new("meter-", per, &out.join(format!("batch-{k}")))
+        };
+        registry
+            .provision_bulk(
+                &bulk,
+                &BulkControl {
+                    stop: None,
+                    progress: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    eprintln!("{EXTRA} extra devices provisioned");
     registry.close().await;
     let victim = identity(&out, VICTIM);
     let bystander = identity(&out, BYSTANDER);
@@ -167,7 +179,7 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
             .unwrap(),
         ],
     });
-    let sim = tokio::spawn(async move { firmware_sim::run(&o, &|_| {}).await });
+    let mut sim = tokio::spawn(async move { firmware_sim::run(&o, &|_| {}).await });
 
     // A one-time sign-in link, and the admin client for the form sign-in.
     let link: serde_json::Value = serde_json::from_str(&ok(&[
@@ -199,6 +211,7 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
         .env("CERTBOUND_UI_BASE", &serve.https)
         .env("CERTBOUND_UI_LINK", link)
         .env("CERTBOUND_UI_DEVICE", VICTIM)
+        .env("CERTBOUND_UI_MIN_DEVICES", EXTRA.to_string())
         .env("CERTBOUND_UI_CLIENT_ID", creds["client_id"].as_str().unwrap())
         .env(
             "CERTBOUND_UI_CLIENT_SECRET",
@@ -211,7 +224,7 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
         .expect("run node");
     let status = tokio::select! {
         s = browser.wait() => s.unwrap(),
-        ended = sim => match ended {
+        ended = &mut sim => match ended {
             Ok(Ok(outcome)) => panic!("the fleet stopped early:\n{}", outcome.report.summary()),
             Ok(Err(e)) => panic!("the fleet failed: {e}"),
             Err(e) => panic!("the fleet task failed: {e}"),
@@ -230,4 +243,5 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
     coap_token(&serve.addr, &bystander)
         .await
         .expect("another device still gets a token");
+    sim.abort();
 }
