@@ -1089,6 +1089,10 @@ mod certs;
 mod claims;
 mod client_assertions;
 mod clients;
+mod console;
+mod console_data;
+#[cfg(test)]
+mod console_tests;
 #[cfg(test)]
 mod durability_tests;
 mod groups;
@@ -1114,6 +1118,11 @@ pub use clients::{
     CREDENTIAL_COLUMNS, credential_holder, credential_taken, insert_client, revoke_client_row,
 };
 pub use clients::{Client, ClientAuthMethod, NewClient};
+pub use console::{InstanceHeartbeat, LoginTokenRefusal, UiSession};
+pub use console_data::{
+    AuditFilter, DeviceQuery, DevicePage, DeviceRow, MinuteCounts, RenewalHealth, StatusCounts,
+    detail_transport,
+};
 pub use groups::GroupDeletion;
 pub use instances::{ExternalCa, PublishedCa, SETTING_ISSUER_ID, SETTING_ROOT_CA};
 pub use issued::{

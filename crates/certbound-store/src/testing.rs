@@ -318,3 +318,49 @@ impl Store {
         Ok(())
     }
 }
+
+/// A certificate record for tests that need many devices fast: `n` makes
+/// the serial and thumbprint unique; the DER is a few placeholder bytes
+/// (no public key is derived from it).
+pub fn fake_cert(device_id: &str, n: u64, not_before: u64, not_after: u64) -> crate::CertRecord {
+    crate::CertRecord {
+        serial: format!("{n:016x}"),
+        device_id: device_id.to_string(),
+        thumbprint: format!("{n:064x}"),
+        not_before,
+        not_after,
+        status: "active".into(),
+        der: vec![0x30, 0x00],
+    }
+}
+
+/// Registers `count` devices `<prefix><number, 6 digits>` (numbers from
+/// `first`), each with one certificate valid from `not_before` to
+/// `not_after`, in `groups`, in batches of 10 000 per transaction
+/// ([`crate::Store::create_devices_bulk`]): 100 000 take seconds on SQLite.
+///
+/// # Errors
+/// Store errors (a device already registered: [`crate::StoreError::Conflict`]).
+pub async fn bulk_devices(
+    store: &crate::Store,
+    prefix: &str,
+    first: u64,
+    count: u64,
+    groups: &[String],
+    not_before: u64,
+    not_after: u64,
+) -> Result<(), crate::StoreError> {
+    let mut n = first;
+    let end = first + count;
+    while n < end {
+        let upto = (n + 10_000).min(end);
+        let certs: Vec<crate::CertRecord> = (n..upto)
+            .map(|i| fake_cert(&format!("{prefix}{i:06}"), i, not_before, not_after))
+            .collect();
+        store
+            .create_devices_bulk(&certs, groups, "test", not_before)
+            .await?;
+        n = upto;
+    }
+    Ok(())
+}
