@@ -67,6 +67,16 @@ fn browser_tools() -> Option<(PathBuf, PathBuf)> {
     Some((node, chromium))
 }
 
+/// The node process running the browser script, killed if the test fails first.
+struct Browser(std::process::Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -205,7 +215,7 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
         })
         .unwrap_or_else(|| tmp.path().join("screenshots"));
     let script = workspace().join("ui/e2e/console.mjs");
-    let mut browser = tokio::process::Command::new(&node)
+    let mut browser = Browser(Command::new(&node)
         .arg(&script)
         .current_dir(workspace().join("ui"))
         .env("CERTBOUND_UI_BASE", &serve.https)
@@ -219,17 +229,25 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
         )
         .env("CERTBOUND_UI_OUT", &shots)
         .env("CERTBOUND_CHROMIUM", &chromium)
-        .kill_on_drop(true)
         .spawn()
-        .expect("run node");
-    let status = tokio::select! {
-        s = browser.wait() => s.unwrap(),
-        ended = &mut sim => match ended {
-            Ok(Ok(outcome)) => panic!("the fleet stopped early:\n{}", outcome.report.summary()),
-            Ok(Err(e)) => panic!("the fleet failed: {e}"),
-            Err(e) => panic!("the fleet task failed: {e}"),
-        },
-        () = tokio::time::sleep(Duration::from_secs(600)) => panic!("the browser run took over 10 min"),
+        .expect("run node"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = browser.0.try_wait().unwrap() {
+            break status;
+        }
+        if sim.is_finished() {
+            match (&mut sim).await {
+                Ok(Ok(outcome)) => panic!("the fleet stopped early:\n{}", outcome.report.summary()),
+                Ok(Err(e)) => panic!("the fleet failed: {e}"),
+                Err(e) => panic!("the fleet task failed: {e}"),
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the browser run took over 10 min"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(status.success(), "ui/e2e/console.mjs failed: {status}");
     eprintln!("screenshots in {}", shots.display());
