@@ -9,6 +9,8 @@
 //!   connection take effect on the running broker at once.
 
 mod admin_api;
+mod admin_openapi;
+mod admin_parity;
 mod agent_mosquitto;
 mod api_keys;
 mod attack_matrix;

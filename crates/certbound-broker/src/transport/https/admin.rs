@@ -52,9 +52,17 @@ pub fn routes() -> Router<HttpsState> {
         .merge(roles::routes())
         .merge(super::admin_api_keys::routes())
         .merge(attrs::routes())
+        .merge(grants::routes())
+        .merge(lifecycle::routes())
+        .merge(policy::routes())
+        .layer(axum::middleware::map_response(json_errors::to_json))
 }
 
 mod attrs;
+mod grants;
+mod json_errors;
+mod lifecycle;
+mod policy;
 mod roles;
 
 /// An admin API error: `{"error", "message"}`.
