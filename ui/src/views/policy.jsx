@@ -1,7 +1,7 @@
 // Policy as TOML: view, edit, plan (diff), apply.
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { get, send } from '../api.js';
-import { ConfirmDialog, DataTable, ErrorBox, Loading } from '../ui.jsx';
+import { ConfirmDialog, DataTable, ErrorBox, Loading, OneTimeSecret } from '../ui.jsx';
 
 const TOML = 'application/toml';
 
@@ -14,6 +14,7 @@ export function Policy() {
   const [err, setErr] = useState(null);
   const [busy, setBusy] = useState(false);
   const [confirming, setConfirming] = useState(false);
+  const [prune, setPrune] = useState(false);
   const close = useCallback(() => setConfirming(false), []);
 
   const load = () => {
@@ -36,7 +37,8 @@ export function Policy() {
     setBusy(true);
     setErr(null);
     try {
-      const r = await send('POST', `policy/${op}`, text, { contentType: TOML });
+      const path = op === 'apply' && prune ? 'policy/apply?prune=true' : `policy/${op}`;
+      const r = await send('POST', path, text, { contentType: TOML });
       if (op === 'plan') {
         setPlan(r);
         setApplied(null);
@@ -89,6 +91,11 @@ export function Policy() {
       <div aria-live="polite">
         {applied ? <p class="ok-text">Applied {(applied.changes || []).length} change(s).</p> : null}
       </div>
+      {applied
+        ? [...(applied.created_clients || []), ...(applied.created_api_keys || [])].map((c, i) => (
+            <OneTimeSecret key={i} result={c} onDismiss={() => setApplied({ ...applied, created_clients: [], created_api_keys: [] })} />
+          ))
+        : null}
       {plan ? (
         <section aria-labelledby="h-plan">
           <h2 id="h-plan">Plan: {changes.length} change(s)</h2>
@@ -102,6 +109,14 @@ export function Policy() {
               ['detail', 'Detail'],
             ]}
           />
+          {plan.needs_prune && plan.needs_prune.length ? (
+            <div class="field check">
+              <input id="policy-prune" type="checkbox" checked={prune} onChange={(e) => setPrune(e.currentTarget.checked)} />
+              <label for="policy-prune">
+                Also remove what the TOML no longer names: {plan.needs_prune.join(', ')}
+              </label>
+            </div>
+          ) : null}
           {plan.diff ? (
             <pre class="diff" aria-label="Diff">
               {plan.diff.split('\n').map((l, i) => (
@@ -123,7 +138,10 @@ export function Policy() {
         onConfirm={() => run('apply')}
         onClose={close}
       >
-        <p>{changes.length} change(s) take effect at once on every instance.</p>
+        <p>
+          {changes.length} change(s) take effect at once on every instance
+          {prune ? ', including the removals' : ''}.
+        </p>
         <ErrorBox error={confirming ? err : null} />
       </ConfirmDialog>
     </>
