@@ -15,6 +15,7 @@ mod agent_mosquitto;
 mod api_keys;
 mod attack_matrix;
 mod claims;
+mod console;
 mod custom_claims;
 mod doctor_audit;
 mod instances;

@@ -218,6 +218,10 @@ pub async fn start(dir: &Path, options: ServeOptions) -> Result<RunningBroker, B
                 config: Arc::new(config.clone()),
                 base_url: base_url.clone(),
                 metrics: config.https.metrics.then(|| metrics.clone()),
+                ui: Arc::new(https::ui::session::UiState::new(
+                    config.rate_limits.client_per_sec,
+                    config.rate_limits.client_burst,
+                )),
             };
             Some(start_https(&data, &config, listener, base_url, state)?)
         }
@@ -332,6 +336,12 @@ fn start_https(
     )?;
     let limits = https::serve_limits(config);
     let store = state.store.clone();
+    let heartbeat = tokio::spawn(https::ui::heartbeat(
+        state.store.clone(),
+        base_url.clone(),
+        state.keys.clone(),
+        state.config.ui.session_idle_secs,
+    ));
     let app = https::router(state);
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -339,6 +349,7 @@ fn start_https(
             let _ = stop.await;
         };
         https::serve(listener, tls, app, limits, trust, store, stopped).await;
+        heartbeat.abort();
     });
     Ok(RunningHttps {
         addr,

@@ -264,6 +264,8 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         expiry_days: u64,
     },
+    /// Print a one-time sign-in link to the operator console (/ui), valid for --ttl.
+    UiLogin(crate::commands::ui_login::UiLoginArgs),
 }
 
 /// `certbound api ...`

@@ -50,6 +50,9 @@ pub struct Config {
     /// `[oauth]`
     #[serde(default)]
     pub oauth: OAuthSection,
+    /// `[ui]`
+    #[serde(default)]
+    pub ui: UiSection,
 }
 
 /// `[store]`: where the registry lives.
@@ -355,11 +358,13 @@ mod https;
 mod keys;
 mod oauth;
 mod template;
+mod ui;
 pub use audit::AuditSection;
 pub use https::{HttpsSection, RateLimitsSection, StatusSection};
 pub use keys::{KEY_ENCRYPTION_KEY_ENV, KeysSection};
 pub use oauth::OAuthSection;
 pub use template::template;
+pub use ui::UiSection;
 
 impl Config {
     /// Reads and validates `DIR/certbound.toml`, and reads the key
@@ -404,6 +409,21 @@ impl Config {
             return Err(bad(
                 "broker.issuer_id",
                 "must not be empty (e.g. \"https://auth.example.com\")".into(),
+            ));
+        }
+        if self.ui.session_idle_secs == 0 || self.ui.session_max_secs == 0 {
+            return Err(bad(
+                "ui.session_idle_secs",
+                "session_idle_secs and session_max_secs must be at least 1 second".into(),
+            ));
+        }
+        if self.ui.login_link_secs == 0 || self.ui.login_link_secs > 86_400 {
+            return Err(bad(
+                "ui.login_link_secs",
+                format!(
+                    "is {} s; a login link lives between 1 s and one day",
+                    self.ui.login_link_secs
+                ),
             ));
         }
         if self.broker.leeway_secs > 600 {

@@ -293,7 +293,10 @@ impl Store {
 
     /// Token refusals since `since_ms` by reason (the refusal's error code,
     /// the audit outcome), most frequent first, at most 50.
-    pub async fn refusals_by_reason(&self, since_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    pub async fn refusals_by_reason(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT outcome, COUNT(*) AS n FROM audit_events \
              WHERE action = 'token.refused' AND ts >= $1 GROUP BY outcome ORDER BY COUNT(*) DESC, outcome LIMIT 50",
@@ -309,7 +312,11 @@ impl Store {
 
     /// Renewal health: renewals and devices failing to renew since
     /// `since_ms`, and devices overdue at `now` (see [`RenewalHealth`]).
-    pub async fn renewal_health(&self, since_ms: u64, now: u64) -> Result<RenewalHealth, StoreError> {
+    pub async fn renewal_health(
+        &self,
+        since_ms: u64,
+        now: u64,
+    ) -> Result<RenewalHealth, StoreError> {
         let renewed: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM audit_events WHERE action = 'cert.renewed' AND ts >= $1",
         )

@@ -1120,7 +1120,7 @@ pub use clients::{
 pub use clients::{Client, ClientAuthMethod, NewClient};
 pub use console::{InstanceHeartbeat, LoginTokenRefusal, UiSession};
 pub use console_data::{
-    AuditFilter, DeviceQuery, DevicePage, DeviceRow, MinuteCounts, RenewalHealth, StatusCounts,
+    AuditFilter, DevicePage, DeviceQuery, DeviceRow, MinuteCounts, RenewalHealth, StatusCounts,
     detail_transport,
 };
 pub use groups::GroupDeletion;

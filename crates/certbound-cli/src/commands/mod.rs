@@ -18,6 +18,7 @@ mod registration;
 mod roles;
 mod serve;
 mod token;
+pub(crate) mod ui_login;
 
 use std::process::ExitCode;
 
@@ -93,5 +94,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             expiry_days,
         } => doctor::run(&dir.dir, json, expiry_days).await,
+        Command::UiLogin(args) => ui_login::run(args).await,
     }
 }

@@ -154,6 +154,19 @@ jwks_uri_allowed_prefixes = []
 # Longest lifetime of a client assertion (exp - now), seconds (10..3600).
 max_assertion_lifetime_secs = 300
 
+[ui]
+# The operator console at https://<[https] listen>/ui/ (see docs/console.md): sign in
+# with an admin client's credentials or a `certbound ui-login` link.
+enabled = true
+# A session unused for this many seconds ends (each use restarts the count).
+session_idle_secs = 1800
+# A session ends this many seconds after sign-in, however it is used (8 h).
+session_max_secs = 28800
+# Default lifetime of a `certbound ui-login` link, seconds.
+login_link_secs = 300
+# Live audit streams one session may hold open at once; more are refused (429).
+max_streams_per_session = 4
+
 [keys]
 # Encrypt private keys at rest (the CA keys and the token signing keys) with the key in
 # this file: base64 of 32 random bytes (`openssl rand -base64 32`). Keep the file off the

@@ -55,10 +55,12 @@ pub fn routes() -> Router<HttpsState> {
         .merge(grants::routes())
         .merge(lifecycle::routes())
         .merge(policy::routes())
+        .merge(console::routes())
         .layer(axum::middleware::map_response(json_errors::to_json))
 }
 
 mod attrs;
+mod console;
 mod grants;
 mod json_errors;
 mod lifecycle;
@@ -66,10 +68,11 @@ mod policy;
 mod roles;
 
 /// An admin API error: `{"error", "message"}`.
-pub(super) struct AdminError(
-    pub(super) StatusCode,
-    pub(super) &'static str,
-    pub(super) String,
+#[derive(Debug)]
+pub(crate) struct AdminError(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
 );
 
 impl IntoResponse for AdminError {
@@ -128,21 +131,96 @@ pub(super) type AdminResult = Result<Response, AdminError>;
 
 /// Authenticates the caller: a valid, unrevoked certbound token for the
 /// admin API with the scope the method needs, bound (when it has `cnf`) to
-/// the TLS client certificate of this connection.
+/// the TLS client certificate of this connection; or, without an
+/// `Authorization` header, a console session cookie with that scope and the
+/// CSRF token (docs/console.md).
 pub(super) async fn caller(
     state: &HttpsState,
     method: &Method,
     headers: &HeaderMap,
     peer: Option<&PeerCertificates>,
 ) -> Result<Registry, AdminError> {
+    Ok(authenticate(state, method, headers, peer).await?.0)
+}
+
+/// Authenticates every admin route before its handler (and before its body
+/// is read): a route added without calling [`caller`] is still refused to
+/// callers without the scope its method needs. `/openapi.json` is public.
+pub(super) async fn guard(
+    State(s): State<HttpsState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path().ends_with("/openapi.json") {
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<PeerCertificates>().cloned();
+    match authenticate(&s, req.method(), req.headers(), peer.as_ref()).await {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The scope `method` needs.
+fn needed_scope(method: &Method) -> &'static str {
+    if method == Method::GET || method == Method::HEAD {
+        "admin:read"
+    } else {
+        "admin:write"
+    }
+}
+
+fn insufficient(needed: &str) -> AdminError {
+    AdminError(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!("this operation needs the scope {needed}"),
+    )
+}
+
+/// [`caller`], with the console session when the caller used one.
+pub(super) async fn authenticate(
+    state: &HttpsState,
+    method: &Method,
+    headers: &HeaderMap,
+    peer: Option<&PeerCertificates>,
+) -> Result<(Registry, Option<crate::store::UiSession>), AdminError> {
     let unauthorized = |m: String| AdminError(StatusCode::UNAUTHORIZED, "invalid_token", m);
-    let text = headers
-        .get(header::AUTHORIZATION)
+    let registry = |actor: String| {
+        Registry::with_store(
+            &state.dir,
+            (*state.config).clone(),
+            state.store.clone(),
+            actor,
+        )
+    };
+    let needed = needed_scope(method);
+    let bearer = headers.get(header::AUTHORIZATION);
+    if bearer.is_none()
+        && state.config.ui.enabled
+        && let Some(cookie) = super::ui::session::cookie_value(headers)
+    {
+        let now = unix_now();
+        let session = super::ui::session::lookup(
+            &state.store,
+            cookie,
+            now,
+            state.config.ui.session_idle_secs,
+        )
+        .await?
+        .map_err(|why| unauthorized(why.message().into()))?;
+        super::ui::session::check_csrf(method, headers, &session, None)?;
+        if !session.scopes.split(' ').any(|s| s == needed) {
+            return Err(insufficient(needed));
+        }
+        return Ok((registry(session.actor.clone()), Some(session)));
+    }
+    let text = bearer
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .ok_or_else(|| {
             unauthorized(
-                "send Authorization: Bearer <token>; get one from /oauth/token with audience urn:certbound:admin".into(),
+                "send Authorization: Bearer <token>; get one from /oauth/token with audience urn:certbound:admin (or sign in to the console at /ui/login)".into(),
             )
         })?;
     let now = unix_now();
@@ -180,25 +258,11 @@ pub(super) async fn caller(
             ));
         }
     }
-    let needed = if method == Method::GET {
-        "admin:read"
-    } else {
-        "admin:write"
-    };
     if !token.scope.split(' ').any(|s| s == needed) {
-        return Err(AdminError(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            format!("this operation needs the scope {needed}"),
-        ));
+        return Err(insufficient(needed));
     }
     let actor = format!("admin:{}", token.client_id.unwrap_or(token.sub));
-    Ok(Registry::with_store(
-        &state.dir,
-        (*state.config).clone(),
-        state.store.clone(),
-        actor,
-    ))
+    Ok((registry(actor), None))
 }
 
 macro_rules! admin {
@@ -338,9 +402,12 @@ async fn list_devices(
     m: Method,
     h: HeaderMap,
     p: Peer,
+    q: Result<Query<console::DevicesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    ok(reg.store.list_devices().await?)
+    let Query(q) =
+        q.map_err(|e| AdminError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    console::list_devices(&reg.store, q).await
 }
 
 async fn show_device(
@@ -351,8 +418,7 @@ async fn show_device(
     Path(id): Path<String>,
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    let (device, certs) = reg.show_device(&id).await?;
-    ok(json!({ "device": device, "certificates": certs }))
+    console::show_device(&reg, &id).await
 }
 
 #[derive(Deserialize)]
@@ -577,20 +643,15 @@ async fn rotate_keys(
     ok(reg.rotate_keys(grace).await?)
 }
 
-#[derive(Deserialize)]
-struct AuditQuery {
-    subject: Option<String>,
-    limit: Option<u32>,
-}
-
 async fn audit(
     State(s): State<HttpsState>,
     m: Method,
     h: HeaderMap,
     p: Peer,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<console::AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
-    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    ok(reg.store.recent_audit(q.subject.as_deref(), limit).await?)
+    let Query(q) =
+        q.map_err(|e| AdminError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    console::audit(&reg.store, q).await
 }

@@ -12,6 +12,7 @@ mod est;
 mod oauth_routes;
 mod register_routes;
 mod reply;
+pub mod ui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct HttpsState {
     /// The metrics `GET /metrics` serves; `None`: the route is off
     /// (`[https] metrics = false`).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The console's per-process state (login rate limits, open streams).
+    pub ui: Arc<ui::session::UiState>,
 }
 
 /// Largest body of `POST /.well-known/est/simple(re)enroll`: a base64 CSR of
@@ -112,9 +115,15 @@ pub fn router(state: HttpsState) -> Router {
         .route("/crl", get(est::crl))
         .route("/crl/{serial}", get(est::crl_of_ca))
         .route("/crls", get(est::crls))
+        .merge(ui::routes(state.config.ui.enabled))
         .nest(
             "/admin/v1",
-            admin::routes().layer(DefaultBodyLimit::max(ADMIN_MAX_BODY)),
+            admin::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    admin::guard,
+                ))
+                .layer(DefaultBodyLimit::max(ADMIN_MAX_BODY)),
         )
         .fallback(reply::not_found)
         .with_state(state)
