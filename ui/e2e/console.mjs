@@ -104,7 +104,8 @@ try {
     await page.fill('[name=client_id]', CLIENT_ID);
     await page.fill('[name=client_secret]', 'not-the-secret');
     await Promise.all([page.waitForURL(/\/ui\/login\?error=/), page.press('[name=client_secret]', 'Enter')]);
-    check(true, 'a wrong client secret is refused (back to the sign-in page with an error)');
+    const refusal = new URL(page.url()).searchParams.get('error');
+    check(refusal !== 'origin', `a wrong client secret is refused (back to the sign-in page: error=${refusal})`);
     await page.fill('[name=client_id]', CLIENT_ID);
     await page.fill('[name=client_secret]', CLIENT_SECRET);
     await Promise.all([page.waitForURL(`${BASE}/ui/`), page.press('[name=client_secret]', 'Enter')]);

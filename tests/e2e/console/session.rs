@@ -32,7 +32,7 @@ async fn console_session_sign_in_csrf_and_sign_out() -> anyhow::Result<()> {
             && c.contains("script-src 'self'"))
     );
     assert_eq!(page.raw.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(page.raw.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.raw.header("referrer-policy"), Some("same-origin"));
 
     // Sign in: 303 to /ui/ with the cookie and its attributes.
     let session = login(&https, &id, &secret).await?;
