@@ -88,11 +88,12 @@ fn unix_now() -> u64 {
 async fn coap_token(
     addr: &str,
     device: &DeviceIdentity,
+    scope: &str,
 ) -> Result<certbound_agent::ObtainedToken, AgentError> {
     let client = certbound_coap::Client::connect(addr.parse().unwrap(), Default::default())
         .await
         .unwrap();
-    let params = TokenRequestParams::new(ISSUER, API).with_scope("read");
+    let params = TokenRequestParams::new(ISSUER, API).with_scope(scope);
     let body = build_token_request(device, &params, unix_now(), rand::random())?;
     let r = client
         .post("token", content_format::COSE_SIGN1, body)
@@ -169,9 +170,15 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
     let bystander = identity(&out, BYSTANDER);
 
     let serve = Serve::start(&dir);
-    coap_token(&serve.addr, &victim)
+    coap_token(&serve.addr, &victim, "read")
         .await
         .expect("the device gets a token before the console revokes it");
+    // A scope it was never granted: refused (the dashboard's refusals chart shows it).
+    let refused = coap_token(&serve.addr, &bystander, "write").await;
+    assert!(
+        matches!(refused, Err(AgentError::Refused(_))),
+        "a scope never granted: {refused:?}"
+    );
 
     // The fleet: tokens over CoAP, MQTT and HTTPS for the whole browser run.
     let mut o = SimOptions::new(12);
@@ -253,12 +260,12 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
     eprintln!("screenshots in {}", shots.display());
 
     // Revoked in the browser: refused over CoAP at once; others still served.
-    match coap_token(&serve.addr, &victim).await {
+    match coap_token(&serve.addr, &victim, "read").await {
         Err(AgentError::Refused(e)) => eprintln!("{VICTIM} refused over CoAP: {e}"),
         Ok(_) => panic!("{VICTIM} got a token after the console revoked it"),
         Err(e) => panic!("{VICTIM}: {e}"),
     }
-    coap_token(&serve.addr, &bystander)
+    coap_token(&serve.addr, &bystander, "read")
         .await
         .expect("another device still gets a token");
     sim.abort();
