@@ -32,6 +32,9 @@ const CLIENT_SECRET = process.env.CERTBOUND_UI_CLIENT_SECRET;
 const EXE = env('CERTBOUND_CHROMIUM', '/usr/bin/chromium');
 // The broker holds at least this many devices, some expiring within 90 days.
 const MIN_DEVICES = Number(env('CERTBOUND_UI_MIN_DEVICES', '2000'));
+// Before the dashboard's screenshot, wait until tokens were issued in this
+// many distinct minutes (a picture with more than one minute of lines).
+const SETTLE_MINUTES = Number(env('CERTBOUND_UI_SETTLE_MINUTES', '0'));
 // Generous: a busy 2-core machine.
 const WAIT = 120_000;
 
@@ -171,7 +174,6 @@ try {
   check(dash.expiring > 0, `the expiry chart counts certificates expiring within 90 days (${dash.expiring})`);
   check(dash.statusBars >= 3 && dash.expiryBars >= 30, 'the status and expiry charts draw their bars');
   check(dash.svgs >= 3 && dash.titles.length === dash.svgs, `every chart SVG has a <title> (${dash.titles.length} of ${dash.svgs})`);
-  await shot(page, 'dashboard');
 
   // 4. Devices: the search box among thousands, reached by keyboard.
   await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Devices' }).click();
@@ -298,6 +300,25 @@ try {
   }
   console.log(`# policy view: ${policyError ? 'the broker has no policy routes (message shown)' : 'TOML loaded and planned'}`);
   await shot(page, 'policy', false);
+
+  // 8. The dashboard again, for its picture: the revoked device counted,
+  // the doctor's findings loaded.
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Dashboard' }).click();
+  await page.waitForFunction(
+    () => Number(document.querySelector('figure[data-chart="devices-by-status"]')?.dataset.total || 0) > 0,
+  );
+  const revokedRow = await page
+    .locator('figure[data-chart="devices-by-status"] details.numbers tbody tr', { hasText: 'revoked' })
+    .textContent();
+  check(/revoked\s*[1-9]/.test(revokedRow), `devices by status counts the revoked device (${revokedRow})`);
+  if (SETTLE_MINUTES > 0) console.log(`# waiting for tokens in ${SETTLE_MINUTES} distinct minutes`);
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('figure[data-chart="tokens"] details.numbers tbody tr').length >= n,
+    SETTLE_MINUTES,
+    { timeout: (SETTLE_MINUTES + 2) * 60_000, polling: 1000 },
+  );
+  await page.waitForFunction(() => /Check again/.test(document.querySelector('.doctor .page-head button')?.textContent || ''));
+  await shot(page, 'dashboard');
 
   check(problems.length === 0, `no CSP violation or script error${problems.length ? `: ${problems.join('; ')}` : ''}`);
   console.log('console.mjs: all checks passed');

@@ -156,9 +156,7 @@ export function ColumnChart({ id, title, data, xLabel = 'day' }) {
 }
 
 /** Lines over time: points = [{t (unix), [series]: n}], series = [{key, label, cls}] */
-export function LineChart({ id, title, points, series }) {
-  const width = 560;
-  const height = 210;
+export function LineChart({ id, title, points, series, width = 560, height = 210 }) {
   const left = 36;
   const right = 8;
   const top = 10;

@@ -9,7 +9,9 @@
 //!
 //! Skipped loudly without node, chromium or ui/node_modules (a failure under
 //! `CERTBOUND_REQUIRE_ALL=1`). Screenshots go to a temporary directory, or to
-//! `CERTBOUND_UI_SCREENSHOTS` (e.g. `docs/console` to refresh the README's).
+//! `CERTBOUND_UI_SCREENSHOTS` (e.g. `docs/console` to refresh the README's;
+//! `CERTBOUND_UI_SETTLE_MINUTES=N` waits for N minutes of fleet tokens before
+//! the dashboard's picture).
 
 mod common;
 
@@ -235,6 +237,10 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
             creds["client_secret"].as_str().unwrap(),
         )
         .env("CERTBOUND_UI_OUT", &shots)
+        .env(
+            "CERTBOUND_UI_SETTLE_MINUTES",
+            std::env::var("CERTBOUND_UI_SETTLE_MINUTES").unwrap_or_else(|_| "0".into()),
+        )
         .env("CERTBOUND_CHROMIUM", &chromium)
         .spawn()
         .expect("run node"));

@@ -70,6 +70,17 @@ function DashboardBody({ d }) {
   const ren = d.renewals || {};
   return (
     <div class="grid">
+      <section class="card wide" aria-labelledby="h-tokens">
+        <h2 id="h-tokens">Tokens per minute by transport</h2>
+        <LineChart
+          id="tokens"
+          title="Tokens issued per minute, last hour"
+          points={perMinute}
+          series={TRANSPORTS}
+          width={1040}
+          height={230}
+        />
+      </section>
       <section class="card" aria-labelledby="h-devices">
         <h2 id="h-devices">Devices</h2>
         <p class="big">
@@ -77,9 +88,13 @@ function DashboardBody({ d }) {
         </p>
         <HBarChart id="devices-by-status" title="Devices by status" data={statusData} />
       </section>
-      <section class="card wide" aria-labelledby="h-tokens">
-        <h2 id="h-tokens">Tokens per minute by transport</h2>
-        <LineChart id="tokens" title="Tokens issued per minute, last hour" points={perMinute} series={TRANSPORTS} />
+      <section class="card" aria-labelledby="h-expiry">
+        <h2 id="h-expiry">Certificate expiry</h2>
+        <ColumnChart
+          id="cert-expiry"
+          title={`Certificates expiring per day, next ${(d.cert_expiry && d.cert_expiry.days) || 90} days`}
+          data={expiry}
+        />
       </section>
       <section class="card" aria-labelledby="h-refusals">
         <h2 id="h-refusals">Refusals by reason</h2>
@@ -88,14 +103,6 @@ function DashboardBody({ d }) {
           title={`Refused token requests, last ${Math.round(((d.refusals && d.refusals.window_secs) || 3600) / 60)} min`}
           data={refusals}
           empty="No refusals in this window."
-        />
-      </section>
-      <section class="card" aria-labelledby="h-expiry">
-        <h2 id="h-expiry">Certificate expiry</h2>
-        <ColumnChart
-          id="cert-expiry"
-          title={`Certificates expiring per day, next ${(d.cert_expiry && d.cert_expiry.days) || 90} days`}
-          data={expiry}
         />
       </section>
       <section class="card" aria-labelledby="h-renewals">
@@ -116,7 +123,7 @@ function DashboardBody({ d }) {
           </div>
         </dl>
       </section>
-      <section class="card" aria-labelledby="h-instances">
+      <section class="card wide" aria-labelledby="h-instances">
         <h2 id="h-instances">Instances</h2>
         <DataTable
           rows={d.instances || []}
