@@ -83,6 +83,7 @@ async function newPage() {
 async function shot(page, name, fullPage = true) {
   // The top of the page, fonts loaded; then a PNG.
   await page.evaluate(() => {
+    if (!document.activeElement?.closest('dialog')) document.activeElement?.blur();
     window.scrollTo(0, 0);
     return document.fonts.ready;
   });
@@ -295,11 +296,20 @@ try {
   );
   const policyError = await page.locator('main .error').count();
   if (policyError === 0) {
+    // An edit (a shorter token lifetime of the first API), then its plan.
+    const toml = await page.locator('#policy-toml').inputValue();
+    const edited = toml.replace(/ttl_secs = (\d+)/, (_, n) => `ttl_secs = ${Math.max(60, Math.floor(Number(n) / 2))}`);
+    check(edited !== toml, 'the policy TOML names a token lifetime to edit');
+    await page.fill('#policy-toml', edited);
     await page.getByRole('button', { name: 'Plan' }).click();
-    await page.waitForFunction(() => document.querySelector('#h-plan') || document.querySelector('main .error'));
+    await page.locator('#h-plan').waitFor();
+    const planned = await page.locator('#h-plan').textContent();
+    check(/Plan: 1 change/.test(planned), `planning the edit shows one change (${planned})`);
+    const diff = await page.locator('pre.diff').textContent();
+    check(/^~ .*ttl/m.test(diff), `the plan shows the change as certbound plan prints it (${diff.split('\n')[0]})`);
   }
-  console.log(`# policy view: ${policyError ? 'the broker has no policy routes (message shown)' : 'TOML loaded and planned'}`);
-  await shot(page, 'policy', false);
+  console.log(`# policy view: ${policyError ? 'the broker has no policy routes (message shown)' : 'TOML loaded, edited and planned'}`);
+  await shot(page, 'policy');
 
   // 8. The dashboard again, for its picture: the revoked device counted,
   // the doctor's findings loaded.

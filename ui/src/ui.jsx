@@ -120,8 +120,10 @@ export function DataTable({ rows, columns, caption, empty = 'Nothing here yet.',
         <tbody>
           {rows.map((r, i) => (
             <tr key={rowKey ? rowKey(r) : i}>
-              {cols.map(([k, , render]) => (
-                <td key={k}>{render ? render(r[k], r) : fmtValue(k, r[k])}</td>
+              {cols.map(([k, , render, cls]) => (
+                <td key={k} class={cls}>
+                  {render ? render(r[k], r) : fmtValue(k, r[k])}
+                </td>
               ))}
             </tr>
           ))}

@@ -131,11 +131,11 @@ export function Audit() {
           <caption class="visually-hidden">Audit events, newest first</caption>
           <thead>
             <tr>
-              <th scope="col">Time (UTC)</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Action</th>
-              <th scope="col">Subject</th>
-              <th scope="col">Outcome</th>
+              <th scope="col" class="w-time">Time (UTC)</th>
+              <th scope="col" class="w-actor">Actor</th>
+              <th scope="col" class="w-action">Action</th>
+              <th scope="col" class="w-subject">Subject</th>
+              <th scope="col" class="w-outcome">Outcome</th>
               <th scope="col">Detail</th>
             </tr>
           </thead>

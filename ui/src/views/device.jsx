@@ -147,11 +147,11 @@ export function Device({ id }) {
               rows={data.recent_audit || []}
               empty="No recent audit events (or this broker does not report them yet)."
               columns={[
-                ['ts_ms', 'Time', (v, r) => fmtTime(v ?? r.ts, v !== undefined)],
+                ['ts_ms', 'Time', (v, r) => fmtTime(v ?? r.ts, v !== undefined), 'nowrap'],
                 ['actor', 'Actor'],
                 ['action', 'Action'],
                 ['outcome', 'Outcome', (v) => <Badge value={v} outcome />],
-                ['detail', 'Detail'],
+                ['detail', 'Detail', undefined, 'detail'],
               ]}
             />
           </section>

@@ -120,7 +120,10 @@ export function Policy() {
           {plan.diff ? (
             <pre class="diff" aria-label="Diff">
               {plan.diff.split('\n').map((l, i) => (
-                <span key={i} class={l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : ''}>
+                <span
+                  key={i}
+                  class={l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : l.startsWith('~') ? 'chg' : l.startsWith('!') ? 'warn' : ''}
+                >
                   {l}
                   {'\n'}
                 </span>
