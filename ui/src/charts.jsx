@@ -169,6 +169,7 @@ export function LineChart({ id, title, points, series, width = 560, height = 210
   const y = (v) => top + plotH - (v / max) * plotH;
   const totals = series.map((s) => points.reduce((a, p) => a + (p[s.key] || 0), 0));
   const desc = series.map((s, i) => `${s.label}: ${totals[i]} in the last ${points.length} minutes`).join(', ');
+  const labelAt = points.length > 20 ? [0, Math.floor(n / 2), n] : [0, Math.floor(n / 3), Math.floor((2 * n) / 3), n];
   const hhmm = (t) => new Date(t * 1000).toISOString().slice(11, 16);
   const ticks = [0, max / 2, max];
   return (
@@ -205,7 +206,7 @@ export function LineChart({ id, title, points, series, width = 560, height = 210
           />
         ))}
         {points.length
-          ? [0, Math.floor(n / 2), n].map((i) => (
+          ? labelAt.map((i) => (
               <text
                 key={`x${i}`}
                 x={x(i)}

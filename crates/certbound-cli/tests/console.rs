@@ -184,7 +184,8 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
 
     // The fleet: tokens over CoAP, MQTT and HTTPS for the whole browser run.
     let mut o = SimOptions::new(12);
-    o.transports = TransportMix::parse("coap,mqtt,https").unwrap();
+    // 6 CoAP, 4 MQTT and 2 HTTPS devices: three lines apart on the chart.
+    o.transports = TransportMix::parse("coap,mqtt,coap,https,coap,mqtt").unwrap();
     o.duration = Duration::from_secs(900);
     o.telemetry_every = Duration::from_secs(2);
     o.token_lifetime = Duration::from_secs(10);
@@ -220,30 +221,39 @@ async fn the_console_finds_and_revokes_a_device_that_coap_then_refuses() {
     let shots = std::env::var_os("CERTBOUND_UI_SCREENSHOTS")
         .map(|p| {
             let p = PathBuf::from(p);
-            if p.is_absolute() { p } else { workspace().join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                workspace().join(p)
+            }
         })
         .unwrap_or_else(|| tmp.path().join("screenshots"));
     let script = workspace().join("ui/e2e/console.mjs");
-    let mut browser = Browser(Command::new(&node)
-        .arg(&script)
-        .current_dir(workspace().join("ui"))
-        .env("CERTBOUND_UI_BASE", &serve.https)
-        .env("CERTBOUND_UI_LINK", link)
-        .env("CERTBOUND_UI_DEVICE", VICTIM)
-        .env("CERTBOUND_UI_MIN_DEVICES", EXTRA.to_string())
-        .env("CERTBOUND_UI_CLIENT_ID", creds["client_id"].as_str().unwrap())
-        .env(
-            "CERTBOUND_UI_CLIENT_SECRET",
-            creds["client_secret"].as_str().unwrap(),
-        )
-        .env("CERTBOUND_UI_OUT", &shots)
-        .env(
-            "CERTBOUND_UI_SETTLE_MINUTES",
-            std::env::var("CERTBOUND_UI_SETTLE_MINUTES").unwrap_or_else(|_| "0".into()),
-        )
-        .env("CERTBOUND_CHROMIUM", &chromium)
-        .spawn()
-        .expect("run node"));
+    let mut browser = Browser(
+        Command::new(&node)
+            .arg(&script)
+            .current_dir(workspace().join("ui"))
+            .env("CERTBOUND_UI_BASE", &serve.https)
+            .env("CERTBOUND_UI_LINK", link)
+            .env("CERTBOUND_UI_DEVICE", VICTIM)
+            .env("CERTBOUND_UI_MIN_DEVICES", EXTRA.to_string())
+            .env(
+                "CERTBOUND_UI_CLIENT_ID",
+                creds["client_id"].as_str().unwrap(),
+            )
+            .env(
+                "CERTBOUND_UI_CLIENT_SECRET",
+                creds["client_secret"].as_str().unwrap(),
+            )
+            .env("CERTBOUND_UI_OUT", &shots)
+            .env(
+                "CERTBOUND_UI_SETTLE_MINUTES",
+                std::env::var("CERTBOUND_UI_SETTLE_MINUTES").unwrap_or_else(|_| "0".into()),
+            )
+            .env("CERTBOUND_CHROMIUM", &chromium)
+            .spawn()
+            .expect("run node"),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let status = loop {
         if let Some(status) = browser.0.try_wait().unwrap() {

@@ -57,11 +57,13 @@ export function Dashboard() {
 }
 
 function DashboardBody({ d }) {
+  const [recent, setRecent] = useState(true); // the last 15 minutes, or the whole hour
   const by = (d.devices && d.devices.by_status) || {};
   const statuses = [...STATUS_ORDER, ...Object.keys(by).filter((s) => !STATUS_ORDER.includes(s))];
   const statusData = statuses.map((s) => ({ label: s, value: by[s] || 0, cls: `st-${s}` }));
   const expiry = (d.cert_expiry && d.cert_expiry.buckets) || [];
-  const perMinute = ((d.tokens && d.tokens.per_minute) || []).map((p) => ({ ...p, t: p.minute }));
+  const hour = ((d.tokens && d.tokens.per_minute) || []).map((p) => ({ ...p, t: p.minute }));
+  const perMinute = recent ? hour.slice(-15) : hour;
   const refusals = ((d.refusals && d.refusals.by_reason) || []).map((r) => ({
     label: r.reason,
     value: r.count,
@@ -71,10 +73,20 @@ function DashboardBody({ d }) {
   return (
     <div class="grid">
       <section class="card wide" aria-labelledby="h-tokens">
-        <h2 id="h-tokens">Tokens per minute by transport</h2>
+        <div class="page-head">
+          <h2 id="h-tokens">Tokens per minute by transport</h2>
+          <div class="segmented" role="group" aria-label="Time window">
+            <button type="button" aria-pressed={recent} onClick={() => setRecent(true)}>
+              Last 15 min
+            </button>
+            <button type="button" aria-pressed={!recent} onClick={() => setRecent(false)}>
+              Last hour
+            </button>
+          </div>
+        </div>
         <LineChart
           id="tokens"
-          title="Tokens issued per minute, last hour"
+          title={`Tokens issued per minute, last ${recent ? '15 minutes' : 'hour'}`}
           points={perMinute}
           series={TRANSPORTS}
           width={1040}
