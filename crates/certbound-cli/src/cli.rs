@@ -14,6 +14,7 @@ mod migrate;
 mod oauth;
 mod prune;
 mod roles;
+mod target;
 pub use algs::{ApiSetAlgArgs, SigningAlg};
 pub use apikey::ApiKeyCommand;
 pub use attrs::{
@@ -26,6 +27,10 @@ pub use migrate::MigrateArgs;
 pub use oauth::{ClientCommand, KeyFormat, KeysCommand, RegistrationTokenCommand, TokenFormat};
 pub use prune::PruneArgs;
 pub use roles::{RoleCommand, RoleHolderArgs};
+pub use target::{
+    ApiKeyName, ClaimId, ClientRef, DeviceId, GroupName, Kid, RegistrationTokenId, RoleName,
+    ServiceRef, TrustName,
+};
 
 /// certbound: certificate-bound access tokens for IoT fleets and backend services.
 ///
@@ -419,8 +424,8 @@ pub enum DeviceCommand {
     Show {
         #[command(flatten)]
         dir: DirArg,
-        /// Device id.
-        id: String,
+        #[command(flatten)]
+        id: DeviceId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -431,8 +436,8 @@ pub enum DeviceCommand {
     Revoke {
         #[command(flatten)]
         dir: DirArg,
-        /// Device id.
-        id: String,
+        #[command(flatten)]
+        id: DeviceId,
         /// Why (recorded in the audit log).
         #[arg(long, default_value = "unspecified")]
         reason: String,
@@ -442,8 +447,8 @@ pub enum DeviceCommand {
     Suspend {
         #[command(flatten)]
         dir: DirArg,
-        /// Device id.
-        id: String,
+        #[command(flatten)]
+        id: DeviceId,
         /// Why (recorded in the audit log).
         #[arg(long, default_value = "unspecified")]
         reason: String,
@@ -453,8 +458,8 @@ pub enum DeviceCommand {
     Resume {
         #[command(flatten)]
         dir: DirArg,
-        /// Device id.
-        id: String,
+        #[command(flatten)]
+        id: DeviceId,
     },
 }
 
@@ -536,10 +541,25 @@ pub enum TokenCommand {
         /// Allowed clock skew in seconds.
         #[arg(long, default_value_t = 60)]
         leeway: u64,
+        /// Which rules to hold the token to: certbound (a certbound access token: typ,
+        /// exp and cnf required, as verifiers take it) or generic (any CWT or JWT, like
+        /// jwt.io: signature, exp/nbf/iat when present, --aud/--iss when given; typ and
+        /// cnf are shown, not required).
+        #[arg(long, value_enum, default_value_t = InspectProfile::Certbound)]
+        profile: InspectProfile,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `certbound token inspect --profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectProfile {
+    /// A certbound access token (strict).
+    Certbound,
+    /// Any signed CWT (RFC 8392) or JWT (RFC 7519), by its signature and claims.
+    Generic,
 }
 
 /// `certbound service ...`
@@ -578,8 +598,8 @@ pub enum ServiceCommand {
     Revoke {
         #[command(flatten)]
         dir: DirArg,
-        /// Service name or certificate serial (hex).
-        service: String,
+        #[command(flatten)]
+        service: ServiceRef,
         /// Print JSON.
         #[arg(long)]
         json: bool,

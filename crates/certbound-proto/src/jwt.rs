@@ -270,6 +270,22 @@ fn b64(part: &str, what: &str) -> Result<Vec<u8>, ProtoError> {
 impl UnverifiedJwt {
     /// Parses and checks a compact JWS (see the module docs for every rule).
     pub fn parse(text: &str, max_len: usize) -> Result<Self, ProtoError> {
+        Self::parse_as(text, max_len, true).map(|(jwt, _)| jwt)
+    }
+
+    /// Parses a compact JWS under every rule of [`Self::parse`] but the
+    /// `typ` one: any `typ`, or none, is accepted and returned, for
+    /// inspecting third-party JWTs (`certbound token inspect --profile
+    /// generic`). Never use it to accept access tokens.
+    pub fn parse_any_typ(text: &str, max_len: usize) -> Result<(Self, Option<String>), ProtoError> {
+        Self::parse_as(text, max_len, false)
+    }
+
+    fn parse_as(
+        text: &str,
+        max_len: usize,
+        require_at_jwt: bool,
+    ) -> Result<(Self, Option<String>), ProtoError> {
         if text.len() > max_len {
             return Err(ProtoError::TooLarge {
                 size: text.len(),
@@ -298,7 +314,12 @@ impl UnverifiedJwt {
         let header: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&header_json)
                 .map_err(|e| invalid(format!("header is not a JSON object: {e}")))?;
-        let (alg, kid) = check_header(&header)?;
+        let (alg, kid) = check_header(&header, require_at_jwt)?;
+        let typ = match header.get("typ") {
+            Some(serde_json::Value::String(t)) => Some(t.clone()),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        };
         if alg == JwsAlg::Es256 && signature.len() != 64 {
             return Err(invalid(format!(
                 "signature is {} bytes; an ES256 JWS signature is exactly 64 bytes (r || s, not DER)",
@@ -309,13 +330,21 @@ impl UnverifiedJwt {
             return Err(invalid("payload is not a JSON object (a JWT claims set)"));
         }
         let signing_input = text[..header_b64.len() + 1 + payload_b64.len()].to_string();
-        Ok(Self {
-            signing_input,
-            alg,
-            kid,
-            payload,
-            signature,
-        })
+        Ok((
+            Self {
+                signing_input,
+                alg,
+                kid,
+                payload,
+                signature,
+            },
+            typ,
+        ))
+    }
+
+    /// The claims set as raw JSON bytes, NOT verified (for display only).
+    pub fn unverified_payload(&self) -> &[u8] {
+        &self.payload
     }
 
     /// The header's `alg` (a hint only: the verification key decides).
@@ -353,14 +382,22 @@ impl UnverifiedJwt {
     /// header's, and returns the claims (not yet validated).
     #[cfg(feature = "aws-lc")]
     pub fn verify_key(&self, key: &crate::jose::JwsKey) -> Result<JwtClaims, ProtoError> {
-        key.verify(self.alg, self.signing_input.as_bytes(), &self.signature)?;
+        self.verify_signature(key)?;
         self.unverified_claims()
+    }
+
+    /// Verifies only the signature with `key`, whose algorithm must be the
+    /// header's: the claims set is not decoded (it may be any JSON object).
+    #[cfg(feature = "aws-lc")]
+    pub fn verify_signature(&self, key: &crate::jose::JwsKey) -> Result<(), ProtoError> {
+        key.verify(self.alg, self.signing_input.as_bytes(), &self.signature)
     }
 }
 
 /// Applies the header rules; returns the `alg` and the `kid`.
 fn check_header(
     header: &serde_json::Map<String, serde_json::Value>,
+    require_at_jwt: bool,
 ) -> Result<(JwsAlg, Option<String>), ProtoError> {
     use serde_json::Value;
     let alg = match header.get("alg") {
@@ -377,6 +414,7 @@ fn check_header(
     match header.get("typ") {
         Some(Value::String(t))
             if t.eq_ignore_ascii_case(TYP_AT_JWT) || t.eq_ignore_ascii_case(TYP_AT_JWT_FULL) => {}
+        _ if !require_at_jwt => {}
         other => {
             return Err(ProtoError::WrongType {
                 expected: TYP_AT_JWT,

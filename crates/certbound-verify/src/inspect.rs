@@ -478,5 +478,7 @@ fn plain(v: &Json) -> String {
     }
 }
 
+mod generic;
 mod jwt;
+pub use generic::{Profile, inspect_as, inspect_jwt_as};
 pub use jwt::inspect_jwt;

@@ -172,7 +172,10 @@ pub use certbound_proto::telemetry::{TelemetryPayload, UnverifiedTelemetry};
 pub use certbound_proto::{EcPublicKey, claims::Claims};
 pub use custom::{ClaimKey, ClaimType, ClaimValue};
 pub use error::VerifyError;
-pub use inspect::{CheckResult, Inspection, escape_control, inspect, inspect_jwt};
+pub use inspect::{
+    CheckResult, Inspection, Profile, escape_control, inspect, inspect_as, inspect_jwt,
+    inspect_jwt_as,
+};
 pub use keyset::KeySet;
 pub use telemetry::{
     AcceptedTelemetry, CheckedTelemetry, ReplayWindow, TelemetryConfig, TelemetryStats,

@@ -51,7 +51,7 @@ pub enum ApiKeyCommand {
     Revoke {
         #[command(flatten)]
         dir: DirArg,
-        /// The key's name.
-        name: String,
+        #[command(flatten)]
+        name: super::ApiKeyName,
     },
 }

@@ -41,9 +41,8 @@ pub struct ApiSetTtlArgs {
 pub struct GroupDeleteArgs {
     #[command(flatten)]
     pub dir: DirArg,
-    /// Group name.
-    #[arg(long)]
-    pub name: String,
+    #[command(flatten)]
+    pub name: super::GroupName,
     /// Delete it even with member devices: their membership in this group is
     /// removed (the devices stay, in their other groups, and get no more
     /// tokens through this one).
@@ -66,9 +65,8 @@ pub struct GroupDeleteArgs {
 pub struct GroupGrantArgs {
     #[command(flatten)]
     pub dir: DirArg,
-    /// Group name.
-    #[arg(long)]
-    pub name: String,
+    #[command(flatten)]
+    pub name: super::GroupName,
     /// API identifier (see `certbound api list`).
     #[arg(long)]
     pub api: String,
@@ -93,9 +91,8 @@ pub struct GroupGrantArgs {
 pub struct GroupRevokeGrantArgs {
     #[command(flatten)]
     pub dir: DirArg,
-    /// Group name.
-    #[arg(long)]
-    pub name: String,
+    #[command(flatten)]
+    pub name: super::GroupName,
     /// API identifier.
     #[arg(long)]
     pub api: String,

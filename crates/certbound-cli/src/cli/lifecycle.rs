@@ -100,8 +100,8 @@ pub enum TrustCommand {
     Remove {
         #[command(flatten)]
         dir: DirArg,
-        /// Its name.
-        name: String,
+        #[command(flatten)]
+        name: super::TrustName,
     },
 }
 
@@ -152,7 +152,7 @@ pub enum ClaimCommand {
     Revoke {
         #[command(flatten)]
         dir: DirArg,
-        /// Claim id.
-        id: String,
+        #[command(flatten)]
+        id: super::ClaimId,
     },
 }

@@ -133,8 +133,8 @@ pub enum ClientCommand {
     RotateSecret {
         #[command(flatten)]
         dir: DirArg,
-        /// client_id or name.
-        client: String,
+        #[command(flatten)]
+        client: super::ClientRef,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -144,8 +144,8 @@ pub enum ClientCommand {
     Delete {
         #[command(flatten)]
         dir: DirArg,
-        /// client_id or name.
-        client: String,
+        #[command(flatten)]
+        client: super::ClientRef,
     },
 }
 
@@ -165,8 +165,8 @@ pub enum RegistrationTokenCommand {
     Revoke {
         #[command(flatten)]
         dir: DirArg,
-        /// The token's id (see `list`).
-        id: String,
+        #[command(flatten)]
+        id: super::RegistrationTokenId,
     },
 }
 
@@ -204,8 +204,8 @@ pub enum KeysCommand {
     Retire {
         #[command(flatten)]
         dir: DirArg,
-        /// The key id (see `keys list`).
-        kid: String,
+        #[command(flatten)]
+        kid: super::Kid,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -63,9 +63,8 @@ pub enum RoleCommand {
     Grant {
         #[command(flatten)]
         dir: DirArg,
-        /// Role name.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        name: super::RoleName,
         /// API identifier (see `certbound api list`).
         #[arg(long)]
         api: String,
@@ -81,9 +80,8 @@ pub enum RoleCommand {
     RevokeGrant {
         #[command(flatten)]
         dir: DirArg,
-        /// Role name.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        name: super::RoleName,
         /// API identifier.
         #[arg(long)]
         api: String,
@@ -99,9 +97,8 @@ pub enum RoleCommand {
     Assign {
         #[command(flatten)]
         dir: DirArg,
-        /// Role name.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        name: super::RoleName,
         #[command(flatten)]
         holder: RoleHolderArgs,
         /// Print JSON.
@@ -112,9 +109,8 @@ pub enum RoleCommand {
     Unassign {
         #[command(flatten)]
         dir: DirArg,
-        /// Role name.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        name: super::RoleName,
         #[command(flatten)]
         holder: RoleHolderArgs,
         /// Print JSON.
@@ -125,9 +121,8 @@ pub enum RoleCommand {
     Delete {
         #[command(flatten)]
         dir: DirArg,
-        /// Role name.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        name: super::RoleName,
         /// Delete it even while held: it is taken from its holders.
         #[arg(long)]
         force: bool,

@@ -136,13 +136,13 @@ pub async fn run(cmd: RoleCommand) -> anyhow::Result<ExitCode> {
             name,
             holder,
             json,
-        } => assign(dir, name, holder, json, true).await?,
+        } => assign(dir, name.to_string(), holder, json, true).await?,
         RoleCommand::Unassign {
             dir,
             name,
             holder,
             json,
-        } => assign(dir, name, holder, json, false).await?,
+        } => assign(dir, name.to_string(), holder, json, false).await?,
         RoleCommand::Delete {
             dir,
             name,

@@ -7,7 +7,9 @@ use anyhow::Context;
 use certbound_agent::{DeviceIdentity, TokenRequestParams, request_token_coap};
 use certbound_proto::EcPublicKey;
 use certbound_registry::config::Config;
-use certbound_verify::{KeySet, decode_token_text, escape_control, inspect, inspect_jwt};
+use certbound_verify::{
+    KeySet, Profile, decode_token_text, escape_control, inspect_as, inspect_jwt_as,
+};
 
 use crate::cli::TokenCommand;
 use crate::output::{now, print_json};
@@ -80,15 +82,21 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             iss,
             now: at,
             leeway,
+            profile,
             json,
         } => {
+            let profile = match profile {
+                crate::cli::InspectProfile::Certbound => Profile::Certbound,
+                crate::cli::InspectProfile::Generic => Profile::Generic,
+            };
             let keys = match (jwks, key) {
                 (Some(path), _) => Some(load_jwks(&path)?),
                 (None, Some(path)) => Some(load_key_file(&path)?),
                 (None, None) => None,
             };
             let report = match read_jwt(&token)? {
-                Some(text) => inspect_jwt(
+                Some(text) => inspect_jwt_as(
+                    profile,
                     &text,
                     keys.as_ref(),
                     aud.as_deref(),
@@ -96,7 +104,8 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                     at.unwrap_or_else(now),
                     leeway,
                 ),
-                None => inspect(
+                None => inspect_as(
+                    profile,
                     &read_token(&token)?,
                     keys.as_ref(),
                     aud.as_deref(),

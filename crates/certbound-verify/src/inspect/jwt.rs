@@ -45,25 +45,7 @@ pub fn inspect_jwt(
     // UnverifiedJwt::parse already requires typ at+jwt and a supported alg.
     out.typ = Some(TYP_AT_JWT.into());
     out.checks.push(("typ".into(), CheckResult::Ok));
-    out.signature = match (keys, jwt.kid()) {
-        (None, _) => {
-            CheckResult::Skipped("no verification key given: signature not checked".into())
-        }
-        (Some(_), None) => CheckResult::Failed("token has no kid, so no key can be chosen".into()),
-        (Some(keys), Some(kid)) => match keys.get_jws(kid) {
-            None => CheckResult::Failed(format!("signed by kid {kid} which is not in the key set")),
-            // The key decides the algorithm (ES256, RS256, PS256 or EdDSA).
-            Some(key) => match jwt.verify_key(&key) {
-                Ok(_) => CheckResult::Ok,
-                Err(e @ certbound_proto::ProtoError::AlgorithmMismatch { .. }) => {
-                    CheckResult::Failed(e.to_string())
-                }
-                Err(_) => CheckResult::Failed(format!(
-                    "signature does not verify with the key of kid {kid}: the token was altered or forged"
-                )),
-            },
-        },
-    };
+    out.signature = signature_check(&jwt, keys);
     match jwt.unverified_claims() {
         Ok(c) => {
             let claims = Claims {
@@ -123,6 +105,30 @@ pub fn inspect_jwt(
     out.error = signature_failure.or_else(|| out.checks.iter().find_map(|(_, r)| failed(r)));
     out.valid = out.error.is_none();
     out
+}
+
+/// The signature check of a parsed JWS against `keys` (the key decides the
+/// algorithm).
+pub(super) fn signature_check(jwt: &UnverifiedJwt, keys: Option<&KeySet>) -> CheckResult {
+    match (keys, jwt.kid()) {
+        (None, _) => {
+            CheckResult::Skipped("no verification key given: signature not checked".into())
+        }
+        (Some(_), None) => CheckResult::Failed("token has no kid, so no key can be chosen".into()),
+        (Some(keys), Some(kid)) => match keys.get_jws(kid) {
+            None => CheckResult::Failed(format!("signed by kid {kid} which is not in the key set")),
+            // The key decides the algorithm (ES256, RS256, PS256 or EdDSA).
+            Some(key) => match jwt.verify_signature(&key) {
+                Ok(_) => CheckResult::Ok,
+                Err(e @ certbound_proto::ProtoError::AlgorithmMismatch { .. }) => {
+                    CheckResult::Failed(e.to_string())
+                }
+                Err(_) => CheckResult::Failed(format!(
+                    "signature does not verify with the key of kid {kid}: the token was altered or forged"
+                )),
+            },
+        },
+    }
 }
 
 #[cfg(test)]
