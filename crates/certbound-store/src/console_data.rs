@@ -331,12 +331,13 @@ impl Store {
         .bind(to_i64(since_ms))
         .fetch_one(&self.pool)
         .await?;
+        // Certificates past 3/4 of their lifetime first (one pass over the
+        // table), then only for those: is it its device's newest?
         let overdue: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM devices d JOIN certificates c ON c.device_id = d.id \
-             WHERE d.status = 'active' AND c.status = 'active' \
-             AND c.not_after = (SELECT MAX(c2.not_after) FROM certificates c2 WHERE c2.device_id = d.id AND c2.status = 'active') \
-             AND c.serial = (SELECT MAX(c3.serial) FROM certificates c3 WHERE c3.device_id = d.id AND c3.status = 'active' AND c3.not_after = c.not_after) \
-             AND 4 * $1 > c.not_before + 3 * c.not_after",
+            "SELECT COUNT(DISTINCT c.device_id) FROM certificates c JOIN devices d ON d.id = c.device_id \
+             WHERE c.status = 'active' AND d.status = 'active' AND 4 * $1 > c.not_before + 3 * c.not_after \
+             AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.device_id = c.device_id \
+             AND n.status = 'active' AND n.not_after > c.not_after)",
         )
         .bind(to_i64(now))
         .fetch_one(&self.pool)
