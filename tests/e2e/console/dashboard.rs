@@ -154,3 +154,92 @@ async fn console_dashboard_shows_tokens_refusals_devices_and_expiry() -> anyhow:
     fx.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn console_dashboard_latency() -> anyhow::Result<()> {
+    use certbound_registry::store::AuditEvent;
+    let fx = Fixture::new().await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let token = crate::admin_api::admin_token(&fx, &https, Some("admin:read")).await?;
+    let store = &fx.registry.store;
+    let now = unix_now();
+    let t = std::time::Instant::now();
+    certbound_registry::store::testing::bulk_devices(
+        store,
+        "fleet-",
+        0,
+        100_000,
+        &[],
+        now - 200 * 86_400,
+        now + 165 * 86_400,
+    )
+    .await?;
+    // 1 000 000 audit events over the last 10 hours: a tenth of them in the
+    // dashboard's hour, tokens issued and refused, renewals.
+    // 85 % tokens issued, 10 % refused, 4 % renewals, 1 % renewals refused.
+    let action = |n: u64| match n % 100 {
+        0..=84 => "token.issued",
+        85..=94 => "token.refused",
+        95..=98 => "cert.renewed",
+        _ => "cert.renewal_refused",
+    };
+    for batch in 0..20u64 {
+        let events: Vec<AuditEvent> = (0..50_000u64)
+            .map(|i| {
+                let n = batch * 50_000 + i;
+                AuditEvent {
+                    ts_ms: (now * 1000).saturating_sub(n * 36),
+                    actor: format!("device:fleet-{:06}", n % 100_000),
+                    action: action(n).into(),
+                    subject: format!("fleet-{:06}", n % 100_000),
+                    outcome: if action(n).ends_with("refused") {
+                        "unauthorized_client".into()
+                    } else {
+                        "ok".into()
+                    },
+                    detail: ["transport=coap", "transport=mqtt", "transport=https"]
+                        [(n % 3) as usize]
+                        .into(),
+                }
+            })
+            .collect();
+        store.append_audit(&events).await?;
+    }
+    println!(
+        "100000 devices and 1000000 audit events written in {:?}",
+        t.elapsed()
+    );
+    https.get("/admin/v1/dashboard", Some(&token)).await?;
+    // Each query on its own.
+    let ms = now * 1000;
+    let t = std::time::Instant::now();
+    store.device_status_counts().await?;
+    println!("  devices by status: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    store.cert_expiry_by_day(now, 90).await?;
+    println!("  certificate expiry: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    store.tokens_per_minute(now, 60).await?;
+    println!("  tokens per minute: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    store.refusals_by_reason(ms - 3_600_000).await?;
+    println!("  refusals by reason: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    store.renewal_health(ms - 30 * 86_400_000, now).await?;
+    println!("  renewal health: {:?}", t.elapsed());
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        let t = std::time::Instant::now();
+        let a = https.get("/admin/v1/dashboard", Some(&token)).await?;
+        times.push(t.elapsed());
+        anyhow::ensure!(a.status == 200, "{}", a.json);
+    }
+    times.sort();
+    println!(
+        "GET /admin/v1/dashboard at 100000 devices, 1000000 audit events (SQLite, HTTPS round trip): median {:?}, max {:?}",
+        times[5], times[10]
+    );
+    fx.shutdown().await;
+    Ok(())
+}

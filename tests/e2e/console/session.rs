@@ -310,6 +310,50 @@ async fn console_sign_in_refusals() -> anyhow::Result<()> {
         audit.first().map(|(_, e)| e.outcome.as_str()),
         Some("refused")
     );
+
+    // A session of a client lasts only as long as the client: deleted, its
+    // sessions end at once.
+    let ops = fx
+        .registry
+        .create_client(
+            "ops",
+            &[(
+                certbound_registry::registry::ADMIN_API.into(),
+                "admin:read admin:write".into(),
+            )],
+            None,
+            true,
+        )
+        .await?;
+    let session = super::login(
+        &https,
+        &ops.client_id,
+        ops.client_secret.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let dash = with_cookie(
+        &https,
+        Method::GET,
+        "/admin/v1/dashboard",
+        &session,
+        None,
+        &[],
+        &json!(null),
+    )
+    .await?;
+    assert_eq!(dash.status, 200, "{}", dash.json);
+    fx.registry.delete_client(&ops.client_id).await?;
+    let dash = with_cookie(
+        &https,
+        Method::GET,
+        "/admin/v1/dashboard",
+        &session,
+        None,
+        &[],
+        &json!(null),
+    )
+    .await?;
+    dash.expect_error(401, "invalid_token")?;
     fx.shutdown().await;
     Ok(())
 }
@@ -461,6 +505,99 @@ async fn console_one_time_link() -> anyhow::Result<()> {
     .await?;
     assert_eq!(location(&a), Some("/ui/login?error=origin"));
     assert!(store.ui_login_token_usable(&hash_secret("t2"), now).await?);
+    fx.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sign_in_is_rate_limited_per_address() -> anyhow::Result<()> {
+    let fx = Fixture::with_config(&[
+        ("client_per_sec = 10.0", "client_per_sec = 0.001"),
+        ("client_burst = 50", "client_burst = 3"),
+    ])
+    .await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let (id, secret) = admin_credentials(&fx)?;
+    for _ in 0..3 {
+        let a = post_form(
+            &https,
+            "/ui/login",
+            &[("client_id", &id), ("client_secret", "wrong")],
+            &[],
+        )
+        .await?;
+        assert_eq!(location(&a), Some("/ui/login?error=credentials"));
+    }
+    // The bucket of 127.0.0.1 is empty: even the right secret waits.
+    let a = post_form(
+        &https,
+        "/ui/login",
+        &[("client_id", &id), ("client_secret", &secret)],
+        &[],
+    )
+    .await?;
+    assert_eq!(location(&a), Some("/ui/login?error=rate_limited"));
+    assert!(a.raw.header("set-cookie").is_none());
+    let a = post_form(&https, "/ui/login/link", &[("token", "x")], &[]).await?;
+    assert_eq!(location(&a), Some("/ui/login?error=rate_limited"));
+    fx.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_switched_off_serves_nothing_and_ignores_cookies() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let store = fx.registry.store.clone();
+    let now = unix_now();
+    store
+        .create_ui_session(&UiSession {
+            id_hash: hash_secret("planted"),
+            actor: "ui-login:test".into(),
+            scopes: "admin:read admin:write".into(),
+            csrf_token: "t".into(),
+            created_at: now,
+            last_seen: now,
+            expires_at: now + 600,
+        })
+        .await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let cookie = ("cookie", "__Host-certbound_session=planted");
+    let a = https
+        .send(Method::GET, "/admin/v1/dashboard", &[cookie], Vec::new())
+        .await?;
+    assert_eq!(
+        a.status, 200,
+        "the planted session works while the console is on"
+    );
+    fx.shutdown().await;
+
+    // A console switched off: a session in its store is not accepted.
+    let fx = Fixture::with_config(&[(
+        "\nenabled = true\n# A session unused",
+        "\nenabled = false\n# A session unused",
+    )])
+    .await?;
+    fx.registry
+        .store
+        .create_ui_session(&UiSession {
+            id_hash: hash_secret("planted"),
+            actor: "ui-login:test".into(),
+            scopes: "admin:read admin:write".into(),
+            csrf_token: "t".into(),
+            created_at: now,
+            last_seen: now,
+            expires_at: now + 600,
+        })
+        .await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let a = https
+        .send(Method::GET, "/admin/v1/dashboard", &[cookie], Vec::new())
+        .await?;
+    a.expect_error(401, "invalid_token")?;
+    for path in ["/ui/", "/ui/login", "/ui/session", "/ui/assets/app.js"] {
+        let a = https.get(path, None).await?;
+        assert_eq!(a.status, 404, "{path} with the console off");
+    }
     fx.shutdown().await;
     Ok(())
 }

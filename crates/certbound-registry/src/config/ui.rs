@@ -76,3 +76,23 @@ fn default_link() -> u64 {
 fn default_streams() -> u32 {
     4
 }
+
+#[cfg(test)]
+mod tests {
+    use super::UiSection;
+
+    #[test]
+    fn bounds_are_checked() {
+        assert!(UiSection::default().check().is_ok());
+        let zero_idle = UiSection {
+            session_idle_secs: 0,
+            ..UiSection::default()
+        };
+        assert_eq!(zero_idle.check().unwrap_err().0, "ui.session_idle_secs");
+        let long_link = UiSection {
+            login_link_secs: 86_401,
+            ..UiSection::default()
+        };
+        assert_eq!(long_link.check().unwrap_err().0, "ui.login_link_secs");
+    }
+}

@@ -97,6 +97,31 @@ pub(crate) async fn authenticate(
         if !session.scopes.split(' ').any(|s| s == needed) {
             return Err(insufficient(needed));
         }
+        // A client's session lasts only while the client may still do it:
+        // deleted or disabled, or the grant withdrawn, ends it at once.
+        if let Some(client_id) = session.actor.strip_prefix("admin-client:") {
+            let client = state
+                .oauth
+                .find_client(crate::store::snapshot::clients::ClientKey::Id(client_id))
+                .await?;
+            let admin_scopes: Option<Vec<String>> = client.filter(|c| c.is_active()).map(|c| {
+                c.effective_grants()
+                    .into_iter()
+                    .filter(|g| g.api_id == ADMIN_API)
+                    .flat_map(|g| g.scopes)
+                    .collect()
+            });
+            match admin_scopes {
+                Some(scopes) if scopes.iter().any(|s| s == needed) => {}
+                Some(scopes) if !scopes.is_empty() => return Err(insufficient(needed)),
+                _ => {
+                    state.store.delete_ui_session(&session.id_hash).await?;
+                    return Err(unauthorized(format!(
+                        "the client {client_id} of this console session was deleted or disabled, or lost its admin grant: sign in again"
+                    )));
+                }
+            }
+        }
         return Ok((registry(session.actor.clone()), Some(session)));
     }
     let text = bearer
