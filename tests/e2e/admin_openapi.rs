@@ -25,7 +25,10 @@ fn python_with_schemathesis() -> Option<PathBuf> {
     .flatten()
     .find(|p| {
         std::process::Command::new(p)
-            .args(["-c", "import openapi_spec_validator, schemathesis, requests"])
+            .args([
+                "-c",
+                "import openapi_spec_validator, schemathesis, requests",
+            ])
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())

@@ -209,3 +209,50 @@ pub(crate) async fn insert_grants(
     }
     Ok(())
 }
+
+impl Store {
+    /// Puts device `device` into group `group` (`true`) or takes it out
+    /// (`false`); returns whether anything changed. The change feed carries
+    /// it to running brokers (triggers on `device_groups`).
+    /// [`StoreError::NotFound`] when the device or the group does not exist.
+    pub async fn set_device_membership(
+        &self,
+        device: &str,
+        group: &str,
+        member: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "device",
+                name: device.into(),
+                hint: "; `certbound device list` shows them".into(),
+            });
+        }
+        let exists = sqlx::query("SELECT 1 FROM groups WHERE name = $1")
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(no_group(group));
+        }
+        let done = if member {
+            sqlx::query(
+                "INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2) \
+                 ON CONFLICT (device_id, group_name) DO NOTHING",
+            )
+        } else {
+            sqlx::query("DELETE FROM device_groups WHERE device_id = $1 AND group_name = $2")
+        }
+        .bind(device)
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -235,6 +235,16 @@ pub(super) async fn diff(
         }
     }
     for name in old.keys().filter(|n| !new.contains_key(*n)) {
+        // Claims and trusted CAs enroll into a group by name: removing it is
+        // refused, --prune or not (as `certbound group delete` refuses it).
+        let enrollers = db::group_enrollers(conn, name).await?;
+        if !enrollers.is_empty() {
+            return Err(RegistryError::Invalid(format!(
+                "group {name} cannot be removed: {} enroll(ed) devices into it (claims name it \
+                 even when revoked or used up); keep the group in the document",
+                enrollers.join(", ")
+            )));
+        }
         plan.changes.push(Change {
             op: Op::Remove,
             kind: "group",

@@ -45,6 +45,19 @@ pub struct DeletedGroup {
     pub removed_members: Vec<String>,
 }
 
+/// The result of [`Registry::set_device_group`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MembershipChange {
+    /// Device id.
+    pub device: String,
+    /// Group name.
+    pub group: String,
+    /// Whether the device is a member now.
+    pub member: bool,
+    /// Whether anything changed (`false`: it already was / was not a member).
+    pub changed: bool,
+}
+
 /// The result of [`Registry::set_grant`] and [`Registry::remove_grant`].
 #[derive(Debug, Clone, Serialize)]
 pub struct GrantChange {
@@ -236,6 +249,35 @@ impl Registry {
             api: api_id.into(),
             scopes: Vec::new(),
             previous: Some(removed),
+        })
+    }
+
+    /// Puts a device into a group (`member`) or takes it out: from its next
+    /// token request on it gets (or no longer gets) the group's grants and
+    /// roles. Audited when something changed.
+    pub async fn set_device_group(
+        &self,
+        device: &str,
+        group: &str,
+        member: bool,
+    ) -> Result<MembershipChange, RegistryError> {
+        let changed = self
+            .store
+            .set_device_membership(device, group, member)
+            .await?;
+        if changed {
+            let action = if member {
+                "device.group_added"
+            } else {
+                "device.group_removed"
+            };
+            self.audit(action, device, format!("group={group}")).await?;
+        }
+        Ok(MembershipChange {
+            device: device.into(),
+            group: group.into(),
+            member,
+            changed,
         })
     }
 }

@@ -30,8 +30,8 @@ use serde::Serialize;
 use sqlx::{Any, Transaction};
 
 pub use read::{
-    admin_api_scopes, group_member_count, live_tokens_of_api, read_apis, read_clients, read_groups,
-    read_roles,
+    admin_api_scopes, group_enrollers, group_member_count, live_tokens_of_api, read_apis,
+    read_clients, read_groups, read_roles,
 };
 pub use write::{
     ClientCredentials, delete_api, delete_group, delete_role, record_change, replace_client,

@@ -177,6 +177,27 @@ pub async fn group_member_count(conn: &mut PolicyConn, name: &str) -> Result<u64
     Ok(to_u64(members))
 }
 
+/// What keeps group `name` from being removed whatever the policy says: the
+/// claims that enroll devices into it (revoked and used-up ones too: their
+/// rows name it) and the trusted CAs whose devices join it on first use.
+pub async fn group_enrollers(conn: &mut PolicyConn, name: &str) -> Result<Vec<String>, StoreError> {
+    let claims: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM claims WHERE group_name = $1 ORDER BY id")
+            .bind(name)
+            .fetch_all(&mut *conn)
+            .await?;
+    let cas: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM external_cas WHERE jit_group = $1 ORDER BY name")
+            .bind(name)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(claims
+        .into_iter()
+        .map(|c| format!("claim {c}"))
+        .chain(cas.into_iter().map(|c| format!("trusted CA {c}")))
+        .collect())
+}
+
 /// The roles of API key `id` (its row id), by name.
 pub async fn api_key_roles(conn: &mut PolicyConn, id: &str) -> Result<Vec<String>, StoreError> {
     holder_roles(conn, "api_key_roles", "key_id", id).await

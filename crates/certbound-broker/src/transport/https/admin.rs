@@ -54,6 +54,7 @@ pub fn routes() -> Router<HttpsState> {
         .merge(lifecycle::routes())
         .merge(policy::routes())
         .merge(console::routes())
+        .fallback(json_errors::no_such_route)
         .layer(axum::middleware::map_response(json_errors::to_json))
 }
 
@@ -123,9 +124,14 @@ impl From<RegistryError> for AdminError {
     }
 }
 
+/// A server failure: logged in full, answered without internals.
 fn internal(message: String) -> AdminError {
     tracing::error!(error = %message, "admin API failure");
-    AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    AdminError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server failed to complete the request; its log has the cause".into(),
+    )
 }
 
 pub(super) type AdminResult = Result<Response, AdminError>;

@@ -1,14 +1,14 @@
 //! `/admin/v1/apis/{id}/ttl` and `/admin/v1/groups/{id}...`: changes to
-//! existing APIs and groups, as `certbound api set-ttl`, `group grant`,
+//! existing APIs and groups, and devices' group memberships, as `certbound api set-ttl`, `group grant`,
 //! `group revoke-grant` and `group delete` make them. They go through the
 //! registry (audited, and on the change feed: running brokers apply them
 //! from their next token request on).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use certbound_registry::RegistryError;
 use axum::routing::{delete, post, put};
 use axum::{Json, Router};
+use certbound_registry::RegistryError;
 use serde::Deserialize;
 
 use super::{AdminError, AdminResult, GrantBody, HttpsState, Peer, caller, ok};
@@ -20,6 +20,10 @@ pub(super) fn routes() -> Router<HttpsState> {
         .route("/groups/{id}", delete(delete_group))
         .route("/groups/{id}/grant", post(grant))
         .route("/groups/{id}/revoke-grant", post(revoke_grant))
+        .route(
+            "/devices/{id}/groups/{group}",
+            put(join_group).delete(leave_group),
+        )
 }
 
 macro_rules! admin {
@@ -102,4 +106,26 @@ async fn revoke_grant(
 ) -> AdminResult {
     let reg = admin!(s, m, h, p);
     ok(reg.remove_grant(&id, &body.api).await?)
+}
+
+async fn join_group(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path((id, group)): Path<(String, String)>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    ok(reg.set_device_group(&id, &group, true).await?)
+}
+
+async fn leave_group(
+    State(s): State<HttpsState>,
+    m: Method,
+    h: HeaderMap,
+    p: Peer,
+    Path((id, group)): Path<(String, String)>,
+) -> AdminResult {
+    let reg = admin!(s, m, h, p);
+    ok(reg.set_device_group(&id, &group, false).await?)
 }

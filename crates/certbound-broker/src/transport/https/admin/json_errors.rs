@@ -5,9 +5,9 @@
 //! string that does not parse (400), an oversized body (413) and a method
 //! the route does not have (405).
 
+use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -66,4 +66,16 @@ pub(super) async fn to_json(response: Response) -> Response {
     Response::from_parts(parts, Body::new(json_body))
 }
 
-
+/// An unknown path under `/admin/v1`: the `Error` shape too.
+pub(super) async fn no_such_route(uri: axum::http::Uri) -> Response {
+    super::AdminError(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no admin route {}; see /admin/v1/openapi.json (an API identifier in a path is \
+             percent-encoded: https%3A%2F%2F...)",
+            uri.path()
+        ),
+    )
+    .into_response()
+}

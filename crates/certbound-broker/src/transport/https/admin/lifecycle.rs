@@ -119,12 +119,7 @@ async fn untrust(
     ok(json!({ "name": name, "trusted": false }))
 }
 
-async fn list_claims(
-    State(s): State<HttpsState>,
-    m: Method,
-    h: HeaderMap,
-    p: Peer,
-) -> AdminResult {
+async fn list_claims(State(s): State<HttpsState>, m: Method, h: HeaderMap, p: Peer) -> AdminResult {
     let reg = admin!(s, m, h, p);
     ok(reg.store.list_claims().await?)
 }

@@ -4,12 +4,12 @@
 //! server's environment (a caller must not read it): a document using
 //! `${...}` is refused (`$${` is a literal `${`).
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::Router;
 use certbound_registry::policy::{self, ApplyOptions, Plan, PolicyDoc};
 use certbound_registry::registry::Registry;
 use serde::Deserialize;
