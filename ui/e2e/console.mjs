@@ -288,6 +288,20 @@ try {
   await page.waitForFunction(() => /^\s*Live\s*$/.test(document.querySelector('.live')?.textContent || ''));
   await shot(page, 'audit', false);
 
+  // 6b. Clients: a new client's secret is shown once, and it is listed.
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Clients' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Clients' }).waitFor();
+  await page.locator('details.create summary').click();
+  await page.fill('#f-name', 'console-e2e');
+  const api = await page.evaluate(() => fetch('/admin/v1/apis').then((r) => r.json()).then((a) => a[0].id));
+  await page.fill('#f-grants', `${api} read`);
+  await page.getByRole('button', { name: 'Create' }).click();
+  const secret = await page.locator('.secret .secret-value').first().textContent();
+  check(secret && secret.length >= 20, 'creating a client shows its secret once');
+  await page.locator('table tbody tr', { hasText: 'console-e2e' }).first().waitFor();
+  await page.getByRole('button', { name: 'I have stored it' }).click();
+  check((await page.locator('.secret').count()) === 0, 'the secret is gone once dismissed');
+
   // 7. Policy (its routes may not exist on this broker: then its message shows).
   await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Policy' }).click();
   await page.getByRole('heading', { level: 1, name: 'Policy' }).waitFor();
@@ -334,6 +348,13 @@ try {
   console.log('console.mjs: all checks passed');
 } catch (e) {
   console.error(`console.mjs: ${e.stack || e}`);
+  // What the page showed when it failed.
+  for (const ctx of browser.contexts()) {
+    for (const [i, p] of ctx.pages().entries()) {
+      await p.screenshot({ path: join(OUT, `failure-${i}.png`), fullPage: true }).catch(() => {});
+      console.error(`page ${p.url()} at failure: ${join(OUT, `failure-${i}.png`)}`);
+    }
+  }
   if (problems.length) console.error(`also seen: ${problems.join('; ')}`);
   await browser.close();
   process.exit(1);

@@ -223,14 +223,14 @@ export function OneTimeSecret({ result, onDismiss }) {
   );
 }
 
-/** Grants typed one per line as "api: scope scope" (or "api scope scope"). */
+/** Grants typed one per line as "api scope scope" (or "api: scope scope"; the api may be a URL). */
 export function parseGrants(text) {
   return text
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean)
     .map((l) => {
-      const m = l.match(/^([^:\s]+)\s*:?\s*(.*)$/);
-      return { api: m[1], scopes: m[2].trim() };
+      const [api, ...scopes] = l.split(/\s+/);
+      return { api: api.replace(/:$/, ''), scopes: scopes.join(' ') };
     });
 }

@@ -85,7 +85,7 @@ function CreateForm({ title, fields, onSubmit, reload, showsSecret }) {
   );
 }
 
-const grantsHint = 'One grant per line: "api: scope scope".';
+const grantsHint = 'One grant per line: the API, then its scopes ("https://api.example.com read write").';
 const str = (fd, k) => String(fd.get(k) || '').trim();
 
 export function Apis() {
