@@ -6,6 +6,8 @@ mod dashboard;
 mod refusals;
 mod search;
 mod session;
+mod settings;
+mod shared;
 mod stream;
 
 use anyhow::Context as _;
