@@ -411,20 +411,8 @@ impl Config {
                 "must not be empty (e.g. \"https://auth.example.com\")".into(),
             ));
         }
-        if self.ui.session_idle_secs == 0 || self.ui.session_max_secs == 0 {
-            return Err(bad(
-                "ui.session_idle_secs",
-                "session_idle_secs and session_max_secs must be at least 1 second".into(),
-            ));
-        }
-        if self.ui.login_link_secs == 0 || self.ui.login_link_secs > 86_400 {
-            return Err(bad(
-                "ui.login_link_secs",
-                format!(
-                    "is {} s; a login link lives between 1 s and one day",
-                    self.ui.login_link_secs
-                ),
-            ));
+        if let Err((field, reason)) = self.ui.check() {
+            return Err(bad(field, reason));
         }
         if self.broker.leeway_secs > 600 {
             return Err(bad(

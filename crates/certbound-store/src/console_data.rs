@@ -323,20 +323,26 @@ impl Store {
         .bind(to_i64(since_ms))
         .fetch_one(&self.pool)
         .await?;
+        // One pass over the window's renewal events (a correlated NOT EXISTS
+        // per refusal made SQLite walk the (action, ts) index once per row).
         let failing: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT f.subject) FROM audit_events f \
-             WHERE f.action = 'cert.renewal_refused' AND f.ts >= $1 AND NOT EXISTS \
-             (SELECT 1 FROM audit_events r WHERE r.subject = f.subject AND r.action = 'cert.renewed' AND r.ts > f.ts)",
+            "SELECT COUNT(*) FROM (SELECT subject, \
+             MAX(CASE WHEN action = 'cert.renewal_refused' THEN ts END) AS refused, \
+             MAX(CASE WHEN action = 'cert.renewed' THEN ts END) AS renewed \
+             FROM audit_events WHERE action IN ('cert.renewal_refused', 'cert.renewed') AND ts >= $1 \
+             GROUP BY subject) AS per_device \
+             WHERE refused IS NOT NULL AND (renewed IS NULL OR renewed < refused)",
         )
         .bind(to_i64(since_ms))
         .fetch_one(&self.pool)
         .await?;
+        // Certificates past 3/4 of their lifetime first (one pass over the
+        // table), then only for those: is it its device's newest?
         let overdue: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM devices d JOIN certificates c ON c.device_id = d.id \
-             WHERE d.status = 'active' AND c.status = 'active' \
-             AND c.not_after = (SELECT MAX(c2.not_after) FROM certificates c2 WHERE c2.device_id = d.id AND c2.status = 'active') \
-             AND c.serial = (SELECT MAX(c3.serial) FROM certificates c3 WHERE c3.device_id = d.id AND c3.status = 'active' AND c3.not_after = c.not_after) \
-             AND 4 * $1 > c.not_before + 3 * c.not_after",
+            "SELECT COUNT(DISTINCT c.device_id) FROM certificates c JOIN devices d ON d.id = c.device_id \
+             WHERE c.status = 'active' AND d.status = 'active' AND 4 * $1 > c.not_before + 3 * c.not_after \
+             AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.device_id = c.device_id \
+             AND n.status = 'active' AND n.not_after > c.not_after)",
         )
         .bind(to_i64(now))
         .fetch_one(&self.pool)
@@ -420,14 +426,16 @@ impl Store {
     }
 
     /// When `device` last got a token (Unix seconds) and over which
-    /// transport, from the audit trail (one index lookup).
+    /// transport, from the audit trail (the device's events by the subject
+    /// index, newest first, until its latest token; `action || ''` keeps the
+    /// planner off the `(action, ts)` index, which would walk every token).
     pub async fn device_last_seen(
         &self,
         device: &str,
     ) -> Result<Option<(u64, Option<String>)>, StoreError> {
         let row = sqlx::query(
-            "SELECT ts, detail FROM audit_events WHERE subject = $1 AND action = 'token.issued' \
-             ORDER BY ts DESC LIMIT 1",
+            "SELECT ts, detail FROM audit_events WHERE subject = $1 AND action || '' = 'token.issued' \
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(device)
         .fetch_optional(&self.pool)

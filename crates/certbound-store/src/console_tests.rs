@@ -149,6 +149,15 @@ async fn dashboard_aggregates() {
         .set_device_status("dev-000003", DeviceStatus::Suspended, now)
         .await
         .unwrap();
+    // An older, long-expired certificate of dev-2: its newest is fresh, so
+    // dev-2 is not overdue.
+    store
+        .add_certificate(
+            &crate::testing::fake_cert("dev-000002", 99, now - 80 * day, now - day),
+            now,
+        )
+        .await
+        .unwrap();
     let c = store.device_status_counts().await.unwrap();
     assert_eq!((c.active, c.suspended, c.revoked), (2, 1, 0));
     let buckets = store.cert_expiry_by_day(now, 90).await.unwrap();

@@ -2,8 +2,13 @@
 //! one-time links, CSRF, timeouts), every route refused without the right
 //! credentials, the dashboard, the device search and the audit stream.
 
+mod dashboard;
 mod refusals;
+mod search;
 mod session;
+mod settings;
+mod shared;
+mod stream;
 
 use anyhow::Context as _;
 use certbound_e2e::Fixture;

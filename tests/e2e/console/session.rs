@@ -32,7 +32,7 @@ async fn console_session_sign_in_csrf_and_sign_out() -> anyhow::Result<()> {
             && c.contains("script-src 'self'"))
     );
     assert_eq!(page.raw.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(page.raw.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.raw.header("referrer-policy"), Some("same-origin"));
 
     // Sign in: 303 to /ui/ with the cookie and its attributes.
     let session = login(&https, &id, &secret).await?;
@@ -310,6 +310,50 @@ async fn console_sign_in_refusals() -> anyhow::Result<()> {
         audit.first().map(|(_, e)| e.outcome.as_str()),
         Some("refused")
     );
+
+    // A session of a client lasts only as long as the client: deleted, its
+    // sessions end at once.
+    let ops = fx
+        .registry
+        .create_client(
+            "ops",
+            &[(
+                certbound_registry::registry::ADMIN_API.into(),
+                "admin:read admin:write".into(),
+            )],
+            None,
+            true,
+        )
+        .await?;
+    let session = super::login(
+        &https,
+        &ops.client_id,
+        ops.client_secret.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let dash = with_cookie(
+        &https,
+        Method::GET,
+        "/admin/v1/dashboard",
+        &session,
+        None,
+        &[],
+        &json!(null),
+    )
+    .await?;
+    assert_eq!(dash.status, 200, "{}", dash.json);
+    fx.registry.delete_client(&ops.client_id).await?;
+    let dash = with_cookie(
+        &https,
+        Method::GET,
+        "/admin/v1/dashboard",
+        &session,
+        None,
+        &[],
+        &json!(null),
+    )
+    .await?;
+    dash.expect_error(401, "invalid_token")?;
     fx.shutdown().await;
     Ok(())
 }

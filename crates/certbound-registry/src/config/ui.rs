@@ -39,6 +39,28 @@ impl Default for UiSection {
     }
 }
 
+impl UiSection {
+    /// Checks the bounds: `Err((field, reason))`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.session_idle_secs == 0 || self.session_max_secs == 0 {
+            return Err((
+                "ui.session_idle_secs",
+                "session_idle_secs and session_max_secs must be at least 1 second".into(),
+            ));
+        }
+        if self.login_link_secs == 0 || self.login_link_secs > 86_400 {
+            return Err((
+                "ui.login_link_secs",
+                format!(
+                    "is {} s; a login link lives between 1 s and one day",
+                    self.login_link_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -53,4 +75,24 @@ fn default_link() -> u64 {
 }
 fn default_streams() -> u32 {
     4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UiSection;
+
+    #[test]
+    fn bounds_are_checked() {
+        assert!(UiSection::default().check().is_ok());
+        let zero_idle = UiSection {
+            session_idle_secs: 0,
+            ..UiSection::default()
+        };
+        assert_eq!(zero_idle.check().unwrap_err().0, "ui.session_idle_secs");
+        let long_link = UiSection {
+            login_link_secs: 86_401,
+            ..UiSection::default()
+        };
+        assert_eq!(long_link.check().unwrap_err().0, "ui.login_link_secs");
+    }
 }
