@@ -150,6 +150,11 @@ async fn console_audit_stream_delivers_new_matching_events() -> anyhow::Result<(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A bad filter: 400 JSON, no stream.
+    let mut bad = EventStream::open(&fx, "/admin/v1/audit/stream?after_id=x", &[cookie]).await?;
+    bad.until("}").await?;
+    assert_eq!(bad.status(), Some(400), "{}", bad.text);
+    assert!(bad.text.contains("\"invalid_request\""), "{}", bad.text);
     // Without credentials: 401, no stream.
     let mut anon = EventStream::open(&fx, path, &[]).await?;
     anon.until("\r\n\r\n").await?;

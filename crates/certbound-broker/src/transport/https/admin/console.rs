@@ -307,9 +307,10 @@ async fn audit_stream(
     m: Method,
     h: HeaderMap,
     p: Peer,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult {
     let (reg, session) = authenticate(&s, &m, &h, p.as_ref().map(|e| &e.0)).await?;
+    let Query(q) = q.map_err(|e| bad_request(e.body_text()))?;
     let filter = q.filter()?;
     let slot = match &session {
         Some(session) => Some(
