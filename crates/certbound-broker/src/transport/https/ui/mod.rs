@@ -176,6 +176,29 @@ async fn signed_in(s: &HttpsState, actor: &str, scopes: &str) -> Response {
     }
 }
 
+/// What every sign-in form passes first: a same-origin `Origin` when one
+/// is sent (login CSRF) and the per-IP rate limit. `Ok(origin)`: the
+/// audit detail naming the peer; `Err(answer)` when refused (audited as
+/// `ui.login` about `subject`).
+async fn login_gate(
+    s: &HttpsState,
+    headers: &HeaderMap,
+    remote: Option<&Extension<RemoteAddr>>,
+    subject: &str,
+) -> Result<String, Response> {
+    let ip = peer_ip(remote);
+    let detail = format!("transport=https peer={ip}");
+    let (outcome, detail, error) = if !session::origin_ok(headers) {
+        ("refused", format!("{detail} cross-origin form"), "origin")
+    } else if s.ui.check_login(&ip).is_err() {
+        ("rate_limited", detail, "rate_limited")
+    } else {
+        return Ok(detail);
+    };
+    audit(s, "ui", "ui.login", subject, outcome, detail).await;
+    Err(redirect(&format!("/ui/login?error={error}")))
+}
+
 /// `POST /ui/login`: client credentials (form) → a session with the
 /// client's admin scopes.
 async fn login(
@@ -184,32 +207,10 @@ async fn login(
     remote: Option<Extension<RemoteAddr>>,
     body: Bytes,
 ) -> Response {
-    let ip = peer_ip(remote.as_ref());
-    let detail = format!("transport=https peer={ip}");
-    if !session::origin_ok(&headers) {
-        audit(
-            &s,
-            "ui",
-            "ui.login",
-            "(unauthenticated)",
-            "refused",
-            format!("{detail} cross-origin form"),
-        )
-        .await;
-        return redirect("/ui/login?error=origin");
-    }
-    if s.ui.check_login(&ip).is_err() {
-        audit(
-            &s,
-            "ui",
-            "ui.login",
-            "(unauthenticated)",
-            "rate_limited",
-            detail,
-        )
-        .await;
-        return redirect("/ui/login?error=rate_limited");
-    }
+    let detail = match login_gate(&s, &headers, remote.as_ref(), "(unauthenticated)").await {
+        Ok(detail) => detail,
+        Err(refused) => return refused,
+    };
     let form = form_of(&headers, &body);
     let field = |n: &str| form.as_ref().and_then(|f| f.get(n)).map(str::to_string);
     let (Some(id), Some(secret)) = (field("client_id"), field("client_secret")) else {
@@ -307,24 +308,10 @@ async fn link_login(
     remote: Option<Extension<RemoteAddr>>,
     body: Bytes,
 ) -> Response {
-    let ip = peer_ip(remote.as_ref());
-    let detail = format!("transport=https peer={ip}");
-    if !session::origin_ok(&headers) {
-        audit(
-            &s,
-            "ui",
-            "ui.login",
-            "(link)",
-            "refused",
-            format!("{detail} cross-origin form"),
-        )
-        .await;
-        return redirect("/ui/login?error=origin");
-    }
-    if s.ui.check_login(&ip).is_err() {
-        audit(&s, "ui", "ui.login", "(link)", "rate_limited", detail).await;
-        return redirect("/ui/login?error=rate_limited");
-    }
+    let detail = match login_gate(&s, &headers, remote.as_ref(), "(link)").await {
+        Ok(detail) => detail,
+        Err(refused) => return refused,
+    };
     let token = form_of(&headers, &body)
         .and_then(|f| f.get("token").map(str::to_string))
         .unwrap_or_default();
