@@ -213,3 +213,28 @@ async fn console_every_route_refuses_without_the_right_credentials() -> anyhow::
     fx.shutdown().await;
     Ok(())
 }
+
+/// The guard lets exactly the document through unauthenticated: a route
+/// whose last segment is `openapi.json` (a device action, a group) is
+/// authenticated before its body is read, so a malformed body earns a 401,
+/// not a 400 that tells the caller the route parsed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_routes_named_like_the_document_are_not_public() -> anyhow::Result<()> {
+    let fx = Fixture::new().await?;
+    let https = HttpsClient::new(&fx.https_url(), fx.path(), None)?;
+    let json = ("content-type", "application/json");
+    for (method, path) in [
+        (Method::POST, "/admin/v1/devices/sensor-1/openapi.json"),
+        (Method::DELETE, "/admin/v1/groups/openapi.json"),
+        (Method::GET, "/admin/v1/roles/openapi.json"),
+    ] {
+        let a = https
+            .send(method.clone(), path, &[json], b"{".to_vec())
+            .await?;
+        assert_eq!(a.status, 401, "{method} {path}: {}", a.json);
+    }
+    let doc = https.get("/admin/v1/openapi.json", None).await?;
+    assert_eq!(doc.status, 200, "the document itself stays public");
+    fx.shutdown().await;
+    Ok(())
+}

@@ -35,7 +35,8 @@ pub(crate) async fn guard(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if req.uri().path().ends_with("/openapi.json") {
+    // Exactly the document: `/groups/openapi.json` is a group route.
+    if matches!(req.uri().path(), "/openapi.json" | "/admin/v1/openapi.json") {
         return next.run(req).await;
     }
     let peer = req.extensions().get::<PeerCertificates>().cloned();
