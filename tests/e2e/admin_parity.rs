@@ -392,7 +392,7 @@ async fn body_errors_are_json() -> anyhow::Result<()> {
         ("authorization", auth.as_str()),
         ("content-type", "application/json"),
     ];
-    let cases: [Case; 4] = [
+    let cases: [Case; 3] = [
         (&json_ct, b"{not json".to_vec(), 400, "invalid_request"),
         (
             &[
@@ -409,7 +409,6 @@ async fn body_errors_are_json() -> anyhow::Result<()> {
             422,
             "invalid_request",
         ),
-        (&json_ct, vec![b' '; 2 * 1024 * 1024], 413, "too_large"),
     ];
     for (headers, body, status, code) in cases {
         let a = https
@@ -419,6 +418,28 @@ async fn body_errors_are_json() -> anyhow::Result<()> {
         assert_eq!(a.json["error"], code, "{}", a.json);
         assert!(a.json["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    // Too large: the server answers 413 from Content-Length and closes
+    // without reading the body, so the client may still be writing it
+    // (broken pipe) or see the reset before the answer; on a busy machine
+    // that happens now and then. A transport error is retried; a 413 must
+    // come back within a few tries.
+    let too_large = vec![b' '; certbound_broker::transport::https::ADMIN_MAX_BODY + 1];
+    let mut answer = None;
+    for _ in 0..10 {
+        match https
+            .send(Method::POST, "/admin/v1/apis", &json_ct, too_large.clone())
+            .await
+        {
+            Ok(a) => {
+                answer = Some(a);
+                break;
+            }
+            Err(e) => eprintln!("oversized body: {e} (retrying)"),
+        }
+    }
+    let a = answer.context("no answer to an oversized body in 10 tries")?;
+    expect(&a, 413)?;
+    assert_eq!(a.json["error"], "too_large", "{}", a.json);
     let wrong = https
         .send(
             Method::PATCH,
